@@ -1,0 +1,35 @@
+import { processEnv, parseVars, type Env } from './load';
+import { loadSecrets, type Secrets } from './secrets';
+
+const COMMON = ['NODE_ENV', 'LOG_LEVEL', 'DATA_DIR', 'DATABASE_URL', 'DATABASE_POOL_SIZE', 'REDIS_URL'] as const;
+const EDGE = ['NODE_ENV', 'LOG_LEVEL', 'DATA_DIR', 'REDIS_URL'] as const;
+
+export function loadApiConfig(env: Env = processEnv()) {
+  return parseVars(
+    [...COMMON, 'JWT_SIGNING_KEY', 'ENCRYPTION_KEYS', 'API_HOST', 'API_PORT', 'API_BODY_LIMIT', 'MIGRATIONS_RUN'],
+    env,
+  );
+}
+export type ApiConfig = ReturnType<typeof loadApiConfig>;
+
+export function loadGatewayConfig(env: Env = processEnv()) {
+  return parseVars([...EDGE, 'GATEWAY_HOST', 'GATEWAY_PORT', 'GATEWAY_REGION'], env);
+}
+export type GatewayConfig = ReturnType<typeof loadGatewayConfig>;
+
+export function loadWorkerConfig(env: Env = processEnv()) {
+  return parseVars(
+    [...COMMON, 'JWT_SIGNING_KEY', 'ENCRYPTION_KEYS', 'WORKER_HOST', 'WORKER_PORT', 'WORKER_CONCURRENCY'],
+    env,
+  );
+}
+export type WorkerConfig = ReturnType<typeof loadWorkerConfig>;
+
+/** Secrets for an app whose config carries the secret variables. */
+export function secretsFor(config: ApiConfig | WorkerConfig): Secrets {
+  return loadSecrets({
+    dataDir: config.DATA_DIR,
+    jwtSigningKey: config.JWT_SIGNING_KEY,
+    encryptionKeys: config.ENCRYPTION_KEYS,
+  });
+}

@@ -1,0 +1,192 @@
+import { z } from 'zod';
+
+/**
+ * One entry of the configuration reference. Every variable the product reads is
+ * declared here once; the README's configuration table is generated from this list
+ * (`npm run docs:config`) so it cannot drift from the code.
+ */
+export interface VarSpec<T extends z.ZodType = z.ZodType> {
+  readonly name: string;
+  readonly schema: T;
+  readonly description: string;
+  /** Secrets are redacted from logs and accept `NAME_FILE`. */
+  readonly secret: boolean;
+  /** Human-readable default for the docs; the schema holds the real default. */
+  readonly defaultText?: string;
+}
+
+function defineVar<T extends z.ZodType>(spec: VarSpec<T>): VarSpec<T> {
+  return spec;
+}
+
+const port = z.coerce.number().int().min(1).max(65535);
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+const postgresUrl = z
+  .url()
+  .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must start with postgres:// or postgresql://');
+const redisUrl = z.url().refine((v) => /^rediss?:\/\//.test(v), 'must start with redis:// or rediss://');
+
+export const VARS = {
+  NODE_ENV: defineVar({
+    name: 'NODE_ENV',
+    schema: z.enum(['development', 'production', 'test']).default('development'),
+    description: 'Runtime mode. `production` turns off pretty logs and dev conveniences.',
+    secret: false,
+    defaultText: 'development',
+  }),
+  LOG_LEVEL: defineVar({
+    name: 'LOG_LEVEL',
+    schema: logLevel.default('info'),
+    description: 'pino log level.',
+    secret: false,
+    defaultText: 'info',
+  }),
+  DATA_DIR: defineVar({
+    name: 'DATA_DIR',
+    schema: z.string().min(1).default('.data'),
+    description:
+      'Directory for generated secrets (`secrets.json`), the embedded database and Redis, and gateway state.',
+    secret: false,
+    defaultText: '.data',
+  }),
+  DATABASE_URL: defineVar({
+    name: 'DATABASE_URL',
+    schema: postgresUrl,
+    description:
+      'PostgreSQL connection URL used for migrations (table owner). `npm start` starts an embedded database when unset.',
+    secret: true,
+  }),
+  DATABASE_POOL_SIZE: defineVar({
+    name: 'DATABASE_POOL_SIZE',
+    schema: z.coerce.number().int().min(1).max(200).default(10),
+    description: 'Maximum connections in each process pool.',
+    secret: false,
+    defaultText: '10',
+  }),
+  REDIS_URL: defineVar({
+    name: 'REDIS_URL',
+    schema: redisUrl,
+    description: 'Redis URL for queues, pub/sub and rate limits. `npm start` starts a private redis-server when unset.',
+    secret: true,
+  }),
+  JWT_SIGNING_KEY: defineVar({
+    name: 'JWT_SIGNING_KEY',
+    schema: z.string().min(32, 'must be at least 32 characters of random data').optional(),
+    description: 'Key that signs access tokens. Generated into `<DATA_DIR>/secrets.json` on first start when unset.',
+    secret: true,
+    defaultText: 'generated',
+  }),
+  ENCRYPTION_KEYS: defineVar({
+    name: 'ENCRYPTION_KEYS',
+    schema: z
+      .string()
+      .regex(
+        /^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=_-]{43,44}(,[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=_-]{43,44})*$/,
+        'must be a comma-separated list of keyId:base64(32 random bytes); the first key encrypts',
+      )
+      .optional(),
+    description:
+      'Data-encryption keys as `id:base64key,...`; the first encrypts, all decrypt. Generated into `secrets.json` when unset.',
+    secret: true,
+    defaultText: 'generated',
+  }),
+  API_HOST: defineVar({
+    name: 'API_HOST',
+    schema: z.string().min(1).default('127.0.0.1'),
+    description: 'Address the control plane listens on (use 0.0.0.0 in containers).',
+    secret: false,
+    defaultText: '127.0.0.1',
+  }),
+  API_PORT: defineVar({
+    name: 'API_PORT',
+    schema: port.default(3000),
+    description: 'Control plane HTTP port (REST API, portal, websockets, health and metrics).',
+    secret: false,
+    defaultText: '3000',
+  }),
+  API_BODY_LIMIT: defineVar({
+    name: 'API_BODY_LIMIT',
+    schema: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024 * 1024)
+      .default(1024 * 1024),
+    description: 'Largest accepted request body in bytes.',
+    secret: false,
+    defaultText: '1048576',
+  }),
+  MIGRATIONS_RUN: defineVar({
+    name: 'MIGRATIONS_RUN',
+    schema: bool.default(true),
+    description: 'Run pending migrations at api start (under an advisory lock, so replicas do not race).',
+    secret: false,
+    defaultText: 'true',
+  }),
+  GATEWAY_HOST: defineVar({
+    name: 'GATEWAY_HOST',
+    schema: z.string().min(1).default('127.0.0.1'),
+    description: 'Address of the gateway health/metrics endpoint.',
+    secret: false,
+    defaultText: '127.0.0.1',
+  }),
+  GATEWAY_PORT: defineVar({
+    name: 'GATEWAY_PORT',
+    schema: port.default(3001),
+    description: 'Gateway HTTP port (health, readiness, metrics).',
+    secret: false,
+    defaultText: '3001',
+  }),
+  GATEWAY_REGION: defineVar({
+    name: 'GATEWAY_REGION',
+    schema: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a lower-case slug like eu-central')
+      .default('local'),
+    description: 'Region this gateway serves.',
+    secret: false,
+    defaultText: 'local',
+  }),
+  WORKER_HOST: defineVar({
+    name: 'WORKER_HOST',
+    schema: z.string().min(1).default('127.0.0.1'),
+    description: 'Address of the worker health/metrics endpoint.',
+    secret: false,
+    defaultText: '127.0.0.1',
+  }),
+  WORKER_PORT: defineVar({
+    name: 'WORKER_PORT',
+    schema: port.default(3002),
+    description: 'Worker HTTP port (health, readiness, metrics).',
+    secret: false,
+    defaultText: '3002',
+  }),
+  WORKER_CONCURRENCY: defineVar({
+    name: 'WORKER_CONCURRENCY',
+    schema: z.coerce.number().int().min(1).max(1000).default(16),
+    description: 'Jobs one worker process runs at once (still one job at a time per site).',
+    secret: false,
+    defaultText: '16',
+  }),
+  TEST_DATABASE_URL: defineVar({
+    name: 'TEST_DATABASE_URL',
+    schema: postgresUrl.default('postgres://postgres@127.0.0.1:5432/postgres'),
+    description:
+      'Tests only: a PostgreSQL superuser connection; each test file gets its own database cloned from a migrated template.',
+    secret: true,
+    defaultText: 'postgres://postgres@127.0.0.1:5432/postgres',
+  }),
+  TEST_REDIS_URL: defineVar({
+    name: 'TEST_REDIS_URL',
+    schema: redisUrl.default('redis://127.0.0.1:6379'),
+    description: 'Tests only: Redis for integration tests (each test file uses its own key prefix).',
+    secret: true,
+    defaultText: 'redis://127.0.0.1:6379',
+  }),
+} as const;
+
+export type VarName = keyof typeof VARS;
+export type VarValue<N extends VarName> = z.output<(typeof VARS)[N]['schema']>;

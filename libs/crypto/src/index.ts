@@ -1,0 +1,1 @@
+export { CryptoError, Keyring, type CryptoErrorCode, type KeyMaterial } from './envelope';

@@ -1,0 +1,11 @@
+export {
+  createDataSource,
+  dataSourceOptions,
+  MIGRATION_LOCK_KEY,
+  pingDatabase,
+  runMigrationsLocked,
+  type DataSourceInput,
+} from './data-source';
+export * from './entities';
+export { MIGRATIONS } from './migrations';
+export { KeyringMismatchError, verifyKeyring } from './keyring-check';
