@@ -1,13 +1,15 @@
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import swc from 'unplugin-swc';
 import { defineConfig } from 'vitest/config';
 
+const root = dirname(fileURLToPath(import.meta.url));
 const libs = ['config', 'crypto', 'db', 'observability', 'contracts', 'testing', 'routeros', 'openvpn'];
 
 export default defineConfig({
   plugins: [swc.vite({ module: { type: 'es6' } })],
   resolve: {
-    alias: Object.fromEntries(libs.map((l) => [`@backplane/${l}`, resolve(__dirname, `libs/${l}/src/index.ts`)])),
+    alias: Object.fromEntries(libs.map((l) => [`@backplane/${l}`, resolve(root, `libs/${l}/src/index.ts`)])),
   },
   test: {
     include: ['apps/**/*.spec.ts', 'libs/**/*.spec.ts', 'test/**/*.spec.ts', 'scripts/**/*.spec.ts'],

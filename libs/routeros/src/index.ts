@@ -1,0 +1,13 @@
+export {
+  DEFAULT_LIMITS,
+  encodedLengthSize,
+  encodeLength,
+  encodeSentence,
+  MAX_LENGTH,
+  ProtocolError,
+  SentenceDecoder,
+  writeLength,
+  type DecoderLimits,
+  type Sentence,
+  type Word,
+} from './codec';

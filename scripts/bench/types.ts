@@ -1,0 +1,10 @@
+/** What one benchmark module reports; `npm run bench` writes it into docs/benchmarks.md. */
+export interface BenchSection {
+  /** Stable id: also the filter for `npm run bench -- <id>`. */
+  readonly id: string;
+  readonly title: string;
+  /** Markdown body: a table of results and a sentence on what was measured and the target. */
+  readonly markdown: string;
+}
+
+export type BenchModule = () => Promise<BenchSection>;
