@@ -57,6 +57,7 @@ export default tseslint.config(
       '.test-results/**',
       'apps/portal/dist/**',
       '**/*.mjs',
+      '**/*.mts',
       '**/*.cjs',
       '**/*.js',
     ],
