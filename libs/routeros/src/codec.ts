@@ -91,84 +91,178 @@ export function encodeSentence(words: readonly (Buffer | string)[]): Buffer {
   return out;
 }
 
+/** Size of the length prefix announced by its first byte (0 for a reserved control byte). */
+function prefixSize(first: number): number {
+  if (first < 0x80) return 1;
+  if (first < 0xc0) return 2;
+  if (first < 0xe0) return 3;
+  if (first < 0xf0) return 4;
+  if (first === 0xf0) return 5;
+  return 0;
+}
+
+function badPrefix(b: number): ProtocolError {
+  const hex = b.toString(16).toUpperCase();
+  return new ProtocolError(
+    b >= 0xf8 ? `reserved control byte 0x${hex} in length prefix` : `invalid length prefix byte 0x${hex}`,
+  );
+}
+
+/**
+ * Reads the length prefix at `offset`: `{ length, size }`, or undefined when the prefix is
+ * not complete yet. Throws a ProtocolError on a reserved control byte (>= 0xF8).
+ */
+export function readLength(source: Buffer, offset = 0): { length: number; size: number } | undefined {
+  if (offset >= source.length) return undefined;
+  const b = source[offset]!;
+  const size = prefixSize(b);
+  if (size === 0) throw badPrefix(b);
+  if (offset + size > source.length) return undefined;
+  switch (size) {
+    case 1:
+      return { length: b, size };
+    case 2:
+      return { length: source.readUInt16BE(offset) & 0x3fff, size };
+    case 3:
+      return { length: ((b & 0x1f) << 16) | source.readUInt16BE(offset + 1), size };
+    case 4:
+      return { length: source.readUInt32BE(offset) & 0x0fffffff, size };
+    default:
+      return { length: source.readUInt32BE(offset + 1), size };
+  }
+}
+
 /**
  * Incremental decoder: feed it TCP chunks split anywhere; it returns every complete
  * sentence. Empty sentences are skipped. Oversized words or sentences and reserved
  * control bytes (first byte >= 0xF8) raise a ProtocolError before anything is buffered,
  * and the decoder stays failed afterwards (the connection must be dropped).
+ *
+ * Memory: between calls it holds at most one unfinished word (<= maxWordBytes + 5 bytes)
+ * plus the finished words of the current sentence (<= maxSentenceBytes). A word split
+ * over many chunks is assembled once, when its last byte arrives (no quadratic copying).
+ * Words of returned sentences may share memory with the chunks given to `push`.
  */
 export class SentenceDecoder {
-  private pending: Buffer = Buffer.alloc(0);
+  /** Unread bytes (a partial prefix or a partial word), not yet concatenated. */
+  private tail: Buffer[] = [];
+  private tailBytes = 0;
+  /** Bytes the tail must reach before parsing can make progress. */
+  private need = 1;
   private words: Word[] = [];
+  /** Words before this index are already private copies. */
+  private ownedWords = 0;
   private sentenceBytes = 0;
   private failed: ProtocolError | undefined;
-  private readonly limits: DecoderLimits;
+  private readonly maxWordBytes: number;
+  private readonly maxSentenceBytes: number;
+  private readonly maxWords: number;
 
   constructor(limits: Partial<DecoderLimits> = {}) {
-    this.limits = { ...DEFAULT_LIMITS, ...limits };
+    const l = { ...DEFAULT_LIMITS, ...limits };
+    this.maxWordBytes = l.maxWordBytes;
+    this.maxSentenceBytes = l.maxSentenceBytes;
+    this.maxWords = l.maxWords;
   }
 
   /** Bytes held while waiting for the rest of a word. */
   get bufferedBytes(): number {
-    return this.pending.length;
+    return this.tailBytes;
+  }
+
+  /** Bytes held in total: the unfinished word plus the finished words of the unfinished sentence. */
+  get heldBytes(): number {
+    return this.tailBytes + this.sentenceBytes;
   }
 
   push(chunk: Buffer): Sentence[] {
     if (this.failed) throw this.failed;
-    const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    const out: Sentence[] = [];
-    let pos = 0;
+    if (chunk.length === 0) return [];
+    let buf: Buffer;
+    if (this.tailBytes === 0) {
+      buf = chunk;
+    } else {
+      this.tail.push(chunk);
+      this.tailBytes += chunk.length;
+      if (this.tailBytes < this.need) return [];
+      buf = Buffer.concat(this.tail, this.tailBytes);
+      this.tail = [];
+      this.tailBytes = 0;
+    }
     try {
-      for (;;) {
-        const header = this.readLength(buf, pos);
-        if (header === undefined) break;
-        const [len, size] = header;
-        if (len > this.limits.maxWordBytes) {
-          throw new ProtocolError(`word of ${len} bytes exceeds the ${this.limits.maxWordBytes}-byte limit`);
-        }
-        if (len === 0) {
-          pos += size;
-          if (this.words.length > 0) out.push(this.words);
-          this.words = [];
-          this.sentenceBytes = 0;
-          continue;
-        }
-        if (this.sentenceBytes + len > this.limits.maxSentenceBytes) {
-          throw new ProtocolError(`sentence exceeds the ${this.limits.maxSentenceBytes}-byte limit`);
-        }
-        if (this.words.length >= this.limits.maxWords) {
-          throw new ProtocolError(`sentence exceeds ${this.limits.maxWords} words`);
-        }
-        if (buf.length - pos - size < len) break;
-        const start = pos + size;
-        this.words.push(buf.subarray(start, start + len));
-        this.sentenceBytes += len;
-        pos = start + len;
-      }
+      return this.parse(buf, buf === chunk);
     } catch (err) {
       this.failed = err instanceof ProtocolError ? err : new ProtocolError(String(err));
-      this.pending = Buffer.alloc(0);
+      this.tail = [];
+      this.tailBytes = 0;
       this.words = [];
+      this.sentenceBytes = 0;
       throw this.failed;
     }
-    // Keep only the unread tail (copied, so the caller's large chunk is not retained).
-    this.pending = pos >= buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(pos));
-    if (this.words.length > 0 && buf === chunk) {
-      // Words of an unfinished sentence point into `chunk`; copy them so it can be freed.
-      this.words = this.words.map((w) => Buffer.from(w));
-    }
-    return out;
   }
 
-  /** [length, prefix size], or undefined when the prefix is not complete yet. */
-  private readLength(buf: Buffer, pos: number): [number, number] | undefined {
-    if (pos >= buf.length) return undefined;
-    const b = buf[pos]!;
-    if (b < 0x80) return [b, 1];
-    if (b < 0xc0) return pos + 2 <= buf.length ? [buf.readUInt16BE(pos) & 0x3fff, 2] : undefined;
-    if (b < 0xe0) return pos + 3 <= buf.length ? [((b & 0x1f) << 16) | buf.readUInt16BE(pos + 1), 3] : undefined;
-    if (b < 0xf0) return pos + 4 <= buf.length ? [buf.readUInt32BE(pos) & 0x0fffffff, 4] : undefined;
-    if (b === 0xf0) return pos + 5 <= buf.length ? [buf.readUInt32BE(pos + 1), 5] : undefined;
-    throw new ProtocolError(`reserved control byte 0x${b.toString(16)} in length prefix`);
+  private parse(buf: Buffer, borrowed: boolean): Sentence[] {
+    const out: Sentence[] = [];
+    const end = buf.length;
+    let pos = 0;
+    let need = 1;
+    while (pos < end) {
+      const b = buf[pos]!;
+      let len: number;
+      let size: number;
+      if (b < 0x80) {
+        len = b;
+        size = 1;
+      } else {
+        size = prefixSize(b);
+        if (size === 0) throw badPrefix(b);
+        if (pos + size > end) {
+          need = size;
+          break;
+        }
+        if (size === 2) len = ((b & 0x3f) << 8) | buf[pos + 1]!;
+        else if (size === 3) len = ((b & 0x1f) << 16) | (buf[pos + 1]! << 8) | buf[pos + 2]!;
+        else if (size === 4) len = buf.readUInt32BE(pos) & 0x0fffffff;
+        else len = buf.readUInt32BE(pos + 1);
+      }
+      if (len === 0) {
+        pos += size;
+        if (this.words.length > 0) out.push(this.words);
+        this.words = [];
+        this.ownedWords = 0;
+        this.sentenceBytes = 0;
+        continue;
+      }
+      if (len > this.maxWordBytes) {
+        throw new ProtocolError(`word of ${len} bytes exceeds the ${this.maxWordBytes}-byte limit`);
+      }
+      if (this.sentenceBytes + len > this.maxSentenceBytes) {
+        throw new ProtocolError(`sentence exceeds the ${this.maxSentenceBytes}-byte limit`);
+      }
+      if (this.words.length >= this.maxWords) {
+        throw new ProtocolError(`sentence exceeds ${this.maxWords} words`);
+      }
+      const start = pos + size;
+      if (start + len > end) {
+        need = size + len;
+        break;
+      }
+      this.words.push(buf.subarray(start, start + len));
+      this.sentenceBytes += len;
+      pos = start + len;
+    }
+    if (pos < end) {
+      // Keep the unread tail; copy it when it is a small part of the caller's chunk.
+      const rest = buf.subarray(pos);
+      this.tail = [borrowed || rest.length * 2 < buf.length ? Buffer.from(rest) : rest];
+      this.tailBytes = rest.length;
+    }
+    this.need = need;
+    if (this.words.length > this.ownedWords) {
+      // Words of an unfinished sentence point into `buf`; copy them so it can be freed.
+      for (let i = this.ownedWords; i < this.words.length; i++) this.words[i] = Buffer.from(this.words[i]!);
+      this.ownedWords = this.words.length;
+    }
+    return out;
   }
 }

@@ -5,6 +5,7 @@ export {
   encodeSentence,
   MAX_LENGTH,
   ProtocolError,
+  readLength,
   SentenceDecoder,
   writeLength,
   type DecoderLimits,
