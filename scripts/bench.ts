@@ -13,7 +13,7 @@ const DOC = join(__dirname, '..', '..', 'docs', 'benchmarks.md');
 
 function machine(): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
-  let kernel = '';
+  let kernel: string;
   try {
     kernel = execSync('uname -sr').toString().trim();
   } catch {

@@ -171,6 +171,20 @@ export const VARS = {
     secret: false,
     defaultText: '16',
   }),
+  DEV_POSTGRES_PORT: defineVar({
+    name: 'DEV_POSTGRES_PORT',
+    schema: port.default(54329),
+    description: '`npm start` only: port of the embedded PostgreSQL cluster (used when DATABASE_URL is unset).',
+    secret: false,
+    defaultText: '54329',
+  }),
+  DEV_REDIS_PORT: defineVar({
+    name: 'DEV_REDIS_PORT',
+    schema: port.default(63799),
+    description: '`npm start` only: port of the private redis-server (used when REDIS_URL is unset).',
+    secret: false,
+    defaultText: '63799',
+  }),
   TEST_DATABASE_URL: defineVar({
     name: 'TEST_DATABASE_URL',
     schema: postgresUrl.default('postgres://postgres@127.0.0.1:5432/postgres'),

@@ -1,0 +1,46 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { correlationIdFrom, createLogger, withCorrelation } from './logger';
+
+function capture() {
+  const lines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n').filter(Boolean))
+        lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { lines, destination };
+}
+
+describe('structured logging', () => {
+  it('writes JSON with the app name and the correlation id of the current request', () => {
+    const { lines, destination } = capture();
+    const log = createLogger({ app: 'api', level: 'info', destination });
+    withCorrelation('req-42', () => log.info('inside'));
+    log.info('outside');
+    expect(lines[0]).toMatchObject({ app: 'api', level: 'info', msg: 'inside', correlationId: 'req-42' });
+    expect(lines[1]).not.toHaveProperty('correlationId');
+  });
+
+  it('redacts secrets wherever they appear', () => {
+    const { lines, destination } = capture();
+    const log = createLogger({ app: 'api', level: 'info', destination, secretKeys: ['DATABASE_URL'] });
+    log.info(
+      { password: 'p1', user: { token: 't1', nested: { secret: 's1' } }, DATABASE_URL: 'postgres://x:y@z' },
+      'x',
+    );
+    const text = JSON.stringify(lines[0]);
+    for (const leaked of ['p1', 't1', 's1', 'postgres://x:y@z']) expect(text).not.toContain(leaked);
+    expect(text).toContain('[redacted]');
+  });
+
+  it('accepts a sane x-request-id and replaces anything else', () => {
+    expect(correlationIdFrom('abc-123')).toBe('abc-123');
+    expect(correlationIdFrom(['first', 'second'])).toBe('first');
+    const replaced = correlationIdFrom('bad id\nwith newline');
+    expect(replaced).toMatch(/^[0-9a-f-]{36}$/);
+    expect(correlationIdFrom('x'.repeat(500))).not.toHaveLength(500);
+  });
+});

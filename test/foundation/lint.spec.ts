@@ -1,0 +1,75 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { ESLint } from 'eslint';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = join(__dirname, '..', '..');
+const eslint = new ESLint({ cwd: root });
+// Type-aware rules need real files inside the project: fixtures live in git-ignored
+// `apps/__lint_fixture__` and `libs/__lint_fixture__` folders for the duration of the test.
+const fixtureDirs = [join(root, 'apps', '__lint_fixture__'), join(root, 'libs', '__lint_fixture__')];
+afterAll(() => {
+  for (const d of fixtureDirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function rules(file: string, code: string): Promise<string[]> {
+  const path = join(
+    root,
+    file
+      .replace(/^(apps|libs)\/[^/]+\//, '$1/__lint_fixture__/')
+      .replace(/\.ts$/, `_${randomBytes(4).toString('hex')}.ts`),
+  );
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, code);
+  const [result] = await eslint.lintFiles([path]);
+  return result!.messages.map((m) => `${m.ruleId ?? 'parse'}: ${m.message}`);
+}
+
+describe('lint rules that guard the architecture', () => {
+  it('rejects a deep import into a lib by alias or by path', async () => {
+    expect(
+      await rules(
+        'apps/api/src/x.ts',
+        `import { Keyring } from '@backplane/crypto/src/envelope';\nexport const k = Keyring;\n`,
+      ),
+    ).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/backplane\/boundaries: Deep import "@backplane\/crypto\/src\/envelope"/),
+      ]),
+    );
+    expect(
+      await rules(
+        'apps/api/src/x.ts',
+        `import { Keyring } from '../../../libs/crypto/src/envelope';\nexport const k = Keyring;\n`,
+      ),
+    ).toEqual(expect.arrayContaining([expect.stringMatching(/Deep import .* into libs\/crypto/)]));
+  });
+
+  it('rejects one app importing another', async () => {
+    expect(
+      await rules(
+        'apps/api/src/x.ts',
+        `import { GatewayModule } from '../../gateway/src/gateway.module';\nexport const m = GatewayModule;\n`,
+      ),
+    ).toEqual(expect.arrayContaining([expect.stringMatching(/reaches into apps\/gateway/)]));
+  });
+
+  it('rejects a floating promise', async () => {
+    const code = `async function work(): Promise<void> {}\nexport function run(): void {\n  work();\n}\n`;
+    expect(await rules('libs/crypto/src/x.ts', code)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^@typescript-eslint\/no-floating-promises/)]),
+    );
+  });
+
+  it('rejects process.env outside libs/config', async () => {
+    expect(await rules('apps/worker/src/x.ts', `export const port = process.env['PORT'];\n`)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/process\.env is read in one place only/)]),
+    );
+  });
+
+  it('accepts the same code written the allowed way', async () => {
+    const ok = `import { Keyring } from '@backplane/crypto';\nasync function work(): Promise<void> {}\nexport function run(): void {\n  void work();\n}\nexport const k = Keyring;\n`;
+    expect(await rules('apps/api/src/x.ts', ok)).toEqual([]);
+  });
+});
