@@ -9,3 +9,5 @@ export {
 export * from './entities';
 export { MIGRATIONS } from './migrations';
 export { KeyringMismatchError, verifyKeyring } from './keyring-check';
+export { APP_DB_ROLE, Database, TenantScope, type PlatformTx, type TenantTx, type Tx } from './tenancy';
+export * from './repositories';

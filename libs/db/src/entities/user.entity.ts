@@ -23,6 +23,16 @@ export class UserEntity {
   @Column({ type: 'boolean', default: false })
   disabled!: boolean;
 
+  @Column({ name: 'password_changed_at', type: 'timestamptz' })
+  passwordChangedAt!: Date;
+
+  /** Keyring envelope (AES-256-GCM) of the base32 TOTP secret; null when never enrolled. */
+  @Column({ name: 'totp_secret', type: 'text', nullable: true })
+  totpSecret!: string | null;
+
+  @Column({ name: 'totp_enabled', type: 'boolean', default: false })
+  totpEnabled!: boolean;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

@@ -1,0 +1,100 @@
+import type { TenantRole } from '../entities';
+import type { TenantTx, Tx } from '../tenancy';
+import { decodeCursor, toPage, type Page, type PageRequest } from './pagination';
+
+export interface ApiKeyRow {
+  id: string;
+  tenantId: string;
+  name: string;
+  role: TenantRole;
+  prefix: string;
+  createdBy: string | null;
+  createdAt: Date;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+  lastUsedAt: Date | null;
+}
+
+export interface ApiKeyAuthRow {
+  id: string;
+  tenantId: string;
+  role: TenantRole;
+  name: string;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+}
+
+const COLS = `id, tenant_id AS "tenantId", name, role, prefix, created_by AS "createdBy", created_at AS "createdAt",
+  expires_at AS "expiresAt", revoked_at AS "revokedAt", last_used_at AS "lastUsedAt"`;
+
+export class ApiKeysRepository {
+  async create(
+    tx: TenantTx,
+    input: {
+      name: string;
+      role: TenantRole;
+      prefix: string;
+      keyHash: string;
+      createdBy: string | null;
+      expiresAt: Date | null;
+    },
+  ): Promise<ApiKeyRow> {
+    const rows = await tx.query<ApiKeyRow>(
+      `INSERT INTO api_keys (tenant_id, name, role, prefix, key_hash, created_by, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${COLS}`,
+      [tx.tenantId, input.name, input.role, input.prefix, input.keyHash, input.createdBy, input.expiresAt],
+    );
+    return rows[0]!;
+  }
+
+  async list(tx: TenantTx, page: PageRequest): Promise<Page<ApiKeyRow>> {
+    const params: unknown[] = [tx.tenantId];
+    let where = 'tenant_id = $1';
+    if (page.cursor) {
+      const k = decodeCursor(page.cursor);
+      params.push(k.createdAt, k.id);
+      where += ` AND (created_at, id) > ($2::timestamptz, $3::uuid)`;
+    }
+    params.push(page.limit + 1);
+    const rows = await tx.query<ApiKeyRow>(
+      `SELECT ${COLS} FROM api_keys WHERE ${where} ORDER BY created_at, id LIMIT $${params.length}`,
+      params,
+    );
+    return toPage(rows, page.limit);
+  }
+
+  async get(tx: TenantTx, id: string): Promise<ApiKeyRow | null> {
+    const rows = await tx.query<ApiKeyRow>(`SELECT ${COLS} FROM api_keys WHERE tenant_id = $1 AND id = $2`, [
+      tx.tenantId,
+      id,
+    ]);
+    return rows[0] ?? null;
+  }
+
+  async revoke(tx: TenantTx, id: string): Promise<ApiKeyRow | null> {
+    const rows = await tx.query<ApiKeyRow>(
+      `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE tenant_id = $1 AND id = $2 RETURNING ${COLS}`,
+      [tx.tenantId, id],
+    );
+    return rows[0] ?? null;
+  }
+
+  /** Records use at most once a minute per key (no write per request). */
+  async touch(tx: TenantTx, id: string): Promise<void> {
+    await tx.query(
+      `UPDATE api_keys SET last_used_at = now()
+        WHERE tenant_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`,
+      [tx.tenantId, id],
+    );
+  }
+
+  /** Authentication: the key a presented secret hashes to, in whichever tenant it lives. */
+  async byHash(tx: Tx, keyHash: string): Promise<ApiKeyAuthRow | null> {
+    const rows = await tx.query<ApiKeyAuthRow>(
+      `SELECT id, tenant_id AS "tenantId", role, name, expires_at AS "expiresAt", revoked_at AS "revokedAt"
+         FROM bp_api_key_by_hash($1)`,
+      [keyHash],
+    );
+    return rows[0] ?? null;
+  }
+}

@@ -1,0 +1,57 @@
+/** Keyset pagination over `(created_at, id)`: stable under inserts, no OFFSET scans. */
+export interface PageRequest {
+  readonly limit: number;
+  /** Opaque cursor from a previous page's `nextCursor`. */
+  readonly cursor?: string | undefined;
+}
+
+export interface Page<T> {
+  readonly items: T[];
+  readonly nextCursor: string | null;
+}
+
+export interface Keyset {
+  readonly createdAt: string;
+  readonly id: string;
+}
+
+export class InvalidCursorError extends Error {
+  constructor() {
+    super('cursor is not valid for this list');
+    this.name = 'InvalidCursorError';
+  }
+}
+
+export function encodeCursor(k: Keyset): string {
+  return Buffer.from(JSON.stringify([k.createdAt, k.id]), 'utf8').toString('base64url');
+}
+
+export function decodeCursor(cursor: string): Keyset {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(v) &&
+      v.length === 2 &&
+      typeof v[0] === 'string' &&
+      typeof v[1] === 'string' &&
+      !Number.isNaN(Date.parse(v[0])) &&
+      /^[0-9a-f-]{36}$/.test(v[1])
+    ) {
+      return { createdAt: v[0], id: v[1] };
+    }
+  } catch {
+    // fall through
+  }
+  throw new InvalidCursorError();
+}
+
+/** Takes `limit + 1` rows and turns them into a page. */
+export function toPage<T extends { createdAt: Date; id: string }>(rows: T[], limit: number): Page<T> {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return {
+    items,
+    nextCursor:
+      rows.length > limit && last ? encodeCursor({ createdAt: last.createdAt.toISOString(), id: last.id }) : null,
+  };
+}

@@ -1,0 +1,184 @@
+import type { TenantRole } from '../entities';
+import type { PlatformTx, Tx } from '../tenancy';
+
+export interface UserRow {
+  id: string;
+  email: string;
+  displayName: string;
+  passwordHash: string | null;
+  platformOperator: boolean;
+  disabled: boolean;
+  passwordChangedAt: Date;
+  totpSecret: string | null;
+  totpEnabled: boolean;
+  createdAt: Date;
+}
+
+export interface UserMembershipRow {
+  tenantId: string;
+  role: TenantRole;
+  slug: string;
+  name: string;
+}
+
+const COLS = `id, email, display_name AS "displayName", password_hash AS "passwordHash",
+  platform_operator AS "platformOperator", disabled, password_changed_at AS "passwordChangedAt",
+  totp_secret AS "totpSecret", totp_enabled AS "totpEnabled", created_at AS "createdAt"`;
+
+/** Users are global (a user may belong to several tenants); no tenant rows are read here. */
+export class UsersRepository {
+  async count(tx: PlatformTx): Promise<number> {
+    const rows = await tx.query<{ n: string }>(`SELECT count(*) AS n FROM users`);
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async byEmail(tx: Tx, email: string): Promise<UserRow | null> {
+    const rows = await tx.query<UserRow>(`SELECT ${COLS} FROM users WHERE email = $1`, [email.toLowerCase()]);
+    return rows[0] ?? null;
+  }
+
+  async byId(tx: Tx, id: string): Promise<UserRow | null> {
+    const rows = await tx.query<UserRow>(`SELECT ${COLS} FROM users WHERE id = $1`, [id]);
+    return rows[0] ?? null;
+  }
+
+  async create(
+    tx: Tx,
+    input: { email: string; displayName: string; passwordHash: string | null; platformOperator?: boolean },
+  ): Promise<UserRow> {
+    const rows = await tx.query<UserRow>(
+      `INSERT INTO users (email, display_name, password_hash, platform_operator)
+       VALUES ($1, $2, $3, $4) RETURNING ${COLS}`,
+      [input.email.toLowerCase(), input.displayName, input.passwordHash, input.platformOperator ?? false],
+    );
+    return rows[0]!;
+  }
+
+  async setPassword(tx: Tx, id: string, passwordHash: string): Promise<void> {
+    await tx.query(
+      `UPDATE users SET password_hash = $2, password_changed_at = now(), updated_at = now() WHERE id = $1`,
+      [id, passwordHash],
+    );
+  }
+
+  async setTotp(tx: Tx, id: string, secret: string | null, enabled: boolean): Promise<void> {
+    await tx.query(`UPDATE users SET totp_secret = $2, totp_enabled = $3, updated_at = now() WHERE id = $1`, [
+      id,
+      secret,
+      enabled,
+    ]);
+  }
+
+  /** The tenants a user belongs to (crosses tenants through one narrow definer function). */
+  async memberships(tx: Tx, userId: string): Promise<UserMembershipRow[]> {
+    return tx.query<UserMembershipRow>(
+      `SELECT tenant_id AS "tenantId", role, slug, name FROM bp_user_memberships($1)`,
+      [userId],
+    );
+  }
+}
+
+export interface SessionState {
+  sessionId: string;
+  userId: string;
+  revoked: boolean;
+  expired: boolean;
+  userDisabled: boolean;
+  platformOperator: boolean;
+  email: string;
+}
+
+/** Login sessions ("refresh token families") and their rotating refresh tokens. */
+export class SessionsRepository {
+  async create(tx: Tx, userId: string, expiresAt: Date, sourceIp: string | null): Promise<string> {
+    const rows = await tx.query<{ id: string }>(
+      `INSERT INTO sessions (user_id, expires_at, source_ip) VALUES ($1, $2, $3) RETURNING id`,
+      [userId, expiresAt, sourceIp],
+    );
+    return rows[0]!.id;
+  }
+
+  async addRefreshToken(tx: Tx, sessionId: string, tokenHash: string): Promise<void> {
+    await tx.query(`INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)`, [tokenHash, sessionId]);
+  }
+
+  /**
+   * Marks a refresh token used, atomically. `fresh`: it was unused and its session is live.
+   * `reused`: it had been used already (a stolen copy, or the thief was first).
+   */
+  async consumeRefreshToken(
+    tx: Tx,
+    tokenHash: string,
+  ): Promise<{ outcome: 'fresh' | 'reused' | 'dead'; sessionId: string; userId: string } | null> {
+    const fresh = await tx.query<{ sessionId: string; userId: string; live: boolean }>(
+      `UPDATE refresh_tokens r SET used_at = now() FROM sessions s
+        WHERE r.token_hash = $1 AND r.used_at IS NULL AND s.id = r.session_id
+        RETURNING s.id AS "sessionId", s.user_id AS "userId", (s.revoked_at IS NULL AND s.expires_at > now()) AS live`,
+      [tokenHash],
+    );
+    const row = fresh[0];
+    if (row) return { outcome: row.live ? 'fresh' : 'dead', sessionId: row.sessionId, userId: row.userId };
+    const used = await tx.query<{ sessionId: string; userId: string }>(
+      `SELECT s.id AS "sessionId", s.user_id AS "userId" FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+        WHERE r.token_hash = $1`,
+      [tokenHash],
+    );
+    return used[0] ? { outcome: 'reused', ...used[0] } : null;
+  }
+
+  async revoke(tx: Tx, sessionId: string, reason: string): Promise<void> {
+    await tx.query(`UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL`, [
+      sessionId,
+      reason,
+    ]);
+  }
+
+  async revokeAllForUser(tx: Tx, userId: string, reason: string, except?: string): Promise<number> {
+    const rows = await tx.query(
+      `UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+        WHERE user_id = $1 AND revoked_at IS NULL AND ($3::uuid IS NULL OR id <> $3::uuid) RETURNING id`,
+      [userId, reason, except ?? null],
+    );
+    return rows.length;
+  }
+
+  async state(tx: Tx, sessionId: string): Promise<SessionState | null> {
+    const rows = await tx.query<SessionState>(
+      `SELECT s.id AS "sessionId", s.user_id AS "userId", s.revoked_at IS NOT NULL AS revoked,
+              s.expires_at <= now() AS expired, u.disabled AS "userDisabled",
+              u.platform_operator AS "platformOperator", u.email
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`,
+      [sessionId],
+    );
+    return rows[0] ?? null;
+  }
+}
+
+/** The one-time token that creates the first owner on a fresh installation. */
+export class SetupRepository {
+  async storeToken(tx: PlatformTx, tokenHash: string): Promise<void> {
+    await tx.query(
+      `INSERT INTO setup_state (id, token_hash) VALUES (1, $1)
+       ON CONFLICT (id) DO UPDATE SET token_hash = EXCLUDED.token_hash, created_at = now()
+       WHERE setup_state.consumed_at IS NULL`,
+      [tokenHash],
+    );
+  }
+
+  /** True exactly once for the right token. */
+  async consume(tx: PlatformTx, tokenHash: string): Promise<boolean> {
+    const rows = await tx.query(
+      `UPDATE setup_state SET consumed_at = now(), token_hash = NULL
+        WHERE id = 1 AND consumed_at IS NULL AND token_hash = $1 RETURNING id`,
+      [tokenHash],
+    );
+    return rows.length === 1;
+  }
+
+  async markConsumed(tx: PlatformTx): Promise<void> {
+    await tx.query(
+      `INSERT INTO setup_state (id, token_hash, consumed_at) VALUES (1, NULL, now())
+       ON CONFLICT (id) DO UPDATE SET consumed_at = coalesce(setup_state.consumed_at, now()), token_hash = NULL`,
+    );
+  }
+}

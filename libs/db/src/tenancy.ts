@@ -1,0 +1,90 @@
+import type { DataSource, EntityManager } from 'typeorm';
+
+/** The role every app transaction runs as; it owns nothing, so RLS policies bind it. */
+export const APP_DB_ROLE = 'backplane_app';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Proof that the caller was authenticated for one tenant. Every tenant repository method
+ * takes a {@link TenantTx}, and the only way to get one is `Database.inTenant(scope)`,
+ * so tenant data cannot be queried without a scope. The API's auth guard mints scopes
+ * after it checked a membership or an API key; nothing else should.
+ */
+export class TenantScope {
+  private constructor(readonly tenantId: string) {}
+
+  /** For the authentication guard (after a membership or API key check) and tests only. */
+  static authenticated(tenantId: string): TenantScope {
+    if (!UUID.test(tenantId)) throw new Error('tenant id must be a uuid');
+    return new TenantScope(tenantId.toLowerCase());
+  }
+}
+
+/** Queries inside one transaction, as the app role. */
+export interface Tx {
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+  readonly manager: EntityManager;
+}
+
+/** A transaction bound to one tenant: `app.tenant_id` is set and RLS applies. */
+export interface TenantTx extends Tx {
+  readonly tenantId: string;
+  readonly kind: 'tenant';
+}
+
+/** A transaction for platform tables (users, tenants, regions...): no tenant rows visible. */
+export interface PlatformTx extends Tx {
+  readonly kind: 'platform';
+}
+
+function txOf(manager: EntityManager): Tx {
+  const runner = manager.queryRunner;
+  if (!runner) throw new Error('a transaction manager always has a query runner');
+  return {
+    manager,
+    // Structured results: rows for every command (TypeORM's plain query() returns
+    // [rows, count] for UPDATE and DELETE).
+    query: async <T>(sql: string, params: readonly unknown[] = []) =>
+      (await runner.query(sql, [...params], true)).records as T[],
+  };
+}
+
+/**
+ * The one way the app reaches PostgreSQL. Each call is one transaction that first drops
+ * to the non-owner role (`SET LOCAL ROLE`, so it ends with the transaction and never
+ * leaks to the next user of the pooled connection) and sets the tenant.
+ */
+export class Database {
+  constructor(readonly dataSource: DataSource) {}
+
+  inTenant<T>(scope: TenantScope, fn: (tx: TenantTx) => Promise<T>): Promise<T> {
+    return this.dataSource.transaction(async (manager) => {
+      await manager.query(`SELECT set_config('role', '${APP_DB_ROLE}', true), set_config('app.tenant_id', $1, true)`, [
+        scope.tenantId,
+      ]);
+      return fn({ ...txOf(manager), tenantId: scope.tenantId, kind: 'tenant' });
+    });
+  }
+
+  inPlatform<T>(fn: (tx: PlatformTx) => Promise<T>): Promise<T> {
+    return this.dataSource.transaction(async (manager) => {
+      await manager.query(`SELECT set_config('role', '${APP_DB_ROLE}', true), set_config('app.tenant_id', '', true)`);
+      return fn({ ...txOf(manager), kind: 'platform' });
+    });
+  }
+
+  /**
+   * Switches an open platform transaction to one tenant (creating a tenant and its first
+   * owner in one transaction). Needs a scope like every tenant access.
+   */
+  async enterTenant(tx: PlatformTx, scope: TenantScope): Promise<TenantTx> {
+    await tx.query(`SELECT set_config('app.tenant_id', $1, true)`, [scope.tenantId]);
+    return {
+      manager: tx.manager,
+      query: (sql, params) => tx.query(sql, params),
+      tenantId: scope.tenantId,
+      kind: 'tenant',
+    };
+  }
+}
