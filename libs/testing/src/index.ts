@@ -7,3 +7,11 @@ export {
   urlForDatabase,
   type TestDatabase,
 } from './test-db';
+export {
+  FakeOpenVpnServer,
+  parseLine as parseOpenVpnCommandLine,
+  type FakeOpenVpnOptions,
+  type FakeTunnel,
+  type FakeTunnelInput,
+  type FakeTunnelOutcome,
+} from './fake-openvpn';
