@@ -199,21 +199,23 @@ const realtimeItem: fc.Arbitrary<RealtimeItem> = fc.oneof(
               : { type: 'client-disconnect', cid, env: e };
       return { lines, event };
     }),
-  fc.record({ cid: uint, a: uint, b: uint }).map(({ cid, a, b }) => ({
+  fc.record({ cid: uint, a: uint, b: uint }).map(({ cid, a, b }): RealtimeItem => ({
     lines: [`>BYTECOUNT_CLI:${cid},${a},${b}`],
     event: { type: 'bytecount-client', cid, bytesIn: a, bytesOut: b },
   })),
-  fc.record({ cid: uint, primary: fc.boolean() }).map(({ cid, primary }) => ({
+  fc.record({ cid: uint, primary: fc.boolean() }).map(({ cid, primary }): RealtimeItem => ({
     lines: [`>CLIENT:ADDRESS,${cid},100.64.1.2,${primary ? 1 : 0}`],
     event: { type: 'client-address', cid, address: '100.64.1.2', primary },
   })),
-  lineText.map((m) => ({ lines: [`>INFO:${m}`], event: { type: 'info', message: m } })),
-  lineText.map((m) => ({ lines: [`>HOLD:${m}`], event: { type: 'hold', message: m } })),
-  lineText.map((m) => ({ lines: [`>FATAL:${m}`], event: { type: 'fatal', message: m } })),
-  fc.record({ t: uint, flags: fc.constantFrom('I', 'W', 'N', 'D', 'F'), m: lineText }).map(({ t, flags, m }) => ({
-    lines: [`>LOG:${t},${flags},${m}`],
-    event: { type: 'log', time: t, flags, message: m },
-  })),
+  lineText.map((m): RealtimeItem => ({ lines: [`>INFO:${m}`], event: { type: 'info', message: m } })),
+  lineText.map((m): RealtimeItem => ({ lines: [`>HOLD:${m}`], event: { type: 'hold', message: m } })),
+  lineText.map((m): RealtimeItem => ({ lines: [`>FATAL:${m}`], event: { type: 'fatal', message: m } })),
+  fc
+    .record({ t: uint, flags: fc.constantFrom('I', 'W', 'N', 'D', 'F'), m: lineText })
+    .map(({ t, flags, m }): RealtimeItem => ({
+      lines: [`>LOG:${t},${flags},${m}`],
+      event: { type: 'log', time: t, flags, message: m },
+    })),
 );
 
 interface ReplyItem {
