@@ -1,0 +1,326 @@
+/**
+ * One RouterOS API connection (TCP 8728 or TLS 8729): login, tags, `/cancel`, `/quit` and
+ * the wire format. Commands themselves run in the Engine.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { encodeSentence, ProtocolError, SentenceDecoder } from '@backplane/routeros';
+import type { Engine, ReplySink, Running, Session } from '../model/engine';
+import { formatId } from '../model/state';
+import { CATEGORY, POLICIES, type Policy, type Trap } from '../model/types';
+import { inPrefix, parseIp } from '../model/values';
+
+/** The subset of a pino logger the simulator writes to. */
+export interface SimLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+export const SILENT_LOGGER: SimLogger = { info: () => {}, warn: () => {}, debug: () => {} };
+
+export interface ConnectionOptions {
+  readonly engine: Engine;
+  readonly service: 'api' | 'api-ssl';
+  readonly logger: SimLogger;
+  /** Bytes a client may send before logging in. */
+  readonly preLoginLimitBytes: number;
+  /** Delay of the cancelled command's final replies after `/cancel` (real routers: 2-50 ms). */
+  readonly cancelDelayMs: number;
+  readonly identity: string;
+}
+
+const LOGIN_FAILED = 'invalid user name or password (6)';
+
+interface Command {
+  readonly name: string;
+  readonly args: Map<string, string>;
+  readonly queries: string[];
+  readonly tag: string | undefined;
+}
+
+function parseSentence(words: readonly Buffer[]): Command {
+  const name = words[0]!.toString('latin1');
+  const args = new Map<string, string>();
+  const queries: string[] = [];
+  let tag: string | undefined;
+  for (const w of words.slice(1)) {
+    const text = w.toString('latin1');
+    if (text.startsWith('=')) {
+      const eq = text.indexOf('=', 1);
+      if (eq < 0) args.set(text.slice(1), '');
+      else args.set(text.slice(1, eq), text.slice(eq + 1));
+    } else if (text.startsWith('.tag=')) {
+      tag = text.slice(5);
+    } else if (text.startsWith('?')) {
+      queries.push(text.slice(1));
+    } else if (text.startsWith('.proplist=')) {
+      args.set('.proplist', text.slice('.proplist='.length));
+    }
+  }
+  return { name, args, queries, tag };
+}
+
+let connectionSeq = 0;
+
+export class ApiConnection {
+  readonly id = ++connectionSeq;
+  private readonly decoder = new SentenceDecoder();
+  private session: Session | undefined;
+  private challenge: Buffer | undefined;
+  private received = 0;
+  private closed = false;
+  private activeId: number | undefined;
+  /** Streaming commands by tag (untagged ones get a private key). */
+  private readonly running = new Map<string, { running: Running; tag: string | undefined }>();
+  private untagged = 0;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly options: ConnectionOptions,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => this.dispose());
+    socket.on('close', () => this.dispose());
+  }
+
+  get service(): 'api' | 'api-ssl' {
+    return this.options.service;
+  }
+
+  get remoteAddress(): string {
+    return (this.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  }
+
+  /** Drops the connection without a word (reboot, service disabled). */
+  destroy(): void {
+    this.dispose();
+    this.socket.destroy();
+  }
+
+  private get state() {
+    return this.options.engine.state;
+  }
+
+  private dispose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const { running } of this.running.values()) running.stop();
+    this.running.clear();
+    if (this.activeId !== undefined) this.state.remove('user/active', this.activeId);
+    if (this.session) {
+      this.state.log(
+        'system,info,account',
+        `user ${this.session.user} logged out from ${this.remoteAddress} via ${this.options.service}`,
+      );
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    if (!this.session) {
+      this.received += chunk.length;
+      if (this.received > this.options.preLoginLimitBytes) {
+        this.fatal('too much data before login');
+        return;
+      }
+    }
+    let sentences: Buffer[][];
+    try {
+      sentences = this.decoder.push(chunk);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.options.logger.warn({ conn: this.id, err: err.message }, 'protocol error');
+      this.fatal('protocol error');
+      return;
+    }
+    for (const s of sentences) {
+      if (this.closed) return;
+      this.handle(parseSentence(s));
+    }
+  }
+
+  private write(words: string[], tag: string | undefined): void {
+    if (this.closed || this.socket.destroyed) return;
+    const all = tag === undefined ? words : [...words, `.tag=${tag}`];
+    this.socket.write(encodeSentence(all.map((w) => Buffer.from(w, 'latin1'))));
+  }
+
+  private fatal(reason: string): void {
+    if (this.closed) return;
+    this.write(['!fatal', reason], undefined);
+    this.dispose();
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 100).unref();
+  }
+
+  private trapWords(t: Trap): string[] {
+    return ['!trap', ...(t.category === undefined ? [] : [`=category=${t.category}`]), `=message=${t.message}`];
+  }
+
+  private handle(cmd: Command): void {
+    if (cmd.name === '/login') {
+      this.login(cmd);
+      return;
+    }
+    if (!this.session) {
+      this.fatal('not logged in');
+      return;
+    }
+    if (cmd.name === '/quit') {
+      this.fatal('session terminated on request');
+      return;
+    }
+    if (cmd.name === '/cancel') {
+      this.cancel(cmd);
+      return;
+    }
+    if (cmd.tag !== undefined && this.running.has(cmd.tag)) {
+      // A second command with a running command's tag: RouterOS refuses it.
+      this.write([...this.trapWords({ message: 'duplicate tag', category: CATEGORY.api })], cmd.tag);
+      this.write(['!done'], cmd.tag);
+      return;
+    }
+    const tag = cmd.tag;
+    const key = tag ?? `\0${++this.untagged}`;
+    const sink: ReplySink = {
+      row: (values) => this.write(['!re', ...Object.entries(values).map(([k, v]) => `=${k}=${v}`)], tag),
+      done: (ret) => {
+        this.running.delete(key);
+        this.write(ret === undefined ? ['!done'] : ['!done', `=ret=${ret}`], tag);
+      },
+      trap: (t) => this.write(this.trapWords(t), tag),
+      empty: () => this.write(['!empty'], tag),
+    };
+    this.options.logger.debug({ conn: this.id, command: cmd.name, tag }, 'command');
+    const running = this.options.engine.execute(
+      this.session,
+      { command: cmd.name, args: cmd.args, queries: cmd.queries },
+      sink,
+    );
+    if (running) this.running.set(key, { running, tag });
+  }
+
+  private cancel(cmd: Command): void {
+    const target = cmd.args.get('tag');
+    const victims =
+      target === undefined
+        ? [...this.running.entries()]
+        : [...this.running.entries()].filter(([, r]) => r.tag === target);
+    if (target !== undefined && victims.length === 0) {
+      this.write(this.trapWords({ message: 'unknown command tag', category: CATEGORY.missing }), cmd.tag);
+      this.write(['!done'], cmd.tag);
+      return;
+    }
+    for (const [key, { running, tag }] of victims) {
+      running.stop();
+      this.running.delete(key);
+      this.write(this.trapWords({ message: 'interrupted', category: CATEGORY.interrupted }), tag);
+      const rows = running.rows;
+      const finish = (): void => {
+        if (rows === 0 && this.state.features.emptyReply) this.write(['!empty'], tag);
+        this.write(['!done'], tag);
+      };
+      if (this.options.cancelDelayMs > 0) setTimeout(finish, this.options.cancelDelayMs).unref();
+      else finish();
+    }
+    this.write(['!done'], cmd.tag);
+  }
+
+  // ---------------------------------------------------------------- login
+
+  private login(cmd: Command): void {
+    const f = this.state.features;
+    const name = cmd.args.get('name');
+    const password = cmd.args.get('password');
+    const response = cmd.args.get('response');
+    if (name !== undefined && response !== undefined) {
+      if (!this.challenge) return this.loginFailed(cmd, name);
+      const user = this.state.find('user', { name });
+      const expected = user ? md5Response(user.values['password'] ?? '', this.challenge) : '';
+      const ok =
+        user !== undefined &&
+        expected.length === response.length &&
+        timingSafeEqual(Buffer.from(expected), Buffer.from(response));
+      this.challenge = undefined;
+      return ok ? this.loginOk(cmd, name) : this.loginFailed(cmd, name);
+    }
+    if (name !== undefined && password !== undefined && f.plainLogin) {
+      const user = this.state.find('user', { name });
+      const stored = Buffer.from(user?.values['password'] ?? '', 'latin1');
+      const given = Buffer.from(password, 'latin1');
+      const ok = user !== undefined && stored.length === given.length && timingSafeEqual(stored, given);
+      return ok ? this.loginOk(cmd, name) : this.loginFailed(cmd, name);
+    }
+    if (!f.v7) {
+      // Before 6.43 (and still accepted by 6.x): the MD5 challenge.
+      this.challenge = randomBytes(16);
+      this.write(['!done', `=ret=${this.challenge.toString('hex')}`], cmd.tag);
+      return;
+    }
+    this.loginFailed(cmd, name ?? '');
+  }
+
+  private loginOk(cmd: Command, name: string): void {
+    const state = this.state;
+    const user = state.find('user', { name })!;
+    const group = state.find('user/group', { name: user.values['group'] ?? '' });
+    const policies = new Set(
+      (group?.values['policy'] ?? '')
+        .split(',')
+        .filter((p): p is Policy => (POLICIES as readonly string[]).includes(p)),
+    );
+    const addr = parseIp(this.remoteAddress);
+    const prefixes = (user.values['address'] ?? '').split(',').filter(Boolean);
+    const allowed = prefixes.length === 0 || (addr !== undefined && prefixes.some((p) => inPrefix(addr, p)));
+    if (user.values['disabled'] === 'true' || !policies.has('api') || !allowed) {
+      this.loginFailed(cmd, name);
+      return;
+    }
+    this.session = {
+      user: name,
+      group: group?.values['name'] ?? '',
+      policies,
+      address: this.remoteAddress,
+      via: this.options.service,
+    };
+    const c = state.clock();
+    const when = `${c.date} ${c.time}`;
+    state.update('user', user, { 'last-logged-in': when });
+    const active = state.insert('user/active', {
+      when,
+      name,
+      address: this.remoteAddress,
+      via: this.options.service,
+      group: this.session.group,
+    });
+    this.activeId = active.id;
+    state.log('system,info,account', `user ${name} logged in from ${this.remoteAddress} via ${this.options.service}`);
+    this.options.logger.info(
+      { conn: this.id, user: name, from: this.remoteAddress, session: formatId(active.id) },
+      'api login',
+    );
+    this.write(['!done'], cmd.tag);
+  }
+
+  private loginFailed(cmd: Command, name: string): void {
+    this.state.log(
+      'system,error,critical',
+      `login failure for user ${name} from ${this.remoteAddress} via ${this.options.service}`,
+    );
+    this.options.logger.info({ conn: this.id, user: name, from: this.remoteAddress }, 'api login failed');
+    this.write(this.trapWords({ message: LOGIN_FAILED }), cmd.tag);
+    this.write(['!done'], cmd.tag);
+  }
+}
+
+/** `00` + md5(0x00 + password + challenge), the pre-6.43 login response. */
+export function md5Response(password: string, challenge: Buffer): string {
+  const hash = createHash('md5')
+    .update(Buffer.from([0]))
+    .update(Buffer.from(password, 'latin1'))
+    .update(challenge)
+    .digest('hex');
+  return `00${hash}`;
+}

@@ -1,0 +1,17 @@
+export {
+  startRouter,
+  startRouters,
+  type SimRouter,
+  type StartRouterOptions,
+  type StartRoutersOptions,
+  type TlsOptions,
+} from './router';
+export { RouterState, formatId, parseId, type Item, type ChangeEvent } from './model/state';
+export { Engine, type CommandRequest, type ReplySink, type Running, type Session } from './model/engine';
+export { MENUS } from './model/menus';
+export { RosError, POLICIES, type MenuDef, type PropDef, type Policy, type Trap } from './model/types';
+export type { SimGroup, SimUser } from './model/defaults';
+export { md5Response, SILENT_LOGGER, type SimLogger } from './api/connection';
+export { ADH_CIPHERS } from './tls';
+export { featuresOf, compareVersions, type BooleanStyle, type VersionFeatures } from './version';
+export { RawApiClient, attrs, type Reply } from './api/raw-client';

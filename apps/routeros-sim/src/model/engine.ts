@@ -1,0 +1,795 @@
+/**
+ * The command engine: resolves `/menu/path/command`, checks policies and arguments, runs
+ * the command against RouterState and reports rows, `done` and traps to a ReplySink. It
+ * knows nothing about the API wire format, tags or sockets, so the REST and SSH servers
+ * and the script interpreter can reuse it.
+ */
+import { X509Certificate, createHash } from 'node:crypto';
+import { atLeast, compareVersions } from '../version';
+import { computed, isRunning, resetCounters, trafficRates } from './dynamics';
+import { MENU_BY_PATH, MENUS, storeOf } from './menus';
+import { compileQuery, type Row } from './query';
+import { formatId, parseId, type Item, type RouterState } from './state';
+import { CATEGORY, RosError, type MenuDef, type Policy, type PropDef, type Trap } from './types';
+import {
+  formatIp,
+  inPrefix,
+  networkOf,
+  normalize,
+  parseBool,
+  parseDuration,
+  parseIp,
+  parsePrefix,
+  render,
+  renderBool,
+} from './values';
+
+/** Who runs a command (an API login, later a script or REST request). */
+export interface Session {
+  readonly user: string;
+  readonly group: string;
+  readonly policies: ReadonlySet<Policy>;
+  readonly address: string;
+  readonly via: string;
+}
+
+export interface CommandRequest {
+  /** `/ip/address/print` */
+  readonly command: string;
+  /** Attribute words in order (`=name=value`), `.id` and `.proplist` included. */
+  readonly args: ReadonlyMap<string, string>;
+  /** Query words without the leading `?`. */
+  readonly queries?: readonly string[];
+}
+
+export interface ReplySink {
+  row(values: Record<string, string>): void;
+  done(ret?: string): void;
+  trap(trap: Trap): void;
+  /** RouterOS 7.18+: a listing had no rows (always followed by done). */
+  empty(): void;
+}
+
+/** A streaming command (listen, follow, monitor-traffic, ping). */
+export interface Running {
+  /** Stops producing rows; the caller sends the final replies. */
+  stop(): void;
+  /** Rows sent so far. */
+  readonly rows: number;
+}
+
+/** Router-level actions the engine cannot perform itself. */
+export interface EngineHooks {
+  reboot?(): void;
+}
+
+const NOT_ENOUGH_PERMISSIONS = 'not enough permissions (9)';
+
+function noSuchCommand(word: string): RosError {
+  return new RosError(`no such command or directory (${word})`, CATEGORY.missing, [
+    { message: 'no such command prefix' },
+  ]);
+}
+
+function noSuchItem(): RosError {
+  return new RosError('no such item', CATEGORY.missing);
+}
+
+/** Every directory on the way to a menu or a special command. */
+function directories(paths: readonly string[]): Set<string> {
+  const dirs = new Set<string>(['']);
+  for (const path of paths) {
+    const parts = path.split('/');
+    for (let i = 1; i <= parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+  }
+  return dirs;
+}
+
+type Special = (ctx: Context) => Running | undefined;
+
+interface Context {
+  readonly session: Session;
+  readonly args: ReadonlyMap<string, string>;
+  readonly queries: readonly string[];
+  readonly sink: CountingSink;
+  readonly menu: MenuDef | undefined;
+}
+
+class CountingSink implements ReplySink {
+  rows = 0;
+  stopped = false;
+  constructor(private readonly inner: ReplySink) {}
+  row(values: Record<string, string>): void {
+    if (this.stopped) return;
+    this.rows++;
+    this.inner.row(values);
+  }
+  done(ret?: string): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.inner.done(ret);
+  }
+  trap(trap: Trap): void {
+    if (!this.stopped) this.inner.trap(trap);
+  }
+  empty(): void {
+    if (!this.stopped) this.inner.empty();
+  }
+}
+
+export class Engine {
+  private readonly specials: ReadonlyMap<string, Special>;
+  private readonly dirs: Set<string>;
+
+  constructor(
+    readonly state: RouterState,
+    private readonly hooks: EngineHooks = {},
+  ) {
+    this.specials = new Map<string, Special>([
+      ['ping', (c) => this.ping(c)],
+      ['interface/monitor-traffic', (c) => this.monitorTraffic(c)],
+      ['interface/reset-counters', (c) => this.resetCounters(c)],
+      ['system/reboot', (c) => this.reboot(c)],
+      ['system/script/run', (c) => this.runScript(c)],
+      ['certificate/import', (c) => this.importCertificate(c)],
+      ['log/info', (c) => this.logMessage(c, 'info')],
+      ['log/warning', (c) => this.logMessage(c, 'warning')],
+      ['log/error', (c) => this.logMessage(c, 'error')],
+      ['log/debug', (c) => this.logMessage(c, 'debug')],
+    ]);
+    this.dirs = directories([
+      ...MENUS.filter((m) => !m.since || atLeast(state.version, m.since)).map((m) => m.path),
+      ...[...this.specials.keys()].map((k) => k.split('/').slice(0, -1).join('/')).filter(Boolean),
+    ]);
+  }
+
+  /**
+   * Runs a command. Synchronous commands report everything before returning; streaming
+   * ones return a handle and keep reporting until they finish or are stopped.
+   */
+  execute(session: Session, request: CommandRequest, out: ReplySink): Running | undefined {
+    const sink = new CountingSink(out);
+    try {
+      const running = this.dispatch(session, request, sink);
+      if (!running) return undefined;
+      return {
+        stop: () => {
+          running.stop();
+          sink.stopped = true;
+        },
+        get rows() {
+          return sink.rows;
+        },
+      };
+    } catch (err) {
+      if (!(err instanceof RosError)) throw err;
+      for (const t of err.traps) sink.trap(t);
+      sink.done();
+      return undefined;
+    }
+  }
+
+  private dispatch(session: Session, request: CommandRequest, sink: CountingSink): Running | undefined {
+    const parts = request.command.split('/');
+    if (parts[0] !== '' || parts.length < 2) throw noSuchCommand(request.command);
+    const segs = parts.slice(1);
+    for (let i = 0; i < segs.length - 1; i++) {
+      if (!this.dirs.has(segs.slice(0, i + 1).join('/'))) throw noSuchCommand(segs[i]!);
+    }
+    const dir = segs.slice(0, -1).join('/');
+    const command = segs[segs.length - 1]!;
+    const menu = MENU_BY_PATH.get(dir);
+    const ctx: Context = { session, args: request.args, queries: request.queries ?? [], sink, menu };
+    const special = this.specials.get(dir ? `${dir}/${command}` : command);
+    if (special) return special(ctx);
+    if (!menu || (menu.since && !atLeast(this.state.version, menu.since))) throw noSuchCommand(command);
+    return this.generic(menu, command, ctx);
+  }
+
+  private require(session: Session, policy: Policy): void {
+    if (!session.policies.has(policy)) throw new RosError(NOT_ENOUGH_PERMISSIONS);
+  }
+
+  private generic(menu: MenuDef, command: string, ctx: Context): Running | undefined {
+    const list = menu.kind === 'list';
+    const writable = !menu.readOnly;
+    const hasDisabled = menu.props.some((p) => p.name === 'disabled' && !p.readonly);
+    const write = (): void => this.require(ctx.session, menu.writePolicy ?? 'write');
+    switch (command) {
+      case 'print':
+      case 'getall':
+        this.require(ctx.session, 'read');
+        return this.print(menu, ctx);
+      case 'listen':
+        this.require(ctx.session, 'read');
+        return this.listen(menu, ctx, false);
+      case 'get':
+        this.require(ctx.session, 'read');
+        return this.getValue(menu, ctx);
+      case 'add':
+        if (!list || !menu.canAdd) break;
+        write();
+        return this.add(menu, ctx);
+      case 'set':
+        if (!writable) break;
+        write();
+        return this.set(menu, ctx);
+      case 'unset':
+        if (!writable || !list) break;
+        write();
+        return this.unset(menu, ctx);
+      case 'remove':
+        if (!list || !menu.canRemove) break;
+        write();
+        return this.removeItems(menu, ctx);
+      case 'enable':
+      case 'disable':
+        if (!list || !writable || !hasDisabled) break;
+        write();
+        return this.toggle(menu, ctx, command === 'disable');
+      case 'reset-counters':
+        if (!menu.path.startsWith('interface')) break;
+        write();
+        return this.resetCounters(ctx);
+      default:
+        break;
+    }
+    throw noSuchCommand(command);
+  }
+
+  // ---------------------------------------------------------------- properties
+
+  /** Properties of a menu that exist in this version. */
+  props(menu: MenuDef): PropDef[] {
+    const v = this.state.version;
+    return menu.props.filter((p) => (!p.since || atLeast(v, p.since)) && (!p.until || compareVersions(v, p.until) < 0));
+  }
+
+  private prop(menu: MenuDef, name: string): PropDef | undefined {
+    return this.props(menu).find((p) => p.name === name);
+  }
+
+  private defaultOf(p: PropDef): string | undefined {
+    return typeof p.default === 'function' ? p.default(this.state.features) : p.default;
+  }
+
+  /** An item as print shows it (all properties the session may see). */
+  row(menu: MenuDef, item: Item, session?: Session): Record<string, string> {
+    const f = this.state.features;
+    const dyn = computed(this.state, menu.path, item);
+    const out: Record<string, string> = {};
+    if (menu.kind === 'list') out['.id'] = formatId(item.id);
+    for (const p of this.props(menu)) {
+      if (p.writeOnly) continue;
+      if (p.sensitive && session && !session.policies.has('sensitive')) continue;
+      const value = dyn[p.name] ?? item.values[p.name] ?? this.defaultOf(p);
+      if (value === undefined) continue;
+      out[p.name] = render(p.type, value, f);
+    }
+    return out;
+  }
+
+  private queryNormalizer(menu: MenuDef): (prop: string, value: string) => string {
+    return (name, value) => {
+      const p = this.prop(menu, name);
+      if (p?.type.t === 'bool') {
+        const b = parseBool(value);
+        return b === undefined ? value : renderBool(b, this.state.features.booleans);
+      }
+      return value;
+    };
+  }
+
+  private normalizeArg(menu: MenuDef, p: PropDef, value: string): string {
+    return normalize(p, p.type, value, this.state.features, (path) => this.state.names(path));
+  }
+
+  /** Validates `=prop=value` arguments of add/set into stored values. */
+  private values(menu: MenuDef, args: ReadonlyMap<string, string>, skip: readonly string[]): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [k, v] of args) {
+      if (skip.includes(k) || k === '.proplist') continue;
+      const p = this.prop(menu, k);
+      if (!p) throw new RosError('unknown parameter', CATEGORY.argument);
+      if (p.readonly) throw new RosError('expected end of command', CATEGORY.argument);
+      out[k] = this.normalizeArg(menu, p, v);
+    }
+    return out;
+  }
+
+  /** Resolves `.id` / `numbers`: `*1,*2`, or names. */
+  private resolveIds(menu: MenuDef, args: ReadonlyMap<string, string>): Item[] {
+    const raw = args.get('.id') ?? args.get('numbers');
+    if (raw === undefined || raw === '') throw new RosError('no such item', CATEGORY.missing);
+    const items: Item[] = [];
+    for (const token of raw.split(',')) {
+      const t = token.trim();
+      const id = parseId(t);
+      let item = id === undefined ? undefined : this.state.get(menu, id);
+      if (!item && id === undefined && menu.nameProp) {
+        item = this.state.items(menu).find((i) => i.values[menu.nameProp!] === t);
+      }
+      if (!item) throw noSuchItem();
+      if (!items.includes(item)) items.push(item);
+    }
+    return items;
+  }
+
+  private checkUnique(menu: MenuDef, values: Record<string, string>, self?: Item): void {
+    const peers = (m: MenuDef): Item[] => {
+      // Names are unique across a whole id space (a vlan cannot be called ether1).
+      const all = menu.store ? this.state.items(MENU_BY_PATH.get(storeOf(m)) ?? m) : this.state.items(m);
+      return all.filter((i) => i !== self);
+    };
+    if (menu.nameProp) {
+      const name = values[menu.nameProp];
+      if (name !== undefined && peers(menu).some((i) => i.values[menu.nameProp!] === name)) {
+        throw new RosError('failure: already have such name');
+      }
+    }
+    for (const rule of menu.unique ?? []) {
+      const own = this.state.items(menu).filter((i) => i !== self);
+      if (own.some((i) => rule.props.every((k) => (i.values[k] ?? '') === (values[k] ?? '')))) {
+        throw new RosError(rule.message);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- commands
+
+  private print(menu: MenuDef, ctx: Context): Running | undefined {
+    const { args, sink } = ctx;
+    for (const k of args.keys()) {
+      if (
+        ![
+          '.proplist',
+          'detail',
+          'count-only',
+          'without-paging',
+          'follow',
+          'follow-only',
+          'terse',
+          'brief',
+          'stats',
+          'value-list',
+          'oid',
+          'from',
+          'where',
+          'interval',
+          'file',
+        ].includes(k)
+      ) {
+        throw new RosError('unknown parameter', CATEGORY.argument);
+      }
+    }
+    if (args.has('follow') || args.has('follow-only')) return this.listen(menu, ctx, !args.has('follow-only'));
+    const rows = this.matching(menu, ctx);
+    if (args.has('count-only')) {
+      sink.done(String(rows.length));
+      return undefined;
+    }
+    const proplist = this.proplist(args);
+    for (const r of rows) sink.row(proplist(r));
+    if (rows.length === 0 && this.state.features.emptyReply) sink.empty();
+    sink.done();
+    return undefined;
+  }
+
+  private proplist(args: ReadonlyMap<string, string>): (row: Row) => Record<string, string> {
+    const raw = args.get('.proplist');
+    if (raw === undefined) return (r) => ({ ...r });
+    const keep = raw.split(',').map((s) => s.trim());
+    return (r) => {
+      const out: Record<string, string> = {};
+      for (const k of keep) if (r[k] !== undefined) out[k] = r[k];
+      return out;
+    };
+  }
+
+  private matching(menu: MenuDef, ctx: Context): Row[] {
+    const items = menu.kind === 'single' ? [this.state.single(menu.path)] : this.state.items(menu);
+    const rows = items.map((i) => this.row(menu, i, ctx.session));
+    const from = ctx.args.get('from');
+    let selected = rows;
+    if (from !== undefined && from !== '' && menu.kind === 'list') {
+      const ids = new Set(this.resolveIds(menu, new Map([['.id', from]])).map((i) => formatId(i.id)));
+      selected = rows.filter((r) => ids.has(r['.id'] ?? ''));
+    }
+    if (ctx.queries.length === 0) return selected;
+    const pred = compileQuery(ctx.queries, this.queryNormalizer(menu));
+    return selected.filter(pred);
+  }
+
+  private listen(menu: MenuDef, ctx: Context, withCurrent: boolean): Running {
+    const { sink } = ctx;
+    const proplist = this.proplist(ctx.args);
+    const pred = ctx.queries.length ? compileQuery(ctx.queries, this.queryNormalizer(menu)) : () => true;
+    const known = new Set(this.state.items(menu).map((i) => i.id));
+    if (withCurrent) for (const r of this.matching(menu, ctx)) sink.row(proplist(r));
+    const store = storeOf(menu);
+    const off = this.state.onChange((e) => {
+      if (e.store !== store) return;
+      if (menu.kind === 'single') {
+        sink.row(proplist(this.row(menu, this.state.single(menu.path), ctx.session)));
+        return;
+      }
+      if (!e.item) {
+        if (known.delete(e.id)) sink.row({ '.id': formatId(e.id), '.dead': 'yes' });
+        return;
+      }
+      if (!this.state.get(menu, e.id)) return;
+      known.add(e.id);
+      const r = this.row(menu, e.item, ctx.session);
+      if (pred(r)) sink.row(proplist(r));
+    });
+    return { stop: off, rows: 0 };
+  }
+
+  private getValue(menu: MenuDef, ctx: Context): undefined {
+    const name = ctx.args.get('value-name');
+    const item = menu.kind === 'single' ? this.state.single(menu.path) : this.resolveIds(menu, ctx.args)[0]!;
+    const row = this.row(menu, item, ctx.session);
+    if (name === undefined) {
+      ctx.sink.done();
+      return undefined;
+    }
+    const value = row[name];
+    if (value === undefined && !this.prop(menu, name)) {
+      throw new RosError('no such property', CATEGORY.argument);
+    }
+    ctx.sink.done(value ?? '');
+    return undefined;
+  }
+
+  private add(menu: MenuDef, ctx: Context): undefined {
+    const values = this.values(menu, ctx.args, []);
+    if (ctx.args.has('.id')) throw new RosError('unknown parameter', CATEGORY.argument);
+    for (const p of this.props(menu)) {
+      if (p.required && (values[p.name] === undefined || values[p.name] === '')) {
+        throw new RosError(`failure: ${p.name} not specified`);
+      }
+    }
+    this.beforeWrite(menu, values, undefined, ctx.session);
+    this.checkUnique(menu, values);
+    const item = this.state.insert(menu, values);
+    this.logChange(menu, 'added', ctx.session);
+    ctx.sink.done(formatId(item.id));
+    return undefined;
+  }
+
+  private set(menu: MenuDef, ctx: Context): undefined {
+    if (menu.kind === 'single') {
+      const item = this.state.single(menu.path);
+      const values = this.values(menu, ctx.args, []);
+      this.state.update(menu, item, values);
+      this.afterSingleSet(menu, values);
+      this.logChange(menu, 'changed', ctx.session);
+      ctx.sink.done();
+      return undefined;
+    }
+    const items = this.resolveIds(menu, ctx.args);
+    const values = this.values(menu, ctx.args, ['.id', 'numbers']);
+    for (const item of items) {
+      const next = { ...item.values, ...values };
+      this.beforeWrite(menu, next, item, ctx.session);
+      this.checkUnique(menu, next, item);
+      this.state.update(menu, item, next);
+    }
+    if (Object.keys(values).length > 0) this.logChange(menu, 'changed', ctx.session);
+    ctx.sink.done();
+    return undefined;
+  }
+
+  private unset(menu: MenuDef, ctx: Context): undefined {
+    const items = this.resolveIds(menu, ctx.args);
+    const name = ctx.args.get('value-name') ?? '';
+    const p = this.prop(menu, name);
+    if (!p || p.readonly) throw new RosError('unknown parameter', CATEGORY.argument);
+    if (p.required) throw new RosError(`failure: ${name} can not be unset`);
+    for (const item of items) this.state.update(menu, item, { [name]: undefined });
+    ctx.sink.done();
+    return undefined;
+  }
+
+  private removeItems(menu: MenuDef, ctx: Context): undefined {
+    const items = this.resolveIds(menu, ctx.args);
+    for (const item of items) {
+      const why = menu.protect?.(item.values);
+      if (why) throw new RosError(why);
+    }
+    for (const item of items) this.state.remove(menu, item.id);
+    this.logChange(menu, 'removed', ctx.session);
+    ctx.sink.done();
+    return undefined;
+  }
+
+  private toggle(menu: MenuDef, ctx: Context, disable: boolean): undefined {
+    for (const item of this.resolveIds(menu, ctx.args)) {
+      this.state.update(menu, item, { disabled: disable ? 'true' : 'false' });
+    }
+    this.logChange(menu, 'changed', ctx.session);
+    ctx.sink.done();
+    return undefined;
+  }
+
+  private logChange(menu: MenuDef, what: string, session: Session): void {
+    if (menu.path === 'log') return;
+    const noun = menu.path.split('/').pop()!;
+    this.state.log('system,info', `${noun} ${what} by ${session.user}`);
+  }
+
+  /** Menu-specific derived values and checks before an add or set. */
+  private beforeWrite(
+    menu: MenuDef,
+    values: Record<string, string>,
+    existing: Item | undefined,
+    session: Session,
+  ): void {
+    const seed = this.state.seed;
+    const stamp = (): string => {
+      const c = this.state.clock();
+      return `${c.date} ${c.time}`;
+    };
+    switch (menu.path) {
+      case 'ip/address': {
+        const pre = parsePrefix(values['address'] ?? '');
+        if (pre) {
+          const net = networkOf(pre[0], pre[1]);
+          if (!existing || !('network' in existing.values) || existing.values['address'] !== values['address']) {
+            values['network'] = formatIp(net);
+          }
+          if (!this.state.features.v7) {
+            values['broadcast'] = formatIp((net | (pre[1] === 32 ? 0 : 0xffffffff >>> pre[1])) >>> 0);
+          }
+        }
+        values['actual-interface'] = values['interface'] ?? '';
+        break;
+      }
+      case 'interface/bridge':
+      case 'interface/ovpn-client':
+        if (!existing) values['mac-address'] ??= mac(seed, this.state.items('interface').length + 17);
+        break;
+      case 'interface/vlan':
+        if (!existing) {
+          const parent = this.state.find('interface', { name: values['interface'] ?? '' });
+          values['mac-address'] = parent?.values['mac-address'] ?? mac(seed, 99);
+        }
+        break;
+      case 'ip/route':
+        if (!existing) values['immediate-gw'] = values['gateway'] ?? '';
+        break;
+      case 'ip/firewall/address-list':
+        if (!existing) values['creation-time'] = stamp();
+        break;
+      case 'system/scheduler':
+        if (!existing) values['owner'] = session.user;
+        break;
+      case 'system/script':
+        if (!existing) values['owner'] = session.user;
+        break;
+      case 'file':
+        if (!existing) values['creation-time'] = stamp();
+        if (this.state.features.v7) values['last-modified'] = stamp();
+        break;
+      case 'certificate':
+        if (!existing) {
+          const fp = createHash('sha256')
+            .update(`${seed}:${values['name'] ?? ''}`)
+            .digest('hex');
+          values['fingerprint'] = fp;
+          values['issuer'] = `CN=${values['common-name'] ?? ''}`;
+          values['serial-number'] = fp.slice(0, 16).toUpperCase();
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  private afterSingleSet(menu: MenuDef, values: Record<string, string>): void {
+    if (menu.path === 'system/clock' && (values['time'] || values['date'])) {
+      // Setting the clock is accepted; the simulated clock follows the host.
+    }
+  }
+
+  // ---------------------------------------------------------------- specials
+
+  private resetCounters(ctx: Context): undefined {
+    this.require(ctx.session, 'write');
+    const menu = ctx.menu ?? MENU_BY_PATH.get('interface')!;
+    for (const item of this.resolveIds(menu, ctx.args)) resetCounters(this.state, item);
+    ctx.sink.done();
+    return undefined;
+  }
+
+  private reboot(ctx: Context): undefined {
+    this.require(ctx.session, 'reboot');
+    this.state.log('system,info', `system rebooted by ${ctx.session.user}`);
+    ctx.sink.done();
+    this.hooks.reboot?.();
+    return undefined;
+  }
+
+  private runScript(ctx: Context): undefined {
+    const menu = MENU_BY_PATH.get('system/script')!;
+    this.require(ctx.session, 'read');
+    const numbers = ctx.args.get('number') ?? ctx.args.get('.id') ?? ctx.args.get('numbers');
+    const [item] = this.resolveIds(menu, new Map([['.id', numbers ?? '']]));
+    const c = this.state.clock();
+    this.state.update(menu, item!, {
+      'run-count': String(Number(item!.values['run-count'] ?? 0) + 1),
+      'last-started': `${c.date} ${c.time}`,
+    });
+    ctx.sink.done();
+    return undefined;
+  }
+
+  private logMessage(ctx: Context, level: string): undefined {
+    this.require(ctx.session, 'write');
+    this.state.log(`script,${level}`, ctx.args.get('message') ?? '');
+    ctx.sink.done();
+    return undefined;
+  }
+
+  private importCertificate(ctx: Context): undefined {
+    this.require(ctx.session, 'write');
+    const fileName = ctx.args.get('file-name');
+    if (!fileName) throw new RosError('failure: file-name not specified');
+    const file = this.state.find('file', { name: fileName });
+    if (!file) throw new RosError('failure: unable to open file', CATEGORY.general);
+    const base = fileName.replace(/\.[^.]*$/, '');
+    const blocks = (file.values['contents'] ?? '').match(
+      /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g,
+    );
+    let imported = 0;
+    for (const pem of blocks ?? []) {
+      let cert: X509Certificate;
+      try {
+        cert = new X509Certificate(pem);
+      } catch {
+        continue;
+      }
+      const existing = new Set(this.state.names('certificate'));
+      let n = 0;
+      while (existing.has(`${base}_${n}`)) n++;
+      const cn = /CN=([^\n,]+)/.exec(cert.subject)?.[1] ?? '';
+      this.state.insert('certificate', {
+        name: `${fileName}_${n}`,
+        'common-name': cn,
+        fingerprint: cert.fingerprint256.replace(/:/g, '').toLowerCase(),
+        issuer: cert.issuer.replace(/\n/g, ','),
+        'serial-number': cert.serialNumber,
+        'invalid-before': cert.validFrom,
+        'invalid-after': cert.validTo,
+        ca: cert.ca ? 'true' : 'false',
+        trusted: 'true',
+      });
+      imported++;
+    }
+    if (imported === 0) throw new RosError('failure: no certificates found in file', CATEGORY.general);
+    ctx.sink.row({
+      'certificates-imported': String(imported),
+      'private-keys-imported': '0',
+      'files-imported': '1',
+      'decryption-failures': '0',
+      'keys-with-no-certificate': '0',
+    });
+    ctx.sink.done();
+    return undefined;
+  }
+
+  /** Every second (or once), one row per interface with its rates. */
+  private monitorTraffic(ctx: Context): Running | undefined {
+    this.require(ctx.session, 'read');
+    const names = (ctx.args.get('interface') ?? ctx.args.get('numbers') ?? '').split(',').filter(Boolean);
+    if (names.length === 0) throw new RosError('failure: interface not specified');
+    const menu = MENU_BY_PATH.get('interface')!;
+    const ids = names.map((n) => {
+      const item = this.state.find(menu, { name: n }) ?? this.state.get(menu, parseId(n) ?? -1);
+      if (!item) throw new RosError('input does not match any value of interface', CATEGORY.argument);
+      return item.id;
+    });
+    const proplist = this.proplist(ctx.args);
+    const emit = (): void => {
+      ids.forEach((id, section) => {
+        const item = this.state.get(menu, id);
+        if (!item) return;
+        const row = trafficRates(this.state, item);
+        ctx.sink.row(proplist(ids.length > 1 ? { ...row, '.section': String(section) } : row));
+      });
+    };
+    emit();
+    if (ctx.args.has('once')) {
+      ctx.sink.done();
+      return undefined;
+    }
+    const interval = Math.max(0.05, parseDuration(ctx.args.get('interval') ?? '1s') ?? 1);
+    const timer = setInterval(emit, interval * 1000);
+    return { stop: () => clearInterval(timer), rows: 0 };
+  }
+
+  /** Reachable: loopback, the router's own addresses and hosts on its connected subnets. */
+  private reachable(addr: number): { rtt: number } | undefined {
+    if (inPrefix(addr, '127.0.0.0/8')) return { rtt: 0 };
+    for (const a of this.state.items('ip/address')) {
+      if (a.values['disabled'] === 'true') continue;
+      const p = parsePrefix(a.values['address'] ?? '');
+      if (!p) continue;
+      if (p[0] === addr) return { rtt: 0 };
+      const iface = this.state.find('interface', { name: a.values['interface'] ?? '' });
+      if (iface && !isRunning(this.state, iface)) continue;
+      if (p[1] < 31 && networkOf(addr, p[1]) === networkOf(p[0], p[1])) {
+        return { rtt: 0.3 + ((addr * 2654435761) % 1000) / 1000 };
+      }
+    }
+    return undefined;
+  }
+
+  private ping(ctx: Context): Running | undefined {
+    this.require(ctx.session, 'test');
+    const target = ctx.args.get('address');
+    if (target === undefined || target === '') throw new RosError('failure: address not specified');
+    const addr = parseIp(target);
+    if (addr === undefined) throw new RosError('invalid value for argument address', CATEGORY.argument);
+    const countArg = ctx.args.get('count');
+    const count = countArg === undefined ? Infinity : Number(countArg);
+    if (!Number.isInteger(count) && count !== Infinity) {
+      throw new RosError('invalid value for argument count', CATEGORY.argument);
+    }
+    const interval = Math.max(0.01, parseDuration(ctx.args.get('interval') ?? '1s') ?? 1);
+    const size = ctx.args.get('size') ?? '56';
+    const route = this.reachable(addr);
+    let seq = 0;
+    let received = 0;
+    let min = Infinity;
+    let max = 0;
+    let sum = 0;
+    const ms = (v: number): string => {
+      const whole = Math.floor(v);
+      const us = Math.round((v - whole) * 1000);
+      return us ? `${whole}ms${us}us` : `${whole}ms`;
+    };
+    const probe = (): void => {
+      const sent = seq + 1;
+      const row: Record<string, string> = { seq: String(seq), host: formatIp(addr) };
+      if (route) {
+        const rtt = route.rtt + (route.rtt ? Math.abs(Math.sin(seq * 7.3)) * 0.2 : 0);
+        received++;
+        min = Math.min(min, rtt);
+        max = Math.max(max, rtt);
+        sum += rtt;
+        Object.assign(row, { size, ttl: '64', time: ms(rtt) });
+      } else {
+        row['status'] = 'timeout';
+      }
+      Object.assign(row, {
+        sent: String(sent),
+        received: String(received),
+        'packet-loss': String(Math.floor(((sent - received) * 100) / sent)),
+      });
+      if (received > 0) Object.assign(row, { 'min-rtt': ms(min), 'avg-rtt': ms(sum / received), 'max-rtt': ms(max) });
+      ctx.sink.row(row);
+      seq++;
+    };
+    probe();
+    if (seq >= count) {
+      ctx.sink.done();
+      return undefined;
+    }
+    const timer = setInterval(() => {
+      probe();
+      if (seq >= count) {
+        clearInterval(timer);
+        ctx.sink.done();
+      }
+    }, interval * 1000);
+    return { stop: () => clearInterval(timer), rows: 0 };
+  }
+}
+
+/** A stable locally administered MAC address for generated interfaces. */
+export function mac(seed: number, n: number): string {
+  const h = createHash('sha1').update(`${seed}:${n}`).digest();
+  const bytes = [0x02, h[0]!, h[1]!, h[2]!, h[3]!, n & 0xff];
+  return bytes.map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':');
+}

@@ -1,0 +1,216 @@
+/**
+ * The router's configuration and live state, independent of any transport. Items are
+ * stored per id space ("store"); menus are views over a store (/interface and
+ * /interface/vlan share ids). Every change is published to listeners (API `listen`, and
+ * later the REST server, /export and the script interpreter).
+ */
+import { featuresOf, type BooleanStyle, type VersionFeatures } from '../version';
+import { MENU_BY_PATH, storeOf } from './menus';
+import type { MenuDef } from './types';
+
+export interface Item {
+  readonly id: number;
+  /** Stored values (booleans as `true`/`false`). Mutate only through RouterState. */
+  readonly values: Record<string, string>;
+}
+
+export interface ChangeEvent {
+  readonly store: string;
+  readonly id: number;
+  /** The item after the change; undefined when it was removed. */
+  readonly item: Item | undefined;
+}
+
+interface Store {
+  nextId: number;
+  readonly items: Map<number, Item>;
+}
+
+export interface RouterStateOptions {
+  readonly version: string;
+  readonly seed: number;
+  readonly booleans?: BooleanStyle;
+  /** Most /log lines kept (memory bound for fleets). */
+  readonly logLines?: number;
+  /** Clock in ms, for tests. */
+  readonly now?: () => number;
+}
+
+/** `*1A` form of a numeric id. */
+export function formatId(id: number): string {
+  return `*${id.toString(16).toUpperCase()}`;
+}
+
+export function parseId(text: string): number | undefined {
+  if (!/^\*[0-9A-Fa-f]{1,8}$/.test(text)) return undefined;
+  return parseInt(text.slice(1), 16);
+}
+
+/** Small deterministic PRNG (mulberry32) so a seed gives the same router every time. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export class RouterState {
+  readonly features: VersionFeatures;
+  readonly seed: number;
+  readonly now: () => number;
+  /** Wall-clock ms of the last boot. */
+  bootedAt: number;
+  private readonly stores = new Map<string, Store>();
+  private readonly listeners = new Set<(e: ChangeEvent) => void>();
+  private readonly logLines: number;
+  /** Interface counters at the last reset-counters, by interface id. */
+  readonly counterBase = new Map<number, { rx: number; tx: number; at: number }>();
+  /** Per-interface link state overrides (tests, fault injection). */
+  readonly linkDown = new Set<number>();
+
+  constructor(options: RouterStateOptions) {
+    this.features = featuresOf(options.version, options.booleans);
+    this.seed = options.seed;
+    this.now = options.now ?? Date.now;
+    this.bootedAt = this.now();
+    this.logLines = options.logLines ?? 100;
+  }
+
+  get version(): string {
+    return this.features.version;
+  }
+
+  private store(name: string): Store {
+    let s = this.stores.get(name);
+    if (!s) {
+      s = { nextId: 1, items: new Map() };
+      this.stores.set(name, s);
+    }
+    return s;
+  }
+
+  menu(path: string): MenuDef {
+    const m = MENU_BY_PATH.get(path);
+    if (!m) throw new Error(`unknown menu ${path}`);
+    return m;
+  }
+
+  /** Items visible in a menu, in order. */
+  items(menu: MenuDef | string): Item[] {
+    const m = typeof menu === 'string' ? this.menu(menu) : menu;
+    const all = [...this.store(storeOf(m)).items.values()];
+    const filter = m.filter;
+    if (!filter) return all;
+    return all.filter((i) => Object.entries(filter).every(([k, v]) => i.values[k] === v));
+  }
+
+  get(menu: MenuDef | string, id: number): Item | undefined {
+    const m = typeof menu === 'string' ? this.menu(menu) : menu;
+    const item = this.store(storeOf(m)).items.get(id);
+    if (!item) return undefined;
+    return this.items(m).includes(item) ? item : undefined;
+  }
+
+  /** The single object of a `single` menu (created on first use). */
+  single(path: string): Item {
+    const s = this.store(path);
+    let item = s.items.get(0);
+    if (!item) {
+      item = { id: 0, values: {} };
+      s.items.set(0, item);
+    }
+    return item;
+  }
+
+  /** First item whose properties all match. */
+  find(menu: MenuDef | string, match: Readonly<Record<string, string>>): Item | undefined {
+    return this.items(menu).find((i) => Object.entries(match).every(([k, v]) => i.values[k] === v));
+  }
+
+  /** Names of a menu's items (for references). */
+  names(path: string): string[] {
+    const m = this.menu(path);
+    const key = m.nameProp ?? 'name';
+    return this.items(m).map((i) => i.values[key] ?? '');
+  }
+
+  /** Adds an item with already validated values; returns it. `id` forces an id (builtins). */
+  insert(menu: MenuDef | string, values: Record<string, string>, id?: number): Item {
+    const m = typeof menu === 'string' ? this.menu(menu) : menu;
+    const s = this.store(storeOf(m));
+    const newId = id ?? s.nextId;
+    if (newId < 0xfffffff0 && newId >= s.nextId) s.nextId = newId + 1;
+    const item: Item = { id: newId, values: { ...values, ...m.filter } };
+    s.items.set(newId, item);
+    this.emit({ store: storeOf(m), id: newId, item });
+    return item;
+  }
+
+  /** Sets (or with `undefined`, unsets) stored values. */
+  update(menu: MenuDef | string, item: Item, changes: Readonly<Record<string, string | undefined>>): void {
+    const m = typeof menu === 'string' ? this.menu(menu) : menu;
+    for (const [k, v] of Object.entries(changes)) {
+      if (v === undefined) Reflect.deleteProperty(item.values, k);
+      else item.values[k] = v;
+    }
+    this.emit({ store: storeOf(m), id: item.id, item });
+  }
+
+  remove(menu: MenuDef | string, id: number): void {
+    const m = typeof menu === 'string' ? this.menu(menu) : menu;
+    const s = this.store(storeOf(m));
+    if (s.items.delete(id)) {
+      this.counterBase.delete(id);
+      this.emit({ store: storeOf(m), id, item: undefined });
+    }
+  }
+
+  onChange(fn: (e: ChangeEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private emit(e: ChangeEvent): void {
+    for (const fn of [...this.listeners]) fn(e);
+  }
+
+  /** Appends a /log line (oldest dropped beyond the limit). */
+  log(topics: string, message: string): void {
+    const log = this.menu('log');
+    const items = this.items(log);
+    if (items.length >= this.logLines && items[0]) this.remove(log, items[0].id);
+    this.insert(log, { time: this.logTime(), topics, message });
+  }
+
+  /** Seconds since boot. */
+  uptime(): number {
+    return Math.max(0, (this.now() - this.bootedAt) / 1000);
+  }
+
+  /** Router date and time strings in this version's format. */
+  clock(at = this.now()): { date: string; time: string } {
+    const d = new Date(at);
+    const time = d.toISOString().slice(11, 19);
+    if (this.features.isoDates) return { date: d.toISOString().slice(0, 10), time };
+    const mon = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'][d.getUTCMonth()]!;
+    return { date: `${mon}/${String(d.getUTCDate()).padStart(2, '0')}/${d.getUTCFullYear()}`, time };
+  }
+
+  private logTime(): string {
+    const { date, time } = this.clock();
+    return this.features.isoDates ? `${date} ${time}` : `${date.slice(0, 6)} ${time}`;
+  }
+
+  /** State survives; uptime and counters restart. */
+  rebooted(): void {
+    this.bootedAt = this.now();
+    this.counterBase.clear();
+    const active = this.menu('user/active');
+    for (const i of this.items(active)) this.remove(active, i.id);
+    this.log('system,info', 'router rebooted');
+  }
+}

@@ -1,0 +1,80 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { attrs, RawApiClient } from './api/raw-client';
+import { startRouter, type SimRouter } from './router';
+
+const routers: SimRouter[] = [];
+const clients: RawApiClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await Promise.all(routers.splice(0).map((r) => r.stop()));
+});
+
+async function up(opts: Parameters<typeof startRouter>[0] = {}): Promise<[SimRouter, RawApiClient]> {
+  const r = await startRouter({ rebootDelayMs: 200, ...opts });
+  routers.push(r);
+  const c = await RawApiClient.connect(r.port);
+  clients.push(c);
+  return [r, c];
+}
+
+describe('startRouter', () => {
+  it('logs in with name and password and answers print', async () => {
+    const [r, c] = await up({ identity: 'r1', users: [{ name: 'bp', password: 's3cret', group: 'full' }] });
+    expect(r.port).toBeGreaterThan(0);
+    expect(await c.login('bp', 's3cret')).toEqual([['!done']]);
+    const replies = await c.call('/system/identity/print');
+    expect(replies).toEqual([['!re', '=name=r1'], ['!done']]);
+  });
+
+  it('refuses a wrong password with the router message and keeps the connection', async () => {
+    const [, c] = await up();
+    expect(await c.login('admin', 'nope')).toEqual([
+      ['!trap', '=message=invalid user name or password (6)'],
+      ['!done'],
+    ]);
+    expect(await c.login('admin', '')).toEqual([['!done']]);
+  });
+
+  it('sends !fatal for commands before login', async () => {
+    const [, c] = await up();
+    const replies = await c.call('/system/resource/print');
+    expect(replies).toEqual([['!fatal', 'not logged in']]);
+    await c.until(() => c.closed);
+  });
+
+  it('tags replies and returns the new id from add', async () => {
+    const [, c] = await up();
+    await c.login();
+    c.send('/ip/address/add', '=address=10.9.0.1/24', '=interface=ether3', '.tag=7');
+    const replies = await c.until((rs) => rs.some((x) => x.includes('.tag=7')));
+    const done = replies.find((x) => x.includes('.tag=7'))!;
+    expect(done[0]).toBe('!done');
+    expect(done).toContain('=ret=*3');
+    const rows = await c.call('/ip/address/print', '?address=10.9.0.1/24');
+    expect(rows).toHaveLength(2);
+    expect(attrs(rows[0]!)).toMatchObject({ '.id': '*3', network: '10.9.0.0', interface: 'ether3' });
+  });
+
+  it('traps an unknown interface with category 1', async () => {
+    const [, c] = await up();
+    await c.login();
+    expect(await c.call('/ip/address/add', '=address=10.9.0.1/24', '=interface=nope')).toEqual([
+      ['!trap', '=category=1', '=message=input does not match any value of interface'],
+      ['!done'],
+    ]);
+  });
+
+  it('v6 challenge login (6.42)', async () => {
+    const [, c] = await up({ version: '6.42', users: [{ name: 'userTest', password: 'passTest' }] });
+    const first = await c.call('/login');
+    const challenge = attrs(first[0]!)['ret']!;
+    expect(challenge).toMatch(/^[0-9a-f]{32}$/);
+    const { md5Response } = await import('./api/connection');
+    const ok = await c.call(
+      '/login',
+      '=name=userTest',
+      `=response=${md5Response('passTest', Buffer.from(challenge, 'hex'))}`,
+    );
+    expect(ok).toEqual([['!done']]);
+  });
+});

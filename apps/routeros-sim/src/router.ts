@@ -1,0 +1,305 @@
+/**
+ * A simulated router: state + engine + API listeners (8728, optional TLS 8729), with
+ * reboot (connections dropped, port refusing for a while, state kept, uptime reset) and
+ * /ip service enforcement (disabled service = port closed; `address` = allowed sources).
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { ApiConnection, SILENT_LOGGER, type SimLogger } from './api/connection';
+import { populate, type SimGroup, type SimUser } from './model/defaults';
+import { Engine } from './model/engine';
+import { RouterState } from './model/state';
+import { inPrefix, parseIp } from './model/values';
+import { ADH_CIPHERS, FFDHE2048 } from './tls';
+import type { BooleanStyle } from './version';
+
+export interface TlsOptions {
+  /** PEM certificate and key: normal TLS. Without them: anonymous DH only. */
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
+  /** Port for api-ssl (0 = ephemeral). */
+  readonly port?: number;
+}
+
+export interface StartRouterOptions {
+  /** Listen address (default 127.0.0.1). */
+  readonly host?: string;
+  /** API port; 0 = ephemeral (default 0). */
+  readonly port?: number;
+  /** Also serve api-ssl. `true`: anonymous-DH TLS (RouterOS without a certificate). */
+  readonly tls?: boolean | TlsOptions;
+  /** RouterOS version to behave like (default 7.16). */
+  readonly version?: string;
+  /** /system identity (default MikroTik). */
+  readonly identity?: string;
+  /** Extra users (admin with an empty password exists unless listed here). */
+  readonly users?: readonly SimUser[];
+  /** Extra groups (read, write and full always exist). */
+  readonly groups?: readonly SimGroup[];
+  /** How long the API port refuses connections during a reboot (default 2000 ms). */
+  readonly rebootDelayMs?: number;
+  /** Makes MACs, serials, addresses and traffic patterns reproducible (default 1). */
+  readonly seed?: number;
+  /** Override the version's boolean spelling in replies. */
+  readonly booleans?: BooleanStyle;
+  /** Bytes accepted before login (default 8192). */
+  readonly preLoginLimitBytes?: number;
+  /** Delay of a cancelled command's final `!done` (default 5 ms). */
+  readonly cancelDelayMs?: number;
+  /** /log lines kept (default 100). */
+  readonly logLines?: number;
+  readonly ethernets?: number;
+  readonly logger?: SimLogger;
+}
+
+export interface SimRouter {
+  readonly host: string;
+  readonly port: number;
+  readonly tlsPort?: number;
+  readonly version: string;
+  readonly identity: string;
+  /** The live model: tests may read and change it. */
+  readonly state: RouterState;
+  readonly engine: Engine;
+  /** Open API connections. */
+  readonly connections: number;
+  /** Drops every connection, refuses for rebootDelayMs, comes back with state kept. */
+  reboot(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen({ port, host, exclusive: true }, () => {
+      server.off('error', onError);
+      const addr = server.address();
+      resolve(typeof addr === 'object' && addr ? addr.port : port);
+    });
+  });
+}
+
+function close(server: Server | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server?.listening) return resolve();
+    server.close(() => resolve());
+  });
+}
+
+type ServiceName = 'api' | 'api-ssl';
+
+class Router implements SimRouter {
+  readonly state: RouterState;
+  readonly engine: Engine;
+  readonly host: string;
+  port: number;
+  tlsPort: number | undefined;
+  private readonly sockets = new Set<ApiConnection>();
+  private readonly servers = new Map<ServiceName, Server>();
+  private booting: Promise<void> | undefined;
+  private stopped = false;
+  private syncing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: StartRouterOptions) {
+    this.host = options.host ?? '127.0.0.1';
+    this.port = options.port ?? 0;
+    const tls = options.tls;
+    this.tlsPort = tls
+      ? typeof tls === 'object' && tls.port !== undefined
+        ? tls.port
+        : this.port === 0
+          ? 0
+          : this.port + 1
+      : undefined;
+    this.state = new RouterState({
+      version: options.version ?? '7.16',
+      seed: options.seed ?? 1,
+      ...(options.booleans ? { booleans: options.booleans } : {}),
+      ...(options.logLines ? { logLines: options.logLines } : {}),
+    });
+    populate(this.state, {
+      identity: options.identity ?? 'MikroTik',
+      users: options.users ?? [],
+      groups: options.groups ?? [],
+      ...(options.ethernets ? { ethernets: options.ethernets } : {}),
+    });
+    this.engine = new Engine(this.state, {
+      reboot: () => {
+        setTimeout(() => void this.reboot(), 50).unref();
+      },
+    });
+    this.state.onChange((e) => {
+      if (e.store === 'ip/service') this.scheduleSync();
+    });
+  }
+
+  get version(): string {
+    return this.state.version;
+  }
+
+  get identity(): string {
+    return this.state.single('system/identity').values['name'] ?? '';
+  }
+
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  private get logger(): SimLogger {
+    return this.options.logger ?? SILENT_LOGGER;
+  }
+
+  private serviceEntry(name: ServiceName) {
+    return this.state.find('ip/service', { name });
+  }
+
+  private allowed(name: ServiceName, socket: Socket): boolean {
+    const svc = this.serviceEntry(name);
+    if (!svc || svc.values['disabled'] === 'true') return false;
+    const prefixes = (svc.values['address'] ?? '').split(',').filter(Boolean);
+    if (prefixes.length === 0) return true;
+    const addr = parseIp((socket.remoteAddress ?? '').replace(/^::ffff:/, ''));
+    return addr !== undefined && prefixes.some((p) => inPrefix(addr, p));
+  }
+
+  private accept(name: ServiceName, socket: Socket): void {
+    if (this.booting || !this.allowed(name, socket)) {
+      this.logger.info({ service: name, from: socket.remoteAddress }, 'connection refused by /ip service');
+      socket.destroy();
+      return;
+    }
+    const conn = new ApiConnection(socket, {
+      engine: this.engine,
+      service: name,
+      logger: this.logger,
+      preLoginLimitBytes: this.options.preLoginLimitBytes ?? 8192,
+      cancelDelayMs: this.options.cancelDelayMs ?? 5,
+      identity: this.identity,
+    });
+    this.sockets.add(conn);
+    socket.on('close', () => this.sockets.delete(conn));
+  }
+
+  private makeServer(name: ServiceName): Server {
+    if (name === 'api') return createServer((s) => this.accept(name, s));
+    const tls = typeof this.options.tls === 'object' ? this.options.tls : {};
+    const server =
+      tls.cert && tls.key
+        ? createTlsServer({ cert: tls.cert, key: tls.key }, (s: TLSSocket) => this.accept(name, s))
+        : createTlsServer(
+            { ciphers: ADH_CIPHERS, dhparam: FFDHE2048, maxVersion: 'TLSv1.2', minVersion: 'TLSv1.2' },
+            (s: TLSSocket) => this.accept(name, s),
+          );
+    server.on('tlsClientError', (err) => this.logger.debug({ err: err.message }, 'api-ssl handshake failed'));
+    return server;
+  }
+
+  /** Opens or closes listeners to match /ip service (disabled = connection refused). */
+  private async sync(): Promise<void> {
+    if (this.stopped || this.booting) return;
+    const wanted: ServiceName[] = ['api', ...(this.tlsPort !== undefined ? (['api-ssl'] as const) : [])];
+    for (const name of wanted) {
+      const enabled = this.serviceEntry(name)?.values['disabled'] !== 'true';
+      const server = this.servers.get(name);
+      if (enabled && !server) {
+        const s = this.makeServer(name);
+        this.servers.set(name, s);
+        const port = await listen(s, name === 'api' ? this.port : this.tlsPort!, this.host);
+        if (name === 'api') this.port = port;
+        else this.tlsPort = port;
+      } else if (!enabled && server) {
+        this.servers.delete(name);
+        await close(server);
+        for (const c of [...this.sockets]) if (c.service === name) c.destroy();
+      }
+    }
+  }
+
+  private scheduleSync(): void {
+    this.syncing = this.syncing
+      .then(() => this.sync())
+      .catch((err: unknown) => {
+        this.logger.warn({ err: String(err) }, 'service listener change failed');
+      });
+  }
+
+  async start(): Promise<void> {
+    await this.sync();
+    this.logger.info(
+      { host: this.host, port: this.port, tlsPort: this.tlsPort, version: this.version, identity: this.identity },
+      'router up',
+    );
+  }
+
+  private async closeAll(): Promise<void> {
+    const servers = [...this.servers.values()];
+    this.servers.clear();
+    for (const c of [...this.sockets]) c.destroy();
+    this.sockets.clear();
+    await Promise.all(servers.map((s) => close(s)));
+  }
+
+  reboot(): Promise<void> {
+    if (this.booting) return this.booting;
+    this.logger.info({ identity: this.identity }, 'rebooting');
+    this.booting = (async () => {
+      await this.syncing;
+      await this.closeAll();
+      await new Promise((r) => setTimeout(r, this.options.rebootDelayMs ?? 2000));
+      this.state.rebooted();
+      this.booting = undefined;
+      if (!this.stopped) await this.start();
+    })();
+    return this.booting;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.syncing;
+    await this.closeAll();
+  }
+}
+
+export async function startRouter(options: StartRouterOptions = {}): Promise<SimRouter> {
+  const router = new Router(options);
+  await router.start();
+  return router;
+}
+
+export interface StartRoutersOptions extends StartRouterOptions {
+  /**
+   * `ports` (default): all on `host`, ports `port`, `port+1`, ... (or ephemeral when port is 0).
+   * `loopback`: each on its own 127.1.x.y address, all on `port` (default 8728).
+   */
+  readonly addressing?: 'ports' | 'loopback';
+}
+
+/** `n` routers in this process; identities `<identity>-1..n`, seeds `seed+i`. */
+export async function startRouters(n: number, options: StartRoutersOptions = {}): Promise<SimRouter[]> {
+  const routers: SimRouter[] = [];
+  const base = options.port ?? 0;
+  try {
+    for (let i = 0; i < n; i++) {
+      const loopback = options.addressing === 'loopback';
+      const host = loopback ? `127.1.${(i + 1) >> 8}.${(i + 1) & 255}` : (options.host ?? '127.0.0.1');
+      const port = loopback ? (options.port ?? 8728) : base === 0 ? 0 : base + i * (options.tls ? 2 : 1);
+      routers.push(
+        await startRouter({
+          ...options,
+          host,
+          port,
+          ...(options.tls && typeof options.tls === 'object'
+            ? { tls: { ...options.tls, port: port === 0 ? 0 : port + 1 } }
+            : {}),
+          identity: `${options.identity ?? 'router'}-${i + 1}`,
+          seed: (options.seed ?? 1) + i,
+        }),
+      );
+    }
+  } catch (err) {
+    await Promise.all(routers.map((r) => r.stop()));
+    throw err;
+  }
+  return routers;
+}
