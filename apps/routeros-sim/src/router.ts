@@ -210,8 +210,8 @@ class Router implements SimRouter {
         else this.tlsPort = port;
       } else if (!enabled && server) {
         this.servers.delete(name);
-        await close(server);
         for (const c of [...this.sockets]) if (c.service === name) c.destroy();
+        await close(server);
       }
     }
   }

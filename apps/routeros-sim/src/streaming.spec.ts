@@ -1,0 +1,207 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { connect } from 'node:net';
+import { attrs, RawApiClient, type Reply } from './api/raw-client';
+import { startRouter, startRouters, type SimRouter } from './router';
+import { ADH_CIPHERS } from './tls';
+
+const routers: SimRouter[] = [];
+const clients: RawApiClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await Promise.all(routers.splice(0).map((r) => r.stop()));
+});
+
+async function up(opts: Parameters<typeof startRouter>[0] = {}): Promise<[SimRouter, RawApiClient]> {
+  const r = await startRouter({ rebootDelayMs: 300, ...opts });
+  routers.push(r);
+  const c = await RawApiClient.connect(r.port);
+  clients.push(c);
+  await c.login();
+  return [r, c];
+}
+
+const tagged = (rs: Reply[], tag: string): Reply[] => rs.filter((s) => s.includes(`.tag=${tag}`));
+
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ port, host: '127.0.0.1' });
+    s.once('connect', () => {
+      s.once('close', () => resolve(true));
+      s.once('data', () => resolve(false));
+      setTimeout(() => {
+        s.destroy();
+        resolve(false);
+      }, 300);
+    });
+    s.once('error', () => resolve(true));
+  });
+}
+
+describe('streaming over the API', () => {
+  it('listen streams changes until /cancel, with the documented cancel replies', async () => {
+    const [, c] = await up({ version: '7.16' });
+    c.send('/interface/listen', '.tag=L');
+    const ret = attrs((await c.call('/interface/vlan/add', '=name=v7', '=vlan-id=7', '=interface=ether1')).at(-1)!)[
+      'ret'
+    ];
+    await c.call('/interface/vlan/remove', `=.id=${ret}`);
+    await c.until((rs) => tagged(rs, 'L').length >= 2);
+    c.send('/cancel', '=tag=L', '.tag=C');
+    await c.until((rs) => tagged(rs, 'L').some((s) => s[0] === '!done'));
+    const forL = tagged(c.replies, 'L').map((s) => s.filter((w) => w !== '.tag=L'));
+    expect(forL[0]).toEqual(expect.arrayContaining(['!re', `=.id=${ret}`, '=name=v7']));
+    expect(forL[1]).toEqual(['!re', `=.id=${ret}`, '=.dead=yes']);
+    expect(forL.slice(2)).toEqual([['!trap', '=category=2', '=message=interrupted'], ['!done']]);
+    // order across tags: trap(L), done(C), done(L)
+    const order = c.replies.filter((s) => s.includes('.tag=C') || s.includes('.tag=L')).slice(-3);
+    expect(order.map((s) => `${s[0]}:${s[s.length - 1]}`)).toEqual(['!trap:.tag=L', '!done:.tag=C', '!done:.tag=L']);
+  });
+
+  it('on 7.18+ a cancelled stream with no rows ends with !empty then !done', async () => {
+    const [, c] = await up({ version: '7.18.2' });
+    c.send('/ip/address/listen', '.tag=9');
+    c.send('/cancel', '=tag=9', '.tag=10');
+    await c.until((rs) => tagged(rs, '9').some((s) => s[0] === '!done'));
+    expect(tagged(c.replies, '9').map((s) => s[0])).toEqual(['!trap', '!empty', '!done']);
+  });
+
+  it('monitor-traffic streams one row per second; once gives one row and done', async () => {
+    const [, c] = await up();
+    const once = await c.call('/interface/monitor-traffic', '=interface=ether1', '=once=');
+    expect(once.map((s) => s[0])).toEqual(['!re', '!done']);
+    expect(Number(attrs(once[0]!)['rx-bits-per-second'])).toBeGreaterThan(0);
+    c.send('/interface/monitor-traffic', '=interface=ether1,ether2', '=interval=200ms', '.tag=m');
+    await c.until((rs) => tagged(rs, 'm').length >= 4);
+    const rows = tagged(c.replies, 'm').slice(0, 4).map(attrs);
+    expect(rows.map((r) => [r['name'], r['.section']])).toEqual([
+      ['ether1', '0'],
+      ['ether2', '1'],
+      ['ether1', '0'],
+      ['ether2', '1'],
+    ]);
+    await c.call('/cancel', '=tag=m');
+  });
+
+  it('pings loopback with seq, time and a running summary; unknown hosts time out', async () => {
+    const [, c] = await up();
+    const ok = await c.call('/ping', '=address=127.0.0.1', '=count=3', '=interval=50ms');
+    expect(ok.map((s) => s[0])).toEqual(['!re', '!re', '!re', '!done']);
+    expect(attrs(ok[2]!)).toMatchObject({
+      seq: '2',
+      host: '127.0.0.1',
+      time: '0ms',
+      sent: '3',
+      received: '3',
+      'packet-loss': '0',
+    });
+    const lost = await c.call('/ping', '=address=203.0.113.77', '=count=2', '=interval=50ms');
+    expect(attrs(lost[1]!)).toMatchObject({
+      seq: '1',
+      status: 'timeout',
+      sent: '2',
+      received: '0',
+      'packet-loss': '100',
+    });
+  });
+
+  it('/quit ends with !fatal', async () => {
+    const [, c] = await up();
+    expect(await c.call('/quit')).toEqual([['!fatal', 'session terminated on request']]);
+    await c.until(() => c.closed);
+  });
+
+  it('reboot drops connections, refuses for the delay, keeps state and resets uptime', async () => {
+    const [r, c] = await up({ rebootDelayMs: 400 });
+    await c.call('/system/identity/set', '=name=before-reboot');
+    r.state.bootedAt -= 3_600_000;
+    await c.call('/system/reboot');
+    await c.until(() => c.closed);
+    expect(await refused(r.port)).toBe(true);
+    await new Promise((res) => setTimeout(res, 600));
+    const c2 = await RawApiClient.connect(r.port);
+    clients.push(c2);
+    await c2.login();
+    expect(attrs((await c2.call('/system/identity/print'))[0]!)['name']).toBe('before-reboot');
+    const uptime = attrs((await c2.call('/system/resource/print'))[0]!)['uptime']!;
+    expect(uptime).toMatch(/^\d+(ms|s)/);
+  });
+
+  it('a disabled api service refuses connections; address restricts sources', async () => {
+    const [r, c] = await up();
+    await c.call('/ip/service/set', '=.id=api', '=address=10.0.0.0/8');
+    await new Promise((res) => setTimeout(res, 50));
+    expect(await refused(r.port)).toBe(true);
+    r.state.update('ip/service', r.state.find('ip/service', { name: 'api' })!, { address: '127.0.0.0/8' });
+    const c2 = await RawApiClient.connect(r.port);
+    clients.push(c2);
+    await c2.login();
+    await c2.call('/ip/service/disable', '=.id=api');
+    await c2.until(() => c2.closed);
+    expect(await refused(r.port)).toBe(true);
+  });
+
+  it('users need the api policy; groups without write get not enough permissions', async () => {
+    const [r] = await up({
+      groups: [
+        { name: 'noapi', policy: 'read,write' },
+        { name: 'ro', policy: 'read,api' },
+      ],
+      users: [
+        { name: 'a', password: 'x', group: 'noapi' },
+        { name: 'b', password: 'y', group: 'ro' },
+      ],
+    });
+    const a = await RawApiClient.connect(r.port);
+    const b = await RawApiClient.connect(r.port);
+    clients.push(a, b);
+    expect((await a.login('a', 'x'))[0]).toEqual(['!trap', '=message=invalid user name or password (6)']);
+    expect(await b.login('b', 'y')).toEqual([['!done']]);
+    expect(await b.call('/ip/address/add', '=address=1.1.1.1/32', '=interface=ether1')).toEqual([
+      ['!trap', '=message=not enough permissions (9)'],
+      ['!done'],
+    ]);
+    expect((await b.call('/system/reboot'))[0]).toEqual(['!trap', '=message=not enough permissions (9)']);
+  });
+
+  it('a pre-login flood and malformed framing get !fatal', async () => {
+    const [r] = await up();
+    const c = await RawApiClient.connect(r.port);
+    clients.push(c);
+    c.send('/login', `=name=${'x'.repeat(9000)}`, '=password=');
+    await c.until(() => c.closed);
+    expect(c.replies).toEqual([['!fatal', 'too much data before login']]);
+    const d = await RawApiClient.connect(r.port);
+    clients.push(d);
+    d.writeRaw(Buffer.from([0xf8, 1, 2, 3]));
+    await d.until(() => d.closed);
+    expect(d.replies[0]![0]).toBe('!fatal');
+  });
+
+  it('api-ssl without a certificate speaks anonymous DH only', async () => {
+    const r = await startRouter({ tls: true });
+    routers.push(r);
+    expect(r.tlsPort).toBeGreaterThan(0);
+    const c = await RawApiClient.connect(r.tlsPort!, '127.0.0.1', {
+      ciphers: ADH_CIPHERS,
+      maxVersion: 'TLSv1.2',
+      rejectUnauthorized: false,
+    });
+    clients.push(c);
+    expect(await c.login()).toEqual([['!done']]);
+    await expect(RawApiClient.connect(r.tlsPort!, '127.0.0.1', { rejectUnauthorized: false })).rejects.toThrow();
+  });
+
+  it('startRouters runs several routers on distinct ports and loopback addresses', async () => {
+    const many = await startRouters(3, { identity: 'edge' });
+    routers.push(...many);
+    expect(new Set(many.map((m) => m.port)).size).toBe(3);
+    const loop = await startRouters(2, { addressing: 'loopback', port: 0 });
+    routers.push(...loop);
+    expect(loop.map((m) => m.host)).toEqual(['127.1.0.1', '127.1.0.2']);
+    const c = await RawApiClient.connect(loop[1]!.port, loop[1]!.host);
+    clients.push(c);
+    await c.login();
+    expect(attrs((await c.call('/system/identity/print'))[0]!)['name']).toBe('router-2');
+    expect(many[2]!.identity).toBe('edge-3');
+  });
+});
