@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { compileQuery } from './query';
 
-const rows = [
+const rows: Record<string, string>[] = [
   { '.id': '*1', name: 'ether1', type: 'ether', mtu: '1500' },
   { '.id': '*2', name: 'vlan10', type: 'vlan', mtu: '1496', comment: 'office' },
   { '.id': '*3', name: 'bridge', type: 'bridge', mtu: '1500', comment: '' },
 ];
-const ids = (words: string[]): string[] => rows.filter(compileQuery(words, (_p, v) => v)).map((r) => r['.id']);
+const ids = (words: string[]): string[] => rows.filter(compileQuery(words, (_p, v) => v)).map((r) => r['.id']!);
 
 describe('compileQuery', () => {
   it('matches equality in both spellings', () => {
