@@ -37,3 +37,24 @@ export {
   type StatusClient,
   type StatusRoute,
 } from './management/status';
+export {
+  DEFAULT_DATA_CIPHERS,
+  renderManagementPasswordFile,
+  renderServerConfig,
+  ServerConfigError,
+  type ServerConfigOptions,
+} from './config/server-config';
+export {
+  createCa,
+  createCrl,
+  describeCertificate,
+  issueServerCertificate,
+  PkiError,
+  verifyIssuedBy,
+  type CreateCaOptions,
+  type CreateCrlOptions,
+  type IssueServerOptions,
+  type KeyAlgorithm,
+  type PemCertificate,
+  type RevokedCertificate,
+} from './pki/pki';
