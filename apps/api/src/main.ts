@@ -1,9 +1,8 @@
 import 'reflect-metadata';
 import { loadApiConfig, secretNames, secretsFor } from '@backplane/config';
 import { Keyring } from '@backplane/crypto';
-import { createDataSource, runMigrationsLocked, verifyKeyring } from '@backplane/db';
+import { createDataSource, Database, runMigrationsLocked, verifyKeyring } from '@backplane/db';
 import {
-  createHttpApp,
   createLogger,
   createMetricsRegistry,
   createRedis,
@@ -11,7 +10,7 @@ import {
   redisCheck,
   runMain,
 } from '@backplane/observability';
-import { ApiModule } from './api.module';
+import { createApiApp } from './app';
 
 async function main(): Promise<void> {
   const config = loadApiConfig();
@@ -37,11 +36,17 @@ async function main(): Promise<void> {
 
   const redis = createRedis(config.REDIS_URL, logger.child({ component: 'redis' }));
   const registry = createMetricsRegistry('api');
-  const app = await createHttpApp(ApiModule.register({ checks: [postgresCheck(db), redisCheck(redis)], registry }), {
+  const { app } = await createApiApp({
+    config,
+    secrets,
+    keyring,
+    db: new Database(db),
+    redis,
     logger,
-    bodyLimit: config.API_BODY_LIMIT,
+    registry,
+    checks: [postgresCheck(db), redisCheck(redis)],
+    redisPrefix: 'bp:',
   });
-  app.enableShutdownHooks();
   const close = app.close.bind(app);
   app.close = async () => {
     await close();
@@ -49,7 +54,7 @@ async function main(): Promise<void> {
     await db.destroy();
   };
   await app.listen(config.API_PORT, config.API_HOST);
-  logger.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'api listening');
+  logger.info({ url: `http://${config.API_HOST}:${config.API_PORT}`, docs: '/api/docs' }, 'api listening');
 }
 
 runMain('api', main);

@@ -6,7 +6,22 @@ const EDGE = ['NODE_ENV', 'LOG_LEVEL', 'DATA_DIR', 'REDIS_URL'] as const;
 
 export function loadApiConfig(env: Env = processEnv()) {
   return parseVars(
-    [...COMMON, 'JWT_SIGNING_KEY', 'ENCRYPTION_KEYS', 'API_HOST', 'API_PORT', 'API_BODY_LIMIT', 'MIGRATIONS_RUN'],
+    [
+      ...COMMON,
+      'JWT_SIGNING_KEY',
+      'ENCRYPTION_KEYS',
+      'API_HOST',
+      'API_PORT',
+      'API_BODY_LIMIT',
+      'MIGRATIONS_RUN',
+      'API_CORS_ORIGINS',
+      'API_RATE_LIMIT',
+      'API_ACCESS_TOKEN_TTL',
+      'GATEWAY_DOWN_AFTER',
+      'BOOTSTRAP_OWNER_EMAIL',
+      'BOOTSTRAP_OWNER_PASSWORD',
+      'BOOTSTRAP_TENANT_NAME',
+    ],
     env,
   );
 }

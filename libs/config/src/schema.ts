@@ -119,6 +119,63 @@ export const VARS = {
     secret: false,
     defaultText: '1048576',
   }),
+  API_CORS_ORIGINS: defineVar({
+    name: 'API_CORS_ORIGINS',
+    schema: z
+      .string()
+      .default('')
+      .transform((v) =>
+        v
+          .split(',')
+          .map((o) => o.trim())
+          .filter((o) => o.length > 0),
+      )
+      .pipe(z.array(z.url({ message: 'each origin must be a URL like https://portal.example.com' }))),
+    description: 'Comma-separated browser origins allowed by CORS. Empty (the default) turns CORS off.',
+    secret: false,
+    defaultText: '(off)',
+  }),
+  API_RATE_LIMIT: defineVar({
+    name: 'API_RATE_LIMIT',
+    schema: z.coerce.number().int().min(1).max(1_000_000).default(600),
+    description: 'Requests per minute per client (credential, or source IP when anonymous), counted in Redis.',
+    secret: false,
+    defaultText: '600',
+  }),
+  API_ACCESS_TOKEN_TTL: defineVar({
+    name: 'API_ACCESS_TOKEN_TTL',
+    schema: z.coerce.number().int().min(30).max(900).default(900),
+    description: 'Lifetime of access tokens in seconds (at most 15 minutes; refresh tokens rotate).',
+    secret: false,
+    defaultText: '900',
+  }),
+  GATEWAY_DOWN_AFTER: defineVar({
+    name: 'GATEWAY_DOWN_AFTER',
+    schema: z.coerce.number().int().min(10).max(3600).default(90),
+    description: 'Seconds without a heartbeat after which the control plane reports a gateway as down.',
+    secret: false,
+    defaultText: '90',
+  }),
+  BOOTSTRAP_OWNER_EMAIL: defineVar({
+    name: 'BOOTSTRAP_OWNER_EMAIL',
+    schema: z.email().optional(),
+    description:
+      'With BOOTSTRAP_OWNER_PASSWORD: creates the first owner (and platform operator) on an empty database instead of printing a one-time setup token.',
+    secret: false,
+  }),
+  BOOTSTRAP_OWNER_PASSWORD: defineVar({
+    name: 'BOOTSTRAP_OWNER_PASSWORD',
+    schema: z.string().min(12, 'must be at least 12 characters').max(256).optional(),
+    description: 'Password of the first owner (see BOOTSTRAP_OWNER_EMAIL). Used only when no user exists yet.',
+    secret: true,
+  }),
+  BOOTSTRAP_TENANT_NAME: defineVar({
+    name: 'BOOTSTRAP_TENANT_NAME',
+    schema: z.string().min(1).max(200).default('Default'),
+    description: 'Name of the first tenant created with the first owner.',
+    secret: false,
+    defaultText: 'Default',
+  }),
   MIGRATIONS_RUN: defineVar({
     name: 'MIGRATIONS_RUN',
     schema: bool.default(true),

@@ -1,0 +1,144 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Post } from '@nestjs/common';
+import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { UsersRepository } from '@backplane/db';
+import type { z } from 'zod';
+import { ApiError } from '../common/api-error';
+import {
+  CurrentActor,
+  CurrentPrincipal,
+  Public,
+  SignedIn,
+  SourceIp,
+  type Actor,
+  type Principal,
+} from '../common/request';
+import { API_DEPS, type ApiDeps } from '../deps';
+import {
+  ChangePasswordBody,
+  LoginBody,
+  LoginResponse,
+  MeResponse,
+  MfaCodeBody,
+  MfaEnrollResponse,
+  MfaLoginBody,
+  RefreshBody,
+  TokenPairResponse,
+} from './auth.dto';
+import { AuthService, type LoginResult, type TokenPair } from './auth.service';
+
+function userOf(p: Principal) {
+  if (p.kind !== 'user') throw new ApiError('forbidden', 'this route needs a user');
+  return p;
+}
+
+@ApiTags('auth')
+@Controller('api/v1')
+export class AuthController {
+  constructor(
+    private readonly auth: AuthService,
+    private readonly users: UsersRepository,
+    @Inject(API_DEPS) private readonly deps: ApiDeps,
+  ) {}
+
+  @Post('auth/login')
+  @Public()
+  @HttpCode(200)
+  @ApiResponse({ status: 200, standardSchema: LoginResponse })
+  login(@Body({ schema: LoginBody }) body: z.infer<typeof LoginBody>, @SourceIp() ip: string): Promise<LoginResult> {
+    return this.auth.login(body.email, body.password, ip);
+  }
+
+  @Post('auth/login/mfa')
+  @Public()
+  @HttpCode(200)
+  @ApiResponse({ status: 200, standardSchema: TokenPairResponse })
+  loginMfa(
+    @Body({ schema: MfaLoginBody }) body: z.infer<typeof MfaLoginBody>,
+    @SourceIp() ip: string,
+  ): Promise<TokenPair> {
+    return this.auth.loginMfa(body.mfaToken, body.code, ip);
+  }
+
+  @Post('auth/refresh')
+  @Public()
+  @HttpCode(200)
+  @ApiResponse({ status: 200, standardSchema: TokenPairResponse })
+  refresh(@Body({ schema: RefreshBody }) body: z.infer<typeof RefreshBody>): Promise<TokenPair> {
+    return this.auth.refresh(body.refreshToken);
+  }
+
+  @Post('auth/logout')
+  @SignedIn()
+  @ApiBearerAuth()
+  @HttpCode(204)
+  async logout(@CurrentPrincipal() p: Principal): Promise<void> {
+    await this.auth.logout(userOf(p).sessionId);
+  }
+
+  @Get('me')
+  @SignedIn()
+  @ApiBearerAuth()
+  @ApiResponse({ status: 200, standardSchema: MeResponse })
+  async me(@CurrentPrincipal() p: Principal): Promise<z.infer<typeof MeResponse>> {
+    const { userId } = userOf(p);
+    return this.deps.db.inPlatform(async (tx) => {
+      const user = await this.users.byId(tx, userId);
+      if (!user) throw new ApiError('unauthorized', 'account not found');
+      const tenants = await this.users.memberships(tx, userId);
+      return {
+        id: user.id,
+        email: user.email,
+        displayName: user.displayName,
+        platformOperator: user.platformOperator,
+        mfaEnabled: user.totpEnabled,
+        tenants: tenants.map((t) => ({ id: t.tenantId, slug: t.slug, name: t.name, role: t.role })),
+      };
+    });
+  }
+
+  /** Changes the password and ends every session of the account (this one included). */
+  @Post('me/password')
+  @SignedIn()
+  @ApiBearerAuth()
+  @HttpCode(204)
+  async changePassword(
+    @CurrentPrincipal() p: Principal,
+    @CurrentActor() actor: Actor,
+    @Body({ schema: ChangePasswordBody }) body: z.infer<typeof ChangePasswordBody>,
+  ): Promise<void> {
+    await this.auth.changePassword(userOf(p).userId, actor, body.currentPassword, body.newPassword);
+  }
+
+  @Post('me/mfa/enroll')
+  @SignedIn()
+  @ApiBearerAuth()
+  @HttpCode(200)
+  @ApiResponse({ status: 200, standardSchema: MfaEnrollResponse })
+  enrollMfa(@CurrentPrincipal() p: Principal) {
+    return this.auth.enrollMfa(userOf(p).userId);
+  }
+
+  @Post('me/mfa/verify')
+  @SignedIn()
+  @ApiBearerAuth()
+  @HttpCode(204)
+  async verifyMfa(
+    @CurrentPrincipal() p: Principal,
+    @CurrentActor() actor: Actor,
+    @Body({ schema: MfaCodeBody }) body: z.infer<typeof MfaCodeBody>,
+  ): Promise<void> {
+    await this.auth.setMfa(userOf(p).userId, actor, body.code, true);
+  }
+
+  @Delete('me/mfa')
+  @SignedIn()
+  @ApiBearerAuth()
+  @HttpCode(204)
+  async disableMfa(
+    @CurrentPrincipal() p: Principal,
+    @CurrentActor() actor: Actor,
+    @Body({ schema: MfaCodeBody }) body: z.infer<typeof MfaCodeBody>,
+  ): Promise<void> {
+    await this.auth.setMfa(userOf(p).userId, actor, body.code, false);
+  }
+}

@@ -1,0 +1,180 @@
+import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import {
+  ApiKeysRepository,
+  MembershipsRepository,
+  RegionsRepository,
+  SessionsRepository,
+  TenantScope,
+  type TenantRole,
+} from '@backplane/db';
+import { ApiError } from '../common/api-error';
+import { ApiMetrics } from '../common/metrics';
+import {
+  ACCESS,
+  actorOf,
+  ROLE_RANK,
+  type AccessPolicy,
+  type AuthedRequest,
+  type Principal,
+  type RequestAuth,
+} from '../common/request';
+import { Throttle } from '../common/throttle';
+import { API_DEPS, type ApiDeps } from '../deps';
+import { TokenError, TokenService } from './tokens';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The one global guard: per-client rate limit, then authentication (user access token,
+ * API key or gateway credential), then the route's access policy. For tenant routes it
+ * checks the membership (or the API key's tenant) and mints the request's TenantScope;
+ * another tenant's id answers 404 so existence does not leak.
+ */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    @Inject(API_DEPS) private readonly deps: ApiDeps,
+    private readonly tokens: TokenService,
+    private readonly throttle: Throttle,
+    private readonly metrics: ApiMetrics,
+    private readonly sessions: SessionsRepository,
+    private readonly memberships: MembershipsRepository,
+    private readonly apiKeys: ApiKeysRepository,
+    private readonly regions: RegionsRepository,
+  ) {}
+
+  async canActivate(ctx: ExecutionContext): Promise<boolean> {
+    const req = ctx.switchToHttp().getRequest<AuthedRequest>();
+    const url = req.routeOptions.url ?? req.url;
+    if (!url.startsWith('/api/')) return true; // health, readiness, metrics
+    const policy = this.reflector.getAllAndOverride<AccessPolicy | undefined>(ACCESS, [
+      ctx.getHandler(),
+      ctx.getClass(),
+    ]);
+    if (!policy) throw new ApiError('forbidden', 'this route declares no access policy'); // fail closed
+
+    const bearer = this.bearer(req);
+    await this.rateLimit(bearer ?? `ip:${req.ip}`);
+    if (policy.kind === 'public') return true;
+    if (!bearer) return this.fail('missing', 'authentication required: send Authorization: Bearer <token>');
+
+    if (policy.kind === 'gateway') {
+      req.auth = { principal: await this.gateway(bearer) };
+      return true;
+    }
+    if (bearer.startsWith('bpg_')) return this.fail('wrong_type', 'a gateway credential cannot call this route');
+
+    if (policy.kind === 'tenant') {
+      const tenantId = (req.params as Record<string, string | undefined>)['tenantId'];
+      if (!tenantId || !UUID.test(tenantId)) throw ApiError.notFound('tenant');
+      req.auth = await this.tenantAuth(bearer, tenantId, policy.min, req);
+      return true;
+    }
+
+    if (bearer.startsWith('bpk_'))
+      throw new ApiError('forbidden', 'API keys act for a tenant; this route needs a user');
+    const principal = await this.user(bearer);
+    if (policy.kind === 'platform' && !principal.platformOperator) {
+      throw new ApiError('forbidden', 'this route needs the platform-operator role');
+    }
+    req.auth = { principal };
+    return true;
+  }
+
+  private bearer(req: AuthedRequest): string | undefined {
+    const h = req.headers.authorization;
+    if (!h) return undefined;
+    const m = /^Bearer ([A-Za-z0-9._~+/=-]{10,2048})$/.exec(h);
+    if (!m) return this.fail('malformed', 'Authorization header must be "Bearer <token>"');
+    return m[1];
+  }
+
+  private fail(reason: string, message: string): never {
+    this.metrics.authFailures.inc({ reason });
+    throw new ApiError('unauthorized', message);
+  }
+
+  private async rateLimit(subject: string): Promise<void> {
+    const limit = this.deps.config.API_RATE_LIMIT;
+    const { count, ttl } = await this.throttle.hit('api', subject, 60);
+    if (count > limit) {
+      this.metrics.rateLimited.inc({ kind: 'api' });
+      throw new ApiError('rate_limited', `more than ${limit} requests per minute; slow down`, undefined, ttl);
+    }
+  }
+
+  private async user(token: string): Promise<Extract<Principal, { kind: 'user' }>> {
+    const claims = await this.verify(token);
+    const state = await this.deps.db.inPlatform((tx) => this.sessions.state(tx, claims.sessionId));
+    return this.userFromState(state, claims.userId);
+  }
+
+  private async verify(token: string) {
+    try {
+      return await this.tokens.verifyAccess(token);
+    } catch (err) {
+      if (err instanceof TokenError) {
+        return this.fail(err.reason, err.reason === 'expired' ? 'access token expired' : 'access token is not valid');
+      }
+      throw err;
+    }
+  }
+
+  private userFromState(
+    state: Awaited<ReturnType<SessionsRepository['state']>>,
+    userId: string,
+  ): Extract<Principal, { kind: 'user' }> {
+    if (!state || state.userId !== userId) return this.fail('invalid', 'access token is not valid');
+    if (state.revoked || state.expired) return this.fail('revoked_session', 'session ended; sign in again');
+    if (state.userDisabled) return this.fail('disabled', 'account disabled');
+    return {
+      kind: 'user',
+      userId,
+      email: state.email,
+      sessionId: state.sessionId,
+      platformOperator: state.platformOperator,
+    };
+  }
+
+  private async tenantAuth(token: string, tenantId: string, min: TenantRole, req: AuthedRequest): Promise<RequestAuth> {
+    const scope = TenantScope.authenticated(tenantId);
+    let principal: Principal;
+    let role: TenantRole | null;
+    if (token.startsWith('bpk_')) {
+      const key = await this.deps.db.inPlatform((tx) => this.apiKeys.byHash(tx, this.tokens.hash(token)));
+      if (!key) return this.fail('unknown_api_key', 'API key is not valid');
+      if (key.revokedAt) return this.fail('revoked_api_key', 'API key was revoked');
+      if (key.expiresAt && key.expiresAt.getTime() <= Date.now())
+        return this.fail('expired_api_key', 'API key expired');
+      if (key.tenantId !== scope.tenantId) throw ApiError.notFound('tenant');
+      principal = { kind: 'apiKey', apiKeyId: key.id, tenantId: key.tenantId, role: key.role, name: key.name };
+      role = key.role;
+      await this.deps.db.inTenant(scope, (tx) => this.apiKeys.touch(tx, key.id));
+    } else {
+      const claims = await this.verify(token);
+      const [state, found] = await this.deps.db.inTenant(
+        scope,
+        async (tx) =>
+          [await this.sessions.state(tx, claims.sessionId), await this.memberships.roleOf(tx, claims.userId)] as const,
+      );
+      principal = this.userFromState(state, claims.userId);
+      role = found;
+    }
+    if (!role) throw ApiError.notFound('tenant');
+    if (ROLE_RANK[role] < ROLE_RANK[min]) {
+      throw new ApiError('forbidden', `this action needs the ${min} role or higher in this tenant (you are ${role})`);
+    }
+    return { principal, tenant: { scope, role, principal, actor: actorOf(principal, req) } };
+  }
+
+  private async gateway(token: string): Promise<Principal> {
+    if (!token.startsWith('bpg_')) return this.fail('wrong_type', 'this route needs a gateway credential');
+    const gw = await this.deps.db.inPlatform((tx) =>
+      this.regions.gatewayByCredential(tx, this.tokens.hash(token), this.deps.config.GATEWAY_DOWN_AFTER),
+    );
+    if (!gw) return this.fail('unknown_gateway', 'gateway credential is not valid');
+    return { kind: 'gateway', gatewayId: gw.id, regionId: gw.regionId, name: gw.name };
+  }
+}

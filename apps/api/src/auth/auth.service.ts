@@ -1,0 +1,209 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { SessionsRepository, UsersRepository, type PlatformTx, type UserRow } from '@backplane/db';
+import { ApiError } from '../common/api-error';
+import { ApiMetrics } from '../common/metrics';
+import type { Actor } from '../common/request';
+import { Throttle } from '../common/throttle';
+import { AuditService } from '../audit/audit.service';
+import { API_DEPS, type ApiDeps } from '../deps';
+import { burnPasswordCheck, hashPassword, needsRehash, verifyPassword } from './passwords';
+import { newSecret, TokenError, TokenService } from './tokens';
+import { newTotpSecret, otpauthUri, verifyTotp } from './totp';
+
+export const LOGIN_WINDOW_SECONDS = 15 * 60;
+/** Failed attempts per account (known or not) per window before further tries are refused. */
+export const LOGIN_MAX_ACCOUNT_FAILURES = 5;
+/** Failed attempts per source address per window. */
+export const LOGIN_MAX_IP_FAILURES = 30;
+const SESSION_DAYS = 30;
+
+export interface TokenPair {
+  tokenType: 'Bearer';
+  accessToken: string;
+  expiresIn: number;
+  refreshToken: string;
+}
+
+export type LoginResult = TokenPair | { mfaRequired: true; mfaToken: string };
+
+const INVALID_LOGIN = 'invalid email or password';
+
+@Injectable()
+export class AuthService {
+  constructor(
+    @Inject(API_DEPS) private readonly deps: ApiDeps,
+    private readonly tokens: TokenService,
+    private readonly throttle: Throttle,
+    private readonly metrics: ApiMetrics,
+    private readonly users: UsersRepository,
+    private readonly sessions: SessionsRepository,
+    private readonly audit: AuditService,
+  ) {}
+
+  private async checkLoginThrottle(email: string, ip: string): Promise<void> {
+    const [acct, byIp] = await Promise.all([
+      this.throttle.peek('login-acct', email),
+      this.throttle.peek('login-ip', ip),
+    ]);
+    if (acct.count >= LOGIN_MAX_ACCOUNT_FAILURES || byIp.count >= LOGIN_MAX_IP_FAILURES) {
+      this.metrics.rateLimited.inc({ kind: 'login' });
+      this.metrics.authFailures.inc({ reason: 'throttled' });
+      throw new ApiError(
+        'rate_limited',
+        'too many failed sign-in attempts; try again later',
+        undefined,
+        Math.max(acct.ttl, byIp.ttl),
+      );
+    }
+  }
+
+  private async loginFailed(email: string, ip: string, reason: string): Promise<never> {
+    this.metrics.authFailures.inc({ reason });
+    await Promise.all([
+      this.throttle.hit('login-acct', email, LOGIN_WINDOW_SECONDS),
+      this.throttle.hit('login-ip', ip, LOGIN_WINDOW_SECONDS),
+    ]);
+    throw new ApiError('unauthorized', INVALID_LOGIN);
+  }
+
+  async login(emailRaw: string, password: string, ip: string): Promise<LoginResult> {
+    const email = emailRaw.trim().toLowerCase();
+    await this.checkLoginThrottle(email, ip);
+    const user = await this.deps.db.inPlatform((tx) => this.users.byEmail(tx, email));
+    const ok =
+      user && user.passwordHash && !user.disabled
+        ? await verifyPassword(user.passwordHash, password)
+        : await burnPasswordCheck(password);
+    if (!ok || !user) return this.loginFailed(email, ip, 'bad_credentials');
+    await this.throttle.reset('login-acct', email);
+    if (user.passwordHash && needsRehash(user.passwordHash)) {
+      const rehashed = await hashPassword(password);
+      await this.deps.db.inPlatform((tx) => this.users.setPassword(tx, user.id, rehashed));
+    }
+    if (user.totpEnabled) return { mfaRequired: true, mfaToken: await this.tokens.signMfa(user.id) };
+    return this.deps.db.inPlatform((tx) => this.startSession(tx, user, ip));
+  }
+
+  async loginMfa(mfaToken: string, code: string, ip: string): Promise<TokenPair> {
+    let userId: string;
+    try {
+      userId = await this.tokens.verifyMfa(mfaToken);
+    } catch (err) {
+      if (err instanceof TokenError) {
+        this.metrics.authFailures.inc({ reason: `mfa_token_${err.reason}` });
+        throw new ApiError('unauthorized', 'sign-in step expired or not valid; sign in again');
+      }
+      throw err;
+    }
+    const user = await this.deps.db.inPlatform((tx) => this.users.byId(tx, userId));
+    if (!user || user.disabled || !user.totpEnabled || !user.totpSecret) {
+      throw new ApiError('unauthorized', 'sign-in step expired or not valid; sign in again');
+    }
+    await this.checkLoginThrottle(user.email, ip);
+    await this.checkTotp(user, code, ip);
+    return this.deps.db.inPlatform((tx) => this.startSession(tx, user, ip));
+  }
+
+  private async checkTotp(user: UserRow, code: string, ip: string): Promise<void> {
+    const secret = this.deps.keyring.decryptText(user.totpSecret!, `user:${user.id}:totp`);
+    const step = verifyTotp(secret, code);
+    if (step === null || !(await this.throttle.once('totp-used', `${user.id}:${step}`, 120))) {
+      this.metrics.authFailures.inc({ reason: 'mfa_code' });
+      await this.throttle.hit('login-acct', user.email, LOGIN_WINDOW_SECONDS);
+      await this.throttle.hit('login-ip', ip, LOGIN_WINDOW_SECONDS);
+      throw new ApiError('unauthorized', 'the code is not valid (or was already used)');
+    }
+  }
+
+  async startSession(tx: PlatformTx, user: UserRow, ip: string | null): Promise<TokenPair> {
+    const expires = new Date(Date.now() + SESSION_DAYS * 86_400_000);
+    const sessionId = await this.sessions.create(tx, user.id, expires, ip);
+    const refreshToken = newSecret('bpr');
+    await this.sessions.addRefreshToken(tx, sessionId, this.tokens.hash(refreshToken));
+    return {
+      tokenType: 'Bearer',
+      accessToken: await this.tokens.signAccess({ userId: user.id, sessionId }),
+      expiresIn: this.tokens.accessTtl,
+      refreshToken,
+    };
+  }
+
+  /** Rotates: the presented token is spent; presenting a spent one ends the whole session. */
+  async refresh(refreshToken: string): Promise<TokenPair> {
+    const hash = this.tokens.hash(refreshToken);
+    return this.deps.db.inPlatform(async (tx) => {
+      const found = await this.sessions.consumeRefreshToken(tx, hash);
+      if (!found || found.outcome === 'dead') {
+        this.metrics.authFailures.inc({ reason: found ? 'revoked_session' : 'unknown_refresh_token' });
+        throw new ApiError('unauthorized', 'refresh token is not valid; sign in again');
+      }
+      if (found.outcome === 'reused') {
+        await this.sessions.revoke(tx, found.sessionId, 'refresh_token_reuse');
+        this.metrics.authFailures.inc({ reason: 'refresh_token_reuse' });
+        throw new ApiError('unauthorized', 'refresh token was already used; the session has been ended for safety');
+      }
+      const user = await this.users.byId(tx, found.userId);
+      if (!user || user.disabled) throw new ApiError('unauthorized', 'refresh token is not valid; sign in again');
+      const next = newSecret('bpr');
+      await this.sessions.addRefreshToken(tx, found.sessionId, this.tokens.hash(next));
+      return {
+        tokenType: 'Bearer',
+        accessToken: await this.tokens.signAccess({ userId: user.id, sessionId: found.sessionId }),
+        expiresIn: this.tokens.accessTtl,
+        refreshToken: next,
+      };
+    });
+  }
+
+  logout(sessionId: string): Promise<void> {
+    return this.deps.db.inPlatform((tx) => this.sessions.revoke(tx, sessionId, 'logout'));
+  }
+
+  async changePassword(userId: string, actor: Actor, current: string, next: string): Promise<void> {
+    const user = await this.deps.db.inPlatform((tx) => this.users.byId(tx, userId));
+    if (!user) throw new ApiError('unauthorized', 'account not found');
+    await this.checkLoginThrottle(user.email, actor.sourceIp ?? 'unknown');
+    if (!user.passwordHash || !(await verifyPassword(user.passwordHash, current))) {
+      return this.loginFailed(user.email, actor.sourceIp ?? 'unknown', 'bad_credentials');
+    }
+    const hash = await hashPassword(next);
+    await this.deps.db.inPlatform(async (tx) => {
+      await this.users.setPassword(tx, userId, hash);
+      const ended = await this.sessions.revokeAllForUser(tx, userId, 'password_changed');
+      await this.audit.record(tx, actor, {
+        action: 'user.password_changed',
+        targetType: 'user',
+        targetId: userId,
+        after: { sessionsRevoked: ended },
+      });
+    });
+  }
+
+  async enrollMfa(userId: string): Promise<{ secret: string; otpauthUri: string }> {
+    return this.deps.db.inPlatform(async (tx) => {
+      const user = await this.users.byId(tx, userId);
+      if (!user) throw new ApiError('unauthorized', 'account not found');
+      if (user.totpEnabled) throw new ApiError('conflict', 'two-factor sign-in is already on; turn it off first');
+      const secret = newTotpSecret();
+      await this.users.setTotp(tx, userId, this.deps.keyring.encrypt(secret, `user:${userId}:totp`), false);
+      return { secret, otpauthUri: otpauthUri(secret, user.email) };
+    });
+  }
+
+  async setMfa(userId: string, actor: Actor, code: string, enable: boolean): Promise<void> {
+    const user = await this.deps.db.inPlatform((tx) => this.users.byId(tx, userId));
+    if (!user?.totpSecret) throw new ApiError('conflict', 'enroll first (POST /api/v1/me/mfa/enroll)');
+    if (user.totpEnabled === enable)
+      throw new ApiError('conflict', `two-factor sign-in is already ${enable ? 'on' : 'off'}`);
+    await this.checkLoginThrottle(user.email, actor.sourceIp ?? 'unknown');
+    await this.checkTotp(user, code, actor.sourceIp ?? 'unknown');
+    await this.deps.db.inPlatform(async (tx) => {
+      await this.users.setTotp(tx, userId, enable ? user.totpSecret : null, enable);
+      await this.audit.record(tx, actor, {
+        action: enable ? 'user.mfa_enabled' : 'user.mfa_disabled',
+        targetType: 'user',
+        targetId: userId,
+      });
+    });
+  }
+}

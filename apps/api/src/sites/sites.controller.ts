@@ -1,0 +1,55 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { z } from 'zod';
+import { Idempotent } from '../common/idempotency';
+import { Tenant, TenantAccess, type TenantContext } from '../common/request';
+import { uuidParam } from '../common/validation';
+import { CreateSiteBody, ListSitesQuery, SitePage, SiteResponse, UpdateSiteBody } from './sites.dto';
+import { SitesService } from './sites.service';
+
+@ApiTags('sites')
+@ApiBearerAuth()
+@Controller('api/v1/tenants/:tenantId/sites')
+export class SitesController {
+  constructor(private readonly sites: SitesService) {}
+
+  @Get()
+  @TenantAccess('viewer')
+  @ApiResponse({ status: 200, standardSchema: SitePage })
+  list(@Tenant() t: TenantContext, @Query({ schema: ListSitesQuery }) q: z.infer<typeof ListSitesQuery>) {
+    return this.sites.list(t, { limit: q.limit, cursor: q.cursor }, { q: q.q, tag: q.tag, online: q.online });
+  }
+
+  @Post()
+  @TenantAccess('operator')
+  @Idempotent()
+  @ApiResponse({ status: 201, standardSchema: SiteResponse })
+  create(@Tenant() t: TenantContext, @Body({ schema: CreateSiteBody }) body: z.infer<typeof CreateSiteBody>) {
+    return this.sites.create(t, body);
+  }
+
+  @Get(':siteId')
+  @TenantAccess('viewer')
+  @ApiResponse({ status: 200, standardSchema: SiteResponse })
+  get(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string) {
+    return this.sites.get(t, id);
+  }
+
+  @Patch(':siteId')
+  @TenantAccess('operator')
+  @ApiResponse({ status: 200, standardSchema: SiteResponse })
+  update(
+    @Tenant() t: TenantContext,
+    @Param('siteId', { schema: uuidParam }) id: string,
+    @Body({ schema: UpdateSiteBody }) body: z.infer<typeof UpdateSiteBody>,
+  ) {
+    return this.sites.update(t, id, body);
+  }
+
+  @Delete(':siteId')
+  @TenantAccess('admin')
+  @HttpCode(204)
+  async delete(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string): Promise<void> {
+    await this.sites.delete(t, id);
+  }
+}

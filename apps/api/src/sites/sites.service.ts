@@ -1,0 +1,81 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { SitesRepository, type SiteFilter, type SiteInput, type PageRequest } from '@backplane/db';
+import type { z } from 'zod';
+import { AuditService } from '../audit/audit.service';
+import { ApiError } from '../common/api-error';
+import type { TenantContext } from '../common/request';
+import { API_DEPS, type ApiDeps } from '../deps';
+import { toSiteResponse, type CreateSiteBody, type SiteOut, type UpdateSiteBody } from './sites.dto';
+
+@Injectable()
+export class SitesService {
+  constructor(
+    @Inject(API_DEPS) private readonly deps: ApiDeps,
+    private readonly sites: SitesRepository,
+    private readonly audit: AuditService,
+  ) {}
+
+  async create(t: TenantContext, body: z.infer<typeof CreateSiteBody>): Promise<SiteOut> {
+    return this.deps.db.inTenant(t.scope, async (tx) => {
+      const row = await this.sites.create(tx, {
+        name: body.name,
+        notes: body.notes,
+        tags: [...new Set(body.tags)],
+        address: body.address ?? null,
+        latitude: body.latitude ?? null,
+        longitude: body.longitude ?? null,
+      });
+      const out = toSiteResponse(row);
+      await this.audit.record(tx, t.actor, {
+        action: 'site.created',
+        targetType: 'site',
+        targetId: row.id,
+        after: out,
+      });
+      return out;
+    });
+  }
+
+  async list(t: TenantContext, page: PageRequest, filter: SiteFilter) {
+    const res = await this.deps.db.inTenant(t.scope, (tx) => this.sites.list(tx, page, filter));
+    return { items: res.items.map(toSiteResponse), nextCursor: res.nextCursor };
+  }
+
+  async get(t: TenantContext, id: string): Promise<SiteOut> {
+    const row = await this.deps.db.inTenant(t.scope, (tx) => this.sites.get(tx, id));
+    if (!row) throw ApiError.notFound('site');
+    return toSiteResponse(row);
+  }
+
+  async update(t: TenantContext, id: string, body: z.infer<typeof UpdateSiteBody>): Promise<SiteOut> {
+    return this.deps.db.inTenant(t.scope, async (tx) => {
+      const before = await this.sites.get(tx, id);
+      if (!before) throw ApiError.notFound('site');
+      const patch: Partial<SiteInput> = { ...body, ...(body.tags ? { tags: [...new Set(body.tags)] } : {}) };
+      const row = await this.sites.update(tx, id, patch);
+      if (!row) throw ApiError.notFound('site');
+      const out = toSiteResponse(row);
+      await this.audit.record(tx, t.actor, {
+        action: 'site.updated',
+        targetType: 'site',
+        targetId: id,
+        before: toSiteResponse(before),
+        after: out,
+      });
+      return out;
+    });
+  }
+
+  async delete(t: TenantContext, id: string): Promise<void> {
+    await this.deps.db.inTenant(t.scope, async (tx) => {
+      const row = await this.sites.delete(tx, id);
+      if (!row) throw ApiError.notFound('site');
+      await this.audit.record(tx, t.actor, {
+        action: 'site.deleted',
+        targetType: 'site',
+        targetId: id,
+        before: toSiteResponse(row),
+      });
+    });
+  }
+}

@@ -1,0 +1,114 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { UsersRepository } from '@backplane/db';
+import type { z } from 'zod';
+import { ApiError } from '../common/api-error';
+import { Idempotent } from '../common/idempotency';
+import {
+  CurrentActor,
+  CurrentPrincipal,
+  PlatformOperator,
+  SignedIn,
+  Tenant,
+  TenantAccess,
+  type Actor,
+  type Principal,
+  type TenantContext,
+} from '../common/request';
+import { uuidParam } from '../common/validation';
+import { API_DEPS, type ApiDeps } from '../deps';
+import {
+  AddMemberBody,
+  CreateTenantBody,
+  ListQuery,
+  MemberPage,
+  MemberResponse,
+  MyTenantsResponse,
+  TenantResponse,
+  UpdateMemberBody,
+  UpdateTenantBody,
+} from './tenants.dto';
+import { TenantsService } from './tenants.service';
+
+@ApiTags('tenants')
+@ApiBearerAuth()
+@Controller('api/v1/tenants')
+export class TenantsController {
+  constructor(
+    private readonly tenants: TenantsService,
+    private readonly users: UsersRepository,
+    @Inject(API_DEPS) private readonly deps: ApiDeps,
+  ) {}
+
+  @Post()
+  @PlatformOperator()
+  @Idempotent()
+  @ApiResponse({ status: 201, standardSchema: TenantResponse })
+  create(@CurrentActor() actor: Actor, @Body({ schema: CreateTenantBody }) body: z.infer<typeof CreateTenantBody>) {
+    return this.tenants.create(actor, body);
+  }
+
+  /** The tenants the signed-in person belongs to. */
+  @Get()
+  @SignedIn()
+  @ApiResponse({ status: 200, standardSchema: MyTenantsResponse })
+  async mine(@CurrentPrincipal() p: Principal): Promise<z.infer<typeof MyTenantsResponse>> {
+    if (p.kind !== 'user') throw new ApiError('forbidden', 'this route needs a user');
+    const rows = await this.deps.db.inPlatform((tx) => this.users.memberships(tx, p.userId));
+    return { items: rows.map((r) => ({ id: r.tenantId, slug: r.slug, name: r.name, role: r.role })) };
+  }
+
+  @Get(':tenantId')
+  @TenantAccess('viewer')
+  @ApiResponse({ status: 200, standardSchema: TenantResponse })
+  get(@Tenant() t: TenantContext) {
+    return this.tenants.get(t);
+  }
+
+  @Patch(':tenantId')
+  @TenantAccess('owner')
+  @ApiResponse({ status: 200, standardSchema: TenantResponse })
+  update(@Tenant() t: TenantContext, @Body({ schema: UpdateTenantBody }) body: z.infer<typeof UpdateTenantBody>) {
+    return this.tenants.rename(t, body.name);
+  }
+
+  @Get(':tenantId/members')
+  @TenantAccess('viewer')
+  @ApiResponse({ status: 200, standardSchema: MemberPage })
+  members(@Tenant() t: TenantContext, @Query({ schema: ListQuery }) q: z.infer<typeof ListQuery>) {
+    return this.tenants.listMembers(t, q);
+  }
+
+  @Post(':tenantId/members')
+  @TenantAccess('admin')
+  @Idempotent()
+  @ApiResponse({ status: 201, standardSchema: MemberResponse })
+  addMember(@Tenant() t: TenantContext, @Body({ schema: AddMemberBody }) body: z.infer<typeof AddMemberBody>) {
+    return this.tenants.addMember(t, body);
+  }
+
+  @Get(':tenantId/members/:userId')
+  @TenantAccess('viewer')
+  @ApiResponse({ status: 200, standardSchema: MemberResponse })
+  member(@Tenant() t: TenantContext, @Param('userId', { schema: uuidParam }) userId: string) {
+    return this.tenants.getMember(t, userId);
+  }
+
+  @Patch(':tenantId/members/:userId')
+  @TenantAccess('admin')
+  @ApiResponse({ status: 200, standardSchema: MemberResponse })
+  setRole(
+    @Tenant() t: TenantContext,
+    @Param('userId', { schema: uuidParam }) userId: string,
+    @Body({ schema: UpdateMemberBody }) body: z.infer<typeof UpdateMemberBody>,
+  ) {
+    return this.tenants.setRole(t, userId, body.role);
+  }
+
+  @Delete(':tenantId/members/:userId')
+  @TenantAccess('admin')
+  @HttpCode(204)
+  async remove(@Tenant() t: TenantContext, @Param('userId', { schema: uuidParam }) userId: string): Promise<void> {
+    await this.tenants.removeMember(t, userId);
+  }
+}

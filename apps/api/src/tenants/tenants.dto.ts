@@ -1,0 +1,72 @@
+import { z } from 'zod';
+import type { MemberRow, TenantRow } from '@backplane/db';
+import { email, newPassword } from '../auth/auth.dto';
+import { cursorQuery, limitQuery, pageOf, tenantRole, text } from '../common/validation';
+
+const slug = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes (max 63)');
+
+export const CreateTenantBody = z.strictObject({
+  slug,
+  name: text(200),
+  owner: z.strictObject({
+    email,
+    displayName: text(200).optional(),
+    /** Needed only when no account with this email exists yet. */
+    password: newPassword.optional(),
+  }),
+});
+export const UpdateTenantBody = z.strictObject({ name: text(200) });
+
+export const TenantResponse = z.object({
+  id: z.uuid(),
+  slug: z.string(),
+  name: z.string(),
+  disabled: z.boolean(),
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+});
+export const MyTenantsResponse = z.object({
+  items: z.array(z.object({ id: z.uuid(), slug: z.string(), name: z.string(), role: tenantRole })),
+});
+
+export function toTenantResponse(t: TenantRow): z.infer<typeof TenantResponse> {
+  return {
+    id: t.id,
+    slug: t.slug,
+    name: t.name,
+    disabled: t.disabled,
+    createdAt: t.createdAt.toISOString(),
+    updatedAt: t.updatedAt.toISOString(),
+  };
+}
+
+export const AddMemberBody = z.strictObject({
+  email,
+  role: tenantRole,
+  displayName: text(200).optional(),
+  /** Initial password when the account does not exist yet. */
+  password: newPassword.optional(),
+});
+export const UpdateMemberBody = z.strictObject({ role: tenantRole });
+export const ListQuery = z.strictObject({ limit: limitQuery, cursor: cursorQuery });
+
+export const MemberResponse = z.object({
+  userId: z.uuid(),
+  email: z.string(),
+  displayName: z.string(),
+  role: tenantRole,
+  mfaEnabled: z.boolean(),
+  createdAt: z.iso.datetime(),
+});
+export const MemberPage = pageOf(MemberResponse);
+
+export function toMemberResponse(m: MemberRow): z.infer<typeof MemberResponse> {
+  return {
+    userId: m.userId,
+    email: m.email,
+    displayName: m.displayName,
+    role: m.role,
+    mfaEnabled: m.mfaEnabled,
+    createdAt: m.createdAt.toISOString(),
+  };
+}

@@ -1,0 +1,193 @@
+import { Inject, Injectable } from '@nestjs/common';
+import {
+  MembershipsRepository,
+  TenantScope,
+  TenantsRepository,
+  UsersRepository,
+  type PageRequest,
+  type TenantRole,
+  type TenantTx,
+} from '@backplane/db';
+import type { z } from 'zod';
+import { AuditService } from '../audit/audit.service';
+import { hashPassword } from '../auth/passwords';
+import { ApiError } from '../common/api-error';
+import { ROLE_RANK, type Actor, type TenantContext } from '../common/request';
+import { API_DEPS, type ApiDeps } from '../deps';
+import {
+  toMemberResponse,
+  toTenantResponse,
+  type AddMemberBody,
+  type CreateTenantBody,
+  type MemberResponse,
+  type TenantResponse,
+} from './tenants.dto';
+
+type TenantOut = z.infer<typeof TenantResponse>;
+type MemberOut = z.infer<typeof MemberResponse>;
+
+@Injectable()
+export class TenantsService {
+  constructor(
+    @Inject(API_DEPS) private readonly deps: ApiDeps,
+    private readonly tenants: TenantsRepository,
+    private readonly members: MembershipsRepository,
+    private readonly users: UsersRepository,
+    private readonly audit: AuditService,
+  ) {}
+
+  /** Platform operators onboard an MSP: the tenant and its first owner, in one transaction. */
+  async create(actor: Actor, body: z.infer<typeof CreateTenantBody>): Promise<TenantOut> {
+    const passwordHash = body.owner.password ? await hashPassword(body.owner.password) : null;
+    return this.deps.db.inPlatform(async (tx) => {
+      if (await this.tenants.existsSlug(tx, body.slug))
+        throw new ApiError('conflict', 'a tenant with this slug exists');
+      let owner = await this.users.byEmail(tx, body.owner.email);
+      if (!owner) {
+        if (!passwordHash) {
+          throw new ApiError('validation_failed', 'owner.password is required for a new account', [
+            { path: 'body.owner.password', message: 'required when the owner has no account yet' },
+          ]);
+        }
+        owner = await this.users.create(tx, {
+          email: body.owner.email,
+          displayName: body.owner.displayName ?? body.owner.email,
+          passwordHash,
+        });
+      }
+      const tenant = await this.tenants.create(tx, { slug: body.slug, name: body.name });
+      const ttx = await this.deps.db.enterTenant(tx, TenantScope.authenticated(tenant.id));
+      await this.members.add(ttx, owner.id, 'owner');
+      const out = toTenantResponse(tenant);
+      await this.audit.record(ttx, actor, {
+        action: 'tenant.created',
+        targetType: 'tenant',
+        targetId: tenant.id,
+        after: { ...out, owner: owner.email },
+      });
+      return out;
+    });
+  }
+
+  async get(t: TenantContext): Promise<TenantOut> {
+    const row = await this.deps.db.inTenant(t.scope, (tx) => this.tenants.current(tx));
+    if (!row) throw ApiError.notFound('tenant');
+    return toTenantResponse(row);
+  }
+
+  async rename(t: TenantContext, name: string): Promise<TenantOut> {
+    return this.deps.db.inTenant(t.scope, async (tx) => {
+      const before = await this.tenants.current(tx);
+      const row = await this.tenants.rename(tx, name);
+      if (!row || !before) throw ApiError.notFound('tenant');
+      await this.audit.record(tx, t.actor, {
+        action: 'tenant.updated',
+        targetType: 'tenant',
+        targetId: row.id,
+        before: { name: before.name },
+        after: { name: row.name },
+      });
+      return toTenantResponse(row);
+    });
+  }
+
+  async listMembers(t: TenantContext, page: PageRequest) {
+    const res = await this.deps.db.inTenant(t.scope, (tx) => this.members.list(tx, page));
+    return { items: res.items.map(toMemberResponse), nextCursor: res.nextCursor };
+  }
+
+  async getMember(t: TenantContext, userId: string): Promise<MemberOut> {
+    const m = await this.deps.db.inTenant(t.scope, (tx) => this.members.get(tx, userId));
+    if (!m) throw ApiError.notFound('member');
+    return toMemberResponse(m);
+  }
+
+  private assertCanGrant(t: TenantContext, role: TenantRole): void {
+    if (role === 'owner' && t.role !== 'owner')
+      throw new ApiError('forbidden', 'only an owner can grant or change the owner role');
+    if (ROLE_RANK[role] > ROLE_RANK[t.role]) throw new ApiError('forbidden', 'you cannot grant a role above your own');
+  }
+
+  async addMember(t: TenantContext, body: z.infer<typeof AddMemberBody>): Promise<MemberOut> {
+    this.assertCanGrant(t, body.role);
+    const passwordHash = body.password ? await hashPassword(body.password) : null;
+    return this.deps.db.inTenant(t.scope, async (tx) => {
+      let user = await this.users.byEmail(tx, body.email);
+      if (!user) {
+        user = await this.users.create(tx, {
+          email: body.email,
+          displayName: body.displayName ?? body.email,
+          passwordHash,
+        });
+      }
+      if (!(await this.members.add(tx, user.id, body.role))) {
+        throw new ApiError('conflict', 'this person is already a member of the tenant');
+      }
+      const m = (await this.members.get(tx, user.id))!;
+      const out = toMemberResponse(m);
+      await this.audit.record(tx, t.actor, {
+        action: 'member.added',
+        targetType: 'user',
+        targetId: user.id,
+        after: out,
+      });
+      return out;
+    });
+  }
+
+  private async guardOwnerChange(
+    tx: TenantTx,
+    t: TenantContext,
+    userId: string,
+    currentRole: TenantRole,
+    nextRole: TenantRole | null,
+  ) {
+    if (currentRole === 'owner' || nextRole === 'owner') {
+      if (t.role !== 'owner') throw new ApiError('forbidden', 'only an owner can change an owner');
+    }
+    if (currentRole === 'owner' && nextRole !== 'owner') {
+      const owners = await this.members.lockOwners(tx);
+      if (owners.length <= 1 && owners.includes(userId)) {
+        throw new ApiError('conflict', 'a tenant keeps at least one owner; make someone else owner first');
+      }
+    }
+  }
+
+  async setRole(t: TenantContext, userId: string, role: TenantRole): Promise<MemberOut> {
+    this.assertCanGrant(t, role);
+    return this.deps.db.inTenant(t.scope, async (tx) => {
+      const before = await this.members.get(tx, userId);
+      if (!before) throw ApiError.notFound('member');
+      if (ROLE_RANK[before.role] > ROLE_RANK[t.role])
+        throw new ApiError('forbidden', 'you cannot change a member above your role');
+      await this.guardOwnerChange(tx, t, userId, before.role, role);
+      await this.members.setRole(tx, userId, role);
+      const after = (await this.members.get(tx, userId))!;
+      await this.audit.record(tx, t.actor, {
+        action: 'member.role_changed',
+        targetType: 'user',
+        targetId: userId,
+        before: { role: before.role },
+        after: { role: after.role },
+      });
+      return toMemberResponse(after);
+    });
+  }
+
+  async removeMember(t: TenantContext, userId: string): Promise<void> {
+    await this.deps.db.inTenant(t.scope, async (tx) => {
+      const before = await this.members.get(tx, userId);
+      if (!before) throw ApiError.notFound('member');
+      if (ROLE_RANK[before.role] > ROLE_RANK[t.role])
+        throw new ApiError('forbidden', 'you cannot remove a member above your role');
+      await this.guardOwnerChange(tx, t, userId, before.role, null);
+      await this.members.remove(tx, userId);
+      await this.audit.record(tx, t.actor, {
+        action: 'member.removed',
+        targetType: 'user',
+        targetId: userId,
+        before: toMemberResponse(before),
+      });
+    });
+  }
+}
