@@ -58,3 +58,10 @@ export {
   type PemCertificate,
   type RevokedCertificate,
 } from './pki/pki';
+export { parseOpenVpnLogLine, type OpenVpnLogEvent, type OpenVpnLogKind } from './supervisor/log';
+export {
+  OpenVpnSupervisor,
+  type OpenVpnSupervisorOptions,
+  type SupervisorExit,
+  type SupervisorState,
+} from './supervisor/supervisor';
