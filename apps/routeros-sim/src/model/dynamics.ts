@@ -138,7 +138,7 @@ function resource(state: RouterState): Record<string, string> {
   const free = Math.round((TOTAL_MEMORY * (0.62 + 0.04 * Math.sin(t / 23 + phase))) / 4096) * 4096;
   const v7 = state.features.v7;
   return {
-    uptime: formatDuration(t),
+    uptime: formatDuration(Math.floor(t)),
     version: `${state.version} (stable)`,
     'build-time': state.features.isoDates ? '2024-10-02 10:11:12' : 'oct/02/2024 10:11:12',
     'factory-software': v7 ? '7.1' : '6.40.5',

@@ -1,0 +1,91 @@
+/**
+ * `npm run sim -- --port 8728 --version 7.16 --identity r1 [--count N] [--tls] ...`
+ * Runs one or more simulated routers until SIGINT/SIGTERM; logs JSON lines.
+ */
+import { parseArgs } from 'node:util';
+import { createLogger } from '@backplane/observability';
+import type { SimUser } from './model/defaults';
+import { startRouter, startRouters } from './router';
+
+const HELP = `RouterOS simulator
+  --host ADDR          listen address (default 127.0.0.1)
+  --port N             first API port (default 8728; 0 = ephemeral)
+  --count N            routers to run (default 1): consecutive ports, or --loopback
+  --loopback           give each router its own 127.1.x.y address, all on --port
+  --version V          RouterOS version to behave like (default 7.16)
+  --identity NAME      /system identity (with --count: NAME-1..N)
+  --user U:P[:GROUP]   extra API user (repeatable); admin has an empty password
+  --tls                also serve api-ssl on port+1 (anonymous DH, like a router without certificate)
+  --tls-cert F --tls-key F   api-ssl with this certificate instead
+  --reboot-delay MS    how long the port refuses connections after /system/reboot (default 2000)
+  --seed N             reproducible MACs, serials and traffic (default 1)
+  --log-level L        pino level (default info)`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '8728' },
+      count: { type: 'string', default: '1' },
+      loopback: { type: 'boolean', default: false },
+      version: { type: 'string', default: '7.16' },
+      identity: { type: 'string' },
+      user: { type: 'string', multiple: true, default: [] },
+      tls: { type: 'boolean', default: false },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'reboot-delay': { type: 'string', default: '2000' },
+      seed: { type: 'string', default: '1' },
+      'log-level': { type: 'string', default: 'info' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return;
+  }
+  const logger = createLogger({ app: 'routeros-sim', level: values['log-level'] });
+  const users: SimUser[] = values.user.map((spec) => {
+    const [name, password, group] = spec.split(':');
+    if (!name || password === undefined) throw new Error(`--user wants NAME:PASSWORD[:GROUP], got "${spec}"`);
+    return { name, password, group: group ?? 'full' };
+  });
+  const { readFileSync } = await import('node:fs');
+  const certFile = values['tls-cert'];
+  const keyFile = values['tls-key'];
+  const tls = certFile && keyFile ? { cert: readFileSync(certFile), key: readFileSync(keyFile) } : values.tls;
+  const count = Number(values.count);
+  const common = {
+    host: values.host,
+    port: Number(values.port),
+    version: values.version,
+    users,
+    tls,
+    rebootDelayMs: Number(values['reboot-delay']),
+    seed: Number(values.seed),
+    logger,
+  };
+  const routers =
+    count === 1
+      ? [await startRouter({ ...common, identity: values.identity ?? 'MikroTik' })]
+      : await startRouters(count, {
+          ...common,
+          addressing: values.loopback ? 'loopback' : 'ports',
+          identity: values.identity ?? 'router',
+        });
+  logger.info(
+    { routers: routers.map((r) => ({ identity: r.identity, host: r.host, port: r.port, tlsPort: r.tlsPort })) },
+    'simulator ready',
+  );
+  const shutdown = (signal: string): void => {
+    logger.info({ signal }, 'stopping');
+    void Promise.all(routers.map((r) => r.stop())).then(() => process.exit(0));
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
