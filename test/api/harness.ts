@@ -121,7 +121,7 @@ export function setupTokenFrom(logs: string[]): string {
 export const PASSWORD = 'correct horse battery staple';
 
 /** First owner through the one-time setup token, then signed in. */
-export async function bootstrap(h: Harness, email = 'owner@msp-a.test') {
+export async function bootstrap(h: Harness, email = 'founder@msp-a.test') {
   const setup = await h.call('POST', '/api/v1/setup', {
     body: {
       setupToken: setupTokenFrom(h.logs),

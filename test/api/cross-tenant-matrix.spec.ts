@@ -1,0 +1,198 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildWorld, ROLES, type World } from './fixtures';
+import { startApi, type Harness } from './harness';
+
+/**
+ * Generated from the app's own route table: a new endpoint is covered without editing
+ * this file. For every endpoint and every role (users and API keys of tenant A), tenant
+ * B's ids answer 403/404 with none of B's data, and B is unchanged afterwards.
+ */
+describe('cross-tenant matrix (every route x every role)', () => {
+  let h: Harness;
+  let w: World;
+  let apiRoutes: { method: string; url: string }[];
+
+  /** Routes that end the caller's own session: exercised in the auth tests instead. */
+  const SELF_DESTRUCTIVE = new Set(['POST /api/v1/auth/logout']);
+
+  /** Plausible bodies, so a broken check would really change B (not fail validation). */
+  const BODIES: Record<string, unknown> = {
+    'POST /api/v1/tenants/:tenantId/sites': { name: 'pwned' },
+    'PATCH /api/v1/tenants/:tenantId/sites/:siteId': { name: 'pwned' },
+    'PATCH /api/v1/tenants/:tenantId': { name: 'pwned' },
+    'POST /api/v1/tenants/:tenantId/members': {
+      email: 'pwned@evil.test',
+      role: 'owner',
+      password: 'pwned-pwned-pwned',
+    },
+    'PATCH /api/v1/tenants/:tenantId/members/:userId': { role: 'viewer' },
+    'POST /api/v1/tenants/:tenantId/api-keys': { name: 'pwned', role: 'owner' },
+  };
+
+  function fill(url: string, ids: Record<string, string>): string {
+    return url.replace(/:([A-Za-z]+)/g, (_, name: string) => {
+      const v = ids[name];
+      if (!v) throw new Error(`no test id for :${name} in ${url}: add it to the matrix`);
+      return v;
+    });
+  }
+
+  function principals(): { name: string; token: string; platform: boolean; apiKey: boolean }[] {
+    return [
+      ...ROLES.map((r) => ({ name: `user:${r}`, token: w.a.users[r].token, platform: false, apiKey: false })),
+      ...ROLES.map((r) => ({ name: `key:${r}`, token: w.a.keys[r], platform: false, apiKey: true })),
+      { name: 'user:owner+platform-operator', token: w.a.platformToken, platform: true, apiKey: false },
+    ];
+  }
+
+  beforeAll(async () => {
+    h = await startApi();
+    w = await buildWorld(h);
+    apiRoutes = h.routes.filter((r) => r.url.startsWith('/api/v1/'));
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  function leaks(body: unknown): string[] {
+    const text = JSON.stringify(body ?? '');
+    return [w.b.tenantId, w.b.name, w.b.siteId, w.b.siteName, w.b.keyId, w.b.keyPrefix, w.b.ownerEmail].filter((s) =>
+      text.includes(s),
+    );
+  }
+
+  it('enumerates the api from the app, and every route is in the OpenAPI document', () => {
+    expect(apiRoutes.length).toBeGreaterThanOrEqual(25);
+    const documented = new Set(
+      Object.entries(h.openapi.paths).flatMap(([p, ops]) =>
+        Object.keys(ops as object).map((m) => `${m.toUpperCase()} ${p.replace(/\{(\w+)\}/g, ':$1')}`),
+      ),
+    );
+    for (const r of apiRoutes) expect(documented.has(`${r.method} ${r.url}`), `${r.method} ${r.url}`).toBe(true);
+  });
+
+  it("tenant A's users and API keys get 403/404 and no data for tenant B's ids", async () => {
+    const bIds = {
+      tenantId: w.b.tenantId,
+      siteId: w.b.siteId,
+      keyId: w.b.keyId,
+      userId: w.b.ownerUserId,
+      regionId: w.regionId,
+      gatewayId: w.gatewayId,
+    };
+    let checked = 0;
+    for (const route of apiRoutes) {
+      const id = `${route.method} ${route.url}`;
+      if (SELF_DESTRUCTIVE.has(id)) continue;
+      for (const p of principals()) {
+        const res = await h.call(route.method, fill(route.url, bIds), {
+          token: p.token,
+          body:
+            route.method === 'GET' || route.method === 'DELETE'
+              ? undefined
+              : (BODIES[route.url.startsWith('/api/v1/tenants/:tenantId') ? `${route.method} ${route.url}` : ''] ?? {}),
+        });
+        const where = `${p.name} ${id} -> ${res.status} ${String(JSON.stringify(res.body)).slice(0, 200)}`;
+        expect(leaks(res.body), where).toEqual([]);
+        expect(res.status, where).toBeLessThan(500);
+        if (route.url.includes(':tenantId')) {
+          expect([403, 404], where).toContain(res.status);
+        } else if (/^\/api\/v1\/(regions|gateways|platform)/.test(route.url) || id === 'POST /api/v1/tenants') {
+          if (!p.platform) expect(res.status, where).toBe(403);
+        } else if (route.url.startsWith('/api/v1/gateway/') && id !== 'POST /api/v1/gateway/enroll') {
+          expect(res.status, where).toBe(401);
+        } else if (p.apiKey && !['/api/v1/auth/', '/api/v1/setup'].some((x) => route.url.startsWith(x))) {
+          // Personal routes (/me...) are for people, not integrations.
+          if (!route.url.startsWith('/api/v1/gateway/')) expect(res.status, where).toBe(403);
+        }
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(200);
+  });
+
+  it("tenant A's ids paired with tenant B's resource ids answer 403/404", async () => {
+    const mixed = {
+      tenantId: w.a.tenantId,
+      siteId: w.b.siteId,
+      keyId: w.b.keyId,
+      userId: w.b.ownerUserId,
+      regionId: w.regionId,
+      gatewayId: w.gatewayId,
+    };
+    for (const route of apiRoutes.filter((r) => /:tenantId\/.+:\w+/.test(r.url))) {
+      for (const p of principals()) {
+        const res = await h.call(route.method, fill(route.url, mixed), {
+          token: p.token,
+          body: route.method === 'PATCH' ? (BODIES[`${route.method} ${route.url}`] ?? {}) : undefined,
+        });
+        const where = `${p.name} ${route.method} ${route.url} -> ${res.status}`;
+        expect([403, 404], where).toContain(res.status);
+        expect(leaks(res.body), where).toEqual([]);
+      }
+    }
+  });
+
+  it('viewers (people and keys) cannot mutate anything in their own tenant', async () => {
+    const own = {
+      tenantId: w.a.tenantId,
+      siteId: w.a.siteId,
+      keyId: w.b.keyId,
+      userId: w.a.ownerUserId,
+      regionId: w.regionId,
+      gatewayId: w.gatewayId,
+    };
+    const mutations = apiRoutes.filter((r) => r.method !== 'GET' && r.url.includes(':tenantId'));
+    expect(mutations.length).toBeGreaterThanOrEqual(8);
+    for (const route of mutations) {
+      for (const token of [w.a.users.viewer.token, w.a.keys.viewer]) {
+        const res = await h.call(route.method, fill(route.url, own), {
+          token,
+          body: route.method === 'DELETE' ? undefined : (BODIES[`${route.method} ${route.url}`] ?? {}),
+        });
+        expect(res.status, `viewer ${route.method} ${route.url}`).toBe(403);
+      }
+    }
+  });
+
+  it('anonymous callers get 401 on every non-public route', async () => {
+    const ids = {
+      tenantId: w.a.tenantId,
+      siteId: w.a.siteId,
+      keyId: w.b.keyId,
+      userId: w.a.ownerUserId,
+      regionId: w.regionId,
+      gatewayId: w.gatewayId,
+    };
+    const PUBLIC = new Set([
+      'POST /api/v1/auth/login',
+      'POST /api/v1/auth/login/mfa',
+      'POST /api/v1/auth/refresh',
+      'POST /api/v1/setup',
+      'POST /api/v1/gateway/enroll',
+    ]);
+    for (const route of apiRoutes) {
+      if (PUBLIC.has(`${route.method} ${route.url}`)) continue;
+      const res = await h.call(route.method, fill(route.url, ids), { body: route.method === 'GET' ? undefined : {} });
+      expect(res.status, `${route.method} ${route.url}`).toBe(401);
+      expect(res.body.error.code).toBe('unauthorized');
+    }
+  });
+
+  it('leaves tenant B exactly as it was', async () => {
+    const t = await h.call('GET', `/api/v1/tenants/${w.b.tenantId}`, { token: w.b.token });
+    expect(t.body.name).toBe(w.b.name);
+    const sites = await h.call('GET', `/api/v1/tenants/${w.b.tenantId}/sites`, { token: w.b.token });
+    expect(sites.body.items.map((s: { name: string }) => s.name)).toEqual([w.b.siteName]);
+    const keys = await h.call('GET', `/api/v1/tenants/${w.b.tenantId}/api-keys`, { token: w.b.token });
+    expect(keys.body.items).toHaveLength(1);
+    expect(keys.body.items[0].revokedAt).toBeNull();
+    const members = await h.call('GET', `/api/v1/tenants/${w.b.tenantId}/members`, { token: w.b.token });
+    expect(members.body.items.map((m: { email: string; role: string }) => [m.email, m.role])).toEqual([
+      [w.b.ownerEmail, 'owner'],
+    ]);
+    // B's own key still works for B, and only for B.
+    expect((await h.call('GET', `/api/v1/tenants/${w.b.tenantId}/sites`, { token: w.b.key })).status).toBe(200);
+    expect((await h.call('GET', `/api/v1/tenants/${w.a.tenantId}/sites`, { token: w.b.key })).status).toBe(404);
+  });
+});
