@@ -195,3 +195,17 @@ describe('Engine', () => {
     expect(free.size).toBeGreaterThan(2);
   });
 });
+
+describe('RouterState.setLink', () => {
+  it('takes an ethernet link down and brings an ovpn-client up', () => {
+    const e = router();
+    e.state.setLink('ether2', false);
+    expect(run(e, '/interface/print', { '.proplist': 'running' }, ['name=ether2']).rows).toEqual([
+      { running: 'false' },
+    ]);
+    run(e, '/interface/ovpn-client/add', { name: 'bp', 'connect-to': 'gw', user: 'u', password: 'p' });
+    expect(run(e, '/interface/ovpn-client/print', { '.proplist': 'running' }).rows).toEqual([{ running: 'false' }]);
+    e.state.setLink('bp', true);
+    expect(run(e, '/interface/ovpn-client/print', { '.proplist': 'running' }).rows).toEqual([{ running: 'true' }]);
+  });
+});

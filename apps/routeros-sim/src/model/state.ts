@@ -205,6 +205,23 @@ export class RouterState {
     return this.features.isoDates ? `${date} ${time}` : `${date.slice(0, 6)} ${time}`;
   }
 
+  /**
+   * Link state of an interface by name (cable pulled / tunnel up). For ovpn-client
+   * interfaces `up` means connected. Emits a change like the router's own status updates.
+   */
+  setLink(name: string, up: boolean): void {
+    const iface = this.find('interface', { name });
+    if (!iface) throw new Error(`no interface ${name}`);
+    if (iface.values['type'] === 'ovpn-out') {
+      this.update('interface', iface, { '.connected': up ? 'true' : 'false' });
+    } else {
+      if (up) this.linkDown.delete(iface.id);
+      else this.linkDown.add(iface.id);
+      this.update('interface', iface, {});
+    }
+    this.log('interface,info', `${name} link ${up ? 'up' : 'down'}`);
+  }
+
   /** State survives; uptime and counters restart. */
   rebooted(): void {
     this.bootedAt = this.now();
