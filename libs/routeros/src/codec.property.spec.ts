@@ -94,6 +94,23 @@ describe('length prefix (property)', () => {
   });
 });
 
+describe('encodeSentence (property)', () => {
+  it('encodes strings exactly as their UTF-8 bytes (ASCII fast path, any Unicode, long and short)', () => {
+    const text = fc.oneof(
+      fc.string({ maxLength: 80 }),
+      fc.string({ unit: 'binary', maxLength: 80 }),
+      fc.string({ unit: 'grapheme', minLength: 60, maxLength: 200 }),
+    );
+    fc.assert(
+      fc.property(fc.array(text, { maxLength: 6 }), (words) => {
+        const asBytes = encodeSentence(words.map((w) => Buffer.from(w, 'utf8')));
+        expect(encodeSentence(words).equals(asBytes)).toBe(true);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
+
 describe('SentenceDecoder (property)', () => {
   it('decodes any sentences split into arbitrary chunks, and holds nothing afterwards', () => {
     fc.assert(

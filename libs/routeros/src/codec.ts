@@ -72,20 +72,38 @@ export function encodeLength(len: number): Buffer {
   return out;
 }
 
-function toBytes(word: Buffer | string): Buffer {
-  return typeof word === 'string' ? Buffer.from(word, 'utf8') : word;
+/** UTF-8 byte length of a string; short ASCII strings are measured without a native call. */
+function utf8Length(w: string): number {
+  const n = w.length;
+  if (n > 64) return Buffer.byteLength(w, 'utf8');
+  for (let i = 0; i < n; i++) if (w.charCodeAt(i) >= 0x80) return Buffer.byteLength(w, 'utf8');
+  return n;
 }
 
-/** One sentence on the wire, with its terminating empty word. */
+/** One sentence on the wire, with its terminating empty word. Strings are written as UTF-8. */
 export function encodeSentence(words: readonly (Buffer | string)[]): Buffer {
-  const bytes = words.map(toBytes);
+  const n = words.length;
+  const lengths = new Array<number>(n);
   let size = 1;
-  for (const w of bytes) size += encodedLengthSize(w.length) + w.length;
+  for (let i = 0; i < n; i++) {
+    const w = words[i]!;
+    const len = typeof w === 'string' ? utf8Length(w) : w.length;
+    lengths[i] = len;
+    size += encodedLengthSize(len) + len;
+  }
   const out = Buffer.allocUnsafe(size);
   let offset = 0;
-  for (const w of bytes) {
-    offset = writeLength(out, offset, w.length);
-    offset += w.copy(out, offset);
+  for (let i = 0; i < n; i++) {
+    const w = words[i]!;
+    const len = lengths[i]!;
+    if (len < 0x80) out[offset++] = len;
+    else offset = writeLength(out, offset, len);
+    if (typeof w !== 'string') offset += w.copy(out, offset);
+    else if (len === w.length && len <= 64) {
+      // ASCII (checked by utf8Length): copy char codes directly.
+      for (let j = 0; j < len; j++) out[offset + j] = w.charCodeAt(j);
+      offset += len;
+    } else offset += out.write(w, offset, len, 'utf8');
   }
   out[offset] = 0;
   return out;
