@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { md5Response } from './api/connection';
 import { attrs, RawApiClient } from './api/raw-client';
 import { startRouter, type SimRouter } from './router';
 
@@ -69,12 +70,27 @@ describe('startRouter', () => {
     const first = await c.call('/login');
     const challenge = attrs(first[0]!)['ret']!;
     expect(challenge).toMatch(/^[0-9a-f]{32}$/);
-    const { md5Response } = await import('./api/connection');
     const ok = await c.call(
       '/login',
       '=name=userTest',
       `=response=${md5Response('passTest', Buffer.from(challenge, 'hex'))}`,
     );
     expect(ok).toEqual([['!done']]);
+    const bad = await RawApiClient.connect(routers[0]!.port);
+    clients.push(bad);
+    const ch = attrs((await bad.call('/login'))[0]!)['ret']!;
+    expect(
+      await bad.call('/login', '=name=userTest', `=response=${md5Response('wrong', Buffer.from(ch, 'hex'))}`),
+    ).toEqual([['!trap', '=message=cannot log in'], ['!done']]);
+  });
+
+  it('6.45.1 and later have no challenge login', async () => {
+    const [, c] = await up({ version: '6.49.18' });
+    expect(await c.call('/login')).toEqual([['!trap', '=message=invalid user name or password (6)'], ['!done']]);
+    expect(await c.login()).toEqual([['!done']]);
+    // v6 spells booleans yes/no, also for .dead in listen
+    expect(attrs((await c.call('/interface/print', '?name=ether1', '=.proplist=disabled'))[0]!)).toEqual({
+      disabled: 'no',
+    });
   });
 });

@@ -49,6 +49,8 @@ export interface StartRouterOptions {
   /** /log lines kept (default 100). */
   readonly logLines?: number;
   readonly ethernets?: number;
+  /** Where `.tag=` goes in replies: `first` (after the reply word, default) or `last`. */
+  readonly tagPosition?: 'first' | 'last';
   readonly logger?: SimLogger;
 }
 
@@ -175,6 +177,7 @@ class Router implements SimRouter {
       logger: this.logger,
       preLoginLimitBytes: this.options.preLoginLimitBytes ?? 8192,
       cancelDelayMs: this.options.cancelDelayMs ?? 5,
+      ...(this.options.tagPosition ? { tagPosition: this.options.tagPosition } : {}),
       identity: this.identity,
     });
     this.sockets.add(conn);

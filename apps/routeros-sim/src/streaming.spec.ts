@@ -50,11 +50,13 @@ describe('streaming over the API', () => {
     await c.until((rs) => tagged(rs, 'L').some((s) => s[0] === '!done'));
     const forL = tagged(c.replies, 'L').map((s) => s.filter((w) => w !== '.tag=L'));
     expect(forL[0]).toEqual(expect.arrayContaining(['!re', `=.id=${ret}`, '=name=v7']));
-    expect(forL[1]).toEqual(['!re', `=.id=${ret}`, '=.dead=yes']);
+    expect(forL[1]).toEqual(['!re', `=.id=${ret}`, '=.dead=true']);
+    // the tag follows the reply word, as in wire captures of real routers
+    expect(tagged(c.replies, 'L')[0]![1]).toBe('.tag=L');
     expect(forL.slice(2)).toEqual([['!trap', '=category=2', '=message=interrupted'], ['!done']]);
     // order across tags: trap(L), done(C), done(L)
     const order = c.replies.filter((s) => s.includes('.tag=C') || s.includes('.tag=L')).slice(-3);
-    expect(order.map((s) => `${s[0]}:${s[s.length - 1]}`)).toEqual(['!trap:.tag=L', '!done:.tag=C', '!done:.tag=L']);
+    expect(order.map((s) => `${s[0]}:${s[1]}`)).toEqual(['!trap:.tag=L', '!done:.tag=C', '!done:.tag=L']);
   });
 
   it('on 7.18+ a cancelled stream with no rows ends with !empty then !done', async () => {

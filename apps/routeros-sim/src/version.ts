@@ -11,6 +11,8 @@ export interface VersionFeatures {
   readonly major: number;
   /** `/login =name =password` (6.43+); older routers answer with an MD5 challenge. */
   readonly plainLogin: boolean;
+  /** `/login` without a password answers `=ret=<challenge>` (until 6.45.1 removed it). */
+  readonly challengeLogin: boolean;
   /** `!empty` before `!done` when a listing has no rows (7.18+). */
   readonly emptyReply: boolean;
   /** How booleans are spelled in replies. */
@@ -51,6 +53,7 @@ export function featuresOf(version: string, booleans?: BooleanStyle): VersionFea
     version,
     major: major ?? 7,
     plainLogin: atLeast(version, '6.43'),
+    challengeLogin: !atLeast(version, '6.45.1'),
     emptyReply: atLeast(version, '7.18'),
     booleans: booleans ?? (atLeast(version, '7.0') ? 'true-false' : 'yes-no'),
     ovpnCiphers: atLeast(version, '7.8')

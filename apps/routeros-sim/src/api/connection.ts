@@ -28,6 +28,8 @@ export interface ConnectionOptions {
   /** Delay of the cancelled command's final replies after `/cancel` (real routers: 2-50 ms). */
   readonly cancelDelayMs: number;
   readonly identity: string;
+  /** Where `.tag=` goes in reply sentences (default `first`, after the reply word). */
+  readonly tagPosition?: 'first' | 'last';
 }
 
 const LOGIN_FAILED = 'invalid user name or password (6)';
@@ -143,7 +145,14 @@ export class ApiConnection {
 
   private write(words: string[], tag: string | undefined): void {
     if (this.closed || this.socket.destroyed) return;
-    const all = tag === undefined ? words : [...words, `.tag=${tag}`];
+    // A router puts the tag right after the reply word (librouteros' wire captures);
+    // `tagPosition: 'last'` moves it to the end, as MikroTik's manual prints it.
+    const all =
+      tag === undefined
+        ? words
+        : this.options.tagPosition === 'last'
+          ? [...words, `.tag=${tag}`]
+          : [words[0]!, `.tag=${tag}`, ...words.slice(1)];
     this.socket.write(encodeSentence(all.map((w) => Buffer.from(w, 'latin1'))));
   }
 
@@ -244,7 +253,7 @@ export class ApiConnection {
         expected.length === response.length &&
         timingSafeEqual(Buffer.from(expected), Buffer.from(response));
       this.challenge = undefined;
-      return ok ? this.loginOk(cmd, name) : this.loginFailed(cmd, name);
+      return ok ? this.loginOk(cmd, name) : this.loginFailed(cmd, name, !f.plainLogin);
     }
     if (name !== undefined && password !== undefined && f.plainLogin) {
       const user = this.state.find('user', { name });
@@ -253,8 +262,8 @@ export class ApiConnection {
       const ok = user !== undefined && stored.length === given.length && timingSafeEqual(stored, given);
       return ok ? this.loginOk(cmd, name) : this.loginFailed(cmd, name);
     }
-    if (!f.v7) {
-      // Before 6.43 (and still accepted by 6.x): the MD5 challenge.
+    if (f.challengeLogin) {
+      // Before 6.43 the only way, and still accepted until 6.45.1: the MD5 challenge.
       this.challenge = randomBytes(16);
       this.write(['!done', `=ret=${this.challenge.toString('hex')}`], cmd.tag);
       return;
@@ -304,13 +313,14 @@ export class ApiConnection {
     this.write(['!done'], cmd.tag);
   }
 
-  private loginFailed(cmd: Command, name: string): void {
+  private loginFailed(cmd: Command, name: string, old = false): void {
     this.state.log(
       'system,error,critical',
       `login failure for user ${name} from ${this.remoteAddress} via ${this.options.service}`,
     );
     this.options.logger.info({ conn: this.id, user: name, from: this.remoteAddress }, 'api login failed');
-    this.write(this.trapWords({ message: LOGIN_FAILED }), cmd.tag);
+    // Routers before 6.43 answered a bad challenge response with "cannot log in".
+    this.write(this.trapWords({ message: old ? 'cannot log in' : LOGIN_FAILED }), cmd.tag);
     this.write(['!done'], cmd.tag);
   }
 }

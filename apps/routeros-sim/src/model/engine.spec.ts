@@ -147,7 +147,7 @@ describe('Engine', () => {
     expect(rows.map((r) => [r['.id'], r['comment'] ?? r['.dead'] ?? r['address']])).toEqual([
       [id, '10.1.1.1/24'],
       [id, 'hello'],
-      [id, 'yes'],
+      [id, 'true'],
     ]);
   });
 

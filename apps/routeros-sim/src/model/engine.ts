@@ -414,7 +414,8 @@ export class Engine {
         return;
       }
       if (!e.item) {
-        if (known.delete(e.id)) sink.row({ '.id': formatId(e.id), '.dead': 'yes' });
+        if (known.delete(e.id))
+          sink.row({ '.id': formatId(e.id), '.dead': renderBool(true, this.state.features.booleans) });
         return;
       }
       if (!this.state.get(menu, e.id)) return;
