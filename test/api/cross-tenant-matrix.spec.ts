@@ -92,7 +92,7 @@ describe('cross-tenant matrix (every route x every role)', () => {
               ? undefined
               : (BODIES[route.url.startsWith('/api/v1/tenants/:tenantId') ? `${route.method} ${route.url}` : ''] ?? {}),
         });
-        const where = `${p.name} ${id} -> ${res.status} ${String(JSON.stringify(res.body)).slice(0, 200)}`;
+        const where = `${p.name} ${id} -> ${res.status} ${(JSON.stringify(res.body) as string | undefined)?.slice(0, 200)}`;
         expect(leaks(res.body), where).toEqual([]);
         expect(res.status, where).toBeLessThan(500);
         if (route.url.includes(':tenantId')) {

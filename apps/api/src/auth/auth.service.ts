@@ -131,19 +131,16 @@ export class AuthService {
   /** Rotates: the presented token is spent; presenting a spent one ends the whole session. */
   async refresh(refreshToken: string): Promise<TokenPair> {
     const hash = this.tokens.hash(refreshToken);
-    return this.deps.db.inPlatform(async (tx) => {
+    // The revocation on reuse must commit, so the transaction returns instead of throwing.
+    const result = await this.deps.db.inPlatform(async (tx): Promise<TokenPair | 'invalid' | 'reused'> => {
       const found = await this.sessions.consumeRefreshToken(tx, hash);
-      if (!found || found.outcome === 'dead') {
-        this.metrics.authFailures.inc({ reason: found ? 'revoked_session' : 'unknown_refresh_token' });
-        throw new ApiError('unauthorized', 'refresh token is not valid; sign in again');
-      }
+      if (!found || found.outcome === 'dead') return 'invalid';
       if (found.outcome === 'reused') {
         await this.sessions.revoke(tx, found.sessionId, 'refresh_token_reuse');
-        this.metrics.authFailures.inc({ reason: 'refresh_token_reuse' });
-        throw new ApiError('unauthorized', 'refresh token was already used; the session has been ended for safety');
+        return 'reused';
       }
       const user = await this.users.byId(tx, found.userId);
-      if (!user || user.disabled) throw new ApiError('unauthorized', 'refresh token is not valid; sign in again');
+      if (!user || user.disabled) return 'invalid';
       const next = newSecret('bpr');
       await this.sessions.addRefreshToken(tx, found.sessionId, this.tokens.hash(next));
       return {
@@ -153,6 +150,15 @@ export class AuthService {
         refreshToken: next,
       };
     });
+    if (result === 'reused') {
+      this.metrics.authFailures.inc({ reason: 'refresh_token_reuse' });
+      throw new ApiError('unauthorized', 'refresh token was already used; the session has been ended for safety');
+    }
+    if (result === 'invalid') {
+      this.metrics.authFailures.inc({ reason: 'invalid_refresh_token' });
+      throw new ApiError('unauthorized', 'refresh token is not valid; sign in again');
+    }
+    return result;
   }
 
   logout(sessionId: string): Promise<void> {
