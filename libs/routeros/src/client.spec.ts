@@ -304,6 +304,38 @@ describe('RouterOsClient connection failures', () => {
     await until(() => sockets[0]!.readableEnded);
   });
 
+  it('stops connecting when the signal aborts, and refuses an already aborted signal', async () => {
+    const sockets: Socket[] = [];
+    const server: Server = createServer((s) => {
+      sockets.push(s);
+      s.resume();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(
+      () =>
+        new Promise<void>((r) => {
+          sockets.forEach((s) => s.destroy());
+          server.close(() => r());
+        }),
+    );
+    const port = (server.address() as AddressInfo).port;
+    const ac = new AbortController();
+    const pending = RouterOsClient.connect({
+      host: '127.0.0.1',
+      port,
+      username: 'a',
+      password: 'b',
+      signal: ac.signal,
+    });
+    await until(() => sockets.length === 1);
+    ac.abort();
+    await expect(pending).rejects.toBeInstanceOf(RouterOsAbortError);
+    await until(() => sockets[0]!.readableEnded);
+    await expect(
+      RouterOsClient.connect({ host: '127.0.0.1', port, username: 'a', password: 'b', signal: AbortSignal.abort() }),
+    ).rejects.toBeInstanceOf(RouterOsAbortError);
+  });
+
   it('reports a reset connection to every pending command', async () => {
     const router = await fake((_cmd, conn) => conn.socket.resetAndDestroy());
     const client = await connect(router);

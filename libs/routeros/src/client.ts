@@ -261,7 +261,7 @@ export class RouterOsClient {
     const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
     const port = options.port ?? (options.tls ? 8729 : 8728);
     const where = `${options.host}:${port}`;
-    options.signal?.throwIfAborted();
+    if (options.signal?.aborted) throw new RouterOsAbortError(`connect to ${where}`, options.signal.reason);
     const socket = RouterOsClient.openSocket(options, port);
     const client = new RouterOsClient(socket, options);
     let timer: NodeJS.Timeout | undefined;

@@ -1,3 +1,24 @@
+/**
+ * @backplane/routeros: the RouterOS API (8728 / API-SSL 8729) codec and client.
+ *
+ *   const ros = await RouterOsClient.connect({ host, username, password });   // login auto-detected
+ *   const rows = await ros.print('/interface', {
+ *     where: where('type', 'ether').or(where('type', 'vlan')),
+ *     proplist: ['name', 'type', 'disabled'],
+ *   });
+ *   parseBool(rows[0]?.['disabled']);                     // true/false (v7) and yes/no (v6)
+ *   const { ret: id } = await ros.exec('/ip/address/add', { address: '10.0.0.1/24', interface: 'ether1' });
+ *   for await (const row of ros.stream('/interface/monitor-traffic', { interface: 'ether1' }, { signal })) {
+ *     // break, return() or the signal send /cancel and wait for the router to confirm
+ *   }
+ *   await ros.close();
+ *
+ * Errors: RouterOsTrapError (`!trap`: category + message, the connection stays usable),
+ * RouterOsLoginError, RouterOsTimeoutError (the command was cancelled on the router),
+ * RouterOsAbortError, RouterOsConnectionError with a `code` ('refused', 'reset',
+ * 'connect-timeout', 'keepalive-timeout', 'tls', 'protocol', 'fatal', 'closed', ...), and
+ * RouterOsFatalError for `!fatal`. Rows are UTF-8 strings; `rawValue(row, name)` gives bytes.
+ */
 export {
   DEFAULT_LIMITS,
   encodedLengthSize,
@@ -52,3 +73,22 @@ export {
   type QueryValue,
 } from './query';
 export { boolOr, parseBool, rawValue, rowOf, type Row } from './values';
+export {
+  bool,
+  bytesOf,
+  duration,
+  escapeString,
+  id,
+  ip,
+  menuPath,
+  num,
+  propertyName,
+  quote,
+  ScriptBuildError,
+  ScriptFragment,
+  value as scriptValue,
+  variable,
+  type ScriptListItem,
+  type ScriptValue,
+} from './script/literal';
+export { cmd, cond, find, Script, sub, test as scriptTest, type LogLevel, type ScriptArgs } from './script/builder';
