@@ -184,6 +184,31 @@ describe('ManagementClient against the fake server', () => {
     expect(await client.loadStats()).toEqual({ clients: 0, bytesIn: 0, bytesOut: 0 });
   });
 
+  it('kills stragglers whose CONNECT went to nobody while detached, and only those', async () => {
+    const { fake, client: first, events } = await setup();
+    await first.start();
+    const served = fake.connectTunnel({ username: 'served', password: 'p' });
+    await until(() => events.find((e) => e.type === 'client-connect'));
+    await first.clientAuth(served.cid, served.kid, ['ifconfig-push 100.64.0.2 255.192.0.0']);
+    await first.close();
+
+    const lost = fake.connectTunnel({ username: 'lost', password: 'p' });
+    expect(fake.lostNotifications).toBe(1);
+    const again = new ManagementClient({
+      path: join(dir, 'mgmt.sock'),
+      password: 's3cret',
+      killStragglersOnAttach: true,
+      reconnect: false,
+    });
+    client = again;
+    await again.start();
+    expect(await lost.outcome).toEqual({ outcome: 'disconnected' });
+    expect(again.stats.stragglersKilled).toBe(1);
+    expect(fake.commands).toContain(`client-kill ${lost.cid}`);
+    expect(served.state).toBe('authorized');
+    expect((await again.status()).clients.map((c) => c.commonName)).toEqual(['served']);
+  });
+
   it('keeps going after garbage from the server: unparsed events and a counter, no crash', async () => {
     const { fake, client, events } = await setup();
     await client.start();

@@ -58,6 +58,14 @@ export interface ManagementClientOptions {
   /** `log on` / `state on` after every (re)connect. */
   readonly logEvents?: boolean;
   readonly stateEvents?: boolean;
+  /**
+   * After every (re)connect, `client-kill` the stragglers: tunnels listed by `status 3` without
+   * a virtual address whose CONNECT was not announced on this connection. Their CONNECT went
+   * to nobody while the link was down and would only time out at the hand window; killed,
+   * they redial at once and are announced again. Only for deployments where every admitted
+   * tunnel gets an address (`ifconfig-push`). Default false.
+   */
+  readonly killStragglersOnAttach?: boolean;
   /** Random source for the backoff jitter (tests). */
   readonly random?: () => number;
   readonly protocol?: ProtocolOptions;
@@ -69,6 +77,7 @@ export interface ManagementClientStats extends ProtocolCounters {
   connects: number;
   disconnects: number;
   timeouts: number;
+  stragglersKilled: number;
 }
 
 interface Listeners {
@@ -109,7 +118,9 @@ export class ManagementClient {
   private attempt = 0;
   private startWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private _state: ManagementClientState = 'idle';
-  private readonly extra = { connects: 0, disconnects: 0, timeouts: 0 };
+  private readonly extra = { connects: 0, disconnects: 0, timeouts: 0, stragglersKilled: 0 };
+  /** CIDs announced by CONNECT/REAUTH on the current connection. */
+  private readonly announced = new Set<number>();
 
   constructor(private readonly options: ManagementClientOptions) {
     if (!options.path && !(options.host && options.port)) throw new Error('ManagementClient needs a path or host+port');
@@ -239,6 +250,7 @@ export class ManagementClient {
   private open(): void {
     this.authenticated = false;
     this.promptSeen = false;
+    this.announced.clear();
     this.protocol.reset();
     this.protocol.awaitingPassword = true;
     const socket = this.options.path
@@ -295,6 +307,7 @@ export class ManagementClient {
       if (o.bytecountSeconds !== undefined) await this.write(socket, bytecountCommand(o.bytecountSeconds), 'single');
       if (o.logEvents) await this.write(socket, 'log on', 'single');
       if (o.stateEvents) await this.write(socket, 'state on', 'single');
+      if (o.killStragglersOnAttach) await this.killStragglers(socket);
     } catch (err) {
       if (this.socket !== socket) return;
       this.emit('error', err instanceof Error ? err : new Error(String(err)));
@@ -310,6 +323,20 @@ export class ManagementClient {
     this.startWaiters = [];
     for (const w of waiters) w.resolve();
     this.emit('ready');
+  }
+
+  private async killStragglers(socket: Socket): Promise<void> {
+    const status = parseStatus3((await this.write(socket, 'status 3', 'multi')).lines);
+    for (const c of status.clients) {
+      if (c.virtualAddress !== '' || c.clientId === undefined || this.announced.has(c.clientId)) continue;
+      try {
+        await this.write(socket, clientKillCommand(c.clientId), 'single');
+        this.extra.stragglersKilled++;
+      } catch (err) {
+        // gone in the meantime: nothing to do; a lost link is handled by onClose
+        if (err instanceof ManagementError && err.code !== 'command') throw err;
+      }
+    }
   }
 
   private onClose(socket: Socket): void {
@@ -408,6 +435,7 @@ export class ManagementClient {
       // No password asked: the banner arrives first.
       this.onAuthenticated(this.socket);
     }
+    if (event.type === 'client-connect' || event.type === 'client-reauth') this.announced.add(event.cid);
     if (event.type === 'hold' && this._state === 'ready' && (this.options.releaseHold ?? true)) {
       this.holdRelease().catch((err: unknown) =>
         this.emit('error', err instanceof Error ? err : new Error(String(err))),

@@ -1,0 +1,322 @@
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ManagementClient,
+  OpenVpnSupervisor,
+  renderManagementPasswordFile,
+  renderServerConfig,
+  type ManagementEvent,
+  type OpenVpnLogEvent,
+} from '@backplane/openvpn';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasIp, hasOpenvpn, hasTun, isRoot, makePki, until } from './helpers';
+
+/**
+ * The real thing: openvpn 2.6 with the rendered config and our PKI in a "gateway"
+ * network namespace, openvpn clients with RouterOS-6-style settings in a "router"
+ * namespace, joined by a veth pair; our management client attached over the unix socket
+ * authorises tunnels with `client-auth ... ifconfig-push` and refuses wrong passwords.
+ */
+const missing = [
+  !isRoot && 'root',
+  !hasTun && '/dev/net/tun',
+  !hasOpenvpn && 'openvpn',
+  !hasIp && 'iproute2 (ip)',
+].filter(Boolean);
+if (missing.length)
+  console.warn(
+    `\n*** SKIPPING test/openvpn/real-openvpn.spec.ts: needs ${missing.join(', ')} (run as root with openvpn and iproute2 installed) ***\n`,
+  );
+
+const id = randomBytes(3).toString('hex');
+const GW_NS = `bpgw${id}`;
+const RT_NS = `bprt${id}`;
+const VETH_GW = `bpg${id}`;
+const VETH_RT = `bpr${id}`;
+const GW_IP = '192.0.2.1';
+const RT_IP = '192.0.2.2';
+const MGMT_PASSWORD = randomBytes(12).toString('hex');
+
+/** username -> [password, address pushed] */
+const ROUTERS: Record<string, [string, string]> = {
+  AAAAsite1: ['right-password-1', '100.64.7.9'],
+  BBBBsite2: ['right-password-2', '100.64.7.10'],
+  CCCCsite3: ['right-password-3', '100.64.7.11'],
+};
+
+function ip(...args: string[]): void {
+  execFileSync('ip', args, { stdio: 'pipe' });
+}
+function tryIp(...args: string[]): void {
+  spawnSync('ip', args, { stdio: 'ignore' });
+}
+
+interface Router {
+  child: ChildProcess;
+  log: string[];
+  exited: Promise<number | null>;
+}
+
+describe.skipIf(missing.length > 0)('real openvpn 2.6 gateway with our management client', () => {
+  let dir: string;
+  let supervisor: OpenVpnSupervisor | undefined;
+  let mgmt: ManagementClient | undefined;
+  const serverLog: OpenVpnLogEvent[] = [];
+  const mgmtEvents: ManagementEvent[] = [];
+  const decisions: string[] = [];
+  const children: ChildProcess[] = [];
+
+  function startRouter(user: string, password: string): Router {
+    const name = `${user}-${children.length}`;
+    writeFileSync(join(dir, `${name}.creds`), `${user}\n${password}\n`, { mode: 0o600 });
+    // What a RouterOS 6 ovpn-client does: TCP, AES-256-CBC, SHA1, no cipher negotiation,
+    // user/password, only the CA (no client certificate), no compression.
+    writeFileSync(
+      join(dir, `${name}.conf`),
+      [
+        'client',
+        'dev tun',
+        'proto tcp-client',
+        `remote ${GW_IP} 8443`,
+        'nobind',
+        'cipher AES-256-CBC',
+        'data-ciphers AES-256-CBC',
+        'auth SHA1',
+        `auth-user-pass ${join(dir, `${name}.creds`)}`,
+        `ca ${join(dir, 'ca.pem')}`,
+        'connect-retry 1 1',
+        'auth-retry none',
+        'verb 3',
+        '',
+      ].join('\n'),
+    );
+    const child = spawn('ip', ['netns', 'exec', RT_NS, 'openvpn', '--config', join(dir, `${name}.conf`)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    const log: string[] = [];
+    const onData = (d: Buffer) => log.push(...d.toString().split('\n').filter(Boolean));
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    return { child, log, exited };
+  }
+
+  function attach(): ManagementClient {
+    const client = new ManagementClient({
+      path: join(dir, 'mgmt.sock'),
+      password: MGMT_PASSWORD,
+      commandTimeoutMs: 5000,
+      reconnect: { initialDelayMs: 100, maxDelayMs: 500 },
+      killStragglersOnAttach: true,
+    });
+    client.on('event', (e) => {
+      mgmtEvents.push(e);
+      if (e.type !== 'client-connect') return;
+      const user = e.env.username ?? '';
+      const entry = ROUTERS[user];
+      const answer =
+        entry && entry[0] === e.env.password
+          ? client.clientAuth(e.cid, e.kid, [`ifconfig-push ${entry[1]} 255.192.0.0`])
+          : client.clientDeny(e.cid, e.kid, 'wrong username or password', 'bad credentials');
+      decisions.push(`${user}:${entry && entry[0] === e.env.password ? 'auth' : 'deny'}`);
+      answer.catch((err: unknown) => decisions.push(`${user}:error:${String(err)}`));
+    });
+    return client;
+  }
+
+  function addressesIn(ns: string): string {
+    return execFileSync('ip', ['-n', ns, '-4', '-o', 'addr', 'show'], { encoding: 'utf8' });
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'bp-ovpn-real-'));
+    ip('netns', 'add', GW_NS);
+    ip('netns', 'add', RT_NS);
+    ip('link', 'add', VETH_GW, 'type', 'veth', 'peer', 'name', VETH_RT);
+    ip('link', 'set', VETH_GW, 'netns', GW_NS);
+    ip('link', 'set', VETH_RT, 'netns', RT_NS);
+    ip('-n', GW_NS, 'addr', 'add', `${GW_IP}/24`, 'dev', VETH_GW);
+    ip('-n', RT_NS, 'addr', 'add', `${RT_IP}/24`, 'dev', VETH_RT);
+    for (const [ns, dev] of [
+      [GW_NS, VETH_GW],
+      [RT_NS, VETH_RT],
+    ] as const) {
+      ip('-n', ns, 'link', 'set', dev, 'up');
+      ip('-n', ns, 'link', 'set', 'lo', 'up');
+    }
+
+    const pki = await makePki();
+    writeFileSync(join(dir, 'ca.pem'), pki.ca.certificatePem);
+    writeFileSync(join(dir, 'server.pem'), pki.server.certificatePem);
+    writeFileSync(join(dir, 'server.key'), pki.server.privateKeyPem, { mode: 0o600 });
+    writeFileSync(join(dir, 'crl.pem'), pki.crl);
+    writeFileSync(join(dir, 'mgmt.pw'), renderManagementPasswordFile(MGMT_PASSWORD), { mode: 0o600 });
+    writeFileSync(
+      join(dir, 'server.conf'),
+      renderServerConfig({
+        caPath: join(dir, 'ca.pem'),
+        certPath: join(dir, 'server.pem'),
+        keyPath: join(dir, 'server.key'),
+        crlPath: join(dir, 'crl.pem'),
+        managementSocketPath: join(dir, 'mgmt.sock'),
+        managementPasswordFile: join(dir, 'mgmt.pw'),
+        handWindow: 30,
+      }),
+    );
+    supervisor = new OpenVpnSupervisor({
+      configPath: join(dir, 'server.conf'),
+      prefix: ['ip', 'netns', 'exec', GW_NS],
+      restart: false,
+      stopGraceMs: 3000,
+    });
+    supervisor.on('log', (e) => serverLog.push(e));
+    supervisor.start();
+    await until(() => serverLog.some((e) => e.kind === 'hold-waiting'), 10_000, 'openvpn to wait for hold release');
+  });
+
+  afterAll(async () => {
+    await mgmt?.close();
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const t = setTimeout(() => c.kill('SIGKILL'), 2000);
+            c.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+          }),
+      ),
+    );
+    await supervisor?.stop();
+    tryIp('netns', 'del', GW_NS);
+    tryIp('netns', 'del', RT_NS);
+    tryIp('link', 'del', VETH_GW);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('holds a router that dials before the gateway attaches, then serves it with its pushed address', async () => {
+    const router = startRouter('AAAAsite1', ROUTERS.AAAAsite1![0]);
+    // openvpn is held: it accepts nobody yet, the router keeps retrying
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(mgmtEvents.filter((e) => e.type === 'client-connect')).toHaveLength(0);
+    expect(addressesIn(RT_NS)).not.toMatch(/100\.64\.7\.9/);
+
+    mgmt = attach();
+    const t0 = Date.now();
+    await mgmt.start();
+    await until(() => router.log.some((l) => l.includes('Initialization Sequence Completed')), 15_000, 'router 1 up');
+    const upMs = Date.now() - t0;
+    console.info(`[real-openvpn] hold release -> router tunnel up: ${upMs} ms`);
+    expect(addressesIn(RT_NS)).toMatch(/inet 100\.64\.7\.9\/10 /);
+    expect(router.log.join('\n')).toMatch(/Data Channel: cipher 'AES-256-CBC', auth 'SHA1'/);
+    expect(decisions).toContain('AAAAsite1:auth');
+
+    const status = await mgmt.status();
+    expect(status.clients).toEqual([
+      expect.objectContaining({
+        commonName: 'AAAAsite1',
+        username: 'AAAAsite1',
+        virtualAddress: '100.64.7.9',
+        dataChannelCipher: 'AES-256-CBC',
+        realAddress: expect.stringMatching(/^192\.0\.2\.2:\d+$/),
+      }),
+    ]);
+    expect(await mgmt.loadStats()).toMatchObject({ clients: 1 });
+    expect(mgmtEvents.some((e) => e.type === 'client-established')).toBe(true);
+    expect(mgmtEvents).toContainEqual({
+      type: 'client-address',
+      cid: status.clients[0]!.clientId,
+      address: '100.64.7.9',
+      primary: true,
+    });
+    expect((await mgmt.version()).join('\n')).toMatch(/OpenVPN Version: OpenVPN 2\.6\.[\s\S]*Management Version: 5/);
+    await mgmt.bytecount(1);
+    const bc = await until(() => mgmtEvents.find((e) => e.type === 'bytecount-client'), 3000, 'BYTECOUNT_CLI');
+    expect(bc).toMatchObject({ cid: status.clients[0]!.clientId });
+    await mgmt.bytecount(0);
+    expect(mgmt.stats.unparsed).toBe(0);
+  });
+
+  it('reaches a listener in the router namespace at the pushed address, from 100.64.0.1', async () => {
+    const listener = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        RT_NS,
+        process.execPath,
+        '-e',
+        `const s=require('net').createServer(c=>{c.end('hello from router\\n');console.log('peer '+c.remoteAddress);setTimeout(()=>process.exit(0),50)});s.listen(8728,'100.64.7.9',()=>console.log('listening'))`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    children.push(listener);
+    let out = '';
+    listener.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    listener.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    await until(() => out.includes('listening'), 5000, 'listener');
+    const reply = execFileSync(
+      'ip',
+      [
+        'netns',
+        'exec',
+        GW_NS,
+        process.execPath,
+        '-e',
+        `const c=require('net').connect(8728,'100.64.7.9');let b='';c.on('data',d=>b+=d);c.on('end',()=>{console.log(b.trim());process.exit(0)});c.on('error',e=>{console.log('ERR '+e.message);process.exit(1)});setTimeout(()=>{console.log('TIMEOUT');process.exit(2)},5000)`,
+      ],
+      { encoding: 'utf8', timeout: 8000 },
+    );
+    expect(reply.trim()).toBe('hello from router');
+    await until(() => out.includes('peer '), 3000, 'listener to see the peer');
+    expect(out).toMatch(/peer 100\.64\.0\.1/);
+  });
+
+  it('denies a wrong password: the router sees AUTH_FAILED', async () => {
+    const router = startRouter('BBBBsite2', 'not-the-password');
+    const code = await Promise.race([
+      router.exited,
+      new Promise<string>((r) => setTimeout(() => r('still running'), 15_000)),
+    ]);
+    expect(router.log.join('\n')).toMatch(/AUTH_FAILED/);
+    expect(code).not.toBe('still running');
+    expect(decisions).toContain('BBBBsite2:deny');
+    expect(addressesIn(RT_NS)).not.toMatch(/100\.64\.7\.10/);
+    expect(serverLog.some((e) => e.kind === 'auth-failed')).toBe(true);
+  });
+
+  it('serves a router that dialled while the management client was detached, once it re-attaches', async () => {
+    await mgmt!.close();
+    const seen = serverLog.length;
+    const router = startRouter('CCCCsite3', ROUTERS.CCCCsite3![0]);
+    // the server sees the router (TLS starts) while nobody listens on the management socket
+    await until(
+      () => serverLog.slice(seen).some((e) => e.kind === 'tls-initial'),
+      10_000,
+      'router 3 to reach the server',
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    expect(decisions.some((d) => d.startsWith('CCCCsite3'))).toBe(false);
+
+    mgmt = attach();
+    const t0 = Date.now();
+    await mgmt.start();
+    // without the straggler kill it would wait for the 30 s hand window, get AUTH_FAILED and exit
+    await until(() => router.log.some((l) => l.includes('Initialization Sequence Completed')), 15_000, 'router 3 up');
+    const upMs = Date.now() - t0;
+    console.info(`[real-openvpn] re-attach -> straggler tunnel up: ${upMs} ms (hand-window 30 s)`);
+    expect(upMs).toBeLessThan(15_000);
+    expect(mgmt.stats.stragglersKilled).toBe(1);
+    expect(addressesIn(RT_NS)).toMatch(/inet 100\.64\.7\.11\/10 /);
+    expect(decisions).toContain('CCCCsite3:auth');
+    // the first router stayed up throughout
+    expect(addressesIn(RT_NS)).toMatch(/inet 100\.64\.7\.9\/10 /);
+  });
+});
