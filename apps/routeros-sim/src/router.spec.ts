@@ -76,12 +76,15 @@ describe('startRouter', () => {
       `=response=${md5Response('passTest', Buffer.from(challenge, 'hex'))}`,
     );
     expect(ok).toEqual([['!done']]);
-    const bad = await RawApiClient.connect(routers[0]!.port);
-    clients.push(bad);
-    const ch = attrs((await bad.call('/login'))[0]!)['ret']!;
-    expect(
-      await bad.call('/login', '=name=userTest', `=response=${md5Response('wrong', Buffer.from(ch, 'hex'))}`),
-    ).toEqual([['!trap', '=message=cannot log in'], ['!done']]);
+    const wrong = async (r: SimRouter): Promise<unknown> => {
+      const bad = await RawApiClient.connect(r.port);
+      clients.push(bad);
+      const ch = attrs((await bad.call('/login'))[0]!)['ret']!;
+      return bad.call('/login', '=name=userTest', `=response=${md5Response('wrong', Buffer.from(ch, 'hex'))}`);
+    };
+    expect(await wrong(routers[0]!)).toEqual([['!trap', '=message=invalid user name or password (6)'], ['!done']]);
+    const [old] = await up({ version: '6.40', challengeFailureMessage: 'cannot log in' });
+    expect(await wrong(old)).toEqual([['!trap', '=message=cannot log in'], ['!done']]);
   });
 
   it('6.45.1 and later have no challenge login', async () => {

@@ -49,6 +49,11 @@ export interface StartRouterOptions {
   /** /log lines kept (default 100). */
   readonly logLines?: number;
   readonly ethernets?: number;
+  /**
+   * Trap message for a wrong MD5 challenge response on versions before 6.43. Default:
+   * `invalid user name or password (6)`; librouteros' old captures show `cannot log in`.
+   */
+  readonly challengeFailureMessage?: string;
   /** Where `.tag=` goes in replies: `first` (after the reply word, default) or `last`. */
   readonly tagPosition?: 'first' | 'last';
   readonly logger?: SimLogger;
@@ -178,6 +183,9 @@ class Router implements SimRouter {
       preLoginLimitBytes: this.options.preLoginLimitBytes ?? 8192,
       cancelDelayMs: this.options.cancelDelayMs ?? 5,
       ...(this.options.tagPosition ? { tagPosition: this.options.tagPosition } : {}),
+      ...(this.options.challengeFailureMessage
+        ? { challengeFailureMessage: this.options.challengeFailureMessage }
+        : {}),
       identity: this.identity,
     });
     this.sockets.add(conn);

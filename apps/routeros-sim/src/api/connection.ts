@@ -28,6 +28,8 @@ export interface ConnectionOptions {
   /** Delay of the cancelled command's final replies after `/cancel` (real routers: 2-50 ms). */
   readonly cancelDelayMs: number;
   readonly identity: string;
+  /** Trap message for a wrong MD5 challenge response before 6.43 (default: the 6.43+ text). */
+  readonly challengeFailureMessage?: string;
   /** Where `.tag=` goes in reply sentences (default `first`, after the reply word). */
   readonly tagPosition?: 'first' | 'last';
 }
@@ -319,8 +321,10 @@ export class ApiConnection {
       `login failure for user ${name} from ${this.remoteAddress} via ${this.options.service}`,
     );
     this.options.logger.info({ conn: this.id, user: name, from: this.remoteAddress }, 'api login failed');
-    // Routers before 6.43 answered a bad challenge response with "cannot log in".
-    this.write(this.trapWords({ message: old ? 'cannot log in' : LOGIN_FAILED }), cmd.tag);
+    // Routers before 6.43 reportedly answered a bad challenge response with "cannot log in"
+    // (librouteros' captures); unverified, so it is an option.
+    const message = old ? (this.options.challengeFailureMessage ?? LOGIN_FAILED) : LOGIN_FAILED;
+    this.write(this.trapWords({ message }), cmd.tag);
     this.write(['!done'], cmd.tag);
   }
 }

@@ -79,7 +79,7 @@ describe('Engine', () => {
       { message: 'failure: already have such name' },
     ]);
     expect(run(e, '/ip/address/set', { '.id': '*99', comment: 'x' }).traps).toEqual([
-      { message: 'no such item', category: 0 },
+      { message: 'no such item (4)', category: 0 },
     ]);
     expect(run(e, '/ip/address/add', { address: '1.2.3.4/24', interface: 'ether1', colour: 'red' }).traps).toEqual([
       { message: 'unknown parameter', category: 1 },

@@ -71,8 +71,9 @@ function noSuchCommand(word: string): RosError {
   ]);
 }
 
+/** Field reports quote the router's text with its code: `no such item (4)`. */
 function noSuchItem(): RosError {
-  return new RosError('no such item', CATEGORY.missing);
+  return new RosError('no such item (4)', CATEGORY.missing);
 }
 
 /** Every directory on the way to a menu or a special command. */
@@ -300,7 +301,7 @@ export class Engine {
   /** Resolves `.id` / `numbers`: `*1,*2`, or names. */
   private resolveIds(menu: MenuDef, args: ReadonlyMap<string, string>): Item[] {
     const raw = args.get('.id') ?? args.get('numbers');
-    if (raw === undefined || raw === '') throw new RosError('no such item', CATEGORY.missing);
+    if (raw === undefined || raw === '') throw new RosError('missing =.id=', CATEGORY.missing);
     const items: Item[] = [];
     for (const token of raw.split(',')) {
       const t = token.trim();
