@@ -29,7 +29,19 @@ describe('values', () => {
     expect(row['__proto__']).toBe('x');
     expect(Object.getPrototypeOf(row)).toBeNull();
     expect(rawValue(row, 'comment')!.toString()).toBe('a=b');
-    expect(rawValue({ a: 'b' }, 'a')).toBeUndefined();
+    expect(rawValue({ a: 'b' }, 'a')!.toString()).toBe('b');
+    expect(rawValue(row, 'missing')).toBeUndefined();
+  });
+
+  it('keeps exact bytes for values that are not UTF-8, as a private copy', () => {
+    const binary = Buffer.from([0xff, 0xfe, 0x00, 0x80]);
+    const chunk = encodeSentence(['!re', '=name=x', Buffer.concat([Buffer.from('=data='), binary]), '=é=ü']);
+    const [s] = new SentenceDecoder().push(chunk);
+    const row = rowOf(s!);
+    chunk.fill(0); // the socket's buffer is reused
+    expect(rawValue(row, 'data')!.equals(binary)).toBe(true);
+    expect(rawValue(row, 'é')!.toString()).toBe('ü');
+    expect(rawValue(row, 'name')!.toString()).toBe('x');
   });
 });
 

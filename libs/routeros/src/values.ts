@@ -3,35 +3,51 @@ import type { Sentence } from './codec';
 /** One row of a reply (`!re`), values decoded as UTF-8. Keys are attribute names without `=`. */
 export type Row = Record<string, string>;
 
-const rawWords = new WeakMap<object, Sentence>();
+/** Copies of the attribute words of rows whose bytes are not plain UTF-8 text. */
+const rawWords = new WeakMap<object, Buffer[]>();
 
 /**
  * Parses the `=name=value` words of a reply sentence into a row. The row has no prototype,
- * so a router cannot smuggle `__proto__` or `constructor` keys into it.
+ * so a router cannot smuggle `__proto__` or `constructor` keys into it. Rows whose values
+ * are not valid UTF-8 keep a private copy of their bytes for rawValue(); other rows keep
+ * nothing (their strings re-encode to the exact bytes), so a row never pins the socket's
+ * read buffer in memory.
  */
 export function rowOf(sentence: Sentence): Row {
   const row = Object.create(null) as Row;
+  let lossy = false;
   for (let i = 1; i < sentence.length; i++) {
     const w = sentence[i]!;
     if (w[0] !== 0x3d) continue; // '=': attribute; '.tag=' and others are not row data
     const eq = w.indexOf(0x3d, 1);
     if (eq === -1) row[w.toString('utf8', 1)] = '';
-    else row[w.toString('utf8', 1, eq)] = w.toString('utf8', eq + 1);
+    else {
+      const value = w.toString('utf8', eq + 1);
+      if (!lossy && value.includes('\uFFFD')) lossy = true;
+      row[w.toString('utf8', 1, eq)] = value;
+    }
   }
-  rawWords.set(row, sentence);
+  if (lossy) {
+    rawWords.set(
+      row,
+      sentence.filter((w) => w[0] === 0x3d).map((w) => Buffer.from(w)),
+    );
+  }
   return row;
 }
 
 /**
- * The undecoded bytes of one attribute of a row (for binary values such as file contents),
- * or undefined when the row has no such attribute or did not come from the client.
+ * The bytes of one attribute of a row (for binary values such as file contents), exact even
+ * when they are not valid UTF-8; undefined when the row has no such attribute.
  */
 export function rawValue(row: Row, name: string): Buffer | undefined {
-  const sentence = rawWords.get(row);
-  if (!sentence) return undefined;
+  const words = rawWords.get(row);
+  if (!words) {
+    const value = row[name];
+    return value === undefined ? undefined : Buffer.from(value, 'utf8');
+  }
   const prefix = Buffer.from(`=${name}=`, 'utf8');
-  for (let i = 1; i < sentence.length; i++) {
-    const w = sentence[i]!;
+  for (const w of words) {
     if (w.length >= prefix.length && w.subarray(0, prefix.length).equals(prefix)) return w.subarray(prefix.length);
     if (w.length === prefix.length - 1 && prefix.subarray(0, w.length).equals(w)) return Buffer.alloc(0);
   }
