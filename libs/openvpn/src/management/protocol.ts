@@ -134,8 +134,13 @@ export class ManagementProtocol {
     for (;;) {
       const nl = chunk.indexOf(0x0a, start);
       if (nl < 0) break;
-      this.append(chunk.subarray(start, nl));
-      this.endLine();
+      if (this.pendingBytes === 0 && !this.discarding && nl - start <= this.maxLineBytes) {
+        // the common case: a whole line inside this chunk, decoded without copying
+        this.lineBytes(chunk.toString('utf8', start, nl));
+      } else {
+        this.append(chunk.subarray(start, nl));
+        this.endLine();
+      }
       start = nl + 1;
     }
     if (start < chunk.length) this.append(chunk.subarray(start));
@@ -168,10 +173,14 @@ export class ManagementProtocol {
       this.discarding = false;
       return;
     }
-    let line = (this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending)).toString('utf8');
+    const line = (this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending)).toString('utf8');
     this.pending = [];
     this.pendingBytes = 0;
-    if (line.endsWith('\r')) line = line.slice(0, -1);
+    this.lineBytes(line);
+  }
+
+  private lineBytes(text: string): void {
+    const line = text.endsWith('\r') ? text.slice(0, -1) : text;
     this.counters.lines++;
     this.line(line);
   }

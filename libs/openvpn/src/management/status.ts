@@ -49,8 +49,8 @@ const CLIENT_COLUMNS = [
   'Client ID',
   'Peer ID',
   'Data Channel Cipher',
-];
-const ROUTE_COLUMNS = ['Virtual Address', 'Common Name', 'Real Address', 'Last Ref', 'Last Ref (time_t)'];
+] as const;
+const ROUTE_COLUMNS = ['Virtual Address', 'Common Name', 'Real Address', 'Last Ref', 'Last Ref (time_t)'] as const;
 
 function num(v: string | undefined): number {
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : 0;
@@ -62,64 +62,62 @@ function epoch(v: string | undefined): Date | undefined {
   return v !== undefined && /^\d+$/.test(v) ? new Date(Number(v) * 1000) : undefined;
 }
 
+/** Column positions for the names we read, from a HEADER row's column names. */
+function columns<const K extends string>(names: readonly string[], wanted: readonly K[]): Record<K, number> {
+  const out = {} as Record<K, number>;
+  for (const w of wanted) out[w] = names.indexOf(w);
+  return out;
+}
+
 export function parseStatus3(lines: readonly string[]): ServerStatus {
   let title = '';
   let time: Date | undefined;
-  let clientCols = CLIENT_COLUMNS;
-  let routeCols = ROUTE_COLUMNS;
+  let cc = columns(CLIENT_COLUMNS, CLIENT_COLUMNS);
+  let rc = columns(ROUTE_COLUMNS, ROUTE_COLUMNS);
   const clients: StatusClient[] = [];
   const routes: StatusRoute[] = [];
   const globalStats: Record<string, string> = Object.create(null) as Record<string, string>;
   const unparsed: string[] = [];
+  const at = (row: readonly string[], i: number) => (i < 0 ? undefined : row[i + 1]);
 
   for (const line of lines) {
     const f = line.split('\t');
     const kind = f[0];
-    if (kind === 'TITLE') title = f.slice(1).join('\t');
-    else if (kind === 'TIME') time = epoch(f[2]);
-    else if (kind === 'HEADER' && f[1] === 'CLIENT_LIST') clientCols = f.slice(2);
-    else if (kind === 'HEADER' && f[1] === 'ROUTING_TABLE') routeCols = f.slice(2);
-    else if (kind === 'HEADER') continue;
-    else if (kind === 'CLIENT_LIST') {
-      const row = f.slice(1);
-      const get = (name: string) => {
-        const i = clientCols.indexOf(name);
-        return i < 0 ? undefined : row[i];
-      };
-      if (row.length < 3) {
+    if (kind === 'CLIENT_LIST') {
+      if (f.length < 4) {
         unparsed.push(line);
         continue;
       }
       clients.push({
-        commonName: get('Common Name') ?? '',
-        realAddress: get('Real Address') ?? '',
-        virtualAddress: get('Virtual Address') ?? '',
-        virtualIpv6Address: get('Virtual IPv6 Address') ?? '',
-        bytesReceived: num(get('Bytes Received')),
-        bytesSent: num(get('Bytes Sent')),
-        connectedSince: epoch(get('Connected Since (time_t)')),
-        username: get('Username') ?? '',
-        clientId: optNum(get('Client ID')),
-        peerId: optNum(get('Peer ID')),
-        dataChannelCipher: get('Data Channel Cipher') ?? '',
+        commonName: at(f, cc['Common Name']) ?? '',
+        realAddress: at(f, cc['Real Address']) ?? '',
+        virtualAddress: at(f, cc['Virtual Address']) ?? '',
+        virtualIpv6Address: at(f, cc['Virtual IPv6 Address']) ?? '',
+        bytesReceived: num(at(f, cc['Bytes Received'])),
+        bytesSent: num(at(f, cc['Bytes Sent'])),
+        connectedSince: epoch(at(f, cc['Connected Since (time_t)'])),
+        username: at(f, cc['Username']) ?? '',
+        clientId: optNum(at(f, cc['Client ID'])),
+        peerId: optNum(at(f, cc['Peer ID'])),
+        dataChannelCipher: at(f, cc['Data Channel Cipher']) ?? '',
       });
     } else if (kind === 'ROUTING_TABLE') {
-      const row = f.slice(1);
-      const get = (name: string) => {
-        const i = routeCols.indexOf(name);
-        return i < 0 ? undefined : row[i];
-      };
-      if (row.length < 3) {
+      if (f.length < 4) {
         unparsed.push(line);
         continue;
       }
       routes.push({
-        virtualAddress: get('Virtual Address') ?? '',
-        commonName: get('Common Name') ?? '',
-        realAddress: get('Real Address') ?? '',
-        lastRef: epoch(get('Last Ref (time_t)')),
+        virtualAddress: at(f, rc['Virtual Address']) ?? '',
+        commonName: at(f, rc['Common Name']) ?? '',
+        realAddress: at(f, rc['Real Address']) ?? '',
+        lastRef: epoch(at(f, rc['Last Ref (time_t)'])),
       });
-    } else if (kind === 'GLOBAL_STATS' && f.length >= 3) globalStats[f[1]!] = f.slice(2).join('\t');
+    } else if (kind === 'TITLE') title = f.slice(1).join('\t');
+    else if (kind === 'TIME') time = epoch(f[2]);
+    else if (kind === 'HEADER' && f[1] === 'CLIENT_LIST') cc = columns(f.slice(2), CLIENT_COLUMNS);
+    else if (kind === 'HEADER' && f[1] === 'ROUTING_TABLE') rc = columns(f.slice(2), ROUTE_COLUMNS);
+    else if (kind === 'HEADER') continue;
+    else if (kind === 'GLOBAL_STATS' && f.length >= 3) globalStats[f[1]!] = f.slice(2).join('\t');
     else unparsed.push(line);
   }
   return { title, time, clients, routes, globalStats, unparsed };
