@@ -7,7 +7,15 @@ export {
   type TlsOptions,
 } from './router';
 export { RouterState, formatId, parseId, type Item, type ChangeEvent } from './model/state';
-export { Engine, type CommandRequest, type ReplySink, type Running, type Session } from './model/engine';
+export {
+  Engine,
+  type CommandContext,
+  type CommandHandler,
+  type CommandRequest,
+  type ReplySink,
+  type Running,
+  type Session,
+} from './model/engine';
 export { MENUS } from './model/menus';
 export { RosError, POLICIES, type MenuDef, type PropDef, type Policy, type Trap } from './model/types';
 export type { SimGroup, SimUser } from './model/defaults';

@@ -209,3 +209,58 @@ describe('RouterState.setLink', () => {
     expect(run(e, '/interface/ovpn-client/print', { '.proplist': 'running' }).rows).toEqual([{ running: 'true' }]);
   });
 });
+
+describe('more commands', () => {
+  it('moves firewall rules before a destination or to the end', () => {
+    const e = router();
+    const chains = () => run(e, '/ip/firewall/filter/print', { '.proplist': '.id' }).rows.map((r) => r['.id']);
+    expect(chains()).toEqual(['*1', '*2', '*3']);
+    run(e, '/ip/firewall/filter/move', { numbers: '*3', destination: '*1' });
+    expect(chains()).toEqual(['*3', '*1', '*2']);
+    run(e, '/ip/firewall/filter/move', { numbers: '*3' });
+    expect(chains()).toEqual(['*1', '*2', '*3']);
+  });
+
+  it('/password changes the own password after checking the old one', () => {
+    const e = router();
+    expect(
+      run(e, '/password', { 'old-password': 'x', 'new-password': 'n', 'confirm-new-password': 'n' }).traps,
+    ).toHaveLength(1);
+    expect(run(e, '/password', { 'old-password': '', 'new-password': 'n', 'confirm-new-password': 'n' }).traps).toEqual(
+      [],
+    );
+    expect(e.state.find('user', { name: 'admin' })!.values['password']).toBe('n');
+  });
+
+  it('ovpn-client monitor reports connecting until the tunnel is up', () => {
+    const e = router();
+    run(e, '/interface/ovpn-client/add', {
+      name: 'bp',
+      'connect-to': 'gw',
+      user: 'u',
+      password: 'p',
+      cipher: 'aes256-gcm',
+    });
+    expect(run(e, '/interface/ovpn-client/monitor', { numbers: 'bp', once: '' }).rows).toEqual([
+      { status: 'connecting...' },
+    ]);
+    e.state.setLink('bp', true);
+    expect(run(e, '/interface/ovpn-client/monitor', { numbers: 'bp', once: '' }).rows[0]).toMatchObject({
+      status: 'connected',
+      encoding: 'AES256-GCM/SHA1',
+    });
+  });
+
+  it('register adds commands (and their directories) from outside the engine', () => {
+    const e = router();
+    expect(run(e, '/tool/fetch', { url: 'http://x' }).traps[0]!.message).toBe('no such command or directory (tool)');
+    e.register('tool/fetch', (ctx) => {
+      e.requirePolicy(ctx.session, 'test');
+      ctx.sink.row({ status: 'finished', url: ctx.args.get('url') ?? '' });
+      ctx.sink.done();
+      return undefined;
+    });
+    expect(run(e, '/tool/fetch', { url: 'http://x' }).rows).toEqual([{ status: 'finished', url: 'http://x' }]);
+    expect(run(e, '/tool/fetch', {}, [], session(['read'])).traps[0]!.message).toBe('not enough permissions (9)');
+  });
+});

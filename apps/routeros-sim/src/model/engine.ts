@@ -12,6 +12,7 @@ import { compileQuery, type Row } from './query';
 import { formatId, parseId, type Item, type RouterState } from './state';
 import { CATEGORY, RosError, type MenuDef, type Policy, type PropDef, type Trap } from './types';
 import {
+  formatDuration,
   formatIp,
   inPrefix,
   networkOf,
@@ -86,15 +87,24 @@ function directories(paths: readonly string[]): Set<string> {
   return dirs;
 }
 
-type Special = (ctx: Context) => Running | undefined;
-
-interface Context {
+/** What a command handler gets (see Engine.register). */
+export interface CommandContext {
   readonly session: Session;
   readonly args: ReadonlyMap<string, string>;
   readonly queries: readonly string[];
-  readonly sink: CountingSink;
+  readonly sink: ReplySink;
+  /** The menu the command lives in, if it is one. */
   readonly menu: MenuDef | undefined;
 }
+
+/**
+ * A command outside the generic menu commands: report through ctx.sink (rows, then done
+ * or trap + done); throw RosError for traps; return a Running for streaming commands.
+ */
+export type CommandHandler = (ctx: CommandContext) => Running | undefined;
+
+type Special = CommandHandler;
+type Context = CommandContext;
 
 class CountingSink implements ReplySink {
   rows = 0;
@@ -119,7 +129,7 @@ class CountingSink implements ReplySink {
 }
 
 export class Engine {
-  private readonly specials: ReadonlyMap<string, Special>;
+  private readonly specials: Map<string, Special>;
   private readonly dirs: Set<string>;
 
   constructor(
@@ -133,6 +143,10 @@ export class Engine {
       ['system/reboot', (c) => this.reboot(c)],
       ['system/script/run', (c) => this.runScript(c)],
       ['certificate/import', (c) => this.importCertificate(c)],
+      ['password', (c) => this.changePassword(c)],
+      ['interface/ovpn-client/monitor', (c) => this.ovpnMonitor(c)],
+      ['ip/firewall/filter/move', (c) => this.move(c, 'ip/firewall/filter')],
+      ['ip/firewall/nat/move', (c) => this.move(c, 'ip/firewall/nat')],
       ['log/info', (c) => this.logMessage(c, 'info')],
       ['log/warning', (c) => this.logMessage(c, 'warning')],
       ['log/error', (c) => this.logMessage(c, 'error')],
@@ -142,6 +156,22 @@ export class Engine {
       ...MENUS.filter((m) => !m.since || atLeast(state.version, m.since)).map((m) => m.path),
       ...[...this.specials.keys()].map((k) => k.split('/').slice(0, -1).join('/')).filter(Boolean),
     ]);
+  }
+
+  /**
+   * Adds (or replaces) a command such as `tool/fetch`, `import` or `system/script/run`
+   * (path without the leading slash). Lets the script interpreter, /export and fault
+   * injection extend the router without editing the engine.
+   */
+  register(path: string, handler: CommandHandler): void {
+    this.specials.set(path, handler);
+    const parts = path.split('/');
+    for (let i = 1; i < parts.length; i++) this.dirs.add(parts.slice(0, i).join('/'));
+  }
+
+  /** Policy check for handlers: throws `not enough permissions (9)`. */
+  requirePolicy(session: Session, policy: Policy): void {
+    this.require(session, policy);
   }
 
   /**
@@ -596,6 +626,71 @@ export class Engine {
 
   // ---------------------------------------------------------------- specials
 
+  /** `/password old-password= new-password= confirm-new-password=` for the logged-in user. */
+  private changePassword(ctx: Context): undefined {
+    this.require(ctx.session, 'password');
+    const user = this.state.find('user', { name: ctx.session.user });
+    if (!user) throw new RosError('no such item (4)', CATEGORY.missing);
+    const next = ctx.args.get('new-password') ?? '';
+    if ((ctx.args.get('old-password') ?? '') !== (user.values['password'] ?? '')) {
+      throw new RosError('old password is not valid');
+    }
+    if (next !== (ctx.args.get('confirm-new-password') ?? '')) {
+      throw new RosError('new password and its confirmation do not match');
+    }
+    this.state.update('user', user, { password: next });
+    this.state.log('system,info', `user ${ctx.session.user} changed password`);
+    ctx.sink.done();
+    return undefined;
+  }
+
+  /** Tunnel status, one row per second (or once). */
+  private ovpnMonitor(ctx: Context): Running | undefined {
+    this.require(ctx.session, 'read');
+    const menu = MENU_BY_PATH.get('interface/ovpn-client')!;
+    const raw = ctx.args.get('numbers') ?? ctx.args.get('.id') ?? '';
+    const items = this.resolveIds(menu, new Map([['.id', raw]]));
+    const proplist = this.proplist(ctx.args);
+    const emit = (): void => {
+      items.forEach((item, section) => {
+        const up = isRunning(this.state, item);
+        const row: Record<string, string> = up
+          ? {
+              status: 'connected',
+              uptime: formatDuration(Math.floor(this.state.uptime() / 2)),
+              encoding: `${(item.values['cipher'] ?? 'aes256-cbc').toUpperCase()}/${(item.values['auth'] ?? 'sha1').toUpperCase()}`,
+              mtu: item.values['max-mtu'] ?? '1500',
+            }
+          : { status: item.values['disabled'] === 'true' ? 'disabled' : 'connecting...' };
+        ctx.sink.row(proplist(items.length > 1 ? { ...row, '.section': String(section) } : row));
+      });
+    };
+    emit();
+    if (ctx.args.has('once')) {
+      ctx.sink.done();
+      return undefined;
+    }
+    const timer = setInterval(emit, 1000);
+    return { stop: () => clearInterval(timer), rows: 0 };
+  }
+
+  /** `move numbers=*3 destination=*1`: rule order matters for firewalls. */
+  private move(ctx: Context, path: string): undefined {
+    const menu = MENU_BY_PATH.get(path)!;
+    this.require(ctx.session, 'write');
+    const moving = this.resolveIds(menu, new Map([['.id', ctx.args.get('numbers') ?? ctx.args.get('.id') ?? '']]));
+    const dest = ctx.args.get('destination');
+    const before = dest === undefined || dest === '' ? undefined : this.resolveIds(menu, new Map([['.id', dest]]))[0];
+    this.state.move(
+      menu,
+      moving.map((i) => i.id),
+      before?.id,
+    );
+    this.logChange(menu, 'moved', ctx.session);
+    ctx.sink.done();
+    return undefined;
+  }
+
   private resetCounters(ctx: Context): undefined {
     this.require(ctx.session, 'write');
     const menu = ctx.menu ?? MENU_BY_PATH.get('interface')!;
@@ -639,7 +734,6 @@ export class Engine {
     if (!fileName) throw new RosError('failure: file-name not specified');
     const file = this.state.find('file', { name: fileName });
     if (!file) throw new RosError('failure: unable to open file', CATEGORY.general);
-    const base = fileName.replace(/\.[^.]*$/, '');
     const blocks = (file.values['contents'] ?? '').match(
       /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g,
     );
@@ -653,7 +747,7 @@ export class Engine {
       }
       const existing = new Set(this.state.names('certificate'));
       let n = 0;
-      while (existing.has(`${base}_${n}`)) n++;
+      while (existing.has(`${fileName}_${n}`)) n++;
       const cn = /CN=([^\n,]+)/.exec(cert.subject)?.[1] ?? '';
       this.state.insert('certificate', {
         name: `${fileName}_${n}`,
@@ -665,6 +759,7 @@ export class Engine {
         'invalid-after': cert.validTo,
         ca: cert.ca ? 'true' : 'false',
         trusted: 'true',
+        '.pem': pem,
       });
       imported++;
     }

@@ -169,6 +169,19 @@ export class RouterState {
     }
   }
 
+  /** Reorders items: `ids` go before `before` (or to the end), keeping their own order. */
+  move(menu: MenuDef | string, ids: readonly number[], before?: number): void {
+    const m = typeof menu === 'string' ? this.menu(menu) : menu;
+    const s = this.store(storeOf(m));
+    const moving = ids.map((id) => s.items.get(id)).filter((i): i is Item => i !== undefined);
+    const rest = [...s.items.values()].filter((i) => !moving.includes(i));
+    const at = before === undefined ? rest.length : rest.findIndex((i) => i.id === before);
+    const order = [...rest.slice(0, at < 0 ? rest.length : at), ...moving, ...rest.slice(at < 0 ? rest.length : at)];
+    s.items.clear();
+    for (const i of order) s.items.set(i.id, i);
+    for (const i of moving) this.emit({ store: storeOf(m), id: i.id, item: i });
+  }
+
   onChange(fn: (e: ChangeEvent) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
