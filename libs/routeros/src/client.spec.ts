@@ -479,6 +479,19 @@ describe('RouterOsClient streams', () => {
     await expect(drain()).rejects.toBeInstanceOf(RouterOsConnectionError);
   });
 
+  it('close() ends a running stream with a client-closed error and leaves nothing running', async () => {
+    const { router } = await streamingRouter();
+    const client = await connect(router);
+    const stream = client.stream('/interface/monitor-traffic', { interface: 'ether1' });
+    await stream.next();
+    const drained = (async () => {
+      for (;;) if ((await stream.next()).done) return 'done';
+    })().catch((e: unknown) => e);
+    await client.close();
+    expect(await drained).toMatchObject({ code: 'client-closed' });
+    expect(client.stats.inFlight).toBe(0);
+  });
+
   it('fails a stream whose consumer falls too far behind', async () => {
     const router = await fake((cmd, conn) => {
       if (cmd.command !== '/cancel') for (let n = 1; n <= 20; n++) conn.reply(cmd.tag, '!re', { n: String(n) });

@@ -55,7 +55,11 @@ export type RouterOsTlsOptions =
     };
 
 export type LoginMethod =
-  /** 6.43+: `/login =name= =password=`; falls back to the challenge if the router answers with one. */
+  /**
+   * 6.43+: `/login =name= =password=`; falls back to the challenge if the router answers with
+   * one. The first /login carries the password, so over plain TCP an old router sees it in
+   * clear (and ignores it): use 'challenge' for known pre-6.43 routers, or TLS.
+   */
   | 'auto'
   /** 6.43+ only. */
   | 'plain'
