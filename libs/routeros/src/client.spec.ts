@@ -357,7 +357,7 @@ describe('RouterOsClient connection failures', () => {
     const router = await fake((cmd, conn) => {
       if (cmd.command === '/system/identity/print' && answer) rowsHandler([{ name: 'r' }])(cmd, conn);
     });
-    const client = await connect(router, { keepaliveIntervalMs: 80, keepaliveTimeoutMs: 80 });
+    const client = await connect(router, { keepaliveIntervalMs: 50, keepaliveTimeoutMs: 400 });
     const probes = () => router.commands.filter((c) => c.command === '/system/identity/print').length;
     await until(() => probes() >= 2);
     expect(client.isOpen).toBe(true);
