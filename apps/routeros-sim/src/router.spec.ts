@@ -96,4 +96,31 @@ describe('startRouter', () => {
       disabled: 'no',
     });
   });
+
+  it('keeps a dynamic connected route per address', async () => {
+    const [, c] = await up();
+    await c.login();
+    const routes = async () =>
+      (await c.call('/ip/route/print', '?connect=true', '=.proplist=.id,dst-address,gateway,dynamic'))
+        .filter((s) => s[0] === '!re')
+        .map(attrs);
+    expect(await routes()).toEqual([
+      { '.id': '*80000001', 'dst-address': '192.168.88.0/24', gateway: 'bridge', dynamic: 'true' },
+      { '.id': '*80000002', 'dst-address': '192.0.2.0/24', gateway: 'ether1', dynamic: 'true' },
+    ]);
+    const added = attrs((await c.call('/ip/address/add', '=address=10.20.30.1/16', '=interface=ether4')).at(-1)!)[
+      'ret'
+    ]!;
+    expect((await routes()).map((r) => r['dst-address'])).toContain('10.20.0.0/16');
+    await c.call('/ip/address/disable', `=.id=${added}`);
+    expect((await routes()).map((r) => r['dst-address'])).not.toContain('10.20.0.0/16');
+    expect((await c.call('/ip/route/remove', '=.id=*80000001'))[0]).toEqual([
+      '!trap',
+      '=message=failure: can not remove dynamic route',
+    ]);
+    // user routes still count from *2
+    expect(attrs((await c.call('/ip/route/add', '=dst-address=10.0.0.0/8', '=gateway=192.0.2.1')).at(-1)!)['ret']).toBe(
+      '*2',
+    );
+  });
 });

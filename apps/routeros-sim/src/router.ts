@@ -7,6 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { ApiConnection, SILENT_LOGGER, type SimLogger } from './api/connection';
 import { populate, type SimGroup, type SimUser } from './model/defaults';
+import { maintainConnectedRoutes } from './model/derived';
 import { Engine } from './model/engine';
 import { RouterState } from './model/state';
 import { inPrefix, parseIp } from './model/values';
@@ -131,6 +132,7 @@ class Router implements SimRouter {
       groups: options.groups ?? [],
       ...(options.ethernets ? { ethernets: options.ethernets } : {}),
     });
+    maintainConnectedRoutes(this.state);
     this.engine = new Engine(this.state, {
       reboot: () => {
         setTimeout(() => void this.reboot(), 50).unref();

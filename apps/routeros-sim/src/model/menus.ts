@@ -228,6 +228,7 @@ const IP_ROUTE: MenuDef = {
   kind: 'list',
   canAdd: true,
   canRemove: true,
+  protect: (v) => (v['dynamic'] === 'true' ? 'failure: can not remove dynamic route' : undefined),
   props: [
     p('dst-address', { t: 'prefix' }, { default: '0.0.0.0/0' }),
     p('gateway', STR),
@@ -243,6 +244,7 @@ const IP_ROUTE: MenuDef = {
     ro('static', BOOL, { default: 'true' }),
     ro('inactive', BOOL),
     ro('immediate-gw'),
+    ro('connect', BOOL),
     disabled,
     comment,
   ],

@@ -143,7 +143,9 @@ export class RouterState {
     const m = typeof menu === 'string' ? this.menu(menu) : menu;
     const s = this.store(storeOf(m));
     const newId = id ?? s.nextId;
-    if (newId < 0xfffffff0 && newId >= s.nextId) s.nextId = newId + 1;
+    // Ids from 0x80000000 up are the router's own (dynamic entries, builtins): they do not
+    // move the counter for user-added items.
+    if (newId < 0x80000000 && newId >= s.nextId) s.nextId = newId + 1;
     const item: Item = { id: newId, values: { ...values, ...m.filter } };
     s.items.set(newId, item);
     this.emit({ store: storeOf(m), id: newId, item });
