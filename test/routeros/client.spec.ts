@@ -183,8 +183,9 @@ describe('RouterOS 7.18+ and 6.x differences', () => {
   it('7.18: !empty is zero rows', async () => {
     const client = await login(await sim({ version: '7.18.2' }));
     expect(await client.print('/ip/address', { where: where('comment', 'nothing has this') })).toEqual([]);
-    const ok = await client.print('/system/identity');
-    expect(ok).toHaveLength(1);
+    expect(client.stats.emptyReplies).toBe(1);
+    expect(await client.print('/system/identity')).toHaveLength(1);
+    expect(client.stats.emptyReplies).toBe(1);
   });
 
   it('6.x: yes/no booleans parse the same way', async () => {

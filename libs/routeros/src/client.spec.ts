@@ -137,6 +137,7 @@ describe('RouterOsClient commands', () => {
     });
     const client = await connect(router);
     expect(await client.print('/ip/address')).toEqual([]);
+    expect(client.stats.emptyReplies).toBe(1);
   });
 
   it('ignores sentences for tags it does not know, and untagged ones', async () => {

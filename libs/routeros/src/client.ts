@@ -138,6 +138,8 @@ export interface RouterOsClientStats {
   readonly sentCommands: number;
   /** Sentences for tags the client no longer knows (late replies after cancel/timeout). */
   readonly ignoredSentences: number;
+  /** `!empty` replies seen (RouterOS 7.18+ says "no rows" this way). */
+  readonly emptyReplies: number;
 }
 
 const DEFAULTS = {
@@ -230,6 +232,7 @@ export class RouterOsClient {
   private lastReceived = Date.now();
   private sentCommands = 0;
   private ignoredSentences = 0;
+  private emptyReplies = 0;
   private resolveClosed!: (err: RouterOsConnectionError | undefined) => void;
   private readonly settings: typeof DEFAULTS;
   /** Router's version family as seen at login: 'challenge' means pre-6.43. */
@@ -417,7 +420,12 @@ export class RouterOsClient {
   }
 
   get stats(): RouterOsClientStats {
-    return { inFlight: this.handlers.size, sentCommands: this.sentCommands, ignoredSentences: this.ignoredSentences };
+    return {
+      inFlight: this.handlers.size,
+      sentCommands: this.sentCommands,
+      ignoredSentences: this.ignoredSentences,
+      emptyReplies: this.emptyReplies,
+    };
   }
 
   /**
@@ -586,6 +594,7 @@ export class RouterOsClient {
       this.ignoredSentences++;
       return;
     }
+    if (type === '!empty') this.emptyReplies++;
     handler.reply(type, sentence);
   }
 
