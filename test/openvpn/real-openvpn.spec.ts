@@ -112,6 +112,8 @@ describe.skipIf(missing.length > 0)('real openvpn 2.6 gateway with our managemen
       commandTimeoutMs: 5000,
       reconnect: { initialDelayMs: 100, maxDelayMs: 500 },
       killStragglersOnAttach: true,
+      logEvents: true,
+      stateEvents: true,
     });
     client.on('event', (e) => {
       mgmtEvents.push(e);
@@ -237,14 +239,14 @@ describe.skipIf(missing.length > 0)('real openvpn 2.6 gateway with our managemen
       primary: true,
     });
     expect((await mgmt.version()).join('\n')).toMatch(/OpenVPN Version: OpenVPN 2\.6\.[\s\S]*Management Version: 5/);
-    await mgmt.bytecount(1);
-    const bc = await until(() => mgmtEvents.find((e) => e.type === 'bytecount-client'), 3000, 'BYTECOUNT_CLI');
-    expect(bc).toMatchObject({ cid: status.clients[0]!.clientId });
-    await mgmt.bytecount(0);
+    // `log on`: the server's own log lines arrive as >LOG events, parsed
+    expect(mgmtEvents.some((e) => e.type === 'log' && /Peer Connection Initiated/.test(e.message))).toBe(true);
     expect(mgmt.stats.unparsed).toBe(0);
   });
 
-  it('reaches a listener in the router namespace at the pushed address, from 100.64.0.1', async () => {
+  it('reaches a listener in the router namespace at the pushed address, from 100.64.0.1; bytecount reports it', async () => {
+    // the server reports BYTECOUNT_CLI for a client when traffic passes (not for idle tunnels)
+    await mgmt!.bytecount(1);
     const listener = spawn(
       'ip',
       [
@@ -253,7 +255,7 @@ describe.skipIf(missing.length > 0)('real openvpn 2.6 gateway with our managemen
         RT_NS,
         process.execPath,
         '-e',
-        `const s=require('net').createServer(c=>{c.end('hello from router\\n');console.log('peer '+c.remoteAddress);setTimeout(()=>process.exit(0),50)});s.listen(8728,'100.64.7.9',()=>console.log('listening'))`,
+        `const s=require('net').createServer(c=>{console.log('peer '+c.remoteAddress);c.write('hello from router\\n');c.pipe(c);c.on('end',()=>setTimeout(()=>process.exit(0),50))});s.listen(8728,'100.64.7.9',()=>console.log('listening'))`,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -270,13 +272,22 @@ describe.skipIf(missing.length > 0)('real openvpn 2.6 gateway with our managemen
         GW_NS,
         process.execPath,
         '-e',
-        `const c=require('net').connect(8728,'100.64.7.9');let b='';c.on('data',d=>b+=d);c.on('end',()=>{console.log(b.trim());process.exit(0)});c.on('error',e=>{console.log('ERR '+e.message);process.exit(1)});setTimeout(()=>{console.log('TIMEOUT');process.exit(2)},5000)`,
+        `const c=require('net').connect(8728,'100.64.7.9');let b='',n=0;c.on('data',d=>b+=d);const t=setInterval(()=>{c.write('ping\\n');if(++n===8){clearInterval(t);c.end()}},200);c.on('end',()=>{console.log(b.trim().split('\\n')[0]+' '+b.split('ping').length);process.exit(0)});c.on('error',e=>{console.log('ERR '+e.message);process.exit(1)});setTimeout(()=>{console.log('TIMEOUT');process.exit(2)},6000)`,
       ],
       { encoding: 'utf8', timeout: 8000 },
     );
-    expect(reply.trim()).toBe('hello from router');
+    // greeting, then our 8 pings echoed back
+    expect(reply.trim()).toBe('hello from router 9');
     await until(() => out.includes('peer '), 3000, 'listener to see the peer');
     expect(out).toMatch(/peer 100\.64\.0\.1/);
+    const cid = (await mgmt!.status()).clients[0]!.clientId;
+    const bc = await until(
+      () => mgmtEvents.find((e) => e.type === 'bytecount-client' && e.cid === cid && e.bytesIn > 0),
+      3000,
+      'BYTECOUNT_CLI',
+    );
+    expect(bc).toMatchObject({ cid });
+    await mgmt!.bytecount(0);
   });
 
   it('denies a wrong password: the router sees AUTH_FAILED', async () => {
