@@ -15,7 +15,6 @@ import {
   ScriptBuildError,
   ScriptFragment,
   value,
-  variable,
   variableName,
   type ScriptValue,
 } from './literal';
@@ -53,7 +52,8 @@ export function sub(command: ScriptFragment): ScriptFragment {
 
 /** A `find where ...` condition over item properties. */
 export const cond = {
-  eq: (prop: string, v: ScriptValue): ScriptFragment => ScriptFragment.of(`${propertyName(prop).text}=${value(v).text}`),
+  eq: (prop: string, v: ScriptValue): ScriptFragment =>
+    ScriptFragment.of(`${propertyName(prop).text}=${value(v).text}`),
   ne: (prop: string, v: ScriptValue): ScriptFragment =>
     ScriptFragment.of(`${propertyName(prop).text}!=${value(v).text}`),
   /** POSIX regular expression match (`~`). */
@@ -96,8 +96,7 @@ export const test = {
   ne: (a: ScriptValue, b: ScriptValue): ScriptFragment => ScriptFragment.of(`(${operand(a)}!=${operand(b)})`),
   lt: (a: ScriptValue, b: ScriptValue): ScriptFragment => ScriptFragment.of(`(${operand(a)}<${operand(b)})`),
   gt: (a: ScriptValue, b: ScriptValue): ScriptFragment => ScriptFragment.of(`(${operand(a)}>${operand(b)})`),
-  match: (a: ScriptValue, regex: string): ScriptFragment =>
-    ScriptFragment.of(`(${operand(a)}~${value(regex).text})`),
+  match: (a: ScriptValue, regex: string): ScriptFragment => ScriptFragment.of(`(${operand(a)}~${value(regex).text})`),
   /** `([:len x]=0)` */
   empty: (a: ScriptValue): ScriptFragment => ScriptFragment.of(`([:len ${operand(a)}]=0)`),
   not: (c: ScriptFragment): ScriptFragment => ScriptFragment.of(`(!${c.text})`),
@@ -191,5 +190,3 @@ export class Script {
     return this.lines.length === 0 ? '' : `${this.lines.join('\n')}\n`;
   }
 }
-
-
