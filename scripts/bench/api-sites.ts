@@ -1,0 +1,161 @@
+/**
+ * Authenticated, tenant-scoped site list (RLS on, 10,000 sites in the tenant and 10,000 in
+ * another) against the real api on loopback, at a fixed request rate and flat out, next to
+ * /healthz and /api/v1/me measured in the same run. Load generator: autocannon.
+ */
+import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
+import { loadApiConfig } from '@backplane/config';
+import { Keyring } from '@backplane/crypto';
+import { createDataSource, Database } from '@backplane/db';
+import { createLogger, createMetricsRegistry } from '@backplane/observability';
+import { createTestDatabase, ensureLocalServices, ensureTemplateDatabase, testSettings } from '@backplane/testing';
+import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
+import { createApiApp } from '../../apps/api/src/app';
+import type { BenchSection } from './types';
+
+const SITES = 10_000;
+const RATE = 50; // requests per second in the fixed-rate runs (below saturation, so p99 means something)
+const SECONDS = 8;
+const PASSWORD = 'bench password long enough';
+
+interface Row {
+  name: string;
+  mode: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+}
+
+async function run(
+  url: string,
+  headers: Record<string, string>,
+  rate: number | undefined,
+  name: string,
+  mode: string,
+): Promise<Row> {
+  const result = await autocannon({
+    url,
+    headers,
+    connections: 16,
+    duration: SECONDS,
+    ...(rate ? { overallRate: rate } : {}),
+  });
+  return {
+    name,
+    mode,
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx + result.errors + result.timeouts,
+  };
+}
+
+export default async function bench(): Promise<BenchSection> {
+  const { databaseUrl, redisUrl } = testSettings();
+  const pg = new URL(databaseUrl);
+  const rd = new URL(redisUrl);
+  await ensureLocalServices(
+    { host: pg.hostname, port: Number(pg.port || 5432) },
+    { host: rd.hostname, port: Number(rd.port || 6379) },
+  );
+  await ensureTemplateDatabase();
+  const tdb = await createTestDatabase();
+  const config = loadApiConfig({
+    DATABASE_URL: tdb.url,
+    REDIS_URL: redisUrl,
+    JWT_SIGNING_KEY: randomBytes(48).toString('base64url'),
+    ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
+    API_RATE_LIMIT: '1000000',
+    BOOTSTRAP_OWNER_EMAIL: 'bench@example.test',
+    BOOTSTRAP_OWNER_PASSWORD: PASSWORD,
+    LOG_LEVEL: 'warn',
+  });
+  const ds = createDataSource({ url: tdb.url, poolSize: config.DATABASE_POOL_SIZE });
+  await ds.initialize();
+  const redis = new Redis(redisUrl);
+  const prefix = `bpbench:${randomBytes(4).toString('hex')}:`;
+  const { app } = await createApiApp({
+    config,
+    secrets: { jwtSigningKey: config.JWT_SIGNING_KEY! },
+    keyring: new Keyring([{ id: 'bench', key: Buffer.from(config.ENCRYPTION_KEYS!.split(':')[1]!, 'base64') }]),
+    db: new Database(ds),
+    redis,
+    logger: createLogger({ app: 'api-bench', level: 'warn' }),
+    registry: createMetricsRegistry('api'),
+    checks: [],
+    redisPrefix: prefix,
+  });
+  await app.listen(0, '127.0.0.1');
+  const base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  try {
+    const login = (await (
+      await fetch(`${base}/api/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'bench@example.test', password: PASSWORD }),
+      })
+    ).json()) as { accessToken: string };
+    const auth = { authorization: `Bearer ${login.accessToken}` };
+    const me = (await (await fetch(`${base}/api/v1/me`, { headers: auth })).json()) as { tenants: { id: string }[] };
+    const tenantId = me.tenants[0]!.id;
+    // Seed as the table owner (setup only): this tenant and a neighbour, 10,000 sites each.
+    const other = await ds.query<{ id: string }[]>(
+      `INSERT INTO tenants (slug, name) VALUES ('neighbour', 'Neighbour') RETURNING id`,
+    );
+    for (const t of [tenantId, other[0]!.id]) {
+      await ds.query(
+        `INSERT INTO sites (tenant_id, name, tags, mgmt_address)
+         SELECT $1, 'site-' || g, ARRAY['t' || (g % 10)], bp_allocate_mgmt_address() FROM generate_series(1, $2) g`,
+        [t, SITES],
+      );
+    }
+    await ds.query('ANALYZE');
+    const list = `${base}/api/v1/tenants/${tenantId}/sites?limit=50`;
+    const check = (await (await fetch(list, { headers: auth })).json()) as { items: unknown[] };
+    if (check.items.length !== 50) throw new Error('site list did not answer 50 items');
+
+    const rows: Row[] = [];
+    for (const mode of ['fixed', 'max'] as const) {
+      const rate = mode === 'fixed' ? RATE : undefined;
+      const label = mode === 'fixed' ? `${RATE} req/s` : 'flat out';
+      rows.push(await run(`${base}/healthz`, {}, rate, 'GET /healthz (no auth, no DB)', label));
+      rows.push(await run(`${base}/api/v1/me`, auth, rate, 'GET /api/v1/me (JWT, session check)', label));
+      rows.push(await run(list, auth, rate, 'GET …/sites?limit=50 (JWT, membership, RLS, 10k sites)', label));
+    }
+    // Let requests still in flight when autocannon stops finish before the pool closes.
+    await new Promise((r) => setTimeout(r, 1500));
+    const load = loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' / ');
+    const table = [
+      '| Route | Load | Requests/s | p50 ms | p99 ms | non-2xx/errors |',
+      '| --- | --- | ---: | ---: | ---: | ---: |',
+      ...rows.map(
+        (r) =>
+          `| ${r.name} | ${r.mode} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.non2xx} |`,
+      ),
+    ].join('\n');
+    const healthMax = rows.find((r) => r.mode === 'flat out' && r.name.includes('healthz'))!.rps;
+    const listMax = rows.find((r) => r.mode === 'flat out' && r.name.includes('sites'))!.rps;
+    return {
+      id: 'api-sites',
+      title: 'API: tenant-scoped site list',
+      markdown:
+        `${table}\n\nautocannon, 16 connections, ${SECONDS} s per row, api in-process with a pool of ${config.DATABASE_POOL_SIZE} connections, ` +
+        `rate limiting on (Redis) but set high. Each site-list request verifies the JWT, checks session and membership in one ` +
+        `transaction, then lists 50 sites in a second transaction running as the non-owner role with RLS. ` +
+        `Flat out, the site list reaches ${((listMax / healthMax) * 100).toFixed(0)} % of the trivial route's throughput on this machine. ` +
+        `Load average at the end of the run: ${load} (2 cores shared with other work, so absolute numbers are noisy; compare rows within one run).`,
+    };
+  } finally {
+    await app.close();
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+    await ds.destroy();
+    await tdb.drop();
+  }
+}
