@@ -5,7 +5,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import { ApiConnection, SILENT_LOGGER, type SimLogger } from './api/connection';
+import { ApiConnection, SILENT_LOGGER, type SimFaults, type SimLogger } from './api/connection';
 import { populate, type SimGroup, type SimUser } from './model/defaults';
 import { maintainConnectedRoutes } from './model/derived';
 import { Engine } from './model/engine';
@@ -57,6 +57,8 @@ export interface StartRouterOptions {
   readonly challengeFailureMessage?: string;
   /** Where `.tag=` goes in replies: `first` (after the reply word, default) or `last`. */
   readonly tagPosition?: 'first' | 'last';
+  /** Initial fault switches (change them later through SimRouter.faults). */
+  readonly faults?: SimFaults;
   readonly logger?: SimLogger;
 }
 
@@ -71,6 +73,8 @@ export interface SimRouter {
   readonly engine: Engine;
   /** Open API connections. */
   readonly connections: number;
+  /** Fault switches, read on every reply: set `latencyMs`, `lateRowAfterCancel` at any time. */
+  readonly faults: SimFaults;
   /** Drops every connection, refuses for rebootDelayMs, comes back with state kept. */
   reboot(): Promise<void>;
   stop(): Promise<void>;
@@ -101,6 +105,7 @@ class Router implements SimRouter {
   readonly state: RouterState;
   readonly engine: Engine;
   readonly host: string;
+  readonly faults: SimFaults;
   port: number;
   tlsPort: number | undefined;
   private readonly sockets = new Set<ApiConnection>();
@@ -111,6 +116,7 @@ class Router implements SimRouter {
 
   constructor(private readonly options: StartRouterOptions) {
     this.host = options.host ?? '127.0.0.1';
+    this.faults = { ...options.faults };
     this.port = options.port ?? 0;
     const tls = options.tls;
     this.tlsPort = tls
@@ -184,6 +190,7 @@ class Router implements SimRouter {
       logger: this.logger,
       preLoginLimitBytes: this.options.preLoginLimitBytes ?? 8192,
       cancelDelayMs: this.options.cancelDelayMs ?? 5,
+      faults: this.faults,
       ...(this.options.tagPosition ? { tagPosition: this.options.tagPosition } : {}),
       ...(this.options.challengeFailureMessage
         ? { challengeFailureMessage: this.options.challengeFailureMessage }

@@ -207,3 +207,24 @@ describe('streaming over the API', () => {
     expect(many[2]!.identity).toBe('edge-3');
   });
 });
+
+describe('faults', () => {
+  it('latencyMs delays every reply in order; lateRowAfterCancel sends a straggler after the trap', async () => {
+    const [r, c] = await up();
+    r.faults.latencyMs = 150;
+    const t0 = Date.now();
+    c.send('/system/identity/print', '.tag=a');
+    c.send('/system/clock/print', '.tag=b');
+    await c.until((rs) => tagged(rs, 'b').some((s) => s[0] === '!done'));
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
+    const order = c.replies.filter((s) => s.includes('.tag=a') || s.includes('.tag=b')).map((s) => `${s[0]}${s[1]}`);
+    expect(order).toEqual(['!re.tag=a', '!done.tag=a', '!re.tag=b', '!done.tag=b']);
+    r.faults.latencyMs = 0;
+    r.faults.lateRowAfterCancel = true;
+    c.send('/interface/monitor-traffic', '=interface=ether1', '.tag=m');
+    await c.until((rs) => tagged(rs, 'm').length >= 1);
+    c.send('/cancel', '=tag=m');
+    await c.until((rs) => tagged(rs, 'm').some((s) => s[0] === '!done'));
+    expect(tagged(c.replies, 'm').map((s) => s[0])).toEqual(['!re', '!trap', '!re', '!done']);
+  });
+});

@@ -17,6 +17,14 @@ export interface SimLogger {
   debug(obj: object, msg?: string): void;
 }
 
+/** Misbehaviour on demand (mutable at run time through SimRouter.faults). */
+export interface SimFaults {
+  /** Delay every reply sentence by this many ms (order kept): a slow link or busy router. */
+  latencyMs?: number;
+  /** After `/cancel`, repeat the cancelled command's last `!re` once (late replies). */
+  lateRowAfterCancel?: boolean;
+}
+
 export const SILENT_LOGGER: SimLogger = { info: () => {}, warn: () => {}, debug: () => {} };
 
 export interface ConnectionOptions {
@@ -28,6 +36,8 @@ export interface ConnectionOptions {
   /** Delay of the cancelled command's final replies after `/cancel` (real routers: 2-50 ms). */
   readonly cancelDelayMs: number;
   readonly identity: string;
+  /** Shared, mutable fault switches. */
+  readonly faults?: SimFaults;
   /** Trap message for a wrong MD5 challenge response before 6.43 (default: the 6.43+ text). */
   readonly challengeFailureMessage?: string;
   /** Where `.tag=` goes in reply sentences (default `first`, after the reply word). */
@@ -77,6 +87,10 @@ export class ApiConnection {
   private activeId: number | undefined;
   /** Streaming commands by tag (untagged ones get a private key). */
   private readonly running = new Map<string, { running: Running; tag: string | undefined }>();
+  /** Last row of each running command (for the late-row fault). */
+  private readonly lastRows = new Map<string, Record<string, string>>();
+  /** When the last delayed reply leaves (latency fault). */
+  private lastDue = 0;
   private untagged = 0;
 
   constructor(
@@ -112,6 +126,7 @@ export class ApiConnection {
     this.closed = true;
     for (const { running } of this.running.values()) running.stop();
     this.running.clear();
+    this.lastRows.clear();
     if (this.activeId !== undefined) this.state.remove('user/active', this.activeId);
     if (this.session) {
       this.state.log(
@@ -155,15 +170,38 @@ export class ApiConnection {
         : this.options.tagPosition === 'last'
           ? [...words, `.tag=${tag}`]
           : [words[0]!, `.tag=${tag}`, ...words.slice(1)];
-    this.socket.write(encodeSentence(all.map((w) => Buffer.from(w, 'latin1'))));
+    this.send(encodeSentence(all.map((w) => Buffer.from(w, 'latin1'))));
+  }
+
+  private send(bytes: Buffer): void {
+    const latency = this.options.faults?.latencyMs ?? 0;
+    const now = Date.now();
+    if (latency <= 0 && this.lastDue <= now) {
+      this.socket.write(bytes);
+      return;
+    }
+    const due = Math.max(now + latency, this.lastDue);
+    this.lastDue = due;
+    setTimeout(() => {
+      if (!this.socket.destroyed) this.socket.write(bytes);
+    }, due - now).unref();
+  }
+
+  /** Runs `fn` once every delayed reply has been written. */
+  private afterWrites(fn: () => void): void {
+    const wait = this.lastDue - Date.now();
+    if (wait <= 0) fn();
+    else setTimeout(fn, wait + 1).unref();
   }
 
   private fatal(reason: string): void {
     if (this.closed) return;
     this.write(['!fatal', reason], undefined);
     this.dispose();
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), 100).unref();
+    this.afterWrites(() => {
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 100).unref();
+    });
   }
 
   private trapWords(t: Trap): string[] {
@@ -196,9 +234,13 @@ export class ApiConnection {
     const tag = cmd.tag;
     const key = tag ?? `\0${++this.untagged}`;
     const sink: ReplySink = {
-      row: (values) => this.write(['!re', ...Object.entries(values).map(([k, v]) => `=${k}=${v}`)], tag),
+      row: (values) => {
+        if (this.options.faults?.lateRowAfterCancel) this.lastRows.set(key, values);
+        this.write(['!re', ...Object.entries(values).map(([k, v]) => `=${k}=${v}`)], tag);
+      },
       done: (ret) => {
         this.running.delete(key);
+        this.lastRows.delete(key);
         this.write(ret === undefined ? ['!done'] : ['!done', `=ret=${ret}`], tag);
       },
       trap: (t) => this.write(this.trapWords(t), tag),
@@ -227,7 +269,12 @@ export class ApiConnection {
     for (const [key, { running, tag }] of victims) {
       running.stop();
       this.running.delete(key);
+      const last = this.lastRows.get(key);
+      this.lastRows.delete(key);
       this.write(this.trapWords({ message: 'interrupted', category: CATEGORY.interrupted }), tag);
+      if (last && this.options.faults?.lateRowAfterCancel) {
+        this.write(['!re', ...Object.entries(last).map(([k, v]) => `=${k}=${v}`)], tag);
+      }
       const rows = running.rows;
       const finish = (): void => {
         if (rows === 0 && this.state.features.emptyReply) this.write(['!empty'], tag);
