@@ -1,9 +1,11 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RouterOsClient, type RouterOsClientOptions } from './client';
+import { encodeSentence } from './codec';
 import {
   RouterOsAbortError,
   RouterOsConnectionError,
+  RouterOsError,
   RouterOsFatalError,
   RouterOsLoginError,
   RouterOsTimeoutError,
@@ -386,6 +388,43 @@ describe('RouterOsClient connection failures', () => {
     const after = process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap' || r === 'Timeout');
     // The fake router's own server-side socket is gone too once the client has closed.
     expect(after.length).toBeLessThanOrEqual(baseline.length);
+  });
+});
+
+describe('RouterOsClient against a hostile peer', () => {
+  it('random and mutated replies only ever settle commands with RouterOsErrors', async () => {
+    let seed = 12345;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % n;
+    };
+    const router = await fake((cmd, conn) => {
+      const words: (string | Buffer)[] = [
+        ['!re', '!done', '!trap', '!empty', '!fatal', '!weird', '=x=y'][rand(7)]!,
+        `=ret=*${rand(100)}`,
+        ['=category=', '=category=abc', '=category=2', '=message=m'][rand(4)]!,
+        Buffer.from(Array.from({ length: rand(20) }, () => rand(256))),
+        `.tag=${rand(3) === 0 ? '999' : cmd.tag}`,
+      ];
+      const wire = encodeSentence([words[0]!, ...words.slice(1).filter(() => rand(4) !== 0)]);
+      if (rand(3) === 0) wire[rand(wire.length)] = rand(5) === 0 ? 0xf8 + rand(8) : rand(256);
+      // Sometimes a clean ending, sometimes nothing more (the timeout settles it).
+      conn.write(rand(2) === 0 ? Buffer.concat([wire, encodeSentence(['!done', `.tag=${cmd.tag}`])]) : wire);
+    });
+    const outcomes = new Map<string, number>();
+    for (let i = 0; i < 25; i++) {
+      const client = await connect(router, { commandTimeoutMs: 50 });
+      const results = await Promise.allSettled([client.exec('/a'), client.exec('/b'), client.exec('/c')]);
+      for (const r of results) {
+        const key =
+          r.status === 'fulfilled' ? 'ok' : r.reason instanceof RouterOsError ? r.reason.constructor.name : 'FOREIGN';
+        outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+      }
+      await client.close();
+    }
+    expect(outcomes.get('FOREIGN')).toBeUndefined();
+    // The run went through more than one kind of outcome.
+    expect(outcomes.size).toBeGreaterThan(2);
   });
 });
 
