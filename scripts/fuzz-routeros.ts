@@ -76,7 +76,10 @@ class Gen {
     if (r < 0.4) return Buffer.from(this.pick(WORDS));
     if (r < 0.9) return this.bytes(1 + this.int(40));
     if (r < 0.97) return this.bytes(0x80 + this.int(300)); // 2-byte prefix
-    return this.bytes(0x4000 - 2 + this.int(4)); // around the 2/3-byte boundary (exceeds fuzz limits)
+    // Around the 2/3-byte boundary (beyond the fuzz limits); filled cheaply.
+    const big = Buffer.alloc(0x4000 - 2 + this.int(4), this.int(256));
+    big[this.int(big.length)] = this.int(256);
+    return big;
   }
   sentences(): Buffer[][] {
     const n = this.int(5);
