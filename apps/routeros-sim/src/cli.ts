@@ -19,6 +19,7 @@ const HELP = `RouterOS simulator
   --tls-cert F --tls-key F   api-ssl with this certificate instead
   --reboot-delay MS    how long the port refuses connections after /system/reboot (default 2000)
   --seed N             reproducible MACs, serials and traffic (default 1)
+  --latency MS         delay every reply by MS (fault injection)
   --log-level L        pino level (default info)`;
 
 async function main(): Promise<void> {
@@ -36,6 +37,7 @@ async function main(): Promise<void> {
       'tls-key': { type: 'string' },
       'reboot-delay': { type: 'string', default: '2000' },
       seed: { type: 'string', default: '1' },
+      latency: { type: 'string', default: '0' },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', default: false },
     },
@@ -63,6 +65,7 @@ async function main(): Promise<void> {
     tls,
     rebootDelayMs: Number(values['reboot-delay']),
     seed: Number(values.seed),
+    faults: { latencyMs: Number(values.latency) },
     logger,
   };
   const routers =

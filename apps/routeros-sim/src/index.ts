@@ -23,3 +23,13 @@ export { md5Response, SILENT_LOGGER, type SimFaults, type SimLogger } from './ap
 export { ADH_CIPHERS } from './tls';
 export { featuresOf, compareVersions, type BooleanStyle, type VersionFeatures } from './version';
 export { RawApiClient, attrs, type Reply } from './api/raw-client';
+export {
+  createRouterModel,
+  installScripting,
+  runScript,
+  schedulerIdle,
+  type RouterModelOptions,
+} from './script/scripting';
+export type { RunOptions, RunResult, ScriptFailure } from './script/interpreter';
+export { exportConfig, type ExportOptions } from './export/export';
+export { resetConfiguration } from './export/reset';

@@ -11,6 +11,7 @@ import { maintainConnectedRoutes } from './model/derived';
 import { Engine } from './model/engine';
 import { RouterState } from './model/state';
 import { inPrefix, parseIp } from './model/values';
+import { bootScripting, haltScripting, installScripting } from './script/scripting';
 import { ADH_CIPHERS, FFDHE2048 } from './tls';
 import type { BooleanStyle } from './version';
 
@@ -144,6 +145,7 @@ class Router implements SimRouter {
         setTimeout(() => void this.reboot(), 50).unref();
       },
     });
+    installScripting(this.engine);
     this.state.onChange((e) => {
       if (e.store === 'ip/service') this.scheduleSync();
     });
@@ -246,6 +248,7 @@ class Router implements SimRouter {
 
   async start(): Promise<void> {
     await this.sync();
+    bootScripting(this.engine);
     this.logger.info(
       { host: this.host, port: this.port, tlsPort: this.tlsPort, version: this.version, identity: this.identity },
       'router up',
@@ -253,6 +256,7 @@ class Router implements SimRouter {
   }
 
   private async closeAll(): Promise<void> {
+    haltScripting(this.engine);
     const servers = [...this.servers.values()];
     this.servers.clear();
     for (const c of [...this.sockets]) c.destroy();
