@@ -297,6 +297,9 @@ export class ManagementClient {
     this.authenticated = true;
     this.protocol.awaitingPassword = false;
     this.extra.connects++;
+    // from here each setup command has its own timeout (a big `status 3` may take a while)
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
     void this.setup(socket);
   }
 
@@ -315,8 +318,6 @@ export class ManagementClient {
       return;
     }
     if (this.socket !== socket) return;
-    clearTimeout(this.connectTimer);
-    this.connectTimer = undefined;
     this.attempt = 0;
     this._state = 'ready';
     const waiters = this.startWaiters;
