@@ -188,6 +188,22 @@ describe('RouterOS 7.18+ and 6.x differences', () => {
     expect(client.stats.emptyReplies).toBe(1);
   });
 
+  it('6.x: listen reports removals as .dead=yes', async () => {
+    const client = await login(await sim({ version: '6.49.10' }));
+    const seen: Record<string, string>[] = [];
+    const consumer = (async () => {
+      for await (const row of client.listen('/ip/address')) {
+        seen.push(row);
+        if (row['.dead'] !== undefined) break;
+      }
+    })();
+    const added = await client.exec('/ip/address/add', { address: '10.66.0.1/24', interface: 'ether1' });
+    await client.exec('/ip/address/remove', { '.id': added.ret! });
+    await consumer;
+    expect(seen.at(-1)!['.dead']).toBe('yes');
+    expect(parseBool(seen.at(-1)!['.dead'])).toBe(true);
+  });
+
   it('6.x: yes/no booleans parse the same way', async () => {
     const client = await login(await sim({ version: '6.49.10' }));
     const [ether1] = await client.print('/interface', { where: where('name', 'ether1') });
