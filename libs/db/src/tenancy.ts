@@ -1,4 +1,4 @@
-import type { DataSource, EntityManager } from 'typeorm';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 
 /** The role every app transaction runs as; it owns nothing, so RLS policies bind it. */
 export const APP_DB_ROLE = 'backplane_app';
@@ -38,11 +38,9 @@ export interface PlatformTx extends Tx {
   readonly kind: 'platform';
 }
 
-function txOf(manager: EntityManager): Tx {
-  const runner = manager.queryRunner;
-  if (!runner) throw new Error('a transaction manager always has a query runner');
+function txOf(runner: QueryRunner): Tx {
   return {
-    manager,
+    manager: runner.manager,
     // Structured results: rows for every command (TypeORM's plain query() returns
     // [rows, count] for UPDATE and DELETE).
     query: async <T>(sql: string, params: readonly unknown[] = []) =>
@@ -52,26 +50,41 @@ function txOf(manager: EntityManager): Tx {
 
 /**
  * The one way the app reaches PostgreSQL. Each call is one transaction that first drops
- * to the non-owner role (`SET LOCAL ROLE`, so it ends with the transaction and never
- * leaks to the next user of the pooled connection) and sets the tenant.
+ * to the non-owner role (`SET LOCAL ROLE` semantics via `set_config('role', ..., true)`,
+ * so it ends with the transaction and never leaks to the next user of the pooled
+ * connection) and sets the tenant.
  */
 export class Database {
   constructor(readonly dataSource: DataSource) {}
 
   inTenant<T>(scope: TenantScope, fn: (tx: TenantTx) => Promise<T>): Promise<T> {
-    return this.dataSource.transaction(async (manager) => {
-      await manager.query(`SELECT set_config('role', '${APP_DB_ROLE}', true), set_config('app.tenant_id', $1, true)`, [
-        scope.tenantId,
-      ]);
-      return fn({ ...txOf(manager), tenantId: scope.tenantId, kind: 'tenant' });
-    });
+    return this.run(scope.tenantId, (runner) => fn({ ...txOf(runner), tenantId: scope.tenantId, kind: 'tenant' }));
   }
 
   inPlatform<T>(fn: (tx: PlatformTx) => Promise<T>): Promise<T> {
-    return this.dataSource.transaction(async (manager) => {
-      await manager.query(`SELECT set_config('role', '${APP_DB_ROLE}', true), set_config('app.tenant_id', '', true)`);
-      return fn({ ...txOf(manager), kind: 'platform' });
-    });
+    return this.run('', (runner) => fn({ ...txOf(runner), kind: 'platform' }));
+  }
+
+  private async run<T>(tenantId: string, fn: (runner: QueryRunner) => Promise<T>): Promise<T> {
+    // The tenant id is '' or a UUID checked by TenantScope, so it can be inlined: BEGIN and
+    // the role and tenant settings then travel in one round trip (simple query protocol).
+    if (tenantId !== '' && !UUID.test(tenantId)) throw new Error('tenant id must be a uuid');
+    const runner = this.dataSource.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.query(
+        `BEGIN; SELECT set_config('role', '${APP_DB_ROLE}', true), set_config('app.tenant_id', '${tenantId}', true)`,
+      );
+      const result = await fn(runner);
+      await runner.query('COMMIT');
+      return result;
+    } catch (err) {
+      // A dead connection fails here too; pg's pool then drops it instead of reusing it.
+      await runner.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      await runner.release();
+    }
   }
 
   /**

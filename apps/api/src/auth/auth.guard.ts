@@ -1,13 +1,6 @@
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import {
-  ApiKeysRepository,
-  MembershipsRepository,
-  RegionsRepository,
-  SessionsRepository,
-  TenantScope,
-  type TenantRole,
-} from '@backplane/db';
+import { ApiKeysRepository, RegionsRepository, SessionsRepository, TenantScope, type TenantRole } from '@backplane/db';
 import { ApiError } from '../common/api-error';
 import { ApiMetrics } from '../common/metrics';
 import {
@@ -40,7 +33,6 @@ export class AuthGuard implements CanActivate {
     private readonly throttle: Throttle,
     private readonly metrics: ApiMetrics,
     private readonly sessions: SessionsRepository,
-    private readonly memberships: MembershipsRepository,
     private readonly apiKeys: ApiKeysRepository,
     private readonly regions: RegionsRepository,
   ) {}
@@ -154,13 +146,9 @@ export class AuthGuard implements CanActivate {
       await this.deps.db.inTenant(scope, (tx) => this.apiKeys.touch(tx, key.id));
     } else {
       const claims = await this.verify(token);
-      const [state, found] = await this.deps.db.inTenant(
-        scope,
-        async (tx) =>
-          [await this.sessions.state(tx, claims.sessionId), await this.memberships.roleOf(tx, claims.userId)] as const,
-      );
+      const state = await this.deps.db.inTenant(scope, (tx) => this.sessions.stateWithRole(tx, claims.sessionId));
       principal = this.userFromState(state, claims.userId);
-      role = found;
+      role = state?.role ?? null;
     }
     if (!role) throw ApiError.notFound('tenant');
     if (ROLE_RANK[role] < ROLE_RANK[min]) {

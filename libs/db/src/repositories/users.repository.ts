@@ -1,5 +1,5 @@
 import type { TenantRole } from '../entities';
-import type { PlatformTx, Tx } from '../tenancy';
+import type { PlatformTx, TenantTx, Tx } from '../tenancy';
 
 export interface UserRow {
   id: string;
@@ -140,6 +140,20 @@ export class SessionsRepository {
       [userId, reason, except ?? null],
     );
     return rows.length;
+  }
+
+  /** The session and, in the same round trip, the user's role in the transaction's tenant. */
+  async stateWithRole(tx: TenantTx, sessionId: string): Promise<(SessionState & { role: TenantRole | null }) | null> {
+    const rows = await tx.query<SessionState & { role: TenantRole | null }>(
+      `SELECT s.id AS "sessionId", s.user_id AS "userId", s.revoked_at IS NOT NULL AS revoked,
+              s.expires_at <= now() AS expired, u.disabled AS "userDisabled",
+              u.platform_operator AS "platformOperator", u.email,
+              (SELECT m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id
+                WHERE m.tenant_id = $2 AND m.user_id = s.user_id AND NOT t.disabled) AS role
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`,
+      [sessionId, tx.tenantId],
+    );
+    return rows[0] ?? null;
   }
 
   async state(tx: Tx, sessionId: string): Promise<SessionState | null> {
