@@ -199,7 +199,14 @@ class Parser {
     const keys: Expr[] = [];
     while (!inString && c.startsWith('->')) {
       c.pos += 2;
-      keys.push(this.piece());
+      if (c.peek() === '"' || c.peek() === '$' || c.peek() === '(') {
+        keys.push(this.piece());
+        continue;
+      }
+      let key = '';
+      while (/[A-Za-z0-9_.]/.test(c.peek()) || (c.peek() === '-' && c.peek(1) !== '>')) key += c.next();
+      if (key === '') c.fail();
+      keys.push({ k: 'word', text: key });
     }
     return { k: 'var', name, keys };
   }
