@@ -264,3 +264,24 @@ describe('more commands', () => {
     expect(run(e, '/tool/fetch', {}, [], session(['read'])).traps[0]!.message).toBe('not enough permissions (9)');
   });
 });
+
+describe('renames', () => {
+  it('follow an interface rename into addresses, vlans, bridge ports and firewall rules', () => {
+    const e = router();
+    run(e, '/interface/vlan/add', { name: 'v5', 'vlan-id': '5', interface: 'ether1' });
+    run(e, '/ip/firewall/filter/add', { chain: 'input', 'in-interface': '!ether1', action: 'drop' });
+    expect(run(e, '/interface/ethernet/set', { '.id': 'ether1', name: 'wan' }).traps).toEqual([]);
+    expect(run(e, '/ip/address/print', { '.proplist': 'interface,actual-interface' }, ['interface=wan']).rows).toEqual([
+      { interface: 'wan', 'actual-interface': 'wan' },
+    ]);
+    expect(run(e, '/interface/vlan/print', { '.proplist': 'interface' }).rows).toEqual([{ interface: 'wan' }]);
+    expect(run(e, '/ip/firewall/filter/print', { 'count-only': '' }, ['in-interface=!wan']).done).toBe('1');
+    expect(run(e, '/ip/firewall/nat/print', { '.proplist': 'out-interface' }).rows).toEqual([
+      { 'out-interface': 'wan' },
+    ]);
+    run(e, '/interface/bridge/set', { '.id': 'bridge', name: 'lan' });
+    expect(
+      new Set(run(e, '/interface/bridge/port/print', { '.proplist': 'bridge' }).rows.map((r) => r['bridge'])),
+    ).toEqual(new Set(['lan']));
+  });
+});

@@ -505,11 +505,37 @@ export class Engine {
       const next = { ...item.values, ...values };
       this.beforeWrite(menu, next, item, ctx.session);
       this.checkUnique(menu, next, item);
+      const oldName = menu.nameProp ? item.values[menu.nameProp] : undefined;
       this.state.update(menu, item, next);
+      const newName = menu.nameProp ? next[menu.nameProp] : undefined;
+      if (oldName !== undefined && newName !== undefined && oldName !== newName) {
+        this.renameReferences(menu, oldName, newName);
+      }
     }
     if (Object.keys(values).length > 0) this.logChange(menu, 'changed', ctx.session);
     ctx.sink.done();
     return undefined;
+  }
+
+  /**
+   * RouterOS references items by id, so a rename shows up everywhere at once. Here
+   * references are stored by name: rewrite them (e.g. ether1 -> wan in /ip address).
+   */
+  private renameReferences(menu: MenuDef, from: string, to: string): void {
+    const store = storeOf(menu);
+    for (const m of MENUS) {
+      for (const p of m.props) {
+        const t = p.type;
+        if (t.t !== 'ref') continue;
+        const target = MENU_BY_PATH.get(t.menu);
+        if (!target || storeOf(target) !== store) continue;
+        for (const item of this.state.items(m)) {
+          const v = item.values[p.name];
+          if (v === from) this.state.update(m, item, { [p.name]: to });
+          else if (t.negatable && v === `!${from}`) this.state.update(m, item, { [p.name]: `!${to}` });
+        }
+      }
+    }
   }
 
   private unset(menu: MenuDef, ctx: Context): undefined {
