@@ -2,14 +2,22 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { renderManagementPasswordFile, renderServerConfig, type ServerConfigOptions } from '@backplane/openvpn';
+import {
+  FFDHE2048_DH_PARAMS_PEM,
+  ManagementClient,
+  renderManagementPasswordFile,
+  renderServerConfig,
+  type ServerConfigOptions,
+} from '@backplane/openvpn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasOpenvpn, makePki, until, type TestPki } from './helpers';
+import { hasOpenvpn, hasTun, isRoot, makePki, until, type TestPki } from './helpers';
 
 /**
- * The rendered config is accepted by the real openvpn 2.6: it starts, opens the
- * management socket and waits for `hold release` (so it creates no tun device and binds
- * no port while held). A config openvpn refuses makes it exit at once with an error.
+ * The rendered config is accepted by the real openvpn 2.6. Held, openvpn has parsed the
+ * options and checked that the files exist, and opened the management socket; it reads
+ * the keys, certificates and dh file only after `hold release`, so where root and
+ * /dev/net/tun are available the hold is released too, inside a throwaway network
+ * namespace (`unshare --net`), and the server must reach "Initialization Sequence Completed".
  */
 if (!hasOpenvpn) console.warn('\n*** SKIPPING test/openvpn/server-config.spec.ts: openvpn is not installed ***\n');
 
@@ -26,6 +34,7 @@ describe.skipIf(!hasOpenvpn)('rendered server config against the real openvpn', 
     writeFileSync(join(dir, 'server.key'), pki.server.privateKeyPem, { mode: 0o600 });
     writeFileSync(join(dir, 'crl.pem'), pki.crl);
     writeFileSync(join(dir, 'mgmt.pw'), renderManagementPasswordFile('pw'), { mode: 0o600 });
+    writeFileSync(join(dir, 'dh.pem'), FFDHE2048_DH_PARAMS_PEM);
   });
   afterAll(() => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
@@ -44,10 +53,11 @@ describe.skipIf(!hasOpenvpn)('rendered server config against the real openvpn', 
     };
   }
 
-  function run(config: string, name: string) {
+  function run(config: string, name: string, isolated = false) {
     const path = join(dir, `${name}.conf`);
     writeFileSync(path, config);
-    const child = spawn('openvpn', ['--config', path, '--verb', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [...(isolated ? ['unshare', '--net'] : []), 'openvpn', '--config', path, '--verb', '3'];
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -67,6 +77,45 @@ describe.skipIf(!hasOpenvpn)('rendered server config against the real openvpn', 
     r.child.kill('SIGTERM');
     await r.exited;
   });
+
+  it('accepts the ffdhe2048 dh file and a raised max-clients', async () => {
+    const o = { ...options('dh'), dhPath: join(dir, 'dh.pem'), maxClients: 20_000, auth: 'SHA256' };
+    const r = run(renderServerConfig(o), 'dh');
+    const state = await Promise.race([
+      until(() => existsSync(o.managementSocketPath) && 'socket', 8000, 'management socket'),
+      r.exited.then((code) => `exited ${code}: ${r.output()}`),
+    ]);
+    expect(state).toBe('socket');
+    r.child.kill('SIGTERM');
+    await r.exited;
+  });
+
+  it.skipIf(!isRoot || !hasTun)(
+    'loads our PKI and the dh file once released (throwaway network namespace), and refuses a broken dh file',
+    async () => {
+      writeFileSync(join(dir, 'broken-dh.pem'), 'not a dh file\n');
+      for (const [name, dhPath, ok] of [
+        ['released', join(dir, 'dh.pem'), true],
+        ['broken', join(dir, 'broken-dh.pem'), false],
+      ] as const) {
+        const o = { ...options(name), dhPath };
+        const r = run(renderServerConfig(o), name, true);
+        await until(() => existsSync(o.managementSocketPath), 8000, 'management socket');
+        const mgmt = new ManagementClient({ path: o.managementSocketPath, password: 'pw', reconnect: false });
+        mgmt.on('error', () => undefined);
+        await mgmt.start();
+        const outcome = await Promise.race([
+          until(() => r.output().includes('Initialization Sequence Completed') && 'up', 8000, 'initialisation'),
+          r.exited.then(() => 'exited'),
+        ]);
+        await mgmt.close();
+        expect(outcome, r.output()).toBe(ok ? 'up' : 'exited');
+        if (!ok) expect(r.output()).toMatch(/DH|dh/);
+        r.child.kill('SIGTERM');
+        await r.exited;
+      }
+    },
+  );
 
   it('is told apart from a config openvpn refuses (the server helper on a /10)', async () => {
     const o = options('bad');

@@ -39,6 +39,7 @@ export {
 } from './management/status';
 export {
   DEFAULT_DATA_CIPHERS,
+  FFDHE2048_DH_PARAMS_PEM,
   renderManagementPasswordFile,
   renderServerConfig,
   ServerConfigError,

@@ -64,6 +64,8 @@ describe('renderServerConfig', () => {
     expect(d.get('max-clients')).toEqual(['20000']);
     expect(d.get('hand-window')).toEqual(['15']);
     expect(d.get('dev')).toEqual(['bp-tun7']);
+    expect(d.get('dh')).toEqual(['none']);
+    expect(directives(renderServerConfig({ ...base, dhPath: '/etc/bp/dh.pem' })).get('dh')).toEqual(['/etc/bp/dh.pem']);
   });
 
   it.each<[string, Partial<ServerConfigOptions>]>([

@@ -59,6 +59,21 @@ export class ServerConfigError extends Error {
   }
 }
 
+/**
+ * RFC 7919's ffdhe2048 group as an OpenSSL `DH PARAMETERS` PEM: a well-known, safe `dh`
+ * file for deployments that must offer DHE key exchange (ECDHE-only is the default, `dh
+ * none`; whether every RouterOS 6 build negotiates ECDHE is unverified). No generation needed.
+ */
+export const FFDHE2048_DH_PARAMS_PEM = `-----BEGIN DH PARAMETERS-----
+MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
++8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
+87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
+YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
+7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
+ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
+-----END DH PARAMETERS-----
+`;
+
 export const DEFAULT_DATA_CIPHERS = ['AES-256-GCM', 'AES-128-GCM', 'AES-256-CBC', 'AES-128-CBC'] as const;
 
 /** A config value that cannot break out of its directive: no whitespace, quotes, comments or control characters. */
