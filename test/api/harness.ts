@@ -112,7 +112,7 @@ export async function startApi(env: Env = {}): Promise<Harness> {
 /** The setup token printed in the log on a fresh database. */
 export function setupTokenFrom(logs: string[]): string {
   for (const line of logs) {
-    const m = /"setupToken\\?":\\?"(bps_[A-Za-z0-9_-]+)/.exec(line);
+    const m = /One-time setup token: (bps_[A-Za-z0-9_-]{20,})/.exec(line);
     if (m) return m[1]!;
   }
   throw new Error('no setup token in the log');

@@ -26,6 +26,7 @@ import { ApiMetrics } from './common/metrics';
 import { Throttle } from './common/throttle';
 import { SchemaValidationPipe } from './common/validation';
 import { API_DEPS, type ApiDeps } from './deps';
+import { GatewayLinkModule } from './gateway-link/gateway-link.module';
 import { GatewayLinkController, RegionsController, RegionsService } from './regions/regions.controller';
 import { SitesController } from './sites/sites.controller';
 import { SitesService } from './sites/sites.service';
@@ -72,7 +73,7 @@ export class ApiModule {
     ];
     return {
       module: ApiModule,
-      imports: [OpsModule.register({ checks: deps.checks, registry: deps.registry })],
+      imports: [OpsModule.register({ checks: deps.checks, registry: deps.registry }), GatewayLinkModule.register(deps)],
       controllers: [
         AuthController,
         SetupController,

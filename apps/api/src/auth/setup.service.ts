@@ -76,8 +76,8 @@ export class SetupService implements OnApplicationBootstrap {
     const token = newSecret('bps');
     await this.db.inPlatform((tx) => this.setup.storeToken(tx, this.tokens.hash(token)));
     logger.warn(
-      `No users yet. Create the first owner within this run with: POST /api/v1/setup {"setupToken":"${token}", ...}. ` +
-        'The setup token works once; a restart prints a new one.',
+      `No users yet. One-time setup token: ${token} - create the first owner with POST /api/v1/setup ` +
+        '{ setupToken, email, displayName, password, tenantName, tenantSlug }. It works once; a restart prints a new one.',
     );
   }
 

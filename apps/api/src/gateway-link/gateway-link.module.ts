@@ -1,0 +1,23 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { API_DEPS, type ApiDeps } from '../deps';
+import { LiveController } from '../live/live.controller';
+import { LiveService } from '../live/live.service';
+import { GatewayLinkService, GatewaySitesController } from './gateway-link.controller';
+import { loadVerifierKey, VERIFIER_KEY } from './verifier-key';
+
+/** The gateway link (site sync, tunnel events) and the live routes that use it. */
+@Module({})
+export class GatewayLinkModule {
+  static register(deps: ApiDeps): DynamicModule {
+    return {
+      module: GatewayLinkModule,
+      controllers: [GatewaySitesController, LiveController],
+      providers: [
+        { provide: API_DEPS, useValue: deps },
+        { provide: VERIFIER_KEY, useValue: loadVerifierKey(deps.config.TUNNEL_VERIFIER_KEY, deps.config.DATA_DIR) },
+        GatewayLinkService,
+        LiveService,
+      ],
+    };
+  }
+}
