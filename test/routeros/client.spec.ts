@@ -269,6 +269,39 @@ describe('streams', () => {
   });
 });
 
+describe('simulator faults', () => {
+  it('a late !re after /cancel is ignored; the stream ends with what the consumer took', async () => {
+    const router = await sim({ faults: { lateRowAfterCancel: true } });
+    const client = await login(router);
+    const seen: Record<string, string>[] = [];
+    for await (const row of client.stream('/interface/monitor-traffic', { interface: 'ether1', interval: '50ms' })) {
+      seen.push(row);
+      if (seen.length === 2) break;
+    }
+    expect(seen).toHaveLength(2);
+    await until(() => client.stats.ignoredSentences > 0);
+    expect(client.stats.inFlight).toBe(0);
+    expect(await client.print('/system/identity')).toHaveLength(1);
+  });
+
+  it('a slow link: commands slower than their timeout fail, others succeed on the same connection', async () => {
+    const router = await sim();
+    const client = await login(router);
+    router.faults.latencyMs = 150;
+    await expect(client.print('/system/identity', { timeoutMs: 50 })).rejects.toBeInstanceOf(RouterOsTimeoutError);
+    expect(await client.print('/system/identity', { timeoutMs: 2000 })).toHaveLength(1);
+    router.faults.latencyMs = 0;
+  });
+
+  it('works whether the router puts .tag first or last', async () => {
+    const router = await sim({ tagPosition: 'last' });
+    const client = await login(router);
+    const results = await Promise.all([client.print('/system/identity'), client.print('/interface')]);
+    expect(results[0]).toHaveLength(1);
+    expect(results[1].length).toBeGreaterThan(1);
+  });
+});
+
 describe('connection failures', () => {
   it('a reboot fails pending commands; reconnecting while it boots is refused', async () => {
     const router = await sim({ version: '7.16' });
