@@ -4,6 +4,7 @@
  * script with the Engine, plus `runScript()` and `createRouterModel()` for tests.
  */
 import { populate, type InitialConfig } from '../model/defaults';
+import { maintainConnectedRoutes } from '../model/derived';
 import { Engine, type CommandContext, type Running } from '../model/engine';
 import { RouterState } from '../model/state';
 import { CATEGORY } from '../model/types';
@@ -124,6 +125,7 @@ export function createRouterModel(options: RouterModelOptions = {}): { state: Ro
     groups: options.groups ?? [],
   });
   if (options.noDefaults) resetConfiguration(state);
+  maintainConnectedRoutes(state);
   const engine = new Engine(state);
   installScripting(engine);
   return { state, engine };
