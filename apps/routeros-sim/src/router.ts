@@ -58,6 +58,8 @@ export interface StartRouterOptions {
   readonly challengeFailureMessage?: string;
   /** Where `.tag=` goes in replies: `first` (after the reply word, default) or `last`. */
   readonly tagPosition?: 'first' | 'last';
+  /** Version `/system package update check-for-updates` offers (default: none newer). */
+  readonly latestVersion?: string;
   /** Initial fault switches (change them later through SimRouter.faults). */
   readonly faults?: SimFaults;
   readonly logger?: SimLogger;
@@ -130,6 +132,7 @@ class Router implements SimRouter {
     this.state = new RouterState({
       version: options.version ?? '7.16',
       seed: options.seed ?? 1,
+      ...(options.latestVersion ? { latestVersion: options.latestVersion } : {}),
       ...(options.booleans ? { booleans: options.booleans } : {}),
       ...(options.logLines ? { logLines: options.logLines } : {}),
     });

@@ -228,3 +228,33 @@ describe('faults', () => {
     expect(tagged(c.replies, 'm').map((s) => s[0])).toEqual(['!re', '!trap', '!re', '!done']);
   });
 });
+
+describe('upgrades', () => {
+  it('check-for-updates, install reboots into the new version and its behaviour (!empty on 7.18)', async () => {
+    const [r, c] = await up({ version: '7.16', latestVersion: '7.18.2', rebootDelayMs: 100 });
+    const check = await c.call('/system/package/update/check-for-updates');
+    expect(attrs(check.at(-2)!)).toMatchObject({
+      'installed-version': '7.16',
+      'latest-version': '7.18.2',
+      status: 'New version is available',
+    });
+    expect((await c.call('/ip/route/print', '?gateway=none')).map((s) => s[0])).toEqual(['!done']);
+    await c.call('/system/package/update/install');
+    await c.until(() => c.closed);
+    let c2: RawApiClient | undefined;
+    const deadline = Date.now() + 3000;
+    while (!c2 && Date.now() < deadline) {
+      c2 = await RawApiClient.connect(r.port).catch(() => undefined);
+      if (!c2) await new Promise((res) => setTimeout(res, 50));
+    }
+    clients.push(c2!);
+    await c2!.login();
+    expect(r.version).toBe('7.18.2');
+    expect(attrs((await c2!.call('/system/resource/print'))[0]!)['version']).toBe('7.18.2 (stable)');
+    expect((await c2!.call('/ip/route/print', '?gateway=none')).map((s) => s[0])).toEqual(['!empty', '!done']);
+    expect((await c2!.call('/system/package/update/install'))[0]).toEqual([
+      '!trap',
+      '=message=failure: System is already up to date',
+    ]);
+  });
+});

@@ -115,6 +115,8 @@ export function computed(state: RouterState, path: string, item: Item): Record<s
     }
     case 'system/resource':
       return resource(state);
+    case 'system/package/update':
+      return { 'installed-version': state.version };
     case 'ip/address':
       return { 'actual-interface': item.values['interface'] ?? '' };
     case 'system/clock':

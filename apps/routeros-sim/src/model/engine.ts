@@ -144,6 +144,9 @@ export class Engine {
       ['system/script/run', (c) => this.runScript(c)],
       ['certificate/import', (c) => this.importCertificate(c)],
       ['password', (c) => this.changePassword(c)],
+      ['system/package/update/check-for-updates', (c) => this.checkForUpdates(c)],
+      ['system/package/update/download', (c) => this.downloadUpdate(c, false)],
+      ['system/package/update/install', (c) => this.downloadUpdate(c, true)],
       ['interface/ovpn-client/monitor', (c) => this.ovpnMonitor(c)],
       ['ip/firewall/filter/move', (c) => this.move(c, 'ip/firewall/filter')],
       ['ip/firewall/nat/move', (c) => this.move(c, 'ip/firewall/nat')],
@@ -651,6 +654,44 @@ export class Engine {
   }
 
   // ---------------------------------------------------------------- specials
+
+  private checkForUpdates(ctx: Context): undefined {
+    this.require(ctx.session, 'read');
+    const st = this.state;
+    const update = st.single('system/package/update');
+    const channel = update.values['channel'] ?? 'stable';
+    ctx.sink.row({ channel, 'installed-version': st.version, status: 'finding out latest version...' });
+    const newer = compareVersions(st.latestVersion, st.version) > 0;
+    const status = newer ? 'New version is available' : 'System is already up to date';
+    st.update('system/package/update', update, { 'latest-version': st.latestVersion, status });
+    ctx.sink.row({ channel, 'installed-version': st.version, 'latest-version': st.latestVersion, status });
+    ctx.sink.done();
+    return undefined;
+  }
+
+  /** `download` stages the latest version for the next boot; `install` also reboots. */
+  private downloadUpdate(ctx: Context, reboot: boolean): undefined {
+    this.require(ctx.session, 'write');
+    if (reboot) this.require(ctx.session, 'reboot');
+    const st = this.state;
+    const update = st.single('system/package/update');
+    if (compareVersions(st.latestVersion, st.version) <= 0) {
+      throw new RosError('failure: System is already up to date');
+    }
+    st.pendingVersion = st.latestVersion;
+    const status = 'Downloaded, please reboot router to upgrade it';
+    st.update('system/package/update', update, { 'latest-version': st.latestVersion, status });
+    for (const pkg of st.items('system/package'))
+      st.update('system/package', pkg, { scheduled: 'scheduled for upgrade' });
+    ctx.sink.row({ status: 'downloading', '.section': '0' });
+    ctx.sink.row({ status, '.section': '1' });
+    ctx.sink.done();
+    if (reboot) {
+      st.log('system,info', `router rebooting to install ${st.latestVersion}`);
+      this.hooks.reboot?.();
+    }
+    return undefined;
+  }
 
   /** `/password old-password= new-password= confirm-new-password=` for the logged-in user. */
   private changePassword(ctx: Context): undefined {

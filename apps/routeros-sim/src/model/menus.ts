@@ -593,6 +593,17 @@ const PACKAGE: MenuDef = {
   ],
 };
 
+const PACKAGE_UPDATE: MenuDef = {
+  path: 'system/package/update',
+  kind: 'single',
+  props: [
+    p('channel', enumOf('stable', 'long-term', 'testing', 'development', 'upgrade'), { default: 'stable' }),
+    ro('installed-version'),
+    ro('latest-version'),
+    ro('status'),
+  ],
+};
+
 const LICENSE: MenuDef = {
   path: 'system/license',
   kind: 'single',
@@ -648,6 +659,7 @@ export const MENUS: readonly MenuDef[] = [
   RESOURCE,
   ROUTERBOARD,
   PACKAGE,
+  PACKAGE_UPDATE,
   LICENSE,
   LOG,
   FILE,

@@ -32,6 +32,8 @@ export interface RouterStateOptions {
   readonly booleans?: BooleanStyle;
   /** Most /log lines kept (memory bound for fleets). */
   readonly logLines?: number;
+  /** Version offered by the update channel (default: none newer). */
+  readonly latestVersion?: string;
   /** Clock in ms, for tests. */
   readonly now?: () => number;
 }
@@ -59,7 +61,13 @@ export function prng(seed: number): () => number {
 }
 
 export class RouterState {
-  readonly features: VersionFeatures;
+  /** Behaviour of the running version (changes only across an upgrade + reboot). */
+  features: VersionFeatures;
+  /** What `/system package update check-for-updates` finds (default: the running version). */
+  latestVersion: string;
+  /** Set by `install`/`download`: the version the next boot runs. */
+  pendingVersion: string | undefined;
+  private readonly booleansOverride: BooleanStyle | undefined;
   readonly seed: number;
   readonly now: () => number;
   /** Wall-clock ms of the last boot. */
@@ -74,6 +82,9 @@ export class RouterState {
 
   constructor(options: RouterStateOptions) {
     this.features = featuresOf(options.version, options.booleans);
+    this.booleansOverride = options.booleans;
+    this.latestVersion = options.latestVersion ?? options.version;
+    this.pendingVersion = undefined;
     this.seed = options.seed;
     this.now = options.now ?? Date.now;
     this.bootedAt = this.now();
@@ -240,6 +251,16 @@ export class RouterState {
   /** State survives; uptime and counters restart. */
   rebooted(): void {
     this.bootedAt = this.now();
+    if (this.pendingVersion) {
+      const to = this.pendingVersion;
+      this.pendingVersion = undefined;
+      this.features = featuresOf(to, this.booleansOverride);
+      const build = this.features.isoDates ? '2024-10-02 10:11:12' : 'oct/02/2024 10:11:12';
+      for (const pkg of this.items('system/package')) {
+        this.update('system/package', pkg, { version: to, 'build-time': build, scheduled: '' });
+      }
+      this.log('system,info', `installed ${to}`);
+    }
     this.counterBase.clear();
     const active = this.menu('user/active');
     for (const i of this.items(active)) this.remove(active, i.id);
