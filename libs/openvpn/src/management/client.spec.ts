@@ -218,6 +218,20 @@ describe('ManagementClient against the fake server', () => {
     expect(await client.loadStats()).toMatchObject({ clients: 0 });
   });
 
+  it('works over TCP too, and without a password when the server has none', async () => {
+    fake = await FakeOpenVpnServer.start({ port: 0 });
+    const addr = fake.address as { host: string; port: number };
+    client = new ManagementClient({ host: addr.host, port: addr.port, reconnect: false });
+    await client.start();
+    expect((await client.version()).join('\n')).toMatch(/Management Version: 5/);
+  });
+
+  it('refuses bad options up front', () => {
+    expect(() => new ManagementClient({ path: '/x', password: 'a\nb' })).toThrow(ManagementCommandError);
+    expect(() => new ManagementClient({ path: '/x', bytecountSeconds: -1 })).toThrow(ManagementCommandError);
+    expect(() => new ManagementClient({})).toThrow(/path or host/);
+  });
+
   it('rejects commands while disconnected', async () => {
     client = new ManagementClient({ path: join(dir, 'nothing.sock'), reconnect: false });
     await expect(client.loadStats()).rejects.toMatchObject({ code: 'not-connected' });

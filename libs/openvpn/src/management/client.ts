@@ -125,6 +125,8 @@ export class ManagementClient {
   constructor(private readonly options: ManagementClientOptions) {
     if (!options.path && !(options.host && options.port)) throw new Error('ManagementClient needs a path or host+port');
     if (options.password !== undefined) assertSafeText('management password', options.password);
+    // fail now rather than in every reconnect's setup
+    if (options.bytecountSeconds !== undefined) bytecountCommand(options.bytecountSeconds);
     this.protocol = new ManagementProtocol(
       {
         event: (e) => this.onEvent(e),
