@@ -156,7 +156,15 @@ export class ApiConnection {
     }
     for (const s of sentences) {
       if (this.closed) return;
-      this.handle(parseSentence(s));
+      const cmd = parseSentence(s);
+      try {
+        this.handle(cmd);
+      } catch (err) {
+        // A simulator bug must not take the other routers of the process down with it.
+        this.options.logger.warn({ conn: this.id, command: cmd.name, err: String(err) }, 'command failed');
+        this.write(this.trapWords({ message: 'failure: internal error', category: CATEGORY.general }), cmd.tag);
+        this.write(['!done'], cmd.tag);
+      }
     }
   }
 
