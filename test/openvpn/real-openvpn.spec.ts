@@ -32,8 +32,9 @@ if (missing.length)
   );
 
 const id = randomBytes(3).toString('hex');
-const GW_NS = `bpgw${id}`;
-const RT_NS = `bprt${id}`;
+// namespace names carry our pid, so a later run can remove what a killed run left behind
+const GW_NS = `bp-ovpn-gw-${process.pid}-${id}`;
+const RT_NS = `bp-ovpn-rt-${process.pid}-${id}`;
 const VETH_GW = `bpg${id}`;
 const VETH_RT = `bpr${id}`;
 const GW_IP = '192.0.2.1';
@@ -134,7 +135,23 @@ describe.skipIf(missing.length > 0)('real openvpn 2.6 gateway with our managemen
     return execFileSync('ip', ['-n', ns, '-4', '-o', 'addr', 'show'], { encoding: 'utf8' });
   }
 
+  /** Namespaces of earlier runs whose process is gone (killed before afterAll). */
+  function sweepStale(): void {
+    const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
+    for (const m of list.matchAll(/^(bp-ovpn-(?:gw|rt)-(\d+)-[0-9a-f]+)/gm)) {
+      const pid = Number(m[2]);
+      let alive = true;
+      try {
+        process.kill(pid, 0);
+      } catch (err) {
+        alive = (err as NodeJS.ErrnoException).code !== 'ESRCH';
+      }
+      if (!alive) tryIp('netns', 'del', m[1]!);
+    }
+  }
+
   beforeAll(async () => {
+    sweepStale();
     dir = mkdtempSync(join(tmpdir(), 'bp-ovpn-real-'));
     ip('netns', 'add', GW_NS);
     ip('netns', 'add', RT_NS);
