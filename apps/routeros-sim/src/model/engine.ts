@@ -324,7 +324,7 @@ export class Engine {
     for (const [k, v] of args) {
       if (skip.includes(k) || k === '.proplist') continue;
       const p = this.prop(menu, k);
-      if (!p) throw new RosError('unknown parameter', CATEGORY.argument);
+      if (!p) throw new RosError('unknown parameter');
       if (p.readonly) throw new RosError('expected end of command', CATEGORY.argument);
       out[k] = this.normalizeArg(menu, p, v);
     }
@@ -393,7 +393,7 @@ export class Engine {
           'file',
         ].includes(k)
       ) {
-        throw new RosError('unknown parameter', CATEGORY.argument);
+        throw new RosError('unknown parameter');
       }
     }
     if (args.has('follow') || args.has('follow-only')) return this.listen(menu, ctx, !args.has('follow-only'));
@@ -478,7 +478,7 @@ export class Engine {
 
   private add(menu: MenuDef, ctx: Context): undefined {
     const values = this.values(menu, ctx.args, []);
-    if (ctx.args.has('.id')) throw new RosError('unknown parameter', CATEGORY.argument);
+    if (ctx.args.has('.id')) throw new RosError('unknown parameter');
     for (const p of this.props(menu)) {
       if (p.required && (values[p.name] === undefined || values[p.name] === '')) {
         throw new RosError(`failure: ${p.name} not specified`);
@@ -545,7 +545,7 @@ export class Engine {
     const items = this.resolveIds(menu, ctx.args);
     const name = ctx.args.get('value-name') ?? '';
     const p = this.prop(menu, name);
-    if (!p || p.readonly) throw new RosError('unknown parameter', CATEGORY.argument);
+    if (!p || p.readonly) throw new RosError('unknown parameter');
     if (p.required) throw new RosError(`failure: ${name} can not be unset`);
     for (const item of items) this.state.update(menu, item, { [name]: undefined });
     ctx.sink.done();
