@@ -509,7 +509,8 @@ export class Interpreter {
       if (a.name !== undefined) named.set(a.name, a.value);
       else pos.push(a.value);
     }
-    const arg = async (n: number): Promise<Val> => (pos[n] ? this.eval(pos[n], frame) : null);
+    // Unquoted words are typed like in expressions (`:local n 5` is a number).
+    const arg = async (n: number): Promise<Val> => (pos[n] ? this.evalOperand(pos[n], frame) : null);
     const varName = (): string => {
       const e = pos[0];
       if (!e || e.k !== 'word' || !/^[A-Za-z0-9_]+$/.test(e.text)) throw new ScriptRuntimeError('syntax error');
@@ -694,14 +695,11 @@ export class Interpreter {
       case 'var': {
         const scope = this.vars(frame, e.name);
         let v: Val = scope ? (scope.get(e.name) ?? null) : null;
-        for (const k of e.keys) {
-          const key = toStr(await this.eval(k, frame));
-          if (v instanceof Map) v = v.get(key) ?? null;
-          else if (Array.isArray(v)) v = v[Number(key)] ?? null;
-          else v = null;
-        }
+        for (const k of e.keys) v = indexOf(v, toStr(await this.eval(k, frame)));
         return v;
       }
+      case 'index':
+        return indexOf(await this.eval(e.e, frame), toStr(await this.eval(e.key, frame)));
       case 'sub':
         return this.command(e.command, frame);
       case 'block': {
@@ -818,6 +816,13 @@ function matches(prop: PropDef | undefined, actual: string | undefined, op: stri
       return op === '<' ? c < 0 : op === '>' ? c > 0 : op === '<=' ? c <= 0 : c >= 0;
     }
   }
+}
+
+/** `$a->"key"` on a key array, `$a->0` on a list. */
+function indexOf(v: Val, key: string): Val {
+  if (v instanceof Map) return v.get(key) ?? null;
+  if (Array.isArray(v)) return v[Number(key)] ?? null;
+  return null;
 }
 
 function typed(prop: PropDef, value: string): Val {

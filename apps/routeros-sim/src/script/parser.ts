@@ -14,6 +14,8 @@ export type Expr =
   | { readonly k: 'sub'; readonly command: Command }
   | { readonly k: 'block'; readonly body: readonly Statement[] }
   | { readonly k: 'concat'; readonly parts: readonly Expr[] }
+  /** `[...]->"key"` / `(...)->0` */
+  | { readonly k: 'index'; readonly e: Expr; readonly key: Expr }
   | { readonly k: 'un'; readonly op: '!' | '-'; readonly e: Expr }
   | { readonly k: 'bin'; readonly op: string; readonly l: Expr; readonly r: Expr }
   /** A property of the item under test (inside `where`). */
@@ -199,16 +201,19 @@ class Parser {
     const keys: Expr[] = [];
     while (!inString && c.startsWith('->')) {
       c.pos += 2;
-      if (c.peek() === '"' || c.peek() === '$' || c.peek() === '(') {
-        keys.push(this.piece());
-        continue;
-      }
-      let key = '';
-      while (/[A-Za-z0-9_.]/.test(c.peek()) || (c.peek() === '-' && c.peek(1) !== '>')) key += c.next();
-      if (key === '') c.fail();
-      keys.push({ k: 'word', text: key });
+      keys.push(this.key());
     }
     return { k: 'var', name, keys };
+  }
+
+  /** The key after `->`: a quoted string, `$var`, `(expr)` or a bare name/number. */
+  private key(): Expr {
+    const c = this.c;
+    if (c.peek() === '"' || c.peek() === '$' || c.peek() === '(') return this.piece();
+    let key = '';
+    while (/[A-Za-z0-9_.]/.test(c.peek()) || (c.peek() === '-' && c.peek(1) !== '>')) key += c.next();
+    if (key === '') c.fail();
+    return { k: 'word', text: key };
   }
 
   private substitution(): Expr {
@@ -312,7 +317,14 @@ class Parser {
       return { k: 'un', op: '-', e: this.unary() };
     }
     if (c.peek() === ')' || c.done) c.fail();
-    if ('"$[({'.includes(c.peek())) return this.piece();
+    if ('"$[({'.includes(c.peek())) {
+      let e = this.piece();
+      while (c.startsWith('->')) {
+        c.pos += 2;
+        e = { k: 'index', e, key: this.key() };
+      }
+      return e;
+    }
     const w = c.word(/[\s;\]}{[()"$=!<>~+*,&|]/);
     if (w === '') c.fail();
     // `1.2.3.4` and `10.0.0.0/8` stay one word; a trailing `.` is the concat operator.

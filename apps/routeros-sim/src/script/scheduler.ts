@@ -88,9 +88,9 @@ export class Scheduler {
     const event = item.values['on-event'] ?? '';
     const script = this.state.find('system/script', { name: event });
     const source = script ? (script.values['source'] ?? '') : event;
-    const policies = new Set(
-      (item.values['policy'] ?? '').split(',').filter((p): p is Policy => (POLICIES as readonly string[]).includes(p)),
-    );
+    const fallback = menu.props.find((p) => p.name === 'policy')?.default;
+    const policy = item.values['policy'] ?? (typeof fallback === 'string' ? fallback : '');
+    const policies = new Set(policy.split(',').filter((p): p is Policy => (POLICIES as readonly string[]).includes(p)));
     const session: Session = {
       user: item.values['owner'] ?? 'admin',
       group: '',
