@@ -53,6 +53,14 @@ describe('parseOpenVpnLogLine', () => {
     ['Options error: --server directive network/netmask combination is invalid', 'options-error', undefined, undefined],
     ['Exiting due to fatal error', 'exiting', undefined, undefined],
     ['SIGTERM[hard,] received, process exiting', 'exiting', undefined, undefined],
+    ['SIGTERM[soft,auth-failure] received, process exiting', 'exiting', undefined, undefined],
+    [
+      '192.0.2.2:60718 SIGUSR1[soft,connection-reset] received, client-instance restarting',
+      'connection-reset',
+      '192.0.2.2:60718',
+      undefined,
+    ],
+    ["192.0.2.2:60718 SENT CONTROL [UNDEF]: 'AUTH_FAILED' (status=1)", 'auth-failed', '192.0.2.2:60718', undefined],
     ['something new in 2.7', 'other', undefined, undefined],
   ])('%s', (line, kind, remote, commonName) => {
     const e = parseOpenVpnLogLine(line);

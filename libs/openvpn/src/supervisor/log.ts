@@ -48,9 +48,9 @@ const RULES: readonly [OpenVpnLogKind, RegExp][] = [
   ['tls-initial', /^TLS: Initial packet from/],
   ['peer-connected', /Peer Connection Initiated with/],
   ['tcp-connection', /^TCP connection established with/],
-  ['connection-reset', /Connection reset|client-instance exiting|SIGTERM\[soft,/],
-  ['management', /^MANAGEMENT: /],
   ['exiting', /process exiting|^Exiting due to/],
+  ['connection-reset', /Connection reset|client-instance (?:exiting|restarting)/],
+  ['management', /^MANAGEMENT: /],
   ['fatal', /fatal error|^FATAL/i],
 ];
 
