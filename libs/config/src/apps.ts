@@ -18,6 +18,7 @@ export function loadApiConfig(env: Env = processEnv()) {
       'API_RATE_LIMIT',
       'API_ACCESS_TOKEN_TTL',
       'GATEWAY_DOWN_AFTER',
+      'TUNNEL_VERIFIER_KEY',
       'BOOTSTRAP_OWNER_EMAIL',
       'BOOTSTRAP_OWNER_PASSWORD',
       'BOOTSTRAP_TENANT_NAME',
@@ -28,7 +29,23 @@ export function loadApiConfig(env: Env = processEnv()) {
 export type ApiConfig = ReturnType<typeof loadApiConfig>;
 
 export function loadGatewayConfig(env: Env = processEnv()) {
-  return parseVars([...EDGE, 'GATEWAY_HOST', 'GATEWAY_PORT', 'GATEWAY_REGION'], env);
+  return parseVars(
+    [
+      ...EDGE,
+      'GATEWAY_HOST',
+      'GATEWAY_PORT',
+      'GATEWAY_REGION',
+      'GATEWAY_API_URL',
+      'GATEWAY_NAME',
+      'GATEWAY_ENROLLMENT_TOKEN',
+      'GATEWAY_CREDENTIAL',
+      'GATEWAY_LINK_URL',
+      'GATEWAY_OPENVPN',
+      'GATEWAY_OPENVPN_PORT',
+      'GATEWAY_REDIS_PREFIX',
+    ],
+    env,
+  );
 }
 export type GatewayConfig = ReturnType<typeof loadGatewayConfig>;
 

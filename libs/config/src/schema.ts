@@ -207,6 +207,71 @@ export const VARS = {
     secret: false,
     defaultText: 'local',
   }),
+  GATEWAY_API_URL: defineVar({
+    name: 'GATEWAY_API_URL',
+    schema: z.url().default('http://127.0.0.1:3000'),
+    description: 'Control plane base URL the gateway enrolls with, heartbeats to and pulls site credentials from.',
+    secret: false,
+    defaultText: 'http://127.0.0.1:3000',
+  }),
+  GATEWAY_NAME: defineVar({
+    name: 'GATEWAY_NAME',
+    schema: z.string().min(1).max(200).default('gateway'),
+    description: 'Name this gateway enrolls under.',
+    secret: false,
+    defaultText: 'gateway',
+  }),
+  GATEWAY_ENROLLMENT_TOKEN: defineVar({
+    name: 'GATEWAY_ENROLLMENT_TOKEN',
+    schema: z.string().min(10).optional(),
+    description:
+      'One-time token (`POST /api/v1/regions/{id}/enrollment-tokens`) traded for a credential on first start; the identity is then kept in `<DATA_DIR>/gateway/identity.json`.',
+    secret: true,
+  }),
+  GATEWAY_CREDENTIAL: defineVar({
+    name: 'GATEWAY_CREDENTIAL',
+    schema: z.string().startsWith('bpg_').optional(),
+    description: 'The gateway credential (`bpg_...`) if enrolled elsewhere; overrides the identity file.',
+    secret: true,
+  }),
+  GATEWAY_LINK_URL: defineVar({
+    name: 'GATEWAY_LINK_URL',
+    schema: z.url().optional(),
+    description:
+      'URL api replicas use to reach this gateway for relayed router calls. Default `http://GATEWAY_HOST:GATEWAY_PORT`.',
+    secret: false,
+    defaultText: '(from GATEWAY_HOST/PORT)',
+  }),
+  GATEWAY_OPENVPN: defineVar({
+    name: 'GATEWAY_OPENVPN',
+    schema: z.enum(['auto', 'real', 'fake']).default('auto'),
+    description:
+      '`real` runs openvpn (needs root, /dev/net/tun, openvpn); `fake` runs an in-process fake management server (development, benchmarks); `auto` picks real when possible.',
+    secret: false,
+    defaultText: 'auto',
+  }),
+  GATEWAY_OPENVPN_PORT: defineVar({
+    name: 'GATEWAY_OPENVPN_PORT',
+    schema: port.default(8443),
+    description: 'TCP port routers dial (OpenVPN).',
+    secret: false,
+    defaultText: '8443',
+  }),
+  GATEWAY_REDIS_PREFIX: defineVar({
+    name: 'GATEWAY_REDIS_PREFIX',
+    schema: z.string().min(1).max(64).default('bp:'),
+    description: 'Prefix of the tunnel registry keys in Redis; must match the api (`bp:`).',
+    secret: false,
+    defaultText: 'bp:',
+  }),
+  TUNNEL_VERIFIER_KEY: defineVar({
+    name: 'TUNNEL_VERIFIER_KEY',
+    schema: z.string().min(32, 'must be at least 32 characters of random data').optional(),
+    description:
+      'HMAC key of the tunnel-secret verifiers gateways check. Generated into `<DATA_DIR>/tunnel-verifier.key` when unset; every api replica needs the same value.',
+    secret: true,
+    defaultText: 'generated',
+  }),
   WORKER_HOST: defineVar({
     name: 'WORKER_HOST',
     schema: z.string().min(1).default('127.0.0.1'),

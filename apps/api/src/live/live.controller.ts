@@ -86,7 +86,13 @@ export class LiveController {
     @Req() req: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    await this.pipe(t, id, { command: '/interface/monitor-traffic', attributes: { interface: q.interface } }, req, reply);
+    await this.pipe(
+      t,
+      id,
+      { command: '/interface/monitor-traffic', attributes: { interface: q.interface } },
+      req,
+      reply,
+    );
   }
 
   @Post('reboot')

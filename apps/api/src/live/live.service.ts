@@ -76,11 +76,7 @@ export class LiveService {
       const rows = await tx.query<{ mgmt: string }>(
         `UPDATE sites SET tunnel_secret_enc = $2, tunnel_verifier = $3, updated_at = now()
           WHERE id = $1 AND deleted_at IS NULL RETURNING host(mgmt_address) AS mgmt`,
-        [
-          siteId,
-          this.deps.keyring.encrypt(secret, `site:${siteId}:tunnel`),
-          tunnelVerifier(this.verifierKey, secret),
-        ],
+        [siteId, this.deps.keyring.encrypt(secret, `site:${siteId}:tunnel`), tunnelVerifier(this.verifierKey, secret)],
       );
       return rows[0]?.mgmt;
     });
@@ -102,7 +98,7 @@ export class LiveService {
   async events(t: TenantContext, siteId: string, limit: number) {
     await this.site(t, siteId);
     const rows = await this.deps.db.inTenant(t.scope, (tx) =>
-      tx.query<Record<string, unknown>>(
+      tx.query(
         `SELECT id::text AS id, type, accepted, reason, source_ip AS "sourceIp", gateway_id AS "gatewayId",
                 bytes_in::float8 AS "bytesIn", bytes_out::float8 AS "bytesOut", duration_seconds AS "durationSeconds", at
            FROM tunnel_events WHERE site_id = $1 ORDER BY id DESC LIMIT $2`,

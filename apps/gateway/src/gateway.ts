@@ -1,0 +1,230 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { GatewayConfig } from '@backplane/config';
+import { gatewayKey, type GatewayLinkRecord } from '@backplane/contracts';
+import { createHttpApp, type ReadinessCheck } from '@backplane/observability';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { Gauge, type Registry } from 'prom-client';
+import { GatewayModule } from './gateway.module';
+import { LinkClient, LinkError, type GatewayIdentity } from './link-client';
+import { missingForRealOpenVpn, startOpenVpnRuntime, type OpenVpnRuntime } from './openvpn-runtime';
+import { EventOutbox } from './outbox';
+import { Relay } from './relay';
+import { SiteDirectory } from './site-directory';
+import { TunnelManager } from './tunnels';
+
+export const GATEWAY_VERSION = '0.1.0';
+
+export interface GatewayOptions {
+  readonly config: GatewayConfig;
+  readonly logger: Logger;
+  readonly redis: Redis;
+  readonly registry: Registry;
+  readonly checks?: readonly ReadinessCheck[];
+  /** Where the router of a site answers its API (default: its tunnel address). Fake-mode benches point at simulators. */
+  readonly routerEndpoint?: (siteId: string, address: string) => { host: string; port: number };
+  /** Intervals (ms), shortened by tests. */
+  readonly syncIntervalMs?: number;
+  readonly heartbeatIntervalMs?: number;
+  readonly bytecountSeconds?: number;
+  readonly registryTtlSeconds?: number;
+  readonly latencyIntervalMs?: number;
+}
+
+export interface Gateway {
+  readonly app: NestFastifyApplication;
+  readonly identity: GatewayIdentity;
+  readonly tunnels: TunnelManager;
+  readonly relay: Relay;
+  readonly directory: SiteDirectory;
+  readonly outbox: EventOutbox;
+  readonly runtime: OpenVpnRuntime;
+  readonly linkUrl: string;
+  close(): Promise<void>;
+}
+
+function readIdentity(file: string): GatewayIdentity | undefined {
+  try {
+    const v = JSON.parse(readFileSync(file, 'utf8')) as Partial<GatewayIdentity>;
+    return v.gatewayId && v.credential ? { gatewayId: v.gatewayId, credential: v.credential } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeIdentity(file: string, id: GatewayIdentity): void {
+  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(tmp, JSON.stringify(id), { mode: 0o600 });
+  renameSync(tmp, file);
+}
+
+/** Who this gateway is: identity file, GATEWAY_CREDENTIAL, or a first enrollment. */
+async function resolveIdentity(config: GatewayConfig, link: LinkClient, dir: string, logger: Logger) {
+  const file = join(dir, 'identity.json');
+  const stored = readIdentity(file);
+  if (config.GATEWAY_CREDENTIAL) {
+    link.setCredential(config.GATEWAY_CREDENTIAL);
+    if (stored?.credential === config.GATEWAY_CREDENTIAL) return stored;
+    const hb = await link.heartbeat(GATEWAY_VERSION);
+    const id = { gatewayId: hb.id, credential: config.GATEWAY_CREDENTIAL };
+    writeIdentity(file, id);
+    return id;
+  }
+  if (stored) {
+    link.setCredential(stored.credential);
+    return stored;
+  }
+  if (!config.GATEWAY_ENROLLMENT_TOKEN) {
+    const err = new Error(
+      'gateway is not enrolled: set GATEWAY_ENROLLMENT_TOKEN (from POST /api/v1/regions/{id}/enrollment-tokens) or GATEWAY_CREDENTIAL',
+    );
+    err.name = 'ConfigError';
+    throw err;
+  }
+  const id = await link.enroll(config.GATEWAY_ENROLLMENT_TOKEN, config.GATEWAY_NAME);
+  writeIdentity(file, id);
+  logger.info({ gatewayId: id.gatewayId }, 'gateway enrolled');
+  return id;
+}
+
+/** Starts every part of a gateway and its HTTP server (health, metrics, internal relay). */
+export async function startGateway(o: GatewayOptions): Promise<Gateway> {
+  const { config, logger, redis } = o;
+  const dir = join(config.DATA_DIR, 'gateway');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const link = new LinkClient(config.GATEWAY_API_URL, undefined);
+  const identity = await resolveIdentity(config, link, dir, logger);
+  const log = logger.child({ gatewayId: identity.gatewayId, region: config.GATEWAY_REGION });
+
+  const directory = new SiteDirectory(join(dir, 'sites.json'), link, log.child({ component: 'sites' }));
+  const cached = directory.load();
+  try {
+    await directory.sync();
+  } catch (err) {
+    if (!cached)
+      log.error(
+        { err },
+        'no site cache and the control plane is unreachable: every tunnel is refused until a sync succeeds',
+      );
+  }
+  directory.startPolling(o.syncIntervalMs ?? 5000);
+
+  const outbox = new EventOutbox((events) => link.events(events), log.child({ component: 'events' }));
+  outbox.start();
+
+  const tunnels = new TunnelManager({
+    gatewayId: identity.gatewayId,
+    regionSlug: config.GATEWAY_REGION,
+    redis,
+    redisPrefix: config.GATEWAY_REDIS_PREFIX,
+    directory,
+    logger: log.child({ component: 'tunnels' }),
+    onEvent: (e) => outbox.push(e),
+    ...(o.routerEndpoint ? { routerEndpoint: o.routerEndpoint } : {}),
+    ...(o.registryTtlSeconds ? { registryTtlSeconds: o.registryTtlSeconds } : {}),
+    ...(o.latencyIntervalMs ? { latencyIntervalMs: o.latencyIntervalMs } : {}),
+  });
+
+  let mode: 'real' | 'fake';
+  const missing = missingForRealOpenVpn();
+  if (config.GATEWAY_OPENVPN === 'real') {
+    if (missing.length) throw new Error(`GATEWAY_OPENVPN=real but this machine lacks ${missing.join(', ')}`);
+    mode = 'real';
+  } else if (config.GATEWAY_OPENVPN === 'fake') mode = 'fake';
+  else {
+    mode = missing.length ? 'fake' : 'real';
+    if (missing.length) log.warn({ missing }, 'openvpn cannot run here: falling back to the FAKE management server');
+  }
+  const runtime = await startOpenVpnRuntime({
+    dataDir: config.DATA_DIR,
+    name: config.GATEWAY_NAME,
+    port: config.GATEWAY_OPENVPN_PORT,
+    logger: log.child({ component: 'openvpn' }),
+    mode,
+    bytecountSeconds: o.bytecountSeconds ?? 5,
+  });
+  runtime.management.on('error', (err) => log.debug({ err: err.message }, 'management'));
+  runtime.management.on('disconnected', (reason) => log.warn({ reason }, 'management interface lost; reattaching'));
+  tunnels.attach(runtime.management);
+  await runtime.management.start();
+  log.info({ mode }, 'openvpn attached, hold released');
+
+  const token = randomBytes(32).toString('base64url');
+  const linkUrl = config.GATEWAY_LINK_URL ?? `http://${config.GATEWAY_HOST}:${config.GATEWAY_PORT}`;
+  const relay = new Relay({
+    tunnels,
+    logger: log.child({ component: 'relay' }),
+    token,
+    ...(o.routerEndpoint ? { routerEndpoint: o.routerEndpoint } : {}),
+  });
+
+  new Gauge({
+    name: 'gateway_tunnels_online',
+    help: 'Tunnels established on this gateway',
+    registers: [o.registry],
+    collect() {
+      this.set(tunnels.online);
+    },
+  });
+  new Gauge({
+    name: 'gateway_sites_cached',
+    help: 'Sites in the verifier cache',
+    registers: [o.registry],
+    collect() {
+      this.set(directory.size);
+    },
+  });
+  const checks: ReadinessCheck[] = [
+    ...(o.checks ?? []),
+    {
+      name: 'openvpn',
+      check: () =>
+        runtime.management.state === 'ready'
+          ? Promise.resolve()
+          : Promise.reject(new Error(`management interface ${runtime.management.state}`)),
+    },
+  ];
+  const app = await createHttpApp(GatewayModule.register({ checks, registry: o.registry }), { logger: log });
+  relay.register(app.getHttpAdapter().getInstance());
+  await app.init();
+
+  const publishLink = async (): Promise<void> => {
+    const rec: GatewayLinkRecord = {
+      gatewayId: identity.gatewayId,
+      url: linkUrl,
+      token,
+      updatedAt: new Date().toISOString(),
+    };
+    await redis.set(gatewayKey(config.GATEWAY_REDIS_PREFIX, identity.gatewayId), JSON.stringify(rec), 'EX', 90);
+  };
+  const heartbeat = async (): Promise<void> => {
+    await publishLink().catch((err: unknown) => log.warn({ err }, 'gateway link record write failed'));
+    await link.heartbeat(GATEWAY_VERSION).catch((err: unknown) => {
+      if (err instanceof LinkError && err.status === 401)
+        log.error('the control plane refused this gateway credential (revoked?)');
+      else log.debug({ err }, 'heartbeat failed');
+    });
+  };
+  await heartbeat();
+  const hbTimer = setInterval(() => void heartbeat(), o.heartbeatIntervalMs ?? 30_000);
+
+  let closed = false;
+  const close = app.close.bind(app);
+  const closeAll = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    clearInterval(hbTimer);
+    directory.stop();
+    tunnels.stop();
+    await relay.close();
+    await outbox.stop();
+    await runtime.stop();
+    await redis.del(gatewayKey(config.GATEWAY_REDIS_PREFIX, identity.gatewayId)).catch(() => undefined);
+    await close();
+  };
+  app.close = closeAll;
+  return { app, identity, tunnels, relay, directory, outbox, runtime, linkUrl, close: closeAll };
+}

@@ -1,0 +1,281 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { RelayErrorCode, RelayRequest, RouterCredentials } from '@backplane/contracts';
+import {
+  RouterOsAbortError,
+  RouterOsClient,
+  RouterOsConnectionError,
+  RouterOsLoginError,
+  RouterOsTimeoutError,
+  RouterOsTrapError,
+} from '@backplane/routeros';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { TunnelManager } from './tunnels';
+
+export class RelayFailure extends Error {
+  constructor(
+    readonly code: RelayErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RelayFailure';
+  }
+}
+
+const STATUS: Record<RelayErrorCode, number> = {
+  site_offline: 409,
+  router_unreachable: 502,
+  router_login_failed: 502,
+  router_error: 502,
+  timeout: 504,
+  rate_limited: 429,
+  bad_request: 400,
+};
+
+const Body = z.strictObject({
+  credentials: z.strictObject({
+    username: z.string().min(1).max(100),
+    password: z.string().max(200),
+    port: z.number().int().min(1).max(65535).optional(),
+  }),
+  command: z.string().regex(/^(\/[a-z0-9-]+)+$/, 'a RouterOS command path like /interface/print'),
+  attributes: z.record(z.string().regex(/^[a-z0-9.-]+$/), z.string().max(10_000)).optional(),
+  proplist: z
+    .array(z.string().regex(/^[a-z0-9.-]+$/))
+    .max(100)
+    .optional(),
+  timeoutMs: z.number().int().min(100).max(120_000).optional(),
+});
+
+export interface RelayOptions {
+  readonly tunnels: TunnelManager;
+  readonly logger: Logger;
+  /** Bearer token the api presents. */
+  readonly token: string;
+  readonly routerEndpoint?: (siteId: string, address: string) => { host: string; port: number };
+  /** Calls in flight per site (default 4); more wait in a queue of `maxQueuePerSite`. */
+  readonly concurrencyPerSite?: number;
+  readonly maxQueuePerSite?: number;
+  /** Calls per second per site (token bucket, default 50). */
+  readonly ratePerSite?: number;
+  readonly defaultTimeoutMs?: number;
+  /** Idle pooled connections are closed after this (default 60 s). */
+  readonly idleMs?: number;
+}
+
+interface SiteLane {
+  client: Promise<RouterOsClient> | undefined;
+  credKey: string;
+  active: number;
+  waiting: (() => void)[];
+  tokens: number;
+  refilledAt: number;
+  lastUsed: number;
+}
+
+/**
+ * Synchronous RouterOS calls relayed over the tunnel: one pooled API connection per site,
+ * per-site concurrency and rate limits, timeouts, and stable error codes. The routers'
+ * credentials come with each call from the control plane; the gateway never stores them.
+ */
+export class Relay {
+  private readonly lanes = new Map<string, SiteLane>();
+  private readonly sweeper: NodeJS.Timeout;
+  readonly counters = { calls: 0, streams: 0, errors: 0, connects: 0 };
+
+  constructor(private readonly o: RelayOptions) {
+    this.sweeper = setInterval(() => this.sweep(), 10_000);
+    this.sweeper.unref();
+  }
+
+  register(fastify: FastifyInstance): void {
+    fastify.post('/internal/v1/sites/:siteId/call', (req, reply) => this.handleCall(req, reply));
+    fastify.post('/internal/v1/sites/:siteId/stream', (req, reply) => this.handleStream(req, reply));
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    const lanes = [...this.lanes.values()];
+    this.lanes.clear();
+    await Promise.all(
+      lanes.map(async (l) => (l.client ? (await l.client).close() : undefined)).map((p) => p.catch(() => undefined)),
+    );
+  }
+
+  private authorized(req: FastifyRequest): boolean {
+    const h = req.headers['authorization'];
+    if (typeof h !== 'string' || !h.startsWith('Bearer ')) return false;
+    const a = Buffer.from(h.slice(7));
+    const b = Buffer.from(this.o.token);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  private fail(reply: FastifyReply, code: RelayErrorCode, message: string): FastifyReply {
+    this.counters.errors++;
+    return reply.code(STATUS[code]).send({ error: { code, message } });
+  }
+
+  private parse(req: FastifyRequest): { siteId: string; body: RelayRequest } | RelayFailure {
+    const siteId = (req.params as { siteId?: string }).siteId ?? '';
+    const body = Body.safeParse(req.body);
+    if (!body.success) return new RelayFailure('bad_request', body.error.issues[0]?.message ?? 'bad request');
+    return { siteId, body: body.data };
+  }
+
+  private async handleCall(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    if (!this.authorized(req)) return reply.code(401).send({ error: { code: 'unauthorized', message: 'bad token' } });
+    const p = this.parse(req);
+    if (p instanceof RelayFailure) return this.fail(reply, p.code, p.message);
+    try {
+      const res = await this.call(p.siteId, p.body);
+      return await reply.send(res);
+    } catch (err) {
+      const f = toFailure(err);
+      return this.fail(reply, f.code, f.message);
+    }
+  }
+
+  /** NDJSON rows until the caller goes away (or the router ends the command). */
+  private async handleStream(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    if (!this.authorized(req)) return reply.code(401).send({ error: { code: 'unauthorized', message: 'bad token' } });
+    const p = this.parse(req);
+    if (p instanceof RelayFailure) return this.fail(reply, p.code, p.message);
+    const { siteId, body } = p;
+    let client: RouterOsClient;
+    try {
+      this.tunnelOrThrow(siteId);
+      client = await this.clientFor(siteId, body.credentials);
+    } catch (err) {
+      const f = toFailure(err);
+      return this.fail(reply, f.code, f.message);
+    }
+    this.counters.streams++;
+    const abort = new AbortController();
+    req.raw.once('close', () => abort.abort());
+    reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    try {
+      const stream = client.stream(body.command, body.attributes, {
+        signal: abort.signal,
+        ...(body.proplist ? { proplist: body.proplist } : {}),
+      });
+      for await (const row of stream) {
+        if (!reply.raw.write(`${JSON.stringify(row)}\n`)) await new Promise((r) => reply.raw.once('drain', r));
+      }
+    } catch (err) {
+      if (!(err instanceof RouterOsAbortError) && !abort.signal.aborted) {
+        const f = toFailure(err);
+        reply.raw.write(`${JSON.stringify({ error: { code: f.code, message: f.message } })}\n`);
+      }
+    }
+    reply.raw.end();
+    return reply;
+  }
+
+  private tunnelOrThrow(siteId: string): { address: string } {
+    const t = this.o.tunnels.tunnelOf(siteId);
+    if (!t) throw new RelayFailure('site_offline', 'the site has no tunnel on this gateway');
+    return t;
+  }
+
+  private lane(siteId: string): SiteLane {
+    let l = this.lanes.get(siteId);
+    if (!l) {
+      l = {
+        client: undefined,
+        credKey: '',
+        active: 0,
+        waiting: [],
+        tokens: this.o.ratePerSite ?? 50,
+        refilledAt: Date.now(),
+        lastUsed: Date.now(),
+      };
+      this.lanes.set(siteId, l);
+    }
+    return l;
+  }
+
+  private clientFor(siteId: string, creds: RouterCredentials): Promise<RouterOsClient> {
+    const { address } = this.tunnelOrThrow(siteId);
+    const l = this.lane(siteId);
+    l.lastUsed = Date.now();
+    const key = `${creds.username}\0${creds.password}\0${creds.port ?? 8728}`;
+    if (l.client && l.credKey === key) return l.client;
+    const old = l.client;
+    if (old) void old.then((c) => c.close()).catch(() => undefined);
+    const ep = this.o.routerEndpoint?.(siteId, address) ?? { host: address, port: creds.port ?? 8728 };
+    this.counters.connects++;
+    const p = RouterOsClient.connect({
+      host: ep.host,
+      port: ep.port,
+      username: creds.username,
+      password: creds.password,
+      connectTimeoutMs: 5000,
+      keepaliveIntervalMs: 30_000,
+    });
+    l.client = p;
+    l.credKey = key;
+    p.then(
+      (c) => {
+        void c.closed.then(() => {
+          if (l.client === p) l.client = undefined;
+        });
+      },
+      () => {
+        if (l.client === p) l.client = undefined;
+      },
+    );
+    return p;
+  }
+
+  /** One command over the site's pooled connection. */
+  async call(siteId: string, req: RelayRequest): Promise<{ rows: Record<string, string>[]; ret?: string }> {
+    this.tunnelOrThrow(siteId);
+    const l = this.lane(siteId);
+    const rate = this.o.ratePerSite ?? 50;
+    const now = Date.now();
+    l.tokens = Math.min(rate, l.tokens + ((now - l.refilledAt) / 1000) * rate);
+    l.refilledAt = now;
+    if (l.tokens < 1) throw new RelayFailure('rate_limited', 'too many calls for this site');
+    l.tokens -= 1;
+    if (l.active >= (this.o.concurrencyPerSite ?? 4)) {
+      if (l.waiting.length >= (this.o.maxQueuePerSite ?? 64))
+        throw new RelayFailure('rate_limited', 'too many calls waiting for this site');
+      await new Promise<void>((r) => l.waiting.push(r));
+    }
+    l.active++;
+    this.counters.calls++;
+    try {
+      const client = await this.clientFor(siteId, req.credentials);
+      const res = await client.exec(req.command, req.attributes, {
+        timeoutMs: req.timeoutMs ?? this.o.defaultTimeoutMs ?? 15_000,
+        ...(req.proplist ? { proplist: req.proplist } : {}),
+      });
+      return { rows: res.rows, ...(res.ret !== undefined ? { ret: res.ret } : {}) };
+    } finally {
+      l.active--;
+      l.lastUsed = Date.now();
+      l.waiting.shift()?.();
+    }
+  }
+
+  private sweep(): void {
+    const cutoff = Date.now() - (this.o.idleMs ?? 60_000);
+    for (const [siteId, l] of this.lanes) {
+      const offline = !this.o.tunnels.tunnelOf(siteId);
+      if (l.active === 0 && l.waiting.length === 0 && (l.lastUsed < cutoff || offline)) {
+        this.lanes.delete(siteId);
+        void l.client?.then((c) => c.close()).catch(() => undefined);
+      }
+    }
+  }
+}
+
+export function toFailure(err: unknown): RelayFailure {
+  if (err instanceof RelayFailure) return err;
+  if (err instanceof RouterOsTrapError) return new RelayFailure('router_error', err.message);
+  if (err instanceof RouterOsLoginError) return new RelayFailure('router_login_failed', err.message);
+  if (err instanceof RouterOsTimeoutError) return new RelayFailure('timeout', err.message);
+  if (err instanceof RouterOsConnectionError) return new RelayFailure('router_unreachable', err.message);
+  return new RelayFailure('router_unreachable', err instanceof Error ? err.message : String(err));
+}

@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { SiteTunnelEntry } from '@backplane/contracts';
+import type { Logger } from 'pino';
+import type { LinkClient } from './link-client';
+
+interface CacheFile {
+  readonly version: 1;
+  readonly verifierKey: string;
+  readonly cursor: number;
+  readonly sites: readonly (readonly [string, string, string | null, boolean])[];
+}
+
+export interface SiteEntry {
+  readonly address: string;
+  readonly verifier: string | null;
+  readonly active: boolean;
+}
+
+/**
+ * What the gateway knows about sites: address, tunnel verifier, allowed or not. Pulled
+ * from the control plane as deltas (a revision cursor) and kept in a 0600 file under
+ * DATA_DIR, so known sites keep reconnecting while the control plane is down.
+ */
+export class SiteDirectory {
+  private readonly sites = new Map<string, SiteEntry>();
+  private key: Buffer | undefined;
+  private cursor = 0;
+  private dirty = false;
+  private timer: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> | undefined;
+  lastSyncAt: Date | undefined;
+  lastSyncError: string | undefined;
+
+  constructor(
+    private readonly file: string,
+    private readonly link: LinkClient,
+    private readonly logger: Logger,
+    private readonly pageSize = 5000,
+  ) {}
+
+  get size(): number {
+    return this.sites.size;
+  }
+  get verifierKey(): Buffer | undefined {
+    return this.key;
+  }
+
+  get(siteId: string): SiteEntry | undefined {
+    return this.sites.get(siteId);
+  }
+
+  /** Loads the cache file if there is one; a broken file is ignored (a full sync follows). */
+  load(): boolean {
+    let parsed: CacheFile;
+    try {
+      parsed = JSON.parse(readFileSync(this.file, 'utf8')) as CacheFile;
+    } catch {
+      return false;
+    }
+    if (parsed.version !== 1 || !Array.isArray(parsed.sites)) return false;
+    this.key = Buffer.from(parsed.verifierKey, 'base64');
+    this.cursor = parsed.cursor;
+    const sites: CacheFile['sites'] = parsed.sites;
+    for (const [id, address, verifier, active] of sites) this.sites.set(id, { address, verifier, active });
+    this.logger.info({ sites: this.sites.size, cursor: this.cursor, file: this.file }, 'site cache loaded');
+    return true;
+  }
+
+  apply(entries: readonly SiteTunnelEntry[]): void {
+    for (const e of entries) {
+      this.sites.set(e.siteId, { address: e.address, verifier: e.verifier, active: e.active });
+      if (e.rev > this.cursor) this.cursor = e.rev;
+    }
+    if (entries.length) this.dirty = true;
+  }
+
+  /** One pull of every delta since the cursor; resolves when caught up. */
+  sync(): Promise<void> {
+    this.syncing ??= this.doSync().finally(() => {
+      this.syncing = undefined;
+    });
+    return this.syncing;
+  }
+
+  private async doSync(): Promise<void> {
+    try {
+      for (;;) {
+        const page = await this.link.sites(this.cursor, this.pageSize);
+        const key = Buffer.from(page.verifierKey, 'base64');
+        if (!this.key || !this.key.equals(key)) {
+          this.key = key;
+          this.dirty = true;
+        }
+        this.apply(page.items);
+        if (page.next > this.cursor) this.cursor = page.next;
+        if (!page.more) break;
+      }
+      this.lastSyncAt = new Date();
+      if (this.lastSyncError) this.logger.info('control plane reachable again: site cache in sync');
+      this.lastSyncError = undefined;
+      this.save();
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      if (msg !== this.lastSyncError)
+        this.logger.warn({ err: msg, cachedSites: this.sites.size }, 'site sync failed; serving from the cache');
+      this.lastSyncError = msg;
+      throw err;
+    }
+  }
+
+  /** Pulls every `intervalMs`; errors are logged, the cache keeps serving. */
+  startPolling(intervalMs: number): void {
+    const tick = (): void => {
+      this.sync()
+        .catch(() => undefined)
+        .finally(() => {
+          if (this.timer !== undefined) this.timer = setTimeout(tick, intervalMs);
+        });
+    };
+    this.timer = setTimeout(tick, intervalMs);
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.save();
+  }
+
+  /** Atomic write (tmp + rename), mode 0600. */
+  save(): void {
+    if (!this.dirty || !this.key) return;
+    const data: CacheFile = {
+      version: 1,
+      verifierKey: this.key.toString('base64'),
+      cursor: this.cursor,
+      sites: [...this.sites].map(([id, s]) => [id, s.address, s.verifier, s.active]),
+    };
+    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
+    const tmp = `${this.file}.${randomBytes(4).toString('hex')}.tmp`;
+    writeFileSync(tmp, JSON.stringify(data), { mode: 0o600 });
+    renameSync(tmp, this.file);
+    this.dirty = false;
+  }
+}

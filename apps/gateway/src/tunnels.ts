@@ -1,0 +1,337 @@
+import { connect } from 'node:net';
+import {
+  checkTunnelSecret,
+  tunnelKey,
+  tunnelUserToSiteId,
+  type TunnelEvent,
+  type TunnelRecord,
+} from '@backplane/contracts';
+import type { ManagementClient, ManagementEvent } from '@backplane/openvpn';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { AuthFailureLimiter } from './auth-limiter';
+import type { SiteDirectory } from './site-directory';
+
+export const TUNNEL_NETMASK = '255.192.0.0';
+
+export interface Tunnel {
+  readonly cid: number;
+  readonly siteId: string;
+  readonly address: string;
+  readonly sourceIp: string;
+  readonly connectedSince: Date;
+  bytesIn: number;
+  bytesOut: number;
+  latencyMs: number | null;
+  established: boolean;
+}
+
+export interface TunnelManagerOptions {
+  readonly gatewayId: string;
+  readonly regionSlug: string;
+  readonly redis: Redis;
+  readonly redisPrefix: string;
+  readonly directory: SiteDirectory;
+  readonly logger: Logger;
+  /** Registry TTL (s); refreshed every ttl/3. */
+  readonly registryTtlSeconds?: number;
+  readonly limiter?: AuthFailureLimiter;
+  /** Where to probe a site's API port for latency (default: its tunnel address, 8728). */
+  readonly routerEndpoint?: (siteId: string, address: string) => { host: string; port: number };
+  readonly latencyIntervalMs?: number;
+  /** Sink for tunnel events (the outbox to the control plane). */
+  readonly onEvent: (event: TunnelEvent) => void;
+}
+
+const DEL_IF_OURS = `if redis.call('GET', KEYS[1]) and cjson.decode(redis.call('GET', KEYS[1])).gatewayId == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/**
+ * Tunnels on this gateway: admits or refuses every CONNECT/REAUTH, tracks established
+ * tunnels, bytes and latency, and mirrors them into the Redis registry (one key per site
+ * with a TTL this gateway keeps refreshing) so every api replica can find the gateway
+ * holding a site.
+ */
+export class TunnelManager {
+  private readonly byCid = new Map<number, Tunnel>();
+  private readonly bySite = new Map<string, Tunnel>();
+  private mgmt: ManagementClient | undefined;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private latencyTimer: NodeJS.Timeout | undefined;
+  private readonly limiter: AuthFailureLimiter;
+  private readonly ttl: number;
+  readonly counters = { accepted: 0, denied: 0, rateLimited: 0, reconciled: 0 };
+
+  constructor(private readonly o: TunnelManagerOptions) {
+    this.limiter = o.limiter ?? new AuthFailureLimiter();
+    this.ttl = o.registryTtlSeconds ?? 90;
+  }
+
+  get online(): number {
+    return [...this.bySite.values()].filter((t) => t.established).length;
+  }
+
+  tunnelOf(siteId: string): Tunnel | undefined {
+    const t = this.bySite.get(siteId);
+    return t?.established ? t : undefined;
+  }
+
+  attach(mgmt: ManagementClient): void {
+    this.mgmt = mgmt;
+    mgmt.on('event', (e) => this.onEvent(e));
+    mgmt.on('ready', () => {
+      this.reconcile().catch((err: unknown) => this.o.logger.warn({ err }, 'reconcile after attach failed'));
+    });
+    this.refreshTimer = setInterval(() => void this.refreshRegistry(), Math.max(1000, (this.ttl * 1000) / 3));
+    this.latencyTimer = setInterval(() => void this.probeLatency(), this.o.latencyIntervalMs ?? 30_000);
+  }
+
+  stop(): void {
+    clearInterval(this.refreshTimer);
+    clearInterval(this.latencyTimer);
+  }
+
+  private onEvent(e: ManagementEvent): void {
+    switch (e.type) {
+      case 'client-connect':
+      case 'client-reauth':
+        this.authenticate(e.cid, e.kid, e.env, e.type === 'client-reauth');
+        return;
+      case 'client-established':
+        this.established(e.cid);
+        return;
+      case 'client-disconnect':
+        this.disconnected(e.cid, e.env);
+        return;
+      case 'bytecount-client': {
+        const t = this.byCid.get(e.cid);
+        if (t) {
+          t.bytesIn = e.bytesIn;
+          t.bytesOut = e.bytesOut;
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private deny(
+    cid: number,
+    kid: number,
+    ip: string,
+    reason: string,
+    siteId: string | undefined,
+    countFailure: boolean,
+  ): void {
+    if (countFailure) this.limiter.fail(ip);
+    this.counters.denied++;
+    this.o.logger.info({ cid, siteId, sourceIp: ip, reason }, 'tunnel denied');
+    this.mgmt
+      ?.clientDeny(cid, kid, reason, 'authentication failed')
+      .catch((err: unknown) => this.o.logger.warn({ err, cid }, 'client-deny failed'));
+    this.o.onEvent({
+      type: 'auth',
+      siteId,
+      gatewayId: this.o.gatewayId,
+      sourceIp: ip,
+      at: new Date().toISOString(),
+      accepted: false,
+      reason,
+    });
+  }
+
+  /** The decision for one CONNECT/REAUTH; the answer goes out at once (no awaits before it). */
+  private authenticate(cid: number, kid: number, env: Readonly<Record<string, string>>, reauth: boolean): void {
+    const ip = env['untrusted_ip'] ?? env['trusted_ip'] ?? '';
+    if (this.limiter.blocked(ip)) {
+      this.counters.rateLimited++;
+      this.counters.denied++;
+      this.mgmt?.clientDeny(cid, kid, 'rate-limited', 'authentication failed').catch(() => undefined);
+      return;
+    }
+    const user = env['username'] ?? env['common_name'] ?? '';
+    const siteId = tunnelUserToSiteId(user);
+    if (!siteId) return this.deny(cid, kid, ip, 'bad-user', undefined, true);
+    const site = this.o.directory.get(siteId);
+    if (!site) return this.deny(cid, kid, ip, 'unknown-site', siteId, true);
+    if (!site.active) return this.deny(cid, kid, ip, 'site-disabled', siteId, false);
+    const key = this.o.directory.verifierKey;
+    if (!site.verifier || !key) return this.deny(cid, kid, ip, 'no-credential', siteId, true);
+    const existing = this.byCid.get(cid);
+    const password = env['password'];
+    if (reauth && password === undefined && existing?.siteId === siteId) {
+      // REAUTH (TLS renegotiation) carries no password: the tunnel was checked at CONNECT.
+    } else if (password === undefined || !checkTunnelSecret(key, password, site.verifier)) {
+      return this.deny(cid, kid, ip, 'bad-secret', siteId, true);
+    }
+    this.counters.accepted++;
+    this.mgmt
+      ?.clientAuth(cid, kid, [`ifconfig-push ${site.address} ${TUNNEL_NETMASK}`])
+      .catch((err: unknown) => this.o.logger.warn({ err, cid, siteId }, 'client-auth failed'));
+    if (reauth && existing) return;
+    const t: Tunnel = {
+      cid,
+      siteId,
+      address: site.address,
+      sourceIp: ip,
+      connectedSince: new Date(),
+      bytesIn: 0,
+      bytesOut: 0,
+      latencyMs: null,
+      established: false,
+    };
+    this.byCid.set(cid, t);
+    this.o.onEvent({
+      type: 'auth',
+      siteId,
+      gatewayId: this.o.gatewayId,
+      sourceIp: ip,
+      at: t.connectedSince.toISOString(),
+      accepted: true,
+    });
+  }
+
+  private established(cid: number): void {
+    const t = this.byCid.get(cid);
+    if (!t) return;
+    t.established = true;
+    const previous = this.bySite.get(t.siteId);
+    if (previous && previous.cid !== cid) this.byCid.delete(previous.cid);
+    this.bySite.set(t.siteId, t);
+    this.o.logger.info({ cid, siteId: t.siteId, address: t.address, sourceIp: t.sourceIp }, 'tunnel up');
+    void this.publish(t);
+    this.o.onEvent({
+      type: 'connect',
+      siteId: t.siteId,
+      gatewayId: this.o.gatewayId,
+      sourceIp: t.sourceIp,
+      at: new Date().toISOString(),
+    });
+    void this.probe(t);
+  }
+
+  private disconnected(cid: number, env: Readonly<Record<string, string>>): void {
+    const t = this.byCid.get(cid);
+    if (!t) return;
+    this.byCid.delete(cid);
+    if (this.bySite.get(t.siteId) !== t) return;
+    this.bySite.delete(t.siteId);
+    this.o.logger.info({ cid, siteId: t.siteId }, 'tunnel down');
+    this.o.redis
+      .eval(DEL_IF_OURS, 1, tunnelKey(this.o.redisPrefix, t.siteId), this.o.gatewayId)
+      .catch((err: unknown) => this.o.logger.warn({ err }, 'registry delete failed'));
+    this.o.onEvent({
+      type: 'disconnect',
+      siteId: t.siteId,
+      gatewayId: this.o.gatewayId,
+      sourceIp: t.sourceIp,
+      at: new Date().toISOString(),
+      bytesIn: Number(env['bytes_received'] ?? t.bytesIn),
+      bytesOut: Number(env['bytes_sent'] ?? t.bytesOut),
+      durationSeconds: Number(env['time_duration'] ?? Math.round((Date.now() - t.connectedSince.getTime()) / 1000)),
+    });
+  }
+
+  /**
+   * After every management (re)attach: tunnels that openvpn still holds are adopted from
+   * `status 3` (a restarted gateway knows them again), tunnels it no longer has are dropped.
+   * Stragglers (CONNECT lost while detached) are killed by the management client itself.
+   */
+  async reconcile(): Promise<void> {
+    if (!this.mgmt) return;
+    const status = await this.mgmt.status();
+    const seen = new Set<number>();
+    for (const c of status.clients) {
+      if (c.clientId === undefined || c.virtualAddress === '') continue;
+      seen.add(c.clientId);
+      if (this.byCid.has(c.clientId)) continue;
+      const siteId = tunnelUserToSiteId(c.username || c.commonName);
+      const site = siteId ? this.o.directory.get(siteId) : undefined;
+      if (!siteId || !site || !site.active || site.address !== c.virtualAddress) {
+        await this.mgmt.clientKill(c.clientId).catch(() => undefined);
+        continue;
+      }
+      const t: Tunnel = {
+        cid: c.clientId,
+        siteId,
+        address: c.virtualAddress,
+        sourceIp: c.realAddress.replace(/:\d+$/, ''),
+        connectedSince: c.connectedSince ?? new Date(),
+        bytesIn: c.bytesReceived,
+        bytesOut: c.bytesSent,
+        latencyMs: null,
+        established: true,
+      };
+      this.byCid.set(t.cid, t);
+      this.bySite.set(siteId, t);
+      this.counters.reconciled++;
+    }
+    for (const [cid, t] of this.byCid) {
+      if (seen.has(cid) || !t.established) continue;
+      this.disconnected(cid, {});
+    }
+    await this.refreshRegistry();
+  }
+
+  private record(t: Tunnel): TunnelRecord {
+    return {
+      siteId: t.siteId,
+      gatewayId: this.o.gatewayId,
+      regionSlug: this.o.regionSlug,
+      address: t.address,
+      sourceIp: t.sourceIp,
+      connectedSince: t.connectedSince.toISOString(),
+      bytesIn: t.bytesIn,
+      bytesOut: t.bytesOut,
+      latencyMs: t.latencyMs,
+      updatedAt: new Date().toISOString(),
+    };
+  }
+
+  private async publish(t: Tunnel): Promise<void> {
+    try {
+      await this.o.redis.set(tunnelKey(this.o.redisPrefix, t.siteId), JSON.stringify(this.record(t)), 'EX', this.ttl);
+    } catch (err) {
+      this.o.logger.warn({ err, siteId: t.siteId }, 'registry write failed');
+    }
+  }
+
+  /** Rewrites every record (fresh bytes/latency, renewed TTL) in pipelined batches. */
+  async refreshRegistry(): Promise<void> {
+    const all = [...this.bySite.values()].filter((t) => t.established);
+    for (let i = 0; i < all.length; i += 1000) {
+      const p = this.o.redis.pipeline();
+      for (const t of all.slice(i, i + 1000))
+        p.set(tunnelKey(this.o.redisPrefix, t.siteId), JSON.stringify(this.record(t)), 'EX', this.ttl);
+      try {
+        await p.exec();
+      } catch (err) {
+        this.o.logger.warn({ err }, 'registry refresh failed');
+        return;
+      }
+    }
+  }
+
+  /** Latency over the tunnel: time to open a TCP connection to the router's API port. */
+  private probe(t: Tunnel): Promise<void> {
+    const ep = this.o.routerEndpoint?.(t.siteId, t.address) ?? { host: t.address, port: 8728 };
+    return new Promise<void>((resolve) => {
+      const start = process.hrtime.bigint();
+      const s = connect({ host: ep.host, port: ep.port });
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        s.destroy();
+        t.latencyMs = ok ? Number(process.hrtime.bigint() - start) / 1e6 : null;
+        resolve();
+      };
+      const timer = setTimeout(() => done(false), 3000);
+      s.once('connect', () => done(true));
+      s.once('error', () => done(false));
+    });
+  }
+
+  private async probeLatency(): Promise<void> {
+    const all = [...this.bySite.values()].filter((t) => t.established);
+    for (let i = 0; i < all.length; i += 100) await Promise.all(all.slice(i, i + 100).map((t) => this.probe(t)));
+  }
+}

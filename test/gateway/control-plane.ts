@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { bootstrap, startApi, type Harness } from '../api/harness';
+
+export interface ControlPlane {
+  readonly h: Harness;
+  readonly url: string;
+  readonly token: string;
+  readonly tenantId: string;
+  readonly regionId: string;
+  /** A fresh one-time enrollment token for this region. */
+  enrollmentToken(): Promise<string>;
+  /** A site with tunnel credentials and router API credentials. */
+  addSite(name: string, router?: { username: string; password: string }): Promise<TestSite>;
+  stop(): Promise<void>;
+  /** Starts listening again on the same port (after stop() with keepState). */
+  close(): Promise<void>;
+}
+
+export interface TestSite {
+  readonly id: string;
+  readonly user: string;
+  readonly password: string;
+  readonly address: string;
+}
+
+function ok<T>(res: { status: number; body: T }, expected: number, what: string): T {
+  if (res.status !== expected) throw new Error(`${what}: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+/**
+ * The real api on a fresh database, listening on `host` (loopback by default), with an
+ * owner, a tenant and a region. `stop()` closes the HTTP listener only (the control plane
+ * is "down"); `close()` tears everything down.
+ */
+export async function startControlPlane(host = '127.0.0.1'): Promise<ControlPlane> {
+  const h = await startApi({ TUNNEL_VERIFIER_KEY: randomBytes(32).toString('base64url') });
+  await h.app.listen(0, host);
+  const port = (h.app.getHttpServer().address() as AddressInfo).port;
+  const boot = await bootstrap(h);
+  const region = ok(
+    await h.call('POST', '/api/v1/regions', {
+      token: boot.token,
+      body: { slug: 'test-region', name: 'Test', publicHost: 'gw.test', latitude: 50.1, longitude: 8.7 },
+    }),
+    201,
+    'region',
+  );
+  let stopped = false;
+  return {
+    h,
+    url: `http://${host}:${port}`,
+    token: boot.token,
+    tenantId: boot.tenantId,
+    regionId: region.id as string,
+    async enrollmentToken() {
+      const et = ok(
+        await h.call('POST', `/api/v1/regions/${region.id}/enrollment-tokens`, { token: boot.token, body: {} }),
+        201,
+        'enrollment token',
+      );
+      return et.token as string;
+    },
+    async addSite(name, router = { username: 'bp-api', password: 'router-secret-1' }) {
+      const site = ok(
+        await h.call('POST', `/api/v1/tenants/${boot.tenantId}/sites`, { token: boot.token, body: { name } }),
+        201,
+        'site',
+      );
+      const creds = ok(
+        await h.call('POST', `/api/v1/tenants/${boot.tenantId}/sites/${site.id}/tunnel/credentials`, {
+          token: boot.token,
+        }),
+        201,
+        'tunnel credentials',
+      );
+      ok(
+        await h.call('PUT', `/api/v1/tenants/${boot.tenantId}/sites/${site.id}/router-credentials`, {
+          token: boot.token,
+          body: router,
+        }),
+        204,
+        'router credentials',
+      );
+      return {
+        id: site.id as string,
+        user: creds.user as string,
+        password: creds.password as string,
+        address: creds.address as string,
+      };
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await new Promise<void>((resolve) => h.app.getHttpServer().close(() => resolve()));
+      h.app.getHttpServer().closeAllConnections?.();
+    },
+    async close() {
+      await h.close();
+    },
+  };
+}
+
+/** A TCP port that was free a moment ago (the kernel picks it). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
