@@ -285,3 +285,39 @@ describe('renames', () => {
     ).toEqual(new Set(['lan']));
   });
 });
+
+describe('health, ethernet monitor, certificate sign', () => {
+  it('prints health as sensor rows on v7 and as one row on v6', () => {
+    const v7 = run(router('7.16'), '/system/health/print').rows;
+    expect(v7.map((r) => r['name'])).toEqual(['voltage', 'temperature']);
+    expect(Number(v7[0]!['value'])).toBeGreaterThan(23);
+    const v6 = run(router('6.49.18'), '/system/health/print').rows;
+    expect(Object.keys(v6[0]!)).toEqual(['voltage', 'temperature']);
+  });
+
+  it('monitors ethernet link state', () => {
+    const e = router();
+    e.state.setLink('ether3', false);
+    const rows = run(e, '/interface/ethernet/monitor', { numbers: 'ether1,ether3', once: '' }).rows;
+    expect(rows.map((r) => [r['name'], r['status'], r['.section']])).toEqual([
+      ['ether1', 'link-ok', '0'],
+      ['ether3', 'no-link', '1'],
+    ]);
+  });
+
+  it('signs a CA template and a client certificate with it', () => {
+    const e = router();
+    run(e, '/certificate/add', { name: 'ca', 'common-name': 'ca', 'key-usage': 'key-cert-sign,crl-sign' });
+    run(e, '/certificate/add', { name: 'client', 'common-name': 'r1' });
+    expect(run(e, '/certificate/sign', { numbers: 'ca' }).traps).toEqual([]);
+    expect(run(e, '/certificate/sign', { numbers: 'client', ca: 'ca' }).traps).toEqual([]);
+    const rows = run(e, '/certificate/print', { '.proplist': 'name,ca,private-key,issuer' }).rows;
+    expect(rows).toEqual([
+      { name: 'ca', ca: 'true', 'private-key': 'true', issuer: 'CN=ca' },
+      { name: 'client', ca: 'false', 'private-key': 'true', issuer: 'CN=ca' },
+    ]);
+    expect(run(e, '/certificate/sign', { numbers: 'ca' }).traps[0]!.message).toBe(
+      'failure: certificate is already signed',
+    );
+  });
+});

@@ -144,6 +144,10 @@ export class Engine {
       ['system/script/run', (c) => this.runScript(c)],
       ['certificate/import', (c) => this.importCertificate(c)],
       ['password', (c) => this.changePassword(c)],
+      ['system/health/print', (c) => this.health(c)],
+      ['system/health/getall', (c) => this.health(c)],
+      ['interface/ethernet/monitor', (c) => this.ethernetMonitor(c)],
+      ['certificate/sign', (c) => this.signCertificate(c)],
       ['system/package/update/check-for-updates', (c) => this.checkForUpdates(c)],
       ['system/package/update/download', (c) => this.downloadUpdate(c, false)],
       ['system/package/update/install', (c) => this.downloadUpdate(c, true)],
@@ -654,6 +658,90 @@ export class Engine {
   }
 
   // ---------------------------------------------------------------- specials
+
+  /** v7: one row per sensor (`name`, `value`, `type`); v6: one row of properties. */
+  private health(ctx: Context): undefined {
+    this.require(ctx.session, 'read');
+    const t = this.state.uptime();
+    const voltage = (24 + 0.2 * Math.sin(t / 13)).toFixed(1);
+    const temperature = String(Math.round(41 + 4 * Math.sin(t / 47 + this.state.seed)));
+    const rows: Record<string, string>[] = this.state.features.v7
+      ? [
+          { '.id': '*D', name: 'voltage', value: voltage, type: 'V' },
+          { '.id': '*E', name: 'temperature', value: temperature, type: 'C' },
+        ]
+      : [{ voltage, temperature }];
+    const pred = ctx.queries.length ? compileQuery(ctx.queries, (_p, v) => v) : () => true;
+    const proplist = this.proplist(ctx.args);
+    const shown = rows.filter(pred);
+    for (const r of shown) ctx.sink.row(proplist(r));
+    if (shown.length === 0 && this.state.features.emptyReply) ctx.sink.empty();
+    ctx.sink.done();
+    return undefined;
+  }
+
+  /** Link status of ethernet ports (once, or every second). */
+  private ethernetMonitor(ctx: Context): Running | undefined {
+    this.require(ctx.session, 'read');
+    const menu = MENU_BY_PATH.get('interface/ethernet')!;
+    const items = this.resolveIds(menu, new Map([['.id', ctx.args.get('numbers') ?? ctx.args.get('.id') ?? '']]));
+    const proplist = this.proplist(ctx.args);
+    const emit = (): void => {
+      items.forEach((item, section) => {
+        const up = isRunning(this.state, item);
+        const row: Record<string, string> = {
+          name: item.values['name'] ?? '',
+          status: up ? 'link-ok' : 'no-link',
+          'auto-negotiation': up ? 'done' : 'incomplete',
+          ...(up
+            ? {
+                rate: item.values['speed'] ?? '1Gbps',
+                'full-duplex': renderBool(true, this.state.features.booleans),
+                'tx-flow-control': renderBool(false, this.state.features.booleans),
+                'rx-flow-control': renderBool(false, this.state.features.booleans),
+              }
+            : {}),
+        };
+        ctx.sink.row(proplist(items.length > 1 ? { ...row, '.section': String(section) } : row));
+      });
+    };
+    emit();
+    if (ctx.args.has('once')) {
+      ctx.sink.done();
+      return undefined;
+    }
+    const timer = setInterval(emit, 1000);
+    return { stop: () => clearInterval(timer), rows: 0 };
+  }
+
+  /** Signs a certificate template: it gets a key, validity dates and (with key-cert-sign) CA. */
+  private signCertificate(ctx: Context): undefined {
+    this.require(ctx.session, 'write');
+    const menu = MENU_BY_PATH.get('certificate')!;
+    const [item] = this.resolveIds(menu, new Map([['.id', ctx.args.get('numbers') ?? ctx.args.get('.id') ?? '']]));
+    if (item!.values['private-key'] === 'true') throw new RosError('failure: certificate is already signed');
+    const caName = ctx.args.get('ca');
+    const ca = caName ? this.state.find(menu, { name: caName }) : undefined;
+    if (caName && !ca) throw new RosError('input does not match any value of ca', CATEGORY.argument);
+    const now = this.state.now();
+    const days = Number(item!.values['days-valid'] ?? '365');
+    const fmt = (ms: number): string => {
+      const c = this.state.clock(ms);
+      return `${c.date} ${c.time}`;
+    };
+    const selfCa = (item!.values['key-usage'] ?? '').includes('key-cert-sign');
+    this.state.update(menu, item!, {
+      'private-key': 'true',
+      ca: selfCa ? 'true' : 'false',
+      trusted: selfCa ? 'true' : (item!.values['trusted'] ?? 'false'),
+      issuer: ca ? `CN=${ca.values['common-name'] ?? ''}` : `CN=${item!.values['common-name'] ?? ''}`,
+      'invalid-before': fmt(now),
+      'invalid-after': fmt(now + days * 86_400_000),
+    });
+    ctx.sink.row({ progress: 'done' });
+    ctx.sink.done();
+    return undefined;
+  }
 
   private checkForUpdates(ctx: Context): undefined {
     this.require(ctx.session, 'read');
