@@ -321,3 +321,18 @@ describe('health, ethernet monitor, certificate sign', () => {
     );
   });
 });
+
+describe('/log', () => {
+  it('keeps the newest lines and follow streams new ones without .dead for rotated lines', () => {
+    const state = new RouterState({ version: '7.16', seed: 1, logLines: 5 });
+    populate(state, { identity: 'x', users: [], groups: [] });
+    const e = new Engine(state);
+    const rows: Record<string, string>[] = [];
+    const sink: ReplySink = { row: (r) => rows.push(r), done: () => {}, trap: () => {}, empty: () => {} };
+    const h = e.execute(session(), { command: '/log/print', args: new Map([['follow-only', '']]) }, sink)!;
+    for (let i = 0; i < 8; i++) run(e, '/log/info', { message: `m${i}` });
+    h.stop();
+    expect(rows.map((r) => r['message'])).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']);
+    expect(run(e, '/log/print').rows.map((r) => r['message'])).toEqual(['m3', 'm4', 'm5', 'm6', 'm7']);
+  });
+});

@@ -452,6 +452,8 @@ export class Engine {
         return;
       }
       if (!e.item) {
+        // Rotated-out /log lines are not removals a client would be told about.
+        if (menu.path === 'log') return;
         if (known.delete(e.id))
           sink.row({ '.id': formatId(e.id), '.dead': renderBool(true, this.state.features.booleans) });
         return;
