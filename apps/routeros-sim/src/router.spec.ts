@@ -65,6 +65,10 @@ describe('startRouter', () => {
     ]);
   });
 
+  it('computes the documented MD5 challenge vector', () => {
+    expect(md5Response('passTest', Buffer.from('abc123', 'hex'))).toBe('0021277bff9ac7caf06aa608e46616d47f');
+  });
+
   it('v6 challenge login (6.42)', async () => {
     const [, c] = await up({ version: '6.42', users: [{ name: 'userTest', password: 'passTest' }] });
     const first = await c.call('/login');
