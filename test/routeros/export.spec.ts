@@ -44,6 +44,10 @@ const nasty = fc.oneof(
     '; /user remove admin',
   ),
 );
+/** Long values (script sources, comments) that export breaks inside the quotes. */
+const long = fc
+  .array(fc.oneof(nasty, fc.constantFrom(' ', '    ', 'x'.repeat(70), ' \\ ', '"$')), { minLength: 4, maxLength: 20 })
+  .map((parts) => parts.join(''));
 const octet = fc.integer({ min: 1, max: 254 });
 const ipv4 = fc.tuple(octet, octet, octet, octet).map((o) => o.join('.'));
 const ident = fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/);
@@ -87,7 +91,7 @@ const changes = fc
         action: fc.constantFrom('accept', 'drop', 'reject', 'log', 'passthrough'),
         protocol: fc.option(fc.constantFrom('tcp', 'udp', 'icmp')),
         src: fc.option(ipv4),
-        comment: fc.option(nasty),
+        comment: fc.option(fc.oneof(nasty, long)),
         logPrefix: fc.option(nasty),
         disabled: fc.boolean(),
       }),
@@ -113,11 +117,33 @@ const changes = fc
       fc.record({
         name: nasty.filter((s) => s !== ''),
         interval: fc.constantFrom('0s', '30s', '5m', '1h'),
-        onEvent: nasty,
+        onEvent: fc.oneof(nasty, long),
         disabled: fc.boolean(),
       }),
       { selector: (s) => s.name, maxLength: 3 },
     ),
+    scripts: fc.uniqueArray(fc.record({ name: ident.map((n) => `s-${n}`), source: fc.oneof(nasty, long) }), {
+      selector: (x) => x.name,
+      maxLength: 2,
+    }),
+    routes: fc.uniqueArray(
+      fc.record({
+        dst: fc.tuple(ipv4, fc.integer({ min: 8, max: 32 })).map(([a, l]) => `${a}/${l}`),
+        gateway: ipv4,
+        distance: fc.integer({ min: 1, max: 255 }),
+      }),
+      { selector: (x) => x.dst, maxLength: 3 },
+    ),
+    ovpn: fc.option(
+      fc.record({
+        profile: ident.map((n) => `p-${n}`),
+        name: ident.map((n) => `ovpn-${n}`),
+        password: fc.stringMatching(/^[0-9a-f]{8,16}$/).map((h) => `tun-${h}`),
+        cipher: fc.constantFrom('aes128-cbc', 'aes256-gcm', 'aes256-cbc'),
+        user: ident,
+      }),
+    ),
+    bridge: fc.option(ident.map((n) => `br-${n}`)),
     vlan: fc.option(
       fc.record({ id: fc.integer({ min: 1, max: 4094 }), iface: port, name: ident.map((n) => `v-${n}`) }),
     ),
@@ -185,9 +211,32 @@ const changes = fc
         disabled: sc.disabled,
       });
     }
-    if (c.vlan)
+    for (const x of c.scripts) s.command('/system/script', 'add', { name: x.name, source: x.source });
+    for (const x of c.routes) {
+      s.command('/ip/route', 'add', { 'dst-address': x.dst, gateway: x.gateway, distance: x.distance });
+    }
+    if (c.ovpn) {
+      s.command('/ppp/profile', 'add', { name: c.ovpn.profile, 'use-encryption': 'required' });
+      s.command('/interface/ovpn-client', 'add', {
+        name: c.ovpn.name,
+        'connect-to': 'vpn.example.net',
+        user: c.ovpn.user,
+        password: c.ovpn.password,
+        cipher: c.ovpn.cipher,
+        profile: c.ovpn.profile,
+      });
+    }
+    if (c.vlan) {
       s.command('/interface/vlan', 'add', { name: c.vlan.name, 'vlan-id': c.vlan.id, interface: c.vlan.iface });
-    return { script: s.toString(), passwords: c.users.map((u) => u.password) };
+    }
+    if (c.bridge) {
+      s.command('/interface/bridge', 'add', { name: c.bridge, 'protocol-mode': 'none' });
+      if (c.vlan) s.command('/interface/bridge/port', 'add', { bridge: c.bridge, interface: c.vlan.name });
+    }
+    return {
+      script: s.toString(),
+      passwords: [...c.users.map((u) => u.password), ...(c.ovpn ? [c.ovpn.password] : [])],
+    };
   });
 
 describe('/export format', () => {
@@ -197,7 +246,8 @@ describe('/export format', () => {
       r,
       `/ip firewall filter add chain=forward comment="a rule whose comment is long enough to need a continuation line"
 /user add name=ops group=full password="Secr3t!"
-/interface ovpn-client add name=bp-vpn connect-to=vpn.example.net user=site1 password="tunnelpw"`,
+/interface ovpn-client add name=bp-vpn connect-to=vpn.example.net user=site1 password="tunnelpw"
+/system scheduler add name=poll interval=30s on-event=":local url \\"https://controller.example.net/poll\\"\\r\\n:do { /tool fetch url=\\$url output=user as-value } on-error={ :log warning \\"poll failed\\" }\\r\\n"`,
     );
     expect(setup.error).toBeUndefined();
     const text = exportConfig(r.engine);
@@ -215,7 +265,14 @@ describe('/export format', () => {
       'add chain=forward \\\n    comment="a rule whose comment is long enough to need a continuation line"',
     );
     expect(text).not.toMatch(/action=accept|disabled=no|log=no/);
-    for (const line of lines) if (!line.startsWith('#')) expect(line.length).toBeLessThanOrEqual(100);
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(80);
+    // A long script source is continued inside its quotes, and reads back unchanged.
+    expect(lines.some((l) => /^ {4}\S.*[^ ]\\$/.test(l) && !l.endsWith(' \\'))).toBe(true);
+    const copy = createRouterModel({ seed: 3, noDefaults: true });
+    expect((await runScript(copy, text)).error).toBeUndefined();
+    expect(copy.state.find('system/scheduler', { name: 'poll' })?.values['on-event']).toBe(
+      r.state.find('system/scheduler', { name: 'poll' })?.values['on-event'],
+    );
     expect(text).not.toContain('Secr3t');
     expect(text).not.toContain('tunnelpw');
 

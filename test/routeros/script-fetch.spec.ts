@@ -234,6 +234,13 @@ describe('scripts, scheduler and the API', () => {
         '=as-value=',
       );
       expect(attrs(fetched[0]!)).toMatchObject({ status: 'finished', data: 'hello' });
+
+      const executed = await c.call(
+        '/execute',
+        '=script=:put "a"; :put ([/system identity get name] . "!")',
+        '=as-string=',
+      );
+      expect(attrs(executed.at(-1)!)['ret']).toBe('a\nvia-api!');
     } finally {
       c.close();
     }

@@ -7,7 +7,10 @@ import { describe, expect, it } from 'vitest';
 import {
   cmd,
   cond,
+  duration,
   find,
+  id,
+  ip,
   menuPath,
   propertyName,
   quote,
@@ -91,6 +94,16 @@ describe('script literals', () => {
     expect(() => cmd('/ip/address', 'add', { 'comment="x"': 'y' })).toThrow(ScriptBuildError);
     expect(() => scriptValue(1.5)).toThrow(ScriptBuildError);
     expect(() => scriptValue(['a,b'])).toThrow(ScriptBuildError);
+    expect(ip('10.0.0.1/24').text).toBe('10.0.0.1/24');
+    expect(ip('2001:db8::1/64').text).toBe('2001:db8::1/64');
+    expect(() => ip('10.0.0.1; /system reboot')).toThrow(ScriptBuildError);
+    expect(() => ip('10.0.0.256')).toThrow(ScriptBuildError);
+    expect(id('*1a').text).toBe('*1A');
+    expect(() => id('*1 ]; /system reboot')).toThrow(ScriptBuildError);
+    expect(duration('1d2h').text).toBe('1d2h');
+    expect(() => duration('1d; /system reboot')).toThrow(ScriptBuildError);
+    expect(scriptValue(['10.0.0.0/8', '192.168.0.0/16']).text).toBe('"10.0.0.0/8,192.168.0.0/16"');
+    expect(new Script().comment('multi\nline $x').toString()).toBe('# multi?line $x\n');
   });
 
   it('builds commands, finds, conditions and scripts', () => {

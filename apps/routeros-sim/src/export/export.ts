@@ -174,23 +174,56 @@ function section(engine: Engine, base: RouterState, menu: MenuDef, sensitive: bo
   return out;
 }
 
-/** Breaks a long command between arguments: ` \` at the end, four spaces on the next line. */
+/**
+ * Breaks a long command: between arguments (` \` at the end, four spaces on the next
+ * line), and inside a quoted value that is too long for any line (`\` right after the
+ * text; the reader drops the line break and the next line's indent, so a break is never
+ * placed before a space).
+ */
 function wrap(command: string, width = 80): string {
   if (command.length <= width) return command;
-  const words = splitArgs(command);
   const lines: string[] = [];
   let line = '';
-  for (const w of words) {
-    const indent = lines.length === 0 ? '' : '    ';
-    if (line !== '' && indent.length + line.length + 1 + w.length > width - 2) {
-      lines.push(`${indent}${line} \\`);
-      line = w;
-    } else {
-      line = line === '' ? w : `${line} ${w}`;
+  const indent = (): string => (lines.length === 0 ? '' : '    ');
+  const room = (): number => width - 2 - indent().length - line.length;
+  const flush = (end: string): void => {
+    lines.push(`${indent()}${line}${end}`);
+    line = '';
+  };
+  for (const w of splitArgs(command)) {
+    const sep = line === '' ? '' : ' ';
+    if (sep.length + w.length <= room()) {
+      line += sep + w;
+      continue;
     }
+    const units = unitsOf(w);
+    if (w.length <= width - 6 || units === undefined) {
+      if (line !== '') flush(' \\');
+      line = w;
+      continue;
+    }
+    line += sep;
+    units.forEach((u, i) => {
+      if (i > 0 && u !== ' ' && line.length + u.length > width - 1 - indent().length) flush('\\');
+      line += u;
+    });
   }
-  lines.push(`${lines.length === 0 ? '' : '    '}${line}`);
+  lines.push(`${indent()}${line}`);
   return lines.join('\n');
+}
+
+/** `name="..."` as [`name="`, then one unit per character or escape, `"` last]. */
+function unitsOf(arg: string): string[] | undefined {
+  const m = /^[a-z.-]+="/.exec(arg);
+  if (!m || !arg.endsWith('"') || arg.length < m[0].length + 1) return undefined;
+  const units = [m[0]];
+  for (let i = m[0].length; i < arg.length;) {
+    let n = 1;
+    if (arg[i] === '\\') n = /^[0-9A-F]{2}$/.test(arg.slice(i + 1, i + 3)) ? 3 : 2;
+    units.push(arg.slice(i, i + n));
+    i += n;
+  }
+  return units;
 }
 
 /** Splits on spaces outside quotes and brackets. */
