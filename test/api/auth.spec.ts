@@ -1,4 +1,4 @@
-import { createHmac, hkdfSync } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpAt, verifyTotp } from '../../apps/api/src/auth/totp';
@@ -279,5 +279,20 @@ describe('authentication', () => {
     await h.ds.query(`UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1`, [soon.body.id]);
     expect((await h.call('GET', sites(), { token: soon.body.key })).status).toBe(401);
     expect((await h.call('GET', sites(), { token: 'bpk_' + 'A'.repeat(43) })).status).toBe(401);
+  });
+
+  it('caps failed authentications per source address (random tokens do not dodge the limit)', async () => {
+    await h.redis.del(...(await h.redis.keys(`${h.prefix}thr:*`)));
+    const good = (await session()).accessToken;
+    const statuses: number[] = [];
+    for (let i = 0; i < 201; i++) {
+      const res = await h.call('GET', sites(), { token: `bpk_${randomBytes(32).toString('base64url')}` });
+      statuses.push(res.status);
+    }
+    expect(statuses.slice(0, 200).every((s) => s === 401)).toBe(true);
+    expect(statuses[200]).toBe(429);
+    // The address is refused even with a good token until the window passes.
+    expect((await h.call('GET', sites(), { token: good })).status).toBe(429);
+    await h.redis.del(...(await h.redis.keys(`${h.prefix}thr:*`)));
   });
 });

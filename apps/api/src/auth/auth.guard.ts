@@ -16,6 +16,10 @@ import { Throttle } from '../common/throttle';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { TokenError, TokenService } from './tokens';
 
+/** Failed authentications (bad or expired tokens and keys) per source address per window. */
+export const AUTH_FAILURES_PER_IP = 200;
+const AUTH_FAILURE_WINDOW_SECONDS = 300;
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
@@ -41,6 +45,24 @@ export class AuthGuard implements CanActivate {
     const req = ctx.switchToHttp().getRequest<AuthedRequest>();
     const url = req.routeOptions.url ?? req.url;
     if (!url.startsWith('/api/')) return true; // health, readiness, metrics
+    // Guessing credentials from one address (random bearer tokens spread the per-credential
+    // limit thin) is capped separately.
+    const failures = await this.throttle.peek('authfail-ip', req.ip);
+    if (failures.count >= AUTH_FAILURES_PER_IP) {
+      this.metrics.rateLimited.inc({ kind: 'auth_failures' });
+      throw new ApiError('rate_limited', 'too many failed authentications from this address', undefined, failures.ttl);
+    }
+    try {
+      return await this.authenticate(ctx, req);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'unauthorized') {
+        await this.throttle.hit('authfail-ip', req.ip, AUTH_FAILURE_WINDOW_SECONDS);
+      }
+      throw err;
+    }
+  }
+
+  private async authenticate(ctx: ExecutionContext, req: AuthedRequest): Promise<boolean> {
     const policy = this.reflector.getAllAndOverride<AccessPolicy | undefined>(ACCESS, [
       ctx.getHandler(),
       ctx.getClass(),
