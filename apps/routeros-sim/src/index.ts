@@ -19,7 +19,15 @@ export {
 export { MENUS } from './model/menus';
 export { RosError, POLICIES, type MenuDef, type PropDef, type Policy, type Trap } from './model/types';
 export type { SimGroup, SimUser } from './model/defaults';
-export { md5Response, SILENT_LOGGER, type SimFaults, type SimLogger } from './api/connection';
+export { SILENT_LOGGER, type SimFaults, type SimLogger } from './api/connection';
+export {
+  authenticate,
+  closeSession,
+  md5Response,
+  openSession,
+  type Credentials,
+  type LoginContext,
+} from './model/auth';
 export { ADH_CIPHERS } from './tls';
 export { featuresOf, compareVersions, type BooleanStyle, type VersionFeatures } from './version';
 export { RawApiClient, attrs, type Reply } from './api/raw-client';

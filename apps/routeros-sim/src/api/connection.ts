@@ -2,13 +2,13 @@
  * One RouterOS API connection (TCP 8728 or TLS 8729): login, tags, `/cancel`, `/quit` and
  * the wire format. Commands themselves run in the Engine.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { encodeSentence, ProtocolError, SentenceDecoder } from '@backplane/routeros';
 import type { Engine, ReplySink, Running, Session } from '../model/engine';
+import { authenticate, closeSession, loginFailed, md5Response, openSession } from '../model/auth';
 import { formatId } from '../model/state';
-import { CATEGORY, POLICIES, type Policy, type Trap } from '../model/types';
-import { inPrefix, parseIp } from '../model/values';
+import { CATEGORY, type Trap } from '../model/types';
 
 /** The subset of a pino logger the simulator writes to. */
 export interface SimLogger {
@@ -127,13 +127,7 @@ export class ApiConnection {
     for (const { running } of this.running.values()) running.stop();
     this.running.clear();
     this.lastRows.clear();
-    if (this.activeId !== undefined) this.state.remove('user/active', this.activeId);
-    if (this.session) {
-      this.state.log(
-        'system,info,account',
-        `user ${this.session.user} logged out from ${this.remoteAddress} via ${this.options.service}`,
-      );
-    }
+    if (this.session && this.activeId !== undefined) closeSession(this.state, this.session, this.activeId);
   }
 
   private onData(chunk: Buffer): void {
@@ -301,23 +295,18 @@ export class ApiConnection {
     const name = cmd.args.get('name');
     const password = cmd.args.get('password');
     const response = cmd.args.get('response');
+    const ctx = { remoteAddress: this.remoteAddress, via: this.options.service, policy: 'api' as const };
     if (name !== undefined && response !== undefined) {
-      if (!this.challenge) return this.loginFailed(cmd, name);
-      const user = this.state.find('user', { name });
-      const expected = user ? md5Response(user.values['password'] ?? '', this.challenge) : '';
-      const ok =
-        user !== undefined &&
-        expected.length === response.length &&
-        timingSafeEqual(Buffer.from(expected), Buffer.from(response));
+      const challenge = this.challenge;
       this.challenge = undefined;
-      return ok ? this.loginOk(cmd, name) : this.loginFailed(cmd, name, !f.plainLogin);
+      const session = challenge
+        ? authenticate(this.state, { name, response: { value: response, challenge } }, ctx)
+        : undefined;
+      return session ? this.loginOk(cmd, session) : this.loginFailed(cmd, name, !f.plainLogin);
     }
     if (name !== undefined && password !== undefined && f.plainLogin) {
-      const user = this.state.find('user', { name });
-      const stored = Buffer.from(user?.values['password'] ?? '', 'latin1');
-      const given = Buffer.from(password, 'latin1');
-      const ok = user !== undefined && stored.length === given.length && timingSafeEqual(stored, given);
-      return ok ? this.loginOk(cmd, name) : this.loginFailed(cmd, name);
+      const session = authenticate(this.state, { name, password }, ctx);
+      return session ? this.loginOk(cmd, session) : this.loginFailed(cmd, name);
     }
     if (f.challengeLogin) {
       // Before 6.43 the only way, and still accepted until 6.45.1: the MD5 challenge.
@@ -328,53 +317,19 @@ export class ApiConnection {
     this.loginFailed(cmd, name ?? '');
   }
 
-  private loginOk(cmd: Command, name: string): void {
-    const state = this.state;
-    const user = state.find('user', { name })!;
-    const group = state.find('user/group', { name: user.values['group'] ?? '' });
-    const policies = new Set(
-      (group?.values['policy'] ?? '')
-        .split(',')
-        .filter((p): p is Policy => (POLICIES as readonly string[]).includes(p)),
-    );
-    const addr = parseIp(this.remoteAddress);
-    const prefixes = (user.values['address'] ?? '').split(',').filter(Boolean);
-    const allowed = prefixes.length === 0 || (addr !== undefined && prefixes.some((p) => inPrefix(addr, p)));
-    if (user.values['disabled'] === 'true' || !policies.has('api') || !allowed) {
-      this.loginFailed(cmd, name);
-      return;
-    }
-    this.session = {
-      user: name,
-      group: group?.values['name'] ?? '',
-      policies,
-      address: this.remoteAddress,
-      via: this.options.service,
-    };
-    const c = state.clock();
-    const when = `${c.date} ${c.time}`;
-    state.update('user', user, { 'last-logged-in': when });
-    const active = state.insert('user/active', {
-      when,
-      name,
-      address: this.remoteAddress,
-      via: this.options.service,
-      group: this.session.group,
-    });
-    this.activeId = active.id;
-    state.log('system,info,account', `user ${name} logged in from ${this.remoteAddress} via ${this.options.service}`);
+  private loginOk(cmd: Command, session: Session): void {
+    if (this.session && this.activeId !== undefined) closeSession(this.state, this.session, this.activeId);
+    this.session = session;
+    this.activeId = openSession(this.state, session);
     this.options.logger.info(
-      { conn: this.id, user: name, from: this.remoteAddress, session: formatId(active.id) },
+      { conn: this.id, user: session.user, from: this.remoteAddress, session: formatId(this.activeId) },
       'api login',
     );
     this.write(['!done'], cmd.tag);
   }
 
   private loginFailed(cmd: Command, name: string, old = false): void {
-    this.state.log(
-      'system,error,critical',
-      `login failure for user ${name} from ${this.remoteAddress} via ${this.options.service}`,
-    );
+    loginFailed(this.state, name, { remoteAddress: this.remoteAddress, via: this.options.service });
     this.options.logger.info({ conn: this.id, user: name, from: this.remoteAddress }, 'api login failed');
     // Routers before 6.43 reportedly answered a bad challenge response with "cannot log in"
     // (librouteros' captures); unverified, so it is an option.
@@ -384,12 +339,4 @@ export class ApiConnection {
   }
 }
 
-/** `00` + md5(0x00 + password + challenge), the pre-6.43 login response. */
-export function md5Response(password: string, challenge: Buffer): string {
-  const hash = createHash('md5')
-    .update(Buffer.from([0]))
-    .update(Buffer.from(password, 'latin1'))
-    .update(challenge)
-    .digest('hex');
-  return `00${hash}`;
-}
+export { md5Response };
