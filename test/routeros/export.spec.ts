@@ -54,190 +54,199 @@ const ident = fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/);
 const port = fc.integer({ min: 1, max: 5 }).map((n) => `ether${n}`);
 
 /** A random configuration change script (built with the script builder). */
-const changes = fc
-  .record({
-    identity: fc.option(nasty.filter((s) => s !== '')),
-    dns: fc.option(fc.array(ipv4, { minLength: 1, maxLength: 3 })),
-    ether: fc.option(fc.record({ port, comment: nasty, mtu: fc.integer({ min: 1280, max: 1500 }) })),
-    services: fc.uniqueArray(
-      fc.record({
-        name: fc.constantFrom('telnet', 'ftp', 'www', 'ssh', 'api', 'winbox'),
-        disabled: fc.boolean(),
-        address: fc.option(ipv4.map((a) => `${a}/32`)),
+/** Versions with different booleans, date formats, properties and cipher names. */
+const VERSIONS = ['6.49.10', '7.16', '7.18'];
+const CIPHERS: Record<string, string[]> = {
+  '6.49.10': ['aes128', 'aes256', 'blowfish128'],
+  '7.16': ['aes128-cbc', 'aes256-gcm', 'aes256-cbc'],
+  '7.18': ['aes128-cbc', 'aes256-gcm', 'aes256-cbc'],
+};
+
+const changes = (version: string) =>
+  fc
+    .record({
+      identity: fc.option(nasty.filter((s) => s !== '')),
+      dns: fc.option(fc.array(ipv4, { minLength: 1, maxLength: 3 })),
+      ether: fc.option(fc.record({ port, comment: nasty, mtu: fc.integer({ min: 1280, max: 1500 }) })),
+      services: fc.uniqueArray(
+        fc.record({
+          name: fc.constantFrom('telnet', 'ftp', 'www', 'ssh', 'api', 'winbox'),
+          disabled: fc.boolean(),
+          address: fc.option(ipv4.map((a) => `${a}/32`)),
+        }),
+        { selector: (s) => s.name, maxLength: 3 },
+      ),
+      addresses: fc.uniqueArray(
+        fc.record({
+          address: fc.tuple(ipv4, fc.integer({ min: 8, max: 32 })).map(([a, l]) => `${a}/${l}`),
+          iface: port,
+          comment: fc.option(nasty),
+          disabled: fc.boolean(),
+        }),
+        { selector: (a) => `${a.address}|${a.iface}`, maxLength: 4 },
+      ),
+      lists: fc.uniqueArray(
+        fc.record({
+          list: nasty.filter((s) => s !== ''),
+          address: ipv4,
+          comment: fc.option(nasty),
+          timeout: fc.option(fc.constantFrom('1d', '30m', '1w2d')),
+        }),
+        { selector: (l) => `${l.list}|${l.address}`, maxLength: 4 },
+      ),
+      rules: fc.array(
+        fc.record({
+          chain: fc.oneof(fc.constantFrom('input', 'forward', 'output'), ident),
+          action: fc.constantFrom('accept', 'drop', 'reject', 'log', 'passthrough'),
+          protocol: fc.option(fc.constantFrom('tcp', 'udp', 'icmp')),
+          src: fc.option(ipv4),
+          comment: fc.option(fc.oneof(nasty, long)),
+          logPrefix: fc.option(nasty),
+          disabled: fc.boolean(),
+        }),
+        { maxLength: 5 },
+      ),
+      groups: fc.uniqueArray(
+        fc.record({
+          name: ident.map((n) => `g-${n}`),
+          policy: fc.subarray(['read', 'write', 'api', 'test', 'ssh', 'sensitive'], { minLength: 1 }),
+        }),
+        { selector: (g) => g.name, maxLength: 2 },
+      ),
+      users: fc.uniqueArray(
+        fc.record({
+          name: ident.map((n) => `u-${n}`),
+          password: fc.stringMatching(/^[0-9a-f]{8,16}$/).map((h) => `pw-${h}`),
+          comment: fc.option(nasty),
+          disabled: fc.boolean(),
+        }),
+        { selector: (u) => u.name, maxLength: 3 },
+      ),
+      schedulers: fc.uniqueArray(
+        fc.record({
+          name: nasty.filter((s) => s !== ''),
+          interval: fc.constantFrom('0s', '30s', '5m', '1h'),
+          onEvent: fc.oneof(nasty, long),
+          disabled: fc.boolean(),
+        }),
+        { selector: (s) => s.name, maxLength: 3 },
+      ),
+      scripts: fc.uniqueArray(fc.record({ name: ident.map((n) => `s-${n}`), source: fc.oneof(nasty, long) }), {
+        selector: (x) => x.name,
+        maxLength: 2,
       }),
-      { selector: (s) => s.name, maxLength: 3 },
-    ),
-    addresses: fc.uniqueArray(
-      fc.record({
-        address: fc.tuple(ipv4, fc.integer({ min: 8, max: 32 })).map(([a, l]) => `${a}/${l}`),
-        iface: port,
-        comment: fc.option(nasty),
-        disabled: fc.boolean(),
-      }),
-      { selector: (a) => `${a.address}|${a.iface}`, maxLength: 4 },
-    ),
-    lists: fc.uniqueArray(
-      fc.record({
-        list: nasty.filter((s) => s !== ''),
-        address: ipv4,
-        comment: fc.option(nasty),
-        timeout: fc.option(fc.constantFrom('1d', '30m', '1w2d')),
-      }),
-      { selector: (l) => `${l.list}|${l.address}`, maxLength: 4 },
-    ),
-    rules: fc.array(
-      fc.record({
-        chain: fc.oneof(fc.constantFrom('input', 'forward', 'output'), ident),
-        action: fc.constantFrom('accept', 'drop', 'reject', 'log', 'passthrough'),
-        protocol: fc.option(fc.constantFrom('tcp', 'udp', 'icmp')),
-        src: fc.option(ipv4),
-        comment: fc.option(fc.oneof(nasty, long)),
-        logPrefix: fc.option(nasty),
-        disabled: fc.boolean(),
-      }),
-      { maxLength: 5 },
-    ),
-    groups: fc.uniqueArray(
-      fc.record({
-        name: ident.map((n) => `g-${n}`),
-        policy: fc.subarray(['read', 'write', 'api', 'test', 'ssh', 'sensitive'], { minLength: 1 }),
-      }),
-      { selector: (g) => g.name, maxLength: 2 },
-    ),
-    users: fc.uniqueArray(
-      fc.record({
-        name: ident.map((n) => `u-${n}`),
-        password: fc.stringMatching(/^[0-9a-f]{8,16}$/).map((h) => `pw-${h}`),
-        comment: fc.option(nasty),
-        disabled: fc.boolean(),
-      }),
-      { selector: (u) => u.name, maxLength: 3 },
-    ),
-    schedulers: fc.uniqueArray(
-      fc.record({
-        name: nasty.filter((s) => s !== ''),
-        interval: fc.constantFrom('0s', '30s', '5m', '1h'),
-        onEvent: fc.oneof(nasty, long),
-        disabled: fc.boolean(),
-      }),
-      { selector: (s) => s.name, maxLength: 3 },
-    ),
-    scripts: fc.uniqueArray(fc.record({ name: ident.map((n) => `s-${n}`), source: fc.oneof(nasty, long) }), {
-      selector: (x) => x.name,
-      maxLength: 2,
-    }),
-    routes: fc.uniqueArray(
-      fc.record({
-        dst: fc.tuple(ipv4, fc.integer({ min: 8, max: 32 })).map(([a, l]) => `${a}/${l}`),
-        gateway: ipv4,
-        distance: fc.integer({ min: 1, max: 255 }),
-      }),
-      { selector: (x) => x.dst, maxLength: 3 },
-    ),
-    ovpn: fc.option(
-      fc.record({
-        profile: ident.map((n) => `p-${n}`),
-        name: ident.map((n) => `ovpn-${n}`),
-        password: fc.stringMatching(/^[0-9a-f]{8,16}$/).map((h) => `tun-${h}`),
-        cipher: fc.constantFrom('aes128-cbc', 'aes256-gcm', 'aes256-cbc'),
-        user: ident,
-      }),
-    ),
-    bridge: fc.option(ident.map((n) => `br-${n}`)),
-    vlan: fc.option(
-      fc.record({ id: fc.integer({ min: 1, max: 4094 }), iface: port, name: ident.map((n) => `v-${n}`) }),
-    ),
-  })
-  .map((c) => {
-    const s = new Script();
-    const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
-    if (c.identity !== null) s.command('/system/identity', 'set', { name: c.identity });
-    if (c.dns) s.command('/ip/dns', 'set', { servers: c.dns });
-    if (c.ether) {
-      s.command(
-        '/interface/ethernet',
-        'set',
-        { comment: c.ether.comment, mtu: c.ether.mtu },
-        find({ 'default-name': c.ether.port }),
-      );
-    }
-    for (const sv of c.services) {
-      s.command('/ip/service', 'set', { disabled: sv.disabled, address: opt(sv.address) }, find({ name: sv.name }));
-    }
-    for (const a of c.addresses) {
-      s.command('/ip/address', 'add', {
-        address: a.address,
-        interface: a.iface,
-        comment: opt(a.comment),
-        disabled: a.disabled,
+      routes: fc.uniqueArray(
+        fc.record({
+          dst: fc.tuple(ipv4, fc.integer({ min: 8, max: 32 })).map(([a, l]) => `${a}/${l}`),
+          gateway: ipv4,
+          distance: fc.integer({ min: 1, max: 255 }),
+        }),
+        { selector: (x) => x.dst, maxLength: 3 },
+      ),
+      ovpn: fc.option(
+        fc.record({
+          profile: ident.map((n) => `p-${n}`),
+          name: ident.map((n) => `ovpn-${n}`),
+          password: fc.stringMatching(/^[0-9a-f]{8,16}$/).map((h) => `tun-${h}`),
+          cipher: fc.constantFrom(...CIPHERS[version]!),
+          user: ident,
+        }),
+      ),
+      bridge: fc.option(ident.map((n) => `br-${n}`)),
+      vlan: fc.option(
+        fc.record({ id: fc.integer({ min: 1, max: 4094 }), iface: port, name: ident.map((n) => `v-${n}`) }),
+      ),
+    })
+    .map((c) => {
+      const s = new Script();
+      const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
+      if (c.identity !== null) s.command('/system/identity', 'set', { name: c.identity });
+      if (c.dns) s.command('/ip/dns', 'set', { servers: c.dns });
+      if (c.ether) {
+        s.command(
+          '/interface/ethernet',
+          'set',
+          { comment: c.ether.comment, mtu: c.ether.mtu },
+          find({ 'default-name': c.ether.port }),
+        );
+      }
+      for (const sv of c.services) {
+        s.command('/ip/service', 'set', { disabled: sv.disabled, address: opt(sv.address) }, find({ name: sv.name }));
+      }
+      for (const a of c.addresses) {
+        s.command('/ip/address', 'add', {
+          address: a.address,
+          interface: a.iface,
+          comment: opt(a.comment),
+          disabled: a.disabled,
+        });
+      }
+      for (const l of c.lists) {
+        s.command('/ip/firewall/address-list', 'add', {
+          list: l.list,
+          address: l.address,
+          comment: opt(l.comment),
+          timeout: opt(l.timeout),
+        });
+      }
+      for (const r of c.rules) {
+        const args: ScriptArgs = {
+          chain: r.chain,
+          action: r.action,
+          protocol: opt(r.protocol),
+          'src-address': opt(r.src),
+          comment: opt(r.comment),
+          'log-prefix': opt(r.logPrefix),
+          disabled: r.disabled,
+        };
+        s.line(cmd('/ip/firewall/filter', 'add', args));
+      }
+      for (const g of c.groups) s.command('/user/group', 'add', { name: g.name, policy: g.policy });
+      c.users.forEach((u, i) => {
+        const group = c.groups[i % Math.max(1, c.groups.length)]?.name ?? 'read';
+        s.command('/user', 'add', {
+          name: u.name,
+          group,
+          password: u.password,
+          comment: opt(u.comment),
+          disabled: u.disabled,
+        });
       });
-    }
-    for (const l of c.lists) {
-      s.command('/ip/firewall/address-list', 'add', {
-        list: l.list,
-        address: l.address,
-        comment: opt(l.comment),
-        timeout: opt(l.timeout),
-      });
-    }
-    for (const r of c.rules) {
-      const args: ScriptArgs = {
-        chain: r.chain,
-        action: r.action,
-        protocol: opt(r.protocol),
-        'src-address': opt(r.src),
-        comment: opt(r.comment),
-        'log-prefix': opt(r.logPrefix),
-        disabled: r.disabled,
+      for (const sc of c.schedulers) {
+        s.command('/system/scheduler', 'add', {
+          name: sc.name,
+          interval: sc.interval,
+          'on-event': sc.onEvent,
+          disabled: sc.disabled,
+        });
+      }
+      for (const x of c.scripts) s.command('/system/script', 'add', { name: x.name, source: x.source });
+      for (const x of c.routes) {
+        s.command('/ip/route', 'add', { 'dst-address': x.dst, gateway: x.gateway, distance: x.distance });
+      }
+      if (c.ovpn) {
+        s.command('/ppp/profile', 'add', { name: c.ovpn.profile, 'use-encryption': 'required' });
+        s.command('/interface/ovpn-client', 'add', {
+          name: c.ovpn.name,
+          'connect-to': 'vpn.example.net',
+          user: c.ovpn.user,
+          password: c.ovpn.password,
+          cipher: c.ovpn.cipher,
+          profile: c.ovpn.profile,
+        });
+      }
+      if (c.vlan) {
+        s.command('/interface/vlan', 'add', { name: c.vlan.name, 'vlan-id': c.vlan.id, interface: c.vlan.iface });
+      }
+      if (c.bridge) {
+        s.command('/interface/bridge', 'add', { name: c.bridge, 'protocol-mode': 'none' });
+        if (c.vlan) s.command('/interface/bridge/port', 'add', { bridge: c.bridge, interface: c.vlan.name });
+      }
+      return {
+        script: s.toString(),
+        passwords: [...c.users.map((u) => u.password), ...(c.ovpn ? [c.ovpn.password] : [])],
       };
-      s.line(cmd('/ip/firewall/filter', 'add', args));
-    }
-    for (const g of c.groups) s.command('/user/group', 'add', { name: g.name, policy: g.policy });
-    c.users.forEach((u, i) => {
-      const group = c.groups[i % Math.max(1, c.groups.length)]?.name ?? 'read';
-      s.command('/user', 'add', {
-        name: u.name,
-        group,
-        password: u.password,
-        comment: opt(u.comment),
-        disabled: u.disabled,
-      });
     });
-    for (const sc of c.schedulers) {
-      s.command('/system/scheduler', 'add', {
-        name: sc.name,
-        interval: sc.interval,
-        'on-event': sc.onEvent,
-        disabled: sc.disabled,
-      });
-    }
-    for (const x of c.scripts) s.command('/system/script', 'add', { name: x.name, source: x.source });
-    for (const x of c.routes) {
-      s.command('/ip/route', 'add', { 'dst-address': x.dst, gateway: x.gateway, distance: x.distance });
-    }
-    if (c.ovpn) {
-      s.command('/ppp/profile', 'add', { name: c.ovpn.profile, 'use-encryption': 'required' });
-      s.command('/interface/ovpn-client', 'add', {
-        name: c.ovpn.name,
-        'connect-to': 'vpn.example.net',
-        user: c.ovpn.user,
-        password: c.ovpn.password,
-        cipher: c.ovpn.cipher,
-        profile: c.ovpn.profile,
-      });
-    }
-    if (c.vlan) {
-      s.command('/interface/vlan', 'add', { name: c.vlan.name, 'vlan-id': c.vlan.id, interface: c.vlan.iface });
-    }
-    if (c.bridge) {
-      s.command('/interface/bridge', 'add', { name: c.bridge, 'protocol-mode': 'none' });
-      if (c.vlan) s.command('/interface/bridge/port', 'add', { bridge: c.bridge, interface: c.vlan.name });
-    }
-    return {
-      script: s.toString(),
-      passwords: [...c.users.map((u) => u.password), ...(c.ovpn ? [c.ovpn.password] : [])],
-    };
-  });
 
 describe('/export format', () => {
   it('writes the router header, omits defaults, wraps long lines and keeps secrets out', async () => {
@@ -305,26 +314,30 @@ describe('/export format', () => {
 describe('export -> import round trip over random configurations', () => {
   it('a fresh router importing the export has the same configuration', async () => {
     await fc.assert(
-      fc.asyncProperty(changes, fc.integer({ min: 1, max: 1000 }), async ({ script, passwords }, seed) => {
-        const original = createRouterModel({ seed });
-        const setup = await runScript(original, script);
-        expect(setup.error).toBeUndefined();
+      fc.asyncProperty(
+        fc.constantFrom(...VERSIONS).chain((version) => changes(version).map((c) => ({ ...c, version }))),
+        fc.integer({ min: 1, max: 1000 }),
+        async ({ script, passwords, version }, seed) => {
+          const original = createRouterModel({ seed, version });
+          const setup = await runScript(original, script);
+          expect(setup.error).toBeUndefined();
 
-        const text = exportConfig(original.engine, { showSensitive: true });
-        const fresh = createRouterModel({ seed, noDefaults: true });
-        const imported = await runScript(fresh, text);
-        expect(imported.error).toBeUndefined();
-        expect(config(fresh)).toEqual(config(original));
-        // Exporting the copy gives the same script (header time aside).
-        const again = exportConfig(fresh.engine, { showSensitive: true });
-        expect(again.split('\n').slice(1)).toEqual(text.split('\n').slice(1));
+          const text = exportConfig(original.engine, { showSensitive: true });
+          const fresh = createRouterModel({ seed, version, noDefaults: true });
+          const imported = await runScript(fresh, text);
+          expect(imported.error).toBeUndefined();
+          expect(config(fresh)).toEqual(config(original));
+          // Exporting the copy gives the same script (header time aside).
+          const again = exportConfig(fresh.engine, { showSensitive: true });
+          expect(again.split('\n').slice(1)).toEqual(text.split('\n').slice(1));
 
-        // Without show-sensitive no password appears; the rest still imports.
-        const plain = exportConfig(original.engine);
-        for (const pw of passwords) expect(plain).not.toContain(pw);
-        const other = createRouterModel({ seed, noDefaults: true });
-        expect((await runScript(other, plain)).error).toBeUndefined();
-      }),
+          // Without show-sensitive no password appears; the rest still imports.
+          const plain = exportConfig(original.engine);
+          for (const pw of passwords) expect(plain).not.toContain(pw);
+          const other = createRouterModel({ seed, version, noDefaults: true });
+          expect((await runScript(other, plain)).error).toBeUndefined();
+        },
+      ),
       { numRuns: 80 },
     );
   });

@@ -46,6 +46,10 @@ function handler(req: IncomingMessage, res: ServerResponse): void {
       res.end(ca);
     } else if (req.url === '/echo') {
       res.end(`${req.method ?? ''} ${String(req.headers['x-bp'])} ${body}`);
+    } else if (req.url === '/auth') {
+      res.end(req.headers.authorization ?? 'none');
+    } else if (req.url === '/slow') {
+      setTimeout(() => res.end('late'), 3000).unref();
     } else if (req.url === '/hello') {
       res.end('hello');
     } else {
@@ -125,6 +129,25 @@ describe('/tool fetch', () => {
     expect(result.error).toBeUndefined();
     expect(result.output).toEqual(['finished', 'POST yes a=1&b=x y', '1']);
     expect(seen.at(-1)).toEqual({ method: 'POST', header: 'yes', body: 'a=1&b=x y' });
+  });
+
+  it('sends basic auth for user/password; a cancelled script stops its request', async () => {
+    const r = createRouterModel();
+    const auth = await runScript(
+      r,
+      `:put ([/tool fetch url="http://127.0.0.1:${httpPort}/auth" user=bp password="p w" output=user as-value]->"data")`,
+    );
+    expect(auth.output).toEqual([`Basic ${Buffer.from('bp:p w').toString('base64')}`]);
+
+    const controller = new AbortController();
+    const started = Date.now();
+    setTimeout(() => controller.abort(), 100);
+    const cancelled = await runScript(r, `/tool fetch url="http://127.0.0.1:${httpPort}/slow" dst-path=slow.txt`, {
+      signal: controller.signal,
+    });
+    expect(cancelled.error?.message).toBe('interrupted');
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(r.state.find('file', { name: 'slow.txt' })).toBeUndefined();
   });
 
   it('an HTTP error stops the script with the router message unless caught', async () => {

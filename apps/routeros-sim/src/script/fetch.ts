@@ -66,6 +66,11 @@ export async function toolFetch(
       headers['content-type'] = 'application/x-www-form-urlencoded';
     }
   }
+  const user = get('user');
+  if (user !== undefined) {
+    const token = Buffer.from(`${user}:${get('password') ?? ''}`, 'latin1').toString('base64');
+    headers['authorization'] = `Basic ${token}`;
+  }
   const timeout = (parseDuration(get('idle-timeout') ?? '10s') ?? 10) * 1000;
   const target = `${url.hostname}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`;
 
@@ -75,6 +80,7 @@ export async function toolFetch(
       method: method.toUpperCase(),
       headers,
       timeout,
+      ...(interp.signal ? { signal: interp.signal } : {}),
       ...(url.protocol === 'https:'
         ? check === 'no'
           ? { rejectUnauthorized: false }
@@ -100,6 +106,7 @@ export async function toolFetch(
     req.on('timeout', () => req.destroy(new ScriptRuntimeError('failure: connection timeout')));
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err instanceof ScriptRuntimeError) reject(err);
+      else if (err.name === 'AbortError') reject(new ScriptRuntimeError('interrupted'));
       else if (err.code === 'ECONNREFUSED') reject(new ScriptRuntimeError('failure: connection refused'));
       else if (err.code?.startsWith('ERR_TLS') || /certificate|self.signed|issuer|altname/i.test(err.message)) {
         reject(new ScriptRuntimeError(`failure: SSL: ${err.message}`));

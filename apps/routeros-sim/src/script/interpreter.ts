@@ -140,6 +140,11 @@ export class Interpreter {
     this.session = options.session ?? ADMIN_SESSION;
   }
 
+  /** Aborts when the script is cancelled (fetch stops its request). */
+  get signal(): AbortSignal | undefined {
+    return this.options.signal;
+  }
+
   private get engine() {
     return this.host.engine;
   }
