@@ -5,7 +5,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import { ApiConnection, SILENT_LOGGER, type SimFaults, type SimLogger } from './api/connection';
+import { ApiConnection, SILENT_LOGGER, type SimLogger } from './api/connection';
 import { populate, type SimGroup, type SimUser } from './model/defaults';
 import { maintainConnectedRoutes } from './model/derived';
 import { Engine } from './model/engine';
@@ -13,6 +13,8 @@ import { RouterState } from './model/state';
 import { inPrefix, parseIp } from './model/values';
 import { bootScripting, haltScripting, installScripting } from './script/scripting';
 import { ADH_CIPHERS, FFDHE2048 } from './tls';
+import type { RouterFaults } from './control/faults';
+import { RouterServices, type ServicesOptions } from './control/services';
 import type { BooleanStyle } from './version';
 
 export interface TlsOptions {
@@ -61,8 +63,12 @@ export interface StartRouterOptions {
   /** Version `/system package update check-for-updates` offers (default: none newer). */
   readonly latestVersion?: string;
   /** Initial fault switches (change them later through SimRouter.faults). */
-  readonly faults?: SimFaults;
+  readonly faults?: RouterFaults;
   readonly logger?: SimLogger;
+  /** REST API on www-ssl (+ www from 7.9): `true` = ephemeral ports, self-signed certificate. */
+  readonly rest?: ServicesOptions['rest'];
+  /** SSH service: `true` = ephemeral port, host key derived from seed + identity. */
+  readonly ssh?: ServicesOptions['ssh'];
 }
 
 export interface SimRouter {
@@ -77,7 +83,9 @@ export interface SimRouter {
   /** Open API connections. */
   readonly connections: number;
   /** Fault switches, read on every reply: set `latencyMs`, `lateRowAfterCancel` at any time. */
-  readonly faults: SimFaults;
+  readonly faults: RouterFaults;
+  /** REST, SSH and the TCP connections of every service (control/services.ts). */
+  readonly services: RouterServices;
   /** Drops every connection, refuses for rebootDelayMs, comes back with state kept. */
   reboot(): Promise<void>;
   stop(): Promise<void>;
@@ -108,7 +116,8 @@ class Router implements SimRouter {
   readonly state: RouterState;
   readonly engine: Engine;
   readonly host: string;
-  readonly faults: SimFaults;
+  readonly faults: RouterFaults;
+  readonly services: RouterServices;
   port: number;
   tlsPort: number | undefined;
   private readonly sockets = new Set<ApiConnection>();
@@ -149,6 +158,17 @@ class Router implements SimRouter {
       },
     });
     installScripting(this.engine);
+    this.services = new RouterServices(
+      {
+        engine: this.engine,
+        host: this.host,
+        faults: this.faults,
+        logger: this.logger,
+        seed: options.seed ?? 1,
+        identity: () => this.identity,
+      },
+      options,
+    );
     this.state.onChange((e) => {
       if (e.store === 'ip/service') this.scheduleSync();
     });
@@ -189,6 +209,7 @@ class Router implements SimRouter {
       socket.destroy();
       return;
     }
+    this.services.guard(socket);
     const conn = new ApiConnection(socket, {
       engine: this.engine,
       service: name,
@@ -251,6 +272,7 @@ class Router implements SimRouter {
 
   async start(): Promise<void> {
     await this.sync();
+    await this.services.start();
     bootScripting(this.engine);
     this.logger.info(
       { host: this.host, port: this.port, tlsPort: this.tlsPort, version: this.version, identity: this.identity },
@@ -260,6 +282,7 @@ class Router implements SimRouter {
 
   private async closeAll(): Promise<void> {
     haltScripting(this.engine);
+    await this.services.stop();
     const servers = [...this.servers.values()];
     this.servers.clear();
     for (const c of [...this.sockets]) c.destroy();

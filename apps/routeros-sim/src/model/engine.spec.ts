@@ -336,3 +336,27 @@ describe('/log', () => {
     expect(run(e, '/log/print').rows.map((r) => r['message'])).toEqual(['m3', 'm4', 'm5', 'm6', 'm7']);
   });
 });
+
+describe('group policies', () => {
+  it('add denies what it does not name; set only changes what it names', () => {
+    const e = router();
+    run(e, '/user/group/add', { name: 'g', policy: 'ssh,read' });
+    const policy = () => run(e, '/user/group/print', { '.proplist': 'policy' }, ['name=g']).rows[0]!['policy']!;
+    expect(policy().startsWith('ssh,read,!local,!telnet,!ftp')).toBe(true);
+    run(e, '/user/group/set', { '.id': 'g', policy: 'write' });
+    expect(
+      policy()
+        .split(',')
+        .filter((p) => !p.startsWith('!')),
+    ).toEqual(['ssh', 'read', 'write']);
+    run(e, '/user/group/set', { '.id': 'g', policy: '!ssh' });
+    expect(
+      policy()
+        .split(',')
+        .filter((p) => !p.startsWith('!')),
+    ).toEqual(['read', 'write']);
+    expect(run(e, '/user/group/set', { '.id': 'g', policy: 'fly' }).traps[0]!.message).toBe(
+      'input does not match any value of policy',
+    );
+  });
+});

@@ -10,7 +10,7 @@ import { computed, isRunning, resetCounters, trafficRates } from './dynamics';
 import { MENU_BY_PATH, MENUS, storeOf } from './menus';
 import { compileQuery, type Row } from './query';
 import { formatId, parseId, type Item, type RouterState } from './state';
-import { CATEGORY, RosError, type MenuDef, type Policy, type PropDef, type Trap } from './types';
+import { CATEGORY, POLICIES, RosError, type MenuDef, type Policy, type PropDef, type Trap } from './types';
 import {
   formatDuration,
   formatIp,
@@ -511,7 +511,7 @@ export class Engine {
     const items = this.resolveIds(menu, ctx.args);
     const values = this.values(menu, ctx.args, ['.id', 'numbers']);
     for (const item of items) {
-      const next = { ...item.values, ...values };
+      const next = { ...item.values, ...values, ...this.mergedPolicies(menu, item, ctx.args) };
       this.beforeWrite(menu, next, item, ctx.session);
       this.checkUnique(menu, next, item);
       const oldName = menu.nameProp ? item.values[menu.nameProp] : undefined;
@@ -524,6 +524,28 @@ export class Engine {
     if (Object.keys(values).length > 0) this.logChange(menu, 'changed', ctx.session);
     ctx.sink.done();
     return undefined;
+  }
+
+  /**
+   * `set policy=` only changes the policies it names (`write` grants, `!ssh` denies) and
+   * keeps the rest, as measured on RouterOS 7.20; `add` denies what it does not name.
+   */
+  private mergedPolicies(menu: MenuDef, item: Item, args: ReadonlyMap<string, string>): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const p of this.props(menu)) {
+      const raw = args.get(p.name);
+      if (p.type.t !== 'policy' || raw === undefined) continue;
+      const have = new Set((item.values[p.name] ?? '').split(',').filter(Boolean));
+      for (const token of raw
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean)) {
+        if (token.startsWith('!')) have.delete(token.slice(1));
+        else have.add(token);
+      }
+      out[p.name] = POLICIES.filter((x) => have.has(x)).join(',');
+    }
+    return out;
   }
 
   /**
