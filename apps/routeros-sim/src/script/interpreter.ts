@@ -485,7 +485,8 @@ export class Interpreter {
     const flags = new Set([...named.keys(), ...pos.map(toStr)]);
     const text = this.host.exportText(this.session, {
       path: dir,
-      showSensitive: flags.has('show-sensitive'),
+      // 7.x hides secrets unless show-sensitive; 6.x shows them unless hide-sensitive.
+      showSensitive: this.host.state.features.v7 ? flags.has('show-sensitive') : !flags.has('hide-sensitive'),
       terse: flags.has('terse'),
       verbose: flags.has('verbose'),
     });
