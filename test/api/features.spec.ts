@@ -200,6 +200,11 @@ describe('control plane features', () => {
     expect(json.status).toBe(200);
     expect(json.body.openapi).toMatch(/^3\./);
     expect(Object.keys(json.body.paths)).toContain('/api/v1/tenants/{tenantId}/sites');
+    const listSites = json.body.paths['/api/v1/tenants/{tenantId}/sites'].get;
+    expect(listSites.parameters.map((p: { name: string }) => p.name)).toEqual(
+      expect.arrayContaining(['tenantId', 'limit', 'cursor', 'q', 'tag', 'online']),
+    );
+    expect(listSites.responses.default.content['application/json'].schema.properties.error).toBeDefined();
     const ui = await h.call('GET', '/api/docs');
     expect(ui.status).toBe(200);
     expect(String(ui.body)).toContain('swagger');

@@ -6,7 +6,7 @@ import { AuditService } from '../audit/audit.service';
 import { newSecret, TokenService } from '../auth/tokens';
 import { ApiError } from '../common/api-error';
 import { ROLE_RANK, Tenant, TenantAccess, type TenantContext } from '../common/request';
-import { cursorQuery, limitQuery, pageOf, tenantRole, text, uuidParam } from '../common/validation';
+import { cursorQuery, limitQuery, pageOf, tenantRole, text, uuidParam, ApiErrors } from '../common/validation';
 import { API_DEPS, type ApiDeps } from '../deps';
 
 export const CreateApiKeyBody = z.strictObject({
@@ -116,6 +116,7 @@ export class ApiKeysService {
 
 @ApiTags('api-keys')
 @ApiBearerAuth()
+@ApiErrors()
 @Controller('api/v1/tenants/:tenantId/api-keys')
 export class ApiKeysController {
   constructor(private readonly keys: ApiKeysService) {}

@@ -3,7 +3,7 @@ import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { AuditRepository, type AuditRow } from '@backplane/db';
 import { z } from 'zod';
 import { PlatformOperator, Tenant, TenantAccess, type TenantContext } from '../common/request';
-import { limitQuery, pageOf } from '../common/validation';
+import { limitQuery, pageOf, ApiErrors } from '../common/validation';
 import { API_DEPS, type ApiDeps } from '../deps';
 
 const AuditQuery = z.strictObject({
@@ -63,6 +63,7 @@ function filterOf(q: z.infer<typeof AuditQuery>) {
 
 @ApiTags('audit')
 @ApiBearerAuth()
+@ApiErrors()
 @Controller('api/v1')
 export class AuditController {
   constructor(

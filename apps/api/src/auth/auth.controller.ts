@@ -2,6 +2,7 @@ import { Body, Controller, Delete, Get, HttpCode, Inject, Post } from '@nestjs/c
 import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { UsersRepository } from '@backplane/db';
 import type { z } from 'zod';
+import { ApiErrors } from '../common/validation';
 import { ApiError } from '../common/api-error';
 import {
   CurrentActor,
@@ -32,6 +33,7 @@ function userOf(p: Principal) {
 }
 
 @ApiTags('auth')
+@ApiErrors()
 @Controller('api/v1')
 export class AuthController {
   constructor(

@@ -1,11 +1,13 @@
 import { Body, Controller, Post } from '@nestjs/common';
 import { ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { z } from 'zod';
+import { ApiErrors } from '../common/validation';
 import { Public } from '../common/request';
 import { SetupBody, SetupResponse } from './auth.dto';
 import { SetupService } from './setup.service';
 
 @ApiTags('setup')
+@ApiErrors()
 @Controller('api/v1/setup')
 export class SetupController {
   constructor(private readonly setup: SetupService) {}

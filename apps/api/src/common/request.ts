@@ -1,4 +1,5 @@
-import { createParamDecorator, SetMetadata, type ExecutionContext } from '@nestjs/common';
+import { applyDecorators, createParamDecorator, SetMetadata, type ExecutionContext } from '@nestjs/common';
+import { ApiParam } from '@nestjs/swagger';
 import type { AuditEntryInput, TenantRole, TenantScope } from '@backplane/db';
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from './api-error';
@@ -39,7 +40,11 @@ export const Public = () => SetMetadata(ACCESS, { kind: 'public' } satisfies Acc
 /** Any signed-in person (user tokens only; API keys act for a tenant, not a person). */
 export const SignedIn = () => SetMetadata(ACCESS, { kind: 'user' } satisfies AccessPolicy);
 /** A member of the `:tenantId` in the path (user or API key) with at least this role. */
-export const TenantAccess = (min: TenantRole) => SetMetadata(ACCESS, { kind: 'tenant', min } satisfies AccessPolicy);
+export const TenantAccess = (min: TenantRole) =>
+  applyDecorators(
+    SetMetadata(ACCESS, { kind: 'tenant', min } satisfies AccessPolicy),
+    ApiParam({ name: 'tenantId', description: 'Tenant id (UUID)', schema: { type: 'string', format: 'uuid' } }),
+  );
 export const PlatformOperator = () => SetMetadata(ACCESS, { kind: 'platform' } satisfies AccessPolicy);
 export const GatewayAccess = () => SetMetadata(ACCESS, { kind: 'gateway' } satisfies AccessPolicy);
 

@@ -1,4 +1,5 @@
 import { Injectable, type ArgumentMetadata, type PipeTransform } from '@nestjs/common';
+import { ApiDefaultResponse } from '@nestjs/swagger';
 import { z } from 'zod';
 import { ApiError, type ErrorDetail } from './api-error';
 
@@ -53,3 +54,10 @@ export const errorResponse = z.object({
     details: z.array(z.object({ path: z.string().optional(), message: z.string() })).optional(),
   }),
 });
+
+/** Documents the one error body on every operation of a controller. */
+export const ApiErrors = () =>
+  ApiDefaultResponse({
+    description: 'Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`.',
+    standardSchema: errorResponse,
+  });

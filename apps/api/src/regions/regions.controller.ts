@@ -16,7 +16,7 @@ import {
   type Actor,
   type Principal,
 } from '../common/request';
-import { cursorQuery, limitQuery, pageOf, text, uuidParam } from '../common/validation';
+import { cursorQuery, limitQuery, pageOf, text, uuidParam, ApiErrors } from '../common/validation';
 import { API_DEPS, type ApiDeps } from '../deps';
 
 const host = z
@@ -231,6 +231,7 @@ export class RegionsService {
 
 @ApiTags('regions')
 @ApiBearerAuth()
+@ApiErrors()
 @Controller('api/v1')
 export class RegionsController {
   constructor(private readonly regions: RegionsService) {}
@@ -305,6 +306,7 @@ export class RegionsController {
 
 /** Called by gateways themselves. */
 @ApiTags('gateway-link')
+@ApiErrors()
 @Controller('api/v1/gateway')
 export class GatewayLinkController {
   constructor(private readonly regions: RegionsService) {}

@@ -3,12 +3,13 @@ import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { z } from 'zod';
 import { Idempotent } from '../common/idempotency';
 import { Tenant, TenantAccess, type TenantContext } from '../common/request';
-import { uuidParam } from '../common/validation';
+import { uuidParam, ApiErrors } from '../common/validation';
 import { CreateSiteBody, ListSitesQuery, SitePage, SiteResponse, UpdateSiteBody } from './sites.dto';
 import { SitesService } from './sites.service';
 
 @ApiTags('sites')
 @ApiBearerAuth()
+@ApiErrors()
 @Controller('api/v1/tenants/:tenantId/sites')
 export class SitesController {
   constructor(private readonly sites: SitesService) {}

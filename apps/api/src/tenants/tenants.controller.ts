@@ -15,7 +15,7 @@ import {
   type Principal,
   type TenantContext,
 } from '../common/request';
-import { uuidParam } from '../common/validation';
+import { uuidParam, ApiErrors } from '../common/validation';
 import { API_DEPS, type ApiDeps } from '../deps';
 import {
   AddMemberBody,
@@ -32,6 +32,7 @@ import { TenantsService } from './tenants.service';
 
 @ApiTags('tenants')
 @ApiBearerAuth()
+@ApiErrors()
 @Controller('api/v1/tenants')
 export class TenantsController {
   constructor(
