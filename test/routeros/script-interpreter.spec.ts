@@ -193,6 +193,28 @@ add address=10.3.0.3/24 interface=ether1`,
     expect(missing.error?.message).toBe('no such file');
   });
 
+  it('unknown commands and menus are reported as bad command names', async () => {
+    const r = createRouterModel();
+    const typo = await runScript(r, ':put 1\n/ip adress add address=10.6.0.1/24 interface=ether1\n:put 2');
+    expect(typo.error).toEqual({ message: 'bad command name adress', line: 2, column: 1 });
+    expect(typo.output).toEqual(['1']);
+    const verb = await runScript(r, '/ip address frobnicate');
+    expect(verb.error?.message).toBe('bad command name frobnicate');
+  });
+
+  it('reads CRLF files, tabs, continuation lines and raw UTF-8 like escaped bytes', async () => {
+    const r = createRouterModel({ noDefaults: true });
+    const result = await runScript(
+      r,
+      '/ip address\r\nadd address=10.7.0.1/24 \\\r\n\tinterface=ether1 comment="Café"\r\n:put [get [find] comment]\r\n',
+    );
+    expect(result.error).toBeUndefined();
+    const stored = r.state.items('ip/address')[0]!.values['comment']!;
+    expect(stored).toBe(Buffer.from('Café', 'utf8').toString('latin1'));
+    const escaped = await runScript(r, ':put ([/ip address get [find] comment] = "Caf\\C3\\A9")');
+    expect(escaped.output).toEqual(['true']);
+  });
+
   it('re-running an onboarding-style script converges (remove [find ...] of nothing is fine)', async () => {
     const r = createRouterModel();
     const script = `/user group remove [find name=bp-api]

@@ -331,7 +331,12 @@ export class Interpreter {
       running.stop();
       if (!sink.finished) sink.done();
     }
-    if (sink.traps.length > 0) throw new ScriptRuntimeError(sink.traps[0]!.message);
+    const trap = sink.traps[0];
+    if (trap) {
+      // What the API calls "no such command or directory (x)" a script reports as a bad name.
+      const bad = /^no such command or directory \((.*)\)$/.exec(trap.message);
+      throw new ScriptRuntimeError(bad ? `bad command name ${bad[1]!}` : trap.message);
+    }
     return sink;
   }
 
