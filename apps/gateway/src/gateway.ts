@@ -187,7 +187,11 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
           : Promise.reject(new Error(`management interface ${runtime.management.state}`)),
     },
   ];
-  const app = await createHttpApp(GatewayModule.register({ checks, registry: o.registry }), { logger: log });
+  let stopParts: () => Promise<void> = () => Promise.resolve();
+  const app = await createHttpApp(
+    GatewayModule.register({ checks, registry: o.registry, shutdown: () => stopParts() }),
+    { logger: log },
+  );
   relay.register(app.getHttpAdapter().getInstance());
   await app.init();
 
@@ -211,11 +215,8 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   await heartbeat();
   const hbTimer = setInterval(() => void heartbeat(), o.heartbeatIntervalMs ?? 30_000);
 
-  let closed = false;
-  const close = app.close.bind(app);
-  const closeAll = async (): Promise<void> => {
-    if (closed) return;
-    closed = true;
+  let stopping: Promise<void> | undefined;
+  const doStop = async (): Promise<void> => {
     clearInterval(hbTimer);
     directory.stop();
     tunnels.stop();
@@ -223,8 +224,9 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     await outbox.stop();
     await runtime.stop();
     await redis.del(gatewayKey(config.GATEWAY_REDIS_PREFIX, identity.gatewayId)).catch(() => undefined);
-    await close();
+    log.info('gateway stopped');
   };
-  app.close = closeAll;
-  return { app, identity, tunnels, relay, directory, outbox, runtime, linkUrl, close: closeAll };
+  // Nest calls this on SIGTERM/SIGINT (shutdown hooks) and on app.close().
+  stopParts = () => (stopping ??= doStop());
+  return { app, identity, tunnels, relay, directory, outbox, runtime, linkUrl, close: () => app.close() };
 }

@@ -56,6 +56,31 @@ async function ensurePki(dataDir: string, dir: string, name: string, logger: Log
   }
 }
 
+/**
+ * An openvpn left running by a gateway that died hard (SIGKILL, OOM) still holds the port
+ * and its tunnels, but nobody manages it: stop it before starting ours.
+ */
+async function killLeftover(pidFile: string, logger: Logger): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return;
+  }
+  const alive = (): boolean => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'openvpn';
+    } catch {
+      return false;
+    }
+  };
+  if (!Number.isSafeInteger(pid) || pid <= 1 || !alive()) return;
+  logger.warn({ pid }, 'stopping an openvpn left over from an earlier gateway run');
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 50 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
+  if (alive()) process.kill(pid, 'SIGKILL');
+}
+
 export interface RuntimeOptions {
   readonly dataDir: string;
   readonly name: string;
@@ -102,6 +127,7 @@ export async function startOpenVpnRuntime(o: RuntimeOptions): Promise<OpenVpnRun
       },
     };
   }
+  await killLeftover(join(dir, 'openvpn.pid'), o.logger);
   await ensurePki(o.dataDir, dir, o.name, o.logger);
   writeFileSync(join(dir, 'mgmt.pw'), renderManagementPasswordFile(password), { mode: 0o600 });
   writeFileSync(
@@ -118,6 +144,7 @@ export async function startOpenVpnRuntime(o: RuntimeOptions): Promise<OpenVpnRun
   );
   const supervisor = new OpenVpnSupervisor({
     configPath: join(dir, 'server.conf'),
+    extraArgs: ['--writepid', join(dir, 'openvpn.pid')],
     ...(o.prefix ? { prefix: o.prefix } : {}),
     restart: { initialDelayMs: 500, maxDelayMs: 5000 },
     stopGraceMs: 3000,
