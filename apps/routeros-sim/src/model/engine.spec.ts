@@ -360,3 +360,19 @@ describe('group policies', () => {
     );
   });
 });
+
+describe('/system clock', () => {
+  it('set moves the wall clock in the version format, not uptime', () => {
+    const e7 = router('7.16');
+    run(e7, '/system/clock/set', { date: '2030-01-02', time: '03:04:05' });
+    const c7 = run(e7, '/system/clock/print').rows[0]!;
+    expect(c7['date']).toBe('2030-01-02');
+    expect(c7['time']!.slice(0, 5)).toBe('03:04');
+    const e6 = router('6.49.18');
+    run(e6, '/system/clock/set', { date: 'jan/02/2030' });
+    expect(run(e6, '/system/clock/print').rows[0]!['date']).toBe('jan/02/2030');
+    expect(run(e6, '/system/clock/set', { time: '25:00:00' }).traps[0]!.message).toBe(
+      'invalid value for argument time',
+    );
+  });
+});

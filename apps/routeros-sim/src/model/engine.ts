@@ -502,8 +502,8 @@ export class Engine {
     if (menu.kind === 'single') {
       const item = this.state.single(menu.path);
       const values = this.values(menu, ctx.args, []);
+      this.setClock(menu, values);
       this.state.update(menu, item, values);
-      this.afterSingleSet(menu, values);
       this.logChange(menu, 'changed', ctx.session);
       ctx.sink.done();
       return undefined;
@@ -675,10 +675,29 @@ export class Engine {
     }
   }
 
-  private afterSingleSet(menu: MenuDef, values: Record<string, string>): void {
-    if (menu.path === 'system/clock' && (values['time'] || values['date'])) {
-      // Setting the clock is accepted; the simulated clock follows the host.
+  /** `/system clock set time= date=` moves the router's wall clock (uptime is unaffected). */
+  private setClock(menu: MenuDef, values: Record<string, string>): void {
+    if (menu.path !== 'system/clock' || (values['time'] === undefined && values['date'] === undefined)) return;
+    const cur = this.state.clock();
+    const date = values['date'] ?? cur.date;
+    const time = values['time'] ?? cur.time;
+    const months = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+    const iso = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
+    const old = /^([a-z]{3})\/(\d{2})\/(\d{4})$/.exec(date);
+    const ymd = iso
+      ? [Number(iso[1]), Number(iso[2]) - 1, Number(iso[3])]
+      : old && months.includes(old[1]!)
+        ? [Number(old[3]), months.indexOf(old[1]!), Number(old[2])]
+        : undefined;
+    if (!ymd) throw new RosError('invalid value for argument date', CATEGORY.argument);
+    const hms = /^(\d{1,2}):(\d{2}):(\d{2})$/.exec(time);
+    if (!hms || Number(hms[1]) > 23 || Number(hms[2]) > 59 || Number(hms[3]) > 59) {
+      throw new RosError('invalid value for argument time', CATEGORY.argument);
     }
+    const target = Date.UTC(ymd[0]!, ymd[1], ymd[2], Number(hms[1]), Number(hms[2]), Number(hms[3]));
+    this.state.clockOffsetMs += target - (this.state.now() + this.state.clockOffsetMs);
+    delete values['time'];
+    delete values['date'];
   }
 
   // ---------------------------------------------------------------- specials

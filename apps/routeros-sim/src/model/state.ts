@@ -70,6 +70,8 @@ export class RouterState {
   private readonly booleansOverride: BooleanStyle | undefined;
   readonly seed: number;
   readonly now: () => number;
+  /** Router wall clock minus host clock (`/system clock set`). */
+  clockOffsetMs = 0;
   /** Wall-clock ms of the last boot. */
   bootedAt: number;
   private readonly stores = new Map<string, Store>();
@@ -219,7 +221,7 @@ export class RouterState {
 
   /** Router date and time strings in this version's format. */
   clock(at = this.now()): { date: string; time: string } {
-    const d = new Date(at);
+    const d = new Date(at + this.clockOffsetMs);
     const time = d.toISOString().slice(11, 19);
     if (this.features.isoDates) return { date: d.toISOString().slice(0, 10), time };
     const mon = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'][d.getUTCMonth()]!;
