@@ -23,6 +23,7 @@ import {
 } from '@backplane/routeros';
 import { Engine, RouterState } from '../../apps/routeros-sim/src';
 import { populate } from '../../apps/routeros-sim/src/model/defaults';
+import { parseScript, ScriptSyntaxError } from '../../apps/routeros-sim/src/script/parser';
 import { installScripting, runScript } from '../../apps/routeros-sim/src/script/scripting';
 
 /** A router without sockets that counts reboots. */
@@ -216,6 +217,69 @@ describe('escaping property: builder -> simulator parser -> engine', () => {
     const result = await runScript(r, '/system identity set name="foo"; /system reboot; :put "x"');
     expect(result.ok).toBe(true);
     expect(r.reboots()).toBe(1);
+  });
+});
+
+describe('parser robustness', () => {
+  const tokens = fc.constantFrom(
+    '/ip address',
+    'add',
+    'name=',
+    '"',
+    '\\',
+    '$',
+    '$(',
+    '[',
+    ']',
+    '{',
+    '}',
+    '(',
+    ')',
+    ';',
+    '\n',
+    '\r\n',
+    ' ',
+    ':local',
+    ':if',
+    'do=',
+    'where',
+    'and',
+    '!',
+    '~',
+    '->',
+    '#',
+    'x',
+    '1.2.3.4/24',
+    '..',
+  );
+  it('any input either parses or fails with a positioned syntax error (no crash, no hang)', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string({ unit: 'binary', maxLength: 80 }),
+          fc.array(tokens, { maxLength: 40 }).map((t) => t.join('')),
+        ),
+        (source) => {
+          try {
+            parseScript(source);
+          } catch (err) {
+            expect(err).toBeInstanceOf(ScriptSyntaxError);
+            const e = err as ScriptSyntaxError;
+            expect(e.message).toBe(`syntax error (line ${e.line} column ${e.column})`);
+            expect(e.line).toBeLessThanOrEqual(source.split('\n').length);
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('deep nesting is a syntax error, not a stack overflow', () => {
+    expect(() => parseScript(`:put ${'['.repeat(5000)}`)).toThrow(ScriptSyntaxError);
+    expect(() => parseScript(`:put ${'('.repeat(5000)}1${')'.repeat(5000)}`)).toThrow(ScriptSyntaxError);
+    expect(() => parseScript(`${':if (true) do={'.repeat(3000)}`)).toThrow(ScriptSyntaxError);
+    expect(() => parseScript(`:put (${'!'.repeat(5000)}true)`)).toThrow(ScriptSyntaxError);
+    expect(() => parseScript(`:put [find where ${'!('.repeat(5000)}`)).toThrow(ScriptSyntaxError);
   });
 });
 

@@ -51,7 +51,11 @@ export interface Program {
 const WORD_STOP = /[\s;\]}{[()"$=/]/;
 const VAR_CHAR = /[A-Za-z0-9_]/;
 
+/** Deeper nesting than this is a syntax error (keeps the recursive parser off the stack limit). */
+const MAX_DEPTH = 200;
+
 class Parser {
+  private depth = 0;
   constructor(private readonly c: Cursor) {}
 
   program(): Statement[] {
@@ -149,7 +153,20 @@ class Parser {
     return parts.length === 1 ? parts[0]! : { k: 'concat', parts };
   }
 
+  private nested<T>(fn: () => T): T {
+    if (++this.depth > MAX_DEPTH) this.c.fail();
+    try {
+      return fn();
+    } finally {
+      this.depth--;
+    }
+  }
+
   private piece(): Expr {
+    return this.nested(() => this.pieceInner());
+  }
+
+  private pieceInner(): Expr {
     const c = this.c;
     switch (c.peek()) {
       case '"':
@@ -310,11 +327,11 @@ class Parser {
     c.skipSeparatorsInParens();
     if (c.peek() === '!') {
       c.next();
-      return { k: 'un', op: '!', e: this.unary() };
+      return { k: 'un', op: '!', e: this.nested(() => this.unary()) };
     }
     if (c.peek() === '-' && !/\d/.test(c.peek(1))) {
       c.next();
-      return { k: 'un', op: '-', e: this.unary() };
+      return { k: 'un', op: '-', e: this.nested(() => this.unary()) };
     }
     if (c.peek() === ')' || c.done) c.fail();
     if ('"$[({'.includes(c.peek())) {
@@ -364,11 +381,11 @@ class Parser {
     c.skipBlanks();
     if (c.peek() === '!' && c.peek(1) !== '=') {
       c.next();
-      return { k: 'un', op: '!', e: this.whereUnary() };
+      return { k: 'un', op: '!', e: this.nested(() => this.whereUnary()) };
     }
     if (c.peek() === '(') {
       c.next();
-      const e = this.whereExpr();
+      const e = this.nested(() => this.whereExpr());
       c.skipBlanks();
       if (c.next() !== ')') c.fail(c.pos - 1);
       return e;
