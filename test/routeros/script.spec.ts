@@ -277,7 +277,7 @@ describe('parser robustness', () => {
   it('deep nesting is a syntax error, not a stack overflow', () => {
     expect(() => parseScript(`:put ${'['.repeat(5000)}`)).toThrow(ScriptSyntaxError);
     expect(() => parseScript(`:put ${'('.repeat(5000)}1${')'.repeat(5000)}`)).toThrow(ScriptSyntaxError);
-    expect(() => parseScript(`${':if (true) do={'.repeat(3000)}`)).toThrow(ScriptSyntaxError);
+    expect(() => parseScript(':if (true) do={'.repeat(3000))).toThrow(ScriptSyntaxError);
     expect(() => parseScript(`:put (${'!'.repeat(5000)}true)`)).toThrow(ScriptSyntaxError);
     expect(() => parseScript(`:put [find where ${'!('.repeat(5000)}`)).toThrow(ScriptSyntaxError);
   });
