@@ -45,15 +45,15 @@ export class AuthGuard implements CanActivate {
     const req = ctx.switchToHttp().getRequest<AuthedRequest>();
     const url = req.routeOptions.url ?? req.url;
     if (!url.startsWith('/api/')) return true; // health, readiness, metrics
-    // Guessing credentials from one address (random bearer tokens spread the per-credential
-    // limit thin) is capped separately.
-    const failures = await this.throttle.peek('authfail-ip', req.ip);
-    if (failures.count >= AUTH_FAILURES_PER_IP) {
-      this.metrics.rateLimited.inc({ kind: 'auth_failures' });
-      throw new ApiError('rate_limited', 'too many failed authentications from this address', undefined, failures.ttl);
-    }
+    const policy = this.reflector.getAllAndOverride<AccessPolicy | undefined>(ACCESS, [
+      ctx.getHandler(),
+      ctx.getClass(),
+    ]);
+    if (!policy) throw new ApiError('forbidden', 'this route declares no access policy'); // fail closed
     try {
-      return await this.authenticate(ctx, req);
+      const bearer = this.bearer(req);
+      await this.limits(bearer ?? `ip:${req.ip}`, req.ip);
+      return await this.authenticate(policy, bearer, req);
     } catch (err) {
       if (err instanceof ApiError && err.code === 'unauthorized') {
         await this.throttle.hit('authfail-ip', req.ip, AUTH_FAILURE_WINDOW_SECONDS);
@@ -62,15 +62,28 @@ export class AuthGuard implements CanActivate {
     }
   }
 
-  private async authenticate(ctx: ExecutionContext, req: AuthedRequest): Promise<boolean> {
-    const policy = this.reflector.getAllAndOverride<AccessPolicy | undefined>(ACCESS, [
-      ctx.getHandler(),
-      ctx.getClass(),
-    ]);
-    if (!policy) throw new ApiError('forbidden', 'this route declares no access policy'); // fail closed
+  /**
+   * One Redis round trip: counts this request against the caller's per-minute limit and
+   * reads the address's failed-authentication count (random bearer strings would otherwise
+   * spread the per-credential limit thin).
+   */
+  private async limits(subject: string, ip: string): Promise<void> {
+    const limit = this.deps.config.API_RATE_LIMIT;
+    const { hit, peek } = await this.throttle.hitAndPeek(
+      { kind: 'api', subject, windowSeconds: 60 },
+      { kind: 'authfail-ip', subject: ip },
+    );
+    if (peek.count >= AUTH_FAILURES_PER_IP) {
+      this.metrics.rateLimited.inc({ kind: 'auth_failures' });
+      throw new ApiError('rate_limited', 'too many failed authentications from this address', undefined, peek.ttl);
+    }
+    if (hit.count > limit) {
+      this.metrics.rateLimited.inc({ kind: 'api' });
+      throw new ApiError('rate_limited', `more than ${limit} requests per minute; slow down`, undefined, hit.ttl);
+    }
+  }
 
-    const bearer = this.bearer(req);
-    await this.rateLimit(bearer ?? `ip:${req.ip}`);
+  private async authenticate(policy: AccessPolicy, bearer: string | undefined, req: AuthedRequest): Promise<boolean> {
     if (policy.kind === 'public') return true;
     if (!bearer) return this.fail('missing', 'authentication required: send Authorization: Bearer <token>');
 
@@ -108,15 +121,6 @@ export class AuthGuard implements CanActivate {
   private fail(reason: string, message: string): never {
     this.metrics.authFailures.inc({ reason });
     throw new ApiError('unauthorized', message);
-  }
-
-  private async rateLimit(subject: string): Promise<void> {
-    const limit = this.deps.config.API_RATE_LIMIT;
-    const { count, ttl } = await this.throttle.hit('api', subject, 60);
-    if (count > limit) {
-      this.metrics.rateLimited.inc({ kind: 'api' });
-      throw new ApiError('rate_limited', `more than ${limit} requests per minute; slow down`, undefined, ttl);
-    }
   }
 
   private async user(token: string): Promise<Extract<Principal, { kind: 'user' }>> {

@@ -82,9 +82,14 @@ export class SetupService implements OnApplicationBootstrap {
   }
 
   async consume(token: string, owner: FirstOwner): Promise<{ userId: string; tenantId: string }> {
+    const tokenHash = this.tokens.hash(token);
+    // Cheap check first, so random tokens never cost an argon2 hash; consumed atomically below.
+    if (!(await this.db.inPlatform((tx) => this.setup.isOpen(tx, tokenHash)))) {
+      throw new ApiError('unauthorized', 'setup token is not valid or was already used');
+    }
     const passwordHash = await hashPassword(owner.password);
     return this.db.inPlatform(async (tx) => {
-      if (!(await this.setup.consume(tx, this.tokens.hash(token)))) {
+      if (!(await this.setup.consume(tx, tokenHash))) {
         throw new ApiError('unauthorized', 'setup token is not valid or was already used');
       }
       return this.createFirstOwner(tx, owner, passwordHash);

@@ -1,4 +1,4 @@
-import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createHmac, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
 
 export const JWT_ISSUER = 'backplane';
@@ -34,7 +34,8 @@ export function newSecret(kind: 'bpk' | 'bpr' | 'bps' | 'bpg' | 'bpe'): string {
  * database dump.
  */
 export class TokenService {
-  private readonly jwtKey: Uint8Array;
+  /** Imported once: a raw Uint8Array would be re-imported by jose on every call. */
+  private readonly jwtKey: KeyObject;
   private readonly hashKey: Buffer;
 
   constructor(
@@ -42,7 +43,7 @@ export class TokenService {
     private readonly accessTtlSeconds: number,
   ) {
     const ikm = Buffer.from(signingKey, 'utf8');
-    this.jwtKey = new Uint8Array(hkdfSync('sha256', ikm, 'backplane', 'jwt-hs256', 32));
+    this.jwtKey = createSecretKey(Buffer.from(hkdfSync('sha256', ikm, 'backplane', 'jwt-hs256', 32)));
     this.hashKey = Buffer.from(hkdfSync('sha256', ikm, 'backplane', 'secret-hash', 32));
   }
 

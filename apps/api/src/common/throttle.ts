@@ -21,6 +21,28 @@ export class Throttle {
     return { count, ttl: ttl > 0 ? ttl : windowSeconds };
   }
 
+  /** `hit` on one counter and `peek` at another, in one round trip. */
+  async hitAndPeek(
+    hit: { kind: string; subject: string; windowSeconds: number },
+    peek: { kind: string; subject: string },
+  ): Promise<{ hit: { count: number; ttl: number }; peek: { count: number; ttl: number } }> {
+    const key = this.key(hit.kind, hit.subject);
+    const other = this.key(peek.kind, peek.subject);
+    const res = await this.redis
+      .multi()
+      .incr(key)
+      .expire(key, hit.windowSeconds, 'NX')
+      .ttl(key)
+      .get(other)
+      .ttl(other)
+      .exec();
+    const ttl = Number(res?.[2]?.[1] ?? hit.windowSeconds);
+    return {
+      hit: { count: Number(res?.[0]?.[1] ?? 0), ttl: ttl > 0 ? ttl : hit.windowSeconds },
+      peek: { count: Number(res?.[3]?.[1] ?? 0), ttl: Math.max(1, Number(res?.[4]?.[1] ?? 1)) },
+    };
+  }
+
   async peek(kind: string, subject: string): Promise<{ count: number; ttl: number }> {
     const key = this.key(kind, subject);
     const res = await this.redis.multi().get(key).ttl(key).exec();

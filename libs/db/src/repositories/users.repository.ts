@@ -179,6 +179,13 @@ export class SetupRepository {
     );
   }
 
+  async isOpen(tx: PlatformTx, tokenHash: string): Promise<boolean> {
+    const rows = await tx.query(`SELECT 1 FROM setup_state WHERE id = 1 AND consumed_at IS NULL AND token_hash = $1`, [
+      tokenHash,
+    ]);
+    return rows.length === 1;
+  }
+
   /** True exactly once for the right token. */
   async consume(tx: PlatformTx, tokenHash: string): Promise<boolean> {
     const rows = await tx.query(
