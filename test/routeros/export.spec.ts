@@ -311,6 +311,26 @@ describe('/export format', () => {
   });
 });
 
+describe('/system reset-configuration', () => {
+  it('no-defaults=yes run-after-reset=backup.rsc restores an export on a bare router', async () => {
+    const r = createRouterModel({ seed: 5 });
+    await runScript(r, '/ip firewall filter add chain=forward action=drop comment="keep me"\n/export file=backup');
+    const before = config(r);
+    const reset = await runScript(r, '/system reset-configuration no-defaults=yes run-after-reset=backup.rsc');
+    expect(reset.error).toBeUndefined();
+    const log = r.state.items('log').map((l) => l.values['message'] ?? '');
+    expect(log).toContain('configuration reset by admin');
+    expect(log.filter((m) => m.startsWith('run-after-reset failed'))).toEqual([]);
+    expect(config(r)).toEqual(before);
+
+    const bare = await runScript(r, '/system reset-configuration no-defaults=yes');
+    expect(bare.error).toBeUndefined();
+    expect(r.state.items('ip/firewall/filter')).toHaveLength(0);
+    expect(r.state.items('ip/address').filter((a) => a.values['dynamic'] !== 'true')).toHaveLength(0);
+    expect(r.state.items('user').map((u) => u.values['name'])).toEqual(['admin']);
+  });
+});
+
 describe('export -> import round trip over random configurations', () => {
   it('a fresh router importing the export has the same configuration', async () => {
     await fc.assert(

@@ -11,6 +11,7 @@ import type { Item } from '../model/state';
 import { RosError, type MenuDef, type PropDef, type Trap } from '../model/types';
 import { inPrefix, parseBool, parseDuration, parseIp } from '../model/values';
 import { atLeast } from '../version';
+import { resetConfiguration } from '../export/reset';
 import type { ScriptHost } from './host';
 import { ScriptSyntaxError } from './lexer';
 import { parseScript, type Arg, type Command, type Expr, type Statement } from './parser';
@@ -284,6 +285,8 @@ export class Interpreter {
         return this.host.fetch(named, pos, this);
       case 'system/script/run':
         return this.runStoredScript(named.get('number') ?? pos[0] ?? null);
+      case 'system/reset-configuration':
+        return this.resetConfiguration(named, pos);
       default:
         break;
     }
@@ -484,6 +487,29 @@ export class Interpreter {
     const value = await nested.runSource(item.values['source'] ?? '', []);
     for (const line of nested.output) this.print(line);
     return value;
+  }
+
+  /**
+   * `/system reset-configuration no-defaults=yes [run-after-reset=file.rsc]`: the router keeps
+   * its ports, built-in groups, profiles and services, then reboots.
+   */
+  private async resetConfiguration(named: Map<string, Val>, pos: Val[]): Promise<Val> {
+    this.engine.requirePolicy(this.session, 'reboot');
+    this.engine.requirePolicy(this.session, 'policy');
+    const flags = new Set(pos.map(toStr));
+    const noDefaults = flags.has('no-defaults') || ['yes', 'true'].includes(toStr(named.get('no-defaults') ?? 'no'));
+    if (!noDefaults) throw new ScriptRuntimeError('failure: only no-defaults=yes is simulated');
+    const after = named.get('run-after-reset');
+    const file = after === undefined ? undefined : this.host.state.find('file', { name: toStr(after) });
+    if (after !== undefined && !file) throw new ScriptRuntimeError('no such file');
+    resetConfiguration(this.host.state);
+    this.host.state.log('system,info', `configuration reset by ${this.session.user}`);
+    if (file) {
+      const result = await new Interpreter(this.host, { session: this.session }).run(file.values['contents'] ?? '');
+      if (!result.ok) this.host.state.log('script,error', `run-after-reset failed: ${result.error?.message ?? ''}`);
+    }
+    this.call('/system/reboot', new Map());
+    return null;
   }
 
   private export(dir: string, named: Map<string, Val>, pos: Val[]): Val {

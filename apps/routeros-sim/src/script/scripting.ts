@@ -26,7 +26,8 @@ function exportDirs(): string[] {
 
 /**
  * Registers the script commands with an engine: `/import`, `/execute`, `/tool/fetch`,
- * `/system/script/run` (really runs the source) and `export` in every exported menu.
+ * `/system/script/run` (really runs the source), `/system/reset-configuration
+ * no-defaults=yes` and `export` in every exported menu.
  * They run asynchronously (fetch, `:delay`) and can be cancelled like streaming commands.
  */
 export function installScripting(engine: Engine): void {
@@ -37,6 +38,7 @@ export function installScripting(engine: Engine): void {
   register('', 'execute');
   register('tool', 'fetch');
   register('system/script', 'run');
+  register('system', 'reset-configuration');
   for (const dir of exportDirs()) register(dir, 'export');
 }
 
