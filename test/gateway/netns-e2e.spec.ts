@@ -1,6 +1,6 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -240,6 +240,14 @@ describe.skipIf(missing.length > 0)('gateway end to end in network namespaces (r
     await new Promise<void>((r) => (fwd ? fwd.server.close(() => r()) : r()));
     redis?.disconnect();
     await cp?.close().catch(() => undefined);
+    // Anything still running from this test's directory (e.g. an openvpn orphaned by a crash).
+    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      try {
+        if (dir && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
     for (const ns of [GW_NS, ...RT_NS]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
     spawnSync('ip', ['link', 'del', HOST_VETH[0]!], { stdio: 'ignore' });
     if (dir) rmSync(dir, { recursive: true, force: true });

@@ -61,6 +61,15 @@ function writeIdentity(file: string, id: GatewayIdentity): void {
   renameSync(tmp, file);
 }
 
+/** True when the gateway can know who it is (identity file, credential or enrollment token). */
+export function canIdentify(config: GatewayConfig): boolean {
+  return Boolean(
+    config.GATEWAY_CREDENTIAL ||
+    config.GATEWAY_ENROLLMENT_TOKEN ||
+    readIdentity(join(config.DATA_DIR, 'gateway', 'identity.json')),
+  );
+}
+
 /** Who this gateway is: identity file, GATEWAY_CREDENTIAL, or a first enrollment. */
 async function resolveIdentity(config: GatewayConfig, link: LinkClient, dir: string, logger: Logger) {
   const file = join(dir, 'identity.json');
@@ -149,7 +158,27 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   runtime.management.on('error', (err) => log.debug({ err: err.message }, 'management'));
   runtime.management.on('disconnected', (reason) => log.warn({ reason }, 'management interface lost; reattaching'));
   tunnels.attach(runtime.management);
-  await runtime.management.start();
+  const attachTimeoutMs = 30_000;
+  let attachTimer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      runtime.management.start(),
+      new Promise<never>((_, reject) => {
+        attachTimer = setTimeout(
+          () => reject(new Error(`openvpn management interface not reachable after ${attachTimeoutMs} ms`)),
+          attachTimeoutMs,
+        );
+      }),
+    ]);
+  } catch (err) {
+    log.error({ openvpnLog: runtime.supervisor?.recentLines.slice(-20) }, 'openvpn did not come up');
+    await runtime.stop();
+    outbox.stop().catch(() => undefined);
+    directory.stop();
+    throw err;
+  } finally {
+    clearTimeout(attachTimer);
+  }
   log.info({ mode }, 'openvpn attached, hold released');
 
   const token = randomBytes(32).toString('base64url');
