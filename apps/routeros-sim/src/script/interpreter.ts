@@ -292,7 +292,7 @@ export class Interpreter {
     }
     if (name === 'export') return this.export(dir, named, pos);
     if (name === 'find') {
-      if (!menu || menu.kind !== 'list') throw new ScriptRuntimeError('no such command');
+      if (!menu || menu.kind !== 'list') throw new ScriptRuntimeError('bad command name find');
       return this.find(menu, named, cmd.where, frame);
     }
     if (name === 'print' && menu) return this.printCommand(menu, named, pos, cmd.where, frame);
