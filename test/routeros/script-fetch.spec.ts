@@ -227,6 +227,27 @@ describe('scripts, scheduler and the API', () => {
     await runScript(router, '/system scheduler remove [find]');
   });
 
+  it('/cancel over the API interrupts a running /import', async () => {
+    const c = await RawApiClient.connect(router.port);
+    try {
+      await c.login();
+      await c.call('/file/add', '=name=slow.rsc', '=contents=:delay 300ms\n/system identity set name=too-late\n');
+      const before = router.identity;
+      c.send('/import', '=file-name=slow.rsc', '.tag=7');
+      await new Promise((r) => setTimeout(r, 50));
+      const cancel = await c.call('/cancel', '=tag=7', '.tag=8');
+      expect(cancel.at(-1)).toContain('!done');
+      await c.until((r) => r.filter((s) => s.includes('.tag=7')).some((s) => s[0] === '!done'));
+      const tagged = c.replies.filter((s) => s.includes('.tag=7'));
+      expect(tagged[0]?.[0]).toBe('!trap');
+      expect(attrs(tagged[0]!)['message']).toBe('interrupted');
+      await new Promise((r) => setTimeout(r, 400));
+      expect(router.identity).toBe(before);
+    } finally {
+      c.close();
+    }
+  });
+
   it('/import, /export, /system/script/run and /tool/fetch over the API', async () => {
     const c = await RawApiClient.connect(router.port);
     try {
