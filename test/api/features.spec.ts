@@ -232,4 +232,14 @@ describe('control plane features', () => {
     // Other clients are unaffected.
     expect((await h.call('GET', '/api/v1/me', { token: owner })).status).toBe(200);
   }, 60_000);
+
+  it('a disabled tenant answers 404 to its people and its API keys', async () => {
+    const url = `/api/v1/tenants/${w.b.tenantId}/sites`;
+    expect((await h.call('GET', url, { token: w.b.key })).status).toBe(200);
+    await h.ds.query(`UPDATE tenants SET disabled = true WHERE id = $1`, [w.b.tenantId]);
+    expect((await h.call('GET', url, { token: w.b.token })).status).toBe(404);
+    expect((await h.call('GET', url, { token: w.b.key })).status).toBe(404);
+    await h.ds.query(`UPDATE tenants SET disabled = false WHERE id = $1`, [w.b.tenantId]);
+    expect((await h.call('GET', url, { token: w.b.key })).status).toBe(200);
+  });
 });

@@ -169,7 +169,8 @@ export class AuthGuard implements CanActivate {
       if (key.tenantId !== scope.tenantId) throw ApiError.notFound('tenant');
       principal = { kind: 'apiKey', apiKeyId: key.id, tenantId: key.tenantId, role: key.role, name: key.name };
       role = key.role;
-      await this.deps.db.inTenant(scope, (tx) => this.apiKeys.touch(tx, key.id));
+      const enabled = await this.deps.db.inTenant(scope, (tx) => this.apiKeys.touch(tx, key.id));
+      if (!enabled) throw ApiError.notFound('tenant');
     } else {
       const claims = await this.verify(token);
       const state = await this.deps.db.inTenant(scope, (tx) => this.sessions.stateWithRole(tx, claims.sessionId));

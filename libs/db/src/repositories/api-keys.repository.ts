@@ -79,13 +79,19 @@ export class ApiKeysRepository {
     return rows[0] ?? null;
   }
 
-  /** Records use at most once a minute per key (no write per request). */
-  async touch(tx: TenantTx, id: string): Promise<void> {
-    await tx.query(
-      `UPDATE api_keys SET last_used_at = now()
-        WHERE tenant_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`,
+  /**
+   * Records use at most once a minute per key (no write per request) and tells whether the
+   * key's tenant is enabled, in one round trip.
+   */
+  async touch(tx: TenantTx, id: string): Promise<boolean> {
+    const rows = await tx.query<{ enabled: boolean }>(
+      `WITH touched AS (
+         UPDATE api_keys SET last_used_at = now()
+          WHERE tenant_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute'))
+       SELECT NOT disabled AS enabled FROM tenants WHERE id = $1`,
       [tx.tenantId, id],
     );
+    return rows[0]?.enabled ?? false;
   }
 
   /** Authentication: the key a presented secret hashes to, in whichever tenant it lives. */
