@@ -16,6 +16,7 @@ import {
   quote,
   Script,
   ScriptBuildError,
+  ScriptFragment,
   scriptTest,
   scriptValue,
   sub,
@@ -94,6 +95,8 @@ describe('script literals', () => {
     expect(() => cmd('/ip/address', 'add;reboot')).toThrow(ScriptBuildError);
     expect(() => cmd('/ip/address', 'add', { 'comment="x"': 'y' })).toThrow(ScriptBuildError);
     expect(() => scriptValue(1.5)).toThrow(ScriptBuildError);
+    // A fragment cannot be forged from a string outside the builder.
+    expect(() => new ScriptFragment(Symbol('script fragment'), '/system reboot')).toThrow(ScriptBuildError);
     expect(() => scriptValue(['a,b'])).toThrow(ScriptBuildError);
     expect(ip('10.0.0.1/24').text).toBe('10.0.0.1/24');
     expect(ip('2001:db8::1/64').text).toBe('2001:db8::1/64');

@@ -14,6 +14,7 @@ import {
   propertyName,
   ScriptBuildError,
   ScriptFragment,
+  trusted,
   value,
   variableName,
   type ScriptValue,
@@ -40,35 +41,32 @@ export function cmd(path: string, command: string, args: ScriptArgs = {}, target
   const parts = [...(path === '' ? [] : [menuPath(path).text]), commandName(command).text];
   if (target) parts.push(target.text);
   parts.push(...renderArgs(args));
-  return ScriptFragment.of(parts.join(' '));
+  return trusted(parts.join(' '));
 }
 
 /** `[cmd]`: command substitution. */
 export function sub(command: ScriptFragment): ScriptFragment {
-  return ScriptFragment.of(`[${command.text}]`);
+  return trusted(`[${command.text}]`);
 }
 
 // ------------------------------------------------------------------ where clauses
 
 /** A `find where ...` condition over item properties. */
 export const cond = {
-  eq: (prop: string, v: ScriptValue): ScriptFragment =>
-    ScriptFragment.of(`${propertyName(prop).text}=${value(v).text}`),
-  ne: (prop: string, v: ScriptValue): ScriptFragment =>
-    ScriptFragment.of(`${propertyName(prop).text}!=${value(v).text}`),
+  eq: (prop: string, v: ScriptValue): ScriptFragment => trusted(`${propertyName(prop).text}=${value(v).text}`),
+  ne: (prop: string, v: ScriptValue): ScriptFragment => trusted(`${propertyName(prop).text}!=${value(v).text}`),
   /** POSIX regular expression match (`~`). */
-  match: (prop: string, regex: string): ScriptFragment =>
-    ScriptFragment.of(`${propertyName(prop).text}~${value(regex).text}`),
+  match: (prop: string, regex: string): ScriptFragment => trusted(`${propertyName(prop).text}~${value(regex).text}`),
   /** A boolean property is true (`disabled`). */
-  is: (prop: string): ScriptFragment => ScriptFragment.of(propertyName(prop).text),
-  not: (c: ScriptFragment): ScriptFragment => ScriptFragment.of(`!(${c.text})`),
+  is: (prop: string): ScriptFragment => trusted(propertyName(prop).text),
+  not: (c: ScriptFragment): ScriptFragment => trusted(`!(${c.text})`),
   and: (...cs: ScriptFragment[]): ScriptFragment => join(cs, 'and'),
   or: (...cs: ScriptFragment[]): ScriptFragment => join(cs, 'or'),
 };
 
 function join(cs: readonly ScriptFragment[], op: string): ScriptFragment {
   if (cs.length === 0) throw new ScriptBuildError(`empty ${op}`);
-  return ScriptFragment.of(cs.length === 1 ? cs[0]!.text : `(${cs.map((c) => c.text).join(` ${op} `)})`);
+  return trusted(cs.length === 1 ? cs[0]!.text : `(${cs.map((c) => c.text).join(` ${op} `)})`);
 }
 
 /**
@@ -76,11 +74,11 @@ function join(cs: readonly ScriptFragment[], op: string): ScriptFragment {
  * `find()` is every item.
  */
 export function find(criteria: ScriptArgs | ScriptFragment = {}): ScriptFragment {
-  if (criteria instanceof ScriptFragment) return ScriptFragment.of(`[find where ${criteria.text}]`);
+  if (criteria instanceof ScriptFragment) return trusted(`[find where ${criteria.text}]`);
   const eqs = Object.entries(criteria)
     .filter((e): e is [string, ScriptValue] => e[1] !== undefined)
     .map(([k, v]) => cond.eq(k, v).text);
-  return ScriptFragment.of(eqs.length === 0 ? '[find]' : `[find where ${eqs.join(' and ')}]`);
+  return trusted(eqs.length === 0 ? '[find]' : `[find where ${eqs.join(' and ')}]`);
 }
 
 // ------------------------------------------------------------------ expressions
@@ -92,17 +90,23 @@ function operand(v: ScriptValue): string {
 
 /** Expressions for `:if` / `:while`: operands are values (`variable('x')`, `sub(...)`, literals). */
 export const test = {
-  eq: (a: ScriptValue, b: ScriptValue): ScriptFragment => ScriptFragment.of(`(${operand(a)}=${operand(b)})`),
-  ne: (a: ScriptValue, b: ScriptValue): ScriptFragment => ScriptFragment.of(`(${operand(a)}!=${operand(b)})`),
-  lt: (a: ScriptValue, b: ScriptValue): ScriptFragment => ScriptFragment.of(`(${operand(a)}<${operand(b)})`),
-  gt: (a: ScriptValue, b: ScriptValue): ScriptFragment => ScriptFragment.of(`(${operand(a)}>${operand(b)})`),
-  match: (a: ScriptValue, regex: string): ScriptFragment => ScriptFragment.of(`(${operand(a)}~${value(regex).text})`),
+  eq: (a: ScriptValue, b: ScriptValue): ScriptFragment => trusted(`(${operand(a)}=${operand(b)})`),
+  ne: (a: ScriptValue, b: ScriptValue): ScriptFragment => trusted(`(${operand(a)}!=${operand(b)})`),
+  lt: (a: ScriptValue, b: ScriptValue): ScriptFragment => trusted(`(${operand(a)}<${operand(b)})`),
+  gt: (a: ScriptValue, b: ScriptValue): ScriptFragment => trusted(`(${operand(a)}>${operand(b)})`),
+  match: (a: ScriptValue, regex: string): ScriptFragment => trusted(`(${operand(a)}~${value(regex).text})`),
   /** `([:len x]=0)` */
-  empty: (a: ScriptValue): ScriptFragment => ScriptFragment.of(`([:len ${operand(a)}]=0)`),
-  not: (c: ScriptFragment): ScriptFragment => ScriptFragment.of(`(!${c.text})`),
-  and: (...cs: ScriptFragment[]): ScriptFragment => ScriptFragment.of(`(${cs.map((c) => c.text).join(' && ')})`),
-  or: (...cs: ScriptFragment[]): ScriptFragment => ScriptFragment.of(`(${cs.map((c) => c.text).join(' || ')})`),
+  empty: (a: ScriptValue): ScriptFragment => trusted(`([:len ${operand(a)}]=0)`),
+  not: (c: ScriptFragment): ScriptFragment => trusted(`(!${c.text})`),
+  and: (...cs: ScriptFragment[]): ScriptFragment => trusted(`(${cs.map((c) => c.text).join(' && ')})`),
+  or: (...cs: ScriptFragment[]): ScriptFragment => trusted(`(${cs.map((c) => c.text).join(' || ')})`),
 };
+
+/** `(a . b . c)`: string concatenation of values (`variable('x')`, `sub(...)`, literals). */
+export function concat(...parts: ScriptValue[]): ScriptFragment {
+  if (parts.length === 0) throw new ScriptBuildError('empty concat');
+  return trusted(`(${parts.map(operand).join(' . ')})`);
+}
 
 // ------------------------------------------------------------------ scripts
 

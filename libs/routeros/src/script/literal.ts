@@ -25,24 +25,27 @@ export class ScriptBuildError extends TypeError {
   }
 }
 
+const TOKEN = Symbol('script fragment');
+
 /**
- * A piece of script text made by this module: the only thing the builders splice into a
- * script as-is. It cannot be made from outside except through the validated helpers.
+ * A piece of script text made by the helpers in this folder: the only thing the builders
+ * splice into a script as-is. Code outside cannot make one from a string: the constructor
+ * needs a module-private token, and `trusted()` is not exported from the lib.
  */
 export class ScriptFragment {
-  static #token = Symbol('fragment');
   readonly text: string;
-  private constructor(token: symbol, text: string) {
-    if (token !== ScriptFragment.#token) throw new ScriptBuildError('use the script builder helpers');
+  constructor(token: symbol, text: string) {
+    if (token !== TOKEN) throw new ScriptBuildError('script fragments come from the builder helpers only');
     this.text = text;
-  }
-  /** @internal Only the helpers in libs/routeros/src/script create fragments. */
-  static of(text: string): ScriptFragment {
-    return new ScriptFragment(ScriptFragment.#token, text);
   }
   toString(): string {
     return this.text;
   }
+}
+
+/** Internal to libs/routeros/src/script: text already validated or escaped by a helper. */
+export function trusted(text: string): ScriptFragment {
+  return new ScriptFragment(TOKEN, text);
 }
 
 const NAMED: Readonly<Record<number, string>> = {
@@ -83,7 +86,7 @@ export function escapeString(value: string | Uint8Array): string {
 
 /** A quoted RouterOS string literal: `"..."`. */
 export function quote(value: string | Uint8Array): ScriptFragment {
-  return ScriptFragment.of(`"${escapeString(value)}"`);
+  return trusted(`"${escapeString(value)}"`);
 }
 
 /** Property and argument names: `address`, `on-error`, `dst-path`, `.id`. */
@@ -95,17 +98,17 @@ const SEGMENT = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
 
 export function propertyName(name: string): ScriptFragment {
   if (!PROPERTY.test(name)) throw new ScriptBuildError(`invalid property name ${JSON.stringify(name)}`);
-  return ScriptFragment.of(name);
+  return trusted(name);
 }
 
 export function variableName(name: string): ScriptFragment {
   if (!VARIABLE.test(name)) throw new ScriptBuildError(`invalid variable name ${JSON.stringify(name)}`);
-  return ScriptFragment.of(name);
+  return trusted(name);
 }
 
 /** `$name` */
 export function variable(name: string): ScriptFragment {
-  return ScriptFragment.of(`$${variableName(name).text}`);
+  return trusted(`$${variableName(name).text}`);
 }
 
 /** `/ip/address` or `ip address` -> validated segments. */
@@ -123,12 +126,12 @@ export function pathSegments(path: string): string[] {
 
 /** `/ip firewall filter` (space form: RouterOS 6 and 7 both read it). */
 export function menuPath(path: string): ScriptFragment {
-  return ScriptFragment.of(`/${pathSegments(path).join(' ')}`);
+  return trusted(`/${pathSegments(path).join(' ')}`);
 }
 
 export function commandName(name: string): ScriptFragment {
   if (!SEGMENT.test(name)) throw new ScriptBuildError(`invalid command name ${JSON.stringify(name)}`);
-  return ScriptFragment.of(name);
+  return trusted(name);
 }
 
 /** Integers only (RouterOS numbers are 64-bit integers). */
@@ -136,18 +139,18 @@ export function num(value: number | bigint): ScriptFragment {
   if (typeof value === 'number' && !Number.isSafeInteger(value)) {
     throw new ScriptBuildError(`not an integer: ${String(value)}`);
   }
-  return ScriptFragment.of(String(value));
+  return trusted(String(value));
 }
 
 /** `yes` / `no` (accepted by every version as an argument). */
 export function bool(value: boolean): ScriptFragment {
-  return ScriptFragment.of(value ? 'yes' : 'no');
+  return trusted(value ? 'yes' : 'no');
 }
 
 /** An item id like `*1A`. */
 export function id(value: string): ScriptFragment {
   if (!/^\*[0-9A-Fa-f]{1,8}$/.test(value)) throw new ScriptBuildError(`invalid item id ${JSON.stringify(value)}`);
-  return ScriptFragment.of(value.toUpperCase());
+  return trusted(value.toUpperCase());
 }
 
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
@@ -159,19 +162,19 @@ export function ip(value: string): ScriptFragment {
   if (!IPV4.test(value) && !(value.includes(':') && IPV6.test(value))) {
     throw new ScriptBuildError(`invalid IP address ${JSON.stringify(value)}`);
   }
-  return ScriptFragment.of(value);
+  return trusted(value);
 }
 
 /** `30s`, `1d2h`, `00:05:00`, `500ms`. */
 export function duration(value: string | number): ScriptFragment {
   if (typeof value === 'number') {
     if (!Number.isSafeInteger(value) || value < 0) throw new ScriptBuildError(`invalid duration ${value}`);
-    return ScriptFragment.of(`${value}s`);
+    return trusted(`${value}s`);
   }
   if (!/^(?:(?:\d+(?:ms|[wdhms]))+|\d+|(?:\d+d)?\d{1,2}:\d{2}:\d{2})$/.test(value)) {
     throw new ScriptBuildError(`invalid duration ${JSON.stringify(value)}`);
   }
-  return ScriptFragment.of(value);
+  return trusted(value);
 }
 
 /** What may be passed as a value to the builders. */
