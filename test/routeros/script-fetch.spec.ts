@@ -129,6 +129,13 @@ describe('/tool fetch', () => {
     expect(result.error).toBeUndefined();
     expect(result.output).toEqual(['finished', 'POST yes a=1&b=x y', '1']);
     expect(seen.at(-1)).toEqual({ method: 'POST', header: 'yes', body: 'a=1&b=x y' });
+
+    // keep-result=no: the request is made, nothing is stored.
+    const files = r.state.items('file').length;
+    const kept = await runScript(r, `/tool fetch url="http://127.0.0.1:${httpPort}/hello" keep-result=no`);
+    expect(kept.error).toBeUndefined();
+    expect(r.state.items('file')).toHaveLength(files);
+    expect(seen.at(-1)?.method).toBe('GET');
   });
 
   it('sends basic auth for user/password; a cancelled script stops its request', async () => {
