@@ -124,6 +124,9 @@ describe('streaming over the API', () => {
     clients.push(c2);
     await c2.login();
     expect(attrs((await c2.call('/system/identity/print'))[0]!)['name']).toBe('before-reboot');
+    const log = (await c2.call('/log/print')).filter((x) => x[0] === '!re').map((x) => attrs(x)['message']);
+    expect(log[0]).toBe('router rebooted');
+    expect(log).not.toContain('system rebooted by admin');
     const uptime = attrs((await c2.call('/system/resource/print'))[0]!)['uptime']!;
     expect(uptime).toMatch(/^\d+(ms|s)/);
   });

@@ -253,6 +253,9 @@ export class RouterState {
   /** State survives; uptime and counters restart. */
   rebooted(): void {
     this.bootedAt = this.now();
+    // The default log action is memory: a reboot empties /log.
+    const log = this.menu('log');
+    for (const i of this.items(log)) this.remove(log, i.id);
     if (this.pendingVersion) {
       const to = this.pendingVersion;
       this.pendingVersion = undefined;
