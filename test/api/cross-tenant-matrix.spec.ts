@@ -167,6 +167,33 @@ describe('cross-tenant matrix (every route x every role)', () => {
     }
   });
 
+  it('operators (people and keys) cannot manage people, API keys or read the audit log', async () => {
+    const own = {
+      tenantId: w.a.tenantId,
+      siteId: w.a.siteId,
+      keyId: w.b.keyId,
+      userId: w.a.users.viewer.userId,
+      regionId: w.regionId,
+      gatewayId: w.gatewayId,
+    };
+    const adminOnly = apiRoutes.filter(
+      (r) => /\/(api-keys|audit-log)/.test(r.url) || (r.url.includes('/members') && r.method !== 'GET'),
+    );
+    expect(adminOnly.length).toBeGreaterThanOrEqual(7);
+    for (const route of adminOnly) {
+      for (const token of [w.a.users.operator.token, w.a.keys.operator]) {
+        const res = await h.call(route.method, fill(route.url, own, route.method), {
+          token,
+          body:
+            route.method === 'GET' || route.method === 'DELETE'
+              ? undefined
+              : (BODIES[`${route.method} ${route.url}`] ?? {}),
+        });
+        expect(res.status, `operator ${route.method} ${route.url}`).toBe(403);
+      }
+    }
+  });
+
   it('anonymous callers get 401 on every non-public route', async () => {
     const ids = {
       tenantId: w.a.tenantId,
