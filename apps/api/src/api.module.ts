@@ -27,6 +27,7 @@ import { Throttle } from './common/throttle';
 import { SchemaValidationPipe } from './common/validation';
 import { API_DEPS, type ApiDeps } from './deps';
 import { GatewayLinkModule } from './gateway-link/gateway-link.module';
+import { OnboardingModule } from './onboarding/onboarding.module';
 import { GatewayLinkController, RegionsController, RegionsService } from './regions/regions.controller';
 import { SitesController } from './sites/sites.controller';
 import { SitesService } from './sites/sites.service';
@@ -73,7 +74,11 @@ export class ApiModule {
     ];
     return {
       module: ApiModule,
-      imports: [OpsModule.register({ checks: deps.checks, registry: deps.registry }), GatewayLinkModule.register(deps)],
+      imports: [
+        OpsModule.register({ checks: deps.checks, registry: deps.registry }),
+        GatewayLinkModule.register(deps),
+        OnboardingModule.register(deps),
+      ],
       controllers: [
         AuthController,
         SetupController,

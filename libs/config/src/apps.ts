@@ -22,6 +22,10 @@ export function loadApiConfig(env: Env = processEnv()) {
       'BOOTSTRAP_OWNER_EMAIL',
       'BOOTSTRAP_OWNER_PASSWORD',
       'BOOTSTRAP_TENANT_NAME',
+      'CONTROLLER_PUBLIC_URL',
+      'ONBOARDING_TOKEN_TTL',
+      'ONBOARDING_CA_FILE',
+      'POLL_INTERVAL',
     ],
     env,
   );
@@ -51,7 +55,17 @@ export type GatewayConfig = ReturnType<typeof loadGatewayConfig>;
 
 export function loadWorkerConfig(env: Env = processEnv()) {
   return parseVars(
-    [...COMMON, 'JWT_SIGNING_KEY', 'ENCRYPTION_KEYS', 'WORKER_HOST', 'WORKER_PORT', 'WORKER_CONCURRENCY'],
+    [
+      ...COMMON,
+      'JWT_SIGNING_KEY',
+      'ENCRYPTION_KEYS',
+      'WORKER_HOST',
+      'WORKER_PORT',
+      'WORKER_CONCURRENCY',
+      'CONTROLLER_PUBLIC_URL',
+      'POLL_INTERVAL',
+      'BACKUP_CRON',
+    ],
     env,
   );
 }

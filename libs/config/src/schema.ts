@@ -293,6 +293,49 @@ export const VARS = {
     secret: false,
     defaultText: '16',
   }),
+  CONTROLLER_PUBLIC_URL: defineVar({
+    name: 'CONTROLLER_PUBLIC_URL',
+    schema: z.url().optional(),
+    description:
+      'Base URL routers use to reach the control plane (onboarding script, CA, poll), e.g. `https://backplane.example.com`. Default: `http://API_HOST:API_PORT`.',
+    secret: false,
+    defaultText: 'http://API_HOST:API_PORT',
+  }),
+  ONBOARDING_TOKEN_TTL: defineVar({
+    name: 'ONBOARDING_TOKEN_TTL',
+    schema: z.coerce
+      .number()
+      .int()
+      .min(60)
+      .max(30 * 86400)
+      .default(86400),
+    description: 'Seconds a one-time onboarding command stays valid.',
+    secret: false,
+    defaultText: '86400',
+  }),
+  ONBOARDING_CA_FILE: defineVar({
+    name: 'ONBOARDING_CA_FILE',
+    schema: z.string().min(1).optional(),
+    description:
+      'PEM of the tunnel CA routers import during onboarding. Default: `<DATA_DIR>/pki/ca.pem` (the dev PKI).',
+    secret: false,
+    defaultText: '<DATA_DIR>/pki/ca.pem',
+  }),
+  POLL_INTERVAL: defineVar({
+    name: 'POLL_INTERVAL',
+    schema: z.coerce.number().int().min(5).max(3600).default(30),
+    description:
+      "Seconds between a router's HTTPS polls (set in the onboarding script); ~10 missed polls mean offline.",
+    secret: false,
+    defaultText: '30',
+  }),
+  BACKUP_CRON: defineVar({
+    name: 'BACKUP_CRON',
+    schema: z.string().min(1).default('0 3 * * *'),
+    description: 'When the worker backs up every onboarded site (cron, UTC). `off` disables scheduled backups.',
+    secret: false,
+    defaultText: '0 3 * * *',
+  }),
   DEV_POSTGRES_PORT: defineVar({
     name: 'DEV_POSTGRES_PORT',
     schema: port.default(54329),

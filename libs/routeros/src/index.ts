@@ -91,4 +91,14 @@ export {
   type ScriptListItem,
   type ScriptValue,
 } from './script/literal';
-export { cmd, cond, find, Script, sub, test as scriptTest, type LogLevel, type ScriptArgs } from './script/builder';
+export {
+  cmd,
+  concat,
+  cond,
+  find,
+  Script,
+  sub,
+  test as scriptTest,
+  type LogLevel,
+  type ScriptArgs,
+} from './script/builder';

@@ -1,9 +1,15 @@
 import { Foundation1763800000000 } from './1763800000000-Foundation';
 import { ControlPlane1763900000000 } from './1763900000000-ControlPlane';
 import { GatewayLink1764000000000 } from './1764000000000-GatewayLink';
+import { Jobs1764500000000 } from './1764500000000-Jobs';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
  * compiled output, from tests and from the migration CLI.
  */
-export const MIGRATIONS = [Foundation1763800000000, ControlPlane1763900000000, GatewayLink1764000000000];
+export const MIGRATIONS = [
+  Foundation1763800000000,
+  ControlPlane1763900000000,
+  GatewayLink1764000000000,
+  Jobs1764500000000,
+];

@@ -1,0 +1,44 @@
+/**
+ * @backplane/jobs: configuration jobs (kinds, payload schemas, the jobs table and the
+ * BullMQ queue they run on) and the router scripts of onboarding and tunnel recovery.
+ *
+ *   const q = new JobQueue({ connection: connectionFromUrl(redisUrl), prefix: 'bp' });
+ *   const { row } = await db.inTenant(scope, (tx) => jobsRepo.create(tx, { siteId, kind: 'backup', ... }));
+ *   await q.add({ jobId: row.id, tenantId, siteId, kind: row.kind });
+ */
+export {
+  DesiredState,
+  JOB_KINDS,
+  JOB_MIN_ROLE,
+  JOB_PAYLOADS,
+  JOB_STATES,
+  JOBS_QUEUE,
+  parsePayload,
+  TERMINAL_STATES,
+  type JobKind,
+  type JobPayload,
+  type JobState,
+  type QueuedJob,
+} from './names';
+export { connectionFromUrl, JobQueue, type QueueConnection } from './queue';
+export {
+  deterministicId,
+  jobsRepo,
+  type JobRow,
+  type JobStep,
+  type NewJob,
+  type Requester,
+  type StepState,
+} from './store';
+export {
+  API_GROUP,
+  API_POLICY,
+  GATEWAY_TUNNEL_ADDRESS,
+  onboardingScript,
+  POLL_SCHEDULER,
+  pollScript,
+  recoveryScript,
+  type OnboardingParams,
+  type TunnelParams,
+} from './router-script';
+export { backupHash, exportWithoutHeader } from './backup';

@@ -1,0 +1,191 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { TenantTx } from '@backplane/db';
+import type { JobKind, JobState } from './names';
+
+/** Who asked for a job (copied from the audit actor). */
+export interface Requester {
+  readonly type: string;
+  readonly id: string | null;
+  readonly label: string | null;
+}
+
+export type StepState = 'started' | 'done' | 'skipped' | 'failed';
+
+export interface JobStep {
+  readonly name: string;
+  readonly state: StepState;
+  readonly at: string;
+  readonly detail?: string;
+}
+
+export interface JobRow {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly siteId: string;
+  readonly batchId: string | null;
+  readonly kind: JobKind;
+  readonly payload: unknown;
+  readonly idempotencyKey: string | null;
+  readonly requestedBy: Requester;
+  readonly state: JobState;
+  readonly progress: number;
+  readonly steps: JobStep[];
+  readonly result: unknown;
+  readonly error: string | null;
+  readonly exportBeforeEnc: string | null;
+  readonly exportAfterEnc: string | null;
+  readonly attempts: number;
+  readonly cancelRequested: boolean;
+  readonly expiresAt: Date;
+  readonly createdAt: Date;
+  readonly startedAt: Date | null;
+  readonly finishedAt: Date | null;
+}
+
+const COLS = `id, tenant_id AS "tenantId", site_id AS "siteId", batch_id AS "batchId", kind, payload,
+  idempotency_key AS "idempotencyKey", requested_by AS "requestedBy", state, progress, steps, result, error,
+  export_before_enc AS "exportBeforeEnc", export_after_enc AS "exportAfterEnc", attempts,
+  cancel_requested AS "cancelRequested", expires_at AS "expiresAt", created_at AS "createdAt",
+  started_at AS "startedAt", finished_at AS "finishedAt"`;
+
+/** A UUID derived from a string (the same idempotency key always gives the same job id). */
+export function deterministicId(...parts: string[]): string {
+  const h = createHash('sha256').update(parts.join('\0')).digest();
+  h[6] = (h[6]! & 0x0f) | 0x80; // version 8 (custom)
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
+export interface NewJob {
+  readonly siteId: string;
+  readonly kind: JobKind;
+  readonly payload: unknown;
+  readonly requestedBy: Requester;
+  readonly idempotencyKey?: string | undefined;
+  readonly batchId?: string | null;
+  /** How long the job may wait for its site (offline) before it expires. */
+  readonly ttlSeconds: number;
+}
+
+export const jobsRepo = {
+  /**
+   * Inserts the job unless one with the same id exists (same idempotency key). Returns the
+   * row and whether it is new.
+   */
+  async create(tx: TenantTx, job: NewJob): Promise<{ row: JobRow; created: boolean }> {
+    const id = job.idempotencyKey
+      ? deterministicId(tx.tenantId, job.siteId, job.kind, job.idempotencyKey)
+      : randomUUID();
+    const inserted = await tx.query<JobRow>(
+      `INSERT INTO jobs (id, tenant_id, site_id, batch_id, kind, payload, idempotency_key, requested_by, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9))
+       ON CONFLICT (id) DO NOTHING RETURNING ${COLS}`,
+      [
+        id,
+        tx.tenantId,
+        job.siteId,
+        job.batchId ?? null,
+        job.kind,
+        JSON.stringify(job.payload),
+        job.idempotencyKey ?? null,
+        JSON.stringify(job.requestedBy),
+        job.ttlSeconds,
+      ],
+    );
+    if (inserted[0]) return { row: inserted[0], created: true };
+    const existing = await this.get(tx, id);
+    if (!existing) throw new Error('job vanished after conflict');
+    return { row: existing, created: false };
+  },
+
+  async get(tx: TenantTx, id: string): Promise<JobRow | undefined> {
+    const rows = await tx.query<JobRow>(`SELECT ${COLS} FROM jobs WHERE id = $1`, [id]);
+    return rows[0];
+  },
+
+  async list(
+    tx: TenantTx,
+    f: { siteId?: string; batchId?: string; state?: JobState; limit: number; before?: string },
+  ): Promise<JobRow[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (sql: string, v: unknown) => {
+      params.push(v);
+      where.push(sql.replace('?', `$${params.length}`));
+    };
+    if (f.siteId) add('site_id = ?', f.siteId);
+    if (f.batchId) add('batch_id = ?', f.batchId);
+    if (f.state) add('state = ?', f.state);
+    if (f.before) add('created_at < (SELECT created_at FROM jobs WHERE id = ?)', f.before);
+    params.push(f.limit);
+    return tx.query<JobRow>(
+      `SELECT ${COLS} FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+      params,
+    );
+  },
+
+  /** Moves an open job to `running` (counts an attempt); undefined when it is already terminal. */
+  async start(tx: TenantTx, id: string): Promise<JobRow | undefined> {
+    const rows = await tx.query<JobRow>(
+      `UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = coalesce(started_at, now()), updated_at = now()
+        WHERE id = $1 AND state IN ('queued', 'waiting', 'running') AND NOT cancel_requested RETURNING ${COLS}`,
+      [id],
+    );
+    return rows[0];
+  },
+
+  async setWaiting(tx: TenantTx, id: string, why: string): Promise<void> {
+    await tx.query(
+      `UPDATE jobs SET state = 'waiting', error = $2, updated_at = now() WHERE id = $1 AND state IN ('queued', 'waiting', 'running')`,
+      [id, why],
+    );
+  },
+
+  async step(tx: TenantTx, id: string, step: JobStep, progress?: number): Promise<void> {
+    await tx.query(
+      `UPDATE jobs SET steps = steps || $2::jsonb, progress = coalesce($3, progress), updated_at = now() WHERE id = $1`,
+      [id, JSON.stringify([step]), progress ?? null],
+    );
+  },
+
+  async setExports(tx: TenantTx, id: string, before?: string, after?: string): Promise<void> {
+    await tx.query(
+      `UPDATE jobs SET export_before_enc = coalesce($2, export_before_enc), export_after_enc = coalesce($3, export_after_enc)
+        WHERE id = $1`,
+      [id, before ?? null, after ?? null],
+    );
+  },
+
+  /** The one transition to a terminal state: true only for the caller that made it. */
+  async finish(
+    tx: TenantTx,
+    id: string,
+    state: 'succeeded' | 'failed' | 'cancelled' | 'expired',
+    result: unknown,
+    error: string | null,
+  ): Promise<boolean> {
+    const rows = await tx.query(
+      `UPDATE jobs SET state = $2, result = $3, error = $4, progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE progress END,
+              finished_at = now(), updated_at = now()
+        WHERE id = $1 AND state IN ('queued', 'waiting', 'running') RETURNING id`,
+      [id, state, result === undefined ? null : JSON.stringify(result), error],
+    );
+    return rows.length === 1;
+  },
+
+  /** Cancel: queued/waiting jobs end now; a running job stops before its next step. */
+  async cancel(tx: TenantTx, id: string): Promise<JobRow | undefined> {
+    await tx.query(
+      `UPDATE jobs SET cancel_requested = true, updated_at = now() WHERE id = $1 AND state IN ('queued', 'waiting', 'running')`,
+      [id],
+    );
+    await tx.query(
+      `UPDATE jobs SET state = 'cancelled', finished_at = now(), updated_at = now()
+        WHERE id = $1 AND state IN ('queued', 'waiting')`,
+      [id],
+    );
+    return this.get(tx, id);
+  },
+};
