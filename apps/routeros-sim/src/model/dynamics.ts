@@ -117,6 +117,11 @@ export function computed(state: RouterState, path: string, item: Item): Record<s
       return resource(state);
     case 'system/package/update':
       return { 'installed-version': state.version };
+    case 'ip/firewall/address-list': {
+      const at = item.values['.expires'];
+      if (at === undefined) return {};
+      return { timeout: formatDuration(Math.max(0, Math.ceil((Number(at) - state.now()) / 1000))) };
+    }
     case 'ip/address':
       return { 'actual-interface': item.values['interface'] ?? '' };
     case 'system/clock':

@@ -376,3 +376,23 @@ describe('/system clock', () => {
     );
   });
 });
+
+describe('address-list timeouts', () => {
+  it('counts down and removes the entry when the timeout runs out', () => {
+    let now = 1_800_000_000_000;
+    const state = new RouterState({ version: '7.16', seed: 1, now: () => now });
+    populate(state, { identity: 'x', users: [], groups: [] });
+    const e = new Engine(state);
+    run(e, '/ip/firewall/address-list/add', { list: 'blocked', address: '203.0.113.9', timeout: '1m' });
+    run(e, '/ip/firewall/address-list/add', { list: 'blocked', address: '203.0.113.10' });
+    now += 20_000;
+    expect(run(e, '/ip/firewall/address-list/print', { '.proplist': 'address,timeout,dynamic' }).rows).toEqual([
+      { address: '203.0.113.9', timeout: '40s', dynamic: 'true' },
+      { address: '203.0.113.10', dynamic: 'false' },
+    ]);
+    now += 41_000;
+    expect(run(e, '/ip/firewall/address-list/print', { '.proplist': 'address' }).rows).toEqual([
+      { address: '203.0.113.10' },
+    ]);
+  });
+});

@@ -337,6 +337,7 @@ export class Engine {
 
   /** Resolves `.id` / `numbers`: `*1,*2`, or names. */
   private resolveIds(menu: MenuDef, args: ReadonlyMap<string, string>): Item[] {
+    this.expire(menu);
     const raw = args.get('.id') ?? args.get('numbers');
     if (raw === undefined || raw === '') throw new RosError('missing =.id=', CATEGORY.missing);
     const items: Item[] = [];
@@ -424,7 +425,18 @@ export class Engine {
     };
   }
 
+  /** Drops address-list entries whose timeout ran out (checked whenever the list is read). */
+  private expire(menu: MenuDef): void {
+    if (menu.path !== 'ip/firewall/address-list') return;
+    const now = this.state.now();
+    for (const i of this.state.items(menu)) {
+      const at = i.values['.expires'];
+      if (at !== undefined && Number(at) <= now) this.state.remove(menu, i.id);
+    }
+  }
+
   private matching(menu: MenuDef, ctx: Context): Row[] {
+    this.expire(menu);
     const items = menu.kind === 'single' ? [this.state.single(menu.path)] : this.state.items(menu);
     const rows = items.map((i) => this.row(menu, i, ctx.session));
     const from = ctx.args.get('from');
@@ -647,9 +659,17 @@ export class Engine {
       case 'ip/route':
         if (!existing) values['immediate-gw'] = values['gateway'] ?? '';
         break;
-      case 'ip/firewall/address-list':
+      case 'ip/firewall/address-list': {
         if (!existing) values['creation-time'] = stamp();
+        const timeout = values['timeout'];
+        const secs = timeout === undefined ? undefined : parseDuration(timeout);
+        if (secs !== undefined && secs > 0 && (!existing || timeout !== existing.values['timeout'])) {
+          // Entries with a timeout are dynamic and vanish when it runs out.
+          values['.expires'] = String(this.state.now() + secs * 1000);
+          values['dynamic'] = 'true';
+        }
         break;
+      }
       case 'system/scheduler':
         if (!existing) values['owner'] = session.user;
         break;
