@@ -40,6 +40,18 @@ describe('node-routeros against the simulator', () => {
     }
   });
 
+  it('logs in plain on 6.49 and reads v6 yes/no booleans', async () => {
+    const r = await startRouter({ version: '6.49.18', users: USERS });
+    try {
+      const api = await connected(r);
+      const [ether1] = await api.write('/interface/print', ['?name=ether1', '=.proplist=name,disabled,running']);
+      expect(ether1).toEqual({ name: 'ether1', disabled: 'no', running: 'yes' });
+      await api.close();
+    } finally {
+      await r.stop();
+    }
+  });
+
   it('rejects a wrong password', async () => {
     const api = new RouterOSAPI({ host: v7.host, port: v7.port, user: 'peer', password: 'wrong', timeout: 5 });
     await expect(api.connect()).rejects.toMatchObject({ errno: 'CANTLOGIN' });
