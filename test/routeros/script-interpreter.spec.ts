@@ -137,6 +137,18 @@ describe('variables and control flow', () => {
     expect(result.value).toBe('done');
   });
 
+  it('/execute starts a background job; as-string waits for its output', async () => {
+    const r = createRouterModel();
+    const started = await runScript(r, ':put [/execute script=":delay 80ms; /system identity set name=bg"]');
+    expect(started.error).toBeUndefined();
+    expect(started.output[0]).toMatch(/^\*[0-9A-F]+$/);
+    expect(r.state.single('system/identity').values['name']).toBe('MikroTik');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(r.state.single('system/identity').values['name']).toBe('bg');
+    const waited = await runScript(r, ':put [/execute script=":put 42" as-string]');
+    expect(waited.output).toEqual(['42']);
+  });
+
   it(':delay waits, :log writes to /log', async () => {
     const r = createRouterModel();
     const started = Date.now();

@@ -61,6 +61,8 @@ class Return extends Error {
   }
 }
 
+let jobCounter = 0;
+
 /** Commands whose first positional argument is the item list (`numbers`). */
 const NUMBERED = new Set(['set', 'remove', 'enable', 'disable', 'unset', 'get', 'reset-counters', 'run']);
 
@@ -280,6 +282,7 @@ export class Interpreter {
       case 'import':
         return this.importFile(named, pos);
       case 'execute':
+        for (const p of pos) if (typeof p === 'string') named.set(p, '');
         return this.execute(named);
       case 'tool/fetch':
         return this.host.fetch(named, pos, this);
@@ -461,13 +464,24 @@ export class Interpreter {
     return null;
   }
 
+  /**
+   * `:execute`-like `/execute script=...`: with `as-string` waits and returns the output;
+   * otherwise starts a background job and returns its id at once (errors go to /log).
+   */
   private async execute(named: Map<string, Val>): Promise<Val> {
     const script = toStr(named.get('script') ?? '');
-    const nested = new Interpreter(this.host, { ...this.options, session: this.session });
-    const result = await nested.run(script);
-    if (named.has('as-string')) return nested.output.join('\n');
-    if (!result.ok) this.host.state.log('script,error', `script error: ${result.error?.message ?? ''}`);
-    return null;
+    if (named.has('as-string')) {
+      const nested = new Interpreter(this.host, { ...this.options, session: this.session });
+      const result = await nested.run(script);
+      if (!result.ok) throw new ScriptRuntimeError(result.error?.message ?? 'script error');
+      return nested.output.join('\n');
+    }
+    // Background jobs outlive the command that started them (not its cancellation).
+    const job = new Interpreter(this.host, { session: this.session });
+    void job.run(script).then((result) => {
+      if (!result.ok) this.host.state.log('script,error', `script error: ${result.error?.message ?? ''}`);
+    });
+    return `*${(++jobCounter).toString(16).toUpperCase()}`;
   }
 
   private async runStoredScript(target: Val): Promise<Val> {

@@ -57,7 +57,7 @@ function runScripted(engine: Engine, ctx: CommandContext, dir: string, name: str
         return;
       }
       if (value instanceof Map) out.row(Object.fromEntries([...value].map(([k, v]) => [k, toStr(v)])));
-      if (name === 'execute' && named.has('as-string')) out.done(toStr(value));
+      if (name === 'execute') out.done(toStr(value));
       else out.done();
     })
     .catch((err: unknown) => {
