@@ -135,6 +135,13 @@ describe('authentication', () => {
       (await h.call('POST', '/api/v1/auth/refresh', { body: { refreshToken: r3.body.refreshToken } })).status,
     ).toBe(401);
     expect((await h.call('GET', sites(), { token: r3.body.accessToken })).status).toBe(401);
+    // Recorded for platform operators (no secrets).
+    const log = await h.call('GET', '/api/v1/platform/audit-log?action=session.revoked', {
+      token: (await session()).accessToken,
+    });
+    expect(log.body.items[0].after).toEqual({ reason: 'refresh_token_reuse', userId });
+    expect(log.body.items[0].requestId).toEqual(expect.any(String));
+    expect(JSON.stringify(log.body)).not.toContain(s1.refreshToken);
     // Other sessions of the same person are not affected.
     const other = await session();
     expect((await h.call('GET', sites(), { token: other.accessToken })).status).toBe(200);

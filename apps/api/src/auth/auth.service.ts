@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { currentCorrelationId } from '@backplane/observability';
 import { SessionsRepository, UsersRepository, type PlatformTx, type UserRow } from '@backplane/db';
 import { ApiError } from '../common/api-error';
 import { ApiMetrics } from '../common/metrics';
@@ -118,6 +119,17 @@ export class AuthService {
   async startSession(tx: PlatformTx, user: UserRow, ip: string | null): Promise<TokenPair> {
     const expires = new Date(Date.now() + SESSION_DAYS * 86_400_000);
     const sessionId = await this.sessions.create(tx, user.id, expires, ip);
+    await this.audit.record(
+      tx,
+      {
+        actorType: 'user',
+        actorId: user.id,
+        actorLabel: user.email,
+        sourceIp: ip,
+        requestId: currentCorrelationId() ?? null,
+      },
+      { action: 'user.signed_in', targetType: 'session', targetId: sessionId },
+    );
     const refreshToken = newSecret('bpr');
     await this.sessions.addRefreshToken(tx, sessionId, this.tokens.hash(refreshToken));
     return {
@@ -137,6 +149,22 @@ export class AuthService {
       if (!found || found.outcome === 'dead') return 'invalid';
       if (found.outcome === 'reused') {
         await this.sessions.revoke(tx, found.sessionId, 'refresh_token_reuse');
+        await this.audit.record(
+          tx,
+          {
+            actorType: 'system',
+            actorId: null,
+            actorLabel: 'refresh token reuse detection',
+            sourceIp: null,
+            requestId: currentCorrelationId() ?? null,
+          },
+          {
+            action: 'session.revoked',
+            targetType: 'session',
+            targetId: found.sessionId,
+            after: { reason: 'refresh_token_reuse', userId: found.userId },
+          },
+        );
         return 'reused';
       }
       const user = await this.users.byId(tx, found.userId);
