@@ -261,3 +261,18 @@ describe('upgrades', () => {
     ]);
   });
 });
+
+describe('print interval', () => {
+  it('repeats the listing every interval with a .section per round until cancelled', async () => {
+    const [, c] = await up();
+    c.send('/system/resource/print', '=interval=100ms', '=.proplist=uptime,cpu-load', '.tag=p');
+    await c.until((rs) => tagged(rs, 'p').length >= 3);
+    await c.call('/cancel', '=tag=p');
+    const rows = tagged(c.replies, 'p')
+      .filter((s) => s[0] === '!re')
+      .slice(0, 3)
+      .map(attrs);
+    expect(rows.map((r) => r['.section'])).toEqual(['0', '1', '2']);
+    for (const r of rows) expect(Object.keys(r).sort()).toEqual(['.section', 'cpu-load', 'uptime']);
+  });
+});

@@ -402,6 +402,21 @@ export class Engine {
       }
     }
     if (args.has('follow') || args.has('follow-only')) return this.listen(menu, ctx, !args.has('follow-only'));
+    const interval = args.get('interval');
+    if (interval !== undefined && interval !== '') {
+      // `print interval=1s`: the whole listing again every interval, rounds told apart by .section.
+      const secs = parseDuration(interval);
+      if (secs === undefined || secs <= 0) throw new RosError('invalid value for argument interval', CATEGORY.argument);
+      const proplist = this.proplist(args);
+      let section = 0;
+      const round = (): void => {
+        const s = String(section++);
+        for (const r of this.matching(menu, ctx)) sink.row({ ...proplist(r), '.section': s });
+      };
+      round();
+      const timer = setInterval(round, Math.max(50, secs * 1000));
+      return { stop: () => clearInterval(timer), rows: 0 };
+    }
     const rows = this.matching(menu, ctx);
     if (args.has('count-only')) {
       sink.done(String(rows.length));
