@@ -476,8 +476,8 @@ export class Interpreter {
       if (!result.ok) throw new ScriptRuntimeError(result.error?.message ?? 'script error');
       return nested.output.join('\n');
     }
-    // Background jobs outlive the command that started them (not its cancellation).
-    const job = new Interpreter(this.host, { session: this.session });
+    // Background jobs outlive the command that started them; a router stop/reboot ends them.
+    const job = new Interpreter(this.host, { session: this.session, signal: this.host.scheduler.signal });
     void job.run(script).then((result) => {
       if (!result.ok) this.host.state.log('script,error', `script error: ${result.error?.message ?? ''}`);
     });

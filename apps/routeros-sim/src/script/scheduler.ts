@@ -46,6 +46,11 @@ export class Scheduler {
     for (const id of [...this.timers.keys()]) this.disarm(id);
   }
 
+  /** Aborted when the router stops or reboots (scheduler runs and background jobs). */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
   /** Resolves when every run in progress has finished. */
   async idle(): Promise<void> {
     while (this.running.size > 0) await Promise.all([...this.running]);
