@@ -102,3 +102,16 @@ export {
   type LogLevel,
   type ScriptArgs,
 } from './script/builder';
+export {
+  RouterOsRestAuthError,
+  RouterOsRestClient,
+  RouterOsRestError,
+  RouterOsRestNotFoundError,
+  type RestCommandOptions,
+  type RestPrintOptions,
+  type RestRequestOptions,
+  type RestRow,
+  type RestValue,
+  type RouterOsRestClientOptions,
+  type RouterOsRestTlsOptions,
+} from './rest/client';
