@@ -115,3 +115,11 @@ export {
   type RouterOsRestClientOptions,
   type RouterOsRestTlsOptions,
 } from './rest/client';
+export { RouterOsSshClient, type RouterOsSshClientOptions, type SshExecResult } from './ssh/client';
+export {
+  FileHostKeyStore,
+  MemoryHostKeyStore,
+  RouterOsHostKeyError,
+  sshKeyFingerprint,
+  type HostKeyStore,
+} from './ssh/host-keys';
