@@ -27,6 +27,7 @@ import { Throttle } from './common/throttle';
 import { SchemaValidationPipe } from './common/validation';
 import { API_DEPS, type ApiDeps } from './deps';
 import { GatewayLinkModule } from './gateway-link/gateway-link.module';
+import { JobsModule } from './jobs/jobs.module';
 import { OnboardingModule } from './onboarding/onboarding.module';
 import { GatewayLinkController, RegionsController, RegionsService } from './regions/regions.controller';
 import { SitesController } from './sites/sites.controller';
@@ -78,6 +79,7 @@ export class ApiModule {
         OpsModule.register({ checks: deps.checks, registry: deps.registry }),
         GatewayLinkModule.register(deps),
         OnboardingModule.register(deps),
+        JobsModule.register(deps),
       ],
       controllers: [
         AuthController,

@@ -1,6 +1,8 @@
 import 'reflect-metadata';
 import { loadWorkerConfig, secretNames, secretsFor } from '@backplane/config';
-import { createDataSource } from '@backplane/db';
+import { Keyring } from '@backplane/crypto';
+import { createDataSource, Database } from '@backplane/db';
+import { connectionFromUrl } from '@backplane/jobs';
 import {
   createHttpApp,
   createLogger,
@@ -10,29 +12,55 @@ import {
   redisCheck,
   runMain,
 } from '@backplane/observability';
+import { RelayChannel } from './jobs/channel';
+import { JobRunner } from './jobs/runner';
+import { BackupScheduler } from './jobs/scheduled';
+import { loadVerifierKey } from './jobs/verifier-key';
 import { WorkerModule } from './worker.module';
+
+/** Redis key prefix shared with the api and the gateways (tunnel registry, gateway links). */
+export const REDIS_PREFIX = 'bp:';
 
 async function main(): Promise<void> {
   const config = loadWorkerConfig();
   const logger = createLogger({ app: 'worker', level: config.LOG_LEVEL, secretKeys: secretNames() });
   const secrets = secretsFor(config);
   logger.info({ secretsFile: secrets.file, source: secrets.source }, 'secrets loaded');
-  const db = createDataSource({
+  const ds = createDataSource({
     url: config.DATABASE_URL,
     poolSize: config.DATABASE_POOL_SIZE,
     applicationName: 'backplane-worker',
   });
-  await db.initialize();
+  await ds.initialize();
   const redis = createRedis(config.REDIS_URL, logger.child({ component: 'redis' }));
   const registry = createMetricsRegistry('worker');
-  const app = await createHttpApp(WorkerModule.register({ checks: [postgresCheck(db), redisCheck(redis)], registry }), {
+  const db = new Database(ds);
+  const queue = { connection: connectionFromUrl(config.REDIS_URL), prefix: `${REDIS_PREFIX}bull` };
+  const runner = new JobRunner(
+    {
+      db,
+      keyring: new Keyring(secrets.encryptionKeys),
+      channel: new RelayChannel(redis, REDIS_PREFIX),
+      logger: logger.child({ component: 'jobs' }),
+      verifierKey: loadVerifierKey(config.TUNNEL_VERIFIER_KEY, config.DATA_DIR),
+      controllerUrl: (config.CONTROLLER_PUBLIC_URL ?? 'http://127.0.0.1:3000').replace(/\/+$/, ''),
+      pollInterval: config.POLL_INTERVAL,
+    },
+    { queue, redis, lockPrefix: REDIS_PREFIX, concurrency: config.WORKER_CONCURRENCY },
+  );
+  runner.start();
+  const backups = new BackupScheduler(db, queue, config.BACKUP_CRON, logger.child({ component: 'backups' }));
+  await backups.start();
+  const app = await createHttpApp(WorkerModule.register({ checks: [postgresCheck(ds), redisCheck(redis)], registry }), {
     logger,
   });
   const close = app.close.bind(app);
   app.close = async () => {
     await close();
+    await runner.close();
+    await backups.close();
     redis.disconnect();
-    await db.destroy();
+    await ds.destroy();
   };
   await app.listen(config.WORKER_PORT, config.WORKER_HOST);
   logger.info(

@@ -1,0 +1,74 @@
+import { Controller, Get, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { Tenant, TenantAccess, type TenantContext } from '../common/request';
+import { ApiErrors, uuidParam } from '../common/validation';
+import { JobsService } from '../jobs/jobs.service';
+import { BackupsService } from './backups.service';
+
+const DiffQuery = z.strictObject({ from: z.uuid(), to: z.uuid() });
+
+@ApiTags('backups')
+@ApiBearerAuth()
+@ApiErrors()
+@Controller('api/v1/tenants/:tenantId')
+export class BackupsController {
+  constructor(
+    private readonly backups: BackupsService,
+    private readonly jobs: JobsService,
+  ) {}
+
+  @Get('sites/:siteId/backups')
+  @TenantAccess('viewer')
+  list(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) siteId: string) {
+    return this.backups.list(t, siteId);
+  }
+
+  /** Back up now (a job; deduplicated when nothing changed since the last backup). */
+  @Post('sites/:siteId/backups')
+  @TenantAccess('operator')
+  async create(
+    @Tenant() t: TenantContext,
+    @Param('siteId', { schema: uuidParam }) siteId: string,
+    @Req() req: FastifyRequest,
+    @Res({ passthrough: true }) res: FastifyReply,
+  ) {
+    const key = req.headers['idempotency-key'];
+    const { job, created } = await this.jobs.enqueue(t, siteId, {
+      kind: 'backup',
+      payload: { reason: 'manual' },
+      idempotencyKey: typeof key === 'string' ? key : undefined,
+    });
+    void res.status(created ? 201 : 200);
+    return job;
+  }
+
+  /** The export itself (holds secrets: admin). */
+  @Get('backups/:backupId')
+  @TenantAccess('admin')
+  get(@Tenant() t: TenantContext, @Param('backupId', { schema: uuidParam }) id: string) {
+    return this.backups.get(t, id);
+  }
+
+  @Get('backup-diff')
+  @TenantAccess('admin')
+  diff(@Tenant() t: TenantContext, @Query({ schema: DiffQuery }) q: z.infer<typeof DiffQuery>) {
+    return this.backups.diff(t, q.from, q.to);
+  }
+
+  /** Restore is a job (admin). */
+  @Post('backups/:backupId/restore')
+  @TenantAccess('admin')
+  async restore(
+    @Tenant() t: TenantContext,
+    @Param('backupId', { schema: uuidParam }) id: string,
+    @Req() req: FastifyRequest,
+    @Res({ passthrough: true }) res: FastifyReply,
+  ) {
+    const key = req.headers['idempotency-key'];
+    const { job, created } = await this.backups.restore(t, id, typeof key === 'string' ? key : undefined);
+    void res.status(created ? 201 : 200);
+    return job;
+  }
+}

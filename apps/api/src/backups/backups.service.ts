@@ -1,0 +1,85 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { exportWithoutHeader } from '@backplane/jobs';
+import { createTwoFilesPatch } from 'diff';
+import { ApiError } from '../common/api-error';
+import type { TenantContext } from '../common/request';
+import { API_DEPS, type ApiDeps } from '../deps';
+import { JobsService } from '../jobs/jobs.service';
+
+interface BackupRow {
+  id: string;
+  site_id: string;
+  job_id: string | null;
+  content_hash: string;
+  size: number;
+  routeros_version: string | null;
+  created_at: Date;
+  last_confirmed_at: Date;
+}
+
+const toOut = (r: BackupRow) => ({
+  id: r.id,
+  siteId: r.site_id,
+  jobId: r.job_id,
+  contentHash: r.content_hash,
+  size: r.size,
+  routerosVersion: r.routeros_version,
+  createdAt: r.created_at.toISOString(),
+  lastConfirmedAt: r.last_confirmed_at.toISOString(),
+});
+
+/** Stored backups (encrypted exports, one row per distinct configuration), diff and restore. */
+@Injectable()
+export class BackupsService {
+  constructor(
+    @Inject(API_DEPS) private readonly deps: ApiDeps,
+    private readonly jobs: JobsService,
+  ) {}
+
+  async list(t: TenantContext, siteId: string) {
+    const rows = await this.deps.db.inTenant(t.scope, (tx) =>
+      tx.query<BackupRow>(
+        `SELECT id, site_id, job_id, content_hash, size, routeros_version, created_at, last_confirmed_at
+           FROM backups WHERE site_id = $1 ORDER BY created_at DESC, id DESC LIMIT 500`,
+        [siteId],
+      ),
+    );
+    return { items: rows.map(toOut) };
+  }
+
+  private async content(t: TenantContext, id: string): Promise<{ row: BackupRow; text: string }> {
+    const [row] = await this.deps.db.inTenant(t.scope, (tx) =>
+      tx.query<BackupRow & { content_enc: string }>(`SELECT * FROM backups WHERE id = $1`, [id]),
+    );
+    if (!row) throw ApiError.notFound('backup');
+    return { row, text: this.deps.keyring.decryptText(row.content_enc, `site:${row.site_id}:backup`) };
+  }
+
+  async get(t: TenantContext, id: string) {
+    const { row, text } = await this.content(t, id);
+    return { ...toOut(row), content: text };
+  }
+
+  /** Unified diff between two versions of the same site (date header ignored). */
+  async diff(t: TenantContext, from: string, to: string) {
+    const a = await this.content(t, from);
+    const b = await this.content(t, to);
+    if (a.row.site_id !== b.row.site_id)
+      throw new ApiError('validation_failed', 'the backups belong to different sites');
+    return {
+      from: toOut(a.row),
+      to: toOut(b.row),
+      diff: createTwoFilesPatch(
+        `${a.row.created_at.toISOString()}.rsc`,
+        `${b.row.created_at.toISOString()}.rsc`,
+        exportWithoutHeader(a.text),
+        exportWithoutHeader(b.text),
+      ),
+    };
+  }
+
+  async restore(t: TenantContext, id: string, idempotencyKey: string | undefined) {
+    const { row } = await this.content(t, id);
+    return this.jobs.enqueue(t, row.site_id, { kind: 'restore', payload: { backupId: id }, idempotencyKey });
+  }
+}

@@ -1,0 +1,189 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiHeader, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { JOB_KINDS, JOB_STATES } from '@backplane/jobs';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { ApiError } from '../common/api-error';
+import { Tenant, TenantAccess, type TenantContext } from '../common/request';
+import { ApiErrors, cursorQuery, limitQuery, uuidParam } from '../common/validation';
+import { JobsService } from './jobs.service';
+
+const EnqueueBody = z.strictObject({
+  kind: z.enum(JOB_KINDS as [string, ...string[]]),
+  payload: z.record(z.string(), z.unknown()).default({}),
+});
+const BulkBody = z.strictObject({
+  kind: z.enum(JOB_KINDS as [string, ...string[]]),
+  payload: z.record(z.string(), z.unknown()).default({}),
+  siteIds: z.array(z.uuid()).max(100_000).optional(),
+  tags: z.array(z.string().min(1).max(100)).max(50).optional(),
+});
+const ListQuery = z.strictObject({
+  siteId: z.uuid().optional(),
+  batchId: z.uuid().optional(),
+  state: z.enum(JOB_STATES).optional(),
+  limit: limitQuery,
+  cursor: cursorQuery,
+});
+const Step = z.object({ name: z.string(), state: z.string(), at: z.string(), detail: z.string().optional() });
+const JobResponse = z.object({
+  id: z.uuid(),
+  siteId: z.uuid(),
+  batchId: z.uuid().nullable(),
+  kind: z.string(),
+  payload: z.unknown(),
+  state: z.enum(JOB_STATES),
+  progress: z.number(),
+  steps: z.array(Step),
+  result: z.unknown(),
+  error: z.string().nullable(),
+  attempts: z.number(),
+  requestedBy: z.object({ type: z.string(), id: z.string().nullable(), label: z.string().nullable() }),
+  hasExports: z.boolean(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  expiresAt: z.string(),
+});
+const BatchResponse = z.object({
+  id: z.uuid(),
+  kind: z.string(),
+  total: z.number(),
+  states: z.record(z.string(), z.number()),
+  finished: z.number(),
+  done: z.boolean(),
+  createdAt: z.string(),
+});
+const KEY = /^[A-Za-z0-9_.:-]{1,255}$/;
+const IdemHeader = () =>
+  ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description: 'The same key returns the same job (200 instead of 201), for as long as the job exists.',
+  });
+
+function idemKey(req: FastifyRequest): string | undefined {
+  const raw = req.headers['idempotency-key'];
+  const key = Array.isArray(raw) ? raw[0] : raw;
+  if (key === undefined) return undefined;
+  if (!KEY.test(key))
+    throw new ApiError('validation_failed', 'Idempotency-Key must be 1-255 characters of A-Z a-z 0-9 _ . : -');
+  return key;
+}
+
+@ApiTags('jobs')
+@ApiBearerAuth()
+@ApiErrors()
+@Controller('api/v1/tenants/:tenantId')
+export class JobsController {
+  constructor(private readonly jobs: JobsService) {}
+
+  /** Enqueue a job for one site. Configuration changes, commands, backups, reboots, upgrades. */
+  @Post('sites/:siteId/jobs')
+  @TenantAccess('operator')
+  @IdemHeader()
+  @ApiResponse({ status: 201, standardSchema: JobResponse })
+  async enqueue(
+    @Tenant() t: TenantContext,
+    @Param('siteId', { schema: uuidParam }) siteId: string,
+    @Body({ schema: EnqueueBody }) body: z.infer<typeof EnqueueBody>,
+    @Req() req: FastifyRequest,
+    @Res({ passthrough: true }) res: FastifyReply,
+  ) {
+    const { job, created } = await this.jobs.enqueue(t, siteId, {
+      kind: body.kind as (typeof JOB_KINDS)[number],
+      payload: body.payload,
+      idempotencyKey: idemKey(req),
+    });
+    void res.status(created ? 201 : 200);
+    return job;
+  }
+
+  /** Recreate the site's tunnel: new credentials, router repaired over the tunnel or at its next poll. */
+  @Post('sites/:siteId/recreate-tunnel')
+  @TenantAccess('operator')
+  @IdemHeader()
+  @ApiResponse({ status: 201, standardSchema: JobResponse })
+  async recreate(
+    @Tenant() t: TenantContext,
+    @Param('siteId', { schema: uuidParam }) siteId: string,
+    @Req() req: FastifyRequest,
+    @Res({ passthrough: true }) res: FastifyReply,
+  ) {
+    const { job, created } = await this.jobs.enqueue(t, siteId, {
+      kind: 'recreate-tunnel',
+      payload: {},
+      idempotencyKey: idemKey(req),
+    });
+    void res.status(created ? 201 : 200);
+    return job;
+  }
+
+  /** One change for many sites (ids or tags) as a batch of per-site jobs. */
+  @Post('jobs/bulk')
+  @TenantAccess('operator')
+  @IdemHeader()
+  @ApiResponse({ status: 201, standardSchema: z.object({ batch: BatchResponse }) })
+  async bulk(
+    @Tenant() t: TenantContext,
+    @Body({ schema: BulkBody }) body: z.infer<typeof BulkBody>,
+    @Req() req: FastifyRequest,
+    @Res({ passthrough: true }) res: FastifyReply,
+  ) {
+    const { batch, created } = await this.jobs.bulk(t, {
+      kind: body.kind as (typeof JOB_KINDS)[number],
+      payload: body.payload,
+      siteIds: body.siteIds,
+      tags: body.tags,
+      idempotencyKey: idemKey(req),
+    });
+    void res.status(created ? 201 : 200);
+    return { batch };
+  }
+
+  @Get('job-batches/:batchId')
+  @TenantAccess('viewer')
+  @ApiResponse({ status: 200, standardSchema: BatchResponse })
+  batch(@Tenant() t: TenantContext, @Param('batchId', { schema: uuidParam }) id: string) {
+    return this.jobs.batch(t, id);
+  }
+
+  @Get('jobs')
+  @TenantAccess('viewer')
+  @ApiResponse({
+    status: 200,
+    standardSchema: z.object({ items: z.array(JobResponse), nextCursor: z.string().nullable() }),
+  })
+  list(@Tenant() t: TenantContext, @Query({ schema: ListQuery }) q: z.infer<typeof ListQuery>) {
+    return this.jobs.list(t, {
+      limit: q.limit,
+      ...(q.siteId ? { siteId: q.siteId } : {}),
+      ...(q.batchId ? { batchId: q.batchId } : {}),
+      ...(q.state ? { state: q.state } : {}),
+      ...(q.cursor ? { cursor: q.cursor } : {}),
+    });
+  }
+
+  @Get('jobs/:jobId')
+  @TenantAccess('viewer')
+  @ApiResponse({ status: 200, standardSchema: JobResponse })
+  get(@Tenant() t: TenantContext, @Param('jobId', { schema: uuidParam }) id: string) {
+    return this.jobs.get(t, id);
+  }
+
+  /** Before/after `/export show-sensitive` of a configuration job, and their unified diff. */
+  @Get('jobs/:jobId/exports')
+  @TenantAccess('admin')
+  exports(@Tenant() t: TenantContext, @Param('jobId', { schema: uuidParam }) id: string) {
+    return this.jobs.exports(t, id);
+  }
+
+  /** Queued and waiting jobs end at once; a running job stops before its next step. */
+  @Post('jobs/:jobId/cancel')
+  @TenantAccess('operator')
+  @HttpCode(200)
+  @ApiResponse({ status: 200, standardSchema: JobResponse })
+  cancel(@Tenant() t: TenantContext, @Param('jobId', { schema: uuidParam }) id: string) {
+    return this.jobs.cancel(t, id);
+  }
+}

@@ -1,0 +1,278 @@
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import type { TenantTx } from '@backplane/db';
+import {
+  connectionFromUrl,
+  deterministicId,
+  JOB_MIN_ROLE,
+  JOB_PAYLOADS,
+  JobQueue,
+  jobsRepo,
+  type JobKind,
+  type JobRow,
+  type JobState,
+} from '@backplane/jobs';
+import { createTwoFilesPatch } from 'diff';
+import { AuditService } from '../audit/audit.service';
+import { ApiError } from '../common/api-error';
+import { ROLE_RANK, type TenantContext } from '../common/request';
+import { API_DEPS, type ApiDeps } from '../deps';
+
+/** Jobs for an offline site wait this long before they expire. */
+export const JOB_TTL_SECONDS = 24 * 3600;
+
+export function toJobResponse(r: JobRow) {
+  return {
+    id: r.id,
+    siteId: r.siteId,
+    batchId: r.batchId,
+    kind: r.kind,
+    payload: redactPayload(r.kind, r.payload),
+    state: r.state,
+    progress: r.progress,
+    steps: r.steps,
+    result: r.result ?? null,
+    error: r.error,
+    attempts: r.attempts,
+    requestedBy: r.requestedBy,
+    hasExports: Boolean(r.exportBeforeEnc || r.exportAfterEnc),
+    createdAt: new Date(r.createdAt).toISOString(),
+    startedAt: r.startedAt ? new Date(r.startedAt).toISOString() : null,
+    finishedAt: r.finishedAt ? new Date(r.finishedAt).toISOString() : null,
+    expiresAt: new Date(r.expiresAt).toISOString(),
+  };
+}
+export type JobOut = ReturnType<typeof toJobResponse>;
+
+/** Passwords in a desired `user` state never leave the database in a response or the audit log. */
+function redactPayload(kind: string, payload: unknown): unknown {
+  if (kind !== 'apply-config' || !payload || typeof payload !== 'object') return payload;
+  const p = payload as { changes?: Record<string, unknown>[] };
+  return { ...p, changes: (p.changes ?? []).map((c) => ('password' in c ? { ...c, password: '***' } : c)) };
+}
+
+export interface EnqueueInput {
+  readonly kind: JobKind;
+  readonly payload: unknown;
+  readonly idempotencyKey?: string | undefined;
+}
+
+@Injectable()
+export class JobsService implements OnModuleDestroy {
+  readonly queue: JobQueue;
+
+  constructor(
+    @Inject(API_DEPS) private readonly deps: ApiDeps,
+    private readonly audit: AuditService,
+  ) {
+    this.queue = new JobQueue({
+      connection: connectionFromUrl(deps.config.REDIS_URL),
+      prefix: `${deps.redisPrefix}bull`,
+    });
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.queue.close();
+  }
+
+  private checkRole(t: TenantContext, kind: JobKind): unknown {
+    if (ROLE_RANK[t.role] < ROLE_RANK[JOB_MIN_ROLE[kind]]) {
+      throw new ApiError('forbidden', `${kind} jobs need the ${JOB_MIN_ROLE[kind]} role`);
+    }
+    return undefined;
+  }
+
+  private parse(kind: JobKind, payload: unknown): unknown {
+    const r = JOB_PAYLOADS[kind].safeParse(payload ?? {});
+    if (!r.success) {
+      throw new ApiError(
+        'validation_failed',
+        `invalid payload for ${kind}`,
+        r.error.issues.slice(0, 20).map((i) => ({ path: `body.payload.${i.path.join('.')}`, message: i.message })),
+      );
+    }
+    return r.data;
+  }
+
+  private requester(t: TenantContext) {
+    return { type: t.actor.actorType, id: t.actor.actorId ?? null, label: t.actor.actorLabel ?? null };
+  }
+
+  /** One job for one site; the same Idempotency-Key returns the same job. */
+  async enqueue(t: TenantContext, siteId: string, input: EnqueueInput): Promise<{ job: JobOut; created: boolean }> {
+    this.checkRole(t, input.kind);
+    const payload = this.parse(input.kind, input.payload);
+    const { row, created } = await this.deps.db.inTenant(t.scope, async (tx) => {
+      await this.requireSite(tx, siteId);
+      const res = await jobsRepo.create(tx, {
+        siteId,
+        kind: input.kind,
+        payload,
+        requestedBy: this.requester(t),
+        idempotencyKey: input.idempotencyKey,
+        ttlSeconds: JOB_TTL_SECONDS,
+      });
+      if (res.created) {
+        await this.audit.record(tx, t.actor, {
+          action: `job.${input.kind}`,
+          targetType: 'site',
+          targetId: siteId,
+          after: { jobId: res.row.id, payload: redactPayload(input.kind, payload) },
+        });
+      }
+      return res;
+    });
+    if (row.state === 'queued' || row.state === 'waiting') {
+      await this.queue.add({ jobId: row.id, tenantId: t.scope.tenantId, siteId, kind: row.kind });
+    }
+    return { job: toJobResponse(row), created };
+  }
+
+  private async requireSite(tx: TenantTx, siteId: string): Promise<void> {
+    const rows = await tx.query(`SELECT 1 FROM sites WHERE id = $1 AND deleted_at IS NULL`, [siteId]);
+    if (!rows.length) throw ApiError.notFound('site');
+  }
+
+  /** One change for many sites (ids and/or tags): a batch of per-site jobs. */
+  async bulk(t: TenantContext, input: EnqueueInput & { siteIds?: string[] | undefined; tags?: string[] | undefined }) {
+    this.checkRole(t, input.kind);
+    const payload = this.parse(input.kind, input.payload);
+    if (!input.siteIds?.length && !input.tags?.length) {
+      throw new ApiError('validation_failed', 'give siteIds or tags');
+    }
+    const batchId = input.idempotencyKey
+      ? deterministicId(t.scope.tenantId, 'batch', input.idempotencyKey)
+      : deterministicId(t.scope.tenantId, 'batch', `${Date.now()}-${Math.random()}`);
+    const { jobs, created } = await this.deps.db.inTenant(t.scope, async (tx) => {
+      const existing = await tx.query(`SELECT id FROM job_batches WHERE id = $1`, [batchId]);
+      if (existing.length) {
+        const rows = await jobsRepo.list(tx, { batchId, limit: 1_000_000 });
+        return { jobs: rows, created: false };
+      }
+      const sites = await tx.query<{ id: string }>(
+        `SELECT id FROM sites WHERE deleted_at IS NULL AND (id = ANY($1::uuid[]) OR tags && $2::text[]) ORDER BY id`,
+        [input.siteIds ?? [], input.tags ?? []],
+      );
+      if (input.siteIds?.length) {
+        const found = new Set(sites.map((s) => s.id));
+        const missing = input.siteIds.filter((id) => !found.has(id));
+        if (missing.length) throw new ApiError('not_found', `sites not found: ${missing.slice(0, 10).join(', ')}`);
+      }
+      await tx.query(
+        `INSERT INTO job_batches (id, tenant_id, kind, total, requested_by, idempotency_key) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [
+          batchId,
+          tx.tenantId,
+          input.kind,
+          sites.length,
+          JSON.stringify(this.requester(t)),
+          input.idempotencyKey ?? null,
+        ],
+      );
+      const rows: JobRow[] = [];
+      for (const s of sites) {
+        const { row } = await jobsRepo.create(tx, {
+          siteId: s.id,
+          kind: input.kind,
+          payload,
+          requestedBy: this.requester(t),
+          idempotencyKey: `batch:${batchId}`,
+          batchId,
+          ttlSeconds: JOB_TTL_SECONDS,
+        });
+        rows.push(row);
+      }
+      await this.audit.record(tx, t.actor, {
+        action: `job.bulk.${input.kind}`,
+        targetType: 'job_batch',
+        targetId: batchId,
+        after: { sites: sites.length, tags: input.tags ?? [], payload: redactPayload(input.kind, payload) },
+      });
+      return { jobs: rows, created: true };
+    });
+    const open = jobs.filter((j) => j.state === 'queued' || j.state === 'waiting');
+    for (let i = 0; i < open.length; i += 500) {
+      await Promise.all(
+        open
+          .slice(i, i + 500)
+          .map((j) => this.queue.add({ jobId: j.id, tenantId: t.scope.tenantId, siteId: j.siteId, kind: j.kind })),
+      );
+    }
+    return { batch: await this.batch(t, batchId), created };
+  }
+
+  async batch(t: TenantContext, batchId: string) {
+    return this.deps.db.inTenant(t.scope, async (tx) => {
+      const [b] = await tx.query<{ id: string; kind: string; total: number; created_at: Date }>(
+        `SELECT id, kind, total, created_at FROM job_batches WHERE id = $1`,
+        [batchId],
+      );
+      if (!b) throw ApiError.notFound('batch');
+      const counts = await tx.query<{ state: JobState; n: number }>(
+        `SELECT state, count(*)::int AS n FROM jobs WHERE batch_id = $1 GROUP BY state`,
+        [batchId],
+      );
+      const byState = Object.fromEntries(counts.map((c) => [c.state, c.n])) as Partial<Record<JobState, number>>;
+      const finished = (['succeeded', 'failed', 'cancelled', 'expired'] as const).reduce(
+        (n, s) => n + (byState[s] ?? 0),
+        0,
+      );
+      return {
+        id: b.id,
+        kind: b.kind,
+        total: b.total,
+        states: byState,
+        finished,
+        done: finished === b.total,
+        createdAt: b.created_at.toISOString(),
+      };
+    });
+  }
+
+  async list(
+    t: TenantContext,
+    q: { siteId?: string; batchId?: string; state?: JobState; limit: number; cursor?: string },
+  ) {
+    const rows = await this.deps.db.inTenant(t.scope, (tx) =>
+      jobsRepo.list(tx, {
+        limit: q.limit + 1,
+        ...(q.siteId ? { siteId: q.siteId } : {}),
+        ...(q.batchId ? { batchId: q.batchId } : {}),
+        ...(q.state ? { state: q.state } : {}),
+        ...(q.cursor ? { before: q.cursor } : {}),
+      }),
+    );
+    const items = rows.slice(0, q.limit).map(toJobResponse);
+    return { items, nextCursor: rows.length > q.limit ? (items.at(-1)?.id ?? null) : null };
+  }
+
+  async get(t: TenantContext, id: string): Promise<JobOut> {
+    const row = await this.deps.db.inTenant(t.scope, (tx) => jobsRepo.get(tx, id));
+    if (!row) throw ApiError.notFound('job');
+    return toJobResponse(row);
+  }
+
+  /** The before/after exports of a configuration job and their diff (they hold secrets: admin). */
+  async exports(t: TenantContext, id: string) {
+    const row = await this.deps.db.inTenant(t.scope, (tx) => jobsRepo.get(tx, id));
+    if (!row) throw ApiError.notFound('job');
+    const dec = (v: string | null) => (v ? this.deps.keyring.decryptText(v, `job:${id}:export`) : null);
+    const before = dec(row.exportBeforeEnc);
+    const after = dec(row.exportAfterEnc);
+    return {
+      before,
+      after,
+      diff: before !== null && after !== null ? createTwoFilesPatch('before.rsc', 'after.rsc', before, after) : null,
+    };
+  }
+
+  async cancel(t: TenantContext, id: string): Promise<JobOut> {
+    const row = await this.deps.db.inTenant(t.scope, async (tx) => {
+      const r = await jobsRepo.cancel(tx, id);
+      if (!r) throw ApiError.notFound('job');
+      await this.audit.record(tx, t.actor, { action: 'job.cancelled', targetType: 'job', targetId: id });
+      return r;
+    });
+    if (row.state === 'cancelled') await this.queue.remove(id);
+    return toJobResponse(row);
+  }
+}

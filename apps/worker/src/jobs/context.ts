@@ -1,0 +1,127 @@
+import type { RelayResponse } from '@backplane/contracts';
+import type { Keyring } from '@backplane/crypto';
+import type { Database, TenantScope } from '@backplane/db';
+import { jobsRepo, type JobKind, type JobPayload, type JobRow, type JobStep } from '@backplane/jobs';
+import type { Logger } from 'pino';
+import type { RouterChannel, SiteTarget } from './channel';
+
+/** Ask the runner to run the job again later (e.g. waiting for the router to come back). */
+export class RetryLaterError extends Error {
+  constructor(
+    message: string,
+    readonly delayMs = 5000,
+  ) {
+    super(message);
+    this.name = 'RetryLaterError';
+  }
+}
+
+/** The job was cancelled while it ran: stop before the next step. */
+export class JobCancelledError extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'JobCancelledError';
+  }
+}
+
+export interface WorkerServices {
+  readonly db: Database;
+  readonly keyring: Keyring;
+  readonly channel: RouterChannel;
+  readonly logger: Logger;
+  readonly verifierKey: Buffer;
+  readonly controllerUrl: string;
+  readonly pollInterval: number;
+  /** Tests on loopback: who may reach the router's API service after a recovery script. */
+  readonly apiAllowedFrom?: string;
+}
+
+/**
+ * What a handler gets: the site's router, and `step()` which records each step and makes
+ * a job that runs again (worker died, router went offline) skip steps already done.
+ */
+export class JobContext<K extends JobKind = JobKind> {
+  private steps: JobStep[];
+
+  constructor(
+    readonly services: WorkerServices,
+    readonly scope: TenantScope,
+    readonly job: JobRow,
+    readonly payload: JobPayload<K>,
+    readonly target: SiteTarget,
+  ) {
+    this.steps = [...job.steps];
+  }
+
+  get siteId(): string {
+    return this.job.siteId;
+  }
+
+  get log(): Logger {
+    return this.services.logger;
+  }
+
+  call(command: string, attributes?: Readonly<Record<string, string>>, timeoutMs?: number): Promise<RelayResponse> {
+    return this.services.channel.call(this.target, command, attributes, timeoutMs);
+  }
+
+  async print(menu: string): Promise<Record<string, string>[]> {
+    return [...(await this.call(`${menu}/print`)).rows];
+  }
+
+  /** The last record of a step (`done`, `started`...), from this or an earlier attempt. */
+  stepState(name: string): JobStep | undefined {
+    return [...this.steps].reverse().find((s) => s.name === name);
+  }
+
+  private async record(step: JobStep, progress?: number): Promise<void> {
+    this.steps.push(step);
+    await this.services.db.inTenant(this.scope, async (tx) => {
+      await jobsRepo.step(tx, this.job.id, step, progress);
+    });
+  }
+
+  private async checkCancelled(): Promise<void> {
+    const row = await this.services.db.inTenant(this.scope, (tx) => jobsRepo.get(tx, this.job.id));
+    if (row?.cancelRequested) throw new JobCancelledError();
+  }
+
+  /**
+   * Runs one step once. A step already `done` in an earlier attempt is skipped (its detail
+   * returned). A step that `started` but never finished (the worker died in it) is re-run
+   * only if `idempotent` (find-then-set); otherwise `onInterrupted` decides (default: fail).
+   */
+  async step(
+    name: string,
+    progress: number,
+    fn: () => Promise<string | undefined>,
+    opts: { idempotent: boolean; onInterrupted?: () => Promise<string | undefined> } = { idempotent: true },
+  ): Promise<string | undefined> {
+    const prior = this.stepState(name);
+    if (prior?.state === 'done' || prior?.state === 'skipped') return prior.detail;
+    await this.checkCancelled();
+    const at = () => new Date().toISOString();
+    if (prior?.state === 'started' && !opts.idempotent) {
+      if (!opts.onInterrupted) throw new Error(`step "${name}" was interrupted and is not safe to repeat`);
+      const detail = await opts.onInterrupted();
+      await this.record({ name, state: 'done', at: at(), detail: detail ?? 'recovered after interruption' }, progress);
+      return detail;
+    }
+    await this.record({ name, state: 'started', at: at() });
+    const detail = await fn();
+    await this.record({ name, state: 'done', at: at(), ...(detail !== undefined ? { detail } : {}) }, progress);
+    return detail;
+  }
+
+  /** `/export` with secrets (so that a restore is complete). */
+  async exportConfig(): Promise<string> {
+    const version = await this.version();
+    const res = await this.call('/export', version.startsWith('6.') ? {} : { 'show-sensitive': '' }, 120_000);
+    return res.ret ?? '';
+  }
+
+  async version(): Promise<string> {
+    const [r] = await this.print('/system/resource');
+    return (r?.['version'] ?? '').split(' ')[0] ?? '';
+  }
+}

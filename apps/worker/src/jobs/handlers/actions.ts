@@ -1,0 +1,224 @@
+import { newTunnelSecret, siteIdToTunnelUser, tunnelVerifier } from '@backplane/contracts';
+import { backupHash, recoveryScript } from '@backplane/jobs';
+import { RetryLaterError, type JobContext } from '../context';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One RouterOS API command (operator+, audited by the api when enqueued). Never repeated after a crash. */
+export async function runCommand(ctx: JobContext<'run-command'>) {
+  const res = await ctx.step(
+    'run command',
+    90,
+    async () => JSON.stringify(await ctx.call(ctx.payload.command, ctx.payload.attributes)),
+    { idempotent: /\/print$/.test(ctx.payload.command) },
+  );
+  return res ? (JSON.parse(res) as unknown) : null;
+}
+
+/** Waits (inside the job, bounded) until the router answers again after a reboot. */
+async function waitBack(ctx: JobContext, deadlineMs: number): Promise<string> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      return await ctx.version();
+    } catch {
+      if (Date.now() > end) throw new RetryLaterError('router not back yet', 5000);
+      await sleep(500);
+    }
+  }
+}
+
+async function uptimeSeconds(ctx: JobContext): Promise<number> {
+  const [r] = await ctx.print('/system/resource');
+  const m = /(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?/.exec(r?.['uptime'] ?? '');
+  const [w, d, h, mi, s] = (m ?? []).slice(1).map((x) => Number(x ?? 0));
+  return (((w! * 7 + d!) * 24 + h!) * 60 + mi!) * 60 + s!;
+}
+
+export async function reboot(ctx: JobContext<'reboot'>) {
+  await ctx.step(
+    'reboot',
+    50,
+    async () => {
+      await ctx.call('/system/reboot').catch(() => undefined); // the connection may drop with the reply
+      return 'reboot sent';
+    },
+    // Interrupted after sending: do not reboot again, just verify below.
+    { idempotent: false, onInterrupted: () => Promise.resolve('reboot already sent before the worker restarted') },
+  );
+  await sleep(300);
+  const version = await ctx.step('back online', 100, async () => waitBack(ctx, 60_000));
+  return { version, uptimeSeconds: await uptimeSeconds(ctx) };
+}
+
+export async function backup(ctx: JobContext<'backup'>) {
+  const detail = await ctx.step('export and store', 90, async () => {
+    const text = await ctx.exportConfig();
+    const hash = backupHash(text);
+    const version = await ctx.version();
+    const { db, keyring } = ctx.services;
+    return db.inTenant(ctx.scope, async (tx) => {
+      const [last] = await tx.query<{ id: string; content_hash: string }>(
+        `SELECT id, content_hash FROM backups WHERE site_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1`,
+        [ctx.siteId],
+      );
+      if (last?.content_hash === hash) {
+        await tx.query(`UPDATE backups SET last_confirmed_at = now() WHERE id = $1`, [last.id]);
+        return JSON.stringify({ backupId: last.id, deduplicated: true });
+      }
+      const [row] = await tx.query<{ id: string }>(
+        `INSERT INTO backups (tenant_id, site_id, job_id, content_hash, content_enc, size, routeros_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+        [
+          tx.tenantId,
+          ctx.siteId,
+          ctx.job.id,
+          hash,
+          keyring.encrypt(text, `site:${ctx.siteId}:backup`),
+          Buffer.byteLength(text),
+          version,
+        ],
+      );
+      return JSON.stringify({ backupId: row!.id, deduplicated: false });
+    });
+  });
+  return detail ? (JSON.parse(detail) as unknown) : null;
+}
+
+/**
+ * Restore: the stored export goes to a file on the router, which is reset to no defaults
+ * and runs it after the reset (`run-after-reset`), then we wait for it to come back.
+ */
+export async function restore(ctx: JobContext<'restore'>) {
+  const { db, keyring } = ctx.services;
+  const [b] = await db.inTenant(ctx.scope, (tx) =>
+    tx.query<{ content_enc: string }>(`SELECT content_enc FROM backups WHERE id = $1 AND site_id = $2`, [
+      ctx.payload.backupId,
+      ctx.siteId,
+    ]),
+  );
+  if (!b) throw new Error('backup not found for this site');
+  const text = keyring.decryptText(b.content_enc, `site:${ctx.siteId}:backup`);
+  await ctx.step('upload', 30, async () => {
+    const existing = (await ctx.print('/file')).find((f) => f['name'] === 'bp-restore.rsc');
+    if (existing?.['.id']) await ctx.call('/file/remove', { '.id': existing['.id'] });
+    await ctx.call('/file/add', { name: 'bp-restore.rsc', contents: text });
+    return `${Buffer.byteLength(text)} bytes`;
+  });
+  await ctx.step(
+    'reset and import',
+    70,
+    async () => {
+      await ctx
+        .call('/system/reset-configuration', {
+          'no-defaults': 'yes',
+          'skip-backup': 'yes',
+          'run-after-reset': 'bp-restore.rsc',
+        })
+        .catch(() => undefined);
+      return 'reset sent';
+    },
+    { idempotent: false, onInterrupted: () => Promise.resolve('reset already sent before the worker restarted') },
+  );
+  await sleep(300);
+  await ctx.step('back online', 100, async () => waitBack(ctx, 120_000));
+  return { restored: ctx.payload.backupId };
+}
+
+/**
+ * Recreate tunnel: rotate the site's tunnel secret, then repair the router with a script
+ * that removes every object named after the site and recreates them, over the tunnel if it
+ * is up, else handed to the router on its next poll. Done when the router is online with
+ * the new parameters.
+ */
+export async function recreateTunnel(ctx: JobContext<'recreate-tunnel'>) {
+  const { db, keyring, verifierKey } = ctx.services;
+  const siteId = ctx.siteId;
+  const rotatedAt = await ctx.step('rotate tunnel credentials', 20, async () => {
+    const secret = newTunnelSecret();
+    await db.inTenant(ctx.scope, (tx) =>
+      tx.query(`UPDATE sites SET tunnel_secret_enc = $2, tunnel_verifier = $3, updated_at = now() WHERE id = $1`, [
+        siteId,
+        keyring.encrypt(secret, `site:${siteId}:tunnel`),
+        tunnelVerifier(verifierKey, secret),
+      ]),
+    );
+    return new Date().toISOString();
+  });
+  const [site] = await db.inTenant(ctx.scope, (tx) =>
+    tx.query<{ name: string; tunnel_secret_enc: string; public_host: string | null; public_port: number | null }>(
+      `SELECT s.name, s.tunnel_secret_enc, r.public_host, r.public_port
+         FROM sites s LEFT JOIN regions r ON r.id = s.region_id WHERE s.id = $1`,
+      [siteId],
+    ),
+  );
+  if (!site?.public_host) throw new Error('the site has no region (was it onboarded?)');
+  const secret = keyring.decryptText(site.tunnel_secret_enc, `site:${siteId}:tunnel`);
+  const script = recoveryScript({
+    siteId,
+    siteName: site.name,
+    tunnelUser: siteIdToTunnelUser(siteId),
+    tunnelSecret: secret,
+    regionHost: site.public_host,
+    regionPort: site.public_port ?? 8443,
+    controllerUrl: ctx.services.controllerUrl,
+    pollSecret: '',
+    pollInterval: `${ctx.services.pollInterval}s`,
+    ...(ctx.services.apiAllowedFrom ? { apiAllowedFrom: ctx.services.apiAllowedFrom } : {}),
+  });
+  await ctx.step('deliver recovery script', 50, async () => {
+    const online = await ctx.services.channel.connectedSince(siteId);
+    if (online) {
+      try {
+        await ctx.call('/execute', { script }, 30_000);
+        return 'ran over the tunnel';
+      } catch (err) {
+        ctx.log.warn({ siteId, err: String(err) }, 'recovery over the tunnel failed; falling back to the poll');
+      }
+    }
+    await db.inTenant(ctx.scope, (tx) =>
+      tx.query(
+        `UPDATE site_agents SET pending_script_enc = $2, pending_job_id = $3, pending_delivered_at = NULL, updated_at = now()
+          WHERE site_id = $1`,
+        [siteId, keyring.encrypt(script, `site:${siteId}:pending-script`), ctx.job.id],
+      ),
+    );
+    return 'queued for the next poll';
+  });
+  // Online again, through a tunnel that came up after the rotation (or a direct channel),
+  // and the router's ovpn-client carries the new secret.
+  const since = await ctx.services.channel.connectedSince(siteId);
+  if (!since) throw new RetryLaterError('waiting for the router to come back with the new tunnel', 3000);
+  const ovpn = (await ctx.print('/interface/ovpn-client')).find((c) => c['name'] === siteId);
+  if (!ovpn || ovpn['password'] !== secret) {
+    throw new RetryLaterError('the router does not carry the new tunnel parameters yet', 3000);
+  }
+  await ctx.step('verify', 100, () => Promise.resolve(`online since ${since.toISOString()} (rotated ${rotatedAt})`));
+  return { rotatedAt, onlineSince: since.toISOString() };
+}
+
+/** Check, download + install (reboots), verify the version. */
+export async function routerosUpgrade(ctx: JobContext<'routeros-upgrade'>) {
+  const check = await ctx.step('check for updates', 20, async () => {
+    await ctx.call('/system/package/update/set', { channel: ctx.payload.channel }).catch(() => undefined);
+    const res = await ctx.call('/system/package/update/check-for-updates', {}, 120_000);
+    const last = res.rows.at(-1) ?? {};
+    return JSON.stringify({ installed: last['installed-version'] ?? '', latest: last['latest-version'] ?? '' });
+  });
+  const { installed, latest } = JSON.parse(check ?? '{}') as { installed: string; latest: string };
+  if (!latest || latest === installed) return { upToDate: true, version: installed };
+  await ctx.step(
+    'download and install',
+    60,
+    async () => {
+      await ctx.call('/system/package/update/install', {}, 300_000).catch(() => undefined);
+      return `installing ${latest}`;
+    },
+    { idempotent: false, onInterrupted: () => Promise.resolve('install already started before the worker restarted') },
+  );
+  await sleep(300);
+  const now = await ctx.step('back online', 90, async () => waitBack(ctx, 180_000));
+  if (now !== latest) throw new Error(`expected RouterOS ${latest} after the upgrade, router runs ${now}`);
+  await ctx.step('verify version', 100, () => Promise.resolve(now));
+  return { from: installed, to: now };
+}

@@ -1,0 +1,215 @@
+import { randomUUID } from 'node:crypto';
+import { TenantScope } from '@backplane/db';
+import {
+  JOBS_QUEUE,
+  jobsRepo,
+  JobQueue,
+  parsePayload,
+  type JobKind,
+  type QueuedJob,
+  type QueueConnection,
+} from '@backplane/jobs';
+import { DelayedError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { RouterCommandError, SiteUnreachableError } from './channel';
+import { JobCancelledError, JobContext, RetryLaterError, type WorkerServices } from './context';
+import { assertRegistry, HANDLERS, type HandlerRegistry, type JobHandler } from './registry';
+
+export interface RunnerOptions {
+  readonly queue: QueueConnection;
+  readonly redis: Redis;
+  /** Prefix for the per-site locks. */
+  readonly lockPrefix: string;
+  readonly concurrency: number;
+  /** How often the reconciler re-adds open jobs from the database (ms). */
+  readonly reconcileEveryMs?: number;
+  readonly handlers?: HandlerRegistry;
+  /** BullMQ lock duration (ms): a dead worker's job is taken over after about this long. */
+  readonly lockDurationMs?: number;
+}
+
+const LOCK_TTL_MS = 30_000;
+const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
+const ACQUIRE = `local v = redis.call('get', KEYS[1])
+if v == false or v == ARGV[1] then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0`;
+
+/**
+ * Runs site jobs from BullMQ. The database row is the truth: BullMQ carries ids only, and a
+ * reconciler re-adds every open job (same job id, so no duplicates) — a Redis that restarts
+ * empty loses nothing. One job at a time per site (a Redis lock held by the job id, so a job
+ * recovered from a dead worker takes its own lock back); a busy or offline site delays the
+ * job with backoff until it expires; steps are recorded so a re-run never applies twice.
+ */
+export class JobRunner {
+  private worker?: Worker<QueuedJob>;
+  private producer: JobQueue;
+  private timer?: NodeJS.Timeout;
+  readonly instance = randomUUID();
+  private readonly handlers: HandlerRegistry;
+
+  constructor(
+    private readonly services: WorkerServices,
+    private readonly options: RunnerOptions,
+  ) {
+    this.handlers = options.handlers ?? HANDLERS;
+    assertRegistry(this.handlers);
+    this.producer = new JobQueue(options.queue);
+  }
+
+  start(): void {
+    this.worker = new Worker<QueuedJob>(JOBS_QUEUE, (job, token) => this.process(job, token), {
+      connection: this.options.queue.connection,
+      prefix: this.options.queue.prefix,
+      concurrency: this.options.concurrency,
+      lockDuration: this.options.lockDurationMs ?? 30_000,
+      stalledInterval: Math.max(1000, Math.floor((this.options.lockDurationMs ?? 30_000) / 2)),
+      maxStalledCount: 10,
+    });
+    this.worker.on('error', (err) => this.services.logger.warn({ err: err.message }, 'job worker error'));
+    const every = this.options.reconcileEveryMs ?? 30_000;
+    this.timer = setInterval(() => void this.reconcile().catch(() => undefined), every);
+    this.timer.unref();
+    void this.reconcile().catch(() => undefined);
+  }
+
+  /** Re-adds open jobs that BullMQ does not know (lost with a Redis restart). */
+  async reconcile(): Promise<number> {
+    const open = await this.services.db.inPlatform((tx) =>
+      tx.query<{ id: string; tenant_id: string; site_id: string; kind: JobKind }>(
+        `SELECT * FROM bp_open_jobs($1)`,
+        [10_000],
+      ),
+    );
+    let added = 0;
+    for (const j of open) {
+      const existing = await this.producer.queue.getJob(j.id);
+      if (existing) {
+        const state = await existing.getState();
+        if (state !== 'completed' && state !== 'failed') continue;
+        await existing.remove().catch(() => undefined);
+      }
+      await this.producer.add({ jobId: j.id, tenantId: j.tenant_id, siteId: j.site_id, kind: j.kind });
+      added++;
+    }
+    if (added) this.services.logger.info({ added }, 'reconciler re-queued open jobs');
+    return added;
+  }
+
+  private lockKey(siteId: string): string {
+    return `${this.options.lockPrefix}joblock:${siteId}`;
+  }
+
+  private async delay(job: Job<QueuedJob>, token: string | undefined, ms: number): Promise<never> {
+    await job.moveToDelayed(Date.now() + ms, token);
+    throw new DelayedError();
+  }
+
+  private async process(job: Job<QueuedJob>, token?: string): Promise<unknown> {
+    const { jobId, tenantId, siteId } = job.data;
+    const scope = TenantScope.authenticated(tenantId);
+    const db = this.services.db;
+    const row = await db.inTenant(scope, (tx) => jobsRepo.get(tx, jobId));
+    if (!row || ['succeeded', 'failed', 'cancelled', 'expired'].includes(row.state)) return { skipped: true };
+    if (row.cancelRequested) {
+      await db.inTenant(scope, (tx) => jobsRepo.finish(tx, jobId, 'cancelled', null, 'cancelled'));
+      return { cancelled: true };
+    }
+    if (row.expiresAt.getTime() < Date.now()) {
+      await db.inTenant(scope, (tx) =>
+        jobsRepo.finish(tx, jobId, 'expired', null, row.error ?? 'the site stayed unreachable until the job expired'),
+      );
+      return { expired: true };
+    }
+    // Backoff for waits: 1 s, 2 s, 4 s ... 30 s, counted from BullMQ's own delay count.
+    const waits = (await this.options.redis.hincrby(this.waitKey(), jobId, 1)) - 1;
+    const backoff = Math.min(30_000, 1000 * 2 ** Math.min(waits, 5));
+
+    const lock = this.lockKey(siteId);
+    const got = await this.options.redis.eval(ACQUIRE, 1, lock, jobId, String(LOCK_TTL_MS));
+    if (got !== 1) {
+      await db.inTenant(scope, (tx) => jobsRepo.setWaiting(tx, jobId, 'another job is running on this site'));
+      return this.delay(job, token, 500 + Math.floor(Math.random() * 1000));
+    }
+    const renew = setInterval(() => {
+      void this.options.redis.eval(RENEW, 1, lock, jobId, String(LOCK_TTL_MS)).catch(() => undefined);
+    }, LOCK_TTL_MS / 3);
+    let release = true;
+    try {
+      if (!(await this.services.channel.connectedSince(siteId))) {
+        await db.inTenant(scope, (tx) => jobsRepo.setWaiting(tx, jobId, 'site offline: waiting for it to come online'));
+        return await this.delay(job, token, backoff);
+      }
+      const started = await db.inTenant(scope, (tx) => jobsRepo.start(tx, jobId));
+      if (!started) return { skipped: true };
+      const creds = await this.credentials(scope, siteId);
+      const payload = parsePayload(started.kind, started.payload);
+      const ctx = new JobContext(this.services, scope, started, payload, { siteId, credentials: creds });
+      const handler = this.handlers[started.kind] as JobHandler<JobKind>;
+      const needsExport = started.kind === 'apply-config' || started.kind === 'run-command';
+      if (needsExport && !started.exportBeforeEnc) {
+        const before = await ctx.exportConfig();
+        await db.inTenant(scope, (tx) =>
+          jobsRepo.setExports(tx, jobId, this.services.keyring.encrypt(before, `job:${jobId}:export`)),
+        );
+      }
+      const result = await handler(ctx);
+      if (needsExport) {
+        const after = await ctx.exportConfig().catch(() => undefined);
+        if (after !== undefined) {
+          await db.inTenant(scope, (tx) =>
+            jobsRepo.setExports(tx, jobId, undefined, this.services.keyring.encrypt(after, `job:${jobId}:export`)),
+          );
+        }
+      }
+      await db.inTenant(scope, (tx) => jobsRepo.finish(tx, jobId, 'succeeded', result ?? null, null));
+      await this.options.redis.hdel(this.waitKey(), jobId);
+      return result;
+    } catch (err) {
+      if (err instanceof DelayedError) throw err;
+      if (err instanceof SiteUnreachableError || err instanceof RetryLaterError) {
+        await db.inTenant(scope, (tx) => jobsRepo.setWaiting(tx, jobId, err.message));
+        const ms = err instanceof RetryLaterError ? err.delayMs : backoff;
+        // Keep the site lock across a RetryLater of a job that is mid-way (recreate, reboot).
+        if (err instanceof RetryLaterError) release = false;
+        return await this.delay(job, token, ms);
+      }
+      if (err instanceof JobCancelledError) {
+        await db.inTenant(scope, (tx) => jobsRepo.finish(tx, jobId, 'cancelled', null, 'cancelled while running'));
+        return { cancelled: true };
+      }
+      const message = err instanceof RouterCommandError ? `router refused: ${err.message}` : String(err);
+      this.services.logger.warn({ jobId, siteId, err: message }, 'job failed');
+      await db.inTenant(scope, (tx) => jobsRepo.finish(tx, jobId, 'failed', null, message.slice(0, 2000)));
+      return { failed: message };
+    } finally {
+      clearInterval(renew);
+      if (release) await this.options.redis.eval(RELEASE, 1, lock, jobId).catch(() => undefined);
+    }
+  }
+
+  private waitKey(): string {
+    return `${this.options.lockPrefix}jobwaits`;
+  }
+
+  private async credentials(scope: TenantScope, siteId: string) {
+    const [row] = await this.services.db.inTenant(scope, (tx) =>
+      tx.query<{ router_username: string | null; router_password_enc: string | null }>(
+        `SELECT router_username, router_password_enc FROM sites WHERE id = $1`,
+        [siteId],
+      ),
+    );
+    if (!row?.router_username || !row.router_password_enc) throw new Error('the site has no router API credentials');
+    return {
+      username: row.router_username,
+      password: this.services.keyring.decryptText(row.router_password_enc, `site:${siteId}:router-password`),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.worker?.close();
+    await this.producer.close();
+  }
+}

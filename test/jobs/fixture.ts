@@ -1,0 +1,145 @@
+import { randomBytes } from 'node:crypto';
+import { Keyring } from '@backplane/crypto';
+import { connectionFromUrl } from '@backplane/jobs';
+import { createLogger } from '@backplane/observability';
+import { testSettings } from '@backplane/testing';
+import { startRouter, type SimRouter } from '../../apps/routeros-sim/src';
+import { DirectChannel, type RouterChannel } from '../../apps/worker/src/jobs/channel';
+import { JobRunner } from '../../apps/worker/src/jobs/runner';
+import { bootstrap, startApi, type Harness } from '../api/harness';
+import { freePort } from '../gateway/control-plane';
+
+export const ROUTER_USER = { name: 'bp-api', password: 'router-secret-1', group: 'full' };
+
+export interface JobsWorld {
+  h: Harness;
+  token: string;
+  tenantId: string;
+  base: string;
+  verifierKey: string;
+  routers: Map<string, SimRouter>;
+  ports: Map<string, number>;
+  /** Sites the channel pretends are offline (their tunnel is down). */
+  offline: Set<string>;
+  channel: RouterChannel & { close(): Promise<void> };
+  runner?: JobRunner;
+  api(method: string, path: string, body?: unknown, headers?: Record<string, string>): ReturnType<Harness['call']>;
+  addSite(name: string, opts?: { version?: string; tags?: string[]; latestVersion?: string }): Promise<string>;
+  startRunner(concurrency?: number): JobRunner;
+  job(id: string): Promise<Record<string, unknown> & { state: string }>;
+  waitJob(id: string, states?: string[], ms?: number): Promise<Record<string, unknown> & { state: string }>;
+  close(): Promise<void>;
+}
+
+export async function jobsWorld(extraEnv: Record<string, string> = {}): Promise<JobsWorld> {
+  const verifierKey = randomBytes(32).toString('base64url');
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const encKey = randomBytes(32);
+  const h = await startApi({
+    TUNNEL_VERIFIER_KEY: verifierKey,
+    CONTROLLER_PUBLIC_URL: base,
+    ENCRYPTION_KEYS: `test:${encKey.toString('base64')}`,
+    ...extraEnv,
+  });
+  await h.app.listen(port, '127.0.0.1');
+  const boot = await bootstrap(h);
+  const region = await h.call('POST', '/api/v1/regions', {
+    token: boot.token,
+    body: { slug: 'jobs-test', name: 'Jobs', publicHost: 'gw.jobs.test', publicPort: 8443, latitude: 1, longitude: 1 },
+  });
+  if (region.status !== 201) throw new Error(JSON.stringify(region.body));
+  const routers = new Map<string, SimRouter>();
+  const ports = new Map<string, number>();
+  const offline = new Set<string>();
+  const direct = new DirectChannel((siteId) => {
+    const p = ports.get(siteId);
+    return p ? { host: '127.0.0.1', port: p } : undefined;
+  });
+  const channel = {
+    call: direct.call.bind(direct),
+    connectedSince: async (siteId: string) => (offline.has(siteId) ? undefined : direct.connectedSince(siteId)),
+    close: () => direct.close(),
+  };
+  const api = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+    h.call(method, `/api/v1/tenants/${boot.tenantId}${path}`, {
+      token: boot.token,
+      ...(body !== undefined ? { body } : {}),
+      ...(headers ? { headers } : {}),
+    });
+  const world: JobsWorld = {
+    h,
+    token: boot.token,
+    tenantId: boot.tenantId,
+    base,
+    verifierKey,
+    routers,
+    ports,
+    offline,
+    channel,
+    api,
+    async addSite(name, opts = {}) {
+      const site = await api('POST', '/sites', { name, tags: opts.tags ?? [] });
+      const id = site.body.id as string;
+      const r = await startRouter({
+        version: opts.version ?? '7.16',
+        users: [ROUTER_USER],
+        rebootDelayMs: 200,
+        ...(opts.latestVersion ? { latestVersion: opts.latestVersion } : {}),
+      });
+      routers.set(id, r);
+      ports.set(id, r.port);
+      const c = await api('PUT', `/sites/${id}/router-credentials`, {
+        username: ROUTER_USER.name,
+        password: ROUTER_USER.password,
+      });
+      if (c.status !== 204) throw new Error(JSON.stringify(c.body));
+      return id;
+    },
+    startRunner(concurrency = 4) {
+      const runner = new JobRunner(
+        {
+          db: h.db,
+          keyring: new Keyring([{ id: 'test', key: encKey }]),
+          channel,
+          logger: createLogger({ app: 'worker-test', level: 'warn' }),
+          verifierKey: Buffer.from(verifierKey, 'utf8'),
+          controllerUrl: base,
+          pollInterval: 30,
+          apiAllowedFrom: '127.0.0.1',
+        },
+        {
+          queue: { connection: connectionFromUrl(testSettings().redisUrl), prefix: `${h.prefix}bull` },
+          redis: h.redis,
+          lockPrefix: h.prefix,
+          concurrency,
+          reconcileEveryMs: 2000,
+          lockDurationMs: 4000,
+        },
+      );
+      runner.start();
+      world.runner = runner;
+      return runner;
+    },
+    async job(id) {
+      const r = await api('GET', `/jobs/${id}`);
+      return r.body as Record<string, unknown> & { state: string };
+    },
+    async waitJob(id, states = ['succeeded', 'failed', 'cancelled', 'expired'], ms = 20_000) {
+      const end = Date.now() + ms;
+      for (;;) {
+        const j = await world.job(id);
+        if (states.includes(j.state)) return j;
+        if (Date.now() > end) throw new Error(`job ${id} still ${j.state} after ${ms} ms: ${JSON.stringify(j)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async close() {
+      await world.runner?.close();
+      await channel.close();
+      for (const r of routers.values()) await r.stop().catch(() => undefined);
+      await h.close();
+    },
+  };
+  return world;
+}
