@@ -13,7 +13,6 @@ export function loadApiConfig(env: Env = processEnv()) {
       'API_HOST',
       'API_PORT',
       'API_BODY_LIMIT',
-      'TRUST_PROXY',
       'MIGRATIONS_RUN',
       'API_CORS_ORIGINS',
       'API_RATE_LIMIT',
