@@ -137,7 +137,8 @@ export class JobRunner {
     }, LOCK_TTL_MS / 3);
     let release = true;
     try {
-      if (!(await this.services.channel.connectedSince(siteId))) {
+      // Recreate tunnel works without the tunnel (its script waits for the router's poll).
+      if (job.data.kind !== 'recreate-tunnel' && !(await this.services.channel.connectedSince(siteId))) {
         await db.inTenant(scope, (tx) => jobsRepo.setWaiting(tx, jobId, 'site offline: waiting for it to come online'));
         return await this.delay(job, token, backoff);
       }
