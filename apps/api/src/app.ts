@@ -37,6 +37,7 @@ export async function createApiApp(deps: ApiDeps): Promise<ApiApp> {
   const app = await createHttpApp(ApiModule.register(deps), {
     logger: deps.logger,
     bodyLimit: deps.config.API_BODY_LIMIT,
+    trustProxy: deps.config.TRUST_PROXY,
   });
   const fastify = app.getHttpAdapter().getInstance();
   const routes: RouteInfo[] = [];

@@ -176,6 +176,20 @@ export const VARS = {
     secret: false,
     defaultText: 'Default',
   }),
+  TRUST_PROXY: defineVar({
+    name: 'TRUST_PROXY',
+    schema: z
+      .string()
+      .regex(
+        /^(|\d{1,2}|[0-9a-fA-F:.]+(\/\d{1,3})?(,[0-9a-fA-F:.]+(\/\d{1,3})?)*)$/,
+        'must be empty (off), a hop count, or a comma-separated list of proxy addresses/CIDRs',
+      )
+      .default(''),
+    description:
+      'Proxies whose `X-Forwarded-For` is believed (so rate limits and audit see the client address): a hop count or addresses/CIDRs of your load balancers. Empty: the peer address is the client.',
+    secret: false,
+    defaultText: '(off)',
+  }),
   MIGRATIONS_RUN: defineVar({
     name: 'MIGRATIONS_RUN',
     schema: bool.default(true),
@@ -271,6 +285,13 @@ export const VARS = {
       'HMAC key of the tunnel-secret verifiers gateways check. Generated into `<DATA_DIR>/tunnel-verifier.key` when unset; every api replica needs the same value.',
     secret: true,
     defaultText: 'generated',
+  }),
+  GEOIP_DATABASE: defineVar({
+    name: 'GEOIP_DATABASE',
+    schema: z.string().min(1).optional(),
+    description:
+      'Path to a MaxMind GeoLite2/GeoIP2 City database (.mmdb): new sites get the nearest healthy region by the address they onboard from. Without it the first healthy region is used.',
+    secret: false,
   }),
   WORKER_HOST: defineVar({
     name: 'WORKER_HOST',

@@ -8,6 +8,20 @@ import { correlationIdFrom, NestPinoLogger, withCorrelation } from './logger';
 export interface HttpAppOptions {
   readonly logger: Logger;
   readonly bodyLimit?: number;
+  /** TRUST_PROXY: '' (off), a hop count, or comma-separated proxy addresses/CIDRs. */
+  readonly trustProxy?: string;
+}
+
+/** Fastify's trustProxy from the TRUST_PROXY setting; never `true` (that trusts anyone). */
+export function trustProxySetting(
+  value: string | undefined,
+): false | string[] | ((address: string, hop: number) => boolean) {
+  if (!value) return false;
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    return (_address: string, hop: number) => hop < hops;
+  }
+  return value.split(',').map((v) => v.trim());
 }
 
 /**
@@ -18,7 +32,7 @@ export async function createHttpApp(root: Type<unknown> | DynamicModule, options
   const adapter = new FastifyAdapter({
     loggerInstance: options.logger.child({ component: 'http' }),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
-    trustProxy: false,
+    trustProxy: trustProxySetting(options.trustProxy),
     genReqId: (req: IncomingMessage) => correlationIdFrom(req.headers['x-request-id']),
   });
   const instance = adapter.getInstance();

@@ -8,7 +8,7 @@ export {
   type LogContext,
 } from './logger';
 export { createMetricsRegistry, METRICS_REGISTRY, OpsModule, READINESS_CHECKS, type ReadinessCheck } from './ops';
-export { createHttpApp, type HttpApp, type HttpAppOptions } from './http';
+export { createHttpApp, trustProxySetting, type HttpApp, type HttpAppOptions } from './http';
 export { EXIT_CONFIG, isConfigError, runMain } from './main';
 export { postgresCheck, redisCheck } from './checks';
 export { createRedis } from './redis';

@@ -44,3 +44,14 @@ describe('structured logging', () => {
     expect(correlationIdFrom('x'.repeat(500))).not.toHaveLength(500);
   });
 });
+
+describe('TRUST_PROXY', () => {
+  it('is off by default and never trusts every proxy', async () => {
+    const { trustProxySetting } = await import('./http');
+    expect(trustProxySetting('')).toBe(false);
+    expect(trustProxySetting(undefined)).toBe(false);
+    const oneHop = trustProxySetting('1') as (a: string, hop: number) => boolean;
+    expect([oneHop('10.0.0.1', 0), oneHop('10.0.0.2', 1)]).toEqual([true, false]);
+    expect(trustProxySetting('10.0.0.0/8, 192.0.2.7')).toEqual(['10.0.0.0/8', '192.0.2.7']);
+  });
+});
