@@ -6,6 +6,8 @@ import { parseArgs } from 'node:util';
 import { createLogger } from '@backplane/observability';
 import type { SimUser } from './model/defaults';
 import { startRouter, startRouters } from './router';
+import { startControlServer } from './control/endpoint';
+import { startFleet } from './fleet/fleet';
 
 const HELP = `RouterOS simulator
   --host ADDR          listen address (default 127.0.0.1)
@@ -20,6 +22,10 @@ const HELP = `RouterOS simulator
   --reboot-delay MS    how long the port refuses connections after /system/reboot (default 2000)
   --seed N             reproducible MACs, serials and traffic (default 1)
   --latency MS         delay every reply by MS (fault injection)
+  --fleet N            N routers on 127.1.x.y (each on --port, default 8728), started in parallel
+  --rest               REST API on www-ssl (self-signed) and www (7.9+); ports in the ready log line
+  --ssh                SSH service (host key derived from seed + identity)
+  --control-port P     loopback HTTP control endpoint: GET /routers, POST /routers/<id>/faults
   --log-level L        pino level (default info)`;
 
 async function main(): Promise<void> {
@@ -39,6 +45,10 @@ async function main(): Promise<void> {
       seed: { type: 'string', default: '1' },
       latency: { type: 'string', default: '0' },
       'log-level': { type: 'string', default: 'info' },
+      fleet: { type: 'string' },
+      rest: { type: 'boolean', default: false },
+      ssh: { type: 'boolean', default: false },
+      'control-port': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -67,22 +77,52 @@ async function main(): Promise<void> {
     seed: Number(values.seed),
     faults: { latencyMs: Number(values.latency) },
     logger,
+    rest: values.rest,
+    ssh: values.ssh,
   };
-  const routers =
-    count === 1
+  const fleet = values.fleet
+    ? await startFleet(Number(values.fleet), {
+        ...common,
+        port: values.port === '8728' ? 8728 : Number(values.port),
+        identity: values.identity ?? 'router',
+        // One "router up" line per router would be 1,000 lines: only warnings and debug.
+        logger: { info: () => undefined, warn: (o, m) => logger.warn(o, m), debug: (o, m) => logger.debug(o, m) },
+      })
+    : undefined;
+  const routers = fleet
+    ? [...fleet.routers]
+    : count === 1
       ? [await startRouter({ ...common, identity: values.identity ?? 'MikroTik' })]
       : await startRouters(count, {
           ...common,
           addressing: values.loopback ? 'loopback' : 'ports',
           identity: values.identity ?? 'router',
         });
+  const directory = fleet ?? {
+    routers,
+    get: (id: string) => (/^\d+$/.test(id) ? routers[Number(id) - 1] : routers.find((r) => r.identity === id)),
+  };
+  const control = values['control-port']
+    ? await startControlServer(directory, { port: Number(values['control-port']) })
+    : undefined;
   logger.info(
-    { routers: routers.map((r) => ({ identity: r.identity, host: r.host, port: r.port, tlsPort: r.tlsPort })) },
+    {
+      routers: routers.slice(0, 20).map((r) => ({
+        identity: r.identity,
+        host: r.host,
+        port: r.port,
+        tlsPort: r.tlsPort,
+        restPort: r.services.rest?.httpsPort,
+        sshPort: r.services.ssh?.port,
+      })),
+      count: routers.length,
+      controlPort: control?.port,
+    },
     'simulator ready',
   );
   const shutdown = (signal: string): void => {
     logger.info({ signal }, 'stopping');
-    void Promise.all(routers.map((r) => r.stop())).then(() => process.exit(0));
+    void Promise.all([...routers.map((r) => r.stop()), control?.close()]).then(() => process.exit(0));
   };
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));

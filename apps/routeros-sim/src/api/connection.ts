@@ -23,6 +23,8 @@ export interface SimFaults {
   latencyMs?: number;
   /** After `/cancel`, repeat the cancelled command's last `!re` once (late replies). */
   lateRowAfterCancel?: boolean;
+  /** Every login fails as with a wrong password (control/faults.ts). */
+  rejectLogins?: boolean;
 }
 
 export const SILENT_LOGGER: SimLogger = { info: () => {}, warn: () => {}, debug: () => {} };
@@ -296,6 +298,7 @@ export class ApiConnection {
     const password = cmd.args.get('password');
     const response = cmd.args.get('response');
     const ctx = { remoteAddress: this.remoteAddress, via: this.options.service, policy: 'api' as const };
+    if (this.options.faults?.rejectLogins) return this.loginFailed(cmd, name ?? '');
     if (name !== undefined && response !== undefined) {
       const challenge = this.challenge;
       this.challenge = undefined;

@@ -14,8 +14,7 @@ export interface RouterFaults extends SimFaults {
   partialReplies?: boolean;
   /** Trickle replies at this many bytes per second (0 or unset: full speed). */
   slowReplyBytesPerSecond?: number;
-  /** Every login fails (API, REST, SSH) as with a wrong password. */
-  rejectLogins?: boolean;
+  // rejectLogins (SimFaults): every login fails (API, REST, SSH) as with a wrong password.
   /** Stop reading and writing without closing TCP (open and new connections). */
   silent?: boolean;
 }

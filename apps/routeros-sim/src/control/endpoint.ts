@@ -1,0 +1,145 @@
+/**
+ * The simulator's control endpoint (loopback HTTP, `--control-port`): list routers and
+ * inject faults into one of them while clients are connected.
+ *
+ *   GET    /routers                      [{ id, identity, host, port, tlsPort, restPort, sshPort, faults }]
+ *   GET    /routers/<id>                 one router (id: 1-based index or identity)
+ *   POST   /routers/<id>/faults          {"latencyMs":500} {"silent":true} {"partialReplies":true}
+ *                                        {"dropConnections":true} {"rejectLogins":true}
+ *                                        {"slowReplyBytesPerSecond":50} {"dropNow":true} {"reboot":true}
+ *   DELETE /routers/<id>/faults          every fault off
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { SimRouter } from '../router';
+import { FAULT_KEYS, type RouterFaults } from './faults';
+
+export interface RouterDirectory {
+  readonly routers: readonly SimRouter[];
+  get(id: string): SimRouter | undefined;
+}
+
+export interface ControlServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+const BOOLEAN_FAULTS = new Set(['lateRowAfterCancel', 'dropConnections', 'partialReplies', 'rejectLogins', 'silent']);
+const NUMBER_FAULTS = new Set(['latencyMs', 'slowReplyBytesPerSecond']);
+
+function describe(id: number, r: SimRouter): Record<string, unknown> {
+  return {
+    id: String(id),
+    identity: r.identity,
+    version: r.version,
+    host: r.host,
+    port: r.port,
+    ...(r.tlsPort !== undefined ? { tlsPort: r.tlsPort } : {}),
+    ...(r.services.rest?.httpsPort ? { restPort: r.services.rest.httpsPort } : {}),
+    ...(r.services.rest?.httpPort ? { restHttpPort: r.services.rest.httpPort } : {}),
+    ...(r.services.ssh ? { sshPort: r.services.ssh.port, sshFingerprint: r.services.ssh.fingerprint } : {}),
+    faults: { ...r.faults },
+    openConnections: r.services.tcp.size,
+  };
+}
+
+/** Applies a faults document; returns an error message for bad input. */
+export function applyFaults(router: SimRouter, doc: unknown): string | undefined {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return 'expected a JSON object';
+  const faults: RouterFaults = router.faults;
+  const entries = Object.entries(doc as Record<string, unknown>);
+  for (const [k, v] of entries) {
+    if (k === 'dropNow' || k === 'reboot' || k === 'clear') {
+      if (v !== true) return `${k} must be true`;
+    } else if (BOOLEAN_FAULTS.has(k)) {
+      if (typeof v !== 'boolean') return `${k} must be a boolean`;
+    } else if (NUMBER_FAULTS.has(k)) {
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) return `${k} must be a number >= 0`;
+    } else {
+      return `unknown fault ${k} (known: ${[...FAULT_KEYS, 'dropNow', 'reboot', 'clear'].join(', ')})`;
+    }
+  }
+  const d = doc as Record<string, unknown>;
+  if (d['clear'] === true) for (const k of FAULT_KEYS) Reflect.deleteProperty(faults, k);
+  for (const [k, v] of entries) {
+    if (BOOLEAN_FAULTS.has(k) || NUMBER_FAULTS.has(k)) Object.assign(faults, { [k]: v });
+  }
+  if (d['dropNow'] === true) router.services.tcp.dropAll();
+  if (d['reboot'] === true) void router.reboot();
+  return undefined;
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > 65536) throw new Error('body too large');
+    chunks.push(c as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  return text ? (JSON.parse(text) as unknown) : {};
+}
+
+export function startControlServer(
+  directory: RouterDirectory,
+  options: { port?: number; host?: string } = {},
+): Promise<ControlServer> {
+  const server: Server = createServer((req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', 'http://control');
+      const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+      if (parts[0] !== 'routers') return send(res, 404, { error: 'not found' });
+      if (parts.length === 1 && req.method === 'GET') {
+        return send(
+          res,
+          200,
+          directory.routers.map((r, i) => describe(i + 1, r)),
+        );
+      }
+      const router = directory.get(parts[1] ?? '');
+      if (!router) return send(res, 404, { error: `no router ${parts[1] ?? ''}` });
+      const id = directory.routers.indexOf(router) + 1;
+      if (parts.length === 2 && req.method === 'GET') return send(res, 200, describe(id, router));
+      if (parts.length === 3 && parts[2] === 'faults') {
+        if (req.method === 'DELETE') {
+          applyFaults(router, { clear: true });
+          return send(res, 200, describe(id, router));
+        }
+        if (req.method === 'POST') {
+          let doc: unknown;
+          try {
+            doc = await readJson(req);
+          } catch (err) {
+            return send(res, 400, { error: `bad JSON: ${err instanceof Error ? err.message : String(err)}` });
+          }
+          const problem = applyFaults(router, doc);
+          if (problem) return send(res, 400, { error: problem });
+          return send(res, 200, describe(id, router));
+        }
+      }
+      send(res, 404, { error: 'not found' });
+    })().catch((err: unknown) => {
+      if (!res.headersSent) send(res, 500, { error: String(err) });
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' }, () => {
+      server.off('error', reject);
+      const a = server.address();
+      resolve({
+        port: typeof a === 'object' && a ? a.port : 0,
+        close: () =>
+          new Promise<void>((r) => {
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}
