@@ -90,10 +90,10 @@ async function startWorker(): Promise<void> {
   });
   worker = p;
   let err = '';
-  p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  p.stderr.on('data', (d: Buffer) => (err += d.toString()));
   await new Promise<void>((res, rej) => {
     const t = setTimeout(() => rej(new Error(`worker did not start: ${err}`)), 20_000);
-    p.stdout!.on('data', (d: Buffer) => {
+    p.stdout.on('data', (d: Buffer) => {
       if (d.toString().includes('jobs-worker ready')) {
         clearTimeout(t);
         res();
@@ -118,11 +118,9 @@ async function addSite(name: string, latencyMs = 0): Promise<string> {
 }
 
 async function dbJob(id: string) {
-  const rows = (await h.ds.query(`SELECT state, steps, finished_at FROM jobs WHERE id = $1`, [id])) as {
-    state: string;
-    steps: { name: string; state: string }[];
-    finished_at: Date | null;
-  }[];
+  const rows = await h.ds.query<
+    { state: string; steps: { name: string; state: string }[]; finished_at: Date | null }[]
+  >(`SELECT state, steps, finished_at FROM jobs WHERE id = $1`, [id]);
   return rows[0]!;
 }
 
