@@ -50,7 +50,7 @@ export class FaultyConnections {
 
   /** Resets every open connection (a link flap, a crashed service). */
   dropAll(): void {
-    for (const s of [...this.sockets]) s.resetAndDestroy();
+    for (const s of [...this.sockets]) resetSocket(s);
   }
 
   /**
@@ -65,7 +65,7 @@ export class FaultyConnections {
     socket.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
       if (event === 'data') {
         if (faults.dropConnections) {
-          socket.resetAndDestroy();
+          resetSocket(socket);
           return false;
         }
         if (faults.silent || stalled) return false;
@@ -93,6 +93,15 @@ export class FaultyConnections {
       }
       return write(chunk, encoding, cb);
     };
+  }
+}
+
+/** TCP reset where possible (plain TCP); a TLS socket is just destroyed. */
+export function resetSocket(socket: Socket): void {
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    socket.destroy();
   }
 }
 

@@ -18,7 +18,7 @@ import { MENU_BY_PATH } from '../model/menus';
 import type { Trap } from '../model/types';
 import { inPrefix, parseIp } from '../model/values';
 import { atLeast } from '../version';
-import type { FaultyConnections, RouterFaults } from '../control/faults';
+import { resetSocket, type FaultyConnections, type RouterFaults } from '../control/faults';
 import { selfSignedCertificate, type RouterCertificate } from './certificate';
 
 export interface RestOptions {
@@ -172,7 +172,7 @@ export class RestServer {
       return;
     }
     if (faults.dropConnections) {
-      socket.resetAndDestroy();
+      resetSocket(socket);
       return;
     }
     // A silent router: the request is read and never answered; the connection stays open.
