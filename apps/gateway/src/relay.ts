@@ -90,8 +90,11 @@ export class Relay {
   }
 
   register(fastify: FastifyInstance): void {
-    fastify.post('/internal/v1/sites/:siteId/call', (req, reply) => this.handleCall(req, reply));
-    fastify.post('/internal/v1/sites/:siteId/stream', (req, reply) => this.handleStream(req, reply));
+    // Per-call request logs would cost more than the call at 1,000/s: errors still log.
+    fastify.post('/internal/v1/sites/:siteId/call', { logLevel: 'warn' }, (req, reply) => this.handleCall(req, reply));
+    fastify.post('/internal/v1/sites/:siteId/stream', { logLevel: 'warn' }, (req, reply) =>
+      this.handleStream(req, reply),
+    );
   }
 
   async close(): Promise<void> {

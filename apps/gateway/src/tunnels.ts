@@ -56,6 +56,8 @@ export class TunnelManager {
   private readonly bySite = new Map<string, Tunnel>();
   private mgmt: ManagementClient | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
+  private probing = false;
+  private probeCursor = 0;
   private latencyTimer: NodeJS.Timeout | undefined;
   private readonly limiter: AuthFailureLimiter;
   private readonly ttl: number;
@@ -82,7 +84,7 @@ export class TunnelManager {
       this.reconcile().catch((err: unknown) => this.o.logger.warn({ err }, 'reconcile after attach failed'));
     });
     this.refreshTimer = setInterval(() => void this.refreshRegistry(), Math.max(1000, (this.ttl * 1000) / 3));
-    this.latencyTimer = setInterval(() => void this.probeLatency(), this.o.latencyIntervalMs ?? 30_000);
+    this.latencyTimer = setInterval(() => void this.probeLatency(), 1000);
   }
 
   stop(): void {
@@ -330,8 +332,22 @@ export class TunnelManager {
     });
   }
 
+  /**
+   * Every tunnel is probed once per `latencyIntervalMs` (default 60 s), spread evenly over
+   * the interval (a slice every second) so 10,000 tunnels never cause a burst of connects.
+   */
   private async probeLatency(): Promise<void> {
-    const all = [...this.bySite.values()].filter((t) => t.established);
-    for (let i = 0; i < all.length; i += 100) await Promise.all(all.slice(i, i + 100).map((t) => this.probe(t)));
+    if (this.probing) return;
+    this.probing = true;
+    try {
+      const all = [...this.bySite.values()];
+      const perTick = Math.ceil(all.length / Math.max(1, (this.o.latencyIntervalMs ?? 60_000) / 1000));
+      if (this.probeCursor >= all.length) this.probeCursor = 0;
+      const slice = all.slice(this.probeCursor, this.probeCursor + perTick).filter((t) => t.established);
+      this.probeCursor += perTick;
+      await Promise.all(slice.map((t) => this.probe(t)));
+    } finally {
+      this.probing = false;
+    }
   }
 }
