@@ -69,6 +69,8 @@ export interface StartRouterOptions {
   readonly rest?: ServicesOptions['rest'];
   /** SSH service: `true` = ephemeral port, host key derived from seed + identity. */
   readonly ssh?: ServicesOptions['ssh'];
+  /** Real openvpn behind enabled ovpn-client interfaces (`{ netns }` to run it in a namespace). */
+  readonly ovpn?: ServicesOptions['ovpn'];
 }
 
 export interface SimRouter {
@@ -166,6 +168,7 @@ class Router implements SimRouter {
         logger: this.logger,
         seed: options.seed ?? 1,
         identity: () => this.identity,
+        apiPort: () => this.port,
       },
       options,
     );

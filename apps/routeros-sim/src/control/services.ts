@@ -9,11 +9,14 @@ import type { Engine } from '../model/engine';
 import { RestServer, type RestOptions } from '../rest/server';
 import { installSshKeys } from '../ssh/keys';
 import { SimSshServer, type SshOptions } from '../ssh/server';
+import { OvpnManager, type OvpnOptions } from '../ovpn/manager';
 import { FaultyConnections, type RouterFaults } from './faults';
 
 export interface ServicesOptions {
   readonly rest?: boolean | RestOptions;
   readonly ssh?: boolean | SshOptions;
+  /** Real openvpn behind enabled ovpn-client interfaces (root + openvpn needed). */
+  readonly ovpn?: boolean | OvpnOptions;
 }
 
 export interface ServicesDeps {
@@ -23,12 +26,15 @@ export interface ServicesDeps {
   readonly logger: SimLogger;
   readonly seed: number;
   readonly identity: () => string;
+  /** The API port (it can be ephemeral until the router starts). */
+  readonly apiPort?: () => number;
 }
 
 export class RouterServices {
   readonly tcp: FaultyConnections;
   readonly rest: RestServer | undefined;
   readonly ssh: SimSshServer | undefined;
+  readonly ovpn: OvpnManager | undefined;
 
   constructor(deps: ServicesDeps, options: ServicesOptions) {
     this.tcp = new FaultyConnections(deps.faults);
@@ -46,6 +52,16 @@ export class RouterServices {
         options.ssh === true ? {} : options.ssh,
       );
     }
+    if (options.ovpn) {
+      this.ovpn = new OvpnManager(deps.engine, options.ovpn === true ? {} : options.ovpn, deps.logger, () => ({
+        host: deps.host,
+        ports: [
+          ...(deps.apiPort ? [deps.apiPort()] : []),
+          ...(this.rest?.httpsPort ? [this.rest.httpsPort] : []),
+          ...(this.ssh ? [this.ssh.port] : []),
+        ],
+      }));
+    }
   }
 
   /** API connections: faults apply to their traffic. */
@@ -56,9 +72,11 @@ export class RouterServices {
   async start(): Promise<void> {
     await this.rest?.start();
     await this.ssh?.start();
+    this.ovpn?.start();
   }
 
   async stop(): Promise<void> {
+    await this.ovpn?.stop();
     await this.rest?.stop();
     await this.ssh?.stop();
   }

@@ -1,0 +1,243 @@
+/**
+ * Real ovpn-client interfaces for one router (opt-in: `ovpn: {...}` / `--real-ovpn`,
+ * `--netns`): every enabled `/interface ovpn-client` runs an openvpn process with the
+ * settings RouterOS would use; disabling or removing the interface stops it, changing its
+ * settings restarts it. `running` and `monitor` follow the process (connected after
+ * "Initialization Sequence Completed"). While a tunnel is up, the router's API, REST and
+ * SSH ports also answer on the tunnel address: in a namespace through a small forwarder
+ * process (tunnel address -> unix socket -> the router's listener), otherwise by a
+ * listener bound to the tunnel address.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { SimLogger } from '../api/connection';
+import type { Engine } from '../model/engine';
+import { OvpnProcess } from './process';
+
+export interface OvpnOptions {
+  /** Run openvpn inside this network namespace (`ip netns exec <name>`). */
+  readonly netns?: string;
+  readonly openvpnPath?: string;
+  /** Delay before openvpn is started again after it exited (default 2 s). */
+  readonly restartDelayMs?: number;
+}
+
+/** Values that change what openvpn runs (not status or counters). */
+const CONFIG_KEYS = [
+  'connect-to',
+  'port',
+  'mode',
+  'protocol',
+  'user',
+  'password',
+  'certificate',
+  'cipher',
+  'auth',
+  'add-default-route',
+  'route-nopull',
+  'verify-server-certificate',
+  'tls-version',
+  'max-mtu',
+];
+
+/** Why real tunnels cannot run here (undefined: they can). */
+export function ovpnUnavailable(openvpnPath = 'openvpn'): string | undefined {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'not running as root';
+  if (spawnSync(openvpnPath, ['--version']).error) return `${openvpnPath} not found`;
+  return undefined;
+}
+
+const FORWARDER = `
+const net = require('net');
+const [addr, ...pairs] = process.argv.slice(1);
+for (let i = 0; i < pairs.length; i += 2) {
+  net.createServer((c) => {
+    const u = net.connect(pairs[i + 1]);
+    c.pipe(u); u.pipe(c);
+    c.on('error', () => u.destroy()); u.on('error', () => c.destroy());
+    c.on('close', () => u.destroy()); u.on('close', () => c.destroy());
+  }).listen(Number(pairs[i]), addr);
+}
+process.stdout.write('ready\\n');
+`;
+
+interface Bridge {
+  readonly address: string;
+  readonly servers: Server[];
+  readonly sockets: Set<Socket>;
+  forwarder?: ChildProcess;
+  dir?: string;
+}
+
+export class OvpnManager {
+  private readonly processes = new Map<number, { key: string; proc: OvpnProcess }>();
+  private readonly bridges = new Map<number, Bridge>();
+  private off: (() => void) | undefined;
+  readonly unavailable: string | undefined;
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly options: OvpnOptions,
+    private readonly logger: SimLogger,
+    /** Ports (API, REST, SSH) of the router's listeners and the address they listen on. */
+    private readonly listeners: () => { host: string; ports: number[] },
+  ) {
+    this.unavailable = ovpnUnavailable(options.openvpnPath);
+  }
+
+  private get state() {
+    return this.engine.state;
+  }
+
+  /** The openvpn process of an ovpn-client (tests, diagnostics). */
+  process(name: string): OvpnProcess | undefined {
+    const item = this.state.find('interface', { name, type: 'ovpn-out' });
+    return item ? this.processes.get(item.id)?.proc : undefined;
+  }
+
+  start(): void {
+    if (this.unavailable) {
+      this.logger.warn({ reason: this.unavailable }, 'real ovpn-client disabled; tunnels stay simulated');
+      return;
+    }
+    this.off ??= this.state.onChange((e) => {
+      if (e.store === 'interface') this.reconcile();
+    });
+    this.reconcile();
+  }
+
+  async stop(): Promise<void> {
+    this.off?.();
+    this.off = undefined;
+    const all = [...this.processes.values()];
+    this.processes.clear();
+    await Promise.all(all.map((p) => p.proc.stop()));
+    for (const id of [...this.bridges.keys()]) this.closeBridge(id);
+  }
+
+  private reconcile(): void {
+    const wanted = new Map<number, Record<string, string>>();
+    for (const item of this.state.items('interface/ovpn-client')) {
+      if (item.values['disabled'] !== 'true') wanted.set(item.id, item.values);
+    }
+    for (const [id, { key, proc }] of [...this.processes]) {
+      const values = wanted.get(id);
+      if (!values || keyOf(values) !== key) {
+        this.processes.delete(id);
+        this.closeBridge(id);
+        void proc.stop();
+        const item = this.state.get('interface', id);
+        if (item?.values['.connected'] === 'true') this.state.update('interface', item, { '.connected': 'false' });
+      }
+    }
+    for (const [id, values] of wanted) {
+      if (this.processes.has(id)) continue;
+      const name = values['name'] ?? '';
+      const proc = new OvpnProcess(values, this.caPems(), {
+        ...(this.options.netns ? { netns: this.options.netns } : {}),
+        ...(this.options.openvpnPath ? { openvpnPath: this.options.openvpnPath } : {}),
+        ...(this.options.restartDelayMs !== undefined ? { restartDelayMs: this.options.restartDelayMs } : {}),
+        onStatus: ({ connected, address }) => {
+          if (this.processes.get(id)?.proc !== proc) return;
+          this.logger.info({ interface: name, connected, address }, 'ovpn-client status');
+          if (this.state.get('interface', id)) this.state.setLink(name, connected);
+          if (connected && address) this.openBridge(id, address);
+          else this.closeBridge(id);
+        },
+        onLog: (line) => this.logger.debug({ interface: name, line }, 'openvpn'),
+      });
+      this.processes.set(id, { key: keyOf(values), proc });
+      proc.start();
+    }
+  }
+
+  /** PEMs of the router's trusted certificates (imported CAs). */
+  private caPems(): string[] {
+    return this.state
+      .items('certificate')
+      .filter((c) => c.values['trusted'] === 'true' && c.values['.pem'])
+      .map((c) => c.values['.pem']!);
+  }
+
+  private openBridge(id: number, address: string): void {
+    this.closeBridge(id);
+    const { host, ports } = this.listeners();
+    const bridge: Bridge = { address, servers: [], sockets: new Set() };
+    this.bridges.set(id, bridge);
+    const pipeTo = (port: number) => (c: Socket) => {
+      const u = connect(port, host);
+      bridge.sockets.add(c).add(u);
+      c.pipe(u).pipe(c);
+      const end = (): void => {
+        c.destroy();
+        u.destroy();
+        bridge.sockets.delete(c);
+        bridge.sockets.delete(u);
+      };
+      c.on('error', end).on('close', end);
+      u.on('error', end).on('close', end);
+    };
+    if (!this.options.netns) {
+      for (const port of ports) {
+        const s = createServer(pipeTo(port));
+        s.on('error', (err) => this.logger.warn({ address, port, err: err.message }, 'tunnel listener failed'));
+        s.listen(port, address);
+        bridge.servers.push(s);
+      }
+      return;
+    }
+    // In a namespace: unix sockets (shared by every namespace) carry the connections out.
+    bridge.dir = mkdtempSync(join(tmpdir(), 'routeros-sim-tun-'));
+    const pairs: string[] = [];
+    for (const port of ports) {
+      const path = join(bridge.dir, `${port}.sock`);
+      const s = createServer(pipeTo(port));
+      s.listen(path);
+      bridge.servers.push(s);
+      pairs.push(String(port), path);
+    }
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', this.options.netns, process.execPath, '-e', FORWARDER, address, ...pairs],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    child.on('error', (err) => this.logger.warn({ err: err.message }, 'tunnel forwarder failed'));
+    bridge.forwarder = child;
+  }
+
+  private closeBridge(id: number): void {
+    const bridge = this.bridges.get(id);
+    if (!bridge) return;
+    this.bridges.delete(id);
+    bridge.forwarder?.kill('SIGTERM');
+    for (const s of bridge.servers) s.close();
+    for (const s of bridge.sockets) s.destroy();
+    if (bridge.dir) rmSync(bridge.dir, { recursive: true, force: true });
+  }
+
+  /** Whether the tunnel address answers (forwarder started or listener bound). */
+  bridgeReady(name: string): Promise<boolean> {
+    const item = this.state.find('interface', { name, type: 'ovpn-out' });
+    const bridge = item ? this.bridges.get(item.id) : undefined;
+    if (!bridge) return Promise.resolve(false);
+    if (!bridge.forwarder) return Promise.resolve(bridge.servers.every((s) => s.listening));
+    const out = bridge.forwarder.stdout;
+    return new Promise((resolve) => {
+      if (!out) return resolve(false);
+      const timer = setTimeout(() => resolve(false), 5000);
+      out.once('data', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+}
+
+function keyOf(values: Readonly<Record<string, string>>): string {
+  return JSON.stringify(CONFIG_KEYS.map((k) => values[k] ?? ''));
+}

@@ -1,0 +1,221 @@
+/**
+ * A real ovpn-client: the simulator starts openvpn (in the router's own network namespace)
+ * with the settings RouterOS would use, against a plain openvpn 2.6 server in a "gateway"
+ * namespace that checks user/password with auth-user-pass-verify. `running` follows the
+ * tunnel, the router's API answers on its tunnel address, and disabling the interface
+ * stops openvpn.
+ */
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RouterOsClient } from '@backplane/routeros';
+import { startRouter, type SimRouter } from '../../apps/routeros-sim/src';
+import { hasIp, hasOpenvpn, hasTun, isRoot, makePki, until } from '../openvpn/helpers';
+
+const missing = [
+  !isRoot && 'root',
+  !hasTun && '/dev/net/tun',
+  !hasOpenvpn && 'openvpn',
+  !hasIp && 'iproute2 (ip)',
+].filter(Boolean);
+if (missing.length) {
+  console.warn(
+    `\n*** SKIPPING test/routeros/ovpn.spec.ts: needs ${missing.join(', ')} (run as root with openvpn and iproute2 installed) ***\n`,
+  );
+}
+
+const id = randomBytes(3).toString('hex');
+const GW_NS = `bp-simovpn-gw-${process.pid}-${id}`;
+const RT_NS = `bp-simovpn-rt-${process.pid}-${id}`;
+const VETH_GW = `bsg${id}`;
+const VETH_RT = `bsr${id}`;
+const GW_IP = '192.0.2.1';
+const RT_IP = '192.0.2.2';
+
+function ip(...args: string[]): void {
+  const r = spawnSync('ip', args, { stdio: 'pipe', encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
+}
+
+/** A raw API login + identity print from inside the gateway namespace. */
+const PROBE = `
+const net = require('net');
+const [h, p] = process.argv.slice(1);
+const enc = (w) => { const b = Buffer.from(w); return Buffer.concat([Buffer.from([b.length]), b]); };
+const sentence = (...ws) => Buffer.concat([...ws.map(enc), Buffer.from([0])]);
+const s = net.connect(Number(p), h, () => {
+  s.write(sentence('/login', '=name=admin', '=password='));
+  s.write(sentence('/system/identity/print'));
+});
+let buf = '';
+s.on('data', (d) => { buf += d.toString('latin1'); if (/=name=[^\\0]*\\0/.test(buf) || buf.includes('!trap')) { console.log(buf.replace(/[^\\x20-\\x7e]/g, ' ')); s.destroy(); } });
+s.on('error', (e) => { console.log('ERROR ' + e.message); process.exit(1); });
+setTimeout(() => { console.log('TIMEOUT ' + buf); process.exit(1); }, 5000).unref();
+`;
+
+describe.skipIf(missing.length > 0)('real ovpn-client against openvpn 2.6', () => {
+  let dir: string;
+  let server: ChildProcess | undefined;
+  const serverLog: string[] = [];
+  let router: SimRouter | undefined;
+  let api: RouterOsClient | undefined;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'bp-simovpn-'));
+    ip('netns', 'add', GW_NS);
+    ip('netns', 'add', RT_NS);
+    ip('link', 'add', VETH_GW, 'type', 'veth', 'peer', 'name', VETH_RT);
+    ip('link', 'set', VETH_GW, 'netns', GW_NS);
+    ip('link', 'set', VETH_RT, 'netns', RT_NS);
+    ip('-n', GW_NS, 'addr', 'add', `${GW_IP}/24`, 'dev', VETH_GW);
+    ip('-n', RT_NS, 'addr', 'add', `${RT_IP}/24`, 'dev', VETH_RT);
+    for (const [ns, dev] of [
+      [GW_NS, VETH_GW],
+      [RT_NS, VETH_RT],
+    ] as const) {
+      ip('-n', ns, 'link', 'set', dev, 'up');
+      ip('-n', ns, 'link', 'set', 'lo', 'up');
+    }
+    const pki = await makePki();
+    writeFileSync(join(dir, 'ca.pem'), pki.ca.certificatePem);
+    writeFileSync(join(dir, 'server.pem'), pki.server.certificatePem);
+    writeFileSync(join(dir, 'server.key'), pki.server.privateKeyPem, { mode: 0o600 });
+    writeFileSync(
+      join(dir, 'verify.sh'),
+      '#!/bin/sh\nu=$(sed -n 1p "$1"); p=$(sed -n 2p "$1")\n[ "$u" = "site-a" ] && [ "$p" = "tunnel-pw" ]\n',
+      { mode: 0o700 },
+    );
+    writeFileSync(
+      join(dir, 'server.conf'),
+      [
+        'server 100.64.33.0 255.255.255.0',
+        'topology subnet',
+        'dev tun',
+        'proto tcp-server',
+        `local ${GW_IP}`,
+        'port 1194',
+        `ca ${join(dir, 'ca.pem')}`,
+        `cert ${join(dir, 'server.pem')}`,
+        `key ${join(dir, 'server.key')}`,
+        'dh none',
+        'verify-client-cert none',
+        'username-as-common-name',
+        'script-security 2',
+        `auth-user-pass-verify ${join(dir, 'verify.sh')} via-file`,
+        'data-ciphers AES-256-GCM:AES-128-GCM:AES-256-CBC:AES-128-CBC',
+        'data-ciphers-fallback AES-256-CBC',
+        'auth SHA1',
+        'verb 3',
+        '',
+      ].join('\n'),
+    );
+    server = spawn('ip', ['netns', 'exec', GW_NS, 'openvpn', '--config', join(dir, 'server.conf')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const onData = (d: Buffer): void => {
+      serverLog.push(...d.toString().split('\n').filter(Boolean));
+    };
+    server.stdout?.on('data', onData);
+    server.stderr?.on('data', onData);
+    await until(() => serverLog.some((l) => l.includes('Initialization Sequence Completed')), 10_000, 'openvpn server');
+
+    router = await startRouter({ identity: 'tunnel-r1', ovpn: { netns: RT_NS, restartDelayMs: 500 } });
+    api = await RouterOsClient.connect({ host: router.host, port: router.port, username: 'admin', password: '' });
+  }, 30_000);
+
+  afterAll(async () => {
+    await api?.close().catch(() => undefined);
+    await router?.stop();
+    if (server && server.exitCode === null) {
+      const exited = new Promise((r) => server!.once('exit', r));
+      server.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+      server.kill('SIGKILL');
+    }
+    spawnSync('ip', ['netns', 'del', GW_NS]);
+    spawnSync('ip', ['netns', 'del', RT_NS]);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 20_000);
+
+  it('brings the tunnel up with RouterOS settings; running, monitor and the API on the tunnel address follow', async () => {
+    const r = router!;
+    const c = api!;
+    r.state.insert('file', { name: 'ca.crt', type: 'file', contents: readFileSync(join(dir, 'ca.pem'), 'latin1') });
+    await c.exec('/certificate/import', { 'file-name': 'ca.crt', passphrase: '' });
+    await c.exec('/interface/ovpn-client/add', {
+      name: 'bp-tunnel',
+      'connect-to': GW_IP,
+      port: '1194',
+      user: 'site-a',
+      password: 'tunnel-pw',
+      cipher: 'aes256-cbc',
+      auth: 'sha1',
+      'verify-server-certificate': 'yes',
+    });
+    const proc = await until(() => r.services.ovpn!.process('bp-tunnel'), 2000, 'openvpn to start');
+    const conf = readFileSync(proc.configPath, 'utf8');
+    for (const line of [
+      'proto tcp-client',
+      'dev tun',
+      `remote ${GW_IP} 1194`,
+      'nobind',
+      'cipher AES-256-CBC',
+      'auth SHA1',
+    ]) {
+      expect(conf.split('\n')).toContain(line);
+    }
+    expect(conf).not.toMatch(/persist-tun|comp-lzo|compress/);
+    const authFile = /auth-user-pass (\S+)/.exec(conf)![1]!;
+    expect(statSync(authFile).mode & 0o777).toBe(0o600);
+
+    const deadline = Date.now() + 30_000;
+    let running = 'false';
+    while (Date.now() < deadline && running !== 'true') {
+      await new Promise((res) => setTimeout(res, 200));
+      running = (await c.print('/interface/ovpn-client', { proplist: ['running'] }))[0]?.['running'] ?? 'false';
+    }
+    if (running !== 'true') console.log(proc.log.slice(-20).join('\n'), serverLog.slice(-20).join('\n'));
+    expect(running).toBe('true');
+    const monitor = await c.exec('/interface/ovpn-client/monitor', { numbers: 'bp-tunnel', once: '' });
+    expect(monitor.rows[0]).toMatchObject({ status: 'connected', encoding: 'AES256-CBC/SHA1' });
+    // The server saw the cipher and digest a RouterOS client proposes.
+    await until(
+      () =>
+        serverLog.some((l) =>
+          /Data Channel: cipher 'AES-256-CBC'.*auth 'SHA1'|Outgoing Data Channel: Cipher 'AES-256-CBC'/.test(l),
+        ),
+      3000,
+      `server log to show AES-256-CBC/SHA1: ${serverLog.filter((l) => /cipher|Cipher/.test(l)).join(' | ')}`,
+    );
+
+    // The router's API answers on its tunnel address, from the gateway's side of the tunnel.
+    const address = proc.address!;
+    expect(address).toMatch(/^100\.64\.33\.\d+$/);
+    expect(await r.services.ovpn!.bridgeReady('bp-tunnel')).toBe(true);
+    const { stdout } = await promisify(execFile)('ip', [
+      'netns',
+      'exec',
+      GW_NS,
+      process.execPath,
+      '-e',
+      PROBE,
+      address,
+      String(r.port),
+    ]);
+    expect(stdout).toContain('=name=tunnel-r1');
+
+    // Disabling the interface stops openvpn and the tunnel.
+    await c.exec('/interface/ovpn-client/disable', { numbers: 'bp-tunnel' });
+    await until(() => r.services.ovpn!.process('bp-tunnel') === undefined, 2000, 'process to be dropped');
+    expect((await c.print('/interface/ovpn-client', { proplist: ['running'] }))[0]).toEqual({ running: 'false' });
+    await until(
+      () => !spawnSync('ip', ['-n', RT_NS, '-o', 'link', 'show'], { encoding: 'utf8' }).stdout.includes('tun'),
+      5000,
+      'tun device to go away',
+    );
+  }, 60_000);
+});
