@@ -12,8 +12,9 @@ export interface ControlPlane {
   enrollmentToken(): Promise<string>;
   /** A site with tunnel credentials and router API credentials. */
   addSite(name: string, router?: { username: string; password: string }): Promise<TestSite>;
+  /** Stops answering HTTP (the control plane is "down"); the in-process app stays for inspection. */
   stop(): Promise<void>;
-  /** Starts listening again on the same port (after stop() with keepState). */
+  /** Tears everything down (database, Redis keys). */
   close(): Promise<void>;
 }
 
@@ -34,8 +35,8 @@ function ok<T>(res: { status: number; body: T }, expected: number, what: string)
  * owner, a tenant and a region. `stop()` closes the HTTP listener only (the control plane
  * is "down"); `close()` tears everything down.
  */
-export async function startControlPlane(host = '127.0.0.1'): Promise<ControlPlane> {
-  const h = await startApi({ TUNNEL_VERIFIER_KEY: randomBytes(32).toString('base64url') });
+export async function startControlPlane(host = '127.0.0.1', env: Record<string, string> = {}): Promise<ControlPlane> {
+  const h = await startApi({ TUNNEL_VERIFIER_KEY: randomBytes(32).toString('base64url'), ...env });
   await h.app.listen(0, host);
   const port = (h.app.getHttpServer().address() as AddressInfo).port;
   const boot = await bootstrap(h);

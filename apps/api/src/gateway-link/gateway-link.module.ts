@@ -3,6 +3,8 @@ import { API_DEPS, type ApiDeps } from '../deps';
 import { LiveController } from '../live/live.controller';
 import { LiveService } from '../live/live.service';
 import { GatewayLinkService, GatewaySitesController } from './gateway-link.controller';
+import { RegionSelectionService } from './region-selection.service';
+import { GEO_LOCATOR, GeoLocator } from './region-selector';
 import { loadVerifierKey, VERIFIER_KEY } from './verifier-key';
 
 /** The gateway link (site sync, tunnel events) and the live routes that use it. */
@@ -15,9 +17,12 @@ export class GatewayLinkModule {
       providers: [
         { provide: API_DEPS, useValue: deps },
         { provide: VERIFIER_KEY, useValue: loadVerifierKey(deps.config.TUNNEL_VERIFIER_KEY, deps.config.DATA_DIR) },
+        { provide: GEO_LOCATOR, useValue: GeoLocator.fromFile(deps.config.GEOIP_DATABASE) },
         GatewayLinkService,
         LiveService,
+        RegionSelectionService,
       ],
+      exports: [RegionSelectionService],
     };
   }
 }

@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Tenant, TenantAccess, type TenantContext } from '../common/request';
 import { uuidParam } from '../common/validation';
+import { RegionSelectionService } from '../gateway-link/region-selection.service';
 import { LiveService } from './live.service';
 
 const RouterCredentialsBody = z.strictObject({
@@ -14,6 +15,7 @@ const LogsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(100
 const EventsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(500).default(100) });
 const TrafficQuery = z.strictObject({ interface: z.string().min(1).max(100) });
 const Rows = z.object({ items: z.array(z.record(z.string(), z.string())) });
+const AssignRegionBody = z.strictObject({ publicIp: z.union([z.ipv4(), z.ipv6()]) });
 const TunnelCredentials = z.object({ user: z.string(), password: z.string(), address: z.string() });
 
 /**
@@ -25,7 +27,22 @@ const TunnelCredentials = z.object({ user: z.string(), password: z.string(), add
 @ApiBearerAuth()
 @Controller('api/v1/tenants/:tenantId/sites/:siteId')
 export class LiveController {
-  constructor(private readonly live: LiveService) {}
+  constructor(
+    private readonly live: LiveService,
+    private readonly regions: RegionSelectionService,
+  ) {}
+
+  /** Assigns the nearest healthy region by the GeoIP location of the router's public address. */
+  @Post('region')
+  @TenantAccess('operator')
+  @HttpCode(200)
+  assignRegion(
+    @Tenant() t: TenantContext,
+    @Param('siteId', { schema: uuidParam }) id: string,
+    @Body({ schema: AssignRegionBody }) body: z.infer<typeof AssignRegionBody>,
+  ) {
+    return this.regions.assign(t, id, body.publicIp);
+  }
 
   @Get('live/identity')
   @TenantAccess('viewer')
