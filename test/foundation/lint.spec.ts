@@ -26,7 +26,7 @@ async function rules(file: string, code: string): Promise<string[]> {
   return result!.messages.map((m) => `${m.ruleId ?? 'parse'}: ${m.message}`);
 }
 
-describe('lint rules that guard the architecture', () => {
+describe('lint rules that guard the architecture', { timeout: 180_000 }, () => {
   it('rejects a deep import into a lib by alias or by path', async () => {
     expect(
       await rules(
