@@ -5,8 +5,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { RawApiClient, attrs } from '../../apps/routeros-sim/src';
-import { startFleet, type FleetOptions } from '../../apps/routeros-sim/src/fleet/fleet';
+import { RawApiClient, attrs, startFleet, type FleetOptions } from '../../apps/routeros-sim/src';
 import type { BenchSection } from './types';
 
 setFlagsFromString('--expose-gc');

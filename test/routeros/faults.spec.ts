@@ -15,8 +15,7 @@ import {
   RouterOsTimeoutError,
   type RouterOsClientOptions,
 } from '@backplane/routeros';
-import { startRouter, type SimRouter } from '../../apps/routeros-sim/src';
-import { applyFaults } from '../../apps/routeros-sim/src/control/endpoint';
+import { applyFaults, startRouter, type SimRouter } from '../../apps/routeros-sim/src';
 
 function resources(): { sockets: number; timers: number } {
   const info = process.getActiveResourcesInfo();

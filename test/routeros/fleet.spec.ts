@@ -8,9 +8,14 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RouterOsClient } from '@backplane/routeros';
-import { RawApiClient, attrs } from '../../apps/routeros-sim/src';
-import { startControlServer, type ControlServer } from '../../apps/routeros-sim/src/control/endpoint';
-import { startFleet, type Fleet } from '../../apps/routeros-sim/src/fleet/fleet';
+import {
+  RawApiClient,
+  attrs,
+  startControlServer,
+  startFleet,
+  type ControlServer,
+  type Fleet,
+} from '../../apps/routeros-sim/src';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;

@@ -26,6 +26,8 @@ const HELP = `RouterOS simulator
   --rest               REST API on www-ssl (self-signed) and www (7.9+); ports in the ready log line
   --ssh                SSH service (host key derived from seed + identity)
   --control-port P     loopback HTTP control endpoint: GET /routers, POST /routers/<id>/faults
+  --real-ovpn          enabled ovpn-client interfaces run a real openvpn client (root + openvpn)
+  --netns NAME         ... inside this network namespace (implies --real-ovpn; ip netns exec)
   --log-level L        pino level (default info)`;
 
 async function main(): Promise<void> {
@@ -49,6 +51,8 @@ async function main(): Promise<void> {
       rest: { type: 'boolean', default: false },
       ssh: { type: 'boolean', default: false },
       'control-port': { type: 'string' },
+      'real-ovpn': { type: 'boolean', default: false },
+      netns: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -79,6 +83,7 @@ async function main(): Promise<void> {
     logger,
     rest: values.rest,
     ssh: values.ssh,
+    ovpn: values.netns ? { netns: values.netns } : values['real-ovpn'],
   };
   const fleet = values.fleet
     ? await startFleet(Number(values.fleet), {

@@ -41,3 +41,12 @@ export {
 export type { RunOptions, RunResult, ScriptFailure } from './script/interpreter';
 export { exportConfig, type ExportOptions } from './export/export';
 export { resetConfiguration } from './export/reset';
+export { startFleet, fleetAddress, Fleet, type FleetOptions } from './fleet/fleet';
+export { startControlServer, applyFaults, type ControlServer, type RouterDirectory } from './control/endpoint';
+export { FAULT_KEYS, type RouterFaults } from './control/faults';
+export { RouterServices, type ServicesOptions } from './control/services';
+export { RestServer, type RestOptions } from './rest/server';
+export { SimSshServer, consoleError, type SshOptions } from './ssh/server';
+export { deterministicHostKey, sshFingerprint, SSH_KEYS } from './ssh/keys';
+export { OvpnManager, ovpnUnavailable, type OvpnOptions } from './ovpn/manager';
+export { renderOvpnClientConfig, CIPHERS as OVPN_CIPHERS, AUTHS as OVPN_AUTHS } from './ovpn/config';
