@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RouterOsClient } from '@backplane/routeros';
-import { startRouter, type SimRouter } from '../../apps/routeros-sim/src';
+import { renderOvpnClientConfig, startRouter, type SimRouter } from '../../apps/routeros-sim/src';
 import { hasIp, hasOpenvpn, hasTun, isRoot, makePki, until } from '../openvpn/helpers';
 
 const missing = [
@@ -208,6 +208,19 @@ describe.skipIf(missing.length > 0)('real ovpn-client against openvpn 2.6', () =
     ]);
     expect(stdout).toContain('=name=tunnel-r1');
 
+    // A wrong password: openvpn is restarted with it, the server refuses, running goes false.
+    await c.exec('/interface/ovpn-client/set', { numbers: 'bp-tunnel', password: 'wrong' });
+    const refused = await until(
+      () => {
+        const p = r.services.ovpn!.process('bp-tunnel');
+        return p !== proc && p?.log.some((l) => l.includes('AUTH_FAILED')) ? p : undefined;
+      },
+      15_000,
+      'AUTH_FAILED with the wrong password',
+    );
+    expect(refused.connected).toBe(false);
+    expect((await c.print('/interface/ovpn-client', { proplist: ['running'] }))[0]).toEqual({ running: 'false' });
+
     // Disabling the interface stops openvpn and the tunnel.
     await c.exec('/interface/ovpn-client/disable', { numbers: 'bp-tunnel' });
     await until(() => r.services.ovpn!.process('bp-tunnel') === undefined, 2000, 'process to be dropped');
@@ -218,4 +231,58 @@ describe.skipIf(missing.length > 0)('real ovpn-client against openvpn 2.6', () =
       'tun device to go away',
     );
   }, 60_000);
+});
+
+describe('ovpn-client settings as openvpn options', () => {
+  const files = { authFile: '/run/x/auth', caFile: '/run/x/ca.pem' };
+  const base = { name: 'o', 'connect-to': 'gw.example.net', user: 'u', password: 'p' };
+
+  it('maps RouterOS cipher and auth names of v6 and v7 to OpenSSL names', () => {
+    const cases: [string, string][] = [
+      ['aes256', 'AES-256-CBC'],
+      ['aes256-cbc', 'AES-256-CBC'],
+      ['aes128', 'AES-128-CBC'],
+      ['aes192-cbc', 'AES-192-CBC'],
+      ['aes128-gcm', 'AES-128-GCM'],
+      ['aes256-gcm', 'AES-256-GCM'],
+      ['blowfish128', 'BF-CBC'],
+    ];
+    for (const [ros, openvpn] of cases) {
+      const lines = renderOvpnClientConfig({ ...base, cipher: ros, auth: 'sha256' }, files);
+      expect(lines).toContain(`cipher ${openvpn}`);
+      expect(lines).toContain(`data-ciphers ${openvpn}`);
+      expect(lines).toContain('auth SHA256');
+    }
+  });
+
+  it('uses tcp-client/tun by default, udp/tap when asked, the default port, and never compression or persist-tun', () => {
+    const def = renderOvpnClientConfig(base, files);
+    expect(def).toEqual(
+      expect.arrayContaining(['proto tcp-client', 'dev tun', 'remote gw.example.net 1194', 'nobind']),
+    );
+    expect(def).toContain('auth-user-pass /run/x/auth');
+    expect(def).toContain('ca /run/x/ca.pem');
+    expect(def.join('\n')).not.toMatch(/persist-tun|comp-lzo|compress|remote-cert-tls/);
+    const other = renderOvpnClientConfig(
+      {
+        ...base,
+        protocol: 'udp',
+        mode: 'ethernet',
+        port: '443',
+        'verify-server-certificate': 'true',
+        'tls-version': 'only-1.2',
+      },
+      { authFile: '/a', caFile: undefined },
+    );
+    expect(other).toEqual(
+      expect.arrayContaining([
+        'proto udp',
+        'dev tap',
+        'remote gw.example.net 443',
+        'remote-cert-tls server',
+        'tls-version-min 1.2',
+      ]),
+    );
+    expect(other.some((l) => l.startsWith('ca '))).toBe(false);
+  });
 });
