@@ -198,6 +198,20 @@ describe('REST API (7.16)', () => {
     expect(await viaCa.print('/system/identity')).toEqual([{ name: 'rest-r1' }]);
   });
 
+  it('serves plain HTTP from 7.9 too (www), for clients that opt into it', async () => {
+    const http = new RouterOsRestClient({
+      host: router.host,
+      port: router.services.rest!.httpPort!,
+      username: 'bp',
+      password: 's3cret',
+      insecureHttp: true,
+    });
+    expect(await http.print('/system/identity')).toEqual([{ name: 'rest-r1' }]);
+    expect(() => new RouterOsRestClient({ host: router.host, username: 'bp', password: 'x' })).toThrow(
+      /tls.ca or tls.fingerprint256/,
+    );
+  });
+
   it('closes REST when www-ssl is disabled', async () => {
     await rest.command('/ip/service/set', { numbers: 'www-ssl', disabled: 'true' });
     await expect(rest.print('/system/identity')).rejects.toBeInstanceOf(RouterOsConnectionError);

@@ -109,6 +109,24 @@ describe('SSH service', () => {
     );
   });
 
+  it('imports a public key file into /user ssh-keys and removes it again', async () => {
+    const key = utils.generateKeyPairSync('ecdsa', { bits: 256, comment: 'from-file' });
+    router.state.insert('file', { name: 'ops.pub', type: 'file', contents: key.public });
+    const api = await RawApiClient.connect(router.port);
+    await api.login('bp', 'pw');
+    expect((await api.call('/user/ssh-keys/import', '=public-key-file=ops.pub', '=user=bp'))[0]![0]).toBe('!done');
+    const base = { host: router.host, port: router.services.ssh!.port, hostKeys, username: 'bp' };
+    const viaKey = await RouterOsSshClient.connect({ ...base, privateKey: key.private });
+    await viaKey.close();
+    const rows = await api.call('/user/ssh-keys/print', '?key-owner=from-file');
+    const id = rows[0]!.find((w) => w.startsWith('=.id='))!.slice('=.id='.length);
+    await api.call('/user/ssh-keys/remove', `=.id=${id}`);
+    api.close();
+    await expect(RouterOsSshClient.connect({ ...base, privateKey: key.private })).rejects.toBeInstanceOf(
+      RouterOsLoginError,
+    );
+  });
+
   it('offers an interactive terminal with the prompt', async () => {
     const c = new Client();
     const text = await new Promise<string>((resolve, reject) => {
