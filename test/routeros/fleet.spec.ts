@@ -7,7 +7,7 @@ import { request } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RouterOsClient } from '@backplane/routeros';
+import { MemoryHostKeyStore, RouterOsClient, RouterOsSshClient } from '@backplane/routeros';
 import {
   RawApiClient,
   attrs,
@@ -39,6 +39,31 @@ function http(port: number, method: string, path: string, body?: unknown): Promi
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }
+
+describe('fleet with services', () => {
+  let fleet: Fleet | undefined;
+  afterAll(async () => {
+    await fleet?.stop();
+  });
+
+  it("puts every router's SSH on the same port of its own address, each with its own host key", async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    fleet = await startFleet(20, { port, sshPort: port + 1, ssh: true, identity: 'ssh-edge', seed: 100 });
+    const prints = new Set(fleet.routers.map((r) => r.services.ssh!.fingerprint));
+    expect(prints.size).toBe(20);
+    const r = fleet.get('ssh-edge-13')!;
+    expect(r.services.ssh!.port).toBe(port + 1);
+    const ssh = await RouterOsSshClient.connect({
+      host: r.host,
+      port: port + 1,
+      username: 'admin',
+      password: '',
+      hostKeys: new MemoryHostKeyStore(),
+    });
+    expect((await ssh.exec(':put [/system identity get name]')).output).toBe('ssh-edge-13\r\n');
+    await ssh.close();
+  });
+});
 
 describe('fleet of 1,000', () => {
   let fleet: Fleet | undefined;

@@ -25,6 +25,7 @@ const HELP = `RouterOS simulator
   --fleet N            N routers on 127.1.x.y (each on --port, default 8728), started in parallel
   --rest               REST API on www-ssl (self-signed) and www (7.9+); ports in the ready log line
   --ssh                SSH service (host key derived from seed + identity)
+  --ssh-port P / --rest-port P   with --fleet: every router's SSH / REST HTTPS on this port
   --control-port P     loopback HTTP control endpoint: GET /routers, POST /routers/<id>/faults
   --real-ovpn          enabled ovpn-client interfaces run a real openvpn client (root + openvpn)
   --netns NAME         ... inside this network namespace (implies --real-ovpn; ip netns exec)
@@ -52,6 +53,8 @@ async function main(): Promise<void> {
       ssh: { type: 'boolean', default: false },
       'control-port': { type: 'string' },
       'real-ovpn': { type: 'boolean', default: false },
+      'ssh-port': { type: 'string' },
+      'rest-port': { type: 'string' },
       netns: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -90,6 +93,8 @@ async function main(): Promise<void> {
         ...common,
         port: values.port === '8728' ? 8728 : Number(values.port),
         identity: values.identity ?? 'router',
+        ...(values['ssh-port'] ? { sshPort: Number(values['ssh-port']) } : {}),
+        ...(values['rest-port'] ? { restPort: Number(values['rest-port']) } : {}),
         // One "router up" line per router would be 1,000 lines: only warnings and debug.
         logger: { info: () => undefined, warn: (o, m) => logger.warn(o, m), debug: (o, m) => logger.debug(o, m) },
       })

@@ -20,6 +20,10 @@ export interface FleetOptions extends Omit<StartRouterOptions, 'host' | 'identit
   readonly seed?: number;
   /** Routers started at once (default 32). */
   readonly concurrency?: number;
+  /** Loopback addressing: every router's SSH on this port (with `ssh`; default ephemeral). */
+  readonly sshPort?: number;
+  /** Loopback addressing: every router's REST HTTPS on this port (with `rest`; default ephemeral). */
+  readonly restPort?: number;
 }
 
 /** 127.1.x.y for router i (1-based): 65,024 distinct addresses. */
@@ -64,6 +68,12 @@ export async function startFleet(n: number, options: FleetOptions = {}): Promise
       port,
       ...(options.tls && typeof options.tls === 'object' && !loopback
         ? { tls: { ...options.tls, port: port === 0 ? 0 : port + 1 } }
+        : {}),
+      ...(loopback && options.ssh && options.sshPort !== undefined
+        ? { ssh: { ...(options.ssh === true ? {} : options.ssh), port: options.sshPort } }
+        : {}),
+      ...(loopback && options.rest && options.restPort !== undefined
+        ? { rest: { ...(options.rest === true ? {} : options.rest), port: options.restPort, httpPort: false as const } }
         : {}),
       identity: `${options.identity ?? 'router'}-${i + 1}`,
       seed: (options.seed ?? 1) + i,
