@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRouter, type SimRouter } from '../../apps/routeros-sim/src';
 import { startGateway, type Gateway } from '../../apps/gateway/src/gateway';
+import { login, PASSWORD } from '../api/harness';
 import { freePort, startControlPlane, type ControlPlane, type TestSite } from './control-plane';
 
 /**
@@ -37,7 +38,7 @@ describe('gateway with the fake openvpn server', () => {
   const logs: string[] = [];
   let gwPort = 0;
 
-  async function gateway(env: Record<string, string> = {}): Promise<Gateway> {
+  async function gateway(env: Record<string, string> = {}, port = gwPort): Promise<Gateway> {
     const config = loadGatewayConfig({
       REDIS_URL: testSettings().redisUrl,
       DATA_DIR: dataDir,
@@ -68,7 +69,7 @@ describe('gateway with the fake openvpn server', () => {
         return r ? { host: r.host, port: r.port } : { host: '127.0.0.1', port: 1 };
       },
     });
-    await g.app.listen(gwPort, '127.0.0.1');
+    await g.app.listen(port, '127.0.0.1');
     return g;
   }
 
@@ -149,6 +150,58 @@ describe('gateway with the fake openvpn server', () => {
     expect(offline.body.error.details[0]).toEqual({ path: 'reason', message: 'site_offline' });
   });
 
+  it('streams monitor-traffic as NDJSON until the caller hangs up, and the router command is cancelled', async () => {
+    const abort = new AbortController();
+    const res = await fetch(`${cp.url}/api/v1/tenants/${cp.tenantId}/sites/${a.id}/live/traffic?interface=ether1`, {
+      headers: { authorization: `Bearer ${cp.token}` },
+      signal: abort.signal,
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('application/x-ndjson');
+    const reader = res.body!.getReader();
+    let text = '';
+    while (text.split('\n').length < 3) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += Buffer.from(value).toString();
+    }
+    const rows = text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, string>);
+    expect(rows.length).toBeGreaterThanOrEqual(2);
+    expect(rows[0]).toHaveProperty('rx-bits-per-second');
+    abort.abort();
+    expect(await gw!.relay.inFlight(a.id)).toBe(1);
+    // hanging up cancels the command on the router; the pooled connection stays for the next call
+    await until(async () => (await gw!.relay.inFlight(a.id)) === 0, 5000, 'stream cancelled on the router');
+    expect(routers.get(a.id)!.connections).toBe(1);
+    expect((await api('GET', `${a.id}/live/identity`)).body).toEqual({ name: 'router-a' });
+  });
+
+  it('reboot is for operators and above; viewers are refused', async () => {
+    const member = await cp.h.call('POST', `/api/v1/tenants/${cp.tenantId}/members`, {
+      token: cp.token,
+      body: { email: 'viewer@gw.test', role: 'viewer', password: PASSWORD },
+    });
+    expect(member.status).toBe(201);
+    const viewer = await login(cp.h, 'viewer@gw.test');
+    const url = `/api/v1/tenants/${cp.tenantId}/sites/${a.id}/reboot`;
+    expect((await cp.h.call('POST', url, { token: viewer })).status).toBe(403);
+    expect(
+      (await cp.h.call('GET', `/api/v1/tenants/${cp.tenantId}/sites/${a.id}/live/identity`, { token: viewer })).status,
+    ).toBe(200);
+    const r = await cp.h.call('POST', url, { token: cp.token });
+    expect(r.status).toBe(202);
+    // the router is really rebooting: its API refuses for a moment, then answers again
+    await until(
+      async () => (await api('GET', `${a.id}/live/identity`)).status === 503,
+      5000,
+      'router unreachable while rebooting',
+    );
+    await until(async () => (await api('GET', `${a.id}/live/identity`)).status === 200, 15_000, 'router back');
+  });
+
   it('refuses a wrong secret and unknown users, records the attempt, and rate-limits the source', async () => {
     const bad = await fake().connectTunnel({ username: b.user, password: 'wrong', ip: '203.0.113.9' }).outcome;
     expect(bad).toMatchObject({ outcome: 'denied', reason: 'bad-secret', clientReason: 'authentication failed' });
@@ -192,6 +245,42 @@ describe('gateway with the fake openvpn server', () => {
     await until(() => gw!.directory.get(c.id)?.active === false, 5000, 'site c inactive');
     const out = await fake().connectTunnel({ username: c.user, password: c.password, ip: '198.51.100.8' }).outcome;
     expect(out).toMatchObject({ outcome: 'denied', reason: 'site-disabled' });
+  });
+
+  it('a second gateway in the region takes over a site that moves to it; the old one cannot clear it', async () => {
+    const dir2 = mkdtempSync(join(tmpdir(), 'bp-gw-fake2-'));
+    const port2 = await freePort();
+    const gw2 = await gateway(
+      {
+        GATEWAY_ENROLLMENT_TOKEN: await cp.enrollmentToken(),
+        GATEWAY_NAME: 'gw-fake-2',
+        DATA_DIR: dir2,
+        GATEWAY_PORT: String(port2),
+      },
+      port2,
+    );
+    try {
+      const onFirst = [...fake().tunnels.values()].find((x) => x.username === a.user && x.state === 'authorized')!;
+      const moved = await (gw2.runtime.fake as FakeOpenVpnServer).connectTunnel({
+        username: a.user,
+        password: a.password,
+        ip: '198.51.100.99',
+      }).outcome;
+      expect(moved.outcome).toBe('authorized');
+      await until(
+        async () => (await api('GET', `${a.id}/tunnel`)).body.gatewayId === gw2.identity.gatewayId,
+        5000,
+        'registry points at gateway 2',
+      );
+      fake().disconnectTunnel(onFirst.cid); // the old tunnel times out on gateway 1
+      await new Promise((r) => setTimeout(r, 500));
+      const rec = (await api('GET', `${a.id}/tunnel`)).body;
+      expect(rec).toMatchObject({ online: true, gatewayId: gw2.identity.gatewayId, sourceIp: '198.51.100.99' });
+      expect((await api('GET', `${a.id}/live/identity`)).body).toEqual({ name: 'router-a' }); // relayed by gateway 2
+    } finally {
+      await gw2.close();
+      rmSync(dir2, { recursive: true, force: true });
+    }
   });
 
   it('keeps serving known sites from the 0600 cache file while the control plane is down, across a gateway restart', async () => {

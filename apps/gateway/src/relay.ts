@@ -106,6 +106,12 @@ export class Relay {
     );
   }
 
+  /** Commands (calls and streams) running on the site's pooled connection right now. */
+  async inFlight(siteId: string): Promise<number> {
+    const c = this.lanes.get(siteId)?.client;
+    return c ? (await c).stats.inFlight : 0;
+  }
+
   private authorized(req: FastifyRequest): boolean {
     const h = req.headers['authorization'];
     if (typeof h !== 'string' || !h.startsWith('Bearer ')) return false;
@@ -155,7 +161,8 @@ export class Relay {
     }
     this.counters.streams++;
     const abort = new AbortController();
-    req.raw.once('close', () => abort.abort());
+    // the response's close (not the request's: that fires once the body is read) = the caller hung up
+    reply.raw.once('close', () => abort.abort());
     reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     try {
       const stream = client.stream(body.command, body.attributes, {

@@ -165,7 +165,7 @@ export class LiveController {
     reply: FastifyReply,
   ): Promise<void> {
     const abort = new AbortController();
-    httpReq.raw.once('close', () => abort.abort());
+    reply.raw.once('close', () => abort.abort()); // the caller hung up (or we are done)
     const body = await this.live.stream(t, id, req, abort.signal);
     reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     const reader = body.getReader();
