@@ -236,6 +236,19 @@ describe('gateway with the fake openvpn server', () => {
     expect(events.length).toBeGreaterThan(0);
   });
 
+  it('after the management link breaks: known tunnels are kept, a CONNECT lost meanwhile is killed so it redials', async () => {
+    const reattached = new Promise<void>((r) => gw!.runtime.management.on('ready', () => r()));
+    fake().dropManagement();
+    // dials while nobody listens: its CONNECT goes to nobody, like real openvpn
+    const lost = fake().connectTunnel({ username: b.user, password: b.password, ip: '198.51.100.50' });
+    await reattached;
+    expect(await lost.outcome).toEqual({ outcome: 'disconnected' }); // killed at re-attach, not left to time out
+    expect(gw!.runtime.management.stats.stragglersKilled).toBeGreaterThanOrEqual(1);
+    expect((await api('GET', `${a.id}/tunnel`)).body.online).toBe(true);
+    const again = await fake().connectTunnel({ username: b.user, password: b.password, ip: '198.51.100.50' }).outcome;
+    expect(again.outcome).toBe('authorized');
+  });
+
   it('refuses a deleted site after the next sync', async () => {
     const c = await cp.addSite('site-c');
     await until(() => gw!.directory.get(c.id), 5000, 'site c synced');
