@@ -8,6 +8,8 @@
  * before/after export, find-then-set). Routers: RouterOS simulators in `--sim-procs` child
  * processes, reached DIRECTLY on loopback (no gateway, no tunnel): with 10,000 tunnels the
  * OpenVPN path would dominate and is measured by the gateway benchmarks instead.
+ * Addresses: each simulator process serves its routers on 127.1.x.y (one address per router)
+ * at port base-port + process index (default 18728).
  * Prints: time to enqueue, time until all applied, jobs per second.
  */
 import 'reflect-metadata';
@@ -40,21 +42,22 @@ async function startFleet(count: number, port: number): Promise<ChildProcess> {
       String(count),
       '--port',
       String(port),
+      '--loopback',
       '--user',
       `${USER}:${PASSWORD}:full`,
       '--log-level',
       'warn',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   await new Promise<void>((resolve, reject) => {
     const net = import('node:net');
-    const last = port + count - 1;
+    const host = (i: number) => `127.1.${(i + 1) >> 8}.${(i + 1) & 255}`;
     const t0 = Date.now();
     const probe = async () => {
       const { connect } = await net;
       const ok = await new Promise<boolean>((res) => {
-        const s = connect({ host: '127.0.0.1', port: last });
+        const s = connect({ host: host(count - 1), port });
         s.once('connect', () => (s.destroy(), res(true)));
         s.once('error', () => res(false));
       });
@@ -74,7 +77,7 @@ async function main(): Promise<void> {
       sites: { type: 'string', default: '10000' },
       concurrency: { type: 'string', default: '200' },
       'sim-procs': { type: 'string', default: '2' },
-      'base-port': { type: 'string', default: '30000' },
+      'base-port': { type: 'string', default: '18728' },
     },
   });
   const n = Number(values.sites);
@@ -127,7 +130,7 @@ async function main(): Promise<void> {
   const fleets: ChildProcess[] = [];
   for (let p = 0; p < procs; p++) {
     const count = Math.min(per, n - p * per);
-    if (count > 0) fleets.push(await startFleet(count, basePort + p * per));
+    if (count > 0) fleets.push(await startFleet(count, basePort + p));
   }
   console.log(`fleet up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
@@ -145,7 +148,6 @@ async function main(): Promise<void> {
     );
     return rows.map((r) => r.id);
   });
-  const ports = new Map<string, number>();
   await db.inTenant(scope, async (tx) => {
     for (let i = 0; i < siteIds.length; i += 1000) {
       const chunk = siteIds.slice(i, i + 1000);
@@ -156,12 +158,15 @@ async function main(): Promise<void> {
       );
     }
   });
-  siteIds.forEach((id, i) => ports.set(id, basePort + i));
-
-  const channel = new DirectChannel((id) => {
-    const port = ports.get(id);
-    return port ? { host: '127.0.0.1', port } : undefined;
+  // Process p serves routers i on 127.1.x.y (x.y = i+1) at port base-port + p.
+  const where = new Map<string, { host: string; port: number }>();
+  siteIds.forEach((id, k) => {
+    const p = Math.floor(k / per);
+    const i = k % per;
+    where.set(id, { host: `127.1.${(i + 1) >> 8}.${(i + 1) & 255}`, port: basePort + p });
   });
+
+  const channel = new DirectChannel((id) => where.get(id));
   const runner = new JobRunner(
     {
       db,

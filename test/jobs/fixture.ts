@@ -57,6 +57,7 @@ export async function jobsWorld(extraEnv: Record<string, string> = {}): Promise<
     return p ? { host: '127.0.0.1', port: p } : undefined;
   });
   const channel = {
+    tunnels: false,
     call: direct.call.bind(direct),
     connectedSince: async (siteId: string) => (offline.has(siteId) ? undefined : direct.connectedSince(siteId)),
     close: () => direct.close(),

@@ -35,6 +35,8 @@ export interface SiteTarget {
 
 /** How the worker reaches a site's router. */
 export interface RouterChannel {
+  /** True when "online" means a tunnel (reconnects are visible as a new connectedSince). */
+  readonly tunnels: boolean;
   call(
     target: SiteTarget,
     command: string,
@@ -50,6 +52,7 @@ export interface RouterChannel {
  * which gateway holds the site; the gateway relays one RouterOS command over the tunnel.
  */
 export class RelayChannel implements RouterChannel {
+  readonly tunnels = true;
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
@@ -105,6 +108,7 @@ export class RelayChannel implements RouterChannel {
  * connection per site.
  */
 export class DirectChannel implements RouterChannel {
+  readonly tunnels = false;
   private readonly clients = new Map<string, Promise<RouterOsClient>>();
   private readonly since = new Map<string, Date>();
 

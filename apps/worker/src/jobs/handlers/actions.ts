@@ -189,6 +189,9 @@ export async function recreateTunnel(ctx: JobContext<'recreate-tunnel'>) {
   // and the router's ovpn-client carries the new secret.
   const since = await ctx.services.channel.connectedSince(siteId);
   if (!since) throw new RetryLaterError('waiting for the router to come back with the new tunnel', 3000);
+  if (ctx.services.channel.tunnels && rotatedAt && since.getTime() < Date.parse(rotatedAt)) {
+    throw new RetryLaterError('waiting for the router to reconnect with the new parameters', 3000);
+  }
   const ovpn = (await ctx.print('/interface/ovpn-client')).find((c) => c['name'] === siteId);
   if (!ovpn || ovpn['password'] !== secret) {
     throw new RetryLaterError('the router does not carry the new tunnel parameters yet', 3000);
