@@ -29,6 +29,7 @@ import { API_DEPS, type ApiDeps } from './deps';
 import { GatewayLinkModule } from './gateway-link/gateway-link.module';
 import { JobsModule } from './jobs/jobs.module';
 import { OnboardingModule } from './onboarding/onboarding.module';
+import { PortalModule } from './portal/portal.module';
 import { GatewayLinkController, RegionsController, RegionsService } from './regions/regions.controller';
 import { SitesController } from './sites/sites.controller';
 import { SitesService } from './sites/sites.service';
@@ -80,6 +81,7 @@ export class ApiModule {
         GatewayLinkModule.register(deps),
         OnboardingModule.register(deps),
         JobsModule.register(deps),
+        PortalModule.register(deps),
       ],
       controllers: [
         AuthController,

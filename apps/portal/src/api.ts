@@ -1,0 +1,270 @@
+/**
+ * The one way the portal talks to the control plane.
+ *
+ * Tokens: the access token lives only in this module's memory (never in storage, never in the
+ * DOM), so a reload or a new tab needs the refresh token. The refresh token is kept in
+ * `sessionStorage`: scoped to this tab and this origin, gone when the tab closes, never sent
+ * automatically like a cookie would be (so no CSRF), and rotated by the api on every use
+ * (reuse of an old one revokes the whole session). Refreshes are single-flight so two
+ * requests that both see a 401 do not present the same refresh token twice. The api serves the
+ * portal with a strict Content-Security-Policy (scripts only from its own origin), which is what
+ * keeps injected script from reading the token in the first place.
+ */
+
+export type Role = 'owner' | 'admin' | 'operator' | 'viewer';
+export const ROLE_RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2, owner: 3 };
+export const ROLES: readonly Role[] = ['owner', 'admin', 'operator', 'viewer'];
+
+export interface TenantRef {
+  id: string;
+  slug: string;
+  name: string;
+  role: Role;
+}
+export interface Me {
+  id: string;
+  email: string;
+  displayName: string;
+  platformOperator: boolean;
+  mfaEnabled: boolean;
+  tenants: TenantRef[];
+}
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+export interface Site {
+  id: string;
+  name: string;
+  notes: string;
+  tags: string[];
+  location: { address: string | null; latitude: number | null; longitude: number | null };
+  mgmtAddress: string;
+  status: {
+    online: boolean;
+    lastSeenAt: string | null;
+    routerosVersion: string | null;
+    board: string | null;
+    regionId: string | null;
+    gatewayId: string | null;
+  };
+  createdAt: string;
+  updatedAt: string;
+}
+export interface SiteHealth {
+  health: 'healthy' | 'degraded' | 'offline' | 'unknown';
+  tunnelUp: boolean;
+  lastPollAt: string | null;
+  missedPolls: number | null;
+  onboardedAt: string | null;
+  routerosVersion: string | null;
+  board: string | null;
+}
+export interface Member {
+  userId: string;
+  email: string;
+  displayName: string;
+  role: Role;
+  mfaEnabled: boolean;
+  createdAt: string;
+}
+export interface ApiKey {
+  id: string;
+  name: string;
+  role: Role;
+  prefix: string;
+  createdBy: string | null;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+}
+export interface AuditEntry {
+  id: string;
+  time: string;
+  actor: { type: string; id: string | null; label: string | null; sourceIp: string | null };
+  requestId: string | null;
+  action: string;
+  target: { type: string; id: string | null };
+  before: unknown;
+  after: unknown;
+}
+export interface Region {
+  id: string;
+  slug: string;
+  name: string;
+  publicHost: string;
+  publicPort: number;
+  latitude: number;
+  longitude: number;
+  enabled: boolean;
+}
+export interface Gateway {
+  id: string;
+  regionId: string;
+  name: string;
+  status: 'up' | 'down' | 'revoked';
+  enrolledAt: string;
+  lastHeartbeatAt: string | null;
+  version: string | null;
+}
+interface TokenPair {
+  tokenType: 'Bearer';
+  accessToken: string;
+  expiresIn: number;
+  refreshToken: string;
+}
+export type LoginResult = { kind: 'signed-in' } | { kind: 'mfa'; mfaToken: string };
+
+/** An error answer of the api: `{ error: { code, message, requestId, details? } }`. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly requestId: string | null,
+    readonly details: { path?: string; message: string }[] = [],
+  ) {
+    super(message);
+  }
+  /** For 503s from live routes: site_offline, gateway_unreachable, … */
+  get reason(): string | undefined {
+    return this.details.find((d) => d.path === 'reason')?.message;
+  }
+}
+
+const REFRESH_KEY = 'backplane.refresh';
+let accessToken: string | null = null;
+let refreshing: Promise<boolean> | null = null;
+let onSignedOut: (() => void) | null = null;
+
+function store(pair: TokenPair): void {
+  accessToken = pair.accessToken;
+  sessionStorage.setItem(REFRESH_KEY, pair.refreshToken);
+}
+
+function forget(): void {
+  accessToken = null;
+  sessionStorage.removeItem(REFRESH_KEY);
+}
+
+export function hasSession(): boolean {
+  return accessToken !== null || sessionStorage.getItem(REFRESH_KEY) !== null;
+}
+
+/** Called when the session ends without the user asking (refresh refused). */
+export function setSignedOutHandler(fn: () => void): void {
+  onSignedOut = fn;
+}
+
+async function toError(res: Response): Promise<ApiError> {
+  let body: unknown = null;
+  try {
+    body = await res.json();
+  } catch {
+    // not JSON
+  }
+  const e = (body as { error?: { code?: string; message?: string; requestId?: string; details?: [] } } | null)?.error;
+  return new ApiError(
+    res.status,
+    e?.code ?? 'http_' + String(res.status),
+    e?.message ?? res.statusText,
+    e?.requestId ?? res.headers.get('x-request-id'),
+    e?.details ?? [],
+  );
+}
+
+async function refreshOnce(): Promise<boolean> {
+  const token = sessionStorage.getItem(REFRESH_KEY);
+  if (!token) return false;
+  const res = await fetch('/api/v1/auth/refresh', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ refreshToken: token }),
+  });
+  if (!res.ok) {
+    forget();
+    return false;
+  }
+  store((await res.json()) as TokenPair);
+  return true;
+}
+
+/** Trades the refresh token for a new pair; concurrent callers share one request. */
+export function refresh(): Promise<boolean> {
+  refreshing ??= refreshOnce().finally(() => {
+    refreshing = null;
+  });
+  return refreshing;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  query?: Record<string, string | number | boolean | undefined | null>;
+  signal?: AbortSignal;
+}
+
+export async function api<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(opts.query ?? {}))
+    if (v !== undefined && v !== null && v !== '') qs.set(k, String(v));
+  const url = `/api/v1${path}${qs.size ? `?${qs.toString()}` : ''}`;
+  const send = () => {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (accessToken) headers['authorization'] = `Bearer ${accessToken}`;
+    if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    return fetch(url, {
+      method,
+      headers,
+      body: opts.body === undefined ? null : JSON.stringify(opts.body),
+      signal: opts.signal ?? null,
+    });
+  };
+  if (!accessToken && sessionStorage.getItem(REFRESH_KEY)) await refresh();
+  let res = await send();
+  if (res.status === 401 && sessionStorage.getItem(REFRESH_KEY)) {
+    if (await refresh()) res = await send();
+    else onSignedOut?.();
+  }
+  if (!res.ok) throw await toError(res);
+  if (res.status === 204) return undefined as T;
+  return (await res.json()) as T;
+}
+
+export async function login(email: string, password: string): Promise<LoginResult> {
+  const res = await fetch('/api/v1/auth/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  });
+  if (!res.ok) throw await toError(res);
+  const body = (await res.json()) as TokenPair | { mfaRequired: true; mfaToken: string };
+  if ('mfaRequired' in body) return { kind: 'mfa', mfaToken: body.mfaToken };
+  store(body);
+  return { kind: 'signed-in' };
+}
+
+export async function loginMfa(mfaToken: string, code: string): Promise<void> {
+  const res = await fetch('/api/v1/auth/login/mfa', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ mfaToken, code }),
+  });
+  if (!res.ok) throw await toError(res);
+  store((await res.json()) as TokenPair);
+}
+
+export async function logout(): Promise<void> {
+  try {
+    if (hasSession()) await api('POST', '/auth/logout');
+  } catch {
+    // the session may already be gone; forget it locally anyway
+  } finally {
+    forget();
+  }
+}
+
+export function errorText(e: unknown): string {
+  if (e instanceof ApiError) return e.reason ? `${e.message} (${e.reason})` : e.message;
+  return e instanceof Error ? e.message : String(e);
+}

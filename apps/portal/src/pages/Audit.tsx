@@ -1,0 +1,170 @@
+import { Alert, Badge, Button, Card, Code, Group, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+import { useDebouncedValue } from '@mantine/hooks';
+import { Fragment, useState } from 'react';
+import { api, errorText, type AuditEntry, type Page } from '../api';
+import { useSession } from '../session';
+import { useLoad, when } from '../util';
+
+function localToIso(v: string): string | undefined {
+  if (!v) return undefined;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : new Date(t).toISOString();
+}
+
+export function AuditPage() {
+  const { tenant, can } = useSession();
+  const [action, setAction] = useState('');
+  const [targetType, setTargetType] = useState('');
+  const [since, setSince] = useState('');
+  const [until, setUntil] = useState('');
+  const [filters] = useDebouncedValue({ action, targetType, since, until }, 300);
+  const [extra, setExtra] = useState<{ items: AuditEntry[]; cursor: string | null } | null>(null);
+  const [open, setOpen] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const query = {
+    limit: 100,
+    action: filters.action.trim() || undefined,
+    targetType: filters.targetType.trim() || undefined,
+    since: localToIso(filters.since),
+    until: localToIso(filters.until),
+  };
+  const list = useLoad(
+    async (signal) => {
+      const p = await api<Page<AuditEntry>>('GET', `/tenants/${tenant.id}/audit-log`, { query, signal });
+      setExtra(null);
+      return p;
+    },
+    [tenant.id, JSON.stringify(query)],
+  );
+  if (!can('admin')) return <Alert title="Not allowed">The audit log is for admins and owners.</Alert>;
+
+  const items = [...(list.data?.items ?? []), ...(extra?.items ?? [])];
+  const cursor = extra ? extra.cursor : (list.data?.nextCursor ?? null);
+  const more = async () => {
+    if (!cursor) return;
+    try {
+      const p = await api<Page<AuditEntry>>('GET', `/tenants/${tenant.id}/audit-log`, { query: { ...query, cursor } });
+      setExtra((x) => ({ items: [...(x?.items ?? []), ...p.items], cursor: p.nextCursor }));
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+
+  return (
+    <Stack>
+      <Title order={2}>Audit log</Title>
+      <Group align="end" gap="sm" role="search" aria-label="Filter the audit log">
+        <TextInput
+          label="Action"
+          placeholder="e.g. site.created"
+          value={action}
+          onChange={(e) => setAction(e.currentTarget.value)}
+        />
+        <TextInput
+          label="Target type"
+          placeholder="e.g. site"
+          value={targetType}
+          onChange={(e) => setTargetType(e.currentTarget.value)}
+        />
+        <TextInput
+          label="Since"
+          type="datetime-local"
+          value={since}
+          onChange={(e) => setSince(e.currentTarget.value)}
+        />
+        <TextInput
+          label="Until"
+          type="datetime-local"
+          value={until}
+          onChange={(e) => setUntil(e.currentTarget.value)}
+        />
+      </Group>
+      {(error ?? list.error) && (
+        <Alert color="red" role="alert">
+          {error ?? list.error}
+        </Alert>
+      )}
+      <Card withBorder padding={0}>
+        <Table.ScrollContainer minWidth={700}>
+          <Table>
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>Time</Table.Th>
+                <Table.Th>Who</Table.Th>
+                <Table.Th>Action</Table.Th>
+                <Table.Th>Target</Table.Th>
+                <Table.Th>From</Table.Th>
+                <Table.Th>
+                  <span className="sr-only">Details</span>
+                </Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {items.map((e) => (
+                <Fragment key={e.id}>
+                  <Table.Tr>
+                    <Table.Td>{when(e.time)}</Table.Td>
+                    <Table.Td>
+                      {e.actor.label ?? e.actor.id ?? '—'}{' '}
+                      <Badge size="xs" variant="light" color="gray">
+                        {e.actor.type}
+                      </Badge>
+                    </Table.Td>
+                    <Table.Td className="mono">{e.action}</Table.Td>
+                    <Table.Td>
+                      {e.target.type}
+                      {e.target.id ? <span className="mono"> {e.target.id.slice(0, 8)}</span> : null}
+                    </Table.Td>
+                    <Table.Td className="mono">{e.actor.sourceIp ?? '—'}</Table.Td>
+                    <Table.Td>
+                      {(e.before !== null || e.after !== null) && (
+                        <Button
+                          size="xs"
+                          variant="subtle"
+                          aria-expanded={open === e.id}
+                          onClick={() => setOpen(open === e.id ? null : e.id)}
+                        >
+                          {open === e.id ? 'Hide' : 'Changes'}
+                        </Button>
+                      )}
+                    </Table.Td>
+                  </Table.Tr>
+                  {open === e.id && (
+                    <Table.Tr>
+                      <Table.Td colSpan={6}>
+                        <Group align="start" grow>
+                          <div>
+                            <Text size="xs" fw={600}>
+                              Before
+                            </Text>
+                            <Code block>{JSON.stringify(e.before, null, 2)}</Code>
+                          </div>
+                          <div>
+                            <Text size="xs" fw={600}>
+                              After
+                            </Text>
+                            <Code block>{JSON.stringify(e.after, null, 2)}</Code>
+                          </div>
+                        </Group>
+                      </Table.Td>
+                    </Table.Tr>
+                  )}
+                </Fragment>
+              ))}
+            </Table.Tbody>
+          </Table>
+        </Table.ScrollContainer>
+        {list.data && items.length === 0 && (
+          <Text p="md" c="dimmed">
+            Nothing matches.
+          </Text>
+        )}
+      </Card>
+      {cursor && (
+        <Button variant="default" onClick={() => void more()}>
+          Load older entries
+        </Button>
+      )}
+    </Stack>
+  );
+}

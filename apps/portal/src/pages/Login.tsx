@@ -1,0 +1,107 @@
+import { Alert, Button, Card, Center, PasswordInput, PinInput, Stack, Text, TextInput, Title } from '@mantine/core';
+import { useState, type SyntheticEvent } from 'react';
+import { errorText, login, loginMfa } from '../api';
+
+export function LoginPage({ onSignedIn }: { onSignedIn: () => Promise<void> }) {
+  const [email, setEmail] = useState('');
+  const [password, setPassword] = useState('');
+  const [mfaToken, setMfaToken] = useState<string | null>(null);
+  const [code, setCode] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const submit = async (e: SyntheticEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      if (mfaToken) {
+        await loginMfa(mfaToken, code);
+        await onSignedIn();
+      } else {
+        const res = await login(email.trim(), password);
+        if (res.kind === 'mfa') setMfaToken(res.mfaToken);
+        else await onSignedIn();
+      }
+    } catch (err) {
+      setError(errorText(err));
+      if (mfaToken) setCode('');
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Center mih="100vh" bg="gray.0" p="md">
+      <Card withBorder shadow="sm" padding="xl" w={400} maw="100%" component="main">
+        <form onSubmit={(e) => void submit(e)} aria-labelledby="login-title">
+          <Stack>
+            <div>
+              <Title order={1} size="h2" id="login-title">
+                Backplane
+              </Title>
+              <Text c="dimmed" size="sm">
+                {mfaToken ? 'Enter the 6-digit code from your authenticator app.' : 'Sign in to your MSP workspace.'}
+              </Text>
+            </div>
+            {error && (
+              <Alert color="red" role="alert" title="Sign-in failed">
+                {error}
+              </Alert>
+            )}
+            {mfaToken ? (
+              <Stack gap={4}>
+                <Text component="label" htmlFor="mfa-code" size="sm" fw={500}>
+                  Authentication code
+                </Text>
+                <PinInput
+                  id="mfa-code"
+                  length={6}
+                  type="number"
+                  oneTimeCode
+                  autoFocus
+                  value={code}
+                  onChange={setCode}
+                  aria-label="Authentication code"
+                />
+              </Stack>
+            ) : (
+              <>
+                <TextInput
+                  label="Email"
+                  type="email"
+                  autoComplete="username"
+                  required
+                  autoFocus
+                  value={email}
+                  onChange={(e) => setEmail(e.currentTarget.value)}
+                />
+                <PasswordInput
+                  label="Password"
+                  autoComplete="current-password"
+                  required
+                  value={password}
+                  onChange={(e) => setPassword(e.currentTarget.value)}
+                />
+              </>
+            )}
+            <Button type="submit" loading={busy} disabled={mfaToken ? code.length !== 6 : false} fullWidth>
+              {mfaToken ? 'Verify' : 'Sign in'}
+            </Button>
+            {mfaToken && (
+              <Button
+                variant="subtle"
+                onClick={() => {
+                  setMfaToken(null);
+                  setCode('');
+                }}
+              >
+                Back
+              </Button>
+            )}
+          </Stack>
+        </form>
+      </Card>
+    </Center>
+  );
+}

@@ -1,0 +1,280 @@
+import { Alert, Badge, Button, Card, Group, Loader, Modal, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { useState } from 'react';
+import { api, ApiError, errorText, type Site, type SiteHealth } from '../api';
+import { Copyable, Facts } from '../components';
+import { usePlatformNames } from '../names';
+import { Link, navigate } from '../router';
+import { tenantPath, useSession } from '../session';
+import { ago, siteState, STATE_COLOR, useLoad, when } from '../util';
+
+interface TunnelEvent {
+  id: string;
+  type: string;
+  accepted: boolean | null;
+  reason: string | null;
+  sourceIp: string | null;
+  gatewayId: string | null;
+  bytesIn: number | null;
+  bytesOut: number | null;
+  durationSeconds: number | null;
+  at: string;
+}
+
+function bytes(n: number | null): string {
+  if (n === null) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]!}`;
+}
+type Live = { identity: string | null; resources: Record<string, string> } | { unavailable: string };
+
+export function SitePage({ siteId }: { siteId: string }) {
+  const { tenant, can, me } = useSession();
+  const names = usePlatformNames(me.platformOperator);
+  const base = `/tenants/${tenant.id}/sites/${siteId}`;
+  const site = useLoad((signal) => api<Site>('GET', base, { signal }), [base]);
+  const health = useLoad((signal) => api<SiteHealth>('GET', `${base}/health`, { signal }), [base]);
+  const events = useLoad(
+    (signal) => api<{ items: TunnelEvent[] }>('GET', `${base}/tunnel/events`, { query: { limit: 20 }, signal }),
+    [base],
+  );
+  const live = useLoad<Live>(
+    async (signal) => {
+      try {
+        const [id, res] = await Promise.all([
+          api<{ name: string | null }>('GET', `${base}/live/identity`, { signal }),
+          api<Record<string, string>>('GET', `${base}/live/resources`, { signal }),
+        ]);
+        return { identity: id.name, resources: res };
+      } catch (e) {
+        if (e instanceof ApiError && (e.status === 503 || e.status === 409 || e.status === 404))
+          return { unavailable: e.reason ?? e.message };
+        throw e;
+      }
+    },
+    [base],
+  );
+  const [command, setCommand] = useState<{ command: string; expiresAt: string } | null>(null);
+  const [confirm, setConfirm] = useState<'reboot' | 'delete' | null>(null);
+  const [actionError, setActionError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const run = async (fn: () => Promise<void>) => {
+    setBusy(true);
+    setActionError(null);
+    try {
+      await fn();
+    } catch (e) {
+      setActionError(errorText(e));
+    } finally {
+      setBusy(false);
+      setConfirm(null);
+    }
+  };
+
+  if (site.error)
+    return (
+      <Alert color="red" title="Site not available">
+        {site.error}
+      </Alert>
+    );
+  if (!site.data) return <Loader aria-label="Loading site" />;
+  const s = site.data;
+  const st = siteState(s);
+  const liveData = live.data && 'resources' in live.data ? live.data : null;
+
+  return (
+    <Stack>
+      <Text size="sm">
+        <Link href={tenantPath(tenant)}>Fleet</Link> / {s.name}
+      </Text>
+      <Group justify="space-between" align="start">
+        <Group gap="sm">
+          <Title order={2}>{s.name}</Title>
+          <Badge color={STATE_COLOR[st]} size="lg" variant="light">
+            {st}
+          </Badge>
+        </Group>
+        {can('operator') && (
+          <Group gap="xs" aria-label="Site actions" role="group">
+            <Button
+              variant="default"
+              loading={busy && !confirm}
+              onClick={() => void run(async () => setCommand(await api('POST', `${base}/onboarding`)))}
+            >
+              Onboarding command
+            </Button>
+            <Button variant="default" color="orange" onClick={() => setConfirm('reboot')} disabled={!s.status.online}>
+              Reboot router
+            </Button>
+            {can('admin') && (
+              <Button variant="light" color="red" onClick={() => setConfirm('delete')}>
+                Delete site
+              </Button>
+            )}
+          </Group>
+        )}
+      </Group>
+      {actionError && (
+        <Alert color="red" role="alert" withCloseButton onClose={() => setActionError(null)}>
+          {actionError}
+        </Alert>
+      )}
+      {notice && (
+        <Alert color="teal" role="status" withCloseButton onClose={() => setNotice(null)}>
+          {notice}
+        </Alert>
+      )}
+      {command && (
+        <Card withBorder>
+          <Stack gap="xs">
+            <Text fw={600}>Paste this line into the router's terminal</Text>
+            <Copyable value={command.command} label="onboarding command" />
+            <Text size="sm" c="dimmed">
+              Works once, until {when(command.expiresAt)}.
+            </Text>
+          </Stack>
+        </Card>
+      )}
+      <SimpleGrid cols={{ base: 1, md: 2 }}>
+        <Card withBorder>
+          <Title order={3} size="h4" mb="xs">
+            Tunnel
+          </Title>
+          <Facts
+            rows={[
+              ['Tunnel address', <span className="mono">{s.mgmtAddress}</span>],
+              ['Status', st],
+              [
+                'Last seen',
+                `${ago(s.status.lastSeenAt)}${s.status.lastSeenAt ? ` (${when(s.status.lastSeenAt)})` : ''}`,
+              ],
+              ['Region', s.status.regionId ? names.region(s.status.regionId) : 'not assigned yet'],
+              ['Gateway', names.gateway(s.status.gatewayId)],
+              ['Health', health.data ? health.data.health : (health.error ?? '…')],
+              ['Last poll', health.data ? ago(health.data.lastPollAt) : '…'],
+              ['Missed polls', health.data?.missedPolls ?? '—'],
+              ['Onboarded', health.data ? when(health.data.onboardedAt) : '…'],
+            ]}
+          />
+        </Card>
+        <Card withBorder>
+          <Title order={3} size="h4" mb="xs">
+            Router
+          </Title>
+          <Facts
+            rows={[
+              ['Identity', liveData ? liveData.identity : live.loading ? '…' : 'not reachable'],
+              ['RouterOS version', liveData?.resources['version'] ?? s.status.routerosVersion ?? '—'],
+              ['Board', liveData?.resources['board-name'] ?? s.status.board ?? '—'],
+              ['Uptime', liveData?.resources['uptime'] ?? '—'],
+              ['CPU load', liveData?.resources['cpu-load'] !== undefined ? `${liveData.resources['cpu-load']} %` : '—'],
+              ['Tags', s.tags.length ? s.tags.join(', ') : '—'],
+              ['Address', s.location.address ?? '—'],
+              ['Created', when(s.createdAt)],
+            ]}
+          />
+          {live.data && 'unavailable' in live.data && (
+            <Text size="sm" c="dimmed" mt="xs">
+              Live values unavailable: {live.data.unavailable}
+            </Text>
+          )}
+        </Card>
+      </SimpleGrid>
+      {s.notes && (
+        <Card withBorder>
+          <Title order={3} size="h4" mb="xs">
+            Notes
+          </Title>
+          <Text style={{ whiteSpace: 'pre-wrap' }}>{s.notes}</Text>
+        </Card>
+      )}
+      <Card withBorder>
+        <Title order={3} size="h4" mb="xs">
+          Recent tunnel events
+        </Title>
+        {events.error ? (
+          <Text c="dimmed">{events.error}</Text>
+        ) : !events.data ? (
+          <Loader size="sm" aria-label="Loading events" />
+        ) : events.data.items.length === 0 ? (
+          <Text c="dimmed">No tunnel events yet.</Text>
+        ) : (
+          <Table.ScrollContainer minWidth={500}>
+            <Table striped>
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>Time</Table.Th>
+                  <Table.Th>Event</Table.Th>
+                  <Table.Th>From</Table.Th>
+                  <Table.Th>Gateway</Table.Th>
+                  <Table.Th>Traffic</Table.Th>
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {events.data.items.map((e) => (
+                  <Table.Tr key={e.id}>
+                    <Table.Td>{when(e.at)}</Table.Td>
+                    <Table.Td>
+                      {e.type}
+                      {e.accepted === false ? ' (refused)' : ''}
+                      {e.reason ? `: ${e.reason}` : ''}
+                    </Table.Td>
+                    <Table.Td className="mono">{e.sourceIp ?? '—'}</Table.Td>
+                    <Table.Td>{names.gateway(e.gatewayId)}</Table.Td>
+                    <Table.Td>
+                      {e.bytesIn !== null || e.bytesOut !== null
+                        ? `${bytes(e.bytesIn)} in / ${bytes(e.bytesOut)} out`
+                        : '—'}
+                      {e.durationSeconds !== null ? ` · ${Math.round(e.durationSeconds / 60)} min` : ''}
+                    </Table.Td>
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          </Table.ScrollContainer>
+        )}
+      </Card>
+      <Modal
+        opened={confirm !== null}
+        onClose={() => setConfirm(null)}
+        title={confirm === 'delete' ? 'Delete this site?' : 'Reboot this router?'}
+      >
+        <Stack>
+          <Text>
+            {confirm === 'delete'
+              ? `${s.name} and its tunnel parameters are removed. The router keeps its configuration but can no longer connect.`
+              : `${s.name} restarts now; it is offline until it has booted and reconnected.`}
+          </Text>
+          <Group justify="end">
+            <Button variant="default" onClick={() => setConfirm(null)}>
+              Cancel
+            </Button>
+            <Button
+              color={confirm === 'delete' ? 'red' : 'orange'}
+              loading={busy}
+              onClick={() =>
+                void run(async () => {
+                  if (confirm === 'delete') {
+                    await api('DELETE', base);
+                    navigate(tenantPath(tenant));
+                  } else {
+                    await api('POST', `${base}/reboot`);
+                    setNotice('Reboot requested.');
+                  }
+                })
+              }
+            >
+              {confirm === 'delete' ? 'Delete site' : 'Reboot'}
+            </Button>
+          </Group>
+        </Stack>
+      </Modal>
+    </Stack>
+  );
+}
