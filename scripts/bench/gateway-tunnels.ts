@@ -264,7 +264,7 @@ ${row('direct RouterOS API call', RATE / 4, baselineLow)}
 ${row('through the gateway relay', RATE / 4, relayedLow)}
 | relay overhead at ${RATE / 4}/s | p50 +${ms(relayedLow.p50 - baselineLow.p50)} ms, p99 +${ms(relayedLow.p99 - baselineLow.p99)} ms | |
 
-The fake openvpn management server speaks the real protocol over a unix socket (one CONNECT block per tunnel, client-auth with ifconfig-push, ESTABLISHED); every secret is checked against its HMAC verifier. Bench and gateway share one process and the two cores with the simulators, so the relay numbers include the client's own load.`,
+The fake openvpn management server speaks the real protocol over a unix socket (one CONNECT block per tunnel, client-auth with ifconfig-push, ESTABLISHED); every secret is checked against its HMAC verifier. The gateway shares its event loop with the fake openvpn server, the 50 simulators and the stub control plane (the load generator runs in a worker thread), on a 2-core machine shared with other work: at 1,000 calls/s that process is at its saturation point and the result swings from run to run (achieved rate below 1,000 = queueing); the 250/s rows show the relay's own overhead.`,
   };
 }
 

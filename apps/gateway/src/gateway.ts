@@ -153,7 +153,8 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     port: config.GATEWAY_OPENVPN_PORT,
     logger: log.child({ component: 'openvpn' }),
     mode,
-    bytecountSeconds: o.bytecountSeconds ?? 5,
+    // the registry is rewritten every 30 s: fresher byte counts would be read by nobody
+    bytecountSeconds: o.bytecountSeconds ?? 30,
   });
   runtime.management.on('error', (err) => log.debug({ err: err.message }, 'management'));
   runtime.management.on('disconnected', (reason) => log.warn({ reason }, 'management interface lost; reattaching'));
