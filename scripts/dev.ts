@@ -7,6 +7,7 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError, parseVars, processEnv } from '@backplane/config';
+import { demoBootstrap, ensureDevCa, startDemoFleet, type DemoFleet } from './dev/demo';
 import { EmbeddedServicesError, startEmbeddedPostgres, startEmbeddedRedis, type EmbeddedService } from './dev/embedded';
 import { Supervisor, type AppSpec } from './dev/supervisor';
 
@@ -29,6 +30,7 @@ async function main(): Promise<number> {
       'WORKER_PORT',
       'DEV_POSTGRES_PORT',
       'DEV_REDIS_PORT',
+      'GATEWAY_OPENVPN_PORT',
     ],
     env,
   );
@@ -60,7 +62,22 @@ async function main(): Promise<number> {
     throw err;
   }
 
-  const childEnv = { ...env, DATA_DIR: dataDir, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl };
+  // The demo tenant's owner is created by the api on an empty database (first start only).
+  const demo = env['BOOTSTRAP_OWNER_EMAIL'] ? undefined : demoBootstrap(dataDir);
+  await ensureDevCa(dataDir);
+  const childEnv = {
+    ...env,
+    DATA_DIR: dataDir,
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisUrl,
+    ...(demo
+      ? {
+          BOOTSTRAP_OWNER_EMAIL: demo.email,
+          BOOTSTRAP_OWNER_PASSWORD: demo.password,
+          BOOTSTRAP_TENANT_NAME: 'Demo MSP',
+        }
+      : {}),
+  };
   const dist = resolve(__dirname, '..');
   const url = (host: string, port: number) => `http://${host}:${port}`;
   const apps: AppSpec[] = [
@@ -84,11 +101,13 @@ async function main(): Promise<number> {
     },
   ];
   const supervisor = new Supervisor(apps);
+  let fleet: DemoFleet | undefined;
   let shuttingDown = false;
   const shutdown = async (code: number) => {
     if (shuttingDown) return;
     shuttingDown = true;
     say('stopping...');
+    await fleet?.stop();
     await supervisor.stop();
     await stopEmbedded();
     say('stopped');
@@ -112,6 +131,19 @@ async function main(): Promise<number> {
     void shutdown(EXIT_CONFIG);
   });
 
+  let demoLines: string[];
+  try {
+    fleet = await startDemoFleet({
+      dataDir,
+      apiUrl: url(cfg.API_HOST, cfg.API_PORT),
+      bootstrap: demo,
+      openvpnPort: cfg.GATEWAY_OPENVPN_PORT,
+    });
+    demoLines = fleet.lines;
+  } catch (err) {
+    demoLines = [`  ${'demo'.padEnd(15)}not started: ${err instanceof Error ? err.message : String(err)}`];
+  }
+
   const hidePassword = (u: string) => u.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@');
   const pad = (s: string) => s.padEnd(15);
   const lines = [
@@ -123,6 +155,7 @@ async function main(): Promise<number> {
     `  ${pad('PostgreSQL')}${hidePassword(databaseUrl)}${env['DATABASE_URL'] ? '' : '   (embedded)'}`,
     `  ${pad('Redis')}${hidePassword(redisUrl)}${env['REDIS_URL'] ? '' : '   (embedded)'}`,
     `  ${pad('secrets')}${resolve(dataDir, 'secrets.json')}   (back this file up)`,
+    ...demoLines,
     'Ctrl-C stops everything.',
     '',
   ];
