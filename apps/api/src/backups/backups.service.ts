@@ -37,13 +37,15 @@ export class BackupsService {
   ) {}
 
   async list(t: TenantContext, siteId: string) {
-    const rows = await this.deps.db.inTenant(t.scope, (tx) =>
-      tx.query<BackupRow>(
+    const rows = await this.deps.db.inTenant(t.scope, async (tx) => {
+      const site = await tx.query(`SELECT 1 FROM sites WHERE id = $1 AND deleted_at IS NULL`, [siteId]);
+      if (!site.length) throw ApiError.notFound('site');
+      return tx.query<BackupRow>(
         `SELECT id, site_id, job_id, content_hash, size, routeros_version, created_at, last_confirmed_at
            FROM backups WHERE site_id = $1 ORDER BY created_at DESC, id DESC LIMIT 500`,
         [siteId],
-      ),
-    );
+      );
+    });
     return { items: rows.map(toOut) };
   }
 
