@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { totpAt } from '../../apps/api/src/auth/totp';
 import { bootstrap, login, PASSWORD, startApi, type Harness } from '../api/harness';
 
 const ROOT = resolve(__dirname, '../..');
@@ -58,6 +59,7 @@ describe('tenant portal in a real browser', () => {
     siteB: '',
     ownerToken: '',
     viewerToken: '',
+    totpSecret: '',
   };
 
   beforeAll(async () => {
@@ -133,6 +135,24 @@ describe('tenant portal in a real browser', () => {
       'viewer',
     );
     world.viewerToken = await login(h, 'viewer@msp-a.test');
+    ok(
+      await h.call('POST', `/api/v1/tenants/${world.tenantA}/members`, {
+        token: boot.token,
+        body: { email: 'mfa@msp-a.test', role: 'operator', displayName: 'Mo Factor', password: PASSWORD },
+      }),
+      201,
+      'mfa user',
+    );
+    const mfaToken = await login(h, 'mfa@msp-a.test');
+    world.totpSecret = ok(await h.call('POST', '/api/v1/me/mfa/enroll', { token: mfaToken }), 200, 'enroll').secret;
+    ok(
+      await h.call('POST', '/api/v1/me/mfa/verify', {
+        token: mfaToken,
+        body: { code: totpAt(world.totpSecret, Date.now()) },
+      }),
+      204,
+      'mfa on',
+    );
     ok(
       await h.call('POST', `/api/v1/tenants/${world.tenantA}/api-keys`, {
         token: boot.token,
@@ -284,6 +304,7 @@ describe('tenant portal in a real browser', () => {
     await page.getByLabel('Name').fill('ci-pipeline');
     await page.getByRole('button', { name: 'Create', exact: true }).click();
     const secret = await page.getByLabel('API key secret', { exact: true }).textContent();
+    await page.getByRole('dialog').waitFor({ state: 'hidden' });
     expect(secret).toMatch(/^bpk_/);
     await shot('api-keys');
     // The secret works once shown, and is gone after a reload.
@@ -345,5 +366,34 @@ describe('tenant portal in a real browser', () => {
     await page.getByText('Site not available').waitFor();
     expect(await page.getByText('Branch Oslo').count()).toBe(0);
     await shot('tenant-b');
+    await signOut();
+  });
+
+  it('an account with two-factor sign-in is asked for its code, and a wrong code is refused', async () => {
+    await page.goto(`${base}/login`);
+    await page.getByLabel('Email').fill('mfa@msp-a.test');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('Enter the 6-digit code').waitFor();
+    const firstDigit = page.locator('input[autocomplete="one-time-code"]').first();
+    await firstDigit.click();
+    await page.keyboard.type('000000');
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await page.getByRole('alert').waitFor();
+    await shot('login-mfa');
+    await firstDigit.click();
+    // The next time step (accepted for clock drift): the current one may have been spent turning MFA on.
+    await page.keyboard.type(totpAt(world.totpSecret, Date.now() + 30_000));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    expect(await page.getByTestId('whoami').textContent()).toContain('operator');
+    // A reload keeps the session (refresh token in this tab), the access token is never stored.
+    await page.reload();
+    await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    const stored = String(await page.evaluate('JSON.stringify({ ...sessionStorage, ...localStorage })'));
+    expect(stored).toMatch(/bpr_/);
+    expect(stored).not.toMatch(/eyJ/);
+    await signOut();
+    expect(await page.evaluate('sessionStorage.length')).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
 import { Alert, AppShell, Burger, Button, Group, NavLink, Select, Text, Title, VisuallyHidden } from '@mantine/core';
 import { useDisclosure } from '@mantine/hooks';
-import { useEffect, useMemo } from 'react';
+import { useEffect, useMemo, useRef } from 'react';
 import { logout, type Me } from './api';
 import { ApiKeysPage } from './pages/ApiKeys';
 import { AuditPage } from './pages/Audit';
@@ -22,15 +22,20 @@ interface Props {
 export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
   const [opened, { toggle, close }] = useDisclosure();
   const slug = /^\/t\/([^/]+)/.exec(path)?.[1];
-  const tenant = me.tenants.find((t) => t.slug === (slug ? decodeURIComponent(slug) : undefined));
+  const inTenant = me.tenants.find((t) => t.slug === (slug ? decodeURIComponent(slug) : undefined));
   const first = me.tenants[0];
+  // Pages outside a tenant (regions and gateways) keep the last tenant's navigation and switcher.
+  const lastTenant = useRef(inTenant);
+  if (inTenant) lastTenant.current = inTenant;
+  const stillMember = me.tenants.find((t) => t.id === lastTenant.current?.id);
+  const tenant = inTenant ?? (slug ? undefined : (stillMember ?? first));
 
   useEffect(() => {
-    if (path === '/' || (slug && !tenant)) {
+    if (path === '/' || (slug && !inTenant)) {
       if (first) navigate(tenantPath(first), { replace: true });
       else if (me.platformOperator) navigate('/platform', { replace: true });
     }
-  }, [path, slug, tenant, first, me.platformOperator]);
+  }, [path, slug, inTenant, first, me.platformOperator]);
   useEffect(close, [path, close]);
 
   const session = useMemo(() => (tenant ? sessionFor(me, tenant, reloadMe) : null), [me, tenant, reloadMe]);

@@ -32,7 +32,10 @@ interface Counts {
   done: boolean;
 }
 
-/** Walks every page once (200 sites a request) to count states and regions; the list itself pages lazily. */
+/**
+ * Walks every page once (200 sites a request) to count states and regions; the list itself
+ * pages lazily. The api has no summary endpoint yet: with one, this becomes a single request.
+ */
 function useFleetCounts(tenantId: string, tick: number): { counts: Counts | null; error: string | null } {
   const [counts, setCounts] = useState<Counts | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -40,11 +43,12 @@ function useFleetCounts(tenantId: string, tick: number): { counts: Counts | null
     const ac = new AbortController();
     const c: Counts = { online: 0, offline: 0, pending: 0, regions: new Map(), done: false };
     setError(null);
-    void (async () => {
+    // Two cursor chains in parallel (online and not online) halve the time to a full count.
+    const walk = async (online: 'true' | 'false') => {
       let cursor: string | null = null;
       do {
         const page: Page<Site> = await api<Page<Site>>('GET', `/tenants/${tenantId}/sites`, {
-          query: { limit: PAGE, cursor },
+          query: { limit: PAGE, cursor, online },
           signal: ac.signal,
         });
         for (const s of page.items) {
@@ -53,9 +57,13 @@ function useFleetCounts(tenantId: string, tick: number): { counts: Counts | null
           c.regions.set(r, (c.regions.get(r) ?? 0) + 1);
         }
         cursor = page.nextCursor;
-        if (!ac.signal.aborted) setCounts({ ...c, regions: new Map(c.regions), done: cursor === null });
+        if (!ac.signal.aborted) setCounts({ ...c, regions: new Map(c.regions) });
       } while (cursor && !ac.signal.aborted);
-    })().catch((e: unknown) => !ac.signal.aborted && setError(errorText(e)));
+    };
+    Promise.all([walk('true'), walk('false')]).then(
+      () => !ac.signal.aborted && setCounts({ ...c, regions: new Map(c.regions), done: true }),
+      (e: unknown) => !ac.signal.aborted && setError(errorText(e)),
+    );
     return () => ac.abort();
   }, [tenantId, tick]);
   return { counts, error };
