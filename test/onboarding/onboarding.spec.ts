@@ -104,7 +104,7 @@ describe('onboarding one-liner', () => {
   it('creates a command that names the controller and a one-time token', async () => {
     const { command } = await newSite('plain');
     expect(command).toMatch(
-      /^\/tool fetch url="http:\/\/127\.0\.0\.1:\d+\/o\/bpo_[A-Za-z0-9_-]+\.rsc" dst-path=bp-onboard\.rsc; \/import file-name=bp-onboard\.rsc$/,
+      /^\/tool fetch url="http:\/\/127\.0\.0\.1:\d+\/o\/bpo_[A-Za-z0-9_-]+\.rsc" dst-path="bp-onboard\.rsc"; \/import file-name=bp-onboard\.rsc$/,
     );
   });
 

@@ -5,6 +5,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { newTunnelSecret, siteIdToTunnelUser, tunnelKey, tunnelVerifier } from '@backplane/contracts';
 import { TenantScope, type TenantTx } from '@backplane/db';
 import { onboardingScript } from '@backplane/jobs';
+import { cmd } from '@backplane/routeros';
 import { AuditService } from '../audit/audit.service';
 import { ApiError } from '../common/api-error';
 import type { TenantContext } from '../common/request';
@@ -69,7 +70,8 @@ export class OnboardingService {
     });
     const url = `${this.controllerUrl}/o/${token}.rsc`;
     return {
-      command: `/tool fetch url="${url}" dst-path=bp-onboard.rsc; /import file-name=bp-onboard.rsc`,
+      // The URL goes through the script builder like every other value that reaches a router.
+      command: `${cmd('/tool', 'fetch', { url, 'dst-path': 'bp-onboard.rsc' }).text}; /import file-name=bp-onboard.rsc`,
       url,
       expiresAt: expiresAt.toISOString(),
     };
