@@ -366,6 +366,15 @@ describe('tenant portal in a real browser', () => {
     await page.getByText('Site not available').waitFor();
     expect(await page.getByText('Branch Oslo').count()).toBe(0);
     await shot('tenant-b');
+    // Narrow screen: the navigation folds behind a burger, the list keeps name and status.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${base}/t/msp-b`);
+    await page.getByRole('link', { name: /Bergen Harbour/ }).waitFor();
+    await shot('fleet-mobile');
+    await page.getByRole('button', { name: 'Toggle navigation' }).click();
+    await page.getByRole('link', { name: 'Users and roles' }).click();
+    await page.getByRole('heading', { name: 'Users and roles' }).waitFor();
+    await page.setViewportSize({ width: 1366, height: 860 });
     await signOut();
   });
 

@@ -113,7 +113,7 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
               Backplane
             </Title>
           </Group>
-          <Group gap="sm" wrap="nowrap">
+          <Group gap="xs" wrap="nowrap">
             {me.tenants.length > 0 && (
               <Select
                 aria-label="Tenant"
@@ -124,7 +124,7 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
                   if (t) navigate(tenantPath(t));
                 }}
                 allowDeselect={false}
-                w={{ base: 140, sm: 220 }}
+                w={{ base: 112, sm: 220 }}
                 comboboxProps={{ withinPortal: true }}
               />
             )}
