@@ -9,13 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 
 const file = new URL('../package-lock.json', import.meta.url);
 const lock = JSON.parse(readFileSync(file, 'utf8'));
-const OS = [
-  ['darwin', 'darwin'],
-  ['win32', 'win32'],
-  ['freebsd', 'freebsd'],
-  ['android', 'android'],
-  ['linux', 'linux'],
-];
+const OS = ['darwin', 'win32', 'freebsd', 'openbsd', 'netbsd', 'sunos', 'aix', 'android', 'openharmony', 'linux'];
 const CPU = [
   ['arm64', 'arm64'],
   ['aarch64', 'arm64'],
@@ -24,20 +18,33 @@ const CPU = [
   ['ppc64', 'ppc64'],
   ['s390x', 's390x'],
   ['riscv64', 'riscv64'],
+  ['loong64', 'loong64'],
+  ['mips64el', 'mips64el'],
   ['arm', 'arm'],
+  ['wasm32', 'wasm32'],
 ];
 
 function platformOf(name) {
-  const os = OS.find(([k]) => name.includes(`-${k}`));
-  const cpu = CPU.find(([k]) => new RegExp(`-${k}(-|$)`).test(name));
-  return os && cpu ? { os: [os[1]], cpu: [cpu[1]] } : undefined;
+  const base = name.replace(/^@[^/]+\//, '');
+  const parts = base.split('-');
+  const os = OS.find((o) => parts.includes(o));
+  const cpu = CPU.find(([k]) => parts.includes(k));
+  if (!os || !cpu) return undefined;
+  const libc = parts.some((p) => p.startsWith('musl'))
+    ? ['musl']
+    : parts.some((p) => p.startsWith('gnu'))
+      ? ['glibc']
+      : undefined;
+  return { os: [os], cpu: [cpu[1]], ...(libc && os === 'linux' ? { libc } : {}) };
 }
 
 let added = 0;
 for (const [path, pkg] of Object.entries(lock.packages)) {
   for (const [dep, spec] of Object.entries(pkg.optionalDependencies ?? {})) {
     const nested = `${path ? `${path}/` : ''}node_modules/${dep}`;
-    if (lock.packages[nested] || lock.packages[`node_modules/${dep}`]) continue;
+    const existing = lock.packages[nested] ?? lock.packages[`node_modules/${dep}`];
+    // A real entry has an integrity hash; ours do not, and are refreshed each run.
+    if (existing && existing.integrity) continue;
     const platform = platformOf(dep);
     if (!platform || !/^\d+\.\d+\.\d+/.test(spec)) continue;
     lock.packages[`node_modules/${dep}`] = { version: spec, optional: true, ...platform };
