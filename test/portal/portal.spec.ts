@@ -230,6 +230,14 @@ describe('tenant portal in a real browser', () => {
     expect(body.error.code).toBe('not_found');
     expect(body.error.requestId).toBeTruthy();
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    // Registering the portal must not take the api's error shape away from body-parser errors.
+    const bad = await fetch(`${base}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"email":',
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('invalid_json');
     expect((await fetch(`${base}/assets/nope.js`)).status).toBe(404);
   });
 

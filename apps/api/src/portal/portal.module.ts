@@ -44,9 +44,14 @@ export function findPortalDist(): string | null {
   return null;
 }
 
-/** Registers the built portal (static files plus the SPA fallback) on the api's Fastify instance. */
-export async function servePortal(fastify: FastifyInstance, root: string): Promise<void> {
-  await fastify.register(fastifyStatic, {
+/**
+ * Registers the built portal (static files plus the SPA fallback) on the api's Fastify instance.
+ * Not awaited on purpose: awaiting `register` before Nest has finished would load the plugin
+ * queue early and Nest's routes would miss the error handler it sets afterwards (malformed JSON
+ * would no longer answer in the api's error shape).
+ */
+export function servePortal(fastify: FastifyInstance, root: string): void {
+  void fastify.register(fastifyStatic, {
     root,
     prefix: '/',
     wildcard: false,
@@ -89,7 +94,7 @@ export class PortalModule implements OnModuleInit {
     return { module: PortalModule, providers: [{ provide: API_DEPS, useValue: deps }] };
   }
 
-  async onModuleInit(): Promise<void> {
+  onModuleInit(): void {
     const root = findPortalDist();
     const log = this.deps.logger.child({ component: 'portal' });
     if (!root) {
@@ -97,7 +102,7 @@ export class PortalModule implements OnModuleInit {
       return;
     }
     const fastify = this.host.httpAdapter.getInstance<FastifyInstance>();
-    await servePortal(fastify, root);
+    servePortal(fastify, root);
     log.info({ root }, 'serving the portal at /');
   }
 }
