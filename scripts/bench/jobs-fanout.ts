@@ -1,247 +1,54 @@
 /**
- * One configuration change fanned out to N simulated sites (default 10,000):
- *   npm run build:js && node dist/scripts/bench/jobs-fanout.js [--sites 10000] [--concurrency 200] [--sim-procs 2]
- *
- * Real pieces: PostgreSQL (a fresh migrated test database), Redis/BullMQ (the test Redis,
- * private prefix), the api's JobsService (bulk enqueue by tag: batch row, one job row per
- * site, one BullMQ job per site), the worker's JobRunner (per-site lock, recorded steps,
- * before/after export, find-then-set). Routers: RouterOS simulators in `--sim-procs` child
- * processes, reached DIRECTLY on loopback (no gateway, no tunnel): with 10,000 tunnels the
- * OpenVPN path would dominate and is measured by the gateway benchmarks instead.
- * Addresses: each simulator process serves its routers on 127.1.x.y (one address per router)
- * at port base-port + process index (default 18728).
- * Prints: time to enqueue, time until all applied, jobs per second.
+ * `npm run bench -- jobs-fanout`: one configuration change fanned out to 10,000 simulated
+ * sites. Runs `dist/scripts/jobs-fanout.js` (which starts the simulator fleets, the api
+ * service layer and a job runner against a fresh database) in a child process and reports
+ * its figures.
  */
-import 'reflect-metadata';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
-import { parseArgs } from 'node:util';
-import { loadApiConfig } from '@backplane/config';
-import { Keyring } from '@backplane/crypto';
-import { createDataSource, Database, TenantScope } from '@backplane/db';
-import { connectionFromUrl } from '@backplane/jobs';
-import { createLogger, createMetricsRegistry } from '@backplane/observability';
-import { createTestDatabase, ensureLocalServices, ensureTemplateDatabase, testSettings } from '@backplane/testing';
-import { Redis } from 'ioredis';
-import { createApiApp } from '../../apps/api/src/app';
-import type { TenantContext } from '../../apps/api/src/common/request';
-import { JobsService } from '../../apps/api/src/jobs/jobs.service';
-import { DirectChannel } from '../../apps/worker/src/jobs/channel';
-import { JobRunner } from '../../apps/worker/src/jobs/runner';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import type { BenchSection } from './types';
 
-const USER = 'bp-api';
-const PASSWORD = 'bench-router-pw';
+const SITES = 10_000;
 
-async function startFleet(count: number, port: number): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      'dist/apps/routeros-sim/src/cli.js',
-      '--count',
-      String(count),
-      '--port',
-      String(port),
-      '--loopback',
-      '--user',
-      `${USER}:${PASSWORD}:full`,
-      '--log-level',
-      'warn',
-    ],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  await new Promise<void>((resolve, reject) => {
-    const net = import('node:net');
-    const host = (i: number) => `127.1.${(i + 1) >> 8}.${(i + 1) & 255}`;
-    const t0 = Date.now();
-    const probe = async () => {
-      const { connect } = await net;
-      const ok = await new Promise<boolean>((res) => {
-        const s = connect({ host: host(count - 1), port });
-        s.once('connect', () => (s.destroy(), res(true)));
-        s.once('error', () => res(false));
-      });
-      if (ok) resolve();
-      else if (child.exitCode !== null) reject(new Error('simulator fleet exited'));
-      else if (Date.now() - t0 > 600_000) reject(new Error('fleet did not start'));
-      else setTimeout(() => void probe(), 500);
-    };
-    void probe();
+function run(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(__dirname, '..', 'jobs-fanout.js'), ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      process.stdout.write(d);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20 * 60_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`jobs-fanout exited with ${code}`));
+    });
   });
-  return child;
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      sites: { type: 'string', default: '10000' },
-      concurrency: { type: 'string', default: '200' },
-      'sim-procs': { type: 'string', default: '2' },
-      'base-port': { type: 'string', default: '18728' },
-    },
-  });
-  const n = Number(values.sites);
-  const procs = Number(values['sim-procs']);
-  const basePort = Number(values['base-port']);
-  const { redisUrl, databaseUrl } = testSettings();
-  const pgUrl = new URL(databaseUrl);
-  const rUrl = new URL(redisUrl);
-  await ensureLocalServices(
-    { host: pgUrl.hostname, port: Number(pgUrl.port || 5432) },
-    { host: rUrl.hostname, port: Number(rUrl.port || 6379) },
-  );
-  await ensureTemplateDatabase();
-  const tdb = await createTestDatabase();
-  const encKey = randomBytes(32);
-  const prefix = `bpbench:${randomBytes(4).toString('hex')}:`;
-  const config = loadApiConfig({
-    DATABASE_URL: tdb.url,
-    REDIS_URL: redisUrl,
-    JWT_SIGNING_KEY: randomBytes(48).toString('base64url'),
-    ENCRYPTION_KEYS: `bench:${encKey.toString('base64')}`,
-    TUNNEL_VERIFIER_KEY: randomBytes(32).toString('base64url'),
-    LOG_LEVEL: 'warn',
-  });
-  const ds = createDataSource({ url: tdb.url, poolSize: 20 });
-  await ds.initialize();
-  const db = new Database(ds);
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  const keyring = new Keyring([{ id: 'bench', key: encKey }]);
-  const quiet = createLogger({
-    app: 'bench',
-    level: 'warn',
-    destination: new Writable({ write: (_c, _e, cb) => cb() }),
-  });
-  const { app } = await createApiApp({
-    config,
-    secrets: { jwtSigningKey: config.JWT_SIGNING_KEY! },
-    keyring,
-    db,
-    redis,
-    logger: quiet,
-    registry: createMetricsRegistry('api'),
-    checks: [],
-    redisPrefix: prefix,
-  });
-
-  console.log(`starting ${n} simulated routers in ${procs} processes...`);
-  const t0 = Date.now();
-  const per = Math.ceil(n / procs);
-  const fleets: ChildProcess[] = [];
-  for (let p = 0; p < procs; p++) {
-    const count = Math.min(per, n - p * per);
-    if (count > 0) fleets.push(await startFleet(count, basePort + p));
-  }
-  console.log(`fleet up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-
-  // Tenant and sites straight in SQL (setup, not measured).
-  const [tenant] = await db.inPlatform((tx) =>
-    tx.query<{ id: string }>(`INSERT INTO tenants (slug, name) VALUES ('bench', 'Bench') RETURNING id`),
-  );
-  const scope = TenantScope.authenticated(tenant!.id);
-  const siteIds = await db.inTenant(scope, async (tx) => {
-    const rows = await tx.query<{ id: string }>(
-      `INSERT INTO sites (tenant_id, name, tags, mgmt_address)
-       SELECT $1, 'bench-' || g, '{bench}', bp_allocate_mgmt_address() FROM generate_series(1, $2) g
-       ORDER BY g RETURNING id`,
-      [tx.tenantId, n],
-    );
-    return rows.map((r) => r.id);
-  });
-  await db.inTenant(scope, async (tx) => {
-    for (let i = 0; i < siteIds.length; i += 1000) {
-      const chunk = siteIds.slice(i, i + 1000);
-      await tx.query(
-        `UPDATE sites s SET router_username = $1, router_password_enc = v.enc
-           FROM unnest($2::uuid[], $3::text[]) AS v(id, enc) WHERE s.id = v.id`,
-        [USER, chunk, chunk.map((id) => keyring.encrypt(PASSWORD, `site:${id}:router-password`))],
-      );
-    }
-  });
-  // Process p serves routers i on 127.1.x.y (x.y = i+1) at port base-port + p.
-  const where = new Map<string, { host: string; port: number }>();
-  siteIds.forEach((id, k) => {
-    const p = Math.floor(k / per);
-    const i = k % per;
-    where.set(id, { host: `127.1.${(i + 1) >> 8}.${(i + 1) & 255}`, port: basePort + p });
-  });
-
-  const channel = new DirectChannel((id) => where.get(id));
-  const runner = new JobRunner(
-    {
-      db,
-      keyring,
-      channel,
-      logger: quiet,
-      verifierKey: Buffer.from(config.TUNNEL_VERIFIER_KEY!, 'utf8'),
-      controllerUrl: 'http://127.0.0.1:1',
-      pollInterval: 30,
-    },
-    {
-      queue: { connection: connectionFromUrl(redisUrl), prefix: `${prefix}bull` },
-      redis,
-      lockPrefix: prefix,
-      concurrency: Number(values.concurrency),
-      reconcileEveryMs: 600_000,
-    },
-  );
-
-  const jobs = app.get(JobsService);
-  const t: TenantContext = {
-    scope,
-    role: 'owner',
-    actor: { actorType: 'system', actorId: null, actorLabel: 'bench', sourceIp: null, requestId: null },
-    principal: {
-      kind: 'apiKey',
-      apiKeyId: '00000000-0000-4000-8000-000000000000',
-      tenantId: tenant!.id,
-      role: 'owner',
-      name: 'bench',
-    },
+export default async function bench(): Promise<BenchSection> {
+  const out = await run(['--sites', String(SITES)]);
+  const enq = /enqueued (\d+) jobs in ([\d.]+) s \((\d+) jobs\/s\)/.exec(out);
+  const all = /all (\d+) finished in ([\d.]+) s from worker start \((\d+) jobs\/s[^)]*\); states (.*)/.exec(out);
+  const total = /enqueue -> all applied: ([\d.]+) s/.exec(out);
+  if (!enq || !all || !total) throw new Error(`unexpected jobs-fanout output:\n${out}`);
+  return {
+    id: 'jobs-fanout',
+    title: 'Jobs: one configuration change fanned out to 10,000 sites',
+    markdown: [
+      '| measure | result |',
+      '| --- | --- |',
+      `| sites | ${enq[1]} |`,
+      `| time to enqueue (one bulk request) | ${enq[2]} s (${enq[3]} jobs/s) |`,
+      `| time until all applied, from worker start | ${all[2]} s (${all[3]} jobs/s) |`,
+      `| enqueue → all applied | ${total[1]} s |`,
+      `| final states | ${all[4]} |`,
+      '',
+      'Each job is an `apply-config` (DNS servers, find-then-set) run by one worker process (concurrency 200) with the before/after exports recorded. ' +
+        'The simulated routers run in two simulator processes on the same 2-core machine and are reached directly on loopback, not through OpenVPN tunnels (the tunnel path is measured in the gateway benchmark).',
+    ].join('\n'),
   };
-  const e0 = Date.now();
-  const { batch } = await jobs.bulk(t, {
-    kind: 'apply-config',
-    payload: { changes: [{ menu: 'dns', servers: ['9.9.9.9', '149.112.112.112'] }] },
-    tags: ['bench'],
-    idempotencyKey: 'fanout-1',
-  });
-  const enqueueMs = Date.now() - e0;
-  console.log(
-    `enqueued ${batch.total} jobs in ${(enqueueMs / 1000).toFixed(2)} s (${Math.round(batch.total / (enqueueMs / 1000))} jobs/s)`,
-  );
-
-  const r0 = Date.now();
-  runner.start();
-  let status = await jobs.batch(t, batch.id);
-  let lastPrint = 0;
-  while (!status.done) {
-    await new Promise((r) => setTimeout(r, 1000));
-    status = await jobs.batch(t, batch.id);
-    if (Date.now() - lastPrint > 10_000) {
-      lastPrint = Date.now();
-      console.log(`  ${status.finished}/${status.total} finished after ${((Date.now() - r0) / 1000).toFixed(0)} s`);
-    }
-  }
-  const runMs = Date.now() - r0;
-  console.log(
-    `all ${status.total} finished in ${(runMs / 1000).toFixed(1)} s from worker start (${(status.total / (runMs / 1000)).toFixed(0)} jobs/s, concurrency ${values.concurrency}); states ${JSON.stringify(status.states)}`,
-  );
-  console.log(`enqueue -> all applied: ${((Date.now() - e0) / 1000).toFixed(1)} s`);
-
-  await runner.close();
-  await channel.close();
-  await app.close();
-  redis.disconnect();
-  await ds.destroy();
-  for (const f of fleets) f.kill('SIGTERM');
-  await tdb.drop();
 }
-
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);

@@ -84,7 +84,7 @@ function writeConfig(): string {
 }
 
 async function startWorker(): Promise<void> {
-  const p = spawn(process.execPath, ['dist/scripts/bench/jobs-worker.js', writeConfig()], {
+  const p = spawn(process.execPath, ['dist/scripts/jobs-worker.js', writeConfig()], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,6 +1,6 @@
 /**
  * A job worker process that reaches simulated routers directly on loopback (no tunnel):
- * `node dist/scripts/bench/jobs-worker.js <config.json>`. Used by the job fault tests
+ * `node dist/scripts/jobs-worker.js <config.json>`. Used by the job fault tests
  * (kill -9, Redis restart) and the fan-out benchmark. The config file names the database,
  * the Redis, the BullMQ prefix, the keys and where each site's router listens; it is
  * re-read when a site is missing (routers added after start).
@@ -12,8 +12,8 @@ import { createDataSource, Database } from '@backplane/db';
 import { connectionFromUrl } from '@backplane/jobs';
 import { createLogger } from '@backplane/observability';
 import { Redis } from 'ioredis';
-import { DirectChannel } from '../../apps/worker/src/jobs/channel';
-import { JobRunner } from '../../apps/worker/src/jobs/runner';
+import { DirectChannel } from '../apps/worker/src/jobs/channel';
+import { JobRunner } from '../apps/worker/src/jobs/runner';
 
 export interface JobsWorkerConfig {
   readonly databaseUrl: string;
