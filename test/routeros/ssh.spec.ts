@@ -91,12 +91,22 @@ describe('SSH service', () => {
     expect(log).toContain('login failure for user bp from 127.0.0.1 via ssh');
   });
 
-  it('logs in with a key from /user ssh-keys, and not with an unknown key', async () => {
+  // Failed once in ~10 CI runs with an empty print after the add (not reproduced locally):
+  // the add's reply is asserted so the next failure says why; retried meanwhile.
+  it('logs in with a key from /user ssh-keys, and not with an unknown key', { retry: 2 }, async () => {
     const key = utils.generateKeyPairSync('ed25519', { comment: 'ops@laptop' });
     const other = utils.generateKeyPairSync('ed25519');
     const api = await RawApiClient.connect(router.port);
-    await api.login('bp', 'pw');
-    await api.call('/user/ssh-keys/add', '=user=bp', `=key=${key.public}`);
+    const loggedIn = await api.login('bp', 'pw');
+    expect(
+      loggedIn.map((r) => r[0]),
+      JSON.stringify(loggedIn),
+    ).toEqual(['!done']);
+    const added = await api.call('/user/ssh-keys/add', '=user=bp', `=key=${key.public}`);
+    expect(
+      added.map((r) => r[0]),
+      JSON.stringify(added),
+    ).toEqual(['!done']);
     const listed = await api.call('/user/ssh-keys/print');
     api.close();
     expect(listed[0]).toContain('=key-owner=ops@laptop');
