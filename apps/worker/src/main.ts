@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { loadWorkerConfig, secretNames, secretsFor } from '@backplane/config';
+import { loadTunnelVerifierKey, loadWorkerConfig, secretNames, secretsFor } from '@backplane/config';
 import { Keyring } from '@backplane/crypto';
 import { createDataSource, Database } from '@backplane/db';
 import { connectionFromUrl } from '@backplane/jobs';
@@ -15,7 +15,6 @@ import {
 import { RelayChannel } from './jobs/channel';
 import { JobRunner } from './jobs/runner';
 import { BackupScheduler } from './jobs/scheduled';
-import { loadVerifierKey } from './jobs/verifier-key';
 import { WorkerModule } from './worker.module';
 
 /** Redis key prefix shared with the api and the gateways (tunnel registry, gateway links). */
@@ -42,7 +41,7 @@ async function main(): Promise<void> {
       keyring: new Keyring(secrets.encryptionKeys),
       channel: new RelayChannel(redis, REDIS_PREFIX),
       logger: logger.child({ component: 'jobs' }),
-      verifierKey: loadVerifierKey(config.TUNNEL_VERIFIER_KEY, config.DATA_DIR),
+      verifierKey: loadTunnelVerifierKey(config.TUNNEL_VERIFIER_KEY, config.DATA_DIR),
       controllerUrl: (config.CONTROLLER_PUBLIC_URL ?? 'http://127.0.0.1:3000').replace(/\/+$/, ''),
       pollInterval: config.POLL_INTERVAL,
     },

@@ -2,6 +2,7 @@ export { VARS, type VarName, type VarSpec, type VarValue } from './schema';
 export { ConfigError, parseVars, processEnv, secretNames, type ConfigOf, type Env } from './load';
 export {
   loadSecrets,
+  loadTunnelVerifierKey,
   parseEncryptionKeys,
   SecretsError,
   type EncryptionKey,

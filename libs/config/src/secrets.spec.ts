@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadSecrets, SecretsError } from './secrets';
+import { loadSecrets, loadTunnelVerifierKey, SecretsError } from './secrets';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'bp-secrets-'));
 
@@ -57,5 +57,15 @@ describe('secrets bootstrap', () => {
     );
     expect(new Set(results.map((r) => r.jwtSigningKey)).size).toBe(1);
     expect(results.filter((r) => r.generated)).toHaveLength(1);
+  });
+});
+
+describe('tunnel-verifier key', () => {
+  it('is created once with mode 0600, reused afterwards, and overridden by TUNNEL_VERIFIER_KEY', () => {
+    const d = dir();
+    const first = loadTunnelVerifierKey(undefined, d);
+    expect(statSync(join(d, 'tunnel-verifier.key')).mode & 0o777).toBe(0o600);
+    expect(loadTunnelVerifierKey(undefined, d).equals(first)).toBe(true);
+    expect(loadTunnelVerifierKey('configured', d).toString()).toBe('configured');
   });
 });

@@ -150,3 +150,24 @@ export function loadSecrets(input: SecretsInput): Secrets {
     file,
   };
 }
+
+/**
+ * The deployment's tunnel-verifier key (HMAC key for tunnel secrets): TUNNEL_VERIFIER_KEY, or
+ * `<dataDir>/tunnel-verifier.key` (0600, created once, first writer wins). The api and the
+ * worker must read the same key.
+ */
+export function loadTunnelVerifierKey(configured: string | undefined, dataDir: string): Buffer {
+  if (configured) return Buffer.from(configured, 'utf8');
+  const file = join(dataDir, 'tunnel-verifier.key');
+  let exists = true;
+  try {
+    statSync(file);
+  } catch {
+    exists = false;
+  }
+  if (!exists) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    createExclusive(file, `${randomBytes(32).toString('base64url')}\n`);
+  }
+  return Buffer.from(readFileSync(file, 'utf8').trim(), 'utf8');
+}

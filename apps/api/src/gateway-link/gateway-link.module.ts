@@ -5,7 +5,8 @@ import { LiveService } from '../live/live.service';
 import { GatewayLinkService, GatewaySitesController } from './gateway-link.controller';
 import { RegionSelectionService } from './region-selection.service';
 import { GEO_LOCATOR, GeoLocator } from './region-selector';
-import { loadVerifierKey, VERIFIER_KEY } from './verifier-key';
+import { loadTunnelVerifierKey } from '@backplane/config';
+import { VERIFIER_KEY } from './verifier-key';
 
 /** The gateway link (site sync, tunnel events) and the live routes that use it. */
 @Module({})
@@ -16,7 +17,10 @@ export class GatewayLinkModule {
       controllers: [GatewaySitesController, LiveController],
       providers: [
         { provide: API_DEPS, useValue: deps },
-        { provide: VERIFIER_KEY, useValue: loadVerifierKey(deps.config.TUNNEL_VERIFIER_KEY, deps.config.DATA_DIR) },
+        {
+          provide: VERIFIER_KEY,
+          useValue: loadTunnelVerifierKey(deps.config.TUNNEL_VERIFIER_KEY, deps.config.DATA_DIR),
+        },
         { provide: GEO_LOCATOR, useValue: GeoLocator.fromFile(deps.config.GEOIP_DATABASE) },
         GatewayLinkService,
         LiveService,

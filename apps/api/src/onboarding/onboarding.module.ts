@@ -2,7 +2,8 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { AuditRepository } from '@backplane/db';
 import { AuditService } from '../audit/audit.service';
 import { API_DEPS, type ApiDeps } from '../deps';
-import { loadVerifierKey, VERIFIER_KEY } from '../gateway-link/verifier-key';
+import { loadTunnelVerifierKey } from '@backplane/config';
+import { VERIFIER_KEY } from '../gateway-link/verifier-key';
 import { OnboardingController, RouterEndpointsController } from './onboarding.controller';
 import { OnboardingService } from './onboarding.service';
 
@@ -15,7 +16,10 @@ export class OnboardingModule {
       controllers: [OnboardingController, RouterEndpointsController],
       providers: [
         { provide: API_DEPS, useValue: deps },
-        { provide: VERIFIER_KEY, useValue: loadVerifierKey(deps.config.TUNNEL_VERIFIER_KEY, deps.config.DATA_DIR) },
+        {
+          provide: VERIFIER_KEY,
+          useValue: loadTunnelVerifierKey(deps.config.TUNNEL_VERIFIER_KEY, deps.config.DATA_DIR),
+        },
         { provide: AuditRepository, useValue: new AuditRepository() },
         AuditService,
         OnboardingService,
