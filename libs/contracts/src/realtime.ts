@@ -1,0 +1,162 @@
+/**
+ * Realtime messages between the api (socket.io, Redis adapter) and portal clients.
+ *
+ * Connection: socket.io at path `/realtime`, `auth: { token }` with the same access token
+ * (or API key) the REST API takes, plus `tenantId` to pick the tenant room. The server
+ * joins the socket to `tenant:<tenantId>` after checking the membership.
+ *
+ * Tenant events ({@link TenantEvent}) carry a per-tenant sequence number. A client keeps
+ * the highest `seq` it has applied and sends it as `auth.lastSeq` (or with `resume`) when
+ * it reconnects: the server replays what it missed from a bounded backlog, or answers
+ * `resync` when the backlog no longer reaches back that far (then the client reloads over
+ * REST). So no status change is lost to a reconnect.
+ *
+ * Site streams (traffic, logs, telemetry) are ephemeral: no sequence numbers, room
+ * `site:<siteId>:<stream>`; the api starts the underlying RouterOS stream with the first
+ * subscriber and stops it after the last one leaves.
+ */
+
+/** Socket.io path the api serves realtime on. */
+export const REALTIME_PATH = '/realtime';
+
+export const tenantRoom = (tenantId: string): string => `tenant:${tenantId}`;
+export const siteStreamRoom = (siteId: string, stream: SiteStreamKind): string => `site:${siteId}:${stream}`;
+
+/** What a site's tunnel and router look like now, as the fleet list shows it. */
+export interface SiteStatusData {
+  readonly siteId: string;
+  readonly online: boolean;
+  /** `online`, `degraded` (polls but no tunnel), `offline`, `pending` (never seen). */
+  readonly health?: 'online' | 'degraded' | 'offline' | 'pending';
+  readonly address?: string;
+  readonly gatewayId?: string;
+  readonly sourceIp?: string;
+  readonly connectedSince?: string | null;
+  /** Why it went offline (tunnel teardown reason, gateway lost…). */
+  readonly reason?: string;
+}
+
+export interface JobProgressData {
+  readonly jobId: string;
+  readonly siteId: string;
+  readonly batchId?: string | null;
+  readonly kind: string;
+  /** queued | waiting | running | succeeded | failed | cancelled | expired */
+  readonly state: string;
+  /** Name of the step running or just finished. */
+  readonly step?: string;
+  /** 0..1 when known. */
+  readonly progress?: number;
+  readonly error?: string;
+}
+
+export interface SiteChangedData {
+  readonly siteId: string;
+  /** `created`, `updated` (name, tags, router facts), `deleted`. */
+  readonly change: 'created' | 'updated' | 'deleted';
+}
+
+export interface BackupCreatedData {
+  readonly siteId: string;
+  readonly backupId: string;
+  /** False when the export equalled the previous one (deduplicated). */
+  readonly changed: boolean;
+}
+
+/** Every sequenced tenant event type and its payload. */
+export interface TenantEventMap {
+  'site.status': SiteStatusData;
+  'site.changed': SiteChangedData;
+  'job.progress': JobProgressData;
+  'backup.created': BackupCreatedData;
+}
+
+export type TenantEventType = keyof TenantEventMap;
+
+/** What a publisher hands over; the sequence number and time are assigned on publish. */
+export type TenantEventInput = {
+  [K in TenantEventType]: { readonly type: K; readonly data: TenantEventMap[K] };
+}[TenantEventType];
+
+/** Socket.io event `event`, sent to `tenant:<tenantId>`. */
+export type TenantEvent = TenantEventInput & {
+  readonly tenantId: string;
+  /** Per-tenant, strictly increasing, starting at 1. */
+  readonly seq: number;
+  readonly at: string;
+};
+
+/** Publishes tenant events (api, worker); implemented over Redis so every replica delivers. */
+export interface RealtimeSink {
+  publish(tenantId: string, event: TenantEventInput): Promise<void>;
+}
+
+export type SiteStreamKind = 'traffic' | 'logs' | 'telemetry';
+
+/** One `monitor-traffic` reading of one interface, bits per second. */
+export interface TrafficSample {
+  readonly interface: string;
+  readonly rxBps: number;
+  readonly txBps: number;
+  readonly rxPps?: number;
+  readonly txPps?: number;
+}
+
+/** One log line as `/log listen` gives it. */
+export interface LogLine {
+  readonly time: string;
+  readonly topics: string;
+  readonly message: string;
+}
+
+/** One telemetry poll of a site by its gateway (also stored; see the telemetry endpoints). */
+export interface TelemetrySample {
+  readonly siteId: string;
+  readonly at: string;
+  /** Percent 0..100. */
+  readonly cpuLoad: number | null;
+  readonly memoryUsed: number | null;
+  readonly memoryTotal: number | null;
+  readonly uptimeSeconds: number | null;
+  /** Tunnel byte counters from OpenVPN (`bytecount`). */
+  readonly tunnelBytesIn: number | null;
+  readonly tunnelBytesOut: number | null;
+  readonly latencyMs: number | null;
+  /** Rates computed from successive interface counters, bits per second. */
+  readonly interfaces: readonly { readonly name: string; readonly rxBps: number; readonly txBps: number }[];
+}
+
+/** Server -> client socket.io events. */
+export interface RealtimeServerEvents {
+  event: (e: TenantEvent) => void;
+  /** The backlog does not reach back to the client's `lastSeq`: reload over REST, then continue from `seq`. */
+  resync: (r: { readonly tenantId: string; readonly seq: number }) => void;
+  /** Rows of a site stream the client subscribed to. */
+  traffic: (s: { readonly siteId: string; readonly at: string; readonly samples: readonly TrafficSample[] }) => void;
+  logs: (s: { readonly siteId: string; readonly lines: readonly LogLine[] }) => void;
+  telemetry: (s: TelemetrySample) => void;
+  /** A stream could not start or ended (site offline, router error, permission). */
+  'stream.error': (e: { readonly siteId: string; readonly stream: SiteStreamKind; readonly message: string }) => void;
+}
+
+export type Ack<T> = (
+  reply: { readonly ok: true; readonly data: T } | { readonly ok: false; readonly error: string },
+) => void;
+
+/** Client -> server socket.io events (all acknowledged). */
+export interface RealtimeClientEvents {
+  resume: (req: { readonly lastSeq: number }, ack: Ack<{ readonly replayed: number }>) => void;
+  subscribe: (
+    req: { readonly siteId: string; readonly stream: SiteStreamKind; readonly interface?: string },
+    ack: Ack<null>,
+  ) => void;
+  unsubscribe: (req: { readonly siteId: string; readonly stream: SiteStreamKind }, ack: Ack<null>) => void;
+}
+
+/** `auth` object of the socket.io handshake. */
+export interface RealtimeAuth {
+  readonly token: string;
+  readonly tenantId: string;
+  /** Highest `seq` the client applied; 0 or absent on a first connect. */
+  readonly lastSeq?: number;
+}
