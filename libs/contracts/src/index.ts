@@ -36,5 +36,8 @@ export {
   type TenantEventInput,
   type TenantEventMap,
   type TenantEventType,
+  type TelemetryHistory,
+  type TelemetryPoint,
+  type TelemetryRange,
   type TrafficSample,
 } from './realtime';

@@ -160,3 +160,30 @@ export interface RealtimeAuth {
   /** Highest `seq` the client applied; 0 or absent on a first connect. */
   readonly lastSeq?: number;
 }
+
+/** `GET /api/v1/sites/{id}/telemetry?range=1h|24h|7d`: stored samples, downsampled to `stepSeconds`. */
+export type TelemetryRange = '1h' | '24h' | '7d';
+
+export interface TelemetryPoint {
+  readonly at: string;
+  readonly cpuLoad: number | null;
+  readonly memoryUsed: number | null;
+  readonly memoryTotal: number | null;
+  readonly latencyMs: number | null;
+  /** Sum over the site's interfaces, bits per second. */
+  readonly rxBps: number | null;
+  readonly txBps: number | null;
+  readonly tunnelBytesIn: number | null;
+  readonly tunnelBytesOut: number | null;
+}
+
+export interface TelemetryHistory {
+  readonly siteId: string;
+  readonly range: TelemetryRange;
+  readonly stepSeconds: number;
+  readonly points: readonly TelemetryPoint[];
+  /** Per-interface rates over the same buckets. */
+  readonly interfaces: Readonly<
+    Record<string, readonly { readonly at: string; readonly rxBps: number; readonly txBps: number }[]>
+  >;
+}

@@ -2,6 +2,8 @@ import { Foundation1763800000000 } from './1763800000000-Foundation';
 import { ControlPlane1763900000000 } from './1763900000000-ControlPlane';
 import { GatewayLink1764000000000 } from './1764000000000-GatewayLink';
 import { Jobs1764500000000 } from './1764500000000-Jobs';
+import { GatewayPki1765000000000 } from './1765000000000-GatewayPki';
+import { Telemetry1765100000000 } from './1765100000000-Telemetry';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -12,4 +14,6 @@ export const MIGRATIONS = [
   ControlPlane1763900000000,
   GatewayLink1764000000000,
   Jobs1764500000000,
+  GatewayPki1765000000000,
+  Telemetry1765100000000,
 ];
