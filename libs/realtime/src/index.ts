@@ -1,0 +1,10 @@
+/**
+ * @backplane/realtime: publishing tenant events (sequenced, with a bounded backlog for
+ * reconnecting clients) and site-stream rows to portal sockets on every api replica.
+ *
+ *   const rt = new RealtimePublisher({ redis, prefix: 'bp:' });
+ *   await rt.publish(tenantId, { type: 'site.status', data: { siteId, online: true } });
+ *   rt.emitSite(siteId, 'telemetry', sample);
+ */
+export { classifySeq, DEFAULT_BACKLOG, RealtimePublisher, realtimeKeys, replaySince } from './publisher';
+export type { RealtimeKeys, RealtimePublisherOptions, Replay } from './publisher';

@@ -1,0 +1,124 @@
+import { Emitter } from '@socket.io/redis-emitter';
+import type { Redis } from 'ioredis';
+import {
+  siteStreamRoom,
+  tenantRoom,
+  type RealtimeServerEvents,
+  type RealtimeSink,
+  type SiteStreamKind,
+  type TenantEvent,
+  type TenantEventInput,
+} from '@backplane/contracts';
+
+/** How many tenant events each tenant's backlog keeps for reconnecting clients. */
+export const DEFAULT_BACKLOG = 1_000;
+
+export interface RealtimeKeys {
+  /** Socket.io adapter/emitter channel key; the api's adapter must use the same. */
+  readonly channel: string;
+  readonly seq: (tenantId: string) => string;
+  readonly backlog: (tenantId: string) => string;
+}
+
+/** Redis keys of the realtime layer under a prefix (`bp:` in production, random in tests). */
+export function realtimeKeys(prefix: string): RealtimeKeys {
+  return {
+    channel: `${prefix}socket.io`,
+    seq: (t) => `${prefix}rt:seq:${t}`,
+    backlog: (t) => `${prefix}rt:backlog:${t}`,
+  };
+}
+
+/**
+ * Assigns the next sequence number and appends to the bounded backlog in one step, so
+ * two publishers (api replicas, workers) never hand out the same number and the backlog
+ * is always in sequence order. Returns the stored JSON.
+ */
+const APPEND = `
+local seq = redis.call('INCR', KEYS[1])
+local event = string.gsub(ARGV[1], '"seq":0', '"seq":' .. seq, 1)
+redis.call('RPUSH', KEYS[2], event)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+return event
+`;
+
+export interface RealtimePublisherOptions {
+  readonly redis: Redis;
+  readonly prefix: string;
+  readonly backlog?: number;
+}
+
+/**
+ * Publishes tenant events and site-stream rows to every api replica's sockets through
+ * Redis (socket.io redis emitter). Used by the api, the worker and anything else that
+ * changes what a portal shows.
+ */
+export class RealtimePublisher implements RealtimeSink {
+  readonly keys: RealtimeKeys;
+  private readonly emitter: Emitter<RealtimeServerEvents>;
+  private readonly backlog: number;
+
+  constructor(private readonly options: RealtimePublisherOptions) {
+    this.keys = realtimeKeys(options.prefix);
+    this.backlog = options.backlog ?? DEFAULT_BACKLOG;
+    this.emitter = new Emitter<RealtimeServerEvents>(options.redis, { key: this.keys.channel });
+  }
+
+  async publish(tenantId: string, input: TenantEventInput): Promise<void> {
+    // `seq` first so the Lua substitution finds it before any payload text.
+    const draft = JSON.stringify({
+      seq: 0,
+      tenantId,
+      at: new Date().toISOString(),
+      type: input.type,
+      data: input.data,
+    });
+    const stored = (await this.options.redis.eval(
+      APPEND,
+      2,
+      this.keys.seq(tenantId),
+      this.keys.backlog(tenantId),
+      draft,
+      String(this.backlog),
+    )) as string;
+    this.emitter.to(tenantRoom(tenantId)).emit('event', JSON.parse(stored) as TenantEvent);
+  }
+
+  /** Ephemeral rows for subscribers of one site stream (not sequenced, not kept). */
+  emitSite<K extends SiteStreamKind>(siteId: string, stream: K, ...args: Parameters<RealtimeServerEvents[K]>): void {
+    this.emitter.to(siteStreamRoom(siteId, stream)).emit(stream, ...args);
+  }
+}
+
+export type Replay =
+  | { readonly kind: 'events'; readonly events: readonly TenantEvent[] }
+  | { readonly kind: 'resync'; readonly seq: number };
+
+/**
+ * What a client that applied everything up to `lastSeq` missed: the events after it, or
+ * `resync` (with the current sequence number) when the backlog no longer reaches back.
+ */
+export async function replaySince(
+  redis: Redis,
+  keys: RealtimeKeys,
+  tenantId: string,
+  lastSeq: number,
+): Promise<Replay> {
+  const [[, seqRaw], [, rows]] = (await redis
+    .multi()
+    .get(keys.seq(tenantId))
+    .lrange(keys.backlog(tenantId), 0, -1)
+    .exec()) as [[unknown, string | null], [unknown, string[]]];
+  const current = Number(seqRaw ?? 0);
+  if (lastSeq >= current) return { kind: 'events', events: [] };
+  const events = rows.map((r) => JSON.parse(r) as TenantEvent);
+  const oldest = events[0]?.seq ?? current + 1;
+  if (lastSeq < oldest - 1) return { kind: 'resync', seq: current };
+  return { kind: 'events', events: events.filter((e) => e.seq > lastSeq) };
+}
+
+/** Client-side bookkeeping of sequence numbers: apply, ignore a duplicate, or fill a gap first. */
+export function classifySeq(lastSeq: number, seq: number): 'apply' | 'duplicate' | 'gap' {
+  if (seq <= lastSeq) return 'duplicate';
+  return seq === lastSeq + 1 ? 'apply' : 'gap';
+}
