@@ -4,7 +4,14 @@ import type { z } from 'zod';
 import { Idempotent } from '../common/idempotency';
 import { Tenant, TenantAccess, type TenantContext } from '../common/request';
 import { uuidParam, ApiErrors } from '../common/validation';
-import { CreateSiteBody, ListSitesQuery, SitePage, SiteResponse, UpdateSiteBody } from './sites.dto';
+import {
+  CreateSiteBody,
+  ListSitesQuery,
+  SitePage,
+  SiteResponse,
+  SiteSummaryResponse,
+  UpdateSiteBody,
+} from './sites.dto';
 import { SitesService } from './sites.service';
 
 @ApiTags('sites')
@@ -19,6 +26,14 @@ export class SitesController {
   @ApiResponse({ status: 200, standardSchema: SitePage })
   list(@Tenant() t: TenantContext, @Query({ schema: ListSitesQuery }) q: z.infer<typeof ListSitesQuery>) {
     return this.sites.list(t, { limit: q.limit, cursor: q.cursor }, { q: q.q, tag: q.tag, online: q.online });
+  }
+
+  /** Counts by health and region for the fleet overview (one query, whatever the fleet size). */
+  @Get('summary')
+  @TenantAccess('viewer')
+  @ApiResponse({ status: 200, standardSchema: SiteSummaryResponse })
+  summary(@Tenant() t: TenantContext) {
+    return this.sites.summary(t);
   }
 
   @Post()

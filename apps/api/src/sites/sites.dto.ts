@@ -91,3 +91,19 @@ export function toSiteResponse(s: SiteRow): SiteOut {
     updatedAt: s.updatedAt.toISOString(),
   };
 }
+
+const Counts = {
+  total: z.number().int(),
+  /** Tunnel up. */
+  online: z.number().int(),
+  /** No tunnel, but the router still polls the control plane. */
+  degraded: z.number().int(),
+  /** Seen before; neither tunnel nor polls now. */
+  offline: z.number().int(),
+  /** Never seen (not onboarded yet). */
+  pending: z.number().int(),
+};
+export const SiteSummaryResponse = z.object({
+  ...Counts,
+  regions: z.array(z.object({ regionId: z.uuid().nullable(), regionName: z.string().nullable(), ...Counts })),
+});

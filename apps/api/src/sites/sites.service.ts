@@ -1,5 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { SiteChangedData } from '@backplane/contracts';
 import { SitesRepository, type SiteFilter, type SiteInput, type PageRequest } from '@backplane/db';
+import { RealtimePublisher } from '@backplane/realtime';
 import type { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { ApiError } from '../common/api-error';
@@ -9,14 +11,36 @@ import { toSiteResponse, type CreateSiteBody, type SiteOut, type UpdateSiteBody 
 
 @Injectable()
 export class SitesService {
+  /** Tells portals of the tenant (every api replica, through Redis) that a site was added, changed or removed. */
+  private readonly realtime: RealtimePublisher;
+
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     private readonly sites: SitesRepository,
     private readonly audit: AuditService,
-  ) {}
+  ) {
+    this.realtime = new RealtimePublisher({ redis: deps.redis, prefix: deps.redisPrefix });
+  }
+
+  /**
+   * After the commit: a lost event costs a portal a stale row until its next reload, never the
+   * change itself, so a Redis hiccup is logged and not turned into a failed request.
+   */
+  private async changed(t: TenantContext, siteId: string, change: SiteChangedData['change']): Promise<void> {
+    try {
+      await this.realtime.publish(t.scope.tenantId, { type: 'site.changed', data: { siteId, change } });
+    } catch (err) {
+      this.deps.logger.warn({ err, siteId, change }, 'site.changed not published');
+    }
+  }
+
+  /** Counts by health (online, degraded, offline, pending) and region, for the fleet overview. */
+  async summary(t: TenantContext) {
+    return this.deps.db.inTenant(t.scope, (tx) => this.sites.summary(tx, this.deps.config.POLL_INTERVAL));
+  }
 
   async create(t: TenantContext, body: z.infer<typeof CreateSiteBody>): Promise<SiteOut> {
-    return this.deps.db.inTenant(t.scope, async (tx) => {
+    const out = await this.deps.db.inTenant(t.scope, async (tx) => {
       const row = await this.sites.create(tx, {
         name: body.name,
         notes: body.notes,
@@ -34,6 +58,8 @@ export class SitesService {
       });
       return out;
     });
+    await this.changed(t, out.id, 'created');
+    return out;
   }
 
   async list(t: TenantContext, page: PageRequest, filter: SiteFilter) {
@@ -48,7 +74,7 @@ export class SitesService {
   }
 
   async update(t: TenantContext, id: string, body: z.infer<typeof UpdateSiteBody>): Promise<SiteOut> {
-    return this.deps.db.inTenant(t.scope, async (tx) => {
+    const out = await this.deps.db.inTenant(t.scope, async (tx) => {
       const before = await this.sites.get(tx, id);
       if (!before) throw ApiError.notFound('site');
       const patch: Partial<SiteInput> = { ...body, ...(body.tags ? { tags: [...new Set(body.tags)] } : {}) };
@@ -64,6 +90,8 @@ export class SitesService {
       });
       return out;
     });
+    await this.changed(t, id, 'updated');
+    return out;
   }
 
   async delete(t: TenantContext, id: string): Promise<void> {
@@ -77,5 +105,6 @@ export class SitesService {
         before: toSiteResponse(row),
       });
     });
+    await this.changed(t, id, 'deleted');
   }
 }

@@ -127,4 +127,62 @@ export class SitesRepository {
     );
     return rows[0] ?? null;
   }
+
+  /**
+   * Counts of a tenant's sites by health and region in one query: online = tunnel up;
+   * degraded = no tunnel but the router still polls (fewer than 10 missed polls); offline =
+   * seen before, neither; pending = never seen. `pollIntervalSeconds` is the default for
+   * sites without their own interval.
+   */
+  async summary(tx: TenantTx, pollIntervalSeconds: number): Promise<SiteSummary> {
+    const rows = await tx.query<{
+      region_id: string | null;
+      region_name: string | null;
+      health: SiteHealthState;
+      n: string;
+    }>(
+      `SELECT s.region_id, r.name AS region_name, h.health, count(*) AS n
+         FROM sites s
+         LEFT JOIN site_agents a ON a.site_id = s.id
+         LEFT JOIN regions r ON r.id = s.region_id
+         CROSS JOIN LATERAL (SELECT CASE
+           WHEN s.online THEN 'online'
+           WHEN a.last_poll_at > now() - make_interval(secs => 10 * coalesce(a.poll_interval_seconds, $2)) THEN 'degraded'
+           WHEN s.last_seen_at IS NOT NULL OR a.onboarded_at IS NOT NULL OR a.last_poll_at IS NOT NULL THEN 'offline'
+           ELSE 'pending' END AS health) h
+        WHERE s.tenant_id = $1 AND s.deleted_at IS NULL
+        GROUP BY s.region_id, r.name, h.health`,
+      [tx.tenantId, pollIntervalSeconds],
+    );
+    const empty = (): SiteSummaryCounts => ({ total: 0, online: 0, degraded: 0, offline: 0, pending: 0 });
+    const all = empty();
+    const regions = new Map<string, SiteSummary['regions'][number]>();
+    for (const r of rows) {
+      const n = Number(r.n);
+      const key = r.region_id ?? '';
+      let reg = regions.get(key);
+      if (!reg) regions.set(key, (reg = { ...empty(), regionId: r.region_id, regionName: r.region_name }));
+      all[r.health] += n;
+      all.total += n;
+      reg[r.health] += n;
+      reg.total += n;
+    }
+    return { ...all, regions: [...regions.values()].sort((a, b) => b.total - a.total) };
+  }
+}
+
+/** How a site is doing, as the fleet overview counts it. */
+export type SiteHealthState = 'online' | 'degraded' | 'offline' | 'pending';
+
+export interface SiteSummaryCounts {
+  total: number;
+  online: number;
+  degraded: number;
+  offline: number;
+  pending: number;
+}
+
+export interface SiteSummary extends SiteSummaryCounts {
+  /** Per region (null: not assigned yet), largest first. */
+  regions: (SiteSummaryCounts & { regionId: string | null; regionName: string | null })[];
 }
