@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Keyring } from '@backplane/crypto';
 import { connectionFromUrl } from '@backplane/jobs';
 import { createLogger } from '@backplane/observability';
+import { RealtimePublisher } from '@backplane/realtime';
 import { testSettings } from '@backplane/testing';
 import { startRouter, type SimRouter } from '../../apps/routeros-sim/src';
 import { DirectChannel, type RouterChannel } from '../../apps/worker/src/jobs/channel';
@@ -23,6 +24,9 @@ export interface JobsWorld {
   offline: Set<string>;
   channel: RouterChannel & { close(): Promise<void> };
   runner?: JobRunner;
+  /** The tenant events the api and the worker publish (read back with replaySince). */
+  events: RealtimePublisher;
+  keyring: Keyring;
   api(method: string, path: string, body?: unknown, headers?: Record<string, string>): ReturnType<Harness['call']>;
   addSite(name: string, opts?: { version?: string; tags?: string[]; latestVersion?: string }): Promise<string>;
   startRunner(concurrency?: number): JobRunner;
@@ -68,8 +72,12 @@ export async function jobsWorld(extraEnv: Record<string, string> = {}): Promise<
       ...(body !== undefined ? { body } : {}),
       ...(headers ? { headers } : {}),
     });
+  const events = new RealtimePublisher({ redis: h.redis, prefix: h.prefix });
+  const keyring = new Keyring([{ id: 'test', key: encKey }]);
   const world: JobsWorld = {
     h,
+    events,
+    keyring,
     token: boot.token,
     tenantId: boot.tenantId,
     base,
@@ -101,8 +109,9 @@ export async function jobsWorld(extraEnv: Record<string, string> = {}): Promise<
       const runner = new JobRunner(
         {
           db: h.db,
-          keyring: new Keyring([{ id: 'test', key: encKey }]),
+          keyring,
           channel,
+          events,
           logger: createLogger({ app: 'worker-test', level: 'warn' }),
           verifierKey: Buffer.from(verifierKey, 'utf8'),
           controllerUrl: base,

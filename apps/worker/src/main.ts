@@ -3,6 +3,7 @@ import { loadTunnelVerifierKey, loadWorkerConfig, secretNames, secretsFor } from
 import { Keyring } from '@backplane/crypto';
 import { createDataSource, Database } from '@backplane/db';
 import { connectionFromUrl } from '@backplane/jobs';
+import { RealtimePublisher } from '@backplane/realtime';
 import {
   createHttpApp,
   createLogger,
@@ -16,9 +17,6 @@ import { RelayChannel } from './jobs/channel';
 import { JobRunner } from './jobs/runner';
 import { BackupScheduler } from './jobs/scheduled';
 import { WorkerModule } from './worker.module';
-
-/** Redis key prefix shared with the api and the gateways (tunnel registry, gateway links). */
-export const REDIS_PREFIX = 'bp:';
 
 async function main(): Promise<void> {
   const config = loadWorkerConfig();
@@ -34,21 +32,25 @@ async function main(): Promise<void> {
   const redis = createRedis(config.REDIS_URL, logger.child({ component: 'redis' }));
   const registry = createMetricsRegistry('worker');
   const db = new Database(ds);
-  const queue = { connection: connectionFromUrl(config.REDIS_URL), prefix: `${REDIS_PREFIX}bull` };
+  // Shared with the api and the gateways (queue, locks, tunnel registry, realtime events).
+  const prefix = config.REDIS_PREFIX;
+  const queue = { connection: connectionFromUrl(config.REDIS_URL), prefix: `${prefix}bull` };
+  const events = new RealtimePublisher({ redis, prefix });
   const runner = new JobRunner(
     {
       db,
       keyring: new Keyring(secrets.encryptionKeys),
-      channel: new RelayChannel(redis, REDIS_PREFIX),
+      channel: new RelayChannel(redis, prefix),
+      events,
       logger: logger.child({ component: 'jobs' }),
       verifierKey: loadTunnelVerifierKey(config.TUNNEL_VERIFIER_KEY, config.DATA_DIR),
       controllerUrl: (config.CONTROLLER_PUBLIC_URL ?? 'http://127.0.0.1:3000').replace(/\/+$/, ''),
       pollInterval: config.POLL_INTERVAL,
     },
-    { queue, redis, lockPrefix: REDIS_PREFIX, concurrency: config.WORKER_CONCURRENCY },
+    { queue, redis, lockPrefix: prefix, concurrency: config.WORKER_CONCURRENCY },
   );
   runner.start();
-  const backups = new BackupScheduler(db, queue, config.BACKUP_CRON, logger.child({ component: 'backups' }));
+  const backups = new BackupScheduler(db, queue, config.BACKUP_CRON, logger.child({ component: 'backups' }), events);
   await backups.start();
   const app = await createHttpApp(WorkerModule.register({ checks: [postgresCheck(ds), redisCheck(redis)], registry }), {
     logger,

@@ -28,6 +28,7 @@ export function loadApiConfig(env: Env = processEnv()) {
       'ONBOARDING_TOKEN_TTL',
       'ONBOARDING_CA_FILE',
       'POLL_INTERVAL',
+      'REDIS_PREFIX',
     ],
     env,
   );
@@ -68,6 +69,7 @@ export function loadWorkerConfig(env: Env = processEnv()) {
       'CONTROLLER_PUBLIC_URL',
       'POLL_INTERVAL',
       'BACKUP_CRON',
+      'REDIS_PREFIX',
     ],
     env,
   );

@@ -314,6 +314,14 @@ export const VARS = {
     secret: false,
     defaultText: '16',
   }),
+  REDIS_PREFIX: defineVar({
+    name: 'REDIS_PREFIX',
+    schema: z.string().min(1).max(64).default('bp:'),
+    description:
+      'Prefix of the Redis keys the api and the worker share (job queue, job locks, realtime events); must be the same in both and match `GATEWAY_REDIS_PREFIX`.',
+    secret: false,
+    defaultText: 'bp:',
+  }),
   CONTROLLER_PUBLIC_URL: defineVar({
     name: 'CONTROLLER_PUBLIC_URL',
     schema: z.url().optional(),

@@ -42,3 +42,4 @@ export {
   type TunnelParams,
 } from './router-script';
 export { backupHash, exportWithoutHeader } from './backup';
+export { jobProgressEvent } from './events';

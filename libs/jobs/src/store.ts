@@ -136,11 +136,19 @@ export const jobsRepo = {
     return rows[0];
   },
 
-  async setWaiting(tx: TenantTx, id: string, why: string): Promise<void> {
-    await tx.query(
-      `UPDATE jobs SET state = 'waiting', error = $2, updated_at = now() WHERE id = $1 AND state IN ('queued', 'waiting', 'running')`,
+  /**
+   * An open job waits (site offline, busy, retry later). True when that changed what the
+   * job shows (state or reason), so a repeated wait is not announced again.
+   */
+  async setWaiting(tx: TenantTx, id: string, why: string): Promise<boolean> {
+    const rows = await tx.query<{ changed: boolean }>(
+      `WITH old AS (SELECT state, error FROM jobs WHERE id = $1 FOR UPDATE)
+       UPDATE jobs j SET state = 'waiting', error = $2, updated_at = now() FROM old
+        WHERE j.id = $1 AND j.state IN ('queued', 'waiting', 'running')
+        RETURNING (old.state <> 'waiting' OR old.error IS DISTINCT FROM $2) AS changed`,
       [id, why],
     );
+    return rows[0]?.changed ?? false;
   },
 
   async step(tx: TenantTx, id: string, step: JobStep, progress?: number): Promise<void> {

@@ -3,6 +3,7 @@ import type { TenantTx } from '@backplane/db';
 import {
   connectionFromUrl,
   deterministicId,
+  jobProgressEvent,
   JOB_MIN_ROLE,
   JOB_PAYLOADS,
   JobQueue,
@@ -11,6 +12,7 @@ import {
   type JobRow,
   type JobState,
 } from '@backplane/jobs';
+import { RealtimePublisher } from '@backplane/realtime';
 import { createTwoFilesPatch } from 'diff';
 import { AuditService } from '../audit/audit.service';
 import { ApiError } from '../common/api-error';
@@ -59,6 +61,7 @@ export interface EnqueueInput {
 @Injectable()
 export class JobsService implements OnModuleDestroy {
   readonly queue: JobQueue;
+  private readonly events: RealtimePublisher;
 
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
@@ -68,6 +71,22 @@ export class JobsService implements OnModuleDestroy {
       connection: connectionFromUrl(deps.config.REDIS_URL),
       prefix: `${deps.redisPrefix}bull`,
     });
+    this.events = new RealtimePublisher({ redis: deps.redis, prefix: deps.redisPrefix });
+  }
+
+  /** `job.progress` for jobs this request created or ended (never fails the request). */
+  private async announce(tenantId: string, rows: readonly JobRow[]): Promise<void> {
+    for (let i = 0; i < rows.length; i += 500) {
+      await Promise.all(
+        rows
+          .slice(i, i + 500)
+          .map((r) =>
+            this.events
+              .publish(tenantId, jobProgressEvent(r, r.state, { progressPercent: r.progress, error: r.error }))
+              .catch((err: unknown) => this.deps.logger.warn({ err: String(err) }, 'realtime publish failed')),
+          ),
+      );
+    }
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -121,6 +140,7 @@ export class JobsService implements OnModuleDestroy {
       }
       return res;
     });
+    if (created) await this.announce(t.scope.tenantId, [row]);
     if (row.state === 'queued' || row.state === 'waiting') {
       await this.queue.add({ jobId: row.id, tenantId: t.scope.tenantId, siteId, kind: row.kind });
     }
@@ -189,6 +209,7 @@ export class JobsService implements OnModuleDestroy {
       });
       return { jobs: rows, created: true };
     });
+    if (created) await this.announce(t.scope.tenantId, jobs);
     const open = jobs.filter((j) => j.state === 'queued' || j.state === 'waiting');
     for (let i = 0; i < open.length; i += 500) {
       await Promise.all(
@@ -266,12 +287,15 @@ export class JobsService implements OnModuleDestroy {
   }
 
   async cancel(t: TenantContext, id: string): Promise<JobOut> {
-    const row = await this.deps.db.inTenant(t.scope, async (tx) => {
+    const { row, ended } = await this.deps.db.inTenant(t.scope, async (tx) => {
+      const before = await jobsRepo.get(tx, id);
       const r = await jobsRepo.cancel(tx, id);
       if (!r) throw ApiError.notFound('job');
       await this.audit.record(tx, t.actor, { action: 'job.cancelled', targetType: 'job', targetId: id });
-      return r;
+      return { row: r, ended: before?.state !== 'cancelled' && r.state === 'cancelled' };
     });
+    // A running job is announced as cancelled by the worker when it stops.
+    if (ended) await this.announce(t.scope.tenantId, [row]);
     if (row.state === 'cancelled') await this.queue.remove(id);
     return toJobResponse(row);
   }

@@ -1,9 +1,18 @@
 import type { RelayResponse } from '@backplane/contracts';
 import type { Keyring } from '@backplane/crypto';
+import type { RealtimeSink } from '@backplane/contracts';
 import type { Database, TenantScope } from '@backplane/db';
-import { jobsRepo, type JobKind, type JobPayload, type JobRow, type JobStep } from '@backplane/jobs';
+import {
+  jobProgressEvent,
+  jobsRepo,
+  type DesiredState,
+  type JobKind,
+  type JobPayload,
+  type JobRow,
+  type JobStep,
+} from '@backplane/jobs';
 import type { Logger } from 'pino';
-import type { RouterChannel, SiteTarget } from './channel';
+import { RouterCommandError, type RouterChannel, type SiteTarget } from './channel';
 
 /** Ask the runner to run the job again later (e.g. waiting for the router to come back). */
 export class RetryLaterError extends Error {
@@ -34,6 +43,36 @@ export interface WorkerServices {
   readonly pollInterval: number;
   /** Tests on loopback: who may reach the router's API service after a recovery script. */
   readonly apiAllowedFrom?: string;
+  /** Where `job.progress` / `backup.created` tenant events go (the portal's live view). */
+  readonly events?: RealtimeSink;
+  /**
+   * Before/after record of apply-config: `menu` exports only the menus the change touches
+   * (default), `full` the whole configuration (backup and restore always export in full).
+   */
+  readonly applyExport?: 'menu' | 'full';
+}
+
+/** The export path of each desired-state menu (its section of `/export`). */
+export const MENU_EXPORT_PATH: Readonly<Record<DesiredState['menu'], string>> = {
+  dns: '/ip/dns',
+  ntp: '/system/ntp/client',
+  identity: '/system/identity',
+  'address-list': '/ip/firewall/address-list',
+  user: '/user',
+};
+
+/** Publishes a tenant event; a failure is logged, never fails the job (the row is the truth). */
+export async function publishEvent(
+  services: WorkerServices,
+  tenantId: string,
+  event: Parameters<RealtimeSink['publish']>[1],
+): Promise<void> {
+  if (!services.events) return;
+  try {
+    await services.events.publish(tenantId, event);
+  } catch (err) {
+    services.logger.warn({ err: String(err), type: event.type }, 'realtime publish failed');
+  }
 }
 
 /**
@@ -51,6 +90,7 @@ export class JobContext<K extends JobKind = JobKind> {
     readonly target: SiteTarget,
   ) {
     this.steps = [...job.steps];
+    this.progress = job.progress;
   }
 
   get siteId(): string {
@@ -74,11 +114,22 @@ export class JobContext<K extends JobKind = JobKind> {
     return [...this.steps].reverse().find((s) => s.name === name);
   }
 
+  private progress: number;
+
   private async record(step: JobStep, progress?: number): Promise<void> {
     this.steps.push(step);
     await this.services.db.inTenant(this.scope, async (tx) => {
       await jobsRepo.step(tx, this.job.id, step, progress);
     });
+    if (progress !== undefined) this.progress = progress;
+    await publishEvent(
+      this.services,
+      this.scope.tenantId,
+      jobProgressEvent(this.job, 'running', {
+        step: step.name,
+        progressPercent: this.progress,
+      }),
+    );
   }
 
   private async checkCancelled(): Promise<void> {
@@ -113,11 +164,30 @@ export class JobContext<K extends JobKind = JobKind> {
     return detail;
   }
 
-  /** `/export` with secrets (so that a restore is complete). */
-  async exportConfig(): Promise<string> {
-    const version = await this.version();
-    const res = await this.call('/export', version.startsWith('6.') ? {} : { 'show-sensitive': '' }, 120_000);
+  private exportFlags?: Readonly<Record<string, string>>;
+
+  /** `/export` with secrets (so that a restore is complete); `menu` exports only that section. */
+  async exportConfig(menu = ''): Promise<string> {
+    // v6 exports secrets by default and has no show-sensitive flag.
+    this.exportFlags ??= (await this.version()).startsWith('6.') ? {} : { 'show-sensitive': '' };
+    const res = await this.call(`${menu}/export`, this.exportFlags, 120_000);
     return res.ret ?? '';
+  }
+
+  /**
+   * The before/after record of a change to these menus: their sections of `/export` (one
+   * call each), or the full export when told to or when the router cannot export a section.
+   */
+  async exportMenus(menus: readonly string[]): Promise<string> {
+    if (this.services.applyExport === 'full' || menus.length === 0) return this.exportConfig();
+    const parts: string[] = [];
+    try {
+      for (const m of [...new Set(menus)].sort()) parts.push(await this.exportConfig(m));
+    } catch (err) {
+      if (!(err instanceof RouterCommandError)) throw err;
+      return this.exportConfig();
+    }
+    return parts.join('\n');
   }
 
   async version(): Promise<string> {

@@ -1,18 +1,29 @@
 import { randomUUID } from 'node:crypto';
 import { TenantScope } from '@backplane/db';
 import {
+  jobProgressEvent,
   JOBS_QUEUE,
   jobsRepo,
   JobQueue,
   parsePayload,
   type JobKind,
+  type JobPayload,
+  type JobRow,
+  type JobState,
   type QueuedJob,
   type QueueConnection,
 } from '@backplane/jobs';
 import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { RouterCommandError, SiteUnreachableError } from './channel';
-import { JobCancelledError, JobContext, RetryLaterError, type WorkerServices } from './context';
+import {
+  JobCancelledError,
+  JobContext,
+  MENU_EXPORT_PATH,
+  publishEvent,
+  RetryLaterError,
+  type WorkerServices,
+} from './context';
 import { assertRegistry, HANDLERS, type HandlerRegistry, type JobHandler } from './registry';
 
 export interface RunnerOptions {
@@ -106,6 +117,32 @@ export class JobRunner {
     throw new DelayedError();
   }
 
+  /** `job.progress` for a state change this worker made. */
+  private emit(
+    row: JobRow,
+    state: JobState,
+    extra: { step?: string; progressPercent?: number; error?: string | null },
+  ) {
+    return publishEvent(this.services, row.tenantId, jobProgressEvent(row, state, extra));
+  }
+
+  /** The one transition to a terminal state, announced only by the worker that made it. */
+  private async finish(
+    scope: TenantScope,
+    row: JobRow,
+    state: 'succeeded' | 'failed' | 'cancelled' | 'expired',
+    result: unknown,
+    error: string | null,
+  ): Promise<void> {
+    const made = await this.services.db.inTenant(scope, (tx) => jobsRepo.finish(tx, row.id, state, result, error));
+    if (made) await this.emit(row, state, { ...(state === 'succeeded' ? { progressPercent: 100 } : {}), error });
+  }
+
+  private async waiting(scope: TenantScope, row: JobRow, why: string): Promise<void> {
+    const changed = await this.services.db.inTenant(scope, (tx) => jobsRepo.setWaiting(tx, row.id, why));
+    if (changed) await this.emit(row, 'waiting', { error: why });
+  }
+
   private async process(job: Job<QueuedJob>, token?: string): Promise<unknown> {
     const { jobId, tenantId, siteId } = job.data;
     const scope = TenantScope.authenticated(tenantId);
@@ -113,13 +150,11 @@ export class JobRunner {
     const row = await db.inTenant(scope, (tx) => jobsRepo.get(tx, jobId));
     if (!row || ['succeeded', 'failed', 'cancelled', 'expired'].includes(row.state)) return { skipped: true };
     if (row.cancelRequested) {
-      await db.inTenant(scope, (tx) => jobsRepo.finish(tx, jobId, 'cancelled', null, 'cancelled'));
+      await this.finish(scope, row, 'cancelled', null, 'cancelled');
       return { cancelled: true };
     }
     if (row.expiresAt.getTime() < Date.now()) {
-      await db.inTenant(scope, (tx) =>
-        jobsRepo.finish(tx, jobId, 'expired', null, row.error ?? 'the site stayed unreachable until the job expired'),
-      );
+      await this.finish(scope, row, 'expired', null, row.error ?? 'the site stayed unreachable until the job expired');
       return { expired: true };
     }
     // Backoff for waits: 1 s, 2 s, 4 s ... 30 s, counted from BullMQ's own delay count.
@@ -129,7 +164,7 @@ export class JobRunner {
     const lock = this.lockKey(siteId);
     const got = await this.options.redis.eval(ACQUIRE, 1, lock, jobId, String(LOCK_TTL_MS));
     if (got !== 1) {
-      await db.inTenant(scope, (tx) => jobsRepo.setWaiting(tx, jobId, 'another job is running on this site'));
+      await this.waiting(scope, row, 'another job is running on this site');
       return this.delay(job, token, 500 + Math.floor(Math.random() * 1000));
     }
     const renew = setInterval(() => {
@@ -139,50 +174,56 @@ export class JobRunner {
     try {
       // Recreate tunnel works without the tunnel (its script waits for the router's poll).
       if (job.data.kind !== 'recreate-tunnel' && !(await this.services.channel.connectedSince(siteId))) {
-        await db.inTenant(scope, (tx) => jobsRepo.setWaiting(tx, jobId, 'site offline: waiting for it to come online'));
+        await this.waiting(scope, row, 'site offline: waiting for it to come online');
         return await this.delay(job, token, backoff);
       }
       const started = await db.inTenant(scope, (tx) => jobsRepo.start(tx, jobId));
       if (!started) return { skipped: true };
+      await this.emit(started, 'running', { progressPercent: started.progress });
       const creds = await this.credentials(scope, siteId);
       const payload = parsePayload(started.kind, started.payload);
       const ctx = new JobContext(this.services, scope, started, payload, { siteId, credentials: creds });
       const handler = this.handlers[started.kind] as JobHandler<JobKind>;
       const needsExport = started.kind === 'apply-config' || started.kind === 'run-command';
+      // apply-config records the menus it touches; run-command may touch anything.
+      const record = () =>
+        started.kind === 'apply-config'
+          ? ctx.exportMenus((payload as JobPayload<'apply-config'>).changes.map((c) => MENU_EXPORT_PATH[c.menu]))
+          : ctx.exportConfig();
       if (needsExport && !started.exportBeforeEnc) {
-        const before = await ctx.exportConfig();
+        const before = await record();
         await db.inTenant(scope, (tx) =>
           jobsRepo.setExports(tx, jobId, this.services.keyring.encrypt(before, `job:${jobId}:export`)),
         );
       }
       const result = await handler(ctx);
       if (needsExport) {
-        const after = await ctx.exportConfig().catch(() => undefined);
+        const after = await record().catch(() => undefined);
         if (after !== undefined) {
           await db.inTenant(scope, (tx) =>
             jobsRepo.setExports(tx, jobId, undefined, this.services.keyring.encrypt(after, `job:${jobId}:export`)),
           );
         }
       }
-      await db.inTenant(scope, (tx) => jobsRepo.finish(tx, jobId, 'succeeded', result ?? null, null));
+      await this.finish(scope, started, 'succeeded', result ?? null, null);
       await this.options.redis.hdel(this.waitKey(), jobId);
       return result;
     } catch (err) {
       if (err instanceof DelayedError) throw err;
       if (err instanceof SiteUnreachableError || err instanceof RetryLaterError) {
-        await db.inTenant(scope, (tx) => jobsRepo.setWaiting(tx, jobId, err.message));
+        await this.waiting(scope, row, err.message);
         const ms = err instanceof RetryLaterError ? err.delayMs : backoff;
         // Keep the site lock across a RetryLater of a job that is mid-way (recreate, reboot).
         if (err instanceof RetryLaterError) release = false;
         return await this.delay(job, token, ms);
       }
       if (err instanceof JobCancelledError) {
-        await db.inTenant(scope, (tx) => jobsRepo.finish(tx, jobId, 'cancelled', null, 'cancelled while running'));
+        await this.finish(scope, row, 'cancelled', null, 'cancelled while running');
         return { cancelled: true };
       }
       const message = err instanceof RouterCommandError ? `router refused: ${err.message}` : String(err);
       this.services.logger.warn({ jobId, siteId, err: message }, 'job failed');
-      await db.inTenant(scope, (tx) => jobsRepo.finish(tx, jobId, 'failed', null, message.slice(0, 2000)));
+      await this.finish(scope, row, 'failed', null, message.slice(0, 2000));
       return { failed: message };
     } finally {
       clearInterval(renew);

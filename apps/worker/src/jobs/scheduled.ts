@@ -1,5 +1,6 @@
+import type { RealtimeSink } from '@backplane/contracts';
 import { TenantScope, type Database } from '@backplane/db';
-import { jobsRepo, JobQueue, type QueueConnection } from '@backplane/jobs';
+import { jobProgressEvent, jobsRepo, JobQueue, type QueueConnection } from '@backplane/jobs';
 import { Queue, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 
@@ -9,7 +10,8 @@ const BACKUPS = 'scheduled-backups';
 /**
  * Scheduled backups: a BullMQ job scheduler (repeatable, cron) ticks on the maintenance
  * queue; each tick enqueues one backup job per onboarded site with a deterministic id
- * (`scheduled-<tick time>`), so a tick that runs twice does not back up twice.
+ * (`scheduled-<tick time>`, the occurrence the scheduler planned, not when a worker picked
+ * it up), so a tick that runs twice — or on two workers — does not back up twice.
  */
 export class BackupScheduler {
   private readonly queue: Queue;
@@ -21,6 +23,7 @@ export class BackupScheduler {
     private readonly conn: QueueConnection,
     private readonly cron: string,
     private readonly logger: Logger,
+    private readonly events?: RealtimeSink,
   ) {
     this.queue = new Queue(QUEUE, { connection: conn.connection, prefix: conn.prefix });
     this.producer = new JobQueue(conn);
@@ -32,7 +35,7 @@ export class BackupScheduler {
     } else {
       await this.queue.upsertJobScheduler(BACKUPS, { pattern: this.cron, tz: 'UTC' }, { name: BACKUPS });
     }
-    this.worker = new Worker(QUEUE, async (job) => this.tick(job.timestamp || Date.now()), {
+    this.worker = new Worker(QUEUE, async (job) => this.tick(job.opts.prevMillis ?? job.timestamp), {
       connection: this.conn.connection,
       prefix: this.conn.prefix,
       concurrency: 1,
@@ -59,6 +62,9 @@ export class BackupScheduler {
       );
       if (isNew) {
         created++;
+        await this.events
+          ?.publish(s.tenant_id, jobProgressEvent(row, row.state))
+          .catch((err: unknown) => this.logger.warn({ err: String(err) }, 'realtime publish failed'));
         await this.producer.add({ jobId: row.id, tenantId: s.tenant_id, siteId: s.site_id, kind: 'backup' });
       }
     }

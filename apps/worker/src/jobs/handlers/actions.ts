@@ -1,6 +1,6 @@
 import { newTunnelSecret, siteIdToTunnelUser, tunnelVerifier } from '@backplane/contracts';
 import { backupHash, recoveryScript } from '@backplane/jobs';
-import { RetryLaterError, type JobContext } from '../context';
+import { publishEvent, RetryLaterError, type JobContext } from '../context';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -57,7 +57,7 @@ export async function backup(ctx: JobContext<'backup'>) {
     const hash = backupHash(text);
     const version = await ctx.version();
     const { db, keyring } = ctx.services;
-    return db.inTenant(ctx.scope, async (tx) => {
+    const stored = await db.inTenant(ctx.scope, async (tx) => {
       const [last] = await tx.query<{ id: string; content_hash: string }>(
         `SELECT id, content_hash FROM backups WHERE site_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1`,
         [ctx.siteId],
@@ -81,6 +81,12 @@ export async function backup(ctx: JobContext<'backup'>) {
       );
       return JSON.stringify({ backupId: row!.id, deduplicated: false });
     });
+    const { backupId, deduplicated } = JSON.parse(stored) as { backupId: string; deduplicated: boolean };
+    await publishEvent(ctx.services, ctx.scope.tenantId, {
+      type: 'backup.created',
+      data: { siteId: ctx.siteId, backupId, changed: !deduplicated },
+    });
+    return stored;
   });
   return detail ? (JSON.parse(detail) as unknown) : null;
 }
