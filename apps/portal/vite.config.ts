@@ -1,4 +1,4 @@
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import react from '@vitejs/plugin-react';
 import { defineConfig, loadEnv } from 'vite';
@@ -16,11 +16,19 @@ export default defineConfig(({ mode }) => {
     root,
     base: '/',
     plugins: [react()],
+    resolve: {
+      // The browser needs only the realtime contract (the lib's index also holds Node-only code).
+      alias: { '@backplane/contracts': resolve(root, '../../libs/contracts/src/realtime.ts') },
+    },
     build: {
       outDir: 'dist',
       emptyOutDir: true,
       sourcemap: false,
       chunkSizeWarningLimit: 1024,
+      rollupOptions: {
+        // The chart library is the heaviest part: its own chunk, cached apart from the app's code.
+        output: { manualChunks: { charts: ['recharts', '@mantine/charts'], realtime: ['socket.io-client'] } },
+      },
     },
     server: {
       host: '127.0.0.1',

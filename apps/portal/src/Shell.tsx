@@ -1,14 +1,28 @@
-import { Alert, AppShell, Burger, Button, Group, NavLink, Select, Text, Title, VisuallyHidden } from '@mantine/core';
+import {
+  Alert,
+  AppShell,
+  Badge,
+  Burger,
+  Button,
+  Group,
+  NavLink,
+  Select,
+  Text,
+  Title,
+  VisuallyHidden,
+} from '@mantine/core';
 import { useDisclosure } from '@mantine/hooks';
 import { useEffect, useMemo, useRef } from 'react';
 import { logout, type Me } from './api';
 import { ApiKeysPage } from './pages/ApiKeys';
 import { AuditPage } from './pages/Audit';
 import { FleetPage } from './pages/Fleet';
+import { BatchPage, JobsPage } from './pages/Jobs';
 import { MembersPage } from './pages/Members';
 import { OnboardPage } from './pages/Onboard';
 import { PlatformPage } from './pages/Platform';
 import { SitePage } from './pages/Site';
+import { RealtimeProvider, useLinkState } from './realtime';
 import { Link, match, navigate } from './router';
 import { SessionContext, sessionFor, tenantPath } from './session';
 
@@ -53,6 +67,12 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
           active: path === tenantPath(session.tenant) || path.startsWith(tenantPath(session.tenant, '/sites')),
         },
         {
+          href: tenantPath(session.tenant, '/jobs'),
+          label: 'Jobs',
+          show: true,
+          active: path.startsWith(tenantPath(session.tenant, '/jobs')),
+        },
+        {
           href: tenantPath(session.tenant, '/onboard'),
           label: 'Add a site',
           show: session.can('operator'),
@@ -87,6 +107,9 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
   else if (session) {
     if ((m = match('/t/:tenant/sites/:siteId', path))) page = <SitePage siteId={m['siteId']!} key={m['siteId']} />;
     else if (match('/t/:tenant/onboard', path)) page = <OnboardPage />;
+    else if (match('/t/:tenant/jobs', path)) page = <JobsPage />;
+    else if ((m = match('/t/:tenant/jobs/batches/:batchId', path)))
+      page = <BatchPage batchId={m['batchId']!} key={m['batchId']} />;
     else if (match('/t/:tenant/members', path)) page = <MembersPage />;
     else if (match('/t/:tenant/api-keys', path)) page = <ApiKeysPage />;
     else if (match('/t/:tenant/audit', path)) page = <AuditPage />;
@@ -96,7 +119,7 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
     page = <Alert title="No workspace">Your account is not a member of any tenant yet. Ask an owner to add you.</Alert>;
   if (!page) page = <Alert title="Not found">There is nothing at this address.</Alert>;
 
-  return (
+  const shell = (
     <AppShell
       header={{ height: 60 }}
       navbar={{ width: 240, breakpoint: 'sm', collapsed: { mobile: !opened } }}
@@ -128,6 +151,7 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
                 comboboxProps={{ withinPortal: true }}
               />
             )}
+            {session && <LinkBadge />}
             <Text size="sm" visibleFrom="md" c="dimmed" data-testid="whoami">
               {me.displayName}
               {tenant ? ` · ${tenant.role}` : ''}
@@ -159,5 +183,31 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
         <SessionContext.Provider value={session}>{page}</SessionContext.Provider>
       </AppShell.Main>
     </AppShell>
+  );
+  return session ? (
+    <RealtimeProvider tenantId={session.tenant.id} key={session.tenant.id}>
+      {shell}
+    </RealtimeProvider>
+  ) : (
+    shell
+  );
+}
+
+const LINK_LABEL = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', offline: 'Not live' };
+
+/** Whether status changes arrive live (announced politely to screen readers when it changes). */
+function LinkBadge() {
+  const state = useLinkState();
+  return (
+    <Badge
+      variant="dot"
+      color={state === 'live' ? 'teal' : state === 'offline' ? 'red' : 'yellow'}
+      role="status"
+      aria-live="polite"
+      data-testid="link-state"
+      visibleFrom="xs"
+    >
+      {LINK_LABEL[state]}
+    </Badge>
   );
 }

@@ -137,10 +137,27 @@ const REFRESH_KEY = 'backplane.refresh';
 let accessToken: string | null = null;
 let refreshing: Promise<boolean> | null = null;
 let onSignedOut: (() => void) | null = null;
+const tokenListeners = new Set<(token: string) => void>();
 
 function store(pair: TokenPair): void {
   accessToken = pair.accessToken;
   sessionStorage.setItem(REFRESH_KEY, pair.refreshToken);
+  for (const l of tokenListeners) l(pair.accessToken);
+}
+
+/**
+ * The current access token, refreshed first when there is none yet (after a reload). For the
+ * realtime socket's handshake, which authenticates with the same token as the REST calls.
+ */
+export async function currentAccessToken(): Promise<string | null> {
+  if (!accessToken && sessionStorage.getItem(REFRESH_KEY)) await refresh();
+  return accessToken;
+}
+
+/** Called with every new access token (sign-in, refresh): the realtime socket reconnects with it. */
+export function onAccessToken(fn: (token: string) => void): () => void {
+  tokenListeners.add(fn);
+  return () => tokenListeners.delete(fn);
 }
 
 function forget(): void {

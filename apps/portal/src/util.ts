@@ -52,4 +52,9 @@ export function siteState(s: { status: { online: boolean; lastSeenAt: string | n
   return s.status.lastSeenAt ? 'offline' : 'pending';
 }
 
-export const STATE_COLOR: Record<SiteState, string> = { online: 'teal', offline: 'red', pending: 'gray' };
+export const STATE_COLOR: Record<SiteState | 'degraded', string> = {
+  online: 'teal',
+  degraded: 'orange',
+  offline: 'red',
+  pending: 'gray',
+};

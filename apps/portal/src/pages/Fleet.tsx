@@ -19,54 +19,51 @@ import { api, errorText, type Page, type Site } from '../api';
 import { usePlatformNames } from '../names';
 import { Link } from '../router';
 import { tenantPath, useSession } from '../session';
-import { ago, siteState, STATE_COLOR } from '../util';
+import { useTenantEvents } from '../realtime';
+import { ago, siteState, STATE_COLOR, type SiteState } from '../util';
 
 const PAGE = 200;
 const ROW = 48;
 
-interface Counts {
+export interface SummaryCounts {
+  total: number;
   online: number;
+  degraded: number;
   offline: number;
   pending: number;
-  regions: Map<string, number>;
-  done: boolean;
+}
+export interface FleetSummary extends SummaryCounts {
+  regions: (SummaryCounts & { regionId: string | null; regionName: string | null })[];
 }
 
 /**
- * Walks every page once (200 sites a request) to count states and regions; the list itself
- * pages lazily. The api has no summary endpoint yet: with one, this becomes a single request.
+ * Counts by health and region: one request (`/sites/summary`), whatever the fleet size. Live
+ * events ask for a reload; reloads are coalesced to at most one a second.
  */
-function useFleetCounts(tenantId: string, tick: number): { counts: Counts | null; error: string | null } {
-  const [counts, setCounts] = useState<Counts | null>(null);
+function useFleetSummary(tenantId: string, tick: number) {
+  const [summary, setSummary] = useState<FleetSummary | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [again, setAgain] = useState(0);
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
   useEffect(() => {
     const ac = new AbortController();
-    const c: Counts = { online: 0, offline: 0, pending: 0, regions: new Map(), done: false };
-    setError(null);
-    // Two cursor chains in parallel (online and not online) halve the time to a full count.
-    const walk = async (online: 'true' | 'false') => {
-      let cursor: string | null = null;
-      do {
-        const page: Page<Site> = await api<Page<Site>>('GET', `/tenants/${tenantId}/sites`, {
-          query: { limit: PAGE, cursor, online },
-          signal: ac.signal,
-        });
-        for (const s of page.items) {
-          c[siteState(s)]++;
-          const r = s.status.regionId ?? '';
-          c.regions.set(r, (c.regions.get(r) ?? 0) + 1);
-        }
-        cursor = page.nextCursor;
-        if (!ac.signal.aborted) setCounts({ ...c, regions: new Map(c.regions) });
-      } while (cursor && !ac.signal.aborted);
-    };
-    Promise.all([walk('true'), walk('false')]).then(
-      () => !ac.signal.aborted && setCounts({ ...c, regions: new Map(c.regions), done: true }),
+    api<FleetSummary>('GET', `/tenants/${tenantId}/sites/summary`, { signal: ac.signal }).then(
+      (s) => {
+        setSummary(s);
+        setError(null);
+      },
       (e: unknown) => !ac.signal.aborted && setError(errorText(e)),
     );
     return () => ac.abort();
-  }, [tenantId, tick]);
-  return { counts, error };
+  }, [tenantId, tick, again]);
+  useEffect(() => () => clearTimeout(timer.current ?? undefined), []);
+  const soon = useCallback(() => {
+    timer.current ??= setTimeout(() => {
+      timer.current = null;
+      setAgain((n) => n + 1);
+    }, 1000);
+  }, []);
+  return { summary, error, soon };
 }
 
 interface ListState {
@@ -132,10 +129,26 @@ function useSiteList(tenantId: string, filters: { q: string; tag: string; online
   const more = useCallback(() => {
     if (!state.loading && !state.done && state.cursor && !state.error) void fetchPage(state.cursor, false);
   }, [state, fetchPage]);
-  return { ...state, more };
+  /** Live changes: replace, drop or (when the whole list is loaded) add one site. */
+  const put = useCallback((site: Site) => {
+    setState((s) => {
+      const i = s.items.findIndex((x) => x.id === site.id);
+      if (i >= 0) return { ...s, items: s.items.map((x) => (x.id === site.id ? site : x)) };
+      return s.done ? { ...s, items: [...s.items, site] } : s;
+    });
+  }, []);
+  const patch = useCallback((id: string, fn: (site: Site) => Site) => {
+    setState((s) =>
+      s.items.some((x) => x.id === id) ? { ...s, items: s.items.map((x) => (x.id === id ? fn(x) : x)) } : s,
+    );
+  }, []);
+  const remove = useCallback((id: string) => {
+    setState((s) => ({ ...s, items: s.items.filter((x) => x.id !== id) }));
+  }, []);
+  return { ...state, more, put, patch, remove };
 }
 
-function Stat({ label, value, color }: { label: string; value: string; color: string }) {
+function Stat({ label, value, color, hint }: { label: string; value: string; color: string; hint?: string }) {
   return (
     <Card withBorder padding="md" role="group" aria-label={label}>
       <Text size="sm" c="dimmed">
@@ -144,6 +157,11 @@ function Stat({ label, value, color }: { label: string; value: string; color: st
       <Text size="xl" fw={700} c={color} data-testid={`count-${label.toLowerCase()}`}>
         {value}
       </Text>
+      {hint && (
+        <Text size="xs" c="dimmed">
+          {hint}
+        </Text>
+      )}
     </Card>
   );
 }
@@ -156,10 +174,39 @@ export function FleetPage() {
   const [tick, setTick] = useState(0);
   const [dq] = useDebouncedValue(q, 300);
   const [dtag] = useDebouncedValue(tag, 300);
-  const { counts, error: countError } = useFleetCounts(tenant.id, tick);
+  const { summary, error: countError, soon } = useFleetSummary(tenant.id, tick);
   const list = useSiteList(tenant.id, { q: dq, tag: dtag, online }, tick);
   const names = usePlatformNames(me.platformOperator);
-  const regionLabel = names.region;
+  const regionNames = new Map(summary?.regions.map((r) => [r.regionId ?? '', r.regionName]) ?? []);
+  const regionLabel = (id: string | null) => (id && regionNames.get(id)) || names.region(id);
+  // Health as the last live event said (degraded is not in the list's REST answer).
+  const [health, setHealth] = useState<Map<string, SiteState | 'degraded'>>(new Map());
+  const { put, patch, remove } = list;
+
+  useTenantEvents(
+    (e) => {
+      if (e.type === 'site.status') {
+        const d = e.data;
+        const h = d.health ?? (d.online ? 'online' : 'offline');
+        setHealth((m) => new Map(m).set(d.siteId, h));
+        patch(d.siteId, (s) => ({
+          ...s,
+          status: {
+            ...s.status,
+            online: d.online,
+            lastSeenAt: d.online || h === 'degraded' ? e.at : s.status.lastSeenAt,
+            ...(d.gatewayId ? { gatewayId: d.gatewayId } : {}),
+          },
+        }));
+        soon();
+      } else if (e.type === 'site.changed') {
+        soon();
+        if (e.data.change === 'deleted') remove(e.data.siteId);
+        else void api<Site>('GET', `/tenants/${tenant.id}/sites/${e.data.siteId}`).then(put, () => undefined);
+      }
+    },
+    () => setTick((t) => t + 1),
+  );
 
   const parentRef = useRef<HTMLDivElement>(null);
   const virt = useVirtualizer({
@@ -174,7 +221,7 @@ export function FleetPage() {
     if (last && last.index >= list.items.length - 40) list.more();
   }, [last, list]);
 
-  const n = (v: number) => (counts ? (counts.done ? String(v) : `${v}…`) : '…');
+  const n = (v: number | undefined) => (summary && v !== undefined ? String(v) : '…');
 
   return (
     <Stack>
@@ -192,25 +239,27 @@ export function FleetPage() {
         </Group>
       </Group>
       {countError && <Alert color="red">{countError}</Alert>}
-      <SimpleGrid cols={{ base: 2, sm: 4 }}>
-        <Stat label="Online" value={n(counts?.online ?? 0)} color="teal" />
-        <Stat label="Offline" value={n(counts?.offline ?? 0)} color="red" />
-        <Stat label="Pending" value={n(counts?.pending ?? 0)} color="gray" />
-        <Stat
-          label="Total"
-          value={n((counts?.online ?? 0) + (counts?.offline ?? 0) + (counts?.pending ?? 0))}
-          color="indigo"
-        />
+      <SimpleGrid cols={{ base: 2, sm: 3, lg: 5 }}>
+        <Stat label="Online" value={n(summary?.online)} color="teal" hint="tunnel up" />
+        <Stat label="Degraded" value={n(summary?.degraded)} color="orange" hint="polls, no tunnel" />
+        <Stat label="Offline" value={n(summary?.offline)} color="red" hint="neither" />
+        <Stat label="Pending" value={n(summary?.pending)} color="gray" hint="never seen" />
+        <Stat label="Total" value={n(summary?.total)} color="indigo" />
       </SimpleGrid>
-      {counts && counts.regions.size > 0 && (
+      {summary && summary.regions.length > 0 && (
         <Group gap="xs" aria-label="Sites by region" role="list">
-          {[...counts.regions.entries()]
-            .sort((a, b) => b[1] - a[1])
-            .map(([id, c]) => (
-              <Badge key={id || 'none'} variant="light" color={id ? 'indigo' : 'gray'} role="listitem" size="lg">
-                {regionLabel(id || null)}: {c}
-              </Badge>
-            ))}
+          {summary.regions.map((r) => (
+            <Badge
+              key={r.regionId ?? 'none'}
+              variant="light"
+              color={r.regionId ? 'indigo' : 'gray'}
+              role="listitem"
+              size="lg"
+              title={`${r.online} online, ${r.degraded} degraded, ${r.offline} offline, ${r.pending} pending`}
+            >
+              {r.regionName ?? regionLabel(r.regionId)}: {r.online}/{r.total} online
+            </Badge>
+          ))}
         </Group>
       )}
       <Group align="end" gap="sm" role="search" aria-label="Filter sites">
@@ -290,7 +339,7 @@ export function FleetPage() {
                       </Group>
                     </div>
                   );
-                const st = siteState(s);
+                const st = health.get(s.id) ?? siteState(s);
                 return (
                   <div key={s.id} style={style} role="listitem">
                     <Link href={tenantPath(tenant, `/sites/${s.id}`)} className="site-row" style={{ height: ROW }}>
@@ -298,7 +347,7 @@ export function FleetPage() {
                         {s.name}
                       </Text>
                       <span>
-                        <Badge color={STATE_COLOR[st]} variant="light">
+                        <Badge color={STATE_COLOR[st]} variant="light" data-testid="site-state">
                           {st}
                         </Badge>
                       </span>

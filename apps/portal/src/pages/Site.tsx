@@ -1,11 +1,37 @@
 import { Alert, Badge, Button, Card, Group, Loader, Modal, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import type { TelemetrySample } from '@backplane/contracts';
 import { useState } from 'react';
 import { api, ApiError, errorText, type Site, type SiteHealth } from '../api';
 import { Copyable, Facts } from '../components';
+import { JobsTable, MoreButton, TERMINAL, useJobList, type Job } from '../jobs';
 import { usePlatformNames } from '../names';
+import { useSiteStream, useTenantEvents } from '../realtime';
 import { Link, navigate } from '../router';
 import { tenantPath, useSession } from '../session';
 import { ago, siteState, STATE_COLOR, useLoad, when } from '../util';
+import { Backups } from './site/Backups';
+import { CommandConsole } from './site/Console';
+import { History, LiveTraffic, LogTail } from './site/Live';
+
+interface Tunnel {
+  online: boolean;
+  address?: string;
+  regionSlug?: string;
+  gatewayId?: string;
+  sourceIp?: string;
+  connectedSince?: string;
+  bytesIn?: number;
+  bytesOut?: number;
+  latencyMs?: number | null;
+}
+
+function duration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined) return '—';
+  const d = Math.floor(seconds / 86400);
+  const h = Math.floor((seconds % 86400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  return d ? `${d}d ${h}h ${m}m` : h ? `${h}h ${m}m` : `${m}m ${Math.floor(seconds % 60)}s`;
+}
 
 interface TunnelEvent {
   id: string;
@@ -58,8 +84,40 @@ export function SitePage({ siteId }: { siteId: string }) {
     },
     [base],
   );
+  const tunnel = useLoad((signal) => api<Tunnel>('GET', `${base}/tunnel`, { signal }), [base]);
+  const jobs = useJobList({ siteId }, 20);
+  const [sample, setSample] = useState<TelemetrySample | null>(null);
+  const [liveState, setLiveState] = useState<string | null>(null);
+  const [gone, setGone] = useState(false);
+  const { reload: reloadSite } = site;
+  const { reload: reloadTunnel } = tunnel;
+  const { reload: reloadHealth } = health;
+  const { reload: reloadLive } = live;
+
+  // The status changes while the page is open: badge, tunnel facts and router values follow.
+  useTenantEvents(
+    (e) => {
+      if (e.type === 'site.status' && e.data.siteId === siteId) {
+        setLiveState(e.data.health ?? (e.data.online ? 'online' : 'offline'));
+        reloadTunnel();
+        reloadHealth();
+        reloadSite();
+        if (e.data.online) reloadLive();
+      } else if (e.type === 'site.changed' && e.data.siteId === siteId) {
+        if (e.data.change === 'deleted') setGone(true);
+        else reloadSite();
+      }
+    },
+    () => {
+      reloadSite();
+      reloadTunnel();
+      reloadHealth();
+    },
+  );
+  useSiteStream(siteId, 'telemetry', setSample);
+
   const [command, setCommand] = useState<{ command: string; expiresAt: string } | null>(null);
-  const [confirm, setConfirm] = useState<'reboot' | 'delete' | null>(null);
+  const [confirm, setConfirm] = useState<'reboot' | 'delete' | 'recreate' | null>(null);
   const [actionError, setActionError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -85,18 +143,37 @@ export function SitePage({ siteId }: { siteId: string }) {
     );
   if (!site.data) return <Loader aria-label="Loading site" />;
   const s = site.data;
-  const st = siteState(s);
+  const st = liveState ?? siteState(s);
+  const online = liveState ? liveState === 'online' : s.status.online;
   const liveData = live.data && 'resources' in live.data ? live.data : null;
+  const tun = tunnel.data?.online ? tunnel.data : null;
+  const res = liveData?.resources;
+  const memUsed = sample?.memoryUsed ?? (res ? Number(res['total-memory']) - Number(res['free-memory']) : null);
+  const memTotal = sample?.memoryTotal ?? (res ? Number(res['total-memory']) : null);
+  const cpu = sample?.cpuLoad ?? (res?.['cpu-load'] !== undefined ? Number(res['cpu-load']) : null);
+  const recreating = jobs.items.find((j) => j.kind === 'recreate-tunnel' && !TERMINAL.has(j.state));
 
   return (
     <Stack>
       <Text size="sm">
         <Link href={tenantPath(tenant)}>Fleet</Link> / {s.name}
       </Text>
+      {gone && (
+        <Alert color="orange" role="alert">
+          This site was deleted.
+        </Alert>
+      )}
       <Group justify="space-between" align="start">
         <Group gap="sm">
           <Title order={2}>{s.name}</Title>
-          <Badge color={STATE_COLOR[st]} size="lg" variant="light">
+          <Badge
+            color={STATE_COLOR[st as keyof typeof STATE_COLOR] ?? 'gray'}
+            size="lg"
+            variant="light"
+            data-testid="site-status"
+            role="status"
+            aria-live="polite"
+          >
             {st}
           </Badge>
         </Group>
@@ -109,7 +186,10 @@ export function SitePage({ siteId }: { siteId: string }) {
             >
               Onboarding command
             </Button>
-            <Button variant="default" color="orange" onClick={() => setConfirm('reboot')} disabled={!s.status.online}>
+            <Button variant="default" onClick={() => setConfirm('recreate')} loading={!!recreating}>
+              Recreate tunnel
+            </Button>
+            <Button variant="default" color="orange" onClick={() => setConfirm('reboot')} disabled={!online}>
               Reboot router
             </Button>
             {can('admin') && (
@@ -151,11 +231,33 @@ export function SitePage({ siteId }: { siteId: string }) {
               ['Tunnel address', <span className="mono">{s.mgmtAddress}</span>],
               ['Status', st],
               [
+                'Connected since',
+                tun?.connectedSince ? `${when(tun.connectedSince)} (${ago(tun.connectedSince)})` : '—',
+              ],
+              ['Source IP', tun?.sourceIp ? <span className="mono">{tun.sourceIp}</span> : '—'],
+              [
+                'Tunnel traffic',
+                tun || sample
+                  ? `${bytes(sample?.tunnelBytesIn ?? tun?.bytesIn ?? null)} in / ${bytes(sample?.tunnelBytesOut ?? tun?.bytesOut ?? null)} out`
+                  : '—',
+              ],
+              [
+                'Latency',
+                (sample?.latencyMs ?? tun?.latencyMs) != null ? `${sample?.latencyMs ?? tun?.latencyMs} ms` : '—',
+              ],
+              [
                 'Last seen',
                 `${ago(s.status.lastSeenAt)}${s.status.lastSeenAt ? ` (${when(s.status.lastSeenAt)})` : ''}`,
               ],
-              ['Region', s.status.regionId ? names.region(s.status.regionId) : 'not assigned yet'],
-              ['Gateway', names.gateway(s.status.gatewayId)],
+              [
+                'Region',
+                s.status.regionId
+                  ? me.platformOperator
+                    ? names.region(s.status.regionId)
+                    : (tun?.regionSlug ?? names.region(s.status.regionId))
+                  : 'not assigned yet',
+              ],
+              ['Gateway', names.gateway(tun?.gatewayId ?? s.status.gatewayId)],
               ['Health', health.data ? health.data.health : (health.error ?? '…')],
               ['Last poll', health.data ? ago(health.data.lastPollAt) : '…'],
               ['Missed polls', health.data?.missedPolls ?? '—'],
@@ -172,8 +274,14 @@ export function SitePage({ siteId }: { siteId: string }) {
               ['Identity', liveData ? liveData.identity : live.loading ? '…' : 'not reachable'],
               ['RouterOS version', liveData?.resources['version'] ?? s.status.routerosVersion ?? '—'],
               ['Board', liveData?.resources['board-name'] ?? s.status.board ?? '—'],
-              ['Uptime', liveData?.resources['uptime'] ?? '—'],
-              ['CPU load', liveData?.resources['cpu-load'] !== undefined ? `${liveData.resources['cpu-load']} %` : '—'],
+              ['Uptime', sample?.uptimeSeconds != null ? duration(sample.uptimeSeconds) : (res?.['uptime'] ?? '—')],
+              ['CPU load', cpu !== null && !Number.isNaN(cpu) ? `${cpu} %` : '—'],
+              [
+                'Memory',
+                memUsed !== null && memTotal && !Number.isNaN(memUsed)
+                  ? `${bytes(memUsed)} of ${bytes(memTotal)} (${Math.round((100 * memUsed) / memTotal)} %)`
+                  : '—',
+              ],
               ['Tags', s.tags.length ? s.tags.join(', ') : '—'],
               ['Address', s.location.address ?? '—'],
               ['Created', when(s.createdAt)],
@@ -240,16 +348,44 @@ export function SitePage({ siteId }: { siteId: string }) {
           </Table.ScrollContainer>
         )}
       </Card>
+      <SimpleGrid cols={{ base: 1, lg: 2 }}>
+        <LiveTraffic base={base} siteId={siteId} online={online} />
+        <LogTail base={base} siteId={siteId} online={online} />
+      </SimpleGrid>
+      <History base={base} />
+      <Card withBorder>
+        <Title order={3} size="h4" mb="xs">
+          Jobs
+        </Title>
+        {jobs.error ? (
+          <Text c="dimmed">{jobs.error}</Text>
+        ) : jobs.items.length === 0 ? (
+          <Text c="dimmed">{jobs.loading ? 'Loading…' : 'No jobs for this site yet.'}</Text>
+        ) : (
+          <JobsTable jobs={jobs.items} showSite={false} />
+        )}
+        <MoreButton list={jobs} />
+      </Card>
+      <Backups base={base} siteId={siteId} onJob={jobs.add} />
+      {can('operator') && <CommandConsole base={base} jobs={jobs.items} onJob={jobs.add} />}
       <Modal
         opened={confirm !== null}
         onClose={() => setConfirm(null)}
-        title={confirm === 'delete' ? 'Delete this site?' : 'Reboot this router?'}
+        title={
+          confirm === 'delete'
+            ? 'Delete this site?'
+            : confirm === 'recreate'
+              ? 'Recreate the tunnel?'
+              : 'Reboot this router?'
+        }
       >
         <Stack>
           <Text>
             {confirm === 'delete'
               ? `${s.name} and its tunnel parameters are removed. The router keeps its configuration but can no longer connect.`
-              : `${s.name} restarts now; it is offline until it has booted and reconnected.`}
+              : confirm === 'recreate'
+                ? `${s.name} gets new tunnel credentials. The router is repaired over the tunnel now, or at its next poll if the tunnel is down; it reconnects with the new parameters.`
+                : `${s.name} restarts now; it is offline until it has booted and reconnected.`}
           </Text>
           <Group justify="end">
             <Button variant="default" onClick={() => setConfirm(null)}>
@@ -263,6 +399,9 @@ export function SitePage({ siteId }: { siteId: string }) {
                   if (confirm === 'delete') {
                     await api('DELETE', base);
                     navigate(tenantPath(tenant));
+                  } else if (confirm === 'recreate') {
+                    jobs.add(await api<Job>('POST', `${base}/recreate-tunnel`));
+                    setNotice('Tunnel recreation started: follow it in the jobs below.');
                   } else {
                     await api('POST', `${base}/reboot`);
                     setNotice('Reboot requested.');
@@ -270,7 +409,7 @@ export function SitePage({ siteId }: { siteId: string }) {
                 })
               }
             >
-              {confirm === 'delete' ? 'Delete site' : 'Reboot'}
+              {confirm === 'delete' ? 'Delete site' : confirm === 'recreate' ? 'Recreate tunnel' : 'Reboot'}
             </Button>
           </Group>
         </Stack>

@@ -1,0 +1,125 @@
+import { Alert, Card, Group, Loader, Progress, Select, SimpleGrid, Stack, Text, Title } from '@mantine/core';
+import { useEffect, useState } from 'react';
+import { api } from '../api';
+import { JOB_COLOR, JOB_STATES, JobsTable, MoreButton, useJobList, useSiteNames } from '../jobs';
+import { useTenantEvents } from '../realtime';
+import { Link } from '../router';
+import { tenantPath, useSession } from '../session';
+import { useLoad, when } from '../util';
+
+/** Every job of the tenant, newest first, with live progress; filter by state or site. */
+export function JobsPage() {
+  const [state, setState] = useState<string | null>(null);
+  const list = useJobList({ state: state ?? undefined });
+  const names = useSiteNames(list.items.map((j) => j.siteId));
+  return (
+    <Stack>
+      <Title order={2}>Jobs</Title>
+      <Group align="end" role="search" aria-label="Filter jobs">
+        <Select
+          label="State"
+          placeholder="Any state"
+          clearable
+          data={JOB_STATES.map((s) => ({ value: s, label: s }))}
+          value={state}
+          onChange={setState}
+          w={200}
+        />
+      </Group>
+      {list.error && (
+        <Alert color="red" role="alert">
+          {list.error}
+        </Alert>
+      )}
+      <Card withBorder padding={0}>
+        {list.items.length === 0 ? (
+          <Text p="md" c="dimmed">
+            {list.loading ? 'Loading jobs…' : 'No jobs match.'}
+          </Text>
+        ) : (
+          <JobsTable jobs={list.items} siteNames={names} />
+        )}
+      </Card>
+      <MoreButton list={list} />
+    </Stack>
+  );
+}
+
+interface Batch {
+  id: string;
+  kind: string;
+  total: number;
+  states: Record<string, number>;
+  finished: number;
+  done: boolean;
+  createdAt: string;
+}
+
+/** One change fanned out to many sites: totals per state and the per-site jobs, live. */
+export function BatchPage({ batchId }: { batchId: string }) {
+  const { tenant } = useSession();
+  const batch = useLoad(
+    (signal) => api<Batch>('GET', `/tenants/${tenant.id}/job-batches/${batchId}`, { signal }),
+    [tenant.id, batchId],
+  );
+  const list = useJobList({ batchId });
+  const names = useSiteNames(list.items.map((j) => j.siteId));
+  // Totals follow the jobs' events (re-read at most twice a second).
+  const [stale, setStale] = useState(0);
+  useTenantEvents((e) => {
+    if (e.type === 'job.progress' && e.data.batchId === batchId) setStale((n) => n + 1);
+  });
+  const { reload } = batch;
+  useEffect(() => {
+    if (!stale) return;
+    const t = setTimeout(reload, 500);
+    return () => clearTimeout(t);
+  }, [stale, reload]);
+
+  if (batch.error)
+    return (
+      <Alert color="red" title="Batch not available">
+        {batch.error}
+      </Alert>
+    );
+  if (!batch.data) return <Loader aria-label="Loading batch" />;
+  const b = batch.data;
+  return (
+    <Stack>
+      <Text size="sm">
+        <Link href={tenantPath(tenant, '/jobs')}>Jobs</Link> / batch {b.id.slice(0, 8)}
+      </Text>
+      <Title order={2}>
+        Batch: {b.kind} on {b.total} site{b.total === 1 ? '' : 's'}
+      </Title>
+      <Card withBorder>
+        <Text size="sm" mb="xs">
+          {b.finished} of {b.total} finished{b.done ? ' — done' : ''} · started {when(b.createdAt)}
+        </Text>
+        <Progress.Root size="lg" aria-label="Batch progress">
+          {JOB_STATES.filter((s) => b.states[s]).map((s) => (
+            <Progress.Section key={s} value={(100 * (b.states[s] ?? 0)) / Math.max(b.total, 1)} color={JOB_COLOR[s]}>
+              <Progress.Label>{s}</Progress.Label>
+            </Progress.Section>
+          ))}
+        </Progress.Root>
+        <SimpleGrid cols={{ base: 2, sm: 4, md: 7 }} mt="sm">
+          {JOB_STATES.map((s) => (
+            <div key={s}>
+              <Text size="xs" c="dimmed">
+                {s}
+              </Text>
+              <Text fw={600} c={JOB_COLOR[s]} data-testid={`batch-${s}`}>
+                {b.states[s] ?? 0}
+              </Text>
+            </div>
+          ))}
+        </SimpleGrid>
+      </Card>
+      <Card withBorder padding={0}>
+        <JobsTable jobs={list.items} siteNames={names} />
+      </Card>
+      <MoreButton list={list} />
+    </Stack>
+  );
+}
