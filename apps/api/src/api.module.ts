@@ -35,6 +35,7 @@ import { SitesController } from './sites/sites.controller';
 import { SitesService } from './sites/sites.service';
 import { TenantsController } from './tenants/tenants.controller';
 import { TenantsService } from './tenants/tenants.service';
+import { TelemetryModule } from './telemetry/telemetry.module';
 
 const REPOSITORIES = [
   ApiKeysRepository,
@@ -82,6 +83,7 @@ export class ApiModule {
         OnboardingModule.register(deps),
         JobsModule.register(deps),
         PortalModule.register(deps),
+        TelemetryModule.register(deps),
       ],
       controllers: [
         AuthController,

@@ -14,6 +14,7 @@ import { missingForRealOpenVpn, startOpenVpnRuntime, type OpenVpnRuntime } from 
 import { EventOutbox } from './outbox';
 import { Relay } from './relay';
 import { SiteDirectory } from './site-directory';
+import { TelemetryPoller } from './telemetry';
 import { TunnelManager } from './tunnels';
 
 export const GATEWAY_VERSION = '0.1.0';
@@ -39,6 +40,7 @@ export interface Gateway {
   readonly identity: GatewayIdentity;
   readonly tunnels: TunnelManager;
   readonly relay: Relay;
+  readonly telemetry: TelemetryPoller;
   readonly directory: SiteDirectory;
   readonly outbox: EventOutbox;
   readonly runtime: OpenVpnRuntime;
@@ -191,6 +193,15 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     ...(o.routerEndpoint ? { routerEndpoint: o.routerEndpoint } : {}),
   });
 
+  const telemetry = new TelemetryPoller({
+    relay,
+    tunnels,
+    apiUrl: config.GATEWAY_API_URL,
+    credential: identity.credential,
+    intervalMs: config.TELEMETRY_INTERVAL * 1000,
+    logger: log.child({ component: 'telemetry' }),
+  });
+
   new Gauge({
     name: 'gateway_tunnels_online',
     help: 'Tunnels established on this gateway',
@@ -244,12 +255,14 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   };
   await heartbeat();
   const hbTimer = setInterval(() => void heartbeat(), o.heartbeatIntervalMs ?? 30_000);
+  telemetry.start();
 
   let stopping: Promise<void> | undefined;
   const doStop = async (): Promise<void> => {
     clearInterval(hbTimer);
     directory.stop();
     tunnels.stop();
+    await telemetry.stop();
     await relay.close();
     await outbox.stop();
     await runtime.stop();
@@ -258,5 +271,5 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   };
   // Nest calls this on SIGTERM/SIGINT (shutdown hooks) and on app.close().
   stopParts = () => (stopping ??= doStop());
-  return { app, identity, tunnels, relay, directory, outbox, runtime, linkUrl, close: () => app.close() };
+  return { app, identity, tunnels, relay, telemetry, directory, outbox, runtime, linkUrl, close: () => app.close() };
 }

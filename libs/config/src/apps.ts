@@ -29,6 +29,7 @@ export function loadApiConfig(env: Env = processEnv()) {
       'ONBOARDING_CA_FILE',
       'POLL_INTERVAL',
       'REDIS_PREFIX',
+      'JOB_TTL',
     ],
     env,
   );

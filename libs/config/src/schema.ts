@@ -365,6 +365,18 @@ export const VARS = {
     secret: false,
     defaultText: '0 3 * * *',
   }),
+  JOB_TTL: defineVar({
+    name: 'JOB_TTL',
+    schema: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(30 * 24 * 3600)
+      .default(24 * 3600),
+    description: 'Seconds a job may wait for its site (offline, busy) before it ends as `expired`.',
+    secret: false,
+    defaultText: '86400',
+  }),
   DEV_POSTGRES_PORT: defineVar({
     name: 'DEV_POSTGRES_PORT',
     schema: port.default(54329),

@@ -39,5 +39,9 @@ export {
   type TelemetryHistory,
   type TelemetryPoint,
   type TelemetryRange,
+  type TelemetryBatch,
+  type TelemetryIngestResult,
+  type TelemetryTarget,
+  type TelemetryTargets,
   type TrafficSample,
 } from './realtime';

@@ -1,3 +1,5 @@
+import type { RouterCredentials } from './gateway-link';
+
 /**
  * Realtime messages between the api (socket.io, Redis adapter) and portal clients.
  *
@@ -126,6 +128,32 @@ export interface TelemetrySample {
   readonly interfaces: readonly { readonly name: string; readonly rxBps: number; readonly txBps: number }[];
 }
 
+/**
+ * `POST /api/v1/gateway/telemetry` (gateway credential): a batch of samples of sites whose
+ * tunnel the gateway holds (at most 500; samples of other sites are ignored, a sample sent
+ * twice is stored once).
+ */
+export interface TelemetryBatch {
+  readonly samples: readonly TelemetrySample[];
+}
+
+export interface TelemetryIngestResult {
+  readonly stored: number;
+  /** Not stored: site not held by this gateway, sample outside the accepted time window, or a duplicate. */
+  readonly ignored: number;
+}
+
+/** One site a gateway polls, with the router API credentials to poll it (kept in memory only). */
+export interface TelemetryTarget {
+  readonly siteId: string;
+  readonly credentials: RouterCredentials;
+}
+
+/** `GET /api/v1/gateway/telemetry/targets` (gateway credential): the online sites on this gateway. */
+export interface TelemetryTargets {
+  readonly targets: readonly TelemetryTarget[];
+}
+
 /** Server -> client socket.io events. */
 export interface RealtimeServerEvents {
   event: (e: TenantEvent) => void;
@@ -175,6 +203,12 @@ export interface TelemetryPoint {
   readonly txBps: number | null;
   readonly tunnelBytesIn: number | null;
   readonly tunnelBytesOut: number | null;
+  /** Highest value inside the bucket (rollups keep avg and max). */
+  readonly cpuLoadMax?: number | null;
+  readonly rxBpsMax?: number | null;
+  readonly txBpsMax?: number | null;
+  /** Raw samples in the bucket. */
+  readonly samples?: number;
 }
 
 export interface TelemetryHistory {

@@ -19,9 +19,6 @@ import { ApiError } from '../common/api-error';
 import { ROLE_RANK, type TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
 
-/** Jobs for an offline site wait this long before they expire. */
-export const JOB_TTL_SECONDS = 24 * 3600;
-
 export function toJobResponse(r: JobRow) {
   return {
     id: r.id,
@@ -128,7 +125,7 @@ export class JobsService implements OnModuleDestroy {
         payload,
         requestedBy: this.requester(t),
         idempotencyKey: input.idempotencyKey,
-        ttlSeconds: JOB_TTL_SECONDS,
+        ttlSeconds: this.deps.config.JOB_TTL,
       });
       if (res.created) {
         await this.audit.record(tx, t.actor, {
@@ -197,7 +194,7 @@ export class JobsService implements OnModuleDestroy {
           requestedBy: this.requester(t),
           idempotencyKey: `batch:${batchId}`,
           batchId,
-          ttlSeconds: JOB_TTL_SECONDS,
+          ttlSeconds: this.deps.config.JOB_TTL,
         });
         rows.push(row);
       }

@@ -153,13 +153,20 @@ export class JobRunner {
       await this.finish(scope, row, 'cancelled', null, 'cancelled');
       return { cancelled: true };
     }
-    if (row.expiresAt.getTime() < Date.now()) {
-      await this.finish(scope, row, 'expired', null, row.error ?? 'the site stayed unreachable until the job expired');
+    const untilExpiry = row.expiresAt.getTime() - Date.now();
+    // A job taken over from a dead worker (`running`) finishes what it began; any other open
+    // job is not (re)started after its expiry.
+    if (untilExpiry <= 0 && row.state !== 'running') {
+      const last = row.error ? ` (last: ${row.error})` : '';
+      const what = row.startedAt ? 'while waiting for the site' : 'before it could run: the site stayed unreachable';
+      await this.finish(scope, row, 'expired', null, `expired at ${row.expiresAt.toISOString()} ${what}${last}`);
+      await this.options.redis.hdel(this.waitKey(), jobId);
       return { expired: true };
     }
-    // Backoff for waits: 1 s, 2 s, 4 s ... 30 s, counted from BullMQ's own delay count.
+    // Backoff for waits: 1 s, 2 s, 4 s ... 30 s, counted from BullMQ's own delay count, but
+    // never past the expiry (the job ends as expired then, not up to 30 s later).
     const waits = (await this.options.redis.hincrby(this.waitKey(), jobId, 1)) - 1;
-    const backoff = Math.min(30_000, 1000 * 2 ** Math.min(waits, 5));
+    const backoff = Math.max(100, Math.min(30_000, 1000 * 2 ** Math.min(waits, 5), untilExpiry + 50));
 
     const lock = this.lockKey(siteId);
     const got = await this.options.redis.eval(ACQUIRE, 1, lock, jobId, String(LOCK_TTL_MS));
@@ -184,8 +191,9 @@ export class JobRunner {
       const payload = parsePayload(started.kind, started.payload);
       const ctx = new JobContext(this.services, scope, started, payload, { siteId, credentials: creds });
       const handler = this.handlers[started.kind] as JobHandler<JobKind>;
-      const needsExport = started.kind === 'apply-config' || started.kind === 'run-command';
-      // apply-config records the menus it touches; run-command may touch anything.
+      // Before/after record: apply-config records the menus it touches; run-command and
+      // restore may touch anything (the whole export).
+      const needsExport = ['apply-config', 'run-command', 'restore'].includes(started.kind);
       const record = () =>
         started.kind === 'apply-config'
           ? ctx.exportMenus((payload as JobPayload<'apply-config'>).changes.map((c) => MENU_EXPORT_PATH[c.menu]))

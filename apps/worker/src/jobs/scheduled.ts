@@ -41,6 +41,9 @@ export class BackupScheduler {
       concurrency: 1,
     });
     this.worker.on('error', (err) => this.logger.warn({ err: err.message }, 'maintenance worker error'));
+    this.worker.on('failed', (job, err) =>
+      this.logger.warn({ err: err.message, tick: job?.opts.prevMillis }, 'scheduled backup tick failed'),
+    );
   }
 
   /** Enqueues a backup of every onboarded site; returns how many jobs were new. */

@@ -1,0 +1,179 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type {
+  TelemetryHistory,
+  TelemetryIngestResult,
+  TelemetryPoint,
+  TelemetryRange,
+  TelemetrySample,
+  TelemetryTargets,
+} from '@backplane/contracts';
+import { RealtimePublisher } from '@backplane/realtime';
+import { ApiError } from '../common/api-error';
+import type { TenantContext } from '../common/request';
+import { API_DEPS, type ApiDeps } from '../deps';
+
+/** Samples older than this (or further in the future than {@link FUTURE_MS}) are ignored. */
+export const INGEST_WINDOW_MS = 6 * 3600_000;
+const FUTURE_MS = 5 * 60_000;
+
+/** Where each chart range reads from and its bucket size. */
+export const RANGES: Record<TelemetryRange, { seconds: number; step: number; source: 'raw' | 'rollup' }> = {
+  '1h': { seconds: 3600, step: 60, source: 'raw' },
+  '24h': { seconds: 86_400, step: 300, source: 'rollup' },
+  '7d': { seconds: 7 * 86_400, step: 3600, source: 'rollup' },
+};
+
+interface PointRow {
+  at: Date;
+  samples: number;
+  cpu: number | null;
+  cpu_max: number | null;
+  mem: number | null;
+  mem_total: number | null;
+  lat: number | null;
+  rx: number | null;
+  rx_max: number | null;
+  tx: number | null;
+  tx_max: number | null;
+  bytes_in: number | null;
+  bytes_out: number | null;
+}
+
+interface IfaceRow {
+  at: Date;
+  name: string;
+  rx: number;
+  tx: number;
+}
+
+const round = (v: number | null, digits = 2): number | null => (v === null ? null : Number(v.toFixed(digits)));
+
+@Injectable()
+export class TelemetryService {
+  private readonly realtime: RealtimePublisher;
+
+  constructor(@Inject(API_DEPS) private readonly deps: ApiDeps) {
+    this.realtime = new RealtimePublisher({ redis: deps.redis, prefix: deps.redisPrefix });
+  }
+
+  /** The online sites whose tunnel this gateway holds, with their router API credentials. */
+  async targets(gatewayId: string): Promise<TelemetryTargets> {
+    const rows = await this.deps.db.inPlatform((tx) =>
+      tx.query<{ site_id: string; router_username: string; router_password_enc: string }>(
+        `SELECT * FROM bp_telemetry_targets($1)`,
+        [gatewayId],
+      ),
+    );
+    const targets = [];
+    for (const r of rows) {
+      try {
+        const password = this.deps.keyring.decryptText(r.router_password_enc, `site:${r.site_id}:router-password`);
+        targets.push({ siteId: r.site_id, credentials: { username: r.router_username, password } });
+      } catch (err) {
+        this.deps.logger.warn({ err, siteId: r.site_id }, 'router credentials do not decrypt: site not polled');
+      }
+    }
+    return { targets };
+  }
+
+  /** Stores a gateway's batch (sites it holds only) and emits each stored sample to its site stream. */
+  async ingest(gatewayId: string, samples: readonly TelemetrySample[]): Promise<TelemetryIngestResult> {
+    const now = Date.now();
+    const fresh = samples.filter((s) => {
+      const at = Date.parse(s.at);
+      return at >= now - INGEST_WINDOW_MS && at <= now + FUTURE_MS;
+    });
+    if (!fresh.length) return { stored: 0, ignored: samples.length };
+    const payload = fresh.map((s) => ({
+      ...s,
+      rxBps: s.interfaces.length ? s.interfaces.reduce((a, i) => a + i.rxBps, 0) : null,
+      txBps: s.interfaces.length ? s.interfaces.reduce((a, i) => a + i.txBps, 0) : null,
+    }));
+    const rows = await this.deps.db.inPlatform((tx) =>
+      tx.query<{ site_id: string; at: Date }>(`SELECT * FROM bp_telemetry_ingest($1, $2::jsonb)`, [
+        gatewayId,
+        JSON.stringify(payload),
+      ]),
+    );
+    const stored = new Set(rows.map((r) => `${r.site_id}|${r.at.getTime()}`));
+    for (const s of fresh) {
+      if (!stored.has(`${s.siteId}|${Date.parse(s.at)}`)) continue;
+      try {
+        this.realtime.emitSite(s.siteId, 'telemetry', s);
+      } catch (err) {
+        this.deps.logger.debug({ err, siteId: s.siteId }, 'telemetry not emitted');
+      }
+    }
+    return { stored: rows.length, ignored: samples.length - rows.length };
+  }
+
+  /** Chart data for one site: 1 h from raw samples (1-minute buckets), 24 h from 5-minute and 7 d from 1-hour rollups. */
+  async history(t: TenantContext, siteId: string, range: TelemetryRange): Promise<TelemetryHistory> {
+    const { seconds, step, source } = RANGES[range];
+    return this.deps.db.inTenant(t.scope, async (tx) => {
+      const [site] = await tx.query(`SELECT 1 FROM sites WHERE id = $1 AND deleted_at IS NULL`, [siteId]);
+      if (!site) throw ApiError.notFound('site');
+      const since = `now() - make_interval(secs => ${seconds})`;
+      let points: PointRow[];
+      let ifaces: IfaceRow[];
+      if (source === 'raw') {
+        const bucket = `date_bin(make_interval(secs => ${step}), at, timestamptz 'epoch')`;
+        points = await tx.query<PointRow>(
+          `SELECT ${bucket} AS at, count(*)::int AS samples,
+                  avg(cpu_load)::float8 AS cpu, max(cpu_load)::float8 AS cpu_max,
+                  avg(memory_used)::float8 AS mem, max(memory_total)::float8 AS mem_total,
+                  avg(latency_ms)::float8 AS lat, avg(rx_bps)::float8 AS rx, max(rx_bps)::float8 AS rx_max,
+                  avg(tx_bps)::float8 AS tx, max(tx_bps)::float8 AS tx_max,
+                  max(tunnel_bytes_in)::float8 AS bytes_in, max(tunnel_bytes_out)::float8 AS bytes_out
+             FROM telemetry_samples WHERE site_id = $1 AND at >= ${since}
+            GROUP BY 1 ORDER BY 1`,
+          [siteId],
+        );
+        ifaces = await tx.query<IfaceRow>(
+          `SELECT ${bucket} AS at, name, avg(rx_bps)::float8 AS rx, avg(tx_bps)::float8 AS tx
+             FROM telemetry_interface_samples WHERE site_id = $1 AND at >= ${since}
+            GROUP BY 1, 2 ORDER BY 2, 1`,
+          [siteId],
+        );
+      } else {
+        points = await tx.query<PointRow>(
+          `SELECT at, samples, cpu_avg AS cpu, cpu_max, memory_used_avg AS mem, memory_total AS mem_total,
+                  latency_avg AS lat, rx_avg AS rx, rx_max, tx_avg AS tx, tx_max,
+                  tunnel_bytes_in AS bytes_in, tunnel_bytes_out AS bytes_out
+             FROM telemetry_rollups WHERE site_id = $1 AND step = $2 AND at >= ${since} ORDER BY at`,
+          [siteId, step],
+        );
+        ifaces = await tx.query<IfaceRow>(
+          `SELECT at, name, rx_avg AS rx, tx_avg AS tx FROM telemetry_interface_rollups
+            WHERE site_id = $1 AND step = $2 AND at >= ${since} ORDER BY name, at`,
+          [siteId, step],
+        );
+      }
+      const interfaces: Record<string, { at: string; rxBps: number; txBps: number }[]> = {};
+      for (const r of ifaces) {
+        (interfaces[r.name] ??= []).push({ at: r.at.toISOString(), rxBps: Math.round(r.rx), txBps: Math.round(r.tx) });
+      }
+      return {
+        siteId,
+        range,
+        stepSeconds: step,
+        points: points.map((p): TelemetryPoint => ({
+          at: p.at.toISOString(),
+          samples: p.samples,
+          cpuLoad: round(p.cpu),
+          cpuLoadMax: round(p.cpu_max),
+          memoryUsed: round(p.mem, 0),
+          memoryTotal: round(p.mem_total, 0),
+          latencyMs: round(p.lat),
+          rxBps: round(p.rx, 0),
+          rxBpsMax: round(p.rx_max, 0),
+          txBps: round(p.tx, 0),
+          txBpsMax: round(p.tx_max, 0),
+          tunnelBytesIn: round(p.bytes_in, 0),
+          tunnelBytesOut: round(p.bytes_out, 0),
+        })),
+        interfaces,
+      };
+    });
+  }
+}
