@@ -30,6 +30,10 @@ export function loadApiConfig(env: Env = processEnv()) {
       'POLL_INTERVAL',
       'REDIS_PREFIX',
       'JOB_TTL',
+      'TELEMETRY_ROLLUP_INTERVAL',
+      'TELEMETRY_RAW_RETENTION_HOURS',
+      'TELEMETRY_5M_RETENTION_DAYS',
+      'TELEMETRY_1H_RETENTION_DAYS',
     ],
     env,
   );
@@ -51,6 +55,7 @@ export function loadGatewayConfig(env: Env = processEnv()) {
       'GATEWAY_OPENVPN',
       'GATEWAY_OPENVPN_PORT',
       'GATEWAY_REDIS_PREFIX',
+      'TELEMETRY_INTERVAL',
     ],
     env,
   );

@@ -377,6 +377,48 @@ export const VARS = {
     secret: false,
     defaultText: '86400',
   }),
+  TELEMETRY_INTERVAL: defineVar({
+    name: 'TELEMETRY_INTERVAL',
+    schema: z.coerce.number().int().min(1).max(3600).default(30),
+    description:
+      'Gateway: seconds between two telemetry polls of each online site (resources, interface rates, tunnel bytes); sites are spread over the interval.',
+    secret: false,
+    defaultText: '30',
+  }),
+  TELEMETRY_ROLLUP_INTERVAL: defineVar({
+    name: 'TELEMETRY_ROLLUP_INTERVAL',
+    schema: z.coerce.number().int().min(1).max(3600).default(60),
+    description:
+      'Api: seconds between runs of the telemetry downsampling and retention job (one replica at a time, advisory lock).',
+    secret: false,
+    defaultText: '60',
+  }),
+  TELEMETRY_RAW_RETENTION_HOURS: defineVar({
+    name: 'TELEMETRY_RAW_RETENTION_HOURS',
+    schema: z.coerce
+      .number()
+      .int()
+      .min(2)
+      .max(24 * 90)
+      .default(48),
+    description: 'Hours raw telemetry samples are kept (the 1 h chart reads them).',
+    secret: false,
+    defaultText: '48',
+  }),
+  TELEMETRY_5M_RETENTION_DAYS: defineVar({
+    name: 'TELEMETRY_5M_RETENTION_DAYS',
+    schema: z.coerce.number().int().min(1).max(365).default(8),
+    description: 'Days 5-minute telemetry rollups (avg/max) are kept (the 24 h chart reads them).',
+    secret: false,
+    defaultText: '8',
+  }),
+  TELEMETRY_1H_RETENTION_DAYS: defineVar({
+    name: 'TELEMETRY_1H_RETENTION_DAYS',
+    schema: z.coerce.number().int().min(7).max(3650).default(90),
+    description: 'Days 1-hour telemetry rollups (avg/max) are kept (the 7 d chart reads them).',
+    secret: false,
+    defaultText: '90',
+  }),
   DEV_POSTGRES_PORT: defineVar({
     name: 'DEV_POSTGRES_PORT',
     schema: port.default(54329),
