@@ -2,7 +2,6 @@
  * Jobs for a site that stays offline end as `expired` when their expiry passes (JOB_TTL,
  * here 3 s), with a clear reason, and never run afterwards.
  */
-import type { JobProgressData } from '@backplane/contracts';
 import { replaySince } from '@backplane/realtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobsWorld, type JobsWorld } from './fixture';
@@ -53,7 +52,7 @@ describe('job expiry', () => {
     const states =
       replay.kind === 'events'
         ? replay.events.flatMap((e) =>
-            e.type === 'job.progress' && e.data.jobId === res.body.id ? [(e.data as JobProgressData).state] : [],
+            e.type === 'job.progress' && e.data.jobId === res.body.id ? [e.data.state] : [],
           )
         : [];
     expect(states).toEqual(['queued', 'waiting', 'expired']);

@@ -271,7 +271,9 @@ describe('scheduled backups', () => {
     expect(await s.tick(Date.UTC(2030, 0, 1, 3))).toBe(0); // the same tick again: nothing new
     await s.close();
     await expect
-      .poll(async () => (await w.api('GET', `/sites/${a.id}/backups`)).body.items.length, { timeout: 20_000 })
+      .poll(async () => ((await w.api('GET', `/sites/${a.id}/backups`)).body.items as unknown[]).length, {
+        timeout: 20_000,
+      })
       .toBe(2);
     await expect.poll(async () => (await results(b.id)).length, { timeout: 20_000 }).toBe(ticks.length + 1);
     await expect.poll(async () => (await results(b.id)).at(-1)?.deduplicated, { timeout: 20_000 }).toBe(true);
