@@ -6,12 +6,11 @@
  * gateway address and the poll scheduler; pasting again changes nothing; hostile site names
  * stay inert; the poll reports version/board/identity and delivers pending scripts.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkTunnelSecret, siteIdToTunnelUser } from '@backplane/contracts';
-import { createCa } from '@backplane/openvpn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScript, startRouter, type SimRouter } from '../../apps/routeros-sim/src';
 import { bootstrap, startApi, type Harness } from '../api/harness';
@@ -29,14 +28,11 @@ const HOSTILE = 'Café "Nord" $(/system reboot); [/user remove admin]\n/system r
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'bp-onb-'));
-  const ca = await createCa({ commonName: 'Onboarding Test CA', algorithm: 'ecdsa-p256' });
-  writeFileSync(join(dir, 'ca.pem'), ca.certificatePem);
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   h = await startApi({
     TUNNEL_VERIFIER_KEY: verifierKey,
     CONTROLLER_PUBLIC_URL: base,
-    ONBOARDING_CA_FILE: join(dir, 'ca.pem'),
     DATA_DIR: dir,
   });
   await h.app.listen(port, '127.0.0.1');
@@ -141,6 +137,11 @@ describe('onboarding one-liner', () => {
       expect(checkTunnelSecret(Buffer.from(verifierKey, 'utf8'), c['password']!, secrets.tunnel_verifier)).toBe(true);
       expect(items(r, 'ppp/profile').some((p) => p['name'] === site.id)).toBe(true);
       expect(items(r, 'certificate').map((x) => x['name'])).toEqual(['bp-ca.crt_0']);
+      // the CA imported is the deployment CA the control plane signs gateway certificates with
+      const deploymentCa = new X509Certificate(await (await fetch(`${base}/api/v1/pki/ca`)).text());
+      expect(items(r, 'certificate')[0]!['fingerprint']).toBe(
+        deploymentCa.fingerprint256.replace(/:/g, '').toLowerCase(),
+      );
       expect(items(r, 'ip/service').find((s) => s['name'] === 'api')?.['address']).toBe('100.64.0.1/32');
       expect(items(r, 'system/scheduler').map((s) => s['name'])).toEqual(['bp-poll']);
 

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import { GatewayModule } from './gateway.module';
 import { LinkClient, LinkError, type GatewayIdentity } from './link-client';
-import { missingForRealOpenVpn, startOpenVpnRuntime, type OpenVpnRuntime } from './openvpn-runtime';
+import { GatewayPki, missingForRealOpenVpn, startOpenVpnRuntime, type OpenVpnRuntime } from './openvpn-runtime';
 import { EventOutbox } from './outbox';
 import { Relay } from './relay';
 import { SiteDirectory } from './site-directory';
@@ -33,6 +33,8 @@ export interface GatewayOptions {
   readonly bytecountSeconds?: number;
   readonly registryTtlSeconds?: number;
   readonly latencyIntervalMs?: number;
+  /** Real openvpn: run it under this command prefix (e.g. `ip netns exec <ns>`; tests). */
+  readonly openvpnPrefix?: readonly string[];
 }
 
 export interface Gateway {
@@ -44,6 +46,7 @@ export interface Gateway {
   readonly directory: SiteDirectory;
   readonly outbox: EventOutbox;
   readonly runtime: OpenVpnRuntime;
+  readonly pki: GatewayPki;
   readonly linkUrl: string;
   close(): Promise<void>;
 }
@@ -149,12 +152,31 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     mode = missing.length ? 'fake' : 'real';
     if (missing.length) log.warn({ missing }, 'openvpn cannot run here: falling back to the FAKE management server');
   }
+  // The server certificate comes from the control plane's CA (CSR with the gateway credential).
+  const pki = new GatewayPki({
+    dataDir: config.DATA_DIR,
+    commonName: `gw-${identity.gatewayId}`,
+    source: link,
+    logger: log.child({ component: 'pki' }),
+  });
+  try {
+    await pki.ensure();
+  } catch (err) {
+    if (mode === 'real' && !pki.current()) {
+      outbox.stop().catch(() => undefined);
+      directory.stop();
+      throw err;
+    }
+    log.warn({ err }, 'could not get a server certificate from the control plane; using the stored one (if any)');
+  }
   const runtime = await startOpenVpnRuntime({
     dataDir: config.DATA_DIR,
+    pki,
     name: config.GATEWAY_NAME,
     port: config.GATEWAY_OPENVPN_PORT,
     logger: log.child({ component: 'openvpn' }),
     mode,
+    ...(o.openvpnPrefix ? { prefix: o.openvpnPrefix } : {}),
     // the registry is rewritten every 30 s: fresher byte counts would be read by nobody
     bytecountSeconds: o.bytecountSeconds ?? 30,
   });
@@ -252,6 +274,13 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
         log.error('the control plane refused this gateway credential (revoked?)');
       else log.debug({ err }, 'heartbeat failed');
     });
+    await pki
+      .refresh()
+      .then(async (renewed) => {
+        // openvpn reads its certificate at start: a SIGHUP restart picks up the renewed one (tunnels reconnect)
+        if (renewed && runtime.mode === 'real') await runtime.management.command('signal SIGHUP');
+      })
+      .catch((err: unknown) => log.warn({ err }, 'certificate/CRL refresh failed'));
   };
   await heartbeat();
   const hbTimer = setInterval(() => void heartbeat(), o.heartbeatIntervalMs ?? 30_000);
@@ -271,5 +300,17 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   };
   // Nest calls this on SIGTERM/SIGINT (shutdown hooks) and on app.close().
   stopParts = () => (stopping ??= doStop());
-  return { app, identity, tunnels, relay, telemetry, directory, outbox, runtime, linkUrl, close: () => app.close() };
+  return {
+    app,
+    identity,
+    tunnels,
+    relay,
+    telemetry,
+    directory,
+    outbox,
+    runtime,
+    pki,
+    linkUrl,
+    close: () => app.close(),
+  };
 }

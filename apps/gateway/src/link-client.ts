@@ -10,6 +10,15 @@ export class LinkError extends Error {
   }
 }
 
+/** What the control plane answers a certificate request with (PEM throughout). */
+export interface CertificateBundle {
+  readonly certificatePem: string;
+  readonly caPem: string;
+  readonly crlPem: string;
+  readonly serialNumber: string;
+  readonly notAfter: string;
+}
+
 export interface GatewayIdentity {
   readonly gatewayId: string;
   readonly credential: string;
@@ -43,12 +52,34 @@ export class LinkClient {
     return (await this.request('POST', '/api/v1/gateway/heartbeat', { version })) as { id: string; regionId: string };
   }
 
+  /** Trades a CSR (key generated here, never sent) for this gateway's server certificate, the CA chain and the CRL. */
+  async certificate(csrPem: string): Promise<CertificateBundle> {
+    return (await this.request('POST', '/api/v1/gateway/certificate', { csr: csrPem })) as CertificateBundle;
+  }
+
+  /** The deployment CA's current CRL (PEM). */
+  async crl(): Promise<string> {
+    return this.text('/api/v1/pki/crl');
+  }
+
   async sites(after: number, limit: number): Promise<SiteSyncPage> {
     return (await this.request('GET', `/api/v1/gateway/sites?after=${after}&limit=${limit}`)) as SiteSyncPage;
   }
 
   async events(events: readonly TunnelEvent[]): Promise<void> {
     await this.request('POST', '/api/v1/gateway/events', { events });
+  }
+
+  private async text(path: string): Promise<string> {
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, this.baseUrl), { signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (err) {
+      throw new LinkError(`control plane unreachable: ${err instanceof Error ? err.message : String(err)}`, undefined);
+    }
+    const text = await res.text();
+    if (!res.ok) throw new LinkError(`GET ${path}: ${res.status} ${text.slice(0, 300)}`, res.status);
+    return text;
   }
 
   private async request(method: string, path: string, body?: unknown, auth = true): Promise<unknown> {

@@ -1,16 +1,18 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  createCa,
-  issueServerCertificate,
+  certificateMatchesKey,
+  createCertificateRequest,
   ManagementClient,
   OpenVpnSupervisor,
   renderManagementPasswordFile,
   renderServerConfig,
+  verifyIssuedBy,
 } from '@backplane/openvpn';
 import type { Logger } from 'pino';
+import type { CertificateBundle } from './link-client';
 
 export interface OpenVpnRuntime {
   readonly mode: 'real' | 'fake';
@@ -31,28 +33,136 @@ export function missingForRealOpenVpn(): string[] {
   return missing;
 }
 
+/** Where the runtime keeps openvpn's files (config, PKI material, management socket). */
+export function runtimeDir(dataDir: string): string {
+  return join(dataDir, 'gateway', 'openvpn');
+}
+
+/** The control plane's side of the PKI, as the gateway sees it (the link client). */
+export interface CertificateSource {
+  certificate(csrPem: string): Promise<CertificateBundle>;
+  crl(): Promise<string>;
+}
+
+interface PkiMeta {
+  readonly serialNumber: string;
+  readonly notAfter: string;
+  readonly source: 'control-plane';
+}
+
+const DAY = 86_400_000;
+
+function writeAtomic(file: string, data: string, mode = 0o644): void {
+  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(tmp, data, { mode });
+  renameSync(tmp, file);
+}
+
 /**
- * Dev PKI: the deployment CA lives in `<dataDir>/pki/ca.{pem,key}` (created on first use,
- * loudly); the gateway's server certificate is issued from it into the runtime directory.
- * Production: put the control plane's CA there (or mount it); see the ADR.
+ * The gateway's server certificate, from the control plane's deployment CA (ADR 0021): the
+ * key is generated here and never leaves the runtime directory; a CSR goes to the control
+ * plane with the gateway credential; the certificate, the CA chain and the CRL come back.
+ * Renewed when it nears expiry; the CRL is refreshed on every heartbeat.
  */
-async function ensurePki(dataDir: string, dir: string, name: string, logger: Logger): Promise<void> {
-  const pkiDir = join(dataDir, 'pki');
-  const caPem = join(pkiDir, 'ca.pem');
-  const caKey = join(pkiDir, 'ca.key');
-  if (!existsSync(caPem) || !existsSync(caKey)) {
-    mkdirSync(pkiDir, { recursive: true, mode: 0o700 });
-    const ca = await createCa({ commonName: 'Backplane Dev CA', algorithm: 'ecdsa-p256' });
-    writeFileSync(caPem, ca.certificatePem);
-    writeFileSync(caKey, ca.privateKeyPem, { mode: 0o600 });
-    logger.warn({ caPem }, 'DEV PKI: created a new deployment CA in DATA_DIR; routers must trust this ca.pem');
+export class GatewayPki {
+  readonly caPath: string;
+  readonly certPath: string;
+  readonly keyPath: string;
+  readonly crlPath: string;
+  private readonly metaPath: string;
+
+  constructor(
+    private readonly o: {
+      readonly dataDir: string;
+      readonly commonName: string;
+      readonly source: CertificateSource;
+      readonly logger: Logger;
+      /** Renew when less than this is left (default 30 days). */
+      readonly renewBeforeMs?: number;
+    },
+  ) {
+    const dir = runtimeDir(o.dataDir);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.caPath = join(dir, 'ca.pem');
+    this.certPath = join(dir, 'server.pem');
+    this.keyPath = join(dir, 'server.key');
+    this.crlPath = join(dir, 'crl.pem');
+    this.metaPath = join(dir, 'pki.json');
   }
-  const ca = { certificatePem: readFileSync(caPem, 'utf8'), privateKeyPem: readFileSync(caKey, 'utf8') };
-  writeFileSync(join(dir, 'ca.pem'), ca.certificatePem);
-  if (!existsSync(join(dir, 'server.pem')) || !existsSync(join(dir, 'server.key'))) {
-    const cert = await issueServerCertificate(ca, { commonName: name, algorithm: 'ecdsa-p256' });
-    writeFileSync(join(dir, 'server.pem'), cert.certificatePem);
-    writeFileSync(join(dir, 'server.key'), cert.privateKeyPem, { mode: 0o600 });
+
+  /** The stored certificate's facts, when it came from the control plane and its files are all there. */
+  current(): PkiMeta | undefined {
+    try {
+      const meta = JSON.parse(readFileSync(this.metaPath, 'utf8')) as PkiMeta;
+      if (meta.source !== 'control-plane') return undefined;
+      for (const f of [this.caPath, this.certPath, this.keyPath, this.crlPath]) if (!existsSync(f)) return undefined;
+      return meta;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private dueForRenewal(meta: PkiMeta | undefined): boolean {
+    return !meta || Date.parse(meta.notAfter) - Date.now() < (this.o.renewBeforeMs ?? 30 * DAY);
+  }
+
+  /** At start: a certificate that is there and not near expiry is kept (CRL refreshed); otherwise a new one. */
+  async ensure(): Promise<'issued' | 'kept'> {
+    const meta = this.current();
+    if (!this.dueForRenewal(meta)) {
+      await this.refreshCrl().catch((err: unknown) =>
+        this.o.logger.warn({ err }, 'CRL refresh failed; keeping the stored one'),
+      );
+      return 'kept';
+    }
+    await this.request();
+    return 'issued';
+  }
+
+  /** On heartbeat: renews a certificate near expiry (true when renewed), else refreshes the CRL. */
+  async refresh(): Promise<boolean> {
+    if (this.dueForRenewal(this.current())) {
+      await this.request();
+      return true;
+    }
+    await this.refreshCrl();
+    return false;
+  }
+
+  private async refreshCrl(): Promise<void> {
+    const crl = await this.o.source.crl();
+    if (!crl.includes('-----BEGIN X509 CRL-----'))
+      throw new Error('the control plane answered something that is not a CRL');
+    let old = '';
+    try {
+      old = readFileSync(this.crlPath, 'utf8');
+    } catch {
+      // first one
+    }
+    // openvpn re-reads a crl-verify file whose modification time changed
+    if (old !== crl) writeAtomic(this.crlPath, crl);
+  }
+
+  private async request(): Promise<void> {
+    const csr = await createCertificateRequest({ commonName: this.o.commonName });
+    const bundle = await this.o.source.certificate(csr.csrPem);
+    if (!(await certificateMatchesKey(bundle.certificatePem, csr.privateKeyPem)))
+      throw new Error('the control plane returned a certificate for another key');
+    if (!(await verifyIssuedBy(bundle.certificatePem, bundle.caPem)))
+      throw new Error('the control plane returned a certificate its CA did not sign');
+    writeAtomic(this.keyPath, csr.privateKeyPem, 0o600);
+    writeAtomic(this.certPath, bundle.certificatePem);
+    writeAtomic(this.caPath, bundle.caPem);
+    writeAtomic(this.crlPath, bundle.crlPem);
+    const meta: PkiMeta = { serialNumber: bundle.serialNumber, notAfter: bundle.notAfter, source: 'control-plane' };
+    writeAtomic(this.metaPath, JSON.stringify(meta));
+    // The CA routers must trust, where local tools (and the dev stack) look for it; GET /o/ca.crt serves the same.
+    mkdirSync(join(this.o.dataDir, 'pki'), { recursive: true, mode: 0o700 });
+    writeAtomic(join(this.o.dataDir, 'pki', 'ca.pem'), bundle.caPem);
+    this.o.logger.info(
+      { serialNumber: bundle.serialNumber, notAfter: bundle.notAfter },
+      'server certificate issued by the control plane',
+    );
   }
 }
 
@@ -83,6 +193,8 @@ async function killLeftover(pidFile: string, logger: Logger): Promise<void> {
 
 export interface RuntimeOptions {
   readonly dataDir: string;
+  /** Real mode: the server certificate, key, CA and CRL (from the control plane). */
+  readonly pki?: GatewayPki;
   readonly name: string;
   readonly port: number;
   readonly logger: Logger;
@@ -104,7 +216,7 @@ function client(path: string, password: string, bytecountSeconds: number): Manag
 }
 
 export async function startOpenVpnRuntime(o: RuntimeOptions): Promise<OpenVpnRuntime> {
-  const dir = join(o.dataDir, 'gateway', 'openvpn');
+  const dir = runtimeDir(o.dataDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const password = randomBytes(18).toString('base64url');
   const sock = join(dir, 'mgmt.sock');
@@ -128,15 +240,17 @@ export async function startOpenVpnRuntime(o: RuntimeOptions): Promise<OpenVpnRun
     };
   }
   await killLeftover(join(dir, 'openvpn.pid'), o.logger);
-  await ensurePki(o.dataDir, dir, o.name, o.logger);
+  const pki = o.pki;
+  if (!pki?.current()) throw new Error('no server certificate from the control plane: cannot start openvpn');
   writeFileSync(join(dir, 'mgmt.pw'), renderManagementPasswordFile(password), { mode: 0o600 });
   writeFileSync(
     join(dir, 'server.conf'),
     renderServerConfig({
       port: o.port,
-      caPath: join(dir, 'ca.pem'),
-      certPath: join(dir, 'server.pem'),
-      keyPath: join(dir, 'server.key'),
+      caPath: pki.caPath,
+      certPath: pki.certPath,
+      keyPath: pki.keyPath,
+      crlPath: pki.crlPath,
       managementSocketPath: sock,
       managementPasswordFile: join(dir, 'mgmt.pw'),
       handWindow: 30,

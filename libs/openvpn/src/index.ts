@@ -46,6 +46,13 @@ export {
   type ServerConfigOptions,
 } from './config/server-config';
 export {
+  certificateMatchesKey,
+  createCertificateRequest,
+  signCertificateRequest,
+  type CertificateRequest,
+  type IssuedCertificate,
+} from './pki/pki';
+export {
   createCa,
   createCrl,
   describeCertificate,

@@ -3,6 +3,8 @@ import { API_DEPS, type ApiDeps } from '../deps';
 import { LiveController } from '../live/live.controller';
 import { LiveService } from '../live/live.service';
 import { GatewayLinkService, GatewaySitesController } from './gateway-link.controller';
+import { PkiController } from './pki.controller';
+import { PkiService } from './pki.service';
 import { RegionSelectionService } from './region-selection.service';
 import { GEO_LOCATOR, GeoLocator } from './region-selector';
 import { loadTunnelVerifierKey } from '@backplane/config';
@@ -14,7 +16,7 @@ export class GatewayLinkModule {
   static register(deps: ApiDeps): DynamicModule {
     return {
       module: GatewayLinkModule,
-      controllers: [GatewaySitesController, LiveController],
+      controllers: [GatewaySitesController, LiveController, PkiController],
       providers: [
         { provide: API_DEPS, useValue: deps },
         {
@@ -25,8 +27,9 @@ export class GatewayLinkModule {
         GatewayLinkService,
         LiveService,
         RegionSelectionService,
+        PkiService,
       ],
-      exports: [RegionSelectionService],
+      exports: [RegionSelectionService, PkiService],
     };
   }
 }

@@ -4,6 +4,19 @@ import type { TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { GEO_LOCATOR, GeoLocator, pickRegion, type RegionCandidate, type RegionChoice } from './region-selector';
 
+export interface OnboardingRegion extends RegionCandidate {
+  readonly enabled: boolean;
+  readonly publicHost: string;
+  readonly publicPort: number;
+}
+
+export interface OnboardingChoice {
+  readonly region: OnboardingRegion;
+  /** kept (its region is up), moved (its region is down), nearest (new site), or one of those with every region down. */
+  readonly reason: 'kept' | 'moved' | 'nearest' | 'kept-all-down' | 'nearest-all-down';
+  readonly skipped?: readonly string[];
+}
+
 /** Picks and records a site's region from the public address its router comes from. */
 @Injectable()
 export class RegionSelectionService {
@@ -13,10 +26,11 @@ export class RegionSelectionService {
   ) {}
 
   /** Regions with their health: enabled and at least one unrevoked gateway heartbeating recently. */
-  async candidates(): Promise<RegionCandidate[]> {
+  async candidates(): Promise<OnboardingRegion[]> {
     const rows = await this.deps.db.inPlatform((tx) =>
-      tx.query<{ id: string; slug: string; latitude: number; longitude: number; healthy: boolean }>(
-        `SELECT r.id, r.slug, r.latitude, r.longitude,
+      tx.query<OnboardingRegion>(
+        `SELECT r.id, r.slug, r.latitude, r.longitude, r.enabled,
+                r.public_host AS "publicHost", r.public_port AS "publicPort",
                 r.enabled AND EXISTS (
                   SELECT 1 FROM gateways g WHERE g.region_id = r.id AND g.revoked_at IS NULL
                      AND g.last_heartbeat_at > now() - make_interval(secs => $1)) AS healthy
@@ -29,6 +43,28 @@ export class RegionSelectionService {
 
   async choose(publicIp: string): Promise<RegionChoice | null> {
     return pickRegion(this.geo.locate(publicIp), await this.candidates());
+  }
+
+  /**
+   * The region a router onboarding from `publicIp` is told to dial: the site keeps the
+   * region it already has unless that one is down; otherwise the nearest healthy region by
+   * GeoIP (passing over regions that are down). With no healthy region at all, the site keeps
+   * its enabled region or gets the nearest enabled one, so its router connects once a gateway
+   * is back. Null when no region is enabled.
+   */
+  async forOnboarding(currentRegionId: string | null, publicIp: string): Promise<OnboardingChoice | null> {
+    const all = await this.candidates();
+    const current = all.find((r) => r.id === currentRegionId);
+    if (current?.healthy) return { region: current, reason: 'kept' };
+    const point = this.geo.locate(publicIp);
+    const byId = new Map(all.map((r) => [r.id, r]));
+    const healthy = pickRegion(point, all);
+    if (healthy)
+      return { region: byId.get(healthy.regionId)!, reason: current ? 'moved' : 'nearest', skipped: healthy.skipped };
+    if (current?.enabled) return { region: current, reason: 'kept-all-down' };
+    const enabled = all.filter((r) => r.enabled).map((r) => ({ ...r, healthy: true }));
+    const fallback = pickRegion(point, enabled);
+    return fallback ? { region: byId.get(fallback.regionId)!, reason: 'nearest-all-down' } : null;
   }
 
   async assign(t: TenantContext, siteId: string, publicIp: string): Promise<RegionChoice> {

@@ -56,7 +56,7 @@ export class RouterEndpointsController {
   @Public()
   @ApiExcludeEndpoint()
   @Header('content-type', 'application/x-pem-file')
-  ca(): string {
+  ca(): Promise<string> {
     return this.onboarding.caPem();
   }
 

@@ -3,6 +3,9 @@ import { AuditRepository } from '@backplane/db';
 import { AuditService } from '../audit/audit.service';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { loadTunnelVerifierKey } from '@backplane/config';
+import { PkiService } from '../gateway-link/pki.service';
+import { RegionSelectionService } from '../gateway-link/region-selection.service';
+import { GEO_LOCATOR, GeoLocator } from '../gateway-link/region-selector';
 import { VERIFIER_KEY } from '../gateway-link/verifier-key';
 import { OnboardingController, RouterEndpointsController } from './onboarding.controller';
 import { OnboardingService } from './onboarding.service';
@@ -11,6 +14,8 @@ import { OnboardingService } from './onboarding.service';
 @Module({})
 export class OnboardingModule {
   static register(deps: ApiDeps): DynamicModule {
+    if (deps.config.ONBOARDING_CA_FILE)
+      deps.logger.warn('ONBOARDING_CA_FILE is ignored: routers import the deployment CA held by the control plane');
     return {
       module: OnboardingModule,
       controllers: [OnboardingController, RouterEndpointsController],
@@ -21,7 +26,10 @@ export class OnboardingModule {
           useValue: loadTunnelVerifierKey(deps.config.TUNNEL_VERIFIER_KEY, deps.config.DATA_DIR),
         },
         { provide: AuditRepository, useValue: new AuditRepository() },
+        { provide: GEO_LOCATOR, useValue: GeoLocator.fromFile(deps.config.GEOIP_DATABASE) },
         AuditService,
+        RegionSelectionService,
+        PkiService,
         OnboardingService,
       ],
       exports: [OnboardingService],

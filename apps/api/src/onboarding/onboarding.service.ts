@@ -1,6 +1,4 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import { newTunnelSecret, siteIdToTunnelUser, tunnelKey, tunnelVerifier } from '@backplane/contracts';
 import { TenantScope, type TenantTx } from '@backplane/db';
@@ -10,6 +8,8 @@ import { AuditService } from '../audit/audit.service';
 import { ApiError } from '../common/api-error';
 import type { TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
+import { PkiService } from '../gateway-link/pki.service';
+import { RegionSelectionService } from '../gateway-link/region-selection.service';
 import { VERIFIER_KEY } from '../gateway-link/verifier-key';
 
 export const API_USER = 'bp-api';
@@ -41,6 +41,8 @@ export class OnboardingService {
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     @Inject(VERIFIER_KEY) private readonly verifierKey: Buffer,
     private readonly audit: AuditService,
+    private readonly regions: RegionSelectionService,
+    private readonly pki: PkiService,
   ) {}
 
   get controllerUrl(): string {
@@ -77,21 +79,6 @@ export class OnboardingService {
     };
   }
 
-  /** The first healthy region (a gateway heartbeat in the last 2 minutes), else the first enabled one. */
-  async pickRegion(_sourceIp: string): Promise<Region> {
-    const [region] = await this.deps.db.inPlatform((tx) =>
-      tx.query<Region>(
-        `SELECT r.id, r.slug, r.public_host AS "publicHost", r.public_port AS "publicPort" FROM regions r
-          WHERE r.enabled
-          ORDER BY EXISTS (SELECT 1 FROM gateways g WHERE g.region_id = r.id AND g.revoked_at IS NULL
-                             AND g.last_heartbeat_at > now() - interval '2 minutes') DESC, r.created_at, r.id
-          LIMIT 1`,
-      ),
-    );
-    if (!region) throw new ApiError('unavailable', 'no region is configured');
-    return region;
-  }
-
   /**
    * Consumes a one-time token and returns the script: new tunnel secret, API password and
    * poll credential for the site, region chosen from where the router is.
@@ -104,8 +91,17 @@ export class OnboardingService {
       ]),
     );
     if (!hit) throw ApiError.notFound('onboarding command (unknown, used or expired)');
-    const region = await this.pickRegion(sourceIp);
     const siteId = hit.site_id;
+    const [assigned] = await this.deps.db.inTenant(TenantScope.authenticated(hit.tenant_id), (tx) =>
+      tx.query<{ region_id: string | null }>(`SELECT region_id FROM sites WHERE id = $1 AND deleted_at IS NULL`, [
+        siteId,
+      ]),
+    );
+    if (!assigned) throw ApiError.notFound('site');
+    // The router's public address (as it fetches this script) picks the region; see RegionSelectionService.
+    const choice = await this.regions.forOnboarding(assigned.region_id, sourceIp);
+    if (!choice) throw new ApiError('unavailable', 'no region is configured');
+    const region = choice.region;
     const tunnelSecret = newTunnelSecret();
     const apiPassword = secret(24);
     const pollSecret = secret(24);
@@ -140,7 +136,7 @@ export class OnboardingService {
           action: 'site.onboarding_script_served',
           targetType: 'site',
           targetId: siteId,
-          after: { region: region.slug },
+          after: { region: region.slug, regionChoice: choice.reason, skipped: choice.skipped ?? [] },
         },
       );
       return site.name;
@@ -160,13 +156,9 @@ export class OnboardingService {
     });
   }
 
-  caPem(): string {
-    const file = this.deps.config.ONBOARDING_CA_FILE ?? join(this.deps.config.DATA_DIR, 'pki', 'ca.pem');
-    try {
-      return readFileSync(file, 'utf8');
-    } catch {
-      throw new ApiError('unavailable', 'the tunnel CA is not available yet (no gateway has created it)');
-    }
+  /** The deployment CA (held by the control plane) that signs every gateway's server certificate. */
+  caPem(): Promise<string> {
+    return this.pki.caPem();
   }
 
   /**

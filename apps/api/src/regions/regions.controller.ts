@@ -18,6 +18,7 @@ import {
 } from '../common/request';
 import { cursorQuery, limitQuery, pageOf, text, uuidParam, ApiErrors } from '../common/validation';
 import { API_DEPS, type ApiDeps } from '../deps';
+import { PkiService } from '../gateway-link/pki.service';
 
 const host = z
   .string()
@@ -106,6 +107,7 @@ export class RegionsService {
     private readonly regions: RegionsRepository,
     private readonly tokens: TokenService,
     private readonly audit: AuditService,
+    private readonly pki: PkiService,
   ) {}
 
   private get downAfter(): number {
@@ -197,7 +199,14 @@ export class RegionsService {
     return this.deps.db.inPlatform(async (tx) => {
       const row = await this.regions.revokeGateway(tx, id, this.downAfter);
       if (!row) throw ApiError.notFound('gateway');
-      await this.audit.record(tx, actor, { action: 'gateway.revoked', targetType: 'gateway', targetId: id });
+      // Its server certificates go on the CRL in the same transaction.
+      const revokedCertificates = await this.pki.revokeGateway(tx, id);
+      await this.audit.record(tx, actor, {
+        action: 'gateway.revoked',
+        targetType: 'gateway',
+        targetId: id,
+        after: { revokedCertificates },
+      });
     });
   }
 

@@ -15,6 +15,7 @@ export {
   type Page,
   type PageRequest,
 } from './pagination';
+export { PkiRepository, type AuthorityRow, type GatewayCertificateRow } from './pki.repository';
 export { RegionsRepository, type GatewayRow, type RegionInput, type RegionRow } from './regions.repository';
 export { SitesRepository, type SiteFilter, type SiteInput, type SiteRow } from './sites.repository';
 export { MembershipsRepository, TenantsRepository, type MemberRow, type TenantRow } from './tenants.repository';

@@ -56,6 +56,8 @@ export interface IssueServerOptions {
   readonly ipAddresses?: readonly string[];
   readonly validityDays?: number;
   readonly algorithm?: KeyAlgorithm;
+  /** CRL distribution points (http URLs) written into the certificate, so clients can fetch the CRL. */
+  readonly crlUrls?: readonly string[];
 }
 
 export interface RevokedCertificate {
@@ -170,14 +172,23 @@ export async function createCa(options: CreateCaOptions): Promise<PemCertificate
   return finish(cert, keys.privateKey);
 }
 
-/** A gateway's TLS server certificate (serverAuth), signed by the CA. */
+/** A gateway's TLS server certificate (serverAuth) and its new key, signed by the CA (dev and tests). */
 export async function issueServerCertificate(
   ca: Pick<PemCertificate, 'certificatePem' | 'privateKeyPem'>,
   options: IssueServerOptions,
 ): Promise<PemCertificate> {
+  const keys = await generateKeys(options.algorithm ?? 'rsa-2048');
+  const cert = await signServer(ca, keys.publicKey, options);
+  return finish(cert, keys.privateKey);
+}
+
+async function signServer(
+  ca: Pick<PemCertificate, 'certificatePem' | 'privateKeyPem'>,
+  publicKey: CryptoKey | x509.PublicKey,
+  options: IssueServerOptions,
+): Promise<x509.X509Certificate> {
   const caCert = parseCert(ca.certificatePem);
   const caKey = await importPrivateKey(ca.privateKeyPem, caCert);
-  const keys = await generateKeys(options.algorithm ?? 'rsa-2048');
   const names: x509.JsonGeneralName[] = [];
   for (const d of options.dnsNames ?? []) {
     if (!/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(d))
@@ -188,34 +199,119 @@ export async function issueServerCertificate(
     if (!/^[0-9a-fA-F:.]+$/.test(ip)) throw new PkiError(`not an IP address: ${ip}`);
     names.push({ type: 'ip', value: ip });
   }
+  const keyAlgorithm = publicKey instanceof x509.PublicKey ? algorithmOf(publicKey).name : publicKey.algorithm.name;
   const now = Date.now();
   const notAfter = new Date(Math.min(now + (options.validityDays ?? 825) * DAY, caCert.notAfter.getTime()));
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(
       x509.KeyUsageFlags.digitalSignature |
-        (keys.privateKey.algorithm.name === 'ECDSA'
-          ? x509.KeyUsageFlags.keyAgreement
-          : x509.KeyUsageFlags.keyEncipherment),
+        (keyAlgorithm === 'ECDSA' ? x509.KeyUsageFlags.keyAgreement : x509.KeyUsageFlags.keyEncipherment),
       true,
     ),
     new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    await x509.SubjectKeyIdentifierExtension.create(publicKey),
     await x509.AuthorityKeyIdentifierExtension.create(caCert),
   ];
   if (names.length) extensions.push(new x509.SubjectAlternativeNameExtension(names));
-  const cert = await x509.X509CertificateGenerator.create({
+  if (options.crlUrls?.length) {
+    for (const u of options.crlUrls)
+      if (!/^https?:\/\/[^\s"]+$/.test(u)) throw new PkiError(`not an http(s) URL: ${u}`);
+    extensions.push(new x509.CRLDistributionPointsExtension([...options.crlUrls]));
+  }
+  return x509.X509CertificateGenerator.create({
     serialNumber: newSerial(),
     subject: `CN=${dnPart(options.commonName, 'server common name')}`,
     issuer: caCert.subject,
     notBefore: new Date(now - 5 * 60_000),
     notAfter,
     signingAlgorithm: signingAlgorithm(caKey),
-    publicKey: keys.publicKey,
+    publicKey,
     signingKey: caKey,
     extensions,
   });
-  return finish(cert, keys.privateKey);
+}
+
+/** A certificate signing request and the private key it was made with (the key never leaves its owner). */
+export interface CertificateRequest {
+  readonly csrPem: string;
+  /** PKCS#8. */
+  readonly privateKeyPem: string;
+}
+
+/** A new key pair and a PKCS#10 request for it, signed with that key (proof of possession). */
+export async function createCertificateRequest(options: {
+  readonly commonName: string;
+  readonly algorithm?: KeyAlgorithm;
+}): Promise<CertificateRequest> {
+  const keys = await generateKeys(options.algorithm ?? 'rsa-2048');
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: `CN=${dnPart(options.commonName, 'request common name')}`,
+    keys,
+    signingAlgorithm: signingAlgorithm(keys.privateKey),
+  });
+  return {
+    csrPem: csr.toString('pem') + '\n',
+    privateKeyPem: (await exportPrivateKey(keys.privateKey)) + '\n',
+  };
+}
+
+/** What the CA hands back for a request: no private key (it stays with the requester). */
+export type IssuedCertificate = Omit<PemCertificate, 'privateKeyPem'>;
+
+/**
+ * Signs a gateway's server certificate for the public key in `csrPem`. The request's
+ * signature must verify (its sender holds the key); its subject and extensions are
+ * ignored: the CA decides the names (`options`).
+ */
+export async function signCertificateRequest(
+  ca: Pick<PemCertificate, 'certificatePem' | 'privateKeyPem'>,
+  csrPem: string,
+  options: IssueServerOptions,
+): Promise<IssuedCertificate> {
+  let csr: x509.Pkcs10CertificateRequest;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(csrPem);
+  } catch {
+    throw new PkiError('not a PEM certificate request');
+  }
+  const algorithm = algorithmOf(csr.publicKey);
+  const rsaBits = Number(Reflect.get(algorithm, 'modulusLength') ?? 0);
+  if (algorithm.name === 'RSASSA-PKCS1-v1_5' || algorithm.name === 'RSA-PSS') {
+    if (rsaBits && rsaBits < 2048) throw new PkiError('RSA keys must have at least 2048 bits');
+  } else if (!(algorithm.name === 'ECDSA' && algorithm.namedCurve === 'P-256')) {
+    throw new PkiError(`unsupported key algorithm ${algorithm.name}`);
+  }
+  if (!(await csr.verify())) throw new PkiError('certificate request signature does not verify');
+  const cert = await signServer(ca, csr.publicKey, options);
+  return {
+    certificatePem: cert.toString('pem') + '\n',
+    serialNumber: cert.serialNumber.toLowerCase(),
+    notAfter: cert.notAfter,
+  };
+}
+
+/** True when the certificate carries the public key of `privateKeyPem` (a renewal must not mix them up). */
+export async function certificateMatchesKey(certificatePem: string, privateKeyPem: string): Promise<boolean> {
+  try {
+    const cert = parseCert(certificatePem);
+    const key = await importPrivateKey(privateKeyPem, cert);
+    const data = randomBytes(32);
+    const alg = key.algorithm.name === 'ECDSA' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: key.algorithm.name };
+    const sig = await webcrypto.subtle.sign(alg, key, data);
+    const pub = await webcrypto.subtle.importKey(
+      'spki',
+      cert.publicKey.rawData,
+      key.algorithm.name === 'ECDSA'
+        ? { name: 'ECDSA', namedCurve: 'P-256' }
+        : { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+      false,
+      ['verify'],
+    );
+    return await webcrypto.subtle.verify(alg, pub, sig, data);
+  } catch {
+    return false;
+  }
 }
 
 /** A CRL signed by the CA, listing the revoked serial numbers (PEM `X509 CRL`). */
