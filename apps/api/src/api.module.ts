@@ -30,6 +30,7 @@ import { GatewayLinkModule } from './gateway-link/gateway-link.module';
 import { JobsModule } from './jobs/jobs.module';
 import { OnboardingModule } from './onboarding/onboarding.module';
 import { PortalModule } from './portal/portal.module';
+import { RealtimeServer } from './realtime/realtime.server';
 import { GatewayLinkController, RegionsController, RegionsService } from './regions/regions.controller';
 import { SitesController } from './sites/sites.controller';
 import { SitesService } from './sites/sites.service';
@@ -72,6 +73,8 @@ export class ApiModule {
       SitesService,
       RegionsService,
       { provide: APP_GUARD, useClass: AuthGuard },
+      AuthGuard, // also injectable by class: the realtime handshake reuses its tenant rule
+      RealtimeServer,
       { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
       { provide: APP_PIPE, useClass: SchemaValidationPipe },
     ];

@@ -8,3 +8,5 @@
  */
 export { classifySeq, DEFAULT_BACKLOG, RealtimePublisher, realtimeKeys, replaySince } from './publisher';
 export type { RealtimeKeys, RealtimePublisherOptions, Replay } from './publisher';
+export { RealtimeClient, RealtimeConnectError } from './client';
+export type { RealtimeClientOptions } from './client';

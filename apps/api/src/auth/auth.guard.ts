@@ -156,7 +156,40 @@ export class AuthGuard implements CanActivate {
     };
   }
 
+  /**
+   * The tenant-route rule for a bearer presented outside an HTTP route (the realtime
+   * handshake): same rate limit, failed-authentication cap, token/API-key checks,
+   * membership and role as REST, with the same messages. Throws ApiError.
+   */
+  async authenticateTenantBearer(
+    bearer: string,
+    tenantId: string,
+    min: TenantRole,
+    ip: string,
+  ): Promise<{ principal: Principal; scope: TenantScope; role: TenantRole }> {
+    try {
+      await this.limits(bearer, ip);
+      if (bearer.startsWith('bpg_')) return this.fail('wrong_type', 'a gateway credential cannot call this route');
+      if (!UUID.test(tenantId)) throw ApiError.notFound('tenant');
+      return await this.tenantBearer(bearer, tenantId, min);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'unauthorized') {
+        await this.throttle.hit('authfail-ip', ip, AUTH_FAILURE_WINDOW_SECONDS);
+      }
+      throw err;
+    }
+  }
+
   private async tenantAuth(token: string, tenantId: string, min: TenantRole, req: AuthedRequest): Promise<RequestAuth> {
+    const { principal, scope, role } = await this.tenantBearer(token, tenantId, min);
+    return { principal, tenant: { scope, role, principal, actor: actorOf(principal, req) } };
+  }
+
+  private async tenantBearer(
+    token: string,
+    tenantId: string,
+    min: TenantRole,
+  ): Promise<{ principal: Principal; scope: TenantScope; role: TenantRole }> {
     const scope = TenantScope.authenticated(tenantId);
     let principal: Principal;
     let role: TenantRole | null;
@@ -181,7 +214,7 @@ export class AuthGuard implements CanActivate {
     if (ROLE_RANK[role] < ROLE_RANK[min]) {
       throw new ApiError('forbidden', `this action needs the ${min} role or higher in this tenant (you are ${role})`);
     }
-    return { principal, tenant: { scope, role, principal, actor: actorOf(principal, req) } };
+    return { principal, scope, role };
   }
 
   private async gateway(token: string): Promise<Principal> {

@@ -1,0 +1,308 @@
+/**
+ * Realtime for the portal: a socket.io server on the api's own HTTP server at
+ * `REALTIME_PATH` (`/realtime`), with the Redis adapter on `realtimeKeys(prefix).channel`,
+ * so an event published anywhere (this replica, another api replica, the worker, the
+ * gateway link) through `RealtimePublisher` reaches every socket in the room.
+ *
+ * Handshake: `auth: RealtimeAuth` = `{ token, tenantId, lastSeq? }`. The token is what REST
+ * takes (access token or API key), checked by the same code (AuthGuard's tenant rule:
+ * rate limit, failed-authentication cap, membership — platform operators need a membership
+ * like on REST — any role). Refusals are `connect_error` with the REST message (e.g.
+ * "access token expired", "tenant not found") and `err.data.code`. The socket joins
+ * `tenant:<tenantId>`. It is disconnected when its access token expires (API keys are
+ * re-checked every few minutes): the client reconnects with a fresh token.
+ *
+ * Client algorithm for tenant events (implemented by `RealtimeClient` in
+ * `@backplane/realtime`, libs/realtime/src/client.ts):
+ *   - keep `lastSeq`, the highest seq applied (0 at first; after a REST reload, the seq
+ *     the `resync` named);
+ *   - on `event`: `classifySeq(lastSeq, e.seq)` → `apply` (lastSeq = e.seq), `duplicate`
+ *     (ignore), or `gap` (hold it, send `resume {lastSeq}`; the replay fills the gap and
+ *     the held event becomes a duplicate);
+ *   - on (re)connect send `auth.lastSeq`: the server replays what was missed from the
+ *     backlog (a live event may arrive before the replay: it is a gap, handled as above);
+ *   - on `resync {seq}`: the backlog does not reach back: reload over REST, set lastSeq = seq.
+ *
+ * Site streams: `subscribe {siteId, stream}` (any member, viewer included; the site must be
+ * the tenant's, checked under RLS) joins `site:<id>:<stream>`; traffic and logs are backed
+ * by one upstream RouterOS stream per site cluster-wide (see SiteStreams), telemetry rows
+ * come from the telemetry poller through `RealtimePublisher.emitSite`.
+ */
+import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { HttpAdapterHost, ModuleRef } from '@nestjs/core';
+import { createAdapter } from '@socket.io/redis-adapter';
+import { decodeJwt } from 'jose';
+import type { Server as HttpServer } from 'node:http';
+import { Server, type Socket } from 'socket.io';
+import { z } from 'zod';
+import {
+  REALTIME_PATH,
+  siteStreamRoom,
+  tenantRoom,
+  type Ack,
+  type RealtimeClientEvents,
+  type RealtimeServerEvents,
+  type SiteStreamKind,
+} from '@backplane/contracts';
+import { realtimeKeys, replaySince } from '@backplane/realtime';
+import type { TenantRole, TenantScope } from '@backplane/db';
+import type { Redis } from 'ioredis';
+import { ApiError } from '../common/api-error';
+import type { Actor, Principal, TenantContext } from '../common/request';
+import { API_DEPS, type ApiDeps } from '../deps';
+import { AuthGuard } from '../auth/auth.guard';
+import { LiveService } from '../live/live.service';
+import { SiteStreams } from './site-streams';
+
+/** How often sockets authenticated by API key are re-checked (revoked, expired, tenant disabled). */
+export const API_KEY_RECHECK_MS = 5 * 60_000;
+
+const Handshake = z.object({
+  token: z.string().min(10).max(2048),
+  tenantId: z.uuid(),
+  lastSeq: z.number().int().min(0).optional(),
+});
+const Resume = z.strictObject({ lastSeq: z.number().int().min(0) });
+const Subscribe = z.strictObject({
+  siteId: z.uuid(),
+  stream: z.enum(['traffic', 'logs', 'telemetry']),
+  interface: z.string().min(1).max(100).optional(),
+});
+const Unsubscribe = z.strictObject({ siteId: z.uuid(), stream: z.enum(['traffic', 'logs', 'telemetry']) });
+
+interface SocketData {
+  tenantId: string;
+  principal: Principal;
+  role: TenantRole;
+  ctx: TenantContext;
+  subscriptions: Set<string>;
+}
+
+type RtServer = Server<RealtimeClientEvents, RealtimeServerEvents, Record<string, never>, SocketData>;
+type RtSocket = Socket<RealtimeClientEvents, RealtimeServerEvents, Record<string, never>, SocketData>;
+
+function actor(principal: Principal, ip: string, id: string): Actor {
+  const base = { sourceIp: ip, requestId: id };
+  switch (principal.kind) {
+    case 'user':
+      return { ...base, actorType: 'user', actorId: principal.userId, actorLabel: principal.email };
+    case 'apiKey':
+      return { ...base, actorType: 'api_key', actorId: principal.apiKeyId, actorLabel: principal.name };
+    case 'gateway':
+      return { ...base, actorType: 'gateway', actorId: principal.gatewayId, actorLabel: principal.name };
+  }
+}
+
+function reject(ack: unknown, error: string): void {
+  if (typeof ack === 'function') (ack as Ack<unknown>)({ ok: false, error });
+}
+
+function firstIssue(err: z.ZodError): string {
+  const i = err.issues[0];
+  return i ? `${i.path.join('.') || 'request'}: ${i.message}` : 'invalid request';
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof ApiError) {
+    const reason = err.details?.find((d) => d.path === 'reason')?.message;
+    return reason ? `${err.message} (${reason})` : err.message;
+  }
+  return 'internal error';
+}
+
+/** The realtime socket.io server of one api replica (attached at bootstrap, closed at shutdown). */
+@Injectable()
+export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
+  private io: RtServer | undefined;
+  private sub: Redis | undefined;
+  private streams: SiteStreams | undefined;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    @Inject(API_DEPS) private readonly deps: ApiDeps,
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly guard: AuthGuard,
+    private readonly moduleRef: ModuleRef,
+  ) {}
+
+  /** The socket.io server (after bootstrap). */
+  get server(): RtServer {
+    if (!this.io) throw new Error('realtime server not started');
+    return this.io;
+  }
+
+  /** Upstream site streams this replica runs now. */
+  get runningStreams(): number {
+    return this.streams?.running ?? 0;
+  }
+
+  onApplicationBootstrap(): void {
+    const http = this.adapterHost.httpAdapter.getHttpServer() as HttpServer;
+    const keys = realtimeKeys(this.deps.redisPrefix);
+    this.sub = this.deps.redis.duplicate();
+    const origins = this.deps.config.API_CORS_ORIGINS;
+    const io: RtServer = new Server(http, {
+      path: REALTIME_PATH,
+      serveClient: false,
+      adapter: createAdapter(this.deps.redis, this.sub, { key: keys.channel }),
+      ...(origins.length > 0 ? { cors: { origin: [...origins] } } : {}),
+    });
+    this.io = io;
+    const live = this.moduleRef.get(LiveService, { strict: false });
+    const logger = this.deps.logger.child({ component: 'realtime' });
+    this.streams = new SiteStreams({
+      redis: this.deps.redis,
+      prefix: this.deps.redisPrefix,
+      relay: live,
+      logger,
+      emit: (siteId, stream, event, ...args) => {
+        io.to(siteStreamRoom(siteId, stream)).emit(event, ...args);
+      },
+    });
+    io.use((socket, next) => {
+      this.authenticate(socket).then(
+        () => next(),
+        (err: unknown) => {
+          const e = new Error(err instanceof ApiError ? err.message : 'authentication failed') as Error & {
+            data?: unknown;
+          };
+          e.data = { code: err instanceof ApiError ? err.code : 'internal' };
+          if (!(err instanceof ApiError)) logger.error({ err }, 'realtime handshake failed');
+          next(e);
+        },
+      );
+    });
+    io.on('connection', (socket) => this.connected(socket));
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    await this.streams?.close();
+    if (this.io) {
+      this.io.local.disconnectSockets(true);
+      this.io.engine.close();
+      await this.io.of('/').adapter.close();
+    }
+    this.sub?.disconnect();
+  }
+
+  private async authenticate(socket: RtSocket): Promise<void> {
+    const auth = Handshake.safeParse(socket.handshake.auth);
+    if (!auth.success) {
+      const missing = !(socket.handshake.auth as { token?: unknown }).token;
+      throw new ApiError(
+        'unauthorized',
+        missing
+          ? 'authentication required: send auth.token (access token or API key) and auth.tenantId'
+          : `bad handshake: ${firstIssue(auth.error)}`,
+      );
+    }
+    const { token, tenantId } = auth.data;
+    const ip = socket.handshake.address.replace(/^::ffff:/, '');
+    const who = await this.guard.authenticateTenantBearer(token, tenantId, 'viewer', ip);
+    socket.data = {
+      tenantId,
+      principal: who.principal,
+      role: who.role,
+      ctx: this.context(who.scope, who.role, who.principal, ip, socket.id),
+      subscriptions: new Set(),
+    };
+    // Expiry: access tokens carry it; API keys are re-checked periodically.
+    if (token.startsWith('bpk_')) {
+      this.recheckKey(socket, token, tenantId, ip);
+    } else {
+      const exp = decodeJwt(token).exp;
+      if (exp) this.expireAt(socket, exp * 1000);
+    }
+  }
+
+  private context(scope: TenantScope, role: TenantRole, principal: Principal, ip: string, id: string): TenantContext {
+    return { scope, role, principal, actor: actor(principal, ip, id) };
+  }
+
+  private expireAt(socket: RtSocket, at: number): void {
+    const t = setTimeout(() => socket.disconnect(true), Math.max(0, at - Date.now()));
+    t.unref();
+    this.timers.set(socket.id, t);
+  }
+
+  private recheckKey(socket: RtSocket, token: string, tenantId: string, ip: string): void {
+    const t = setInterval(() => {
+      this.guard.authenticateTenantBearer(token, tenantId, 'viewer', ip).catch(() => socket.disconnect(true));
+    }, API_KEY_RECHECK_MS);
+    t.unref();
+    this.timers.set(socket.id, t);
+  }
+
+  private connected(socket: RtSocket): void {
+    const { tenantId } = socket.data;
+    void socket.join(tenantRoom(tenantId));
+    const lastSeq = (socket.handshake.auth as { lastSeq?: number }).lastSeq;
+    if (lastSeq !== undefined) void this.replay(socket, lastSeq).catch(() => undefined);
+
+    socket.on('resume', (req, ack) => {
+      const p = Resume.safeParse(req);
+      if (!p.success) return reject(ack, firstIssue(p.error));
+      this.replay(socket, p.data.lastSeq).then(
+        (replayed) => typeof ack === 'function' && ack({ ok: true, data: { replayed } }),
+        (err: unknown) => reject(ack, errorMessage(err)),
+      );
+    });
+    socket.on('subscribe', (req, ack) => {
+      const p = Subscribe.safeParse(req);
+      if (!p.success) return reject(ack, firstIssue(p.error));
+      this.subscribe(socket, p.data.siteId, p.data.stream).then(
+        () => typeof ack === 'function' && ack({ ok: true, data: null }),
+        (err: unknown) => reject(ack, errorMessage(err)),
+      );
+    });
+    socket.on('unsubscribe', (req, ack) => {
+      const p = Unsubscribe.safeParse(req);
+      if (!p.success) return reject(ack, firstIssue(p.error));
+      this.unsubscribe(socket, p.data.siteId, p.data.stream);
+      if (typeof ack === 'function') ack({ ok: true, data: null });
+    });
+    socket.on('disconnect', () => {
+      const t = this.timers.get(socket.id);
+      if (t) clearTimeout(t);
+      this.timers.delete(socket.id);
+      for (const key of socket.data.subscriptions) {
+        const [siteId, stream] = key.split(':') as [string, SiteStreamKind];
+        if (stream !== 'telemetry') this.streams?.remove(socket.id, siteId, stream);
+      }
+      socket.data.subscriptions.clear();
+    });
+  }
+
+  /** Emits what the socket missed since `lastSeq` (or `resync`); answers how many events. */
+  private async replay(socket: RtSocket, lastSeq: number): Promise<number> {
+    const { tenantId } = socket.data;
+    const keys = realtimeKeys(this.deps.redisPrefix);
+    const r = await replaySince(this.deps.redis, keys, tenantId, lastSeq);
+    if (r.kind === 'resync') {
+      socket.emit('resync', { tenantId, seq: r.seq });
+      return 0;
+    }
+    for (const e of r.events) socket.emit('event', e);
+    return r.events.length;
+  }
+
+  private async subscribe(socket: RtSocket, siteId: string, stream: SiteStreamKind): Promise<void> {
+    const live = this.moduleRef.get(LiveService, { strict: false });
+    await live.tunnel(socket.data.ctx, siteId); // the site is this tenant's (RLS), else 404 "site not found"
+    if (!socket.connected) return;
+    const key = `${siteId}:${stream}`;
+    if (socket.data.subscriptions.has(key)) return;
+    socket.data.subscriptions.add(key);
+    await socket.join(siteStreamRoom(siteId, stream));
+    if (stream !== 'telemetry') this.streams?.add(socket.id, siteId, stream, socket.data.ctx);
+  }
+
+  private unsubscribe(socket: RtSocket, siteId: string, stream: SiteStreamKind): void {
+    const key = `${siteId}:${stream}`;
+    if (!socket.data.subscriptions.delete(key)) return;
+    void socket.leave(siteStreamRoom(siteId, stream));
+    if (stream !== 'telemetry') this.streams?.remove(socket.id, siteId, stream);
+  }
+}

@@ -1,0 +1,184 @@
+import { randomUUID } from 'node:crypto';
+import { decodeJwt } from 'jose';
+import { RealtimePublisher } from '@backplane/realtime';
+import type { SiteStatusData } from '@backplane/contracts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TokenService } from '../../apps/api/src/auth/tokens';
+import { login, PASSWORD } from '../api/harness';
+import { startControlPlane, type ControlPlane } from '../gateway/control-plane';
+import { client, secondReplica, sleep, until, type TestClient } from './realtime-helpers';
+
+/**
+ * Tenant events over socket.io against the real api (listening on loopback), PostgreSQL and
+ * Redis: handshake authentication, tenant isolation, catch-up after a reconnect, resync,
+ * and delivery across two api replicas sharing Redis.
+ */
+describe('realtime tenant events', () => {
+  let cp: ControlPlane;
+  let pub: RealtimePublisher;
+  let tenantB: string;
+  let tokenB: string;
+  const clients: TestClient[] = [];
+
+  const open = (...args: Parameters<typeof client>) => {
+    const c = client(...args);
+    clients.push(c);
+    return c;
+  };
+  const status = (siteId: string, online: boolean, reason?: string): SiteStatusData => ({
+    siteId,
+    online,
+    ...(reason ? { reason } : {}),
+  });
+
+  beforeAll(async () => {
+    cp = await startControlPlane();
+    pub = new RealtimePublisher({ redis: cp.h.redis, prefix: cp.h.prefix });
+    const tb = await cp.h.call('POST', '/api/v1/tenants', {
+      token: cp.token,
+      body: { slug: 'msp-b', name: 'MSP B', owner: { email: 'owner@msp-b.test', password: PASSWORD } },
+    });
+    expect(tb.status).toBe(201);
+    tenantB = tb.body.id as string;
+    tokenB = await login(cp.h, 'owner@msp-b.test');
+  });
+
+  afterAll(async () => {
+    for (const c of clients) c.rt.close();
+    await cp?.close();
+  });
+
+  it('refuses a missing, forged or expired token and a tenant the caller is not a member of', async () => {
+    expect((await open(cp.url, cp.tenantId, '').refused()).message).toMatch(/authentication required/);
+    const forged = await open(cp.url, cp.tenantId, 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl').refused();
+    expect(forged).toMatchObject({ message: 'access token is not valid', code: 'unauthorized' });
+    const claims = decodeJwt(cp.token);
+    const expired = await new TokenService(cp.h.signingKey, -60).signAccess({
+      userId: claims.sub!,
+      sessionId: claims['sid'] as string,
+    });
+    expect(await open(cp.url, cp.tenantId, expired).refused()).toMatchObject({ message: 'access token expired' });
+    // B's owner asking for A's tenant: not found, as on REST.
+    expect(await open(cp.url, cp.tenantId, tokenB).refused()).toMatchObject({
+      message: 'tenant not found',
+      code: 'not_found',
+    });
+    expect(await open(cp.url, 'not-a-uuid', cp.token).refused()).toMatchObject({ code: 'unauthorized' });
+  });
+
+  it("delivers a tenant's events to its sockets and never to another tenant's", async () => {
+    const a = open(cp.url, cp.tenantId, cp.token);
+    const b = open(cp.url, tenantB, tokenB);
+    await Promise.all([a.connected(), b.connected()]);
+    await sleep(100); // the room joins reach the adapter
+    const siteA = randomUUID();
+    await pub.publish(cp.tenantId, { type: 'site.status', data: status(siteA, false, 'gateway-lost') });
+    await pub.publish(cp.tenantId, { type: 'site.changed', data: { siteId: siteA, change: 'updated' } });
+    await until(() => a.events.length === 2, 5000, 'events for A');
+    expect(a.events.map((e) => [e.seq, e.type, e.data.siteId])).toEqual([
+      [1, 'site.status', siteA],
+      [2, 'site.changed', siteA],
+    ]);
+    await pub.publish(tenantB, { type: 'site.status', data: status('b-site', true) });
+    await until(() => b.events.length === 1, 5000, 'event for B');
+    await sleep(300);
+    expect(b.events.map((e) => e.data.siteId)).toEqual(['b-site']);
+    expect(a.events).toHaveLength(2);
+    a.rt.close();
+    b.rt.close();
+  });
+
+  it('a client that was disconnected while 3 status changes happened gets all 3, in order, once', async () => {
+    const siteId = randomUUID();
+    const current = Number(await cp.h.redis.get(pub.keys.seq(tenantB)));
+    const c = open(cp.url, tenantB, tokenB, current);
+    await c.connected();
+    await sleep(100);
+    await pub.publish(tenantB, { type: 'site.status', data: status(siteId, true) });
+    await until(() => c.events.length === 1, 5000, 'first event');
+    const before = c.rt.lastSeq;
+    c.rt.socket.disconnect();
+    await pub.publish(tenantB, { type: 'site.status', data: status(siteId, false, 'tunnel-down') });
+    await pub.publish(tenantB, { type: 'site.status', data: status(siteId, true) });
+    await pub.publish(tenantB, { type: 'site.status', data: status(siteId, false, 'gateway-lost') });
+    c.rt.socket.connect();
+    await until(() => c.events.length === 4, 5000, 'replayed events');
+    // A live event right after the reconnect still comes once and in order.
+    await pub.publish(tenantB, { type: 'site.status', data: status(siteId, true) });
+    await until(() => c.events.length === 5, 5000, 'live event after replay');
+    await sleep(300);
+    expect(c.events.map((e) => e.seq)).toEqual([before, before + 1, before + 2, before + 3, before + 4]);
+    expect(c.events.slice(1).map((e) => (e.data as SiteStatusData).reason ?? 'up')).toEqual([
+      'tunnel-down',
+      'up',
+      'gateway-lost',
+      'up',
+    ]);
+    expect(c.resyncs).toEqual([]);
+    c.rt.close();
+  });
+
+  it('a client further behind than the backlog is told to resync with the current seq', async () => {
+    const small = new RealtimePublisher({ redis: cp.h.redis, prefix: cp.h.prefix, backlog: 5 });
+    const t = cp.tenantId;
+    for (let i = 0; i < 12; i++) await small.publish(t, { type: 'site.status', data: status(`s${i}`, i % 2 === 0) });
+    const current = Number(await cp.h.redis.get(small.keys.seq(t)));
+    const far = open(cp.url, t, cp.token, current - 8);
+    await until(() => far.resyncs.length === 1, 5000, 'resync');
+    expect(far.resyncs).toEqual([current]);
+    expect(far.events).toEqual([]);
+    // After the REST reload the client continues from the seq the resync named.
+    far.rt.setLastSeq(current);
+    await small.publish(t, { type: 'site.status', data: status('after', true) });
+    await until(() => far.events.length === 1, 5000, 'event after resync');
+    expect(far.events[0]).toMatchObject({ seq: current + 1, data: { siteId: 'after' } });
+    // Within the backlog: replayed, no resync.
+    const near = open(cp.url, t, cp.token, current - 3);
+    await until(() => near.events.length === 4, 5000, 'replay within the backlog');
+    expect(near.events.map((e) => e.seq)).toEqual([current - 2, current - 1, current, current + 1]);
+    expect(near.resyncs).toEqual([]);
+    far.rt.close();
+    near.rt.close();
+  });
+
+  it('an event published through one replica reaches a socket connected to another', async () => {
+    const other = await secondReplica(cp.h);
+    try {
+      const c = open(other.url, cp.tenantId, cp.token);
+      await c.connected();
+      const start = Number(await cp.h.redis.get(pub.keys.seq(cp.tenantId)));
+      c.rt.setLastSeq(start);
+      await sleep(100);
+      // The first replica's own publisher (what its services use), not the socket's replica.
+      const viaFirst = new RealtimePublisher({ redis: cp.h.redis, prefix: cp.h.prefix });
+      await viaFirst.publish(cp.tenantId, { type: 'job.progress', data: jobData() });
+      await until(() => c.events.length === 1, 5000, 'event on the other replica');
+      expect(c.events[0]).toMatchObject({ seq: start + 1, type: 'job.progress', tenantId: cp.tenantId });
+      c.rt.close();
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('disconnects a socket when its access token expires; the client comes back with a fresh one', async () => {
+    const claims = decodeJwt(cp.token);
+    const short = new TokenService(cp.h.signingKey, 2);
+    const session = { userId: claims.sub!, sessionId: claims['sid'] as string };
+    let issued = 0;
+    const c = open(cp.url, cp.tenantId, async () => {
+      issued++;
+      return short.signAccess(session);
+    });
+    await c.connected();
+    const firstId = c.rt.socket.id;
+    const disconnected = new Promise<string>((r) => c.rt.socket.once('disconnect', (reason) => r(reason)));
+    expect(await disconnected).toBe('io server disconnect');
+    await until(() => c.rt.socket.connected && c.rt.socket.id !== firstId, 8000, 'reconnected');
+    expect(issued).toBeGreaterThanOrEqual(2);
+    c.rt.close();
+  });
+});
+
+function jobData() {
+  return { jobId: randomUUID(), siteId: randomUUID(), kind: 'backup', state: 'running', step: 'export' };
+}
