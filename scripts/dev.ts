@@ -1,14 +1,27 @@
 /**
  * `npm start`: the whole product on one machine with embedded defaults — the control
- * plane, a gateway and a worker, on DATABASE_URL/REDIS_URL when set, otherwise on a
- * private PostgreSQL cluster and redis-server under DATA_DIR (reused on the next start).
- * Ctrl-C stops everything.
+ * plane, an enrolled gateway and a worker, on DATABASE_URL/REDIS_URL when set, otherwise on
+ * a private PostgreSQL cluster and redis-server under DATA_DIR (reused on the next start),
+ * and a demo fleet. As root with /dev/net/tun, openvpn and iproute2 the gateway runs a real
+ * openvpn and every demo router tunnels to it from its own network namespace
+ * (scripts/dev/network.ts); elsewhere the gateway runs its fake management server and the
+ * routers only poll. Ctrl-C stops everything and removes the namespaces.
  */
-import { chmodSync, mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { ConfigError, parseVars, processEnv } from '@backplane/config';
-import { demoBootstrap, ensureDevCa, startDemoFleet, type DemoFleet } from './dev/demo';
+import {
+  demoBootstrap,
+  ensureDevCa,
+  prepareDemo,
+  startDemoFleet,
+  VERSIONS,
+  waitForDemoTunnels,
+  type DemoFleet,
+  type DemoSetup,
+} from './dev/demo';
 import { EmbeddedServicesError, startEmbeddedPostgres, startEmbeddedRedis, type EmbeddedService } from './dev/embedded';
+import { realTunnelsUnavailable, startDevNetwork, sweepDevNetwork, type DevNetwork } from './dev/network';
 import { Supervisor, type AppSpec } from './dev/supervisor';
 
 const EXIT_CONFIG = 78;
@@ -31,6 +44,7 @@ async function main(): Promise<number> {
       'DEV_POSTGRES_PORT',
       'DEV_REDIS_PORT',
       'GATEWAY_OPENVPN_PORT',
+      'GATEWAY_OPENVPN',
     ],
     env,
   );
@@ -62,6 +76,20 @@ async function main(): Promise<number> {
     throw err;
   }
 
+  // Real tunnels when this machine can run them (and GATEWAY_OPENVPN does not say fake).
+  const left = sweepDevNetwork();
+  if (left.length) say(`removed what an earlier npm start left behind: ${left.join(', ')}`);
+  const noTunnels = cfg.GATEWAY_OPENVPN === 'fake' ? 'GATEWAY_OPENVPN=fake' : realTunnelsUnavailable();
+  let network: DevNetwork | undefined;
+  if (!noTunnels) {
+    try {
+      network = await startDevNetwork(VERSIONS.length, { host: cfg.API_HOST, port: cfg.API_PORT });
+    } catch (err) {
+      await stopEmbedded();
+      throw err;
+    }
+  }
+
   // The demo tenant's owner is created by the api on an empty database (first start only).
   const demo = env['BOOTSTRAP_OWNER_EMAIL'] ? undefined : demoBootstrap(dataDir);
   await ensureDevCa(dataDir);
@@ -77,30 +105,21 @@ async function main(): Promise<number> {
           BOOTSTRAP_TENANT_NAME: 'Demo MSP',
         }
       : {}),
+    // Routers in their namespaces reach the api through the forward on the dev network.
+    ...(network && !env['CONTROLLER_PUBLIC_URL']
+      ? { CONTROLLER_PUBLIC_URL: `http://${network.publicIp}:${cfg.API_PORT}` }
+      : {}),
   };
   const dist = resolve(__dirname, '..');
   const url = (host: string, port: number) => `http://${host}:${port}`;
-  const apps: AppSpec[] = [
-    {
-      name: 'api',
-      script: resolve(dist, 'apps/api/src/main.js'),
-      env: childEnv,
-      healthUrl: `${url(cfg.API_HOST, cfg.API_PORT)}/healthz`,
-    },
-    {
-      name: 'gateway',
-      script: resolve(dist, 'apps/gateway/src/main.js'),
-      env: childEnv,
-      healthUrl: `${url(cfg.GATEWAY_HOST, cfg.GATEWAY_PORT)}/healthz`,
-    },
-    {
-      name: 'worker',
-      script: resolve(dist, 'apps/worker/src/main.js'),
-      env: childEnv,
-      healthUrl: `${url(cfg.WORKER_HOST, cfg.WORKER_PORT)}/healthz`,
-    },
-  ];
-  const supervisor = new Supervisor(apps);
+  const apiUrl = url(cfg.API_HOST === '0.0.0.0' ? '127.0.0.1' : cfg.API_HOST, cfg.API_PORT);
+  const app = (name: string, env: Record<string, string | undefined>, host: string, port: number): AppSpec => ({
+    name,
+    script: resolve(dist, `apps/${name}/src/main.js`),
+    env,
+    healthUrl: `${url(host, port)}/healthz`,
+  });
+  const supervisor = new Supervisor();
   let fleet: DemoFleet | undefined;
   let shuttingDown = false;
   const shutdown = async (code: number) => {
@@ -109,40 +128,86 @@ async function main(): Promise<number> {
     say('stopping...');
     await fleet?.stop();
     await supervisor.stop();
+    await network?.close();
     await stopEmbedded();
     say('stopped');
     process.exit(code);
   };
   process.on('SIGINT', () => {
-    if (shuttingDown) process.exit(130);
+    if (shuttingDown) {
+      // a second Ctrl-C: leave no namespace (or router inside one) behind
+      network?.lab.destroySync();
+      process.exit(130);
+    }
     void shutdown(0);
   });
   process.on('SIGTERM', () => void shutdown(0));
-
-  try {
-    await supervisor.start(60_000);
-  } catch (err) {
-    say(`start failed: ${err instanceof Error ? err.message : String(err)}`);
-    await shutdown(EXIT_CONFIG);
-    return EXIT_CONFIG;
-  }
   supervisor.onFatal((reason) => {
     say(reason);
     void shutdown(EXIT_CONFIG);
   });
 
-  let demoLines: string[];
+  // api and worker first: the gateway's enrollment token comes from the api.
   try {
-    fleet = await startDemoFleet({
-      dataDir,
-      apiUrl: url(cfg.API_HOST, cfg.API_PORT),
-      bootstrap: demo,
-      openvpnPort: cfg.GATEWAY_OPENVPN_PORT,
-    });
-    demoLines = fleet.lines;
+    await supervisor.start(
+      [app('api', childEnv, cfg.API_HOST, cfg.API_PORT), app('worker', childEnv, cfg.WORKER_HOST, cfg.WORKER_PORT)],
+      60_000,
+    );
   } catch (err) {
-    demoLines = [`  ${'demo'.padEnd(15)}not started: ${err instanceof Error ? err.message : String(err)}`];
+    say(`start failed: ${err instanceof Error ? err.message : String(err)}`);
+    await shutdown(EXIT_CONFIG);
+    return EXIT_CONFIG;
   }
+
+  const enrolled = existsSync(join(dataDir, 'gateway', 'identity.json')) || Boolean(env['GATEWAY_CREDENTIAL']);
+  let setup: DemoSetup | undefined;
+  let demoError: string | undefined;
+  try {
+    setup = await prepareDemo({
+      dataDir,
+      apiUrl,
+      bootstrap: demo,
+      region: { publicHost: network?.publicIp ?? '127.0.0.1', publicPort: cfg.GATEWAY_OPENVPN_PORT },
+      enrollGateway: !enrolled && !env['GATEWAY_ENROLLMENT_TOKEN'],
+    });
+  } catch (err) {
+    demoError = err instanceof Error ? err.message : String(err);
+  }
+  const gatewayEnv = {
+    ...childEnv,
+    GATEWAY_OPENVPN: network ? 'real' : 'fake',
+    GATEWAY_API_URL: env['GATEWAY_API_URL'] ?? apiUrl,
+    ...(setup?.enrollmentToken ? { GATEWAY_ENROLLMENT_TOKEN: setup.enrollmentToken } : {}),
+  };
+  try {
+    await supervisor.start([app('gateway', gatewayEnv, cfg.GATEWAY_HOST, cfg.GATEWAY_PORT)], 60_000);
+  } catch (err) {
+    say(`start failed: ${err instanceof Error ? err.message : String(err)}`);
+    await shutdown(EXIT_CONFIG);
+    return EXIT_CONFIG;
+  }
+  const gatewayLine = enrolled
+    ? 'enrolled (identity kept in DATA_DIR/gateway/identity.json)'
+    : setup?.enrollmentToken || env['GATEWAY_ENROLLMENT_TOKEN']
+      ? 'enrolled just now in region "local"'
+      : 'NOT enrolled (no demo owner to create an enrollment token): see its log';
+
+  let demoLines: string[] = [];
+  if (setup) {
+    try {
+      fleet = await startDemoFleet({ apiUrl, state: setup.state, bootstrap: demo, network });
+      say(`waiting up to 60 s for the ${setup.state.sites.length} demo routers to come online...`);
+      demoLines = [
+        ...fleet.lines,
+        ...(network
+          ? await waitForDemoTunnels(apiUrl, setup.state, 60_000)
+          : [`  ${''.padEnd(15)}health shows "degraded" = polling, tunnel down; live calls and jobs need the tunnel.`]),
+      ];
+    } catch (err) {
+      demoError = err instanceof Error ? err.message : String(err);
+    }
+  }
+  if (demoError) demoLines.push(`  ${'demo'.padEnd(15)}not started: ${demoError}`);
 
   const hidePassword = (u: string) => u.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@');
   const pad = (s: string) => s.padEnd(15);
@@ -150,7 +215,10 @@ async function main(): Promise<number> {
     '',
     `Backplane is running (data in ${dataDir})`,
     `  ${pad('control plane')}${url(cfg.API_HOST, cfg.API_PORT)}   REST /api/v1 · /healthz · /readyz · /metrics`,
-    `  ${pad('gateway')}${url(cfg.GATEWAY_HOST, cfg.GATEWAY_PORT)}   /healthz · /readyz · /metrics`,
+    `  ${pad('gateway')}${url(cfg.GATEWAY_HOST, cfg.GATEWAY_PORT)}   /healthz · /readyz · /metrics; ${gatewayLine}`,
+    network
+      ? `  ${pad('tunnels')}real openvpn on :${cfg.GATEWAY_OPENVPN_PORT} (region host ${network.publicIp}); routers in network namespaces ${network.lab.names.map((n) => n.replace(/^.*-/, '')).join(', ')} (${network.lab.tag}-${process.pid}-*)`
+      : `  ${pad('tunnels')}none: the gateway runs its FAKE management server (${noTunnels}); real tunnels need root, /dev/net/tun, openvpn and iproute2`,
     `  ${pad('worker')}${url(cfg.WORKER_HOST, cfg.WORKER_PORT)}   /healthz · /readyz · /metrics`,
     `  ${pad('PostgreSQL')}${hidePassword(databaseUrl)}${env['DATABASE_URL'] ? '' : '   (embedded)'}`,
     `  ${pad('Redis')}${hidePassword(redisUrl)}${env['REDIS_URL'] ? '' : '   (embedded)'}`,

@@ -1,24 +1,32 @@
 /**
  * The `npm start` demo: a demo tenant (its owner created by the api from
- * BOOTSTRAP_OWNER_* on the first start, password printed once) and a small simulated fleet
- * (RouterOS 6 and 7) onboarded through the same path a real router takes: the api's
- * one-time command, pasted into each simulator's script interpreter, which fetches and
- * imports the onboarding script and then polls the api.
+ * BOOTSTRAP_OWNER_* on the first start, password printed once), the local region and the
+ * gateway's enrollment token, and a small simulated fleet (RouterOS 6 and 7) onboarded
+ * through the same path a real router takes: the api's one-time command, pasted into each
+ * simulator's script interpreter, which fetches and imports the onboarding script, then
+ * polls the api and dials the gateway with the ovpn-client the script created.
+ *
+ * With the dev network (scripts/dev/network.ts) every router is a simulator process in its
+ * own namespace and its ovpn-client runs a real openvpn client; without it the simulators
+ * run in this process and only poll (no tunnel).
  *
  * `<DATA_DIR>/demo.json` (0600) remembers the demo tenant, its sites and an operator API
  * key, so later starts re-onboard fresh simulators onto the same sites.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createCa } from '@backplane/openvpn';
+import { RouterOsClient } from '@backplane/routeros';
+import { stopProcess, until, type NsProcess } from '@backplane/testing';
 import { runScript, startRouter, type SimRouter } from '../../apps/routeros-sim/src';
+import type { DevNetwork } from './network';
 
 export const DEMO_EMAIL = 'demo@backplane.local';
 export const DEMO_TENANT = 'Demo MSP';
-const VERSIONS = ['7.16', '6.49.10', '7.18', '6.48.6', '7.12'] as const;
+export const VERSIONS = ['7.16', '6.49.10', '7.18', '6.48.6', '7.12'] as const;
 
-interface DemoState {
+export interface DemoState {
   readonly tenantId: string;
   readonly apiKey: string;
   readonly sites: readonly string[];
@@ -51,7 +59,19 @@ async function call(base: string, method: string, path: string, auth: string, bo
   return (text ? JSON.parse(text) : {}) as Record<string, unknown>;
 }
 
-async function firstStart(base: string, email: string, password: string, openvpnPort: number): Promise<DemoState> {
+export interface DemoSetup {
+  readonly state: DemoState;
+  /** First start only: the demo owner's one-time token for the gateway (undefined later). */
+  readonly enrollmentToken: string | undefined;
+}
+
+async function firstStart(
+  base: string,
+  email: string,
+  password: string,
+  region: { publicHost: string; publicPort: number },
+  enroll: boolean,
+): Promise<DemoSetup> {
   const login = await fetch(`${base}/api/v1/auth/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -61,17 +81,26 @@ async function firstStart(base: string, email: string, password: string, openvpn
   const token = ((await login.json()) as { accessToken: string }).accessToken;
   const me = await call(base, 'GET', '/api/v1/me', token);
   const tenantId = (me['tenants'] as { id: string }[])[0]!.id;
-  const regions = await call(base, 'GET', '/api/v1/regions', token);
-  if (!(regions['items'] as unknown[]).length) {
-    await call(base, 'POST', '/api/v1/regions', token, {
-      slug: 'local',
-      name: 'Local (npm start)',
-      publicHost: '127.0.0.1',
-      publicPort: openvpnPort,
-      latitude: 0,
-      longitude: 0,
-    });
-  }
+  const regions = (await call(base, 'GET', '/api/v1/regions', token))['items'] as { id: string }[];
+  const regionId =
+    regions[0]?.id ??
+    ((
+      await call(base, 'POST', '/api/v1/regions', token, {
+        slug: 'local',
+        name: 'Local (npm start)',
+        publicHost: region.publicHost,
+        publicPort: region.publicPort,
+        latitude: 0,
+        longitude: 0,
+      })
+    )['id'] as string);
+  const enrollmentToken = enroll
+    ? (
+        await call(base, 'POST', `/api/v1/regions/${regionId}/enrollment-tokens`, token, {
+          ttlMinutes: 10,
+        })
+      )['token']
+    : undefined;
   const key = await call(base, 'POST', `/api/v1/tenants/${tenantId}/api-keys`, token, {
     name: 'npm start demo fleet',
     role: 'operator',
@@ -84,59 +113,189 @@ async function firstStart(base: string, email: string, password: string, openvpn
     });
     sites.push(s['id'] as string);
   }
-  return { tenantId, apiKey: key['key'] as string, sites };
+  return {
+    state: { tenantId, apiKey: key['key'] as string, sites },
+    enrollmentToken: typeof enrollmentToken === 'string' ? enrollmentToken : undefined,
+  };
+}
+
+/**
+ * The demo tenant: created on the first start (with the local region and, when the gateway
+ * has no identity yet, its one-time enrollment token), read from demo.json afterwards.
+ */
+export async function prepareDemo(opts: {
+  dataDir: string;
+  apiUrl: string;
+  bootstrap: { email: string; password: string } | undefined;
+  region: { publicHost: string; publicPort: number };
+  enrollGateway: boolean;
+}): Promise<DemoSetup> {
+  const file = join(opts.dataDir, 'demo.json');
+  if (existsSync(file))
+    return { state: JSON.parse(readFileSync(file, 'utf8')) as DemoState, enrollmentToken: undefined };
+  if (!opts.bootstrap) throw new Error('no demo state and no bootstrap owner');
+  const setup = await firstStart(
+    opts.apiUrl,
+    opts.bootstrap.email,
+    opts.bootstrap.password,
+    opts.region,
+    opts.enrollGateway,
+  );
+  writeFileSync(file, JSON.stringify(setup.state, null, 2), { mode: 0o600 });
+  return setup;
 }
 
 export interface DemoFleet {
-  readonly routers: SimRouter[];
   readonly lines: string[];
   stop(): Promise<void>;
 }
 
-/** Creates (first start) or reuses the demo tenant and onboards one fresh simulator per demo site. */
-export async function startDemoFleet(opts: {
-  dataDir: string;
-  apiUrl: string;
-  bootstrap: { email: string; password: string } | undefined;
-  openvpnPort: number;
-}): Promise<DemoFleet> {
-  const file = join(opts.dataDir, 'demo.json');
-  let state: DemoState;
-  if (existsSync(file)) state = JSON.parse(readFileSync(file, 'utf8')) as DemoState;
-  else {
-    if (!opts.bootstrap) throw new Error('no demo state and no bootstrap owner');
-    state = await firstStart(opts.apiUrl, opts.bootstrap.email, opts.bootstrap.password, opts.openvpnPort);
-    writeFileSync(file, JSON.stringify(state, null, 2), { mode: 0o600 });
-  }
-  const routers: SimRouter[] = [];
-  for (const [i, siteId] of state.sites.entries()) {
-    const cmd = await call(
-      opts.apiUrl,
-      'POST',
-      `/api/v1/tenants/${state.tenantId}/sites/${siteId}/onboarding`,
-      state.apiKey,
-    );
-    const r = await startRouter({ version: VERSIONS[i % VERSIONS.length]!, identity: `demo-${i + 1}`, port: 0 });
-    routers.push(r);
-    const result = await runScript(r, cmd['command'] as string);
-    if (result.error) throw new Error(`demo router ${i + 1}: onboarding failed: ${JSON.stringify(result.error)}`);
-  }
-  const lines = [
-    `  ${'demo tenant'.padEnd(15)}"${DEMO_TENANT}" ${state.tenantId}`,
-    ...(opts.bootstrap
-      ? [`  ${'demo owner'.padEnd(15)}${opts.bootstrap.email} / ${opts.bootstrap.password}   (shown ONCE: note it now)`]
-      : [`  ${'demo owner'.padEnd(15)}${DEMO_EMAIL} (password was shown at the first start)`]),
-    `  ${'demo fleet'.padEnd(15)}${routers.length} simulated routers (RouterOS ${VERSIONS.join(', ')}) onboarded just now with the`,
-    `  ${''.padEnd(15)}pasted one-liner; they poll the api every POLL_INTERVAL s (GET .../sites/<id>/health).`,
-    `  ${''.padEnd(15)}No tunnel in npm start (the gateway is not enrolled and the simulators run no OpenVPN):`,
-    `  ${''.padEnd(15)}health shows "degraded" = polling, tunnel down. Live calls and jobs need the tunnel:`,
-    `  ${''.padEnd(15)}see test/onboarding/netns-e2e.spec.ts for the full path with real openvpn.`,
-  ];
-  return {
-    routers,
-    lines,
-    async stop() {
-      for (const r of routers) await r.stop().catch(() => undefined);
+const SIM_CLI = resolve(__dirname, '..', '..', 'apps', 'routeros-sim', 'src', 'cli.js');
+
+/** A simulator process in router namespace `i`, its ovpn-client a real openvpn client there. */
+async function startNamespacedRouter(net: DevNetwork, i: number): Promise<{ proc: NsProcess; admin: RouterOsClient }> {
+  const { ns, ip } = net.router(i);
+  const proc = net.lab.run(ns, [
+    process.execPath,
+    SIM_CLI,
+    '--host',
+    '0.0.0.0',
+    '--port',
+    '8728',
+    '--version',
+    VERSIONS[i % VERSIONS.length]!,
+    '--identity',
+    `demo-${i + 1}`,
+    '--real-ovpn',
+    '--log-level',
+    'warn',
+  ]);
+  let last = '';
+  const admin = await until(
+    async () => {
+      if (proc.child.exitCode !== null) throw new Error(`simulator exited: ${proc.log.slice(-5).join(' | ')}`);
+      return RouterOsClient.connect({ host: ip, port: 8728, username: 'admin', password: '' }).catch((err: unknown) => {
+        last = String(err);
+        return undefined;
+      });
     },
+    20_000,
+    `demo router ${i + 1} in ${ns}`,
+    200,
+  ).catch((err: unknown) => {
+    throw new Error(`${err instanceof Error ? err.message : String(err)} (${last})`);
+  });
+  return { proc, admin };
+}
+
+/** Onboards one fresh simulator per demo site with the pasted one-liner. */
+export async function startDemoFleet(opts: {
+  apiUrl: string;
+  state: DemoState;
+  bootstrap: { email: string; password: string } | undefined;
+  network: DevNetwork | undefined;
+}): Promise<DemoFleet> {
+  const { state, network } = opts;
+  const routers: SimRouter[] = [];
+  const procs: NsProcess[] = [];
+  const stop = async () => {
+    for (const r of routers) await r.stop().catch(() => undefined);
+    await Promise.all(procs.map((p) => stopProcess(p, 'SIGTERM', 5000)));
   };
+  try {
+    await Promise.all(
+      state.sites.map(async (siteId, i) => {
+        const cmd = (
+          await call(opts.apiUrl, 'POST', `/api/v1/tenants/${state.tenantId}/sites/${siteId}/onboarding`, state.apiKey)
+        )['command'] as string;
+        if (network) {
+          const { proc, admin } = await startNamespacedRouter(network, i);
+          procs.push(proc);
+          try {
+            // what a person does: paste the one-liner into the router's terminal
+            await admin.exec('/execute', { script: cmd });
+          } finally {
+            await admin.close().catch(() => undefined);
+          }
+          return;
+        }
+        const r = await startRouter({
+          version: VERSIONS[i % VERSIONS.length]!,
+          identity: `demo-${i + 1}`,
+          port: 0,
+        });
+        routers.push(r);
+        const result = await runScript(r, cmd);
+        if (result.error) throw new Error(`demo router ${i + 1}: onboarding failed: ${JSON.stringify(result.error)}`);
+      }),
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const pad = (s: string) => s.padEnd(15);
+  const lines = [
+    `  ${pad('demo tenant')}"${DEMO_TENANT}" ${state.tenantId}`,
+    ...(opts.bootstrap
+      ? [`  ${pad('demo owner')}${opts.bootstrap.email} / ${opts.bootstrap.password}   (shown ONCE: note it now)`]
+      : [`  ${pad('demo owner')}${DEMO_EMAIL} (password was shown at the first start)`]),
+    `  ${pad('demo fleet')}${state.sites.length} simulated routers (RouterOS ${VERSIONS.join(', ')}) onboarded just now with the`,
+    network
+      ? `  ${pad('')}pasted one-liner, each in its own network namespace with a real openvpn tunnel to the gateway:`
+      : `  ${pad('')}pasted one-liner; they poll the api, but run no tunnel here (see "tunnels" below):`,
+  ];
+  return { lines, stop };
+}
+
+export interface DemoSiteStatus {
+  readonly siteId: string;
+  readonly online: boolean;
+  readonly address: string;
+  /** The router's identity read live through the gateway (undefined: no answer). */
+  readonly identity: string | undefined;
+}
+
+/** Each demo site as the api sees it: online, its tunnel address, its identity read live. */
+export async function demoStatus(apiUrl: string, state: DemoState): Promise<DemoSiteStatus[]> {
+  return Promise.all(
+    state.sites.map(async (siteId) => {
+      const base = `/api/v1/tenants/${state.tenantId}/sites/${siteId}`;
+      const site = await call(apiUrl, 'GET', base, state.apiKey);
+      const online = (site['status'] as { online: boolean }).online;
+      let identity: string | undefined;
+      if (online) {
+        identity = await call(apiUrl, 'GET', `${base}/live/identity`, state.apiKey).then(
+          (r) => (typeof r['name'] === 'string' ? r['name'] : undefined),
+          () => undefined,
+        );
+      }
+      return { siteId, online, address: site['mgmtAddress'] as string, identity };
+    }),
+  );
+}
+
+/** Waits until every demo site is online and answers live (or `ms` passed); banner lines. */
+export async function waitForDemoTunnels(apiUrl: string, state: DemoState, ms: number): Promise<string[]> {
+  const t0 = Date.now();
+  let status: DemoSiteStatus[] = [];
+  for (;;) {
+    status = await demoStatus(apiUrl, state).catch(() => status);
+    if (status.length && status.every((s) => s.identity !== undefined)) break;
+    if (Date.now() - t0 > ms) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  const up = status.filter((s) => s.identity !== undefined).length;
+  return [
+    ...status.map(
+      (s, i) =>
+        `  ${''.padEnd(15)}demo-${i + 1} (RouterOS ${VERSIONS[i % VERSIONS.length]}) ${s.siteId}  ${
+          s.identity !== undefined
+            ? `online ${s.address}, live identity "${s.identity}"`
+            : s.online
+              ? `online ${s.address}, no live answer yet`
+              : 'offline (tunnel not up yet)'
+        }`,
+    ),
+    `  ${''.padEnd(15)}${up}/${status.length} demo sites online with a live answer through the gateway after ${Math.round((Date.now() - t0) / 1000)} s`,
+  ];
 }

@@ -33,18 +33,21 @@ export class Supervisor {
   private stopping = false;
   private fatal: ((reason: string) => void) | undefined;
 
-  constructor(private readonly apps: readonly AppSpec[]) {}
-
-  /** Resolves when every app answers /healthz; rejects on a fatal exit or after `timeoutMs`. */
-  async start(timeoutMs: number): Promise<void> {
+  /**
+   * Launches `apps` (more can be started by a later call); resolves when each answers
+   * /healthz; rejects on a fatal exit or after `timeoutMs`.
+   */
+  async start(apps: readonly AppSpec[], timeoutMs: number): Promise<void> {
+    const previous = this.fatal;
     const failed = new Promise<never>((_, reject) => {
       this.fatal = (reason) => reject(new Error(reason));
     });
-    for (const app of this.apps) this.launch(app, 0);
+    failed.catch(() => undefined);
+    for (const app of apps) this.launch(app, 0);
     const healthy = (async () => {
       const until = Date.now() + timeoutMs;
-      const pending = new Set(this.apps);
-      while (pending.size > 0) {
+      const pending = new Set(apps);
+      while (pending.size > 0 && !this.stopping) {
         if (Date.now() > until) {
           throw new Error(`not healthy within ${timeoutMs / 1000} s: ${[...pending].map((a) => a.name).join(', ')}`);
         }
@@ -52,7 +55,12 @@ export class Supervisor {
         if (pending.size > 0) await new Promise((r) => setTimeout(r, 250));
       }
     })();
-    await Promise.race([healthy, failed]);
+    healthy.catch(() => undefined);
+    try {
+      await Promise.race([healthy, failed]);
+    } finally {
+      this.fatal = previous;
+    }
   }
 
   /** Resolves with a reason if an app fails fatally while running. */

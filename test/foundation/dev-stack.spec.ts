@@ -1,11 +1,15 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { processEnv } from '@backplane/config';
+import { netnsMissing, pidsIn } from '@backplane/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/** Real tunnels in npm start need what the netns harness needs; elsewhere the banner says why not. */
+const realTunnels = netnsMissing().length === 0;
 
 const root = join(__dirname, '..', '..');
 
@@ -53,6 +57,63 @@ async function status(url: string): Promise<number> {
   return res.status;
 }
 
+/** The stack's router namespaces (named after its pid). */
+function namespacesOf(pid: number | undefined): string[] {
+  const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
+  return list
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter((n) => n.startsWith(`bpdev-${pid}-`));
+}
+
+function alive(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim().length > 0;
+  } catch {
+    return false;
+  }
+}
+
+interface DemoState {
+  tenantId: string;
+  apiKey: string;
+  sites: string[];
+}
+
+/** What a user checks through the api: each demo site online with its tunnel address, and its identity read live. */
+async function demoSites(apiPort: string): Promise<{ online: boolean; address: string; identity: unknown }[]> {
+  const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as DemoState;
+  const get = async (path: string) => {
+    const res = await fetch(`http://127.0.0.1:${apiPort}/api/v1/tenants/${demo.tenantId}/sites/${path}`, {
+      headers: { authorization: `Bearer ${demo.apiKey}` },
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  return Promise.all(
+    demo.sites.map(async (id) => {
+      const site = (await get(id)).body as { status: { online: boolean }; mgmtAddress: string };
+      const identity = await get(`${id}/live/identity`);
+      return { online: site.status.online, address: site.mgmtAddress, identity: identity.body };
+    }),
+  );
+}
+
+/** The stack's openvpn processes: the gateway's server and one client per router namespace. */
+function openvpnPids(pid: number | undefined): number[] {
+  const inNamespaces = namespacesOf(pid)
+    .flatMap((ns) => pidsIn(ns))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'openvpn';
+      } catch {
+        return false;
+      }
+    });
+  const pidFile = join(dataDir, 'gateway', 'openvpn', 'openvpn.pid');
+  const server = existsSync(pidFile) ? [Number(readFileSync(pidFile, 'utf8').trim())] : [];
+  return [...server, ...inNamespaces];
+}
+
 let dataDir: string;
 let env: Record<string, string>;
 const runs: Run[] = [];
@@ -67,6 +128,7 @@ beforeAll(async () => {
     WORKER_PORT: String(await freePort()),
     DEV_POSTGRES_PORT: String(await freePort()),
     DEV_REDIS_PORT: String(await freePort()),
+    GATEWAY_OPENVPN_PORT: String(await freePort()),
   };
 }, 120_000);
 
@@ -80,11 +142,11 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-describe('npm start (dev stack on embedded defaults)', () => {
-  it('brings api, gateway and worker up with DATABASE_URL unset, and Ctrl-C stops everything', async () => {
+describe('npm start (dev stack on embedded defaults, demo fleet through real tunnels where possible)', () => {
+  it('brings api, an enrolled gateway and worker up with DATABASE_URL unset, the demo sites online through real tunnels, and Ctrl-C stops everything', async () => {
     const run = startStack(env);
     runs.push(run);
-    await waitFor(run, 'Ctrl-C stops everything', 60_000);
+    await waitFor(run, 'Ctrl-C stops everything', 100_000);
     for (const port of [env['API_PORT'], env['GATEWAY_PORT'], env['WORKER_PORT']]) {
       expect(await status(`http://127.0.0.1:${port}/healthz`)).toBe(200);
       expect(await status(`http://127.0.0.1:${port}/readyz`)).toBe(200);
@@ -93,23 +155,60 @@ describe('npm start (dev stack on embedded defaults)', () => {
     expect(run.output()).toMatch(/PostgreSQL\s+postgres:\/\/postgres@127\.0\.0\.1:\d+\/backplane\s+\(embedded\)/);
     const secrets = join(dataDir, 'secrets.json');
     expect(statSync(secrets).mode & 0o777).toBe(0o600);
+    expect(run.output()).toContain('enrolled just now in region "local"');
+    expect(JSON.parse(readFileSync(join(dataDir, 'gateway', 'identity.json'), 'utf8'))).toHaveProperty('gatewayId');
+
+    let vpn: number[] = [];
+    if (realTunnels) {
+      expect(run.output()).toContain('5/5 demo sites online with a live answer through the gateway');
+      const sites = await demoSites(env['API_PORT']!);
+      expect(sites).toHaveLength(5);
+      sites.forEach((s, i) => {
+        expect(s.online).toBe(true);
+        expect(s.address).toMatch(/^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.\d+\.\d+$/);
+        expect(s.identity).toEqual({ name: `demo-${i + 1}` });
+      });
+      expect(namespacesOf(run.child.pid)).toHaveLength(5);
+      vpn = openvpnPids(run.child.pid);
+      expect(vpn).toHaveLength(6);
+    } else {
+      expect(run.output()).toMatch(/tunnels\s+none: the gateway runs its FAKE management server/);
+    }
 
     run.child.kill('SIGINT');
     expect(await run.exited).toBe(0);
     await expect(fetch(`http://127.0.0.1:${env['API_PORT']}/healthz`)).rejects.toThrow();
-  }, 120_000);
+    expect(namespacesOf(run.child.pid)).toEqual([]);
+    expect(vpn.filter(alive)).toEqual([]);
+  }, 150_000);
 
-  it('reuses the data and secrets on a second start', async () => {
+  it('reuses the data, secrets and the enrolled gateway on a second start, and removes namespaces a killed stack left', async () => {
     const secrets = join(dataDir, 'secrets.json');
     const before = readFileSync(secrets, 'utf8');
+    const identity = readFileSync(join(dataDir, 'gateway', 'identity.json'), 'utf8');
+    // what a stack killed hard leaves: a router namespace named after a pid that is gone
+    const dead = spawnSync('true').pid;
+    const stale = `bpdev-${dead}-abcdef-r1`;
+    if (realTunnels) execFileSync('ip', ['netns', 'add', stale]);
     const run = startStack(env);
     runs.push(run);
-    await waitFor(run, 'Ctrl-C stops everything', 60_000);
+    await waitFor(run, 'Ctrl-C stops everything', 100_000);
     expect(readFileSync(secrets, 'utf8')).toBe(before);
     expect(run.output()).not.toContain('initdb');
+    expect(readFileSync(join(dataDir, 'gateway', 'identity.json'), 'utf8')).toBe(identity);
+    expect(run.output()).toContain('enrolled (identity kept in DATA_DIR/gateway/identity.json)');
+    if (realTunnels) {
+      expect(run.output()).toContain(`removed what an earlier npm start left behind: ${stale}`);
+      expect(namespacesOf(dead)).toEqual([]);
+      expect(run.output()).toContain('5/5 demo sites online with a live answer through the gateway');
+      expect((await demoSites(env['API_PORT']!)).map((s) => s.identity)).toEqual(
+        [1, 2, 3, 4, 5].map((i) => ({ name: `demo-${i}` })),
+      );
+    }
     run.child.kill('SIGINT');
     expect(await run.exited).toBe(0);
-  }, 120_000);
+    expect(namespacesOf(run.child.pid)).toEqual([]);
+  }, 150_000);
 
   it('stops with one clear error, not a restart loop, when secrets.json no longer matches the data', async () => {
     const secrets = join(dataDir, 'secrets.json');
@@ -128,5 +227,6 @@ describe('npm start (dev stack on embedded defaults)', () => {
     );
     expect(out.match(/Restore the original secrets\.json/g)).toHaveLength(1);
     expect(out).not.toContain('restarting in');
+    expect(namespacesOf(run.child.pid)).toEqual([]);
   }, 120_000);
 });

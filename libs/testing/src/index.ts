@@ -15,3 +15,19 @@ export {
   type FakeTunnelInput,
   type FakeTunnelOutcome,
 } from './fake-openvpn';
+export {
+  NetnsLab,
+  addressesIn,
+  ip,
+  netnsMissing,
+  pidsIn,
+  runIn,
+  stopProcess,
+  tcpForward,
+  tryIp,
+  until,
+  type NsProcess,
+  type RunOptions,
+  type TcpForward,
+  type VethEnd,
+} from './netns';

@@ -181,6 +181,9 @@ export class OvpnManager {
       u.on('error', end).on('close', end);
     };
     if (!this.options.netns) {
+      // Listening on every address already (a router in its own namespace): the tunnel
+      // address answers as it is, with the gateway's address as the peer (/ip service checks it).
+      if (host === '0.0.0.0' || host === '::') return;
       for (const port of ports) {
         const s = createServer(pipeTo(port));
         s.on('error', (err) => this.logger.warn({ address, port, err: err.message }, 'tunnel listener failed'));
