@@ -243,8 +243,9 @@ export class TelemetryPoller {
         .sort((a, b) => a.at - b.at);
       for (const { t, at } of sites) {
         if (this.stopped) break;
+        // sites due within the next 50 ms start together: one timer per slice, not per site
         const wait = at - this.now();
-        if (wait > 0) await this.sleep(wait);
+        if (wait > 50) await this.sleep(wait);
         if (this.now() - flushAt >= Math.min(this.o.intervalMs, 5000)) {
           flushAt = this.now();
           void this.flush();
