@@ -1,0 +1,137 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Server, type Socket } from 'socket.io';
+import { afterEach, describe, expect, it } from 'vitest';
+import { REALTIME_PATH, type TenantEvent } from '@backplane/contracts';
+import { RealtimeClient } from './client';
+
+/**
+ * The client's sequence bookkeeping against a small socket.io server that speaks the
+ * realtime protocol from an in-memory log, so the test can deliver events out of order
+ * (what a replay racing live delivery looks like). The real server is covered by
+ * test/realtime/*.spec.ts.
+ */
+const TENANT = '6f1c3a52-6d7e-4d8e-9a41-0c3b6f0e1a11';
+
+function event(seq: number): TenantEvent {
+  return {
+    seq,
+    tenantId: TENANT,
+    at: new Date().toISOString(),
+    type: 'site.status',
+    data: { siteId: `s${seq}`, online: true },
+  };
+}
+
+interface Fake {
+  url: string;
+  log: TenantEvent[];
+  sockets: Socket[];
+  resumes: number[];
+  tokens: string[];
+  close(): Promise<void>;
+}
+
+async function fakeServer(): Promise<Fake> {
+  const http = createServer();
+  const io = new Server(http, { path: REALTIME_PATH });
+  const f: Fake = {
+    url: '',
+    log: [],
+    sockets: [],
+    resumes: [],
+    tokens: [],
+    close: () => io.close().then(() => undefined),
+  };
+  const replay = (s: Socket, after: number) => {
+    const oldest = f.log[0]?.seq ?? 1;
+    if (after < oldest - 1) return s.emit('resync', { tenantId: TENANT, seq: f.log.at(-1)!.seq });
+    for (const e of f.log) if (e.seq > after) s.emit('event', e);
+  };
+  io.on('connection', (s) => {
+    const auth = s.handshake.auth as { token: string; lastSeq?: number };
+    f.tokens.push(auth.token);
+    f.sockets.push(s);
+    if (auth.lastSeq !== undefined) replay(s, auth.lastSeq);
+    s.on('resume', (req: { lastSeq: number }, ack: (r: unknown) => void) => {
+      f.resumes.push(req.lastSeq);
+      replay(s, req.lastSeq);
+      ack({ ok: true, data: { replayed: 0 } });
+    });
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  f.url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  return f;
+}
+
+async function until(fn: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 5000;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('RealtimeClient', () => {
+  const cleanup: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0)) await c();
+  });
+
+  async function setup(lastSeq = 0) {
+    const f = await fakeServer();
+    let n = 0;
+    const rt = new RealtimeClient({ url: f.url, tenantId: TENANT, token: () => `token-${++n}`, lastSeq });
+    const applied: number[] = [];
+    const resyncs: number[] = [];
+    rt.onEvent((e) => applied.push(e.seq));
+    rt.onResync((s) => resyncs.push(s));
+    cleanup.push(
+      () => rt.close(),
+      () => f.close(),
+    );
+    await new Promise<void>((r) => rt.socket.once('connect', () => r()));
+    return { f, rt, applied, resyncs };
+  }
+
+  it('applies in order, drops duplicates, and fills a gap by resuming before applying what came early', async () => {
+    const { f, rt, applied } = await setup();
+    const s = f.sockets[0]!;
+    f.log.push(event(1), event(2), event(3), event(4));
+    s.emit('event', f.log[0]!);
+    s.emit('event', f.log[0]!); // duplicate
+    s.emit('event', f.log[3]!); // 4 before 2 and 3: a gap
+    await until(() => applied.length === 4, 'gap filled');
+    expect(applied).toEqual([1, 2, 3, 4]);
+    expect(f.resumes).toEqual([1]);
+    expect(rt.lastSeq).toBe(4);
+    s.emit('event', f.log[2]!); // late copy from the replay
+    f.log.push(event(5));
+    s.emit('event', f.log[4]!);
+    await until(() => applied.length === 5, 'next live event');
+    expect(applied).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('sends its lastSeq and a fresh token on reconnect, and reports resync when the log is gone', async () => {
+    const { f, rt, applied, resyncs } = await setup();
+    f.log.push(event(1));
+    f.sockets[0]!.emit('event', f.log[0]!);
+    await until(() => applied.length === 1, 'first event');
+    rt.socket.disconnect();
+    f.log.push(event(2), event(3));
+    rt.socket.connect();
+    await until(() => applied.length === 3, 'replayed on reconnect');
+    expect(f.tokens).toEqual(['token-1', 'token-2']);
+    // The server forgets everything up to 10: the client at 3 must reload.
+    rt.socket.disconnect();
+    f.log.splice(0, f.log.length, event(11), event(12));
+    rt.socket.connect();
+    await until(() => resyncs.length === 1, 'resync');
+    expect(resyncs).toEqual([12]);
+    rt.setLastSeq(12);
+    f.log.push(event(13));
+    f.sockets.at(-1)!.emit('event', f.log.at(-1)!);
+    await until(() => applied.length === 4, 'event after resync');
+    expect(applied).toEqual([1, 2, 3, 13]);
+  });
+});
