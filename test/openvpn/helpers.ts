@@ -1,11 +1,26 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createCa, createCrl, issueServerCertificate, type PemCertificate } from '@backplane/openvpn';
+import { netnsMissing, type NetnsLab } from '@backplane/testing';
+import { renderOvpnClientConfig } from '../../apps/routeros-sim/src';
 
-export const hasOpenvpn = spawnSync('openvpn', ['--version']).status !== null;
-export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-export const hasTun = existsSync('/dev/net/tun');
-export const hasIp = spawnSync('ip', ['-V']).status === 0;
+export { until } from '@backplane/testing';
+
+const missing = netnsMissing();
+export const isRoot = !missing.includes('root');
+export const hasTun = !missing.includes('/dev/net/tun');
+export const hasOpenvpn = !missing.includes('openvpn');
+export const hasIp = !missing.includes('iproute2 (ip)');
+
+/** What the real-tunnel tests need and this machine lacks (warned once per file; empty: run). */
+export function realTunnelsMissing(file: string): string[] {
+  if (missing.length) {
+    console.warn(
+      `\n*** SKIPPING ${file}: needs ${missing.join(', ')} (run as root with openvpn and iproute2 installed) ***\n`,
+    );
+  }
+  return missing;
+}
 
 export interface TestPki {
   ca: PemCertificate;
@@ -20,20 +35,51 @@ export async function makePki(): Promise<TestPki> {
   return { ca, server, crl };
 }
 
-export function until<T>(fn: () => T | undefined | false, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      let v: T | undefined | false;
-      try {
-        v = fn();
-      } catch (err) {
-        return reject(err instanceof Error ? err : new Error(String(err)));
-      }
-      if (v !== undefined && v !== false) return resolve(v);
-      if (Date.now() > end) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 25);
-    };
-    tick();
-  });
+/** A "gateway" and a "router" namespace joined by one veth pair (gateway 192.0.2.1, router 192.0.2.2). */
+export function gatewayAndRouter(lab: NetnsLab): { gw: string; rt: string; gwIp: string; rtIp: string } {
+  const gw = lab.namespace('gw');
+  const rt = lab.namespace('rt');
+  lab.veth({ ns: gw, address: '192.0.2.1/24' }, { ns: rt, address: '192.0.2.2/24' });
+  return { gw, rt, gwIp: '192.0.2.1', rtIp: '192.0.2.2' };
+}
+
+export interface RouterOsClientOptions {
+  readonly remote: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+  readonly caFile: string;
+  /** RouterOS names (default aes256-cbc / sha1, what RouterOS 6 uses). */
+  readonly cipher?: string;
+  readonly auth?: string;
+}
+
+/**
+ * An openvpn client configuration with the settings a RouterOS ovpn-client uses (the
+ * simulator's own renderer: tcp-client, tun, no cipher negotiation, user/password, only the
+ * CA, no compression), written to `<dir>/<name>.conf`; `extra` lines override (later wins).
+ */
+export function routerOsClientConfig(
+  dir: string,
+  name: string,
+  o: RouterOsClientOptions,
+  extra: readonly string[] = [],
+): string {
+  const authFile = join(dir, `${name}.creds`);
+  writeFileSync(authFile, `${o.user}\n${o.password}\n`, { mode: 0o600 });
+  chmodSync(authFile, 0o600);
+  const lines = renderOvpnClientConfig(
+    {
+      'connect-to': o.remote,
+      port: String(o.port),
+      user: o.user,
+      password: o.password,
+      cipher: o.cipher ?? 'aes256-cbc',
+      auth: o.auth ?? 'sha1',
+    },
+    { authFile, caFile: o.caFile },
+  );
+  const file = join(dir, `${name}.conf`);
+  writeFileSync(file, `${[...lines, ...extra].join('\n')}\n`);
+  return file;
 }

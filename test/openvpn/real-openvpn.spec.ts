@@ -1,4 +1,4 @@
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,8 +11,9 @@ import {
   type ManagementEvent,
   type OpenVpnLogEvent,
 } from '@backplane/openvpn';
+import { addressesIn, NetnsLab, type NsProcess } from '@backplane/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasIp, hasOpenvpn, hasTun, isRoot, makePki, until } from './helpers';
+import { gatewayAndRouter, makePki, realTunnelsMissing, routerOsClientConfig, until } from './helpers';
 
 /**
  * The real thing: openvpn 2.6 with the rendered config and our PKI in a "gateway"
@@ -20,25 +21,7 @@ import { hasIp, hasOpenvpn, hasTun, isRoot, makePki, until } from './helpers';
  * namespace, joined by a veth pair; our management client attached over the unix socket
  * authorises tunnels with `client-auth ... ifconfig-push` and refuses wrong passwords.
  */
-const missing = [
-  !isRoot && 'root',
-  !hasTun && '/dev/net/tun',
-  !hasOpenvpn && 'openvpn',
-  !hasIp && 'iproute2 (ip)',
-].filter(Boolean);
-if (missing.length)
-  console.warn(
-    `\n*** SKIPPING test/openvpn/real-openvpn.spec.ts: needs ${missing.join(', ')} (run as root with openvpn and iproute2 installed) ***\n`,
-  );
-
-const id = randomBytes(3).toString('hex');
-// namespace names carry our pid, so a later run can remove what a killed run left behind
-const GW_NS = `bp-ovpn-gw-${process.pid}-${id}`;
-const RT_NS = `bp-ovpn-rt-${process.pid}-${id}`;
-const VETH_GW = `bpg${id}`;
-const VETH_RT = `bpr${id}`;
-const GW_IP = '192.0.2.1';
-const RT_IP = '192.0.2.2';
+const missing = realTunnelsMissing('test/openvpn/real-openvpn.spec.ts');
 const MGMT_PASSWORD = randomBytes(12).toString('hex');
 
 /** username -> [password, address pushed] */
@@ -48,62 +31,29 @@ const ROUTERS: Record<string, [string, string]> = {
   CCCCsite3: ['right-password-3', '100.64.7.11'],
 };
 
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: 'pipe' });
-}
-function tryIp(...args: string[]): void {
-  spawnSync('ip', args, { stdio: 'ignore' });
-}
-
-interface Router {
-  child: ChildProcess;
-  log: string[];
-  exited: Promise<number | null>;
-}
-
 describe.skipIf(missing.length > 0)('real openvpn 2.6 gateway with our management client', () => {
+  const lab = new NetnsLab('bp-ovpn');
+  let GW_NS = '';
+  let RT_NS = '';
+  let GW_IP = '';
+  let routers = 0;
   let dir: string;
   let supervisor: OpenVpnSupervisor | undefined;
   let mgmt: ManagementClient | undefined;
   const serverLog: OpenVpnLogEvent[] = [];
   const mgmtEvents: ManagementEvent[] = [];
   const decisions: string[] = [];
-  const children: ChildProcess[] = [];
 
-  function startRouter(user: string, password: string): Router {
-    const name = `${user}-${children.length}`;
-    writeFileSync(join(dir, `${name}.creds`), `${user}\n${password}\n`, { mode: 0o600 });
-    // What a RouterOS 6 ovpn-client does: TCP, AES-256-CBC, SHA1, no cipher negotiation,
-    // user/password, only the CA (no client certificate), no compression.
-    writeFileSync(
-      join(dir, `${name}.conf`),
-      [
-        'client',
-        'dev tun',
-        'proto tcp-client',
-        `remote ${GW_IP} 8443`,
-        'nobind',
-        'cipher AES-256-CBC',
-        'data-ciphers AES-256-CBC',
-        'auth SHA1',
-        `auth-user-pass ${join(dir, `${name}.creds`)}`,
-        `ca ${join(dir, 'ca.pem')}`,
-        'connect-retry 1 1',
-        'auth-retry none',
-        'verb 3',
-        '',
-      ].join('\n'),
+  function startRouter(user: string, password: string): NsProcess {
+    const name = `${user}-${routers++}`;
+    const conf = routerOsClientConfig(
+      dir,
+      name,
+      { remote: GW_IP, port: 8443, user, password, caFile: join(dir, 'ca.pem') },
+      // exit at the first refusal, retry fast
+      ['connect-retry 1 1', 'auth-retry none'],
     );
-    const child = spawn('ip', ['netns', 'exec', RT_NS, 'openvpn', '--config', join(dir, `${name}.conf`)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.push(child);
-    const log: string[] = [];
-    const onData = (d: Buffer) => log.push(...d.toString().split('\n').filter(Boolean));
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    return { child, log, exited };
+    return lab.run(RT_NS, ['openvpn', '--config', conf]);
   }
 
   function attach(): ManagementClient {
@@ -131,42 +81,11 @@ describe.skipIf(missing.length > 0)('real openvpn 2.6 gateway with our managemen
     return client;
   }
 
-  function addressesIn(ns: string): string {
-    return execFileSync('ip', ['-n', ns, '-4', '-o', 'addr', 'show'], { encoding: 'utf8' });
-  }
-
-  /** Namespaces of earlier runs whose process is gone (killed before afterAll). */
-  function sweepStale(): void {
-    const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
-    for (const m of list.matchAll(/^(bp-ovpn-(?:gw|rt)-(\d+)-[0-9a-f]+)/gm)) {
-      const pid = Number(m[2]);
-      let alive = true;
-      try {
-        process.kill(pid, 0);
-      } catch (err) {
-        alive = (err as NodeJS.ErrnoException).code !== 'ESRCH';
-      }
-      if (!alive) tryIp('netns', 'del', m[1]!);
-    }
-  }
-
   beforeAll(async () => {
-    sweepStale();
+    // namespaces of earlier runs whose process is gone (killed before afterAll)
+    NetnsLab.sweepStale(lab.tag);
     dir = mkdtempSync(join(tmpdir(), 'bp-ovpn-real-'));
-    ip('netns', 'add', GW_NS);
-    ip('netns', 'add', RT_NS);
-    ip('link', 'add', VETH_GW, 'type', 'veth', 'peer', 'name', VETH_RT);
-    ip('link', 'set', VETH_GW, 'netns', GW_NS);
-    ip('link', 'set', VETH_RT, 'netns', RT_NS);
-    ip('-n', GW_NS, 'addr', 'add', `${GW_IP}/24`, 'dev', VETH_GW);
-    ip('-n', RT_NS, 'addr', 'add', `${RT_IP}/24`, 'dev', VETH_RT);
-    for (const [ns, dev] of [
-      [GW_NS, VETH_GW],
-      [RT_NS, VETH_RT],
-    ] as const) {
-      ip('-n', ns, 'link', 'set', dev, 'up');
-      ip('-n', ns, 'link', 'set', 'lo', 'up');
-    }
+    ({ gw: GW_NS, rt: RT_NS, gwIp: GW_IP } = gatewayAndRouter(lab));
 
     const pki = await makePki();
     writeFileSync(join(dir, 'ca.pem'), pki.ca.certificatePem);
@@ -199,24 +118,8 @@ describe.skipIf(missing.length > 0)('real openvpn 2.6 gateway with our managemen
 
   afterAll(async () => {
     await mgmt?.close();
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((resolve) => {
-            if (c.exitCode !== null || c.signalCode !== null) return resolve();
-            const t = setTimeout(() => c.kill('SIGKILL'), 2000);
-            c.once('exit', () => {
-              clearTimeout(t);
-              resolve();
-            });
-          }),
-      ),
-    );
     await supervisor?.stop();
-    tryIp('netns', 'del', GW_NS);
-    tryIp('netns', 'del', RT_NS);
-    tryIp('link', 'del', VETH_GW);
+    await lab.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -264,23 +167,13 @@ describe.skipIf(missing.length > 0)('real openvpn 2.6 gateway with our managemen
   it('reaches a listener in the router namespace at the pushed address, from 100.64.0.1; bytecount reports it', async () => {
     // the server reports BYTECOUNT_CLI for a client when traffic passes (not for idle tunnels)
     await mgmt!.bytecount(1);
-    const listener = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        RT_NS,
-        process.execPath,
-        '-e',
-        `const s=require('net').createServer(c=>{console.log('peer '+c.remoteAddress);c.write('hello from router\\n');c.pipe(c);c.on('end',()=>setTimeout(()=>process.exit(0),50))});s.listen(8728,'100.64.7.9',()=>console.log('listening'))`,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    children.push(listener);
-    let out = '';
-    listener.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    listener.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    await until(() => out.includes('listening'), 5000, 'listener');
+    const listener = lab.run(RT_NS, [
+      process.execPath,
+      '-e',
+      `const s=require('net').createServer(c=>{console.log('peer '+c.remoteAddress);c.write('hello from router\\n');c.pipe(c);c.on('end',()=>setTimeout(()=>process.exit(0),50))});s.listen(8728,'100.64.7.9',()=>console.log('listening'))`,
+    ]);
+    const out = () => listener.log.join('\n');
+    await until(() => out().includes('listening'), 5000, 'listener');
     const reply = execFileSync(
       'ip',
       [
@@ -295,8 +188,8 @@ describe.skipIf(missing.length > 0)('real openvpn 2.6 gateway with our managemen
     );
     // greeting, then our 8 pings echoed back
     expect(reply.trim()).toBe('hello from router 9');
-    await until(() => out.includes('peer '), 3000, 'listener to see the peer');
-    expect(out).toMatch(/peer 100\.64\.0\.1/);
+    await until(() => out().includes('peer '), 3000, 'listener to see the peer');
+    expect(out()).toMatch(/peer 100\.64\.0\.1/);
     const cid = (await mgmt!.status()).clients[0]!.clientId;
     const bc = await until(
       () => mgmtEvents.find((e) => e.type === 'bytecount-client' && e.cid === cid && e.bytesIn > 0),

@@ -5,41 +5,18 @@
  * tunnel, the router's API answers on its tunnel address, and disabling the interface
  * stops openvpn.
  */
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RouterOsClient } from '@backplane/routeros';
+import { NetnsLab, type NsProcess } from '@backplane/testing';
 import { renderOvpnClientConfig, startRouter, type SimRouter } from '../../apps/routeros-sim/src';
-import { hasIp, hasOpenvpn, hasTun, isRoot, makePki, until } from '../openvpn/helpers';
+import { gatewayAndRouter, makePki, realTunnelsMissing, until } from '../openvpn/helpers';
 
-const missing = [
-  !isRoot && 'root',
-  !hasTun && '/dev/net/tun',
-  !hasOpenvpn && 'openvpn',
-  !hasIp && 'iproute2 (ip)',
-].filter(Boolean);
-if (missing.length) {
-  console.warn(
-    `\n*** SKIPPING test/routeros/ovpn.spec.ts: needs ${missing.join(', ')} (run as root with openvpn and iproute2 installed) ***\n`,
-  );
-}
-
-const id = randomBytes(3).toString('hex');
-const GW_NS = `bp-simovpn-gw-${process.pid}-${id}`;
-const RT_NS = `bp-simovpn-rt-${process.pid}-${id}`;
-const VETH_GW = `bsg${id}`;
-const VETH_RT = `bsr${id}`;
-const GW_IP = '192.0.2.1';
-const RT_IP = '192.0.2.2';
-
-function ip(...args: string[]): void {
-  const r = spawnSync('ip', args, { stdio: 'pipe', encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
-}
+const missing = realTunnelsMissing('test/routeros/ovpn.spec.ts');
 
 /** A raw API login + identity print from inside the gateway namespace. */
 const PROBE = `
@@ -58,28 +35,20 @@ setTimeout(() => { console.log('TIMEOUT ' + buf); process.exit(1); }, 5000).unre
 `;
 
 describe.skipIf(missing.length > 0)('real ovpn-client against openvpn 2.6', () => {
+  const lab = new NetnsLab('bp-simovpn');
+  let GW_NS = '';
+  let RT_NS = '';
+  let GW_IP = '';
   let dir: string;
-  let server: ChildProcess | undefined;
-  const serverLog: string[] = [];
+  let server: NsProcess | undefined;
   let router: SimRouter | undefined;
   let api: RouterOsClient | undefined;
+  const serverLog = () => server?.log ?? [];
 
   beforeAll(async () => {
+    NetnsLab.sweepStale(lab.tag);
     dir = mkdtempSync(join(tmpdir(), 'bp-simovpn-'));
-    ip('netns', 'add', GW_NS);
-    ip('netns', 'add', RT_NS);
-    ip('link', 'add', VETH_GW, 'type', 'veth', 'peer', 'name', VETH_RT);
-    ip('link', 'set', VETH_GW, 'netns', GW_NS);
-    ip('link', 'set', VETH_RT, 'netns', RT_NS);
-    ip('-n', GW_NS, 'addr', 'add', `${GW_IP}/24`, 'dev', VETH_GW);
-    ip('-n', RT_NS, 'addr', 'add', `${RT_IP}/24`, 'dev', VETH_RT);
-    for (const [ns, dev] of [
-      [GW_NS, VETH_GW],
-      [RT_NS, VETH_RT],
-    ] as const) {
-      ip('-n', ns, 'link', 'set', dev, 'up');
-      ip('-n', ns, 'link', 'set', 'lo', 'up');
-    }
+    ({ gw: GW_NS, rt: RT_NS, gwIp: GW_IP } = gatewayAndRouter(lab));
     const pki = await makePki();
     writeFileSync(join(dir, 'ca.pem'), pki.ca.certificatePem);
     writeFileSync(join(dir, 'server.pem'), pki.server.certificatePem);
@@ -113,15 +82,12 @@ describe.skipIf(missing.length > 0)('real ovpn-client against openvpn 2.6', () =
         '',
       ].join('\n'),
     );
-    server = spawn('ip', ['netns', 'exec', GW_NS, 'openvpn', '--config', join(dir, 'server.conf')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const onData = (d: Buffer): void => {
-      serverLog.push(...d.toString().split('\n').filter(Boolean));
-    };
-    server.stdout?.on('data', onData);
-    server.stderr?.on('data', onData);
-    await until(() => serverLog.some((l) => l.includes('Initialization Sequence Completed')), 10_000, 'openvpn server');
+    server = lab.run(GW_NS, ['openvpn', '--config', join(dir, 'server.conf')]);
+    await until(
+      () => serverLog().some((l) => l.includes('Initialization Sequence Completed')),
+      10_000,
+      'openvpn server',
+    );
 
     router = await startRouter({ identity: 'tunnel-r1', ovpn: { netns: RT_NS, restartDelayMs: 500 } });
     api = await RouterOsClient.connect({ host: router.host, port: router.port, username: 'admin', password: '' });
@@ -130,14 +96,7 @@ describe.skipIf(missing.length > 0)('real ovpn-client against openvpn 2.6', () =
   afterAll(async () => {
     await api?.close().catch(() => undefined);
     await router?.stop();
-    if (server && server.exitCode === null) {
-      const exited = new Promise((r) => server!.once('exit', r));
-      server.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-      server.kill('SIGKILL');
-    }
-    spawnSync('ip', ['netns', 'del', GW_NS]);
-    spawnSync('ip', ['netns', 'del', RT_NS]);
+    await lab.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 20_000);
 
@@ -178,18 +137,20 @@ describe.skipIf(missing.length > 0)('real ovpn-client against openvpn 2.6', () =
       await new Promise((res) => setTimeout(res, 200));
       running = (await c.print('/interface/ovpn-client', { proplist: ['running'] }))[0]?.['running'] ?? 'false';
     }
-    if (running !== 'true') console.log(proc.log.slice(-20).join('\n'), serverLog.slice(-20).join('\n'));
+    if (running !== 'true') console.log(proc.log.slice(-20).join('\n'), serverLog().slice(-20).join('\n'));
     expect(running).toBe('true');
     const monitor = await c.exec('/interface/ovpn-client/monitor', { numbers: 'bp-tunnel', once: '' });
     expect(monitor.rows[0]).toMatchObject({ status: 'connected', encoding: 'AES256-CBC/SHA1' });
     // The server saw the cipher and digest a RouterOS client proposes.
     await until(
       () =>
-        serverLog.some((l) =>
+        serverLog().some((l) =>
           /Data Channel: cipher 'AES-256-CBC'.*auth 'SHA1'|Outgoing Data Channel: Cipher 'AES-256-CBC'/.test(l),
         ),
       3000,
-      `server log to show AES-256-CBC/SHA1: ${serverLog.filter((l) => /cipher|Cipher/.test(l)).join(' | ')}`,
+      `server log to show AES-256-CBC/SHA1: ${serverLog()
+        .filter((l) => /cipher|Cipher/.test(l))
+        .join(' | ')}`,
     );
 
     // The router's API answers on its tunnel address, from the gateway's side of the tunnel.
