@@ -11,6 +11,7 @@ import { Keyring } from '@backplane/crypto';
 import { createDataSource, Database } from '@backplane/db';
 import { connectionFromUrl } from '@backplane/jobs';
 import { createLogger } from '@backplane/observability';
+import { RealtimePublisher } from '@backplane/realtime';
 import { Redis } from 'ioredis';
 import { DirectChannel } from '../apps/worker/src/jobs/channel';
 import { JobRunner } from '../apps/worker/src/jobs/runner';
@@ -26,6 +27,10 @@ export interface JobsWorkerConfig {
   readonly controllerUrl: string;
   readonly concurrency: number;
   readonly lockDurationMs?: number;
+  /** Per-site lock TTL (ms): how long the site of a killed worker stays busy. */
+  readonly siteLockTtlMs?: number;
+  /** apply-config before/after record: only the touched menus (default) or the full export. */
+  readonly applyExport?: 'menu' | 'full';
   /** siteId -> API port on 127.0.0.1 (or `host:port`). */
   readonly sites: Record<string, number | string>;
 }
@@ -59,6 +64,9 @@ async function main(): Promise<void> {
       controllerUrl: config.controllerUrl,
       pollInterval: 30,
       apiAllowedFrom: '127.0.0.1',
+      // Tenant events under the same prefix as the locks (the api's in the tests).
+      events: new RealtimePublisher({ redis, prefix: config.lockPrefix }),
+      ...(config.applyExport ? { applyExport: config.applyExport } : {}),
     },
     {
       queue: { connection: connectionFromUrl(config.redisUrl), prefix: config.bullPrefix },
@@ -67,6 +75,7 @@ async function main(): Promise<void> {
       concurrency: config.concurrency,
       reconcileEveryMs: 2000,
       lockDurationMs: config.lockDurationMs ?? 4000,
+      ...(config.siteLockTtlMs ? { siteLockTtlMs: config.siteLockTtlMs } : {}),
     },
   );
   runner.start();

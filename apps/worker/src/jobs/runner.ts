@@ -37,11 +37,18 @@ export interface RunnerOptions {
   readonly handlers?: HandlerRegistry;
   /** BullMQ lock duration (ms): a dead worker's job is taken over after about this long. */
   readonly lockDurationMs?: number;
+  /**
+   * TTL of the per-site lock (ms, default 30 s): the site of a worker that died mid-job is
+   * free again after this long (its job is then taken over).
+   */
+  readonly siteLockTtlMs?: number;
 }
 
-const LOCK_TTL_MS = 30_000;
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
-const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
+/**
+ * Take or keep the site lock. Also used to renew, so a lock lost with a Redis restart is
+ * taken back by the execution that still runs (and another worker then finds the site busy).
+ */
 const ACQUIRE = `local v = redis.call('get', KEYS[1])
 if v == false or v == ARGV[1] then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
 return 0`;
@@ -49,9 +56,12 @@ return 0`;
 /**
  * Runs site jobs from BullMQ. The database row is the truth: BullMQ carries ids only, and a
  * reconciler re-adds every open job (same job id, so no duplicates) — a Redis that restarts
- * empty loses nothing. One job at a time per site (a Redis lock held by the job id, so a job
- * recovered from a dead worker takes its own lock back); a busy or offline site delays the
- * job with backoff until it expires; steps are recorded so a re-run never applies twice.
+ * empty loses nothing. One job at a time per site: a Redis lock held by this worker and job
+ * (renewed, and re-taken after a Redis restart), so a job is never executed twice at once —
+ * not by this process (it knows what it runs) and not by another worker, which finds the
+ * site busy; the site of a dead worker is free after the lock TTL and its job is taken over.
+ * A busy or offline site delays the job with backoff until it expires; steps are recorded so
+ * a re-run never applies twice.
  */
 export class JobRunner {
   private worker?: Worker<QueuedJob>;
@@ -59,11 +69,17 @@ export class JobRunner {
   private timer?: NodeJS.Timeout;
   readonly instance = randomUUID();
   private readonly handlers: HandlerRegistry;
+  /** Jobs executing in this process right now. */
+  private readonly active = new Set<string>();
+  /** Running jobs the reconciler found without a BullMQ job and without a site lock: since when. */
+  private readonly orphanSince = new Map<string, number>();
+  private readonly lockTtl: number;
 
   constructor(
     private readonly services: WorkerServices,
     private readonly options: RunnerOptions,
   ) {
+    this.lockTtl = options.siteLockTtlMs ?? 30_000;
     this.handlers = options.handlers ?? HANDLERS;
     assertRegistry(this.handlers);
     this.producer = new JobQueue(options.queue);
@@ -85,21 +101,38 @@ export class JobRunner {
     void this.reconcile().catch(() => undefined);
   }
 
-  /** Re-adds open jobs that BullMQ does not know (lost with a Redis restart). */
+  /**
+   * Re-adds open jobs that BullMQ does not know (lost with a Redis restart). A `running` job
+   * may still be executing somewhere: it is re-added only when no worker has re-taken its
+   * site lock for a whole lock TTL (its worker is gone too).
+   */
   async reconcile(): Promise<number> {
     const open = await this.services.db.inPlatform((tx) =>
-      tx.query<{ id: string; tenant_id: string; site_id: string; kind: JobKind }>(
+      tx.query<{ id: string; tenant_id: string; site_id: string; kind: JobKind; state: string }>(
         `SELECT * FROM bp_open_jobs($1)`,
         [10_000],
       ),
     );
+    const seen = new Set(open.map((j) => j.id));
+    for (const id of this.orphanSince.keys()) if (!seen.has(id)) this.orphanSince.delete(id);
     let added = 0;
     for (const j of open) {
+      if (this.active.has(j.id)) continue;
       const existing = await this.producer.queue.getJob(j.id);
       if (existing) {
         const state = await existing.getState();
         if (state !== 'completed' && state !== 'failed') continue;
         await existing.remove().catch(() => undefined);
+      }
+      if (j.state === 'running') {
+        if ((await this.options.redis.exists(this.lockKey(j.site_id))) === 1) {
+          this.orphanSince.delete(j.id);
+          continue;
+        }
+        const since = this.orphanSince.get(j.id) ?? Date.now();
+        this.orphanSince.set(j.id, since);
+        if (Date.now() - since < this.lockTtl) continue;
+        this.orphanSince.delete(j.id);
       }
       await this.producer.add({ jobId: j.id, tenantId: j.tenant_id, siteId: j.site_id, kind: j.kind });
       added++;
@@ -144,6 +177,18 @@ export class JobRunner {
   }
 
   private async process(job: Job<QueuedJob>, token?: string): Promise<unknown> {
+    const { jobId } = job.data;
+    // Re-added while it still runs here (Redis restarted empty): not a second execution.
+    if (this.active.has(jobId)) return this.delay(job, token, 1000);
+    this.active.add(jobId);
+    try {
+      return await this.execute(job, token);
+    } finally {
+      this.active.delete(jobId);
+    }
+  }
+
+  private async execute(job: Job<QueuedJob>, token?: string): Promise<unknown> {
     const { jobId, tenantId, siteId } = job.data;
     const scope = TenantScope.authenticated(tenantId);
     const db = this.services.db;
@@ -169,14 +214,24 @@ export class JobRunner {
     const backoff = Math.max(100, Math.min(30_000, 1000 * 2 ** Math.min(waits, 5), untilExpiry + 50));
 
     const lock = this.lockKey(siteId);
-    const got = await this.options.redis.eval(ACQUIRE, 1, lock, jobId, String(LOCK_TTL_MS));
+    const owner = `${this.instance}:${jobId}`;
+    const ttl = String(this.lockTtl);
+    const got = await this.options.redis.eval(ACQUIRE, 1, lock, owner, ttl);
     if (got !== 1) {
       await this.waiting(scope, row, 'another job is running on this site');
       return this.delay(job, token, 500 + Math.floor(Math.random() * 1000));
     }
-    const renew = setInterval(() => {
-      void this.options.redis.eval(RENEW, 1, lock, jobId, String(LOCK_TTL_MS)).catch(() => undefined);
-    }, LOCK_TTL_MS / 3);
+    const renew = setInterval(
+      () => {
+        void this.options.redis
+          .eval(ACQUIRE, 1, lock, owner, ttl)
+          .then((ok) => {
+            if (ok !== 1) this.services.logger.warn({ jobId, siteId }, 'site lock taken by another worker');
+          })
+          .catch(() => undefined);
+      },
+      Math.min(2000, this.lockTtl / 3),
+    );
     let release = true;
     try {
       // Recreate tunnel works without the tunnel (its script waits for the router's poll).
@@ -235,7 +290,7 @@ export class JobRunner {
       return { failed: message };
     } finally {
       clearInterval(renew);
-      if (release) await this.options.redis.eval(RELEASE, 1, lock, jobId).catch(() => undefined);
+      if (release) await this.options.redis.eval(RELEASE, 1, lock, owner).catch(() => undefined);
     }
   }
 
