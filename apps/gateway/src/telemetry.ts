@@ -253,10 +253,12 @@ export class TelemetryPoller {
         if (this.inFlight.has(t.siteId)) continue; // last round's poll still running
         await this.slot();
         this.inFlight.add(t.siteId);
-        void this.pollOne(t).finally(() => {
-          this.inFlight.delete(t.siteId);
-          this.release();
-        });
+        void this.pollOne(t)
+          .catch((err: unknown) => this.o.logger.warn({ err, siteId: t.siteId }, 'telemetry poll crashed'))
+          .finally(() => {
+            this.inFlight.delete(t.siteId);
+            this.release();
+          });
       }
       const rest = start + this.o.intervalMs - this.now();
       if (rest > 0 && !this.stopped) await this.sleep(rest);
@@ -310,7 +312,8 @@ export class TelemetryPoller {
     let resources: Resources = { cpuLoad: null, memoryUsed: null, memoryTotal: null, uptimeSeconds: null };
     let interfaces: { name: string; rxBps: number; txBps: number }[] = [];
     // Leave the pooled connection to user calls when they keep it busy.
-    if ((await this.o.relay.inFlight(siteId)) >= 4) {
+    // (a connect still pending or failed counts as not busy: the calls below report it)
+    if ((await this.o.relay.inFlight(siteId).catch(() => 0)) >= 4) {
       this.counters.skippedBusy++;
       return undefined;
     }
