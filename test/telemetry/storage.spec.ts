@@ -251,6 +251,25 @@ describe('telemetry storage, downsampling and history', () => {
     expect(second).toMatchObject({ ran: true, deletedRaw: 0, deletedRollups: 0 });
   });
 
+  it('runs the maintenance on one replica at a time (advisory lock)', async () => {
+    // another replica in the middle of its pass: holds the lock in an open transaction
+    const other = cp.h.ds.createQueryRunner();
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      const [held] = await other.query<{ b: string | null }[]>(
+        `SELECT buckets AS b FROM bp_telemetry_maintain(interval '48 hours', interval '8 days', interval '90 days')`,
+      );
+      expect(held!.b).not.toBeNull();
+      const maint = cp.h.app.get(TelemetryMaintenance, { strict: false });
+      expect(await maint.runOnce()).toEqual({ ran: false, buckets: 0, deletedRaw: 0, deletedRollups: 0 });
+      await other.query('COMMIT');
+      expect((await maint.runOnce()).ran).toBe(true);
+    } finally {
+      await other.release();
+    }
+  });
+
   it('serves 1 h from raw samples in 1-minute buckets, 24 h in 5-minute and 7 d in 1-hour buckets', async () => {
     const h1 = await history(synthetic.id, '1h');
     expect(h1.status).toBe(200);
