@@ -1,6 +1,9 @@
 /**
- * One configuration change fanned out to N simulated sites (default 10,000):
+ * One configuration change fanned out to N simulated sites (default 10,000), twice in the
+ * same run on the same fleet: first with the full `/export` before and after each job (the
+ * baseline), then with only the touched menu's export (what apply-config records now):
  *   npm run build:js && node dist/scripts/jobs-fanout.js [--sites 10000] [--concurrency 200] [--sim-procs 2]
+ *     [--passes full,menu]
  *
  * Real pieces: PostgreSQL (a fresh migrated test database), Redis/BullMQ (the test Redis,
  * private prefix), the api's JobsService (bulk enqueue by tag: batch row, one job row per
@@ -21,6 +24,7 @@ import { loadApiConfig } from '@backplane/config';
 import { Keyring } from '@backplane/crypto';
 import { createDataSource, Database, TenantScope } from '@backplane/db';
 import { connectionFromUrl } from '@backplane/jobs';
+import { RealtimePublisher } from '@backplane/realtime';
 import { createLogger, createMetricsRegistry } from '@backplane/observability';
 import { createTestDatabase, ensureLocalServices, ensureTemplateDatabase, testSettings } from '@backplane/testing';
 import { Redis } from 'ioredis';
@@ -78,7 +82,12 @@ async function main(): Promise<void> {
       concurrency: { type: 'string', default: '200' },
       'sim-procs': { type: 'string', default: '2' },
       'base-port': { type: 'string', default: '18728' },
+      passes: { type: 'string', default: 'full,menu' },
     },
+  });
+  const passes = values.passes.split(',').map((p) => {
+    if (p !== 'full' && p !== 'menu') throw new Error(`unknown pass ${p} (full, menu)`);
+    return p;
   });
   const n = Number(values.sites);
   const procs = Number(values['sim-procs']);
@@ -166,26 +175,6 @@ async function main(): Promise<void> {
     where.set(id, { host: `127.1.${(i + 1) >> 8}.${(i + 1) & 255}`, port: basePort + p });
   });
 
-  const channel = new DirectChannel((id) => where.get(id));
-  const runner = new JobRunner(
-    {
-      db,
-      keyring,
-      channel,
-      logger: quiet,
-      verifierKey: Buffer.from(config.TUNNEL_VERIFIER_KEY!, 'utf8'),
-      controllerUrl: 'http://127.0.0.1:1',
-      pollInterval: 30,
-    },
-    {
-      queue: { connection: connectionFromUrl(redisUrl), prefix: `${prefix}bull` },
-      redis,
-      lockPrefix: prefix,
-      concurrency: Number(values.concurrency),
-      reconcileEveryMs: 600_000,
-    },
-  );
-
   const jobs = app.get(JobsService);
   const t: TenantContext = {
     scope,
@@ -199,38 +188,78 @@ async function main(): Promise<void> {
       name: 'bench',
     },
   };
-  const e0 = Date.now();
-  const { batch } = await jobs.bulk(t, {
-    kind: 'apply-config',
-    payload: { changes: [{ menu: 'dns', servers: ['9.9.9.9', '149.112.112.112'] }] },
-    tags: ['bench'],
-    idempotencyKey: 'fanout-1',
-  });
-  const enqueueMs = Date.now() - e0;
-  console.log(
-    `enqueued ${batch.total} jobs in ${(enqueueMs / 1000).toFixed(2)} s (${Math.round(batch.total / (enqueueMs / 1000))} jobs/s)`,
-  );
+  // Each pass changes the DNS servers to something new, so every job really applies a change.
+  const servers: Record<string, string[]> = {
+    full: ['9.9.9.9', '149.112.112.112'],
+    menu: ['1.1.1.1', '1.0.0.1'],
+  };
+  for (const pass of passes) {
+    // A fresh runner and fresh router connections per pass.
+    const channel = new DirectChannel((id) => where.get(id));
+    const runner = new JobRunner(
+      {
+        db,
+        keyring,
+        channel,
+        logger: quiet,
+        verifierKey: Buffer.from(config.TUNNEL_VERIFIER_KEY!, 'utf8'),
+        controllerUrl: 'http://127.0.0.1:1',
+        pollInterval: 30,
+        applyExport: pass,
+        events: new RealtimePublisher({ redis, prefix }),
+      },
+      {
+        queue: { connection: connectionFromUrl(redisUrl), prefix: `${prefix}bull` },
+        redis,
+        lockPrefix: prefix,
+        concurrency: Number(values.concurrency),
+        reconcileEveryMs: 600_000,
+      },
+    );
+    const e0 = Date.now();
+    const { batch } = await jobs.bulk(t, {
+      kind: 'apply-config',
+      payload: { changes: [{ menu: 'dns', servers: servers[pass] }] },
+      tags: ['bench'],
+      idempotencyKey: `fanout-${pass}`,
+    });
+    const enqueueMs = Date.now() - e0;
+    console.log(
+      `[${pass}] enqueued ${batch.total} jobs in ${(enqueueMs / 1000).toFixed(2)} s (${Math.round(batch.total / (enqueueMs / 1000))} jobs/s)`,
+    );
 
-  const r0 = Date.now();
-  runner.start();
-  let status = await jobs.batch(t, batch.id);
-  let lastPrint = 0;
-  while (!status.done) {
-    await new Promise((r) => setTimeout(r, 1000));
-    status = await jobs.batch(t, batch.id);
-    if (Date.now() - lastPrint > 10_000) {
-      lastPrint = Date.now();
-      console.log(`  ${status.finished}/${status.total} finished after ${((Date.now() - r0) / 1000).toFixed(0)} s`);
+    const r0 = Date.now();
+    runner.start();
+    let status = await jobs.batch(t, batch.id);
+    let lastPrint = 0;
+    while (!status.done) {
+      await new Promise((r) => setTimeout(r, 1000));
+      status = await jobs.batch(t, batch.id);
+      if (Date.now() - lastPrint > 10_000) {
+        lastPrint = Date.now();
+        console.log(
+          `  [${pass}] ${status.finished}/${status.total} finished after ${((Date.now() - r0) / 1000).toFixed(0)} s`,
+        );
+      }
     }
+    const runMs = Date.now() - r0;
+    // What one job recorded (the before/after exports) and that the change really landed.
+    const [sample] = await db.inTenant(scope, (tx) =>
+      tx.query<{ id: string; before: number; after: number; result: { changed: string[] } }>(
+        `SELECT id, length(export_before_enc) AS before, length(export_after_enc) AS after, result
+           FROM jobs WHERE batch_id = $1 ORDER BY id LIMIT 1`,
+        [batch.id],
+      ),
+    );
+    console.log(
+      `[${pass}] all ${status.total} finished in ${(runMs / 1000).toFixed(1)} s from worker start (${(status.total / (runMs / 1000)).toFixed(0)} jobs/s, concurrency ${values.concurrency}); states ${JSON.stringify(status.states)}`,
+    );
+    console.log(
+      `[${pass}] enqueue -> all applied: ${((Date.now() - e0) / 1000).toFixed(1)} s; recorded exports per job (encrypted) ${sample?.before ?? 0} + ${sample?.after ?? 0} bytes; changed ${JSON.stringify(sample?.result.changed ?? [])}`,
+    );
+    await runner.close();
+    await channel.close();
   }
-  const runMs = Date.now() - r0;
-  console.log(
-    `all ${status.total} finished in ${(runMs / 1000).toFixed(1)} s from worker start (${(status.total / (runMs / 1000)).toFixed(0)} jobs/s, concurrency ${values.concurrency}); states ${JSON.stringify(status.states)}`,
-  );
-  console.log(`enqueue -> all applied: ${((Date.now() - e0) / 1000).toFixed(1)} s`);
-
-  await runner.close();
-  await channel.close();
   await app.close();
   redis.disconnect();
   await ds.destroy();
