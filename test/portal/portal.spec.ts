@@ -1,57 +1,26 @@
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { existsSync } from 'node:fs';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpAt } from '../../apps/api/src/auth/totp';
 import { bootstrap, login, PASSWORD, startApi, type Harness } from '../api/harness';
+import {
+  CHROMIUM,
+  ensurePortalBuilt,
+  launchBrowser,
+  ok,
+  shot as saveShot,
+  signIn as signInAs,
+  signOut as signOutOf,
+  type Browser,
+} from './browser';
 
-const ROOT = resolve(__dirname, '../..');
-const PORTAL = join(ROOT, 'apps/portal');
-const DIST_INDEX = join(PORTAL, 'dist/index.html');
-const SHOTS = join(ROOT, 'docs/screenshots');
-const CHROMIUM = '/usr/bin/chromium';
 const FLEET_SIZE = 10_000;
-
-function newestMtime(path: string): number {
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.mtimeMs;
-  return Math.max(st.mtimeMs, ...readdirSync(path).map((f) => newestMtime(join(path, f))));
-}
-
-/** Builds apps/portal/dist unless it is newer than every source file. */
-async function ensurePortalBuilt(): Promise<number> {
-  const sources = Math.max(
-    newestMtime(join(PORTAL, 'src')),
-    newestMtime(join(PORTAL, 'index.html')),
-    newestMtime(join(PORTAL, 'vite.config.ts')),
-  );
-  if (existsSync(DIST_INDEX) && statSync(DIST_INDEX).mtimeMs > sources) return 0;
-  const t0 = Date.now();
-  await promisify(execFile)(
-    process.execPath,
-    [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', PORTAL, '--logLevel', 'warn'],
-    {
-      cwd: ROOT,
-      timeout: 120_000,
-    },
-  );
-  return Date.now() - t0;
-}
-
-function ok<T>(res: { status: number; body: T }, expected: number, what: string): T {
-  if (res.status !== expected) throw new Error(`${what}: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body;
-}
 
 describe('tenant portal in a real browser', () => {
   let h: Harness;
   let base: string;
-  let ctx: BrowserContext;
+  let browser: Browser;
   let page: Page;
-  let userDir: string;
   const world = {
     tenantA: '',
     tenantB: '',
@@ -177,47 +146,18 @@ describe('tenant portal in a real browser', () => {
       'site B',
     ).id;
 
-    mkdirSync(SHOTS, { recursive: true });
-    userDir = mkdtempSync(join(tmpdir(), 'bp-portal-chromium-'));
-    ctx = await chromium.launchPersistentContext(userDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      viewport: { width: 1366, height: 860 },
-    });
-    page = ctx.pages()[0] ?? (await ctx.newPage());
-    page.setDefaultTimeout(10_000);
+    browser = await launchBrowser();
+    page = browser.page;
   }, 180_000);
 
   afterAll(async () => {
-    await ctx?.close();
-    if (userDir) rmSync(userDir, { recursive: true, force: true });
+    await browser?.close();
     await h?.close();
   });
 
-  async function signIn(email: string) {
-    await page.goto(`${base}/login`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Fleet' }).waitFor();
-  }
-
-  async function signOut() {
-    await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByRole('button', { name: 'Sign in' }).waitFor();
-  }
-
-  const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
+  const signIn = (email: string) => signInAs(page, base, email);
+  const signOut = () => signOutOf(page);
+  const shot = (name: string) => saveShot(page, name);
 
   it('serves the portal at / with a strict CSP, and leaves /api, /healthz and unknown api routes alone', async () => {
     const html = await fetch(`${base}/t/msp-a/sites/x`);
@@ -288,7 +228,7 @@ describe('tenant portal in a real browser', () => {
     await page.getByText('hAP ax3').waitFor();
     await page.getByText('7.18.2').waitFor();
     await page.getByRole('group', { name: 'Site actions' }).waitFor();
-    await shot('site');
+    await shot('site-seeded');
   });
 
   it('walks the onboarding wizard up to the one-line command', async () => {

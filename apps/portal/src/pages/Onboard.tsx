@@ -16,6 +16,7 @@ import {
 import { useEffect, useState, type SyntheticEvent } from 'react';
 import { api, errorText, type Site, type SiteHealth } from '../api';
 import { Copyable } from '../components';
+import { useTenantEvents } from '../realtime';
 import { Link } from '../router';
 import { tenantPath, useSession } from '../session';
 import { ago, when } from '../util';
@@ -54,8 +55,14 @@ export function OnboardPage() {
     }
   };
 
+  // A status event for this site asks at once instead of waiting for the next 3-second poll.
+  const [nudge, setNudge] = useState(0);
+  useTenantEvents((e) => {
+    if ((e.type === 'site.status' || e.type === 'site.changed') && e.data.siteId === site?.id) setNudge((n) => n + 1);
+  });
+  const watching = step >= 1 && !health?.tunnelUp;
   useEffect(() => {
-    if (step < 1 || !site) return;
+    if (!watching || !site) return;
     let stop = false;
     const poll = async () => {
       try {
@@ -73,7 +80,7 @@ export function OnboardPage() {
       stop = true;
       clearInterval(t);
     };
-  }, [step, site, tenant.id]);
+  }, [watching, site, tenant.id, nudge]);
 
   if (!can('operator')) return <Alert title="Not allowed">Adding sites needs the operator role or above.</Alert>;
 
@@ -156,8 +163,8 @@ export function OnboardPage() {
           <Card withBorder mt="md">
             <Stack>
               <Group gap="xs">
-                <Badge color="teal" size="lg">
-                  {health?.tunnelUp ? 'tunnel up' : 'reported in'}
+                <Badge color={health?.tunnelUp ? 'teal' : 'yellow'} size="lg" role="status" data-testid="onboard-state">
+                  {health?.tunnelUp ? 'tunnel up' : 'reported in, waiting for the tunnel'}
                 </Badge>
                 <Text>
                   {site?.name} is onboarded

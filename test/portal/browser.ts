@@ -1,0 +1,101 @@
+/**
+ * Shared by the portal's browser tests: builds the portal when its sources changed, drives
+ * Debian's chromium through playwright-core, signs in and out, saves screenshots.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { PASSWORD } from '../api/harness';
+
+export const ROOT = resolve(__dirname, '../..');
+const PORTAL = join(ROOT, 'apps/portal');
+const DIST_INDEX = join(PORTAL, 'dist/index.html');
+export const SHOTS = join(ROOT, 'docs/screenshots');
+export const CHROMIUM = '/usr/bin/chromium';
+
+function newestMtime(path: string): number {
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.mtimeMs;
+  return Math.max(st.mtimeMs, ...readdirSync(path).map((f) => newestMtime(join(path, f))));
+}
+
+/** Builds apps/portal/dist unless it is newer than every source file (and the realtime contract). */
+export async function ensurePortalBuilt(): Promise<number> {
+  const sources = Math.max(
+    newestMtime(join(PORTAL, 'src')),
+    newestMtime(join(PORTAL, 'index.html')),
+    newestMtime(join(PORTAL, 'vite.config.ts')),
+    newestMtime(join(ROOT, 'libs/contracts/src/realtime.ts')),
+  );
+  if (existsSync(DIST_INDEX) && statSync(DIST_INDEX).mtimeMs > sources) return 0;
+  const t0 = Date.now();
+  await promisify(execFile)(
+    process.execPath,
+    [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', PORTAL, '--logLevel', 'warn'],
+    { cwd: ROOT, timeout: 120_000 },
+  );
+  return Date.now() - t0;
+}
+
+export interface Browser {
+  ctx: BrowserContext;
+  page: Page;
+  close(): Promise<void>;
+}
+
+export async function launchBrowser(): Promise<Browser> {
+  mkdirSync(SHOTS, { recursive: true });
+  const userDir = mkdtempSync(join(tmpdir(), 'bp-portal-chromium-'));
+  const ctx = await chromium.launchPersistentContext(userDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    viewport: { width: 1366, height: 860 },
+  });
+  const page = ctx.pages()[0] ?? (await ctx.newPage());
+  page.setDefaultTimeout(10_000);
+  return {
+    ctx,
+    page,
+    async close() {
+      await ctx.close();
+      rmSync(userDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function signIn(page: Page, base: string, email: string): Promise<void> {
+  // Signed out first, even if an earlier test stopped half-way.
+  await page.goto(`${base}/login`);
+  await page.evaluate('sessionStorage.clear()');
+  await page.goto(`${base}/login`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+}
+
+export async function signOut(page: Page): Promise<void> {
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('button', { name: 'Sign in' }).waitFor();
+}
+
+export const shot = (page: Page, name: string, fullPage = false) =>
+  page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage });
+
+export function ok<T>(res: { status: number; body: T }, expected: number, what: string): T {
+  if (res.status !== expected) throw new Error(`${what}: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
