@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Server, type Socket } from 'socket.io';
 import { afterEach, describe, expect, it } from 'vitest';
 import { REALTIME_PATH, type TenantEvent } from '@backplane/contracts';
-import { RealtimeClient } from './client';
+import { CLIENT_REALTIME_PATH, RealtimeClient } from './client';
 
 /**
  * The client's sequence bookkeeping against a small socket.io server that speaks the
@@ -73,6 +73,10 @@ async function until(fn: () => boolean, what: string): Promise<void> {
 }
 
 describe('RealtimeClient', () => {
+  it('connects at the path the server serves', () => {
+    expect(CLIENT_REALTIME_PATH).toBe(REALTIME_PATH);
+  });
+
   const cleanup: (() => Promise<void> | void)[] = [];
   afterEach(async () => {
     for (const c of cleanup.splice(0)) await c();

@@ -16,13 +16,10 @@
  *   rt.subscribe(siteId, 'traffic'); rt.on('traffic', (s) => …);
  */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
-import {
-  REALTIME_PATH,
-  type RealtimeClientEvents,
-  type RealtimeServerEvents,
-  type SiteStreamKind,
-  type TenantEvent,
-} from '@backplane/contracts';
+import type { RealtimeClientEvents, RealtimeServerEvents, SiteStreamKind, TenantEvent } from '@backplane/contracts';
+
+/** `REALTIME_PATH` of @backplane/contracts, repeated so this file imports only types from there (spec checks it). */
+export const CLIENT_REALTIME_PATH = '/realtime';
 
 export interface RealtimeClientOptions {
   /** Origin of the api (`https://backplane.example`); the path is REALTIME_PATH. */
@@ -63,7 +60,7 @@ export class RealtimeClient {
   constructor(private readonly options: RealtimeClientOptions) {
     this.last = options.lastSeq ?? 0;
     this.socket = io(options.url, {
-      path: REALTIME_PATH,
+      path: CLIENT_REALTIME_PATH,
       transports: ['websocket'],
       ...options.socket,
       auth: (cb: (data: object) => void) => {
