@@ -1,12 +1,20 @@
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { testSettings } from '@backplane/testing';
+import {
+  NetnsLab,
+  pidsIn,
+  stopProcess as stop,
+  tcpForward,
+  testSettings,
+  until,
+  type NsProcess as Proc,
+  type TcpForward,
+} from '@backplane/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { realTunnelsMissing, routerOsClientConfig } from '../openvpn/helpers';
 import { startControlPlane, type ControlPlane, type TestSite } from './control-plane';
 
 /**
@@ -16,100 +24,22 @@ import { startControlPlane, type ControlPlane, type TestSite } from './control-p
  * AES-256-CBC, SHA1, user/password, CA only); the real api in this process. The gateway
  * reaches the api and Redis over a veth pair into the root namespace.
  */
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const missing = [
-  !isRoot && 'root',
-  !existsSync('/dev/net/tun') && '/dev/net/tun',
-  spawnSync('openvpn', ['--version']).status === null && 'openvpn',
-  spawnSync('ip', ['-V']).status !== 0 && 'iproute2 (ip)',
-].filter(Boolean);
-if (missing.length) console.warn(`\n*** SKIPPING test/gateway/netns-e2e.spec.ts: needs ${missing.join(', ')} ***\n`);
+const missing = realTunnelsMissing('test/gateway/netns-e2e.spec.ts');
 
 const ROOT = resolve(__dirname, '../..');
-const id = randomBytes(3).toString('hex');
-const octet = 100 + (parseInt(id.slice(0, 2), 16) % 100);
-const GW_NS = `bpgw${id}`;
-const RT_NS = [`bpra${id}`, `bprb${id}`];
-const HOST_VETH = [`bph${id}`, `bpH${id}`];
-const HOST_IP = `10.213.${octet}.1`;
-const GW_UPLINK_IP = `10.213.${octet}.2`;
-const GW_SIDE = [`bpa${id}`, `bpb${id}`];
-const RT_SIDE = [`bpA${id}`, `bpB${id}`];
 const GW_IPS = ['192.0.2.1', '192.0.2.5'];
 const RT_IPS = ['192.0.2.2', '192.0.2.6'];
 
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: 'pipe' });
-}
-
-async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number, what: string) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** Forwards a port on the root-namespace veth address to a loopback service (Redis). */
-function forward(host: string, targetPort: number): Promise<{ server: Server; port: number }> {
-  const sockets = new Set<Socket>();
-  const server = createServer((c) => {
-    const up = connect({ host: '127.0.0.1', port: targetPort });
-    sockets.add(c).add(up);
-    c.pipe(up).pipe(c);
-    const end = () => {
-      c.destroy();
-      up.destroy();
-    };
-    c.on('error', end).on('close', end);
-    up.on('error', end).on('close', end);
-  });
-  server.on('close', () => sockets.forEach((s) => s.destroy()));
-  return new Promise((res) =>
-    server.listen(0, host, () => res({ server, port: (server.address() as { port: number }).port })),
-  );
-}
-
-interface Proc {
-  child: ChildProcess;
-  log: string[];
-}
-
-function run(ns: string, cmd: string[], env: Record<string, string> = {}): Proc {
-  // `env K=V cmd`: the child inherits this environment plus the variables given
-  const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-  const child = spawn('ip', ['netns', 'exec', ns, 'env', ...vars, ...cmd], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log: string[] = [];
-  const onData = (d: Buffer) => {
-    log.push(...d.toString().split('\n').filter(Boolean));
-    if (log.length > 2000) log.splice(0, log.length - 2000);
-  };
-  child.stdout.on('data', onData);
-  child.stderr.on('data', onData);
-  return { child, log };
-}
-
-async function stop(p: Proc | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
-  await new Promise<void>((res) => {
-    const t = setTimeout(() => p.child.kill('SIGKILL'), 8000);
-    p.child.once('exit', () => {
-      clearTimeout(t);
-      res();
-    });
-    p.child.kill(signal);
-  });
-}
-
 describe.skipIf(missing.length > 0)('gateway end to end in network namespaces (real openvpn)', () => {
+  const lab = new NetnsLab('bpgw');
+  const octet = 100 + (parseInt(lab.id.slice(0, 2), 16) % 100);
+  const HOST_IP = `10.213.${octet}.1`;
+  const GW_UPLINK_IP = `10.213.${octet}.2`;
+  let GW_NS = '';
+  const RT_NS: string[] = [];
   let cp: ControlPlane;
   let redis: Redis;
-  let fwd: { server: Server; port: number } | undefined;
+  let fwd: TcpForward | undefined;
   let dir: string;
   let gateway: Proc | undefined;
   const sims: Proc[] = [];
@@ -119,40 +49,27 @@ describe.skipIf(missing.length > 0)('gateway end to end in network namespaces (r
   let gatewayEnv: Record<string, string>;
 
   function startGateway(): Proc {
-    return run(GW_NS, [process.execPath, 'dist/apps/gateway/src/main.js'], gatewayEnv);
+    return lab.run(GW_NS, [process.execPath, 'dist/apps/gateway/src/main.js'], { env: gatewayEnv, cwd: ROOT });
   }
 
-  function clientConfig(name: string, serverIp: string, user: string, password: string, retry: string): string {
-    writeFileSync(join(dir, `${name}.creds`), `${user}\n${password}\n`, { mode: 0o600 });
-    const file = join(dir, `${name}.conf`);
-    // What a RouterOS ovpn-client does: TCP, AES-256-CBC, SHA1, no cipher negotiation,
-    // user/password, only the CA (no client certificate), no compression.
-    writeFileSync(
-      file,
-      [
-        'client',
-        'dev tun',
-        'proto tcp-client',
-        `remote ${serverIp} 8443`,
-        'nobind',
-        'cipher AES-256-CBC',
-        'data-ciphers AES-256-CBC',
-        'auth SHA1',
-        `auth-user-pass ${join(dir, `${name}.creds`)}`,
-        `ca ${join(dir, 'data', 'pki', 'ca.pem')}`,
-        'connect-retry 1 2',
-        `auth-retry ${retry}`,
-        'verb 3',
-        '',
-      ].join('\n'),
-    );
-    return file;
-  }
+  /** The CA the gateway's openvpn serves with (the one routers import). */
+  const caFile = () => join(dir, 'data', 'gateway', 'openvpn', 'ca.pem');
 
   function startVpn(i: number): Proc {
     const s = sites[i]!;
-    const conf = clientConfig(`router${i}`, GW_IPS[i]!, s.user, s.password, 'nointeract');
-    return run(RT_NS[i]!, ['openvpn', '--config', conf]);
+    const conf = routerOsClientConfig(
+      dir,
+      `router${i}`,
+      {
+        remote: GW_IPS[i]!,
+        port: 8443,
+        user: s.user,
+        password: s.password,
+        caFile: caFile(),
+      },
+      ['connect-retry 1 2'],
+    );
+    return lab.run(RT_NS[i], ['openvpn', '--config', conf]);
   }
 
   const registry = async (siteId: string) => {
@@ -167,31 +84,22 @@ describe.skipIf(missing.length > 0)('gateway end to end in network namespaces (r
   beforeAll(async () => {
     execFileSync('npm', ['run', 'build:js'], { cwd: ROOT, stdio: 'pipe' });
     dir = mkdtempSync(join(tmpdir(), 'bp-gw-e2e-'));
-    ip('netns', 'add', GW_NS);
-    for (const ns of RT_NS) ip('netns', 'add', ns);
+    NetnsLab.sweepStale(lab.tag);
+    GW_NS = lab.namespace('gw');
     // root <-> gateway uplink
-    ip('link', 'add', HOST_VETH[0]!, 'type', 'veth', 'peer', 'name', HOST_VETH[1]!);
-    ip('link', 'set', HOST_VETH[1]!, 'netns', GW_NS);
-    ip('addr', 'add', `${HOST_IP}/30`, 'dev', HOST_VETH[0]!);
-    ip('link', 'set', HOST_VETH[0]!, 'up');
-    ip('-n', GW_NS, 'addr', 'add', `${GW_UPLINK_IP}/30`, 'dev', HOST_VETH[1]!);
-    ip('-n', GW_NS, 'link', 'set', HOST_VETH[1]!, 'up');
-    ip('-n', GW_NS, 'link', 'set', 'lo', 'up');
+    lab.veth({ address: `${HOST_IP}/30` }, { ns: GW_NS, address: `${GW_UPLINK_IP}/30` });
     // gateway <-> each router ("the internet")
     for (let i = 0; i < 2; i++) {
-      ip('link', 'add', GW_SIDE[i]!, 'type', 'veth', 'peer', 'name', RT_SIDE[i]!);
-      ip('link', 'set', GW_SIDE[i]!, 'netns', GW_NS);
-      ip('link', 'set', RT_SIDE[i]!, 'netns', RT_NS[i]!);
-      ip('-n', GW_NS, 'addr', 'add', `${GW_IPS[i]}/30`, 'dev', GW_SIDE[i]!);
-      ip('-n', RT_NS[i]!, 'addr', 'add', `${RT_IPS[i]}/30`, 'dev', RT_SIDE[i]!);
-      ip('-n', GW_NS, 'link', 'set', GW_SIDE[i]!, 'up');
-      ip('-n', RT_NS[i]!, 'link', 'set', RT_SIDE[i]!, 'up');
-      ip('-n', RT_NS[i]!, 'link', 'set', 'lo', 'up');
+      RT_NS.push(lab.namespace(`r${i}`));
+      lab.veth({ ns: GW_NS, address: `${GW_IPS[i]}/30` }, { ns: RT_NS[i]!, address: `${RT_IPS[i]}/30` });
     }
 
     cp = await startControlPlane(HOST_IP);
     redis = new Redis(testSettings().redisUrl);
-    fwd = await forward(HOST_IP, Number(new URL(testSettings().redisUrl).port || 6379));
+    fwd = await tcpForward(
+      { host: HOST_IP },
+      { host: '127.0.0.1', port: Number(new URL(testSettings().redisUrl).port || 6379) },
+    );
     for (let i = 0; i < 2; i++) sites.push(await cp.addSite(`e2e-site-${i}`));
 
     gatewayEnv = {
@@ -215,9 +123,9 @@ describe.skipIf(missing.length > 0)('gateway end to end in network namespaces (r
     );
     for (let i = 0; i < 2; i++) {
       sims.push(
-        run(RT_NS[i]!, [
+        lab.run(RT_NS[i], [
           process.execPath,
-          'dist/apps/routeros-sim/src/cli.js',
+          join(ROOT, 'dist/apps/routeros-sim/src/cli.js'),
           '--host',
           '0.0.0.0',
           '--port',
@@ -234,22 +142,13 @@ describe.skipIf(missing.length > 0)('gateway end to end in network namespaces (r
   }, 90_000);
 
   afterAll(async () => {
-    for (const p of [...vpn, ...extra]) await stop(p);
-    for (const p of sims) await stop(p);
+    for (const p of [...vpn, ...extra, ...sims]) await stop(p);
     await stop(gateway);
-    await new Promise<void>((r) => (fwd ? fwd.server.close(() => r()) : r()));
+    await fwd?.close();
     redis?.disconnect();
     await cp?.close().catch(() => undefined);
-    // Anything still running from this test's directory (e.g. an openvpn orphaned by a crash).
-    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-      try {
-        if (dir && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-    for (const ns of [GW_NS, ...RT_NS]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-    spawnSync('ip', ['link', 'del', HOST_VETH[0]!], { stdio: 'ignore' });
+    // anything still running from this test's directory (e.g. an openvpn orphaned by a crash)
+    await lab.close({ killMatching: dir });
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
@@ -283,8 +182,13 @@ describe.skipIf(missing.length > 0)('gateway end to end in network namespaces (r
   }, 60_000);
 
   it('refuses a router with a wrong secret and records the attempt', async () => {
-    const conf = clientConfig('intruder', GW_IPS[1]!, sites[1]!.user, 'not-the-secret', 'none');
-    const p = run(RT_NS[1]!, ['openvpn', '--config', conf]);
+    const conf = routerOsClientConfig(
+      dir,
+      'intruder',
+      { remote: GW_IPS[1]!, port: 8443, user: sites[1]!.user, password: 'not-the-secret', caFile: caFile() },
+      ['auth-retry none'],
+    );
+    const p = lab.run(RT_NS[1], ['openvpn', '--config', conf]);
     extra.push(p);
     await until(() => p.log.some((l) => l.includes('AUTH_FAILED')), 20_000, 'AUTH_FAILED at the intruder');
     const ev = await until(
@@ -322,8 +226,7 @@ describe.skipIf(missing.length > 0)('gateway end to end in network namespaces (r
   }, 100_000);
 
   it('loses no router when openvpn itself restarts', async () => {
-    const pids = execFileSync('ip', ['netns', 'pids', GW_NS], { encoding: 'utf8' }).split('\n').filter(Boolean);
-    const ovpn = pids.find((p) => {
+    const ovpn = pidsIn(GW_NS).find((p) => {
       try {
         return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'openvpn';
       } catch {

@@ -1,137 +1,77 @@
 /* eslint-disable @typescript-eslint/no-unsafe-return -- api response bodies are untyped here and checked field by field */
 /**
- * Onboarding and recreate-tunnel end to end with the real tunnel stack (the gateway
- * helper's namespace pattern, test/gateway/netns-e2e.spec.ts): the gateway PROCESS with a
- * real openvpn 2.6 server in its namespace; a fresh RouterOS simulator in a router
- * namespace; the real api in this process; a job worker (in-process JobRunner on the relay
- * channel, the same path as the api's live calls).
+ * Onboarding and recreate-tunnel end to end with the real tunnel stack (the netns harness of
+ * libs/testing): the gateway PROCESS with a real openvpn 2.6 server in its namespace; a
+ * fresh RouterOS simulator PROCESS in a router namespace; the real api in this process; a
+ * job worker (in-process JobRunner on the relay channel, the same path as the api's live
+ * calls).
  *
  * The one-liner from the api is run by the simulator's own script interpreter (sent with
  * `/execute`, the test's stand-in for pasting into the terminal): it fetches the script from
- * the api over the network and imports it. The simulator has no OpenVPN of its own, so an
- * "ovpn-client driver" in this test starts a real openvpn client in the router namespace
- * with exactly the parameters the script configured on the simulator (connect-to, port,
- * user, password, cipher, auth) and restarts it whenever they change, as RouterOS does.
+ * the api over the network and imports it. The ovpn-client that script creates is the
+ * simulator's own (`--real-ovpn`): the simulator runs a real openvpn client in its namespace
+ * with the interface's settings and restarts or stops it when they change, as RouterOS does.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Keyring } from '@backplane/crypto';
 import { connectionFromUrl } from '@backplane/jobs';
 import { createLogger } from '@backplane/observability';
 import { RouterOsClient } from '@backplane/routeros';
-import { testSettings } from '@backplane/testing';
+import {
+  NetnsLab,
+  pidsIn,
+  stopProcess as stop,
+  tcpForward,
+  testSettings,
+  until,
+  type NsProcess as Proc,
+  type TcpForward,
+} from '@backplane/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RelayChannel } from '../../apps/worker/src/jobs/channel';
 import { JobRunner } from '../../apps/worker/src/jobs/runner';
 import { bootstrap, startApi, type Harness } from '../api/harness';
+import { realTunnelsMissing } from '../openvpn/helpers';
 
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const missing = [
-  !isRoot && 'root',
-  !existsSync('/dev/net/tun') && '/dev/net/tun',
-  spawnSync('openvpn', ['--version']).status === null && 'openvpn',
-  spawnSync('ip', ['-V']).status !== 0 && 'iproute2 (ip)',
-].filter(Boolean);
-if (missing.length) console.warn(`\n*** SKIPPING test/onboarding/netns-e2e.spec.ts: needs ${missing.join(', ')} ***\n`);
-
+const missing = realTunnelsMissing('test/onboarding/netns-e2e.spec.ts');
 const ROOT = resolve(__dirname, '../..');
-const id = randomBytes(3).toString('hex');
-const octet = 100 + (parseInt(id.slice(0, 2), 16) % 100);
-const GW_NS = `bpog${id}`;
-const RT_NS = `bpor${id}`;
-const HOST_VETH = [`bpoh${id}`, `bpoH${id}`];
-const HOST_IP = `10.214.${octet}.1`;
-const GW_UPLINK_IP = `10.214.${octet}.2`;
-const GW_SIDE = `bpoa${id}`;
-const RT_SIDE = `bpoA${id}`;
-const GW_IP = `198.18.${octet}.1`;
-const RT_IP = `198.18.${octet}.2`;
 const HOSTILE = 'Site "A" $(x); [/system reboot]\n;/user remove admin';
 
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: 'pipe' });
-}
-
-async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number, what: string) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-function forward(host: string, targetPort: number): Promise<{ server: Server; port: number }> {
-  const sockets = new Set<Socket>();
-  const server = createServer((c) => {
-    const up = connect({ host: '127.0.0.1', port: targetPort });
-    sockets.add(c).add(up);
-    c.pipe(up).pipe(c);
-    const end = () => {
-      c.destroy();
-      up.destroy();
-    };
-    c.on('error', end).on('close', end);
-    up.on('error', end).on('close', end);
-  });
-  server.on('close', () => sockets.forEach((s) => s.destroy()));
-  return new Promise((res) =>
-    server.listen(0, host, () => res({ server, port: (server.address() as { port: number }).port })),
-  );
-}
-
-interface Proc {
-  child: ChildProcess;
-  log: string[];
-}
-
-function run(ns: string, cmd: string[], env: Record<string, string> = {}): Proc {
-  const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-  const child = spawn('ip', ['netns', 'exec', ns, 'env', ...vars, ...cmd], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log: string[] = [];
-  const onData = (d: Buffer) => {
-    log.push(...d.toString().split('\n').filter(Boolean));
-    if (log.length > 2000) log.splice(0, log.length - 2000);
-  };
-  child.stdout.on('data', onData);
-  child.stderr.on('data', onData);
-  return { child, log };
-}
-
-async function stop(p: Proc | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
-  await new Promise<void>((res) => {
-    const t = setTimeout(() => p.child.kill('SIGKILL'), 8000);
-    p.child.once('exit', () => {
-      clearTimeout(t);
-      res();
-    });
-    p.child.kill(signal);
+/** The simulator's openvpn client processes (in the router namespace). */
+function openvpnIn(ns: string): number[] {
+  return pidsIn(ns).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'openvpn';
+    } catch {
+      return false;
+    }
   });
 }
 
 describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (real openvpn, namespaces)', () => {
+  const lab = new NetnsLab('bponb');
+  const octet = 100 + (parseInt(lab.id.slice(0, 2), 16) % 100);
+  const HOST_IP = `10.214.${octet}.1`;
+  const GW_UPLINK_IP = `10.214.${octet}.2`;
+  const GW_IP = `198.18.${octet}.1`;
+  const RT_IP = `198.18.${octet}.2`;
+  let GW_NS = '';
+  let RT_NS = '';
   let h: Harness;
   let token: string;
   let tenantId: string;
   let redis: Redis;
-  let fwd: { server: Server; port: number } | undefined;
+  let fwd: TcpForward | undefined;
   let dir: string;
   let gateway: Proc | undefined;
   let sim: Proc | undefined;
-  let vpn: Proc | undefined;
-  let vpnParams = '';
   let admin: RouterOsClient | undefined;
-  let driver: NodeJS.Timeout | undefined;
   let runner: JobRunner | undefined;
   let siteId = '';
   const encKey = randomBytes(32);
@@ -144,67 +84,18 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
     return raw ? (JSON.parse(raw) as { connectedSince: string; address: string }) : undefined;
   };
 
-  /** The ovpn-client driver: a real openvpn client with the simulator's ovpn-client settings. */
-  async function drive(): Promise<void> {
-    if (!admin) return;
-    const rows = (await admin.print('/interface/ovpn-client')).filter((r) => r['name'] === siteId);
-    const c = rows[0];
-    const params = c
-      ? JSON.stringify([c['connect-to'], c['port'], c['user'], c['password'], c['cipher'], c['auth'], c['disabled']])
-      : '';
-    if (params === vpnParams) return;
-    vpnParams = params;
-    await stop(vpn, 'SIGKILL');
-    vpn = undefined;
-    if (!c || c['disabled'] === 'true') return;
-    const cipher = c['cipher']!.startsWith('aes256') ? 'AES-256-CBC' : 'AES-128-CBC';
-    writeFileSync(join(dir, 'router.creds'), `${c['user']}\n${c['password']}\n`, { mode: 0o600 });
-    writeFileSync(
-      join(dir, 'router.conf'),
-      [
-        'client',
-        'dev tun',
-        'proto tcp-client',
-        `remote ${c['connect-to']} ${c['port']}`,
-        'nobind',
-        `cipher ${cipher}`,
-        `data-ciphers ${cipher}`,
-        `auth ${(c['auth'] ?? 'sha1').toUpperCase()}`,
-        `auth-user-pass ${join(dir, 'router.creds')}`,
-        `ca ${join(dir, 'data', 'pki', 'ca.pem')}`,
-        'connect-retry 1 2',
-        'auth-retry nointeract',
-        'verb 3',
-        '',
-      ].join('\n'),
-    );
-    vpn = run(RT_NS, ['openvpn', '--config', join(dir, 'router.conf')]);
-  }
-
   beforeAll(async () => {
     execFileSync('npm', ['run', 'build:js'], { cwd: ROOT, stdio: 'pipe' });
     dir = mkdtempSync(join(tmpdir(), 'bp-onb-e2e-'));
-    ip('netns', 'add', GW_NS);
-    ip('netns', 'add', RT_NS);
-    ip('link', 'add', HOST_VETH[0]!, 'type', 'veth', 'peer', 'name', HOST_VETH[1]!);
-    ip('link', 'set', HOST_VETH[1]!, 'netns', GW_NS);
-    ip('addr', 'add', `${HOST_IP}/30`, 'dev', HOST_VETH[0]!);
-    ip('link', 'set', HOST_VETH[0]!, 'up');
-    ip('-n', GW_NS, 'addr', 'add', `${GW_UPLINK_IP}/30`, 'dev', HOST_VETH[1]!);
-    ip('-n', GW_NS, 'link', 'set', HOST_VETH[1]!, 'up');
-    ip('-n', GW_NS, 'link', 'set', 'lo', 'up');
-    ip('link', 'add', GW_SIDE, 'type', 'veth', 'peer', 'name', RT_SIDE);
-    ip('link', 'set', GW_SIDE, 'netns', GW_NS);
-    ip('link', 'set', RT_SIDE, 'netns', RT_NS);
-    ip('-n', GW_NS, 'addr', 'add', `${GW_IP}/30`, 'dev', GW_SIDE);
-    ip('-n', RT_NS, 'addr', 'add', `${RT_IP}/30`, 'dev', RT_SIDE);
-    ip('-n', GW_NS, 'link', 'set', GW_SIDE, 'up');
-    ip('-n', RT_NS, 'link', 'set', RT_SIDE, 'up');
-    ip('-n', RT_NS, 'link', 'set', 'lo', 'up');
+    NetnsLab.sweepStale(lab.tag);
+    GW_NS = lab.namespace('gw');
+    RT_NS = lab.namespace('rt');
+    lab.veth({ address: `${HOST_IP}/30` }, { ns: GW_NS, address: `${GW_UPLINK_IP}/30` });
+    lab.veth({ ns: GW_NS, address: `${GW_IP}/30` }, { ns: RT_NS, address: `${RT_IP}/30` });
     // The router reaches the controller (its "internet" path) through the gateway namespace.
-    ip('-n', RT_NS, 'route', 'add', `${HOST_IP}/32`, 'via', GW_IP);
-    execFileSync('ip', ['netns', 'exec', GW_NS, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-    ip('route', 'add', `${RT_IP}/32`, 'via', GW_UPLINK_IP);
+    lab.route(RT_NS, `${HOST_IP}/32`, 'via', GW_IP);
+    lab.sysctl(GW_NS, 'net.ipv4.ip_forward=1');
+    lab.route(undefined, `${RT_IP}/32`, 'via', GW_UPLINK_IP);
 
     const port = await new Promise<number>((res) => {
       const s = createServer();
@@ -232,19 +123,25 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
     expect(region.status).toBe(201);
     const et = await h.call('POST', `/api/v1/regions/${region.body.id}/enrollment-tokens`, { token, body: {} });
     redis = new Redis(testSettings().redisUrl);
-    fwd = await forward(HOST_IP, Number(new URL(testSettings().redisUrl).port || 6379));
-    gateway = run(GW_NS, [process.execPath, 'dist/apps/gateway/src/main.js'], {
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      DATA_DIR: join(dir, 'data'),
-      REDIS_URL: `redis://${HOST_IP}:${fwd.port}`,
-      GATEWAY_API_URL: `http://${HOST_IP}:${port}`,
-      GATEWAY_ENROLLMENT_TOKEN: et.body.token as string,
-      GATEWAY_NAME: 'gw-onb',
-      GATEWAY_HOST: GW_UPLINK_IP,
-      GATEWAY_PORT: '3001',
-      GATEWAY_OPENVPN: 'real',
-      GATEWAY_REDIS_PREFIX: h.prefix,
+    fwd = await tcpForward(
+      { host: HOST_IP },
+      { host: '127.0.0.1', port: Number(new URL(testSettings().redisUrl).port || 6379) },
+    );
+    gateway = lab.run(GW_NS, [process.execPath, join(ROOT, 'dist/apps/gateway/src/main.js')], {
+      env: {
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'info',
+        DATA_DIR: join(dir, 'data'),
+        REDIS_URL: `redis://${HOST_IP}:${fwd.port}`,
+        GATEWAY_API_URL: `http://${HOST_IP}:${port}`,
+        GATEWAY_ENROLLMENT_TOKEN: et.body.token as string,
+        GATEWAY_NAME: 'gw-onb',
+        GATEWAY_HOST: GW_UPLINK_IP,
+        GATEWAY_PORT: '3001',
+        GATEWAY_OPENVPN: 'real',
+        GATEWAY_REDIS_PREFIX: h.prefix,
+      },
+      cwd: ROOT,
     });
     await until(() => gateway!.log.some((l) => l.includes('gateway listening')), 30_000, 'gateway').catch(
       (err: unknown) => {
@@ -252,17 +149,19 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
       },
     );
     let lastError = '';
-    sim = run(RT_NS, [
+    // the simulator's own ovpn-client: a real openvpn client in this namespace
+    sim = lab.run(RT_NS, [
       process.execPath,
-      'dist/apps/routeros-sim/src/cli.js',
+      join(ROOT, 'dist/apps/routeros-sim/src/cli.js'),
       '--host',
       '0.0.0.0',
       '--port',
       '8728',
       '--version',
       '7.16',
+      '--real-ovpn',
       '--log-level',
-      'warn',
+      'info',
     ]);
     admin = await until(
       () =>
@@ -301,29 +200,17 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
       },
     );
     runner.start();
-    driver = setInterval(() => void drive().catch(() => undefined), 500);
   }, 120_000);
 
   afterAll(async () => {
-    if (driver) clearInterval(driver);
     await runner?.close();
     await admin?.close().catch(() => undefined);
-    await stop(vpn);
     await stop(sim);
     await stop(gateway);
-    await new Promise<void>((r) => (fwd ? fwd.server.close(() => r()) : r()));
+    await fwd?.close();
     redis?.disconnect();
     await h?.close().catch(() => undefined);
-    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-      try {
-        if (dir && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-    spawnSync('ip', ['route', 'del', `${RT_IP}/32`], { stdio: 'ignore' });
-    for (const ns of [GW_NS, RT_NS]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-    spawnSync('ip', ['link', 'del', HOST_VETH[0]!], { stdio: 'ignore' });
+    await lab.close({ killMatching: dir });
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
@@ -357,6 +244,13 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
       'live identity',
     );
     expect(ident).toEqual({ name: 'MikroTik' });
+    // the tunnel is the simulator's own ovpn-client: one openvpn client in the router namespace, running
+    expect(openvpnIn(RT_NS)).toHaveLength(1);
+    expect(
+      (await admin!.print('/interface/ovpn-client', { proplist: ['name', 'running'] })).find(
+        (r) => r['name'] === siteId,
+      ),
+    ).toMatchObject({ running: 'true' });
     // Pasting again: the token is spent, the fetch fails, nothing changes, the tunnel stays.
     const before = JSON.stringify(await admin!.print('/interface/ovpn-client'));
     await expect(admin!.exec('/execute', { script: cmd })).resolves.toBeDefined();
@@ -384,6 +278,8 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
   it('recreate tunnel with the tunnel removed on the router: repaired through the next poll', async () => {
     await admin!.exec('/interface/ovpn-client/remove', { '.id': siteId });
     await until(async () => !(await registry()), 60_000, 'site offline');
+    // removing the interface stopped the simulator's openvpn
+    await until(() => openvpnIn(RT_NS).length === 0, 10_000, 'openvpn client gone');
     const res = await api('POST', `/sites/${siteId}/recreate-tunnel`);
     const job = await until(
       async () => {
@@ -400,5 +296,6 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
       ]),
     );
     expect(await registry()).toBeDefined();
+    expect(openvpnIn(RT_NS)).toHaveLength(1);
   }, 120_000);
 });
