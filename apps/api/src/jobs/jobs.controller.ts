@@ -171,7 +171,10 @@ export class JobsController {
     return this.jobs.get(t, id);
   }
 
-  /** Before/after `/export show-sensitive` of a configuration job, and their unified diff. */
+  /**
+   * Before/after record of a configuration job and their unified diff: for apply-config the
+   * exports of the menus it touches, for run-command and restore the full `/export show-sensitive`.
+   */
   @Get('jobs/:jobId/exports')
   @TenantAccess('admin')
   exports(@Tenant() t: TenantContext, @Param('jobId', { schema: uuidParam }) id: string) {
