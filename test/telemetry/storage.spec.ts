@@ -257,10 +257,10 @@ describe('telemetry storage, downsampling and history', () => {
     await other.connect();
     try {
       await other.query('BEGIN');
-      const [held] = await other.query<{ b: string | null }[]>(
+      const held = (await other.query(
         `SELECT buckets AS b FROM bp_telemetry_maintain(interval '48 hours', interval '8 days', interval '90 days')`,
-      );
-      expect(held!.b).not.toBeNull();
+      )) as { b: string | null }[];
+      expect(held[0]!.b).not.toBeNull();
       const maint = cp.h.app.get(TelemetryMaintenance, { strict: false });
       expect(await maint.runOnce()).toEqual({ ran: false, buckets: 0, deletedRaw: 0, deletedRollups: 0 });
       await other.query('COMMIT');
