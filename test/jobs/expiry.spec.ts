@@ -36,8 +36,8 @@ describe('job expiry', () => {
     // Ended promptly after the expiry (the backoff does not sleep past it).
     const finished = Date.parse(done.finishedAt as string);
     expect(finished).toBeGreaterThanOrEqual(expiresAt);
-    expect(finished - expiresAt).toBeLessThan(3000);
-    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(finished - expiresAt).toBeLessThan(5000);
+    expect(Date.now() - t0).toBeLessThan(15_000);
     expect(done.error).toMatch(/^expired at .* before it could run: the site stayed unreachable \(last: site offline/);
     expect(done.startedAt).toBeNull();
     expect(done.steps).toEqual([]);
