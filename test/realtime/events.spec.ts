@@ -141,6 +141,20 @@ describe('realtime tenant events', () => {
     near.rt.close();
   });
 
+  it('a first connect to a tenant with history is told where to continue, not sent old events', async () => {
+    const current = Number(await cp.h.redis.get(pub.keys.seq(cp.tenantId)));
+    expect(current).toBeGreaterThan(0);
+    const fresh = open(cp.url, cp.tenantId, cp.token);
+    await until(() => fresh.resyncs.length === 1, 5000, 'resync on first connect');
+    expect(fresh.resyncs).toEqual([current]);
+    fresh.rt.setLastSeq(current); // after loading over REST
+    await pub.publish(cp.tenantId, { type: 'site.status', data: status('next', true) });
+    await until(() => fresh.events.length === 1, 5000, 'next event');
+    await sleep(200);
+    expect(fresh.events.map((e) => e.seq)).toEqual([current + 1]);
+    fresh.rt.close();
+  });
+
   it('an event published through one replica reaches a socket connected to another', async () => {
     const other = await secondReplica(cp.h);
     try {

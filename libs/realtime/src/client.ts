@@ -9,7 +9,8 @@
  *   seq <= lastSeq        duplicate (a replay overlapping live delivery): ignore
  *   seq == lastSeq + 1    apply, lastSeq = seq, then apply any held events that now follow
  *   seq >  lastSeq + 1    gap: hold the event, send `resume {lastSeq}` (once at a time)
- * On every (re)connect `auth.lastSeq` asks the server to replay what was missed.
+ * On every (re)connect `auth.lastSeq` asks the server to replay what was missed; on a first
+ * connect (lastSeq 0) the server answers `resync` with the seq to continue from.
  *
  *   const rt = new RealtimeClient({ url: location.origin, tenantId, token: () => auth.accessToken() });
  *   rt.onEvent((e) => …); rt.onResync(async (seq) => { await reload(); rt.setLastSeq(seq); });

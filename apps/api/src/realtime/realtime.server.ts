@@ -21,6 +21,8 @@
  *     the held event becomes a duplicate);
  *   - on (re)connect send `auth.lastSeq`: the server replays what was missed from the
  *     backlog (a live event may arrive before the replay: it is a gap, handled as above);
+ *     with lastSeq 0 or absent (first connect) it sends `resync` with the current seq
+ *     instead of replaying old events (nothing when the tenant has no events yet);
  *   - on `resync {seq}`: the backlog does not reach back: reload over REST, set lastSeq = seq.
  *
  * Site streams: `subscribe {siteId, stream}` (any member, viewer included; the site must be
@@ -239,7 +241,7 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
     const { tenantId } = socket.data;
     void socket.join(tenantRoom(tenantId));
     const lastSeq = (socket.handshake.auth as { lastSeq?: number }).lastSeq;
-    if (lastSeq !== undefined) void this.replay(socket, lastSeq).catch(() => undefined);
+    void this.replay(socket, lastSeq ?? 0).catch(() => undefined);
 
     socket.on('resume', (req, ack) => {
       const p = Resume.safeParse(req);
@@ -279,6 +281,13 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
   private async replay(socket: RtSocket, lastSeq: number): Promise<number> {
     const { tenantId } = socket.data;
     const keys = realtimeKeys(this.deps.redisPrefix);
+    if (lastSeq === 0) {
+      // A first connect: the client has applied nothing and loads its state over REST, so old
+      // events are no use to it; it needs the seq to continue from (resync does exactly that).
+      const current = Number((await this.deps.redis.get(keys.seq(tenantId))) ?? 0);
+      if (current > 0) socket.emit('resync', { tenantId, seq: current });
+      return 0;
+    }
     const r = await replaySince(this.deps.redis, keys, tenantId, lastSeq);
     if (r.kind === 'resync') {
       socket.emit('resync', { tenantId, seq: r.seq });
