@@ -61,10 +61,21 @@ describe('deployment CA in the control plane', () => {
   });
 
   it('concurrent first requests on every endpoint create exactly one CA; its key is stored only encrypted', async () => {
-    const urls = ['/o/ca.crt', '/api/v1/pki/ca', '/o/ca.crt', '/api/v1/pki/ca', '/api/v1/pki/crl', '/o/ca.crt'];
-    const answers = await Promise.all(urls.map((u) => text(`${cp.url}${u}`)));
-    expect(answers.map((a) => a.status)).toEqual(urls.map(() => 200));
-    const cas = new Set(answers.filter((_, i) => !urls[i]!.endsWith('crl')).map((a) => a.body));
+    // two api modules hold the CA (onboarding: /o/ca.crt, /o/crl.pem; gateway link: certificates); none exists yet
+    const enrolled = await cp.h.call('POST', '/api/v1/gateway/enroll', {
+      body: { token: await cp.enrollmentToken(), name: 'gw-first' },
+    });
+    const csr = await createCertificateRequest({ commonName: 'first' });
+    const urls = ['/o/ca.crt', '/o/ca.crt', '/o/crl.pem', '/o/ca.crt', '/o/crl.pem', '/o/ca.crt'];
+    const [issued, ...answers] = await Promise.all([
+      cp.h.call('POST', '/api/v1/gateway/certificate', { token: enrolled.body.credential, body: { csr: csr.csrPem } }),
+      ...urls.map((u) => text(`${cp.url}${u}`)),
+    ]);
+    expect([issued.status, ...answers.map((a) => a.status)]).toEqual([201, ...urls.map(() => 200)]);
+    const cas = new Set([
+      issued.body.caPem as string,
+      ...answers.filter((_, i) => urls[i] === '/o/ca.crt').map((a) => a.body),
+    ]);
     expect(cas.size).toBe(1);
     const caPem = [...cas][0]!;
     expect(describeCertificate(caPem).subject).toBe('CN=Backplane Deployment CA, O=Backplane');
@@ -114,7 +125,7 @@ describe('deployment CA in the control plane', () => {
       { type: 'dns', value: 'gw.test' },
     ]);
     expect(JSON.stringify(cert.getExtension(x509.CRLDistributionPointsExtension)?.distributionPoints)).toContain(
-      '/api/v1/pki/crl',
+      '/o/crl.pem',
     );
     const [stored] = await cp.h.ds.query<{ gateway_id: string; not_after: Date; revoked_at: Date | null }[]>(
       `SELECT gateway_id, not_after, revoked_at FROM gateway_certificates WHERE serial_number = $1`,
@@ -140,10 +151,10 @@ describe('deployment CA in the control plane', () => {
     expect(other.csrPem).not.toBe(csr.csrPem);
 
     // deleting the gateway revokes its certificate: the CRL lists the serial, signed by the CA
-    expect(crlSerials((await text(`${cp.url}/api/v1/pki/crl`)).body)).not.toContain(res.body.serialNumber);
+    expect(crlSerials((await text(`${cp.url}/o/crl.pem`)).body)).not.toContain(res.body.serialNumber);
     const del = await cp.h.call('DELETE', `/api/v1/gateways/${enrolled.body.gateway.id}`, { token: cp.token });
     expect(del.status).toBe(204);
-    const crlPem = (await text(`${cp.url}/api/v1/pki/crl`)).body;
+    const crlPem = (await text(`${cp.url}/o/crl.pem`)).body;
     expect(crlSerials(crlPem)).toContain(res.body.serialNumber);
     const caCert = new x509.X509Certificate(caPem);
     expect(await new x509.X509Crl(crlPem).verify({ publicKey: caCert.publicKey })).toBe(true);
@@ -277,14 +288,14 @@ describe.skipIf(missing.length > 0)('gateway certificate from the control plane 
   it("a deleted gateway's serial is on the CRL, and a client checking the CRL refuses its certificate", async () => {
     const caPem = (await text(`${cp.url}/o/ca.crt`)).body;
     const serial = describeCertificate(readFileSync(gw!.pki.certPath, 'utf8')).serialNumber;
-    const before = (await text(`${cp.url}/api/v1/pki/crl`)).body;
+    const before = (await text(`${cp.url}/o/crl.pem`)).body;
     expect(crlSerials(before)).not.toContain(serial);
     const withCrl = await client('crl-before', caPem, before);
     expect(withCrl.join('\n')).toContain('Initialization Sequence Completed');
 
     const del = await cp.h.call('DELETE', `/api/v1/gateways/${gw!.identity.gatewayId}`, { token: cp.token });
     expect(del.status).toBe(204);
-    const after = (await text(`${cp.url}/api/v1/pki/crl`)).body;
+    const after = (await text(`${cp.url}/o/crl.pem`)).body;
     expect(crlSerials(after)).toContain(serial);
     const refused = await client('crl-after', caPem, after);
     expect(refused.join('\n')).toMatch(/VERIFY ERROR: depth=0, error=certificate revoked/);

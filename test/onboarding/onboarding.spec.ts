@@ -138,7 +138,7 @@ describe('onboarding one-liner', () => {
       expect(items(r, 'ppp/profile').some((p) => p['name'] === site.id)).toBe(true);
       expect(items(r, 'certificate').map((x) => x['name'])).toEqual(['bp-ca.crt_0']);
       // the CA imported is the deployment CA the control plane signs gateway certificates with
-      const deploymentCa = new X509Certificate(await (await fetch(`${base}/api/v1/pki/ca`)).text());
+      const deploymentCa = new X509Certificate(await (await fetch(`${base}/o/ca.crt`)).text());
       expect(items(r, 'certificate')[0]!['fingerprint']).toBe(
         deploymentCa.fingerprint256.replace(/:/g, '').toLowerCase(),
       );

@@ -59,7 +59,7 @@ export class LinkClient {
 
   /** The deployment CA's current CRL (PEM). */
   async crl(): Promise<string> {
-    return this.text('/api/v1/pki/crl');
+    return this.text('/o/crl.pem');
   }
 
   async sites(after: number, limit: number): Promise<SiteSyncPage> {

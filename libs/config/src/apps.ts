@@ -19,6 +19,8 @@ export function loadApiConfig(env: Env = processEnv()) {
       'API_RATE_LIMIT',
       'API_ACCESS_TOKEN_TTL',
       'GATEWAY_DOWN_AFTER',
+      'GATEWAY_SWEEP_INTERVAL',
+      'REGION_HEALTH_INTERVAL',
       'TUNNEL_VERIFIER_KEY',
       'GEOIP_DATABASE',
       'BOOTSTRAP_OWNER_EMAIL',

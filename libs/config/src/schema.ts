@@ -156,6 +156,22 @@ export const VARS = {
     secret: false,
     defaultText: '90',
   }),
+  GATEWAY_SWEEP_INTERVAL: defineVar({
+    name: 'GATEWAY_SWEEP_INTERVAL',
+    schema: z.coerce.number().int().min(1).max(3600).default(30),
+    description:
+      'Api: seconds between offline sweeps (one replica at a time, advisory lock): a site marked online whose tunnel registry entry expired or whose gateway stopped heartbeating goes offline (`gateway-lost`).',
+    secret: false,
+    defaultText: '30',
+  }),
+  REGION_HEALTH_INTERVAL: defineVar({
+    name: 'REGION_HEALTH_INTERVAL',
+    schema: z.coerce.number().int().min(1).max(86_400).default(300),
+    description:
+      'Api: seconds between region health checks (healthy = an unrevoked gateway heartbeating within GATEWAY_DOWN_AFTER); the result is recorded on the region and changes are audited.',
+    secret: false,
+    defaultText: '300',
+  }),
   BOOTSTRAP_OWNER_EMAIL: defineVar({
     name: 'BOOTSTRAP_OWNER_EMAIL',
     schema: z.email().optional(),

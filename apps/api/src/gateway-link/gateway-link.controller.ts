@@ -1,6 +1,7 @@
 import { Body, Controller, Get, HttpCode, Inject, Injectable, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
-import type { SiteSyncPage } from '@backplane/contracts';
+import type { SiteStatusData, SiteSyncPage } from '@backplane/contracts';
+import { RealtimePublisher } from '@backplane/realtime';
 import { z } from 'zod';
 import { ApiError } from '../common/api-error';
 import { CurrentPrincipal, GatewayAccess, type Principal } from '../common/request';
@@ -51,7 +52,11 @@ export class GatewayLinkService {
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     @Inject(VERIFIER_KEY) private readonly key: Buffer,
-  ) {}
+  ) {
+    this.realtime = new RealtimePublisher({ redis: deps.redis, prefix: deps.redisPrefix });
+  }
+
+  private readonly realtime: RealtimePublisher;
 
   async sites(after: number, limit: number): Promise<SiteSyncPage> {
     const rows = await this.deps.db.inPlatform((tx) =>
@@ -78,27 +83,46 @@ export class GatewayLinkService {
 
   async events(gatewayId: string, events: z.infer<typeof EventsBody>['events']): Promise<{ stored: number }> {
     let stored = 0;
+    const changes: { tenantId: string; data: SiteStatusData }[] = [];
     await this.deps.db.inPlatform(async (tx) => {
       for (const e of events) {
         if (!e.siteId) continue; // not tied to a site (undecodable user): only in the gateway log
-        const [row] = await tx.query<{ ok: boolean }>(
-          `SELECT bp_record_tunnel_event($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS ok`,
-          [
-            e.siteId,
-            gatewayId,
-            e.type,
-            e.accepted ?? null,
-            e.reason ?? null,
-            e.sourceIp,
-            e.bytesIn ?? null,
-            e.bytesOut ?? null,
-            e.durationSeconds ?? null,
-            e.at,
-          ],
-        );
-        if (row?.ok) stored++;
+        const [row] = await tx.query<{
+          stored: boolean;
+          tenant_id: string | null;
+          was_online: boolean | null;
+          online: boolean | null;
+        }>(`SELECT * FROM bp_tunnel_event_status($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [
+          e.siteId,
+          gatewayId,
+          e.type,
+          e.accepted ?? null,
+          e.reason ?? null,
+          e.sourceIp,
+          e.bytesIn ?? null,
+          e.bytesOut ?? null,
+          e.durationSeconds ?? null,
+          e.at,
+        ]);
+        if (!row?.stored) continue;
+        stored++;
+        if (row.tenant_id && row.online !== null && row.online !== row.was_online) {
+          changes.push({
+            tenantId: row.tenant_id,
+            data: {
+              siteId: e.siteId,
+              online: row.online,
+              health: row.online ? 'online' : 'offline',
+              gatewayId,
+              sourceIp: e.sourceIp,
+              ...(row.online ? { connectedSince: e.at } : { reason: e.reason ?? 'disconnect' }),
+            },
+          });
+        }
       }
     });
+    // after the commit, in order: portals see each online/offline change
+    for (const c of changes) await this.realtime.publish(c.tenantId, { type: 'site.status', data: c.data });
     return { stored };
   }
 }

@@ -1,8 +1,8 @@
-import { Body, Controller, Get, Header, HttpCode, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, HttpCode, Post } from '@nestjs/common';
+import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import { ApiError } from '../common/api-error';
-import { CurrentPrincipal, GatewayAccess, Public, type Principal } from '../common/request';
+import { CurrentPrincipal, GatewayAccess, type Principal } from '../common/request';
 import { ApiErrors } from '../common/validation';
 import { PkiService } from './pki.service';
 
@@ -21,7 +21,7 @@ const CertificateResponse = z.object({
   notAfter: z.iso.datetime(),
 });
 
-/** The deployment PKI: gateways trade a CSR for their server certificate; anyone may fetch the CRL. */
+/** The deployment PKI: gateways trade a CSR for their server certificate (the CA and CRL are public under /o). */
 @ApiTags('gateway-link')
 @ApiErrors()
 @Controller('api/v1')
@@ -43,24 +43,5 @@ export class PkiController {
   ) {
     if (p.kind !== 'gateway') throw new ApiError('forbidden', 'gateways only');
     return this.pki.issue(p.gatewayId, body.csr);
-  }
-
-  /** The deployment CA's certificate revocation list (PEM), also named in every gateway certificate. */
-  @Get('pki/crl')
-  @Public()
-  @ApiProduces('application/x-pem-file')
-  @Header('content-type', 'application/x-pem-file')
-  @Header('cache-control', 'no-cache')
-  crl(): Promise<string> {
-    return this.pki.crlPem();
-  }
-
-  /** The deployment CA certificate (PEM), the same routers import at onboarding (`/o/ca.crt`). */
-  @Get('pki/ca')
-  @Public()
-  @ApiProduces('application/x-pem-file')
-  @Header('content-type', 'application/x-pem-file')
-  ca(): Promise<string> {
-    return this.pki.caPem();
   }
 }

@@ -132,7 +132,7 @@ export class PkiService {
         commonName,
         ...splitHost(gw.publicHost),
         validityDays: GATEWAY_CERT_DAYS,
-        crlUrls: [`${this.controllerUrl}/api/v1/pki/crl`],
+        crlUrls: [`${this.controllerUrl}/o/crl.pem`],
       });
     } catch (err) {
       if (err instanceof PkiError)

@@ -60,6 +60,16 @@ export class RouterEndpointsController {
     return this.onboarding.caPem();
   }
 
+  /** The deployment CA's revocation list, named in every gateway certificate (routers with `crl-use=yes` fetch it). */
+  @Get('crl.pem')
+  @Public()
+  @ApiExcludeEndpoint()
+  @Header('content-type', 'application/x-pem-file')
+  @Header('cache-control', 'no-cache')
+  crl(): Promise<string> {
+    return this.onboarding.crlPem();
+  }
+
   @Get(':file')
   @Public()
   @ApiExcludeEndpoint()

@@ -161,6 +161,11 @@ export class OnboardingService {
     return this.pki.caPem();
   }
 
+  /** Its current CRL (gateways whose certificates were revoked). */
+  crlPem(): Promise<string> {
+    return this.pki.crlPem();
+  }
+
   /**
    * A router's poll (basic auth: user = site id, password = poll secret). Records the
    * heartbeat and what the router reported; answers the pending recovery script, or a

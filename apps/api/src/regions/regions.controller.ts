@@ -70,6 +70,11 @@ const RegionResponse = z.object({
   latitude: z.number(),
   longitude: z.number(),
   enabled: z.boolean(),
+  health: z.object({
+    healthy: z.boolean().nullable().describe('From the periodic region health check; null before the first one'),
+    checkedAt: z.iso.datetime().nullable(),
+    unhealthySince: z.iso.datetime().nullable(),
+  }),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
 });
@@ -86,7 +91,17 @@ const EnrollmentTokenResponse = z.object({ id: z.uuid(), token: z.string(), expi
 const EnrolledResponse = z.object({ gateway: GatewayResponse, credential: z.string() });
 
 function toRegion(r: RegionRow): z.infer<typeof RegionResponse> {
-  return { ...r, createdAt: r.createdAt.toISOString(), updatedAt: r.updatedAt.toISOString() };
+  const { healthy, healthCheckedAt, unhealthySince, ...rest } = r;
+  return {
+    ...rest,
+    health: {
+      healthy,
+      checkedAt: healthCheckedAt?.toISOString() ?? null,
+      unhealthySince: unhealthySince?.toISOString() ?? null,
+    },
+    createdAt: r.createdAt.toISOString(),
+    updatedAt: r.updatedAt.toISOString(),
+  };
 }
 function toGateway(g: GatewayRow): z.infer<typeof GatewayResponse> {
   return {

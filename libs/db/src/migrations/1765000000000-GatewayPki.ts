@@ -58,16 +58,17 @@ export class GatewayPki1765000000000 implements MigrationInterface {
     // Online sites with whether their gateway still heartbeats (the sweep; crosses tenants on purpose).
     await q.query(`
       CREATE FUNCTION "bp_online_sites"(p_down_after integer)
-        RETURNS TABLE (site_id uuid, tenant_id uuid, gateway_id uuid, gateway_alive boolean)
+        RETURNS TABLE (site_id uuid, tenant_id uuid, gateway_id uuid, last_seen_at timestamptz, gateway_alive boolean)
         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET app.system = 'on' AS $$
-          SELECT s.id, s.tenant_id, s.gateway_id,
+          SELECT s.id, s.tenant_id, s.gateway_id, s.last_seen_at,
                  coalesce(g.revoked_at IS NULL AND g.last_heartbeat_at > now() - make_interval(secs => p_down_after), false)
             FROM sites s LEFT JOIN gateways g ON g.id = s.gateway_id
            WHERE s.online AND s.deleted_at IS NULL
         $$`);
-    // Marks one site offline if it is still online on that gateway; records the teardown. Returns its tenant.
+    // Marks one site offline if it is still online on that gateway and has not (re)connected since the
+    // sweep looked (last_seen_at unchanged); records the teardown. Returns its tenant.
     await q.query(`
-      CREATE FUNCTION "bp_site_lost"(p_site uuid, p_gateway uuid, p_reason text)
+      CREATE FUNCTION "bp_site_lost"(p_site uuid, p_gateway uuid, p_seen timestamptz, p_reason text)
         RETURNS uuid
         LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp SET app.system = 'on' AS $$
         DECLARE
@@ -75,6 +76,7 @@ export class GatewayPki1765000000000 implements MigrationInterface {
         BEGIN
           UPDATE sites SET online = false
            WHERE id = p_site AND online AND gateway_id IS NOT DISTINCT FROM p_gateway
+             AND last_seen_at IS NOT DISTINCT FROM p_seen
            RETURNING tenant_id INTO v_tenant;
           IF v_tenant IS NULL THEN RETURN NULL; END IF;
           INSERT INTO tunnel_events (tenant_id, site_id, gateway_id, type, reason, at)
@@ -106,7 +108,7 @@ export class GatewayPki1765000000000 implements MigrationInterface {
         END $$`);
     for (const fn of [
       'bp_online_sites(integer)',
-      'bp_site_lost(uuid, uuid, text)',
+      'bp_site_lost(uuid, uuid, timestamptz, text)',
       'bp_tunnel_event_status(uuid, uuid, text, boolean, text, text, bigint, bigint, integer, timestamptz)',
     ]) {
       await q.query(`REVOKE ALL ON FUNCTION ${fn} FROM PUBLIC`);
@@ -118,7 +120,7 @@ export class GatewayPki1765000000000 implements MigrationInterface {
     await q.query(
       `DROP FUNCTION "bp_tunnel_event_status"(uuid, uuid, text, boolean, text, text, bigint, bigint, integer, timestamptz)`,
     );
-    await q.query(`DROP FUNCTION "bp_site_lost"(uuid, uuid, text)`);
+    await q.query(`DROP FUNCTION "bp_site_lost"(uuid, uuid, timestamptz, text)`);
     await q.query(`DROP FUNCTION "bp_online_sites"(integer)`);
     await q.query(
       `ALTER TABLE "regions" DROP COLUMN "unhealthy_since", DROP COLUMN "health_checked_at", DROP COLUMN "healthy"`,

@@ -10,11 +10,18 @@ export interface RegionRow {
   latitude: number;
   longitude: number;
   enabled: boolean;
+  /** As the last region health check saw it (null before the first check). */
+  healthy: boolean | null;
+  healthCheckedAt: Date | null;
+  unhealthySince: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
 
-export type RegionInput = Omit<RegionRow, 'id' | 'createdAt' | 'updatedAt'>;
+export type RegionInput = Omit<
+  RegionRow,
+  'id' | 'createdAt' | 'updatedAt' | 'healthy' | 'healthCheckedAt' | 'unhealthySince'
+>;
 
 export interface GatewayRow {
   id: string;
@@ -30,7 +37,8 @@ export interface GatewayRow {
 }
 
 const REGION_COLS = `id, slug, name, public_host AS "publicHost", public_port AS "publicPort", latitude, longitude,
-  enabled, created_at AS "createdAt", updated_at AS "updatedAt"`;
+  enabled, healthy, health_checked_at AS "healthCheckedAt", unhealthy_since AS "unhealthySince",
+  created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 function gatewayCols(downAfterSeconds: number): string {
   return `id, region_id AS "regionId", name, enrolled_at AS "enrolledAt", enrolled_at AS "createdAt",

@@ -1,0 +1,157 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { tunnelKey } from '@backplane/contracts';
+import { AuditRepository, type PlatformTx } from '@backplane/db';
+import { RealtimePublisher } from '@backplane/realtime';
+import { API_DEPS, type ApiDeps } from '../deps';
+
+/** Advisory lock keys: one replica sweeps (or checks regions) at a time. */
+const SWEEP_LOCK = `hashtext('backplane:sweep:sites')`;
+const REGION_LOCK = `hashtext('backplane:sweep:regions')`;
+
+export interface SweepResult {
+  readonly checked: number;
+  /** Sites marked offline (`gateway-lost`). */
+  readonly offline: readonly string[];
+}
+
+export interface RegionHealth {
+  readonly regionId: string;
+  readonly slug: string;
+  readonly healthy: boolean;
+  /** Health differs from the previous check (or this is the first one). */
+  readonly changed: boolean;
+}
+
+/**
+ * What the control plane checks on its own, on timers, one api replica at a time
+ * (PostgreSQL advisory locks; a replica that does not get the lock skips that round):
+ *
+ * - every GATEWAY_SWEEP_INTERVAL: a site still marked online whose tunnel registry entry
+ *   is gone (its gateway stopped refreshing it) or whose gateway stopped heartbeating
+ *   goes offline, with a `disconnect` tunnel event (reason `gateway-lost`) and a realtime
+ *   `site.status` event. Without this a gateway that dies hard leaves its sites online.
+ * - every REGION_HEALTH_INTERVAL: each region's health (an unrevoked gateway with a fresh
+ *   heartbeat) is recorded on the region; changes are audited.
+ */
+@Injectable()
+export class GatewaySweep implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly realtime: RealtimePublisher;
+  private readonly audit = new AuditRepository();
+  private timers: NodeJS.Timeout[] = [];
+  private inFlight = new Set<Promise<unknown>>();
+
+  constructor(@Inject(API_DEPS) private readonly deps: ApiDeps) {
+    this.realtime = new RealtimePublisher({ redis: deps.redis, prefix: deps.redisPrefix });
+  }
+
+  onApplicationBootstrap(): void {
+    const every = (seconds: number, fn: () => Promise<unknown>, what: string) => {
+      const t = setInterval(() => {
+        const p = fn().catch((err: unknown) => this.deps.logger.warn({ err }, `${what} failed`));
+        this.inFlight.add(p);
+        void p.finally(() => this.inFlight.delete(p));
+      }, seconds * 1000);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(this.deps.config.GATEWAY_SWEEP_INTERVAL, () => this.sweepSites(), 'offline sweep');
+    every(this.deps.config.REGION_HEALTH_INTERVAL, () => this.checkRegions(), 'region health check');
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private async tryLock(tx: PlatformTx, key: string): Promise<boolean> {
+    const [row] = await tx.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(${key}) AS ok`);
+    return row?.ok === true;
+  }
+
+  /** One sweep; null when another replica is sweeping. */
+  async sweepSites(): Promise<SweepResult | null> {
+    const lost: { siteId: string; tenantId: string; gatewayId: string | null; why: string }[] = [];
+    const result = await this.deps.db.inPlatform(async (tx) => {
+      if (!(await this.tryLock(tx, SWEEP_LOCK))) return null;
+      const online = await tx.query<{
+        site_id: string;
+        tenant_id: string;
+        gateway_id: string | null;
+        last_seen_at: Date | null;
+        gateway_alive: boolean;
+      }>(`SELECT * FROM bp_online_sites($1)`, [this.deps.config.GATEWAY_DOWN_AFTER]);
+      if (!online.length) return { checked: 0, offline: [] };
+      const pipe = this.deps.redis.pipeline();
+      for (const s of online) pipe.exists(tunnelKey(this.deps.redisPrefix, s.site_id));
+      const exists = ((await pipe.exec()) ?? []).map(([err, n]) => !err && n === 1);
+      for (const [i, s] of online.entries()) {
+        const registered = exists[i] === true;
+        if (registered && s.gateway_alive) continue;
+        const why = !s.gateway_alive ? 'gateway heartbeat stale' : 'tunnel registry entry expired';
+        const [row] = await tx.query<{ tenant: string | null }>(`SELECT bp_site_lost($1, $2, $3, $4) AS tenant`, [
+          s.site_id,
+          s.gateway_id,
+          s.last_seen_at,
+          'gateway-lost',
+        ]);
+        if (row?.tenant) lost.push({ siteId: s.site_id, tenantId: row.tenant, gatewayId: s.gateway_id, why });
+      }
+      return { checked: online.length, offline: lost.map((l) => l.siteId) };
+    });
+    // after the commit: what portals see follows what is stored
+    for (const l of lost) {
+      this.deps.logger.warn({ siteId: l.siteId, gatewayId: l.gatewayId, why: l.why }, 'site offline: gateway lost');
+      await this.realtime.publish(l.tenantId, {
+        type: 'site.status',
+        data: {
+          siteId: l.siteId,
+          online: false,
+          health: 'offline',
+          reason: 'gateway-lost',
+          ...(l.gatewayId ? { gatewayId: l.gatewayId } : {}),
+        },
+      });
+    }
+    return result;
+  }
+
+  /** One region health check; null when another replica is checking. */
+  async checkRegions(): Promise<RegionHealth[] | null> {
+    return this.deps.db.inPlatform(async (tx) => {
+      if (!(await this.tryLock(tx, REGION_LOCK))) return null;
+      const rows = await tx.query<{ id: string; slug: string; healthy: boolean; was: boolean | null }>(
+        `WITH h AS (
+           SELECT r.id, r.healthy AS was,
+                  r.enabled AND EXISTS (
+                    SELECT 1 FROM gateways g WHERE g.region_id = r.id AND g.revoked_at IS NULL
+                       AND g.last_heartbeat_at > now() - make_interval(secs => $1)) AS now_healthy
+             FROM regions r FOR UPDATE OF r)
+         UPDATE regions r SET healthy = h.now_healthy, health_checked_at = now(),
+                unhealthy_since = CASE WHEN h.now_healthy THEN NULL ELSE coalesce(r.unhealthy_since, now()) END
+           FROM h WHERE r.id = h.id
+         RETURNING r.id, r.slug, r.healthy, h.was`,
+        [this.deps.config.GATEWAY_DOWN_AFTER],
+      );
+      const out: RegionHealth[] = [];
+      for (const r of rows) {
+        const changed = r.was !== r.healthy;
+        out.push({ regionId: r.id, slug: r.slug, healthy: r.healthy, changed });
+        if (!changed || (r.was === null && r.healthy)) continue;
+        if (!r.healthy) this.deps.logger.warn({ region: r.slug }, 'region unhealthy: no gateway heartbeating');
+        await this.audit.append(tx, {
+          actorType: 'system',
+          actorId: null,
+          actorLabel: 'region-health',
+          sourceIp: null,
+          requestId: null,
+          action: r.healthy ? 'region.healthy' : 'region.unhealthy',
+          targetType: 'region',
+          targetId: r.id,
+          after: { slug: r.slug, healthy: r.healthy },
+        });
+      }
+      return out;
+    });
+  }
+}
