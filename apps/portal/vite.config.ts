@@ -18,7 +18,11 @@ export default defineConfig(({ mode }) => {
     plugins: [react()],
     resolve: {
       // The browser needs only the realtime contract (the lib's index also holds Node-only code).
-      alias: { '@backplane/contracts': resolve(root, '../../libs/contracts/src/realtime.ts') },
+      // The realtime client of libs/realtime is browser-safe on its own (its index is not).
+      alias: {
+        '@backplane/contracts': resolve(root, '../../libs/contracts/src/realtime.ts'),
+        '@backplane/realtime-client': resolve(root, '../../libs/realtime/src/client.ts'),
+      },
     },
     build: {
       outDir: 'dist',

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { PASSWORD } from '../api/harness';
@@ -22,13 +22,46 @@ function newestMtime(path: string): number {
   return Math.max(st.mtimeMs, ...readdirSync(path).map((f) => newestMtime(join(path, f))));
 }
 
-/** Builds apps/portal/dist unless it is newer than every source file (and the realtime contract). */
-export async function ensurePortalBuilt(): Promise<number> {
+const LOCK = join(ROOT, 'node_modules/.cache/portal-build.lock');
+
+/**
+ * One build at a time across test files running in parallel (a build empties dist/ while the
+ * other file's api may be serving it). A lock directory older than 3 minutes is stale.
+ */
+async function withBuildLock<T>(fn: () => Promise<T>): Promise<T> {
+  mkdirSync(dirname(LOCK), { recursive: true });
+  for (;;) {
+    try {
+      mkdirSync(LOCK);
+      break;
+    } catch {
+      try {
+        if (Date.now() - statSync(LOCK).mtimeMs > 180_000) rmSync(LOCK, { recursive: true, force: true });
+      } catch {
+        // released meanwhile
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
+}
+
+/** Builds apps/portal/dist unless it is newer than every source file (and the realtime contract and client). */
+export function ensurePortalBuilt(): Promise<number> {
+  return withBuildLock(buildIfStale);
+}
+
+async function buildIfStale(): Promise<number> {
   const sources = Math.max(
     newestMtime(join(PORTAL, 'src')),
     newestMtime(join(PORTAL, 'index.html')),
     newestMtime(join(PORTAL, 'vite.config.ts')),
     newestMtime(join(ROOT, 'libs/contracts/src/realtime.ts')),
+    newestMtime(join(ROOT, 'libs/realtime/src/client.ts')),
   );
   if (existsSync(DIST_INDEX) && statSync(DIST_INDEX).mtimeMs > sources) return 0;
   const t0 = Date.now();

@@ -1,34 +1,26 @@
 /**
- * The portal's realtime link (socket.io at `/realtime`, contract in libs/contracts realtime.ts).
+ * The portal's realtime link: libs/realtime's browser-safe `RealtimeClient` (socket.io at
+ * `/realtime`, contract in libs/contracts realtime.ts) plus what the pages need around it.
  *
- * Tenant events carry a per-tenant sequence number. The client keeps the highest one it applied
- * (`lastSeq`) and hands it over on every (re)connect in the handshake's `auth`, so the server
- * replays what was missed. An event further ahead than `lastSeq + 1` means a gap: it is held
- * back, `resume` asks for the missing ones, and held events are applied in order once the gap
- * is filled. When the server's backlog no longer reaches back (`resync`), every page reloads
- * over REST and continues from the sequence number the server gave. Duplicates are dropped.
+ * Tenant events carry a per-tenant sequence number. The client keeps the highest one applied,
+ * hands it over on every (re)connect so the server replays what was missed, holds events after
+ * a gap and asks for the missing ones (`resume`), and drops duplicates. When the server's
+ * backlog no longer reaches back (`resync`), every page reloads over REST and the client
+ * continues from the sequence number the server gave.
  *
- * Authentication: the same access token as the REST calls. A new token (refresh) reconnects
- * the socket with it; a refused handshake or a server-side disconnect (token expired) refreshes
- * the token first and then reconnects. Site streams (traffic, logs, telemetry) are re-subscribed
- * after every reconnect.
+ * Authentication: the same access token as the REST calls, refreshed first when it is about to
+ * expire. A new token (refresh) reconnects the socket with it; a refused handshake refreshes the
+ * token and dials again. Site streams (traffic, logs, telemetry) are shared by every component
+ * that watches the same one and re-subscribed by the client after a reconnect.
  */
-import type {
-  RealtimeAuth,
-  RealtimeClientEvents,
-  RealtimeServerEvents,
-  SiteStreamKind,
-  TenantEvent,
-} from '@backplane/contracts';
+import type { RealtimeServerEvents, SiteStreamKind, TenantEvent } from '@backplane/contracts';
+import { RealtimeClient } from '@backplane/realtime-client';
 import { createContext, useContext, useEffect, useRef, useSyncExternalStore, type ReactNode } from 'react';
-import { io, type Socket } from 'socket.io-client';
 import { currentAccessToken, onAccessToken, refresh } from './api';
-
-export const REALTIME_PATH = '/realtime';
 
 export type LinkState = 'connecting' | 'live' | 'reconnecting' | 'offline';
 
-type StreamHandlers = {
+type StreamPayloads = {
   traffic: Parameters<RealtimeServerEvents['traffic']>[0];
   logs: Parameters<RealtimeServerEvents['logs']>[0];
   telemetry: Parameters<RealtimeServerEvents['telemetry']>[0];
@@ -38,94 +30,101 @@ interface Subscription {
   siteId: string;
   stream: SiteStreamKind;
   iface?: string | undefined;
-  handler: (payload: StreamHandlers[SiteStreamKind]) => void;
+  handler: (payload: StreamPayloads[SiteStreamKind]) => void;
   onError?: ((message: string) => void) | undefined;
 }
 
-type ClientSocket = Socket<RealtimeServerEvents, RealtimeClientEvents>;
+/** Seconds until a JWT expires (Infinity when it is not a JWT, e.g. no token yet). */
+function secondsLeft(token: string | null): number {
+  const payload = token?.split('.')[1];
+  if (!payload) return Infinity;
+  try {
+    const json = JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))) as { exp?: number };
+    return json.exp ? json.exp - Date.now() / 1000 : Infinity;
+  } catch {
+    return Infinity;
+  }
+}
 
-/** One tenant's socket. Created by {@link RealtimeProvider}; pages use the hooks below. */
+/** A token good for the handshake: refreshed first when it expires within 10 seconds. */
+async function handshakeToken(): Promise<string> {
+  let token = await currentAccessToken();
+  if (secondsLeft(token) < 10 && (await refresh())) token = await currentAccessToken();
+  return token ?? '';
+}
+
+/** One tenant's link. Created by {@link RealtimeProvider}; pages use the hooks below. */
 export class TenantRealtime {
-  lastSeq = 0;
   state: LinkState = 'connecting';
-  private socket: ClientSocket | null = null;
-  private readonly held = new Map<number, TenantEvent>();
-  private resuming = false;
+  private client: RealtimeClient | null = null;
   private closed = false;
+  private reauthing = false;
   private readonly events = new Set<(e: TenantEvent) => void>();
   private readonly resyncs = new Set<() => void>();
   private readonly states = new Set<() => void>();
   private readonly subs = new Set<Subscription>();
-  private stopTokenWatch: () => void = () => undefined;
+  private readonly cleanups: (() => void)[] = [];
 
   constructor(readonly tenantId: string) {}
 
-  start(): void {
-    const socket: ClientSocket = io({
-      path: REALTIME_PATH,
-      transports: ['websocket'],
-      autoConnect: false,
-      reconnectionDelay: 500,
-      reconnectionDelayMax: 5000,
-      // Re-read on every (re)connect: the newest token and the last applied sequence number.
-      auth: (cb) => {
-        void currentAccessToken().then((token) =>
-          cb({ token: token ?? '', tenantId: this.tenantId, lastSeq: this.lastSeq } satisfies RealtimeAuth),
-        );
-      },
-    });
-    this.socket = socket;
-    socket.on('connect', () => {
-      this.setState('live');
-      for (const s of this.subs) this.sendSubscribe(s);
-    });
-    socket.on('disconnect', (reason) => {
-      if (this.closed) return;
-      this.setState('reconnecting');
-      // The server hung up on purpose (token expired, membership gone): refresh, then dial again.
-      if (reason === 'io server disconnect') void this.reauth();
-    });
-    socket.on('connect_error', (err) => {
-      if (this.closed) return;
-      this.setState('reconnecting');
-      // A refused handshake is not retried by socket.io itself.
-      if (!socket.active) void this.reauth(err.message);
-    });
-    socket.on('event', (e) => this.receive(e));
-    socket.on('resync', (r) => {
-      this.held.clear();
-      this.lastSeq = r.seq;
-      for (const l of this.resyncs) l();
-    });
-    socket.on('traffic', (p) => this.dispatch('traffic', p.siteId, p));
-    socket.on('logs', (p) => this.dispatch('logs', p.siteId, p));
-    socket.on('telemetry', (p) => this.dispatch('telemetry', p.siteId, p));
-    socket.on('stream.error', (e) => {
-      for (const s of this.subs) if (s.siteId === e.siteId && s.stream === e.stream) s.onError?.(e.message);
-    });
-    this.stopTokenWatch = onAccessToken(() => {
-      // A fresh token: reconnect with it (lastSeq goes along, so nothing is missed).
-      if (socket.connected) {
-        socket.disconnect();
-        socket.connect();
-      }
-    });
-    socket.connect();
+  get lastSeq(): number {
+    return this.client?.lastSeq ?? 0;
   }
 
-  private reauthing = false;
-  private async reauth(message?: string): Promise<void> {
+  start(): void {
+    this.closed = false; // React's strict mode starts, stops and starts again
+    const client = new RealtimeClient({
+      url: location.origin,
+      tenantId: this.tenantId,
+      token: handshakeToken,
+      socket: { reconnectionDelay: 500, reconnectionDelayMax: 5000 },
+    });
+    this.client = client;
+    const socket = client.socket;
+    socket.on('connect', () => this.setState('live'));
+    socket.on('disconnect', () => !this.closed && this.setState('reconnecting'));
+    this.cleanups.push(
+      client.onEvent((e) => {
+        for (const l of this.events) l(e);
+      }),
+      client.onResync((seq) => {
+        // Pages reload over REST; events after `seq` apply on top of what they load.
+        for (const l of this.resyncs) l();
+        client.setLastSeq(seq);
+      }),
+      client.onError((err) => {
+        if (this.closed) return;
+        this.setState('reconnecting');
+        // socket.io does not retry a refused handshake by itself: refresh the token, then dial again.
+        if (!socket.active) void this.reauth(err.message);
+      }),
+      client.on('traffic', (p) => this.dispatch('traffic', p.siteId, p)),
+      client.on('logs', (p) => this.dispatch('logs', p.siteId, p)),
+      client.on('telemetry', (p) => this.dispatch('telemetry', p.siteId, p)),
+      client.on('stream.error', (e) => {
+        for (const s of this.subs) if (s.siteId === e.siteId && s.stream === e.stream) s.onError?.(e.message);
+      }),
+      onAccessToken(() => {
+        // A fresh token: reconnect with it (lastSeq goes along, so nothing is missed).
+        if (socket.connected) {
+          socket.disconnect();
+          socket.connect();
+        }
+      }),
+    );
+  }
+
+  private async reauth(message: string): Promise<void> {
     if (this.reauthing || this.closed) return;
     this.reauthing = true;
     try {
-      const ok = await refresh();
-      if (!ok) {
+      if (!(await refresh())) {
         this.setState('offline');
         return;
       }
-      // Back off a little when the server refuses for another reason than the token.
-      if (message && !/token|auth|expired/i.test(message)) await new Promise((r) => setTimeout(r, 2000));
-      if (!this.closed) this.socket?.connect();
+      // Back off a little when the server refused for another reason than the token.
+      if (!/token|auth|expired/i.test(message)) await new Promise((r) => setTimeout(r, 2000));
+      if (!this.closed) this.client?.socket.connect();
     } finally {
       this.reauthing = false;
     }
@@ -133,9 +132,9 @@ export class TenantRealtime {
 
   stop(): void {
     this.closed = true;
-    this.stopTokenWatch();
-    this.socket?.disconnect();
-    this.socket = null;
+    for (const c of this.cleanups.splice(0)) c();
+    this.client?.close();
+    this.client = null;
   }
 
   private setState(s: LinkState): void {
@@ -144,60 +143,8 @@ export class TenantRealtime {
     for (const l of this.states) l();
   }
 
-  /** Apply in sequence order; hold events after a gap and ask the server for the missing ones. */
-  private receive(e: TenantEvent): void {
-    if (e.tenantId !== this.tenantId || e.seq <= this.lastSeq) return;
-    if (e.seq > this.lastSeq + 1) {
-      this.held.set(e.seq, e);
-      this.resume();
-      return;
-    }
-    this.apply(e);
-    let next: TenantEvent | undefined;
-    while ((next = this.held.get(this.lastSeq + 1))) {
-      this.held.delete(next.seq);
-      this.apply(next);
-    }
-    for (const seq of this.held.keys()) if (seq <= this.lastSeq) this.held.delete(seq);
-  }
-
-  private apply(e: TenantEvent): void {
-    this.lastSeq = e.seq;
-    for (const l of this.events) l(e);
-  }
-
-  private resume(): void {
-    const socket = this.socket;
-    if (this.resuming || !socket?.connected) return;
-    this.resuming = true;
-    socket.timeout(10_000).emit('resume', { lastSeq: this.lastSeq }, () => {
-      this.resuming = false;
-      // The replay arrives before the answer. Still a hole (or no answer): reload over REST.
-      if (this.held.size > 0) {
-        const newest = Math.max(...this.held.keys());
-        this.held.clear();
-        this.lastSeq = newest;
-        for (const l of this.resyncs) l();
-      }
-    });
-  }
-
-  private dispatch<K extends SiteStreamKind>(stream: K, siteId: string, payload: StreamHandlers[K]): void {
+  private dispatch<K extends SiteStreamKind>(stream: K, siteId: string, payload: StreamPayloads[K]): void {
     for (const s of this.subs) if (s.stream === stream && s.siteId === siteId) s.handler(payload);
-  }
-
-  private sendSubscribe(s: Subscription): void {
-    this.socket
-      ?.timeout(10_000)
-      .emit(
-        'subscribe',
-        { siteId: s.siteId, stream: s.stream, ...(s.iface ? { interface: s.iface } : {}) },
-        (err, reply) => {
-          if (!this.subs.has(s)) return;
-          if (err) s.onError?.('no answer from the server');
-          else if (!reply.ok) s.onError?.(reply.error);
-        },
-      );
   }
 
   onEvent(fn: (e: TenantEvent) => void): () => void {
@@ -215,14 +162,17 @@ export class TenantRealtime {
     return () => this.states.delete(fn);
   }
 
+  /** Watches a site stream; the server-side subscription is shared and ends with the last watcher. */
   subscribe(sub: Subscription): () => void {
     this.subs.add(sub);
-    if (this.socket?.connected) this.sendSubscribe(sub);
+    this.client?.subscribe(sub.siteId, sub.stream, sub.iface).catch((e: unknown) => {
+      if (this.subs.has(sub)) sub.onError?.(e instanceof Error ? e.message : String(e));
+    });
     return () => {
       this.subs.delete(sub);
-      const still = [...this.subs].some((s) => s.siteId === sub.siteId && s.stream === sub.stream);
-      if (!still && this.socket?.connected)
-        this.socket.emit('unsubscribe', { siteId: sub.siteId, stream: sub.stream }, () => undefined);
+      const still = [...this.subs].find((s) => s.siteId === sub.siteId && s.stream === sub.stream);
+      if (still) return;
+      this.client?.unsubscribe(sub.siteId, sub.stream).catch(() => undefined);
     };
   }
 }
@@ -275,7 +225,7 @@ export function useTenantEvents(fn: (e: TenantEvent) => void, onResync?: () => v
 export function useSiteStream<K extends SiteStreamKind>(
   siteId: string,
   stream: K,
-  fn: (payload: StreamHandlers[K]) => void,
+  fn: (payload: StreamPayloads[K]) => void,
   opts: { iface?: string | undefined; enabled?: boolean; onError?: (message: string) => void } = {},
 ): void {
   const rt = useRealtime();
@@ -290,7 +240,7 @@ export function useSiteStream<K extends SiteStreamKind>(
       siteId,
       stream,
       iface: opts.iface,
-      handler: (p) => fnRef.current(p as StreamHandlers[K]),
+      handler: (p) => fnRef.current(p as StreamPayloads[K]),
       onError: (m) => errRef.current?.(m),
     });
   }, [rt, siteId, stream, opts.iface, enabled]);
