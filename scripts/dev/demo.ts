@@ -155,21 +155,12 @@ const SIM_CLI = resolve(__dirname, '..', '..', 'apps', 'routeros-sim', 'src', 'c
 /** A simulator process in router namespace `i`, its ovpn-client a real openvpn client there. */
 async function startNamespacedRouter(net: DevNetwork, i: number): Promise<{ proc: NsProcess; admin: RouterOsClient }> {
   const { ns, ip } = net.router(i);
-  const proc = net.lab.run(ns, [
-    process.execPath,
-    SIM_CLI,
-    '--host',
-    '0.0.0.0',
-    '--port',
-    '8728',
-    '--version',
-    VERSIONS[i % VERSIONS.length]!,
-    '--identity',
-    `demo-${i + 1}`,
-    '--real-ovpn',
-    '--log-level',
-    'warn',
-  ]);
+  const proc = net.lab.simulator(ns, {
+    cli: SIM_CLI,
+    version: VERSIONS[i % VERSIONS.length]!,
+    identity: `demo-${i + 1}`,
+    realOvpn: true,
+  });
   let last = '';
   const admin = await until(
     async () => {

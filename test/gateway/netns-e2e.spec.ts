@@ -123,32 +123,22 @@ describe.skipIf(missing.length > 0)('gateway end to end in network namespaces (r
     );
     for (let i = 0; i < 2; i++) {
       sims.push(
-        lab.run(RT_NS[i], [
-          process.execPath,
-          join(ROOT, 'dist/apps/routeros-sim/src/cli.js'),
-          '--host',
-          '0.0.0.0',
-          '--port',
-          '8728',
-          '--identity',
-          `router-${i}`,
-          '--user',
-          'bp-api:router-secret-1:full',
-          '--log-level',
-          'warn',
-        ]),
+        lab.simulator(RT_NS[i]!, {
+          cli: join(ROOT, 'dist/apps/routeros-sim/src/cli.js'),
+          identity: `router-${i}`,
+          users: ['bp-api:router-secret-1:full'],
+        }),
       );
     }
   }, 90_000);
 
   afterAll(async () => {
-    for (const p of [...vpn, ...extra, ...sims]) await stop(p);
-    await stop(gateway);
+    // routers, simulators, the gateway, anything else still running from this test's
+    // directory (e.g. an openvpn orphaned by a crash), then the namespaces
+    await lab.close({ killMatching: dir });
     await fwd?.close();
     redis?.disconnect();
     await cp?.close().catch(() => undefined);
-    // anything still running from this test's directory (e.g. an openvpn orphaned by a crash)
-    await lab.close({ killMatching: dir });
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 

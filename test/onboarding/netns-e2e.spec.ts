@@ -22,16 +22,7 @@ import { Keyring } from '@backplane/crypto';
 import { connectionFromUrl } from '@backplane/jobs';
 import { createLogger } from '@backplane/observability';
 import { RouterOsClient } from '@backplane/routeros';
-import {
-  NetnsLab,
-  pidsIn,
-  stopProcess as stop,
-  tcpForward,
-  testSettings,
-  until,
-  type NsProcess as Proc,
-  type TcpForward,
-} from '@backplane/testing';
+import { NetnsLab, pidsIn, tcpForward, testSettings, until, type NsProcess, type TcpForward } from '@backplane/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RelayChannel } from '../../apps/worker/src/jobs/channel';
@@ -69,8 +60,8 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
   let redis: Redis;
   let fwd: TcpForward | undefined;
   let dir: string;
-  let gateway: Proc | undefined;
-  let sim: Proc | undefined;
+  let gateway: NsProcess | undefined;
+  let sim: NsProcess | undefined;
   let admin: RouterOsClient | undefined;
   let runner: JobRunner | undefined;
   let siteId = '';
@@ -79,6 +70,16 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
 
   const api = (method: string, path: string, body?: unknown) =>
     h.call(method, `/api/v1/tenants/${tenantId}${path}`, { token, ...(body !== undefined ? { body } : {}) });
+  /** A job once it reached a final state. */
+  const finishedJob = (id: string, ms: number, what: string) =>
+    until(
+      async () => {
+        const j = (await api('GET', `/jobs/${id}`)).body;
+        return ['succeeded', 'failed', 'expired', 'cancelled'].includes(j.state) ? j : undefined;
+      },
+      ms,
+      what,
+    );
   const registry = async () => {
     const raw = await redis.get(`${h.prefix}tunnel:${siteId}`);
     return raw ? (JSON.parse(raw) as { connectedSince: string; address: string }) : undefined;
@@ -150,19 +151,12 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
     );
     let lastError = '';
     // the simulator's own ovpn-client: a real openvpn client in this namespace
-    sim = lab.run(RT_NS, [
-      process.execPath,
-      join(ROOT, 'dist/apps/routeros-sim/src/cli.js'),
-      '--host',
-      '0.0.0.0',
-      '--port',
-      '8728',
-      '--version',
-      '7.16',
-      '--real-ovpn',
-      '--log-level',
-      'info',
-    ]);
+    sim = lab.simulator(RT_NS, {
+      cli: join(ROOT, 'dist/apps/routeros-sim/src/cli.js'),
+      version: '7.16',
+      realOvpn: true,
+      logLevel: 'info',
+    });
     admin = await until(
       () =>
         RouterOsClient.connect({ host: RT_IP, port: 8728, username: 'admin', password: '' }).catch((err: unknown) => {
@@ -205,12 +199,10 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
   afterAll(async () => {
     await runner?.close();
     await admin?.close().catch(() => undefined);
-    await stop(sim);
-    await stop(gateway);
-    await fwd?.close();
-    redis?.disconnect();
+    await lab.close({ killMatching: dir }); // simulator (and its openvpn), gateway, namespaces
     await h?.close().catch(() => undefined);
-    await lab.close({ killMatching: dir });
+    redis?.disconnect();
+    await fwd?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
@@ -262,14 +254,7 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
     const before = await registry();
     const res = await api('POST', `/sites/${siteId}/recreate-tunnel`);
     expect(res.status).toBe(201);
-    const job = await until(
-      async () => {
-        const j = (await api('GET', `/jobs/${res.body.id}`)).body;
-        return ['succeeded', 'failed', 'expired', 'cancelled'].includes(j.state) ? j : undefined;
-      },
-      60_000,
-      'recreate job',
-    );
+    const job = await finishedJob(res.body.id as string, 60_000, 'recreate job');
     expect(job.state).toBe('succeeded');
     const after = await registry();
     expect(after?.connectedSince).not.toBe(before?.connectedSince);
@@ -281,14 +266,7 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
     // removing the interface stopped the simulator's openvpn
     await until(() => openvpnIn(RT_NS).length === 0, 10_000, 'openvpn client gone');
     const res = await api('POST', `/sites/${siteId}/recreate-tunnel`);
-    const job = await until(
-      async () => {
-        const j = (await api('GET', `/jobs/${res.body.id}`)).body;
-        return ['succeeded', 'failed', 'expired', 'cancelled'].includes(j.state) ? j : undefined;
-      },
-      90_000,
-      'recreate job through the poll',
-    );
+    const job = await finishedJob(res.body.id as string, 90_000, 'recreate job through the poll');
     expect(job.state).toBe('succeeded');
     expect(job.steps).toEqual(
       expect.arrayContaining([

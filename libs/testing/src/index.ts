@@ -28,6 +28,7 @@ export {
   until,
   type NsProcess,
   type RunOptions,
+  type SimulatorOptions,
   type TcpForward,
   type VethEnd,
 } from './netns';

@@ -190,6 +190,16 @@ export interface VethEnd {
   readonly bridge?: string;
 }
 
+export interface SimulatorOptions {
+  readonly cli: string;
+  readonly version?: string;
+  readonly identity?: string;
+  /** `NAME:PASSWORD[:GROUP]` */
+  readonly users?: readonly string[];
+  readonly realOvpn?: boolean;
+  readonly logLevel?: string;
+}
+
 /**
  * A set of namespaces, links, routes and processes made for one test file (or one dev
  * stack), removed together by `close()`.
@@ -287,6 +297,28 @@ export class NetnsLab {
     const p = runIn(ns, cmd, o);
     this.procs.push(p);
     return p;
+  }
+
+  /**
+   * A RouterOS simulator process (`cli`: the built `apps/routeros-sim/src/cli.js`) in a
+   * namespace, answering its API on every address there at 8728; with `realOvpn` its
+   * ovpn-client interfaces run real openvpn clients in that namespace.
+   */
+  simulator(ns: string, o: SimulatorOptions): NsProcess {
+    return this.run(ns, [
+      process.execPath,
+      o.cli,
+      '--host',
+      '0.0.0.0',
+      '--port',
+      '8728',
+      ...(o.version ? ['--version', o.version] : []),
+      ...(o.identity ? ['--identity', o.identity] : []),
+      ...(o.users ?? []).flatMap((u) => ['--user', u]),
+      ...(o.realOvpn ? ['--real-ovpn'] : []),
+      '--log-level',
+      o.logLevel ?? 'warn',
+    ]);
   }
 
   /** At once, for an exit that cannot wait: kills everything in the namespaces and removes what the lab made. */
