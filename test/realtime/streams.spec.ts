@@ -160,6 +160,9 @@ describe('realtime site streams', () => {
     await until(() => gotViewer.traffic.length >= 1, 5000, 'viewer traffic rows');
     expect(monitors.size).toBe(1);
     expect(realtime().runningStreams).toBe(1);
+    const metrics = (await cp.h.call('GET', '/metrics')).body as string;
+    expect(metrics).toMatch(/^backplane_api_realtime_site_streams\{app="api"\} 1$/m);
+    expect(Number(/^backplane_api_realtime_sockets\{app="api"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2);
     // First one leaves explicitly: the stream goes on for the viewer.
     await owner.rt.unsubscribe(site.id, 'traffic');
     const seen = gotViewer.traffic.length;

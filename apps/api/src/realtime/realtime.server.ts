@@ -34,6 +34,7 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy }
 import { HttpAdapterHost, ModuleRef } from '@nestjs/core';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { decodeJwt } from 'jose';
+import { Gauge } from 'prom-client';
 import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
 import { z } from 'zod';
@@ -175,6 +176,24 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
       );
     });
     io.on('connection', (socket) => this.connected(socket));
+    const sockets = () => io.engine.clientsCount;
+    const streams = () => this.runningStreams;
+    new Gauge({
+      name: 'backplane_api_realtime_sockets',
+      help: 'Realtime (socket.io) connections on this api replica',
+      registers: [this.deps.registry],
+      collect() {
+        this.set(sockets());
+      },
+    });
+    new Gauge({
+      name: 'backplane_api_realtime_site_streams',
+      help: 'Upstream RouterOS streams (traffic, logs) this replica runs for site rooms',
+      registers: [this.deps.registry],
+      collect() {
+        this.set(streams());
+      },
+    });
   }
 
   async onModuleDestroy(): Promise<void> {
