@@ -78,30 +78,44 @@ export class GatewaySweep implements OnApplicationBootstrap, OnApplicationShutdo
         site_id: string;
         tenant_id: string;
         gateway_id: string | null;
-        last_seen_at: Date | null;
+        last_seen_at: string | null;
         gateway_alive: boolean;
-      }>(`SELECT * FROM bp_online_sites($1)`, [this.deps.config.GATEWAY_DOWN_AFTER]);
+      }>(
+        // last_seen_at as text: it goes back to bp_sites_lost unchanged (a JS Date would drop the microseconds)
+        `SELECT site_id, tenant_id, gateway_id, last_seen_at::text AS last_seen_at, gateway_alive
+           FROM bp_online_sites($1)`,
+        [this.deps.config.GATEWAY_DOWN_AFTER],
+      );
       if (!online.length) return { checked: 0, offline: [] };
       const pipe = this.deps.redis.pipeline();
       for (const s of online) pipe.exists(tunnelKey(this.deps.redisPrefix, s.site_id));
       const exists = ((await pipe.exec()) ?? []).map(([err, n]) => !err && n === 1);
-      for (const [i, s] of online.entries()) {
-        const registered = exists[i] === true;
-        if (registered && s.gateway_alive) continue;
-        const why = !s.gateway_alive ? 'gateway heartbeat stale' : 'tunnel registry entry expired';
-        const [row] = await tx.query<{ tenant: string | null }>(`SELECT bp_site_lost($1, $2, $3, $4) AS tenant`, [
-          s.site_id,
-          s.gateway_id,
-          s.last_seen_at,
-          'gateway-lost',
-        ]);
-        if (row?.tenant) lost.push({ siteId: s.site_id, tenantId: row.tenant, gatewayId: s.gateway_id, why });
+      const candidates = online.filter((s, i) => !(exists[i] === true && s.gateway_alive));
+      if (candidates.length) {
+        const marked = await tx.query<{ site_id: string; tenant_id: string }>(
+          `SELECT * FROM bp_sites_lost($1::uuid[], $2::uuid[], $3::timestamptz[], 'gateway-lost')`,
+          [
+            candidates.map((s) => s.site_id),
+            candidates.map((s) => s.gateway_id),
+            candidates.map((s) => s.last_seen_at),
+          ],
+        );
+        const byId = new Map(candidates.map((s) => [s.site_id, s]));
+        for (const m of marked) {
+          const s = byId.get(m.site_id)!;
+          const why = !s.gateway_alive ? 'gateway heartbeat stale' : 'tunnel registry entry expired';
+          lost.push({ siteId: m.site_id, tenantId: m.tenant_id, gatewayId: s.gateway_id, why });
+        }
       }
       return { checked: online.length, offline: lost.map((l) => l.siteId) };
     });
     // after the commit: what portals see follows what is stored
+    if (lost.length) {
+      const gateways = [...new Set(lost.map((l) => l.gatewayId))];
+      const why = [...new Set(lost.map((l) => l.why))];
+      this.deps.logger.warn({ sites: lost.length, gateways, why }, 'sites offline: gateway lost');
+    }
     for (const l of lost) {
-      this.deps.logger.warn({ siteId: l.siteId, gatewayId: l.gatewayId, why: l.why }, 'site offline: gateway lost');
       await this.realtime.publish(l.tenantId, {
         type: 'site.status',
         data: {

@@ -65,24 +65,25 @@ export class GatewayPki1765000000000 implements MigrationInterface {
             FROM sites s LEFT JOIN gateways g ON g.id = s.gateway_id
            WHERE s.online AND s.deleted_at IS NULL
         $$`);
-    // Marks one site offline if it is still online on that gateway and has not (re)connected since the
-    // sweep looked (last_seen_at unchanged); records the teardown. Returns its tenant.
+    // Marks sites offline that are still online on the gateway the sweep saw and have not
+    // (re)connected since (last_seen_at unchanged); records each teardown. Set-based: a dead
+    // gateway's thousands of sites are one statement. Returns the sites it marked.
     await q.query(`
-      CREATE FUNCTION "bp_site_lost"(p_site uuid, p_gateway uuid, p_seen timestamptz, p_reason text)
-        RETURNS uuid
-        LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp SET app.system = 'on' AS $$
-        DECLARE
-          v_tenant uuid;
-        BEGIN
-          UPDATE sites SET online = false
-           WHERE id = p_site AND online AND gateway_id IS NOT DISTINCT FROM p_gateway
-             AND last_seen_at IS NOT DISTINCT FROM p_seen
-           RETURNING tenant_id INTO v_tenant;
-          IF v_tenant IS NULL THEN RETURN NULL; END IF;
-          INSERT INTO tunnel_events (tenant_id, site_id, gateway_id, type, reason, at)
-          VALUES (v_tenant, p_site, p_gateway, 'disconnect', p_reason, now());
-          RETURN v_tenant;
-        END $$`);
+      CREATE FUNCTION "bp_sites_lost"(p_sites uuid[], p_gateways uuid[], p_seen timestamptz[], p_reason text)
+        RETURNS TABLE (site_id uuid, tenant_id uuid)
+        LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp SET app.system = 'on' AS $$
+          WITH lost AS (
+            UPDATE sites s SET online = false
+              FROM unnest(p_sites, p_gateways, p_seen) AS l(site, gw, seen)
+             WHERE s.id = l.site AND s.online AND s.gateway_id IS NOT DISTINCT FROM l.gw
+               AND s.last_seen_at IS NOT DISTINCT FROM l.seen
+            RETURNING s.id, s.tenant_id, s.gateway_id
+          ), recorded AS (
+            INSERT INTO tunnel_events (tenant_id, site_id, gateway_id, type, reason, at)
+            SELECT lost.tenant_id, lost.id, lost.gateway_id, 'disconnect', p_reason, now() FROM lost
+          )
+          SELECT lost.id, lost.tenant_id FROM lost
+        $$`);
     // A gateway's tunnel event with the site's online flag before and after (for realtime status).
     await q.query(`
       CREATE FUNCTION "bp_tunnel_event_status"(
@@ -108,7 +109,7 @@ export class GatewayPki1765000000000 implements MigrationInterface {
         END $$`);
     for (const fn of [
       'bp_online_sites(integer)',
-      'bp_site_lost(uuid, uuid, timestamptz, text)',
+      'bp_sites_lost(uuid[], uuid[], timestamptz[], text)',
       'bp_tunnel_event_status(uuid, uuid, text, boolean, text, text, bigint, bigint, integer, timestamptz)',
     ]) {
       await q.query(`REVOKE ALL ON FUNCTION ${fn} FROM PUBLIC`);
@@ -120,7 +121,7 @@ export class GatewayPki1765000000000 implements MigrationInterface {
     await q.query(
       `DROP FUNCTION "bp_tunnel_event_status"(uuid, uuid, text, boolean, text, text, bigint, bigint, integer, timestamptz)`,
     );
-    await q.query(`DROP FUNCTION "bp_site_lost"(uuid, uuid, timestamptz, text)`);
+    await q.query(`DROP FUNCTION "bp_sites_lost"(uuid[], uuid[], timestamptz[], text)`);
     await q.query(`DROP FUNCTION "bp_online_sites"(integer)`);
     await q.query(
       `ALTER TABLE "regions" DROP COLUMN "unhealthy_since", DROP COLUMN "health_checked_at", DROP COLUMN "healthy"`,
