@@ -66,6 +66,33 @@ describe('realtime tenant events', () => {
     expect(await open(cp.url, 'not-a-uuid', cp.token).refused()).toMatchObject({ code: 'unauthorized' });
   });
 
+  it('takes API keys like REST does: a viewer key connects, a revoked one is refused', async () => {
+    const created = await cp.h.call('POST', `/api/v1/tenants/${cp.tenantId}/api-keys`, {
+      token: cp.token,
+      body: { name: 'dashboard', role: 'viewer' },
+    });
+    expect(created.status).toBe(201);
+    const c = open(cp.url, cp.tenantId, created.body.key as string);
+    await c.connected();
+    expect(c.errors).toEqual([]);
+    c.rt.close();
+    const revoked = await cp.h.call('DELETE', `/api/v1/tenants/${cp.tenantId}/api-keys/${created.body.id}`, {
+      token: cp.token,
+    });
+    expect(revoked.status).toBe(204);
+    expect(await open(cp.url, cp.tenantId, created.body.key as string).refused()).toMatchObject({
+      message: 'API key was revoked',
+    });
+    // A key of one tenant cannot open another tenant's room.
+    const other = await cp.h.call('POST', `/api/v1/tenants/${tenantB}/api-keys`, {
+      token: tokenB,
+      body: { name: 'b', role: 'owner' },
+    });
+    expect(await open(cp.url, cp.tenantId, other.body.key as string).refused()).toMatchObject({
+      message: 'tenant not found',
+    });
+  });
+
   it("delivers a tenant's events to its sockets and never to another tenant's", async () => {
     const a = open(cp.url, cp.tenantId, cp.token);
     const b = open(cp.url, tenantB, tokenB);
