@@ -5,6 +5,9 @@
  *   const rt = new RealtimePublisher({ redis, prefix: 'bp:' });
  *   await rt.publish(tenantId, { type: 'site.status', data: { siteId, online: true } });
  *   rt.emitSite(siteId, 'telemetry', sample);
+ *
+ * And the client side: `RealtimeClient` (client.ts, browser-safe: the portal imports that
+ * file directly) keeps lastSeq, fills gaps with `resume` and reports `resync`.
  */
 export { classifySeq, DEFAULT_BACKLOG, RealtimePublisher, realtimeKeys, replaySince } from './publisher';
 export type { RealtimeKeys, RealtimePublisherOptions, Replay } from './publisher';
