@@ -196,7 +196,7 @@ async function main(): Promise<number> {
   if (setup) {
     try {
       fleet = await startDemoFleet({ apiUrl, state: setup.state, bootstrap: demo, network });
-      say(`waiting up to 60 s for the ${setup.state.sites.length} demo routers to come online...`);
+      if (network) say(`waiting up to 60 s for the ${setup.state.sites.length} demo routers to come online...`);
       demoLines = [
         ...fleet.lines,
         ...(network

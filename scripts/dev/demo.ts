@@ -30,6 +30,8 @@ export interface DemoState {
   readonly tenantId: string;
   readonly apiKey: string;
   readonly sites: readonly string[];
+  /** Where the local region's routers dial (the dev network's address, or 127.0.0.1 without it). */
+  readonly regionHost?: string;
 }
 
 /** What the first start must pass to the api so it creates the demo owner; undefined later. */
@@ -114,7 +116,7 @@ async function firstStart(
     sites.push(s['id'] as string);
   }
   return {
-    state: { tenantId, apiKey: key['key'] as string, sites },
+    state: { tenantId, apiKey: key['key'] as string, sites, ...(regions[0] ? {} : { regionHost: region.publicHost }) },
     enrollmentToken: typeof enrollmentToken === 'string' ? enrollmentToken : undefined,
   };
 }
@@ -225,7 +227,14 @@ export async function startDemoFleet(opts: {
     throw err;
   }
   const pad = (s: string) => s.padEnd(15);
+  const stale = network && state.regionHost && state.regionHost !== network.publicIp;
   const lines = [
+    ...(stale
+      ? [
+          `  ${pad('WARNING')}the region "local" was created for ${state.regionHost} (a start without real tunnels), so the`,
+          `  ${pad('')}routers dial ${state.regionHost}, not the gateway at ${network.publicIp}: start over with an empty DATA_DIR.`,
+        ]
+      : []),
     `  ${pad('demo tenant')}"${DEMO_TENANT}" ${state.tenantId}`,
     ...(opts.bootstrap
       ? [`  ${pad('demo owner')}${opts.bootstrap.email} / ${opts.bootstrap.password}   (shown ONCE: note it now)`]
@@ -233,7 +242,7 @@ export async function startDemoFleet(opts: {
     `  ${pad('demo fleet')}${state.sites.length} simulated routers (RouterOS ${VERSIONS.join(', ')}) onboarded just now with the`,
     network
       ? `  ${pad('')}pasted one-liner, each in its own network namespace with a real openvpn tunnel to the gateway:`
-      : `  ${pad('')}pasted one-liner; they poll the api, but run no tunnel here (see "tunnels" below):`,
+      : `  ${pad('')}pasted one-liner; they poll the api, but run no tunnel here (see "tunnels" above):`,
   ];
   return { lines, stop };
 }
