@@ -132,6 +132,45 @@ describe('live progress', () => {
   });
 });
 
+describe('cancel while running', () => {
+  it('stops before its next step: the steps done stay applied, none half-started, cancelled once', async () => {
+    const site = await w.addSite('cancel-running');
+    const r = w.routers.get(site)!;
+    r.faults.latencyMs = 40;
+    const res = await w.api('POST', `/sites/${site}/jobs`, {
+      kind: 'apply-config',
+      payload: {
+        changes: Array.from({ length: 30 }, (_, i) => ({
+          menu: 'address-list',
+          list: 'cr',
+          addresses: [`10.8.${i}.0/24`],
+        })),
+      },
+    });
+    const doneSteps = (j: { steps?: unknown }) =>
+      (j.steps as { name: string; state: string }[]).filter((s) => s.state === 'done' && s.name.startsWith('apply '));
+    await expect
+      .poll(async () => doneSteps(await w.job(res.body.id)).length, { timeout: 15_000 })
+      .toBeGreaterThanOrEqual(2);
+    const c = await w.api('POST', `/jobs/${res.body.id}/cancel`);
+    expect(c.status).toBe(200);
+    expect(c.body.state).toBe('running'); // it stops at its next step
+    const end = await w.waitJob(res.body.id);
+    expect(end.state).toBe('cancelled');
+    expect(end.error).toBe('cancelled while running');
+    const steps = end.steps as { name: string; state: string }[];
+    const applied = doneSteps(end).length;
+    expect(applied).toBeLessThan(30);
+    // Every step that started also finished; the router has exactly what those steps applied.
+    expect(steps.filter((s) => s.state === 'started').length).toBe(steps.filter((s) => s.state === 'done').length);
+    const list = r.state.items('ip/firewall/address-list').filter((a) => a.values['list'] === 'cr');
+    expect(list).toHaveLength(applied);
+    await expect.poll(async () => (await progressOf(res.body.id)).at(-1)?.state).toBe('cancelled');
+    const states = (await progressOf(res.body.id)).map((e) => e.state);
+    expect(states.filter((x) => TERMINAL.includes(x))).toEqual(['cancelled']);
+  }, 30_000);
+});
+
 describe('restore', () => {
   it('restores a backup onto a changed router: its export equals the backup, audited, before/after recorded', async () => {
     const site = await w.addSite('restore-me');

@@ -151,11 +151,23 @@ export const jobsRepo = {
     return rows[0]?.changed ?? false;
   },
 
-  async step(tx: TenantTx, id: string, step: JobStep, progress?: number): Promise<void> {
-    await tx.query(
-      `UPDATE jobs SET steps = steps || $2::jsonb, progress = coalesce($3, progress), updated_at = now() WHERE id = $1`,
+  /**
+   * Appends a step record. With `unlessCancelled` nothing is recorded when a cancel was
+   * requested (the job stops before the step); returns whether it was recorded.
+   */
+  async step(
+    tx: TenantTx,
+    id: string,
+    step: JobStep,
+    progress?: number,
+    opts: { unlessCancelled?: boolean } = {},
+  ): Promise<boolean> {
+    const rows = await tx.query(
+      `UPDATE jobs SET steps = steps || $2::jsonb, progress = coalesce($3, progress), updated_at = now()
+        WHERE id = $1 ${opts.unlessCancelled ? 'AND NOT cancel_requested' : ''} RETURNING id`,
       [id, JSON.stringify([step]), progress ?? null],
     );
+    return rows.length === 1;
   },
 
   async setExports(tx: TenantTx, id: string, before?: string, after?: string): Promise<void> {

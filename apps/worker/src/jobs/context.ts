@@ -116,11 +116,13 @@ export class JobContext<K extends JobKind = JobKind> {
 
   private progress: number;
 
-  private async record(step: JobStep, progress?: number): Promise<void> {
+  /** Records a step (and announces it); `unlessCancelled`: a requested cancel stops the job here. */
+  private async record(step: JobStep, progress?: number, unlessCancelled = false): Promise<void> {
+    const recorded = await this.services.db.inTenant(this.scope, (tx) =>
+      jobsRepo.step(tx, this.job.id, step, progress, { unlessCancelled }),
+    );
+    if (!recorded) throw new JobCancelledError();
     this.steps.push(step);
-    await this.services.db.inTenant(this.scope, async (tx) => {
-      await jobsRepo.step(tx, this.job.id, step, progress);
-    });
     if (progress !== undefined) this.progress = progress;
     await publishEvent(
       this.services,
@@ -130,11 +132,6 @@ export class JobContext<K extends JobKind = JobKind> {
         progressPercent: this.progress,
       }),
     );
-  }
-
-  private async checkCancelled(): Promise<void> {
-    const row = await this.services.db.inTenant(this.scope, (tx) => jobsRepo.get(tx, this.job.id));
-    if (row?.cancelRequested) throw new JobCancelledError();
   }
 
   /**
@@ -150,15 +147,19 @@ export class JobContext<K extends JobKind = JobKind> {
   ): Promise<string | undefined> {
     const prior = this.stepState(name);
     if (prior?.state === 'done' || prior?.state === 'skipped') return prior.detail;
-    await this.checkCancelled();
+    // Each step first checks for a requested cancel (in the same write that records it).
     const at = () => new Date().toISOString();
     if (prior?.state === 'started' && !opts.idempotent) {
       if (!opts.onInterrupted) throw new Error(`step "${name}" was interrupted and is not safe to repeat`);
       const detail = await opts.onInterrupted();
-      await this.record({ name, state: 'done', at: at(), detail: detail ?? 'recovered after interruption' }, progress);
+      await this.record(
+        { name, state: 'done', at: at(), detail: detail ?? 'recovered after interruption' },
+        progress,
+        true,
+      );
       return detail;
     }
-    await this.record({ name, state: 'started', at: at() });
+    await this.record({ name, state: 'started', at: at() }, undefined, true);
     const detail = await fn();
     await this.record({ name, state: 'done', at: at(), ...(detail !== undefined ? { detail } : {}) }, progress);
     return detail;

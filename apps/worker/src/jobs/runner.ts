@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { TenantScope } from '@backplane/db';
+import { TenantScope, type TenantTx } from '@backplane/db';
 import {
   jobProgressEvent,
   JOBS_QUEUE,
@@ -166,8 +166,13 @@ export class JobRunner {
     state: 'succeeded' | 'failed' | 'cancelled' | 'expired',
     result: unknown,
     error: string | null,
+    /** Written in the same transaction, before the transition (the after-export). */
+    also?: (tx: TenantTx) => Promise<void>,
   ): Promise<void> {
-    const made = await this.services.db.inTenant(scope, (tx) => jobsRepo.finish(tx, row.id, state, result, error));
+    const made = await this.services.db.inTenant(scope, async (tx) => {
+      await also?.(tx);
+      return jobsRepo.finish(tx, row.id, state, result, error);
+    });
     if (made) await this.emit(row, state, { ...(state === 'succeeded' ? { progressPercent: 100 } : {}), error });
   }
 
@@ -239,10 +244,14 @@ export class JobRunner {
         await this.waiting(scope, row, 'site offline: waiting for it to come online');
         return await this.delay(job, token, backoff);
       }
-      const started = await db.inTenant(scope, (tx) => jobsRepo.start(tx, jobId));
-      if (!started) return { skipped: true };
+      // Started and its router credentials read in one transaction.
+      const begun = await db.inTenant(scope, async (tx) => {
+        const row = await jobsRepo.start(tx, jobId);
+        return row ? { started: row, creds: await this.credentials(tx, siteId) } : undefined;
+      });
+      if (!begun) return { skipped: true };
+      const { started, creds } = begun;
       await this.emit(started, 'running', { progressPercent: started.progress });
-      const creds = await this.credentials(scope, siteId);
       const payload = parsePayload(started.kind, started.payload);
       const ctx = new JobContext(this.services, scope, started, payload, { siteId, credentials: creds });
       const handler = this.handlers[started.kind] as JobHandler<JobKind>;
@@ -260,15 +269,12 @@ export class JobRunner {
         );
       }
       const result = await handler(ctx);
-      if (needsExport) {
-        const after = await record().catch(() => undefined);
+      const after = needsExport ? await record().catch(() => undefined) : undefined;
+      await this.finish(scope, started, 'succeeded', result ?? null, null, async (tx) => {
         if (after !== undefined) {
-          await db.inTenant(scope, (tx) =>
-            jobsRepo.setExports(tx, jobId, undefined, this.services.keyring.encrypt(after, `job:${jobId}:export`)),
-          );
+          await jobsRepo.setExports(tx, jobId, undefined, this.services.keyring.encrypt(after, `job:${jobId}:export`));
         }
-      }
-      await this.finish(scope, started, 'succeeded', result ?? null, null);
+      });
       await this.options.redis.hdel(this.waitKey(), jobId);
       return result;
     } catch (err) {
@@ -298,12 +304,10 @@ export class JobRunner {
     return `${this.options.lockPrefix}jobwaits`;
   }
 
-  private async credentials(scope: TenantScope, siteId: string) {
-    const [row] = await this.services.db.inTenant(scope, (tx) =>
-      tx.query<{ router_username: string | null; router_password_enc: string | null }>(
-        `SELECT router_username, router_password_enc FROM sites WHERE id = $1`,
-        [siteId],
-      ),
+  private async credentials(tx: TenantTx, siteId: string) {
+    const [row] = await tx.query<{ router_username: string | null; router_password_enc: string | null }>(
+      `SELECT router_username, router_password_enc FROM sites WHERE id = $1`,
+      [siteId],
     );
     if (!row?.router_username || !row.router_password_enc) throw new Error('the site has no router API credentials');
     return {
