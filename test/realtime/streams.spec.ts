@@ -101,20 +101,22 @@ describe('realtime site streams', () => {
     });
     await gw.app.listen(port, '127.0.0.1');
     const fake = gw.runtime.fake as FakeOpenVpnServer;
+    // A fresh source address per attempt: refused attempts (gateway not synced yet) count per address.
+    let attempt = 0;
     await until(
       async () => {
-        const t = await fake.connectTunnel({ username: site.user, password: site.password, ip: '198.51.100.7' })
-          .outcome;
+        const ip = `198.51.100.${++attempt}`;
+        const t = await fake.connectTunnel({ username: site.user, password: site.password, ip }).outcome;
         return t.outcome === 'authorized';
       },
-      10_000,
+      20_000,
       'tunnel up',
     );
     await until(
       async () =>
         (await cp.h.call('GET', `/api/v1/tenants/${cp.tenantId}/sites/${site.id}/tunnel`, { token: cp.token })).body
           .online === true,
-      5000,
+      10_000,
       'site online',
     );
     const member = await cp.h.call('POST', `/api/v1/tenants/${cp.tenantId}/members`, {
