@@ -216,7 +216,7 @@ export function JobsTable({
           <Table.Tr>
             <Table.Th>Job</Table.Th>
             {showSite && <Table.Th>Site</Table.Th>}
-            <Table.Th>State</Table.Th>
+            <Table.Th miw={120}>State</Table.Th>
             <Table.Th>Progress</Table.Th>
             <Table.Th>Requested by</Table.Th>
             <Table.Th>Created</Table.Th>

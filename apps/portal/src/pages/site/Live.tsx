@@ -224,7 +224,7 @@ export function History({ base }: { base: string }) {
       ) : (
         <Stack gap="md">
           <Text size="xs" c="dimmed" data-testid="history-points">
-            {points.length} points, one per {history.data!.stepSeconds} s
+            {points.length} point{points.length === 1 ? '' : 's'}, one per {history.data!.stepSeconds} s
           </Text>
           <SimpleGrid cols={{ base: 1, md: 3 }}>
             <div>
