@@ -27,6 +27,8 @@ import { testSettings } from '@backplane/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from '../../apps/gateway/src/gateway';
+import { LinkClient } from '../../apps/gateway/src/link-client';
+import { GatewayPki } from '../../apps/gateway/src/openvpn-runtime';
 import { hasIp, hasOpenvpn, hasTun, isRoot, until } from '../openvpn/helpers';
 import { freePort, startControlPlane, type ControlPlane, type TestSite } from './control-plane';
 
@@ -195,6 +197,10 @@ describe.skipIf(missing.length > 0)('gateway certificate from the control plane 
       `auth-user-pass ${join(dir, `${name}.creds`)}`,
       `ca ${join(dir, `${name}.ca`)}`,
       ...(crlPem ? [`crl-verify ${join(dir, `${name}.crl`)}`] : []),
+      // records the serial of the certificate the server presented (depth 0)
+      'script-security 2',
+      `setenv BP_CLIENT ${name}`,
+      `tls-verify ${join(dir, 'record-serial.sh')}`,
       'remote-cert-tls server',
       // both ends share the namespace: keep the client's tun unconfigured
       'ifconfig-noexec',
@@ -218,8 +224,19 @@ describe.skipIf(missing.length > 0)('gateway certificate from the control plane 
     ).finally(() => child.kill('SIGTERM'));
   }
 
+  /** The serial (hex) of the server certificate a client saw. */
+  function servedSerial(name: string): string {
+    const raw = readFileSync(join(dir, `serial-${name}`), 'utf8').trim();
+    return raw.replace(/:/g, '').toLowerCase().replace(/^0+/, '');
+  }
+
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'bp-pki-'));
+    writeFileSync(
+      join(dir, 'record-serial.sh'),
+      `#!/bin/sh\n[ "$1" = 0 ] && printf '%s' "$tls_serial_hex_0" > "${dir}/serial-$BP_CLIENT"\nexit 0\n`,
+      { mode: 0o755 },
+    );
     execFileSync('ip', ['netns', 'add', NS]);
     execFileSync('ip', ['-n', NS, 'link', 'set', 'lo', 'up']);
     cp = await startControlPlane();
@@ -283,6 +300,48 @@ describe.skipIf(missing.length > 0)('gateway certificate from the control plane 
     const stranger = await client('stranger', (await createCa({ commonName: 'Some Other CA' })).certificatePem);
     expect(stranger.join('\n')).toMatch(/VERIFY ERROR/);
     expect(stranger.join('\n')).not.toContain('Initialization Sequence Completed');
+  }, 90_000);
+
+  it('a certificate near expiry is renewed from a new CSR; openvpn serves the new one after a SIGHUP restart', async () => {
+    const caPem = (await text(`${cp.url}/o/ca.crt`)).body;
+    const before = describeCertificate(readFileSync(gw!.pki.certPath, 'utf8'));
+    const keyBefore = readFileSync(gw!.pki.keyPath, 'utf8');
+    // the same files, seen by a renewal policy that finds the certificate "near expiry"
+    const renewing = new GatewayPki({
+      dataDir: join(dir, 'data'),
+      commonName: 'renewal',
+      source: new LinkClient(cp.url, gw!.identity.credential),
+      logger: createLogger({
+        app: 'pki-renew',
+        level: 'warn',
+        destination: new Writable({ write: (_c, _e, cb) => cb() }),
+      }),
+      renewBeforeMs: 10 * 365 * 86_400_000,
+    });
+    expect(await renewing.refresh()).toBe(true);
+    const after = describeCertificate(readFileSync(gw!.pki.certPath, 'utf8'));
+    expect(after.serialNumber).not.toBe(before.serialNumber);
+    expect(readFileSync(gw!.pki.keyPath, 'utf8')).not.toBe(keyBefore);
+    expect(
+      await certificateMatchesKey(readFileSync(gw!.pki.certPath, 'utf8'), readFileSync(gw!.pki.keyPath, 'utf8')),
+    ).toBe(true);
+    const rows = await cp.h.ds.query<{ serial_number: string }[]>(
+      `SELECT serial_number FROM gateway_certificates WHERE gateway_id = $1 ORDER BY issued_at`,
+      [gw!.identity.gatewayId],
+    );
+    expect(rows.map((r) => r.serial_number)).toEqual([before.serialNumber, after.serialNumber]);
+
+    await gw!.runtime.management.command('signal SIGHUP');
+    await until(() => gw!.runtime.management.state !== 'ready' || undefined, 10_000, 'management to drop').catch(
+      () => undefined,
+    );
+    await until(() => gw!.runtime.management.state === 'ready', 30_000, 'management back');
+    const log = await client('after-renewal', caPem);
+    expect(log.join('\n')).toContain('Initialization Sequence Completed');
+    // the serial openvpn presents now is the renewed one
+    expect(log.join('\n')).toContain(`VERIFY OK: depth=0, CN=gw-${gw!.identity.gatewayId}`);
+    expect(servedSerial('after-renewal')).toBe(after.serialNumber);
+    expect(servedSerial('trusting')).toBe(before.serialNumber);
   }, 90_000);
 
   it("a deleted gateway's serial is on the CRL, and a client checking the CRL refuses its certificate", async () => {
