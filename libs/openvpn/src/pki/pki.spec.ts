@@ -3,7 +3,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCa, createCrl, describeCertificate, issueServerCertificate, PkiError, verifyIssuedBy } from './pki';
+import {
+  certificateMatchesKey,
+  createCa,
+  createCertificateRequest,
+  createCrl,
+  describeCertificate,
+  issueServerCertificate,
+  PkiError,
+  signCertificateRequest,
+  verifyIssuedBy,
+} from './pki';
 
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 let dir: string;
@@ -86,5 +96,44 @@ describe('deployment PKI', () => {
     await expect(createCa({ commonName: 'x, CN=evil' })).rejects.toBeInstanceOf(PkiError);
     await expect(issueServerCertificate(a, { commonName: 'gw', dnsNames: ['a b'] })).rejects.toBeInstanceOf(PkiError);
     await expect(createCrl(a, { revoked: [{ serialNumber: 'zz' }] })).rejects.toBeInstanceOf(PkiError);
+  });
+
+  it("signs a CSR for the requester's key only: names from the CA, openssl verifies it, a CRL URL is embedded", async () => {
+    const ca = await createCa({ commonName: 'CSR CA' });
+    const req = await createCertificateRequest({ commonName: 'asked-for-name' });
+    expect(req.csrPem).toMatch(/^-----BEGIN CERTIFICATE REQUEST-----\n/);
+    const cert = await signCertificateRequest(ca, req.csrPem, {
+      commonName: 'gw-1',
+      dnsNames: ['eu.gw.example.net'],
+      crlUrls: ['https://backplane.example.net/o/crl.pem'],
+    });
+    expect(describeCertificate(cert.certificatePem).subject).toBe('CN=gw-1');
+    expect(await certificateMatchesKey(cert.certificatePem, req.privateKeyPem)).toBe(true);
+    const other = await createCertificateRequest({ commonName: 'x', algorithm: 'ecdsa-p256' });
+    expect(await certificateMatchesKey(cert.certificatePem, other.privateKeyPem)).toBe(false);
+    if (hasOpenssl) {
+      const caPath = write('csr-ca.pem', ca.certificatePem);
+      const certPath = write('csr-server.pem', cert.certificatePem);
+      expect(openssl('verify', '-CAfile', caPath, '-purpose', 'sslserver', certPath).status).toBe(0);
+      const text = openssl('x509', '-in', certPath, '-noout', '-text').out;
+      expect(text).toContain('URI:https://backplane.example.net/o/crl.pem');
+      expect(text).not.toContain('asked-for-name');
+    }
+    // P-256 requests are accepted too
+    const ec = await signCertificateRequest(ca, other.csrPem, { commonName: 'gw-ec' });
+    expect(await verifyIssuedBy(ec.certificatePem, ca.certificatePem)).toBe(true);
+  });
+
+  it('refuses a request whose signature does not verify, that is not a request, or with a bad CRL URL', async () => {
+    const ca = await createCa({ commonName: 'CSR CA 2', algorithm: 'ecdsa-p256' });
+    const req = await createCertificateRequest({ commonName: 'gw', algorithm: 'ecdsa-p256' });
+    const der = Buffer.from(req.csrPem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
+    der[der.length - 3]! ^= 0x01;
+    const forged = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
+    await expect(signCertificateRequest(ca, forged, { commonName: 'gw' })).rejects.toBeInstanceOf(PkiError);
+    await expect(signCertificateRequest(ca, ca.certificatePem, { commonName: 'gw' })).rejects.toBeInstanceOf(PkiError);
+    await expect(
+      signCertificateRequest(ca, req.csrPem, { commonName: 'gw', crlUrls: ['javascript:alert(1)'] }),
+    ).rejects.toBeInstanceOf(PkiError);
   });
 });
