@@ -317,8 +317,15 @@ describe('portal against api, worker, gateway and simulated routers', () => {
 
   it('recreates the tunnel: confirmation, a job with live progress, done when the router is back', async () => {
     const trigger = page.getByRole('button', { name: 'Recreate tunnel' });
-    await trigger.click();
     const dialog = page.getByRole('dialog', { name: 'Recreate the tunnel?' });
+    // Escape closes the dialog without doing anything; the focus goes back to the button.
+    await trigger.click();
+    await dialog.waitFor();
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+    await expect.poll(() => trigger.evaluate('(el) => el === document.activeElement')).toBe(true);
+    expect(await page.getByTestId('job-row').filter({ hasText: 'recreate-tunnel' }).count()).toBe(0);
+    await trigger.click();
     await dialog.waitFor();
     await dialog.getByRole('button', { name: 'Recreate tunnel' }).click();
     await dialog.waitFor({ state: 'hidden' });
@@ -347,6 +354,22 @@ describe('portal against api, worker, gateway and simulated routers', () => {
     await page.getByTestId('job-row').filter({ hasText: 'recreate-tunnel' }).first().waitFor();
     expect(await page.getByTestId('job-row').count()).toBeGreaterThanOrEqual(4); // 2 backups, command, recreate
     await shot(page, 'jobs');
+  });
+
+  it('a batch: totals per state and its jobs follow live', async () => {
+    const { batch } = ok(
+      await h.call('POST', `/api/v1/tenants/${world.tenantA}/jobs/bulk`, {
+        token: world.token,
+        body: { kind: 'backup', siteIds: [world.siteId] },
+      }),
+      201,
+      'bulk',
+    );
+    await page.goto(`${base}/t/msp-a/jobs/batches/${batch.id}`);
+    await page.getByRole('heading', { name: 'Batch: backup on 1 site' }).waitFor();
+    await expect.poll(() => page.getByTestId('batch-succeeded').textContent(), { timeout: 20_000 }).toBe('1');
+    await expect.poll(() => page.getByTestId('job-state').first().textContent()).toBe('succeeded');
+    await shot(page, 'jobs-batch');
     await signOut(page);
   });
 
