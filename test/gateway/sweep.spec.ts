@@ -19,6 +19,7 @@ import { realtimeKeys, replaySince } from '@backplane/realtime';
 import { testSettings, type FakeOpenVpnServer } from '@backplane/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GatewaySweep } from '../../apps/api/src/gateway-link/gateway-sweep';
 import { startGateway, type Gateway } from '../../apps/gateway/src/gateway';
 import { freePort, startControlPlane, type ControlPlane, type TestSite } from './control-plane';
 
@@ -216,4 +217,24 @@ describe('offline sweep and region health', () => {
     const first = await cp.h.call('GET', `/api/v1/regions/${cp.regionId}`, { token: cp.token });
     expect(first.body.health.healthy).toBe(true);
   }, 60_000);
+
+  it('one replica at a time: while another holds the sweep lock, a sweep skips its round', async () => {
+    const sweep = cp.h.app.get(GatewaySweep, { strict: false });
+    const other = cp.h.ds.createQueryRunner();
+    await other.connect();
+    try {
+      await other.query(`SELECT pg_advisory_lock(hashtext('backplane:sweep:sites'))`);
+      await other.query(`SELECT pg_advisory_lock(hashtext('backplane:sweep:regions'))`);
+      expect(await sweep.sweepSites()).toBeNull();
+      expect(await sweep.checkRegions()).toBeNull();
+      await other.query(`SELECT pg_advisory_unlock_all()`);
+      // (this api's own timers sweep every second too: the next free round is ours)
+      const swept = await until(async () => (await sweep.sweepSites()) ?? undefined, 5000, 'a sweep');
+      expect(swept.offline).toEqual([]);
+      const checked = await until(async () => (await sweep.checkRegions()) ?? undefined, 5000, 'a region check');
+      expect(checked.map((r) => r.slug).sort()).toEqual(['stale-region', 'test-region']);
+    } finally {
+      await other.release();
+    }
+  });
 });
