@@ -21,6 +21,7 @@ import {
   type DemoSetup,
 } from './dev/demo';
 import { EmbeddedServicesError, startEmbeddedPostgres, startEmbeddedRedis, type EmbeddedService } from './dev/embedded';
+import { startFakeGateway, type FakeGateway } from './dev/fake-gateway';
 import { realTunnelsUnavailable, startDevNetwork, sweepDevNetwork, type DevNetwork } from './dev/network';
 import { Supervisor, type AppSpec } from './dev/supervisor';
 
@@ -121,12 +122,14 @@ async function main(): Promise<number> {
   });
   const supervisor = new Supervisor();
   let fleet: DemoFleet | undefined;
+  let fakeGateway: FakeGateway | undefined;
   let shuttingDown = false;
   const shutdown = async (code: number) => {
     if (shuttingDown) return;
     shuttingDown = true;
     say('stopping...');
     await fleet?.stop();
+    await fakeGateway?.close();
     await supervisor.stop();
     await network?.close();
     await stopEmbedded();
@@ -180,7 +183,10 @@ async function main(): Promise<number> {
     ...(setup?.enrollmentToken ? { GATEWAY_ENROLLMENT_TOKEN: setup.enrollmentToken } : {}),
   };
   try {
-    await supervisor.start([app('gateway', gatewayEnv, cfg.GATEWAY_HOST, cfg.GATEWAY_PORT)], 60_000);
+    if (!network && (enrolled || gatewayEnv.GATEWAY_ENROLLMENT_TOKEN)) {
+      // in this process: the demo fleet announces emulated tunnels to its fake management server
+      fakeGateway = await startFakeGateway(gatewayEnv);
+    } else await supervisor.start([app('gateway', gatewayEnv, cfg.GATEWAY_HOST, cfg.GATEWAY_PORT)], 60_000);
   } catch (err) {
     say(`start failed: ${err instanceof Error ? err.message : String(err)}`);
     await shutdown(EXIT_CONFIG);
@@ -195,11 +201,17 @@ async function main(): Promise<number> {
   let demoLines: string[] = [];
   if (setup) {
     try {
-      fleet = await startDemoFleet({ apiUrl, state: setup.state, bootstrap: demo, network });
+      fleet = await startDemoFleet({
+        apiUrl,
+        state: setup.state,
+        bootstrap: demo,
+        network,
+        ...(fakeGateway ? { fakeTunnels: fakeGateway } : {}),
+      });
       if (network) say(`waiting up to 60 s for the ${setup.state.sites.length} demo routers to come online...`);
       demoLines = [
         ...fleet.lines,
-        ...(network
+        ...(network || fakeGateway
           ? await waitForDemoTunnels(apiUrl, setup.state, 60_000)
           : [`  ${''.padEnd(15)}health shows "degraded" = polling, tunnel down; live calls and jobs need the tunnel.`]),
       ];
@@ -218,7 +230,7 @@ async function main(): Promise<number> {
     `  ${pad('gateway')}${url(cfg.GATEWAY_HOST, cfg.GATEWAY_PORT)}   /healthz · /readyz · /metrics; ${gatewayLine}`,
     network
       ? `  ${pad('tunnels')}real openvpn on :${cfg.GATEWAY_OPENVPN_PORT} (region host ${network.publicIp}); routers in network namespaces ${network.lab.names.map((n) => n.replace(/^.*-/, '')).join(', ')} (${network.lab.tag}-${process.pid}-*)`
-      : `  ${pad('tunnels')}none: the gateway runs its FAKE management server (${noTunnels}); real tunnels need root, /dev/net/tun, openvpn and iproute2`,
+      : `  ${pad('tunnels')}EMULATED: the gateway runs its FAKE management server (${noTunnels}); real tunnels need root, /dev/net/tun, openvpn and iproute2`,
     `  ${pad('worker')}${url(cfg.WORKER_HOST, cfg.WORKER_PORT)}   /healthz · /readyz · /metrics`,
     `  ${pad('PostgreSQL')}${hidePassword(databaseUrl)}${env['DATABASE_URL'] ? '' : '   (embedded)'}`,
     `  ${pad('Redis')}${hidePassword(redisUrl)}${env['REDIS_URL'] ? '' : '   (embedded)'}`,

@@ -20,6 +20,7 @@ import { createCa } from '@backplane/openvpn';
 import { RouterOsClient } from '@backplane/routeros';
 import { stopProcess, until, type NsProcess } from '@backplane/testing';
 import { runScript, startRouter, type SimRouter } from '../../apps/routeros-sim/src';
+import type { FakeTunnels } from './fake-gateway';
 import type { DevNetwork } from './network';
 
 export const DEMO_EMAIL = 'demo@backplane.local';
@@ -187,8 +188,10 @@ export async function startDemoFleet(opts: {
   state: DemoState;
   bootstrap: { email: string; password: string } | undefined;
   network: DevNetwork | undefined;
+  /** Without the dev network: emulated tunnels through the gateway's fake management server. */
+  fakeTunnels?: FakeTunnels;
 }): Promise<DemoFleet> {
-  const { state, network } = opts;
+  const { state, network, fakeTunnels } = opts;
   const routers: SimRouter[] = [];
   const procs: NsProcess[] = [];
   const stop = async () => {
@@ -220,6 +223,21 @@ export async function startDemoFleet(opts: {
         routers.push(r);
         const result = await runScript(r, cmd);
         if (result.error) throw new Error(`demo router ${i + 1}: onboarding failed: ${JSON.stringify(result.error)}`);
+        if (!fakeTunnels) return;
+        // The emulated tunnel: the credentials the script gave the router's ovpn-client, and
+        // the API reached on the simulator's listener, from loopback as well as the gateway's
+        // tunnel address (the only source the script allows).
+        const ovpn = r.state.find('interface/ovpn-client', { name: siteId });
+        const restricted = await runScript(r, '/ip service set [find name=api] address=100.64.0.1/32,127.0.0.0/8');
+        if (!ovpn || restricted.error)
+          throw new Error(`demo router ${i + 1}: no ovpn-client or api service to emulate`);
+        const up = await fakeTunnels.connect(
+          siteId,
+          { host: r.host, port: r.port },
+          ovpn.values['user'] ?? '',
+          ovpn.values['password'] ?? '',
+        );
+        if (!up) throw new Error(`demo router ${i + 1}: the gateway refused its emulated tunnel`);
       }),
     );
   } catch (err) {
@@ -242,7 +260,9 @@ export async function startDemoFleet(opts: {
     `  ${pad('demo fleet')}${state.sites.length} simulated routers (RouterOS ${VERSIONS.join(', ')}) onboarded just now with the`,
     network
       ? `  ${pad('')}pasted one-liner, each in its own network namespace with a real openvpn tunnel to the gateway:`
-      : `  ${pad('')}pasted one-liner; they poll the api, but run no tunnel here (see "tunnels" above):`,
+      : fakeTunnels
+        ? `  ${pad('')}pasted one-liner; their tunnels are EMULATED through the gateway's fake management server:`
+        : `  ${pad('')}pasted one-liner; they poll the api, but run no tunnel here (see "tunnels" above):`,
   ];
   return { lines, stop };
 }

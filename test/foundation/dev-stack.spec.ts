@@ -81,8 +81,11 @@ interface DemoState {
 }
 
 /** What a user checks through the api: each demo site online with its tunnel address, and its identity read live. */
-async function demoSites(apiPort: string): Promise<{ online: boolean; address: string; identity: unknown }[]> {
-  const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as DemoState;
+async function demoSites(
+  apiPort: string,
+  dir = dataDir,
+): Promise<{ online: boolean; address: string; identity: unknown }[]> {
+  const demo = JSON.parse(readFileSync(join(dir, 'demo.json'), 'utf8')) as DemoState;
   const get = async (path: string) => {
     const res = await fetch(`http://127.0.0.1:${apiPort}/api/v1/tenants/${demo.tenantId}/sites/${path}`, {
       headers: { authorization: `Bearer ${demo.apiKey}` },
@@ -209,6 +212,27 @@ describe('npm start (dev stack on embedded defaults, demo fleet through real tun
     expect(await run.exited).toBe(0);
     expect(namespacesOf(run.child.pid)).toEqual([]);
   }, 150_000);
+
+  it('without real tunnels (GATEWAY_OPENVPN=fake) emulates them through the fake management server: sites online, live identity', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bp-dev-fake-'));
+    try {
+      const run = startStack({ ...env, DATA_DIR: dir, GATEWAY_OPENVPN: 'fake' });
+      runs.push(run);
+      await waitFor(run, 'Ctrl-C stops everything', 100_000);
+      expect(run.output()).toMatch(/tunnels\s+EMULATED: the gateway runs its FAKE management server/);
+      expect(run.output()).toContain('5/5 demo sites online with a live answer through the gateway');
+      const sites = await demoSites(env['API_PORT']!, dir);
+      expect(sites.map((s) => [s.online, s.identity])).toEqual(
+        [1, 2, 3, 4, 5].map((i) => [true, { name: `demo-${i}` }]),
+      );
+      expect(namespacesOf(run.child.pid)).toEqual([]);
+      run.child.kill('SIGINT');
+      expect(await run.exited).toBe(0);
+      await expect(fetch(`http://127.0.0.1:${env['GATEWAY_PORT']}/healthz`)).rejects.toThrow();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('stops with one clear error, not a restart loop, when secrets.json no longer matches the data', async () => {
     const secrets = join(dataDir, 'secrets.json');
