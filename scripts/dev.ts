@@ -4,8 +4,9 @@
  * a private PostgreSQL cluster and redis-server under DATA_DIR (reused on the next start),
  * and a demo fleet. As root with /dev/net/tun, openvpn and iproute2 the gateway runs a real
  * openvpn and every demo router tunnels to it from its own network namespace
- * (scripts/dev/network.ts); elsewhere the gateway runs its fake management server and the
- * routers only poll. Ctrl-C stops everything and removes the namespaces.
+ * (scripts/dev/network.ts); elsewhere the gateway runs in this process on its fake
+ * management server and the routers' tunnels are emulated (scripts/dev/fake-gateway.ts).
+ * Ctrl-C stops everything and removes the namespaces.
  */
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';

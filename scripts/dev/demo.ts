@@ -8,7 +8,7 @@
  *
  * With the dev network (scripts/dev/network.ts) every router is a simulator process in its
  * own namespace and its ovpn-client runs a real openvpn client; without it the simulators
- * run in this process and only poll (no tunnel).
+ * run in this process and their tunnels are emulated through the fake gateway.
  *
  * `<DATA_DIR>/demo.json` (0600) remembers the demo tenant, its sites and an operator API
  * key, so later starts re-onboard fresh simulators onto the same sites.
