@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { RealtimePublisher } from '@backplane/realtime';
-import type { SiteStatusData } from '@backplane/contracts';
+import { REALTIME_PATH, type SiteStatusData } from '@backplane/contracts';
+import { io as connectRaw } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenService } from '../../apps/api/src/auth/tokens';
+import { RealtimeServer } from '../../apps/api/src/realtime/realtime.server';
 import { login, PASSWORD } from '../api/harness';
 import { startControlPlane, type ControlPlane } from '../gateway/control-plane';
 import { client, secondReplica, sleep, until, type TestClient } from './realtime-helpers';
@@ -199,6 +201,31 @@ describe('realtime tenant events', () => {
     } finally {
       await other.close();
     }
+  });
+
+  it('keeps no expiry or re-check timer for a handshake whose client left before it was accepted', async () => {
+    const created = await cp.h.call('POST', `/api/v1/tenants/${cp.tenantId}/api-keys`, {
+      token: cp.token,
+      body: { name: 'leaver', role: 'viewer' },
+    });
+    expect(created.status).toBe(201);
+    const server = cp.h.app.get(RealtimeServer);
+    const timers = (server as unknown as { timers: Map<string, unknown> }).timers;
+    const stale = () => [...timers.keys()].filter((id) => !server.server.of('/').sockets.has(id));
+    // Send the CONNECT packet, then close the transport while the server is still authenticating.
+    for (const token of [created.body.key as string, cp.token, created.body.key as string]) {
+      const s = connectRaw(cp.url, {
+        path: REALTIME_PATH,
+        transports: ['websocket'],
+        reconnection: false,
+        auth: (cb: (data: object) => void) => {
+          cb({ token, tenantId: cp.tenantId });
+          s.io.engine.close();
+        },
+      });
+    }
+    await sleep(1500);
+    expect(stale()).toEqual([]);
   });
 
   it('disconnects a socket when its access token expires; the client comes back with a fresh one', async () => {

@@ -81,6 +81,9 @@ interface SocketData {
   subscriptions: Set<string>;
 }
 
+/** When a socket must go: an access token's expiry (ms), or periodic re-checks of an API key. */
+type Expiry = { kind: 'at'; at: number } | { kind: 'recheck'; token: string; ip: string };
+
 type RtServer = Server<RealtimeClientEvents, RealtimeServerEvents, Record<string, never>, SocketData>;
 type RtSocket = Socket<RealtimeClientEvents, RealtimeServerEvents, Record<string, never>, SocketData>;
 
@@ -120,6 +123,13 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
   private sub: Redis | undefined;
   private streams: SiteStreams | undefined;
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  /**
+   * Expiry decided at the handshake, scheduled on `connection`: a client that leaves while
+   * it is being authenticated never gets `connection` nor `disconnect`, so a timer started in
+   * the handshake would never be cleared (an API key re-check would run forever). Weak, so
+   * such a socket leaves nothing behind.
+   */
+  private readonly expiries = new WeakMap<RtSocket, Expiry>();
 
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
@@ -222,6 +232,13 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
     const { token, tenantId } = auth.data;
     const ip = socket.handshake.address.replace(/^::ffff:/, '');
     const who = await this.guard.authenticateTenantBearer(token, tenantId, 'viewer', ip);
+    // Expiry: access tokens carry it; API keys are re-checked periodically.
+    if (token.startsWith('bpk_')) {
+      this.expiries.set(socket, { kind: 'recheck', token, ip });
+    } else {
+      const exp = decodeJwt(token).exp;
+      if (exp) this.expiries.set(socket, { kind: 'at', at: exp * 1000 });
+    }
     socket.data = {
       tenantId,
       principal: who.principal,
@@ -229,13 +246,6 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
       ctx: this.context(who.scope, who.role, who.principal, ip, socket.id),
       subscriptions: new Set(),
     };
-    // Expiry: access tokens carry it; API keys are re-checked periodically.
-    if (token.startsWith('bpk_')) {
-      this.recheckKey(socket, token, tenantId, ip);
-    } else {
-      const exp = decodeJwt(token).exp;
-      if (exp) this.expireAt(socket, exp * 1000);
-    }
   }
 
   private context(scope: TenantScope, role: TenantRole, principal: Principal, ip: string, id: string): TenantContext {
@@ -258,6 +268,10 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
 
   private connected(socket: RtSocket): void {
     const { tenantId } = socket.data;
+    const expiry = this.expiries.get(socket);
+    this.expiries.delete(socket);
+    if (expiry?.kind === 'recheck') this.recheckKey(socket, expiry.token, tenantId, expiry.ip);
+    else if (expiry?.kind === 'at') this.expireAt(socket, expiry.at);
     void socket.join(tenantRoom(tenantId));
     const lastSeq = (socket.handshake.auth as { lastSeq?: number }).lastSeq;
     void this.replay(socket, lastSeq ?? 0).catch(() => undefined);
