@@ -49,6 +49,22 @@ describe('RealtimePublisher', () => {
     expect(await replaySince(redis, rt.keys, tenant, 25)).toEqual({ kind: 'events', events: [] });
   });
 
+  it('asks a client that is ahead of the sequence (Redis lost its keys) to resync instead of replaying nothing', async () => {
+    const prefix = `t${randomUUID()}:`;
+    const rt = new RealtimePublisher({ redis, prefix });
+    const tenant = randomUUID();
+    for (let i = 1; i <= 5; i++)
+      await rt.publish(tenant, { type: 'site.changed', data: { siteId: `s${i}`, change: 'updated' } });
+    // Redis restarted without persistence (or failed over to a stale replica): the sequence starts again.
+    await redis.del(rt.keys.seq(tenant), rt.keys.backlog(tenant));
+    await rt.publish(tenant, { type: 'site.changed', data: { siteId: 'new', change: 'created' } });
+    // A client at 5 would take the new events 1..5 for duplicates and drop them: it must reload.
+    expect(await replaySince(redis, rt.keys, tenant, 5)).toEqual({ kind: 'resync', seq: 1 });
+    expect(await replaySince(redis, rt.keys, tenant, 1)).toEqual({ kind: 'events', events: [] });
+    await redis.del(rt.keys.seq(tenant), rt.keys.backlog(tenant));
+    expect(await replaySince(redis, rt.keys, tenant, 3)).toEqual({ kind: 'resync', seq: 0 });
+  });
+
   it('delivers to sockets in the tenant room through the Redis adapter, and not to another tenant', async () => {
     const prefix = `t${randomUUID()}:`;
     const rt = new RealtimePublisher({ redis, prefix });

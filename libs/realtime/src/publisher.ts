@@ -96,7 +96,8 @@ export type Replay =
 
 /**
  * What a client that applied everything up to `lastSeq` missed: the events after it, or
- * `resync` (with the current sequence number) when the backlog no longer reaches back.
+ * `resync` (with the current sequence number) when the backlog no longer reaches back or
+ * `lastSeq` is ahead of the sequence (Redis lost its keys).
  */
 export async function replaySince(
   redis: Redis,
@@ -110,7 +111,11 @@ export async function replaySince(
     .lrange(keys.backlog(tenantId), 0, -1)
     .exec()) as [[unknown, string | null], [unknown, string[]]];
   const current = Number(seqRaw ?? 0);
-  if (lastSeq >= current) return { kind: 'events', events: [] };
+  // Ahead of the sequence: Redis lost the tenant's keys (restart without persistence, stale
+  // failover) and numbering started again; the client would take the new events for
+  // duplicates and drop them. It must reload and continue from the current seq.
+  if (lastSeq > current) return { kind: 'resync', seq: current };
+  if (lastSeq === current) return { kind: 'events', events: [] };
   const events = rows.map((r) => JSON.parse(r) as TenantEvent);
   const oldest = events[0]?.seq ?? current + 1;
   if (lastSeq < oldest - 1) return { kind: 'resync', seq: current };
