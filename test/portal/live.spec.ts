@@ -323,7 +323,9 @@ describe('portal against api, worker, gateway and simulated routers', () => {
     await dialog.waitFor();
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'hidden' });
-    await expect.poll(() => trigger.evaluate('(el) => el === document.activeElement')).toBe(true);
+    await expect
+      .poll(() => page.evaluate('document.activeElement.tagName + " " + document.activeElement.textContent'))
+      .toBe('BUTTON Recreate tunnel');
     expect(await page.getByTestId('job-row').filter({ hasText: 'recreate-tunnel' }).count()).toBe(0);
     await trigger.click();
     await dialog.waitFor();

@@ -182,6 +182,8 @@ export function FleetPage() {
   // Health as the last live event said (degraded is not in the list's REST answer).
   const [health, setHealth] = useState<Map<string, SiteState | 'degraded'>>(new Map());
   const { put, patch, remove } = list;
+  // A reload (refresh button, resync) reads fresh rows: forget what events said before.
+  useEffect(() => setHealth(new Map()), [tick]);
 
   useTenantEvents(
     (e) => {
