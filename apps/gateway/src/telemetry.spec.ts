@@ -1,5 +1,9 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import type { TelemetrySample } from '@backplane/contracts';
+import { createLogger } from '@backplane/observability';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Relay } from './relay';
+import type { TunnelManager } from './tunnels';
 import {
   MAX_RATE_BPS,
   parseCounter,
@@ -8,6 +12,7 @@ import {
   parseRouterOsDuration,
   ratesBetween,
   siteOffset,
+  TelemetryPoller,
   type CounterReading,
 } from './telemetry';
 
@@ -167,5 +172,83 @@ describe('spreading sites over the interval', () => {
     const buckets = new Array<number>(10).fill(0);
     for (const id of ids) buckets[Math.floor(siteOffset(id) * 10)]!++;
     for (const b of buckets) expect(b).toBeGreaterThan(60); // 100 expected per tenth
+  });
+});
+
+describe('sending samples to the control plane', () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  /** A poller on a fake relay and tunnel registry; POSTs wait until `answer(status)` is called. */
+  function setup(maxBuffered: number, batchSize: number) {
+    const received: string[][] = [];
+    const pending: ((status: number) => void)[] = [];
+    vi.stubGlobal('fetch', (_url: URL, init: RequestInit) => {
+      const samples = (JSON.parse(init.body as string) as { samples: TelemetrySample[] }).samples;
+      return new Promise<Response>((resolve) =>
+        pending.push((status) => {
+          if (status === 200) received.push(samples.map((x) => x.siteId));
+          resolve(
+            new Response(JSON.stringify(status === 200 ? { stored: samples.length, ignored: 0 } : {}), { status }),
+          );
+        }),
+      );
+    });
+    const relay = { inFlight: () => Promise.resolve(0), call: () => Promise.resolve({ rows: [{}] }) };
+    const tunnels = { tunnelOf: () => ({ address: '100.64.0.9', bytesIn: 1, bytesOut: 2, latencyMs: 1 }) };
+    const poller = new TelemetryPoller({
+      relay: relay as unknown as Relay,
+      tunnels: tunnels as unknown as TunnelManager,
+      apiUrl: 'http://control-plane.test',
+      credential: 'bpg_test',
+      logger: createLogger({ app: 'telemetry-unit', level: 'silent' }),
+      intervalMs: 1000,
+      maxBuffered,
+      batchSize,
+    });
+    const poll = (id: string) => poller.pollOne({ siteId: id, credentials: { username: 'u', password: 'p' } });
+    const answer = async (status: number) => {
+      const end = Date.now() + 2000;
+      while (pending.length === 0) {
+        if (Date.now() > end) throw new Error('the poller sent no batch');
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      pending.shift()!(status);
+    };
+    return { poller, poll, answer, received };
+  }
+
+  it('loses no sample that arrives while a batch is in flight, even with the buffer at its limit', async () => {
+    const { poller, poll, answer, received } = setup(3, 2);
+    for (const id of ['s1', 's2', 's3']) await poll(id);
+    const flushed = poller.flush(); // POST [s1, s2] hangs
+    await poll('s4');
+    await poll('s5');
+    await answer(200);
+    await answer(200);
+    await answer(200);
+    await flushed;
+    expect(received.flat()).toEqual(['s1', 's2', 's3', 's4', 's5']);
+    expect(poller.counters).toMatchObject({ samples: 5, sent: 5, dropped: 0 });
+  });
+
+  it('keeps a batch the control plane did not take (unreachable, rate limited) and drops the oldest beyond the limit', async () => {
+    const { poller, poll, answer, received } = setup(3, 2);
+    for (const id of ['s1', 's2', 's3']) await poll(id);
+    const failed = poller.flush();
+    await poll('s4'); // [s1, s2] in flight, s3 and s4 waiting
+    await answer(503);
+    await failed;
+    // s1..s4 are kept up to the limit: the oldest goes, counted
+    expect(poller.counters).toMatchObject({ sent: 0, dropped: 1 });
+    const limited = poller.flush();
+    await answer(429);
+    await limited;
+    expect(poller.counters).toMatchObject({ sent: 0, dropped: 1 });
+    const ok = poller.flush();
+    await answer(200);
+    await answer(200);
+    await ok;
+    expect(received.flat()).toEqual(['s2', 's3', 's4']);
+    expect(poller.counters).toMatchObject({ sent: 3, dropped: 1 });
   });
 });

@@ -359,16 +359,25 @@ export class TelemetryPoller {
     };
     this.counters.samples++;
     this.buffer.push(sample);
-    const max = this.o.maxBuffered ?? 20_000;
-    if (this.buffer.length > max) {
-      this.counters.dropped += this.buffer.length - max;
-      this.buffer.splice(0, this.buffer.length - max);
-    }
+    this.trim();
     if (this.buffer.length >= (this.o.batchSize ?? 500)) void this.flush();
     return sample;
   }
 
-  /** Sends what is buffered, batch by batch; a refused batch (400) is dropped, others retried later. */
+  /** Drops the oldest samples beyond `maxBuffered` (counted). */
+  private trim(): void {
+    const over = this.buffer.length - (this.o.maxBuffered ?? 20_000);
+    if (over <= 0) return;
+    this.counters.dropped += over;
+    this.buffer.splice(0, over);
+  }
+
+  /**
+   * Sends what is buffered, batch by batch. The batch in flight is out of the buffer (so
+   * samples polled meanwhile, and the oldest-first trimming, never touch it); it goes back
+   * to the front when the control plane did not take it (unreachable, 5xx, 408, 429) and is
+   * dropped when it was refused (other 4xx: retrying cannot help).
+   */
   flush(): Promise<void> {
     this.flushing ??= this.doFlush().finally(() => {
       this.flushing = undefined;
@@ -379,20 +388,22 @@ export class TelemetryPoller {
   private async doFlush(): Promise<void> {
     const size = this.o.batchSize ?? 500;
     while (this.buffer.length) {
-      const batch = this.buffer.slice(0, size);
+      const batch = this.buffer.splice(0, size);
       try {
         await this.request('POST', '/api/v1/gateway/telemetry', { samples: batch });
         this.counters.sent += batch.length;
       } catch (err) {
-        if (err instanceof TelemetryLinkError && err.status !== undefined && err.status >= 400 && err.status < 500) {
+        const status = err instanceof TelemetryLinkError ? err.status : undefined;
+        if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
           this.counters.dropped += batch.length;
-          this.o.logger.error({ status: err.status, err: err.message }, 'telemetry batch refused: dropped');
+          this.o.logger.error({ status, err: (err as Error).message }, 'telemetry batch refused: dropped');
         } else {
+          this.buffer.unshift(...batch);
+          this.trim();
           this.o.logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'telemetry batch not sent');
           return;
         }
       }
-      this.buffer.splice(0, batch.length);
     }
   }
 
