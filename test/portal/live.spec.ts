@@ -56,7 +56,7 @@ describe('portal against api, worker, gateway and simulated routers', () => {
   let browser: Browser;
   let page: Page;
   const routers = new Map<string, SimRouter>();
-  const world = { tenantA: '', token: '', siteId: '', siteB: '', tunnelUser: '', tunnelPassword: '' };
+  const world = { tenantA: '', siteId: '', siteB: '', tunnelUser: '', tunnelPassword: '' };
 
   const fake = () => gw.runtime.fake as FakeOpenVpnServer;
   const ovpnOf = (r: SimRouter, siteId: string) =>
@@ -92,11 +92,12 @@ describe('portal against api, worker, gateway and simulated routers', () => {
       ONBOARDING_CA_FILE: join(dir, 'ca.pem'),
       DATA_DIR: dir,
       ENCRYPTION_KEYS: `test:${encKey.toString('base64')}`,
+      // The shortest allowed: tokens expire during the run, so the socket has to reconnect with fresh ones.
+      API_ACCESS_TOKEN_TTL: '30',
     });
     await h.app.listen(port, '127.0.0.1');
     const boot = await bootstrap(h);
     world.tenantA = boot.tenantId;
-    world.token = boot.token;
     const region = ok(
       await h.call('POST', '/api/v1/regions', {
         token: boot.token,
@@ -309,7 +310,7 @@ describe('portal against api, worker, gateway and simulated routers', () => {
       .toContain('harbour-router-2');
     // Audited server-side.
     const audit = await h.call('GET', `/api/v1/tenants/${world.tenantA}/audit-log?action=job.run-command`, {
-      token: world.token,
+      token: await login(h, 'founder@msp-a.test'),
     });
     expect(audit.body.items).toHaveLength(1);
     expect(JSON.stringify(audit.body.items[0].after)).toContain('/system/identity/print');
@@ -361,7 +362,7 @@ describe('portal against api, worker, gateway and simulated routers', () => {
   it('a batch: totals per state and its jobs follow live', async () => {
     const { batch } = ok(
       await h.call('POST', `/api/v1/tenants/${world.tenantA}/jobs/bulk`, {
-        token: world.token,
+        token: await login(h, 'founder@msp-a.test'),
         body: { kind: 'backup', siteIds: [world.siteId] },
       }),
       201,
@@ -395,6 +396,26 @@ describe('portal against api, worker, gateway and simulated routers', () => {
     await signOut(page);
   });
 
+  it('when the access token expires the socket comes back with a fresh one and misses no status change', async () => {
+    await signIn(page, base, 'founder@msp-a.test');
+    const signedIn = Date.now();
+    await page.getByLabel('Search').fill('Harbour');
+    await expect.poll(() => siteRow('Harbour Live').textContent()).toBe('online');
+    await expect.poll(() => page.getByTestId('link-state').textContent()).toBe('Live');
+    const refreshToken = await page.evaluate('sessionStorage.getItem("backplane.refresh")');
+    await page.evaluate('window.__sameDocument = true');
+    // Idle on the fleet page (no REST call refreshes the token) past its 30 s lifetime: the server
+    // ends the socket, the portal refreshes the token and reconnects with its last sequence number.
+    await page.waitForTimeout(Math.max(0, signedIn + 31_000 - Date.now()));
+    const old = [...fake().tunnels.values()].find((t) => t.username === world.tunnelUser && t.state === 'authorized');
+    fake().disconnectTunnel(old!.cid);
+    await expect.poll(() => siteRow('Harbour Live').textContent(), { timeout: 15_000 }).toBe('offline');
+    await expect.poll(() => page.getByTestId('link-state').textContent()).toBe('Live');
+    expect(await page.evaluate('sessionStorage.getItem("backplane.refresh")')).not.toBe(refreshToken);
+    expect(await page.evaluate('window.__sameDocument === true')).toBe(true);
+    await signOut(page);
+  }, 60_000);
+
   it('a second tenant sees nothing of the first, in the UI, by direct URL or live', async () => {
     await signIn(page, base, 'owner@msp-b.test');
     await page.getByRole('link', { name: /Bergen Harbour/ }).waitFor();
@@ -402,7 +423,7 @@ describe('portal against api, worker, gateway and simulated routers', () => {
     // A's site changes while B watches: nothing arrives in B's list.
     ok(
       await h.call('PATCH', `/api/v1/tenants/${world.tenantA}/sites/${world.siteId}`, {
-        token: world.token,
+        token: await login(h, 'founder@msp-a.test'),
         body: { tags: ['changed'] },
       }),
       200,
