@@ -228,6 +228,26 @@ describe('realtime tenant events', () => {
     expect(stale()).toEqual([]);
   });
 
+  it('sees the client address behind a trusted proxy (TRUST_PROXY), as REST does, and only there', async () => {
+    const behind = await secondReplica(cp.h, { TRUST_PROXY: '127.0.0.1' });
+    const addressOf = (server: RealtimeServer) =>
+      [...server.server.of('/').sockets.values()].map((s) => s.data.ctx.actor.sourceIp);
+    try {
+      const viaProxy = open(behind.url, cp.tenantId, cp.token, 0, { 'x-forwarded-for': '198.51.100.9, 203.0.113.7' });
+      await viaProxy.connected();
+      expect(addressOf(behind.api.app.get(RealtimeServer))).toEqual(['203.0.113.7']);
+      viaProxy.rt.close();
+      // Without TRUST_PROXY the header is anyone's to forge: the peer address counts.
+      const direct = open(cp.url, cp.tenantId, cp.token, 0, { 'x-forwarded-for': '203.0.113.7' });
+      await direct.connected();
+      expect(addressOf(cp.h.app.get(RealtimeServer))).toContain('127.0.0.1');
+      expect(addressOf(cp.h.app.get(RealtimeServer))).not.toContain('203.0.113.7');
+      direct.rt.close();
+    } finally {
+      await behind.close();
+    }
+  });
+
   it('disconnects a socket when its access token expires; the client comes back with a fresh one', async () => {
     const claims = decodeJwt(cp.token);
     const short = new TokenService(cp.h.signingKey, 2);

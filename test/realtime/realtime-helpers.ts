@@ -35,10 +35,11 @@ export interface Replica {
  * Another api process on the same database and Redis key prefix as `h` (a second replica
  * behind the load balancer), listening on loopback.
  */
-export async function secondReplica(h: Harness): Promise<Replica> {
+export async function secondReplica(h: Harness, overrides: Partial<ApiDeps['config']> = {}): Promise<Replica> {
   const { redisUrl } = testSettings();
   // Same settings and keys as the first replica (router credentials decrypt on either).
-  const { config, keyring } = h.app.get<ApiDeps>(API_DEPS);
+  const { config: base, keyring } = h.app.get<ApiDeps>(API_DEPS);
+  const config = { ...base, ...overrides };
   const ds = createDataSource({ url: h.tdb.url, poolSize: 3 });
   await ds.initialize();
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
@@ -82,13 +83,14 @@ export function client(
   tenantId: string,
   token: string | (() => string | Promise<string>),
   lastSeq = 0,
+  headers: Record<string, string> = {},
 ): TestClient {
   const rt = new RealtimeClient({
     url,
     tenantId,
     token: typeof token === 'function' ? token : () => token,
     lastSeq,
-    socket: { reconnectionDelay: 100, reconnectionDelayMax: 300 },
+    socket: { reconnectionDelay: 100, reconnectionDelayMax: 300, extraHeaders: headers },
   });
   const events: TenantEvent[] = [];
   const resyncs: number[] = [];

@@ -55,6 +55,7 @@ import type { Actor, Principal, TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { AuthGuard } from '../auth/auth.guard';
 import { LiveService } from '../live/live.service';
+import { clientAddress, compileTrustProxy, type TrustProxy } from './client-address';
 import { SiteStreams } from './site-streams';
 
 /** How often sockets authenticated by API key are re-checked (revoked, expired, tenant disabled). */
@@ -130,13 +131,17 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
    * such a socket leaves nothing behind.
    */
   private readonly expiries = new WeakMap<RtSocket, Expiry>();
+  /** TRUST_PROXY, as REST applies it: the handshake's client address behind a load balancer. */
+  private readonly trust: TrustProxy;
 
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     private readonly adapterHost: HttpAdapterHost,
     private readonly guard: AuthGuard,
     private readonly moduleRef: ModuleRef,
-  ) {}
+  ) {
+    this.trust = compileTrustProxy(deps.config.TRUST_PROXY);
+  }
 
   /** The socket.io server (after bootstrap). */
   get server(): RtServer {
@@ -230,7 +235,7 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
       );
     }
     const { token, tenantId } = auth.data;
-    const ip = socket.handshake.address.replace(/^::ffff:/, '');
+    const ip = clientAddress(socket.handshake.address, socket.handshake.headers['x-forwarded-for'], this.trust);
     const who = await this.guard.authenticateTenantBearer(token, tenantId, 'viewer', ip);
     // Expiry: access tokens carry it; API keys are re-checked periodically.
     if (token.startsWith('bpk_')) {
