@@ -200,6 +200,28 @@ describe('realtime site streams', () => {
     c.rt.close();
   });
 
+  it('an unsubscribe sent before the subscribe was answered wins: no stream keeps running for nobody', async () => {
+    const c = open(cp.url, cp.tenantId, cp.token);
+    await c.connected();
+    const got = rows(c);
+    // A page opened and left at once (the subscribe's site check is still running).
+    await Promise.all([c.rt.subscribe(site.id, 'traffic'), c.rt.unsubscribe(site.id, 'traffic')]);
+    await sleep(2500);
+    expect(realtime().runningStreams).toBe(0);
+    expect(monitors.size).toBe(0);
+    expect(got.traffic).toEqual([]);
+    // Subscribe, unsubscribe, subscribe (a remount): subscribed once.
+    await Promise.all([
+      c.rt.subscribe(site.id, 'traffic'),
+      c.rt.unsubscribe(site.id, 'traffic'),
+      c.rt.subscribe(site.id, 'traffic'),
+    ]);
+    await until(() => monitors.size === 1 && got.traffic.length >= 1, 8000, 'traffic after the remount');
+    await c.rt.unsubscribe(site.id, 'traffic');
+    await until(() => monitors.size === 0, 5000, 'stopped');
+    c.rt.close();
+  });
+
   it("another tenant's socket cannot subscribe to this tenant's site; bad requests get a clear error", async () => {
     const other = open(cp.url, tenantB, tokenB);
     await other.connected();

@@ -80,6 +80,12 @@ interface SocketData {
   role: TenantRole;
   ctx: TenantContext;
   subscriptions: Set<string>;
+  /**
+   * Streams asked for and not unsubscribed since, including those whose subscribe is still
+   * checking the site: an unsubscribe that arrives meanwhile removes the key, and the pending
+   * subscribe then gives up instead of starting a stream nobody wants.
+   */
+  wanted: Set<string>;
 }
 
 /** When a socket must go: an access token's expiry (ms), or periodic re-checks of an API key. */
@@ -250,6 +256,7 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
       role: who.role,
       ctx: this.context(who.scope, who.role, who.principal, ip, socket.id),
       subscriptions: new Set(),
+      wanted: new Set(),
     };
   }
 
@@ -312,6 +319,7 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
         if (stream !== 'telemetry') this.streams?.remove(socket.id, siteId, stream);
       }
       socket.data.subscriptions.clear();
+      socket.data.wanted.clear();
     });
   }
 
@@ -337,9 +345,16 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
 
   private async subscribe(socket: RtSocket, siteId: string, stream: SiteStreamKind): Promise<void> {
     const live = this.moduleRef.get(LiveService, { strict: false });
-    await live.tunnel(socket.data.ctx, siteId); // the site is this tenant's (RLS), else 404 "site not found"
-    if (!socket.connected) return;
     const key = `${siteId}:${stream}`;
+    socket.data.wanted.add(key);
+    try {
+      await live.tunnel(socket.data.ctx, siteId); // the site is this tenant's (RLS), else 404 "site not found"
+    } catch (err) {
+      if (!socket.data.subscriptions.has(key)) socket.data.wanted.delete(key);
+      throw err;
+    }
+    // Gone, or unsubscribed while the site was being checked.
+    if (!socket.connected || !socket.data.wanted.has(key)) return;
     if (socket.data.subscriptions.has(key)) return;
     socket.data.subscriptions.add(key);
     await socket.join(siteStreamRoom(siteId, stream));
@@ -348,6 +363,7 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
 
   private unsubscribe(socket: RtSocket, siteId: string, stream: SiteStreamKind): void {
     const key = `${siteId}:${stream}`;
+    socket.data.wanted.delete(key);
     if (!socket.data.subscriptions.delete(key)) return;
     void socket.leave(siteStreamRoom(siteId, stream));
     if (stream !== 'telemetry') this.streams?.remove(socket.id, siteId, stream);
