@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     logger,
     registry,
     checks: [postgresCheck(db), redisCheck(redis)],
-    redisPrefix: 'bp:',
+    redisPrefix: config.REDIS_PREFIX,
   });
   const close = app.close.bind(app);
   app.close = async () => {
