@@ -147,7 +147,7 @@ describe('cancel while running', () => {
         })),
       },
     });
-    const doneSteps = (j: { steps?: unknown }) =>
+    const doneSteps = (j: Record<string, unknown>) =>
       (j.steps as { name: string; state: string }[]).filter((s) => s.state === 'done' && s.name.startsWith('apply '));
     await expect
       .poll(async () => doneSteps(await w.job(res.body.id)).length, { timeout: 15_000 })
