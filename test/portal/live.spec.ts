@@ -233,6 +233,7 @@ describe('portal against api, worker, gateway and simulated routers', () => {
     await page.getByRole('link', { name: 'Fleet' }).click();
     await page.getByLabel('Search').fill('Harbour');
     await expect.poll(() => siteRow('Harbour Live').textContent()).not.toBe('online');
+    await expect.poll(() => page.getByTestId('count-online').textContent()).toMatch(/^\d+$/);
     const online0 = Number(await page.getByTestId('count-online').textContent());
     await page.evaluate('window.__sameDocument = true');
 
@@ -393,6 +394,11 @@ describe('portal against api, worker, gateway and simulated routers', () => {
     });
     expect(refused.status).toBe(403);
     await shot(page, 'viewer-site');
+    // Viewers follow jobs too: the site's jobs on the jobs page, filtered by the site.
+    await page.getByRole('link', { name: 'All jobs of this site' }).click();
+    await page.getByRole('button', { name: /Remove the site filter \(Harbour Live\)/ }).waitFor();
+    await expect.poll(() => page.getByTestId('job-row').count()).toBeGreaterThanOrEqual(5);
+    expect(await page.getByRole('button', { name: 'Cancel' }).count()).toBe(0);
     await signOut(page);
   });
 

@@ -1,4 +1,4 @@
-import { Alert, Card, Group, Loader, Progress, Select, SimpleGrid, Stack, Text, Title } from '@mantine/core';
+import { Alert, Button, Card, Group, Loader, Progress, Select, SimpleGrid, Stack, Text, Title } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { api } from '../api';
 import { JOB_COLOR, JOB_STATES, JobsTable, MoreButton, useJobList, useSiteNames } from '../jobs';
@@ -9,9 +9,12 @@ import { useLoad, when } from '../util';
 
 /** Every job of the tenant, newest first, with live progress; filter by state or site. */
 export function JobsPage() {
+  const { tenant } = useSession();
   const [state, setState] = useState<string | null>(null);
-  const list = useJobList({ state: state ?? undefined });
-  const names = useSiteNames(list.items.map((j) => j.siteId));
+  // `?site=<id>`: the jobs of one site (the site page links here).
+  const [site, setSite] = useState(() => new URLSearchParams(location.search).get('site'));
+  const list = useJobList({ state: state ?? undefined, siteId: site ?? undefined });
+  const names = useSiteNames([...list.items.map((j) => j.siteId), ...(site ? [site] : [])]);
   return (
     <Stack>
       <Title order={2}>Jobs</Title>
@@ -25,6 +28,19 @@ export function JobsPage() {
           onChange={setState}
           w={200}
         />
+        {site && (
+          <Button
+            variant="light"
+            rightSection={<span aria-hidden>×</span>}
+            aria-label={`Remove the site filter (${names.get(site) ?? 'site'})`}
+            onClick={() => {
+              setSite(null);
+              history.replaceState(null, '', tenantPath(tenant, '/jobs'));
+            }}
+          >
+            Site: {names.get(site) ?? site.slice(0, 8)}
+          </Button>
+        )}
       </Group>
       {list.error && (
         <Alert color="red" role="alert">

@@ -354,9 +354,12 @@ export function SitePage({ siteId }: { siteId: string }) {
       </SimpleGrid>
       <History base={base} />
       <Card withBorder>
-        <Title order={3} size="h4" mb="xs">
-          Jobs
-        </Title>
+        <Group justify="space-between" mb="xs">
+          <Title order={3} size="h4">
+            Jobs
+          </Title>
+          <Link href={tenantPath(tenant, `/jobs?site=${siteId}`)}>All jobs of this site</Link>
+        </Group>
         {jobs.error ? (
           <Text c="dimmed">{jobs.error}</Text>
         ) : jobs.items.length === 0 ? (
