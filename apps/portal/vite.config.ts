@@ -39,6 +39,8 @@ export default defineConfig(({ mode }) => {
       port: 5173,
       proxy: {
         '/api': { target: env['VITE_API_TARGET'] ?? 'http://127.0.0.1:3000', changeOrigin: false },
+        // The realtime socket (socket.io over WebSocket).
+        '/realtime': { target: env['VITE_API_TARGET'] ?? 'http://127.0.0.1:3000', changeOrigin: false, ws: true },
       },
     },
   };
