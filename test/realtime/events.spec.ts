@@ -248,6 +248,39 @@ describe('realtime tenant events', () => {
     }
   });
 
+  it('runs one replay at a time per socket: a burst of resumes is refused, not multiplied', async () => {
+    const t = cp.tenantId;
+    for (let i = 0; i < 20; i++) await pub.publish(t, { type: 'site.status', data: status(`burst${i}`, true) });
+    const current = Number(await cp.h.redis.get(pub.keys.seq(t)));
+    const s = connectRaw(cp.url, {
+      path: REALTIME_PATH,
+      transports: ['websocket'],
+      reconnection: false,
+      auth: { token: cp.token, tenantId: t, lastSeq: current },
+    });
+    try {
+      await new Promise<void>((r) => s.once('connect', () => r()));
+      let events = 0;
+      s.on('event', () => events++);
+      const answers = (await Promise.all(
+        Array.from({ length: 10 }, () => s.timeout(5000).emitWithAck('resume', { lastSeq: current - 20 })),
+      )) as { ok: boolean; data?: { replayed: number }; error?: string }[];
+      const ok = answers.filter((a) => a.ok);
+      expect(ok.length).toBeGreaterThanOrEqual(1);
+      expect(ok.length).toBeLessThanOrEqual(2);
+      expect(answers.filter((a) => !a.ok).every((a) => /already waiting/.test(a.error ?? ''))).toBe(true);
+      await sleep(200);
+      expect(events).toBe(ok.length * 20);
+      // Once answered, the next resume is served again.
+      expect(await s.timeout(5000).emitWithAck('resume', { lastSeq: current - 1 })).toEqual({
+        ok: true,
+        data: { replayed: 1 },
+      });
+    } finally {
+      s.close();
+    }
+  });
+
   it('disconnects a socket when its access token expires; the client comes back with a fresh one', async () => {
     const claims = decodeJwt(cp.token);
     const short = new TokenService(cp.h.signingKey, 2);

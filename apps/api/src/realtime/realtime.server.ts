@@ -286,12 +286,23 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
     else if (expiry?.kind === 'at') this.expireAt(socket, expiry.at);
     void socket.join(tenantRoom(tenantId));
     const lastSeq = (socket.handshake.auth as { lastSeq?: number }).lastSeq;
-    void this.replay(socket, lastSeq ?? 0).catch(() => undefined);
+    // Replays run one at a time per socket, with at most one waiting: each reads the whole
+    // backlog and may emit up to 1,000 events, so unbounded concurrent `resume`s from one
+    // socket would multiply that at will. RealtimeClient sends one at a time.
+    let replaying: Promise<unknown> = this.replay(socket, lastSeq ?? 0).catch(() => undefined);
+    let waiting = 0;
 
     socket.on('resume', (req, ack) => {
       const p = Resume.safeParse(req);
       if (!p.success) return reject(ack, firstIssue(p.error));
-      this.replay(socket, p.data.lastSeq).then(
+      if (waiting > 0) return reject(ack, 'a resume is already waiting: send the next after its answer');
+      waiting++;
+      const run = replaying.then(() => {
+        waiting--;
+        return this.replay(socket, p.data.lastSeq);
+      });
+      replaying = run.catch(() => undefined);
+      run.then(
         (replayed) => typeof ack === 'function' && ack({ ok: true, data: { replayed } }),
         (err: unknown) => reject(ack, errorMessage(err)),
       );
