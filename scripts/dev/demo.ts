@@ -273,23 +273,36 @@ export interface DemoSiteStatus {
   readonly address: string;
   /** The router's identity read live through the gateway (undefined: no answer). */
   readonly identity: string | undefined;
+  /** Why the live call failed. */
+  readonly error?: string;
 }
 
 /** Each demo site as the api sees it: online, its tunnel address, its identity read live. */
-export async function demoStatus(apiUrl: string, state: DemoState): Promise<DemoSiteStatus[]> {
+export async function demoStatus(
+  apiUrl: string,
+  state: DemoState,
+  known: ReadonlyMap<string, DemoSiteStatus> = new Map(),
+): Promise<DemoSiteStatus[]> {
   return Promise.all(
     state.sites.map(async (siteId) => {
+      // a site that answered already is not asked again (keeps the probing light on a busy machine)
+      const done = known.get(siteId);
+      if (done?.identity !== undefined) return done;
       const base = `/api/v1/tenants/${state.tenantId}/sites/${siteId}`;
       const site = await call(apiUrl, 'GET', base, state.apiKey);
       const online = (site['status'] as { online: boolean }).online;
       let identity: string | undefined;
+      let error: string | undefined;
       if (online) {
         identity = await call(apiUrl, 'GET', `${base}/live/identity`, state.apiKey).then(
           (r) => (typeof r['name'] === 'string' ? r['name'] : undefined),
-          () => undefined,
+          (err: unknown) => {
+            error = err instanceof Error ? err.message : String(err);
+            return undefined;
+          },
         );
       }
-      return { siteId, online, address: site['mgmtAddress'] as string, identity };
+      return { siteId, online, address: site['mgmtAddress'] as string, identity, ...(error ? { error } : {}) };
     }),
   );
 }
@@ -299,7 +312,8 @@ export async function waitForDemoTunnels(apiUrl: string, state: DemoState, ms: n
   const t0 = Date.now();
   let status: DemoSiteStatus[] = [];
   for (;;) {
-    status = await demoStatus(apiUrl, state).catch(() => status);
+    const known = new Map(status.map((s) => [s.siteId, s]));
+    status = await demoStatus(apiUrl, state, known).catch(() => status);
     if (status.length && status.every((s) => s.identity !== undefined)) break;
     if (Date.now() - t0 > ms) break;
     await new Promise((r) => setTimeout(r, 1000));
@@ -312,7 +326,7 @@ export async function waitForDemoTunnels(apiUrl: string, state: DemoState, ms: n
           s.identity !== undefined
             ? `online ${s.address}, live identity "${s.identity}"`
             : s.online
-              ? `online ${s.address}, no live answer yet`
+              ? `online ${s.address}, no live answer yet (${s.error ?? ''})`
               : 'offline (tunnel not up yet)'
         }`,
     ),
