@@ -153,6 +153,31 @@ describe('telemetry storage, downsampling and history', () => {
     expect(await rawCount(online.id)).toBe(before);
   });
 
+  it('stores and emits a sample repeated inside one batch once (the first copy)', async () => {
+    const channel = realtimeKeys(cp.h.prefix).channel;
+    const seen: string[] = [];
+    const listener = (_p: Buffer, _c: Buffer, msg: Buffer) => seen.push(msg.toString('latin1'));
+    await sub.psubscribe(`${channel}*`);
+    sub.on('pmessageBuffer', listener);
+    try {
+      const at = new Date(Date.now() - 3000);
+      const r = await post(gwA, [sample(online.id, at), sample(online.id, at, { cpuLoad: 99 })]);
+      expect(r.body).toEqual({ stored: 1, ignored: 1 });
+      const [row] = await cp.h.ds.query(`SELECT cpu_load FROM telemetry_samples WHERE site_id = $1 AND at = $2`, [
+        online.id,
+        at,
+      ]);
+      expect(row.cpu_load).toBe(10);
+      const end = Date.now() + 1000;
+      while (Date.now() < end) await new Promise((res) => setTimeout(res, 20));
+      const live = seen.filter((m) => m.includes(`site:${online.id}:telemetry`));
+      expect(live).toHaveLength(1);
+    } finally {
+      sub.off('pmessageBuffer', listener);
+      await sub.punsubscribe();
+    }
+  });
+
   // Nine days of one sample a minute, ending now: values follow the minute index.
   const MINUTE = 60_000;
   const cpuOf = (i: number) => i % 37;

@@ -79,9 +79,15 @@ export class TelemetryService {
   /** Stores a gateway's batch (sites it holds only) and emits each stored sample to its site stream. */
   async ingest(gatewayId: string, samples: readonly TelemetrySample[]): Promise<TelemetryIngestResult> {
     const now = Date.now();
+    // A sample repeated inside the batch counts once (the first copy): the database would
+    // store one, but each copy would be emitted live, and the interface rows of both mixed.
+    const keys = new Set<string>();
     const fresh = samples.filter((s) => {
       const at = Date.parse(s.at);
-      return at >= now - INGEST_WINDOW_MS && at <= now + FUTURE_MS;
+      const key = `${s.siteId}|${at}`;
+      if (keys.has(key) || at < now - INGEST_WINDOW_MS || at > now + FUTURE_MS) return false;
+      keys.add(key);
+      return true;
     });
     if (!fresh.length) return { stored: 0, ignored: samples.length };
     const payload = fresh.map((s) => ({
