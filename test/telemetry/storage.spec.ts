@@ -331,6 +331,20 @@ describe('telemetry storage, downsampling and history', () => {
     expect(bad.body.error.details[0].path).toBe('query.range');
   });
 
+  it('serves interfaces whatever the router named them (constructor, __proto__, toString)', async () => {
+    const at = new Date(Date.now() - 4000);
+    const names = ['constructor', '__proto__', 'toString', 'ether9'];
+    const r = await post(gwA, [
+      sample(online.id, at, { interfaces: names.map((name, i) => ({ name, rxBps: 1000 * (i + 1), txBps: 5 })) }),
+    ]);
+    expect(r.body).toEqual({ stored: 1, ignored: 0 });
+    const h = await history(online.id, '1h');
+    expect(h.status, JSON.stringify(h.body)).toBe(200);
+    const got = h.body as { interfaces: Record<string, { rxBps: number }[]> };
+    expect(Object.keys(got.interfaces)).toEqual(expect.arrayContaining(names));
+    expect(Object.getOwnPropertyDescriptor(got.interfaces, '__proto__')?.value.at(-1).rxBps).toBe(2000);
+  });
+
   it('is tenant-scoped: a site of another tenant is 404, a viewer may read', async () => {
     const tb = await cp.h.call('POST', '/api/v1/tenants', {
       token: cp.token,

@@ -155,7 +155,9 @@ export class TelemetryService {
           [siteId, step],
         );
       }
-      const interfaces: Record<string, { at: string; rxBps: number; txBps: number }[]> = {};
+      // Keyed by names the router chose: no prototype, or "constructor" / "__proto__" would
+      // resolve to Object's members (a 500 for the site's charts).
+      const interfaces = Object.create(null) as Record<string, { at: string; rxBps: number; txBps: number }[]>;
       for (const r of ifaces) {
         (interfaces[r.name] ??= []).push({ at: r.at.toISOString(), rxBps: Math.round(r.rx), txBps: Math.round(r.tx) });
       }
