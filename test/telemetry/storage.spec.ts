@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { TenantScope } from '@backplane/db';
 import { realtimeKeys } from '@backplane/realtime';
 import { testSettings } from '@backplane/testing';
 import { Redis } from 'ioredis';
@@ -357,6 +358,32 @@ describe('telemetry storage, downsampling and history', () => {
     expect(cross.status).toBe(404);
     // nor under A's tenant id (not a member: the tenant itself is not found)
     expect((await history(synthetic.id, '1h', tokenB)).status).toBe(404);
+    // Row-level security on every telemetry table, not only the site check of the endpoint:
+    // under B's scope A's rows are invisible; the app role cannot write them at all.
+    const count = (tenantId: string, table: string) =>
+      cp.h.db.inTenant(TenantScope.authenticated(tenantId), async (tx) => {
+        const [r] = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE site_id = $1`, [
+          synthetic.id,
+        ]);
+        return r!.n;
+      });
+    for (const table of [
+      'telemetry_samples',
+      'telemetry_interface_samples',
+      'telemetry_rollups',
+      'telemetry_interface_rollups',
+    ]) {
+      expect(await count(tb.body.id as string, table), table).toBe(0);
+      expect(await count(cp.tenantId, table), table).toBeGreaterThan(0);
+    }
+    await expect(
+      cp.h.db.inTenant(TenantScope.authenticated(cp.tenantId), (tx) =>
+        tx.query(`INSERT INTO telemetry_samples (tenant_id, site_id, at) VALUES ($1, $2, now())`, [
+          cp.tenantId,
+          synthetic.id,
+        ]),
+      ),
+    ).rejects.toThrow(/permission denied/);
     const member = await cp.h.call('POST', `/api/v1/tenants/${cp.tenantId}/members`, {
       token: cp.token,
       body: { email: 'viewer@telemetry.test', role: 'viewer', password: PASSWORD },
