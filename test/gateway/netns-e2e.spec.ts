@@ -149,7 +149,8 @@ describe.skipIf(missing.length > 0)('gateway end to end in network namespaces (r
     for (let i = 0; i < 2; i++) {
       const rec = await until(() => registry(sites[i]!.id), 30_000, `router ${i} online`);
       expect(rec.address).toBe(sites[i]!.address);
-      expect(tunnelAddress(RT_NS[i]!)).toBe(sites[i]!.address);
+      // the router's openvpn sets its address once the push reply arrives, a moment after the gateway's auth
+      await until(() => tunnelAddress(RT_NS[i]!) === sites[i]!.address, 5000, `router ${i} tunnel address`);
     }
     console.info(`[gateway-e2e] two routers online in ${Date.now() - t0} ms`);
     expect(vpn[0].log.join('\n')).toMatch(/Data Channel: cipher 'AES-256-CBC', auth 'SHA1'/);
@@ -268,7 +269,7 @@ describe.skipIf(missing.length > 0)('gateway end to end in network namespaces (r
     vpn[1] = startVpn(1);
     const after = await until(() => registry(sites[1]!.id), 60_000, 'router 1 back without the control plane');
     expect(after.connectedSince).not.toBe(before?.connectedSince);
-    expect(tunnelAddress(RT_NS[1]!)).toBe(sites[1]!.address);
+    await until(() => tunnelAddress(RT_NS[1]!) === sites[1]!.address, 5000, 'router 1 tunnel address');
     expect(await registry(sites[0]!.id)).toBeDefined();
   }, 150_000);
 });
