@@ -52,6 +52,12 @@ interface Entry {
   readonly stream: 'traffic' | 'logs';
   /** Socket ids on this replica. */
   readonly subscribers: Set<string>;
+  /**
+   * This entry's lock value. Per entry, not per replica: a stopped entry whose stop outlived
+   * the lock (a slow router call) must not release the lock its successor on the same
+   * replica took meanwhile.
+   */
+  readonly token: string;
   /** Tenant context of a subscriber (all share the site's tenant: checked on subscribe). */
   ctx: TenantContext;
   owner: boolean;
@@ -77,7 +83,6 @@ interface Entry {
  */
 export class SiteStreams {
   private readonly entries = new Map<string, Entry>();
-  private readonly owner = randomUUID();
   private readonly tickMs: number;
   private readonly lockMs: number;
   private readonly retryMs: number;
@@ -107,6 +112,7 @@ export class SiteStreams {
         siteId,
         stream,
         subscribers: new Set(),
+        token: randomUUID(),
         ctx,
         owner: false,
         abort: undefined,
@@ -146,7 +152,7 @@ export class SiteStreams {
     await e.running;
     if (e.owner) {
       e.owner = false;
-      await this.o.redis.eval(RELEASE, 1, this.lockKey(e.siteId, e.stream), this.owner).catch(() => 0);
+      await this.o.redis.eval(RELEASE, 1, this.lockKey(e.siteId, e.stream), e.token).catch(() => 0);
     }
   }
 
@@ -157,7 +163,7 @@ export class SiteStreams {
     try {
       const lock = this.lockKey(e.siteId, e.stream);
       if (e.owner) {
-        const kept = await this.o.redis.eval(RENEW, 1, lock, this.owner, String(this.lockMs));
+        const kept = await this.o.redis.eval(RENEW, 1, lock, e.token, String(this.lockMs));
         if (Number(kept) !== 1) {
           this.o.logger.warn({ siteId: e.siteId, stream: e.stream }, 'lost the site stream lock; stopping');
           e.owner = false; // someone else holds it now: do not release theirs
@@ -166,10 +172,10 @@ export class SiteStreams {
         return;
       }
       if (Date.now() < e.retryAt || this.entries.get(key) !== e) return;
-      const got = await this.o.redis.set(lock, this.owner, 'PX', this.lockMs, 'NX');
+      const got = await this.o.redis.set(lock, e.token, 'PX', this.lockMs, 'NX');
       if (got !== 'OK') return;
       if (this.entries.get(key) !== e) {
-        await this.o.redis.eval(RELEASE, 1, lock, this.owner);
+        await this.o.redis.eval(RELEASE, 1, lock, e.token);
         return;
       }
       e.owner = true;
@@ -200,7 +206,7 @@ export class SiteStreams {
     e.retryAt = Date.now() + (failed ? this.retryMs : this.tickMs);
     if (e.owner) {
       e.owner = false;
-      await this.o.redis.eval(RELEASE, 1, this.lockKey(e.siteId, e.stream), this.owner).catch(() => 0);
+      await this.o.redis.eval(RELEASE, 1, this.lockKey(e.siteId, e.stream), e.token).catch(() => 0);
     }
   }
 
