@@ -138,4 +138,30 @@ describe('RealtimeClient', () => {
     await until(() => applied.length === 4, 'event after resync');
     expect(applied).toEqual([1, 2, 3, 13]);
   });
+
+  it('while the app reloads after a resync, holds live events instead of asking again, then applies them', async () => {
+    const f = await fakeServer();
+    f.log.push(event(11), event(12)); // the server forgot everything up to 10
+    const rt = new RealtimeClient({ url: f.url, tenantId: TENANT, token: () => 't', lastSeq: 3 });
+    cleanup.push(
+      () => rt.close(),
+      () => f.close(),
+    );
+    const applied: number[] = [];
+    const resyncs: number[] = [];
+    rt.onEvent((e) => applied.push(e.seq));
+    rt.onResync((seq) => resyncs.push(seq)); // the app starts its REST reload
+    await until(() => resyncs.length === 1, 'resync');
+    // Events keep coming while the reload runs: no resume (it would only resync again).
+    f.log.push(event(13), event(14));
+    f.sockets[0]!.emit('event', f.log[2]!);
+    f.sockets[0]!.emit('event', f.log[3]!);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(resyncs).toEqual([12]);
+    expect(f.resumes).toEqual([]);
+    expect(applied).toEqual([]);
+    rt.setLastSeq(12); // reload done
+    expect(applied).toEqual([13, 14]);
+    expect(rt.lastSeq).toBe(14);
+  });
 });

@@ -36,6 +36,9 @@ export interface RealtimeClientOptions {
 
 type Listener<A extends unknown[]> = (...args: A) => void;
 
+/** Events held at most while waiting for a gap to fill or a reload (the server keeps 1,000). */
+const MAX_HELD = 1000;
+
 /** Why the client gave up connecting (bad token, not a member…): the server's message. */
 export class RealtimeConnectError extends Error {
   constructor(
@@ -52,6 +55,8 @@ export class RealtimeClient {
   private last: number;
   private held: TenantEvent[] = [];
   private resuming = false;
+  /** Between `resync` and `setLastSeq`: lastSeq is stale, so gaps are not worth a `resume`. */
+  private reloading = false;
   private readonly eventListeners = new Set<Listener<[TenantEvent]>>();
   private readonly resyncListeners = new Set<Listener<[number]>>();
   private readonly errorListeners = new Set<Listener<[RealtimeConnectError]>>();
@@ -73,7 +78,11 @@ export class RealtimeClient {
     });
     this.socket.on('event', (e) => this.receive(e));
     this.socket.on('resync', (r) => {
-      this.held = [];
+      // Until the app has reloaded and called setLastSeq, live events are held, not resumed
+      // for: a resume from the stale lastSeq would only bring another resync (and another
+      // reload) per event. Events after `seq` already here are kept.
+      this.reloading = true;
+      this.held = this.held.filter((e) => e.seq > r.seq);
       for (const l of this.resyncListeners) l(r.seq);
     });
     this.socket.on('connect', () => {
@@ -98,9 +107,11 @@ export class RealtimeClient {
 
   /** After a REST reload following `resync`: continue from this seq. */
   setLastSeq(seq: number): void {
+    this.reloading = false;
     this.last = seq;
     this.held = this.held.filter((e) => e.seq > seq);
     this.drain();
+    if (this.held.length > 0) this.resume(); // what is still missing between seq and the held events
   }
 
   /** Tenant events, in order, each once. */
@@ -156,8 +167,10 @@ export class RealtimeClient {
 
   private receive(e: TenantEvent): void {
     if (e.seq <= this.last) return; // duplicate
-    if (e.seq !== this.last + 1) {
+    if (e.seq !== this.last + 1 || this.reloading) {
       if (!this.held.some((h) => h.seq === e.seq)) this.held.push(e);
+      // Bounded like the server's backlog: what is dropped here is replayed from there.
+      if (this.held.length > MAX_HELD) this.held.splice(0, this.held.length - MAX_HELD);
       this.resume();
       return;
     }
@@ -180,7 +193,7 @@ export class RealtimeClient {
   }
 
   private resume(): void {
-    if (this.resuming || !this.socket.connected) return;
+    if (this.resuming || this.reloading || !this.socket.connected) return;
     this.resuming = true;
     this.socket.timeout(10_000).emit('resume', { lastSeq: this.last }, (err: Error | null) => {
       this.resuming = false;
