@@ -13,7 +13,6 @@ import { join, resolve } from 'node:path';
 import { ConfigError, parseVars, processEnv } from '@backplane/config';
 import {
   demoBootstrap,
-  ensureDevCa,
   prepareDemo,
   startDemoFleet,
   VERSIONS,
@@ -94,7 +93,6 @@ async function main(): Promise<number> {
 
   // The demo tenant's owner is created by the api on an empty database (first start only).
   const demo = env['BOOTSTRAP_OWNER_EMAIL'] ? undefined : demoBootstrap(dataDir);
-  await ensureDevCa(dataDir);
   const childEnv = {
     ...env,
     DATA_DIR: dataDir,

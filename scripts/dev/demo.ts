@@ -14,9 +14,8 @@
  * key, so later starts re-onboard fresh simulators onto the same sites.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createCa } from '@backplane/openvpn';
 import { RouterOsClient } from '@backplane/routeros';
 import { stopProcess, until, type NsProcess } from '@backplane/testing';
 import { runScript, startRouter, type SimRouter } from '../../apps/routeros-sim/src';
@@ -39,16 +38,6 @@ export interface DemoState {
 export function demoBootstrap(dataDir: string): { email: string; password: string } | undefined {
   if (existsSync(join(dataDir, 'demo.json'))) return undefined;
   return { email: DEMO_EMAIL, password: randomBytes(12).toString('base64url') };
-}
-
-/** The dev CA in the gateway's layout, so onboarding can serve it before a gateway is enrolled. */
-export async function ensureDevCa(dataDir: string): Promise<void> {
-  const dir = join(dataDir, 'pki');
-  if (existsSync(join(dir, 'ca.pem')) && existsSync(join(dir, 'ca.key'))) return;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const ca = await createCa({ commonName: 'Backplane Dev CA', algorithm: 'ecdsa-p256' });
-  writeFileSync(join(dir, 'ca.pem'), ca.certificatePem);
-  writeFileSync(join(dir, 'ca.key'), ca.privateKeyPem, { mode: 0o600 });
 }
 
 async function call(base: string, method: string, path: string, auth: string, body?: unknown) {

@@ -4,7 +4,7 @@
  * backlog), restore of a backup onto a changed router, and the scheduled backup tick run
  * by two workers at once.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JobProgressData, TenantEvent } from '@backplane/contracts';
@@ -12,7 +12,6 @@ import { exportWithoutHeader } from '@backplane/jobs';
 import { connectionFromUrl } from '@backplane/jobs';
 import { createLogger } from '@backplane/observability';
 import { replaySince } from '@backplane/realtime';
-import { createCa } from '@backplane/openvpn';
 import { testSettings } from '@backplane/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScript, startRouter, type SimRouter } from '../../apps/routeros-sim/src';
@@ -24,9 +23,7 @@ let dir: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'bp-lifecycle-'));
-  const ca = await createCa({ commonName: 'Lifecycle Test CA', algorithm: 'ecdsa-p256' });
-  writeFileSync(join(dir, 'ca.pem'), ca.certificatePem);
-  w = await jobsWorld({ ONBOARDING_CA_FILE: join(dir, 'ca.pem'), DATA_DIR: dir });
+  w = await jobsWorld({ DATA_DIR: dir });
   w.startRunner();
 }, 60_000);
 

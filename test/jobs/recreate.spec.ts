@@ -3,11 +3,10 @@
  * script runs over the router connection) and with the tunnel gone (the script waits for
  * the router's next HTTPS poll). Done only when the router carries the new secret.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkTunnelSecret } from '@backplane/contracts';
-import { createCa } from '@backplane/openvpn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScript, startRouter, type SimRouter } from '../../apps/routeros-sim/src';
 import { jobsWorld, type JobsWorld } from './fixture';
@@ -17,9 +16,7 @@ let dir: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'bp-recreate-'));
-  const ca = await createCa({ commonName: 'Recreate Test CA', algorithm: 'ecdsa-p256' });
-  writeFileSync(join(dir, 'ca.pem'), ca.certificatePem);
-  w = await jobsWorld({ ONBOARDING_CA_FILE: join(dir, 'ca.pem'), DATA_DIR: dir });
+  w = await jobsWorld({ DATA_DIR: dir });
   w.startRunner();
 }, 60_000);
 

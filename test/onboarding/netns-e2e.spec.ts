@@ -109,7 +109,6 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
       TUNNEL_VERIFIER_KEY: verifierKey,
       ENCRYPTION_KEYS: `test:${encKey.toString('base64')}`,
       CONTROLLER_PUBLIC_URL: `http://${HOST_IP}:${port}`,
-      ONBOARDING_CA_FILE: join(dir, 'data', 'pki', 'ca.pem'),
       POLL_INTERVAL: '5',
       DATA_DIR: join(dir, 'api'),
     });

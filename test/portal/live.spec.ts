@@ -7,7 +7,7 @@
  * viewer and another tenant (do not) see. Saves screenshots to docs/screenshots/.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -15,7 +15,6 @@ import { loadGatewayConfig } from '@backplane/config';
 import { Keyring } from '@backplane/crypto';
 import { connectionFromUrl } from '@backplane/jobs';
 import { createLogger, createMetricsRegistry } from '@backplane/observability';
-import { createCa } from '@backplane/openvpn';
 import { RealtimePublisher } from '@backplane/realtime';
 import { testSettings, type FakeOpenVpnServer } from '@backplane/testing';
 import { Redis } from 'ioredis';
@@ -80,8 +79,6 @@ describe('portal against api, worker, gateway and simulated routers', () => {
     const built = await ensurePortalBuilt();
     if (built) console.log(`portal built in ${built} ms`);
     dir = mkdtempSync(join(tmpdir(), 'bp-portal-live-'));
-    const ca = await createCa({ commonName: 'Portal Test CA', algorithm: 'ecdsa-p256' });
-    writeFileSync(join(dir, 'ca.pem'), ca.certificatePem);
     const verifierKey = randomBytes(32).toString('base64url');
     const encKey = randomBytes(32);
     const port = await freePort();
@@ -89,7 +86,6 @@ describe('portal against api, worker, gateway and simulated routers', () => {
     h = await startApi({
       TUNNEL_VERIFIER_KEY: verifierKey,
       CONTROLLER_PUBLIC_URL: base,
-      ONBOARDING_CA_FILE: join(dir, 'ca.pem'),
       DATA_DIR: dir,
       ENCRYPTION_KEYS: `test:${encKey.toString('base64')}`,
       // The shortest allowed: tokens expire during the run, so the socket has to reconnect with fresh ones.

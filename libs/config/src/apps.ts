@@ -28,7 +28,6 @@ export function loadApiConfig(env: Env = processEnv()) {
       'BOOTSTRAP_TENANT_NAME',
       'CONTROLLER_PUBLIC_URL',
       'ONBOARDING_TOKEN_TTL',
-      'ONBOARDING_CA_FILE',
       'POLL_INTERVAL',
       'REDIS_PREFIX',
       'JOB_TTL',

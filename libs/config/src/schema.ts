@@ -358,14 +358,6 @@ export const VARS = {
     secret: false,
     defaultText: '86400',
   }),
-  ONBOARDING_CA_FILE: defineVar({
-    name: 'ONBOARDING_CA_FILE',
-    schema: z.string().min(1).optional(),
-    description:
-      'PEM of the tunnel CA routers import during onboarding. Default: `<DATA_DIR>/pki/ca.pem` (the dev PKI).',
-    secret: false,
-    defaultText: '<DATA_DIR>/pki/ca.pem',
-  }),
   POLL_INTERVAL: defineVar({
     name: 'POLL_INTERVAL',
     schema: z.coerce.number().int().min(5).max(3600).default(30),

@@ -14,8 +14,6 @@ import { OnboardingService } from './onboarding.service';
 @Module({})
 export class OnboardingModule {
   static register(deps: ApiDeps): DynamicModule {
-    if (deps.config.ONBOARDING_CA_FILE)
-      deps.logger.warn('ONBOARDING_CA_FILE is ignored: routers import the deployment CA held by the control plane');
     return {
       module: OnboardingModule,
       controllers: [OnboardingController, RouterEndpointsController],
