@@ -96,6 +96,43 @@ describe('telemetry storage, downsampling and history', () => {
     expect([401, 403]).toContain(user.status);
   });
 
+  it('a gateway of another region gets no credentials and stores nothing for a site it claims', async () => {
+    const region = await cp.h.call('POST', '/api/v1/regions', {
+      token: cp.token,
+      body: { slug: 'other-region', name: 'Other', publicHost: 'gw.other.test', latitude: 1, longitude: 1 },
+    });
+    expect(region.status).toBe(201);
+    const et = await cp.h.call('POST', `/api/v1/regions/${region.body.id}/enrollment-tokens`, {
+      token: cp.token,
+      body: {},
+    });
+    const r = await cp.h.call('POST', '/api/v1/gateway/enroll', { body: { token: et.body.token, name: 'gw-rogue' } });
+    expect(r.status).toBe(201);
+    const rogue = { id: r.body.gateway.id as string, credential: r.body.credential as string };
+    const victim = await cp.addSite('victim', { username: 'bp-api', password: 'victim-secret' });
+    await cp.h.ds.query(`UPDATE sites SET region_id = $1 WHERE id = $2`, [cp.regionId, victim.id]);
+    await connect(victim, rogue); // a forged connect event: the rogue gateway claims the site
+    const t = await cp.h.call('GET', '/api/v1/gateway/telemetry/targets', { token: rogue.credential });
+    expect(t.status).toBe(200);
+    expect(t.body.targets).toEqual([]);
+    const p = await post(rogue, [sample(victim.id, new Date())]);
+    expect(p.status).toBe(200);
+    expect(await rawCount(victim.id)).toBe(0);
+    // The same site, claimed by a gateway of its own region, is polled.
+    await connect(victim, gwA);
+    const a = await cp.h.call('GET', '/api/v1/gateway/telemetry/targets', { token: gwA.credential });
+    expect(a.body.targets).toContainEqual({
+      siteId: victim.id,
+      credentials: { username: 'bp-api', password: 'victim-secret' },
+    });
+    await cp.h.call('POST', '/api/v1/gateway/events', {
+      token: gwA.credential,
+      body: {
+        events: [{ type: 'disconnect', siteId: victim.id, sourceIp: '198.51.100.1', at: new Date().toISOString() }],
+      },
+    });
+  });
+
   it('stores a batch, emits each sample live, and ignores sites the gateway does not hold', async () => {
     const channel = realtimeKeys(cp.h.prefix).channel;
     const seen: string[] = [];

@@ -120,18 +120,22 @@ export class Telemetry1765100000000 implements MigrationInterface {
     }
 
     // The gateway's poll list: sites whose tunnel this gateway holds (per the tunnel events),
-    // with their router API user and encrypted password (the api decrypts them).
+    // with their router API user and encrypted password (the api decrypts them). A gateway
+    // only ever gets sites of its own region (or not yet assigned to one): a stolen gateway
+    // credential that claims other regions' sites by a forged connect event gets nothing.
     await q.query(`
       CREATE FUNCTION "bp_telemetry_targets"(p_gateway uuid)
         RETURNS TABLE (site_id uuid, router_username text, router_password_enc text)
         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET app.system = 'on' AS $$
           SELECT s.id, s.router_username, s.router_password_enc FROM sites s JOIN tenants t ON t.id = s.tenant_id
+            JOIN gateways g ON g.id = p_gateway
            WHERE s.gateway_id = p_gateway AND s.online AND s.deleted_at IS NULL AND NOT t.disabled
+             AND (s.region_id IS NULL OR s.region_id = g.region_id)
              AND s.router_username IS NOT NULL AND s.router_password_enc IS NOT NULL
            ORDER BY s.id
         $$`);
-    // A gateway's batch: samples of sites it does not hold (per the tunnel events) are
-    // ignored; a sample sent twice is stored once. Returns what was stored.
+    // A gateway's batch: samples of sites it does not hold (per the tunnel events, online,
+    // in its region) are ignored; a sample sent twice is stored once. Returns what was stored.
     await q.query(`
       CREATE FUNCTION "bp_telemetry_ingest"(p_gateway uuid, p_samples jsonb)
         RETURNS TABLE (site_id uuid, at timestamptz)
@@ -142,8 +146,9 @@ export class Telemetry1765100000000 implements MigrationInterface {
               "uptimeSeconds" bigint, "tunnelBytesIn" bigint, "tunnelBytesOut" bigint, "latencyMs" real,
               "rxBps" double precision, "txBps" double precision, "interfaces" jsonb)
           ), ok AS (
-            SELECT x.*, s.tenant_id FROM x JOIN sites s ON s.id = x."siteId"
-             WHERE s.gateway_id = p_gateway AND s.deleted_at IS NULL
+            SELECT x.*, s.tenant_id FROM x JOIN sites s ON s.id = x."siteId" JOIN gateways g ON g.id = p_gateway
+             WHERE s.gateway_id = p_gateway AND s.online AND s.deleted_at IS NULL
+               AND (s.region_id IS NULL OR s.region_id = g.region_id)
           ), ins AS (
             INSERT INTO telemetry_samples (tenant_id, site_id, at, cpu_load, memory_used, memory_total, uptime_seconds,
                                            tunnel_bytes_in, tunnel_bytes_out, latency_ms, rx_bps, tx_bps)
