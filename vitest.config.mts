@@ -4,7 +4,18 @@ import swc from 'unplugin-swc';
 import { defineConfig } from 'vitest/config';
 
 const root = dirname(fileURLToPath(import.meta.url));
-const libs = ['config', 'crypto', 'db', 'observability', 'contracts', 'testing', 'routeros', 'openvpn', 'jobs', 'realtime'];
+const libs = [
+  'config',
+  'crypto',
+  'db',
+  'observability',
+  'contracts',
+  'testing',
+  'routeros',
+  'openvpn',
+  'jobs',
+  'realtime',
+];
 
 export default defineConfig({
   plugins: [swc.vite({ module: { type: 'es6' } })],

@@ -187,9 +187,10 @@ describe('tenant portal in a real browser', () => {
     await shot('login');
     const t0 = Date.now();
     await signIn('founder@msp-a.test');
-    await page.getByRole('listitem').filter({ hasText: 'site-' }).first().waitFor();
+    await page.locator('[data-testid=site-list] a.site-row').first().waitFor();
     const firstRows = Date.now() - t0;
     // Virtualised: only the rows in view are in the DOM, not 200 (a page) or 10,000.
+    await expect.poll(() => page.locator('[data-testid=site-list] a.site-row').count()).toBeGreaterThan(5);
     const rendered = await page.locator('[data-testid=site-list] a.site-row').count();
     expect(rendered).toBeGreaterThan(5);
     expect(rendered).toBeLessThan(60);
