@@ -9,7 +9,7 @@ import { loadApiConfig } from '@backplane/config';
 import { Keyring } from '@backplane/crypto';
 import { createDataSource, Database } from '@backplane/db';
 import { createLogger, createMetricsRegistry } from '@backplane/observability';
-import { createTestDatabase, ensureLocalServices, ensureTemplateDatabase, testSettings } from '@backplane/testing';
+import { prepareScratchDatabase } from '@backplane/testing';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { createApiApp } from '../../apps/api/src/app';
@@ -54,15 +54,7 @@ async function run(
 }
 
 export default async function bench(): Promise<BenchSection> {
-  const { databaseUrl, redisUrl } = testSettings();
-  const pg = new URL(databaseUrl);
-  const rd = new URL(redisUrl);
-  await ensureLocalServices(
-    { host: pg.hostname, port: Number(pg.port || 5432) },
-    { host: rd.hostname, port: Number(rd.port || 6379) },
-  );
-  await ensureTemplateDatabase();
-  const tdb = await createTestDatabase();
+  const { tdb, redisUrl } = await prepareScratchDatabase();
   const config = loadApiConfig({
     DATABASE_URL: tdb.url,
     REDIS_URL: redisUrl,

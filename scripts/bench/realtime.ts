@@ -178,20 +178,11 @@ interface PhaseResult {
 }
 
 export default async function bench(): Promise<BenchSection> {
-  const { testSettings, ensureLocalServices, ensureTemplateDatabase, createTestDatabase } =
-    await import('@backplane/testing');
+  const { prepareScratchDatabase } = await import('@backplane/testing');
   const { RealtimePublisher } = await import('@backplane/realtime');
   const { REALTIME_PATH } = await import('@backplane/contracts');
   const { Redis } = await import('ioredis');
-  const { databaseUrl, redisUrl } = testSettings();
-  const pg = new URL(databaseUrl);
-  const rd = new URL(redisUrl);
-  await ensureLocalServices(
-    { host: pg.hostname, port: Number(pg.port || 5432) },
-    { host: rd.hostname, port: Number(rd.port || 6379) },
-  );
-  await ensureTemplateDatabase();
-  const tdb = await createTestDatabase();
+  const { tdb, redisUrl } = await prepareScratchDatabase();
   const prefix = `bpbench:${randomBytes(4).toString('hex')}:`;
   const api = fork(__filename, ['realtime-api'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const redis = new Redis(redisUrl);

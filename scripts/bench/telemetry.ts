@@ -18,7 +18,7 @@ import { Keyring } from '@backplane/crypto';
 import { createDataSource, Database } from '@backplane/db';
 import { createLogger, createMetricsRegistry } from '@backplane/observability';
 import { RouterOsClient } from '@backplane/routeros';
-import { createTestDatabase, ensureLocalServices, ensureTemplateDatabase, testSettings } from '@backplane/testing';
+import { prepareScratchDatabase } from '@backplane/testing';
 import { Redis } from 'ioredis';
 import { createApiApp } from '../../apps/api/src/app';
 import { Relay } from '../../apps/gateway/src/relay';
@@ -174,15 +174,7 @@ const BATCHES = 40;
 const IFACES = 4;
 
 async function ingestRate(): Promise<{ httpRows: number; directRows: number; batch: number; ifaces: number }> {
-  const { databaseUrl, redisUrl } = testSettings();
-  const pg = new URL(databaseUrl);
-  const rd = new URL(redisUrl);
-  await ensureLocalServices(
-    { host: pg.hostname, port: Number(pg.port || 5432) },
-    { host: rd.hostname, port: Number(rd.port || 6379) },
-  );
-  await ensureTemplateDatabase();
-  const tdb = await createTestDatabase();
+  const { tdb, redisUrl } = await prepareScratchDatabase();
   const password = 'bench password long enough';
   const config = loadApiConfig({
     DATABASE_URL: tdb.url,

@@ -2,6 +2,7 @@ export { ensureLocalServices } from './services';
 export {
   createTestDatabase,
   ensureTemplateDatabase,
+  prepareScratchDatabase,
   templateName,
   testSettings,
   urlForDatabase,

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { parseVars, processEnv } from '@backplane/config';
 import { createDataSource, MIGRATIONS, runMigrationsLocked } from '@backplane/db';
 import { Client } from 'pg';
+import { ensureLocalServices } from './services';
 
 export function testSettings() {
   const cfg = parseVars(['TEST_DATABASE_URL', 'TEST_REDIS_URL'], processEnv());
@@ -85,4 +86,20 @@ export async function createTestDatabase(options: { empty?: boolean } = {}): Pro
     url: urlForDatabase(testSettings().databaseUrl, name),
     drop: () => withAdmin((c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).then(() => undefined),
   };
+}
+
+/**
+ * For benchmarks and scripts outside the test runner: makes sure the machine's PostgreSQL
+ * and Redis answer (starting them when installed), then clones a fresh migrated database.
+ */
+export async function prepareScratchDatabase(): Promise<{ tdb: TestDatabase; redisUrl: string }> {
+  const { databaseUrl, redisUrl } = testSettings();
+  const pg = new URL(databaseUrl);
+  const rd = new URL(redisUrl);
+  await ensureLocalServices(
+    { host: pg.hostname, port: Number(pg.port || 5432) },
+    { host: rd.hostname, port: Number(rd.port || 6379) },
+  );
+  await ensureTemplateDatabase();
+  return { tdb: await createTestDatabase(), redisUrl };
 }
