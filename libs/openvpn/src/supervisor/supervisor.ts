@@ -138,7 +138,10 @@ export class OpenVpnSupervisor {
     const spawn = o.spawn ?? nodeSpawn;
     let child: ChildProcess;
     try {
-      child = spawn(argv[0]!, argv.slice(1), { cwd: o.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+      // Its own process group: a Ctrl-C in the terminal (SIGINT to the whole foreground group)
+      // must not kill openvpn behind the supervisor's back, which would then restart it while
+      // the gateway is shutting down and could leave it running. stop() ends it in order.
+      child = spawn(argv[0]!, argv.slice(1), { cwd: o.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     } catch (err) {
       this.emit('error', err instanceof Error ? err : new Error(String(err)));
       this.onExit(undefined, null, null);
