@@ -5,6 +5,7 @@ import { testSettings } from '@backplane/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TelemetryMaintenance } from '../../apps/api/src/telemetry/telemetry.maintenance';
+import { ingestWindowMs } from '../../apps/api/src/telemetry/telemetry.service';
 import { login, PASSWORD } from '../api/harness';
 import { startControlPlane, type ControlPlane, type TestSite } from '../gateway/control-plane';
 
@@ -160,6 +161,21 @@ describe('telemetry storage, downsampling and history', () => {
       await new Promise((res) => setTimeout(res, 20));
     expect(seen.filter((m) => m.includes(`site:${online.id}:telemetry`)).length).toBe(2);
     await sub.punsubscribe();
+  });
+
+  it('ignores samples older than the ingest window (never longer than raw retention allows)', async () => {
+    const now = Date.now();
+    const r = await post(gwA, [
+      sample(online.id, new Date(now - 7 * 3600_000)),
+      sample(online.id, new Date(now - 5 * 3600_000)),
+      sample(online.id, new Date(now + 60 * 60_000)),
+    ]);
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ stored: 1, ignored: 2 });
+    // With 3 h of raw retention a late sample may be at most 2 h old: its rollup bucket is
+    // recomputed from raw rows that must all still be there.
+    expect(ingestWindowMs(48)).toBe(6 * 3600_000);
+    expect(ingestWindowMs(3)).toBe(2 * 3600_000);
   });
 
   it('refuses a malformed batch whole, with a clear error, storing nothing', async () => {

@@ -12,8 +12,14 @@ import { ApiError } from '../common/api-error';
 import type { TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
 
-/** Samples older than this (or further in the future than {@link FUTURE_MS}) are ignored. */
+/**
+ * Samples older than this (or further in the future than {@link FUTURE_MS}) are ignored.
+ * Never more than the raw retention minus an hour: a late sample recomputes its rollup
+ * bucket from the raw rows, which must all still be there.
+ */
 export const INGEST_WINDOW_MS = 6 * 3600_000;
+export const ingestWindowMs = (rawRetentionHours: number): number =>
+  Math.min(INGEST_WINDOW_MS, (rawRetentionHours - 1) * 3600_000);
 const FUTURE_MS = 5 * 60_000;
 
 /** Where each chart range reads from and its bucket size. */
@@ -79,13 +85,14 @@ export class TelemetryService {
   /** Stores a gateway's batch (sites it holds only) and emits each stored sample to its site stream. */
   async ingest(gatewayId: string, samples: readonly TelemetrySample[]): Promise<TelemetryIngestResult> {
     const now = Date.now();
+    const window = ingestWindowMs(this.deps.config.TELEMETRY_RAW_RETENTION_HOURS);
     // A sample repeated inside the batch counts once (the first copy): the database would
     // store one, but each copy would be emitted live, and the interface rows of both mixed.
     const keys = new Set<string>();
     const fresh = samples.filter((s) => {
       const at = Date.parse(s.at);
       const key = `${s.siteId}|${at}`;
-      if (keys.has(key) || at < now - INGEST_WINDOW_MS || at > now + FUTURE_MS) return false;
+      if (keys.has(key) || at < now - window || at > now + FUTURE_MS) return false;
       keys.add(key);
       return true;
     });
