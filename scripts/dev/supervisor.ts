@@ -77,7 +77,9 @@ export class Supervisor {
     const startedAt = Date.now();
     child.once('exit', (code, signal) => {
       this.children.delete(app.name);
-      if (this.stopping) return;
+      // SIGINT comes from a Ctrl-C in the terminal, which reaches the whole process group:
+      // this process is stopping too, so do not restart what the user just interrupted.
+      if (this.stopping || signal === 'SIGINT') return;
       if (code === EXIT_CONFIG) {
         this.fatal?.(`${app.name} stopped with a configuration error (see its message above)`);
         return;
