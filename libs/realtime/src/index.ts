@@ -5,11 +5,22 @@
  *   const rt = new RealtimePublisher({ redis, prefix: 'bp:' });
  *   await rt.publish(tenantId, { type: 'site.status', data: { siteId, online: true } });
  *   rt.emitSite(siteId, 'telemetry', sample);
+ *   disconnectRealtime(redis, 'bp:', userRoom(userId)); // after a revocation committed
  *
  * And the client side: `RealtimeClient` (client.ts, browser-safe: the portal imports that
  * file directly) keeps lastSeq, fills gaps with `resume` and reports `resync`.
  */
-export { classifySeq, DEFAULT_BACKLOG, RealtimePublisher, realtimeKeys, replaySince } from './publisher';
+export {
+  apiKeyRoom,
+  classifySeq,
+  DEFAULT_BACKLOG,
+  disconnectRealtime,
+  RealtimePublisher,
+  realtimeKeys,
+  replaySince,
+  sessionRoom,
+  userRoom,
+} from './publisher';
 export type { RealtimeKeys, RealtimePublisherOptions, Replay } from './publisher';
 export { RealtimeClient, RealtimeConnectError } from './client';
 export type { RealtimeClientOptions } from './client';

@@ -84,10 +84,36 @@ export class RealtimePublisher implements RealtimeSink {
     this.emitter.to(tenantRoom(tenantId)).emit('event', JSON.parse(stored) as TenantEvent);
   }
 
+  /**
+   * Disconnects every socket in `room` on every api replica (socket.io adapter request
+   * through Redis). For revocations: the client reconnects, and the handshake then refuses
+   * it or gives it its new role. Fire and forget, like `emit`.
+   */
+  disconnect(room: string): void {
+    this.emitter.in(room).disconnectSockets(true);
+  }
+
   /** Ephemeral rows for subscribers of one site stream (not sequenced, not kept). */
   emitSite<K extends SiteStreamKind>(siteId: string, stream: K, ...args: Parameters<RealtimeServerEvents[K]>): void {
     this.emitter.to(siteStreamRoom(siteId, stream)).emit(stream, ...args);
   }
+}
+
+/** Every realtime socket of one user (any tenant, any session) joins this room. */
+export const userRoom = (userId: string): string => `user:${userId}`;
+/** Every realtime socket of one sign-in session joins this room. */
+export const sessionRoom = (sessionId: string): string => `session:${sessionId}`;
+/** Every realtime socket authenticated by one API key joins this room. */
+export const apiKeyRoom = (apiKeyId: string): string => `apikey:${apiKeyId}`;
+
+/**
+ * Ends the realtime sockets in `room` (`userRoom`, `sessionRoom`, `apiKeyRoom`) on every api
+ * replica. Call it after the change that revokes access has committed (membership removed,
+ * role changed, password changed, signed out, API key revoked): the client reconnects and
+ * the handshake checks it again, instead of it receiving events until its token expires.
+ */
+export function disconnectRealtime(redis: Redis, prefix: string, room: string): void {
+  new RealtimePublisher({ redis, prefix }).disconnect(room);
 }
 
 export type Replay =

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { currentCorrelationId } from '@backplane/observability';
+import { disconnectRealtime, sessionRoom, userRoom } from '@backplane/realtime';
 import { SessionsRepository, UsersRepository, type PlatformTx, type UserRow } from '@backplane/db';
 import { ApiError } from '../common/api-error';
 import { ApiMetrics } from '../common/metrics';
@@ -189,8 +190,9 @@ export class AuthService {
     return result;
   }
 
-  logout(sessionId: string): Promise<void> {
-    return this.deps.db.inPlatform((tx) => this.sessions.revoke(tx, sessionId, 'logout'));
+  async logout(sessionId: string): Promise<void> {
+    await this.deps.db.inPlatform((tx) => this.sessions.revoke(tx, sessionId, 'logout'));
+    disconnectRealtime(this.deps.redis, this.deps.redisPrefix, sessionRoom(sessionId));
   }
 
   async changePassword(userId: string, actor: Actor, current: string, next: string): Promise<void> {
@@ -211,6 +213,7 @@ export class AuthService {
         after: { sessionsRevoked: ended },
       });
     });
+    disconnectRealtime(this.deps.redis, this.deps.redisPrefix, userRoom(userId));
   }
 
   async enrollMfa(userId: string): Promise<{ secret: string; otpauthUri: string }> {

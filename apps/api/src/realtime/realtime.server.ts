@@ -9,8 +9,13 @@
  * rate limit, failed-authentication cap, membership — platform operators need a membership
  * like on REST — any role). Refusals are `connect_error` with the REST message (e.g.
  * "access token expired", "tenant not found") and `err.data.code`. The socket joins
- * `tenant:<tenantId>`. It is disconnected when its access token expires (API keys are
- * re-checked every few minutes): the client reconnects with a fresh token.
+ * `tenant:<tenantId>`, and `user:<userId>` + `session:<sessionId>` (users) or
+ * `apikey:<id>` (API keys). It is disconnected when its access token expires (API keys are
+ * re-checked every few minutes): the client reconnects with a fresh token. Revocations do
+ * not wait for that: after a membership removal or role change, a password change, a
+ * sign-out or an API key's revocation, the service calls `disconnectRealtime` for those
+ * rooms (every replica, through Redis); the client reconnects and the handshake refuses it
+ * or gives it its new role.
  *
  * Client algorithm for tenant events (implemented by `RealtimeClient` in
  * `@backplane/realtime`, libs/realtime/src/client.ts):
@@ -26,7 +31,8 @@
  *   - on `resync {seq}`: the backlog does not reach back: reload over REST, set lastSeq = seq.
  *
  * Site streams: `subscribe {siteId, stream}` (any member, viewer included; the site must be
- * the tenant's, checked under RLS) joins `site:<id>:<stream>`; traffic and logs are backed
+ * the tenant's, checked under RLS; at most MAX_SUBSCRIPTIONS_PER_SOCKET per socket) joins
+ * `site:<id>:<stream>`; traffic and logs are backed
  * by one upstream RouterOS stream per site cluster-wide (see SiteStreams), telemetry rows
  * come from the telemetry poller through `RealtimePublisher.emitSite`.
  */
@@ -47,7 +53,7 @@ import {
   type RealtimeServerEvents,
   type SiteStreamKind,
 } from '@backplane/contracts';
-import { realtimeKeys, replaySince } from '@backplane/realtime';
+import { apiKeyRoom, realtimeKeys, replaySince, sessionRoom, userRoom } from '@backplane/realtime';
 import type { TenantRole, TenantScope } from '@backplane/db';
 import type { Redis } from 'ioredis';
 import { ApiError } from '../common/api-error';
@@ -60,6 +66,9 @@ import { SiteStreams } from './site-streams';
 
 /** How often sockets authenticated by API key are re-checked (revoked, expired, tenant disabled). */
 export const API_KEY_RECHECK_MS = 5 * 60_000;
+
+/** Site-stream subscriptions one socket may hold (or have pending) at a time. */
+export const MAX_SUBSCRIPTIONS_PER_SOCKET = 20;
 
 const Handshake = z.object({
   token: z.string().min(10).max(2048),
@@ -284,7 +293,11 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
     this.expiries.delete(socket);
     if (expiry?.kind === 'recheck') this.recheckKey(socket, expiry.token, tenantId, expiry.ip);
     else if (expiry?.kind === 'at') this.expireAt(socket, expiry.at);
-    void socket.join(tenantRoom(tenantId));
+    const { principal } = socket.data;
+    const rooms = [tenantRoom(tenantId)];
+    if (principal.kind === 'user') rooms.push(userRoom(principal.userId), sessionRoom(principal.sessionId));
+    else if (principal.kind === 'apiKey') rooms.push(apiKeyRoom(principal.apiKeyId));
+    void socket.join(rooms);
     const lastSeq = (socket.handshake.auth as { lastSeq?: number }).lastSeq;
     // Replays run one at a time per socket, with at most one waiting: each reads the whole
     // backlog and may emit up to 1,000 events, so unbounded concurrent `resume`s from one
@@ -357,6 +370,12 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
   private async subscribe(socket: RtSocket, siteId: string, stream: SiteStreamKind): Promise<void> {
     const live = this.moduleRef.get(LiveService, { strict: false });
     const key = `${siteId}:${stream}`;
+    if (!socket.data.wanted.has(key) && socket.data.wanted.size >= MAX_SUBSCRIPTIONS_PER_SOCKET) {
+      throw new ApiError(
+        'conflict',
+        `at most ${MAX_SUBSCRIPTIONS_PER_SOCKET} site streams per connection; unsubscribe from one first`,
+      );
+    }
     socket.data.wanted.add(key);
     try {
       await live.tunnel(socket.data.ctx, siteId); // the site is this tenant's (RLS), else 404 "site not found"

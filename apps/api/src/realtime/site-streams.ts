@@ -39,10 +39,19 @@ export interface SiteStreamsOptions {
   readonly lockMs?: number;
   /** Wait after an upstream failure before trying again (site offline, router error). */
   readonly retryMs?: number;
+  /** Longest NDJSON row accepted from the relay (characters); a longer one ends the stream. */
+  readonly maxLineLength?: number;
 }
 
 /** Interfaces one traffic stream monitors at most (the router sends one row per interface per second). */
 export const MAX_TRAFFIC_INTERFACES = 16;
+
+/**
+ * Longest relay row (1 MiB): a router log line or traffic row is a few hundred bytes. Without
+ * a cap, a stream that never sent a newline (a broken or hostile gateway or router) grew the
+ * buffer without bound in the api's memory.
+ */
+export const MAX_STREAM_LINE = 1024 * 1024;
 
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
@@ -86,11 +95,13 @@ export class SiteStreams {
   private readonly tickMs: number;
   private readonly lockMs: number;
   private readonly retryMs: number;
+  private readonly maxLine: number;
 
   constructor(private readonly o: SiteStreamsOptions) {
     this.tickMs = o.tickMs ?? 1000;
     this.lockMs = o.lockMs ?? 10_000;
     this.retryMs = o.retryMs ?? 5000;
+    this.maxLine = o.maxLineLength ?? MAX_STREAM_LINE;
   }
 
   /** Upstream streams this replica runs now (for tests and metrics). */
@@ -277,7 +288,10 @@ export class SiteStreams {
     }
   }
 
-  /** NDJSON rows of one relay stream; a gateway error row throws. */
+  /**
+   * NDJSON rows of one relay stream; a gateway error row throws, and so does a row longer
+   * than `maxLineLength` (dropped unparsed: subscribers get `stream.error`).
+   */
   private async rows(
     e: Entry,
     req: { command: string; attributes?: Record<string, string> },
@@ -295,6 +309,7 @@ export class SiteStreams {
         buf += decoder.decode(value, { stream: true });
         let nl: number;
         while ((nl = buf.indexOf('\n')) >= 0) {
+          if (nl > this.maxLine) throw this.tooLong();
           const line = buf.slice(0, nl).trim();
           buf = buf.slice(nl + 1);
           if (!line) continue;
@@ -303,10 +318,15 @@ export class SiteStreams {
           if (err && typeof err === 'object') throw new Error(err.message ?? 'the router stream failed');
           onRow(row as Record<string, string>);
         }
+        if (buf.length > this.maxLine) throw this.tooLong();
       }
     } finally {
       reader.releaseLock();
       if (!signal.aborted) await body.cancel().catch(() => undefined);
     }
+  }
+
+  private tooLong(): Error {
+    return new Error(`the router stream sent a row longer than ${this.maxLine} characters; stream ended`);
   }
 }

@@ -8,6 +8,7 @@ import {
   type TenantRole,
   type TenantTx,
 } from '@backplane/db';
+import { disconnectRealtime, userRoom } from '@backplane/realtime';
 import type { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { hashPassword } from '../auth/passwords';
@@ -155,7 +156,7 @@ export class TenantsService {
 
   async setRole(t: TenantContext, userId: string, role: TenantRole): Promise<MemberOut> {
     this.assertCanGrant(t, role);
-    return this.deps.db.inTenant(t.scope, async (tx) => {
+    const out = await this.deps.db.inTenant(t.scope, async (tx) => {
       const before = await this.members.get(tx, userId);
       if (!before) throw ApiError.notFound('member');
       if (ROLE_RANK[before.role] > ROLE_RANK[t.role])
@@ -172,6 +173,8 @@ export class TenantsService {
       });
       return toMemberResponse(after);
     });
+    disconnectRealtime(this.deps.redis, this.deps.redisPrefix, userRoom(userId));
+    return out;
   }
 
   async removeMember(t: TenantContext, userId: string): Promise<void> {
@@ -189,5 +192,6 @@ export class TenantsService {
         before: toMemberResponse(before),
       });
     });
+    disconnectRealtime(this.deps.redis, this.deps.redisPrefix, userRoom(userId));
   }
 }
