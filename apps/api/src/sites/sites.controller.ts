@@ -25,7 +25,16 @@ export class SitesController {
   @TenantAccess('viewer')
   @ApiResponse({ status: 200, standardSchema: SitePage })
   list(@Tenant() t: TenantContext, @Query({ schema: ListSitesQuery }) q: z.infer<typeof ListSitesQuery>) {
-    return this.sites.list(t, { limit: q.limit, cursor: q.cursor }, { q: q.q, tag: q.tag, online: q.online });
+    return this.sites.list(
+      t,
+      { limit: q.limit, cursor: q.cursor },
+      {
+        q: q.q,
+        tag: q.tag,
+        online: q.online,
+        health: q.health,
+      },
+    );
   }
 
   /** Counts by health and region for the fleet overview (one query, whatever the fleet size). */

@@ -14,6 +14,17 @@ const location = {
   longitude: z.number().min(-180).max(180).nullable().optional(),
 };
 
+/**
+ * How a site is doing, by the rule the summary counts with: online = tunnel up; degraded = no
+ * tunnel but the router still polls; offline = seen before, neither; pending = never seen.
+ */
+export const SiteHealth = z.enum([
+  'online',
+  'degraded',
+  'offline',
+  'pending',
+] as const satisfies readonly SiteRow['health'][]);
+
 function bothOrNeither(v: { latitude?: number | null | undefined; longitude?: number | null | undefined }): boolean {
   return (v.latitude === undefined) === (v.longitude === undefined) && (v.latitude === null) === (v.longitude === null);
 }
@@ -43,6 +54,8 @@ export const ListSitesQuery = z.strictObject({
   q: z.string().min(1).max(200).optional(),
   tag: tag.optional(),
   online: boolQuery.optional(),
+  /** Only sites of this health (the rule `GET …/sites/summary` counts by). */
+  health: SiteHealth.optional(),
 });
 
 export const SiteResponse = z.object({
@@ -65,6 +78,8 @@ export const SiteResponse = z.object({
     regionId: z.uuid().nullable(),
     gatewayId: z.uuid().nullable(),
   }),
+  /** As `GET …/sites/summary` counts it (`status.online` is the tunnel alone). */
+  health: SiteHealth,
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
 });
@@ -87,6 +102,7 @@ export function toSiteResponse(s: SiteRow): SiteOut {
       regionId: s.regionId,
       gatewayId: s.gatewayId,
     },
+    health: s.health,
     createdAt: s.createdAt.toISOString(),
     updatedAt: s.updatedAt.toISOString(),
   };

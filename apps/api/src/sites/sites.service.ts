@@ -34,21 +34,30 @@ export class SitesService {
     }
   }
 
+  /** Default poll interval of sites without their own: part of the health rule. */
+  private get pollInterval(): number {
+    return this.deps.config.POLL_INTERVAL;
+  }
+
   /** Counts by health (online, degraded, offline, pending) and region, for the fleet overview. */
   async summary(t: TenantContext) {
-    return this.deps.db.inTenant(t.scope, (tx) => this.sites.summary(tx, this.deps.config.POLL_INTERVAL));
+    return this.deps.db.inTenant(t.scope, (tx) => this.sites.summary(tx, this.pollInterval));
   }
 
   async create(t: TenantContext, body: z.infer<typeof CreateSiteBody>): Promise<SiteOut> {
     const out = await this.deps.db.inTenant(t.scope, async (tx) => {
-      const row = await this.sites.create(tx, {
-        name: body.name,
-        notes: body.notes,
-        tags: [...new Set(body.tags)],
-        address: body.address ?? null,
-        latitude: body.latitude ?? null,
-        longitude: body.longitude ?? null,
-      });
+      const row = await this.sites.create(
+        tx,
+        {
+          name: body.name,
+          notes: body.notes,
+          tags: [...new Set(body.tags)],
+          address: body.address ?? null,
+          latitude: body.latitude ?? null,
+          longitude: body.longitude ?? null,
+        },
+        this.pollInterval,
+      );
       const out = toSiteResponse(row);
       await this.audit.record(tx, t.actor, {
         action: 'site.created',
@@ -63,22 +72,22 @@ export class SitesService {
   }
 
   async list(t: TenantContext, page: PageRequest, filter: SiteFilter) {
-    const res = await this.deps.db.inTenant(t.scope, (tx) => this.sites.list(tx, page, filter));
+    const res = await this.deps.db.inTenant(t.scope, (tx) => this.sites.list(tx, page, filter, this.pollInterval));
     return { items: res.items.map(toSiteResponse), nextCursor: res.nextCursor };
   }
 
   async get(t: TenantContext, id: string): Promise<SiteOut> {
-    const row = await this.deps.db.inTenant(t.scope, (tx) => this.sites.get(tx, id));
+    const row = await this.deps.db.inTenant(t.scope, (tx) => this.sites.get(tx, id, this.pollInterval));
     if (!row) throw ApiError.notFound('site');
     return toSiteResponse(row);
   }
 
   async update(t: TenantContext, id: string, body: z.infer<typeof UpdateSiteBody>): Promise<SiteOut> {
     const out = await this.deps.db.inTenant(t.scope, async (tx) => {
-      const before = await this.sites.get(tx, id);
+      const before = await this.sites.get(tx, id, this.pollInterval);
       if (!before) throw ApiError.notFound('site');
       const patch: Partial<SiteInput> = { ...body, ...(body.tags ? { tags: [...new Set(body.tags)] } : {}) };
-      const row = await this.sites.update(tx, id, patch);
+      const row = await this.sites.update(tx, id, patch, this.pollInterval);
       if (!row) throw ApiError.notFound('site');
       const out = toSiteResponse(row);
       await this.audit.record(tx, t.actor, {
@@ -96,7 +105,7 @@ export class SitesService {
 
   async delete(t: TenantContext, id: string): Promise<void> {
     await this.deps.db.inTenant(t.scope, async (tx) => {
-      const row = await this.sites.delete(tx, id);
+      const row = await this.sites.delete(tx, id, this.pollInterval);
       if (!row) throw ApiError.notFound('site');
       await this.audit.record(tx, t.actor, {
         action: 'site.deleted',

@@ -17,6 +17,8 @@ export interface SiteRow {
   board: string | null;
   regionId: string | null;
   gatewayId: string | null;
+  /** {@link healthSql}: the same rule the fleet summary counts by. */
+  health: SiteHealthState;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -35,67 +37,117 @@ export interface SiteFilter {
   readonly q?: string | undefined;
   readonly tag?: string | undefined;
   readonly online?: boolean | undefined;
+  readonly health?: SiteHealthState | undefined;
 }
 
-const COLS = `id, tenant_id AS "tenantId", name, notes, tags, address, latitude, longitude,
-  host(mgmt_address) AS "mgmtAddress", online, last_seen_at AS "lastSeenAt",
-  routeros_version AS "routerosVersion", board, region_id AS "regionId", gateway_id AS "gatewayId",
-  created_at AS "createdAt", updated_at AS "updatedAt"`;
+/**
+ * A site's health, the one copy of the rule (fleet summary counts, the list's and get's `health`,
+ * the list's `health` filter): online = tunnel up; degraded = no tunnel but the router still
+ * polls (fewer than 10 missed polls); offline = seen before, neither; pending = never seen.
+ * `s` is a `sites` row and `a` its `site_agents` row (LEFT JOINed: null when never onboarded);
+ * `interval` is the SQL (a parameter) for the poll interval in seconds of sites without their own.
+ */
+function healthSql(s: string, a: string, interval: string): string {
+  return `CASE
+      WHEN ${s}.online THEN 'online'
+      WHEN ${a}.last_poll_at > now() - make_interval(secs => 10 * coalesce(${a}.poll_interval_seconds, ${interval})) THEN 'degraded'
+      WHEN ${s}.last_seen_at IS NOT NULL OR ${a}.onboarded_at IS NOT NULL OR ${a}.last_poll_at IS NOT NULL THEN 'offline'
+      ELSE 'pending' END`;
+}
+
+/** A site's agent row (if any) as `a`, for {@link healthSql}. */
+const AGENT_JOIN = `LEFT JOIN site_agents a ON a.site_id = s.id`;
+
+/** The columns of `sites s` as a {@link SiteRow}, with `health` the given SQL. */
+const cols = (health: string) => `s.id, s.tenant_id AS "tenantId", s.name, s.notes, s.tags, s.address,
+  s.latitude, s.longitude, host(s.mgmt_address) AS "mgmtAddress", s.online, s.last_seen_at AS "lastSeenAt",
+  s.routeros_version AS "routerosVersion", s.board, s.region_id AS "regionId", s.gateway_id AS "gatewayId",
+  ${health} AS health, s.created_at AS "createdAt", s.updated_at AS "updatedAt"`;
+/** For a SELECT with {@link AGENT_JOIN}. */
+const selectCols = (interval: string) => cols(healthSql('s', 'a', interval));
+/** For RETURNING of INSERT/UPDATE `sites AS s` (no joins there: the one row's agent is looked up). */
+const returningCols = (interval: string) =>
+  cols(`(SELECT ${healthSql('s', 'a', interval)} FROM (SELECT 1) AS one ${AGENT_JOIN})`);
 
 function likeEscape(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
-/** Sites of one tenant. Every method needs a tenant transaction; RLS checks it again. */
+/**
+ * Sites of one tenant. Every method needs a tenant transaction; RLS checks it again.
+ * `pollIntervalSeconds` is the default poll interval for sites without their own (see `healthSql`).
+ */
 export class SitesRepository {
-  async create(tx: TenantTx, input: SiteInput): Promise<SiteRow> {
+  /** A new site is pending (no agent, never seen), so the poll interval may be left out here. */
+  async create(tx: TenantTx, input: SiteInput, pollIntervalSeconds?: number): Promise<SiteRow> {
     const rows = await tx.query<SiteRow>(
-      `INSERT INTO sites (tenant_id, name, notes, tags, address, latitude, longitude, mgmt_address)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, bp_allocate_mgmt_address()) RETURNING ${COLS}`,
-      [tx.tenantId, input.name, input.notes, input.tags, input.address, input.latitude, input.longitude],
+      `INSERT INTO sites AS s (tenant_id, name, notes, tags, address, latitude, longitude, mgmt_address)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, bp_allocate_mgmt_address()) RETURNING ${returningCols('$8::integer')}`,
+      [
+        tx.tenantId,
+        input.name,
+        input.notes,
+        input.tags,
+        input.address,
+        input.latitude,
+        input.longitude,
+        pollIntervalSeconds ?? null,
+      ],
     );
     return rows[0]!;
   }
 
-  async list(tx: TenantTx, page: PageRequest, filter: SiteFilter = {}): Promise<Page<SiteRow>> {
-    const params: unknown[] = [tx.tenantId];
-    const where = [`tenant_id = $1`, `deleted_at IS NULL`];
+  async list(tx: TenantTx, page: PageRequest, filter: SiteFilter, pollIntervalSeconds: number): Promise<Page<SiteRow>> {
+    const params: unknown[] = [tx.tenantId, pollIntervalSeconds];
+    const interval = '$2::integer';
+    const where = [`s.tenant_id = $1`, `s.deleted_at IS NULL`];
     if (page.cursor) {
       const k = decodeCursor(page.cursor);
       params.push(k.createdAt, k.id);
-      where.push(`(created_at, id) > ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
+      where.push(`(s.created_at, s.id) > ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
     }
     if (filter.q) {
       params.push(`%${likeEscape(filter.q)}%`);
-      where.push(`name ILIKE $${params.length}`);
+      where.push(`s.name ILIKE $${params.length}`);
     }
     if (filter.tag) {
       params.push([filter.tag]);
-      where.push(`tags @> $${params.length}::text[]`);
+      where.push(`s.tags @> $${params.length}::text[]`);
     }
     if (filter.online !== undefined) {
       params.push(filter.online);
-      where.push(`online = $${params.length}`);
+      where.push(`s.online = $${params.length}`);
+    }
+    if (filter.health) {
+      params.push(filter.health);
+      where.push(`${healthSql('s', 'a', interval)} = $${params.length}`);
     }
     params.push(page.limit + 1);
     const rows = await tx.query<SiteRow>(
-      `SELECT ${COLS} FROM sites WHERE ${where.join(' AND ')} ORDER BY created_at, id LIMIT $${params.length}`,
+      `SELECT ${selectCols(interval)} FROM sites s ${AGENT_JOIN}
+        WHERE ${where.join(' AND ')} ORDER BY s.created_at, s.id LIMIT $${params.length}`,
       params,
     );
     return toPage(rows, page.limit);
   }
 
-  async get(tx: TenantTx, id: string): Promise<SiteRow | null> {
+  async get(tx: TenantTx, id: string, pollIntervalSeconds: number): Promise<SiteRow | null> {
     const rows = await tx.query<SiteRow>(
-      `SELECT ${COLS} FROM sites WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`,
-      [tx.tenantId, id],
+      `SELECT ${selectCols('$3::integer')} FROM sites s ${AGENT_JOIN}
+        WHERE s.tenant_id = $1 AND s.id = $2 AND s.deleted_at IS NULL`,
+      [tx.tenantId, id, pollIntervalSeconds],
     );
     return rows[0] ?? null;
   }
 
-  async update(tx: TenantTx, id: string, patch: Partial<SiteInput>): Promise<SiteRow | null> {
+  async update(
+    tx: TenantTx,
+    id: string,
+    patch: Partial<SiteInput>,
+    pollIntervalSeconds: number,
+  ): Promise<SiteRow | null> {
     const sets: string[] = [];
-    const params: unknown[] = [tx.tenantId, id];
+    const params: unknown[] = [tx.tenantId, id, pollIntervalSeconds];
     const columns: Record<keyof SiteInput, string> = {
       name: 'name',
       notes: 'notes',
@@ -112,28 +164,24 @@ export class SitesRepository {
     }
     sets.push('updated_at = now()');
     const rows = await tx.query<SiteRow>(
-      `UPDATE sites SET ${sets.join(', ')} WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING ${COLS}`,
+      `UPDATE sites AS s SET ${sets.join(', ')} WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL
+        RETURNING ${returningCols('$3::integer')}`,
       params,
     );
     return rows[0] ?? null;
   }
 
   /** Soft delete: the row stays for history; its management address leaves the live set. */
-  async delete(tx: TenantTx, id: string): Promise<SiteRow | null> {
+  async delete(tx: TenantTx, id: string, pollIntervalSeconds: number): Promise<SiteRow | null> {
     const rows = await tx.query<SiteRow>(
-      `UPDATE sites SET deleted_at = now(), updated_at = now(), online = false
-        WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING ${COLS}`,
-      [tx.tenantId, id],
+      `UPDATE sites AS s SET deleted_at = now(), updated_at = now(), online = false
+        WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING ${returningCols('$3::integer')}`,
+      [tx.tenantId, id, pollIntervalSeconds],
     );
     return rows[0] ?? null;
   }
 
-  /**
-   * Counts of a tenant's sites by health and region in one query: online = tunnel up;
-   * degraded = no tunnel but the router still polls (fewer than 10 missed polls); offline =
-   * seen before, neither; pending = never seen. `pollIntervalSeconds` is the default for
-   * sites without their own interval.
-   */
+  /** Counts of a tenant's sites by health ({@link healthSql}) and region in one query. */
   async summary(tx: TenantTx, pollIntervalSeconds: number): Promise<SiteSummary> {
     const rows = await tx.query<{
       region_id: string | null;
@@ -143,13 +191,9 @@ export class SitesRepository {
     }>(
       `SELECT s.region_id, r.name AS region_name, h.health, count(*) AS n
          FROM sites s
-         LEFT JOIN site_agents a ON a.site_id = s.id
+         ${AGENT_JOIN}
          LEFT JOIN regions r ON r.id = s.region_id
-         CROSS JOIN LATERAL (SELECT CASE
-           WHEN s.online THEN 'online'
-           WHEN a.last_poll_at > now() - make_interval(secs => 10 * coalesce(a.poll_interval_seconds, $2)) THEN 'degraded'
-           WHEN s.last_seen_at IS NOT NULL OR a.onboarded_at IS NOT NULL OR a.last_poll_at IS NOT NULL THEN 'offline'
-           ELSE 'pending' END AS health) h
+         CROSS JOIN LATERAL (SELECT ${healthSql('s', 'a', '$2::integer')} AS health) h
         WHERE s.tenant_id = $1 AND s.deleted_at IS NULL
         GROUP BY s.region_id, r.name, h.health`,
       [tx.tenantId, pollIntervalSeconds],
