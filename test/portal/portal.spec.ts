@@ -241,6 +241,25 @@ describe('tenant portal in a real browser', () => {
     await shot('site-seeded');
   });
 
+  it('the status filter, chosen with the keyboard, shows only offline sites with badges from the list', async () => {
+    await page.goto(`${base}/t/msp-a`);
+    const rows = page.locator('[data-testid=site-list] a.site-row');
+    const states = page.locator('[data-testid=site-list] [data-testid=site-state]');
+    await rows.first().waitFor();
+    // All: seeded sites are mostly online (the seeded rows share created_at, so their order is by id).
+    await expect.poll(() => states.allTextContents()).toContain('online');
+    await page.getByRole('radio', { name: 'All' }).focus();
+    for (let i = 0; i < 3; i++) await page.keyboard.press('ArrowRight'); // Online, Degraded, Offline
+    expect(await page.getByRole('radio', { name: 'Offline' }).isChecked()).toBe(true);
+    // Seeded: offline = every 4th site but not every 10th (never seen: pending), filtered server-side.
+    await expect.poll(async () => [...new Set(await states.allTextContents())]).toEqual(['offline']);
+    expect(await states.count()).toBeGreaterThan(5);
+    const numbers = (await rows.allTextContents()).map((t) => Number(/^site-(\d{5})/.exec(t)?.[1]));
+    expect(numbers.length).toBeGreaterThan(5);
+    for (const n of numbers) expect(n % 4 === 0 && n % 10 !== 0, `site-${n}`).toBe(true);
+    await page.getByText('200 sites loaded, more as you scroll').waitFor();
+  });
+
   it('walks the onboarding wizard up to the one-line command', async () => {
     await page.getByRole('link', { name: 'Add a site' }).first().click();
     await page.getByLabel('Site name').fill('Branch Tromsø');

@@ -33,6 +33,11 @@ export interface Page<T> {
   items: T[];
   nextCursor: string | null;
 }
+/**
+ * How the fleet counts a site: online = tunnel up; degraded = no tunnel but its router still
+ * polls; offline = seen before, neither; pending = never seen.
+ */
+export type FleetHealth = 'online' | 'degraded' | 'offline' | 'pending';
 export interface Site {
   id: string;
   name: string;
@@ -48,6 +53,8 @@ export interface Site {
     regionId: string | null;
     gatewayId: string | null;
   };
+  /** The same rule as the counts of `/sites/summary`. */
+  health: FleetHealth;
   createdAt: string;
   updatedAt: string;
 }

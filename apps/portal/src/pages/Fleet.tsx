@@ -15,12 +15,12 @@ import {
 import { useDebouncedValue } from '@mantine/hooks';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { api, errorText, type Page, type Site } from '../api';
+import { api, errorText, type FleetHealth, type Page, type Site } from '../api';
 import { usePlatformNames } from '../names';
 import { Link } from '../router';
 import { tenantPath, useSession } from '../session';
 import { useTenantEvents } from '../realtime';
-import { ago, siteState, STATE_COLOR, type SiteState } from '../util';
+import { ago, STATE_COLOR } from '../util';
 
 const PAGE = 200;
 const ROW = 48;
@@ -74,10 +74,19 @@ interface ListState {
   error: string | null;
 }
 
-function useSiteList(tenantId: string, filters: { q: string; tag: string; online: string }, tick: number) {
+type HealthFilter = FleetHealth | 'all';
+const HEALTH_FILTERS: { value: HealthFilter; label: string }[] = [
+  { value: 'all', label: 'All' },
+  { value: 'online', label: 'Online' },
+  { value: 'degraded', label: 'Degraded' },
+  { value: 'offline', label: 'Offline' },
+  { value: 'pending', label: 'Pending' },
+];
+
+function useSiteList(tenantId: string, filters: { q: string; tag: string; health: HealthFilter }, tick: number) {
   const [state, setState] = useState<ListState>({ items: [], cursor: null, done: false, loading: true, error: null });
   const inflight = useRef<AbortController | null>(null);
-  const key = `${tenantId}|${filters.q}|${filters.tag}|${filters.online}|${tick}`;
+  const key = `${tenantId}|${filters.q}|${filters.tag}|${filters.health}|${tick}`;
   const keyRef = useRef(key);
   keyRef.current = key;
 
@@ -100,7 +109,7 @@ function useSiteList(tenantId: string, filters: { q: string; tag: string; online
             cursor,
             q: filters.q.trim() || undefined,
             tag: filters.tag.trim() || undefined,
-            online: filters.online === 'all' ? undefined : filters.online === 'online' ? 'true' : 'false',
+            health: filters.health === 'all' ? undefined : filters.health,
           },
           signal: ac.signal,
         });
@@ -118,7 +127,7 @@ function useSiteList(tenantId: string, filters: { q: string; tag: string; online
       }
     },
     // eslint wants every value; `key` covers all of them
-    [key, tenantId, filters.q, filters.tag, filters.online],
+    [key, tenantId, filters.q, filters.tag, filters.health],
   );
 
   useEffect(() => {
@@ -129,14 +138,22 @@ function useSiteList(tenantId: string, filters: { q: string; tag: string; online
   const more = useCallback(() => {
     if (!state.loading && !state.done && state.cursor && !state.error) void fetchPage(state.cursor, false);
   }, [state, fetchPage]);
-  /** Live changes: replace, drop or (when the whole list is loaded) add one site. */
-  const put = useCallback((site: Site) => {
-    setState((s) => {
-      const i = s.items.findIndex((x) => x.id === site.id);
-      if (i >= 0) return { ...s, items: s.items.map((x) => (x.id === site.id ? site : x)) };
-      return s.done ? { ...s, items: [...s.items, site] } : s;
-    });
-  }, []);
+  /**
+   * Live changes: replace, drop or (when the whole list is loaded and it passes the status
+   * filter) add one site. A listed site whose health changes stays, with its new badge, until
+   * the next reload.
+   */
+  const health = filters.health;
+  const put = useCallback(
+    (site: Site) => {
+      setState((s) => {
+        const i = s.items.findIndex((x) => x.id === site.id);
+        if (i >= 0) return { ...s, items: s.items.map((x) => (x.id === site.id ? site : x)) };
+        return s.done && (health === 'all' || site.health === health) ? { ...s, items: [...s.items, site] } : s;
+      });
+    },
+    [health],
+  );
   const patch = useCallback((id: string, fn: (site: Site) => Site) => {
     setState((s) =>
       s.items.some((x) => x.id === id) ? { ...s, items: s.items.map((x) => (x.id === id ? fn(x) : x)) } : s,
@@ -170,29 +187,25 @@ export function FleetPage() {
   const { tenant, me, can } = useSession();
   const [q, setQ] = useState('');
   const [tag, setTag] = useState('');
-  const [online, setOnline] = useState('all');
+  const [health, setHealth] = useState<HealthFilter>('all');
   const [tick, setTick] = useState(0);
   const [dq] = useDebouncedValue(q, 300);
   const [dtag] = useDebouncedValue(tag, 300);
   const { summary, error: countError, soon } = useFleetSummary(tenant.id, tick);
-  const list = useSiteList(tenant.id, { q: dq, tag: dtag, online }, tick);
+  const list = useSiteList(tenant.id, { q: dq, tag: dtag, health }, tick);
   const names = usePlatformNames(me.platformOperator);
   const regionNames = new Map(summary?.regions.map((r) => [r.regionId ?? '', r.regionName]) ?? []);
   const regionLabel = (id: string | null) => (id && regionNames.get(id)) || names.region(id);
-  // Health as the last live event said (degraded is not in the list's REST answer).
-  const [health, setHealth] = useState<Map<string, SiteState | 'degraded'>>(new Map());
   const { put, patch, remove } = list;
-  // A reload (refresh button, resync) reads fresh rows: forget what events said before.
-  useEffect(() => setHealth(new Map()), [tick]);
 
   useTenantEvents(
     (e) => {
       if (e.type === 'site.status') {
         const d = e.data;
         const h = d.health ?? (d.online ? 'online' : 'offline');
-        setHealth((m) => new Map(m).set(d.siteId, h));
         patch(d.siteId, (s) => ({
           ...s,
+          health: h,
           status: {
             ...s.status,
             online: d.online,
@@ -283,15 +296,12 @@ export function FleetPage() {
           <Text component="span" size="sm" fw={500} id="status-filter" display="block" mb={4}>
             Status
           </Text>
+          {/* Radio inputs underneath: Tab reaches the group, arrow keys choose. */}
           <SegmentedControl
             aria-labelledby="status-filter"
-            value={online}
-            onChange={setOnline}
-            data={[
-              { value: 'all', label: 'All' },
-              { value: 'online', label: 'Online' },
-              { value: 'offline', label: 'Offline' },
-            ]}
+            value={health}
+            onChange={(v) => setHealth(v as HealthFilter)}
+            data={HEALTH_FILTERS}
           />
         </div>
       </Group>
@@ -341,7 +351,7 @@ export function FleetPage() {
                       </Group>
                     </div>
                   );
-                const st = health.get(s.id) ?? siteState(s);
+                const st = s.health;
                 return (
                   <div key={s.id} style={style} role="listitem">
                     <Link href={tenantPath(tenant, `/sites/${s.id}`)} className="site-row" style={{ height: ROW }}>
