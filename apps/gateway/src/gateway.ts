@@ -35,6 +35,8 @@ export interface GatewayOptions {
   readonly latencyIntervalMs?: number;
   /** Real openvpn: run it under this command prefix (e.g. `ip netns exec <ns>`; tests). */
   readonly openvpnPrefix?: readonly string[];
+  /** Shutdown: how long relayed calls in flight may take to finish (default 5 s). */
+  readonly shutdownGraceMs?: number;
 }
 
 export interface Gateway {
@@ -48,8 +50,16 @@ export interface Gateway {
   readonly runtime: OpenVpnRuntime;
   readonly pki: GatewayPki;
   readonly linkUrl: string;
+  /** Orderly shutdown (relayed streams ended, calls drained, connections, pool, openvpn). */
   close(): Promise<void>;
+  /**
+   * Takes SIGTERM/SIGINT over from Nest's shutdown hooks: the first one runs `close` and
+   * exits 0 (1 if it fails or outlasts `limitMs`); later ones are ignored.
+   */
+  exitOnSignals(close: () => Promise<void>, limitMs?: number): void;
 }
+
+const EXIT_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
 function readIdentity(file: string): GatewayIdentity | undefined {
   try {
@@ -251,9 +261,14 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     },
   ];
   let stopParts: () => Promise<void> = () => Promise.resolve();
+  const before = new Map(EXIT_SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
   const app = await createHttpApp(
     GatewayModule.register({ checks, registry: o.registry, shutdown: () => stopParts() }),
     { logger: log },
+  );
+  // Nest's own signal handlers (enableShutdownHooks): replaced by exitOnSignals() in the process
+  const nestSignalHandlers = EXIT_SIGNALS.flatMap((s) =>
+    process.listeners(s).flatMap((l) => (before.get(s)!.has(l) ? [] : [{ signal: s, listener: l }])),
   );
   relay.register(app.getHttpAdapter().getInstance());
   await app.init();
@@ -286,8 +301,25 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const hbTimer = setInterval(() => void heartbeat(), o.heartbeatIntervalMs ?? 30_000);
   telemetry.start();
 
+  const server = app.getHttpAdapter().getInstance().server;
+  /** Stop accepting, end relayed streams, let calls finish within the grace, close connections. */
+  const stopHttp = async (): Promise<void> => {
+    if (server.listening) server.close(); // Fastify's own close later ignores ERR_SERVER_NOT_RUNNING
+    const graceMs = o.shutdownGraceMs ?? 5000;
+    const finished = await relay.drain(graceMs);
+    if (finished) server.closeIdleConnections();
+    else {
+      log.warn({ graceMs }, 'relayed calls still running after the shutdown grace: closing their connections');
+      server.closeAllConnections();
+    }
+    // keep-alive connections that finish a response from now on
+    server.closeIdleConnections();
+  };
+
   let stopping: Promise<void> | undefined;
   const doStop = async (): Promise<void> => {
+    log.info('gateway stopping: relayed streams end, calls in flight get a grace period');
+    await stopHttp();
     clearInterval(hbTimer);
     directory.stop();
     tunnels.stop();
@@ -312,5 +344,29 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     pki,
     linkUrl,
     close: () => app.close(),
+    exitOnSignals(close, limitMs = 9000) {
+      for (const { signal, listener } of nestSignalHandlers) process.off(signal, listener);
+      let received = false;
+      const onSignal = (signal: NodeJS.Signals): void => {
+        if (received) {
+          log.warn({ signal }, 'already stopping');
+          return;
+        }
+        received = true;
+        log.info({ signal }, 'signal received: stopping the gateway');
+        setTimeout(() => {
+          log.error({ limitMs }, 'the gateway did not stop in time: exiting');
+          process.exit(1);
+        }, limitMs).unref();
+        close().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            log.error({ err }, 'gateway shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      for (const s of EXIT_SIGNALS) process.on(s, onSignal);
+    },
   };
 }

@@ -37,6 +37,8 @@ async function main(): Promise<void> {
     await close();
     redis.disconnect();
   };
+  // SIGTERM/SIGINT: streams ended, calls drained (5 s), connections, pool, openvpn, Redis; exit 0
+  gw.exitOnSignals(() => gw.app.close());
   await gw.app.listen(config.GATEWAY_PORT, config.GATEWAY_HOST);
   logger.info(
     {

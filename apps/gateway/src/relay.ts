@@ -82,6 +82,10 @@ interface SiteLane {
 export class Relay {
   private readonly lanes = new Map<string, SiteLane>();
   private readonly sweeper: NodeJS.Timeout;
+  /** Relayed requests being handled, and the streams among them (aborted by drain()). */
+  private readonly handling = new Set<Promise<unknown>>();
+  private readonly streams = new Set<AbortController>();
+  private draining = false;
   readonly counters = { calls: 0, streams: 0, errors: 0, connects: 0 };
 
   constructor(private readonly o: RelayOptions) {
@@ -91,10 +95,48 @@ export class Relay {
 
   register(fastify: FastifyInstance): void {
     // Per-call request logs would cost more than the call at 1,000/s: errors still log.
-    fastify.post('/internal/v1/sites/:siteId/call', { logLevel: 'warn' }, (req, reply) => this.handleCall(req, reply));
-    fastify.post('/internal/v1/sites/:siteId/stream', { logLevel: 'warn' }, (req, reply) =>
-      this.handleStream(req, reply),
+    fastify.post('/internal/v1/sites/:siteId/call', { logLevel: 'warn' }, (req, reply) =>
+      this.track(this.handleCall(req, reply)),
     );
+    fastify.post('/internal/v1/sites/:siteId/stream', { logLevel: 'warn' }, (req, reply) =>
+      this.track(this.handleStream(req, reply)),
+    );
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.handling.add(p);
+    p.then(
+      () => this.handling.delete(p),
+      () => this.handling.delete(p),
+    );
+    return p;
+  }
+
+  /**
+   * Shutdown: refuses new relayed requests (503), ends every stream (its command is cancelled
+   * on the router with /cancel and its NDJSON response ends cleanly) and waits up to `graceMs`
+   * for calls in flight. True when every relayed request finished in time.
+   */
+  async drain(graceMs: number): Promise<boolean> {
+    this.draining = true;
+    for (const s of this.streams) s.abort();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), graceMs);
+    });
+    try {
+      return await Promise.race([Promise.allSettled([...this.handling]).then(() => true), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private stopping(reply: FastifyReply): FastifyReply | undefined {
+    if (!this.draining) return undefined;
+    return reply
+      .code(503)
+      .header('connection', 'close')
+      .send({ error: { code: 'gateway_stopping', message: 'the gateway is shutting down' } });
   }
 
   async close(): Promise<void> {
@@ -134,6 +176,8 @@ export class Relay {
 
   private async handleCall(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     if (!this.authorized(req)) return reply.code(401).send({ error: { code: 'unauthorized', message: 'bad token' } });
+    const refused = this.stopping(reply);
+    if (refused) return refused;
     const p = this.parse(req);
     if (p instanceof RelayFailure) return this.fail(reply, p.code, p.message);
     try {
@@ -148,6 +192,8 @@ export class Relay {
   /** NDJSON rows until the caller goes away (or the router ends the command). */
   private async handleStream(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     if (!this.authorized(req)) return reply.code(401).send({ error: { code: 'unauthorized', message: 'bad token' } });
+    const refused = this.stopping(reply);
+    if (refused) return refused;
     const p = this.parse(req);
     if (p instanceof RelayFailure) return this.fail(reply, p.code, p.message);
     const { siteId, body } = p;
@@ -162,7 +208,14 @@ export class Relay {
     this.counters.streams++;
     const abort = new AbortController();
     // the response's close (not the request's: that fires once the body is read) = the caller hung up
-    reply.raw.once('close', () => abort.abort());
+    let hungUp = false;
+    reply.raw.once('close', () => {
+      hungUp = true;
+      abort.abort();
+    });
+    // a shutdown that began while this stream connected to the router
+    if (this.draining) abort.abort();
+    this.streams.add(abort);
     reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     try {
       const stream = client.stream(body.command, body.attributes, {
@@ -170,15 +223,28 @@ export class Relay {
         ...(body.proplist ? { proplist: body.proplist } : {}),
       });
       for await (const row of stream) {
-        if (!reply.raw.write(`${JSON.stringify(row)}\n`)) await new Promise((r) => reply.raw.once('drain', r));
+        if (!reply.raw.write(`${JSON.stringify(row)}\n`))
+          await new Promise<void>((r) => {
+            reply.raw.once('drain', r);
+            abort.signal.addEventListener('abort', () => r(), { once: true });
+          });
+        if (abort.signal.aborted) break;
       }
     } catch (err) {
       if (!(err instanceof RouterOsAbortError) && !abort.signal.aborted) {
         const f = toFailure(err);
         reply.raw.write(`${JSON.stringify({ error: { code: f.code, message: f.message } })}\n`);
       }
+    } finally {
+      this.streams.delete(abort);
     }
-    reply.raw.end();
+    if (hungUp) reply.raw.end();
+    else
+      // settles once the last chunk is handed to the socket (a shutdown closes it next)
+      await new Promise<void>((r) => {
+        reply.raw.once('close', r);
+        reply.raw.end(() => r());
+      });
     return reply;
   }
 
