@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { loadGatewayConfig } from '@backplane/config';
 import { createLogger, createMetricsRegistry } from '@backplane/observability';
-import { testSettings, type FakeOpenVpnServer } from '@backplane/testing';
+import { testSettings, type FakeOpenVpnServer, until } from '@backplane/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRouter, type SimRouter } from '../../apps/routeros-sim/src';
@@ -17,15 +17,6 @@ import { freePort, startControlPlane, type ControlPlane, type TestSite } from '.
  * the fake openvpn management server standing in for openvpn and simulated routers on
  * loopback standing in for the far end of each tunnel.
  */
-async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number, what: string) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('gateway with the fake openvpn server', () => {
   let cp: ControlPlane;

@@ -4,7 +4,7 @@ import { createConnection, createServer, type AddressInfo, type Server, type Soc
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gatewayKey, type GatewayLinkRecord } from '@backplane/contracts';
-import { testSettings } from '@backplane/testing';
+import { testSettings, until } from '@backplane/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRouter, type SimRouter } from '../../apps/routeros-sim/src';
@@ -67,16 +67,6 @@ function recordingProxy(target: number): Promise<{ server: Server; port: number;
       r({ server, port: (server.address() as AddressInfo).port, sent: () => Buffer.concat(chunks).toString('latin1') }),
     ),
   );
-}
-
-async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number, what: string) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('gateway shutdown', () => {

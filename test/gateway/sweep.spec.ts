@@ -16,22 +16,12 @@ import { loadGatewayConfig } from '@backplane/config';
 import type { SiteStatusData, TenantEvent } from '@backplane/contracts';
 import { createLogger, createMetricsRegistry } from '@backplane/observability';
 import { realtimeKeys, replaySince } from '@backplane/realtime';
-import { testSettings, type FakeOpenVpnServer } from '@backplane/testing';
+import { testSettings, type FakeOpenVpnServer, until } from '@backplane/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewaySweep } from '../../apps/api/src/gateway-link/gateway-sweep';
 import { startGateway, type Gateway } from '../../apps/gateway/src/gateway';
 import { freePort, startControlPlane, type ControlPlane, type TestSite } from './control-plane';
-
-async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number, what: string) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('offline sweep and region health', () => {
   let cp: ControlPlane;

@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportWithoutHeader } from '@backplane/jobs';
+import { until } from '@backplane/testing';
 import { runScript, startRouter, type SimRouter } from '../../apps/routeros-sim/src';
 import { bootstrap, startApi, type Harness } from '../api/harness';
 import { freePort } from '../gateway/control-plane';
@@ -179,16 +180,6 @@ const exportOf = async (site: string) => {
   expect(res.error).toBeUndefined();
   return exportWithoutHeader(res.output.join('\n'));
 };
-
-async function until<T>(fn: () => Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Exactly one terminal state, each step done at most once, timestamps in order. */
 async function expectCleanEnd(id: string, state = 'succeeded') {

@@ -16,7 +16,7 @@ import { Keyring } from '@backplane/crypto';
 import { connectionFromUrl } from '@backplane/jobs';
 import { createLogger, createMetricsRegistry } from '@backplane/observability';
 import { RealtimePublisher } from '@backplane/realtime';
-import { testSettings, type FakeOpenVpnServer } from '@backplane/testing';
+import { testSettings, type FakeOpenVpnServer, until } from '@backplane/testing';
 import { Redis } from 'ioredis';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,16 +27,6 @@ import { JobRunner } from '../../apps/worker/src/jobs/runner';
 import { bootstrap, login, PASSWORD, startApi, type Harness } from '../api/harness';
 import { freePort } from '../gateway/control-plane';
 import { ensurePortalBuilt, launchBrowser, ok, shot, signIn, signOut, type Browser } from './browser';
-
-async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number, what: string) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const quiet = () =>
   createLogger({

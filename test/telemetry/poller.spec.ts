@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadGatewayConfig } from '@backplane/config';
 import { createLogger, createMetricsRegistry } from '@backplane/observability';
-import { testSettings, type FakeOpenVpnServer } from '@backplane/testing';
+import { testSettings, type FakeOpenVpnServer, until } from '@backplane/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRouter, type SimRouter } from '../../apps/routeros-sim/src';
@@ -16,15 +16,6 @@ import { freePort, startControlPlane, type ControlPlane, type TestSite } from '.
  * the fake openvpn management server, simulated routers standing in for the far end of each
  * tunnel, TELEMETRY_INTERVAL=1.
  */
-async function until<T>(fn: () => Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface RawRow {
   at: Date;
