@@ -29,6 +29,10 @@ interface Fake {
   sockets: Socket[];
   resumes: number[];
   tokens: string[];
+  /** `siteId:stream` of every subscribe the server saw, accepted or not. */
+  subscribes: string[];
+  /** Sites whose streams the server refuses (as for a site of another tenant). */
+  refuse: Set<string>;
   close(): Promise<void>;
 }
 
@@ -41,6 +45,8 @@ async function fakeServer(): Promise<Fake> {
     sockets: [],
     resumes: [],
     tokens: [],
+    subscribes: [],
+    refuse: new Set(),
     close: () => io.close().then(() => undefined),
   };
   const replay = (s: Socket, after: number) => {
@@ -53,6 +59,10 @@ async function fakeServer(): Promise<Fake> {
     f.tokens.push(auth.token);
     f.sockets.push(s);
     if (auth.lastSeq !== undefined) replay(s, auth.lastSeq);
+    s.on('subscribe', (req: { siteId: string; stream: string }, ack: (r: unknown) => void) => {
+      f.subscribes.push(`${req.siteId}:${req.stream}`);
+      ack(f.refuse.has(req.siteId) ? { ok: false, error: 'site not found' } : { ok: true, data: null });
+    });
     s.on('resume', (req: { lastSeq: number }, ack: (r: unknown) => void) => {
       f.resumes.push(req.lastSeq);
       replay(s, req.lastSeq);
@@ -114,6 +124,18 @@ describe('RealtimeClient', () => {
     s.emit('event', f.log[4]!);
     await until(() => applied.length === 5, 'next live event');
     expect(applied).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('subscribes again after a reconnect, but not to a stream the server refused', async () => {
+    const { f, rt } = await setup();
+    f.refuse.add('gone');
+    await rt.subscribe('kept', 'traffic');
+    await expect(rt.subscribe('gone', 'logs')).rejects.toThrow('site not found');
+    rt.socket.disconnect();
+    rt.socket.connect();
+    await until(() => f.subscribes.length >= 3, 're-subscribe');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(f.subscribes).toEqual(['kept:traffic', 'gone:logs', 'kept:traffic']);
   });
 
   it('sends its lastSeq and a fresh token on reconnect, and reports resync when the log is gone', async () => {

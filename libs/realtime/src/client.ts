@@ -87,8 +87,8 @@ export class RealtimeClient {
     });
     this.socket.on('connect', () => {
       // Site streams are per connection: subscribe again after a reconnect.
-      for (const s of this.subscriptions.values())
-        this.emitSubscribe(s.siteId, s.stream, s.iface).catch(() => undefined); // refused now: the site is gone
+      for (const [key, s] of this.subscriptions)
+        this.emitSubscribe(s.siteId, s.stream, s.iface).catch(() => this.forget(key, s)); // refused now: the site is gone
     });
     this.socket.on('disconnect', (reason) => {
       // The server ends a socket whose token expired: reconnect, asking for a fresh token.
@@ -141,8 +141,18 @@ export class RealtimeClient {
 
   /** Starts a site stream; resolves when the server accepted it (rejects with its message). */
   subscribe(siteId: string, stream: SiteStreamKind, iface?: string): Promise<void> {
-    this.subscriptions.set(`${siteId}:${stream}`, { siteId, stream, ...(iface ? { iface } : {}) });
-    return this.emitSubscribe(siteId, stream, iface);
+    const key = `${siteId}:${stream}`;
+    const entry = { siteId, stream, ...(iface ? { iface } : {}) };
+    this.subscriptions.set(key, entry);
+    return this.emitSubscribe(siteId, stream, iface).catch((err: unknown) => {
+      this.forget(key, entry); // refused (no access, too many): not worth asking again after a reconnect
+      throw err;
+    });
+  }
+
+  /** Drops a subscription unless a newer subscribe of the same stream replaced it. */
+  private forget(key: string, entry: object): void {
+    if (this.subscriptions.get(key) === entry) this.subscriptions.delete(key);
   }
 
   unsubscribe(siteId: string, stream: SiteStreamKind): Promise<void> {
