@@ -119,6 +119,23 @@ describe('realtime revocation and caps', () => {
     expect(await b.refused()).toMatchObject({ message: 'session ended; sign in again' });
   });
 
+  it('a refresh token used twice ends its session, and that session loses its sockets', async () => {
+    const m = await member('viewer');
+    const signedIn = await cp.h.call('POST', '/api/v1/auth/login', { body: { email: m.email, password: PASSWORD } });
+    expect(signedIn.status).toBe(200);
+    const c = open(cp.url, cp.tenantId, signedIn.body.accessToken as string);
+    const other = open(cp.url, cp.tenantId, m.token); // another session of the same user
+    await Promise.all([c.connected(), other.connected()]);
+    await sleep(100);
+    const refreshToken = signedIn.body.refreshToken as string;
+    expect((await cp.h.call('POST', '/api/v1/auth/refresh', { body: { refreshToken } })).status).toBe(200);
+    const replayed = await cp.h.call('POST', '/api/v1/auth/refresh', { body: { refreshToken } });
+    expect(replayed.status).toBe(401);
+    await until(() => c.disconnects.length > 0, 2000, 'the socket of the reused session to be disconnected');
+    expect(await c.refused()).toMatchObject({ message: 'session ended; sign in again' });
+    expect(other.disconnects).toEqual([]);
+  });
+
   it(`refuses the ${MAX_SUBSCRIPTIONS_PER_SOCKET + 1}st site-stream subscription of one socket`, async () => {
     expect(MAX_SUBSCRIPTIONS_PER_SOCKET).toBe(20);
     const sites: string[] = [];

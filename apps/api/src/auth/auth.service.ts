@@ -145,42 +145,46 @@ export class AuthService {
   async refresh(refreshToken: string): Promise<TokenPair> {
     const hash = this.tokens.hash(refreshToken);
     // The revocation on reuse must commit, so the transaction returns instead of throwing.
-    const result = await this.deps.db.inPlatform(async (tx): Promise<TokenPair | 'invalid' | 'reused'> => {
-      const found = await this.sessions.consumeRefreshToken(tx, hash);
-      if (!found || found.outcome === 'dead') return 'invalid';
-      if (found.outcome === 'reused') {
-        await this.sessions.revoke(tx, found.sessionId, 'refresh_token_reuse');
-        await this.audit.record(
-          tx,
-          {
-            actorType: 'system',
-            actorId: null,
-            actorLabel: 'refresh token reuse detection',
-            sourceIp: null,
-            requestId: currentCorrelationId() ?? null,
-          },
-          {
-            action: 'session.revoked',
-            targetType: 'session',
-            targetId: found.sessionId,
-            after: { reason: 'refresh_token_reuse', userId: found.userId },
-          },
-        );
-        return 'reused';
-      }
-      const user = await this.users.byId(tx, found.userId);
-      if (!user || user.disabled) return 'invalid';
-      const next = newSecret('bpr');
-      await this.sessions.addRefreshToken(tx, found.sessionId, this.tokens.hash(next));
-      return {
-        tokenType: 'Bearer',
-        accessToken: await this.tokens.signAccess({ userId: user.id, sessionId: found.sessionId }),
-        expiresIn: this.tokens.accessTtl,
-        refreshToken: next,
-      };
-    });
-    if (result === 'reused') {
+    const result = await this.deps.db.inPlatform(
+      async (tx): Promise<TokenPair | 'invalid' | { readonly reusedSession: string }> => {
+        const found = await this.sessions.consumeRefreshToken(tx, hash);
+        if (!found || found.outcome === 'dead') return 'invalid';
+        if (found.outcome === 'reused') {
+          await this.sessions.revoke(tx, found.sessionId, 'refresh_token_reuse');
+          await this.audit.record(
+            tx,
+            {
+              actorType: 'system',
+              actorId: null,
+              actorLabel: 'refresh token reuse detection',
+              sourceIp: null,
+              requestId: currentCorrelationId() ?? null,
+            },
+            {
+              action: 'session.revoked',
+              targetType: 'session',
+              targetId: found.sessionId,
+              after: { reason: 'refresh_token_reuse', userId: found.userId },
+            },
+          );
+          return { reusedSession: found.sessionId };
+        }
+        const user = await this.users.byId(tx, found.userId);
+        if (!user || user.disabled) return 'invalid';
+        const next = newSecret('bpr');
+        await this.sessions.addRefreshToken(tx, found.sessionId, this.tokens.hash(next));
+        return {
+          tokenType: 'Bearer',
+          accessToken: await this.tokens.signAccess({ userId: user.id, sessionId: found.sessionId }),
+          expiresIn: this.tokens.accessTtl,
+          refreshToken: next,
+        };
+      },
+    );
+    if (result !== 'invalid' && 'reusedSession' in result) {
       this.metrics.authFailures.inc({ reason: 'refresh_token_reuse' });
+      // Whoever holds the session (the thief or the owner) loses its live sockets too.
+      disconnectRealtime(this.deps.redis, this.deps.redisPrefix, sessionRoom(result.reusedSession));
       throw new ApiError('unauthorized', 'refresh token was already used; the session has been ended for safety');
     }
     if (result === 'invalid') {
