@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { PASSWORD } from '../api/harness';
+import { login, PASSWORD, type Harness } from '../api/harness';
 
 export const ROOT = resolve(__dirname, '../..');
 const PORTAL = join(ROOT, 'apps/portal');
@@ -131,4 +131,38 @@ export const shot = (page: Page, name: string, fullPage = false) =>
 export function ok<T>(res: { status: number; body: T }, expected: number, what: string): T {
   if (res.status !== expected) throw new Error(`${what}: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body;
+}
+
+/**
+ * What the isolation and role tests of both browser suites need: a viewer in tenant A
+ * (`viewer@msp-a.test`) and a second tenant "MSP B" with one site of its own.
+ */
+export async function seedViewerAndTenantB(
+  h: Harness,
+  ownerToken: string,
+  tenantA: string,
+): Promise<{ tenantB: string; siteB: string }> {
+  ok(
+    await h.call('POST', `/api/v1/tenants/${tenantA}/members`, {
+      token: ownerToken,
+      body: { email: 'viewer@msp-a.test', role: 'viewer', displayName: 'Vera Viewer', password: PASSWORD },
+    }),
+    201,
+    'viewer',
+  );
+  const tb = ok(
+    await h.call('POST', '/api/v1/tenants', {
+      token: ownerToken,
+      body: { slug: 'msp-b', name: 'MSP B', owner: { email: 'owner@msp-b.test', password: PASSWORD } },
+    }),
+    201,
+    'tenant B',
+  ) as { id: string };
+  const tokenB = await login(h, 'owner@msp-b.test');
+  const site = ok(
+    await h.call('POST', `/api/v1/tenants/${tb.id}/sites`, { token: tokenB, body: { name: 'Bergen Harbour' } }),
+    201,
+    'site B',
+  ) as { id: string };
+  return { tenantB: tb.id, siteB: site.id };
 }

@@ -24,9 +24,18 @@ import { startGateway, type Gateway } from '../../apps/gateway/src/gateway';
 import { runScript, startRouter, type SimRouter } from '../../apps/routeros-sim/src';
 import { RelayChannel } from '../../apps/worker/src/jobs/channel';
 import { JobRunner } from '../../apps/worker/src/jobs/runner';
-import { bootstrap, login, PASSWORD, startApi, type Harness } from '../api/harness';
+import { bootstrap, login, startApi, type Harness } from '../api/harness';
 import { freePort } from '../gateway/control-plane';
-import { ensurePortalBuilt, launchBrowser, ok, shot, signIn, signOut, type Browser } from './browser';
+import {
+  ensurePortalBuilt,
+  launchBrowser,
+  ok,
+  seedViewerAndTenantB,
+  shot,
+  signIn,
+  signOut,
+  type Browser,
+} from './browser';
 
 const quiet = () =>
   createLogger({
@@ -156,28 +165,7 @@ describe('portal against api, worker, gateway and simulated routers', () => {
     runner.start();
 
     // A viewer in A; tenant B with one site of its own.
-    ok(
-      await h.call('POST', `/api/v1/tenants/${world.tenantA}/members`, {
-        token: boot.token,
-        body: { email: 'viewer@msp-a.test', role: 'viewer', displayName: 'Vera Viewer', password: PASSWORD },
-      }),
-      201,
-      'viewer',
-    );
-    const tb = ok(
-      await h.call('POST', '/api/v1/tenants', {
-        token: boot.token,
-        body: { slug: 'msp-b', name: 'MSP B', owner: { email: 'owner@msp-b.test', password: PASSWORD } },
-      }),
-      201,
-      'tenant B',
-    );
-    const tokenB = await login(h, 'owner@msp-b.test');
-    world.siteB = ok(
-      await h.call('POST', `/api/v1/tenants/${tb.id}/sites`, { token: tokenB, body: { name: 'Bergen Harbour' } }),
-      201,
-      'site B',
-    ).id;
+    world.siteB = (await seedViewerAndTenantB(h, boot.token, world.tenantA)).siteB;
 
     browser = await launchBrowser();
     page = browser.page;

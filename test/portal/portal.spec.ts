@@ -8,6 +8,7 @@ import {
   ensurePortalBuilt,
   launchBrowser,
   ok,
+  seedViewerAndTenantB,
   shot as saveShot,
   signIn as signInAs,
   signOut as signOutOf,
@@ -95,14 +96,9 @@ describe('tenant portal in a real browser', () => {
       `UPDATE sites SET online = true, last_seen_at = now(), routeros_version = '7.18.2', board = 'hAP ax3', region_id = $2 WHERE id = $1`,
       [oslo.id, region.id],
     );
-    ok(
-      await h.call('POST', `/api/v1/tenants/${world.tenantA}/members`, {
-        token: boot.token,
-        body: { email: 'viewer@msp-a.test', role: 'viewer', displayName: 'Vera Viewer', password: PASSWORD },
-      }),
-      201,
-      'viewer',
-    );
+    const b = await seedViewerAndTenantB(h, boot.token, world.tenantA);
+    world.tenantB = b.tenantB;
+    world.siteB = b.siteB;
     world.viewerToken = await login(h, 'viewer@msp-a.test');
     ok(
       await h.call('POST', `/api/v1/tenants/${world.tenantA}/members`, {
@@ -130,22 +126,6 @@ describe('tenant portal in a real browser', () => {
       201,
       'key',
     );
-    const tb = ok(
-      await h.call('POST', '/api/v1/tenants', {
-        token: boot.token,
-        body: { slug: 'msp-b', name: 'MSP B', owner: { email: 'owner@msp-b.test', password: PASSWORD } },
-      }),
-      201,
-      'tenant B',
-    );
-    world.tenantB = tb.id;
-    const tokenB = await login(h, 'owner@msp-b.test');
-    world.siteB = ok(
-      await h.call('POST', `/api/v1/tenants/${tb.id}/sites`, { token: tokenB, body: { name: 'Bergen Harbour' } }),
-      201,
-      'site B',
-    ).id;
-
     browser = await launchBrowser();
     page = browser.page;
   }, 180_000);
