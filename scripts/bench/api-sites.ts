@@ -3,16 +3,9 @@
  * another) against the real api on loopback, at a fixed request rate and flat out, next to
  * /healthz and /api/v1/me measured in the same run. Load generator: autocannon.
  */
-import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
-import { loadApiConfig } from '@backplane/config';
-import { Keyring } from '@backplane/crypto';
-import { createDataSource, Database } from '@backplane/db';
-import { createLogger, createMetricsRegistry } from '@backplane/observability';
-import { prepareScratchDatabase } from '@backplane/testing';
 import autocannon from 'autocannon';
-import { Redis } from 'ioredis';
-import { createApiApp } from '../../apps/api/src/app';
+import { startBenchApi } from './api-app';
 import type { BenchSection } from './types';
 
 const SITES = 10_000;
@@ -54,32 +47,12 @@ async function run(
 }
 
 export default async function bench(): Promise<BenchSection> {
-  const { tdb, redisUrl } = await prepareScratchDatabase();
-  const config = loadApiConfig({
-    DATABASE_URL: tdb.url,
-    REDIS_URL: redisUrl,
-    JWT_SIGNING_KEY: randomBytes(48).toString('base64url'),
-    ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
+  const api = await startBenchApi({
     API_RATE_LIMIT: '1000000',
     BOOTSTRAP_OWNER_EMAIL: 'bench@example.test',
     BOOTSTRAP_OWNER_PASSWORD: PASSWORD,
-    LOG_LEVEL: 'warn',
   });
-  const ds = createDataSource({ url: tdb.url, poolSize: config.DATABASE_POOL_SIZE });
-  await ds.initialize();
-  const redis = new Redis(redisUrl);
-  const prefix = `bpbench:${randomBytes(4).toString('hex')}:`;
-  const { app } = await createApiApp({
-    config,
-    secrets: { jwtSigningKey: config.JWT_SIGNING_KEY! },
-    keyring: new Keyring([{ id: 'bench', key: Buffer.from(config.ENCRYPTION_KEYS!.split(':')[1]!, 'base64') }]),
-    db: new Database(ds),
-    redis,
-    logger: createLogger({ app: 'api-bench', level: 'warn' }),
-    registry: createMetricsRegistry('api'),
-    checks: [],
-    redisPrefix: prefix,
-  });
+  const { app, ds, config } = api;
   await app.listen(0, '127.0.0.1');
   const base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
   try {
@@ -143,11 +116,6 @@ export default async function bench(): Promise<BenchSection> {
         `Load average at the end of the run: ${load} (2 cores shared with other work, so absolute numbers are noisy; compare rows within one run).`,
     };
   } finally {
-    await app.close();
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length) await redis.del(...keys);
-    redis.disconnect();
-    await ds.destroy();
-    await tdb.drop();
+    await api.close();
   }
 }

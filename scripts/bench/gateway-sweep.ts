@@ -5,17 +5,9 @@
  * lost (offline + tunnel event + realtime event each), next to an empty round (fixed cost)
  * measured in the same run.
  */
-import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
-import { loadApiConfig } from '@backplane/config';
 import { tunnelKey } from '@backplane/contracts';
-import { Keyring } from '@backplane/crypto';
-import { createDataSource, Database } from '@backplane/db';
-import { createLogger, createMetricsRegistry } from '@backplane/observability';
-import { prepareScratchDatabase } from '@backplane/testing';
-import { Redis } from 'ioredis';
-import { createApiApp } from '../../apps/api/src/app';
 import { GatewaySweep } from '../../apps/api/src/gateway-link/gateway-sweep';
+import { startBenchApi } from './api-app';
 import type { BenchSection } from './types';
 
 const SITES = 5_000;
@@ -27,32 +19,12 @@ function median(xs: number[]): number {
 }
 
 export default async function bench(): Promise<BenchSection> {
-  const { tdb, redisUrl } = await prepareScratchDatabase();
-  const config = loadApiConfig({
-    DATABASE_URL: tdb.url,
-    REDIS_URL: redisUrl,
-    JWT_SIGNING_KEY: randomBytes(48).toString('base64url'),
-    ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
+  const api = await startBenchApi(
     // the timers stay out of the way: the bench calls the sweep itself
-    GATEWAY_SWEEP_INTERVAL: '3600',
-    REGION_HEALTH_INTERVAL: '86400',
-    LOG_LEVEL: 'error',
-  });
-  const ds = createDataSource({ url: tdb.url, poolSize: config.DATABASE_POOL_SIZE });
-  await ds.initialize();
-  const redis = new Redis(redisUrl);
-  const prefix = `bpbench:${randomBytes(4).toString('hex')}:`;
-  const { app } = await createApiApp({
-    config,
-    secrets: { jwtSigningKey: config.JWT_SIGNING_KEY! },
-    keyring: new Keyring([{ id: 'bench', key: Buffer.from(config.ENCRYPTION_KEYS!.split(':')[1]!, 'base64') }]),
-    db: new Database(ds),
-    redis,
-    logger: createLogger({ app: 'bench', level: 'error', destination: new Writable({ write: (_c, _e, cb) => cb() }) }),
-    registry: createMetricsRegistry('api'),
-    checks: [],
-    redisPrefix: prefix,
-  });
+    { GATEWAY_SWEEP_INTERVAL: '3600', REGION_HEALTH_INTERVAL: '86400', LOG_LEVEL: 'error' },
+    { quiet: true },
+  );
+  const { app, ds, redis, prefix } = api;
   await app.init();
   const sweep = app.get(GatewaySweep, { strict: false });
   try {
@@ -119,11 +91,6 @@ export default async function bench(): Promise<BenchSection> {
       ].join('\n'),
     };
   } finally {
-    await app.close();
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length) await redis.del(...keys);
-    redis.disconnect();
-    await ds.destroy();
-    await tdb.drop();
+    await api.close();
   }
 }

@@ -12,19 +12,14 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadApiConfig } from '@backplane/config';
 import type { TelemetrySample } from '@backplane/contracts';
-import { Keyring } from '@backplane/crypto';
-import { createDataSource, Database } from '@backplane/db';
-import { createLogger, createMetricsRegistry } from '@backplane/observability';
+import { createLogger } from '@backplane/observability';
 import { RouterOsClient } from '@backplane/routeros';
-import { prepareScratchDatabase } from '@backplane/testing';
-import { Redis } from 'ioredis';
-import { createApiApp } from '../../apps/api/src/app';
 import { Relay } from '../../apps/gateway/src/relay';
 import { TelemetryPoller } from '../../apps/gateway/src/telemetry';
 import type { TunnelManager } from '../../apps/gateway/src/tunnels';
 import { fleetAddress } from '../../apps/routeros-sim/src';
+import { startBenchApi } from './api-app';
 import type { BenchSection } from './types';
 
 const SITES = Number(process.argv.find((a) => a.startsWith('--sites='))?.slice(8) ?? 1000);
@@ -174,34 +169,13 @@ const BATCHES = 40;
 const IFACES = 4;
 
 async function ingestRate(): Promise<{ httpRows: number; directRows: number; batch: number; ifaces: number }> {
-  const { tdb, redisUrl } = await prepareScratchDatabase();
   const password = 'bench password long enough';
-  const config = loadApiConfig({
-    DATABASE_URL: tdb.url,
-    REDIS_URL: redisUrl,
-    JWT_SIGNING_KEY: randomBytes(48).toString('base64url'),
-    ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
+  const api = await startBenchApi({
     API_RATE_LIMIT: '1000000',
     BOOTSTRAP_OWNER_EMAIL: 'bench@example.test',
     BOOTSTRAP_OWNER_PASSWORD: password,
-    LOG_LEVEL: 'warn',
   });
-  const ds = createDataSource({ url: tdb.url, poolSize: config.DATABASE_POOL_SIZE });
-  await ds.initialize();
-  const redis = new Redis(redisUrl);
-  const prefix = `bpbench:${randomBytes(4).toString('hex')}:`;
-  const db = new Database(ds);
-  const { app } = await createApiApp({
-    config,
-    secrets: { jwtSigningKey: config.JWT_SIGNING_KEY! },
-    keyring: new Keyring([{ id: 'bench', key: Buffer.from(config.ENCRYPTION_KEYS!.split(':')[1]!, 'base64') }]),
-    db,
-    redis,
-    logger: createLogger({ app: 'api-bench', level: 'warn' }),
-    registry: createMetricsRegistry('api'),
-    checks: [],
-    redisPrefix: prefix,
-  });
+  const { app, ds, db } = api;
   await app.listen(0, '127.0.0.1');
   const base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
   const call = async (
@@ -305,10 +279,7 @@ async function ingestRate(): Promise<{ httpRows: number; directRows: number; bat
     const httpRows = await http();
     return { httpRows, directRows, batch: BATCH, ifaces: IFACES };
   } finally {
-    await app.close();
-    redis.disconnect();
-    await ds.destroy();
-    await tdb.drop();
+    await api.close();
   }
 }
 
