@@ -30,6 +30,7 @@ import { GatewayLinkModule } from './gateway-link/gateway-link.module';
 import { JobsModule } from './jobs/jobs.module';
 import { OnboardingModule } from './onboarding/onboarding.module';
 import { PortalModule } from './portal/portal.module';
+import { RealtimePublisherModule } from './realtime/publisher.module';
 import { RealtimeServer } from './realtime/realtime.server';
 import { GatewayLinkController, RegionsController, RegionsService } from './regions/regions.controller';
 import { SitesController } from './sites/sites.controller';
@@ -82,6 +83,7 @@ export class ApiModule {
       module: ApiModule,
       imports: [
         OpsModule.register({ checks: deps.checks, registry: deps.registry }),
+        RealtimePublisherModule.register(deps),
         GatewayLinkModule.register(deps),
         OnboardingModule.register(deps),
         JobsModule.register(deps),

@@ -5,7 +5,7 @@
  *   const rt = new RealtimePublisher({ redis, prefix: 'bp:' });
  *   await rt.publish(tenantId, { type: 'site.status', data: { siteId, online: true } });
  *   rt.emitSite(siteId, 'telemetry', sample);
- *   disconnectRealtime(redis, 'bp:', userRoom(userId)); // after a revocation committed
+ *   rt.disconnect(userRoom(userId)); // after a revocation committed
  *
  * And the client side: `RealtimeClient` (client.ts, browser-safe: the portal imports that
  * file directly) keeps lastSeq, fills gaps with `resume` and reports `resync`.
@@ -14,7 +14,6 @@ export {
   apiKeyRoom,
   classifySeq,
   DEFAULT_BACKLOG,
-  disconnectRealtime,
   RealtimePublisher,
   realtimeKeys,
   replaySince,

@@ -106,16 +106,6 @@ export const sessionRoom = (sessionId: string): string => `session:${sessionId}`
 /** Every realtime socket authenticated by one API key joins this room. */
 export const apiKeyRoom = (apiKeyId: string): string => `apikey:${apiKeyId}`;
 
-/**
- * Ends the realtime sockets in `room` (`userRoom`, `sessionRoom`, `apiKeyRoom`) on every api
- * replica. Call it after the change that revokes access has committed (membership removed,
- * role changed, password changed, signed out, API key revoked): the client reconnects and
- * the handshake checks it again, instead of it receiving events until its token expires.
- */
-export function disconnectRealtime(redis: Redis, prefix: string, room: string): void {
-  new RealtimePublisher({ redis, prefix }).disconnect(room);
-}
-
 export type Replay =
   | { readonly kind: 'events'; readonly events: readonly TenantEvent[] }
   | { readonly kind: 'resync'; readonly seq: number };

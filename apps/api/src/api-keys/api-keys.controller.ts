@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Injectable, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ApiKeysRepository, type ApiKeyRow, type PageRequest } from '@backplane/db';
-import { apiKeyRoom, disconnectRealtime } from '@backplane/realtime';
+import { apiKeyRoom, RealtimePublisher } from '@backplane/realtime';
 import { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { newSecret, TokenService } from '../auth/tokens';
@@ -59,6 +59,7 @@ export class ApiKeysService {
     private readonly keys: ApiKeysRepository,
     private readonly tokens: TokenService,
     private readonly audit: AuditService,
+    private readonly realtime: RealtimePublisher,
   ) {}
 
   async create(
@@ -112,7 +113,7 @@ export class ApiKeysService {
         after: { revokedAt: after?.revokedAt ?? null },
       });
     });
-    disconnectRealtime(this.deps.redis, this.deps.redisPrefix, apiKeyRoom(id));
+    this.realtime.disconnect(apiKeyRoom(id));
   }
 }
 

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { currentCorrelationId } from '@backplane/observability';
-import { disconnectRealtime, sessionRoom, userRoom } from '@backplane/realtime';
+import { RealtimePublisher, sessionRoom, userRoom } from '@backplane/realtime';
 import { SessionsRepository, UsersRepository, type PlatformTx, type UserRow } from '@backplane/db';
 import { ApiError } from '../common/api-error';
 import { ApiMetrics } from '../common/metrics';
@@ -39,6 +39,7 @@ export class AuthService {
     private readonly metrics: ApiMetrics,
     private readonly users: UsersRepository,
     private readonly sessions: SessionsRepository,
+    private readonly realtime: RealtimePublisher,
     private readonly audit: AuditService,
   ) {}
 
@@ -184,7 +185,7 @@ export class AuthService {
     if (result !== 'invalid' && 'reusedSession' in result) {
       this.metrics.authFailures.inc({ reason: 'refresh_token_reuse' });
       // Whoever holds the session (the thief or the owner) loses its live sockets too.
-      disconnectRealtime(this.deps.redis, this.deps.redisPrefix, sessionRoom(result.reusedSession));
+      this.realtime.disconnect(sessionRoom(result.reusedSession));
       throw new ApiError('unauthorized', 'refresh token was already used; the session has been ended for safety');
     }
     if (result === 'invalid') {
@@ -196,7 +197,7 @@ export class AuthService {
 
   async logout(sessionId: string): Promise<void> {
     await this.deps.db.inPlatform((tx) => this.sessions.revoke(tx, sessionId, 'logout'));
-    disconnectRealtime(this.deps.redis, this.deps.redisPrefix, sessionRoom(sessionId));
+    this.realtime.disconnect(sessionRoom(sessionId));
   }
 
   async changePassword(userId: string, actor: Actor, current: string, next: string): Promise<void> {
@@ -217,7 +218,7 @@ export class AuthService {
         after: { sessionsRevoked: ended },
       });
     });
-    disconnectRealtime(this.deps.redis, this.deps.redisPrefix, userRoom(userId));
+    this.realtime.disconnect(userRoom(userId));
   }
 
   async enrollMfa(userId: string): Promise<{ secret: string; otpauthUri: string }> {

@@ -52,11 +52,8 @@ export class GatewayLinkService {
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     @Inject(VERIFIER_KEY) private readonly key: Buffer,
-  ) {
-    this.realtime = new RealtimePublisher({ redis: deps.redis, prefix: deps.redisPrefix });
-  }
-
-  private readonly realtime: RealtimePublisher;
+    private readonly realtime: RealtimePublisher,
+  ) {}
 
   async sites(after: number, limit: number): Promise<SiteSyncPage> {
     const rows = await this.deps.db.inPlatform((tx) =>

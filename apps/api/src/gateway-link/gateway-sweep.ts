@@ -35,14 +35,14 @@ export interface RegionHealth {
  */
 @Injectable()
 export class GatewaySweep implements OnApplicationBootstrap, OnApplicationShutdown {
-  private readonly realtime: RealtimePublisher;
   private readonly audit = new AuditRepository();
   private timers: NodeJS.Timeout[] = [];
   private inFlight = new Set<Promise<unknown>>();
 
-  constructor(@Inject(API_DEPS) private readonly deps: ApiDeps) {
-    this.realtime = new RealtimePublisher({ redis: deps.redis, prefix: deps.redisPrefix });
-  }
+  constructor(
+    @Inject(API_DEPS) private readonly deps: ApiDeps,
+    private readonly realtime: RealtimePublisher,
+  ) {}
 
   onApplicationBootstrap(): void {
     const every = (seconds: number, fn: () => Promise<unknown>, what: string) => {

@@ -58,17 +58,16 @@ export interface EnqueueInput {
 @Injectable()
 export class JobsService implements OnModuleDestroy {
   readonly queue: JobQueue;
-  private readonly events: RealtimePublisher;
 
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     private readonly audit: AuditService,
+    private readonly events: RealtimePublisher,
   ) {
     this.queue = new JobQueue({
       connection: connectionFromUrl(deps.config.REDIS_URL),
       prefix: `${deps.redisPrefix}bull`,
     });
-    this.events = new RealtimePublisher({ redis: deps.redis, prefix: deps.redisPrefix });
   }
 
   /** `job.progress` for jobs this request created or ended (never fails the request). */

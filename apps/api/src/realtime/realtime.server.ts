@@ -13,7 +13,7 @@
  * `apikey:<id>` (API keys). It is disconnected when its access token expires (API keys are
  * re-checked every few minutes): the client reconnects with a fresh token. Revocations do
  * not wait for that: after a membership removal or role change, a password change, a
- * sign-out or an API key's revocation, the service calls `disconnectRealtime` for those
+ * sign-out or an API key's revocation, the service calls `RealtimePublisher.disconnect` for those
  * rooms (every replica, through Redis); the client reconnects and the handshake refuses it
  * or gives it its new role.
  *

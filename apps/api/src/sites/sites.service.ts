@@ -12,15 +12,13 @@ import { toSiteResponse, type CreateSiteBody, type SiteOut, type UpdateSiteBody 
 @Injectable()
 export class SitesService {
   /** Tells portals of the tenant (every api replica, through Redis) that a site was added, changed or removed. */
-  private readonly realtime: RealtimePublisher;
 
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     private readonly sites: SitesRepository,
     private readonly audit: AuditService,
-  ) {
-    this.realtime = new RealtimePublisher({ redis: deps.redis, prefix: deps.redisPrefix });
-  }
+    private readonly realtime: RealtimePublisher,
+  ) {}
 
   /**
    * After the commit: a lost event costs a portal a stale row until its next reload, never the

@@ -56,11 +56,10 @@ const round = (v: number | null, digits = 2): number | null => (v === null ? nul
 
 @Injectable()
 export class TelemetryService {
-  private readonly realtime: RealtimePublisher;
-
-  constructor(@Inject(API_DEPS) private readonly deps: ApiDeps) {
-    this.realtime = new RealtimePublisher({ redis: deps.redis, prefix: deps.redisPrefix });
-  }
+  constructor(
+    @Inject(API_DEPS) private readonly deps: ApiDeps,
+    private readonly realtime: RealtimePublisher,
+  ) {}
 
   /** The online sites whose tunnel this gateway holds, with their router API credentials. */
   async targets(gatewayId: string): Promise<TelemetryTargets> {

@@ -8,7 +8,7 @@ import {
   type TenantRole,
   type TenantTx,
 } from '@backplane/db';
-import { disconnectRealtime, userRoom } from '@backplane/realtime';
+import { RealtimePublisher, userRoom } from '@backplane/realtime';
 import type { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { hashPassword } from '../auth/passwords';
@@ -35,6 +35,7 @@ export class TenantsService {
     private readonly members: MembershipsRepository,
     private readonly users: UsersRepository,
     private readonly audit: AuditService,
+    private readonly realtime: RealtimePublisher,
   ) {}
 
   /** Platform operators onboard an MSP: the tenant and its first owner, in one transaction. */
@@ -173,7 +174,7 @@ export class TenantsService {
       });
       return toMemberResponse(after);
     });
-    disconnectRealtime(this.deps.redis, this.deps.redisPrefix, userRoom(userId));
+    this.realtime.disconnect(userRoom(userId));
     return out;
   }
 
@@ -192,6 +193,6 @@ export class TenantsService {
         before: toMemberResponse(before),
       });
     });
-    disconnectRealtime(this.deps.redis, this.deps.redisPrefix, userRoom(userId));
+    this.realtime.disconnect(userRoom(userId));
   }
 }
