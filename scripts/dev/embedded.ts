@@ -1,7 +1,17 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Client } from 'pg';
 
 /** What `npm start` could not provide, with what to install. Exits 78 (no restart). */
@@ -85,8 +95,35 @@ function tail(lines: string[], text: string): void {
   if (lines.length > 20) lines.splice(0, lines.length - 20);
 }
 
+/** Where PostgreSQL clusters go whose data directory the `postgres` account cannot reach. */
+const OUTSIDE_ROOT = '/var/lib/backplane-dev';
+
 /**
- * A private PostgreSQL cluster under `<dataDir>/postgres`, made with the machine's own
+ * The cluster's directory: `<dataDir>/postgres`, unless (as root) the `postgres` account
+ * cannot reach the data directory (a clone under /root or a 0700 temp dir). Then the cluster
+ * lives under /var/lib/backplane-dev/<random id>, recorded in `<dataDir>/postgres.location`
+ * so the next start finds it and removing the data directory starts afresh.
+ */
+function clusterDir(dataDir: string, account: { uid: number; gid: number } | undefined): string {
+  const inside = join(dataDir, 'postgres');
+  const pointer = join(dataDir, 'postgres.location');
+  if (existsSync(pointer)) return readFileSync(pointer, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  if (!account || existsSync(join(inside, 'PG_VERSION'))) return inside;
+  const reachable = spawnSync('test', ['-x', resolve(dataDir)], { uid: account.uid, gid: account.gid }).status === 0;
+  if (reachable) return inside;
+  const outside = join(OUTSIDE_ROOT, randomUUID(), 'postgres');
+  mkdirSync(dirname(outside), { recursive: true, mode: 0o755 });
+  chmodSync(OUTSIDE_ROOT, 0o755);
+  writeFileSync(pointer, `${outside}\n`);
+  process.stderr.write(
+    `[backplane] the postgres account cannot reach ${resolve(dataDir)}: the embedded database lives in ${outside} (see ${pointer})\n`,
+  );
+  return outside;
+}
+
+/**
+ * A private PostgreSQL cluster under `<dataDir>/postgres` (see {@link clusterDir}), made with the machine's own
  * binaries (initdb once, reused afterwards), listening on 127.0.0.1 only. As root, the
  * server runs as the `postgres` account, which PostgreSQL requires.
  */
@@ -102,7 +139,6 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
       `Port ${port} for the embedded PostgreSQL is already in use (another \`npm start\`?). Stop it, or set DEV_POSTGRES_PORT or DATABASE_URL.`,
     );
   }
-  const pgdata = join(dataDir, 'postgres');
   const asRoot = process.getuid?.() === 0;
   const account = asRoot ? accountIds('postgres') : undefined;
   if (asRoot && !account) {
@@ -110,6 +146,7 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
       'Running as root, the embedded PostgreSQL needs a `postgres` system account (PostgreSQL refuses to run as root). Install the postgresql package, or set DATABASE_URL.',
     );
   }
+  const pgdata = clusterDir(dataDir, account);
   const ids = account ? { uid: account.uid, gid: account.gid } : {};
   if (!existsSync(join(pgdata, 'PG_VERSION'))) {
     mkdirSync(pgdata, { recursive: true, mode: 0o700 });
