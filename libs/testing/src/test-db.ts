@@ -55,8 +55,12 @@ export async function ensureTemplateDatabase(): Promise<string> {
       }
       // Old templates from earlier migration sets and databases left by killed runs.
       const stale = await c.query<{ datname: string }>(
-        `SELECT datname FROM pg_database WHERE (datname LIKE 'bp\\_tpl\\_%' AND datname <> $1 AND datname NOT LIKE '%\\_build')
-           OR (datname LIKE 'bp\\_t\\_%' AND (pg_stat_file('base/' || oid, true)).modification < now() - interval '6 hours')`,
+        // Templates of other migration sets may belong to another checkout's run on this machine
+        // (a second worktree, a helper): only ones untouched for 6 hours are dropped.
+        `SELECT datname FROM pg_database
+          WHERE ((datname LIKE 'bp\\_tpl\\_%' AND datname <> $1 AND datname NOT LIKE '%\\_build')
+             OR datname LIKE 'bp\\_t\\_%')
+            AND (pg_stat_file('base/' || oid, true)).modification < now() - interval '6 hours'`,
         [name],
       );
       for (const row of stale.rows) {
