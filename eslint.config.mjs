@@ -1,5 +1,6 @@
 // @ts-check
-import { dirname, relative, resolve, sep } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
@@ -26,7 +27,9 @@ const boundaries = {
       const report = (why) => context.report({ node, messageId: 'deep', data: { why } });
       const alias = /^@backplane\/([^/]+)(\/.+)?$/.exec(source);
       if (alias) {
-        if (alias[2])
+        if (existsSync(join(root, 'apps', alias[1])))
+          report(`"${source}" is an app (apps/${alias[1]}): an app or lib must not import another app.`);
+        else if (alias[2])
           report(`Deep import "${source}": import from "@backplane/${alias[1]}" (the lib's index.ts) only.`);
         return;
       }

@@ -1,27 +1,10 @@
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import swc from 'unplugin-swc';
 import { defineConfig } from 'vitest/config';
 
-const root = dirname(fileURLToPath(import.meta.url));
-const libs = [
-  'config',
-  'crypto',
-  'db',
-  'observability',
-  'contracts',
-  'testing',
-  'routeros',
-  'openvpn',
-  'jobs',
-  'realtime',
-];
-
+// @backplane/* resolve through the npm workspace links in node_modules to each lib's
+// package.json `exports` (its src/index.ts): no alias list here (docs/adr/0038-workspaces.md).
 export default defineConfig({
   plugins: [swc.vite({ module: { type: 'es6' } })],
-  resolve: {
-    alias: Object.fromEntries(libs.map((l) => [`@backplane/${l}`, resolve(root, `libs/${l}/src/index.ts`)])),
-  },
   test: {
     include: ['apps/**/*.spec.ts', 'libs/**/*.spec.ts', 'test/**/*.spec.ts', 'scripts/**/*.spec.ts'],
     exclude: ['**/node_modules/**', 'dist/**', 'apps/portal/**'],

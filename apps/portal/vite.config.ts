@@ -1,4 +1,4 @@
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import react from '@vitejs/plugin-react';
 import { defineConfig, loadEnv } from 'vite';
@@ -16,14 +16,8 @@ export default defineConfig(({ mode }) => {
     root,
     base: '/',
     plugins: [react()],
-    resolve: {
-      // The browser needs only the realtime contract (the lib's index also holds Node-only code).
-      // The realtime client of libs/realtime is browser-safe on its own (its index is not).
-      alias: {
-        '@backplane/contracts': resolve(root, '../../libs/contracts/src/realtime.ts'),
-        '@backplane/realtime-client': resolve(root, '../../libs/realtime/src/client.ts'),
-      },
-    },
+    // @backplane/contracts and @backplane/realtime resolve through their package.json
+    // `exports` "browser" entries (the realtime contract; the browser-safe RealtimeClient).
     build: {
       outDir: 'dist',
       emptyOutDir: true,

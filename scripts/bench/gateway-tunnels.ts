@@ -16,7 +16,7 @@ import { loadGatewayConfig, parseVars, processEnv } from '@backplane/config';
 import { siteIdToTunnelUser, tunnelVerifier, type SiteTunnelEntry } from '@backplane/contracts';
 import { createLogger, createMetricsRegistry } from '@backplane/observability';
 import { RouterOsClient } from '@backplane/routeros';
-import type { FakeOpenVpnServer } from '@backplane/testing';
+import type { FakeOpenVpnServer } from '@backplane/openvpn';
 import { Redis } from 'ioredis';
 import { startRouters, type SimRouter } from '../../apps/routeros-sim/src';
 import { startGateway } from '../../apps/gateway/src/gateway';

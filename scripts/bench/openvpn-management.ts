@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManagementClient, ManagementProtocol } from '@backplane/openvpn';
-import { FakeOpenVpnServer } from '@backplane/testing';
+import { FakeOpenVpnServer } from '@backplane/openvpn';
 import type { BenchSection } from './types';
 
 function mixedStream(clients: number): { wire: Buffer; lines: number } {

@@ -8,7 +8,7 @@
  */
 import { loadGatewayConfig, secretNames, type Env } from '@backplane/config';
 import { createLogger, createMetricsRegistry, createRedis, redisCheck } from '@backplane/observability';
-import type { FakeOpenVpnServer } from '@backplane/testing';
+import type { FakeOpenVpnServer } from '@backplane/openvpn';
 import { startGateway, type Gateway } from '../../apps/gateway/src/gateway';
 
 const SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'];

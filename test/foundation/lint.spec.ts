@@ -53,6 +53,10 @@ describe('lint rules that guard the architecture', { timeout: 180_000 }, () => {
         `import { GatewayModule } from '../../gateway/src/gateway.module';\nexport const m = GatewayModule;\n`,
       ),
     ).toEqual(expect.arrayContaining([expect.stringMatching(/reaches into apps\/gateway/)]));
+    // by its workspace package name too
+    expect(
+      await rules('libs/crypto/src/x.ts', `import * as gw from '@backplane/gateway';\nexport const m = gw;\n`),
+    ).toEqual(expect.arrayContaining([expect.stringMatching(/"@backplane\/gateway" is an app/)]));
   });
 
   it('rejects a floating promise', async () => {

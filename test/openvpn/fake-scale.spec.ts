@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManagementClient } from '@backplane/openvpn';
-import { FakeOpenVpnServer } from '@backplane/testing';
+import { FakeOpenVpnServer } from '@backplane/openvpn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import {
   certificateMatchesKey,
   createCertificateRequest,
+  FakeOpenVpnServer,
   ManagementClient,
   OpenVpnSupervisor,
   renderManagementPasswordFile,
@@ -226,7 +227,6 @@ export async function startOpenVpnRuntime(o: RuntimeOptions): Promise<OpenVpnRun
     o.logger.warn(
       '*** FAKE OPENVPN: no tunnels carry traffic. A fake management server stands in for openvpn (no root, /dev/net/tun or openvpn here, or GATEWAY_OPENVPN=fake) ***',
     );
-    const { FakeOpenVpnServer } = await import('@backplane/testing');
     const fake = await FakeOpenVpnServer.start({ path: sock, password, hold: true, handWindowMs: 30_000 });
     const management = client(sock, password, bytecount);
     return {

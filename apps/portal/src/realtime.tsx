@@ -14,7 +14,7 @@
  * that watches the same one and re-subscribed by the client after a reconnect.
  */
 import type { RealtimeServerEvents, SiteStreamKind, TenantEvent } from '@backplane/contracts';
-import { RealtimeClient } from '@backplane/realtime-client';
+import { RealtimeClient } from '@backplane/realtime';
 import { createContext, useContext, useEffect, useRef, useSyncExternalStore, type ReactNode } from 'react';
 import { currentAccessToken, onAccessToken, refresh } from './api';
 

@@ -1,6 +1,7 @@
 /**
  * @backplane/jobs: configuration jobs (kinds, payload schemas, the jobs table and the
- * BullMQ queue they run on) and the router scripts of onboarding and tunnel recovery.
+ * BullMQ queue they run on). The router scripts of onboarding and tunnel recovery live in
+ * @backplane/routeros (`script/onboarding.ts`).
  *
  *   const q = new JobQueue({ connection: connectionFromUrl(redisUrl), prefix: 'bp' });
  *   const { row } = await db.inTenant(scope, (tx) => jobsRepo.create(tx, { siteId, kind: 'backup', ... }));
@@ -30,16 +31,5 @@ export {
   type Requester,
   type StepState,
 } from './store';
-export {
-  API_GROUP,
-  API_POLICY,
-  GATEWAY_TUNNEL_ADDRESS,
-  onboardingScript,
-  POLL_SCHEDULER,
-  pollScript,
-  recoveryScript,
-  type OnboardingParams,
-  type TunnelParams,
-} from './router-script';
 export { backupHash, exportWithoutHeader } from './backup';
 export { jobProgressEvent } from './events';

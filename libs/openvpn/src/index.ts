@@ -73,3 +73,11 @@ export {
   type SupervisorExit,
   type SupervisorState,
 } from './supervisor/supervisor';
+export {
+  FakeOpenVpnServer,
+  parseLine as parseOpenVpnCommandLine,
+  type FakeOpenVpnOptions,
+  type FakeTunnel,
+  type FakeTunnelInput,
+  type FakeTunnelOutcome,
+} from './fake/server';

@@ -103,6 +103,17 @@ export {
   type ScriptArgs,
 } from './script/builder';
 export {
+  API_GROUP,
+  API_POLICY,
+  GATEWAY_TUNNEL_ADDRESS,
+  onboardingScript,
+  POLL_SCHEDULER,
+  pollScript,
+  recoveryScript,
+  type OnboardingParams,
+  type TunnelParams,
+} from './script/onboarding';
+export {
   RouterOsRestAuthError,
   RouterOsRestClient,
   RouterOsRestError,

@@ -9,14 +9,6 @@ export {
   type TestDatabase,
 } from './test-db';
 export {
-  FakeOpenVpnServer,
-  parseLine as parseOpenVpnCommandLine,
-  type FakeOpenVpnOptions,
-  type FakeTunnel,
-  type FakeTunnelInput,
-  type FakeTunnelOutcome,
-} from './fake-openvpn';
-export {
   NetnsLab,
   addressesIn,
   ip,

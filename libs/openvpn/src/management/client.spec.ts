@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FakeOpenVpnServer } from '@backplane/testing';
+import { FakeOpenVpnServer } from '../fake/server';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManagementClient, ManagementError } from './client';
 import { ManagementCommandError } from './commands';

@@ -1,5 +1,6 @@
 import { newTunnelSecret, siteIdToTunnelUser, tunnelVerifier } from '@backplane/contracts';
-import { backupHash, recoveryScript } from '@backplane/jobs';
+import { backupHash } from '@backplane/jobs';
+import { recoveryScript } from '@backplane/routeros';
 import { publishEvent, RetryLaterError, type JobContext } from '../context';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,4 +1,5 @@
-import { cmd, concat, cond, find, propertyName, Script, scriptTest, sub, variable } from '@backplane/routeros';
+import { cmd, concat, cond, find, Script, sub, test as scriptTest } from './builder';
+import { propertyName, variable } from './literal';
 
 /**
  * The scripts a router runs to join the platform (onboarding) and to repair its tunnel
