@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { newSecret, TokenService } from '../auth/tokens';
 import { ApiError } from '../common/api-error';
-import { ROLE_RANK, Tenant, TenantAccess, type TenantContext } from '../common/request';
+import { roleAtLeast, Tenant, TenantAccess, type TenantContext } from '../common/request';
 import { cursorQuery, limitQuery, pageOf, tenantRole, text, uuidParam, ApiErrors } from '../common/validation';
 import { API_DEPS, type ApiDeps } from '../deps';
 
@@ -66,8 +66,7 @@ export class ApiKeysService {
     t: TenantContext,
     body: z.infer<typeof CreateApiKeyBody>,
   ): Promise<z.infer<typeof CreatedApiKeyResponse>> {
-    if (ROLE_RANK[body.role] > ROLE_RANK[t.role])
-      throw new ApiError('forbidden', 'an API key cannot have a role above yours');
+    if (!roleAtLeast(t.role, body.role)) throw new ApiError('forbidden', 'an API key cannot have a role above yours');
     const key = newSecret('bpk');
     return this.deps.db.inTenant(t.scope, async (tx) => {
       const row = await this.keys.create(tx, {

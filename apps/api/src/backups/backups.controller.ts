@@ -35,11 +35,12 @@ export class BackupsController {
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
     const key = req.headers['idempotency-key'];
-    const { job, created } = await this.jobs.enqueue(t, siteId, {
-      kind: 'backup',
-      payload: { reason: 'manual' },
-      idempotencyKey: typeof key === 'string' ? key : undefined,
-    });
+    const { job, created } = await this.jobs.enqueue(
+      t,
+      siteId,
+      { kind: 'backup', payload: { reason: 'manual' } },
+      typeof key === 'string' ? key : undefined,
+    );
     void res.status(created ? 201 : 200);
     return job;
   }
