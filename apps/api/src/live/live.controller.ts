@@ -4,7 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Tenant, TenantAccess, type TenantContext } from '../common/request';
 import { uuidParam } from '../common/validation';
-import { RegionSelectionService } from '../gateway-link/region-selection.service';
+import { RegionSelectionService } from '../regions/region-selection.service';
 import { LiveService } from './live.service';
 
 const RouterCredentialsBody = z.strictObject({
