@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import type { z } from 'zod';
 import { Tenant, TenantAccess, type TenantContext } from '../common/request';
 import { ApiErrors, uuidParam } from '../common/validation';
@@ -20,6 +20,7 @@ export class ApiKeysController {
   constructor(private readonly keys: ApiKeysService) {}
 
   @Get()
+  @ApiOperation({ summary: 'List API keys' })
   @TenantAccess('admin')
   @ApiResponse({ status: 200, standardSchema: ApiKeyPage })
   list(@Tenant() t: TenantContext, @Query({ schema: ListApiKeysQuery }) q: z.infer<typeof ListApiKeysQuery>) {
@@ -28,6 +29,7 @@ export class ApiKeysController {
 
   /** Not idempotent on purpose: replaying the answer would mean keeping the secret. */
   @Post()
+  @ApiOperation({ summary: 'Create an API key' })
   @TenantAccess('admin')
   @ApiResponse({ status: 201, standardSchema: CreatedApiKeyResponse })
   create(@Tenant() t: TenantContext, @Body({ schema: CreateApiKeyBody }) body: z.infer<typeof CreateApiKeyBody>) {
@@ -35,6 +37,7 @@ export class ApiKeysController {
   }
 
   @Get(':keyId')
+  @ApiOperation({ summary: 'Get an API key' })
   @TenantAccess('admin')
   @ApiResponse({ status: 200, standardSchema: ApiKeyResponse })
   get(@Tenant() t: TenantContext, @Param('keyId', { schema: uuidParam }) id: string) {
@@ -43,6 +46,7 @@ export class ApiKeysController {
 
   /** Revokes the key at once; it stays listed with `revokedAt`. */
   @Delete(':keyId')
+  @ApiOperation({ summary: 'Revoke an API key' })
   @TenantAccess('admin')
   @HttpCode(204)
   async revoke(@Tenant() t: TenantContext, @Param('keyId', { schema: uuidParam }) id: string): Promise<void> {

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import type { z } from 'zod';
 import { ApiError } from '../common/api-error';
 import { CurrentPrincipal, GatewayAccess, Public, RequestMeta, type Principal } from '../common/request';
@@ -48,6 +48,7 @@ export class GatewayLinkController {
 
   /** Trades a one-time enrollment token for this gateway's credential (shown once). */
   @Post('enroll')
+  @ApiOperation({ summary: 'Enroll a gateway with a one-time token' })
   @Public()
   @ApiResponse({ status: 201, standardSchema: EnrolledResponse })
   enroll(
@@ -59,6 +60,7 @@ export class GatewayLinkController {
 
   /** The gateway is alive (and runs this version); answers its own record. */
   @Post('heartbeat')
+  @ApiOperation({ summary: 'Gateway heartbeat' })
   @GatewayAccess()
   @HttpCode(200)
   @ApiResponse({ status: 200, standardSchema: GatewayResponse })
@@ -71,6 +73,7 @@ export class GatewayLinkController {
    * enrollment and when the certificate nears expiry; answers the CA chain and the CRL too.
    */
   @Post('certificate')
+  @ApiOperation({ summary: "Sign a gateway's server certificate (gateways)" })
   @GatewayAccess()
   @HttpCode(201)
   @ApiResponse({ status: 201, standardSchema: CertificateResponse })
@@ -83,6 +86,7 @@ export class GatewayLinkController {
 
   /** Site credentials changed after revision `after` (verifiers, addresses, deactivations). */
   @Get('sites')
+  @ApiOperation({ summary: 'Site credentials changed since a revision (gateways)' })
   @GatewayAccess()
   @ApiResponse({ status: 200, standardSchema: SyncResponse })
   sites(@CurrentPrincipal() p: Principal, @Query({ schema: SitesQuery }) q: z.infer<typeof SitesQuery>) {
@@ -92,6 +96,7 @@ export class GatewayLinkController {
 
   /** Tunnel connect, auth and teardown events; online/offline changes reach the portals. */
   @Post('events')
+  @ApiOperation({ summary: 'Report tunnel events (gateways)' })
   @GatewayAccess()
   @HttpCode(200)
   events(@CurrentPrincipal() p: Principal, @Body({ schema: EventsBody }) body: z.infer<typeof EventsBody>) {
@@ -100,6 +105,7 @@ export class GatewayLinkController {
 
   /** The sites this gateway polls for telemetry, with their router credentials. */
   @Get('telemetry/targets')
+  @ApiOperation({ summary: 'Sites to poll for telemetry (gateways)' })
   @GatewayAccess()
   @ApiResponse({ status: 200, standardSchema: TargetsResponse })
   telemetryTargets(@CurrentPrincipal() p: Principal) {
@@ -108,6 +114,7 @@ export class GatewayLinkController {
 
   /** A batch of samples; a malformed batch is refused whole (400, nothing stored). */
   @Post('telemetry')
+  @ApiOperation({ summary: 'Store a batch of telemetry samples (gateways)' })
   @GatewayAccess()
   @HttpCode(200)
   @ApiResponse({ status: 200, standardSchema: IngestResponse })

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiHeader, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiHeader, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import { BulkJobRequest, JOB_STATES, JobRequest } from '@backplane/jobs';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -70,6 +70,7 @@ export class JobsController {
 
   /** Enqueue a job for one site. Configuration changes, commands, backups, reboots, upgrades. */
   @Post('sites/:siteId/jobs')
+  @ApiOperation({ summary: 'Enqueue a job for a site' })
   @TenantAccess('operator')
   @IdemHeader()
   @ApiResponse({ status: 201, standardSchema: JobResponse })
@@ -87,6 +88,7 @@ export class JobsController {
 
   /** Recreate the site's tunnel: new credentials, router repaired over the tunnel or at its next poll. */
   @Post('sites/:siteId/recreate-tunnel')
+  @ApiOperation({ summary: "Recreate a site's tunnel (a job)" })
   @TenantAccess('operator')
   @IdemHeader()
   @ApiResponse({ status: 201, standardSchema: JobResponse })
@@ -106,6 +108,7 @@ export class JobsController {
    * site answer 422 `no_matching_sites` (no empty batch is created).
    */
   @Post('jobs/bulk')
+  @ApiOperation({ summary: 'Enqueue one job for many sites (a batch)' })
   @TenantAccess('operator')
   @IdemHeader()
   @ApiResponse({ status: 201, standardSchema: z.object({ batch: BatchResponse }) })
@@ -121,6 +124,7 @@ export class JobsController {
   }
 
   @Get('job-batches/:batchId')
+  @ApiOperation({ summary: 'Get a batch of jobs' })
   @TenantAccess('viewer')
   @ApiResponse({ status: 200, standardSchema: BatchResponse })
   batch(@Tenant() t: TenantContext, @Param('batchId', { schema: uuidParam }) id: string) {
@@ -128,6 +132,7 @@ export class JobsController {
   }
 
   @Get('jobs')
+  @ApiOperation({ summary: 'List jobs' })
   @TenantAccess('viewer')
   @ApiResponse({
     status: 200,
@@ -144,6 +149,7 @@ export class JobsController {
   }
 
   @Get('jobs/:jobId')
+  @ApiOperation({ summary: 'Get a job' })
   @TenantAccess('viewer')
   @ApiResponse({ status: 200, standardSchema: JobResponse })
   get(@Tenant() t: TenantContext, @Param('jobId', { schema: uuidParam }) id: string) {
@@ -155,6 +161,7 @@ export class JobsController {
    * exports of the menus it touches, for run-command and restore the full `/export show-sensitive`.
    */
   @Get('jobs/:jobId/exports')
+  @ApiOperation({ summary: "A job's before/after exports and their diff" })
   @TenantAccess('admin')
   exports(@Tenant() t: TenantContext, @Param('jobId', { schema: uuidParam }) id: string) {
     return this.jobs.exports(t, id);
@@ -162,6 +169,7 @@ export class JobsController {
 
   /** Queued and waiting jobs end at once; a running job stops before its next step. */
   @Post('jobs/:jobId/cancel')
+  @ApiOperation({ summary: 'Cancel a job' })
   @TenantAccess('operator')
   @HttpCode(200)
   @ApiResponse({ status: 200, standardSchema: JobResponse })

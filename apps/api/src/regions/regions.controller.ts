@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import type { z } from 'zod';
 import { Idempotent } from '../common/idempotency';
 import { CurrentActor, CurrentPrincipal, PlatformOperator, type Actor, type Principal } from '../common/request';
@@ -24,6 +24,7 @@ export class RegionsController {
   constructor(private readonly regions: RegionsService) {}
 
   @Get('regions')
+  @ApiOperation({ summary: 'List regions' })
   @PlatformOperator()
   @ApiResponse({ status: 200, standardSchema: pageOf(RegionResponse) })
   list(@Query({ schema: ListRegionsQuery }) q: z.infer<typeof ListRegionsQuery>) {
@@ -31,6 +32,7 @@ export class RegionsController {
   }
 
   @Post('regions')
+  @ApiOperation({ summary: 'Create a region' })
   @PlatformOperator()
   @Idempotent()
   @ApiResponse({ status: 201, standardSchema: RegionResponse })
@@ -39,6 +41,7 @@ export class RegionsController {
   }
 
   @Get('regions/:regionId')
+  @ApiOperation({ summary: 'Get a region' })
   @PlatformOperator()
   @ApiResponse({ status: 200, standardSchema: RegionResponse })
   get(@Param('regionId', { schema: uuidParam }) id: string) {
@@ -46,6 +49,7 @@ export class RegionsController {
   }
 
   @Patch('regions/:regionId')
+  @ApiOperation({ summary: 'Update a region' })
   @PlatformOperator()
   @ApiResponse({ status: 200, standardSchema: RegionResponse })
   update(
@@ -57,6 +61,7 @@ export class RegionsController {
   }
 
   @Delete('regions/:regionId')
+  @ApiOperation({ summary: 'Delete a region' })
   @PlatformOperator()
   @HttpCode(204)
   async delete(@CurrentActor() actor: Actor, @Param('regionId', { schema: uuidParam }) id: string): Promise<void> {
@@ -65,6 +70,7 @@ export class RegionsController {
 
   /** A one-time token a new gateway of this region enrolls with. Shown once. */
   @Post('regions/:regionId/enrollment-tokens')
+  @ApiOperation({ summary: 'Create a gateway enrollment token' })
   @PlatformOperator()
   @ApiResponse({ status: 201, standardSchema: EnrollmentTokenResponse })
   enrollmentToken(
@@ -77,6 +83,7 @@ export class RegionsController {
   }
 
   @Get('gateways')
+  @ApiOperation({ summary: 'List gateways' })
   @PlatformOperator()
   @ApiResponse({ status: 200, standardSchema: pageOf(GatewayResponse) })
   gateways(@Query({ schema: GatewaysQuery }) q: z.infer<typeof GatewaysQuery>) {
@@ -84,6 +91,7 @@ export class RegionsController {
   }
 
   @Delete('gateways/:gatewayId')
+  @ApiOperation({ summary: 'Revoke a gateway' })
   @PlatformOperator()
   @HttpCode(204)
   async revoke(@CurrentActor() actor: Actor, @Param('gatewayId', { schema: uuidParam }) id: string): Promise<void> {

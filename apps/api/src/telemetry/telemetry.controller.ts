@@ -1,5 +1,5 @@
 import { Controller, Get, Param, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import { z } from 'zod';
 import { Tenant, TenantAccess, type TenantContext } from '../common/request';
 import { uuidParam } from '../common/validation';
@@ -38,6 +38,7 @@ export class SiteTelemetryController {
   constructor(private readonly telemetry: TelemetryService) {}
 
   @Get()
+  @ApiOperation({ summary: "A site's telemetry history" })
   @TenantAccess('viewer')
   @ApiResponse({ status: 200, standardSchema: HistoryResponse })
   history(
