@@ -59,6 +59,7 @@ export default tseslint.config(
       '.data/**',
       '.test-results/**',
       'apps/portal/dist/**',
+      'apps/portal/src/generated/**',
       '**/*.mjs',
       '**/*.mts',
       '**/*.cjs',

@@ -217,12 +217,11 @@ async function main(): Promise<void> {
       },
     );
     const e0 = Date.now();
-    const { batch } = await jobs.bulk(t, {
-      kind: 'apply-config',
-      payload: { changes: [{ menu: 'dns', servers: servers[pass] }] },
-      tags: ['bench'],
-      idempotencyKey: `fanout-${pass}`,
-    });
+    const { batch } = await jobs.bulk(
+      t,
+      { kind: 'apply-config', payload: { changes: [{ menu: 'dns', servers: servers[pass] ?? [] }] }, tags: ['bench'] },
+      `fanout-${pass}`,
+    );
     const enqueueMs = Date.now() - e0;
     console.log(
       `[${pass}] enqueued ${batch.total} jobs in ${(enqueueMs / 1000).toFixed(2)} s (${Math.round(batch.total / (enqueueMs / 1000))} jobs/s)`,

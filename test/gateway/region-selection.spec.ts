@@ -7,7 +7,7 @@ import {
   GeoLocator,
   pickRegion,
   type RegionCandidate,
-} from '../../apps/api/src/gateway-link/region-selector';
+} from '../../apps/api/src/regions/region-selector';
 import { startControlPlane, type ControlPlane } from './control-plane';
 import { Double, writeMmdb } from './mmdb-writer';
 

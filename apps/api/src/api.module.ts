@@ -1,106 +1,53 @@
-import { Module, type DynamicModule, type Provider } from '@nestjs/common';
-import { APP_GUARD, APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
-import {
-  ApiKeysRepository,
-  AuditRepository,
-  MembershipsRepository,
-  RegionsRepository,
-  SessionsRepository,
-  SetupRepository,
-  SitesRepository,
-  TenantsRepository,
-  UsersRepository,
-} from '@backplane/db';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { OpsModule } from '@backplane/observability';
-import { ApiKeysController, ApiKeysService } from './api-keys/api-keys.controller';
-import { AuditController } from './audit/audit.controller';
-import { AuditService } from './audit/audit.service';
-import { AuthController } from './auth/auth.controller';
-import { AuthGuard } from './auth/auth.guard';
-import { AuthService } from './auth/auth.service';
-import { SetupController } from './auth/setup.controller';
-import { SetupService } from './auth/setup.service';
-import { TokenService } from './auth/tokens';
-import { IdempotencyInterceptor } from './common/idempotency';
-import { ApiMetrics } from './common/metrics';
-import { Throttle } from './common/throttle';
-import { SchemaValidationPipe } from './common/validation';
-import { API_DEPS, type ApiDeps } from './deps';
+import { ApiKeysModule } from './api-keys/api-keys.module';
+import { AuditModule } from './audit/audit.module';
+import { AuthModule } from './auth/auth.module';
+import { CoreModule } from './core/core.module';
+import type { ApiDeps } from './deps';
 import { GatewayLinkModule } from './gateway-link/gateway-link.module';
 import { JobsModule } from './jobs/jobs.module';
+import { LiveModule } from './live/live.module';
 import { OnboardingModule } from './onboarding/onboarding.module';
 import { PortalModule } from './portal/portal.module';
 import { RealtimePublisherModule } from './realtime/publisher.module';
-import { RealtimeServer } from './realtime/realtime.server';
-import { GatewayLinkController, RegionsController, RegionsService } from './regions/regions.controller';
-import { SitesController } from './sites/sites.controller';
-import { SitesService } from './sites/sites.service';
-import { TenantsController } from './tenants/tenants.controller';
-import { TenantsService } from './tenants/tenants.service';
+import { RealtimeModule } from './realtime/realtime.module';
+import { RegionsModule } from './regions/regions.module';
+import { SitesModule } from './sites/sites.module';
 import { TelemetryModule } from './telemetry/telemetry.module';
-
-const REPOSITORIES = [
-  ApiKeysRepository,
-  AuditRepository,
-  MembershipsRepository,
-  RegionsRepository,
-  SessionsRepository,
-  SetupRepository,
-  SitesRepository,
-  TenantsRepository,
-  UsersRepository,
-];
+import { TenantsModule } from './tenants/tenants.module';
 
 export type ApiModuleOptions = ApiDeps;
 
-/** The control plane's root module: what runs in the api process is decided here. */
+/**
+ * The control plane's root module: what runs in the api process is decided here, and only
+ * here, as a list of feature modules (each folder under `apps/api/src/` is one feature with
+ * its module, controller, service and schemas). `CoreModule`, `AuditModule` and the realtime
+ * publisher are global: every feature injects them without importing them.
+ */
 @Module({})
 export class ApiModule {
   static register(deps: ApiDeps): DynamicModule {
-    const providers: Provider[] = [
-      { provide: API_DEPS, useValue: deps },
-      {
-        provide: TokenService,
-        useValue: new TokenService(deps.secrets.jwtSigningKey, deps.config.API_ACCESS_TOKEN_TTL),
-      },
-      { provide: Throttle, useValue: new Throttle(deps.redis, deps.redisPrefix) },
-      { provide: ApiMetrics, useValue: new ApiMetrics(deps.registry) },
-      ...REPOSITORIES.map((R) => ({ provide: R, useValue: new R() })),
-      AuditService,
-      AuthService,
-      SetupService,
-      TenantsService,
-      ApiKeysService,
-      SitesService,
-      RegionsService,
-      { provide: APP_GUARD, useClass: AuthGuard },
-      AuthGuard, // also injectable by class: the realtime handshake reuses its tenant rule
-      RealtimeServer,
-      { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
-      { provide: APP_PIPE, useClass: SchemaValidationPipe },
-    ];
     return {
       module: ApiModule,
       imports: [
+        CoreModule.register(deps),
         OpsModule.register({ checks: deps.checks, registry: deps.registry }),
         RealtimePublisherModule.register(deps),
-        GatewayLinkModule.register(deps),
-        OnboardingModule.register(deps),
-        JobsModule.register(deps),
+        AuditModule,
+        AuthModule,
+        TenantsModule,
+        ApiKeysModule,
+        SitesModule,
+        RegionsModule,
+        GatewayLinkModule,
+        LiveModule,
+        OnboardingModule,
+        JobsModule,
+        TelemetryModule,
+        RealtimeModule,
         PortalModule.register(deps),
-        TelemetryModule.register(deps),
       ],
-      controllers: [
-        AuthController,
-        SetupController,
-        TenantsController,
-        ApiKeysController,
-        SitesController,
-        AuditController,
-        RegionsController,
-        GatewayLinkController,
-      ],
-      providers,
     };
   }
 }

@@ -19,7 +19,15 @@ export interface ApiApp {
   readonly openapi: OpenAPIObject;
 }
 
-function buildOpenApi(app: NestFastifyApplication): OpenAPIObject {
+/** The operations routes come from `@backplane/observability` (no swagger there): their summaries. */
+const OPS_SUMMARIES: Record<string, string> = {
+  '/healthz': 'Liveness',
+  '/readyz': 'Readiness (database and Redis reachable)',
+  '/metrics': 'Prometheus metrics',
+};
+
+/** The OpenAPI document of the api, generated from the controllers' decorators and zod schemas. */
+export function buildOpenApi(app: NestFastifyApplication): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('Backplane control plane API')
     .setDescription(
@@ -29,7 +37,12 @@ function buildOpenApi(app: NestFastifyApplication): OpenAPIObject {
     .setVersion('1')
     .addBearerAuth()
     .build();
-  return SwaggerModule.createDocument(app, config);
+  const doc = SwaggerModule.createDocument(app, config);
+  for (const [path, summary] of Object.entries(OPS_SUMMARIES)) {
+    const get = doc.paths[path]?.get;
+    if (get) get.summary ??= summary;
+  }
+  return doc;
 }
 
 /** Builds the api (not listening yet): used by main.ts, the tests and the benchmark. */

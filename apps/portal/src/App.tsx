@@ -1,6 +1,6 @@
 import { Center, Loader } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
-import { api, hasSession, setSignedOutHandler, type Me } from './api';
+import { call, hasSession, setSignedOutHandler, type Me } from './api';
 import { LoginPage } from './pages/Login';
 import { navigate, usePath } from './router';
 import { Shell } from './Shell';
@@ -15,7 +15,7 @@ export function App() {
       return;
     }
     try {
-      setMe(await api<Me>('GET', '/me'));
+      setMe(await call('get', '/api/v1/me'));
     } catch {
       setMe(null);
     }

@@ -11,116 +11,52 @@
  * keeps injected script from reading the token in the first place.
  */
 
-export type Role = 'owner' | 'admin' | 'operator' | 'viewer';
+import type { paths } from './generated/openapi';
+
+/*
+ * The api's types come from its OpenAPI document (`npm run portal:api` regenerates
+ * ./generated/openapi.d.ts; a test fails when it is stale), never copied by hand.
+ */
+type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+export type ApiPath = keyof paths;
+type Operation<P extends ApiPath, M extends Method> = NonNullable<paths[P][M]>;
+type JsonOf<R> = R extends { content: { 'application/json': infer B } } ? B : never;
+/** The JSON answer (200 or 201) of an operation. */
+export type ResponseOf<P extends ApiPath, M extends Method> =
+  Operation<P, M> extends { responses: infer R } ? JsonOf<R[Extract<keyof R, 200 | 201>]> : never;
+/** The JSON body an operation takes. */
+export type BodyOf<P extends ApiPath, M extends Method> =
+  Operation<P, M> extends { requestBody?: infer B } ? JsonOf<NonNullable<B>> : never;
+type ParamsOf<P extends ApiPath, M extends Method> = Operation<P, M> extends { parameters: infer Q } ? Q : never;
+type ItemOf<P extends ApiPath> = ResponseOf<P, 'get'> extends { items: (infer I)[] } ? I : never;
+
+export type Me = ResponseOf<'/api/v1/me', 'get'>;
+export type TenantRef = Me['tenants'][number];
+export type Role = TenantRef['role'];
 export const ROLE_RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2, owner: 3 };
 export const ROLES: readonly Role[] = ['owner', 'admin', 'operator', 'viewer'];
 
-export interface TenantRef {
-  id: string;
-  slug: string;
-  name: string;
-  role: Role;
-}
-export interface Me {
-  id: string;
-  email: string;
-  displayName: string;
-  platformOperator: boolean;
-  mfaEnabled: boolean;
-  tenants: TenantRef[];
-}
 export interface Page<T> {
   items: T[];
   nextCursor: string | null;
 }
+export type Site = ResponseOf<'/api/v1/tenants/{tenantId}/sites/{siteId}', 'get'>;
 /**
  * How the fleet counts a site: online = tunnel up; degraded = no tunnel but its router still
  * polls; offline = seen before, neither; pending = never seen.
  */
-export type FleetHealth = 'online' | 'degraded' | 'offline' | 'pending';
-export interface Site {
-  id: string;
-  name: string;
-  notes: string;
-  tags: string[];
-  location: { address: string | null; latitude: number | null; longitude: number | null };
-  mgmtAddress: string;
-  status: {
-    online: boolean;
-    lastSeenAt: string | null;
-    routerosVersion: string | null;
-    board: string | null;
-    regionId: string | null;
-    gatewayId: string | null;
-  };
-  /** The same rule as the counts of `/sites/summary`. */
-  health: FleetHealth;
-  createdAt: string;
-  updatedAt: string;
-}
-export interface SiteHealth {
-  health: 'healthy' | 'degraded' | 'offline' | 'unknown';
-  tunnelUp: boolean;
-  lastPollAt: string | null;
-  missedPolls: number | null;
-  onboardedAt: string | null;
-  routerosVersion: string | null;
-  board: string | null;
-}
-export interface Member {
-  userId: string;
-  email: string;
-  displayName: string;
-  role: Role;
-  mfaEnabled: boolean;
-  createdAt: string;
-}
-export interface ApiKey {
-  id: string;
-  name: string;
-  role: Role;
-  prefix: string;
-  createdBy: string | null;
-  createdAt: string;
-  expiresAt: string | null;
-  revokedAt: string | null;
-  lastUsedAt: string | null;
-}
-export interface AuditEntry {
-  id: string;
-  time: string;
-  actor: { type: string; id: string | null; label: string | null; sourceIp: string | null };
-  requestId: string | null;
-  action: string;
-  target: { type: string; id: string | null };
-  before: unknown;
-  after: unknown;
-}
-export interface Region {
-  id: string;
-  slug: string;
-  name: string;
-  publicHost: string;
-  publicPort: number;
-  latitude: number;
-  longitude: number;
-  enabled: boolean;
-}
-export interface Gateway {
-  id: string;
-  regionId: string;
-  name: string;
-  status: 'up' | 'down' | 'revoked';
-  enrolledAt: string;
-  lastHeartbeatAt: string | null;
-  version: string | null;
-}
-interface TokenPair {
-  tokenType: 'Bearer';
-  accessToken: string;
-  expiresIn: number;
-  refreshToken: string;
-}
+export type FleetHealth = Site['health'];
+export type SiteHealth = ResponseOf<'/api/v1/tenants/{tenantId}/sites/{siteId}/health', 'get'>;
+export type Member = ItemOf<'/api/v1/tenants/{tenantId}/members'>;
+export type ApiKey = ItemOf<'/api/v1/tenants/{tenantId}/api-keys'>;
+export type AuditEntry = ItemOf<'/api/v1/tenants/{tenantId}/audit-log'>;
+export type Region = ItemOf<'/api/v1/regions'>;
+export type Gateway = ItemOf<'/api/v1/gateways'>;
+export type Job = ResponseOf<'/api/v1/tenants/{tenantId}/jobs/{jobId}', 'get'>;
+export type JobStep = Job['steps'][number];
+export type JobBatch = ResponseOf<'/api/v1/tenants/{tenantId}/job-batches/{batchId}', 'get'>;
+export type FleetSummary = ResponseOf<'/api/v1/tenants/{tenantId}/sites/summary', 'get'>;
+type TokenPair = ResponseOf<'/api/v1/auth/refresh', 'post'>;
 export type LoginResult = { kind: 'signed-in' } | { kind: 'mfa'; mfaToken: string };
 
 /** An error answer of the api: `{ error: { code, message, requestId, details? } }`. */
@@ -204,7 +140,7 @@ async function refreshOnce(): Promise<boolean> {
   const res = await fetch('/api/v1/auth/refresh', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ refreshToken: token }),
+    body: JSON.stringify({ refreshToken: token } satisfies BodyOf<'/api/v1/auth/refresh', 'post'>),
   });
   if (!res.ok) {
     forget();
@@ -255,14 +191,46 @@ export async function api<T>(method: string, path: string, opts: RequestOptions 
   return (await res.json()) as T;
 }
 
+type PathParams<P extends ApiPath, M extends Method> = ParamsOf<P, M> extends { path: infer X } ? X : never;
+type QueryParams<P extends ApiPath, M extends Method> = ParamsOf<P, M> extends { query?: infer Q } ? Q : never;
+
+/** What a typed call takes: the path's `{params}`, the query and the body its operation declares. */
+export type CallOptions<P extends ApiPath, M extends Method> = {
+  signal?: AbortSignal;
+} & ([PathParams<P, M>] extends [never] ? { path?: never } : { path: PathParams<P, M> }) &
+  ([NonNullable<QueryParams<P, M>>] extends [never] ? { query?: never } : { query?: QueryParams<P, M> }) &
+  ([BodyOf<P, M>] extends [never] ? { body?: never } : { body: BodyOf<P, M> });
+
+/**
+ * A typed request: the path is one of the OpenAPI document's (with `{params}`), and the
+ * body and the answer are the types generated from it. Same session handling as `api()`.
+ *
+ *   const site = await call('get', '/api/v1/tenants/{tenantId}/sites/{siteId}', { path: { tenantId, siteId } });
+ */
+export function call<P extends ApiPath, M extends Method>(
+  method: M,
+  path: P,
+  ...[opts]: Partial<CallOptions<P, M>> extends CallOptions<P, M> ? [CallOptions<P, M>?] : [CallOptions<P, M>]
+): Promise<ResponseOf<P, M>> {
+  const o = (opts ?? {}) as { path?: Record<string, string>; query?: RequestOptions['query']; body?: unknown };
+  const url = (path as string)
+    .replace(/^\/api\/v1/, '')
+    .replace(/\{(\w+)\}/g, (_, k: string) => encodeURIComponent(o.path?.[k] ?? ''));
+  return api<ResponseOf<P, M>>(method.toUpperCase(), url, {
+    ...(o.query ? { query: o.query } : {}),
+    ...(o.body !== undefined ? { body: o.body } : {}),
+    ...(opts?.signal ? { signal: opts.signal } : {}),
+  });
+}
+
 export async function login(email: string, password: string): Promise<LoginResult> {
   const res = await fetch('/api/v1/auth/login', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password }),
+    body: JSON.stringify({ email, password } satisfies BodyOf<'/api/v1/auth/login', 'post'>),
   });
   if (!res.ok) throw await toError(res);
-  const body = (await res.json()) as TokenPair | { mfaRequired: true; mfaToken: string };
+  const body = (await res.json()) as ResponseOf<'/api/v1/auth/login', 'post'>;
   if ('mfaRequired' in body) return { kind: 'mfa', mfaToken: body.mfaToken };
   store(body);
   return { kind: 'signed-in' };
@@ -272,7 +240,7 @@ export async function loginMfa(mfaToken: string, code: string): Promise<void> {
   const res = await fetch('/api/v1/auth/login/mfa', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ mfaToken, code }),
+    body: JSON.stringify({ mfaToken, code } satisfies BodyOf<'/api/v1/auth/login/mfa', 'post'>),
   });
   if (!res.ok) throw await toError(res);
   store((await res.json()) as TokenPair);

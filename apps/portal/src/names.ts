@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import { api, type Gateway, type Page, type Region } from './api';
+import { call } from './api';
 
 /**
  * Region and gateway names. Only platform operators may list regions and gateways (the api
@@ -14,8 +14,8 @@ export function usePlatformNames(platformOperator: boolean) {
     if (!platformOperator) return;
     const ac = new AbortController();
     Promise.all([
-      api<Page<Region>>('GET', '/regions', { query: { limit: 200 }, signal: ac.signal }),
-      api<Page<Gateway>>('GET', '/gateways', { signal: ac.signal }),
+      call('get', '/api/v1/regions', { query: { limit: 200 }, signal: ac.signal }),
+      call('get', '/api/v1/gateways', { signal: ac.signal }),
     ]).then(
       ([r, g]) =>
         setNames({

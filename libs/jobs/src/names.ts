@@ -9,19 +9,26 @@ export const JOBS_QUEUE = 'site-jobs';
 
 const name = z.string().min(1).max(200);
 
-/** A declarative desired state for one menu, applied by find-then-set. */
+/**
+ * A declarative desired state for one menu, applied by find-then-set. Every object here is
+ * strict: an unknown field is refused (400 naming it), never dropped silently.
+ */
 export const DesiredState = z.discriminatedUnion('menu', [
-  z.object({ menu: z.literal('dns'), servers: z.array(z.ipv4()).max(10) }),
-  z.object({ menu: z.literal('ntp'), enabled: z.boolean(), servers: z.array(z.string().min(1).max(255)).max(4) }),
-  z.object({ menu: z.literal('identity'), name }),
-  z.object({
+  z.strictObject({ menu: z.literal('dns'), servers: z.array(z.ipv4()).max(10) }),
+  z.strictObject({
+    menu: z.literal('ntp'),
+    enabled: z.boolean(),
+    servers: z.array(z.string().min(1).max(255)).max(4),
+  }),
+  z.strictObject({ menu: z.literal('identity'), name }),
+  z.strictObject({
     menu: z.literal('address-list'),
     list: z.string().min(1).max(63),
     /** Entries that must exist (others in the list are left alone unless `exclusive`). */
     addresses: z.array(z.string().min(1).max(64)).max(1000),
     exclusive: z.boolean().default(false),
   }),
-  z.object({
+  z.strictObject({
     menu: z.literal('user'),
     name: z.string().min(1).max(64),
     group: z.enum(['read', 'write', 'full']),
@@ -33,21 +40,66 @@ export const DesiredState = z.discriminatedUnion('menu', [
 export type DesiredState = z.infer<typeof DesiredState>;
 
 export const JOB_PAYLOADS = {
-  'apply-config': z.object({ changes: z.array(DesiredState).min(1).max(50) }),
-  'run-command': z.object({
+  'apply-config': z.strictObject({ changes: z.array(DesiredState).min(1).max(50) }),
+  'run-command': z.strictObject({
     command: z.string().regex(/^(\/[a-z0-9][a-z0-9-]*)+$/, 'an API command path like /ip/address/print'),
     attributes: z.record(z.string().regex(/^[a-z.][a-z0-9.-]*$/), z.string()).default({}),
   }),
-  backup: z.object({ reason: z.enum(['manual', 'scheduled', 'before-restore']).default('manual') }),
-  restore: z.object({ backupId: z.uuid() }),
-  reboot: z.object({}),
-  'recreate-tunnel': z.object({}),
-  'routeros-upgrade': z.object({ channel: z.enum(['stable', 'long-term', 'testing']).default('stable') }),
+  backup: z.strictObject({ reason: z.enum(['manual', 'scheduled', 'before-restore']).default('manual') }),
+  restore: z.strictObject({ backupId: z.uuid() }),
+  reboot: z.strictObject({}),
+  'recreate-tunnel': z.strictObject({}),
+  'routeros-upgrade': z.strictObject({ channel: z.enum(['stable', 'long-term', 'testing']).default('stable') }),
 } as const;
 
 export type JobKind = keyof typeof JOB_PAYLOADS;
 export const JOB_KINDS = Object.keys(JOB_PAYLOADS) as JobKind[];
 export type JobPayload<K extends JobKind> = z.infer<(typeof JOB_PAYLOADS)[K]>;
+
+/** `{ kind, payload }` for one kind; a missing payload means `{}` (then the kind's defaults). */
+function variant<K extends JobKind, S extends z.ZodObject>(kind: K, payload: S) {
+  // `{}` runs through the kind's schema: its defaults apply, its required fields are named.
+  return z.strictObject({ kind: z.literal(kind), payload: payload.prefault({} as never) });
+}
+const P = JOB_PAYLOADS;
+const VARIANTS = [
+  variant('apply-config', P['apply-config']),
+  variant('run-command', P['run-command']),
+  variant('backup', P.backup),
+  variant('restore', P.restore),
+  variant('reboot', P.reboot),
+  variant('recreate-tunnel', P['recreate-tunnel']),
+  variant('routeros-upgrade', P['routeros-upgrade']),
+] as const;
+
+/**
+ * The body that asks for a job: a union discriminated by `kind`, so a client (and the
+ * OpenAPI document) sees each kind's payload, and an unknown field anywhere is refused.
+ * The api validates a request with it once; the worker parses the stored payload with the
+ * same per-kind schema (`parsePayload`) as a boundary check.
+ */
+export const JobRequest = z.discriminatedUnion('kind', [...VARIANTS]);
+export type JobRequest = z.infer<typeof JobRequest>;
+/** Fails to compile when a kind has no request variant. */
+export const EVERY_KIND_REQUESTABLE: Exclude<JobKind, JobRequest['kind']> extends never ? true : never = true;
+
+/** Which sites a bulk request targets: ids and/or tags (a site matching either is included). */
+const BulkTargets = {
+  siteIds: z.array(z.uuid()).max(100_000).optional(),
+  tags: z.array(z.string().min(1).max(100)).max(50).optional(),
+};
+
+/** A job request for many sites (one batch of per-site jobs). */
+export const BulkJobRequest = z.discriminatedUnion('kind', [
+  VARIANTS[0].extend(BulkTargets),
+  VARIANTS[1].extend(BulkTargets),
+  VARIANTS[2].extend(BulkTargets),
+  VARIANTS[3].extend(BulkTargets),
+  VARIANTS[4].extend(BulkTargets),
+  VARIANTS[5].extend(BulkTargets),
+  VARIANTS[6].extend(BulkTargets),
+]);
+export type BulkJobRequest = z.infer<typeof BulkJobRequest>;
 
 /** Roles needed to enqueue each kind (run-command is operator+, like every change). */
 export const JOB_MIN_ROLE: Record<JobKind, 'operator' | 'admin'> = {
@@ -72,6 +124,7 @@ export interface QueuedJob {
   readonly kind: JobKind;
 }
 
+/** The worker's boundary check of a stored payload (the same schema the api validated it with). */
 export function parsePayload<K extends JobKind>(kind: K, payload: unknown): JobPayload<K> {
   return JOB_PAYLOADS[kind].parse(payload) as JobPayload<K>;
 }

@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import { AuditRepository, type AuditRow } from '@backplane/db';
 import { z } from 'zod';
 import { PlatformOperator, Tenant, TenantAccess, type TenantContext } from '../common/request';
@@ -73,6 +73,7 @@ export class AuditController {
 
   /** Every change in the tenant, newest first. */
   @Get('tenants/:tenantId/audit-log')
+  @ApiOperation({ summary: 'Tenant audit log' })
   @TenantAccess('admin')
   @ApiResponse({ status: 200, standardSchema: AuditPage })
   async list(@Tenant() t: TenantContext, @Query({ schema: AuditQuery }) q: z.infer<typeof AuditQuery>) {
@@ -82,6 +83,7 @@ export class AuditController {
 
   /** Platform changes (regions, gateways, account security), for platform operators. */
   @Get('platform/audit-log')
+  @ApiOperation({ summary: 'Platform audit log' })
   @PlatformOperator()
   @ApiResponse({ status: 200, standardSchema: AuditPage })
   async platform(@Query({ schema: AuditQuery }) q: z.infer<typeof AuditQuery>) {

@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import { UsersRepository } from '@backplane/db';
 import type { z } from 'zod';
 import { ApiErrors } from '../common/validation';
@@ -43,6 +43,7 @@ export class AuthController {
   ) {}
 
   @Post('auth/login')
+  @ApiOperation({ summary: 'Sign in' })
   @Public()
   @HttpCode(200)
   @ApiResponse({ status: 200, standardSchema: LoginResponse })
@@ -51,6 +52,7 @@ export class AuthController {
   }
 
   @Post('auth/login/mfa')
+  @ApiOperation({ summary: 'Sign in: second factor' })
   @Public()
   @HttpCode(200)
   @ApiResponse({ status: 200, standardSchema: TokenPairResponse })
@@ -62,6 +64,7 @@ export class AuthController {
   }
 
   @Post('auth/refresh')
+  @ApiOperation({ summary: 'Refresh the access token' })
   @Public()
   @HttpCode(200)
   @ApiResponse({ status: 200, standardSchema: TokenPairResponse })
@@ -70,6 +73,7 @@ export class AuthController {
   }
 
   @Post('auth/logout')
+  @ApiOperation({ summary: 'Sign out' })
   @SignedIn()
   @ApiBearerAuth()
   @HttpCode(204)
@@ -78,6 +82,7 @@ export class AuthController {
   }
 
   @Get('me')
+  @ApiOperation({ summary: 'The signed-in person and their tenants' })
   @SignedIn()
   @ApiBearerAuth()
   @ApiResponse({ status: 200, standardSchema: MeResponse })
@@ -100,6 +105,7 @@ export class AuthController {
 
   /** Changes the password and ends every session of the account (this one included). */
   @Post('me/password')
+  @ApiOperation({ summary: 'Change your password' })
   @SignedIn()
   @ApiBearerAuth()
   @HttpCode(204)
@@ -112,6 +118,7 @@ export class AuthController {
   }
 
   @Post('me/mfa/enroll')
+  @ApiOperation({ summary: 'Start two-factor enrollment' })
   @SignedIn()
   @ApiBearerAuth()
   @HttpCode(200)
@@ -121,6 +128,7 @@ export class AuthController {
   }
 
   @Post('me/mfa/verify')
+  @ApiOperation({ summary: 'Confirm two-factor enrollment' })
   @SignedIn()
   @ApiBearerAuth()
   @HttpCode(204)
@@ -133,6 +141,7 @@ export class AuthController {
   }
 
   @Delete('me/mfa')
+  @ApiOperation({ summary: 'Turn off two-factor sign-in' })
   @SignedIn()
   @ApiBearerAuth()
   @HttpCode(204)

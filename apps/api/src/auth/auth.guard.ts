@@ -6,7 +6,7 @@ import { ApiMetrics } from '../common/metrics';
 import {
   ACCESS,
   actorOf,
-  ROLE_RANK,
+  roleAtLeast,
   type AccessPolicy,
   type AuthedRequest,
   type Principal,
@@ -211,7 +211,7 @@ export class AuthGuard implements CanActivate {
       role = state?.role ?? null;
     }
     if (!role) throw ApiError.notFound('tenant');
-    if (ROLE_RANK[role] < ROLE_RANK[min]) {
+    if (!roleAtLeast(role, min)) {
       throw new ApiError('forbidden', `this action needs the ${min} role or higher in this tenant (you are ${role})`);
     }
     return { principal, scope, role };

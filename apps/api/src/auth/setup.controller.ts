@@ -1,5 +1,5 @@
 import { Body, Controller, Post } from '@nestjs/common';
-import { ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import type { z } from 'zod';
 import { ApiErrors } from '../common/validation';
 import { Public } from '../common/request';
@@ -14,6 +14,7 @@ export class SetupController {
 
   /** Creates the first owner (a platform operator) and tenant with the one-time token from the log. */
   @Post()
+  @ApiOperation({ summary: 'Create the first owner (one-time setup)' })
   @Public()
   @ApiResponse({ status: 201, standardSchema: SetupResponse })
   create(@Body({ schema: SetupBody }) body: z.infer<typeof SetupBody>): Promise<z.infer<typeof SetupResponse>> {

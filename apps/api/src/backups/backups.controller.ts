@@ -1,5 +1,5 @@
 import { Controller, Get, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiTags, ApiOperation } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Tenant, TenantAccess, type TenantContext } from '../common/request';
@@ -20,6 +20,7 @@ export class BackupsController {
   ) {}
 
   @Get('sites/:siteId/backups')
+  @ApiOperation({ summary: "List a site's backups" })
   @TenantAccess('viewer')
   list(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) siteId: string) {
     return this.backups.list(t, siteId);
@@ -27,6 +28,7 @@ export class BackupsController {
 
   /** Back up now (a job; deduplicated when nothing changed since the last backup). */
   @Post('sites/:siteId/backups')
+  @ApiOperation({ summary: 'Back up a site now (a job)' })
   @TenantAccess('operator')
   async create(
     @Tenant() t: TenantContext,
@@ -35,23 +37,26 @@ export class BackupsController {
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
     const key = req.headers['idempotency-key'];
-    const { job, created } = await this.jobs.enqueue(t, siteId, {
-      kind: 'backup',
-      payload: { reason: 'manual' },
-      idempotencyKey: typeof key === 'string' ? key : undefined,
-    });
+    const { job, created } = await this.jobs.enqueue(
+      t,
+      siteId,
+      { kind: 'backup', payload: { reason: 'manual' } },
+      typeof key === 'string' ? key : undefined,
+    );
     void res.status(created ? 201 : 200);
     return job;
   }
 
   /** The export itself (holds secrets: admin). */
   @Get('backups/:backupId')
+  @ApiOperation({ summary: 'Get a backup (the export)' })
   @TenantAccess('admin')
   get(@Tenant() t: TenantContext, @Param('backupId', { schema: uuidParam }) id: string) {
     return this.backups.get(t, id);
   }
 
   @Get('backup-diff')
+  @ApiOperation({ summary: 'Diff two backups' })
   @TenantAccess('admin')
   diff(@Tenant() t: TenantContext, @Query({ schema: DiffQuery }) q: z.infer<typeof DiffQuery>) {
     return this.backups.diff(t, q.from, q.to);
@@ -59,6 +64,7 @@ export class BackupsController {
 
   /** Restore is a job (admin). */
   @Post('backups/:backupId/restore')
+  @ApiOperation({ summary: 'Restore a backup (a job)' })
   @TenantAccess('admin')
   async restore(
     @Tenant() t: TenantContext,

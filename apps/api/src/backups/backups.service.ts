@@ -82,6 +82,6 @@ export class BackupsService {
 
   async restore(t: TenantContext, id: string, idempotencyKey: string | undefined) {
     const { row } = await this.content(t, id);
-    return this.jobs.enqueue(t, row.site_id, { kind: 'restore', payload: { backupId: id }, idempotencyKey });
+    return this.jobs.enqueue(t, row.site_id, { kind: 'restore', payload: { backupId: id } }, idempotencyKey);
   }
 }

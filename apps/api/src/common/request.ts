@@ -48,7 +48,12 @@ export const TenantAccess = (min: TenantRole) =>
 export const PlatformOperator = () => SetMetadata(ACCESS, { kind: 'platform' } satisfies AccessPolicy);
 export const GatewayAccess = () => SetMetadata(ACCESS, { kind: 'gateway' } satisfies AccessPolicy);
 
-export const ROLE_RANK: Record<TenantRole, number> = { viewer: 0, operator: 1, admin: 2, owner: 3 };
+const ROLE_RANK: Record<TenantRole, number> = { viewer: 0, operator: 1, admin: 2, owner: 3 };
+
+/** The one role comparison of the api: does `role` include everything `min` may do? */
+export function roleAtLeast(role: TenantRole, min: TenantRole): boolean {
+  return ROLE_RANK[role] >= ROLE_RANK[min];
+}
 
 export function actorOf(principal: Principal, req: FastifyRequest): Actor {
   const base = { sourceIp: req.ip, requestId: req.id };

@@ -1,137 +1,92 @@
-import { Body, Controller, Get, HttpCode, Inject, Injectable, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
-import type { SiteStatusData, SiteSyncPage } from '@backplane/contracts';
-import { RealtimePublisher } from '@backplane/realtime';
-import { z } from 'zod';
+import { Body, Controller, Get, HttpCode, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
+import type { z } from 'zod';
 import { ApiError } from '../common/api-error';
-import { CurrentPrincipal, GatewayAccess, type Principal } from '../common/request';
-import { API_DEPS, type ApiDeps } from '../deps';
-import { VERIFIER_KEY } from './verifier-key';
-
-const SitesQuery = z.strictObject({
-  after: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(10_000).default(5000),
-});
-
-const EventBody = z.strictObject({
-  type: z.enum(['connect', 'auth', 'disconnect']),
-  siteId: z.uuid().optional(),
-  gatewayId: z.string().optional(),
-  sourceIp: z.string().max(64),
-  at: z.iso.datetime(),
-  accepted: z.boolean().optional(),
-  reason: z.string().max(200).optional(),
-  bytesIn: z.number().int().min(0).optional(),
-  bytesOut: z.number().int().min(0).optional(),
-  durationSeconds: z.number().int().min(0).optional(),
-});
-const EventsBody = z.strictObject({ events: z.array(EventBody).max(1000) });
-
-const SyncResponse = z.object({
-  verifierKey: z.string(),
-  items: z.array(
-    z.object({
-      siteId: z.uuid(),
-      address: z.string(),
-      verifier: z.string().nullable(),
-      active: z.boolean(),
-      rev: z.number(),
-    }),
-  ),
-  next: z.number(),
-  more: z.boolean(),
-});
+import { CurrentPrincipal, GatewayAccess, Public, RequestMeta, type Principal } from '../common/request';
+import { ApiErrors } from '../common/validation';
+import { GatewayResponse } from '../regions/regions.schemas';
+import { TelemetryService } from '../telemetry/telemetry.service';
+import { GatewayEnrollmentService } from './gateway-enrollment.service';
+import {
+  BatchBody,
+  CertificateBody,
+  CertificateResponse,
+  EnrollBody,
+  EnrolledResponse,
+  EventsBody,
+  HeartbeatBody,
+  IngestResponse,
+  SitesQuery,
+  SyncResponse,
+  TargetsResponse,
+} from './gateway-link.schemas';
+import { GatewayLinkService } from './gateway-link.service';
+import { PkiService } from './pki.service';
 
 function gatewayOf(p: Principal): string {
   if (p.kind !== 'gateway') throw new ApiError('forbidden', 'gateways only');
   return p.gatewayId;
 }
 
-@Injectable()
-export class GatewayLinkService {
-  constructor(
-    @Inject(API_DEPS) private readonly deps: ApiDeps,
-    @Inject(VERIFIER_KEY) private readonly key: Buffer,
-    private readonly realtime: RealtimePublisher,
-  ) {}
-
-  async sites(after: number, limit: number): Promise<SiteSyncPage> {
-    const rows = await this.deps.db.inPlatform((tx) =>
-      tx.query<{ site_id: string; address: string; verifier: string | null; active: boolean; rev: string }>(
-        `SELECT * FROM bp_gateway_site_sync($1, $2)`,
-        [after, limit + 1],
-      ),
-    );
-    const more = rows.length > limit;
-    const items = rows.slice(0, limit).map((r) => ({
-      siteId: r.site_id,
-      address: r.address,
-      verifier: r.verifier,
-      active: r.active,
-      rev: Number(r.rev),
-    }));
-    return {
-      verifierKey: this.key.toString('base64'),
-      items,
-      next: items.length ? items[items.length - 1]!.rev : after,
-      more,
-    };
-  }
-
-  async events(gatewayId: string, events: z.infer<typeof EventsBody>['events']): Promise<{ stored: number }> {
-    let stored = 0;
-    const changes: { tenantId: string; data: SiteStatusData }[] = [];
-    await this.deps.db.inPlatform(async (tx) => {
-      for (const e of events) {
-        if (!e.siteId) continue; // not tied to a site (undecodable user): only in the gateway log
-        const [row] = await tx.query<{
-          stored: boolean;
-          tenant_id: string | null;
-          was_online: boolean | null;
-          online: boolean | null;
-        }>(`SELECT * FROM bp_tunnel_event_status($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [
-          e.siteId,
-          gatewayId,
-          e.type,
-          e.accepted ?? null,
-          e.reason ?? null,
-          e.sourceIp,
-          e.bytesIn ?? null,
-          e.bytesOut ?? null,
-          e.durationSeconds ?? null,
-          e.at,
-        ]);
-        if (!row?.stored) continue;
-        stored++;
-        if (row.tenant_id && row.online !== null && row.online !== row.was_online) {
-          changes.push({
-            tenantId: row.tenant_id,
-            data: {
-              siteId: e.siteId,
-              online: row.online,
-              health: row.online ? 'online' : 'offline',
-              gatewayId,
-              sourceIp: e.sourceIp,
-              ...(row.online ? { connectedSince: e.at } : { reason: e.reason ?? 'disconnect' }),
-            },
-          });
-        }
-      }
-    });
-    // after the commit, in order: portals see each online/offline change
-    for (const c of changes) await this.realtime.publish(c.tenantId, { type: 'site.status', data: c.data });
-    return { stored };
-  }
-}
-
-/** Gateways pull site credentials (deltas) and push tunnel events here. */
+/**
+ * Everything a gateway calls, in one place: enrollment and heartbeat, its server certificate,
+ * the site credentials it authenticates tunnels with (deltas), the tunnel events it reports,
+ * and telemetry (whom to poll, the samples). All but `enroll` authenticate with the
+ * gateway's credential.
+ */
 @ApiTags('gateway-link')
 @ApiBearerAuth()
+@ApiErrors()
 @Controller('api/v1/gateway')
-export class GatewaySitesController {
-  constructor(private readonly link: GatewayLinkService) {}
+export class GatewayLinkController {
+  constructor(
+    private readonly enrollment: GatewayEnrollmentService,
+    private readonly link: GatewayLinkService,
+    private readonly pki: PkiService,
+    private readonly telemetry: TelemetryService,
+  ) {}
 
+  /** Trades a one-time enrollment token for this gateway's credential (shown once). */
+  @Post('enroll')
+  @ApiOperation({ summary: 'Enroll a gateway with a one-time token' })
+  @Public()
+  @ApiResponse({ status: 201, standardSchema: EnrolledResponse })
+  enroll(
+    @Body({ schema: EnrollBody }) body: z.infer<typeof EnrollBody>,
+    @RequestMeta() meta: { ip: string; id: string },
+  ) {
+    return this.enrollment.enroll(body.token, body.name, meta.ip, meta.id);
+  }
+
+  /** The gateway is alive (and runs this version); answers its own record. */
+  @Post('heartbeat')
+  @ApiOperation({ summary: 'Gateway heartbeat' })
+  @GatewayAccess()
+  @HttpCode(200)
+  @ApiResponse({ status: 200, standardSchema: GatewayResponse })
+  heartbeat(@CurrentPrincipal() p: Principal, @Body({ schema: HeartbeatBody }) body: z.infer<typeof HeartbeatBody>) {
+    return this.enrollment.heartbeat(gatewayOf(p), body.version);
+  }
+
+  /**
+   * Signs this gateway's server certificate (the key stays on the gateway). Called at
+   * enrollment and when the certificate nears expiry; answers the CA chain and the CRL too.
+   */
+  @Post('certificate')
+  @ApiOperation({ summary: "Sign a gateway's server certificate (gateways)" })
+  @GatewayAccess()
+  @HttpCode(201)
+  @ApiResponse({ status: 201, standardSchema: CertificateResponse })
+  certificate(
+    @CurrentPrincipal() p: Principal,
+    @Body({ schema: CertificateBody }) body: z.infer<typeof CertificateBody>,
+  ) {
+    return this.pki.issue(gatewayOf(p), body.csr);
+  }
+
+  /** Site credentials changed after revision `after` (verifiers, addresses, deactivations). */
   @Get('sites')
+  @ApiOperation({ summary: 'Site credentials changed since a revision (gateways)' })
   @GatewayAccess()
   @ApiResponse({ status: 200, standardSchema: SyncResponse })
   sites(@CurrentPrincipal() p: Principal, @Query({ schema: SitesQuery }) q: z.infer<typeof SitesQuery>) {
@@ -139,10 +94,31 @@ export class GatewaySitesController {
     return this.link.sites(q.after, q.limit);
   }
 
+  /** Tunnel connect, auth and teardown events; online/offline changes reach the portals. */
   @Post('events')
+  @ApiOperation({ summary: 'Report tunnel events (gateways)' })
   @GatewayAccess()
   @HttpCode(200)
   events(@CurrentPrincipal() p: Principal, @Body({ schema: EventsBody }) body: z.infer<typeof EventsBody>) {
     return this.link.events(gatewayOf(p), body.events);
+  }
+
+  /** The sites this gateway polls for telemetry, with their router credentials. */
+  @Get('telemetry/targets')
+  @ApiOperation({ summary: 'Sites to poll for telemetry (gateways)' })
+  @GatewayAccess()
+  @ApiResponse({ status: 200, standardSchema: TargetsResponse })
+  telemetryTargets(@CurrentPrincipal() p: Principal) {
+    return this.telemetry.targets(gatewayOf(p));
+  }
+
+  /** A batch of samples; a malformed batch is refused whole (400, nothing stored). */
+  @Post('telemetry')
+  @ApiOperation({ summary: 'Store a batch of telemetry samples (gateways)' })
+  @GatewayAccess()
+  @HttpCode(200)
+  @ApiResponse({ status: 200, standardSchema: IngestResponse })
+  telemetryIngest(@CurrentPrincipal() p: Principal, @Body({ schema: BatchBody }) body: z.infer<typeof BatchBody>) {
+    return this.telemetry.ingest(gatewayOf(p), body.samples);
   }
 }

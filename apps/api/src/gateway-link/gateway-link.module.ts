@@ -1,37 +1,20 @@
-import { Module, type DynamicModule } from '@nestjs/common';
-import { API_DEPS, type ApiDeps } from '../deps';
-import { LiveController } from '../live/live.controller';
-import { LiveService } from '../live/live.service';
-import { GatewayLinkService, GatewaySitesController } from './gateway-link.controller';
+import { Module } from '@nestjs/common';
+import { TelemetryModule } from '../telemetry/telemetry.module';
+import { GatewayEnrollmentService } from './gateway-enrollment.service';
+import { GatewayLinkController } from './gateway-link.controller';
+import { GatewayLinkService } from './gateway-link.service';
 import { GatewaySweep } from './gateway-sweep';
-import { PkiController } from './pki.controller';
 import { PkiService } from './pki.service';
-import { RegionSelectionService } from './region-selection.service';
-import { GEO_LOCATOR, GeoLocator } from './region-selector';
-import { loadTunnelVerifierKey } from '@backplane/config';
-import { VERIFIER_KEY } from './verifier-key';
 
-/** The gateway link (site sync, tunnel events) and the live routes that use it. */
-@Module({})
-export class GatewayLinkModule {
-  static register(deps: ApiDeps): DynamicModule {
-    return {
-      module: GatewayLinkModule,
-      controllers: [GatewaySitesController, LiveController, PkiController],
-      providers: [
-        { provide: API_DEPS, useValue: deps },
-        {
-          provide: VERIFIER_KEY,
-          useValue: loadTunnelVerifierKey(deps.config.TUNNEL_VERIFIER_KEY, deps.config.DATA_DIR),
-        },
-        { provide: GEO_LOCATOR, useValue: GeoLocator.fromFile(deps.config.GEOIP_DATABASE) },
-        GatewayLinkService,
-        LiveService,
-        RegionSelectionService,
-        PkiService,
-        GatewaySweep,
-      ],
-      exports: [RegionSelectionService, PkiService, GatewaySweep],
-    };
-  }
-}
+/**
+ * The gateway-facing side of the api (`/api/v1/gateway/*`): enrollment, heartbeat, server
+ * certificates (the deployment PKI), site credential sync, tunnel events and telemetry
+ * ingest; plus the offline sweep over gateways and tunnels.
+ */
+@Module({
+  imports: [TelemetryModule],
+  controllers: [GatewayLinkController],
+  providers: [GatewayEnrollmentService, GatewayLinkService, PkiService, GatewaySweep],
+  exports: [PkiService, GatewaySweep],
+})
+export class GatewayLinkModule {}

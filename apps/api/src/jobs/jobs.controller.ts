@@ -1,6 +1,6 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiHeader, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { JOB_KINDS, JOB_STATES } from '@backplane/jobs';
+import { ApiBearerAuth, ApiHeader, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
+import { BulkJobRequest, JOB_STATES, JobRequest } from '@backplane/jobs';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ApiError } from '../common/api-error';
@@ -8,16 +8,6 @@ import { Tenant, TenantAccess, type TenantContext } from '../common/request';
 import { ApiErrors, cursorQuery, limitQuery, uuidParam } from '../common/validation';
 import { JobsService } from './jobs.service';
 
-const EnqueueBody = z.strictObject({
-  kind: z.enum(JOB_KINDS as [string, ...string[]]),
-  payload: z.record(z.string(), z.unknown()).default({}),
-});
-const BulkBody = z.strictObject({
-  kind: z.enum(JOB_KINDS as [string, ...string[]]),
-  payload: z.record(z.string(), z.unknown()).default({}),
-  siteIds: z.array(z.uuid()).max(100_000).optional(),
-  tags: z.array(z.string().min(1).max(100)).max(50).optional(),
-});
 const ListQuery = z.strictObject({
   siteId: z.uuid().optional(),
   batchId: z.uuid().optional(),
@@ -80,27 +70,25 @@ export class JobsController {
 
   /** Enqueue a job for one site. Configuration changes, commands, backups, reboots, upgrades. */
   @Post('sites/:siteId/jobs')
+  @ApiOperation({ summary: 'Enqueue a job for a site' })
   @TenantAccess('operator')
   @IdemHeader()
   @ApiResponse({ status: 201, standardSchema: JobResponse })
   async enqueue(
     @Tenant() t: TenantContext,
     @Param('siteId', { schema: uuidParam }) siteId: string,
-    @Body({ schema: EnqueueBody }) body: z.infer<typeof EnqueueBody>,
+    @Body({ schema: JobRequest }) body: JobRequest,
     @Req() req: FastifyRequest,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    const { job, created } = await this.jobs.enqueue(t, siteId, {
-      kind: body.kind as (typeof JOB_KINDS)[number],
-      payload: body.payload,
-      idempotencyKey: idemKey(req),
-    });
+    const { job, created } = await this.jobs.enqueue(t, siteId, body, idemKey(req));
     void res.status(created ? 201 : 200);
     return job;
   }
 
   /** Recreate the site's tunnel: new credentials, router repaired over the tunnel or at its next poll. */
   @Post('sites/:siteId/recreate-tunnel')
+  @ApiOperation({ summary: "Recreate a site's tunnel (a job)" })
   @TenantAccess('operator')
   @IdemHeader()
   @ApiResponse({ status: 201, standardSchema: JobResponse })
@@ -110,38 +98,33 @@ export class JobsController {
     @Req() req: FastifyRequest,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    const { job, created } = await this.jobs.enqueue(t, siteId, {
-      kind: 'recreate-tunnel',
-      payload: {},
-      idempotencyKey: idemKey(req),
-    });
+    const { job, created } = await this.jobs.enqueue(t, siteId, { kind: 'recreate-tunnel', payload: {} }, idemKey(req));
     void res.status(created ? 201 : 200);
     return job;
   }
 
-  /** One change for many sites (ids or tags) as a batch of per-site jobs. */
+  /**
+   * One change for many sites (ids or tags) as a batch of per-site jobs. Tags that match no
+   * site answer 422 `no_matching_sites` (no empty batch is created).
+   */
   @Post('jobs/bulk')
+  @ApiOperation({ summary: 'Enqueue one job for many sites (a batch)' })
   @TenantAccess('operator')
   @IdemHeader()
   @ApiResponse({ status: 201, standardSchema: z.object({ batch: BatchResponse }) })
   async bulk(
     @Tenant() t: TenantContext,
-    @Body({ schema: BulkBody }) body: z.infer<typeof BulkBody>,
+    @Body({ schema: BulkJobRequest }) body: BulkJobRequest,
     @Req() req: FastifyRequest,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    const { batch, created } = await this.jobs.bulk(t, {
-      kind: body.kind as (typeof JOB_KINDS)[number],
-      payload: body.payload,
-      siteIds: body.siteIds,
-      tags: body.tags,
-      idempotencyKey: idemKey(req),
-    });
+    const { batch, created } = await this.jobs.bulk(t, body, idemKey(req));
     void res.status(created ? 201 : 200);
     return { batch };
   }
 
   @Get('job-batches/:batchId')
+  @ApiOperation({ summary: 'Get a batch of jobs' })
   @TenantAccess('viewer')
   @ApiResponse({ status: 200, standardSchema: BatchResponse })
   batch(@Tenant() t: TenantContext, @Param('batchId', { schema: uuidParam }) id: string) {
@@ -149,6 +132,7 @@ export class JobsController {
   }
 
   @Get('jobs')
+  @ApiOperation({ summary: 'List jobs' })
   @TenantAccess('viewer')
   @ApiResponse({
     status: 200,
@@ -165,6 +149,7 @@ export class JobsController {
   }
 
   @Get('jobs/:jobId')
+  @ApiOperation({ summary: 'Get a job' })
   @TenantAccess('viewer')
   @ApiResponse({ status: 200, standardSchema: JobResponse })
   get(@Tenant() t: TenantContext, @Param('jobId', { schema: uuidParam }) id: string) {
@@ -176,6 +161,7 @@ export class JobsController {
    * exports of the menus it touches, for run-command and restore the full `/export show-sensitive`.
    */
   @Get('jobs/:jobId/exports')
+  @ApiOperation({ summary: "A job's before/after exports and their diff" })
   @TenantAccess('admin')
   exports(@Tenant() t: TenantContext, @Param('jobId', { schema: uuidParam }) id: string) {
     return this.jobs.exports(t, id);
@@ -183,6 +169,7 @@ export class JobsController {
 
   /** Queued and waiting jobs end at once; a running job stops before its next step. */
   @Post('jobs/:jobId/cancel')
+  @ApiOperation({ summary: 'Cancel a job' })
   @TenantAccess('operator')
   @HttpCode(200)
   @ApiResponse({ status: 200, standardSchema: JobResponse })

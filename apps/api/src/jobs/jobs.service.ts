@@ -5,10 +5,11 @@ import {
   deterministicId,
   jobProgressEvent,
   JOB_MIN_ROLE,
-  JOB_PAYLOADS,
   JobQueue,
   jobsRepo,
+  type BulkJobRequest,
   type JobKind,
+  type JobRequest,
   type JobRow,
   type JobState,
 } from '@backplane/jobs';
@@ -16,7 +17,7 @@ import { RealtimePublisher } from '@backplane/realtime';
 import { createTwoFilesPatch } from 'diff';
 import { AuditService } from '../audit/audit.service';
 import { ApiError } from '../common/api-error';
-import { ROLE_RANK, type TenantContext } from '../common/request';
+import { roleAtLeast, type TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
 
 export function toJobResponse(r: JobRow) {
@@ -47,12 +48,6 @@ function redactPayload(kind: string, payload: unknown): unknown {
   if (kind !== 'apply-config' || !payload || typeof payload !== 'object') return payload;
   const p = payload as { changes?: Record<string, unknown>[] };
   return { ...p, changes: (p.changes ?? []).map((c) => ('password' in c ? { ...c, password: '***' } : c)) };
-}
-
-export interface EnqueueInput {
-  readonly kind: JobKind;
-  readonly payload: unknown;
-  readonly idempotencyKey?: string | undefined;
 }
 
 @Injectable()
@@ -89,33 +84,29 @@ export class JobsService implements OnModuleDestroy {
     await this.queue.close();
   }
 
-  private checkRole(t: TenantContext, kind: JobKind): unknown {
-    if (ROLE_RANK[t.role] < ROLE_RANK[JOB_MIN_ROLE[kind]]) {
+  /** The route lets operators in; some kinds need more (restore, upgrade: admin). */
+  private checkRole(t: TenantContext, kind: JobKind): void {
+    if (!roleAtLeast(t.role, JOB_MIN_ROLE[kind])) {
       throw new ApiError('forbidden', `${kind} jobs need the ${JOB_MIN_ROLE[kind]} role`);
     }
-    return undefined;
-  }
-
-  private parse(kind: JobKind, payload: unknown): unknown {
-    const r = JOB_PAYLOADS[kind].safeParse(payload ?? {});
-    if (!r.success) {
-      throw new ApiError(
-        'validation_failed',
-        `invalid payload for ${kind}`,
-        r.error.issues.slice(0, 20).map((i) => ({ path: `body.payload.${i.path.join('.')}`, message: i.message })),
-      );
-    }
-    return r.data;
   }
 
   private requester(t: TenantContext) {
     return { type: t.actor.actorType, id: t.actor.actorId ?? null, label: t.actor.actorLabel ?? null };
   }
 
-  /** One job for one site; the same Idempotency-Key returns the same job. */
-  async enqueue(t: TenantContext, siteId: string, input: EnqueueInput): Promise<{ job: JobOut; created: boolean }> {
+  /**
+   * One job for one site; the same Idempotency-Key returns the same job. `input` is already
+   * validated (the route's body schema, or a request built in code).
+   */
+  async enqueue(
+    t: TenantContext,
+    siteId: string,
+    input: JobRequest,
+    idempotencyKey?: string,
+  ): Promise<{ job: JobOut; created: boolean }> {
     this.checkRole(t, input.kind);
-    const payload = this.parse(input.kind, input.payload);
+    const payload = input.payload;
     const { row, created } = await this.deps.db.inTenant(t.scope, async (tx) => {
       await this.requireSite(tx, siteId);
       const res = await jobsRepo.create(tx, {
@@ -123,7 +114,7 @@ export class JobsService implements OnModuleDestroy {
         kind: input.kind,
         payload,
         requestedBy: this.requester(t),
-        idempotencyKey: input.idempotencyKey,
+        idempotencyKey,
         ttlSeconds: this.deps.config.JOB_TTL,
       });
       if (res.created) {
@@ -149,14 +140,14 @@ export class JobsService implements OnModuleDestroy {
   }
 
   /** One change for many sites (ids and/or tags): a batch of per-site jobs. */
-  async bulk(t: TenantContext, input: EnqueueInput & { siteIds?: string[] | undefined; tags?: string[] | undefined }) {
+  async bulk(t: TenantContext, input: BulkJobRequest, idempotencyKey?: string) {
     this.checkRole(t, input.kind);
-    const payload = this.parse(input.kind, input.payload);
+    const payload = input.payload;
     if (!input.siteIds?.length && !input.tags?.length) {
       throw new ApiError('validation_failed', 'give siteIds or tags');
     }
-    const batchId = input.idempotencyKey
-      ? deterministicId(t.scope.tenantId, 'batch', input.idempotencyKey)
+    const batchId = idempotencyKey
+      ? deterministicId(t.scope.tenantId, 'batch', idempotencyKey)
       : deterministicId(t.scope.tenantId, 'batch', `${Date.now()}-${Math.random()}`);
     const { jobs, created } = await this.deps.db.inTenant(t.scope, async (tx) => {
       const existing = await tx.query(`SELECT id FROM job_batches WHERE id = $1`, [batchId]);
@@ -173,16 +164,12 @@ export class JobsService implements OnModuleDestroy {
         const missing = input.siteIds.filter((id) => !found.has(id));
         if (missing.length) throw new ApiError('not_found', `sites not found: ${missing.slice(0, 10).join(', ')}`);
       }
+      if (!sites.length) {
+        throw new ApiError('no_matching_sites', `no site has any of the tags ${(input.tags ?? []).join(', ')}`);
+      }
       await tx.query(
         `INSERT INTO job_batches (id, tenant_id, kind, total, requested_by, idempotency_key) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [
-          batchId,
-          tx.tenantId,
-          input.kind,
-          sites.length,
-          JSON.stringify(this.requester(t)),
-          input.idempotencyKey ?? null,
-        ],
+        [batchId, tx.tenantId, input.kind, sites.length, JSON.stringify(this.requester(t)), idempotencyKey ?? null],
       );
       const rows: JobRow[] = [];
       for (const s of sites) {

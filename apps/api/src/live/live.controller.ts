@@ -1,10 +1,10 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Put, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Tenant, TenantAccess, type TenantContext } from '../common/request';
 import { uuidParam } from '../common/validation';
-import { RegionSelectionService } from '../gateway-link/region-selection.service';
+import { RegionSelectionService } from '../regions/region-selection.service';
 import { LiveService } from './live.service';
 
 const RouterCredentialsBody = z.strictObject({
@@ -34,6 +34,7 @@ export class LiveController {
 
   /** Assigns the nearest healthy region by the GeoIP location of the router's public address. */
   @Post('region')
+  @ApiOperation({ summary: "Assign a site's region by GeoIP" })
   @TenantAccess('operator')
   @HttpCode(200)
   assignRegion(
@@ -45,6 +46,7 @@ export class LiveController {
   }
 
   @Get('live/identity')
+  @ApiOperation({ summary: "The router's identity (live)" })
   @TenantAccess('viewer')
   async identity(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string) {
     const res = await this.live.call(t, id, { command: '/system/identity/print' });
@@ -52,6 +54,7 @@ export class LiveController {
   }
 
   @Get('live/interfaces')
+  @ApiOperation({ summary: "The router's interfaces (live)" })
   @TenantAccess('viewer')
   @ApiResponse({ status: 200, standardSchema: Rows })
   async interfaces(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string) {
@@ -63,6 +66,7 @@ export class LiveController {
   }
 
   @Get('live/resources')
+  @ApiOperation({ summary: "The router's resources (live)" })
   @TenantAccess('viewer')
   async resources(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string) {
     const res = await this.live.call(t, id, { command: '/system/resource/print' });
@@ -70,6 +74,7 @@ export class LiveController {
   }
 
   @Get('live/logs')
+  @ApiOperation({ summary: "The router's recent log (live)" })
   @TenantAccess('viewer')
   @ApiResponse({ status: 200, standardSchema: Rows })
   async logs(
@@ -83,6 +88,7 @@ export class LiveController {
 
   /** NDJSON: one line per new log entry until the client disconnects. */
   @Get('live/logs/stream')
+  @ApiOperation({ summary: "Follow the router's log (live stream)" })
   @TenantAccess('viewer')
   async logStream(
     @Tenant() t: TenantContext,
@@ -95,6 +101,7 @@ export class LiveController {
 
   /** NDJSON: `/interface/monitor-traffic` rows (one per second) until the client disconnects. */
   @Get('live/traffic')
+  @ApiOperation({ summary: "An interface's traffic (live)" })
   @TenantAccess('viewer')
   async traffic(
     @Tenant() t: TenantContext,
@@ -113,6 +120,7 @@ export class LiveController {
   }
 
   @Post('reboot')
+  @ApiOperation({ summary: 'Reboot the router (a job)' })
   @TenantAccess('operator')
   @HttpCode(202)
   async reboot(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string) {
@@ -121,6 +129,7 @@ export class LiveController {
   }
 
   @Get('tunnel')
+  @ApiOperation({ summary: "A site's tunnel status" })
   @TenantAccess('viewer')
   async tunnel(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string) {
     const rec = await this.live.tunnel(t, id);
@@ -128,6 +137,7 @@ export class LiveController {
   }
 
   @Get('tunnel/events')
+  @ApiOperation({ summary: "A site's tunnel events" })
   @TenantAccess('viewer')
   events(
     @Tenant() t: TenantContext,
@@ -139,6 +149,7 @@ export class LiveController {
 
   /** Issues (or rotates) the site's tunnel secret; the answer is the only time it is shown. */
   @Post('tunnel/credentials')
+  @ApiOperation({ summary: "Reveal a site's tunnel credentials" })
   @TenantAccess('admin')
   @ApiResponse({ status: 201, standardSchema: TunnelCredentials })
   credentials(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string) {
@@ -147,6 +158,7 @@ export class LiveController {
 
   /** The router API user the platform logs in with (stored encrypted). */
   @Put('router-credentials')
+  @ApiOperation({ summary: "Set the router's API credentials" })
   @TenantAccess('admin')
   @HttpCode(204)
   async routerCredentials(

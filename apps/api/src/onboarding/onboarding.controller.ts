@@ -1,5 +1,5 @@
 import { Controller, Get, Header, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiExcludeEndpoint, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiExcludeEndpoint, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ApiError } from '../common/api-error';
@@ -32,6 +32,7 @@ export class OnboardingController {
 
   /** A one-time command (expiring, single use) that onboards the site's router when pasted into its terminal. */
   @Post('onboarding')
+  @ApiOperation({ summary: 'Onboarding command for a router' })
   @TenantAccess('operator')
   @ApiResponse({ status: 201, standardSchema: OnboardingCommand })
   create(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) siteId: string) {
@@ -40,6 +41,7 @@ export class OnboardingController {
 
   /** Tunnel state and missed polls together. */
   @Get('health')
+  @ApiOperation({ summary: "A site's health (tunnel, polls)" })
   @TenantAccess('viewer')
   @ApiResponse({ status: 200, standardSchema: Health })
   health(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) siteId: string) {

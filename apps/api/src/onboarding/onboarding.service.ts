@@ -8,7 +8,7 @@ import { ApiError } from '../common/api-error';
 import type { TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { PkiService } from '../gateway-link/pki.service';
-import { RegionSelectionService } from '../gateway-link/region-selection.service';
+import { RegionSelectionService } from '../regions/region-selection.service';
 import { VERIFIER_KEY } from '../gateway-link/verifier-key';
 
 export const API_USER = 'bp-api';

@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import type { z } from 'zod';
 import { Idempotent } from '../common/idempotency';
 import { Tenant, TenantAccess, type TenantContext } from '../common/request';
@@ -22,6 +22,7 @@ export class SitesController {
   constructor(private readonly sites: SitesService) {}
 
   @Get()
+  @ApiOperation({ summary: 'List sites' })
   @TenantAccess('viewer')
   @ApiResponse({ status: 200, standardSchema: SitePage })
   list(@Tenant() t: TenantContext, @Query({ schema: ListSitesQuery }) q: z.infer<typeof ListSitesQuery>) {
@@ -39,6 +40,7 @@ export class SitesController {
 
   /** Counts by health and region for the fleet overview (one query, whatever the fleet size). */
   @Get('summary')
+  @ApiOperation({ summary: 'Fleet counts by health' })
   @TenantAccess('viewer')
   @ApiResponse({ status: 200, standardSchema: SiteSummaryResponse })
   summary(@Tenant() t: TenantContext) {
@@ -46,6 +48,7 @@ export class SitesController {
   }
 
   @Post()
+  @ApiOperation({ summary: 'Create a site' })
   @TenantAccess('operator')
   @Idempotent()
   @ApiResponse({ status: 201, standardSchema: SiteResponse })
@@ -54,6 +57,7 @@ export class SitesController {
   }
 
   @Get(':siteId')
+  @ApiOperation({ summary: 'Get a site' })
   @TenantAccess('viewer')
   @ApiResponse({ status: 200, standardSchema: SiteResponse })
   get(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string) {
@@ -61,6 +65,7 @@ export class SitesController {
   }
 
   @Patch(':siteId')
+  @ApiOperation({ summary: 'Update a site' })
   @TenantAccess('operator')
   @ApiResponse({ status: 200, standardSchema: SiteResponse })
   update(
@@ -72,6 +77,7 @@ export class SitesController {
   }
 
   @Delete(':siteId')
+  @ApiOperation({ summary: 'Delete a site' })
   @TenantAccess('admin')
   @HttpCode(204)
   async delete(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string): Promise<void> {

@@ -1,52 +1,10 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, Param, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import { z } from 'zod';
-import { ApiError } from '../common/api-error';
-import {
-  CurrentPrincipal,
-  GatewayAccess,
-  Tenant,
-  TenantAccess,
-  type Principal,
-  type TenantContext,
-} from '../common/request';
+import { Tenant, TenantAccess, type TenantContext } from '../common/request';
 import { uuidParam } from '../common/validation';
 import { TelemetryService } from './telemetry.service';
 
-/** Largest batch a gateway may send (the gateway flushes at this size). */
-export const MAX_BATCH = 500;
-
-const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const bps = z.number().min(0).max(1e13);
-
-const Sample = z
-  .strictObject({
-    siteId: z.uuid(),
-    at: z.iso.datetime({ offset: true }),
-    cpuLoad: z.number().min(0).max(100).nullable(),
-    memoryUsed: count.nullable(),
-    memoryTotal: count.nullable(),
-    uptimeSeconds: count.nullable(),
-    tunnelBytesIn: count.nullable(),
-    tunnelBytesOut: count.nullable(),
-    latencyMs: z.number().min(0).max(600_000).nullable(),
-    interfaces: z
-      .array(z.strictObject({ name: z.string().min(1).max(128), rxBps: bps, txBps: bps }))
-      .max(512)
-      .refine((a) => new Set(a.map((i) => i.name)).size === a.length, 'interface names must be unique'),
-  })
-  .refine((s) => s.memoryUsed === null || s.memoryTotal === null || s.memoryUsed <= s.memoryTotal, {
-    message: 'memoryUsed exceeds memoryTotal',
-    path: ['memoryUsed'],
-  });
-
-const BatchBody = z.strictObject({ samples: z.array(Sample).min(1).max(MAX_BATCH) });
-const IngestResponse = z.object({ stored: z.number(), ignored: z.number() });
-const TargetsResponse = z.object({
-  targets: z.array(
-    z.object({ siteId: z.uuid(), credentials: z.object({ username: z.string(), password: z.string() }) }),
-  ),
-});
 const HistoryQuery = z.strictObject({ range: z.enum(['1h', '24h', '7d']).default('1h') });
 const HistoryResponse = z.object({
   siteId: z.uuid(),
@@ -72,35 +30,6 @@ const HistoryResponse = z.object({
   interfaces: z.record(z.string(), z.array(z.object({ at: z.string(), rxBps: z.number(), txBps: z.number() }))),
 });
 
-function gatewayOf(p: Principal): string {
-  if (p.kind !== 'gateway') throw new ApiError('forbidden', 'gateways only');
-  return p.gatewayId;
-}
-
-/** Gateways fetch whom to poll (with router credentials) and push samples here. */
-@ApiTags('gateway-link')
-@ApiBearerAuth()
-@Controller('api/v1/gateway/telemetry')
-export class GatewayTelemetryController {
-  constructor(private readonly telemetry: TelemetryService) {}
-
-  @Get('targets')
-  @GatewayAccess()
-  @ApiResponse({ status: 200, standardSchema: TargetsResponse })
-  targets(@CurrentPrincipal() p: Principal) {
-    return this.telemetry.targets(gatewayOf(p));
-  }
-
-  /** A batch of samples; a malformed batch is refused whole (400, nothing stored). */
-  @Post()
-  @GatewayAccess()
-  @HttpCode(200)
-  @ApiResponse({ status: 200, standardSchema: IngestResponse })
-  ingest(@CurrentPrincipal() p: Principal, @Body({ schema: BatchBody }) body: z.infer<typeof BatchBody>) {
-    return this.telemetry.ingest(gatewayOf(p), body.samples);
-  }
-}
-
 /** Stored telemetry of one site, downsampled for the 1 h, 24 h and 7 d charts. */
 @ApiTags('telemetry')
 @ApiBearerAuth()
@@ -109,6 +38,7 @@ export class SiteTelemetryController {
   constructor(private readonly telemetry: TelemetryService) {}
 
   @Get()
+  @ApiOperation({ summary: "A site's telemetry history" })
   @TenantAccess('viewer')
   @ApiResponse({ status: 200, standardSchema: HistoryResponse })
   history(

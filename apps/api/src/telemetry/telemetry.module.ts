@@ -1,18 +1,15 @@
-import { Module, type DynamicModule } from '@nestjs/common';
-import { API_DEPS, type ApiDeps } from '../deps';
-import { GatewayTelemetryController, SiteTelemetryController } from './telemetry.controller';
+import { Module } from '@nestjs/common';
+import { SiteTelemetryController } from './telemetry.controller';
 import { TelemetryMaintenance } from './telemetry.maintenance';
 import { TelemetryService } from './telemetry.service';
 
-/** Telemetry: gateway ingest and poll targets, history for the charts, downsampling and retention. */
-@Module({})
-export class TelemetryModule {
-  static register(deps: ApiDeps): DynamicModule {
-    return {
-      module: TelemetryModule,
-      controllers: [GatewayTelemetryController, SiteTelemetryController],
-      providers: [{ provide: API_DEPS, useValue: deps }, TelemetryService, TelemetryMaintenance],
-      exports: [TelemetryMaintenance],
-    };
-  }
-}
+/**
+ * Telemetry: history for the charts, downsampling and retention. Gateways push samples and
+ * fetch their poll targets through the gateway-link feature, which calls this service.
+ */
+@Module({
+  controllers: [SiteTelemetryController],
+  providers: [TelemetryService, TelemetryMaintenance],
+  exports: [TelemetryService, TelemetryMaintenance],
+})
+export class TelemetryModule {}

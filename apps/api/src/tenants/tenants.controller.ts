@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import { UsersRepository } from '@backplane/db';
 import type { z } from 'zod';
 import { ApiError } from '../common/api-error';
@@ -42,6 +42,7 @@ export class TenantsController {
   ) {}
 
   @Post()
+  @ApiOperation({ summary: 'Create a tenant' })
   @PlatformOperator()
   @Idempotent()
   @ApiResponse({ status: 201, standardSchema: TenantResponse })
@@ -51,6 +52,7 @@ export class TenantsController {
 
   /** The tenants the signed-in person belongs to. */
   @Get()
+  @ApiOperation({ summary: 'List tenants' })
   @SignedIn()
   @ApiResponse({ status: 200, standardSchema: MyTenantsResponse })
   async mine(@CurrentPrincipal() p: Principal): Promise<z.infer<typeof MyTenantsResponse>> {
@@ -60,6 +62,7 @@ export class TenantsController {
   }
 
   @Get(':tenantId')
+  @ApiOperation({ summary: 'Get a tenant' })
   @TenantAccess('viewer')
   @ApiResponse({ status: 200, standardSchema: TenantResponse })
   get(@Tenant() t: TenantContext) {
@@ -67,6 +70,7 @@ export class TenantsController {
   }
 
   @Patch(':tenantId')
+  @ApiOperation({ summary: 'Update a tenant' })
   @TenantAccess('owner')
   @ApiResponse({ status: 200, standardSchema: TenantResponse })
   update(@Tenant() t: TenantContext, @Body({ schema: UpdateTenantBody }) body: z.infer<typeof UpdateTenantBody>) {
@@ -74,6 +78,7 @@ export class TenantsController {
   }
 
   @Get(':tenantId/members')
+  @ApiOperation({ summary: 'List members' })
   @TenantAccess('viewer')
   @ApiResponse({ status: 200, standardSchema: MemberPage })
   members(@Tenant() t: TenantContext, @Query({ schema: ListQuery }) q: z.infer<typeof ListQuery>) {
@@ -81,6 +86,7 @@ export class TenantsController {
   }
 
   @Post(':tenantId/members')
+  @ApiOperation({ summary: 'Add a member' })
   @TenantAccess('admin')
   @Idempotent()
   @ApiResponse({ status: 201, standardSchema: MemberResponse })
@@ -89,6 +95,7 @@ export class TenantsController {
   }
 
   @Get(':tenantId/members/:userId')
+  @ApiOperation({ summary: 'Get a member' })
   @TenantAccess('viewer')
   @ApiResponse({ status: 200, standardSchema: MemberResponse })
   member(@Tenant() t: TenantContext, @Param('userId', { schema: uuidParam }) userId: string) {
@@ -96,6 +103,7 @@ export class TenantsController {
   }
 
   @Patch(':tenantId/members/:userId')
+  @ApiOperation({ summary: "Change a member's role" })
   @TenantAccess('admin')
   @ApiResponse({ status: 200, standardSchema: MemberResponse })
   setRole(
@@ -107,6 +115,7 @@ export class TenantsController {
   }
 
   @Delete(':tenantId/members/:userId')
+  @ApiOperation({ summary: 'Remove a member' })
   @TenantAccess('admin')
   @HttpCode(204)
   async remove(@Tenant() t: TenantContext, @Param('userId', { schema: uuidParam }) userId: string): Promise<void> {

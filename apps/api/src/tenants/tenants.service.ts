@@ -13,7 +13,7 @@ import type { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { hashPassword } from '../auth/passwords';
 import { ApiError } from '../common/api-error';
-import { ROLE_RANK, type Actor, type TenantContext } from '../common/request';
+import { roleAtLeast, type Actor, type TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
 import {
   toMemberResponse,
@@ -107,7 +107,7 @@ export class TenantsService {
   private assertCanGrant(t: TenantContext, role: TenantRole): void {
     if (role === 'owner' && t.role !== 'owner')
       throw new ApiError('forbidden', 'only an owner can grant or change the owner role');
-    if (ROLE_RANK[role] > ROLE_RANK[t.role]) throw new ApiError('forbidden', 'you cannot grant a role above your own');
+    if (!roleAtLeast(t.role, role)) throw new ApiError('forbidden', 'you cannot grant a role above your own');
   }
 
   async addMember(t: TenantContext, body: z.infer<typeof AddMemberBody>): Promise<MemberOut> {
@@ -160,7 +160,7 @@ export class TenantsService {
     const out = await this.deps.db.inTenant(t.scope, async (tx) => {
       const before = await this.members.get(tx, userId);
       if (!before) throw ApiError.notFound('member');
-      if (ROLE_RANK[before.role] > ROLE_RANK[t.role])
+      if (!roleAtLeast(t.role, before.role))
         throw new ApiError('forbidden', 'you cannot change a member above your role');
       await this.guardOwnerChange(tx, t, userId, before.role, role);
       await this.members.setRole(tx, userId, role);
@@ -182,7 +182,7 @@ export class TenantsService {
     await this.deps.db.inTenant(t.scope, async (tx) => {
       const before = await this.members.get(tx, userId);
       if (!before) throw ApiError.notFound('member');
-      if (ROLE_RANK[before.role] > ROLE_RANK[t.role])
+      if (!roleAtLeast(t.role, before.role))
         throw new ApiError('forbidden', 'you cannot remove a member above your role');
       await this.guardOwnerChange(tx, t, userId, before.role, null);
       await this.members.remove(tx, userId);

@@ -15,7 +15,7 @@ import {
 import { useDebouncedValue } from '@mantine/hooks';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { api, errorText, type FleetHealth, type Page, type Site } from '../api';
+import { api, errorText, type FleetHealth, type FleetSummary, type Page, type Site } from '../api';
 import { usePlatformNames } from '../names';
 import { Link } from '../router';
 import { tenantPath, useSession } from '../session';
@@ -24,17 +24,6 @@ import { ago, STATE_COLOR } from '../util';
 
 const PAGE = 200;
 const ROW = 48;
-
-export interface SummaryCounts {
-  total: number;
-  online: number;
-  degraded: number;
-  offline: number;
-  pending: number;
-}
-export interface FleetSummary extends SummaryCounts {
-  regions: (SummaryCounts & { regionId: string | null; regionName: string | null })[];
-}
 
 /**
  * Counts by health and region: one request (`/sites/summary`), whatever the fleet size. Live

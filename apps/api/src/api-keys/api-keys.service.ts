@@ -1,0 +1,88 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { ApiKeysRepository, type ApiKeyRow, type PageRequest } from '@backplane/db';
+import { apiKeyRoom, RealtimePublisher } from '@backplane/realtime';
+import type { z } from 'zod';
+import { AuditService } from '../audit/audit.service';
+import { newSecret, TokenService } from '../auth/tokens';
+import { ApiError } from '../common/api-error';
+import { roleAtLeast, type TenantContext } from '../common/request';
+import { API_DEPS, type ApiDeps } from '../deps';
+import type { ApiKeyOut, CreateApiKeyBody, CreatedApiKeyResponse } from './api-keys.schemas';
+
+function toResponse(k: ApiKeyRow): ApiKeyOut {
+  return {
+    id: k.id,
+    name: k.name,
+    role: k.role,
+    prefix: k.prefix,
+    createdBy: k.createdBy,
+    createdAt: k.createdAt.toISOString(),
+    expiresAt: k.expiresAt?.toISOString() ?? null,
+    revokedAt: k.revokedAt?.toISOString() ?? null,
+    lastUsedAt: k.lastUsedAt?.toISOString() ?? null,
+  };
+}
+
+@Injectable()
+export class ApiKeysService {
+  constructor(
+    @Inject(API_DEPS) private readonly deps: ApiDeps,
+    private readonly keys: ApiKeysRepository,
+    private readonly tokens: TokenService,
+    private readonly audit: AuditService,
+    private readonly realtime: RealtimePublisher,
+  ) {}
+
+  async create(
+    t: TenantContext,
+    body: z.infer<typeof CreateApiKeyBody>,
+  ): Promise<z.infer<typeof CreatedApiKeyResponse>> {
+    if (!roleAtLeast(t.role, body.role)) throw new ApiError('forbidden', 'an API key cannot have a role above yours');
+    const key = newSecret('bpk');
+    return this.deps.db.inTenant(t.scope, async (tx) => {
+      const row = await this.keys.create(tx, {
+        name: body.name,
+        role: body.role,
+        prefix: key.slice(0, 12),
+        keyHash: this.tokens.hash(key),
+        createdBy: t.principal.kind === 'user' ? t.principal.userId : null,
+        expiresAt: body.expiresAt ? new Date(body.expiresAt) : null,
+      });
+      const out = toResponse(row);
+      await this.audit.record(tx, t.actor, {
+        action: 'api_key.created',
+        targetType: 'api_key',
+        targetId: row.id,
+        after: out,
+      });
+      return { ...out, key };
+    });
+  }
+
+  async list(t: TenantContext, page: PageRequest) {
+    const res = await this.deps.db.inTenant(t.scope, (tx) => this.keys.list(tx, page));
+    return { items: res.items.map(toResponse), nextCursor: res.nextCursor };
+  }
+
+  async get(t: TenantContext, id: string): Promise<ApiKeyOut> {
+    const row = await this.deps.db.inTenant(t.scope, (tx) => this.keys.get(tx, id));
+    if (!row) throw ApiError.notFound('API key');
+    return toResponse(row);
+  }
+
+  async revoke(t: TenantContext, id: string): Promise<void> {
+    await this.deps.db.inTenant(t.scope, async (tx) => {
+      const before = await this.keys.get(tx, id);
+      if (!before) throw ApiError.notFound('API key');
+      const after = await this.keys.revoke(tx, id);
+      await this.audit.record(tx, t.actor, {
+        action: 'api_key.revoked',
+        targetType: 'api_key',
+        targetId: id,
+        before: { revokedAt: before.revokedAt },
+        after: { revokedAt: after?.revokedAt ?? null },
+      });
+    });
+    this.realtime.disconnect(apiKeyRoom(id));
+  }
+}

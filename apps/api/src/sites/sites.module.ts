@@ -1,0 +1,7 @@
+import { Module } from '@nestjs/common';
+import { SitesController } from './sites.controller';
+import { SitesService } from './sites.service';
+
+/** A tenant's sites: create, list (with the fleet summary), update, delete. */
+@Module({ controllers: [SitesController], providers: [SitesService] })
+export class SitesModule {}
