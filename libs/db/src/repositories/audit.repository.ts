@@ -1,3 +1,4 @@
+import { query } from '../sql';
 import type { PlatformTx, TenantTx } from '../tenancy';
 
 export type ActorType = 'user' | 'api_key' | 'gateway' | 'system';
@@ -37,7 +38,8 @@ const COLS = `id::text AS id, tenant_id AS "tenantId", actor_type AS "actorType"
 /** Append-only: the app role may only INSERT and SELECT (and a trigger refuses the rest). */
 export class AuditRepository {
   async append(tx: TenantTx | PlatformTx, e: AuditEntryInput): Promise<void> {
-    await tx.query(
+    await query(
+      tx,
       `INSERT INTO audit_log (tenant_id, actor_type, actor_id, actor_label, source_ip, request_id, action,
          target_type, target_id, before, after)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
@@ -81,7 +83,8 @@ export class AuditRepository {
     if (f.since) add('created_at >= ?', f.since);
     if (f.until) add('created_at < ?', f.until);
     params.push(page.limit + 1);
-    const rows = await tx.query<AuditRow>(
+    const rows = await query<AuditRow>(
+      tx,
       `SELECT ${COLS} FROM audit_log WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${params.length}`,
       params,
     );
