@@ -103,9 +103,4 @@ export class SiteAgentsRepository {
     );
     return r ?? null;
   }
-
-  /** Every onboarded site of every tenant (scheduled backups). */
-  async onboardedSites(tx: PlatformTx): Promise<{ tenant_id: string; site_id: string }[]> {
-    return query(tx, `SELECT * FROM bp_onboarded_sites()`);
-  }
 }

@@ -23,6 +23,7 @@ export interface RouterCredentials {
 /** A live site as the relay needs it: its management address and (decrypted on demand) router login. */
 export interface SiteAccess {
   readonly mgmtAddress: string;
+  readonly hasCredentials: boolean;
   /** Null when the site has no router API credentials yet; throws when they do not decrypt. */
   credentials(): RouterCredentials | null;
 }
@@ -80,6 +81,7 @@ export class SiteCredentialsRepository {
     const { router_username: username, router_password_enc: enc } = row;
     return {
       mgmtAddress: row.mgmt,
+      hasCredentials: !!username && !!enc,
       credentials: () =>
         username && enc
           ? { username, password: this.keyring.decryptText(enc, secretContext.routerPassword(siteId)) }

@@ -1,5 +1,5 @@
 import { query } from '../sql';
-import type { TenantTx } from '../tenancy';
+import type { PlatformTx, TenantTx } from '../tenancy';
 import { decodeCursor, toPage, type Page, type PageRequest } from './pagination';
 
 export interface SiteRow {
@@ -174,6 +174,11 @@ export class SitesRepository {
       params,
     );
     return rows[0] ?? null;
+  }
+
+  /** Every onboarded site of every tenant (scheduled backups). */
+  async onboarded(tx: PlatformTx): Promise<{ tenant_id: string; site_id: string }[]> {
+    return query<{ tenant_id: string; site_id: string }>(tx, `SELECT * FROM bp_onboarded_sites()`);
   }
 
   /** Whether a live (not deleted) site with this id exists. */
