@@ -216,7 +216,7 @@ export class JobsService implements OnModuleDestroy {
     return this.deps.db.inTenant(t.scope, async (tx) => {
       const b = await this.batches.get(tx, batchId);
       if (!b) throw ApiError.notFound('batch');
-      const counts = await this.batches.stateCounts<JobState>(tx, batchId);
+      const counts = (await this.batches.stateCounts(tx, batchId)) as { state: JobState; n: number }[];
       const byState = Object.fromEntries(counts.map((c) => [c.state, c.n])) as Partial<Record<JobState, number>>;
       const finished = (['succeeded', 'failed', 'cancelled', 'expired'] as const).reduce(
         (n, s) => n + (byState[s] ?? 0),

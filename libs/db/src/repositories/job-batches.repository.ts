@@ -31,8 +31,8 @@ export class JobBatchesRepository {
   }
 
   /** How many of the batch's jobs are in each state. */
-  async stateCounts<State extends string = string>(tx: TenantTx, id: string): Promise<{ state: State; n: number }[]> {
-    return query<{ state: State; n: number }>(
+  async stateCounts(tx: TenantTx, id: string): Promise<{ state: string; n: number }[]> {
+    return query<{ state: string; n: number }>(
       tx,
       `SELECT state, count(*)::int AS n FROM jobs WHERE batch_id = $1 GROUP BY state`,
       [id],
