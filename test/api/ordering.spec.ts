@@ -82,6 +82,17 @@ describe('list ordering and paging', () => {
     expect(served).toEqual(expected);
   });
 
+  it('sites: 250 sites created in the same instant come newest first (id breaks the tie), each exactly once', async () => {
+    const rows: { id: string }[] = await h.ds.query(
+      `INSERT INTO sites (tenant_id, name, tags, mgmt_address)
+       SELECT $1, 'order-' || g, '{ordering}', bp_allocate_mgmt_address() FROM generate_series(1, $2) g RETURNING id`,
+      [w.a.tenantId, N],
+    );
+    const expected = rows.map((r) => r.id).sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+    const served = await walk(`${base}/sites`, '&tag=ordering');
+    expect(served).toEqual(expected);
+  });
+
   it('a cursor that was not served by the list is a 400', async () => {
     for (const path of [`${base}/audit-log`, `${base}/sites/${w.a.siteId}/tunnel/events`, `${base}/jobs`]) {
       const res = await h.call('GET', `${path}?cursor=bogus`, { token: w.a.platformToken });

@@ -31,12 +31,12 @@ export class BackupsService {
     this.backups = new BackupsRepository(deps.keyring);
   }
 
-  async list(t: TenantContext, siteId: string) {
-    const rows = await this.deps.db.inTenant(t.scope, async (tx) => {
+  async list(t: TenantContext, siteId: string, page: { limit: number; cursor?: string | undefined }) {
+    const res = await this.deps.db.inTenant(t.scope, async (tx) => {
       if (!(await this.sites.exists(tx, siteId))) throw ApiError.notFound('site');
-      return this.backups.list(tx, siteId);
+      return this.backups.list(tx, siteId, page);
     });
-    return { items: rows.map(toOut) };
+    return { items: res.items.map(toOut), nextCursor: res.nextCursor };
   }
 
   private async content(t: TenantContext, id: string): Promise<{ row: BackupRow; text: string }> {

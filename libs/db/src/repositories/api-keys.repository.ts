@@ -55,12 +55,12 @@ export class ApiKeysRepository {
     if (page.cursor) {
       const k = decodeCursor(page.cursor);
       params.push(k.createdAt, k.id);
-      where += ` AND (created_at, id) > ($2::timestamptz, $3::uuid)`;
+      where += ` AND (created_at, id) < ($2::timestamptz, $3::uuid)`;
     }
     params.push(page.limit + 1);
     const rows = await query<ApiKeyRow>(
       tx,
-      `SELECT ${COLS} FROM api_keys WHERE ${where} ORDER BY created_at, id LIMIT $${params.length}`,
+      `SELECT ${COLS} FROM api_keys WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
       params,
     );
     return toPage(rows, page.limit);

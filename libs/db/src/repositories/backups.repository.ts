@@ -1,6 +1,7 @@
 import type { Keyring } from '@backplane/crypto';
 import { query } from '../sql';
 import type { TenantTx } from '../tenancy';
+import { decodeCursor, encodeCursor, type Page, type PageRequest } from './pagination';
 import { secretContext } from './site-credentials.repository';
 
 export interface BackupRow {
@@ -29,13 +30,30 @@ const COLS = `id, site_id, job_id, content_hash, size, routeros_version, created
 export class BackupsRepository {
   constructor(private readonly keyring: Keyring) {}
 
-  /** A site's newest backups first (at most 500). */
-  async list(tx: TenantTx, siteId: string): Promise<BackupRow[]> {
-    return query<BackupRow>(
+  /** A site's backups, newest first by `(created_at, id)`, paged with an opaque cursor. */
+  async list(tx: TenantTx, siteId: string, page: PageRequest): Promise<Page<BackupRow>> {
+    const params: unknown[] = [siteId];
+    let after = '';
+    if (page.cursor) {
+      const k = decodeCursor(page.cursor);
+      params.push(k.createdAt, k.id);
+      after = `AND (created_at, id) < ($2::timestamptz, $3::uuid)`;
+    }
+    params.push(page.limit + 1);
+    const rows = await query<BackupRow>(
       tx,
-      `SELECT ${COLS} FROM backups WHERE site_id = $1 ORDER BY created_at DESC, id DESC LIMIT 500`,
-      [siteId],
+      `SELECT ${COLS} FROM backups WHERE site_id = $1 ${after} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+      params,
     );
+    const items = rows.slice(0, page.limit);
+    const last = items[items.length - 1];
+    return {
+      items,
+      nextCursor:
+        rows.length > page.limit && last
+          ? encodeCursor({ createdAt: last.created_at.toISOString(), id: last.id })
+          : null,
+    };
   }
 
   /** One backup with its export decrypted; null when there is none with this id. */

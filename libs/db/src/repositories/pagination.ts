@@ -1,4 +1,8 @@
-/** Keyset pagination over `(created_at, id)`: stable under inserts, no OFFSET scans. */
+/**
+ * Keyset pagination over `(created_at, id)`, newest first (`ORDER BY created_at DESC, id DESC`,
+ * next page `(created_at, id) < cursor`): stable under inserts, no OFFSET scans, and rows with
+ * the same timestamp are neither skipped nor repeated (the id breaks the tie).
+ */
 export interface PageRequest {
   readonly limit: number;
   /** Opaque cursor from a previous page's `nextCursor`. */

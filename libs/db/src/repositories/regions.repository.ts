@@ -66,12 +66,12 @@ export class RegionsRepository {
     if (page.cursor) {
       const k = decodeCursor(page.cursor);
       params.push(k.createdAt, k.id);
-      where = `(created_at, id) > ($1::timestamptz, $2::uuid)`;
+      where = `(created_at, id) < ($1::timestamptz, $2::uuid)`;
     }
     params.push(page.limit + 1);
     const rows = await query<RegionRow>(
       tx,
-      `SELECT ${REGION_COLS} FROM regions WHERE ${where} ORDER BY created_at, id LIMIT $${params.length}`,
+      `SELECT ${REGION_COLS} FROM regions WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
       params,
     );
     return toPage(rows, page.limit);
@@ -188,7 +188,7 @@ export class RegionsRepository {
     return query<GatewayRow>(
       tx,
       `SELECT ${gatewayCols(downAfterSeconds)} FROM gateways WHERE ($1::uuid IS NULL OR region_id = $1::uuid)
-        ORDER BY enrolled_at, id LIMIT 1000`,
+        ORDER BY enrolled_at DESC, id DESC LIMIT 1000`,
       [regionId ?? null],
     );
   }

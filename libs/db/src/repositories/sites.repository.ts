@@ -106,7 +106,7 @@ export class SitesRepository {
     if (page.cursor) {
       const k = decodeCursor(page.cursor);
       params.push(k.createdAt, k.id);
-      where.push(`(s.created_at, s.id) > ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
+      where.push(`(s.created_at, s.id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
     }
     if (filter.q) {
       params.push(`%${likeEscape(filter.q)}%`);
@@ -128,7 +128,7 @@ export class SitesRepository {
     const rows = await query<SiteRow>(
       tx,
       `SELECT ${selectCols(interval)} FROM sites s ${AGENT_JOIN}
-        WHERE ${where.join(' AND ')} ORDER BY s.created_at, s.id LIMIT $${params.length}`,
+        WHERE ${where.join(' AND ')} ORDER BY s.created_at DESC, s.id DESC LIMIT $${params.length}`,
       params,
     );
     return toPage(rows, page.limit);
