@@ -26,7 +26,7 @@ describe('list ordering and paging', () => {
   });
 
   /** Follows `nextCursor` from the first page to the last; the ids in the order served. */
-  async function walk(path: string, query: string): Promise<string[]> {
+  async function walk(path: string, query: string, key = 'id'): Promise<string[]> {
     const ids: string[] = [];
     let cursor: string | null = null;
     for (let pages = 0; pages < 2 * (N / LIMIT) + 5; pages++) {
@@ -36,9 +36,9 @@ describe('list ordering and paging', () => {
         { token: w.a.platformToken },
       );
       expect(res.status, JSON.stringify(res.body)).toBe(200);
-      const items = res.body.items as { id: string }[];
+      const items = res.body.items as Record<string, string>[];
       expect(items.length).toBeLessThanOrEqual(LIMIT);
-      ids.push(...items.map((i) => i.id));
+      ids.push(...items.map((i) => i[key]!));
       cursor = res.body.nextCursor as string | null;
       if (!cursor) return ids;
     }
@@ -93,8 +93,29 @@ describe('list ordering and paging', () => {
     expect(served).toEqual(expected);
   });
 
+  it('members: 250 members added in the same microsecond come newest first, each exactly once', async () => {
+    // memberships.created_at keeps microseconds while cursors carry milliseconds
+    const rows: { id: string }[] = await h.ds.query(
+      `WITH u AS (
+         INSERT INTO users (email, display_name)
+         SELECT 'order-' || g || '@msp-a.test', 'Order ' || g FROM generate_series(1, $2) g RETURNING id)
+       INSERT INTO memberships (tenant_id, user_id, role) SELECT $1, u.id, 'viewer' FROM u RETURNING user_id AS id`,
+      [w.a.tenantId, N],
+    );
+    const ours = new Set(rows.map((r) => r.id));
+    const expected = [...ours].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+    const served = await walk(`${base}/members`, '', 'userId');
+    expect(new Set(served).size).toBe(served.length);
+    expect(served.filter((id) => ours.has(id))).toEqual(expected);
+  });
+
   it('a cursor that was not served by the list is a 400', async () => {
-    for (const path of [`${base}/audit-log`, `${base}/sites/${w.a.siteId}/tunnel/events`, `${base}/jobs`]) {
+    for (const path of [
+      `${base}/audit-log`,
+      `${base}/sites/${w.a.siteId}/tunnel/events`,
+      `${base}/jobs`,
+      `${base}/sites/${w.a.siteId}/backups`,
+    ]) {
       const res = await h.call('GET', `${path}?cursor=bogus`, { token: w.a.platformToken });
       expect(res.status, path).toBe(400);
     }

@@ -77,13 +77,13 @@ export class MembershipsRepository {
     if (page.cursor) {
       const k = decodeCursor(page.cursor);
       params.push(k.createdAt, k.id);
-      where += ` AND (m.created_at, m.user_id) < ($2::timestamptz, $3::uuid)`;
+      where += ` AND (date_trunc('milliseconds', m.created_at), m.user_id) < ($2::timestamptz, $3::uuid)`;
     }
     params.push(page.limit + 1);
     const rows = await query<MemberRow>(
       tx,
       `SELECT ${MEMBER_COLS} FROM memberships m JOIN users u ON u.id = m.user_id
-        WHERE ${where} ORDER BY m.created_at DESC, m.user_id DESC LIMIT $${params.length}`,
+        WHERE ${where} ORDER BY date_trunc('milliseconds', m.created_at) DESC, m.user_id DESC LIMIT $${params.length}`,
       params,
     );
     return toPage(rows, page.limit);
