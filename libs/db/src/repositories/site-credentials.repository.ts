@@ -13,6 +13,7 @@ export const secretContext = {
   pendingScript: (siteId: string) => `site:${siteId}:pending-script`,
   backup: (siteId: string) => `site:${siteId}:backup`,
   jobExport: (jobId: string) => `job:${jobId}:export`,
+  userTotp: (userId: string) => `user:${userId}:totp`,
 } as const;
 
 export interface RouterCredentials {
