@@ -50,6 +50,30 @@ const boundaries = {
   },
 };
 
+/**
+ * Only libs/db speaks SQL (ADR 0030): a `.query(` call anywhere else is a statement that
+ * belongs in a repository under libs/db/src/repositories. Exempt (see the config below):
+ * tests and test helpers that set up or inspect rows on purpose, benchmarks and dev scripts.
+ */
+const sqlOnlyInDb = {
+  meta: { type: 'problem', schema: [], messages: { sql: '{{why}}' } },
+  create(context) {
+    const unit = unitOf(context.filename);
+    if (unit && unit[0] === 'libs' && unit[1] === 'db') return {};
+    return {
+      'CallExpression > MemberExpression.callee[property.name="query"]'(node) {
+        context.report({
+          node,
+          messageId: 'sql',
+          data: {
+            why: 'SQL outside libs/db: add a method to a repository in libs/db/src/repositories and call that (ADR 0030).',
+          },
+        });
+      },
+    };
+  },
+};
+
 export default tseslint.config(
   {
     ignores: [
@@ -72,9 +96,10 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: root },
     },
-    plugins: { backplane: { rules: { boundaries } } },
+    plugins: { backplane: { rules: { boundaries, 'sql-only-in-db': sqlOnlyInDb } } },
     rules: {
       'backplane/boundaries': 'error',
+      'backplane/sql-only-in-db': 'error',
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/no-explicit-any': 'error',
@@ -98,6 +123,12 @@ export default tseslint.config(
   {
     files: ['libs/config/src/load.ts'],
     rules: { 'no-restricted-syntax': 'off' },
+  },
+  {
+    // Tests and their helpers create and inspect rows on purpose (RLS, migrations, fixtures);
+    // benchmarks and dev scripts seed data. Product code has no exemption.
+    files: ['**/*.spec.ts', 'test/**/*.ts', 'libs/testing/**/*.ts', 'scripts/**/*.ts'],
+    rules: { 'backplane/sql-only-in-db': 'off' },
   },
   {
     files: ['**/*.spec.ts', 'test/**/*.ts'],

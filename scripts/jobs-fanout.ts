@@ -23,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { loadApiConfig } from '@backplane/config';
 import { Keyring } from '@backplane/crypto';
 import { createDataSource, Database, TenantScope } from '@backplane/db';
+import { query } from '../libs/db/src/sql';
 import { connectionFromUrl } from '@backplane/jobs';
 import { RealtimePublisher } from '@backplane/realtime';
 import { createLogger, createMetricsRegistry } from '@backplane/observability';
@@ -145,11 +146,12 @@ async function main(): Promise<void> {
 
   // Tenant and sites straight in SQL (setup, not measured).
   const [tenant] = await db.inPlatform((tx) =>
-    tx.query<{ id: string }>(`INSERT INTO tenants (slug, name) VALUES ('bench', 'Bench') RETURNING id`),
+    query<{ id: string }>(tx, `INSERT INTO tenants (slug, name) VALUES ('bench', 'Bench') RETURNING id`),
   );
   const scope = TenantScope.authenticated(tenant!.id);
   const siteIds = await db.inTenant(scope, async (tx) => {
-    const rows = await tx.query<{ id: string }>(
+    const rows = await query<{ id: string }>(
+      tx,
       `INSERT INTO sites (tenant_id, name, tags, mgmt_address)
        SELECT $1, 'bench-' || g, '{bench}', bp_allocate_mgmt_address() FROM generate_series(1, $2) g
        ORDER BY g RETURNING id`,
@@ -160,7 +162,8 @@ async function main(): Promise<void> {
   await db.inTenant(scope, async (tx) => {
     for (let i = 0; i < siteIds.length; i += 1000) {
       const chunk = siteIds.slice(i, i + 1000);
-      await tx.query(
+      await query(
+        tx,
         `UPDATE sites s SET router_username = $1, router_password_enc = v.enc
            FROM unnest($2::uuid[], $3::text[]) AS v(id, enc) WHERE s.id = v.id`,
         [USER, chunk, chunk.map((id) => keyring.encrypt(PASSWORD, `site:${id}:router-password`))],
@@ -244,7 +247,8 @@ async function main(): Promise<void> {
     const runMs = Date.now() - r0;
     // What one job recorded (the before/after exports) and that the change really landed.
     const [sample] = await db.inTenant(scope, (tx) =>
-      tx.query<{ id: string; before: number; after: number; result: { changed: string[] } }>(
+      query<{ id: string; before: number; after: number; result: { changed: string[] } }>(
+        tx,
         `SELECT id, length(export_before_enc) AS before, length(export_after_enc) AS after, result
            FROM jobs WHERE batch_id = $1 ORDER BY id LIMIT 1`,
         [batch.id],

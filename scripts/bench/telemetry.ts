@@ -13,6 +13,7 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TelemetrySample } from '@backplane/contracts';
+import { TelemetryRepository } from '@backplane/db';
 import { createLogger } from '@backplane/observability';
 import { RouterOsClient } from '@backplane/routeros';
 import { Relay } from '../../apps/gateway/src/relay';
@@ -266,9 +267,7 @@ async function ingestRate(): Promise<{ httpRows: number; directRows: number; bat
           rxBps: s.interfaces.reduce((a, i) => a + i.rxBps, 0),
           txBps: s.interfaces.reduce((a, i) => a + i.txBps, 0),
         }));
-        const rows = await db.inPlatform((tx) =>
-          tx.query(`SELECT * FROM bp_telemetry_ingest($1, $2::jsonb)`, [gw.gateway.id, JSON.stringify(payload)]),
-        );
+        const rows = await db.inPlatform((tx) => new TelemetryRepository().ingest(tx, gw.gateway.id, payload));
         stored += rows.length;
       }
       if (stored !== BATCH * BATCHES) throw new Error(`stored ${stored} of ${BATCH * BATCHES}`);

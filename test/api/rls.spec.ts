@@ -1,4 +1,5 @@
 import { createDataSource, Database, SitesRepository, TenantScope, type TenantTx } from '@backplane/db';
+import { query } from '../../libs/db/src/sql';
 import { createTestDatabase, type TestDatabase } from '@backplane/testing';
 import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +22,8 @@ describe('row-level security', () => {
     await ds.initialize();
     db = new Database(ds);
     const [ta, tb] = await db.inPlatform(async (tx) => {
-      const rows = await tx.query<{ id: string }>(
+      const rows = await query<{ id: string }>(
+        tx,
         `INSERT INTO tenants (slug, name) VALUES ('rls-a', 'A'), ('rls-b', 'B') RETURNING id`,
       );
       return rows.map((r) => r.id);
@@ -42,7 +44,7 @@ describe('row-level security', () => {
     const counts = await Promise.all(
       Array.from({ length: 12 }, (_, i) =>
         db.inTenant(i % 2 ? a : b, async (tx: TenantTx) => {
-          const rows = await tx.query<{ name: string }>(`SELECT name FROM sites`); // no tenant filter on purpose
+          const rows = await query<{ name: string }>(tx, `SELECT name FROM sites`); // no tenant filter on purpose
           return { tenant: tx.tenantId, names: rows.map((r) => r.name) };
         }),
       ),
@@ -51,7 +53,7 @@ describe('row-level security', () => {
   });
 
   it('runs as a role that does not own the tables, and the role does not leak to the next user', async () => {
-    const who = await db.inTenant(a, (tx) => tx.query<{ u: string }>(`SELECT current_user AS u`));
+    const who = await db.inTenant(a, (tx) => query<{ u: string }>(tx, `SELECT current_user AS u`));
     expect(who[0]!.u).toBe('backplane_app');
     const owner = await ds.query<{ o: string }[]>(`SELECT tableowner AS o FROM pg_tables WHERE tablename = 'sites'`);
     expect(owner[0]!.o).not.toBe('backplane_app');
@@ -65,27 +67,27 @@ describe('row-level security', () => {
   it('refuses writing a row into another tenant and sees nothing without a tenant', async () => {
     await expect(
       db.inTenant(a, (tx) =>
-        tx.query(`INSERT INTO sites (tenant_id, name, mgmt_address) VALUES ($1, 'x', '100.100.0.9')`, [b.tenantId]),
+        query(tx, `INSERT INTO sites (tenant_id, name, mgmt_address) VALUES ($1, 'x', '100.100.0.9')`, [b.tenantId]),
       ),
     ).rejects.toThrow(/row-level security/);
-    const none = await db.inPlatform((tx) => tx.query(`SELECT id FROM sites`));
+    const none = await db.inPlatform((tx) => query(tx, `SELECT id FROM sites`));
     expect(none).toHaveLength(0);
     const flipped = await db.inTenant(a, (tx) =>
-      tx.query(`UPDATE sites SET name = 'stolen' WHERE tenant_id = $1 RETURNING id`, [b.tenantId]),
+      query(tx, `UPDATE sites SET name = 'stolen' WHERE tenant_id = $1 RETURNING id`, [b.tenantId]),
     );
     expect(flipped).toHaveLength(0);
   });
 
   it('keeps the audit log append-only for the app', async () => {
     await db.inTenant(a, (tx) =>
-      tx.query(`INSERT INTO audit_log (tenant_id, actor_type, action, target_type) VALUES ($1, 'system', 't', 't')`, [
+      query(tx, `INSERT INTO audit_log (tenant_id, actor_type, action, target_type) VALUES ($1, 'system', 't', 't')`, [
         a.tenantId,
       ]),
     );
-    await expect(db.inTenant(a, (tx) => tx.query(`UPDATE audit_log SET action = 'x'`))).rejects.toThrow(
+    await expect(db.inTenant(a, (tx) => query(tx, `UPDATE audit_log SET action = 'x'`))).rejects.toThrow(
       /permission denied/,
     );
-    await expect(db.inTenant(a, (tx) => tx.query(`DELETE FROM audit_log`))).rejects.toThrow(/permission denied/);
+    await expect(db.inTenant(a, (tx) => query(tx, `DELETE FROM audit_log`))).rejects.toThrow(/permission denied/);
     await expect(ds.query(`DELETE FROM audit_log`)).rejects.toThrow(/append-only/);
   });
 
@@ -105,7 +107,7 @@ describe('row-level security', () => {
     // The unique constraint on live sites is the last line: a duplicate insert fails.
     await expect(
       db.inTenant(a, (tx) =>
-        tx.query(`INSERT INTO sites (tenant_id, name, mgmt_address) VALUES ($1, 'dup', $2)`, [a.tenantId, addrs[0]]),
+        query(tx, `INSERT INTO sites (tenant_id, name, mgmt_address) VALUES ($1, 'dup', $2)`, [a.tenantId, addrs[0]]),
       ),
     ).rejects.toThrow(/sites_mgmt_address_live_key/);
   });

@@ -72,6 +72,15 @@ describe('lint rules that guard the architecture', { timeout: 180_000 }, () => {
     );
   });
 
+  it('rejects SQL outside libs/db, in an app and in another lib', async () => {
+    const code = `interface Runner {\n  query(sql: string, params?: unknown[]): Promise<unknown[]>;\n}\nexport async function names(db: Runner): Promise<unknown[]> {\n  return db.query('SELECT name FROM sites WHERE id = $1', ['x']);\n}\n`;
+    for (const file of ['apps/api/src/x.ts', 'apps/worker/src/x.ts', 'libs/jobs/src/x.ts']) {
+      expect(await rules(file, code)).toEqual(
+        expect.arrayContaining([expect.stringMatching(/^backplane\/sql-only-in-db: SQL outside libs\/db/)]),
+      );
+    }
+  });
+
   it('accepts the same code written the allowed way', async () => {
     const ok = `import { Keyring } from '@backplane/crypto';\nasync function work(): Promise<void> {}\nexport function run(): void {\n  void work();\n}\nexport const k = Keyring;\n`;
     expect(await rules('apps/api/src/x.ts', ok)).toEqual([]);

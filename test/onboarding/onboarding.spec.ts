@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkTunnelSecret, siteIdToTunnelUser } from '@backplane/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { query } from '../../libs/db/src/sql';
 import { runScript, startRouter, type SimRouter } from '../../apps/routeros-sim/src';
 import { bootstrap, startApi, type Harness } from '../api/harness';
 import { freePort } from '../gateway/control-plane';
@@ -88,7 +89,8 @@ function owned(r: SimRouter) {
 
 async function siteSecrets(siteId: string) {
   const [row] = await h.db.inTenant((await import('@backplane/db')).TenantScope.authenticated(tenantId), (tx) =>
-    tx.query<{ tunnel_secret_enc: string; tunnel_verifier: string; router_password_enc: string }>(
+    query<{ tunnel_secret_enc: string; tunnel_verifier: string; router_password_enc: string }>(
+      tx,
       `SELECT tunnel_secret_enc, tunnel_verifier, router_password_enc FROM sites WHERE id = $1`,
       [siteId],
     ),

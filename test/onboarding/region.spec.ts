@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TenantScope } from '@backplane/db';
+import { query } from '../../libs/db/src/sql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootstrap, startApi, type Harness } from '../api/harness';
 import { freePort } from '../gateway/control-plane';
@@ -108,7 +109,7 @@ async function onboardFrom(siteId: string, publicIp: string): Promise<string> {
 
 async function storedRegion(siteId: string): Promise<string | null> {
   const [row] = await h.db.inTenant(TenantScope.authenticated(tenantId), (tx) =>
-    tx.query<{ region_id: string | null }>(`SELECT region_id FROM sites WHERE id = $1`, [siteId]),
+    query<{ region_id: string | null }>(tx, `SELECT region_id FROM sites WHERE id = $1`, [siteId]),
   );
   return row!.region_id;
 }

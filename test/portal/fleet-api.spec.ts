@@ -164,8 +164,8 @@ describe('site health in GET /tenants/:id/sites', () => {
 
   it('filters by health, across pages and together with the search and tag filters', async () => {
     const names = async (query: string) => (await all(query)).map((r) => r.name);
-    expect(await names('health=offline')).toEqual(['polled-long-ago', 'seen-once']);
-    expect(await names('health=degraded')).toEqual(['polling', 'polling-old']);
+    expect(await names('health=offline')).toEqual(['seen-once', 'polled-long-ago']); // newest first
+    expect(await names('health=degraded')).toEqual(['polling-old', 'polling']);
     expect(await names('health=online')).toEqual(['up']);
     expect(await names('health=pending')).toEqual(['new']);
     expect(await names('health=degraded&tag=branch')).toEqual(['polling']);
@@ -173,9 +173,9 @@ describe('site health in GET /tenants/:id/sites', () => {
     expect(await names('health=online&tag=branch')).toEqual([]);
     // limit=1: one offline site per page, the cursor leads to the other and then to none.
     const first = await own('?health=offline&limit=1');
-    expect(first.body.items.map((r: Row) => r.name)).toEqual(['polled-long-ago']);
+    expect(first.body.items.map((r: Row) => r.name)).toEqual(['seen-once']);
     const second = await own(`?health=offline&limit=1&cursor=${encodeURIComponent(first.body.nextCursor as string)}`);
-    expect(second.body.items.map((r: Row) => r.name)).toEqual(['seen-once']);
+    expect(second.body.items.map((r: Row) => r.name)).toEqual(['polled-long-ago']);
     // Another tenant's filter sees none of these.
     expect((await sites('?health=offline')).body.items.map((r: Row) => r.name)).not.toContain('seen-once');
   });

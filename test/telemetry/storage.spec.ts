@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { TenantScope } from '@backplane/db';
+import { query } from '../../libs/db/src/sql';
 import { realtimeKeys } from '@backplane/realtime';
 import { testSettings } from '@backplane/testing';
 import { Redis } from 'ioredis';
@@ -415,7 +416,7 @@ describe('telemetry storage, downsampling and history', () => {
     // under B's scope A's rows are invisible; the app role cannot write them at all.
     const count = (tenantId: string, table: string) =>
       cp.h.db.inTenant(TenantScope.authenticated(tenantId), async (tx) => {
-        const [r] = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE site_id = $1`, [
+        const [r] = await query<{ n: number }>(tx, `SELECT count(*)::int AS n FROM ${table} WHERE site_id = $1`, [
           synthetic.id,
         ]);
         return r!.n;
@@ -431,7 +432,7 @@ describe('telemetry storage, downsampling and history', () => {
     }
     await expect(
       cp.h.db.inTenant(TenantScope.authenticated(cp.tenantId), (tx) =>
-        tx.query(`INSERT INTO telemetry_samples (tenant_id, site_id, at) VALUES ($1, $2, now())`, [
+        query(tx, `INSERT INTO telemetry_samples (tenant_id, site_id, at) VALUES ($1, $2, now())`, [
           cp.tenantId,
           synthetic.id,
         ]),

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { loadApiConfig, secretNames, secretsFor } from '@backplane/config';
 import { Keyring } from '@backplane/crypto';
-import { createDataSource, Database, runMigrationsLocked, verifyKeyring } from '@backplane/db';
+import { createDataSource, Database, pingDatabase, runMigrationsLocked, verifyKeyring } from '@backplane/db';
 import {
   createLogger,
   createMetricsRegistry,
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     redis,
     logger,
     registry,
-    checks: [postgresCheck(db), redisCheck(redis)],
+    checks: [postgresCheck(() => pingDatabase(db)), redisCheck(redis)],
     redisPrefix: config.REDIS_PREFIX,
   });
   const close = app.close.bind(app);

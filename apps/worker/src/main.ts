@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { loadTunnelVerifierKey, loadWorkerConfig, secretNames, secretsFor } from '@backplane/config';
 import { Keyring } from '@backplane/crypto';
-import { createDataSource, Database } from '@backplane/db';
+import { createDataSource, Database, pingDatabase } from '@backplane/db';
 import { connectionFromUrl } from '@backplane/jobs';
 import { RealtimePublisher } from '@backplane/realtime';
 import {
@@ -52,9 +52,12 @@ async function main(): Promise<void> {
   runner.start();
   const backups = new BackupScheduler(db, queue, config.BACKUP_CRON, logger.child({ component: 'backups' }), events);
   await backups.start();
-  const app = await createHttpApp(WorkerModule.register({ checks: [postgresCheck(ds), redisCheck(redis)], registry }), {
-    logger,
-  });
+  const app = await createHttpApp(
+    WorkerModule.register({ checks: [postgresCheck(() => pingDatabase(ds)), redisCheck(redis)], registry }),
+    {
+      logger,
+    },
+  );
   const close = app.close.bind(app);
   app.close = async () => {
     await close();

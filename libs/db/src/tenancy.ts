@@ -1,4 +1,4 @@
-import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import type { DataSource, QueryRunner } from 'typeorm';
 
 /** The role every app transaction runs as; it owns nothing, so RLS policies bind it. */
 export const APP_DB_ROLE = 'backplane_app';
@@ -21,10 +21,18 @@ export class TenantScope {
   }
 }
 
-/** Queries inside one transaction, as the app role. */
+/** Runs one parameterized statement and returns its rows (for RETURNING, UPDATE and DELETE too). */
+export type QueryFn = <T = Record<string, unknown>>(sql: string, params?: readonly unknown[]) => Promise<T[]>;
+
+/**
+ * The key under which a transaction carries its query function. Not exported from the lib's
+ * index: only repositories in libs/db (through `query()` in ./sql) run SQL (ADR 0030).
+ */
+export const SQL: unique symbol = Symbol('backplane.sql');
+
+/** One transaction, as the app role. Opaque outside libs/db: pass it to repository methods. */
 export interface Tx {
-  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
-  readonly manager: EntityManager;
+  readonly [SQL]: QueryFn;
 }
 
 /** A transaction bound to one tenant: `app.tenant_id` is set and RLS applies. */
@@ -40,10 +48,9 @@ export interface PlatformTx extends Tx {
 
 function txOf(runner: QueryRunner): Tx {
   return {
-    manager: runner.manager,
     // Structured results: rows for every command (TypeORM's plain query() returns
     // [rows, count] for UPDATE and DELETE).
-    query: async <T>(sql: string, params: readonly unknown[] = []) =>
+    [SQL]: async <T>(sql: string, params: readonly unknown[] = []) =>
       (await runner.query(sql, [...params], true)).records as T[],
   };
 }
@@ -92,10 +99,9 @@ export class Database {
    * owner in one transaction). Needs a scope like every tenant access.
    */
   async enterTenant(tx: PlatformTx, scope: TenantScope): Promise<TenantTx> {
-    await tx.query(`SELECT set_config('app.tenant_id', $1, true)`, [scope.tenantId]);
+    await tx[SQL](`SELECT set_config('app.tenant_id', $1, true)`, [scope.tenantId]);
     return {
-      manager: tx.manager,
-      query: (sql, params) => tx.query(sql, params),
+      [SQL]: tx[SQL],
       tenantId: scope.tenantId,
       kind: 'tenant',
     };

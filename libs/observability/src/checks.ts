@@ -1,12 +1,8 @@
 import type { ReadinessCheck } from './ops';
 
-export function postgresCheck(db: { query(sql: string): Promise<unknown> }): ReadinessCheck {
-  return {
-    name: 'postgres',
-    check: async () => {
-      await db.query('SELECT 1');
-    },
-  };
+/** `ping` is `() => pingDatabase(dataSource)` from @backplane/db (only libs/db runs SQL). */
+export function postgresCheck(ping: () => Promise<void>): ReadinessCheck {
+  return { name: 'postgres', check: ping };
 }
 
 export function redisCheck(redis: { ping(): Promise<string> }): ReadinessCheck {

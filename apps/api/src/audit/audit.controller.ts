@@ -3,15 +3,12 @@ import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagg
 import { AuditRepository, type AuditRow } from '@backplane/db';
 import { z } from 'zod';
 import { PlatformOperator, Tenant, TenantAccess, type TenantContext } from '../common/request';
-import { limitQuery, pageOf, ApiErrors } from '../common/validation';
+import { cursorQuery, limitQuery, pageOf, ApiErrors } from '../common/validation';
 import { API_DEPS, type ApiDeps } from '../deps';
 
 const AuditQuery = z.strictObject({
   limit: limitQuery,
-  cursor: z
-    .string()
-    .regex(/^\d{1,19}$/, 'must be a cursor from a previous page')
-    .optional(),
+  cursor: cursorQuery,
   action: z.string().min(1).max(100).optional(),
   actorId: z.uuid().optional(),
   targetType: z.string().min(1).max(50).optional(),

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { currentCorrelationId } from '@backplane/observability';
 import { RealtimePublisher, sessionRoom, userRoom } from '@backplane/realtime';
-import { SessionsRepository, UsersRepository, type PlatformTx, type UserRow } from '@backplane/db';
+import { secretContext, SessionsRepository, UsersRepository, type PlatformTx, type UserRow } from '@backplane/db';
 import { ApiError } from '../common/api-error';
 import { ApiMetrics } from '../common/metrics';
 import type { Actor } from '../common/request';
@@ -108,7 +108,7 @@ export class AuthService {
   }
 
   private async checkTotp(user: UserRow, code: string, ip: string): Promise<void> {
-    const secret = this.deps.keyring.decryptText(user.totpSecret!, `user:${user.id}:totp`);
+    const secret = this.deps.keyring.decryptText(user.totpSecret!, secretContext.userTotp(user.id));
     const step = verifyTotp(secret, code);
     if (step === null || !(await this.throttle.once('totp-used', `${user.id}:${step}`, 120))) {
       this.metrics.authFailures.inc({ reason: 'mfa_code' });
@@ -227,7 +227,7 @@ export class AuthService {
       if (!user) throw new ApiError('unauthorized', 'account not found');
       if (user.totpEnabled) throw new ApiError('conflict', 'two-factor sign-in is already on; turn it off first');
       const secret = newTotpSecret();
-      await this.users.setTotp(tx, userId, this.deps.keyring.encrypt(secret, `user:${userId}:totp`), false);
+      await this.users.setTotp(tx, userId, this.deps.keyring.encrypt(secret, secretContext.userTotp(userId)), false);
       return { secret, otpauthUri: otpauthUri(secret, user.email) };
     });
   }

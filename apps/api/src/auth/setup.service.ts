@@ -59,7 +59,7 @@ export class SetupService implements OnApplicationBootstrap {
     if (config.BOOTSTRAP_OWNER_EMAIL && config.BOOTSTRAP_OWNER_PASSWORD) {
       await this.db.inPlatform(async (tx) => {
         if ((await this.users.count(tx)) > 0) return;
-        await tx.query('SELECT pg_advisory_xact_lock(1651535202)');
+        await this.setup.lockFirstOwner(tx);
         if ((await this.users.count(tx)) > 0) return;
         await this.createFirstOwner(tx, {
           email: config.BOOTSTRAP_OWNER_EMAIL!,

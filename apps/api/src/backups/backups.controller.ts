@@ -3,11 +3,16 @@ import { ApiBearerAuth, ApiTags, ApiOperation } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Tenant, TenantAccess, type TenantContext } from '../common/request';
-import { ApiErrors, uuidParam } from '../common/validation';
+import { ApiErrors, cursorQuery, uuidParam } from '../common/validation';
 import { JobsService } from '../jobs/jobs.service';
 import { BackupsService } from './backups.service';
 
 const DiffQuery = z.strictObject({ from: z.uuid(), to: z.uuid() });
+/** Up to 500 per page (the default: what the list returned before it was paged). */
+const ListQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).default(500),
+  cursor: cursorQuery,
+});
 
 @ApiTags('backups')
 @ApiBearerAuth()
@@ -22,8 +27,12 @@ export class BackupsController {
   @Get('sites/:siteId/backups')
   @ApiOperation({ summary: "List a site's backups" })
   @TenantAccess('viewer')
-  list(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) siteId: string) {
-    return this.backups.list(t, siteId);
+  list(
+    @Tenant() t: TenantContext,
+    @Param('siteId', { schema: uuidParam }) siteId: string,
+    @Query({ schema: ListQuery }) q: z.infer<typeof ListQuery>,
+  ) {
+    return this.backups.list(t, siteId, q);
   }
 
   /** Back up now (a job; deduplicated when nothing changed since the last backup). */

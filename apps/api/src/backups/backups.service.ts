@@ -1,21 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { BackupsRepository, SitesRepository, type BackupRow } from '@backplane/db';
 import { exportWithoutHeader } from '@backplane/jobs';
 import { createTwoFilesPatch } from 'diff';
 import { ApiError } from '../common/api-error';
 import type { TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { JobsService } from '../jobs/jobs.service';
-
-interface BackupRow {
-  id: string;
-  site_id: string;
-  job_id: string | null;
-  content_hash: string;
-  size: number;
-  routeros_version: string | null;
-  created_at: Date;
-  last_confirmed_at: Date;
-}
 
 const toOut = (r: BackupRow) => ({
   id: r.id,
@@ -31,30 +21,28 @@ const toOut = (r: BackupRow) => ({
 /** Stored backups (encrypted exports, one row per distinct configuration), diff and restore. */
 @Injectable()
 export class BackupsService {
+  private readonly sites = new SitesRepository();
+  private readonly backups: BackupsRepository;
+
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     private readonly jobs: JobsService,
-  ) {}
+  ) {
+    this.backups = new BackupsRepository(deps.keyring);
+  }
 
-  async list(t: TenantContext, siteId: string) {
-    const rows = await this.deps.db.inTenant(t.scope, async (tx) => {
-      const site = await tx.query(`SELECT 1 FROM sites WHERE id = $1 AND deleted_at IS NULL`, [siteId]);
-      if (!site.length) throw ApiError.notFound('site');
-      return tx.query<BackupRow>(
-        `SELECT id, site_id, job_id, content_hash, size, routeros_version, created_at, last_confirmed_at
-           FROM backups WHERE site_id = $1 ORDER BY created_at DESC, id DESC LIMIT 500`,
-        [siteId],
-      );
+  async list(t: TenantContext, siteId: string, page: { limit: number; cursor?: string | undefined }) {
+    const res = await this.deps.db.inTenant(t.scope, async (tx) => {
+      if (!(await this.sites.exists(tx, siteId))) throw ApiError.notFound('site');
+      return this.backups.list(tx, siteId, page);
     });
-    return { items: rows.map(toOut) };
+    return { items: res.items.map(toOut), nextCursor: res.nextCursor };
   }
 
   private async content(t: TenantContext, id: string): Promise<{ row: BackupRow; text: string }> {
-    const [row] = await this.deps.db.inTenant(t.scope, (tx) =>
-      tx.query<BackupRow & { content_enc: string }>(`SELECT * FROM backups WHERE id = $1`, [id]),
-    );
-    if (!row) throw ApiError.notFound('backup');
-    return { row, text: this.deps.keyring.decryptText(row.content_enc, `site:${row.site_id}:backup`) };
+    const found = await this.deps.db.inTenant(t.scope, (tx) => this.backups.withContent(tx, id));
+    if (!found) throw ApiError.notFound('backup');
+    return found;
   }
 
   async get(t: TenantContext, id: string) {

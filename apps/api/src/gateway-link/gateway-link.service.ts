@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { SiteStatusData, SiteSyncPage } from '@backplane/contracts';
+import { GatewayLinkRepository, TunnelEventsRepository } from '@backplane/db';
 import { RealtimePublisher } from '@backplane/realtime';
 import type { z } from 'zod';
 import { API_DEPS, type ApiDeps } from '../deps';
@@ -9,6 +10,9 @@ import { VERIFIER_KEY } from './verifier-key';
 /** Site credentials for gateways (deltas by revision) and the tunnel events they report. */
 @Injectable()
 export class GatewayLinkService {
+  private readonly link = new GatewayLinkRepository();
+  private readonly tunnelEvents = new TunnelEventsRepository();
+
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     @Inject(VERIFIER_KEY) private readonly key: Buffer,
@@ -16,12 +20,7 @@ export class GatewayLinkService {
   ) {}
 
   async sites(after: number, limit: number): Promise<SiteSyncPage> {
-    const rows = await this.deps.db.inPlatform((tx) =>
-      tx.query<{ site_id: string; address: string; verifier: string | null; active: boolean; rev: string }>(
-        `SELECT * FROM bp_gateway_site_sync($1, $2)`,
-        [after, limit + 1],
-      ),
-    );
+    const rows = await this.deps.db.inPlatform((tx) => this.link.siteSync(tx, after, limit + 1));
     const more = rows.length > limit;
     const items = rows.slice(0, limit).map((r) => ({
       siteId: r.site_id,
@@ -44,23 +43,7 @@ export class GatewayLinkService {
     await this.deps.db.inPlatform(async (tx) => {
       for (const e of events) {
         if (!e.siteId) continue; // not tied to a site (undecodable user): only in the gateway log
-        const [row] = await tx.query<{
-          stored: boolean;
-          tenant_id: string | null;
-          was_online: boolean | null;
-          online: boolean | null;
-        }>(`SELECT * FROM bp_tunnel_event_status($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [
-          e.siteId,
-          gatewayId,
-          e.type,
-          e.accepted ?? null,
-          e.reason ?? null,
-          e.sourceIp,
-          e.bytesIn ?? null,
-          e.bytesOut ?? null,
-          e.durationSeconds ?? null,
-          e.at,
-        ]);
+        const row = await this.tunnelEvents.record(tx, gatewayId, { ...e, siteId: e.siteId });
         if (!row?.stored) continue;
         stored++;
         if (row.tenant_id && row.online !== null && row.online !== row.was_online) {

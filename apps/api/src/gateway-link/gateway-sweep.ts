@@ -1,12 +1,12 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { tunnelKey } from '@backplane/contracts';
-import { AuditRepository, type PlatformTx } from '@backplane/db';
+import { AuditRepository, GatewayLinkRepository, type PlatformTx } from '@backplane/db';
 import { RealtimePublisher } from '@backplane/realtime';
 import { API_DEPS, type ApiDeps } from '../deps';
 
 /** Advisory lock keys: one replica sweeps (or checks regions) at a time. */
-const SWEEP_LOCK = `hashtext('backplane:sweep:sites')`;
-const REGION_LOCK = `hashtext('backplane:sweep:regions')`;
+const SWEEP_LOCK = 'backplane:sweep:sites';
+const REGION_LOCK = 'backplane:sweep:regions';
 
 export interface SweepResult {
   readonly checked: number;
@@ -36,6 +36,7 @@ export interface RegionHealth {
 @Injectable()
 export class GatewaySweep implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly audit = new AuditRepository();
+  private readonly link = new GatewayLinkRepository();
   private timers: NodeJS.Timeout[] = [];
   private inFlight = new Set<Promise<unknown>>();
 
@@ -65,8 +66,7 @@ export class GatewaySweep implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   private async tryLock(tx: PlatformTx, key: string): Promise<boolean> {
-    const [row] = await tx.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(${key}) AS ok`);
-    return row?.ok === true;
+    return this.link.tryLock(tx, key);
   }
 
   /** One sweep; null when another replica is sweeping. */
@@ -74,32 +74,14 @@ export class GatewaySweep implements OnApplicationBootstrap, OnApplicationShutdo
     const lost: { siteId: string; tenantId: string; gatewayId: string | null; why: string }[] = [];
     const result = await this.deps.db.inPlatform(async (tx) => {
       if (!(await this.tryLock(tx, SWEEP_LOCK))) return null;
-      const online = await tx.query<{
-        site_id: string;
-        tenant_id: string;
-        gateway_id: string | null;
-        last_seen_at: string | null;
-        gateway_alive: boolean;
-      }>(
-        // last_seen_at as text: it goes back to bp_sites_lost unchanged (a JS Date would drop the microseconds)
-        `SELECT site_id, tenant_id, gateway_id, last_seen_at::text AS last_seen_at, gateway_alive
-           FROM bp_online_sites($1)`,
-        [this.deps.config.GATEWAY_DOWN_AFTER],
-      );
+      const online = await this.link.onlineSites(tx, this.deps.config.GATEWAY_DOWN_AFTER);
       if (!online.length) return { checked: 0, offline: [] };
       const pipe = this.deps.redis.pipeline();
       for (const s of online) pipe.exists(tunnelKey(this.deps.redisPrefix, s.site_id));
       const exists = ((await pipe.exec()) ?? []).map(([err, n]) => !err && n === 1);
       const candidates = online.filter((s, i) => !(exists[i] === true && s.gateway_alive));
       if (candidates.length) {
-        const marked = await tx.query<{ site_id: string; tenant_id: string }>(
-          `SELECT * FROM bp_sites_lost($1::uuid[], $2::uuid[], $3::timestamptz[], 'gateway-lost')`,
-          [
-            candidates.map((s) => s.site_id),
-            candidates.map((s) => s.gateway_id),
-            candidates.map((s) => s.last_seen_at),
-          ],
-        );
+        const marked = await this.link.markSitesLost(tx, candidates, 'gateway-lost');
         const byId = new Map(candidates.map((s) => [s.site_id, s]));
         for (const m of marked) {
           const s = byId.get(m.site_id)!;
@@ -134,19 +116,7 @@ export class GatewaySweep implements OnApplicationBootstrap, OnApplicationShutdo
   async checkRegions(): Promise<RegionHealth[] | null> {
     return this.deps.db.inPlatform(async (tx) => {
       if (!(await this.tryLock(tx, REGION_LOCK))) return null;
-      const rows = await tx.query<{ id: string; slug: string; healthy: boolean; was: boolean | null }>(
-        `WITH h AS (
-           SELECT r.id, r.healthy AS was,
-                  r.enabled AND EXISTS (
-                    SELECT 1 FROM gateways g WHERE g.region_id = r.id AND g.revoked_at IS NULL
-                       AND g.last_heartbeat_at > now() - make_interval(secs => $1)) AS now_healthy
-             FROM regions r FOR UPDATE OF r)
-         UPDATE regions r SET healthy = h.now_healthy, health_checked_at = now(),
-                unhealthy_since = CASE WHEN h.now_healthy THEN NULL ELSE coalesce(r.unhealthy_since, now()) END
-           FROM h WHERE r.id = h.id
-         RETURNING r.id, r.slug, r.healthy, h.was`,
-        [this.deps.config.GATEWAY_DOWN_AFTER],
-      );
+      const rows = await this.link.updateRegionHealth(tx, this.deps.config.GATEWAY_DOWN_AFTER);
       const out: RegionHealth[] = [];
       for (const r of rows) {
         const changed = r.was !== r.healthy;

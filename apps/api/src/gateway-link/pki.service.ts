@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { PkiRepository, type AuthorityRow, type PlatformTx } from '@backplane/db';
+import { GatewayLinkRepository, PkiRepository, type AuthorityRow, type PlatformTx } from '@backplane/db';
 import { createCa, createCrl, PkiError, signCertificateRequest } from '@backplane/openvpn';
 import { ApiError } from '../common/api-error';
 import { API_DEPS, type ApiDeps } from '../deps';
@@ -42,6 +42,7 @@ function splitHost(host: string): { dnsNames: string[]; ipAddresses: string[] } 
 @Injectable()
 export class PkiService {
   private readonly repo = new PkiRepository();
+  private readonly link = new GatewayLinkRepository();
   private cached: Authority | undefined;
 
   constructor(@Inject(API_DEPS) private readonly deps: ApiDeps) {}
@@ -117,20 +118,14 @@ export class PkiService {
   /** Signs a gateway's server certificate for the key in its CSR (the key never leaves the gateway). */
   async issue(gatewayId: string, csrPem: string): Promise<GatewayCertificateBundle> {
     const ca = await this.authority();
-    const [gw] = await this.deps.db.inPlatform((tx) =>
-      tx.query<{ publicHost: string }>(
-        `SELECT r.public_host AS "publicHost" FROM gateways g JOIN regions r ON r.id = g.region_id
-          WHERE g.id = $1 AND g.revoked_at IS NULL`,
-        [gatewayId],
-      ),
-    );
-    if (!gw) throw new ApiError('unauthorized', 'gateway credential is not valid');
+    const publicHost = await this.deps.db.inPlatform((tx) => this.link.gatewayPublicHost(tx, gatewayId));
+    if (publicHost === null) throw new ApiError('unauthorized', 'gateway credential is not valid');
     const commonName = `gw-${gatewayId}`;
     let cert;
     try {
       cert = await signCertificateRequest(ca, csrPem, {
         commonName,
-        ...splitHost(gw.publicHost),
+        ...splitHost(publicHost),
         validityDays: GATEWAY_CERT_DAYS,
         crlUrls: [`${this.controllerUrl}/o/crl.pem`],
       });

@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
-import type { TenantTx } from '@backplane/db';
+import { JobBatchesRepository, SiteCredentialsRepository, SitesRepository, type TenantTx } from '@backplane/db';
 import {
   connectionFromUrl,
   deterministicId,
@@ -53,12 +53,16 @@ function redactPayload(kind: string, payload: unknown): unknown {
 @Injectable()
 export class JobsService implements OnModuleDestroy {
   readonly queue: JobQueue;
+  private readonly sites = new SitesRepository();
+  private readonly batches = new JobBatchesRepository();
+  private readonly credentials: SiteCredentialsRepository;
 
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     private readonly audit: AuditService,
     private readonly events: RealtimePublisher,
   ) {
+    this.credentials = new SiteCredentialsRepository(deps.keyring);
     this.queue = new JobQueue({
       connection: connectionFromUrl(deps.config.REDIS_URL),
       prefix: `${deps.redisPrefix}bull`,
@@ -135,8 +139,7 @@ export class JobsService implements OnModuleDestroy {
   }
 
   private async requireSite(tx: TenantTx, siteId: string): Promise<void> {
-    const rows = await tx.query(`SELECT 1 FROM sites WHERE id = $1 AND deleted_at IS NULL`, [siteId]);
-    if (!rows.length) throw ApiError.notFound('site');
+    if (!(await this.sites.exists(tx, siteId))) throw ApiError.notFound('site');
   }
 
   /** One change for many sites (ids and/or tags): a batch of per-site jobs. */
@@ -150,15 +153,11 @@ export class JobsService implements OnModuleDestroy {
       ? deterministicId(t.scope.tenantId, 'batch', idempotencyKey)
       : deterministicId(t.scope.tenantId, 'batch', `${Date.now()}-${Math.random()}`);
     const { jobs, created } = await this.deps.db.inTenant(t.scope, async (tx) => {
-      const existing = await tx.query(`SELECT id FROM job_batches WHERE id = $1`, [batchId]);
-      if (existing.length) {
+      if (await this.batches.exists(tx, batchId)) {
         const rows = await jobsRepo.list(tx, { batchId, limit: 1_000_000 });
         return { jobs: rows, created: false };
       }
-      const sites = await tx.query<{ id: string }>(
-        `SELECT id FROM sites WHERE deleted_at IS NULL AND (id = ANY($1::uuid[]) OR tags && $2::text[]) ORDER BY id`,
-        [input.siteIds ?? [], input.tags ?? []],
-      );
+      const sites = (await this.sites.idsMatching(tx, input.siteIds ?? [], input.tags ?? [])).map((id) => ({ id }));
       if (input.siteIds?.length) {
         const found = new Set(sites.map((s) => s.id));
         const missing = input.siteIds.filter((id) => !found.has(id));
@@ -167,10 +166,13 @@ export class JobsService implements OnModuleDestroy {
       if (!sites.length) {
         throw new ApiError('no_matching_sites', `no site has any of the tags ${(input.tags ?? []).join(', ')}`);
       }
-      await tx.query(
-        `INSERT INTO job_batches (id, tenant_id, kind, total, requested_by, idempotency_key) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [batchId, tx.tenantId, input.kind, sites.length, JSON.stringify(this.requester(t)), idempotencyKey ?? null],
-      );
+      await this.batches.create(tx, {
+        id: batchId,
+        kind: input.kind,
+        total: sites.length,
+        requestedBy: this.requester(t),
+        idempotencyKey: idempotencyKey ?? null,
+      });
       const rows: JobRow[] = [];
       for (const s of sites) {
         const { row } = await jobsRepo.create(tx, {
@@ -206,15 +208,9 @@ export class JobsService implements OnModuleDestroy {
 
   async batch(t: TenantContext, batchId: string) {
     return this.deps.db.inTenant(t.scope, async (tx) => {
-      const [b] = await tx.query<{ id: string; kind: string; total: number; created_at: Date }>(
-        `SELECT id, kind, total, created_at FROM job_batches WHERE id = $1`,
-        [batchId],
-      );
+      const b = await this.batches.get(tx, batchId);
       if (!b) throw ApiError.notFound('batch');
-      const counts = await tx.query<{ state: JobState; n: number }>(
-        `SELECT state, count(*)::int AS n FROM jobs WHERE batch_id = $1 GROUP BY state`,
-        [batchId],
-      );
+      const counts = (await this.batches.stateCounts(tx, batchId)) as { state: JobState; n: number }[];
       const byState = Object.fromEntries(counts.map((c) => [c.state, c.n])) as Partial<Record<JobState, number>>;
       const finished = (['succeeded', 'failed', 'cancelled', 'expired'] as const).reduce(
         (n, s) => n + (byState[s] ?? 0),
@@ -236,17 +232,10 @@ export class JobsService implements OnModuleDestroy {
     t: TenantContext,
     q: { siteId?: string; batchId?: string; state?: JobState; limit: number; cursor?: string },
   ) {
-    const rows = await this.deps.db.inTenant(t.scope, (tx) =>
-      jobsRepo.list(tx, {
-        limit: q.limit + 1,
-        ...(q.siteId ? { siteId: q.siteId } : {}),
-        ...(q.batchId ? { batchId: q.batchId } : {}),
-        ...(q.state ? { state: q.state } : {}),
-        ...(q.cursor ? { before: q.cursor } : {}),
-      }),
+    const page = await this.deps.db.inTenant(t.scope, (tx) =>
+      jobsRepo.page(tx, { siteId: q.siteId, batchId: q.batchId, state: q.state }, { limit: q.limit, cursor: q.cursor }),
     );
-    const items = rows.slice(0, q.limit).map(toJobResponse);
-    return { items, nextCursor: rows.length > q.limit ? (items.at(-1)?.id ?? null) : null };
+    return { items: page.items.map(toJobResponse), nextCursor: page.nextCursor };
   }
 
   async get(t: TenantContext, id: string): Promise<JobOut> {
@@ -259,7 +248,7 @@ export class JobsService implements OnModuleDestroy {
   async exports(t: TenantContext, id: string) {
     const row = await this.deps.db.inTenant(t.scope, (tx) => jobsRepo.get(tx, id));
     if (!row) throw ApiError.notFound('job');
-    const dec = (v: string | null) => (v ? this.deps.keyring.decryptText(v, `job:${id}:export`) : null);
+    const dec = (v: string | null) => (v ? this.credentials.decryptJobExport(id, v) : null);
     const before = dec(row.exportBeforeEnc);
     const after = dec(row.exportAfterEnc);
     return {

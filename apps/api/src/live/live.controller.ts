@@ -3,7 +3,7 @@ import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagg
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Tenant, TenantAccess, type TenantContext } from '../common/request';
-import { uuidParam } from '../common/validation';
+import { cursorQuery, uuidParam } from '../common/validation';
 import { RegionSelectionService } from '../regions/region-selection.service';
 import { LiveService } from './live.service';
 
@@ -12,7 +12,10 @@ const RouterCredentialsBody = z.strictObject({
   password: z.string().min(1).max(200),
 });
 const LogsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
-const EventsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(500).default(100) });
+const EventsQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  cursor: cursorQuery,
+});
 const TrafficQuery = z.strictObject({ interface: z.string().min(1).max(100) });
 const Rows = z.object({ items: z.array(z.record(z.string(), z.string())) });
 const AssignRegionBody = z.strictObject({ publicIp: z.union([z.ipv4(), z.ipv6()]) });
@@ -144,7 +147,7 @@ export class LiveController {
     @Param('siteId', { schema: uuidParam }) id: string,
     @Query({ schema: EventsQuery }) q: z.infer<typeof EventsQuery>,
   ) {
-    return this.live.events(t, id, q.limit);
+    return this.live.events(t, id, q.limit, q.cursor);
   }
 
   /** Issues (or rotates) the site's tunnel secret; the answer is the only time it is shown. */

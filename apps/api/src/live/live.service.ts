@@ -10,7 +10,7 @@ import {
   type RelayResponse,
   type TunnelRecord,
 } from '@backplane/contracts';
-import type { TenantTx } from '@backplane/db';
+import { SiteCredentialsRepository, TunnelEventsRepository, type SiteAccess, type TenantTx } from '@backplane/db';
 import { ApiError } from '../common/api-error';
 import type { TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
@@ -31,11 +31,6 @@ function failure(code: 'unavailable' | 'conflict' | 'rate_limited', reason: Live
   return new ApiError(code, message, [{ path: 'reason', message: reason }]);
 }
 
-interface SiteCreds {
-  router_username: string | null;
-  router_password_enc: string | null;
-}
-
 /**
  * Live reads and actions on a site's router: find the gateway holding the tunnel in the
  * Redis registry, then call it over the internal link with the router's credentials
@@ -43,10 +38,15 @@ interface SiteCreds {
  */
 @Injectable()
 export class LiveService {
+  private readonly credentials: SiteCredentialsRepository;
+  private readonly tunnelEvents = new TunnelEventsRepository();
+
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     @Inject(VERIFIER_KEY) private readonly verifierKey: Buffer,
-  ) {}
+  ) {
+    this.credentials = new SiteCredentialsRepository(deps.keyring);
+  }
 
   private get prefix(): string {
     return this.deps.redisPrefix;
@@ -58,13 +58,8 @@ export class LiveService {
     return raw ? (JSON.parse(raw) as TunnelRecord) : null;
   }
 
-  private async site(t: TenantContext, siteId: string): Promise<SiteCreds & { mgmt: string }> {
-    const [row] = await this.deps.db.inTenant(t.scope, (tx) =>
-      tx.query<SiteCreds & { mgmt: string }>(
-        `SELECT router_username, router_password_enc, host(mgmt_address) AS mgmt FROM sites WHERE id = $1 AND deleted_at IS NULL`,
-        [siteId],
-      ),
-    );
+  private async site(t: TenantContext, siteId: string): Promise<SiteAccess> {
+    const row = await this.deps.db.inTenant(t.scope, (tx) => this.credentials.access(tx, siteId));
     if (!row) throw ApiError.notFound('site');
     return row;
   }
@@ -73,45 +68,30 @@ export class LiveService {
   async issueTunnelCredentials(t: TenantContext, siteId: string) {
     const secret = newTunnelSecret();
     const address = await this.deps.db.inTenant(t.scope, async (tx: TenantTx) => {
-      const rows = await tx.query<{ mgmt: string }>(
-        `UPDATE sites SET tunnel_secret_enc = $2, tunnel_verifier = $3, updated_at = now()
-          WHERE id = $1 AND deleted_at IS NULL RETURNING host(mgmt_address) AS mgmt`,
-        [siteId, this.deps.keyring.encrypt(secret, `site:${siteId}:tunnel`), tunnelVerifier(this.verifierKey, secret)],
-      );
-      return rows[0]?.mgmt;
+      return this.credentials.setTunnelSecret(tx, siteId, secret, tunnelVerifier(this.verifierKey, secret));
     });
     if (!address) throw ApiError.notFound('site');
     return { user: siteIdToTunnelUser(siteId), password: secret, address };
   }
 
   async setRouterCredentials(t: TenantContext, siteId: string, username: string, password: string): Promise<void> {
-    const rows = await this.deps.db.inTenant(t.scope, (tx) =>
-      tx.query(
-        `UPDATE sites SET router_username = $2, router_password_enc = $3, updated_at = now()
-          WHERE id = $1 AND deleted_at IS NULL RETURNING id`,
-        [siteId, username, this.deps.keyring.encrypt(password, `site:${siteId}:router-password`)],
-      ),
+    const found = await this.deps.db.inTenant(t.scope, (tx) =>
+      this.credentials.setRouterCredentials(tx, siteId, username, password),
     );
-    if (!rows.length) throw ApiError.notFound('site');
+    if (!found) throw ApiError.notFound('site');
   }
 
-  async events(t: TenantContext, siteId: string, limit: number) {
+  /** Newest first; `nextCursor` pages on (null on the last page). */
+  async events(t: TenantContext, siteId: string, limit: number, cursor?: string) {
     await this.site(t, siteId);
-    const rows = await this.deps.db.inTenant(t.scope, (tx) =>
-      tx.query(
-        `SELECT id::text AS id, type, accepted, reason, source_ip AS "sourceIp", gateway_id AS "gatewayId",
-                bytes_in::float8 AS "bytesIn", bytes_out::float8 AS "bytesOut", duration_seconds AS "durationSeconds", at
-           FROM tunnel_events WHERE site_id = $1 ORDER BY id DESC LIMIT $2`,
-        [siteId, limit],
-      ),
-    );
-    return { items: rows.map((r) => ({ ...r, at: (r['at'] as Date).toISOString() })) };
+    const page = await this.deps.db.inTenant(t.scope, (tx) => this.tunnelEvents.list(tx, siteId, { limit, cursor }));
+    return { items: page.items.map((r) => ({ ...r, at: r.at.toISOString() })), nextCursor: page.nextCursor };
   }
 
   /** Where to send a call for this site, and with which credentials. */
   private async route(t: TenantContext, siteId: string) {
     const site = await this.site(t, siteId);
-    if (!site.router_username || !site.router_password_enc)
+    if (!site.hasCredentials)
       throw failure('conflict', 'no_router_credentials', 'the site has no router API credentials yet');
     const raw = await this.deps.redis.get(tunnelKey(this.prefix, siteId));
     if (!raw) throw failure('unavailable', 'site_offline', 'the site is offline: no gateway holds its tunnel');
@@ -119,10 +99,7 @@ export class LiveService {
     const gwRaw = await this.deps.redis.get(gatewayKey(this.prefix, rec.gatewayId));
     if (!gwRaw) throw failure('unavailable', 'gateway_unreachable', 'the gateway holding the tunnel is not reachable');
     const gw = JSON.parse(gwRaw) as GatewayLinkRecord;
-    const credentials = {
-      username: site.router_username,
-      password: this.deps.keyring.decryptText(site.router_password_enc, `site:${siteId}:router-password`),
-    };
+    const credentials = site.credentials()!;
     return { gw, credentials };
   }
 

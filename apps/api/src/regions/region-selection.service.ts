@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { GatewayLinkRepository, SitesRepository } from '@backplane/db';
 import { ApiError } from '../common/api-error';
 import type { TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
@@ -20,6 +21,9 @@ export interface OnboardingChoice {
 /** Picks and records a site's region from the public address its router comes from. */
 @Injectable()
 export class RegionSelectionService {
+  private readonly link = new GatewayLinkRepository();
+  private readonly sites = new SitesRepository();
+
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     @Inject(GEO_LOCATOR) private readonly geo: GeoLocator,
@@ -27,16 +31,8 @@ export class RegionSelectionService {
 
   /** Regions with their health: enabled and at least one unrevoked gateway heartbeating recently. */
   async candidates(): Promise<OnboardingRegion[]> {
-    const rows = await this.deps.db.inPlatform((tx) =>
-      tx.query<OnboardingRegion>(
-        `SELECT r.id, r.slug, r.latitude, r.longitude, r.enabled,
-                r.public_host AS "publicHost", r.public_port AS "publicPort",
-                r.enabled AND EXISTS (
-                  SELECT 1 FROM gateways g WHERE g.region_id = r.id AND g.revoked_at IS NULL
-                     AND g.last_heartbeat_at > now() - make_interval(secs => $1)) AS healthy
-           FROM regions r`,
-        [this.deps.config.GATEWAY_DOWN_AFTER],
-      ),
+    const rows: OnboardingRegion[] = await this.deps.db.inPlatform((tx) =>
+      this.link.regionCandidates(tx, this.deps.config.GATEWAY_DOWN_AFTER),
     );
     return rows;
   }
@@ -70,13 +66,8 @@ export class RegionSelectionService {
   async assign(t: TenantContext, siteId: string, publicIp: string): Promise<RegionChoice> {
     const choice = await this.choose(publicIp);
     if (!choice) throw new ApiError('unavailable', 'no healthy region', [{ path: 'reason', message: 'no_region' }]);
-    const rows = await this.deps.db.inTenant(t.scope, (tx) =>
-      tx.query(
-        `UPDATE sites SET region_id = $2, updated_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING id`,
-        [siteId, choice.regionId],
-      ),
-    );
-    if (!rows.length) throw ApiError.notFound('site');
+    const found = await this.deps.db.inTenant(t.scope, (tx) => this.sites.setRegion(tx, siteId, choice.regionId));
+    if (!found) throw ApiError.notFound('site');
     return choice;
   }
 }

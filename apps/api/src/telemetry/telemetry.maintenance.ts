@@ -1,4 +1,5 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { TelemetryRepository } from '@backplane/db';
 import { API_DEPS, type ApiDeps } from '../deps';
 
 export interface MaintenanceResult {
@@ -19,6 +20,8 @@ export interface MaintenanceResult {
 export class TelemetryMaintenance implements OnApplicationBootstrap, OnApplicationShutdown {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<MaintenanceResult> | undefined;
+
+  private readonly repo = new TelemetryRepository();
 
   constructor(@Inject(API_DEPS) private readonly deps: ApiDeps) {}
 
@@ -46,11 +49,12 @@ export class TelemetryMaintenance implements OnApplicationBootstrap, OnApplicati
   private async pass(): Promise<MaintenanceResult> {
     const c = this.deps.config;
     const started = Date.now();
-    const [row] = await this.deps.db.inPlatform((tx) =>
-      tx.query<{ buckets: string | null; deleted_raw: string | null; deleted_rollups: string | null }>(
-        `SELECT * FROM bp_telemetry_maintain(make_interval(hours => $1), make_interval(days => $2), make_interval(days => $3))`,
-        [c.TELEMETRY_RAW_RETENTION_HOURS, c.TELEMETRY_5M_RETENTION_DAYS, c.TELEMETRY_1H_RETENTION_DAYS],
-      ),
+    const row = await this.deps.db.inPlatform((tx) =>
+      this.repo.maintain(tx, {
+        rawHours: c.TELEMETRY_RAW_RETENTION_HOURS,
+        fiveMinuteDays: c.TELEMETRY_5M_RETENTION_DAYS,
+        hourDays: c.TELEMETRY_1H_RETENTION_DAYS,
+      }),
     );
     if (!row || row.buckets === null) return { ran: false, buckets: 0, deletedRaw: 0, deletedRollups: 0 };
     const result = {

@@ -7,6 +7,13 @@ import type {
   TelemetrySample,
   TelemetryTargets,
 } from '@backplane/contracts';
+import {
+  SiteCredentialsRepository,
+  SitesRepository,
+  TelemetryRepository,
+  type TelemetryInterfaceRow,
+  type TelemetryPointRow,
+} from '@backplane/db';
 import { RealtimePublisher } from '@backplane/realtime';
 import { ApiError } from '../common/api-error';
 import type { TenantContext } from '../common/request';
@@ -29,53 +36,34 @@ export const RANGES: Record<TelemetryRange, { seconds: number; step: number; sou
   '7d': { seconds: 7 * 86_400, step: 3600, source: 'rollup' },
 };
 
-interface PointRow {
-  at: Date;
-  samples: number;
-  cpu: number | null;
-  cpu_max: number | null;
-  mem: number | null;
-  mem_total: number | null;
-  lat: number | null;
-  rx: number | null;
-  rx_max: number | null;
-  tx: number | null;
-  tx_max: number | null;
-  bytes_in: number | null;
-  bytes_out: number | null;
-}
-
-interface IfaceRow {
-  at: Date;
-  name: string;
-  rx: number;
-  tx: number;
-}
+type PointRow = TelemetryPointRow;
+type IfaceRow = TelemetryInterfaceRow;
 
 const round = (v: number | null, digits = 2): number | null => (v === null ? null : Number(v.toFixed(digits)));
 
 @Injectable()
 export class TelemetryService {
+  private readonly repo = new TelemetryRepository();
+  private readonly sites = new SitesRepository();
+  private readonly credentials: SiteCredentialsRepository;
+
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     private readonly realtime: RealtimePublisher,
-  ) {}
+  ) {
+    this.credentials = new SiteCredentialsRepository(deps.keyring);
+  }
 
   /** The online sites whose tunnel this gateway holds, with their router API credentials. */
   async targets(gatewayId: string): Promise<TelemetryTargets> {
-    const rows = await this.deps.db.inPlatform((tx) =>
-      tx.query<{ site_id: string; router_username: string; router_password_enc: string }>(
-        `SELECT * FROM bp_telemetry_targets($1)`,
-        [gatewayId],
-      ),
-    );
+    const rows = await this.deps.db.inPlatform((tx) => this.credentials.telemetryTargets(tx, gatewayId));
     const targets = [];
     for (const r of rows) {
       try {
-        const password = this.deps.keyring.decryptText(r.router_password_enc, `site:${r.site_id}:router-password`);
-        targets.push({ siteId: r.site_id, credentials: { username: r.router_username, password } });
+        const password = r.password();
+        targets.push({ siteId: r.siteId, credentials: { username: r.username, password } });
       } catch (err) {
-        this.deps.logger.warn({ err, siteId: r.site_id }, 'router credentials do not decrypt: site not polled');
+        this.deps.logger.warn({ err, siteId: r.siteId }, 'router credentials do not decrypt: site not polled');
       }
     }
     return { targets };
@@ -101,12 +89,7 @@ export class TelemetryService {
       rxBps: s.interfaces.length ? s.interfaces.reduce((a, i) => a + i.rxBps, 0) : null,
       txBps: s.interfaces.length ? s.interfaces.reduce((a, i) => a + i.txBps, 0) : null,
     }));
-    const rows = await this.deps.db.inPlatform((tx) =>
-      tx.query<{ site_id: string; at: Date }>(`SELECT * FROM bp_telemetry_ingest($1, $2::jsonb)`, [
-        gatewayId,
-        JSON.stringify(payload),
-      ]),
-    );
+    const rows = await this.deps.db.inPlatform((tx) => this.repo.ingest(tx, gatewayId, payload));
     const stored = new Set(rows.map((r) => `${r.site_id}|${r.at.getTime()}`));
     for (const s of fresh) {
       if (!stored.has(`${s.siteId}|${Date.parse(s.at)}`)) continue;
@@ -123,44 +106,12 @@ export class TelemetryService {
   async history(t: TenantContext, siteId: string, range: TelemetryRange): Promise<TelemetryHistory> {
     const { seconds, step, source } = RANGES[range];
     return this.deps.db.inTenant(t.scope, async (tx) => {
-      const [site] = await tx.query(`SELECT 1 FROM sites WHERE id = $1 AND deleted_at IS NULL`, [siteId]);
-      if (!site) throw ApiError.notFound('site');
-      const since = `now() - make_interval(secs => ${seconds})`;
-      let points: PointRow[];
-      let ifaces: IfaceRow[];
-      if (source === 'raw') {
-        const bucket = `date_bin(make_interval(secs => ${step}), at, timestamptz 'epoch')`;
-        points = await tx.query<PointRow>(
-          `SELECT ${bucket} AS at, count(*)::int AS samples,
-                  avg(cpu_load)::float8 AS cpu, max(cpu_load)::float8 AS cpu_max,
-                  avg(memory_used)::float8 AS mem, max(memory_total)::float8 AS mem_total,
-                  avg(latency_ms)::float8 AS lat, avg(rx_bps)::float8 AS rx, max(rx_bps)::float8 AS rx_max,
-                  avg(tx_bps)::float8 AS tx, max(tx_bps)::float8 AS tx_max,
-                  max(tunnel_bytes_in)::float8 AS bytes_in, max(tunnel_bytes_out)::float8 AS bytes_out
-             FROM telemetry_samples WHERE site_id = $1 AND at >= ${since}
-            GROUP BY 1 ORDER BY 1`,
-          [siteId],
-        );
-        ifaces = await tx.query<IfaceRow>(
-          `SELECT ${bucket} AS at, name, avg(rx_bps)::float8 AS rx, avg(tx_bps)::float8 AS tx
-             FROM telemetry_interface_samples WHERE site_id = $1 AND at >= ${since}
-            GROUP BY 1, 2 ORDER BY 2, 1`,
-          [siteId],
-        );
-      } else {
-        points = await tx.query<PointRow>(
-          `SELECT at, samples, cpu_avg AS cpu, cpu_max, memory_used_avg AS mem, memory_total AS mem_total,
-                  latency_avg AS lat, rx_avg AS rx, rx_max, tx_avg AS tx, tx_max,
-                  tunnel_bytes_in AS bytes_in, tunnel_bytes_out AS bytes_out
-             FROM telemetry_rollups WHERE site_id = $1 AND step = $2 AND at >= ${since} ORDER BY at`,
-          [siteId, step],
-        );
-        ifaces = await tx.query<IfaceRow>(
-          `SELECT at, name, rx_avg AS rx, tx_avg AS tx FROM telemetry_interface_rollups
-            WHERE site_id = $1 AND step = $2 AND at >= ${since} ORDER BY name, at`,
-          [siteId, step],
-        );
-      }
+      if (!(await this.sites.exists(tx, siteId))) throw ApiError.notFound('site');
+      const { points, interfaces: ifaces }: { points: PointRow[]; interfaces: IfaceRow[] } = await this.repo.history(
+        tx,
+        siteId,
+        { seconds, step, source },
+      );
       // Keyed by names the router chose: no prototype, or "constructor" / "__proto__" would
       // resolve to Object's members (a 500 for the site's charts).
       const interfaces = Object.create(null) as Record<string, { at: string; rxBps: number; txBps: number }[]>;

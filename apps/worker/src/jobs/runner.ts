@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { TenantScope, type TenantTx } from '@backplane/db';
+import { SiteCredentialsRepository, TenantScope, type TenantTx } from '@backplane/db';
 import {
   jobProgressEvent,
   JOBS_QUEUE,
@@ -107,12 +107,7 @@ export class JobRunner {
    * site lock for a whole lock TTL (its worker is gone too).
    */
   async reconcile(): Promise<number> {
-    const open = await this.services.db.inPlatform((tx) =>
-      tx.query<{ id: string; tenant_id: string; site_id: string; kind: JobKind; state: string }>(
-        `SELECT * FROM bp_open_jobs($1)`,
-        [10_000],
-      ),
-    );
+    const open = await this.services.db.inPlatform((tx) => jobsRepo.open(tx, 10_000));
     const seen = new Set(open.map((j) => j.id));
     for (const id of this.orphanSince.keys()) if (!seen.has(id)) this.orphanSince.delete(id);
     let added = 0;
@@ -265,14 +260,23 @@ export class JobRunner {
       if (needsExport && !started.exportBeforeEnc) {
         const before = await record();
         await db.inTenant(scope, (tx) =>
-          jobsRepo.setExports(tx, jobId, this.services.keyring.encrypt(before, `job:${jobId}:export`)),
+          jobsRepo.setExports(
+            tx,
+            jobId,
+            new SiteCredentialsRepository(this.services.keyring).encryptJobExport(jobId, before),
+          ),
         );
       }
       const result = await handler(ctx);
       const after = needsExport ? await record().catch(() => undefined) : undefined;
       await this.finish(scope, started, 'succeeded', result ?? null, null, async (tx) => {
         if (after !== undefined) {
-          await jobsRepo.setExports(tx, jobId, undefined, this.services.keyring.encrypt(after, `job:${jobId}:export`));
+          await jobsRepo.setExports(
+            tx,
+            jobId,
+            undefined,
+            new SiteCredentialsRepository(this.services.keyring).encryptJobExport(jobId, after),
+          );
         }
       });
       await this.options.redis.hdel(this.waitKey(), jobId);
@@ -305,15 +309,9 @@ export class JobRunner {
   }
 
   private async credentials(tx: TenantTx, siteId: string) {
-    const [row] = await tx.query<{ router_username: string | null; router_password_enc: string | null }>(
-      `SELECT router_username, router_password_enc FROM sites WHERE id = $1`,
-      [siteId],
-    );
-    if (!row?.router_username || !row.router_password_enc) throw new Error('the site has no router API credentials');
-    return {
-      username: row.router_username,
-      password: this.services.keyring.decryptText(row.router_password_enc, `site:${siteId}:router-password`),
-    };
+    const creds = await new SiteCredentialsRepository(this.services.keyring).routerCredentials(tx, siteId);
+    if (!creds) throw new Error('the site has no router API credentials');
+    return creds;
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import type { RealtimeSink } from '@backplane/contracts';
-import { TenantScope, type Database } from '@backplane/db';
+import { SitesRepository, TenantScope, type Database } from '@backplane/db';
 import { jobProgressEvent, jobsRepo, JobQueue, type QueueConnection } from '@backplane/jobs';
 import { Queue, Worker } from 'bullmq';
 import type { Logger } from 'pino';
@@ -48,9 +48,7 @@ export class BackupScheduler {
 
   /** Enqueues a backup of every onboarded site; returns how many jobs were new. */
   async tick(at: number): Promise<number> {
-    const sites = await this.db.inPlatform((tx) =>
-      tx.query<{ tenant_id: string; site_id: string }>(`SELECT * FROM bp_onboarded_sites()`),
-    );
+    const sites = await this.db.inPlatform((tx) => new SitesRepository().onboarded(tx));
     let created = 0;
     for (const s of sites) {
       const { row, created: isNew } = await this.db.inTenant(TenantScope.authenticated(s.tenant_id), (tx) =>

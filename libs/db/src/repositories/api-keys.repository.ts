@@ -1,3 +1,4 @@
+import { query } from '../sql';
 import type { TenantRole } from '../entities';
 import type { TenantTx, Tx } from '../tenancy';
 import { decodeCursor, toPage, type Page, type PageRequest } from './pagination';
@@ -39,7 +40,8 @@ export class ApiKeysRepository {
       expiresAt: Date | null;
     },
   ): Promise<ApiKeyRow> {
-    const rows = await tx.query<ApiKeyRow>(
+    const rows = await query<ApiKeyRow>(
+      tx,
       `INSERT INTO api_keys (tenant_id, name, role, prefix, key_hash, created_by, expires_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${COLS}`,
       [tx.tenantId, input.name, input.role, input.prefix, input.keyHash, input.createdBy, input.expiresAt],
@@ -53,18 +55,19 @@ export class ApiKeysRepository {
     if (page.cursor) {
       const k = decodeCursor(page.cursor);
       params.push(k.createdAt, k.id);
-      where += ` AND (created_at, id) > ($2::timestamptz, $3::uuid)`;
+      where += ` AND (created_at, id) < ($2::timestamptz, $3::uuid)`;
     }
     params.push(page.limit + 1);
-    const rows = await tx.query<ApiKeyRow>(
-      `SELECT ${COLS} FROM api_keys WHERE ${where} ORDER BY created_at, id LIMIT $${params.length}`,
+    const rows = await query<ApiKeyRow>(
+      tx,
+      `SELECT ${COLS} FROM api_keys WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
       params,
     );
     return toPage(rows, page.limit);
   }
 
   async get(tx: TenantTx, id: string): Promise<ApiKeyRow | null> {
-    const rows = await tx.query<ApiKeyRow>(`SELECT ${COLS} FROM api_keys WHERE tenant_id = $1 AND id = $2`, [
+    const rows = await query<ApiKeyRow>(tx, `SELECT ${COLS} FROM api_keys WHERE tenant_id = $1 AND id = $2`, [
       tx.tenantId,
       id,
     ]);
@@ -72,7 +75,8 @@ export class ApiKeysRepository {
   }
 
   async revoke(tx: TenantTx, id: string): Promise<ApiKeyRow | null> {
-    const rows = await tx.query<ApiKeyRow>(
+    const rows = await query<ApiKeyRow>(
+      tx,
       `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE tenant_id = $1 AND id = $2 RETURNING ${COLS}`,
       [tx.tenantId, id],
     );
@@ -84,7 +88,8 @@ export class ApiKeysRepository {
    * key's tenant is enabled, in one round trip.
    */
   async touch(tx: TenantTx, id: string): Promise<boolean> {
-    const rows = await tx.query<{ enabled: boolean }>(
+    const rows = await query<{ enabled: boolean }>(
+      tx,
       `WITH touched AS (
          UPDATE api_keys SET last_used_at = now()
           WHERE tenant_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute'))
@@ -96,7 +101,8 @@ export class ApiKeysRepository {
 
   /** Authentication: the key a presented secret hashes to, in whichever tenant it lives. */
   async byHash(tx: Tx, keyHash: string): Promise<ApiKeyAuthRow | null> {
-    const rows = await tx.query<ApiKeyAuthRow>(
+    const rows = await query<ApiKeyAuthRow>(
+      tx,
       `SELECT id, tenant_id AS "tenantId", role, name, expires_at AS "expiresAt", revoked_at AS "revokedAt"
          FROM bp_api_key_by_hash($1)`,
       [keyHash],

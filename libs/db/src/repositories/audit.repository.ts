@@ -1,4 +1,6 @@
+import { query } from '../sql';
 import type { PlatformTx, TenantTx } from '../tenancy';
+import { decodeIdCursor, toIdPage, type Page, type PageRequest } from './pagination';
 
 export type ActorType = 'user' | 'api_key' | 'gateway' | 'system';
 
@@ -37,7 +39,8 @@ const COLS = `id::text AS id, tenant_id AS "tenantId", actor_type AS "actorType"
 /** Append-only: the app role may only INSERT and SELECT (and a trigger refuses the rest). */
 export class AuditRepository {
   async append(tx: TenantTx | PlatformTx, e: AuditEntryInput): Promise<void> {
-    await tx.query(
+    await query(
+      tx,
       `INSERT INTO audit_log (tenant_id, actor_type, actor_id, actor_label, source_ip, request_id, action,
          target_type, target_id, before, after)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
@@ -57,12 +60,12 @@ export class AuditRepository {
     );
   }
 
-  /** Newest first; the cursor is the last id seen. */
-  async list(
-    tx: TenantTx | PlatformTx,
-    page: { limit: number; cursor?: string | undefined },
-    f: AuditFilter,
-  ): Promise<{ items: AuditRow[]; nextCursor: string | null }> {
+  /**
+   * Newest first by id in numeric order (ids grow with every insert, so entries written in the
+   * same instant keep their order); the opaque cursor is the last id seen. The ORDER BY names
+   * the table's column: a bare `id` would be the text-cast output column (7 after 10).
+   */
+  async list(tx: TenantTx | PlatformTx, page: PageRequest, f: AuditFilter): Promise<Page<AuditRow>> {
     const params: unknown[] = [];
     const where: string[] = [];
     if (tx.kind === 'tenant') {
@@ -73,7 +76,7 @@ export class AuditRepository {
       params.push(v);
       where.push(sql.replace('?', `$${params.length}`));
     };
-    if (page.cursor) add('id < ?::bigint', page.cursor);
+    if (page.cursor) add('audit_log.id < ?::bigint', decodeIdCursor(page.cursor));
     if (f.action) add('action = ?', f.action);
     if (f.actorId) add('actor_id = ?::uuid', f.actorId);
     if (f.targetType) add('target_type = ?', f.targetType);
@@ -81,11 +84,11 @@ export class AuditRepository {
     if (f.since) add('created_at >= ?', f.since);
     if (f.until) add('created_at < ?', f.until);
     params.push(page.limit + 1);
-    const rows = await tx.query<AuditRow>(
-      `SELECT ${COLS} FROM audit_log WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${params.length}`,
+    const rows = await query<AuditRow>(
+      tx,
+      `SELECT ${COLS} FROM audit_log WHERE ${where.join(' AND ')} ORDER BY audit_log.id DESC LIMIT $${params.length}`,
       params,
     );
-    const items = rows.slice(0, page.limit);
-    return { items, nextCursor: rows.length > page.limit ? (items[items.length - 1]?.id ?? null) : null };
+    return toIdPage(rows, page.limit);
   }
 }

@@ -8,8 +8,11 @@ export {
 } from './audit.repository';
 export {
   decodeCursor,
+  decodeIdCursor,
   encodeCursor,
+  encodeIdCursor,
   InvalidCursorError,
+  toIdPage,
   toPage,
   type Keyset,
   type Page,
@@ -27,3 +30,49 @@ export {
   type UserMembershipRow,
   type UserRow,
 } from './users.repository';
+export { BackupsRepository, type BackupRow, type NewBackup } from './backups.repository';
+export {
+  GatewayLinkRepository,
+  type OnlineSiteRow,
+  type RegionCandidateRow,
+  type RegionHealthRow,
+  type SiteSyncRow,
+} from './gateway-link.repository';
+export { JobBatchesRepository, type JobBatchRow } from './job-batches.repository';
+export {
+  deterministicId,
+  JobsRepository,
+  type JobRow,
+  type JobStep,
+  type NewJob,
+  type Requester,
+  type StepState,
+} from './jobs.repository';
+export { OnboardingTokensRepository } from './onboarding-tokens.repository';
+export {
+  SiteAgentsRepository,
+  type AgentHealthRow,
+  type AgentRegistration,
+  type PollRecord,
+} from './site-agents.repository';
+export {
+  secretContext,
+  SiteCredentialsRepository,
+  type OnboardingSecrets,
+  type RecoveryTarget,
+  type RouterCredentials,
+  type SiteAccess,
+  type TelemetryTarget,
+} from './site-credentials.repository';
+export {
+  TelemetryRepository,
+  type TelemetryInterfaceRow,
+  type TelemetryMaintenanceRow,
+  type TelemetryPointRow,
+} from './telemetry.repository';
+export {
+  TunnelEventsRepository,
+  type TunnelEventInput,
+  type TunnelEventRow,
+  type TunnelEventStatus,
+} from './tunnel-events.repository';

@@ -1,4 +1,8 @@
-/** Keyset pagination over `(created_at, id)`: stable under inserts, no OFFSET scans. */
+/**
+ * Keyset pagination over `(created_at, id)`, newest first (`ORDER BY created_at DESC, id DESC`,
+ * next page `(created_at, id) < cursor`): stable under inserts, no OFFSET scans, and rows with
+ * the same timestamp are neither skipped nor repeated (the id breaks the tie).
+ */
 export interface PageRequest {
   readonly limit: number;
   /** Opaque cursor from a previous page's `nextCursor`. */
@@ -54,4 +58,30 @@ export function toPage<T extends { createdAt: Date; id: string }>(rows: T[], lim
     nextCursor:
       rows.length > limit && last ? encodeCursor({ createdAt: last.createdAt.toISOString(), id: last.id }) : null,
   };
+}
+
+/**
+ * Cursors of append-only lists keyed by a bigint id (audit log, tunnel events): newest first
+ * is `id DESC` in numeric order, and the cursor is the last id seen, opaque to clients.
+ */
+export function encodeIdCursor(id: string): string {
+  return Buffer.from(JSON.stringify(['id', id]), 'utf8').toString('base64url');
+}
+
+export function decodeIdCursor(cursor: string): string {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(v) && v.length === 2 && v[0] === 'id' && typeof v[1] === 'string' && /^\d{1,19}$/.test(v[1]))
+      return v[1];
+  } catch {
+    // fall through
+  }
+  throw new InvalidCursorError();
+}
+
+/** Takes `limit + 1` rows with bigint ids (as text) and turns them into a page. */
+export function toIdPage<T extends { id: string }>(rows: T[], limit: number): Page<T> {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items, nextCursor: rows.length > limit && last ? encodeIdCursor(last.id) : null };
 }

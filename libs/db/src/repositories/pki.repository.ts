@@ -1,3 +1,4 @@
+import { query } from '../sql';
 import type { PlatformTx } from '../tenancy';
 
 export interface AuthorityRow {
@@ -37,11 +38,14 @@ const AUTHORITY_LOCK = `hashtext('backplane:pki:authority')`;
 export class PkiRepository {
   /** Serialises CA creation and CRL updates across api replicas until the transaction ends. */
   async lockAuthority(tx: PlatformTx): Promise<void> {
-    await tx.query(`SELECT pg_advisory_xact_lock(${AUTHORITY_LOCK})`);
+    await query(tx, `SELECT pg_advisory_xact_lock(${AUTHORITY_LOCK})`);
   }
 
   async activeAuthority(tx: PlatformTx): Promise<AuthorityRow | null> {
-    const rows = await tx.query<AuthorityRow>(`SELECT ${AUTHORITY_COLS} FROM pki_authorities WHERE retired_at IS NULL`);
+    const rows = await query<AuthorityRow>(
+      tx,
+      `SELECT ${AUTHORITY_COLS} FROM pki_authorities WHERE retired_at IS NULL`,
+    );
     return rows[0] ?? null;
   }
 
@@ -49,7 +53,8 @@ export class PkiRepository {
     tx: PlatformTx,
     a: Pick<AuthorityRow, 'id' | 'certificatePem' | 'privateKeyEnc' | 'serialNumber' | 'notAfter'>,
   ): Promise<AuthorityRow> {
-    const rows = await tx.query<AuthorityRow>(
+    const rows = await query<AuthorityRow>(
+      tx,
       `INSERT INTO pki_authorities (id, certificate_pem, private_key_enc, serial_number, not_after)
        VALUES ($1, $2, $3, $4, $5) RETURNING ${AUTHORITY_COLS}`,
       [a.id, a.certificatePem, a.privateKeyEnc, a.serialNumber, a.notAfter],
@@ -58,7 +63,7 @@ export class PkiRepository {
   }
 
   async setCrl(tx: PlatformTx, authorityId: string, crlPem: string, nextUpdate: Date): Promise<void> {
-    await tx.query(`UPDATE pki_authorities SET crl_pem = $2, crl_next_update = $3 WHERE id = $1`, [
+    await query(tx, `UPDATE pki_authorities SET crl_pem = $2, crl_next_update = $3 WHERE id = $1`, [
       authorityId,
       crlPem,
       nextUpdate,
@@ -71,7 +76,8 @@ export class PkiRepository {
       certificatePem: string;
     },
   ): Promise<GatewayCertificateRow> {
-    const rows = await tx.query<GatewayCertificateRow>(
+    const rows = await query<GatewayCertificateRow>(
+      tx,
       `INSERT INTO gateway_certificates (serial_number, authority_id, gateway_id, common_name, certificate_pem, not_after)
        VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${CERT_COLS}`,
       [c.serialNumber, c.authorityId, c.gatewayId, c.commonName, c.certificatePem, c.notAfter],
@@ -81,7 +87,8 @@ export class PkiRepository {
 
   /** Revokes every unrevoked certificate of a gateway; returns their serials. */
   async revokeForGateway(tx: PlatformTx, gatewayId: string, reason: string): Promise<string[]> {
-    const rows = await tx.query<{ serialNumber: string }>(
+    const rows = await query<{ serialNumber: string }>(
+      tx,
       `UPDATE gateway_certificates SET revoked_at = now(), revocation_reason = $2
         WHERE gateway_id = $1 AND revoked_at IS NULL RETURNING serial_number AS "serialNumber"`,
       [gatewayId, reason],
@@ -91,7 +98,8 @@ export class PkiRepository {
 
   /** What the CRL of an authority lists (expired certificates included: a CRL stays small anyway). */
   async revoked(tx: PlatformTx, authorityId: string): Promise<{ serialNumber: string; revokedAt: Date }[]> {
-    return tx.query(
+    return query(
+      tx,
       `SELECT serial_number AS "serialNumber", revoked_at AS "revokedAt" FROM gateway_certificates
         WHERE authority_id = $1 AND revoked_at IS NOT NULL ORDER BY revoked_at, serial_number`,
       [authorityId],
@@ -99,7 +107,8 @@ export class PkiRepository {
   }
 
   async certificatesOf(tx: PlatformTx, gatewayId: string): Promise<GatewayCertificateRow[]> {
-    return tx.query<GatewayCertificateRow>(
+    return query<GatewayCertificateRow>(
+      tx,
       `SELECT ${CERT_COLS} FROM gateway_certificates WHERE gateway_id = $1 ORDER BY issued_at, serial_number`,
       [gatewayId],
     );

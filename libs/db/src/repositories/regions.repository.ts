@@ -1,3 +1,4 @@
+import { query } from '../sql';
 import type { PlatformTx } from '../tenancy';
 import { decodeCursor, toPage, type Page, type PageRequest } from './pagination';
 
@@ -50,7 +51,8 @@ function gatewayCols(downAfterSeconds: number): string {
 /** Regions and gateways are platform objects (no tenant): platform operators manage them. */
 export class RegionsRepository {
   async create(tx: PlatformTx, r: RegionInput): Promise<RegionRow> {
-    const rows = await tx.query<RegionRow>(
+    const rows = await query<RegionRow>(
+      tx,
       `INSERT INTO regions (slug, name, public_host, public_port, latitude, longitude, enabled)
        VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${REGION_COLS}`,
       [r.slug, r.name, r.publicHost, r.publicPort, r.latitude, r.longitude, r.enabled],
@@ -64,18 +66,19 @@ export class RegionsRepository {
     if (page.cursor) {
       const k = decodeCursor(page.cursor);
       params.push(k.createdAt, k.id);
-      where = `(created_at, id) > ($1::timestamptz, $2::uuid)`;
+      where = `(created_at, id) < ($1::timestamptz, $2::uuid)`;
     }
     params.push(page.limit + 1);
-    const rows = await tx.query<RegionRow>(
-      `SELECT ${REGION_COLS} FROM regions WHERE ${where} ORDER BY created_at, id LIMIT $${params.length}`,
+    const rows = await query<RegionRow>(
+      tx,
+      `SELECT ${REGION_COLS} FROM regions WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
       params,
     );
     return toPage(rows, page.limit);
   }
 
   async get(tx: PlatformTx, id: string): Promise<RegionRow | null> {
-    const rows = await tx.query<RegionRow>(`SELECT ${REGION_COLS} FROM regions WHERE id = $1`, [id]);
+    const rows = await query<RegionRow>(tx, `SELECT ${REGION_COLS} FROM regions WHERE id = $1`, [id]);
     return rows[0] ?? null;
   }
 
@@ -97,7 +100,8 @@ export class RegionsRepository {
         sets.push(`${col} = $${params.length}`);
       }
     }
-    const rows = await tx.query<RegionRow>(
+    const rows = await query<RegionRow>(
+      tx,
       `UPDATE regions SET ${sets.join(', ')} WHERE id = $1 RETURNING ${REGION_COLS}`,
       params,
     );
@@ -106,10 +110,10 @@ export class RegionsRepository {
 
   /** False when gateways still belong to it. */
   async delete(tx: PlatformTx, id: string): Promise<RegionRow | null | 'in_use'> {
-    const used = await tx.query(`SELECT 1 FROM gateways WHERE region_id = $1 AND revoked_at IS NULL LIMIT 1`, [id]);
+    const used = await query(tx, `SELECT 1 FROM gateways WHERE region_id = $1 AND revoked_at IS NULL LIMIT 1`, [id]);
     if (used.length > 0) return 'in_use';
-    await tx.query(`DELETE FROM gateways WHERE region_id = $1`, [id]);
-    const rows = await tx.query<RegionRow>(`DELETE FROM regions WHERE id = $1 RETURNING ${REGION_COLS}`, [id]);
+    await query(tx, `DELETE FROM gateways WHERE region_id = $1`, [id]);
+    const rows = await query<RegionRow>(tx, `DELETE FROM regions WHERE id = $1 RETURNING ${REGION_COLS}`, [id]);
     return rows[0] ?? null;
   }
 
@@ -120,7 +124,8 @@ export class RegionsRepository {
     expiresAt: Date,
     createdBy: string,
   ): Promise<string> {
-    const rows = await tx.query<{ id: string }>(
+    const rows = await query<{ id: string }>(
+      tx,
       `INSERT INTO gateway_enrollment_tokens (region_id, token_hash, expires_at, created_by) VALUES ($1, $2, $3, $4) RETURNING id`,
       [regionId, tokenHash, expiresAt, createdBy],
     );
@@ -129,7 +134,8 @@ export class RegionsRepository {
 
   /** Uses an enrollment token once; returns its region. */
   async consumeEnrollmentToken(tx: PlatformTx, tokenHash: string): Promise<string | null> {
-    const rows = await tx.query<{ regionId: string }>(
+    const rows = await query<{ regionId: string }>(
+      tx,
       `UPDATE gateway_enrollment_tokens SET used_at = now()
         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now() RETURNING region_id AS "regionId"`,
       [tokenHash],
@@ -142,7 +148,8 @@ export class RegionsRepository {
     input: { regionId: string; name: string; credentialHash: string },
     downAfterSeconds: number,
   ): Promise<GatewayRow> {
-    const rows = await tx.query<GatewayRow>(
+    const rows = await query<GatewayRow>(
+      tx,
       `INSERT INTO gateways (region_id, name, credential_hash) VALUES ($1, $2, $3) RETURNING ${gatewayCols(downAfterSeconds)}`,
       [input.regionId, input.name, input.credentialHash],
     );
@@ -154,7 +161,8 @@ export class RegionsRepository {
     credentialHash: string,
     downAfterSeconds: number,
   ): Promise<GatewayRow | null> {
-    const rows = await tx.query<GatewayRow>(
+    const rows = await query<GatewayRow>(
+      tx,
       `SELECT ${gatewayCols(downAfterSeconds)} FROM gateways WHERE credential_hash = $1 AND revoked_at IS NULL`,
       [credentialHash],
     );
@@ -167,7 +175,8 @@ export class RegionsRepository {
     version: string | null,
     downAfterSeconds: number,
   ): Promise<GatewayRow | null> {
-    const rows = await tx.query<GatewayRow>(
+    const rows = await query<GatewayRow>(
+      tx,
       `UPDATE gateways SET last_heartbeat_at = now(), version = coalesce($2, version)
         WHERE id = $1 AND revoked_at IS NULL RETURNING ${gatewayCols(downAfterSeconds)}`,
       [id, version],
@@ -176,15 +185,17 @@ export class RegionsRepository {
   }
 
   async listGateways(tx: PlatformTx, regionId: string | undefined, downAfterSeconds: number): Promise<GatewayRow[]> {
-    return tx.query<GatewayRow>(
+    return query<GatewayRow>(
+      tx,
       `SELECT ${gatewayCols(downAfterSeconds)} FROM gateways WHERE ($1::uuid IS NULL OR region_id = $1::uuid)
-        ORDER BY enrolled_at, id LIMIT 1000`,
+        ORDER BY enrolled_at DESC, id DESC LIMIT 1000`,
       [regionId ?? null],
     );
   }
 
   async revokeGateway(tx: PlatformTx, id: string, downAfterSeconds: number): Promise<GatewayRow | null> {
-    const rows = await tx.query<GatewayRow>(
+    const rows = await query<GatewayRow>(
+      tx,
       `UPDATE gateways SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING ${gatewayCols(downAfterSeconds)}`,
       [id],
     );

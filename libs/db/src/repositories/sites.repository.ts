@@ -1,4 +1,5 @@
-import type { TenantTx } from '../tenancy';
+import { query } from '../sql';
+import type { PlatformTx, TenantTx } from '../tenancy';
 import { decodeCursor, toPage, type Page, type PageRequest } from './pagination';
 
 export interface SiteRow {
@@ -80,7 +81,8 @@ function likeEscape(s: string): string {
 export class SitesRepository {
   /** A new site is pending (no agent, never seen), so the poll interval may be left out here. */
   async create(tx: TenantTx, input: SiteInput, pollIntervalSeconds?: number): Promise<SiteRow> {
-    const rows = await tx.query<SiteRow>(
+    const rows = await query<SiteRow>(
+      tx,
       `INSERT INTO sites AS s (tenant_id, name, notes, tags, address, latitude, longitude, mgmt_address)
        VALUES ($1, $2, $3, $4, $5, $6, $7, bp_allocate_mgmt_address()) RETURNING ${returningCols('$8::integer')}`,
       [
@@ -104,7 +106,7 @@ export class SitesRepository {
     if (page.cursor) {
       const k = decodeCursor(page.cursor);
       params.push(k.createdAt, k.id);
-      where.push(`(s.created_at, s.id) > ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
+      where.push(`(s.created_at, s.id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
     }
     if (filter.q) {
       params.push(`%${likeEscape(filter.q)}%`);
@@ -123,16 +125,18 @@ export class SitesRepository {
       where.push(`${healthSql('s', 'a', interval)} = $${params.length}`);
     }
     params.push(page.limit + 1);
-    const rows = await tx.query<SiteRow>(
+    const rows = await query<SiteRow>(
+      tx,
       `SELECT ${selectCols(interval)} FROM sites s ${AGENT_JOIN}
-        WHERE ${where.join(' AND ')} ORDER BY s.created_at, s.id LIMIT $${params.length}`,
+        WHERE ${where.join(' AND ')} ORDER BY s.created_at DESC, s.id DESC LIMIT $${params.length}`,
       params,
     );
     return toPage(rows, page.limit);
   }
 
   async get(tx: TenantTx, id: string, pollIntervalSeconds: number): Promise<SiteRow | null> {
-    const rows = await tx.query<SiteRow>(
+    const rows = await query<SiteRow>(
+      tx,
       `SELECT ${selectCols('$3::integer')} FROM sites s ${AGENT_JOIN}
         WHERE s.tenant_id = $1 AND s.id = $2 AND s.deleted_at IS NULL`,
       [tx.tenantId, id, pollIntervalSeconds],
@@ -163,7 +167,8 @@ export class SitesRepository {
       }
     }
     sets.push('updated_at = now()');
-    const rows = await tx.query<SiteRow>(
+    const rows = await query<SiteRow>(
+      tx,
       `UPDATE sites AS s SET ${sets.join(', ')} WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL
         RETURNING ${returningCols('$3::integer')}`,
       params,
@@ -171,9 +176,50 @@ export class SitesRepository {
     return rows[0] ?? null;
   }
 
+  /** Every onboarded site of every tenant (scheduled backups). */
+  async onboarded(tx: PlatformTx): Promise<{ tenant_id: string; site_id: string }[]> {
+    return query<{ tenant_id: string; site_id: string }>(tx, `SELECT * FROM bp_onboarded_sites()`);
+  }
+
+  /** Whether a live (not deleted) site with this id exists. */
+  async exists(tx: TenantTx, id: string): Promise<boolean> {
+    return (await query(tx, `SELECT 1 FROM sites WHERE id = $1 AND deleted_at IS NULL`, [id])).length > 0;
+  }
+
+  /** A live site's region (`regionId` null when it has none); null when there is no such site. */
+  async region(tx: TenantTx, id: string): Promise<{ regionId: string | null } | null> {
+    const [row] = await query<{ regionId: string | null }>(
+      tx,
+      `SELECT region_id AS "regionId" FROM sites WHERE id = $1 AND deleted_at IS NULL`,
+      [id],
+    );
+    return row ?? null;
+  }
+
+  /** Moves a live site to a region; false when there is no such site. */
+  async setRegion(tx: TenantTx, id: string, regionId: string): Promise<boolean> {
+    const rows = await query(
+      tx,
+      `UPDATE sites SET region_id = $2, updated_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING id`,
+      [id, regionId],
+    );
+    return rows.length > 0;
+  }
+
+  /** Ids of the live sites that are in `ids` or carry one of `tags`, in id order. */
+  async idsMatching(tx: TenantTx, ids: readonly string[], tags: readonly string[]): Promise<string[]> {
+    const rows = await query<{ id: string }>(
+      tx,
+      `SELECT id FROM sites WHERE deleted_at IS NULL AND (id = ANY($1::uuid[]) OR tags && $2::text[]) ORDER BY id`,
+      [ids, tags],
+    );
+    return rows.map((r) => r.id);
+  }
+
   /** Soft delete: the row stays for history; its management address leaves the live set. */
   async delete(tx: TenantTx, id: string, pollIntervalSeconds: number): Promise<SiteRow | null> {
-    const rows = await tx.query<SiteRow>(
+    const rows = await query<SiteRow>(
+      tx,
       `UPDATE sites AS s SET deleted_at = now(), updated_at = now(), online = false
         WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING ${returningCols('$3::integer')}`,
       [tx.tenantId, id, pollIntervalSeconds],
@@ -183,12 +229,13 @@ export class SitesRepository {
 
   /** Counts of a tenant's sites by health ({@link healthSql}) and region in one query. */
   async summary(tx: TenantTx, pollIntervalSeconds: number): Promise<SiteSummary> {
-    const rows = await tx.query<{
+    const rows = await query<{
       region_id: string | null;
       region_name: string | null;
       health: SiteHealthState;
       n: string;
     }>(
+      tx,
       `SELECT s.region_id, r.name AS region_name, h.health, count(*) AS n
          FROM sites s
          ${AGENT_JOIN}

@@ -1,3 +1,4 @@
+import { query } from '../sql';
 import type { TenantRole } from '../entities';
 import type { PlatformTx, TenantTx, Tx } from '../tenancy';
 import { decodeCursor, toPage, type Page, type PageRequest } from './pagination';
@@ -15,7 +16,8 @@ const TENANT_COLS = `id, slug, name, disabled, created_at AS "createdAt", update
 
 export class TenantsRepository {
   async create(tx: PlatformTx, input: { slug: string; name: string }): Promise<TenantRow> {
-    const rows = await tx.query<TenantRow>(
+    const rows = await query<TenantRow>(
+      tx,
       `INSERT INTO tenants (slug, name) VALUES ($1, $2) RETURNING ${TENANT_COLS}`,
       [input.slug, input.name],
     );
@@ -24,12 +26,13 @@ export class TenantsRepository {
 
   /** The scoped tenant's own row. */
   async current(tx: TenantTx): Promise<TenantRow | null> {
-    const rows = await tx.query<TenantRow>(`SELECT ${TENANT_COLS} FROM tenants WHERE id = $1`, [tx.tenantId]);
+    const rows = await query<TenantRow>(tx, `SELECT ${TENANT_COLS} FROM tenants WHERE id = $1`, [tx.tenantId]);
     return rows[0] ?? null;
   }
 
   async rename(tx: TenantTx, name: string): Promise<TenantRow | null> {
-    const rows = await tx.query<TenantRow>(
+    const rows = await query<TenantRow>(
+      tx,
       `UPDATE tenants SET name = $2, updated_at = now() WHERE id = $1 RETURNING ${TENANT_COLS}`,
       [tx.tenantId, name],
     );
@@ -38,7 +41,7 @@ export class TenantsRepository {
 
   /** Platform view, for operators: only ids and names, never tenant data. */
   async existsSlug(tx: Tx, slug: string): Promise<boolean> {
-    const rows = await tx.query(`SELECT 1 FROM tenants WHERE slug = $1`, [slug]);
+    const rows = await query(tx, `SELECT 1 FROM tenants WHERE slug = $1`, [slug]);
     return rows.length > 0;
   }
 }
@@ -59,7 +62,8 @@ const MEMBER_COLS = `m.user_id AS "userId", m.user_id AS id, u.email, u.display_
 
 export class MembershipsRepository {
   async roleOf(tx: TenantTx, userId: string): Promise<TenantRole | null> {
-    const rows = await tx.query<{ role: TenantRole }>(
+    const rows = await query<{ role: TenantRole }>(
+      tx,
       `SELECT m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id
         WHERE m.tenant_id = $1 AND m.user_id = $2 AND NOT t.disabled`,
       [tx.tenantId, userId],
@@ -73,19 +77,21 @@ export class MembershipsRepository {
     if (page.cursor) {
       const k = decodeCursor(page.cursor);
       params.push(k.createdAt, k.id);
-      where += ` AND (m.created_at, m.user_id) > ($2::timestamptz, $3::uuid)`;
+      where += ` AND (date_trunc('milliseconds', m.created_at), m.user_id) < ($2::timestamptz, $3::uuid)`;
     }
     params.push(page.limit + 1);
-    const rows = await tx.query<MemberRow>(
+    const rows = await query<MemberRow>(
+      tx,
       `SELECT ${MEMBER_COLS} FROM memberships m JOIN users u ON u.id = m.user_id
-        WHERE ${where} ORDER BY m.created_at, m.user_id LIMIT $${params.length}`,
+        WHERE ${where} ORDER BY date_trunc('milliseconds', m.created_at) DESC, m.user_id DESC LIMIT $${params.length}`,
       params,
     );
     return toPage(rows, page.limit);
   }
 
   async get(tx: TenantTx, userId: string): Promise<MemberRow | null> {
-    const rows = await tx.query<MemberRow>(
+    const rows = await query<MemberRow>(
+      tx,
       `SELECT ${MEMBER_COLS} FROM memberships m JOIN users u ON u.id = m.user_id
         WHERE m.tenant_id = $1 AND m.user_id = $2`,
       [tx.tenantId, userId],
@@ -95,7 +101,8 @@ export class MembershipsRepository {
 
   /** Adds the membership; false when the user already belongs to the tenant. */
   async add(tx: TenantTx, userId: string, role: TenantRole): Promise<boolean> {
-    const rows = await tx.query(
+    const rows = await query(
+      tx,
       `INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, date_trunc('milliseconds', now()))
        ON CONFLICT DO NOTHING RETURNING user_id`,
       [tx.tenantId, userId, role],
@@ -104,7 +111,8 @@ export class MembershipsRepository {
   }
 
   async setRole(tx: TenantTx, userId: string, role: TenantRole): Promise<boolean> {
-    const rows = await tx.query(
+    const rows = await query(
+      tx,
       `UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2 RETURNING user_id`,
       [tx.tenantId, userId, role],
     );
@@ -112,7 +120,7 @@ export class MembershipsRepository {
   }
 
   async remove(tx: TenantTx, userId: string): Promise<boolean> {
-    const rows = await tx.query(`DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2 RETURNING user_id`, [
+    const rows = await query(tx, `DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2 RETURNING user_id`, [
       tx.tenantId,
       userId,
     ]);
@@ -121,7 +129,8 @@ export class MembershipsRepository {
 
   /** Owners, locked for the rest of the transaction (so two demotions cannot leave none). */
   async lockOwners(tx: TenantTx): Promise<string[]> {
-    const rows = await tx.query<{ userId: string }>(
+    const rows = await query<{ userId: string }>(
+      tx,
       `SELECT user_id AS "userId" FROM memberships WHERE tenant_id = $1 AND role = 'owner' FOR UPDATE`,
       [tx.tenantId],
     );

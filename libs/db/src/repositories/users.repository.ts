@@ -1,3 +1,4 @@
+import { query } from '../sql';
 import type { TenantRole } from '../entities';
 import type { PlatformTx, TenantTx, Tx } from '../tenancy';
 
@@ -28,17 +29,17 @@ const COLS = `id, email, display_name AS "displayName", password_hash AS "passwo
 /** Users are global (a user may belong to several tenants); no tenant rows are read here. */
 export class UsersRepository {
   async count(tx: PlatformTx): Promise<number> {
-    const rows = await tx.query<{ n: string }>(`SELECT count(*) AS n FROM users`);
+    const rows = await query<{ n: string }>(tx, `SELECT count(*) AS n FROM users`);
     return Number(rows[0]?.n ?? 0);
   }
 
   async byEmail(tx: Tx, email: string): Promise<UserRow | null> {
-    const rows = await tx.query<UserRow>(`SELECT ${COLS} FROM users WHERE email = $1`, [email.toLowerCase()]);
+    const rows = await query<UserRow>(tx, `SELECT ${COLS} FROM users WHERE email = $1`, [email.toLowerCase()]);
     return rows[0] ?? null;
   }
 
   async byId(tx: Tx, id: string): Promise<UserRow | null> {
-    const rows = await tx.query<UserRow>(`SELECT ${COLS} FROM users WHERE id = $1`, [id]);
+    const rows = await query<UserRow>(tx, `SELECT ${COLS} FROM users WHERE id = $1`, [id]);
     return rows[0] ?? null;
   }
 
@@ -46,7 +47,8 @@ export class UsersRepository {
     tx: Tx,
     input: { email: string; displayName: string; passwordHash: string | null; platformOperator?: boolean },
   ): Promise<UserRow> {
-    const rows = await tx.query<UserRow>(
+    const rows = await query<UserRow>(
+      tx,
       `INSERT INTO users (email, display_name, password_hash, platform_operator)
        VALUES ($1, $2, $3, $4) RETURNING ${COLS}`,
       [input.email.toLowerCase(), input.displayName, input.passwordHash, input.platformOperator ?? false],
@@ -55,14 +57,15 @@ export class UsersRepository {
   }
 
   async setPassword(tx: Tx, id: string, passwordHash: string): Promise<void> {
-    await tx.query(
+    await query(
+      tx,
       `UPDATE users SET password_hash = $2, password_changed_at = now(), updated_at = now() WHERE id = $1`,
       [id, passwordHash],
     );
   }
 
   async setTotp(tx: Tx, id: string, secret: string | null, enabled: boolean): Promise<void> {
-    await tx.query(`UPDATE users SET totp_secret = $2, totp_enabled = $3, updated_at = now() WHERE id = $1`, [
+    await query(tx, `UPDATE users SET totp_secret = $2, totp_enabled = $3, updated_at = now() WHERE id = $1`, [
       id,
       secret,
       enabled,
@@ -71,7 +74,8 @@ export class UsersRepository {
 
   /** The tenants a user belongs to (crosses tenants through one narrow definer function). */
   async memberships(tx: Tx, userId: string): Promise<UserMembershipRow[]> {
-    return tx.query<UserMembershipRow>(
+    return query<UserMembershipRow>(
+      tx,
       `SELECT tenant_id AS "tenantId", role, slug, name FROM bp_user_memberships($1)`,
       [userId],
     );
@@ -91,7 +95,8 @@ export interface SessionState {
 /** Login sessions ("refresh token families") and their rotating refresh tokens. */
 export class SessionsRepository {
   async create(tx: Tx, userId: string, expiresAt: Date, sourceIp: string | null): Promise<string> {
-    const rows = await tx.query<{ id: string }>(
+    const rows = await query<{ id: string }>(
+      tx,
       `INSERT INTO sessions (user_id, expires_at, source_ip) VALUES ($1, $2, $3) RETURNING id`,
       [userId, expiresAt, sourceIp],
     );
@@ -99,7 +104,7 @@ export class SessionsRepository {
   }
 
   async addRefreshToken(tx: Tx, sessionId: string, tokenHash: string): Promise<void> {
-    await tx.query(`INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)`, [tokenHash, sessionId]);
+    await query(tx, `INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)`, [tokenHash, sessionId]);
   }
 
   /**
@@ -110,7 +115,8 @@ export class SessionsRepository {
     tx: Tx,
     tokenHash: string,
   ): Promise<{ outcome: 'fresh' | 'reused' | 'dead'; sessionId: string; userId: string } | null> {
-    const fresh = await tx.query<{ sessionId: string; userId: string; live: boolean }>(
+    const fresh = await query<{ sessionId: string; userId: string; live: boolean }>(
+      tx,
       `UPDATE refresh_tokens r SET used_at = now() FROM sessions s
         WHERE r.token_hash = $1 AND r.used_at IS NULL AND s.id = r.session_id
         RETURNING s.id AS "sessionId", s.user_id AS "userId", (s.revoked_at IS NULL AND s.expires_at > now()) AS live`,
@@ -118,7 +124,8 @@ export class SessionsRepository {
     );
     const row = fresh[0];
     if (row) return { outcome: row.live ? 'fresh' : 'dead', sessionId: row.sessionId, userId: row.userId };
-    const used = await tx.query<{ sessionId: string; userId: string }>(
+    const used = await query<{ sessionId: string; userId: string }>(
+      tx,
       `SELECT s.id AS "sessionId", s.user_id AS "userId" FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
         WHERE r.token_hash = $1`,
       [tokenHash],
@@ -127,14 +134,16 @@ export class SessionsRepository {
   }
 
   async revoke(tx: Tx, sessionId: string, reason: string): Promise<void> {
-    await tx.query(`UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL`, [
-      sessionId,
-      reason,
-    ]);
+    await query(
+      tx,
+      `UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL`,
+      [sessionId, reason],
+    );
   }
 
   async revokeAllForUser(tx: Tx, userId: string, reason: string, except?: string): Promise<number> {
-    const rows = await tx.query(
+    const rows = await query(
+      tx,
       `UPDATE sessions SET revoked_at = now(), revoked_reason = $2
         WHERE user_id = $1 AND revoked_at IS NULL AND ($3::uuid IS NULL OR id <> $3::uuid) RETURNING id`,
       [userId, reason, except ?? null],
@@ -144,7 +153,8 @@ export class SessionsRepository {
 
   /** The session and, in the same round trip, the user's role in the transaction's tenant. */
   async stateWithRole(tx: TenantTx, sessionId: string): Promise<(SessionState & { role: TenantRole | null }) | null> {
-    const rows = await tx.query<SessionState & { role: TenantRole | null }>(
+    const rows = await query<SessionState & { role: TenantRole | null }>(
+      tx,
       `SELECT s.id AS "sessionId", s.user_id AS "userId", s.revoked_at IS NOT NULL AS revoked,
               s.expires_at <= now() AS expired, u.disabled AS "userDisabled",
               u.platform_operator AS "platformOperator", u.email,
@@ -157,7 +167,8 @@ export class SessionsRepository {
   }
 
   async state(tx: Tx, sessionId: string): Promise<SessionState | null> {
-    const rows = await tx.query<SessionState>(
+    const rows = await query<SessionState>(
+      tx,
       `SELECT s.id AS "sessionId", s.user_id AS "userId", s.revoked_at IS NOT NULL AS revoked,
               s.expires_at <= now() AS expired, u.disabled AS "userDisabled",
               u.platform_operator AS "platformOperator", u.email
@@ -170,8 +181,14 @@ export class SessionsRepository {
 
 /** The one-time token that creates the first owner on a fresh installation. */
 export class SetupRepository {
+  /** Serializes creating the first owner across replicas (held until the transaction ends). */
+  async lockFirstOwner(tx: PlatformTx): Promise<void> {
+    await query(tx, 'SELECT pg_advisory_xact_lock(1651535202)');
+  }
+
   async storeToken(tx: PlatformTx, tokenHash: string): Promise<void> {
-    await tx.query(
+    await query(
+      tx,
       `INSERT INTO setup_state (id, token_hash) VALUES (1, $1)
        ON CONFLICT (id) DO UPDATE SET token_hash = EXCLUDED.token_hash, created_at = now()
        WHERE setup_state.consumed_at IS NULL`,
@@ -180,7 +197,7 @@ export class SetupRepository {
   }
 
   async isOpen(tx: PlatformTx, tokenHash: string): Promise<boolean> {
-    const rows = await tx.query(`SELECT 1 FROM setup_state WHERE id = 1 AND consumed_at IS NULL AND token_hash = $1`, [
+    const rows = await query(tx, `SELECT 1 FROM setup_state WHERE id = 1 AND consumed_at IS NULL AND token_hash = $1`, [
       tokenHash,
     ]);
     return rows.length === 1;
@@ -188,7 +205,8 @@ export class SetupRepository {
 
   /** True exactly once for the right token. */
   async consume(tx: PlatformTx, tokenHash: string): Promise<boolean> {
-    const rows = await tx.query(
+    const rows = await query(
+      tx,
       `UPDATE setup_state SET consumed_at = now(), token_hash = NULL
         WHERE id = 1 AND consumed_at IS NULL AND token_hash = $1 RETURNING id`,
       [tokenHash],
@@ -197,7 +215,8 @@ export class SetupRepository {
   }
 
   async markConsumed(tx: PlatformTx): Promise<void> {
-    await tx.query(
+    await query(
+      tx,
       `INSERT INTO setup_state (id, token_hash, consumed_at) VALUES (1, NULL, now())
        ON CONFLICT (id) DO UPDATE SET consumed_at = coalesce(setup_state.consumed_at, now()), token_hash = NULL`,
     );

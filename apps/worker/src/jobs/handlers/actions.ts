@@ -1,4 +1,5 @@
 import { newTunnelSecret, siteIdToTunnelUser, tunnelVerifier } from '@backplane/contracts';
+import { BackupsRepository, SiteAgentsRepository, SiteCredentialsRepository } from '@backplane/db';
 import { backupHash } from '@backplane/jobs';
 import { recoveryScript } from '@backplane/routeros';
 import { publishEvent, RetryLaterError, type JobContext } from '../context';
@@ -58,30 +59,17 @@ export async function backup(ctx: JobContext<'backup'>) {
     const hash = backupHash(text);
     const version = await ctx.version();
     const { db, keyring } = ctx.services;
-    const stored = await db.inTenant(ctx.scope, async (tx) => {
-      const [last] = await tx.query<{ id: string; content_hash: string }>(
-        `SELECT id, content_hash FROM backups WHERE site_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1`,
-        [ctx.siteId],
-      );
-      if (last?.content_hash === hash) {
-        await tx.query(`UPDATE backups SET last_confirmed_at = now() WHERE id = $1`, [last.id]);
-        return JSON.stringify({ backupId: last.id, deduplicated: true });
-      }
-      const [row] = await tx.query<{ id: string }>(
-        `INSERT INTO backups (tenant_id, site_id, job_id, content_hash, content_enc, size, routeros_version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-        [
-          tx.tenantId,
-          ctx.siteId,
-          ctx.job.id,
-          hash,
-          keyring.encrypt(text, `site:${ctx.siteId}:backup`),
-          Buffer.byteLength(text),
-          version,
-        ],
-      );
-      return JSON.stringify({ backupId: row!.id, deduplicated: false });
-    });
+    const stored = await db.inTenant(ctx.scope, async (tx) =>
+      JSON.stringify(
+        await new BackupsRepository(keyring).store(tx, {
+          siteId: ctx.siteId,
+          jobId: ctx.job.id,
+          contentHash: hash,
+          text,
+          routerosVersion: version,
+        }),
+      ),
+    );
     const { backupId, deduplicated } = JSON.parse(stored) as { backupId: string; deduplicated: boolean };
     await publishEvent(ctx.services, ctx.scope.tenantId, {
       type: 'backup.created',
@@ -98,14 +86,10 @@ export async function backup(ctx: JobContext<'backup'>) {
  */
 export async function restore(ctx: JobContext<'restore'>) {
   const { db, keyring } = ctx.services;
-  const [b] = await db.inTenant(ctx.scope, (tx) =>
-    tx.query<{ content_enc: string }>(`SELECT content_enc FROM backups WHERE id = $1 AND site_id = $2`, [
-      ctx.payload.backupId,
-      ctx.siteId,
-    ]),
+  const text = await db.inTenant(ctx.scope, (tx) =>
+    new BackupsRepository(keyring).content(tx, ctx.payload.backupId, ctx.siteId),
   );
-  if (!b) throw new Error('backup not found for this site');
-  const text = keyring.decryptText(b.content_enc, `site:${ctx.siteId}:backup`);
+  if (text === null) throw new Error('backup not found for this site');
   await ctx.step('upload', 30, async () => {
     const existing = (await ctx.print('/file')).find((f) => f['name'] === 'bp-restore.rsc');
     if (existing?.['.id']) await ctx.call('/file/remove', { '.id': existing['.id'] });
@@ -140,34 +124,25 @@ export async function restore(ctx: JobContext<'restore'>) {
  */
 export async function recreateTunnel(ctx: JobContext<'recreate-tunnel'>) {
   const { db, keyring, verifierKey } = ctx.services;
+  const credentials = new SiteCredentialsRepository(keyring);
   const siteId = ctx.siteId;
   const rotatedAt = await ctx.step('rotate tunnel credentials', 20, async () => {
     const secret = newTunnelSecret();
     await db.inTenant(ctx.scope, (tx) =>
-      tx.query(`UPDATE sites SET tunnel_secret_enc = $2, tunnel_verifier = $3, updated_at = now() WHERE id = $1`, [
-        siteId,
-        keyring.encrypt(secret, `site:${siteId}:tunnel`),
-        tunnelVerifier(verifierKey, secret),
-      ]),
+      credentials.setTunnelSecret(tx, siteId, secret, tunnelVerifier(verifierKey, secret), { includeDeleted: true }),
     );
     return new Date().toISOString();
   });
-  const [site] = await db.inTenant(ctx.scope, (tx) =>
-    tx.query<{ name: string; tunnel_secret_enc: string; public_host: string | null; public_port: number | null }>(
-      `SELECT s.name, s.tunnel_secret_enc, r.public_host, r.public_port
-         FROM sites s LEFT JOIN regions r ON r.id = s.region_id WHERE s.id = $1`,
-      [siteId],
-    ),
-  );
-  if (!site?.public_host) throw new Error('the site has no region (was it onboarded?)');
-  const secret = keyring.decryptText(site.tunnel_secret_enc, `site:${siteId}:tunnel`);
+  const site = await db.inTenant(ctx.scope, (tx) => credentials.recoveryTarget(tx, siteId));
+  if (!site?.publicHost) throw new Error('the site has no region (was it onboarded?)');
+  const secret = site.tunnelSecret();
   const script = recoveryScript({
     siteId,
     siteName: site.name,
     tunnelUser: siteIdToTunnelUser(siteId),
     tunnelSecret: secret,
-    regionHost: site.public_host,
-    regionPort: site.public_port ?? 8443,
+    regionHost: site.publicHost,
+    regionPort: site.publicPort ?? 8443,
     controllerUrl: ctx.services.controllerUrl,
     pollSecret: '',
     pollInterval: `${ctx.services.pollInterval}s`,
@@ -183,13 +158,7 @@ export async function recreateTunnel(ctx: JobContext<'recreate-tunnel'>) {
         ctx.log.warn({ siteId, err: String(err) }, 'recovery over the tunnel failed; falling back to the poll');
       }
     }
-    await db.inTenant(ctx.scope, (tx) =>
-      tx.query(
-        `UPDATE site_agents SET pending_script_enc = $2, pending_job_id = $3, pending_delivered_at = NULL, updated_at = now()
-          WHERE site_id = $1`,
-        [siteId, keyring.encrypt(script, `site:${siteId}:pending-script`), ctx.job.id],
-      ),
-    );
+    await db.inTenant(ctx.scope, (tx) => new SiteAgentsRepository(keyring).queueScript(tx, siteId, script, ctx.job.id));
     return 'queued for the next poll';
   });
   // Online again, through a tunnel that came up after the rotation (or a direct channel),

@@ -1,0 +1,251 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { query } from '../sql';
+import type { PlatformTx, TenantTx } from '../tenancy';
+import { decodeCursor, toPage, type Page, type PageRequest } from './pagination';
+
+/** Who asked for a job (copied from the audit actor). */
+export interface Requester {
+  readonly type: string;
+  readonly id: string | null;
+  readonly label: string | null;
+}
+
+export type StepState = 'started' | 'done' | 'skipped' | 'failed';
+
+export interface JobStep {
+  readonly name: string;
+  readonly state: StepState;
+  readonly at: string;
+  readonly detail?: string;
+}
+
+export interface JobRow<Kind extends string = string, State extends string = string> {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly siteId: string;
+  readonly batchId: string | null;
+  readonly kind: Kind;
+  readonly payload: unknown;
+  readonly idempotencyKey: string | null;
+  readonly requestedBy: Requester;
+  readonly state: State;
+  readonly progress: number;
+  readonly steps: JobStep[];
+  readonly result: unknown;
+  readonly error: string | null;
+  readonly exportBeforeEnc: string | null;
+  readonly exportAfterEnc: string | null;
+  readonly attempts: number;
+  readonly cancelRequested: boolean;
+  readonly expiresAt: Date;
+  readonly createdAt: Date;
+  readonly startedAt: Date | null;
+  readonly finishedAt: Date | null;
+}
+
+const COLS = `id, tenant_id AS "tenantId", site_id AS "siteId", batch_id AS "batchId", kind, payload,
+  idempotency_key AS "idempotencyKey", requested_by AS "requestedBy", state, progress, steps, result, error,
+  export_before_enc AS "exportBeforeEnc", export_after_enc AS "exportAfterEnc", attempts,
+  cancel_requested AS "cancelRequested", expires_at AS "expiresAt", created_at AS "createdAt",
+  started_at AS "startedAt", finished_at AS "finishedAt"`;
+
+/** A UUID derived from a string (the same idempotency key always gives the same job id). */
+export function deterministicId(...parts: string[]): string {
+  const h = createHash('sha256').update(parts.join('\0')).digest();
+  h[6] = (h[6]! & 0x0f) | 0x80; // version 8 (custom)
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
+export interface NewJob<Kind extends string = string> {
+  readonly siteId: string;
+  readonly kind: Kind;
+  readonly payload: unknown;
+  readonly requestedBy: Requester;
+  readonly idempotencyKey?: string | undefined;
+  readonly batchId?: string | null;
+  /** How long the job may wait for its site (offline) before it expires. */
+  readonly ttlSeconds: number;
+}
+
+/**
+ * Jobs of one tenant. `Kind` and `State` are the job kinds and states of `@backplane/jobs`
+ * (which creates the one instance, `jobsRepo`); the database checks them too.
+ */
+export class JobsRepository<Kind extends string = string, State extends string = string> {
+  /**
+   * Inserts the job unless one with the same id exists (same idempotency key). Returns the
+   * row and whether it is new.
+   */
+  async create(tx: TenantTx, job: NewJob<Kind>): Promise<{ row: JobRow<Kind, State>; created: boolean }> {
+    const id = job.idempotencyKey
+      ? deterministicId(tx.tenantId, job.siteId, job.kind, job.idempotencyKey)
+      : randomUUID();
+    const inserted = await query<JobRow<Kind, State>>(
+      tx,
+      `INSERT INTO jobs (id, tenant_id, site_id, batch_id, kind, payload, idempotency_key, requested_by, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9))
+       ON CONFLICT (id) DO NOTHING RETURNING ${COLS}`,
+      [
+        id,
+        tx.tenantId,
+        job.siteId,
+        job.batchId ?? null,
+        job.kind,
+        JSON.stringify(job.payload),
+        job.idempotencyKey ?? null,
+        JSON.stringify(job.requestedBy),
+        job.ttlSeconds,
+      ],
+    );
+    if (inserted[0]) return { row: inserted[0], created: true };
+    const existing = await this.get(tx, id);
+    if (!existing) throw new Error('job vanished after conflict');
+    return { row: existing, created: false };
+  }
+
+  async get(tx: TenantTx, id: string): Promise<JobRow<Kind, State> | undefined> {
+    const rows = await query<JobRow<Kind, State>>(tx, `SELECT ${COLS} FROM jobs WHERE id = $1`, [id]);
+    return rows[0];
+  }
+
+  /** Every job matching the filter (a batch's jobs), newest first. */
+  async list(
+    tx: TenantTx,
+    f: { siteId?: string; batchId?: string; state?: State; limit: number },
+  ): Promise<JobRow<Kind, State>[]> {
+    return (await this.page(tx, f, { limit: f.limit })).items;
+  }
+
+  /**
+   * One page of jobs, newest first by `(created_at, id)`: the cursor (opaque, from the previous
+   * page) is the last job's keyset, so jobs created in the same instant are neither skipped nor
+   * repeated.
+   */
+  async page(
+    tx: TenantTx,
+    f: { siteId?: string | undefined; batchId?: string | undefined; state?: State | undefined },
+    page: PageRequest,
+  ): Promise<Page<JobRow<Kind, State>>> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (sql: string, ...v: unknown[]) => {
+      let i = 0;
+      where.push(sql.replace(/\?/g, () => `$${params.push(v[i++])}`));
+    };
+    if (f.siteId) add('site_id = ?', f.siteId);
+    if (f.batchId) add('batch_id = ?', f.batchId);
+    if (f.state) add('state = ?', f.state);
+    if (page.cursor) {
+      const k = decodeCursor(page.cursor);
+      add('(created_at, id) < (?::timestamptz, ?::uuid)', k.createdAt, k.id);
+    }
+    params.push(page.limit + 1);
+    const rows = await query<JobRow<Kind, State>>(
+      tx,
+      `SELECT ${COLS} FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+      params,
+    );
+    return toPage(rows, page.limit);
+  }
+
+  /** Open jobs of every tenant (for re-queueing after a Redis loss), oldest first. */
+  async open(
+    tx: PlatformTx,
+    limit: number,
+  ): Promise<{ id: string; tenant_id: string; site_id: string; kind: Kind; state: string }[]> {
+    return query(tx, `SELECT * FROM bp_open_jobs($1)`, [limit]);
+  }
+
+  /** Moves an open job to `running` (counts an attempt); undefined when it is already terminal. */
+  async start(tx: TenantTx, id: string): Promise<JobRow<Kind, State> | undefined> {
+    const rows = await query<JobRow<Kind, State>>(
+      tx,
+      `UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = coalesce(started_at, now()), updated_at = now()
+        WHERE id = $1 AND state IN ('queued', 'waiting', 'running') AND NOT cancel_requested RETURNING ${COLS}`,
+      [id],
+    );
+    return rows[0];
+  }
+
+  /**
+   * An open job waits (site offline, busy, retry later). True when that changed what the
+   * job shows (state or reason), so a repeated wait is not announced again.
+   */
+  async setWaiting(tx: TenantTx, id: string, why: string): Promise<boolean> {
+    const rows = await query<{ changed: boolean }>(
+      tx,
+      `WITH old AS (SELECT state, error FROM jobs WHERE id = $1 FOR UPDATE)
+       UPDATE jobs j SET state = 'waiting', error = $2, updated_at = now() FROM old
+        WHERE j.id = $1 AND j.state IN ('queued', 'waiting', 'running')
+        RETURNING (old.state <> 'waiting' OR old.error IS DISTINCT FROM $2) AS changed`,
+      [id, why],
+    );
+    return rows[0]?.changed ?? false;
+  }
+
+  /**
+   * Appends a step record. With `unlessCancelled` nothing is recorded when a cancel was
+   * requested (the job stops before the step); returns whether it was recorded.
+   */
+  async step(
+    tx: TenantTx,
+    id: string,
+    step: JobStep,
+    progress?: number,
+    opts: { unlessCancelled?: boolean } = {},
+  ): Promise<boolean> {
+    const rows = await query(
+      tx,
+      `UPDATE jobs SET steps = steps || $2::jsonb, progress = coalesce($3, progress), updated_at = now()
+        WHERE id = $1 ${opts.unlessCancelled ? 'AND NOT cancel_requested' : ''} RETURNING id`,
+      [id, JSON.stringify([step]), progress ?? null],
+    );
+    return rows.length === 1;
+  }
+
+  async setExports(tx: TenantTx, id: string, before?: string, after?: string): Promise<void> {
+    await query(
+      tx,
+      `UPDATE jobs SET export_before_enc = coalesce($2, export_before_enc), export_after_enc = coalesce($3, export_after_enc)
+        WHERE id = $1`,
+      [id, before ?? null, after ?? null],
+    );
+  }
+
+  /** The one transition to a terminal state: true only for the caller that made it. */
+  async finish(
+    tx: TenantTx,
+    id: string,
+    state: 'succeeded' | 'failed' | 'cancelled' | 'expired',
+    result: unknown,
+    error: string | null,
+  ): Promise<boolean> {
+    const rows = await query(
+      tx,
+      `UPDATE jobs SET state = $2, result = $3, error = $4, progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE progress END,
+              finished_at = now(), updated_at = now()
+        WHERE id = $1 AND state IN ('queued', 'waiting', 'running') RETURNING id`,
+      [id, state, result === undefined ? null : JSON.stringify(result), error],
+    );
+    return rows.length === 1;
+  }
+
+  /** Cancel: queued/waiting jobs end now; a running job stops before its next step. */
+  async cancel(tx: TenantTx, id: string): Promise<JobRow<Kind, State> | undefined> {
+    await query(
+      tx,
+      `UPDATE jobs SET cancel_requested = true, updated_at = now() WHERE id = $1 AND state IN ('queued', 'waiting', 'running')`,
+      [id],
+    );
+    await query(
+      tx,
+      `UPDATE jobs SET state = 'cancelled', finished_at = now(), updated_at = now()
+        WHERE id = $1 AND state IN ('queued', 'waiting')`,
+      [id],
+    );
+    return this.get(tx, id);
+  }
+}
