@@ -15,6 +15,7 @@ const libs = [
   'openvpn',
   'jobs',
   'realtime',
+  'gateway-link',
 ];
 
 export default defineConfig({

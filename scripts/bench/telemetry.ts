@@ -13,6 +13,7 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TelemetrySample } from '@backplane/contracts';
+import { GatewayLinkClient } from '@backplane/gateway-link';
 import { createLogger } from '@backplane/observability';
 import { RouterOsClient } from '@backplane/routeros';
 import { Relay } from '../../apps/gateway/src/relay';
@@ -142,8 +143,7 @@ async function pollerCost(): Promise<{ pollerMs: number; directMs: number; sampl
     const poller = new TelemetryPoller({
       relay,
       tunnels,
-      apiUrl: stubUrl,
-      credential: 'bench',
+      link: new GatewayLinkClient(stubUrl, 'bench'),
       intervalMs: INTERVAL_MS,
       logger,
     });

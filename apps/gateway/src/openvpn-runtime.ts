@@ -12,7 +12,7 @@ import {
   verifyIssuedBy,
 } from '@backplane/openvpn';
 import type { Logger } from 'pino';
-import type { CertificateBundle } from './link-client';
+import type { CertificateBundle } from '@backplane/gateway-link';
 
 export interface OpenVpnRuntime {
   readonly mode: 'real' | 'fake';

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { SiteTunnelEntry } from '@backplane/contracts';
+import type { GatewayLinkClient, SiteTunnelEntry } from '@backplane/gateway-link';
 import type { Logger } from 'pino';
-import type { LinkClient } from './link-client';
 
 interface CacheFile {
   readonly version: 1;
@@ -35,7 +34,7 @@ export class SiteDirectory {
 
   constructor(
     private readonly file: string,
-    private readonly link: LinkClient,
+    private readonly link: Pick<GatewayLinkClient, 'sites'>,
     private readonly logger: Logger,
     private readonly pageSize = 5000,
   ) {}

@@ -1,11 +1,6 @@
 import { connect } from 'node:net';
-import {
-  checkTunnelSecret,
-  tunnelKey,
-  tunnelUserToSiteId,
-  type TunnelEvent,
-  type TunnelRecord,
-} from '@backplane/contracts';
+import { checkTunnelSecret, tunnelUserToSiteId } from '@backplane/contracts';
+import { tunnelKey, type TunnelEvent, type TunnelRecord } from '@backplane/gateway-link';
 import type { ManagementClient, ManagementEvent } from '@backplane/openvpn';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';

@@ -1,6 +1,7 @@
 import { Body, Controller, Get, HttpCode, Inject, Injectable, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
-import type { SiteStatusData, SiteSyncPage } from '@backplane/contracts';
+import type { SiteStatusData } from '@backplane/contracts';
+import { SiteSyncPage, TunnelEventBatch } from '@backplane/gateway-link';
 import { RealtimePublisher } from '@backplane/realtime';
 import { z } from 'zod';
 import { ApiError } from '../common/api-error';
@@ -13,34 +14,9 @@ const SitesQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(10_000).default(5000),
 });
 
-const EventBody = z.strictObject({
-  type: z.enum(['connect', 'auth', 'disconnect']),
-  siteId: z.uuid().optional(),
-  gatewayId: z.string().optional(),
-  sourceIp: z.string().max(64),
-  at: z.iso.datetime(),
-  accepted: z.boolean().optional(),
-  reason: z.string().max(200).optional(),
-  bytesIn: z.number().int().min(0).optional(),
-  bytesOut: z.number().int().min(0).optional(),
-  durationSeconds: z.number().int().min(0).optional(),
-});
-const EventsBody = z.strictObject({ events: z.array(EventBody).max(1000) });
-
-const SyncResponse = z.object({
-  verifierKey: z.string(),
-  items: z.array(
-    z.object({
-      siteId: z.uuid(),
-      address: z.string(),
-      verifier: z.string().nullable(),
-      active: z.boolean(),
-      rev: z.number(),
-    }),
-  ),
-  next: z.number(),
-  more: z.boolean(),
-});
+/** The schemas of this link are shared with the gateway (@backplane/gateway-link). */
+const EventsBody = TunnelEventBatch;
+const SyncResponse = SiteSyncPage;
 
 function gatewayOf(p: Principal): string {
   if (p.kind !== 'gateway') throw new ApiError('forbidden', 'gateways only');

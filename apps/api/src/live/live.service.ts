@@ -1,15 +1,13 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { newTunnelSecret, siteIdToTunnelUser, tunnelVerifier } from '@backplane/contracts';
 import {
-  gatewayKey,
-  newTunnelSecret,
-  siteIdToTunnelUser,
-  tunnelKey,
-  tunnelVerifier,
-  type GatewayLinkRecord,
+  RelayClient,
+  RelayClientError,
+  TunnelRegistry,
   type RelayRequest,
   type RelayResponse,
   type TunnelRecord,
-} from '@backplane/contracts';
+} from '@backplane/gateway-link';
 import type { TenantTx } from '@backplane/db';
 import { ApiError } from '../common/api-error';
 import type { TenantContext } from '../common/request';
@@ -42,20 +40,27 @@ interface SiteCreds {
  * (decrypted here, never stored by the gateway).
  */
 @Injectable()
-export class LiveService {
+export class LiveService implements OnModuleDestroy {
+  private readonly relay: RelayClient;
+
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     @Inject(VERIFIER_KEY) private readonly verifierKey: Buffer,
-  ) {}
+  ) {
+    this.relay = new RelayClient({ registry: new TunnelRegistry(deps.redis, deps.redisPrefix) });
+  }
 
-  private get prefix(): string {
-    return this.deps.redisPrefix;
+  async onModuleDestroy(): Promise<void> {
+    await this.relay.close();
   }
 
   async tunnel(t: TenantContext, siteId: string): Promise<TunnelRecord | null> {
     await this.site(t, siteId);
-    const raw = await this.deps.redis.get(tunnelKey(this.prefix, siteId));
-    return raw ? (JSON.parse(raw) as TunnelRecord) : null;
+    try {
+      return (await this.relay.registry.tunnel(siteId)) ?? null;
+    } catch (err) {
+      throw failure('unavailable', 'gateway_unreachable', (err as Error).message);
+    }
   }
 
   private async site(t: TenantContext, siteId: string): Promise<SiteCreds & { mgmt: string }> {
@@ -108,22 +113,15 @@ export class LiveService {
     return { items: rows.map((r) => ({ ...r, at: (r['at'] as Date).toISOString() })) };
   }
 
-  /** Where to send a call for this site, and with which credentials. */
-  private async route(t: TenantContext, siteId: string) {
+  /** The router's API credentials (decrypted here, never stored by the gateway). */
+  private async credentials(t: TenantContext, siteId: string) {
     const site = await this.site(t, siteId);
     if (!site.router_username || !site.router_password_enc)
       throw failure('conflict', 'no_router_credentials', 'the site has no router API credentials yet');
-    const raw = await this.deps.redis.get(tunnelKey(this.prefix, siteId));
-    if (!raw) throw failure('unavailable', 'site_offline', 'the site is offline: no gateway holds its tunnel');
-    const rec = JSON.parse(raw) as TunnelRecord;
-    const gwRaw = await this.deps.redis.get(gatewayKey(this.prefix, rec.gatewayId));
-    if (!gwRaw) throw failure('unavailable', 'gateway_unreachable', 'the gateway holding the tunnel is not reachable');
-    const gw = JSON.parse(gwRaw) as GatewayLinkRecord;
-    const credentials = {
+    return {
       username: site.router_username,
       password: this.deps.keyring.decryptText(site.router_password_enc, `site:${siteId}:router-password`),
     };
-    return { gw, credentials };
   }
 
   async call(
@@ -132,11 +130,12 @@ export class LiveService {
     req: Omit<RelayRequest, 'credentials'>,
     timeoutMs = 20_000,
   ): Promise<RelayResponse> {
-    const { gw, credentials } = await this.route(t, siteId);
-    const res = await this.post(gw, siteId, 'call', { ...req, credentials }, AbortSignal.timeout(timeoutMs));
-    const text = await res.text();
-    if (res.ok) return JSON.parse(text) as RelayResponse;
-    throw this.mapError(res.status, text);
+    const credentials = await this.credentials(t, siteId);
+    try {
+      return await this.relay.call(siteId, { ...req, credentials }, { timeoutMs });
+    } catch (err) {
+      throw toApiError(err);
+    }
   }
 
   /** A streaming command: NDJSON rows from the gateway until `signal` aborts. */
@@ -146,56 +145,36 @@ export class LiveService {
     req: Omit<RelayRequest, 'credentials'>,
     signal: AbortSignal,
   ): Promise<ReadableStream<Uint8Array>> {
-    const { gw, credentials } = await this.route(t, siteId);
-    const res = await this.post(gw, siteId, 'stream', { ...req, credentials }, signal);
-    if (!res.ok || !res.body) throw this.mapError(res.status, await res.text());
-    return res.body;
-  }
-
-  private async post(
-    gw: GatewayLinkRecord,
-    siteId: string,
-    kind: 'call' | 'stream',
-    body: RelayRequest,
-    signal: AbortSignal,
-  ): Promise<Response> {
+    const credentials = await this.credentials(t, siteId);
     try {
-      return await fetch(`${gw.url}/internal/v1/sites/${siteId}/${kind}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${gw.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-        signal,
-      });
+      return await this.relay.stream(siteId, { ...req, credentials }, signal);
     } catch (err) {
-      if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'))
-        throw failure('unavailable', 'timeout', 'the router did not answer in time');
-      throw failure('unavailable', 'gateway_unreachable', 'the gateway holding the tunnel is not reachable');
+      throw toApiError(err);
     }
   }
+}
 
-  private mapError(status: number, text: string): ApiError {
-    let code = '';
-    let message = text.slice(0, 300);
-    try {
-      const b = JSON.parse(text) as { error?: { code?: string; message?: string } };
-      code = b.error?.code ?? '';
-      message = b.error?.message ?? message;
-    } catch {
-      // not JSON
-    }
-    switch (code) {
-      case 'site_offline':
-        return failure('unavailable', 'site_offline', 'the site is offline: its tunnel just went down');
-      case 'rate_limited':
-        return failure('rate_limited', 'rate_limited', message);
-      case 'router_error':
-        return new ApiError('conflict', `router refused: ${message}`, [{ path: 'reason', message: 'router_error' }]);
-      case 'router_login_failed':
-      case 'router_unreachable':
-      case 'timeout':
-        return failure('unavailable', code, message);
-      default:
-        return failure('unavailable', 'gateway_unreachable', `gateway answered ${status}`);
-    }
+/** The relay client's typed failure -> the api's error with its stable `reason`. */
+function toApiError(err: unknown): unknown {
+  if (!(err instanceof RelayClientError)) return err;
+  switch (err.code) {
+    case 'site_offline':
+      return failure(
+        'unavailable',
+        'site_offline',
+        err.status ? 'the site is offline: its tunnel just went down' : err.message,
+      );
+    case 'rate_limited':
+      return failure('rate_limited', 'rate_limited', err.message);
+    case 'router_error':
+      return new ApiError('conflict', `router refused: ${err.message}`, [{ path: 'reason', message: 'router_error' }]);
+    case 'router_login_failed':
+    case 'router_unreachable':
+    case 'timeout':
+      return failure('unavailable', err.code, err.message);
+    case 'aborted':
+      return failure('unavailable', 'timeout', 'the router did not answer in time');
+    default:
+      return failure('unavailable', 'gateway_unreachable', err.message);
   }
 }
