@@ -15,6 +15,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
+import { z } from 'zod';
 import { GatewayModule } from './gateway.module';
 import { GatewayPki, missingForRealOpenVpn, startOpenVpnRuntime, type OpenVpnRuntime } from './openvpn-runtime';
 import { EventOutbox } from './outbox';
@@ -67,10 +68,13 @@ export interface Gateway {
 
 const EXIT_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
+/** `identity.json` under DATA_DIR/gateway (0600): a broken file counts as none. */
+const StoredIdentity = z.object({ gatewayId: z.string().min(1), credential: z.string().min(1) });
+
 function readIdentity(file: string): GatewayIdentity | undefined {
   try {
-    const v = JSON.parse(readFileSync(file, 'utf8')) as Partial<GatewayIdentity>;
-    return v.gatewayId && v.credential ? { gatewayId: v.gatewayId, credential: v.credential } : undefined;
+    const v = StoredIdentity.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+    return v.success ? v.data : undefined;
   } catch {
     return undefined;
   }

@@ -3,13 +3,16 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { GatewayLinkClient, SiteTunnelEntry } from '@backplane/gateway-link';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 
-interface CacheFile {
-  readonly version: 1;
-  readonly verifierKey: string;
-  readonly cursor: number;
-  readonly sites: readonly (readonly [string, string, string | null, boolean])[];
-}
+/** `sites.json` (0600): parsed when loaded, a broken file is ignored (a full sync follows). */
+const CacheFile = z.object({
+  version: z.literal(1),
+  verifierKey: z.string(),
+  cursor: z.number(),
+  sites: z.array(z.tuple([z.string(), z.string(), z.string().nullable(), z.boolean()])),
+});
+type CacheFile = z.infer<typeof CacheFile>;
 
 export interface SiteEntry {
   readonly address: string;
@@ -54,11 +57,15 @@ export class SiteDirectory {
   load(): boolean {
     let parsed: CacheFile;
     try {
-      parsed = JSON.parse(readFileSync(this.file, 'utf8')) as CacheFile;
+      const r = CacheFile.safeParse(JSON.parse(readFileSync(this.file, 'utf8')));
+      if (!r.success) {
+        this.logger.warn({ file: this.file, err: r.error.issues[0]?.message }, 'site cache unreadable: ignored');
+        return false;
+      }
+      parsed = r.data;
     } catch {
       return false;
     }
-    if (parsed.version !== 1 || !Array.isArray(parsed.sites)) return false;
     this.key = Buffer.from(parsed.verifierKey, 'base64');
     this.cursor = parsed.cursor;
     const sites: CacheFile['sites'] = parsed.sites;

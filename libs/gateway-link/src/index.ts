@@ -20,6 +20,7 @@ export {
   gatewayKey,
   GatewayLinkRecord,
   HeartbeatResponse,
+  isStreamError,
   LinkParseError,
   MAX_TELEMETRY_BATCH,
   parseAs,

@@ -80,6 +80,11 @@ export type RelayErrorBody = z.infer<typeof RelayErrorBody>;
 export const StreamLine = z.union([RelayErrorBody, z.record(z.string(), z.string())]);
 export type StreamLine = z.infer<typeof StreamLine>;
 
+/** True for the line that ends a stream with an error (rows hold strings only). */
+export function isStreamError(line: StreamLine): line is RelayErrorBody {
+  return typeof line['error'] === 'object';
+}
+
 // ---- registry records (gateway -> Redis -> api/worker) --------------------------------------
 
 /** Redis value of `<prefix>tunnel:<siteId>`: who holds the site's tunnel right now. */

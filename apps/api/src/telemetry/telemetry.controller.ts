@@ -1,5 +1,6 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { MAX_TELEMETRY_BATCH, TelemetryBatch } from '@backplane/gateway-link';
 import { z } from 'zod';
 import { ApiError } from '../common/api-error';
 import {
@@ -14,33 +15,10 @@ import { uuidParam } from '../common/validation';
 import { TelemetryService } from './telemetry.service';
 
 /** Largest batch a gateway may send (the gateway flushes at this size). */
-export const MAX_BATCH = 500;
+export const MAX_BATCH = MAX_TELEMETRY_BATCH;
 
-const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const bps = z.number().min(0).max(1e13);
-
-const Sample = z
-  .strictObject({
-    siteId: z.uuid(),
-    at: z.iso.datetime({ offset: true }),
-    cpuLoad: z.number().min(0).max(100).nullable(),
-    memoryUsed: count.nullable(),
-    memoryTotal: count.nullable(),
-    uptimeSeconds: count.nullable(),
-    tunnelBytesIn: count.nullable(),
-    tunnelBytesOut: count.nullable(),
-    latencyMs: z.number().min(0).max(600_000).nullable(),
-    interfaces: z
-      .array(z.strictObject({ name: z.string().min(1).max(128), rxBps: bps, txBps: bps }))
-      .max(512)
-      .refine((a) => new Set(a.map((i) => i.name)).size === a.length, 'interface names must be unique'),
-  })
-  .refine((s) => s.memoryUsed === null || s.memoryTotal === null || s.memoryUsed <= s.memoryTotal, {
-    message: 'memoryUsed exceeds memoryTotal',
-    path: ['memoryUsed'],
-  });
-
-const BatchBody = z.strictObject({ samples: z.array(Sample).min(1).max(MAX_BATCH) });
+/** Shared with the gateway (@backplane/gateway-link): a malformed batch is refused whole. */
+const BatchBody = TelemetryBatch;
 const IngestResponse = z.object({ stored: z.number(), ignored: z.number() });
 const TargetsResponse = z.object({
   targets: z.array(

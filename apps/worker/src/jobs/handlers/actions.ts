@@ -1,8 +1,13 @@
 import { newTunnelSecret, siteIdToTunnelUser, tunnelVerifier } from '@backplane/contracts';
 import { backupHash, recoveryScript } from '@backplane/jobs';
+import { z } from 'zod';
 import { publishEvent, RetryLaterError, type JobContext } from '../context';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Step results are stored as JSON text (a job resumed after a crash reads them back): parsed, not cast. */
+const BackupStepResult = z.object({ backupId: z.string(), deduplicated: z.boolean() });
+const UpdateCheckResult = z.object({ installed: z.string(), latest: z.string() });
 
 /** One RouterOS API command (operator+, audited by the api when enqueued). Never repeated after a crash. */
 export async function runCommand(ctx: JobContext<'run-command'>) {
@@ -81,7 +86,7 @@ export async function backup(ctx: JobContext<'backup'>) {
       );
       return JSON.stringify({ backupId: row!.id, deduplicated: false });
     });
-    const { backupId, deduplicated } = JSON.parse(stored) as { backupId: string; deduplicated: boolean };
+    const { backupId, deduplicated } = BackupStepResult.parse(JSON.parse(stored));
     await publishEvent(ctx.services, ctx.scope.tenantId, {
       type: 'backup.created',
       data: { siteId: ctx.siteId, backupId, changed: !deduplicated },
@@ -214,7 +219,7 @@ export async function routerosUpgrade(ctx: JobContext<'routeros-upgrade'>) {
     const last = res.rows.at(-1) ?? {};
     return JSON.stringify({ installed: last['installed-version'] ?? '', latest: last['latest-version'] ?? '' });
   });
-  const { installed, latest } = JSON.parse(check ?? '{}') as { installed: string; latest: string };
+  const { installed, latest } = UpdateCheckResult.parse(JSON.parse(check ?? '{"installed":"","latest":""}'));
   if (!latest || latest === installed) return { upToDate: true, version: installed };
   await ctx.step(
     'download and install',
