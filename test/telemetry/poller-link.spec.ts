@@ -70,7 +70,13 @@ describe('telemetry poller and the control-plane link', () => {
       routerEndpoint: (id) =>
         id === siteId ? { host: router.host, port: router.port } : { host: '127.0.0.1', port: 1 },
     });
-    poller = new TelemetryPoller({ relay, tunnels, link: new GatewayLinkClient(url, 'bpg_test'), intervalMs: 1000, logger });
+    poller = new TelemetryPoller({
+      relay,
+      tunnels,
+      link: new GatewayLinkClient(url, 'bpg_test'),
+      intervalMs: 1000,
+      logger,
+    });
   });
 
   afterAll(async () => {

@@ -6,7 +6,6 @@ import {
   gatewayKey,
   GatewayLinkClient,
   LinkError,
-  parseJsonAs,
   type GatewayIdentity,
   type GatewayLinkRecord,
 } from '@backplane/gateway-link';

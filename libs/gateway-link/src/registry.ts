@@ -39,7 +39,8 @@ export class TunnelRegistry {
       const tunnel = await this.tunnel(siteId);
       if (!tunnel) throw new RelayClientError('site_offline', 'the site is offline: no gateway holds its tunnel');
       const gateway = await this.gateway(tunnel.gatewayId);
-      if (!gateway) throw new RelayClientError('gateway_unreachable', 'the gateway holding the tunnel is not reachable');
+      if (!gateway)
+        throw new RelayClientError('gateway_unreachable', 'the gateway holding the tunnel is not reachable');
       return { tunnel, gateway };
     } catch (err) {
       if (err instanceof LinkParseError) throw new RelayClientError('bad_record', err.message);

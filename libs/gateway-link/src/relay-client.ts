@@ -187,7 +187,6 @@ export function errorFrom(status: number, text: string): RelayClientError {
     // not the gateway's error shape (a proxy in between, a crash page)
   }
   if (KNOWN_CODES.has(code)) return new RelayClientError(code as RelayFailureCode, message, status);
-  if (code === 'gateway_stopping' || code === 'unauthorized')
-    return new RelayClientError(code, message, status);
+  if (code === 'gateway_stopping' || code === 'unauthorized') return new RelayClientError(code, message, status);
   return new RelayClientError('gateway_unreachable', `gateway answered ${status}: ${message}`, status);
 }
