@@ -58,7 +58,7 @@ export class RelayMetrics {
       registers: [registry],
     });
     // every class shows from the start (a zero is an answer; a missing series is a question)
-    for (const c of COMMAND_CLASSES) this.calls.labels(c, 'ok');
+    for (const c of COMMAND_CLASSES) this.calls.inc({ class: c, outcome: 'ok' }, 0);
   }
 
   observe(cls: CommandClass, startedAt: bigint, outcome: 'ok' | RelayErrorCode): void {
