@@ -5,7 +5,7 @@
  * lost (offline + tunnel event + realtime event each), next to an empty round (fixed cost)
  * measured in the same run.
  */
-import { tunnelKey } from '@backplane/contracts';
+import { tunnelKey } from '@backplane/gateway-link';
 import { GatewaySweep } from '../../apps/api/src/gateway-link/gateway-sweep';
 import { startBenchApi } from './api-app';
 import type { BenchSection } from './types';

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TelemetrySample } from '@backplane/contracts';
 import { TelemetryRepository } from '@backplane/db';
+import { GatewayLinkClient } from '@backplane/gateway-link';
 import { createLogger } from '@backplane/observability';
 import { RouterOsClient } from '@backplane/routeros';
 import { Relay } from '../../apps/gateway/src/relay';
@@ -143,8 +144,7 @@ async function pollerCost(): Promise<{ pollerMs: number; directMs: number; sampl
     const poller = new TelemetryPoller({
       relay,
       tunnels,
-      apiUrl: stubUrl,
-      credential: 'bench',
+      link: new GatewayLinkClient(stubUrl, 'bench'),
       intervalMs: INTERVAL_MS,
       logger,
     });

@@ -94,8 +94,12 @@ export async function startControlPlane(host = '127.0.0.1', env: Record<string, 
     async stop() {
       if (stopped) return;
       stopped = true;
-      await new Promise<void>((resolve) => h.app.getHttpServer().close(() => resolve()));
-      h.app.getHttpServer().closeAllConnections?.();
+      const server = h.app.getHttpServer();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // down means down: a keep-alive connection whose request was in flight at close() would
+      // otherwise hold close() open until its keep-alive timeout (72 s)
+      server.closeAllConnections?.();
+      await closed;
     },
     async close() {
       await h.close();

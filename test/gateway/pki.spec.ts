@@ -27,7 +27,7 @@ import { testSettings } from '@backplane/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from '../../apps/gateway/src/gateway';
-import { LinkClient } from '../../apps/gateway/src/link-client';
+import { GatewayLinkClient } from '@backplane/gateway-link';
 import { GatewayPki } from '../../apps/gateway/src/openvpn-runtime';
 import { hasIp, hasOpenvpn, hasTun, isRoot, until } from '../openvpn/helpers';
 import { freePort, startControlPlane, type ControlPlane, type TestSite } from './control-plane';
@@ -310,7 +310,7 @@ describe.skipIf(missing.length > 0)('gateway certificate from the control plane 
     const renewing = new GatewayPki({
       dataDir: join(dir, 'data'),
       commonName: 'renewal',
-      source: new LinkClient(cp.url, gw!.identity.credential),
+      source: new GatewayLinkClient(cp.url, gw!.identity.credential),
       logger: createLogger({
         app: 'pki-renew',
         level: 'warn',

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { gatewayKey, type GatewayLinkRecord } from '@backplane/contracts';
+import { gatewayKey, type GatewayLinkRecord } from '@backplane/gateway-link';
 import { testSettings, until } from '@backplane/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import type { TelemetrySample } from '@backplane/contracts';
+import { GatewayLinkClient } from '@backplane/gateway-link';
 import { createLogger } from '@backplane/observability';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRouter, type SimRouter } from '../../apps/routeros-sim/src';
@@ -69,7 +70,13 @@ describe('telemetry poller and the control-plane link', () => {
       routerEndpoint: (id) =>
         id === siteId ? { host: router.host, port: router.port } : { host: '127.0.0.1', port: 1 },
     });
-    poller = new TelemetryPoller({ relay, tunnels, apiUrl: url, credential: 'bpg_test', intervalMs: 1000, logger });
+    poller = new TelemetryPoller({
+      relay,
+      tunnels,
+      link: new GatewayLinkClient(url, 'bpg_test'),
+      intervalMs: 1000,
+      logger,
+    });
   });
 
   afterAll(async () => {

@@ -1,4 +1,4 @@
-import type { TunnelEvent } from '@backplane/contracts';
+import type { TunnelEvent } from '@backplane/gateway-link';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { AuthFailureLimiter } from './auth-limiter';

@@ -2,14 +2,20 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GatewayConfig } from '@backplane/config';
-import { gatewayKey, type GatewayLinkRecord } from '@backplane/contracts';
+import {
+  gatewayKey,
+  GatewayLinkClient,
+  LinkError,
+  type GatewayIdentity,
+  type GatewayLinkRecord,
+} from '@backplane/gateway-link';
 import { createHttpApp, type ReadinessCheck } from '@backplane/observability';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
+import { z } from 'zod';
 import { GatewayModule } from './gateway.module';
-import { LinkClient, LinkError, type GatewayIdentity } from './link-client';
 import { GatewayPki, missingForRealOpenVpn, startOpenVpnRuntime, type OpenVpnRuntime } from './openvpn-runtime';
 import { EventOutbox } from './outbox';
 import { Relay } from './relay';
@@ -61,10 +67,13 @@ export interface Gateway {
 
 const EXIT_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
+/** `identity.json` under DATA_DIR/gateway (0600): a broken file counts as none. */
+const StoredIdentity = z.object({ gatewayId: z.string().min(1), credential: z.string().min(1) });
+
 function readIdentity(file: string): GatewayIdentity | undefined {
   try {
-    const v = JSON.parse(readFileSync(file, 'utf8')) as Partial<GatewayIdentity>;
-    return v.gatewayId && v.credential ? { gatewayId: v.gatewayId, credential: v.credential } : undefined;
+    const v = StoredIdentity.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+    return v.success ? v.data : undefined;
   } catch {
     return undefined;
   }
@@ -86,7 +95,7 @@ export function canIdentify(config: GatewayConfig): boolean {
 }
 
 /** Who this gateway is: identity file, GATEWAY_CREDENTIAL, or a first enrollment. */
-async function resolveIdentity(config: GatewayConfig, link: LinkClient, dir: string, logger: Logger) {
+async function resolveIdentity(config: GatewayConfig, link: GatewayLinkClient, dir: string, logger: Logger) {
   const file = join(dir, 'identity.json');
   const stored = readIdentity(file);
   if (config.GATEWAY_CREDENTIAL) {
@@ -119,7 +128,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const { config, logger, redis } = o;
   const dir = join(config.DATA_DIR, 'gateway');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const link = new LinkClient(config.GATEWAY_API_URL, undefined);
+  const link = new GatewayLinkClient(config.GATEWAY_API_URL, undefined);
   const identity = await resolveIdentity(config, link, dir, logger);
   const log = logger.child({ gatewayId: identity.gatewayId, region: config.GATEWAY_REGION });
 
@@ -222,14 +231,14 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     tunnels,
     logger: log.child({ component: 'relay' }),
     token,
+    registry: o.registry,
     ...(o.routerEndpoint ? { routerEndpoint: o.routerEndpoint } : {}),
   });
 
   const telemetry = new TelemetryPoller({
     relay,
     tunnels,
-    apiUrl: config.GATEWAY_API_URL,
-    credential: identity.credential,
+    link,
     intervalMs: config.TELEMETRY_INTERVAL * 1000,
     logger: log.child({ component: 'telemetry' }),
   });
@@ -326,6 +335,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     await telemetry.stop();
     await relay.close();
     await outbox.stop();
+    await link.close();
     await runtime.stop();
     await redis.del(gatewayKey(config.GATEWAY_REDIS_PREFIX, identity.gatewayId)).catch(() => undefined);
     log.info('gateway stopped');

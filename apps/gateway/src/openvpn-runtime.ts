@@ -12,8 +12,9 @@ import {
   renderServerConfig,
   verifyIssuedBy,
 } from '@backplane/openvpn';
+import type { CertificateBundle } from '@backplane/gateway-link';
 import type { Logger } from 'pino';
-import type { CertificateBundle } from './link-client';
+import { z } from 'zod';
 
 export interface OpenVpnRuntime {
   readonly mode: 'real' | 'fake';
@@ -45,11 +46,9 @@ export interface CertificateSource {
   crl(): Promise<string>;
 }
 
-interface PkiMeta {
-  readonly serialNumber: string;
-  readonly notAfter: string;
-  readonly source: 'control-plane';
-}
+/** `pki.json` next to the certificate files (parsed when read back: a broken file means "none"). */
+const PkiMeta = z.object({ serialNumber: z.string(), notAfter: z.string(), source: z.literal('control-plane') });
+type PkiMeta = z.infer<typeof PkiMeta>;
 
 const DAY = 86_400_000;
 
@@ -94,10 +93,10 @@ export class GatewayPki {
   /** The stored certificate's facts, when it came from the control plane and its files are all there. */
   current(): PkiMeta | undefined {
     try {
-      const meta = JSON.parse(readFileSync(this.metaPath, 'utf8')) as PkiMeta;
-      if (meta.source !== 'control-plane') return undefined;
+      const meta = PkiMeta.safeParse(JSON.parse(readFileSync(this.metaPath, 'utf8')));
+      if (!meta.success) return undefined;
       for (const f of [this.caPath, this.certPath, this.keyPath, this.crlPath]) if (!existsSync(f)) return undefined;
-      return meta;
+      return meta.data;
     } catch {
       return undefined;
     }

@@ -1,4 +1,4 @@
-import type { TunnelEvent } from '@backplane/contracts';
+import type { TunnelEvent } from '@backplane/gateway-link';
 import type { Logger } from 'pino';
 
 /**

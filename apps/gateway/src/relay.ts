@@ -1,5 +1,13 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { RelayErrorCode, RelayRequest, RouterCredentials } from '@backplane/contracts';
+import {
+  commandClass,
+  COMMAND_CLASSES,
+  RELAY_STATUS,
+  RelayRequest,
+  type CommandClass,
+  type RelayErrorCode,
+  type RouterCredentials,
+} from '@backplane/gateway-link';
 import {
   RouterOsAbortError,
   RouterOsClient,
@@ -10,7 +18,7 @@ import {
 } from '@backplane/routeros';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { z } from 'zod';
+import { Counter, Histogram, type Registry } from 'prom-client';
 import type { TunnelManager } from './tunnels';
 
 export class RelayFailure extends Error {
@@ -23,30 +31,42 @@ export class RelayFailure extends Error {
   }
 }
 
-const STATUS: Record<RelayErrorCode, number> = {
-  site_offline: 409,
-  router_unreachable: 502,
-  router_login_failed: 502,
-  router_error: 502,
-  timeout: 504,
-  rate_limited: 429,
-  bad_request: 400,
-};
+/** Relay metrics on the gateway's /metrics (Prometheus naming; `class` from {@link commandClass}). */
+export class RelayMetrics {
+  readonly calls: Counter<'class' | 'outcome'>;
+  readonly errors: Counter<'class' | 'code'>;
+  readonly duration: Histogram<'class'>;
 
-const Body = z.strictObject({
-  credentials: z.strictObject({
-    username: z.string().min(1).max(100),
-    password: z.string().max(200),
-    port: z.number().int().min(1).max(65535).optional(),
-  }),
-  command: z.string().regex(/^(\/[a-z0-9-]+)+$/, 'a RouterOS command path like /interface/print'),
-  attributes: z.record(z.string().regex(/^[a-z0-9.-]+$/), z.string().max(10_000)).optional(),
-  proplist: z
-    .array(z.string().regex(/^[a-z0-9.-]+$/))
-    .max(100)
-    .optional(),
-  timeoutMs: z.number().int().min(100).max(120_000).optional(),
-});
+  constructor(registry: Registry) {
+    this.calls = new Counter({
+      name: 'gateway_relay_calls_total',
+      help: 'Relayed RouterOS calls and streams by command class and outcome (ok or the error code)',
+      labelNames: ['class', 'outcome'],
+      registers: [registry],
+    });
+    this.errors = new Counter({
+      name: 'gateway_relay_errors_total',
+      help: 'Relayed calls and streams that failed, by command class and error code',
+      labelNames: ['class', 'code'],
+      registers: [registry],
+    });
+    this.duration = new Histogram({
+      name: 'gateway_relay_call_duration_seconds',
+      help: 'Time from request to answer of relayed calls (streams: until the stream started), by command class',
+      labelNames: ['class'],
+      buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    });
+    // every class shows from the start (a zero is an answer; a missing series is a question)
+    for (const c of COMMAND_CLASSES) this.calls.inc({ class: c, outcome: 'ok' }, 0);
+  }
+
+  observe(cls: CommandClass, startedAt: bigint, outcome: 'ok' | RelayErrorCode): void {
+    this.calls.inc({ class: cls, outcome });
+    if (outcome !== 'ok') this.errors.inc({ class: cls, code: outcome });
+    this.duration.observe({ class: cls }, Number(process.hrtime.bigint() - startedAt) / 1e9);
+  }
+}
 
 export interface RelayOptions {
   readonly tunnels: TunnelManager;
@@ -62,6 +82,8 @@ export interface RelayOptions {
   readonly defaultTimeoutMs?: number;
   /** Idle pooled connections are closed after this (default 60 s). */
   readonly idleMs?: number;
+  /** Where the relay metrics go (the gateway's /metrics registry). */
+  readonly registry?: Registry;
 }
 
 interface SiteLane {
@@ -87,8 +109,10 @@ export class Relay {
   private readonly streams = new Set<AbortController>();
   private draining = false;
   readonly counters = { calls: 0, streams: 0, errors: 0, connects: 0 };
+  private readonly metrics: RelayMetrics | undefined;
 
   constructor(private readonly o: RelayOptions) {
+    this.metrics = o.registry ? new RelayMetrics(o.registry) : undefined;
     this.sweeper = setInterval(() => this.sweep(), 10_000);
     this.sweeper.unref();
   }
@@ -164,29 +188,48 @@ export class Relay {
 
   private fail(reply: FastifyReply, code: RelayErrorCode, message: string): FastifyReply {
     this.counters.errors++;
-    return reply.code(STATUS[code]).send({ error: { code, message } });
+    return reply.code(RELAY_STATUS[code]).send({ error: { code, message } });
   }
 
+  /** The body, parsed with the same schema the callers' client sends ({@link RelayRequest}). */
   private parse(req: FastifyRequest): { siteId: string; body: RelayRequest } | RelayFailure {
     const siteId = (req.params as { siteId?: string }).siteId ?? '';
-    const body = Body.safeParse(req.body);
-    if (!body.success) return new RelayFailure('bad_request', body.error.issues[0]?.message ?? 'bad request');
+    const body = RelayRequest.safeParse(req.body);
+    if (!body.success) {
+      const i = body.error.issues[0];
+      const where = i?.path.length ? `${i.path.join('.')}: ` : '';
+      return new RelayFailure('bad_request', i ? `${where}${i.message}` : 'bad request');
+    }
     return { siteId, body: body.data };
+  }
+
+  /** The class of a request for metrics, also when its body did not parse. */
+  private classOf(req: FastifyRequest, streaming: boolean): CommandClass {
+    const command = (req.body as { command?: unknown } | undefined)?.command;
+    return commandClass(typeof command === 'string' ? command : '', streaming);
   }
 
   private async handleCall(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     if (!this.authorized(req)) return reply.code(401).send({ error: { code: 'unauthorized', message: 'bad token' } });
     const refused = this.stopping(reply);
     if (refused) return refused;
+    const started = process.hrtime.bigint();
+    const cls = this.classOf(req, false);
     const p = this.parse(req);
-    if (p instanceof RelayFailure) return this.fail(reply, p.code, p.message);
+    if (p instanceof RelayFailure) {
+      this.metrics?.observe(cls, started, p.code);
+      return this.fail(reply, p.code, p.message);
+    }
+    let res: Awaited<ReturnType<Relay['call']>>;
     try {
-      const res = await this.call(p.siteId, p.body);
-      return await reply.send(res);
+      res = await this.call(p.siteId, p.body);
     } catch (err) {
       const f = toFailure(err);
+      this.metrics?.observe(cls, started, f.code);
       return this.fail(reply, f.code, f.message);
     }
+    this.metrics?.observe(cls, started, 'ok');
+    return reply.send(res);
   }
 
   /** NDJSON rows until the caller goes away (or the router ends the command). */
@@ -194,8 +237,12 @@ export class Relay {
     if (!this.authorized(req)) return reply.code(401).send({ error: { code: 'unauthorized', message: 'bad token' } });
     const refused = this.stopping(reply);
     if (refused) return refused;
+    const started = process.hrtime.bigint();
     const p = this.parse(req);
-    if (p instanceof RelayFailure) return this.fail(reply, p.code, p.message);
+    if (p instanceof RelayFailure) {
+      this.metrics?.observe('stream', started, p.code);
+      return this.fail(reply, p.code, p.message);
+    }
     const { siteId, body } = p;
     let client: RouterOsClient;
     try {
@@ -203,8 +250,10 @@ export class Relay {
       client = await this.clientFor(siteId, body.credentials);
     } catch (err) {
       const f = toFailure(err);
+      this.metrics?.observe('stream', started, f.code);
       return this.fail(reply, f.code, f.message);
     }
+    this.metrics?.observe('stream', started, 'ok');
     this.counters.streams++;
     const abort = new AbortController();
     // the response's close (not the request's: that fires once the body is read) = the caller hung up

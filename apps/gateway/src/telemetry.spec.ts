@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import type { TelemetrySample } from '@backplane/contracts';
+import { LinkError } from '@backplane/gateway-link';
 import { createLogger } from '@backplane/observability';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Relay } from './relay';
@@ -182,24 +183,25 @@ describe('sending samples to the control plane', () => {
   function setup(maxBuffered: number, batchSize: number) {
     const received: string[][] = [];
     const pending: ((status: number) => void)[] = [];
-    vi.stubGlobal('fetch', (_url: URL, init: RequestInit) => {
-      const samples = (JSON.parse(init.body as string) as { samples: TelemetrySample[] }).samples;
-      return new Promise<Response>((resolve) =>
-        pending.push((status) => {
-          if (status === 200) received.push(samples.map((x) => x.siteId));
-          resolve(
-            new Response(JSON.stringify(status === 200 ? { stored: samples.length, ignored: 0 } : {}), { status }),
-          );
-        }),
-      );
-    });
+    // the control-plane link: a POST waits until `answer(status)`; a non-2xx answer is a LinkError like the real client's
+    const link = {
+      telemetryTargets: () => Promise.resolve({ targets: [] }),
+      telemetry: (samples: TelemetrySample[]) =>
+        new Promise<{ stored: number; ignored: number }>((resolve, reject) =>
+          pending.push((status) => {
+            if (status === 200) {
+              received.push(samples.map((x) => x.siteId));
+              resolve({ stored: samples.length, ignored: 0 });
+            } else reject(new LinkError(`POST /api/v1/gateway/telemetry: ${status}`, status));
+          }),
+        ),
+    };
     const relay = { inFlight: () => Promise.resolve(0), call: () => Promise.resolve({ rows: [{}] }) };
     const tunnels = { tunnelOf: () => ({ address: '100.64.0.9', bytesIn: 1, bytesOut: 2, latencyMs: 1 }) };
     const poller = new TelemetryPoller({
       relay: relay as unknown as Relay,
       tunnels: tunnels as unknown as TunnelManager,
-      apiUrl: 'http://control-plane.test',
-      credential: 'bpg_test',
+      link,
       logger: createLogger({ app: 'telemetry-unit', level: 'silent' }),
       intervalMs: 1000,
       maxBuffered,

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { RelayRequest, TelemetrySample, TelemetryTarget, TelemetryTargets } from '@backplane/contracts';
+import type { TelemetrySample } from '@backplane/contracts';
+import { LinkError, type GatewayLinkClient, type RelayRequest, type TelemetryTarget } from '@backplane/gateway-link';
 import type { Logger } from 'pino';
 import { toFailure, type Relay } from './relay';
 import type { TunnelManager } from './tunnels';
@@ -152,9 +153,8 @@ export function ratesBetween(
 export interface TelemetryPollerOptions {
   readonly relay: Relay;
   readonly tunnels: TunnelManager;
-  /** Control plane base URL and this gateway's credential (targets and samples). */
-  readonly apiUrl: string;
-  readonly credential: string;
+  /** The control-plane link (targets and samples), with this gateway's credential. */
+  readonly link: Pick<GatewayLinkClient, 'telemetryTargets' | 'telemetry'>;
   readonly logger: Logger;
   /** One poll of every online site per interval. */
   readonly intervalMs: number;
@@ -288,7 +288,7 @@ export class TelemetryPoller {
   /** New list every round; on failure the previous one serves for up to 10 intervals. */
   private async refreshTargets(): Promise<void> {
     try {
-      const body = (await this.request('GET', '/api/v1/gateway/telemetry/targets')) as TelemetryTargets;
+      const body = await this.o.link.telemetryTargets();
       const next = new Map<string, TelemetryTarget>();
       for (const t of body.targets) next.set(t.siteId, t);
       this.targets = next;
@@ -390,11 +390,15 @@ export class TelemetryPoller {
     while (this.buffer.length) {
       const batch = this.buffer.splice(0, size);
       try {
-        await this.request('POST', '/api/v1/gateway/telemetry', { samples: batch });
+        await this.o.link.telemetry(batch);
         this.counters.sent += batch.length;
       } catch (err) {
-        const status = err instanceof TelemetryLinkError ? err.status : undefined;
-        if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
+        const status = err instanceof LinkError ? err.status : undefined;
+        if (status !== undefined && status >= 200 && status < 300) {
+          // taken, but the answer did not parse: counted as sent (resending would duplicate nothing useful)
+          this.counters.sent += batch.length;
+          this.o.logger.warn({ err: (err as Error).message }, 'telemetry batch taken; its answer did not parse');
+        } else if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
           this.counters.dropped += batch.length;
           this.o.logger.error({ status, err: (err as Error).message }, 'telemetry batch refused: dropped');
         } else {
@@ -405,35 +409,5 @@ export class TelemetryPoller {
         }
       }
     }
-  }
-
-  private async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
-    let res: Response;
-    try {
-      res = await fetch(new URL(path, this.o.apiUrl), {
-        method,
-        headers: {
-          authorization: `Bearer ${this.o.credential}`,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(10_000),
-      });
-    } catch (err) {
-      throw new TelemetryLinkError(`control plane unreachable: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    const text = await res.text();
-    if (!res.ok) throw new TelemetryLinkError(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`, res.status);
-    return text ? (JSON.parse(text) as unknown) : undefined;
-  }
-}
-
-export class TelemetryLinkError extends Error {
-  constructor(
-    message: string,
-    readonly status?: number,
-  ) {
-    super(message);
-    this.name = 'TelemetryLinkError';
   }
 }

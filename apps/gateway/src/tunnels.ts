@@ -1,11 +1,6 @@
 import { connect } from 'node:net';
-import {
-  checkTunnelSecret,
-  tunnelKey,
-  tunnelUserToSiteId,
-  type TunnelEvent,
-  type TunnelRecord,
-} from '@backplane/contracts';
+import { checkTunnelSecret, tunnelUserToSiteId } from '@backplane/contracts';
+import { tunnelKey, type TunnelEvent, type TunnelRecord } from '@backplane/gateway-link';
 import type { ManagementClient, ManagementEvent } from '@backplane/openvpn';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -61,7 +56,9 @@ export class TunnelManager {
   private latencyTimer: NodeJS.Timeout | undefined;
   private readonly limiter: AuthFailureLimiter;
   private readonly ttl: number;
-  readonly counters = { accepted: 0, denied: 0, rateLimited: 0, reconciled: 0 };
+  readonly counters = { accepted: 0, denied: 0, rateLimited: 0, reconciled: 0, deferred: 0 };
+  /** CONNECTs waiting for a directory pull before their answer: cid -> kid. */
+  private readonly awaiting = new Map<number, number>();
 
   constructor(private readonly o: TunnelManagerOptions) {
     this.limiter = o.limiter ?? new AuthFailureLimiter();
@@ -142,10 +139,22 @@ export class TunnelManager {
     });
   }
 
-  /** The decision for one CONNECT/REAUTH; the answer goes out at once (no awaits before it). */
-  private authenticate(cid: number, kid: number, env: Readonly<Record<string, string>>, reauth: boolean): void {
+  /**
+   * The decision for one CONNECT/REAUTH. The answer goes out at once (no awaits before it),
+   * except when the site directory cannot admit the tunnel (site unknown, no verifier, secret
+   * not matching): then the directory pulls from the control plane first (rate-limited,
+   * single-flight per site, see {@link SiteDirectory.refreshFor}) and the decision is taken
+   * again with what it learned — a site onboarded a moment ago is admitted on its first try.
+   */
+  private authenticate(
+    cid: number,
+    kid: number,
+    env: Readonly<Record<string, string>>,
+    reauth: boolean,
+    refreshed = false,
+  ): void {
     const ip = env['untrusted_ip'] ?? env['trusted_ip'] ?? '';
-    if (this.limiter.blocked(ip)) {
+    if (!refreshed && this.limiter.blocked(ip)) {
       this.counters.rateLimited++;
       this.counters.denied++;
       this.mgmt?.clientDeny(cid, kid, 'rate-limited', 'authentication failed').catch(() => undefined);
@@ -155,17 +164,33 @@ export class TunnelManager {
     const siteId = tunnelUserToSiteId(user);
     if (!siteId) return this.deny(cid, kid, ip, 'bad-user', undefined, true);
     const site = this.o.directory.get(siteId);
-    if (!site) return this.deny(cid, kid, ip, 'unknown-site', siteId, true);
-    if (!site.active) return this.deny(cid, kid, ip, 'site-disabled', siteId, false);
     const key = this.o.directory.verifierKey;
-    if (!site.verifier || !key) return this.deny(cid, kid, ip, 'no-credential', siteId, true);
     const existing = this.byCid.get(cid);
     const password = env['password'];
-    if (reauth && password === undefined && existing?.siteId === siteId) {
+    let miss: 'unknown-site' | 'no-credential' | 'bad-secret' | undefined;
+    if (!site) miss = 'unknown-site';
+    else if (!site.active) return this.deny(cid, kid, ip, 'site-disabled', siteId, false);
+    else if (!site.verifier || !key) miss = 'no-credential';
+    else if (reauth && password === undefined && existing?.siteId === siteId) {
       // REAUTH (TLS renegotiation) carries no password: the tunnel was checked at CONNECT.
-    } else if (password === undefined || !checkTunnelSecret(key, password, site.verifier)) {
-      return this.deny(cid, kid, ip, 'bad-secret', siteId, true);
+    } else if (password === undefined || !checkTunnelSecret(key, password, site.verifier)) miss = 'bad-secret';
+    if (miss) {
+      const pull = refreshed || password === undefined ? undefined : this.o.directory.refreshFor(siteId);
+      if (!pull) {
+        if (refreshed) this.o.directory.missed(siteId); // the pull did not help: no more for a while
+        return this.deny(cid, kid, ip, miss, siteId, true);
+      }
+      this.counters.deferred++;
+      this.awaiting.set(cid, kid);
+      void pull.then(() => {
+        // the client went away (or a newer key took over) while the directory pulled
+        if (this.awaiting.get(cid) !== kid) return;
+        this.awaiting.delete(cid);
+        this.authenticate(cid, kid, env, reauth, true);
+      });
+      return;
     }
+    if (!site) return; // (narrowing: a missing site is a miss above)
     this.counters.accepted++;
     this.mgmt
       ?.clientAuth(cid, kid, [`ifconfig-push ${site.address} ${TUNNEL_NETMASK}`])
@@ -213,6 +238,7 @@ export class TunnelManager {
   }
 
   private disconnected(cid: number, env: Readonly<Record<string, string>>): void {
+    this.awaiting.delete(cid);
     const t = this.byCid.get(cid);
     if (!t) return;
     this.byCid.delete(cid);

@@ -39,8 +39,9 @@ function secondsLeft(token: string | null): number {
   const payload = token?.split('.')[1];
   if (!payload) return Infinity;
   try {
-    const json = JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))) as { exp?: number };
-    return json.exp ? json.exp - Date.now() / 1000 : Infinity;
+    const json: unknown = JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/')));
+    const exp = typeof json === 'object' && json !== null && 'exp' in json ? json.exp : undefined;
+    return typeof exp === 'number' && exp > 0 ? exp - Date.now() / 1000 : Infinity;
   } catch {
     return Infinity;
   }

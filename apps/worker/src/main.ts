@@ -36,11 +36,12 @@ async function main(): Promise<void> {
   const prefix = config.REDIS_PREFIX;
   const queue = { connection: connectionFromUrl(config.REDIS_URL), prefix: `${prefix}bull` };
   const events = new RealtimePublisher({ redis, prefix });
+  const channel = new RelayChannel(redis, prefix);
   const runner = new JobRunner(
     {
       db,
       keyring: new Keyring(secrets.encryptionKeys),
-      channel: new RelayChannel(redis, prefix),
+      channel,
       events,
       logger: logger.child({ component: 'jobs' }),
       verifierKey: loadTunnelVerifierKey(config.TUNNEL_VERIFIER_KEY, config.DATA_DIR),
@@ -62,6 +63,7 @@ async function main(): Promise<void> {
   app.close = async () => {
     await close();
     await runner.close();
+    await channel.close();
     await backups.close();
     redis.disconnect();
     await ds.destroy();

@@ -1,5 +1,3 @@
-import type { RouterCredentials } from './gateway-link';
-
 /**
  * Realtime messages between the api (socket.io, Redis adapter) and portal clients.
  *
@@ -128,31 +126,7 @@ export interface TelemetrySample {
   readonly interfaces: readonly { readonly name: string; readonly rxBps: number; readonly txBps: number }[];
 }
 
-/**
- * `POST /api/v1/gateway/telemetry` (gateway credential): a batch of samples of sites whose
- * tunnel the gateway holds (at most 500; samples of other sites are ignored, a sample sent
- * twice is stored once).
- */
-export interface TelemetryBatch {
-  readonly samples: readonly TelemetrySample[];
-}
-
-export interface TelemetryIngestResult {
-  readonly stored: number;
-  /** Not stored: site not held by this gateway, sample outside the accepted time window, or a duplicate. */
-  readonly ignored: number;
-}
-
-/** One site a gateway polls, with the router API credentials to poll it (kept in memory only). */
-export interface TelemetryTarget {
-  readonly siteId: string;
-  readonly credentials: RouterCredentials;
-}
-
-/** `GET /api/v1/gateway/telemetry/targets` (gateway credential): the online sites on this gateway. */
-export interface TelemetryTargets {
-  readonly targets: readonly TelemetryTarget[];
-}
+// The gateway <-> api telemetry messages (batches, targets) are in @backplane/gateway-link.
 
 /** Server -> client socket.io events. */
 export interface RealtimeServerEvents {

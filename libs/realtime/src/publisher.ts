@@ -1,5 +1,6 @@
 import { Emitter } from '@socket.io/redis-emitter';
 import type { Redis } from 'ioredis';
+import { parseStoredEvent } from './event-schema';
 import {
   siteStreamRoom,
   tenantRoom,
@@ -81,7 +82,7 @@ export class RealtimePublisher implements RealtimeSink {
       draft,
       String(this.backlog),
     )) as string;
-    this.emitter.to(tenantRoom(tenantId)).emit('event', JSON.parse(stored) as TenantEvent);
+    this.emitter.to(tenantRoom(tenantId)).emit('event', parseStoredEvent(stored));
   }
 
   /**
@@ -132,7 +133,13 @@ export async function replaySince(
   // duplicates and drop them. It must reload and continue from the current seq.
   if (lastSeq > current) return { kind: 'resync', seq: current };
   if (lastSeq === current) return { kind: 'events', events: [] };
-  const events = rows.map((r) => JSON.parse(r) as TenantEvent);
+  let events: TenantEvent[];
+  try {
+    events = rows.map(parseStoredEvent);
+  } catch {
+    // an entry that does not parse cannot be replayed: the client reloads instead of missing it
+    return { kind: 'resync', seq: current };
+  }
   const oldest = events[0]?.seq ?? current + 1;
   if (lastSeq < oldest - 1) return { kind: 'resync', seq: current };
   return { kind: 'events', events: events.filter((e) => e.seq > lastSeq) };

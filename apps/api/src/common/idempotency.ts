@@ -12,6 +12,7 @@ import { Reflector } from '@nestjs/core';
 import { ApiHeader } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { from, lastValueFrom, type Observable } from 'rxjs';
+import { z } from 'zod';
 import { TokenService } from '../auth/tokens';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { ApiError } from './api-error';
@@ -34,11 +35,22 @@ export const Idempotent = () =>
     }),
   );
 
-interface Stored {
-  state: 'pending' | 'done';
-  hash: string;
-  status?: number;
-  body?: unknown;
+/** The Redis record of one key (parsed, not cast: a bad record is dropped and the client retries). */
+const Stored = z.object({
+  state: z.enum(['pending', 'done']),
+  hash: z.string(),
+  status: z.number().int().optional(),
+  body: z.unknown().optional(),
+});
+type Stored = z.infer<typeof Stored>;
+
+function parseStored(text: string | null): Stored | undefined {
+  if (!text) return undefined;
+  try {
+    return Stored.parse(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
 }
 
 function principalKey(p: Principal | undefined): string {
@@ -97,7 +109,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
     const claimed = await redis.set(rkey, JSON.stringify(pending), 'EX', PENDING_TTL_SECONDS, 'NX');
     if (claimed !== 'OK') {
       const text = await redis.get(rkey);
-      const stored = text ? (JSON.parse(text) as Stored) : undefined;
+      const stored = parseStored(text);
+      if (text && !stored) await redis.del(rkey); // unreadable: gone, the retry runs the request
       if (!stored)
         throw new ApiError('idempotency_in_progress', 'a request with this Idempotency-Key just finished; retry');
       if (stored.hash !== hash) {

@@ -1,3 +1,4 @@
+import { MAX_TELEMETRY_BATCH, SiteSyncPage, TelemetryBatch, TunnelEventBatch } from '@backplane/gateway-link';
 import { z } from 'zod';
 import { text } from '../common/validation';
 import { GatewayResponse } from '../regions/regions.schemas';
@@ -8,34 +9,9 @@ export const SitesQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(10_000).default(5000),
 });
 
-export const EventBody = z.strictObject({
-  type: z.enum(['connect', 'auth', 'disconnect']),
-  siteId: z.uuid().optional(),
-  gatewayId: z.string().optional(),
-  sourceIp: z.string().max(64),
-  at: z.iso.datetime(),
-  accepted: z.boolean().optional(),
-  reason: z.string().max(200).optional(),
-  bytesIn: z.number().int().min(0).optional(),
-  bytesOut: z.number().int().min(0).optional(),
-  durationSeconds: z.number().int().min(0).optional(),
-});
-export const EventsBody = z.strictObject({ events: z.array(EventBody).max(1000) });
-
-export const SyncResponse = z.object({
-  verifierKey: z.string(),
-  items: z.array(
-    z.object({
-      siteId: z.uuid(),
-      address: z.string(),
-      verifier: z.string().nullable(),
-      active: z.boolean(),
-      rev: z.number(),
-    }),
-  ),
-  next: z.number(),
-  more: z.boolean(),
-});
+/** Shared with the gateway (@backplane/gateway-link): the gateway sends, the api parses, one schema. */
+export const EventsBody = TunnelEventBatch;
+export const SyncResponse = SiteSyncPage;
 
 export const CertificateBody = z.strictObject({
   csr: z
@@ -57,33 +33,10 @@ export const HeartbeatBody = z.strictObject({ version: z.string().min(1).max(100
 export const EnrolledResponse = z.object({ gateway: GatewayResponse, credential: z.string() });
 
 /** Largest batch a gateway may send (the gateway flushes at this size). */
-export const MAX_BATCH = 500;
+export const MAX_BATCH = MAX_TELEMETRY_BATCH;
 
-export const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-export const bps = z.number().min(0).max(1e13);
-
-export const Sample = z
-  .strictObject({
-    siteId: z.uuid(),
-    at: z.iso.datetime({ offset: true }),
-    cpuLoad: z.number().min(0).max(100).nullable(),
-    memoryUsed: count.nullable(),
-    memoryTotal: count.nullable(),
-    uptimeSeconds: count.nullable(),
-    tunnelBytesIn: count.nullable(),
-    tunnelBytesOut: count.nullable(),
-    latencyMs: z.number().min(0).max(600_000).nullable(),
-    interfaces: z
-      .array(z.strictObject({ name: z.string().min(1).max(128), rxBps: bps, txBps: bps }))
-      .max(512)
-      .refine((a) => new Set(a.map((i) => i.name)).size === a.length, 'interface names must be unique'),
-  })
-  .refine((s) => s.memoryUsed === null || s.memoryTotal === null || s.memoryUsed <= s.memoryTotal, {
-    message: 'memoryUsed exceeds memoryTotal',
-    path: ['memoryUsed'],
-  });
-
-export const BatchBody = z.strictObject({ samples: z.array(Sample).min(1).max(MAX_BATCH) });
+/** Shared with the gateway (@backplane/gateway-link): a malformed batch is refused whole. */
+export const BatchBody = TelemetryBatch;
 export const IngestResponse = z.object({ stored: z.number(), ignored: z.number() });
 export const TargetsResponse = z.object({
   targets: z.array(

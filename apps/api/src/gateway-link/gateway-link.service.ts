@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { SiteStatusData, SiteSyncPage } from '@backplane/contracts';
+import type { SiteStatusData } from '@backplane/contracts';
+import type { SiteSyncPage } from '@backplane/gateway-link';
 import { GatewayLinkRepository, TunnelEventsRepository } from '@backplane/db';
 import { RealtimePublisher } from '@backplane/realtime';
 import type { z } from 'zod';

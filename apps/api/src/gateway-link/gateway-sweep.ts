@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { tunnelKey } from '@backplane/contracts';
+import { tunnelKey } from '@backplane/gateway-link';
 import { AuditRepository, GatewayLinkRepository, type PlatformTx } from '@backplane/db';
 import { RealtimePublisher } from '@backplane/realtime';
 import { API_DEPS, type ApiDeps } from '../deps';

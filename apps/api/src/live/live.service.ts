@@ -1,15 +1,13 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { newTunnelSecret, siteIdToTunnelUser, tunnelVerifier } from '@backplane/contracts';
 import {
-  gatewayKey,
-  newTunnelSecret,
-  siteIdToTunnelUser,
-  tunnelKey,
-  tunnelVerifier,
-  type GatewayLinkRecord,
+  RelayClient,
+  RelayClientError,
+  TunnelRegistry,
   type RelayRequest,
   type RelayResponse,
   type TunnelRecord,
-} from '@backplane/contracts';
+} from '@backplane/gateway-link';
 import { SiteCredentialsRepository, TunnelEventsRepository, type SiteAccess, type TenantTx } from '@backplane/db';
 import { ApiError } from '../common/api-error';
 import type { TenantContext } from '../common/request';
@@ -37,29 +35,34 @@ function failure(code: 'unavailable' | 'conflict' | 'rate_limited', reason: Live
  * (decrypted here, never stored by the gateway).
  */
 @Injectable()
-export class LiveService {
-  private readonly credentials: SiteCredentialsRepository;
+export class LiveService implements OnModuleDestroy {
+  private readonly relay: RelayClient;
+  private readonly siteCredentials: SiteCredentialsRepository;
   private readonly tunnelEvents = new TunnelEventsRepository();
 
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     @Inject(VERIFIER_KEY) private readonly verifierKey: Buffer,
   ) {
-    this.credentials = new SiteCredentialsRepository(deps.keyring);
+    this.relay = new RelayClient({ registry: new TunnelRegistry(deps.redis, deps.redisPrefix) });
+    this.siteCredentials = new SiteCredentialsRepository(deps.keyring);
   }
 
-  private get prefix(): string {
-    return this.deps.redisPrefix;
+  async onModuleDestroy(): Promise<void> {
+    await this.relay.close();
   }
 
   async tunnel(t: TenantContext, siteId: string): Promise<TunnelRecord | null> {
     await this.site(t, siteId);
-    const raw = await this.deps.redis.get(tunnelKey(this.prefix, siteId));
-    return raw ? (JSON.parse(raw) as TunnelRecord) : null;
+    try {
+      return (await this.relay.registry.tunnel(siteId)) ?? null;
+    } catch (err) {
+      throw failure('unavailable', 'gateway_unreachable', (err as Error).message);
+    }
   }
 
   private async site(t: TenantContext, siteId: string): Promise<SiteAccess> {
-    const row = await this.deps.db.inTenant(t.scope, (tx) => this.credentials.access(tx, siteId));
+    const row = await this.deps.db.inTenant(t.scope, (tx) => this.siteCredentials.access(tx, siteId));
     if (!row) throw ApiError.notFound('site');
     return row;
   }
@@ -68,7 +71,7 @@ export class LiveService {
   async issueTunnelCredentials(t: TenantContext, siteId: string) {
     const secret = newTunnelSecret();
     const address = await this.deps.db.inTenant(t.scope, async (tx: TenantTx) => {
-      return this.credentials.setTunnelSecret(tx, siteId, secret, tunnelVerifier(this.verifierKey, secret));
+      return this.siteCredentials.setTunnelSecret(tx, siteId, secret, tunnelVerifier(this.verifierKey, secret));
     });
     if (!address) throw ApiError.notFound('site');
     return { user: siteIdToTunnelUser(siteId), password: secret, address };
@@ -76,7 +79,7 @@ export class LiveService {
 
   async setRouterCredentials(t: TenantContext, siteId: string, username: string, password: string): Promise<void> {
     const found = await this.deps.db.inTenant(t.scope, (tx) =>
-      this.credentials.setRouterCredentials(tx, siteId, username, password),
+      this.siteCredentials.setRouterCredentials(tx, siteId, username, password),
     );
     if (!found) throw ApiError.notFound('site');
   }
@@ -88,19 +91,12 @@ export class LiveService {
     return { items: page.items.map((r) => ({ ...r, at: r.at.toISOString() })), nextCursor: page.nextCursor };
   }
 
-  /** Where to send a call for this site, and with which credentials. */
-  private async route(t: TenantContext, siteId: string) {
+  /** The router's API credentials (decrypted here, never stored by the gateway). */
+  private async credentials(t: TenantContext, siteId: string) {
     const site = await this.site(t, siteId);
     if (!site.hasCredentials)
       throw failure('conflict', 'no_router_credentials', 'the site has no router API credentials yet');
-    const raw = await this.deps.redis.get(tunnelKey(this.prefix, siteId));
-    if (!raw) throw failure('unavailable', 'site_offline', 'the site is offline: no gateway holds its tunnel');
-    const rec = JSON.parse(raw) as TunnelRecord;
-    const gwRaw = await this.deps.redis.get(gatewayKey(this.prefix, rec.gatewayId));
-    if (!gwRaw) throw failure('unavailable', 'gateway_unreachable', 'the gateway holding the tunnel is not reachable');
-    const gw = JSON.parse(gwRaw) as GatewayLinkRecord;
-    const credentials = site.credentials()!;
-    return { gw, credentials };
+    return site.credentials()!;
   }
 
   async call(
@@ -109,11 +105,12 @@ export class LiveService {
     req: Omit<RelayRequest, 'credentials'>,
     timeoutMs = 20_000,
   ): Promise<RelayResponse> {
-    const { gw, credentials } = await this.route(t, siteId);
-    const res = await this.post(gw, siteId, 'call', { ...req, credentials }, AbortSignal.timeout(timeoutMs));
-    const text = await res.text();
-    if (res.ok) return JSON.parse(text) as RelayResponse;
-    throw this.mapError(res.status, text);
+    const credentials = await this.credentials(t, siteId);
+    try {
+      return await this.relay.call(siteId, { ...req, credentials }, { timeoutMs });
+    } catch (err) {
+      throw toApiError(err);
+    }
   }
 
   /** A streaming command: NDJSON rows from the gateway until `signal` aborts. */
@@ -123,56 +120,36 @@ export class LiveService {
     req: Omit<RelayRequest, 'credentials'>,
     signal: AbortSignal,
   ): Promise<ReadableStream<Uint8Array>> {
-    const { gw, credentials } = await this.route(t, siteId);
-    const res = await this.post(gw, siteId, 'stream', { ...req, credentials }, signal);
-    if (!res.ok || !res.body) throw this.mapError(res.status, await res.text());
-    return res.body;
-  }
-
-  private async post(
-    gw: GatewayLinkRecord,
-    siteId: string,
-    kind: 'call' | 'stream',
-    body: RelayRequest,
-    signal: AbortSignal,
-  ): Promise<Response> {
+    const credentials = await this.credentials(t, siteId);
     try {
-      return await fetch(`${gw.url}/internal/v1/sites/${siteId}/${kind}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${gw.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-        signal,
-      });
+      return await this.relay.stream(siteId, { ...req, credentials }, signal);
     } catch (err) {
-      if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'))
-        throw failure('unavailable', 'timeout', 'the router did not answer in time');
-      throw failure('unavailable', 'gateway_unreachable', 'the gateway holding the tunnel is not reachable');
+      throw toApiError(err);
     }
   }
+}
 
-  private mapError(status: number, text: string): ApiError {
-    let code = '';
-    let message = text.slice(0, 300);
-    try {
-      const b = JSON.parse(text) as { error?: { code?: string; message?: string } };
-      code = b.error?.code ?? '';
-      message = b.error?.message ?? message;
-    } catch {
-      // not JSON
-    }
-    switch (code) {
-      case 'site_offline':
-        return failure('unavailable', 'site_offline', 'the site is offline: its tunnel just went down');
-      case 'rate_limited':
-        return failure('rate_limited', 'rate_limited', message);
-      case 'router_error':
-        return new ApiError('conflict', `router refused: ${message}`, [{ path: 'reason', message: 'router_error' }]);
-      case 'router_login_failed':
-      case 'router_unreachable':
-      case 'timeout':
-        return failure('unavailable', code, message);
-      default:
-        return failure('unavailable', 'gateway_unreachable', `gateway answered ${status}`);
-    }
+/** The relay client's typed failure -> the api's error with its stable `reason`. */
+function toApiError(err: unknown): unknown {
+  if (!(err instanceof RelayClientError)) return err;
+  switch (err.code) {
+    case 'site_offline':
+      return failure(
+        'unavailable',
+        'site_offline',
+        err.status ? 'the site is offline: its tunnel just went down' : err.message,
+      );
+    case 'rate_limited':
+      return failure('rate_limited', 'rate_limited', err.message);
+    case 'router_error':
+      return new ApiError('conflict', `router refused: ${err.message}`, [{ path: 'reason', message: 'router_error' }]);
+    case 'router_login_failed':
+    case 'router_unreachable':
+    case 'timeout':
+      return failure('unavailable', err.code, err.message);
+    case 'aborted':
+      return failure('unavailable', 'timeout', 'the router did not answer in time');
+    default:
+      return failure('unavailable', 'gateway_unreachable', err.message);
   }
 }

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { newTunnelSecret, siteIdToTunnelUser, tunnelKey, tunnelVerifier } from '@backplane/contracts';
+import { newTunnelSecret, siteIdToTunnelUser, tunnelVerifier } from '@backplane/contracts';
+import { tunnelKey } from '@backplane/gateway-link';
 import {
   OnboardingTokensRepository,
   SiteAgentsRepository,

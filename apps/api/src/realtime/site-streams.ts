@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { LogLine, RealtimeServerEvents, SiteStreamKind, TrafficSample } from '@backplane/contracts';
+import { isStreamError, parseJsonAs, StreamLine } from '@backplane/gateway-link';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { TenantContext } from '../common/request';
@@ -313,10 +314,9 @@ export class SiteStreams {
           const line = buf.slice(0, nl).trim();
           buf = buf.slice(nl + 1);
           if (!line) continue;
-          const row = JSON.parse(line) as Record<string, unknown>;
-          const err = row['error'] as { message?: string } | undefined;
-          if (err && typeof err === 'object') throw new Error(err.message ?? 'the router stream failed');
-          onRow(row as Record<string, string>);
+          const row = parseJsonAs(StreamLine, line, 'relay stream row');
+          if (isStreamError(row)) throw new Error(row.error.message || 'the router stream failed');
+          onRow(row);
         }
         if (buf.length > this.maxLine) throw this.tooLong();
       }

@@ -1,12 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type {
-  TelemetryHistory,
-  TelemetryIngestResult,
-  TelemetryPoint,
-  TelemetryRange,
-  TelemetrySample,
-  TelemetryTargets,
-} from '@backplane/contracts';
+import type { TelemetryHistory, TelemetryPoint, TelemetryRange, TelemetrySample } from '@backplane/contracts';
+import type { TelemetryIngestResult, TelemetryTargets } from '@backplane/gateway-link';
 import {
   SiteCredentialsRepository,
   SitesRepository,

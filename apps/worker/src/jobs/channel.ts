@@ -1,11 +1,10 @@
 import {
-  gatewayKey,
-  tunnelKey,
-  type GatewayLinkRecord,
+  RelayClient,
+  RelayClientError,
+  TunnelRegistry,
   type RelayResponse,
   type RouterCredentials,
-  type TunnelRecord,
-} from '@backplane/contracts';
+} from '@backplane/gateway-link';
 import { RouterOsClient, RouterOsConnectionError, RouterOsTrapError } from '@backplane/routeros';
 import type { Redis } from 'ioredis';
 
@@ -53,14 +52,20 @@ export interface RouterChannel {
  */
 export class RelayChannel implements RouterChannel {
   readonly tunnels = true;
-  constructor(
-    private readonly redis: Redis,
-    private readonly prefix: string,
-  ) {}
+  private readonly relay: RelayClient;
+
+  constructor(redis: Redis, prefix: string) {
+    this.relay = new RelayClient({ registry: new TunnelRegistry(redis, prefix) });
+  }
 
   async connectedSince(siteId: string): Promise<Date | undefined> {
-    const raw = await this.redis.get(tunnelKey(this.prefix, siteId));
-    return raw ? new Date((JSON.parse(raw) as TunnelRecord).connectedSince) : undefined;
+    let rec;
+    try {
+      rec = await this.relay.registry.tunnel(siteId);
+    } catch (err) {
+      throw new SiteUnreachableError('bad_record', (err as Error).message);
+    }
+    return rec ? new Date(rec.connectedSince) : undefined;
   }
 
   async call(
@@ -69,36 +74,21 @@ export class RelayChannel implements RouterChannel {
     attributes: Readonly<Record<string, string>> = {},
     timeoutMs = 60_000,
   ): Promise<RelayResponse> {
-    const raw = await this.redis.get(tunnelKey(this.prefix, target.siteId));
-    if (!raw) throw new SiteUnreachableError('site_offline', 'no gateway holds the tunnel of this site');
-    const rec = JSON.parse(raw) as TunnelRecord;
-    const gwRaw = await this.redis.get(gatewayKey(this.prefix, rec.gatewayId));
-    if (!gwRaw) throw new SiteUnreachableError('gateway_unreachable', 'the gateway holding the tunnel is gone');
-    const gw = JSON.parse(gwRaw) as GatewayLinkRecord;
-    let res: Response;
     try {
-      res = await fetch(`${gw.url}/internal/v1/sites/${target.siteId}/call`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${gw.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ credentials: target.credentials, command, attributes, timeoutMs }),
-        signal: AbortSignal.timeout(timeoutMs + 5000),
-      });
+      return await this.relay.call(
+        target.siteId,
+        { credentials: target.credentials, command, attributes, timeoutMs },
+        { timeoutMs: timeoutMs + 5000 },
+      );
     } catch (err) {
-      throw new SiteUnreachableError('gateway_unreachable', `gateway call failed: ${String(err)}`);
+      if (!(err instanceof RelayClientError)) throw err;
+      if (err.routerRefused) throw new RouterCommandError(err.message);
+      throw new SiteUnreachableError(err.code, err.message);
     }
-    const text = await res.text();
-    if (res.ok) return JSON.parse(text) as RelayResponse;
-    let code = '';
-    let message = text.slice(0, 300);
-    try {
-      const b = JSON.parse(text) as { error?: { code?: string; message?: string } };
-      code = b.error?.code ?? '';
-      message = b.error?.message ?? message;
-    } catch {
-      // not JSON
-    }
-    if (code === 'router_error' || code === 'bad_request') throw new RouterCommandError(message);
-    throw new SiteUnreachableError(code || `http_${res.status}`, message);
+  }
+
+  async close(): Promise<void> {
+    await this.relay.close();
   }
 }
 

@@ -1,4 +1,4 @@
-import type { RelayResponse } from '@backplane/contracts';
+import type { RelayResponse } from '@backplane/gateway-link';
 import type { Keyring } from '@backplane/crypto';
 import type { RealtimeSink } from '@backplane/contracts';
 import type { Database, TenantScope } from '@backplane/db';

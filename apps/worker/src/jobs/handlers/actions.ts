@@ -2,9 +2,14 @@ import { newTunnelSecret, siteIdToTunnelUser, tunnelVerifier } from '@backplane/
 import { BackupsRepository, SiteAgentsRepository, SiteCredentialsRepository } from '@backplane/db';
 import { backupHash } from '@backplane/jobs';
 import { recoveryScript } from '@backplane/routeros';
+import { z } from 'zod';
 import { publishEvent, RetryLaterError, type JobContext } from '../context';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Step results are stored as JSON text (a job resumed after a crash reads them back): parsed, not cast. */
+const BackupStepResult = z.object({ backupId: z.string(), deduplicated: z.boolean() });
+const UpdateCheckResult = z.object({ installed: z.string(), latest: z.string() });
 
 /** One RouterOS API command (operator+, audited by the api when enqueued). Never repeated after a crash. */
 export async function runCommand(ctx: JobContext<'run-command'>) {
@@ -70,7 +75,7 @@ export async function backup(ctx: JobContext<'backup'>) {
         }),
       ),
     );
-    const { backupId, deduplicated } = JSON.parse(stored) as { backupId: string; deduplicated: boolean };
+    const { backupId, deduplicated } = BackupStepResult.parse(JSON.parse(stored));
     await publishEvent(ctx.services, ctx.scope.tenantId, {
       type: 'backup.created',
       data: { siteId: ctx.siteId, backupId, changed: !deduplicated },
@@ -184,7 +189,7 @@ export async function routerosUpgrade(ctx: JobContext<'routeros-upgrade'>) {
     const last = res.rows.at(-1) ?? {};
     return JSON.stringify({ installed: last['installed-version'] ?? '', latest: last['latest-version'] ?? '' });
   });
-  const { installed, latest } = JSON.parse(check ?? '{}') as { installed: string; latest: string };
+  const { installed, latest } = UpdateCheckResult.parse(JSON.parse(check ?? '{"installed":"","latest":""}'));
   if (!latest || latest === installed) return { upToDate: true, version: installed };
   await ctx.step(
     'download and install',
