@@ -33,4 +33,6 @@ export function resetConfiguration(state: RouterState): void {
   }
   state.update('ip/dns', state.single('ip/dns'), { servers: '' });
   state.update('system/identity', state.single('system/identity'), { name: 'MikroTik' });
+  const ntp = state.single('system/ntp/client');
+  state.update('system/ntp/client', ntp, Object.fromEntries(Object.keys(ntp.values).map((k) => [k, undefined])));
 }
