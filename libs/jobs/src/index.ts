@@ -28,6 +28,7 @@ export {
   type JobStep,
   type NewJob,
   type Requester,
+  type RouterWrite,
   type StepState,
 } from './store';
 export {
