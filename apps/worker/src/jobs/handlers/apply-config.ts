@@ -205,7 +205,9 @@ export async function applyDesired(ctx: JobContext, d: DesiredState, v6: boolean
       await runWrites(ctx, plan.undo.slice(0, made).reverse());
     } catch (undoErr) {
       if (resumable(undoErr)) throw undoErr;
-      throw new Error(`${message(err)}; taking back its first ${made} write(s) failed too: ${message(undoErr)}`);
+      throw new Error(`${message(err)}; taking back its first ${made} write(s) failed too: ${message(undoErr)}`, {
+        cause: undoErr,
+      });
     }
     throw err;
   }
