@@ -43,4 +43,14 @@ export {
   type TunnelParams,
 } from './router-script';
 export { backupHash, exportWithoutHeader } from './backup';
+export {
+  comparableExport,
+  exportBlocks,
+  exportDifferences,
+  isManagement,
+  restoreScript,
+  type ExportBlock,
+  type KeptManagement,
+  type ManagementNames,
+} from './restore';
 export { jobProgressEvent } from './events';
