@@ -1,4 +1,5 @@
 import { newTunnelSecret, siteIdToTunnelUser, tunnelVerifier } from '@backplane/contracts';
+import { PkiRepository } from '@backplane/db';
 import {
   backupHash,
   exportDifferences,
@@ -158,10 +159,8 @@ async function keptManagement(ctx: JobContext<'restore'>): Promise<KeptManagemen
 
 /** The management CA every gateway certificate chains to (what the router's ovpn-client trusts). */
 async function managementCaPem(ctx: JobContext): Promise<string | undefined> {
-  const [row] = await ctx.services.db.inPlatform((tx) =>
-    tx.query<{ certificate_pem: string }>(`SELECT certificate_pem FROM pki_authorities WHERE retired_at IS NULL`),
-  );
-  return row?.certificate_pem;
+  const ca = await ctx.services.db.inPlatform((tx) => new PkiRepository().activeAuthority(tx));
+  return ca?.certificatePem;
 }
 
 async function writeFile(ctx: JobContext, name: string, contents: string): Promise<void> {
