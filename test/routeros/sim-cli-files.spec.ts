@@ -3,7 +3,7 @@
  * credentials: Ctrl-C (SIGINT to the process group, then the supervisor's SIGTERM) leaves no
  * `auth` file behind, in the system temp directory or in its state directory; a simulator
  * killed with SIGKILL leaves its directory, which the next one sweeps. openvpn is a stand-in
- * found first on PATH (the simulator runs real tunnels only as root).
+ * (`--openvpn`; the simulator runs real tunnels only as root).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -51,27 +51,26 @@ async function startSim(base: string): Promise<Sim> {
       '--real-ovpn',
       '--state-dir',
       base,
+      '--openvpn',
+      join(bin, 'openvpn'),
       '--user',
       'ops:ops-pw:full',
       '--log-level',
       'info',
     ],
-    {
-      cwd: ROOT,
-      env: { ...process.env, PATH: `${bin}:${process.env['PATH'] ?? ''}` },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const port = await new Promise<number>((res, rej) => {
     let buf = '';
     const timer = setTimeout(() => rej(new Error(`simulator not ready: ${buf}`)), 20_000);
-    proc.stdout!.on('data', (d: Buffer) => {
+    proc.stdout?.on('data', (d: Buffer) => {
       buf += d.toString();
       const line = buf.split('\n').find((l) => l.includes('simulator ready'));
       if (!line) return;
       clearTimeout(timer);
-      res((JSON.parse(line) as { routers: { port: number }[] }).routers[0]!.port);
+      const ready = JSON.parse(line) as { routers: { port: number }[] };
+      res(ready.routers[0]?.port ?? 0);
     });
   });
   return { proc, port, exited };

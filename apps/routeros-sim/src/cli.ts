@@ -29,6 +29,7 @@ const HELP = `RouterOS simulator
   --control-port P     loopback HTTP control endpoint: GET /routers, POST /routers/<id>/faults
   --real-ovpn          enabled ovpn-client interfaces run a real openvpn client (root + openvpn)
   --netns NAME         ... inside this network namespace (implies --real-ovpn; ip netns exec)
+  --openvpn PATH       openvpn binary for --real-ovpn (default: openvpn on PATH)
   --state-dir DIR      where tunnel credentials and sockets live while it runs (0700, removed on
                        stop; default <temp>/routeros-sim-<uid>; leftovers of killed runs are swept)
   --log-level L        pino level (default info)`;
@@ -59,6 +60,7 @@ async function main(): Promise<void> {
       'rest-port': { type: 'string' },
       netns: { type: 'string' },
       'state-dir': { type: 'string' },
+      openvpn: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -94,6 +96,7 @@ async function main(): Promise<void> {
         ? {
             ...(values.netns ? { netns: values.netns } : {}),
             ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}),
+            ...(values.openvpn ? { openvpnPath: values.openvpn } : {}),
           }
         : false,
   };
