@@ -26,7 +26,9 @@ beforeAll(() => {
   execFileSync('mkdir', ['-p', bin]);
   writeFileSync(
     join(bin, 'openvpn'),
-    '#!/bin/sh\n[ "$1" = "--version" ] && { echo "OpenVPN 2.6.0 stand-in"; exit 0; }\nexec sleep 600\n',
+    // Like openvpn, it takes a moment to exit on a signal (the window in which a second signal
+    // used to end the simulator before it removed the files).
+    '#!/bin/sh\n[ "$1" = "--version" ] && { echo "OpenVPN 2.6.0 stand-in"; exit 0; }\ntrap "sleep 1; exit 0" TERM INT\nwhile :; do sleep 0.2; done\n',
     { mode: 0o755 },
   );
 }, 120_000);
@@ -110,7 +112,7 @@ describe.skipIf(!asRoot)('simulator process: tunnel credentials on disk', () => 
     expect(readFileSync(files[0]!, 'utf8')).toContain('tunnel-secret-ctrl-c');
     expect(looseInTemp()).toEqual(before);
     sim.proc.kill('SIGINT');
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 50));
     sim.proc.kill('SIGTERM');
     await sim.exited;
     expect(existsSync(mine)).toBe(false);
