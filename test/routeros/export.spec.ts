@@ -11,12 +11,15 @@ import { EXPORT_SECTIONS } from '../../apps/routeros-sim/src/export/export';
 
 type Model = { state: RouterState; engine: Engine };
 
-/** The configuration as a user sees it: settable properties (defaults filled in), in order. */
+/**
+ * The configuration as a user sees it: settable properties (defaults filled in), in order.
+ * User passwords are not part of it: like a real router, no export carries them.
+ */
 function config(m: Model): unknown {
   const out: Record<string, unknown> = {};
   for (const path of EXPORT_SECTIONS) {
     const menu = m.state.menu(path);
-    const props = m.engine.props(menu).filter((p) => !p.readonly);
+    const props = m.engine.props(menu).filter((p) => !p.readonly && !p.writeOnly);
     const items = menu.kind === 'single' ? [m.state.single(path)] : m.state.items(menu);
     out[path] = items
       .filter((i) => i.values['dynamic'] !== 'true')
@@ -67,6 +70,9 @@ const changes = (version: string) =>
     .record({
       identity: fc.option(nasty.filter((s) => s !== '')),
       dns: fc.option(fc.array(ipv4, { minLength: 1, maxLength: 3 })),
+      ntp: fc.option(
+        fc.record({ enabled: fc.boolean(), servers: fc.array(fc.oneof(ipv4, ident), { minLength: 1, maxLength: 2 }) }),
+      ),
       ether: fc.option(fc.record({ port, comment: nasty, mtu: fc.integer({ min: 1280, max: 1500 }) })),
       services: fc.uniqueArray(
         fc.record({
@@ -162,6 +168,23 @@ const changes = (version: string) =>
       const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
       if (c.identity !== null) s.command('/system/identity', 'set', { name: c.identity });
       if (c.dns) s.command('/ip/dns', 'set', { servers: c.dns });
+      if (c.ntp) {
+        // RouterOS 6: two address slots and a list of names; 7: one `servers` list.
+        const ips = c.ntp.servers.filter((x) => /^\d/.test(x));
+        const names = c.ntp.servers.filter((x) => !/^\d/.test(x));
+        s.command(
+          '/system/ntp/client',
+          'set',
+          version.startsWith('6.')
+            ? {
+                enabled: c.ntp.enabled,
+                'primary-ntp': ips[0] ?? '0.0.0.0',
+                'secondary-ntp': ips[1] ?? '0.0.0.0',
+                'server-dns-names': names,
+              }
+            : { enabled: c.ntp.enabled, servers: c.ntp.servers },
+        );
+      }
       if (c.ether) {
         s.command(
           '/interface/ethernet',
@@ -244,7 +267,7 @@ const changes = (version: string) =>
       }
       return {
         script: s.toString(),
-        passwords: [...c.users.map((u) => u.password), ...(c.ovpn ? [c.ovpn.password] : [])],
+        passwords: { users: c.users.map((u) => u.password), tunnel: c.ovpn ? [c.ovpn.password] : [] },
       };
     });
 
@@ -285,8 +308,10 @@ describe('/export format', () => {
     expect(text).not.toContain('Secr3t');
     expect(text).not.toContain('tunnelpw');
 
+    // show-sensitive shows the tunnel password; a user's password never (RouterOS keeps only a hash).
     const sensitive = exportConfig(r.engine, { showSensitive: true });
-    expect(sensitive).toContain('password="Secr3t!"');
+    expect(sensitive).not.toContain('Secr3t');
+    expect(sensitive).toContain('/user\nadd name=ops group=full\n');
     expect(sensitive).toContain('password=tunnelpw');
   });
 
@@ -351,9 +376,11 @@ describe('export -> import round trip over random configurations', () => {
           const again = exportConfig(fresh.engine, { showSensitive: true });
           expect(again.split('\n').slice(1)).toEqual(text.split('\n').slice(1));
 
+          // No user password even with show-sensitive.
+          for (const pw of passwords.users) expect(text).not.toContain(pw);
           // Without show-sensitive no password appears; the rest still imports.
           const plain = exportConfig(original.engine);
-          for (const pw of passwords) expect(plain).not.toContain(pw);
+          for (const pw of [...passwords.users, ...passwords.tunnel]) expect(plain).not.toContain(pw);
           const other = createRouterModel({ seed, version, noDefaults: true });
           expect((await runScript(other, plain)).error).toBeUndefined();
         },

@@ -29,6 +29,9 @@ const HELP = `RouterOS simulator
   --control-port P     loopback HTTP control endpoint: GET /routers, POST /routers/<id>/faults
   --real-ovpn          enabled ovpn-client interfaces run a real openvpn client (root + openvpn)
   --netns NAME         ... inside this network namespace (implies --real-ovpn; ip netns exec)
+  --openvpn PATH       openvpn binary for --real-ovpn (default: openvpn on PATH)
+  --state-dir DIR      where tunnel credentials and sockets live while it runs (0700, removed on
+                       stop; default <temp>/routeros-sim-<uid>; leftovers of killed runs are swept)
   --log-level L        pino level (default info)`;
 
 async function main(): Promise<void> {
@@ -56,6 +59,8 @@ async function main(): Promise<void> {
       'ssh-port': { type: 'string' },
       'rest-port': { type: 'string' },
       netns: { type: 'string' },
+      'state-dir': { type: 'string' },
+      openvpn: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -86,7 +91,14 @@ async function main(): Promise<void> {
     logger,
     rest: values.rest,
     ssh: values.ssh,
-    ovpn: values.netns ? { netns: values.netns } : values['real-ovpn'],
+    ovpn:
+      values.netns || values['real-ovpn']
+        ? {
+            ...(values.netns ? { netns: values.netns } : {}),
+            ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}),
+            ...(values.openvpn ? { openvpnPath: values.openvpn } : {}),
+          }
+        : false,
   };
   const fleet = values.fleet
     ? await startFleet(Number(values.fleet), {
@@ -130,12 +142,16 @@ async function main(): Promise<void> {
     },
     'simulator ready',
   );
+  // One shutdown, whatever signals follow (Ctrl-C reaches the whole process group, then a
+  // supervisor sends SIGTERM): a second signal must not exit before the tunnels are stopped.
+  // Whatever is left in the state directory goes with the process (see state-dir.ts).
+  let stopping: Promise<void> | undefined;
   const shutdown = (signal: string): void => {
     logger.info({ signal }, 'stopping');
-    void Promise.all([...routers.map((r) => r.stop()), control?.close()]).then(() => process.exit(0));
+    stopping ??= Promise.all([...routers.map((r) => r.stop()), control?.close()]).then(() => process.exit(0));
   };
-  process.once('SIGINT', () => shutdown('SIGINT'));
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
 }
 
 main().catch((err: unknown) => {

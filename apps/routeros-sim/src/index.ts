@@ -49,4 +49,5 @@ export { RestServer, type RestOptions } from './rest/server';
 export { SimSshServer, consoleError, type SshOptions } from './ssh/server';
 export { deterministicHostKey, sshFingerprint, SSH_KEYS } from './ssh/keys';
 export { OvpnManager, ovpnUnavailable, type OvpnOptions } from './ovpn/manager';
+export { defaultStateBase, processStateDir, sweepStale } from './state-dir';
 export { renderOvpnClientConfig, CIPHERS as OVPN_CIPHERS, AUTHS as OVPN_AUTHS } from './ovpn/config';

@@ -31,7 +31,18 @@ export {
   type JobStep,
   type NewJob,
   type Requester,
+  type RouterWrite,
   type StepState,
 } from './store';
 export { backupHash, exportWithoutHeader } from './backup';
+export {
+  comparableExport,
+  exportBlocks,
+  exportDifferences,
+  isManagement,
+  restoreScript,
+  type ExportBlock,
+  type KeptManagement,
+  type ManagementNames,
+} from './restore';
 export { jobProgressEvent } from './events';

@@ -1,7 +1,7 @@
 import { JobsRepository, type JobRow as DbJobRow, type NewJob as DbNewJob } from '@backplane/db';
 import type { JobKind, JobState } from './names';
 
-export { deterministicId, type JobStep, type Requester, type StepState } from '@backplane/db';
+export { deterministicId, type JobStep, type Requester, type RouterWrite, type StepState } from '@backplane/db';
 
 /** A job as stored, with the kinds and states of this lib. The SQL lives in libs/db (`JobsRepository`). */
 export type JobRow = DbJobRow<JobKind, JobState>;

@@ -110,6 +110,7 @@ export {
   POLL_SCHEDULER,
   pollScript,
   recoveryScript,
+  tunnelObjects,
   type OnboardingParams,
   type TunnelParams,
 } from './script/onboarding';

@@ -4,7 +4,7 @@
  * `add` for items the user made, `set` for built-in items (ether ports, services, the
  * default groups and profiles, single menus) whose values differ from a fresh router,
  * default values left out, items in order, long lines continued with `\` unless `terse`.
- * Passwords and other secrets only with `show-sensitive`. Values go through the shared
+ * Secrets (ovpn and ppp passwords) only with `show-sensitive`; user passwords never. Values go through the shared
  * escaper from @backplane/routeros.
  */
 import { escapeString } from '@backplane/routeros';
@@ -43,6 +43,7 @@ export const EXPORT_SECTIONS: readonly string[] = [
   'ip/service',
   'system/clock',
   'system/identity',
+  'system/ntp/client',
   'system/scheduler',
   'system/script',
   'user/group',
@@ -114,9 +115,12 @@ function header(state: RouterState): string {
   ].join('\n');
 }
 
-/** Settable properties the export writes. */
+/**
+ * Settable properties the export writes. User passwords (`writeOnly`) never: a real router
+ * keeps only their hash and no export shows them, not even with `show-sensitive`.
+ */
 function exportable(engine: Engine, menu: MenuDef, sensitive: boolean): PropDef[] {
-  const props = engine.props(menu).filter((p) => !p.readonly && (sensitive || (!p.sensitive && !p.writeOnly)));
+  const props = engine.props(menu).filter((p) => !p.readonly && !p.writeOnly && (sensitive || !p.sensitive));
   const name = menu.nameProp ?? '';
   return [...props.filter((p) => p.name === name), ...props.filter((p) => p.name !== name)];
 }

@@ -523,6 +523,26 @@ const SCRIPT: MenuDef = {
 
 const IDENTITY: MenuDef = { path: 'system/identity', kind: 'single', props: [p('name', STR, { default: 'MikroTik' })] };
 
+/**
+ * `/system ntp client`. RouterOS 6: `primary-ntp`/`secondary-ntp` (IPv4 addresses, 0.0.0.0 =
+ * unset) and `server-dns-names` for host names; RouterOS 7: one `servers` list (addresses or
+ * host names). `enabled` on both; `status` computed by the router.
+ */
+const NTP_CLIENT: MenuDef = {
+  path: 'system/ntp/client',
+  kind: 'single',
+  props: [
+    p('enabled', BOOL, { default: 'false' }),
+    p('mode', enumOf('broadcast', 'manycast', 'multicast', 'unicast'), { default: 'unicast' }),
+    p('primary-ntp', { t: 'ip' }, { default: '0.0.0.0', until: '7.0' }),
+    p('secondary-ntp', { t: 'ip' }, { default: '0.0.0.0', until: '7.0' }),
+    p('server-dns-names', { t: 'list', of: { t: 'str', max: 255 } }, { default: '', until: '7.0' }),
+    p('servers', { t: 'list', of: { t: 'str', max: 255 } }, { default: '', since: '7.0' }),
+    p('vrf', STR, { default: 'main', since: '7.0' }),
+    ro('status', STR, { default: 'stopped' }),
+  ],
+};
+
 const CLOCK: MenuDef = {
   path: 'system/clock',
   kind: 'single',
@@ -655,6 +675,7 @@ export const MENUS: readonly MenuDef[] = [
   SCHEDULER,
   SCRIPT,
   IDENTITY,
+  NTP_CLIENT,
   CLOCK,
   RESOURCE,
   ROUTERBOARD,

@@ -11,10 +11,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SimLogger } from '../api/connection';
 import type { Engine } from '../model/engine';
+import { processStateDir } from '../state-dir';
 import { OvpnProcess } from './process';
 
 export interface OvpnOptions {
@@ -23,6 +23,11 @@ export interface OvpnOptions {
   readonly openvpnPath?: string;
   /** Delay before openvpn is started again after it exited (default 2 s). */
   readonly restartDelayMs?: number;
+  /**
+   * Base of the simulator's state directory (default `<system temp>/routeros-sim-<uid>`):
+   * tunnel credentials live in `<base>/<pid>/ovpn-*` (0700, files 0600) and go on stop.
+   */
+  readonly stateDir?: string;
 }
 
 /** Values that change what openvpn runs (not status or counters). */
@@ -137,6 +142,7 @@ export class OvpnManager {
       if (this.processes.has(id)) continue;
       const name = values['name'] ?? '';
       const proc = new OvpnProcess(values, this.caPems(), {
+        stateDir: processStateDir(this.options.stateDir),
         ...(this.options.netns ? { netns: this.options.netns } : {}),
         ...(this.options.openvpnPath ? { openvpnPath: this.options.openvpnPath } : {}),
         ...(this.options.restartDelayMs !== undefined ? { restartDelayMs: this.options.restartDelayMs } : {}),
@@ -193,7 +199,7 @@ export class OvpnManager {
       return;
     }
     // In a namespace: unix sockets (shared by every namespace) carry the connections out.
-    bridge.dir = mkdtempSync(join(tmpdir(), 'routeros-sim-tun-'));
+    bridge.dir = mkdtempSync(join(processStateDir(this.options.stateDir), 'tun-'));
     const pairs: string[] = [];
     for (const port of ports) {
       const path = join(bridge.dir, `${port}.sock`);

@@ -1,16 +1,17 @@
 /**
- * One real openvpn client process behind an ovpn-client interface: files in a private
- * temp dir (0700; credentials 0600), `[ip netns exec <ns>] openvpn --config ...`, its log
+ * One real openvpn client process behind an ovpn-client interface: files in its own
+ * directory under the simulator's state directory (0700; every file 0600, removed on stop), `[ip netns exec <ns>] openvpn --config ...`, its log
  * parsed for "Initialization Sequence Completed" (connected) and the tunnel address, and
  * restarts with a delay while the interface stays enabled (as a router keeps retrying).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderOvpnClientConfig } from './config';
 
 export interface OvpnProcessOptions {
+  /** Where its files go (a directory of their own is made inside; see state-dir.ts). */
+  readonly stateDir: string;
   /** Network namespace to run in (`ip netns exec`). */
   readonly netns?: string;
   readonly openvpnPath?: string;
@@ -36,13 +37,13 @@ export class OvpnProcess {
     caPems: readonly string[],
     private readonly options: OvpnProcessOptions,
   ) {
-    this.dir = mkdtempSync(join(tmpdir(), 'routeros-sim-ovpn-'));
+    this.dir = mkdtempSync(join(options.stateDir, 'ovpn-'));
     const authFile = join(this.dir, 'auth');
     writeFileSync(authFile, `${values['user'] ?? ''}\n${values['password'] ?? ''}\n`, { mode: 0o600 });
     let caFile: string | undefined;
     if (caPems.length) {
       caFile = join(this.dir, 'ca.pem');
-      writeFileSync(caFile, `${caPems.join('\n')}\n`);
+      writeFileSync(caFile, `${caPems.join('\n')}\n`, { mode: 0o600 });
     }
     writeFileSync(
       join(this.dir, 'client.conf'),
@@ -51,6 +52,11 @@ export class OvpnProcess {
         mode: 0o600,
       },
     );
+  }
+
+  /** Its directory (auth, CA and configuration files). */
+  get directory(): string {
+    return this.dir;
   }
 
   /** The configuration file (for tests and logs). */

@@ -504,7 +504,7 @@ export class Interpreter {
   }
 
   /**
-   * `/system reset-configuration no-defaults=yes [run-after-reset=file.rsc]`: the router keeps
+   * `/system reset-configuration no-defaults=yes [keep-users=yes] [run-after-reset=file.rsc]`: the router keeps
    * its ports, built-in groups, profiles and services, then reboots.
    */
   private async resetConfiguration(named: Map<string, Val>, pos: Val[]): Promise<Val> {
@@ -516,7 +516,8 @@ export class Interpreter {
     const after = named.get('run-after-reset');
     const file = after === undefined ? undefined : this.host.state.find('file', { name: toStr(after) });
     if (after !== undefined && !file) throw new ScriptRuntimeError('no such file');
-    resetConfiguration(this.host.state);
+    const yes = (flag: string): boolean => flags.has(flag) || ['yes', 'true'].includes(toStr(named.get(flag) ?? 'no'));
+    resetConfiguration(this.host.state, { keepUsers: yes('keep-users') });
     this.host.state.log('system,info', `configuration reset by ${this.session.user}`);
     if (file) {
       const result = await new Interpreter(this.host, { session: this.session }).run(file.values['contents'] ?? '');

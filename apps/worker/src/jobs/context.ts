@@ -10,6 +10,7 @@ import {
   type JobPayload,
   type JobRow,
   type JobStep,
+  type RouterWrite,
 } from '@backplane/jobs';
 import type { Logger } from 'pino';
 import { RouterCommandError, type RouterChannel, type SiteTarget } from './channel';
@@ -143,7 +144,12 @@ export class JobContext<K extends JobKind = JobKind> {
     name: string,
     progress: number,
     fn: () => Promise<string | undefined>,
-    opts: { idempotent: boolean; onInterrupted?: () => Promise<string | undefined> } = { idempotent: true },
+    opts: {
+      idempotent: boolean;
+      onInterrupted?: () => Promise<string | undefined>;
+      /** Recorded with the `done` step: how to take back what `fn` wrote (read after `fn`). */
+      undo?: () => readonly RouterWrite[];
+    } = { idempotent: true },
   ): Promise<string | undefined> {
     const prior = this.stepState(name);
     if (prior?.state === 'done' || prior?.state === 'skipped') return prior.detail;
@@ -161,7 +167,17 @@ export class JobContext<K extends JobKind = JobKind> {
     }
     await this.record({ name, state: 'started', at: at() }, undefined, true);
     const detail = await fn();
-    await this.record({ name, state: 'done', at: at(), ...(detail !== undefined ? { detail } : {}) }, progress);
+    const undo = opts.undo?.() ?? [];
+    await this.record(
+      {
+        name,
+        state: 'done',
+        at: at(),
+        ...(detail !== undefined ? { detail } : {}),
+        ...(undo.length > 0 ? { undo } : {}),
+      },
+      progress,
+    );
     return detail;
   }
 

@@ -44,6 +44,7 @@ export {
   JobsRepository,
   type JobRow,
   type JobStep,
+  type RouterWrite,
   type NewJob,
   type Requester,
   type StepState,

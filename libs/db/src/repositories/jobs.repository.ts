@@ -12,11 +12,24 @@ export interface Requester {
 
 export type StepState = 'started' | 'done' | 'skipped' | 'failed';
 
+/**
+ * A router write that takes back what a step did (apply-config's rollback). Built from the
+ * values the step read before writing; never carries a secret.
+ */
+export interface RouterWrite {
+  readonly command: string;
+  readonly attributes: Readonly<Record<string, string>>;
+  /** `.id` found when it runs: the first item of `menu` whose values match (none: nothing to do). */
+  readonly find?: { readonly menu: string; readonly match: Readonly<Record<string, string>> };
+}
+
 export interface JobStep {
   readonly name: string;
   readonly state: StepState;
   readonly at: string;
   readonly detail?: string;
+  /** On a `done` step that changed the router: how to undo it, in order. */
+  readonly undo?: readonly RouterWrite[];
 }
 
 export interface JobRow<Kind extends string = string, State extends string = string> {

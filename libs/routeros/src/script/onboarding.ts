@@ -71,7 +71,7 @@ export function pollScript(p: TunnelParams): string {
 }
 
 /** Adds the PPP profile and the ovpn-client, with settings for the running RouterOS version. */
-function tunnelObjects(s: Script, p: TunnelParams): void {
+export function tunnelObjects(s: Script, p: TunnelParams): void {
   s.command('/interface/ovpn-client', 'remove', {}, find({ name: p.siteId }));
   s.command('/ppp/profile', 'remove', {}, find({ name: p.siteId }));
   s.command('/ppp/profile', 'add', {

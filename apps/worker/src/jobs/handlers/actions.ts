@@ -1,8 +1,9 @@
 import { newTunnelSecret, siteIdToTunnelUser, tunnelVerifier } from '@backplane/contracts';
-import { BackupsRepository, SiteAgentsRepository, SiteCredentialsRepository } from '@backplane/db';
-import { backupHash } from '@backplane/jobs';
-import { recoveryScript } from '@backplane/routeros';
+import { BackupsRepository, PkiRepository, SiteAgentsRepository, SiteCredentialsRepository } from '@backplane/db';
+import { backupHash, exportDifferences, restoreScript, type KeptManagement } from '@backplane/jobs';
+import { POLL_SCHEDULER, recoveryScript, type TunnelParams } from '@backplane/routeros';
 import { z } from 'zod';
+import { RouterCommandError } from '../channel';
 import { publishEvent, RetryLaterError, type JobContext } from '../context';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -85,9 +86,71 @@ export async function backup(ctx: JobContext<'backup'>) {
   return detail ? (JSON.parse(detail) as unknown) : null;
 }
 
+/** Built-in user groups (a reset keeps them). */
+const BUILTIN_GROUPS = new Set(['full', 'read', 'write']);
+const RESTORE_FILE = 'bp-restore.rsc';
+const CA_FILE = 'bp-ca.crt';
+
+/** Backplane's objects on this router as it is now (what the restore keeps). */
+async function keptManagement(ctx: JobContext<'restore'>): Promise<KeptManagement> {
+  const { db, keyring } = ctx.services;
+  const apiUser = ctx.target.credentials.username;
+  const user = (await ctx.print('/user')).find((u) => u['name'] === apiUser);
+  const group = user?.['group'];
+  const apiGroup = group && !BUILTIN_GROUPS.has(group) ? group : undefined;
+  const groupRow = apiGroup ? (await ctx.print('/user/group')).find((g) => g['name'] === apiGroup) : undefined;
+  const hasTunnel = (await ctx.print('/interface/ovpn-client')).some((c) => c['name'] === ctx.siteId);
+  const hasCa = (await ctx.print('/certificate')).some((c) => /^bp-ca\.crt_/.test(c['name'] ?? ''));
+  const scheduler = (await ctx.print('/system/scheduler')).find((x) => x['name'] === POLL_SCHEDULER);
+  const api = (await ctx.print('/ip/service')).find((x) => x['name'] === 'api');
+  let tunnel: TunnelParams | undefined;
+  if (hasTunnel) {
+    const site = await db.inTenant(ctx.scope, (tx) =>
+      new SiteCredentialsRepository(keyring).recoveryTarget(tx, ctx.siteId),
+    );
+    if (site?.publicHost) {
+      tunnel = {
+        siteId: ctx.siteId,
+        siteName: site.name,
+        tunnelUser: siteIdToTunnelUser(ctx.siteId),
+        tunnelSecret: site.tunnelSecret(),
+        regionHost: site.publicHost,
+        regionPort: site.publicPort ?? 8443,
+        controllerUrl: ctx.services.controllerUrl,
+        pollSecret: '',
+        pollInterval: `${ctx.services.pollInterval}s`,
+      };
+    }
+  }
+  return {
+    names: { siteId: ctx.siteId, apiUser, ...(apiGroup ? { apiGroup } : {}) },
+    apiPassword: ctx.target.credentials.password,
+    ...(groupRow ? { apiGroupPolicy: groupRow['policy'] ?? '' } : {}),
+    ...(tunnel ? { tunnel } : {}),
+    ...(hasCa ? { caFile: CA_FILE } : {}),
+    ...(scheduler ? { scheduler } : {}),
+    ...(api ? { apiAddress: api['address'] ?? '' } : {}),
+  };
+}
+
+/** The management CA every gateway certificate chains to (what the router's ovpn-client trusts). */
+async function managementCaPem(ctx: JobContext): Promise<string | undefined> {
+  const ca = await ctx.services.db.inPlatform((tx) => new PkiRepository().activeAuthority(tx));
+  return ca?.certificatePem;
+}
+
+async function writeFile(ctx: JobContext, name: string, contents: string): Promise<void> {
+  const existing = (await ctx.print('/file')).find((f) => f['name'] === name);
+  if (existing?.['.id']) await ctx.call('/file/remove', { '.id': existing['.id'] });
+  await ctx.call('/file/add', { name, contents });
+}
+
 /**
- * Restore: the stored export goes to a file on the router, which is reset to no defaults
- * and runs it after the reset (`run-after-reset`), then we wait for it to come back.
+ * Restore (ADR 0040): the backup, without Backplane's own objects, goes to a file on the
+ * router together with what keeps the router manageable (its API user and group, CA,
+ * tunnel, poll scheduler and API service restriction as they are now); the router is reset
+ * keeping its users and runs the file after the reset. Done only when the router answers
+ * again and its export equals the backup apart from Backplane's objects.
  */
 export async function restore(ctx: JobContext<'restore'>) {
   const { db, keyring } = ctx.services;
@@ -96,29 +159,67 @@ export async function restore(ctx: JobContext<'restore'>) {
   );
   if (text === null) throw new Error('backup not found for this site');
   await ctx.step('upload', 30, async () => {
-    const existing = (await ctx.print('/file')).find((f) => f['name'] === 'bp-restore.rsc');
-    if (existing?.['.id']) await ctx.call('/file/remove', { '.id': existing['.id'] });
-    await ctx.call('/file/add', { name: 'bp-restore.rsc', contents: text });
-    return `${Buffer.byteLength(text)} bytes`;
+    const keep = await keptManagement(ctx);
+    if (keep.caFile) {
+      const pem = await managementCaPem(ctx);
+      const onRouter = (await ctx.print('/file')).some((f) => f['name'] === CA_FILE);
+      if (pem) await writeFile(ctx, CA_FILE, pem);
+      else if (!onRouter) throw new Error('the management CA is neither in the database nor on the router');
+    }
+    const script = restoreScript(text, keep);
+    await writeFile(ctx, RESTORE_FILE, script);
+    const kept = [
+      `user ${keep.names.apiUser}`,
+      ...(keep.names.apiGroup ? [`group ${keep.names.apiGroup}`] : []),
+      ...(keep.caFile ? ['CA'] : []),
+      ...(keep.tunnel ? ['ovpn-client and PPP profile'] : []),
+      ...(keep.scheduler ? [POLL_SCHEDULER] : []),
+      'API service',
+    ];
+    return `${Buffer.byteLength(script)} bytes; keeps ${kept.join(', ')}`;
   });
   await ctx.step(
     'reset and import',
     70,
     async () => {
-      await ctx
-        .call('/system/reset-configuration', {
+      try {
+        await ctx.call('/system/reset-configuration', {
           'no-defaults': 'yes',
           'skip-backup': 'yes',
-          'run-after-reset': 'bp-restore.rsc',
-        })
-        .catch(() => undefined);
+          'keep-users': 'yes',
+          'run-after-reset': RESTORE_FILE,
+        });
+      } catch (err) {
+        // A refusal is a failure; a connection lost with the reboot is expected (verified below).
+        if (err instanceof RouterCommandError) throw err;
+      }
       return 'reset sent';
     },
     { idempotent: false, onInterrupted: () => Promise.resolve('reset already sent before the worker restarted') },
   );
   await sleep(300);
-  await ctx.step('back online', 100, async () => waitBack(ctx, 120_000));
-  return { restored: ctx.payload.backupId };
+  await ctx.step('back online', 85, async () => waitBack(ctx, 120_000));
+  const detail = await ctx.step('verify', 100, async () => {
+    const now = await ctx.exportConfig();
+    const apiUser = ctx.target.credentials.username;
+    const group = (await ctx.print('/user')).find((u) => u['name'] === apiUser)?.['group'];
+    const names = {
+      siteId: ctx.siteId,
+      apiUser,
+      ...(group && !BUILTIN_GROUPS.has(group) ? { apiGroup: group } : {}),
+    };
+    const diff = exportDifferences(text, now, names);
+    // The file holds secrets (tunnel, poll credential): it goes once it has run.
+    const file = (await ctx.print('/file')).find((f) => f['name'] === RESTORE_FILE);
+    if (file?.['.id']) await ctx.call('/file/remove', { '.id': file['.id'] });
+    if (diff.length > 0) {
+      throw new Error(
+        `the router's configuration differs from the backup after the restore (${diff.length} line(s)): ${diff.slice(0, 10).join(' | ')}`,
+      );
+    }
+    return 'export equals the backup (Backplane objects aside)';
+  });
+  return { restored: ctx.payload.backupId, verified: detail };
 }
 
 /**
