@@ -2,12 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  distanceKm,
-  GeoLocator,
-  pickRegion,
-  type RegionCandidate,
-} from '../../apps/api/src/regions/region-selector';
+import { distanceKm, GeoLocator, pickRegion, type RegionCandidate } from '../../apps/api/src/regions/region-selector';
 import { startControlPlane, type ControlPlane } from './control-plane';
 import { Double, writeMmdb } from './mmdb-writer';
 
