@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { loadApiConfig, type Env } from '@backplane/config';
 import { Keyring } from '@backplane/crypto';
-import { createDataSource, Database } from '@backplane/db';
+import { appLoginUrl, createDataSource, Database, openAppDataSource } from '@backplane/db';
 import { createLogger, createMetricsRegistry } from '@backplane/observability';
 import { createTestDatabase, testSettings, type TestDatabase } from '@backplane/testing';
 import { Redis } from 'ioredis';
@@ -40,9 +40,12 @@ export async function startApi(env: Env = {}): Promise<Harness> {
     API_RATE_LIMIT: '100000',
     ...env,
   });
+  // `ds` is the table owner (tests inspect and arrange rows with it); the api itself runs on
+  // the app login, as in production (ADR 0044).
   const ds = createDataSource({ url: tdb.url, poolSize: 5 });
   await ds.initialize();
-  const db = new Database(ds);
+  const appDs = await openAppDataSource({ url: appLoginUrl(tdb.url), poolSize: 5 });
+  const db = new Database(appDs);
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
   const prefix = `bpt:${randomBytes(4).toString('hex')}:`;
   const logs: string[] = [];
@@ -103,6 +106,7 @@ export async function startApi(env: Env = {}): Promise<Harness> {
       const keys = await redis.keys(`${prefix}*`);
       if (keys.length) await redis.del(...keys);
       redis.disconnect();
+      await appDs.destroy();
       await ds.destroy();
       await tdb.drop();
     },
