@@ -2,7 +2,7 @@ import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpAt, verifyTotp } from '../../apps/api/src/auth/totp';
-import { bootstrap, PASSWORD, setupTokenFrom, startApi, type Harness } from './harness';
+import { addMember, bootstrap, PASSWORD, setupTokenFrom, startApi, type Harness } from './harness';
 
 function b64url(s: string) {
   return Buffer.from(s).toString('base64url');
@@ -148,9 +148,10 @@ describe('authentication', () => {
   });
 
   it('a password change ends every session (access and refresh tokens)', async () => {
-    await h.call('POST', `/api/v1/tenants/${tenantId}/members`, {
-      token: (await session()).accessToken,
-      body: { email: 'pw@msp-a.test', role: 'viewer', password: PASSWORD },
+    await addMember(h, (await session()).accessToken, tenantId, {
+      email: 'pw@msp-a.test',
+      role: 'viewer',
+      password: PASSWORD,
     });
     const a = await session('pw@msp-a.test');
     const b = await session('pw@msp-a.test');

@@ -146,3 +146,58 @@ export async function login(h: Harness, email: string, password = PASSWORD): Pro
   if (res.status !== 200) throw new Error(`login ${email} failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.accessToken as string;
 }
+
+type CallResult = Awaited<ReturnType<Harness['call']>>;
+
+/**
+ * Adds a member the only way there is (ADR 0045): the admin invites the email, the invitee
+ * accepts with a password of their own (a new account). Returns the accept answer
+ * (201, `{ tenantId, userId, role }`), or the invitation answer when that failed.
+ */
+export async function addMember(
+  h: Harness,
+  adminToken: string,
+  tenantId: string,
+  m: { email: string; role: string; displayName?: string; password?: string },
+): Promise<CallResult> {
+  const inv = await h.call('POST', `/api/v1/tenants/${tenantId}/invitations`, {
+    token: adminToken,
+    body: { email: m.email, role: m.role },
+  });
+  if (inv.status !== 201) return inv;
+  return h.call('POST', '/api/v1/invitations/accept', {
+    body: {
+      token: inv.body.token,
+      password: m.password ?? PASSWORD,
+      ...(m.displayName ? { displayName: m.displayName } : {}),
+    },
+  });
+}
+
+/**
+ * A platform operator creates a tenant; its owner accepts the owner invitation with a new
+ * account (`owner.password`), or, given `owner.token`, signed in to an existing account.
+ * Returns the tenant creation answer.
+ */
+export async function createTenant(
+  h: Harness,
+  operatorToken: string,
+  body: { slug: string; name: string; owner: { email: string; password?: string; token?: string } },
+): Promise<CallResult> {
+  const t = await h.call('POST', '/api/v1/tenants', {
+    token: operatorToken,
+    body: { slug: body.slug, name: body.name, owner: { email: body.owner.email } },
+  });
+  if (t.status !== 201) return t;
+  const invitation = t.body.ownerInvitation.token as string;
+  const acc = body.owner.token
+    ? await h.call('POST', '/api/v1/invitations/accept-signed-in', {
+        token: body.owner.token,
+        body: { token: invitation },
+      })
+    : await h.call('POST', '/api/v1/invitations/accept', {
+        body: { token: invitation, password: body.owner.password ?? PASSWORD },
+      });
+  if (acc.status !== 201) throw new Error(`owner invitation not accepted: ${acc.status} ${JSON.stringify(acc.body)}`);
+  return t;
+}

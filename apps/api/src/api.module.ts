@@ -3,6 +3,7 @@ import { APP_GUARD, APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
 import {
   ApiKeysRepository,
   AuditRepository,
+  InvitationsRepository,
   MembershipsRepository,
   RegionsRepository,
   SessionsRepository,
@@ -35,6 +36,8 @@ import { RealtimeServer } from './realtime/realtime.server';
 import { GatewayLinkController, RegionsController, RegionsService } from './regions/regions.controller';
 import { SitesController } from './sites/sites.controller';
 import { SitesService } from './sites/sites.service';
+import { InvitationsController, TenantInvitationsController } from './tenants/invitations.controller';
+import { InvitationsService } from './tenants/invitations.service';
 import { TenantsController } from './tenants/tenants.controller';
 import { TenantsService } from './tenants/tenants.service';
 import { TelemetryModule } from './telemetry/telemetry.module';
@@ -42,6 +45,7 @@ import { TelemetryModule } from './telemetry/telemetry.module';
 const REPOSITORIES = [
   ApiKeysRepository,
   AuditRepository,
+  InvitationsRepository,
   MembershipsRepository,
   RegionsRepository,
   SessionsRepository,
@@ -70,6 +74,7 @@ export class ApiModule {
       AuthService,
       SetupService,
       TenantsService,
+      InvitationsService,
       ApiKeysService,
       SitesService,
       RegionsService,
@@ -94,6 +99,8 @@ export class ApiModule {
         AuthController,
         SetupController,
         TenantsController,
+        TenantInvitationsController,
+        InvitationsController,
         ApiKeysController,
         SitesController,
         AuditController,

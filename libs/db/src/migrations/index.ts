@@ -5,6 +5,7 @@ import { Jobs1764500000000 } from './1764500000000-Jobs';
 import { GatewayPki1765000000000 } from './1765000000000-GatewayPki';
 import { Telemetry1765100000000 } from './1765100000000-Telemetry';
 import { AppLogin1766100000000 } from './1766100000000-AppLogin';
+import { Invitations1766200000000 } from './1766200000000-Invitations';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -18,4 +19,5 @@ export const MIGRATIONS = [
   GatewayPki1765000000000,
   Telemetry1765100000000,
   AppLogin1766100000000,
+  Invitations1766200000000,
 ];
