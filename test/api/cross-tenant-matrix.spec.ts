@@ -215,6 +215,7 @@ describe('cross-tenant matrix (every route x every role)', () => {
       'POST /api/v1/auth/refresh',
       'POST /api/v1/setup',
       'POST /api/v1/gateway/enroll',
+      'POST /api/v1/invitations/accept',
     ]);
     for (const route of apiRoutes) {
       if (PUBLIC.has(`${route.method} ${route.url}`)) continue;

@@ -107,7 +107,7 @@ describe('invitations (no account pre-creation, no disclosure)', () => {
   it('a membership exists only after acceptance; an existing account accepts signed in, as the invited email only', async () => {
     const inv = await invite(ownerB, B, { email: 'owner@a.test', role: 'viewer' });
     const members = async () =>
-      (await h.call('GET', `/api/v1/tenants/${B}/members`, { token: ownerB })).body.items.map(
+      ((await h.call('GET', `/api/v1/tenants/${B}/members`, { token: ownerB })).body.items as { email: string }[]).map(
         (m: { email: string }) => m.email,
       );
     expect(await members()).not.toContain('owner@a.test');
