@@ -302,7 +302,7 @@ describe('tenant portal in a real browser', () => {
     expect(await page.getByRole('button', { name: /Reboot|Delete|Onboarding/ }).count()).toBe(0);
     await page.getByRole('link', { name: 'Users and roles' }).click();
     await page.getByRole('cell', { name: 'founder@msp-a.test', exact: true }).waitFor();
-    expect(await page.getByRole('button', { name: 'Add a user' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Invite a user' }).count()).toBe(0);
     await shot('viewer-site-list');
     const refused = await h.call('POST', `/api/v1/tenants/${world.tenantA}/sites`, {
       token: world.viewerToken,
