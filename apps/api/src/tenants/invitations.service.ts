@@ -110,17 +110,22 @@ export class InvitationsService {
     });
   }
 
-  /** Enters the invitation's tenant and runs `fn` with the locked, usable invitation. */
-  private async withUsable<T>(
-    token: string,
-    fn: (tx: TenantTx, inv: { id: string; email: string; role: TenantRole }) => Promise<T>,
-  ): Promise<T> {
+  /** The tenant of an invitation token (any state), or the one "unusable" answer. */
+  private async tenantOf(token: string): Promise<{ tenantId: string; hash: string }> {
     const hash = this.tokens.hash(token);
     const tenantId = await this.deps.db.inPlatform((tx) => this.invitations.tenantOfToken(tx, hash));
     if (!tenantId) throw unusable();
+    return { tenantId, hash };
+  }
+
+  /** Enters the invitation's tenant and runs `fn` with the locked, usable invitation. */
+  private inInvitation<T>(
+    found: { tenantId: string; hash: string },
+    fn: (tx: TenantTx, inv: { id: string; email: string; role: TenantRole }) => Promise<T>,
+  ): Promise<T> {
     // The token is the proof of access to this tenant's invitation, as a membership is elsewhere.
-    return this.deps.db.inTenant(TenantScope.authenticated(tenantId), async (tx) => {
-      const inv = await this.invitations.lockUsable(tx, hash);
+    return this.deps.db.inTenant(TenantScope.authenticated(found.tenantId), async (tx) => {
+      const inv = await this.invitations.lockUsable(tx, found.hash);
       if (!inv) throw unusable();
       return fn(tx, inv);
     });
@@ -149,8 +154,10 @@ export class InvitationsService {
     body: { token: string; password: string; displayName?: string | undefined },
     req: { ip: string | null; requestId: string | null },
   ): Promise<Accepted> {
+    const found = await this.tenantOf(body.token);
+    // Hashed only for a token that exists (no argon2 work for random tokens), outside the transaction.
     const passwordHash = await hashPassword(body.password);
-    return this.withUsable(body.token, async (tx, inv) => {
+    return this.inInvitation(found, async (tx, inv) => {
       if (await this.users.byEmail(tx, inv.email)) {
         // Only the token holder learns this, and no password is set on an existing account.
         throw new ApiError('conflict', 'an account with this email exists: sign in and accept the invitation there');
@@ -171,7 +178,7 @@ export class InvitationsService {
     req: { ip: string | null; requestId: string | null },
   ): Promise<Accepted> {
     if (p.kind !== 'user') throw new ApiError('forbidden', 'this route needs a user');
-    return this.withUsable(token, async (tx, inv) => {
+    return this.inInvitation(await this.tenantOf(token), async (tx, inv) => {
       const user = await this.users.byId(tx, p.userId);
       if (!user || user.email !== inv.email)
         throw new ApiError('forbidden', 'this invitation is for another email address');
