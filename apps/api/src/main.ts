@@ -30,7 +30,8 @@ async function main(): Promise<void> {
 
   // The table owner (DATABASE_URL) only migrates and checks the keyring at start; every
   // request runs on the app login, which is not a superuser and owns nothing (ADR 0044).
-  const owner = createDataSource({ url: config.DATABASE_URL, poolSize: 1, applicationName: 'backplane-api-migrate' });
+  // Two connections: runMigrationsLocked holds the advisory lock on one and migrates on the other.
+  const owner = createDataSource({ url: config.DATABASE_URL, poolSize: 2, applicationName: 'backplane-api-migrate' });
   await owner.initialize();
   const keyring = new Keyring(secrets.encryptionKeys);
   try {
