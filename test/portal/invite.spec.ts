@@ -44,7 +44,7 @@ describe('portal invitations in a real browser', () => {
     const u = new URL(link);
     await page.goto(`${base}${u.pathname}${u.search}`);
     await page.getByLabel('Your name').fill('Ivy Invitee');
-    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByLabel(/^Password(?! again)/).fill(PASSWORD);
     await page.getByLabel('Password again').fill(PASSWORD);
     await page.getByRole('button', { name: 'Create my account and join' }).click();
     await page.getByText('You joined as viewer.').waitFor();
