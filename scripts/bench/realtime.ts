@@ -232,6 +232,9 @@ export default async function bench(): Promise<BenchSection> {
         owner: { email: 'bench@example.test' },
       });
       const id = tenant['id'] as string;
+      // The owner invitation, accepted by the existing account (ADR 0045).
+      const invitation = tenant['ownerInvitation'] as { token: string };
+      await call('POST', '/api/v1/invitations/accept-signed-in', owner, { token: invitation.token });
       const key = await call('POST', `/api/v1/tenants/${id}/api-keys`, owner, { name: 'portal', role: 'viewer' });
       tenants.push({ id, key: key['key'] as string, sites: [] });
     }

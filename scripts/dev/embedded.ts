@@ -182,6 +182,14 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
       await client.connect();
       const exists = await client.query("SELECT 1 FROM pg_database WHERE datname = 'backplane'");
       if (exists.rowCount === 0) await client.query('CREATE DATABASE backplane');
+      // Two roles, as in production (ADR 0044): `postgres` owns and migrates; the api and worker
+      // log in as backplane_app (trust authentication on 127.0.0.1, so no password). Created here
+      // so the worker can log in even before the api's first migration ran.
+      await client.query(`DO $$ BEGIN
+          IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'backplane_app') THEN
+            CREATE ROLE backplane_app LOGIN NOINHERIT NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+          END IF;
+        END $$`);
       await client.end();
       break;
     } catch (err) {

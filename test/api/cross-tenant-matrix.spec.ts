@@ -20,11 +20,7 @@ describe('cross-tenant matrix (every route x every role)', () => {
     'POST /api/v1/tenants/:tenantId/sites': { name: 'pwned' },
     'PATCH /api/v1/tenants/:tenantId/sites/:siteId': { name: 'pwned' },
     'PATCH /api/v1/tenants/:tenantId': { name: 'pwned' },
-    'POST /api/v1/tenants/:tenantId/members': {
-      email: 'pwned@evil.test',
-      role: 'owner',
-      password: 'pwned-pwned-pwned',
-    },
+    'POST /api/v1/tenants/:tenantId/invitations': { email: 'pwned@evil.test', role: 'owner' },
     'PATCH /api/v1/tenants/:tenantId/members/:userId': { role: 'viewer' },
     'POST /api/v1/tenants/:tenantId/api-keys': { name: 'pwned', role: 'owner' },
   };
@@ -113,7 +109,11 @@ describe('cross-tenant matrix (every route x every role)', () => {
           if (!p.platform) expect(res.status, where).toBe(403);
         } else if (route.url.startsWith('/api/v1/gateway/') && id !== 'POST /api/v1/gateway/enroll') {
           expect(res.status, where).toBe(401);
-        } else if (p.apiKey && !['/api/v1/auth/', '/api/v1/setup'].some((x) => route.url.startsWith(x))) {
+        } else if (
+          p.apiKey &&
+          id !== 'POST /api/v1/invitations/accept' && // public: an invitee without an account
+          !['/api/v1/auth/', '/api/v1/setup'].some((x) => route.url.startsWith(x))
+        ) {
           // Personal routes (/me...) are for people, not integrations.
           if (!route.url.startsWith('/api/v1/gateway/')) expect(res.status, where).toBe(403);
         }
@@ -180,7 +180,10 @@ describe('cross-tenant matrix (every route x every role)', () => {
       gatewayId: w.gatewayId,
     };
     const adminOnly = apiRoutes.filter(
-      (r) => /\/(api-keys|audit-log)/.test(r.url) || (r.url.includes('/members') && r.method !== 'GET'),
+      (r) =>
+        /\/(api-keys|audit-log)/.test(r.url) ||
+        r.url.includes(':tenantId/invitations') ||
+        (r.url.includes('/members') && r.method !== 'GET'),
     );
     expect(adminOnly.length).toBeGreaterThanOrEqual(7);
     for (const route of adminOnly) {
@@ -212,6 +215,7 @@ describe('cross-tenant matrix (every route x every role)', () => {
       'POST /api/v1/auth/refresh',
       'POST /api/v1/setup',
       'POST /api/v1/gateway/enroll',
+      'POST /api/v1/invitations/accept',
     ]);
     for (const route of apiRoutes) {
       if (PUBLIC.has(`${route.method} ${route.url}`)) continue;

@@ -1,4 +1,4 @@
-import { bootstrap, login, PASSWORD, type Harness } from './harness';
+import { addMember, createTenant, bootstrap, login, PASSWORD, type Harness } from './harness';
 
 export const ROLES = ['owner', 'admin', 'operator', 'viewer'] as const;
 
@@ -41,9 +41,10 @@ export async function buildWorld(h: Harness): Promise<World> {
   const boot = await bootstrap(h);
   const A = boot.tenantId;
   const tb = ok(
-    await h.call('POST', '/api/v1/tenants', {
-      token: boot.token,
-      body: { slug: 'msp-b', name: 'MSP B secret-name', owner: { email: 'owner@msp-b.test', password: PASSWORD } },
+    await createTenant(h, boot.token, {
+      slug: 'msp-b',
+      name: 'MSP B secret-name',
+      owner: { email: 'owner@msp-b.test', password: PASSWORD },
     }),
     201,
     'create tenant B',
@@ -68,14 +69,7 @@ export async function buildWorld(h: Harness): Promise<World> {
   const keys = {} as World['a']['keys'];
   for (const role of ROLES) {
     const email = `${role}@msp-a.test`;
-    const m = ok(
-      await h.call('POST', `/api/v1/tenants/${A}/members`, {
-        token: boot.token,
-        body: { email, role, password: PASSWORD },
-      }),
-      201,
-      `member ${role}`,
-    );
+    const m = ok(await addMember(h, boot.token, A, { email, role, password: PASSWORD }), 201, `member ${role}`);
     users[role] = { token: await login(h, email), userId: m.userId };
     const k = ok(
       await h.call('POST', `/api/v1/tenants/${A}/api-keys`, { token: boot.token, body: { name: `a-${role}`, role } }),

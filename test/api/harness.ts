@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { loadApiConfig, type Env } from '@backplane/config';
 import { Keyring } from '@backplane/crypto';
-import { createDataSource, Database } from '@backplane/db';
+import { appLoginUrl, createDataSource, Database, openAppDataSource } from '@backplane/db';
 import { createLogger, createMetricsRegistry } from '@backplane/observability';
 import { createTestDatabase, testSettings, type TestDatabase } from '@backplane/testing';
 import { Redis } from 'ioredis';
@@ -40,9 +40,12 @@ export async function startApi(env: Env = {}): Promise<Harness> {
     API_RATE_LIMIT: '100000',
     ...env,
   });
+  // `ds` is the table owner (tests inspect and arrange rows with it); the api itself runs on
+  // the app login, as in production (ADR 0044).
   const ds = createDataSource({ url: tdb.url, poolSize: 5 });
   await ds.initialize();
-  const db = new Database(ds);
+  const appDs = await openAppDataSource({ url: appLoginUrl(tdb.url), poolSize: 5 });
+  const db = new Database(appDs);
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
   const prefix = `bpt:${randomBytes(4).toString('hex')}:`;
   const logs: string[] = [];
@@ -103,6 +106,7 @@ export async function startApi(env: Env = {}): Promise<Harness> {
       const keys = await redis.keys(`${prefix}*`);
       if (keys.length) await redis.del(...keys);
       redis.disconnect();
+      await appDs.destroy();
       await ds.destroy();
       await tdb.drop();
     },
@@ -141,4 +145,59 @@ export async function login(h: Harness, email: string, password = PASSWORD): Pro
   const res = await h.call('POST', '/api/v1/auth/login', { body: { email, password } });
   if (res.status !== 200) throw new Error(`login ${email} failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.accessToken as string;
+}
+
+type CallResult = Awaited<ReturnType<Harness['call']>>;
+
+/**
+ * Adds a member the only way there is (ADR 0045): the admin invites the email, the invitee
+ * accepts with a password of their own (a new account). Returns the accept answer
+ * (201, `{ tenantId, userId, role }`), or the invitation answer when that failed.
+ */
+export async function addMember(
+  h: Harness,
+  adminToken: string,
+  tenantId: string,
+  m: { email: string; role: string; displayName?: string; password?: string },
+): Promise<CallResult> {
+  const inv = await h.call('POST', `/api/v1/tenants/${tenantId}/invitations`, {
+    token: adminToken,
+    body: { email: m.email, role: m.role },
+  });
+  if (inv.status !== 201) return inv;
+  return h.call('POST', '/api/v1/invitations/accept', {
+    body: {
+      token: inv.body.token,
+      password: m.password ?? PASSWORD,
+      ...(m.displayName ? { displayName: m.displayName } : {}),
+    },
+  });
+}
+
+/**
+ * A platform operator creates a tenant; its owner accepts the owner invitation with a new
+ * account (`owner.password`), or, given `owner.token`, signed in to an existing account.
+ * Returns the tenant creation answer.
+ */
+export async function createTenant(
+  h: Harness,
+  operatorToken: string,
+  body: { slug: string; name: string; owner: { email: string; password?: string; token?: string } },
+): Promise<CallResult> {
+  const t = await h.call('POST', '/api/v1/tenants', {
+    token: operatorToken,
+    body: { slug: body.slug, name: body.name, owner: { email: body.owner.email } },
+  });
+  if (t.status !== 201) return t;
+  const invitation = t.body.ownerInvitation.token as string;
+  const acc = body.owner.token
+    ? await h.call('POST', '/api/v1/invitations/accept-signed-in', {
+        token: body.owner.token,
+        body: { token: invitation },
+      })
+    : await h.call('POST', '/api/v1/invitations/accept', {
+        body: { token: invitation, password: body.owner.password ?? PASSWORD },
+      });
+  if (acc.status !== 201) throw new Error(`owner invitation not accepted: ${acc.status} ${JSON.stringify(acc.body)}`);
+  return t;
 }

@@ -1,4 +1,13 @@
-import { createDataSource, Database, SitesRepository, TenantScope, type TenantTx } from '@backplane/db';
+import {
+  appLoginUrl,
+  createDataSource,
+  Database,
+  openAppDataSource,
+  SitesRepository,
+  TenantScope,
+  type TenantTx,
+} from '@backplane/db';
+import { loadApiConfig } from '@backplane/config';
 import { query } from '../../libs/db/src/sql';
 import { createTestDatabase, type TestDatabase } from '@backplane/testing';
 import type { DataSource } from 'typeorm';
@@ -110,5 +119,56 @@ describe('row-level security', () => {
         query(tx, `INSERT INTO sites (tenant_id, name, mgmt_address) VALUES ($1, 'dup', $2)`, [a.tenantId, addrs[0]]),
       ),
     ).rejects.toThrow(/sites_mgmt_address_live_key/);
+  });
+
+  describe('the app login (issue 14 finding 6)', () => {
+    let appDs: DataSource;
+    let app: Database;
+
+    beforeAll(async () => {
+      // Exactly what apps/api and apps/worker do with their configuration.
+      const config = loadApiConfig({ DATABASE_URL: tdb.url, REDIS_URL: 'redis://127.0.0.1:6379' });
+      appDs = await openAppDataSource({ url: appLoginUrl(config.DATABASE_URL, config.DATABASE_APP_URL), poolSize: 2 });
+      app = new Database(appDs);
+    });
+
+    afterAll(async () => {
+      await appDs.destroy();
+    });
+
+    it('RESET ROLE inside a tenant transaction has no superuser to return to: another tenant stays invisible', async () => {
+      const seen = await app.inTenant(a, async (tx) => {
+        await query(tx, 'RESET ROLE');
+        const who = await query<{ u: string; su: string }>(
+          tx,
+          `SELECT current_user AS u, current_setting('is_superuser') AS su`,
+        );
+        const other = await query<{ name: string }>(tx, `SELECT name FROM sites WHERE tenant_id = $1`, [b.tenantId]);
+        await query(tx, `SELECT set_config('app.tenant_id', '', true)`);
+        const unscoped = await query<{ name: string }>(tx, `SELECT name FROM sites`);
+        return { who: who[0]!, other, unscoped };
+      });
+      expect(seen.who.u).toBe('backplane_app');
+      expect(seen.who.su).toBe('off');
+      expect(seen.other).toEqual([]);
+      expect(seen.unscoped).toEqual([]);
+    });
+
+    it('the login is not a superuser, cannot bypass RLS, owns nothing and cannot turn RLS off', async () => {
+      const [r] = await appDs.query<{ rolsuper: boolean; rolbypassrls: boolean; owned: number }[]>(
+        `SELECT rolsuper, rolbypassrls,
+                (SELECT count(*)::int FROM pg_class WHERE relowner = pg_roles.oid) AS owned
+           FROM pg_roles WHERE rolname = session_user`,
+      );
+      expect(r).toEqual({ rolsuper: false, rolbypassrls: false, owned: 0 });
+      await expect(appDs.query(`SET row_security = off; SELECT name FROM sites`)).rejects.toThrow(/row-level security/);
+      await expect(appDs.query(`ALTER TABLE sites DISABLE ROW LEVEL SECURITY`)).rejects.toThrow(/must be owner/);
+    });
+
+    it('the apps refuse to start on the owner login', async () => {
+      await expect(openAppDataSource({ url: tdb.url, poolSize: 1 })).rejects.toThrow(
+        /is a superuser.*DATABASE_APP_URL/,
+      );
+    });
   });
 });

@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRouter, type SimRouter } from '../../apps/routeros-sim/src';
 import { startGateway, type Gateway } from '../../apps/gateway/src/gateway';
-import { login, PASSWORD } from '../api/harness';
+import { addMember, login, PASSWORD } from '../api/harness';
 import { freePort, startControlPlane, type ControlPlane, type TestSite } from './control-plane';
 
 /**
@@ -172,9 +172,10 @@ describe('gateway with the fake openvpn server', () => {
   });
 
   it('reboot is for operators and above; viewers are refused', async () => {
-    const member = await cp.h.call('POST', `/api/v1/tenants/${cp.tenantId}/members`, {
-      token: cp.token,
-      body: { email: 'viewer@gw.test', role: 'viewer', password: PASSWORD },
+    const member = await addMember(cp.h, cp.token, cp.tenantId, {
+      email: 'viewer@gw.test',
+      role: 'viewer',
+      password: PASSWORD,
     });
     expect(member.status).toBe(201);
     const viewer = await login(cp.h, 'viewer@gw.test');

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { login, PASSWORD, type Harness } from '../api/harness';
+import { addMember, createTenant, login, PASSWORD, type Harness } from '../api/harness';
 
 export const ROOT = resolve(__dirname, '../..');
 const PORTAL = join(ROOT, 'apps/portal');
@@ -143,17 +143,20 @@ export async function seedViewerAndTenantB(
   tenantA: string,
 ): Promise<{ tenantB: string; siteB: string }> {
   ok(
-    await h.call('POST', `/api/v1/tenants/${tenantA}/members`, {
-      token: ownerToken,
-      body: { email: 'viewer@msp-a.test', role: 'viewer', displayName: 'Vera Viewer', password: PASSWORD },
+    await addMember(h, ownerToken, tenantA, {
+      email: 'viewer@msp-a.test',
+      role: 'viewer',
+      displayName: 'Vera Viewer',
+      password: PASSWORD,
     }),
     201,
     'viewer',
   );
   const tb = ok(
-    await h.call('POST', '/api/v1/tenants', {
-      token: ownerToken,
-      body: { slug: 'msp-b', name: 'MSP B', owner: { email: 'owner@msp-b.test', password: PASSWORD } },
+    await createTenant(h, ownerToken, {
+      slug: 'msp-b',
+      name: 'MSP B',
+      owner: { email: 'owner@msp-b.test', password: PASSWORD },
     }),
     201,
     'tenant B',

@@ -4,7 +4,7 @@
  */
 import { realtimeKeys, replaySince } from '@backplane/realtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootstrap, login, PASSWORD, startApi, type Harness } from '../api/harness';
+import { addMember, createTenant, bootstrap, login, PASSWORD, startApi, type Harness } from '../api/harness';
 
 let h: Harness;
 let token: string;
@@ -60,9 +60,10 @@ describe('GET /tenants/:id/sites/summary', () => {
     expect((await sites('/summary')).body.pending).toBe(1);
 
     // Another tenant: its own (empty) fleet; this tenant's summary is not reachable.
-    const other = await h.call('POST', '/api/v1/tenants', {
-      token,
-      body: { slug: 'other', name: 'Other', owner: { email: 'o@other.test', password: PASSWORD } },
+    const other = await createTenant(h, token, {
+      slug: 'other',
+      name: 'Other',
+      owner: { email: 'o@other.test', password: PASSWORD },
     });
     const otherToken = await login(h, 'o@other.test');
     const own = await sites('/summary', 'GET', undefined, otherToken, other.body.id);
@@ -71,10 +72,7 @@ describe('GET /tenants/:id/sites/summary', () => {
   });
 
   it('is readable by a viewer', async () => {
-    await h.call('POST', `/api/v1/tenants/${tenantId}/members`, {
-      token,
-      body: { email: 'v@a.test', role: 'viewer', password: PASSWORD },
-    });
+    await addMember(h, token, tenantId, { email: 'v@a.test', role: 'viewer', password: PASSWORD });
     const viewer = await login(h, 'v@a.test');
     expect((await sites('/summary', 'GET', undefined, viewer)).status).toBe(200);
   });
@@ -106,9 +104,10 @@ describe('site health in GET /tenants/:id/sites', () => {
 
   beforeAll(async () => {
     // A tenant of its own: one site of each health, two offline ones, one degraded with a tag.
-    const t = await h.call('POST', '/api/v1/tenants', {
-      token,
-      body: { slug: 'health', name: 'Health', owner: { email: 'h@health.test', password: PASSWORD } },
+    const t = await createTenant(h, token, {
+      slug: 'health',
+      name: 'Health',
+      owner: { email: 'h@health.test', password: PASSWORD },
     });
     expect(t.status).toBe(201);
     tid = t.body.id as string;

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpAt } from '../../apps/api/src/auth/totp';
-import { bootstrap, login, PASSWORD, startApi, type Harness } from '../api/harness';
+import { addMember, bootstrap, login, PASSWORD, startApi, type Harness } from '../api/harness';
 import {
   CHROMIUM,
   ensurePortalBuilt,
@@ -101,9 +101,11 @@ describe('tenant portal in a real browser', () => {
     world.siteB = b.siteB;
     world.viewerToken = await login(h, 'viewer@msp-a.test');
     ok(
-      await h.call('POST', `/api/v1/tenants/${world.tenantA}/members`, {
-        token: boot.token,
-        body: { email: 'mfa@msp-a.test', role: 'operator', displayName: 'Mo Factor', password: PASSWORD },
+      await addMember(h, boot.token, world.tenantA, {
+        email: 'mfa@msp-a.test',
+        role: 'operator',
+        displayName: 'Mo Factor',
+        password: PASSWORD,
       }),
       201,
       'mfa user',
@@ -300,7 +302,7 @@ describe('tenant portal in a real browser', () => {
     expect(await page.getByRole('button', { name: /Reboot|Delete|Onboarding/ }).count()).toBe(0);
     await page.getByRole('link', { name: 'Users and roles' }).click();
     await page.getByRole('cell', { name: 'founder@msp-a.test', exact: true }).waitFor();
-    expect(await page.getByRole('button', { name: 'Add a user' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Invite a user' }).count()).toBe(0);
     await shot('viewer-site-list');
     const refused = await h.call('POST', `/api/v1/tenants/${world.tenantA}/sites`, {
       token: world.viewerToken,

@@ -6,7 +6,7 @@ import { io as connectRaw } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenService } from '../../apps/api/src/auth/tokens';
 import { RealtimeServer } from '../../apps/api/src/realtime/realtime.server';
-import { login, PASSWORD } from '../api/harness';
+import { createTenant, login, PASSWORD } from '../api/harness';
 import { startControlPlane, type ControlPlane } from '../gateway/control-plane';
 import { client, secondReplica, sleep, until, type TestClient } from './realtime-helpers';
 
@@ -36,9 +36,10 @@ describe('realtime tenant events', () => {
   beforeAll(async () => {
     cp = await startControlPlane();
     pub = new RealtimePublisher({ redis: cp.h.redis, prefix: cp.h.prefix });
-    const tb = await cp.h.call('POST', '/api/v1/tenants', {
-      token: cp.token,
-      body: { slug: 'msp-b', name: 'MSP B', owner: { email: 'owner@msp-b.test', password: PASSWORD } },
+    const tb = await createTenant(cp.h, cp.token, {
+      slug: 'msp-b',
+      name: 'MSP B',
+      owner: { email: 'owner@msp-b.test', password: PASSWORD },
     });
     expect(tb.status).toBe(201);
     tenantB = tb.body.id as string;

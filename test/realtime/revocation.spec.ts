@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RealtimeServer, MAX_SUBSCRIPTIONS_PER_SOCKET } from '../../apps/api/src/realtime/realtime.server';
-import { login, PASSWORD } from '../api/harness';
+import { addMember, login, PASSWORD } from '../api/harness';
 import { startControlPlane, type ControlPlane } from '../gateway/control-plane';
 import { client, sleep, until, type TestClient } from './realtime-helpers';
 
@@ -25,10 +25,7 @@ describe('realtime revocation and caps', () => {
   /** A new member of the tenant with `role`, signed in. */
   const member = async (role: 'viewer' | 'operator' | 'admin') => {
     const email = `m${++n}@revoke.test`;
-    const res = await cp.h.call('POST', `/api/v1/tenants/${cp.tenantId}/members`, {
-      token: cp.token,
-      body: { email, role, password: PASSWORD },
-    });
+    const res = await addMember(cp.h, cp.token, cp.tenantId, { email, role, password: PASSWORD });
     expect(res.status).toBe(201);
     return { userId: res.body.userId as string, email, token: await login(cp.h, email) };
   };

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRouter, type SimRouter } from '../../apps/routeros-sim/src';
 import { startGateway, type Gateway } from '../../apps/gateway/src/gateway';
 import { RealtimeServer } from '../../apps/api/src/realtime/realtime.server';
-import { login, PASSWORD } from '../api/harness';
+import { addMember, createTenant, login, PASSWORD } from '../api/harness';
 import { freePort, startControlPlane, type ControlPlane, type TestSite } from '../gateway/control-plane';
 import { client, secondReplica, sleep, until, type TestClient } from './realtime-helpers';
 
@@ -120,15 +120,17 @@ describe('realtime site streams', () => {
       10_000,
       'site online',
     );
-    const member = await cp.h.call('POST', `/api/v1/tenants/${cp.tenantId}/members`, {
-      token: cp.token,
-      body: { email: 'viewer@rt.test', role: 'viewer', password: PASSWORD },
+    const member = await addMember(cp.h, cp.token, cp.tenantId, {
+      email: 'viewer@rt.test',
+      role: 'viewer',
+      password: PASSWORD,
     });
     expect(member.status).toBe(201);
     viewerToken = await login(cp.h, 'viewer@rt.test');
-    const tb = await cp.h.call('POST', '/api/v1/tenants', {
-      token: cp.token,
-      body: { slug: 'other', name: 'Other', owner: { email: 'owner@other.test', password: PASSWORD } },
+    const tb = await createTenant(cp.h, cp.token, {
+      slug: 'other',
+      name: 'Other',
+      owner: { email: 'owner@other.test', password: PASSWORD },
     });
     tenantB = tb.body.id as string;
     tokenB = await login(cp.h, 'owner@other.test');

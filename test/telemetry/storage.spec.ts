@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TelemetryMaintenance } from '../../apps/api/src/telemetry/telemetry.maintenance';
 import { ingestWindowMs } from '../../apps/api/src/telemetry/telemetry.service';
-import { login, PASSWORD } from '../api/harness';
+import { addMember, createTenant, login, PASSWORD } from '../api/harness';
 import { startControlPlane, type ControlPlane, type TestSite } from '../gateway/control-plane';
 
 /**
@@ -401,9 +401,10 @@ describe('telemetry storage, downsampling and history', () => {
   });
 
   it('is tenant-scoped: a site of another tenant is 404, a viewer may read', async () => {
-    const tb = await cp.h.call('POST', '/api/v1/tenants', {
-      token: cp.token,
-      body: { slug: 'msp-b', name: 'MSP B', owner: { email: 'owner@msp-b.test', password: PASSWORD } },
+    const tb = await createTenant(cp.h, cp.token, {
+      slug: 'msp-b',
+      name: 'MSP B',
+      owner: { email: 'owner@msp-b.test', password: PASSWORD },
     });
     expect(tb.status).toBe(201);
     const tokenB = await login(cp.h, 'owner@msp-b.test');
@@ -438,9 +439,10 @@ describe('telemetry storage, downsampling and history', () => {
         ]),
       ),
     ).rejects.toThrow(/permission denied/);
-    const member = await cp.h.call('POST', `/api/v1/tenants/${cp.tenantId}/members`, {
-      token: cp.token,
-      body: { email: 'viewer@telemetry.test', role: 'viewer', password: PASSWORD },
+    const member = await addMember(cp.h, cp.token, cp.tenantId, {
+      email: 'viewer@telemetry.test',
+      role: 'viewer',
+      password: PASSWORD,
     });
     expect(member.status).toBe(201);
     const viewer = await login(cp.h, 'viewer@telemetry.test');

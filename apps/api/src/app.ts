@@ -59,6 +59,24 @@ export async function createApiApp(deps: ApiDeps): Promise<ApiApp> {
     for (const m of methods) if (m !== 'HEAD') routes.push({ method: m, url: r.url });
   });
 
+  // Behind a proxy without TRUST_PROXY every client has the proxy's address, so one client's
+  // failures throttle everyone: say so once, at the first forwarded request (issue 14 finding 5).
+  if (!deps.config.TRUST_PROXY) {
+    let warned = false;
+    fastify.addHook('onRequest', (req: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+      if (!warned && req.headers['x-forwarded-for'] !== undefined) {
+        warned = true;
+        deps.logger.warn(
+          { peer: req.ip },
+          'request carries X-Forwarded-For but TRUST_PROXY is not set: behind a proxy or load balancer every client ' +
+            'shares its address in rate limits, sign-in throttling and audit entries. Set TRUST_PROXY to the ' +
+            "proxy's address/CIDR or hop count (or keep it empty if clients connect directly and the header is spoofed).",
+        );
+      }
+      done();
+    });
+  }
+
   const metrics = app.get(ApiMetrics);
   fastify.addHook('onResponse', (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
     const route = req.routeOptions.url ?? '<unmatched>';

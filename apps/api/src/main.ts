@@ -1,7 +1,15 @@
 import 'reflect-metadata';
 import { loadApiConfig, secretNames, secretsFor } from '@backplane/config';
 import { Keyring } from '@backplane/crypto';
-import { createDataSource, Database, pingDatabase, runMigrationsLocked, verifyKeyring } from '@backplane/db';
+import {
+  appLoginUrl,
+  createDataSource,
+  Database,
+  openAppDataSource,
+  pingDatabase,
+  runMigrationsLocked,
+  verifyKeyring,
+} from '@backplane/db';
 import {
   createLogger,
   createMetricsRegistry,
@@ -21,18 +29,26 @@ async function main(): Promise<void> {
     secrets.generated ? 'generated new secrets (back this file up)' : 'secrets loaded',
   );
 
-  const db = createDataSource({
-    url: config.DATABASE_URL,
+  // The table owner (DATABASE_URL) only migrates and checks the keyring at start; every
+  // request runs on the app login, which is not a superuser and owns nothing (ADR 0044).
+  // Two connections: runMigrationsLocked holds the advisory lock on one and migrates on the other.
+  const owner = createDataSource({ url: config.DATABASE_URL, poolSize: 2, applicationName: 'backplane-api-migrate' });
+  await owner.initialize();
+  const keyring = new Keyring(secrets.encryptionKeys);
+  try {
+    if (config.MIGRATIONS_RUN) {
+      const applied = await runMigrationsLocked(owner);
+      logger.info({ applied }, applied.length ? 'migrations applied' : 'database schema up to date');
+    }
+    await verifyKeyring(owner, keyring, { secretsFile: secrets.file, generatedNow: secrets.generated });
+  } finally {
+    await owner.destroy();
+  }
+  const db = await openAppDataSource({
+    url: appLoginUrl(config.DATABASE_URL, config.DATABASE_APP_URL),
     poolSize: config.DATABASE_POOL_SIZE,
     applicationName: 'backplane-api',
   });
-  await db.initialize();
-  if (config.MIGRATIONS_RUN) {
-    const applied = await runMigrationsLocked(db);
-    logger.info({ applied }, applied.length ? 'migrations applied' : 'database schema up to date');
-  }
-  const keyring = new Keyring(secrets.encryptionKeys);
-  await verifyKeyring(db, keyring, { secretsFile: secrets.file, generatedNow: secrets.generated });
 
   const redis = createRedis(config.REDIS_URL, logger.child({ component: 'redis' }));
   const registry = createMetricsRegistry('api');

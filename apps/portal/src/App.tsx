@@ -1,6 +1,7 @@
 import { Center, Loader } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
 import { call, hasSession, setSignedOutHandler, type Me } from './api';
+import { AcceptInvitePage, PENDING_INVITE_KEY } from './pages/AcceptInvite';
 import { LoginPage } from './pages/Login';
 import { navigate, usePath } from './router';
 import { Shell } from './Shell';
@@ -27,8 +28,12 @@ export function App() {
   }, [loadMe]);
 
   useEffect(() => {
+    if (path === '/accept-invite') return; // reachable signed in or out
     if (me === null && path !== '/login') navigate(`/login`, { replace: true });
-    if (me && path === '/login') navigate('/', { replace: true });
+    if (me && path === '/login') {
+      const invite = sessionStorage.getItem(PENDING_INVITE_KEY);
+      navigate(invite ? `/accept-invite?token=${encodeURIComponent(invite)}` : '/', { replace: true });
+    }
   }, [me, path]);
 
   if (me === undefined)
@@ -37,6 +42,7 @@ export function App() {
         <Loader aria-label="Loading" />
       </Center>
     );
+  if (path === '/accept-invite') return <AcceptInvitePage me={me} onSignedIn={loadMe} />;
   if (me === null) return <LoginPage onSignedIn={loadMe} />;
   return <Shell me={me} path={path} reloadMe={loadMe} onSignedOut={() => setMe(null)} />;
 }

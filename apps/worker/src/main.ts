@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { loadTunnelVerifierKey, loadWorkerConfig, secretNames, secretsFor } from '@backplane/config';
 import { Keyring } from '@backplane/crypto';
-import { createDataSource, Database, pingDatabase } from '@backplane/db';
+import { appLoginUrl, Database, openAppDataSource, pingDatabase } from '@backplane/db';
 import { connectionFromUrl } from '@backplane/jobs';
 import { RealtimePublisher } from '@backplane/realtime';
 import {
@@ -23,12 +23,12 @@ async function main(): Promise<void> {
   const logger = createLogger({ app: 'worker', level: config.LOG_LEVEL, secretKeys: secretNames() });
   const secrets = secretsFor(config);
   logger.info({ secretsFile: secrets.file, source: secrets.source }, 'secrets loaded');
-  const ds = createDataSource({
-    url: config.DATABASE_URL,
+  // The app login (not a superuser, owns nothing), never the table owner: ADR 0044.
+  const ds = await openAppDataSource({
+    url: appLoginUrl(config.DATABASE_URL, config.DATABASE_APP_URL),
     poolSize: config.DATABASE_POOL_SIZE,
     applicationName: 'backplane-worker',
   });
-  await ds.initialize();
   const redis = createRedis(config.REDIS_URL, logger.child({ component: 'redis' }));
   const registry = createMetricsRegistry('worker');
   const db = new Database(ds);

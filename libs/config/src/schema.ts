@@ -56,8 +56,16 @@ export const VARS = {
     name: 'DATABASE_URL',
     schema: postgresUrl,
     description:
-      'PostgreSQL connection URL used for migrations (table owner). `npm start` starts an embedded database when unset.',
+      'PostgreSQL connection URL of the table owner, used only for migrations (the apps query through DATABASE_APP_URL). `npm start` starts an embedded database when unset.',
     secret: true,
+  }),
+  DATABASE_APP_URL: defineVar({
+    name: 'DATABASE_APP_URL',
+    schema: postgresUrl.optional(),
+    description:
+      'Login of the api and worker: `backplane_app` (no superuser, BYPASSRLS or ownership; refused otherwise, ADR 0044). Unset: DATABASE_URL with user `backplane_app` and no password.',
+    secret: true,
+    defaultText: 'derived from DATABASE_URL',
   }),
   DATABASE_POOL_SIZE: defineVar({
     name: 'DATABASE_POOL_SIZE',

@@ -6,6 +6,7 @@ export {
   runMigrationsLocked,
   type DataSourceInput,
 } from './data-source';
+export { appLoginUrl, assertSafeAppLogin, openAppDataSource, UnsafeAppLoginError } from './app-login';
 export * from './entities';
 export { MIGRATIONS } from './migrations';
 export { KeyringMismatchError, verifyKeyring } from './keyring-check';

@@ -50,16 +50,27 @@ export class AuthGuard implements CanActivate {
       ctx.getClass(),
     ]);
     if (!policy) throw new ApiError('forbidden', 'this route declares no access policy'); // fail closed
+    let failing: { ttl: number } | null = null;
     try {
       const bearer = this.bearer(req);
-      await this.limits(bearer ?? `ip:${req.ip}`, req.ip);
+      failing = await this.limits(bearer ?? `ip:${req.ip}`, req.ip);
       return await this.authenticate(policy, bearer, req);
     } catch (err) {
-      if (err instanceof ApiError && err.code === 'unauthorized') {
-        await this.throttle.hit('authfail-ip', req.ip, AUTH_FAILURE_WINDOW_SECONDS);
-      }
-      throw err;
+      throw await this.afterFailure(err, req.ip, failing);
     }
+  }
+
+  /**
+   * A failed authentication counts against the address. Once the address is over the cap, its
+   * failures answer 429 instead of 401, but a valid credential from it is still served: the cap
+   * slows guessing, it never locks out the people behind that address (issue 14 finding 5).
+   */
+  private async afterFailure(err: unknown, ip: string, failing: { ttl: number } | null): Promise<unknown> {
+    if (!(err instanceof ApiError) || err.code !== 'unauthorized') return err;
+    await this.throttle.hit('authfail-ip', ip, AUTH_FAILURE_WINDOW_SECONDS);
+    if (!failing) return err;
+    this.metrics.rateLimited.inc({ kind: 'auth_failures' });
+    return new ApiError('rate_limited', 'too many failed authentications from this address', undefined, failing.ttl);
   }
 
   /**
@@ -67,20 +78,17 @@ export class AuthGuard implements CanActivate {
    * reads the address's failed-authentication count (random bearer strings would otherwise
    * spread the per-credential limit thin).
    */
-  private async limits(subject: string, ip: string): Promise<void> {
+  private async limits(subject: string, ip: string): Promise<{ ttl: number } | null> {
     const limit = this.deps.config.API_RATE_LIMIT;
     const { hit, peek } = await this.throttle.hitAndPeek(
       { kind: 'api', subject, windowSeconds: 60 },
       { kind: 'authfail-ip', subject: ip },
     );
-    if (peek.count >= AUTH_FAILURES_PER_IP) {
-      this.metrics.rateLimited.inc({ kind: 'auth_failures' });
-      throw new ApiError('rate_limited', 'too many failed authentications from this address', undefined, peek.ttl);
-    }
     if (hit.count > limit) {
       this.metrics.rateLimited.inc({ kind: 'api' });
       throw new ApiError('rate_limited', `more than ${limit} requests per minute; slow down`, undefined, hit.ttl);
     }
+    return peek.count >= AUTH_FAILURES_PER_IP ? { ttl: peek.ttl } : null;
   }
 
   private async authenticate(policy: AccessPolicy, bearer: string | undefined, req: AuthedRequest): Promise<boolean> {
@@ -167,16 +175,14 @@ export class AuthGuard implements CanActivate {
     min: TenantRole,
     ip: string,
   ): Promise<{ principal: Principal; scope: TenantScope; role: TenantRole }> {
+    let failing: { ttl: number } | null = null;
     try {
-      await this.limits(bearer, ip);
+      failing = await this.limits(bearer, ip);
       if (bearer.startsWith('bpg_')) return this.fail('wrong_type', 'a gateway credential cannot call this route');
       if (!UUID.test(tenantId)) throw ApiError.notFound('tenant');
       return await this.tenantBearer(bearer, tenantId, min);
     } catch (err) {
-      if (err instanceof ApiError && err.code === 'unauthorized') {
-        await this.throttle.hit('authfail-ip', ip, AUTH_FAILURE_WINDOW_SECONDS);
-      }
-      throw err;
+      throw await this.afterFailure(err, ip, failing);
     }
   }
 

@@ -13,10 +13,27 @@ import { newSecret, TokenError, TokenService } from './tokens';
 import { newTotpSecret, otpauthUri, verifyTotp } from './totp';
 
 export const LOGIN_WINDOW_SECONDS = 15 * 60;
-/** Failed attempts per account (known or not) per window before further tries are refused. */
-export const LOGIN_MAX_ACCOUNT_FAILURES = 5;
-/** Failed attempts per source address per window. */
+/**
+ * Failed sign-ins are throttled per (account, source address), never per account alone, so an
+ * outsider can slow down only their own attempts, not lock someone else out (ADR 0046).
+ * The first LOGIN_FREE_FAILURES - 1 failures of a pair cost nothing; from then on each failure
+ * doubles the wait before that pair may try again (4 s, 8 s, 16 s ... capped at
+ * LOGIN_MAX_DELAY_SECONDS, reached after about a dozen failures).
+ * A success resets the pair; the count is forgotten after LOGIN_PAIR_WINDOW_SECONDS quiet.
+ */
+export const LOGIN_FREE_FAILURES = 3;
+export const LOGIN_MAX_DELAY_SECONDS = 15 * 60;
+const LOGIN_PAIR_WINDOW_SECONDS = 60 * 60;
+/** Failed attempts per source address per window (password spraying over many accounts). */
 export const LOGIN_MAX_IP_FAILURES = 30;
+
+/** Seconds a (account, source) pair waits after its `failures`-th consecutive failure. */
+export function loginDelaySeconds(failures: number): number {
+  if (failures < LOGIN_FREE_FAILURES) return 0;
+  return Math.min(2 ** (failures - LOGIN_FREE_FAILURES + 2), LOGIN_MAX_DELAY_SECONDS);
+}
+
+const pair = (email: string, ip: string) => `${email}\n${ip}`;
 const SESSION_DAYS = 30;
 
 export interface TokenPair {
@@ -44,28 +61,35 @@ export class AuthService {
   ) {}
 
   private async checkLoginThrottle(email: string, ip: string): Promise<void> {
-    const [acct, byIp] = await Promise.all([
-      this.throttle.peek('login-acct', email),
+    const [wait, byIp] = await Promise.all([
+      this.throttle.peek('login-wait', pair(email, ip)),
       this.throttle.peek('login-ip', ip),
     ]);
-    if (acct.count >= LOGIN_MAX_ACCOUNT_FAILURES || byIp.count >= LOGIN_MAX_IP_FAILURES) {
+    if (wait.count > 0 || byIp.count >= LOGIN_MAX_IP_FAILURES) {
       this.metrics.rateLimited.inc({ kind: 'login' });
       this.metrics.authFailures.inc({ reason: 'throttled' });
       throw new ApiError(
         'rate_limited',
-        'too many failed sign-in attempts; try again later',
+        'too many failed sign-in attempts from this address; try again later',
         undefined,
-        Math.max(acct.ttl, byIp.ttl),
+        Math.max(wait.count > 0 ? wait.ttl : 0, byIp.count >= LOGIN_MAX_IP_FAILURES ? byIp.ttl : 0, 1),
       );
     }
   }
 
-  private async loginFailed(email: string, ip: string, reason: string): Promise<never> {
-    this.metrics.authFailures.inc({ reason });
-    await Promise.all([
-      this.throttle.hit('login-acct', email, LOGIN_WINDOW_SECONDS),
+  /** Counts a failure of this (account, source) pair and of the source; sets the pair's wait. */
+  private async countLoginFailure(email: string, ip: string): Promise<void> {
+    const [p] = await Promise.all([
+      this.throttle.hit('login-pair', pair(email, ip), LOGIN_PAIR_WINDOW_SECONDS),
       this.throttle.hit('login-ip', ip, LOGIN_WINDOW_SECONDS),
     ]);
+    const delay = loginDelaySeconds(p.count);
+    if (delay > 0) await this.throttle.once('login-wait', pair(email, ip), delay);
+  }
+
+  private async loginFailed(email: string, ip: string, reason: string): Promise<never> {
+    this.metrics.authFailures.inc({ reason });
+    await this.countLoginFailure(email, ip);
     throw new ApiError('unauthorized', INVALID_LOGIN);
   }
 
@@ -78,7 +102,7 @@ export class AuthService {
         ? await verifyPassword(user.passwordHash, password)
         : await burnPasswordCheck(password);
     if (!ok || !user) return this.loginFailed(email, ip, 'bad_credentials');
-    await this.throttle.reset('login-acct', email);
+    await this.throttle.reset('login-pair', pair(email, ip));
     if (user.passwordHash && needsRehash(user.passwordHash)) {
       const rehashed = await hashPassword(password);
       await this.deps.db.inPlatform((tx) => this.users.setPassword(tx, user.id, rehashed));
@@ -112,8 +136,7 @@ export class AuthService {
     const step = verifyTotp(secret, code);
     if (step === null || !(await this.throttle.once('totp-used', `${user.id}:${step}`, 120))) {
       this.metrics.authFailures.inc({ reason: 'mfa_code' });
-      await this.throttle.hit('login-acct', user.email, LOGIN_WINDOW_SECONDS);
-      await this.throttle.hit('login-ip', ip, LOGIN_WINDOW_SECONDS);
+      await this.countLoginFailure(user.email, ip);
       throw new ApiError('unauthorized', 'the code is not valid (or was already used)');
     }
   }

@@ -23,7 +23,7 @@ export interface AccessClaims {
 }
 
 /** Random secrets presented as bearer strings: `<kind>_<base64url(32 bytes)>`. */
-export function newSecret(kind: 'bpk' | 'bpr' | 'bps' | 'bpg' | 'bpe'): string {
+export function newSecret(kind: 'bpk' | 'bpr' | 'bps' | 'bpg' | 'bpe' | 'bpi'): string {
   return `${kind}_${randomBytes(32).toString('base64url')}`;
 }
 

@@ -4,6 +4,7 @@ import { loadTunnelVerifierKey } from '@backplane/config';
 import {
   ApiKeysRepository,
   AuditRepository,
+  InvitationsRepository,
   MembershipsRepository,
   RegionsRepository,
   SessionsRepository,
@@ -24,6 +25,7 @@ import { VERIFIER_KEY } from '../gateway-link/verifier-key';
 const REPOSITORIES = [
   ApiKeysRepository,
   AuditRepository,
+  InvitationsRepository,
   MembershipsRepository,
   RegionsRepository,
   SessionsRepository,

@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { UsersRepository } from '@backplane/db';
 import type { z } from 'zod';
 import { ApiError } from '../common/api-error';
@@ -18,7 +18,7 @@ import {
 import { uuidParam, ApiErrors } from '../common/validation';
 import { API_DEPS, type ApiDeps } from '../deps';
 import {
-  AddMemberBody,
+  CreatedTenantResponse,
   CreateTenantBody,
   ListQuery,
   MemberPage,
@@ -45,7 +45,14 @@ export class TenantsController {
   @ApiOperation({ summary: 'Create a tenant' })
   @PlatformOperator()
   @Idempotent()
-  @ApiResponse({ status: 201, standardSchema: TenantResponse })
+  @ApiOperation({
+    summary: 'Create a tenant with an owner invitation',
+    description:
+      'Creates the tenant and a single-use owner invitation for `owner.email`. No account is created or changed: ' +
+      'the owner accepts with their own password (new account) or signed in (existing account). The invitation ' +
+      'token and link are returned once, in `ownerInvitation` (no mail is sent yet).',
+  })
+  @ApiResponse({ status: 201, standardSchema: CreatedTenantResponse })
   create(@CurrentActor() actor: Actor, @Body({ schema: CreateTenantBody }) body: z.infer<typeof CreateTenantBody>) {
     return this.tenants.create(actor, body);
   }
@@ -83,15 +90,6 @@ export class TenantsController {
   @ApiResponse({ status: 200, standardSchema: MemberPage })
   members(@Tenant() t: TenantContext, @Query({ schema: ListQuery }) q: z.infer<typeof ListQuery>) {
     return this.tenants.listMembers(t, q);
-  }
-
-  @Post(':tenantId/members')
-  @ApiOperation({ summary: 'Add a member' })
-  @TenantAccess('admin')
-  @Idempotent()
-  @ApiResponse({ status: 201, standardSchema: MemberResponse })
-  addMember(@Tenant() t: TenantContext, @Body({ schema: AddMemberBody }) body: z.infer<typeof AddMemberBody>) {
-    return this.tenants.addMember(t, body);
   }
 
   @Get(':tenantId/members/:userId')

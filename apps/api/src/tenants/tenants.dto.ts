@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { MemberRow, TenantRow } from '@backplane/db';
-import { email, newPassword } from '../auth/auth.dto';
+import { email } from '../auth/auth.dto';
+import { CreatedInvitationResponse } from './invitations.dto';
 import { cursorQuery, limitQuery, pageOf, tenantRole, text } from '../common/validation';
 
 const slug = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes (max 63)');
@@ -8,12 +9,8 @@ const slug = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, 
 export const CreateTenantBody = z.strictObject({
   slug,
   name: text(200),
-  owner: z.strictObject({
-    email,
-    displayName: text(200).optional(),
-    /** Needed only when no account with this email exists yet. */
-    password: newPassword.optional(),
-  }),
+  /** Gets an owner invitation (returned once as `ownerInvitation`); no account is created or changed. */
+  owner: z.strictObject({ email }),
 });
 export const UpdateTenantBody = z.strictObject({ name: text(200) });
 
@@ -24,6 +21,11 @@ export const TenantResponse = z.object({
   disabled: z.boolean(),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
+});
+export const CreatedTenantResponse = TenantResponse.extend({
+  ownerInvitation: CreatedInvitationResponse.describe(
+    'The owner invitation: its token and link are shown only in this answer (no mail is sent yet).',
+  ),
 });
 export const MyTenantsResponse = z.object({
   items: z.array(z.object({ id: z.uuid(), slug: z.string(), name: z.string(), role: tenantRole })),
@@ -40,13 +42,6 @@ export function toTenantResponse(t: TenantRow): z.infer<typeof TenantResponse> {
   };
 }
 
-export const AddMemberBody = z.strictObject({
-  email,
-  role: tenantRole,
-  displayName: text(200).optional(),
-  /** Initial password when the account does not exist yet. */
-  password: newPassword.optional(),
-});
 export const UpdateMemberBody = z.strictObject({ role: tenantRole });
 export const ListQuery = z.strictObject({ limit: limitQuery, cursor: cursorQuery });
 

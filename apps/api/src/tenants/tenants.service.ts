@@ -11,14 +11,14 @@ import {
 import { RealtimePublisher, userRoom } from '@backplane/realtime';
 import type { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
-import { hashPassword } from '../auth/passwords';
 import { ApiError } from '../common/api-error';
 import { roleAtLeast, type Actor, type TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
+import { assertCanGrant, InvitationsService } from './invitations.service';
 import {
   toMemberResponse,
   toTenantResponse,
-  type AddMemberBody,
+  type CreatedTenantResponse,
   type CreateTenantBody,
   type MemberResponse,
   type TenantResponse,
@@ -26,6 +26,7 @@ import {
 
 type TenantOut = z.infer<typeof TenantResponse>;
 type MemberOut = z.infer<typeof MemberResponse>;
+type CreatedTenantOut = z.infer<typeof CreatedTenantResponse>;
 
 @Injectable()
 export class TenantsService {
@@ -36,38 +37,29 @@ export class TenantsService {
     private readonly users: UsersRepository,
     private readonly audit: AuditService,
     private readonly realtime: RealtimePublisher,
+    private readonly invitations: InvitationsService,
   ) {}
 
-  /** Platform operators onboard an MSP: the tenant and its first owner, in one transaction. */
-  async create(actor: Actor, body: z.infer<typeof CreateTenantBody>): Promise<TenantOut> {
-    const passwordHash = body.owner.password ? await hashPassword(body.owner.password) : null;
+  /**
+   * Platform operators onboard an MSP: the tenant and an owner invitation for the email, in one
+   * transaction. No account is created or changed here (ADR 0045): whoever holds the email
+   * accepts the invitation with their own password, or signed in to their existing account.
+   */
+  async create(actor: Actor, body: z.infer<typeof CreateTenantBody>): Promise<CreatedTenantOut> {
     return this.deps.db.inPlatform(async (tx) => {
       if (await this.tenants.existsSlug(tx, body.slug))
         throw new ApiError('conflict', 'a tenant with this slug exists');
-      let owner = await this.users.byEmail(tx, body.owner.email);
-      if (!owner) {
-        if (!passwordHash) {
-          throw new ApiError('validation_failed', 'owner.password is required for a new account', [
-            { path: 'body.owner.password', message: 'required when the owner has no account yet' },
-          ]);
-        }
-        owner = await this.users.create(tx, {
-          email: body.owner.email,
-          displayName: body.owner.displayName ?? body.owner.email,
-          passwordHash,
-        });
-      }
       const tenant = await this.tenants.create(tx, { slug: body.slug, name: body.name });
       const ttx = await this.deps.db.enterTenant(tx, TenantScope.authenticated(tenant.id));
-      await this.members.add(ttx, owner.id, 'owner');
       const out = toTenantResponse(tenant);
       await this.audit.record(ttx, actor, {
         action: 'tenant.created',
         targetType: 'tenant',
         targetId: tenant.id,
-        after: { ...out, owner: owner.email },
+        after: { ...out, owner: body.owner.email },
       });
-      return out;
+      const ownerInvitation = await this.invitations.createIn(ttx, actor, { email: body.owner.email, role: 'owner' });
+      return { ...out, ownerInvitation };
     });
   }
 
@@ -110,33 +102,6 @@ export class TenantsService {
     if (!roleAtLeast(t.role, role)) throw new ApiError('forbidden', 'you cannot grant a role above your own');
   }
 
-  async addMember(t: TenantContext, body: z.infer<typeof AddMemberBody>): Promise<MemberOut> {
-    this.assertCanGrant(t, body.role);
-    const passwordHash = body.password ? await hashPassword(body.password) : null;
-    return this.deps.db.inTenant(t.scope, async (tx) => {
-      let user = await this.users.byEmail(tx, body.email);
-      if (!user) {
-        user = await this.users.create(tx, {
-          email: body.email,
-          displayName: body.displayName ?? body.email,
-          passwordHash,
-        });
-      }
-      if (!(await this.members.add(tx, user.id, body.role))) {
-        throw new ApiError('conflict', 'this person is already a member of the tenant');
-      }
-      const m = (await this.members.get(tx, user.id))!;
-      const out = toMemberResponse(m);
-      await this.audit.record(tx, t.actor, {
-        action: 'member.added',
-        targetType: 'user',
-        targetId: user.id,
-        after: out,
-      });
-      return out;
-    });
-  }
-
   private async guardOwnerChange(
     tx: TenantTx,
     t: TenantContext,
@@ -156,7 +121,7 @@ export class TenantsService {
   }
 
   async setRole(t: TenantContext, userId: string, role: TenantRole): Promise<MemberOut> {
-    this.assertCanGrant(t, role);
+    assertCanGrant(t, role);
     const out = await this.deps.db.inTenant(t.scope, async (tx) => {
       const before = await this.members.get(tx, userId);
       if (!before) throw ApiError.notFound('member');

@@ -1,18 +1,4 @@
-import {
-  Alert,
-  Badge,
-  Button,
-  Card,
-  Group,
-  Modal,
-  PasswordInput,
-  Select,
-  Stack,
-  Table,
-  Text,
-  TextInput,
-  Title,
-} from '@mantine/core';
+import { Alert, Badge, Button, Card, Group, Modal, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useState, type SyntheticEvent } from 'react';
 import { api, errorText, ROLE_RANK, ROLES, type Member, type Page, type Role } from '../api';
 import { useSession } from '../session';
@@ -37,6 +23,7 @@ export function MembersPage() {
     [tenant.id],
   );
   const [adding, setAdding] = useState(false);
+  const [invited, setInvited] = useState(0);
   const [error, setError] = useState<string | null>(null);
   const admin = can('admin');
   const assignable = ROLES.filter((r) => ROLE_RANK[r] <= ROLE_RANK[tenant.role]);
@@ -73,7 +60,7 @@ export function MembersPage() {
     <Stack>
       <Group justify="space-between">
         <Title order={2}>Users and roles</Title>
-        {admin && <Button onClick={() => setAdding(true)}>Add a user</Button>}
+        {admin && <Button onClick={() => setAdding(true)}>Invite a user</Button>}
       </Group>
       {(error ?? list.error) && (
         <Alert color="red" role="alert">
@@ -141,6 +128,7 @@ export function MembersPage() {
           Load more
         </Button>
       )}
+      {admin && <PendingInvitations tenantId={tenant.id} version={invited} />}
       <Text size="sm" c="dimmed">
         Roles: {ROLES.map((r) => `${r} — ${ROLE_HELP[r]}`).join('; ')}.
       </Text>
@@ -149,15 +137,96 @@ export function MembersPage() {
         roles={assignable}
         tenantId={tenant.id}
         onClose={() => setAdding(false)}
-        onAdded={() => {
-          setAdding(false);
-          list.reload();
-        }}
+        onAdded={() => setInvited((v) => v + 1)}
       />
     </Stack>
   );
 }
 
+interface Invitation {
+  id: string;
+  email: string;
+  role: Role;
+  status: 'pending' | 'expired';
+  createdAt: string;
+  expiresAt: string;
+}
+
+/** Pending invitations of the tenant, each revocable. */
+function PendingInvitations({ tenantId, version }: { tenantId: string; version: number }) {
+  const list = useLoad(
+    (signal) => api<Page<Invitation>>('GET', `/tenants/${tenantId}/invitations`, { query: { limit: 200 }, signal }),
+    [tenantId, version],
+  );
+  const [error, setError] = useState<string | null>(null);
+  const revoke = async (i: Invitation) => {
+    if (!window.confirm(`Revoke the invitation of ${i.email}? Its link stops working.`)) return;
+    setError(null);
+    try {
+      await api('DELETE', `/tenants/${tenantId}/invitations/${i.id}`);
+      list.reload();
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+  const items = list.data?.items ?? [];
+  if (items.length === 0 && !(error ?? list.error)) return null;
+  return (
+    <Stack gap="xs">
+      <Title order={3} size="h4">
+        Pending invitations
+      </Title>
+      {(error ?? list.error) && (
+        <Alert color="red" role="alert">
+          {error ?? list.error}
+        </Alert>
+      )}
+      <Card withBorder padding={0}>
+        <Table.ScrollContainer minWidth={500}>
+          <Table>
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>Email</Table.Th>
+                <Table.Th>Role</Table.Th>
+                <Table.Th>Expires</Table.Th>
+                <Table.Th>Actions</Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {items.map((i) => (
+                <Table.Tr key={i.id}>
+                  <Table.Td>{i.email}</Table.Td>
+                  <Table.Td>
+                    <Badge variant="light">{i.role}</Badge>
+                  </Table.Td>
+                  <Table.Td>
+                    {i.status === 'expired' ? <Badge color="gray">expired</Badge> : when(i.expiresAt)}
+                  </Table.Td>
+                  <Table.Td>
+                    <Button
+                      size="xs"
+                      variant="subtle"
+                      color="red"
+                      onClick={() => void revoke(i)}
+                      aria-label={`Revoke the invitation of ${i.email}`}
+                    >
+                      Revoke
+                    </Button>
+                  </Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        </Table.ScrollContainer>
+      </Card>
+    </Stack>
+  );
+}
+
+/**
+ * Invites someone by email (ADR 0045): no account is created or looked up here. Backplane
+ * sends no mail yet, so the single-use link is shown once, for the admin to pass on.
+ */
 function AddMember(props: {
   opened: boolean;
   roles: Role[];
@@ -166,9 +235,8 @@ function AddMember(props: {
   onAdded: () => void;
 }) {
   const [email, setEmail] = useState('');
-  const [displayName, setDisplayName] = useState('');
-  const [password, setPassword] = useState('');
   const [role, setRole] = useState<Role>('viewer');
+  const [link, setLink] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const submit = async (e: SyntheticEvent) => {
@@ -176,17 +244,10 @@ function AddMember(props: {
     setBusy(true);
     setError(null);
     try {
-      await api('POST', `/tenants/${props.tenantId}/members`, {
-        body: {
-          email: email.trim(),
-          role,
-          ...(displayName.trim() ? { displayName: displayName.trim() } : {}),
-          ...(password ? { password } : {}),
-        },
+      const inv = await api<{ acceptUrl: string }>('POST', `/tenants/${props.tenantId}/invitations`, {
+        body: { email: email.trim(), role },
       });
-      setEmail('');
-      setDisplayName('');
-      setPassword('');
+      setLink(inv.acceptUrl);
       props.onAdded();
     } catch (err) {
       setError(errorText(err));
@@ -194,47 +255,63 @@ function AddMember(props: {
       setBusy(false);
     }
   };
+  const close = () => {
+    setLink(null);
+    setEmail('');
+    props.onClose();
+  };
   return (
-    <Modal opened={props.opened} onClose={props.onClose} title="Add a user">
-      <form onSubmit={(e) => void submit(e)}>
+    <Modal opened={props.opened} onClose={close} title="Invite a user">
+      {link ? (
         <Stack>
-          {error && (
-            <Alert color="red" role="alert">
-              {error}
-            </Alert>
-          )}
-          <TextInput
-            label="Email"
-            type="email"
-            required
-            value={email}
-            onChange={(e) => setEmail(e.currentTarget.value)}
-          />
-          <TextInput label="Display name" value={displayName} onChange={(e) => setDisplayName(e.currentTarget.value)} />
-          <Select
-            label="Role"
-            data={props.roles}
-            value={role}
-            allowDeselect={false}
-            onChange={(v) => v && setRole(v as Role)}
-          />
-          <PasswordInput
-            label="Initial password"
-            description="Only for a new account (at least 12 characters); an existing account keeps its password."
-            value={password}
-            onChange={(e) => setPassword(e.currentTarget.value)}
-            autoComplete="new-password"
-          />
+          <Alert color="teal" role="status" title="Invitation created">
+            Send this link to {email.trim()} yourself (Backplane sends no mail yet). It works once, for 7 days, and is
+            shown only now.
+          </Alert>
+          <TextInput label="Invitation link" value={link} readOnly onFocus={(e) => e.currentTarget.select()} />
           <Group justify="end">
-            <Button variant="default" onClick={props.onClose}>
-              Cancel
+            <Button onClick={() => void navigator.clipboard?.writeText(link)} variant="default">
+              Copy
             </Button>
-            <Button type="submit" loading={busy}>
-              Add
-            </Button>
+            <Button onClick={close}>Done</Button>
           </Group>
         </Stack>
-      </form>
+      ) : (
+        <form onSubmit={(e) => void submit(e)}>
+          <Stack>
+            {error && (
+              <Alert color="red" role="alert">
+                {error}
+              </Alert>
+            )}
+            <TextInput
+              label="Email"
+              type="email"
+              required
+              value={email}
+              onChange={(e) => setEmail(e.currentTarget.value)}
+            />
+            <Select
+              label="Role"
+              data={props.roles}
+              value={role}
+              allowDeselect={false}
+              onChange={(v) => v && setRole(v as Role)}
+            />
+            <Text size="sm" c="dimmed">
+              The person chooses their own password when they accept, or joins with the account they already have.
+            </Text>
+            <Group justify="end">
+              <Button variant="default" onClick={close}>
+                Cancel
+              </Button>
+              <Button type="submit" loading={busy}>
+                Create invitation
+              </Button>
+            </Group>
+          </Stack>
+        </form>
+      )}
     </Modal>
   );
 }

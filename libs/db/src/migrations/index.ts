@@ -4,6 +4,8 @@ import { GatewayLink1764000000000 } from './1764000000000-GatewayLink';
 import { Jobs1764500000000 } from './1764500000000-Jobs';
 import { GatewayPki1765000000000 } from './1765000000000-GatewayPki';
 import { Telemetry1765100000000 } from './1765100000000-Telemetry';
+import { AppLogin1766100000000 } from './1766100000000-AppLogin';
+import { Invitations1766200000000 } from './1766200000000-Invitations';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -16,4 +18,6 @@ export const MIGRATIONS = [
   Jobs1764500000000,
   GatewayPki1765000000000,
   Telemetry1765100000000,
+  AppLogin1766100000000,
+  Invitations1766200000000,
 ];

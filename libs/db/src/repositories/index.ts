@@ -6,6 +6,7 @@ export {
   type AuditFilter,
   type AuditRow,
 } from './audit.repository';
+export { InvitationsRepository, type InvitationRow } from './invitations.repository';
 export {
   decodeCursor,
   decodeIdCursor,

@@ -99,6 +99,16 @@ export class MembershipsRepository {
     return rows[0] ?? null;
   }
 
+  /** Whether the account with this email belongs to the scoped tenant (nothing about other tenants). */
+  async hasEmail(tx: TenantTx, email: string): Promise<boolean> {
+    const rows = await query(
+      tx,
+      `SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1 AND u.email = $2`,
+      [tx.tenantId, email.toLowerCase()],
+    );
+    return rows.length > 0;
+  }
+
   /** Adds the membership; false when the user already belongs to the tenant. */
   async add(tx: TenantTx, userId: string, role: TenantRole): Promise<boolean> {
     const rows = await query(
