@@ -67,13 +67,13 @@ describe('portal: readable numbers, charts that draw, tables that fit', () => {
   /** What the worker does when a job ends: the row, then its `job.progress` event. */
   async function finish(jobId: string, state: JobState, detail: string, result: unknown = JSON.parse(detail)) {
     // an UPDATE through TypeORM answers [rows, count]
-    const [[row]] = (await h.ds.query(
+    const [[row]] = await h.ds.query<[[{ id: string; siteId: string; batchId: string | null; kind: JobKind }], number]>(
       `UPDATE jobs SET state = $2, progress = 100, started_at = now(), finished_at = now(), result = $4::jsonb,
               steps = jsonb_build_array(jsonb_build_object('name', 'run command', 'state', 'done', 'at', now(), 'detail', $3::text))
         WHERE id = $1
         RETURNING id, site_id AS "siteId", batch_id AS "batchId", kind`,
       [jobId, state, detail, JSON.stringify(result)],
-    )) as [[{ id: string; siteId: string; batchId: string | null; kind: JobKind }], number];
+    );
     await events.publish(world.tenantA, jobProgressEvent(row, state, { progressPercent: 100 }));
   }
 
@@ -159,7 +159,7 @@ describe('portal: readable numbers, charts that draw, tables that fit', () => {
     expect(await page.getByRole('link', { name: 'Jobs', exact: true }).isVisible()).toBe(true);
     const linkTop = await page
       .getByRole('link', { name: 'Jobs', exact: true })
-      .evaluate((a) => a.getBoundingClientRect().top);
+      .evaluate((a: { getBoundingClientRect(): { top: number } }) => a.getBoundingClientRect().top);
     expect(linkTop).toBeGreaterThanOrEqual(60);
     expect(linkTop).toBeLessThan(viewport);
     await page.evaluate('window.scrollTo(0, 0)');
@@ -238,9 +238,9 @@ describe('portal: readable numbers, charts that draw, tables that fit', () => {
       'bulk',
     ) as { batch: { id: string; total: number } };
     expect(batch.total).toBe(5);
-    const jobs = (await h.ds.query(`SELECT id FROM jobs WHERE batch_id = $1 ORDER BY created_at`, [batch.id])) as {
-      id: string;
-    }[];
+    const jobs = await h.ds.query<{ id: string }[]>(`SELECT id FROM jobs WHERE batch_id = $1 ORDER BY created_at`, [
+      batch.id,
+    ]);
     // The page reads the batch and its jobs, then its socket connects: hold the socket back
     // while three jobs end, as fast jobs do right after the bulk request.
     let connect!: () => void;
