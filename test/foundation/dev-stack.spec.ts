@@ -229,7 +229,7 @@ describe('npm start (dev stack on embedded defaults, demo fleet through real tun
       vpn = openvpnPids(run.child.pid);
       expect(vpn).toHaveLength(6);
     } else {
-      expect(run.output()).toMatch(/tunnels\s+none: the gateway runs its FAKE management server/);
+      expect(run.output()).toMatch(/tunnels\s+EMULATED: the gateway runs its FAKE management server/);
     }
 
     run.child.kill('SIGINT');

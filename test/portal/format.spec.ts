@@ -23,7 +23,9 @@ describe('portal number formatting', () => {
     expect(percent(0)).toBe('0 %');
     expect(bits(1_234_567)).toBe('1.2 Mbit/s');
     expect(bits(999)).toBe('999 bit/s');
-    expect(bytes(91_750_400)).toBe('87.5 MiB');
+    expect(bytes(91_750_400)).toBe('88 MiB');
+    expect(bytes(1536)).toBe('1.5 KiB');
+    expect(bits(800_000)).toBe('800 kbit/s');
     expect(bytes(512)).toBe('512 B');
     expect(duration(3 * 86400 + 4 * 3600 + 5 * 60)).toBe('3d 4h 5m');
     expect(duration(65)).toBe('1m 5s');

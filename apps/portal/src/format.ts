@@ -33,7 +33,7 @@ export function percent(n: Value): string {
   return `${Math.round(n)} %`;
 }
 
-/** Bytes in binary units: `512 B`, `1.5 KiB`, `87.5 MiB`. */
+/** Bytes in binary units: `512 B`, `1.5 KiB`, `88 MiB`. */
 export function bytes(n: Value): string {
   if (missing(n)) return '—';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -42,10 +42,10 @@ export function bytes(n: Value): string {
     n /= 1024;
     i++;
   }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]!}`;
+  return `${i ? round(n) : Math.round(n)} ${units[i]!}`;
 }
 
-/** A rate in bits per second, decimal units: `900 bit/s`, `1.2 Mbit/s`. */
+/** A rate in bits per second, decimal units: `900 bit/s`, `800 kbit/s`, `1.2 Mbit/s`. */
 export function bits(n: Value): string {
   if (missing(n)) return '—';
   const units = ['bit/s', 'kbit/s', 'Mbit/s', 'Gbit/s', 'Tbit/s'];
@@ -54,7 +54,7 @@ export function bits(n: Value): string {
     n /= 1000;
     i++;
   }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]!}`;
+  return `${i ? round(n) : Math.round(n)} ${units[i]!}`;
 }
 
 /** Seconds as `3d 4h 5m`, `4h 5m` or `5m 6s`. */

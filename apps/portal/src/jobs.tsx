@@ -180,6 +180,16 @@ export function JobState({ job }: { job: Pick<Job, 'state'> }) {
   );
 }
 
+/** A step detail that is JSON (a run-command answer) indented for reading; other text as it is. */
+function pretty(detail: string): string {
+  if (!/^[[{]/.test(detail)) return detail;
+  try {
+    return JSON.stringify(JSON.parse(detail), null, 2);
+  } catch {
+    return detail;
+  }
+}
+
 /**
  * A job's progress bar and its last step (or error). A long step detail (a run-command answer
  * can be pages of JSON) stays one truncated line inside the column, so the table keeps its
@@ -216,7 +226,7 @@ export function JobProgress({ job }: { job: Job }) {
       </Group>
       {long && open && (
         <pre className="job-detail" data-testid="job-detail">
-          {text}
+          {job.error ?? (step ? `${step.name}:\n${pretty(step.detail ?? '')}` : text)}
         </pre>
       )}
     </div>

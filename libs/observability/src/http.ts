@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { DynamicModule, INestApplication, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Level, Logger } from 'pino';
 import { correlationIdFrom, NestPinoLogger, withCorrelation } from './logger';
 
@@ -27,10 +28,31 @@ export function trustProxySetting(
 }
 
 /**
+ * Fastify's request log lines: one per request when it is answered (not also one when it
+ * arrives), at LOG_REQUEST_LEVEL; a request that failed is still logged as an error.
+ */
+class RequestLogController extends LogController {
+  constructor(private readonly level: Level | 'silent') {
+    super();
+  }
+
+  override incomingRequest(): void {
+    // the completion line carries the method and url too
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) {
+      reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    } else if (this.level !== 'silent') {
+      reply.log[this.level]({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    }
+  }
+}
+
+/**
  * A Nest application on Fastify with pino request logging and a correlation id per
  * request (taken from a sane `x-request-id` or generated, echoed back in the reply).
- * Each request is logged once, when answered, at `requestLogLevel` (Fastify's own pair of
- * "incoming request" / "request completed" lines at info is off).
+ * Each request is logged once, when answered, at `requestLogLevel`.
  */
 export async function createHttpApp(root: Type<unknown> | DynamicModule, options: HttpAppOptions) {
   const adapter = new FastifyAdapter({
@@ -38,26 +60,12 @@ export async function createHttpApp(root: Type<unknown> | DynamicModule, options
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     trustProxy: trustProxySetting(options.trustProxy),
     genReqId: (req: IncomingMessage) => correlationIdFrom(req.headers['x-request-id']),
-    disableRequestLogging: true,
+    logController: new RequestLogController(options.requestLogLevel ?? 'info'),
   });
   const instance = adapter.getInstance();
-  const level = options.requestLogLevel ?? 'info';
   instance.addHook('onRequest', (req, reply, done) => {
     void reply.header('x-request-id', req.id);
     withCorrelation(req.id, done);
-  });
-  instance.addHook('onResponse', (req, reply, done) => {
-    if (level !== 'silent') {
-      req.log[level](
-        {
-          req: { method: req.method, url: req.url, route: req.routeOptions.url },
-          res: { statusCode: reply.statusCode },
-          responseTime: Math.round(reply.elapsedTime * 10) / 10,
-        },
-        'request completed',
-      );
-    }
-    done();
   });
   const app = await NestFactory.create<NestFastifyApplication>(root, adapter, {
     logger: new NestPinoLogger(options.logger),

@@ -253,7 +253,7 @@ export function History({ base }: { base: string }) {
                 withDots={false}
                 connectNulls
                 valueFormatter={(v) => bits(v)}
-                yAxisProps={{ width: 80 }}
+                yAxisProps={{ width: 90 }}
               />
             </div>
             <div>
@@ -268,7 +268,7 @@ export function History({ base }: { base: string }) {
                 withDots={false}
                 connectNulls
                 valueFormatter={(v) => ms(v)}
-                yAxisProps={{ width: 60 }}
+                yAxisProps={{ width: 70 }}
               />
             </div>
           </SimpleGrid>
