@@ -4,11 +4,11 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { VARS } from '@backplane/config';
+import { defaultCell, VARS } from '@backplane/config';
 
 export function configTable(): string {
   const rows = Object.values(VARS).map((v) => {
-    const def = v.defaultText ? `\`${v.defaultText}\`` : v.secret ? '—' : 'required';
+    const def = defaultCell(v);
     const secret = v.secret ? 'yes (`_FILE` accepted)' : 'no';
     return `| \`${v.name}\` | ${def} | ${secret} | ${v.description.replace(/\|/g, '\\|')} |`;
   });

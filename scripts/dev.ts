@@ -12,6 +12,7 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError, parseVars, processEnv } from '@backplane/config';
 import {
+  DEMO_EMAIL,
   demoBootstrap,
   prepareDemo,
   startDemoFleet,
@@ -22,6 +23,7 @@ import {
 } from './dev/demo';
 import { EmbeddedServicesError, startEmbeddedPostgres, startEmbeddedRedis, type EmbeddedService } from './dev/embedded';
 import { startFakeGateway, type FakeGateway } from './dev/fake-gateway';
+import { DevLogs } from './dev/logs';
 import { realTunnelsUnavailable, startDevNetwork, sweepDevNetwork, type DevNetwork } from './dev/network';
 import { Supervisor, type AppSpec } from './dev/supervisor';
 
@@ -54,6 +56,8 @@ async function main(): Promise<number> {
   // Traversable (not listable) so the embedded PostgreSQL, running as `postgres` under
   // root, can reach its own directory; secrets.json itself stays 0600.
   chmodSync(dataDir, 0o711);
+  // Each app's full output goes to DATA_DIR/logs/<app>.log; the terminal gets warnings, errors and the banner.
+  const logs = new DevLogs(dataDir);
 
   const embedded: EmbeddedService[] = [];
   const stopEmbedded = async () => {
@@ -98,6 +102,8 @@ async function main(): Promise<number> {
     DATA_DIR: dataDir,
     DATABASE_URL: databaseUrl,
     REDIS_URL: redisUrl,
+    // One line per HTTP request is noise here (the demo routers poll all the time): debug, unless set.
+    LOG_REQUEST_LEVEL: env['LOG_REQUEST_LEVEL'] ?? 'debug',
     ...(demo
       ? {
           BOOTSTRAP_OWNER_EMAIL: demo.email,
@@ -119,7 +125,7 @@ async function main(): Promise<number> {
     env,
     healthUrl: `${url(host, port)}/healthz`,
   });
-  const supervisor = new Supervisor();
+  const supervisor = new Supervisor(logs);
   let fleet: DemoFleet | undefined;
   let fakeGateway: FakeGateway | undefined;
   let shuttingDown = false;
@@ -132,6 +138,7 @@ async function main(): Promise<number> {
     await supervisor.stop();
     await network?.close();
     await stopEmbedded();
+    await logs.close();
     say('stopped');
     process.exit(code);
   };
@@ -184,7 +191,7 @@ async function main(): Promise<number> {
   try {
     if (!network && (enrolled || gatewayEnv.GATEWAY_ENROLLMENT_TOKEN)) {
       // in this process: the demo fleet announces emulated tunnels to its fake management server
-      fakeGateway = await startFakeGateway(gatewayEnv);
+      fakeGateway = await startFakeGateway(gatewayEnv, logs.of('gateway'));
     } else await supervisor.start([app('gateway', gatewayEnv, cfg.GATEWAY_HOST, cfg.GATEWAY_PORT)], 60_000);
   } catch (err) {
     say(`start failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -222,9 +229,9 @@ async function main(): Promise<number> {
 
   const hidePassword = (u: string) => u.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@');
   const pad = (s: string) => s.padEnd(15);
-  const lines = [
+  const details = [
     '',
-    `Backplane is running (data in ${dataDir})`,
+    `Details (data in ${dataDir})`,
     `  ${pad('control plane')}${url(cfg.API_HOST, cfg.API_PORT)}   REST /api/v1 · /healthz · /readyz · /metrics`,
     `  ${pad('gateway')}${url(cfg.GATEWAY_HOST, cfg.GATEWAY_PORT)}   /healthz · /readyz · /metrics; ${gatewayLine}`,
     network
@@ -234,7 +241,25 @@ async function main(): Promise<number> {
     `  ${pad('PostgreSQL')}${hidePassword(databaseUrl)}${env['DATABASE_URL'] ? '' : '   (embedded)'}`,
     `  ${pad('Redis')}${hidePassword(redisUrl)}${env['REDIS_URL'] ? '' : '   (embedded)'}`,
     `  ${pad('secrets')}${resolve(dataDir, 'secrets.json')}   (back this file up)`,
+    `  ${pad('logs')}${logs.dir}/<app>.log, in full (the terminal shows warnings and errors; one line per HTTP request at LOG_REQUEST_LEVEL=${childEnv.LOG_REQUEST_LEVEL})`,
     ...demoLines,
+  ];
+  // The short banner, printed last so it is what the terminal shows: where to go, how to sign in.
+  const owner = demo
+    ? `${demo.email} / ${demo.password}   (password shown only this once: note it now)`
+    : env['BOOTSTRAP_OWNER_EMAIL']
+      ? `${env['BOOTSTRAP_OWNER_EMAIL']} / the BOOTSTRAP_OWNER_PASSWORD you set`
+      : `${DEMO_EMAIL} (its password was shown at the first start)`;
+  const lines = [
+    ...details,
+    '',
+    '========================================================================',
+    ' Backplane is running',
+    `   ${pad('portal')}${apiUrl}/`,
+    `   ${pad('API docs')}${apiUrl}/api/docs   (OpenAPI JSON: ${apiUrl}/api/docs/openapi.json)`,
+    `   ${pad('sign in as')}${owner}`,
+    `   ${pad('logs')}${logs.dir}/`,
+    '========================================================================',
     'Ctrl-C stops everything.',
     '',
   ];

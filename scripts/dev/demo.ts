@@ -242,10 +242,8 @@ export async function startDemoFleet(opts: {
           `  ${pad('')}routers dial ${state.regionHost}, not the gateway at ${network.publicIp}: start over with an empty DATA_DIR.`,
         ]
       : []),
-    `  ${pad('demo tenant')}"${DEMO_TENANT}" ${state.tenantId}`,
-    ...(opts.bootstrap
-      ? [`  ${pad('demo owner')}${opts.bootstrap.email} / ${opts.bootstrap.password}   (shown ONCE: note it now)`]
-      : [`  ${pad('demo owner')}${DEMO_EMAIL} (password was shown at the first start)`]),
+    // the owner's sign-in (password on the first start) is in the short banner npm start prints last
+    `  ${pad('demo tenant')}"${DEMO_TENANT}" ${state.tenantId}, owner ${opts.bootstrap?.email ?? DEMO_EMAIL}`,
     `  ${pad('demo fleet')}${state.sites.length} simulated routers (RouterOS ${VERSIONS.join(', ')}) onboarded just now with the`,
     network
       ? `  ${pad('')}pasted one-liner, each in its own network namespace with a real openvpn tunnel to the gateway:`

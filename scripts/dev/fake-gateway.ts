@@ -9,6 +9,7 @@
 import { loadGatewayConfig, secretNames, type Env } from '@backplane/config';
 import { createLogger, createMetricsRegistry, createRedis, redisCheck } from '@backplane/observability';
 import type { FakeOpenVpnServer } from '@backplane/openvpn';
+import type { DestinationStream } from 'pino';
 import { startGateway, type Gateway } from '../../apps/gateway/src/gateway';
 
 const SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'];
@@ -23,9 +24,15 @@ export interface FakeGateway extends FakeTunnels {
   close(): Promise<void>;
 }
 
-export async function startFakeGateway(env: Env): Promise<FakeGateway> {
+/** `destination`: where the gateway's log lines go (npm start: DATA_DIR/logs/gateway.log). */
+export async function startFakeGateway(env: Env, destination?: DestinationStream): Promise<FakeGateway> {
   const config = loadGatewayConfig(env);
-  const logger = createLogger({ app: 'gateway', level: config.LOG_LEVEL, secretKeys: secretNames() });
+  const logger = createLogger({
+    app: 'gateway',
+    level: config.LOG_LEVEL,
+    secretKeys: secretNames(),
+    ...(destination ? { destination } : {}),
+  });
   const redis = createRedis(config.REDIS_URL, logger.child({ component: 'redis' }));
   const endpoints = new Map<string, { host: string; port: number }>();
   // Nest's shutdown hooks would end this whole process on Ctrl-C; npm start stops the gateway itself.

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
+import type { DevLogs } from './logs';
 
 /** sysexits EX_CONFIG: the app says a restart cannot help. */
 const EXIT_CONFIG = 78;
@@ -24,7 +25,8 @@ export function httpOk(url: string, timeoutMs = 1_000): Promise<boolean> {
 }
 
 /**
- * Runs the apps as child processes: their output passes through, a crash is restarted
+ * Runs the apps as child processes: their output goes to `DATA_DIR/logs/<app>.log` (warnings
+ * and errors also to the terminal, see ./logs), a crash is restarted
  * with capped backoff, a configuration error (exit 78) stops the whole stack with the
  * app's own one-line message, and stop() ends them all (SIGTERM, then SIGKILL).
  */
@@ -32,6 +34,8 @@ export class Supervisor {
   private readonly children = new Map<string, ChildProcess>();
   private stopping = false;
   private fatal: ((reason: string) => void) | undefined;
+
+  constructor(private readonly logs: DevLogs) {}
 
   /**
    * Launches `apps` (more can be started by a later call); resolves when each answers
@@ -71,8 +75,11 @@ export class Supervisor {
   private launch(app: AppSpec, attempt: number): void {
     const child = spawn(process.execPath, ['--enable-source-maps', app.script], {
       env: app.env,
-      stdio: ['ignore', 'inherit', 'inherit'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
+    const log = this.logs.of(app.name);
+    child.stdout?.on('data', log.source());
+    child.stderr?.on('data', log.source());
     this.children.set(app.name, child);
     const startedAt = Date.now();
     child.once('exit', (code, signal) => {

@@ -40,7 +40,8 @@ async function startStack(env: Record<string, string>): Promise<Run> {
   }
   const child = spawn(process.execPath, [join(root, 'dist/scripts/dev.js')], {
     cwd: root,
-    env: { PATH: processEnv()['PATH'] ?? '', LOG_LEVEL: 'warn', ...env },
+    // LOG_LEVEL left at its default (info): what a user running `npm start` gets
+    env: { PATH: processEnv()['PATH'] ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -79,6 +80,16 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The output's last `n` lines (after `ms` more of running: whatever the apps print meanwhile counts too). */
+async function lastLines(run: Run, n: number, ms = 3000): Promise<string[]> {
+  await new Promise((r) => setTimeout(r, ms));
+  return run
+    .output()
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(-n);
 }
 
 interface DemoState {
@@ -157,6 +168,33 @@ describe('npm start (dev stack on embedded defaults, demo fleet through real tun
     const run = await startStack(env);
     runs.push(run);
     await waitFor(run, 'Ctrl-C stops everything', 100_000);
+    // The short banner is what the terminal ends with: portal, API docs, the owner's password once.
+    const tail = await lastLines(run, 25);
+    expect(tail.at(-1)).toBe('Ctrl-C stops everything.');
+    const banner = tail.slice(tail.findLastIndex((l) => l.includes('Backplane is running')));
+    expect(banner.length).toBeGreaterThanOrEqual(5);
+    expect(banner.length).toBeLessThanOrEqual(9);
+    const api = `http://127.0.0.1:${env['API_PORT']}`;
+    expect(banner.join('\n')).toContain(`portal         ${api}/`);
+    expect(banner.join('\n')).toContain(
+      `API docs       ${api}/api/docs   (OpenAPI JSON: ${api}/api/docs/openapi.json)`,
+    );
+    const password = /sign in as\s+demo@backplane\.local \/ (\S{16})\s+\(password shown only this once/.exec(
+      banner.join('\n'),
+    )?.[1];
+    expect(password, banner.join('\n')).toBeDefined();
+    expect(run.output().split(password!)).toHaveLength(2); // printed once
+    // the apps' JSON log lines are in DATA_DIR/logs, not on the terminal; request lines not even there (debug)
+    expect(run.output()).not.toMatch(/^\{"level":"(info|debug)"/m);
+    for (const app of ['api', 'worker', 'gateway']) {
+      const log = readFileSync(join(dataDir, 'logs', `${app}.log`), 'utf8');
+      expect(log, app).toMatch(/^\{"level":"info"/m);
+    }
+    expect(readFileSync(join(dataDir, 'logs', 'api.log'), 'utf8')).not.toContain('request completed');
+    // the OpenAPI document is where the banner and the README say
+    const openapi = await fetch(`${api}/api/docs/openapi.json`);
+    expect(openapi.status).toBe(200);
+    expect(((await openapi.json()) as { openapi: string }).openapi).toMatch(/^3\./);
     for (const port of [env['API_PORT'], env['GATEWAY_PORT'], env['WORKER_PORT']]) {
       expect(await status(`http://127.0.0.1:${port}/healthz`)).toBe(200);
       expect(await status(`http://127.0.0.1:${port}/readyz`)).toBe(200);
@@ -191,7 +229,7 @@ describe('npm start (dev stack on embedded defaults, demo fleet through real tun
       vpn = openvpnPids(run.child.pid);
       expect(vpn).toHaveLength(6);
     } else {
-      expect(run.output()).toMatch(/tunnels\s+none: the gateway runs its FAKE management server/);
+      expect(run.output()).toMatch(/tunnels\s+EMULATED: the gateway runs its FAKE management server/);
     }
 
     run.child.kill('SIGINT');
@@ -216,6 +254,9 @@ describe('npm start (dev stack on embedded defaults, demo fleet through real tun
     expect(run.output()).not.toContain('initdb');
     expect(readFileSync(join(dataDir, 'gateway', 'identity.json'), 'utf8')).toBe(identity);
     expect(run.output()).toContain('enrolled (identity kept in DATA_DIR/gateway/identity.json)');
+    const tail = await lastLines(run, 25, 0);
+    expect(tail.at(-1)).toBe('Ctrl-C stops everything.');
+    expect(tail.join('\n')).toMatch(/sign in as\s+demo@backplane\.local \(its password was shown at the first start\)/);
     if (realTunnels) {
       expect(run.output()).toContain(`removed what an earlier npm start left behind: ${stale}`);
       expect(namespacesOf(dead)).toEqual([]);

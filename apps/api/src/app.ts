@@ -51,6 +51,7 @@ export async function createApiApp(deps: ApiDeps): Promise<ApiApp> {
     logger: deps.logger,
     bodyLimit: deps.config.API_BODY_LIMIT,
     trustProxy: deps.config.TRUST_PROXY,
+    requestLogLevel: deps.config.LOG_REQUEST_LEVEL,
   });
   const fastify = app.getHttpAdapter().getInstance();
   const routes: RouteInfo[] = [];

@@ -273,7 +273,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const before = new Map(EXIT_SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
   const app = await createHttpApp(
     GatewayModule.register({ checks, registry: o.registry, shutdown: () => stopParts() }),
-    { logger: log },
+    { logger: log, requestLogLevel: o.config.LOG_REQUEST_LEVEL },
   );
   // Nest's own signal handlers (enableShutdownHooks): replaced by exitOnSignals() in the process
   const nestSignalHandlers = EXIT_SIGNALS.flatMap((s) =>

@@ -21,7 +21,10 @@ async function main(): Promise<void> {
     logger.warn(
       '*** GATEWAY NOT ENROLLED: openvpn is not started and no tunnel is accepted. Create a region and an enrollment token (POST /api/v1/regions/{id}/enrollment-tokens), then restart with GATEWAY_ENROLLMENT_TOKEN=<token> ***',
     );
-    const app = await createHttpApp(GatewayModule.register({ checks: [redisCheck(redis)], registry }), { logger });
+    const app = await createHttpApp(GatewayModule.register({ checks: [redisCheck(redis)], registry }), {
+      logger,
+      requestLogLevel: config.LOG_REQUEST_LEVEL,
+    });
     const close = app.close.bind(app);
     app.close = async () => {
       await close();

@@ -124,6 +124,7 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
       header={{ height: 60 }}
       navbar={{ width: 240, breakpoint: 'sm', collapsed: { mobile: !opened } }}
       padding="md"
+      className="app-root"
     >
       <a href="#main" className="skip-link">
         Skip to content
@@ -162,22 +163,24 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
           </Group>
         </Group>
       </AppShell.Header>
-      <AppShell.Navbar p="xs" component="nav" aria-label="Main">
-        <VisuallyHidden>
-          <h2>Navigation</h2>
-        </VisuallyHidden>
-        {nav
-          .filter((n) => n.show)
-          .map((n) => (
-            <NavLink
-              key={n.href}
-              component={Link}
-              href={n.href}
-              label={n.label}
-              active={n.active}
-              aria-current={n.active ? 'page' : undefined}
-            />
-          ))}
+      <AppShell.Navbar p="xs" component="nav" aria-label="Main" className="app-navbar">
+        <div className="app-navbar-links">
+          <VisuallyHidden>
+            <h2>Navigation</h2>
+          </VisuallyHidden>
+          {nav
+            .filter((n) => n.show)
+            .map((n) => (
+              <NavLink
+                key={n.href}
+                component={Link}
+                href={n.href}
+                label={n.label}
+                active={n.active}
+                aria-current={n.active ? 'page' : undefined}
+              />
+            ))}
+        </div>
       </AppShell.Navbar>
       <AppShell.Main id="main" tabIndex={-1}>
         <SessionContext.Provider value={session}>{page}</SessionContext.Provider>

@@ -1,4 +1,4 @@
-import { Anchor, Badge, Button, Group, Progress, Table, Text } from '@mantine/core';
+import { Anchor, Badge, Button, Group, Progress, Table, Text, UnstyledButton } from '@mantine/core';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, errorText, type Page } from './api';
 import { useTenantEvents } from './realtime';
@@ -180,10 +180,28 @@ export function JobState({ job }: { job: Pick<Job, 'state'> }) {
   );
 }
 
+/** A step detail that is JSON (a run-command answer) indented for reading; other text as it is. */
+function pretty(detail: string): string {
+  if (!/^[[{]/.test(detail)) return detail;
+  try {
+    return JSON.stringify(JSON.parse(detail), null, 2);
+  } catch {
+    return detail;
+  }
+}
+
+/**
+ * A job's progress bar and its last step (or error). A long step detail (a run-command answer
+ * can be pages of JSON) stays one truncated line inside the column, so the table keeps its
+ * width; "Show all" opens the whole text in place, wrapped and scrollable.
+ */
 export function JobProgress({ job }: { job: Job }) {
+  const [open, setOpen] = useState(false);
   const step = job.steps.at(-1);
+  const text = job.error ?? (step ? `${step.name}${step.detail ? `: ${step.detail}` : ''}` : job.state);
+  const long = text.length > 60;
   return (
-    <div style={{ minWidth: 140 }}>
+    <div className="job-progress">
       <Progress
         value={job.state === 'succeeded' ? 100 : job.progress}
         color={JOB_COLOR[job.state] ?? 'blue'}
@@ -191,9 +209,26 @@ export function JobProgress({ job }: { job: Job }) {
         aria-label={`Progress of ${job.kind}`}
         size="sm"
       />
-      <Text size="xs" c="dimmed" mt={2} truncate>
-        {job.error ?? (step ? `${step.name}${step.detail ? `: ${step.detail}` : ''}` : job.state)}
-      </Text>
+      <Group gap={4} wrap="nowrap" mt={2} align="baseline">
+        <Text size="xs" c="dimmed" truncate title={long ? undefined : text} style={{ flex: 1, minWidth: 0 }}>
+          {text}
+        </Text>
+        {long && (
+          <UnstyledButton
+            className="job-detail-toggle"
+            aria-expanded={open}
+            aria-label={open ? `Show less of the ${job.kind} result` : `Show the whole result of ${job.kind}`}
+            onClick={() => setOpen((o) => !o)}
+          >
+            {open ? 'Show less' : 'Show all'}
+          </UnstyledButton>
+        )}
+      </Group>
+      {long && open && (
+        <pre className="job-detail" data-testid="job-detail">
+          {job.error ?? (step ? `${step.name}:\n${pretty(step.detail ?? '')}` : text)}
+        </pre>
+      )}
     </div>
   );
 }
@@ -218,8 +253,8 @@ export function JobsTable({
             {showSite && <Table.Th>Site</Table.Th>}
             <Table.Th miw={120}>State</Table.Th>
             <Table.Th>Progress</Table.Th>
-            <Table.Th>Requested by</Table.Th>
-            <Table.Th>Created</Table.Th>
+            <Table.Th w={160}>Requested by</Table.Th>
+            <Table.Th w={180}>Created</Table.Th>
           </Table.Tr>
         </Table.Thead>
         <Table.Tbody>

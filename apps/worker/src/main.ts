@@ -55,9 +55,7 @@ async function main(): Promise<void> {
   await backups.start();
   const app = await createHttpApp(
     WorkerModule.register({ checks: [postgresCheck(() => pingDatabase(ds)), redisCheck(redis)], registry }),
-    {
-      logger,
-    },
+    { logger, requestLogLevel: config.LOG_REQUEST_LEVEL },
   );
   const close = app.close.bind(app);
   app.close = async () => {

@@ -4,13 +4,14 @@ import { loadSecrets, type Secrets } from './secrets';
 const COMMON = [
   'NODE_ENV',
   'LOG_LEVEL',
+  'LOG_REQUEST_LEVEL',
   'DATA_DIR',
   'DATABASE_URL',
   'DATABASE_APP_URL',
   'DATABASE_POOL_SIZE',
   'REDIS_URL',
 ] as const;
-const EDGE = ['NODE_ENV', 'LOG_LEVEL', 'DATA_DIR', 'REDIS_URL'] as const;
+const EDGE = ['NODE_ENV', 'LOG_LEVEL', 'LOG_REQUEST_LEVEL', 'DATA_DIR', 'REDIS_URL'] as const;
 
 export function loadApiConfig(env: Env = processEnv()) {
   return parseVars(

@@ -1,4 +1,4 @@
-export { VARS, type VarName, type VarSpec, type VarValue } from './schema';
+export { defaultCell, VARS, type VarName, type VarSpec, type VarValue } from './schema';
 export { ConfigError, parseVars, processEnv, secretNames, type ConfigOf, type Env } from './load';
 export {
   loadSecrets,

@@ -19,6 +19,17 @@ function defineVar<T extends z.ZodType>(spec: VarSpec<T>): VarSpec<T> {
   return spec;
 }
 
+/**
+ * The README's "Default" cell: the default, else whether the product starts without it. Read
+ * from the schema itself (does it accept an unset variable?), so an optional variable such as
+ * BOOTSTRAP_OWNER_EMAIL or GEOIP_DATABASE is never listed as required (the description says
+ * what happens when it is unset, e.g. a secret generated into secrets.json).
+ */
+export function defaultCell(v: VarSpec): string {
+  if (v.defaultText) return `\`${v.defaultText}\``;
+  return v.schema.safeParse(undefined).success ? 'optional' : 'required';
+}
+
 const port = z.coerce.number().int().min(1).max(65535);
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -41,6 +52,14 @@ export const VARS = {
     name: 'LOG_LEVEL',
     schema: logLevel.default('info'),
     description: 'pino log level.',
+    secret: false,
+    defaultText: 'info',
+  }),
+  LOG_REQUEST_LEVEL: defineVar({
+    name: 'LOG_REQUEST_LEVEL',
+    schema: logLevel.default('info'),
+    description:
+      "Level of the one log line written per HTTP request (method, route, status, time). Below LOG_LEVEL it is not written; `npm start` uses `debug`, so the demo routers' polling stays out of the logs.",
     secret: false,
     defaultText: 'info',
   }),

@@ -2,7 +2,8 @@ import type { IncomingMessage } from 'node:http';
 import type { DynamicModule, INestApplication, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { Logger } from 'pino';
+import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Level, Logger } from 'pino';
 import { correlationIdFrom, NestPinoLogger, withCorrelation } from './logger';
 
 export interface HttpAppOptions {
@@ -10,6 +11,8 @@ export interface HttpAppOptions {
   readonly bodyLimit?: number;
   /** TRUST_PROXY: '' (off), a hop count, or comma-separated proxy addresses/CIDRs. */
   readonly trustProxy?: string;
+  /** LOG_REQUEST_LEVEL: the level of the one line logged per request (default info). */
+  readonly requestLogLevel?: Level | 'silent';
 }
 
 /** Fastify's trustProxy from the TRUST_PROXY setting; never `true` (that trusts anyone). */
@@ -25,8 +28,31 @@ export function trustProxySetting(
 }
 
 /**
+ * Fastify's request log lines: one per request when it is answered (not also one when it
+ * arrives), at LOG_REQUEST_LEVEL; a request that failed is still logged as an error.
+ */
+class RequestLogController extends LogController {
+  constructor(private readonly level: Level | 'silent') {
+    super();
+  }
+
+  override incomingRequest(): void {
+    // the completion line carries the method and url too
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) {
+      reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    } else if (this.level !== 'silent') {
+      reply.log[this.level]({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    }
+  }
+}
+
+/**
  * A Nest application on Fastify with pino request logging and a correlation id per
  * request (taken from a sane `x-request-id` or generated, echoed back in the reply).
+ * Each request is logged once, when answered, at `requestLogLevel`.
  */
 export async function createHttpApp(root: Type<unknown> | DynamicModule, options: HttpAppOptions) {
   const adapter = new FastifyAdapter({
@@ -34,6 +60,7 @@ export async function createHttpApp(root: Type<unknown> | DynamicModule, options
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     trustProxy: trustProxySetting(options.trustProxy),
     genReqId: (req: IncomingMessage) => correlationIdFrom(req.headers['x-request-id']),
+    logController: new RequestLogController(options.requestLogLevel ?? 'info'),
   });
   const instance = adapter.getInstance();
   instance.addHook('onRequest', (req, reply, done) => {

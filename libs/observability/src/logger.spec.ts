@@ -55,3 +55,29 @@ describe('TRUST_PROXY', () => {
     expect(trustProxySetting('10.0.0.0/8, 192.0.2.7')).toEqual(['10.0.0.0/8', '192.0.2.7']);
   });
 });
+
+describe('request log lines (LOG_REQUEST_LEVEL)', () => {
+  async function requestLines(requestLogLevel?: 'info' | 'debug') {
+    const { createHttpApp } = await import('./http');
+    const { Module } = await import('@nestjs/common');
+    @Module({})
+    class Empty {}
+    const { lines, destination } = capture();
+    const logger = createLogger({ app: 't', level: 'info', destination });
+    const app = await createHttpApp(Empty, { logger, ...(requestLogLevel ? { requestLogLevel } : {}) });
+    await app.init();
+    await app.getHttpAdapter().getInstance().inject({ method: 'GET', url: '/nothing-here' });
+    await app.close();
+    return lines.filter((l) => typeof l['msg'] === 'string' && /request/.test(l['msg']));
+  }
+
+  it('writes one line per request, when answered, at info by default', async () => {
+    const lines = await requestLines();
+    expect(lines.map((l) => [l['level'], l['msg']])).toEqual([['info', 'request completed']]);
+    expect(lines[0]).toMatchObject({ res: { statusCode: 404 }, req: { method: 'GET', url: '/nothing-here' } });
+  });
+
+  it('at debug (what npm start sets) it stays out of an info log', async () => {
+    expect(await requestLines('debug')).toEqual([]);
+  });
+});

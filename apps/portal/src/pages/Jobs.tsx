@@ -80,12 +80,14 @@ export function BatchPage({ batchId }: { batchId: string }) {
   );
   const list = useJobList({ batchId });
   const names = useSiteNames(list.items.map((j) => j.siteId));
-  // Totals follow the jobs' events (re-read at most twice a second).
+  // Totals follow the jobs' events (re-read at most twice a second), and are read again
+  // whenever the live link could not replay what it missed (first connect, long outage): the
+  // job rows reload then too, so both stay in step (a summary at "0 of 5" beside finished rows).
   const [stale, setStale] = useState(0);
+  const { reload } = batch;
   useTenantEvents((e) => {
     if (e.type === 'job.progress' && e.data.batchId === batchId) setStale((n) => n + 1);
-  });
-  const { reload } = batch;
+  }, reload);
   useEffect(() => {
     if (!stale) return;
     const t = setTimeout(reload, 500);
@@ -109,7 +111,7 @@ export function BatchPage({ batchId }: { batchId: string }) {
         Batch: {b.kind} on {b.total} site{b.total === 1 ? '' : 's'}
       </Title>
       <Card withBorder>
-        <Text size="sm" mb="xs">
+        <Text size="sm" mb="xs" data-testid="batch-summary">
           {b.finished} of {b.total} finished{b.done ? ' — done' : ''} · started {when(b.createdAt)}
         </Text>
         <Progress.Root size="lg" aria-label="Batch progress">

@@ -8,6 +8,7 @@ import { usePlatformNames } from '../names';
 import { useSiteStream, useTenantEvents } from '../realtime';
 import { Link, navigate } from '../router';
 import { tenantPath, useSession } from '../session';
+import { bytes, duration, ms, percent } from '../format';
 import { ago, siteState, STATE_COLOR, useLoad, when } from '../util';
 import { Backups } from './site/Backups';
 import { CommandConsole } from './site/Console';
@@ -25,14 +26,6 @@ interface Tunnel {
   latencyMs?: number | null;
 }
 
-function duration(seconds: number | null | undefined): string {
-  if (seconds === null || seconds === undefined) return '—';
-  const d = Math.floor(seconds / 86400);
-  const h = Math.floor((seconds % 86400) / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  return d ? `${d}d ${h}h ${m}m` : h ? `${h}h ${m}m` : `${m}m ${Math.floor(seconds % 60)}s`;
-}
-
 interface TunnelEvent {
   id: string;
   type: string;
@@ -46,16 +39,6 @@ interface TunnelEvent {
   at: string;
 }
 
-function bytes(n: number | null): string {
-  if (n === null) return '—';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]!}`;
-}
 type Live = { identity: string | null; resources: Record<string, string> } | { unavailable: string };
 
 export function SitePage({ siteId }: { siteId: string }) {
@@ -241,10 +224,7 @@ export function SitePage({ siteId }: { siteId: string }) {
                   ? `${bytes(sample?.tunnelBytesIn ?? tun?.bytesIn ?? null)} in / ${bytes(sample?.tunnelBytesOut ?? tun?.bytesOut ?? null)} out`
                   : '—',
               ],
-              [
-                'Latency',
-                (sample?.latencyMs ?? tun?.latencyMs) != null ? `${sample?.latencyMs ?? tun?.latencyMs} ms` : '—',
-              ],
+              ['Latency', ms(sample?.latencyMs ?? tun?.latencyMs)],
               [
                 'Last seen',
                 `${ago(s.status.lastSeenAt)}${s.status.lastSeenAt ? ` (${when(s.status.lastSeenAt)})` : ''}`,
@@ -275,11 +255,11 @@ export function SitePage({ siteId }: { siteId: string }) {
               ['RouterOS version', liveData?.resources['version'] ?? s.status.routerosVersion ?? '—'],
               ['Board', liveData?.resources['board-name'] ?? s.status.board ?? '—'],
               ['Uptime', sample?.uptimeSeconds != null ? duration(sample.uptimeSeconds) : (res?.['uptime'] ?? '—')],
-              ['CPU load', cpu !== null && !Number.isNaN(cpu) ? `${cpu} %` : '—'],
+              ['CPU load', percent(cpu)],
               [
                 'Memory',
                 memUsed !== null && memTotal && !Number.isNaN(memUsed)
-                  ? `${bytes(memUsed)} of ${bytes(memTotal)} (${Math.round((100 * memUsed) / memTotal)} %)`
+                  ? `${bytes(memUsed)} of ${bytes(memTotal)} (${percent((100 * memUsed) / memTotal)})`
                   : '—',
               ],
               ['Tags', s.tags.length ? s.tags.join(', ') : '—'],

@@ -1,23 +1,13 @@
-import { AreaChart, LineChart } from '@mantine/charts';
+import { LineChart } from '@mantine/charts';
 import { Card, Group, ScrollArea, SegmentedControl, Select, SimpleGrid, Stack, Text, Title } from '@mantine/core';
 import type { LogLine, TelemetryHistory, TelemetryRange } from '@backplane/contracts';
 import { useEffect, useRef, useState } from 'react';
 import { api, ApiError } from '../../api';
 import { useSiteStream } from '../../realtime';
+import { bits, ms, percent } from '../../format';
 import { useLoad } from '../../util';
 
 const WINDOW = 60;
-
-export function bits(n: number | null | undefined): string {
-  if (n === null || n === undefined) return '—';
-  const units = ['bit/s', 'kbit/s', 'Mbit/s', 'Gbit/s'];
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]!}`;
-}
 
 interface Point {
   time: string;
@@ -241,6 +231,7 @@ export function History({ base }: { base: string }) {
                 ]}
                 withDots={false}
                 connectNulls
+                valueFormatter={(v) => percent(v)}
                 yAxisProps={{ domain: [0, 100] }}
               />
             </div>
@@ -248,7 +239,10 @@ export function History({ base }: { base: string }) {
               <Text size="sm" fw={500}>
                 Traffic (all interfaces)
               </Text>
-              <AreaChart
+              {/* A LineChart, not Mantine's AreaChart: that one wraps each area in a Fragment,
+                  which recharts 2 does not see through under React 19 (react-is 18), so it drew
+                  nothing at all. */}
+              <LineChart
                 h={160}
                 data={points}
                 dataKey="time"
@@ -259,7 +253,7 @@ export function History({ base }: { base: string }) {
                 withDots={false}
                 connectNulls
                 valueFormatter={(v) => bits(v)}
-                yAxisProps={{ width: 80 }}
+                yAxisProps={{ width: 90 }}
               />
             </div>
             <div>
@@ -273,6 +267,8 @@ export function History({ base }: { base: string }) {
                 series={[{ name: 'latency', label: 'Latency', color: 'cyan.6' }]}
                 withDots={false}
                 connectNulls
+                valueFormatter={(v) => ms(v)}
+                yAxisProps={{ width: 70 }}
               />
             </div>
           </SimpleGrid>
