@@ -3,7 +3,6 @@ import { API_DEPS, type ApiDeps } from '../deps';
 import { LiveController } from '../live/live.controller';
 import { LiveService } from '../live/live.service';
 import { GatewayLinkService, GatewaySitesController } from './gateway-link.controller';
-import { GatewaySweep } from './gateway-sweep';
 import { PkiController } from './pki.controller';
 import { PkiService } from './pki.service';
 import { RegionSelectionService } from './region-selection.service';
@@ -29,9 +28,8 @@ export class GatewayLinkModule {
         LiveService,
         RegionSelectionService,
         PkiService,
-        GatewaySweep,
       ],
-      exports: [RegionSelectionService, PkiService, GatewaySweep],
+      exports: [RegionSelectionService, PkiService],
     };
   }
 }
