@@ -23,7 +23,7 @@ describe('telemetry storage, downsampling and history', () => {
     new TelemetryMaintenance({
       db: cp.h.db,
       logger: createLogger({ app: 'worker-test', level: 'warn' }),
-      config: loadWorkerConfig({ DATABASE_URL: cp.h.tdb.url }),
+      config: loadWorkerConfig({ DATABASE_URL: cp.h.tdb.url, REDIS_URL: testSettings().redisUrl }),
     });
   let gwA: { id: string; credential: string };
   let gwB: { id: string; credential: string };

@@ -98,6 +98,8 @@ export class JobRunner {
   /** Open jobs in state `waiting`, counted by the last reconcile. */
   private waitingForSite = 0;
   private draining = false;
+  /** When the jobs running here started (the row read before the start does not say). */
+  private readonly began = new Map<string, number>();
 
   constructor(
     private readonly services: WorkerServices,
@@ -209,7 +211,7 @@ export class JobRunner {
     });
     if (!made) return;
     this.metrics?.finished.inc({ kind: row.kind, state });
-    const began = row.startedAt?.getTime();
+    const began = row.startedAt?.getTime() ?? this.began.get(row.id);
     if (began !== undefined) this.metrics?.duration.observe({ kind: row.kind }, (Date.now() - began) / 1000);
     await this.emit(row, state, { ...(state === 'succeeded' ? { progressPercent: 100 } : {}), error });
   }
@@ -287,6 +289,7 @@ export class JobRunner {
       return { failed: message };
     } finally {
       clearInterval(lock.renew);
+      this.began.delete(jobId);
       if (release) await this.releaseSiteLock(jobId);
     }
   }
@@ -344,6 +347,7 @@ export class JobRunner {
     });
     if (!begun) return { skipped: true };
     const { started, creds } = begun;
+    this.began.set(jobId, started.startedAt?.getTime() ?? Date.now());
     await this.emit(started, 'running', { progressPercent: started.progress });
     const payload = parsePayload(started.kind, started.payload);
     const ctx = new JobContext(this.services, scope, started, payload, { siteId, credentials: creds });
