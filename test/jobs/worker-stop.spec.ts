@@ -24,7 +24,9 @@ import { startRouter, type SimRouter } from '../../apps/routeros-sim/src';
 import { freePort, startControlPlane, type ControlPlane, type TestSite } from '../gateway/control-plane';
 
 const ROOT = resolve(__dirname, '../..');
-const MAIN = process.env['BP_TEST_WORKER_MAIN'] ?? 'dist/apps/worker/src/main.js';
+const BUILT = 'dist/apps/worker/src/main.js';
+// eslint-disable-next-line no-restricted-syntax -- a test switch, not app configuration
+const MAIN = process.env['BP_TEST_WORKER_MAIN'] ?? BUILT;
 const encryptionKeys = `test:${randomBytes(32).toString('base64')}`;
 const verifierKey = randomBytes(32).toString('base64url');
 
@@ -52,7 +54,6 @@ describe('worker SIGTERM', () => {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
-        PATH: process.env['PATH'] ?? '',
         DATABASE_URL: cp.h.tdb.url,
         REDIS_URL: testSettings().redisUrl,
         REDIS_PREFIX: cp.h.prefix,
@@ -69,8 +70,8 @@ describe('worker SIGTERM', () => {
       },
     });
     let out = '';
-    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((r) =>
       proc.once('exit', (code, signal) => r({ code, signal, at: Date.now() })),
     );
@@ -103,7 +104,7 @@ describe('worker SIGTERM', () => {
   };
 
   beforeAll(async () => {
-    if (!process.env['BP_TEST_WORKER_MAIN']) execFileSync('npm', ['run', 'build:js'], { cwd: ROOT, stdio: 'pipe' });
+    if (MAIN === BUILT) execFileSync('npm', ['run', 'build:js'], { cwd: ROOT, stdio: 'pipe' });
     cp = await startControlPlane('127.0.0.1', { ENCRYPTION_KEYS: encryptionKeys, TUNNEL_VERIFIER_KEY: verifierKey });
     redis = new Redis(testSettings().redisUrl);
     site = await cp.addSite('site-stop');

@@ -1,60 +1,6 @@
 import 'reflect-metadata';
-import { loadApiConfig, secretNames, secretsFor } from '@backplane/config';
-import { Keyring } from '@backplane/crypto';
-import { createDataSource, Database, runMigrationsLocked, verifyKeyring } from '@backplane/db';
-import {
-  createLogger,
-  createMetricsRegistry,
-  createRedis,
-  postgresCheck,
-  redisCheck,
-  runMain,
-} from '@backplane/observability';
-import { createApiApp } from './app';
+import { loadApiConfig } from '@backplane/config';
+import { runApp } from '@backplane/observability';
+import { composeApi } from './compose';
 
-async function main(): Promise<void> {
-  const config = loadApiConfig();
-  const logger = createLogger({ app: 'api', level: config.LOG_LEVEL, secretKeys: secretNames() });
-  const secrets = secretsFor(config);
-  logger.info(
-    { secretsFile: secrets.file, generated: secrets.generated, source: secrets.source },
-    secrets.generated ? 'generated new secrets (back this file up)' : 'secrets loaded',
-  );
-
-  const db = createDataSource({
-    url: config.DATABASE_URL,
-    poolSize: config.DATABASE_POOL_SIZE,
-    applicationName: 'backplane-api',
-  });
-  await db.initialize();
-  if (config.MIGRATIONS_RUN) {
-    const applied = await runMigrationsLocked(db);
-    logger.info({ applied }, applied.length ? 'migrations applied' : 'database schema up to date');
-  }
-  const keyring = new Keyring(secrets.encryptionKeys);
-  await verifyKeyring(db, keyring, { secretsFile: secrets.file, generatedNow: secrets.generated });
-
-  const redis = createRedis(config.REDIS_URL, logger.child({ component: 'redis' }));
-  const registry = createMetricsRegistry('api');
-  const { app } = await createApiApp({
-    config,
-    secrets,
-    keyring,
-    db: new Database(db),
-    redis,
-    logger,
-    registry,
-    checks: [postgresCheck(db), redisCheck(redis)],
-    redisPrefix: config.REDIS_PREFIX,
-  });
-  const close = app.close.bind(app);
-  app.close = async () => {
-    await close();
-    redis.disconnect();
-    await db.destroy();
-  };
-  await app.listen(config.API_PORT, config.API_HOST);
-  logger.info({ url: `http://${config.API_HOST}:${config.API_PORT}`, docs: '/api/docs' }, 'api listening');
-}
-
-runMain('api', main);
+runApp('api', () => composeApi(loadApiConfig()));

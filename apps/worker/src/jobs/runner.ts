@@ -371,7 +371,7 @@ export class JobRunner {
    * menus it touches; run-command and restore may touch anything (the whole export).
    */
   private exportsOf(
-    ctx: JobContext<JobKind>,
+    ctx: JobContext,
     started: JobRow,
     payload: JobPayload<JobKind>,
   ): { record(): Promise<string>; seal(text: string): string } | undefined {
