@@ -1,12 +1,14 @@
 /**
- * The offline sweep (apps/api/src/gateway-link/gateway-sweep.ts) over a fleet of online
- * sites, on the real api's provider against PostgreSQL and Redis: a round where every site
+ * The offline sweep (apps/worker/src/schedules/gateway-sweep.ts) over a fleet of online
+ * sites, as the worker's schedule runs it, against PostgreSQL and Redis: a round where every site
  * is still registered (the every-30-s case), a round where a gateway died and every site is
  * lost (offline + tunnel event + realtime event each), next to an empty round (fixed cost)
  * measured in the same run.
  */
 import { tunnelKey } from '@backplane/gateway-link';
-import { GatewaySweep } from '../../apps/api/src/gateway-link/gateway-sweep';
+import { createLogger } from '@backplane/observability';
+import { RealtimePublisher } from '@backplane/realtime';
+import { GatewaySweep } from '../../apps/worker/src/schedules';
 import { startBenchApi } from './api-app';
 import type { BenchSection } from './types';
 
@@ -19,14 +21,20 @@ function median(xs: number[]): number {
 }
 
 export default async function bench(): Promise<BenchSection> {
-  const api = await startBenchApi(
-    // the timers stay out of the way: the bench calls the sweep itself
-    { GATEWAY_SWEEP_INTERVAL: '3600', REGION_HEALTH_INTERVAL: '86400', LOG_LEVEL: 'error' },
-    { quiet: true },
-  );
-  const { app, ds, redis, prefix } = api;
+  const api = await startBenchApi({ LOG_LEVEL: 'error' }, { quiet: true });
+  const { app, ds, db, redis, prefix } = api;
   await app.init();
-  const sweep = app.get(GatewaySweep, { strict: false });
+  // the bench calls the sweep itself (no schedule)
+  const sweep = new GatewaySweep(
+    {
+      db,
+      redis,
+      redisPrefix: prefix,
+      logger: createLogger({ app: 'bench', level: 'error' }),
+      config: { GATEWAY_DOWN_AFTER: 90 },
+    },
+    new RealtimePublisher({ redis, prefix }),
+  );
   try {
     const [tenant] = await ds.query<{ id: string }[]>(
       `INSERT INTO tenants (slug, name) VALUES ('bench', 'Bench') RETURNING id`,
@@ -87,7 +95,7 @@ export default async function bench(): Promise<BenchSection> {
         '| --- | ---: | ---: |',
         ...rows.map(([name, ms, ratio]) => `| ${name} | ${ms.toFixed(1)} | ${ratio.toFixed(1)} |`),
         '',
-        `One sweep as the api runs it every GATEWAY_SWEEP_INTERVAL (30 s) under its advisory lock: one query for the online sites, one Redis pipeline of EXISTS, one set-based \`bp_sites_lost\` statement for the lost sites (offline + a \`disconnect\`/\`gateway-lost\` event each), then, after the commit, one sequenced realtime \`site.status\` publish per lost site (a Redis EVAL each, in order). Median of ${ROUNDS} rounds (the lost round runs once). ${(lostMs / SITES).toFixed(2)} ms per lost site; target: a round with every site registered stays far below the 30 s interval.`,
+        `One sweep as the worker's schedule runs it every GATEWAY_SWEEP_INTERVAL (30 s) under its advisory lock: one query for the online sites, one Redis pipeline of EXISTS, one set-based \`bp_sites_lost\` statement for the lost sites (offline + a \`disconnect\`/\`gateway-lost\` event each), then, after the commit, one sequenced realtime \`site.status\` publish per lost site (a Redis EVAL each, in order). Median of ${ROUNDS} rounds (the lost round runs once). ${(lostMs / SITES).toFixed(2)} ms per lost site; target: a round with every site registered stays far below the 30 s interval.`,
       ].join('\n'),
     };
   } finally {

@@ -1,5 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { loadWorkerConfig } from '@backplane/config';
+import { connectionFromUrl } from '@backplane/jobs';
+import { createLogger } from '@backplane/observability';
+import { RealtimePublisher } from '@backplane/realtime';
+import { testSettings } from '@backplane/testing';
+import { workerSchedules, type WorkerSchedules } from '../../apps/worker/src/schedules';
 import { bootstrap, startApi, type Harness } from '../api/harness';
 
 export interface ControlPlane {
@@ -118,4 +124,30 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * The worker's schedules (offline sweep, region health, telemetry maintenance; scheduled
+ * backups off unless `BACKUP_CRON` is given) against the harness's database and Redis prefix,
+ * as a worker process runs them. `stop()` stops this worker's ticks; the job schedulers stay.
+ */
+export async function startSchedules(h: Harness, env: Record<string, string> = {}): Promise<WorkerSchedules> {
+  const config = loadWorkerConfig({
+    DATABASE_URL: h.tdb.url,
+    REDIS_URL: testSettings().redisUrl,
+    REDIS_PREFIX: h.prefix,
+    BACKUP_CRON: 'off',
+    ...env,
+  });
+  const s = workerSchedules({
+    config,
+    db: h.db,
+    redis: h.redis,
+    redisPrefix: h.prefix,
+    queue: { connection: connectionFromUrl(testSettings().redisUrl), prefix: `${h.prefix}bull` },
+    logger: createLogger({ app: 'worker-test', level: 'warn' }),
+    realtime: new RealtimePublisher({ redis: h.redis, prefix: h.prefix }),
+  });
+  await s.start();
+  return s;
 }

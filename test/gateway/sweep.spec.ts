@@ -1,6 +1,7 @@
 /**
- * The control plane's offline sweep and region health check, against the real api
- * (PostgreSQL, Redis) and real gateways (fake openvpn management server):
+ * The control plane's offline sweep and region health check (worker schedules), against the
+ * real api and worker schedules (PostgreSQL, Redis) and real gateways (fake openvpn
+ * management server):
  * - a gateway that stops refreshing its tunnel registry (its entries expire; short TTL
  *   here) leaves its sites online in the database until the sweep marks them offline
  *   with a `disconnect` event (`gateway-lost`) and a realtime `site.status` event;
@@ -20,12 +21,13 @@ import type { FakeOpenVpnServer } from '@backplane/openvpn';
 import { testSettings, until } from '@backplane/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GatewaySweep } from '../../apps/api/src/gateway-link/gateway-sweep';
 import { startGateway, type Gateway } from '../../apps/gateway/src/gateway';
-import { freePort, startControlPlane, type ControlPlane, type TestSite } from './control-plane';
+import type { WorkerSchedules } from '../../apps/worker/src/schedules';
+import { freePort, startControlPlane, startSchedules, type ControlPlane, type TestSite } from './control-plane';
 
 describe('offline sweep and region health', () => {
   let cp: ControlPlane;
+  let worker: WorkerSchedules;
   let redis: Redis;
   const dirs: string[] = [];
   const gateways: Gateway[] = [];
@@ -93,7 +95,8 @@ describe('offline sweep and region health', () => {
   }
 
   beforeAll(async () => {
-    cp = await startControlPlane('127.0.0.1', {
+    cp = await startControlPlane('127.0.0.1', { GATEWAY_DOWN_AFTER: '10' });
+    worker = await startSchedules(cp.h, {
       GATEWAY_SWEEP_INTERVAL: '1',
       REGION_HEALTH_INTERVAL: '1',
       GATEWAY_DOWN_AFTER: '10',
@@ -104,6 +107,7 @@ describe('offline sweep and region health', () => {
 
   afterAll(async () => {
     for (const g of gateways) await g.close().catch(() => undefined);
+    await worker?.stop();
     redis?.disconnect();
     await cp?.close();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -210,7 +214,7 @@ describe('offline sweep and region health', () => {
   }, 60_000);
 
   it('one replica at a time: while another holds the sweep lock, a sweep skips its round', async () => {
-    const sweep = cp.h.app.get(GatewaySweep, { strict: false });
+    const sweep = worker.sweep;
     const other = cp.h.ds.createQueryRunner();
     await other.connect();
     try {
@@ -219,7 +223,7 @@ describe('offline sweep and region health', () => {
       expect(await sweep.sweepSites()).toBeNull();
       expect(await sweep.checkRegions()).toBeNull();
       await other.query(`SELECT pg_advisory_unlock_all()`);
-      // (this api's own timers sweep every second too: the next free round is ours)
+      // (the worker's schedules sweep every second too: the next free round is ours)
       const swept = await until(async () => (await sweep.sweepSites()) ?? undefined, 5000, 'a sweep');
       expect(swept.offline).toEqual([]);
       const checked = await until(async () => (await sweep.checkRegions()) ?? undefined, 5000, 'a region check');

@@ -1,3 +1,4 @@
+import type { Registry } from 'prom-client';
 import { randomBytes } from 'node:crypto';
 import { Keyring } from '@backplane/crypto';
 import { connectionFromUrl } from '@backplane/jobs';
@@ -29,7 +30,8 @@ export interface JobsWorld {
   keyring: Keyring;
   api(method: string, path: string, body?: unknown, headers?: Record<string, string>): ReturnType<Harness['call']>;
   addSite(name: string, opts?: { version?: string; tags?: string[]; latestVersion?: string }): Promise<string>;
-  startRunner(concurrency?: number): JobRunner;
+  /** An in-process worker; `metrics`: where it registers its job metrics. */
+  startRunner(concurrency?: number, metrics?: Registry): JobRunner;
   job(id: string): Promise<Record<string, unknown> & { state: string }>;
   waitJob(id: string, states?: string[], ms?: number): Promise<Record<string, unknown> & { state: string }>;
   close(): Promise<void>;
@@ -105,7 +107,7 @@ export async function jobsWorld(extraEnv: Record<string, string> = {}): Promise<
       if (c.status !== 204) throw new Error(JSON.stringify(c.body));
       return id;
     },
-    startRunner(concurrency = 4) {
+    startRunner(concurrency = 4, metrics?: Registry) {
       const runner = new JobRunner(
         {
           db: h.db,
@@ -125,6 +127,7 @@ export async function jobsWorld(extraEnv: Record<string, string> = {}): Promise<
           concurrency,
           reconcileEveryMs: 2000,
           lockDurationMs: 4000,
+          ...(metrics ? { metrics } : {}),
         },
       );
       runner.start();

@@ -15,7 +15,7 @@ import { replaySince } from '@backplane/realtime';
 import { testSettings } from '@backplane/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScript, startRouter, type SimRouter } from '../../apps/routeros-sim/src';
-import { BackupScheduler } from '../../apps/worker/src/jobs/scheduled';
+import { BackupScheduler, Schedules } from '../../apps/worker/src/schedules';
 import { jobsWorld, type JobsWorld } from './fixture';
 
 let w: JobsWorld;
@@ -261,14 +261,29 @@ describe('scheduled backups', () => {
     const notOnboarded = await w.addSite('sched-not-onboarded');
     const conn = { connection: connectionFromUrl(testSettings().redisUrl), prefix: `${w.h.prefix}bull` };
     const logger = createLogger({ app: 'scheduler-test', level: 'warn' });
-    const workers = [
-      new BackupScheduler(w.h.db, conn, '*/2 * * * * *', logger, w.events),
-      new BackupScheduler(w.h.db, conn, '*/2 * * * * *', logger, w.events),
-    ];
+    // two worker processes' schedules: the scheduled-backups job scheduler on a 2-second cron
+    const backups = [0, 1].map(() => new BackupScheduler(w.h.db, conn, logger, w.events));
+    const workers = backups.map(
+      (b) =>
+        new Schedules([{ name: 'scheduled-backups', repeat: { cron: '*/2 * * * * *' }, run: (at) => b.tick(at) }], {
+          queue: conn,
+          logger,
+          reconcileEveryMs: 1000,
+        }),
+    );
     const t0 = Date.now();
     await Promise.all(workers.map((s) => s.start()));
     await new Promise((r) => setTimeout(r, 7000));
-    await Promise.all(workers.map((s) => s.close()));
+    await Promise.all(workers.map((s) => s.stop()));
+    await Promise.all(backups.map((b) => b.close()));
+    // the job scheduler stays in Redis for the other workers; removed here so nothing ticks on
+    const off = new Schedules([{ name: 'scheduled-backups', repeat: 'off', run: () => Promise.resolve() }], {
+      queue: conn,
+      logger,
+      reconcileEveryMs: 0,
+    });
+    await off.reconcile();
+    await off.stop();
     const elapsed = Date.now() - t0;
 
     const jobs = await w.h.ds.query<{ site_id: string; idempotency_key: string; id: string }[]>(
@@ -302,7 +317,7 @@ describe('scheduled backups', () => {
 
     // A change on one site: the next tick stores a new version for it only.
     expect((await runScript(a.r, '/ip dns set servers=9.9.9.9')).error).toBeUndefined();
-    const s = new BackupScheduler(w.h.db, conn, 'off', logger, w.events);
+    const s = new BackupScheduler(w.h.db, conn, logger, w.events);
     expect(await s.tick(Date.UTC(2030, 0, 1, 3))).toBeGreaterThanOrEqual(2);
     expect(await s.tick(Date.UTC(2030, 0, 1, 3))).toBe(0); // the same tick again: nothing new
     await s.close();

@@ -5,7 +5,9 @@ import { realtimeKeys } from '@backplane/realtime';
 import { testSettings } from '@backplane/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TelemetryMaintenance } from '../../apps/api/src/telemetry/telemetry.maintenance';
+import { loadWorkerConfig } from '@backplane/config';
+import { createLogger } from '@backplane/observability';
+import { TelemetryMaintenance } from '../../apps/worker/src/schedules';
 import { ingestWindowMs } from '../../apps/api/src/telemetry/telemetry.service';
 import { addMember, createTenant, login, PASSWORD } from '../api/harness';
 import { startControlPlane, type ControlPlane, type TestSite } from '../gateway/control-plane';
@@ -17,6 +19,13 @@ import { startControlPlane, type ControlPlane, type TestSite } from '../gateway/
  */
 describe('telemetry storage, downsampling and history', () => {
   let cp: ControlPlane;
+  /** The worker's maintenance pass (its schedule runs it in production), default retention. */
+  const maintenance = () =>
+    new TelemetryMaintenance({
+      db: cp.h.db,
+      logger: createLogger({ app: 'worker-test', level: 'warn' }),
+      config: loadWorkerConfig({ DATABASE_URL: cp.h.tdb.url, REDIS_URL: testSettings().redisUrl }),
+    });
   let gwA: { id: string; credential: string };
   let gwB: { id: string; credential: string };
   let online: TestSite;
@@ -259,7 +268,7 @@ describe('telemetry storage, downsampling and history', () => {
          FROM generate_series($3::bigint, $4::bigint) AS i`,
       [tenant, synthetic.id, startIdx, startIdx + n - 1],
     );
-    const maint = cp.h.app.get(TelemetryMaintenance, { strict: false });
+    const maint = maintenance();
     const res = await maint.runOnce();
     expect(res.ran).toBe(true);
 
@@ -341,7 +350,7 @@ describe('telemetry storage, downsampling and history', () => {
         `SELECT buckets AS b FROM bp_telemetry_maintain(interval '48 hours', interval '8 days', interval '90 days')`,
       )) as { b: string | null }[];
       expect(held[0]!.b).not.toBeNull();
-      const maint = cp.h.app.get(TelemetryMaintenance, { strict: false });
+      const maint = maintenance();
       expect(await maint.runOnce()).toEqual({ ran: false, buckets: 0, deletedRaw: 0, deletedRollups: 0 });
       await other.query('COMMIT');
       expect((await maint.runOnce()).ran).toBe(true);

@@ -56,11 +56,13 @@ export interface Gateway {
   readonly runtime: OpenVpnRuntime;
   readonly pki: GatewayPki;
   readonly linkUrl: string;
-  /** Orderly shutdown (relayed streams ended, calls drained, connections, pool, openvpn). */
+  /** Stops accepting, ends relayed streams and lets relayed calls finish within the grace (once). */
+  drain(): Promise<void>;
+  /** Orderly shutdown (drain, then connections, pool, openvpn). */
   close(): Promise<void>;
   /**
-   * Takes SIGTERM/SIGINT over from Nest's shutdown hooks: the first one runs `close` and
-   * exits 0 (1 if it fails or outlasts `limitMs`); later ones are ignored.
+   * SIGTERM/SIGINT for a process that runs a gateway without `runApp` (tests): the first
+   * one runs `close` and exits 0 (1 if it fails or outlasts `limitMs`); later ones are ignored.
    */
   exitOnSignals(close: () => Promise<void>, limitMs?: number): void;
 }
@@ -123,15 +125,8 @@ async function resolveIdentity(config: GatewayConfig, link: GatewayLinkClient, d
   return id;
 }
 
-/** Starts every part of a gateway and its HTTP server (health, metrics, internal relay). */
-export async function startGateway(o: GatewayOptions): Promise<Gateway> {
-  const { config, logger, redis } = o;
-  const dir = join(config.DATA_DIR, 'gateway');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const link = new GatewayLinkClient(config.GATEWAY_API_URL, undefined);
-  const identity = await resolveIdentity(config, link, dir, logger);
-  const log = logger.child({ gatewayId: identity.gatewayId, region: config.GATEWAY_REGION });
-
+/** The verifier cache: loaded from disk, synced once (a failure is survivable with a cache), then polled. */
+async function startDirectory(dir: string, link: GatewayLinkClient, log: Logger, syncIntervalMs: number) {
   const directory = new SiteDirectory(join(dir, 'sites.json'), link, log.child({ component: 'sites' }));
   const cached = directory.load();
   try {
@@ -143,34 +138,35 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
         'no site cache and the control plane is unreachable: every tunnel is refused until a sync succeeds',
       );
   }
-  directory.startPolling(o.syncIntervalMs ?? 5000);
+  directory.startPolling(syncIntervalMs);
+  return directory;
+}
 
-  const outbox = new EventOutbox((events) => link.events(events), log.child({ component: 'events' }));
-  outbox.start();
-
-  const tunnels = new TunnelManager({
-    gatewayId: identity.gatewayId,
-    regionSlug: config.GATEWAY_REGION,
-    redis,
-    redisPrefix: config.GATEWAY_REDIS_PREFIX,
-    directory,
-    logger: log.child({ component: 'tunnels' }),
-    onEvent: (e) => outbox.push(e),
-    ...(o.routerEndpoint ? { routerEndpoint: o.routerEndpoint } : {}),
-    ...(o.registryTtlSeconds ? { registryTtlSeconds: o.registryTtlSeconds } : {}),
-    ...(o.latencyIntervalMs ? { latencyIntervalMs: o.latencyIntervalMs } : {}),
-  });
-
-  let mode: 'real' | 'fake';
+/** Real openvpn when asked for (or when this machine can run it), else the fake management server. */
+function openVpnMode(config: GatewayConfig, log: Logger): 'real' | 'fake' {
   const missing = missingForRealOpenVpn();
   if (config.GATEWAY_OPENVPN === 'real') {
     if (missing.length) throw new Error(`GATEWAY_OPENVPN=real but this machine lacks ${missing.join(', ')}`);
-    mode = 'real';
-  } else if (config.GATEWAY_OPENVPN === 'fake') mode = 'fake';
-  else {
-    mode = missing.length ? 'fake' : 'real';
-    if (missing.length) log.warn({ missing }, 'openvpn cannot run here: falling back to the FAKE management server');
+    return 'real';
   }
+  if (config.GATEWAY_OPENVPN === 'fake') return 'fake';
+  if (missing.length) log.warn({ missing }, 'openvpn cannot run here: falling back to the FAKE management server');
+  return missing.length ? 'fake' : 'real';
+}
+
+/**
+ * The server certificate (from the control plane's CA), openvpn (or the fake) and its
+ * management interface attached to the tunnel manager; on failure nothing is left running.
+ */
+async function startOpenVpn(
+  o: GatewayOptions,
+  identity: GatewayIdentity,
+  link: GatewayLinkClient,
+  tunnels: TunnelManager,
+  log: Logger,
+): Promise<{ runtime: OpenVpnRuntime; pki: GatewayPki }> {
+  const { config } = o;
+  const mode = openVpnMode(config, log);
   // The server certificate comes from the control plane's CA (CSR with the gateway credential).
   const pki = new GatewayPki({
     dataDir: config.DATA_DIR,
@@ -181,11 +177,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   try {
     await pki.ensure();
   } catch (err) {
-    if (mode === 'real' && !pki.current()) {
-      outbox.stop().catch(() => undefined);
-      directory.stop();
-      throw err;
-    }
+    if (mode === 'real' && !pki.current()) throw err;
     log.warn({ err }, 'could not get a server certificate from the control plane; using the stored one (if any)');
   }
   const runtime = await startOpenVpnRuntime({
@@ -217,13 +209,144 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   } catch (err) {
     log.error({ openvpnLog: runtime.supervisor?.recentLines.slice(-20) }, 'openvpn did not come up');
     await runtime.stop();
-    outbox.stop().catch(() => undefined);
-    directory.stop();
     throw err;
   } finally {
     clearTimeout(attachTimer);
   }
   log.info({ mode }, 'openvpn attached, hold released');
+  return { runtime, pki };
+}
+
+function registerGauges(registry: Registry, tunnels: TunnelManager, directory: SiteDirectory): void {
+  new Gauge({
+    name: 'gateway_tunnels_online',
+    help: 'Tunnels established on this gateway',
+    registers: [registry],
+    collect() {
+      this.set(tunnels.online);
+    },
+  });
+  new Gauge({
+    name: 'gateway_sites_cached',
+    help: 'Sites in the verifier cache',
+    registers: [registry],
+    collect() {
+      this.set(directory.size);
+    },
+  });
+}
+
+function openVpnCheck(runtime: OpenVpnRuntime): ReadinessCheck {
+  return {
+    name: 'openvpn',
+    check: () =>
+      runtime.management.state === 'ready'
+        ? Promise.resolve()
+        : Promise.reject(new Error(`management interface ${runtime.management.state}`)),
+  };
+}
+
+/**
+ * Every heartbeat interval: the link record the api and the worker find this gateway by,
+ * the heartbeat to the control plane, and the certificate/CRL refresh. Returns the stop.
+ */
+function startHeartbeat(p: {
+  readonly o: GatewayOptions;
+  readonly identity: GatewayIdentity;
+  readonly link: GatewayLinkClient;
+  readonly pki: GatewayPki;
+  readonly runtime: OpenVpnRuntime;
+  readonly linkUrl: string;
+  readonly token: string;
+  readonly log: Logger;
+}): { first: Promise<void>; stop: () => void } {
+  const { o, identity, link, pki, runtime, log } = p;
+  const publishLink = async (): Promise<void> => {
+    const rec: GatewayLinkRecord = {
+      gatewayId: identity.gatewayId,
+      url: p.linkUrl,
+      token: p.token,
+      updatedAt: new Date().toISOString(),
+    };
+    await o.redis.set(gatewayKey(o.config.GATEWAY_REDIS_PREFIX, identity.gatewayId), JSON.stringify(rec), 'EX', 90);
+  };
+  const heartbeat = async (): Promise<void> => {
+    await publishLink().catch((err: unknown) => log.warn({ err }, 'gateway link record write failed'));
+    await link.heartbeat(GATEWAY_VERSION).catch((err: unknown) => {
+      if (err instanceof LinkError && err.status === 401)
+        log.error('the control plane refused this gateway credential (revoked?)');
+      else log.debug({ err }, 'heartbeat failed');
+    });
+    await pki
+      .refresh()
+      .then(async (renewed) => {
+        // openvpn reads its certificate at start: a SIGHUP restart picks up the renewed one (tunnels reconnect)
+        if (renewed && runtime.mode === 'real') await runtime.management.command('signal SIGHUP');
+      })
+      .catch((err: unknown) => log.warn({ err }, 'certificate/CRL refresh failed'));
+  };
+  const first = heartbeat();
+  const timer = setInterval(() => void heartbeat(), o.heartbeatIntervalMs ?? 30_000);
+  return { first, stop: () => clearInterval(timer) };
+}
+
+/** Stop accepting, end relayed streams, let calls finish within the grace, close connections. */
+function httpDrainer(app: NestFastifyApplication, relay: Relay, log: Logger, graceMs: number): () => Promise<void> {
+  const server = app.getHttpAdapter().getInstance().server;
+  let draining: Promise<void> | undefined;
+  const drain = async (): Promise<void> => {
+    if (server.listening) server.close(); // Fastify's own close later ignores ERR_SERVER_NOT_RUNNING
+    const finished = await relay.drain(graceMs);
+    if (finished) server.closeIdleConnections();
+    else {
+      log.warn({ graceMs }, 'relayed calls still running after the shutdown grace: closing their connections');
+      server.closeAllConnections();
+    }
+    // keep-alive connections that finish a response from now on
+    server.closeIdleConnections();
+  };
+  return () => (draining ??= drain());
+}
+
+/**
+ * Starts every part of a gateway and its HTTP server (health, metrics, internal relay), in
+ * order: identity, site directory, event outbox, tunnels, openvpn, relay and telemetry, the
+ * HTTP app, heartbeat. `drain` ends relayed work; `close` stops everything.
+ */
+export async function startGateway(o: GatewayOptions): Promise<Gateway> {
+  const { config, logger, redis } = o;
+  const dir = join(config.DATA_DIR, 'gateway');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const link = new GatewayLinkClient(config.GATEWAY_API_URL, undefined);
+  const identity = await resolveIdentity(config, link, dir, logger);
+  const log = logger.child({ gatewayId: identity.gatewayId, region: config.GATEWAY_REGION });
+
+  const directory = await startDirectory(dir, link, log, o.syncIntervalMs ?? 5000);
+  const outbox = new EventOutbox((events) => link.events(events), log.child({ component: 'events' }));
+  outbox.start();
+
+  const tunnels = new TunnelManager({
+    gatewayId: identity.gatewayId,
+    regionSlug: config.GATEWAY_REGION,
+    redis,
+    redisPrefix: config.GATEWAY_REDIS_PREFIX,
+    directory,
+    logger: log.child({ component: 'tunnels' }),
+    onEvent: (e) => outbox.push(e),
+    ...(o.routerEndpoint ? { routerEndpoint: o.routerEndpoint } : {}),
+    ...(o.registryTtlSeconds ? { registryTtlSeconds: o.registryTtlSeconds } : {}),
+    ...(o.latencyIntervalMs ? { latencyIntervalMs: o.latencyIntervalMs } : {}),
+  });
+
+  let openvpn: { runtime: OpenVpnRuntime; pki: GatewayPki };
+  try {
+    openvpn = await startOpenVpn(o, identity, link, tunnels, log);
+  } catch (err) {
+    outbox.stop().catch(() => undefined);
+    directory.stop();
+    throw err;
+  }
+  const { runtime, pki } = openvpn;
 
   const token = randomBytes(32).toString('base64url');
   const linkUrl = config.GATEWAY_LINK_URL ?? `http://${config.GATEWAY_HOST}:${config.GATEWAY_PORT}`;
@@ -243,93 +366,29 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     logger: log.child({ component: 'telemetry' }),
   });
 
-  new Gauge({
-    name: 'gateway_tunnels_online',
-    help: 'Tunnels established on this gateway',
-    registers: [o.registry],
-    collect() {
-      this.set(tunnels.online);
-    },
-  });
-  new Gauge({
-    name: 'gateway_sites_cached',
-    help: 'Sites in the verifier cache',
-    registers: [o.registry],
-    collect() {
-      this.set(directory.size);
-    },
-  });
-  const checks: ReadinessCheck[] = [
-    ...(o.checks ?? []),
-    {
-      name: 'openvpn',
-      check: () =>
-        runtime.management.state === 'ready'
-          ? Promise.resolve()
-          : Promise.reject(new Error(`management interface ${runtime.management.state}`)),
-    },
-  ];
+  registerGauges(o.registry, tunnels, directory);
   let stopParts: () => Promise<void> = () => Promise.resolve();
-  const before = new Map(EXIT_SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
   const app = await createHttpApp(
-    GatewayModule.register({ checks, registry: o.registry, shutdown: () => stopParts() }),
+    GatewayModule.register({
+      checks: [...(o.checks ?? []), openVpnCheck(runtime)],
+      registry: o.registry,
+      shutdown: () => stopParts(),
+    }),
     { logger: log, requestLogLevel: o.config.LOG_REQUEST_LEVEL },
-  );
-  // Nest's own signal handlers (enableShutdownHooks): replaced by exitOnSignals() in the process
-  const nestSignalHandlers = EXIT_SIGNALS.flatMap((s) =>
-    process.listeners(s).flatMap((l) => (before.get(s)!.has(l) ? [] : [{ signal: s, listener: l }])),
   );
   relay.register(app.getHttpAdapter().getInstance());
   await app.init();
 
-  const publishLink = async (): Promise<void> => {
-    const rec: GatewayLinkRecord = {
-      gatewayId: identity.gatewayId,
-      url: linkUrl,
-      token,
-      updatedAt: new Date().toISOString(),
-    };
-    await redis.set(gatewayKey(config.GATEWAY_REDIS_PREFIX, identity.gatewayId), JSON.stringify(rec), 'EX', 90);
-  };
-  const heartbeat = async (): Promise<void> => {
-    await publishLink().catch((err: unknown) => log.warn({ err }, 'gateway link record write failed'));
-    await link.heartbeat(GATEWAY_VERSION).catch((err: unknown) => {
-      if (err instanceof LinkError && err.status === 401)
-        log.error('the control plane refused this gateway credential (revoked?)');
-      else log.debug({ err }, 'heartbeat failed');
-    });
-    await pki
-      .refresh()
-      .then(async (renewed) => {
-        // openvpn reads its certificate at start: a SIGHUP restart picks up the renewed one (tunnels reconnect)
-        if (renewed && runtime.mode === 'real') await runtime.management.command('signal SIGHUP');
-      })
-      .catch((err: unknown) => log.warn({ err }, 'certificate/CRL refresh failed'));
-  };
-  await heartbeat();
-  const hbTimer = setInterval(() => void heartbeat(), o.heartbeatIntervalMs ?? 30_000);
+  const heartbeat = startHeartbeat({ o, identity, link, pki, runtime, linkUrl, token, log });
+  await heartbeat.first;
   telemetry.start();
 
-  const server = app.getHttpAdapter().getInstance().server;
-  /** Stop accepting, end relayed streams, let calls finish within the grace, close connections. */
-  const stopHttp = async (): Promise<void> => {
-    if (server.listening) server.close(); // Fastify's own close later ignores ERR_SERVER_NOT_RUNNING
-    const graceMs = o.shutdownGraceMs ?? 5000;
-    const finished = await relay.drain(graceMs);
-    if (finished) server.closeIdleConnections();
-    else {
-      log.warn({ graceMs }, 'relayed calls still running after the shutdown grace: closing their connections');
-      server.closeAllConnections();
-    }
-    // keep-alive connections that finish a response from now on
-    server.closeIdleConnections();
-  };
-
+  const drain = httpDrainer(app, relay, log, o.shutdownGraceMs ?? 5000);
   let stopping: Promise<void> | undefined;
   const doStop = async (): Promise<void> => {
     log.info('gateway stopping: relayed streams end, calls in flight get a grace period');
-    await stopHttp();
-    clearInterval(hbTimer);
+    await drain();
+    heartbeat.stop();
     directory.stop();
     tunnels.stop();
     await telemetry.stop();
@@ -340,7 +399,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     await redis.del(gatewayKey(config.GATEWAY_REDIS_PREFIX, identity.gatewayId)).catch(() => undefined);
     log.info('gateway stopped');
   };
-  // Nest calls this on SIGTERM/SIGINT (shutdown hooks) and on app.close().
+  // Nest calls this on app.close().
   stopParts = () => (stopping ??= doStop());
   return {
     app,
@@ -353,9 +412,9 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     runtime,
     pki,
     linkUrl,
+    drain,
     close: () => app.close(),
     exitOnSignals(close, limitMs = 9000) {
-      for (const { signal, listener } of nestSignalHandlers) process.off(signal, listener);
       let received = false;
       const onSignal = (signal: NodeJS.Signals): void => {
         if (received) {

@@ -187,7 +187,7 @@ export const VARS = {
     name: 'GATEWAY_SWEEP_INTERVAL',
     schema: z.coerce.number().int().min(1).max(3600).default(30),
     description:
-      'Api: seconds between offline sweeps (one replica at a time, advisory lock): a site marked online whose tunnel registry entry expired or whose gateway stopped heartbeating goes offline (`gateway-lost`).',
+      'Worker: seconds between offline sweeps (a BullMQ job scheduler, one worker per tick): a site marked online whose tunnel registry entry expired or whose gateway stopped heartbeating goes offline (`gateway-lost`).',
     secret: false,
     defaultText: '30',
   }),
@@ -195,7 +195,7 @@ export const VARS = {
     name: 'REGION_HEALTH_INTERVAL',
     schema: z.coerce.number().int().min(1).max(86_400).default(300),
     description:
-      'Api: seconds between region health checks (healthy = an unrevoked gateway heartbeating within GATEWAY_DOWN_AFTER); the result is recorded on the region and changes are audited.',
+      'Worker: seconds between region health checks (a BullMQ job scheduler; healthy = an unrevoked gateway heartbeating within GATEWAY_DOWN_AFTER); the result is recorded on the region and changes are audited.',
     secret: false,
     defaultText: '300',
   }),
@@ -357,6 +357,22 @@ export const VARS = {
     secret: false,
     defaultText: '16',
   }),
+  WORKER_DRAIN_TIMEOUT: defineVar({
+    name: 'WORKER_DRAIN_TIMEOUT',
+    schema: z.coerce.number().int().min(0).max(3600).default(25),
+    description:
+      'Seconds a stopping worker (SIGTERM/SIGINT) lets its running jobs finish: it takes no new work, waits for them, releases their site locks and exits 0. Jobs still running then are handed over (another worker resumes them at their next step).',
+    secret: false,
+    defaultText: '25',
+  }),
+  SCHEDULE_RECONCILE_INTERVAL: defineVar({
+    name: 'SCHEDULE_RECONCILE_INTERVAL',
+    schema: z.coerce.number().int().min(1).max(3600).default(60),
+    description:
+      'Worker: seconds between re-creations of its job schedulers (backups, offline sweep, region health, telemetry maintenance), so a Redis that lost them gets them back.',
+    secret: false,
+    defaultText: '60',
+  }),
   REDIS_PREFIX: defineVar({
     name: 'REDIS_PREFIX',
     schema: z.string().min(1).max(64).default('bp:'),
@@ -396,7 +412,8 @@ export const VARS = {
   BACKUP_CRON: defineVar({
     name: 'BACKUP_CRON',
     schema: z.string().min(1).default('0 3 * * *'),
-    description: 'When the worker backs up every onboarded site (cron, UTC). `off` disables scheduled backups.',
+    description:
+      'When the worker backs up every onboarded site (cron, UTC; a BullMQ job scheduler). `off` disables scheduled backups.',
     secret: false,
     defaultText: '0 3 * * *',
   }),
@@ -424,7 +441,7 @@ export const VARS = {
     name: 'TELEMETRY_ROLLUP_INTERVAL',
     schema: z.coerce.number().int().min(1).max(3600).default(60),
     description:
-      'Api: seconds between runs of the telemetry downsampling and retention job (one replica at a time, advisory lock).',
+      'Worker: seconds between runs of the telemetry downsampling and retention job (a BullMQ job scheduler, one worker per tick).',
     secret: false,
     defaultText: '60',
   }),

@@ -72,7 +72,8 @@ export async function createHttpApp(root: Type<unknown> | DynamicModule, options
     bufferLogs: false,
     abortOnError: false,
   });
-  app.enableShutdownHooks();
+  // No Nest signal hooks: they run the shutdown hooks and re-raise the signal, bypassing
+  // the app's own drain; runApp (lifecycle.ts) owns SIGTERM/SIGINT.
   return app;
 }
 

@@ -44,6 +44,8 @@ export interface RouterChannel {
   ): Promise<RelayResponse>;
   /** When the site's current tunnel came up; undefined when it has none (offline). */
   connectedSince(siteId: string): Promise<Date | undefined>;
+  /** Releases pooled connections (the worker's stop). */
+  close?(): Promise<void>;
 }
 
 /**

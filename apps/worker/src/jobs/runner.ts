@@ -15,6 +15,7 @@ import {
 } from '@backplane/jobs';
 import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
 import { RouterCommandError, SiteUnreachableError } from './channel';
 import {
   JobCancelledError,
@@ -24,6 +25,7 @@ import {
   RetryLaterError,
   type WorkerServices,
 } from './context';
+import { JobMetrics } from './metrics';
 import { assertRegistry, HANDLERS, type HandlerRegistry, type JobHandler } from './registry';
 
 export interface RunnerOptions {
@@ -42,15 +44,31 @@ export interface RunnerOptions {
    * free again after this long (its job is then taken over).
    */
   readonly siteLockTtlMs?: number;
+  /** Where the job metrics are registered (the worker's /metrics). */
+  readonly metrics?: Registry;
+}
+
+type FinalState = 'succeeded' | 'failed' | 'cancelled' | 'expired';
+const FINAL: readonly string[] = ['succeeded', 'failed', 'cancelled', 'expired'];
+
+/** A site lock this worker holds for one job, renewed until released or kept. */
+interface SiteLock {
+  readonly key: string;
+  readonly owner: string;
+  /** Taken now from nobody (1), not re-entered by the execution that already held it (2). */
+  readonly fresh: boolean;
+  readonly renew: NodeJS.Timeout;
 }
 
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 /**
- * Take or keep the site lock. Also used to renew, so a lock lost with a Redis restart is
- * taken back by the execution that still runs (and another worker then finds the site busy).
+ * Take (1) or keep (2) the site lock; 0 when another execution holds it. Also used to renew,
+ * so a lock lost with a Redis restart is taken back by the execution that still runs (and
+ * another worker then finds the site busy).
  */
 const ACQUIRE = `local v = redis.call('get', KEYS[1])
-if v == false or v == ARGV[1] then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+if v == false then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+if v == ARGV[1] then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
 return 0`;
 
 /**
@@ -74,6 +92,14 @@ export class JobRunner {
   /** Running jobs the reconciler found without a BullMQ job and without a site lock: since when. */
   private readonly orphanSince = new Map<string, number>();
   private readonly lockTtl: number;
+  /** Site locks this worker holds (running jobs, and jobs mid-way that keep theirs across a retry). */
+  private readonly held = new Map<string, SiteLock>();
+  private readonly metrics?: JobMetrics;
+  /** Open jobs in state `waiting`, counted by the last reconcile. */
+  private waitingForSite = 0;
+  private draining = false;
+  /** When the jobs running here started (the row read before the start does not say). */
+  private readonly began = new Map<string, number>();
 
   constructor(
     private readonly services: WorkerServices,
@@ -83,6 +109,15 @@ export class JobRunner {
     this.handlers = options.handlers ?? HANDLERS;
     assertRegistry(this.handlers);
     this.producer = new JobQueue(options.queue);
+    if (options.metrics) {
+      this.metrics = new JobMetrics(options.metrics, {
+        queueCounts: async () => {
+          const c = await this.producer.queue.getJobCounts('waiting', 'active', 'delayed');
+          return { waiting: c['waiting'] ?? 0, active: c['active'] ?? 0, delayed: c['delayed'] ?? 0 };
+        },
+        waitingForSite: () => this.waitingForSite,
+      });
+    }
   }
 
   start(): void {
@@ -108,6 +143,7 @@ export class JobRunner {
    */
   async reconcile(): Promise<number> {
     const open = await this.services.db.inPlatform((tx) => jobsRepo.open(tx, 10_000));
+    this.waitingForSite = open.filter((j) => j.state === 'waiting').length;
     const seen = new Set(open.map((j) => j.id));
     for (const id of this.orphanSince.keys()) if (!seen.has(id)) this.orphanSince.delete(id);
     let added = 0;
@@ -158,7 +194,7 @@ export class JobRunner {
   private async finish(
     scope: TenantScope,
     row: JobRow,
-    state: 'succeeded' | 'failed' | 'cancelled' | 'expired',
+    state: FinalState,
     result: unknown,
     error: string | null,
     /** Written in the same transaction, before the transition (the after-export). */
@@ -168,7 +204,11 @@ export class JobRunner {
       await also?.(tx);
       return jobsRepo.finish(tx, row.id, state, result, error);
     });
-    if (made) await this.emit(row, state, { ...(state === 'succeeded' ? { progressPercent: 100 } : {}), error });
+    if (!made) return;
+    this.metrics?.finished.inc({ kind: row.kind, state });
+    const began = row.startedAt?.getTime() ?? this.began.get(row.id);
+    if (began !== undefined) this.metrics?.duration.observe({ kind: row.kind }, (Date.now() - began) / 1000);
+    await this.emit(row, state, { ...(state === 'succeeded' ? { progressPercent: 100 } : {}), error });
   }
 
   private async waiting(scope: TenantScope, row: JobRow, why: string): Promise<void> {
@@ -188,12 +228,15 @@ export class JobRunner {
     }
   }
 
+  /**
+   * One attempt at a job: settle it without the site when it is over (final, cancelled,
+   * expired), otherwise take the site lock and run its steps; a busy site delays it.
+   */
   private async execute(job: Job<QueuedJob>, token?: string): Promise<unknown> {
     const { jobId, tenantId, siteId } = job.data;
     const scope = TenantScope.authenticated(tenantId);
-    const db = this.services.db;
-    const row = await db.inTenant(scope, (tx) => jobsRepo.get(tx, jobId));
-    if (!row || ['succeeded', 'failed', 'cancelled', 'expired'].includes(row.state)) return { skipped: true };
+    const row = await this.services.db.inTenant(scope, (tx) => jobsRepo.get(tx, jobId));
+    if (!row || FINAL.includes(row.state)) return { skipped: true };
     if (row.cancelRequested) {
       await this.finish(scope, row, 'cancelled', null, 'cancelled');
       return { cancelled: true };
@@ -213,74 +256,15 @@ export class JobRunner {
     const waits = (await this.options.redis.hincrby(this.waitKey(), jobId, 1)) - 1;
     const backoff = Math.max(100, Math.min(30_000, 1000 * 2 ** Math.min(waits, 5), untilExpiry + 50));
 
-    const lock = this.lockKey(siteId);
-    const owner = `${this.instance}:${jobId}`;
-    const ttl = String(this.lockTtl);
-    const got = await this.options.redis.eval(ACQUIRE, 1, lock, owner, ttl);
-    if (got !== 1) {
+    const lock = await this.acquireSiteLock(siteId, jobId);
+    if (!lock) {
       await this.waiting(scope, row, 'another job is running on this site');
       return this.delay(job, token, 500 + Math.floor(Math.random() * 1000));
     }
-    const renew = setInterval(
-      () => {
-        void this.options.redis
-          .eval(ACQUIRE, 1, lock, owner, ttl)
-          .then((ok) => {
-            if (ok !== 1) this.services.logger.warn({ jobId, siteId }, 'site lock taken by another worker');
-          })
-          .catch(() => undefined);
-      },
-      Math.min(2000, this.lockTtl / 3),
-    );
+    if (lock.fresh && row.state === 'running') this.metrics?.takeovers.inc();
     let release = true;
     try {
-      // Recreate tunnel works without the tunnel (its script waits for the router's poll).
-      if (job.data.kind !== 'recreate-tunnel' && !(await this.services.channel.connectedSince(siteId))) {
-        await this.waiting(scope, row, 'site offline: waiting for it to come online');
-        return await this.delay(job, token, backoff);
-      }
-      // Started and its router credentials read in one transaction.
-      const begun = await db.inTenant(scope, async (tx) => {
-        const row = await jobsRepo.start(tx, jobId);
-        return row ? { started: row, creds: await this.credentials(tx, siteId) } : undefined;
-      });
-      if (!begun) return { skipped: true };
-      const { started, creds } = begun;
-      await this.emit(started, 'running', { progressPercent: started.progress });
-      const payload = parsePayload(started.kind, started.payload);
-      const ctx = new JobContext(this.services, scope, started, payload, { siteId, credentials: creds });
-      const handler = this.handlers[started.kind] as JobHandler<JobKind>;
-      // Before/after record: apply-config records the menus it touches; run-command and
-      // restore may touch anything (the whole export).
-      const needsExport = ['apply-config', 'run-command', 'restore'].includes(started.kind);
-      const record = () =>
-        started.kind === 'apply-config'
-          ? ctx.exportMenus((payload as JobPayload<'apply-config'>).changes.map((c) => MENU_EXPORT_PATH[c.menu]))
-          : ctx.exportConfig();
-      if (needsExport && !started.exportBeforeEnc) {
-        const before = await record();
-        await db.inTenant(scope, (tx) =>
-          jobsRepo.setExports(
-            tx,
-            jobId,
-            new SiteCredentialsRepository(this.services.keyring).encryptJobExport(jobId, before),
-          ),
-        );
-      }
-      const result = await handler(ctx);
-      const after = needsExport ? await record().catch(() => undefined) : undefined;
-      await this.finish(scope, started, 'succeeded', result ?? null, null, async (tx) => {
-        if (after !== undefined) {
-          await jobsRepo.setExports(
-            tx,
-            jobId,
-            undefined,
-            new SiteCredentialsRepository(this.services.keyring).encryptJobExport(jobId, after),
-          );
-        }
-      });
-      await this.options.redis.hdel(this.waitKey(), jobId);
-      return result;
+      return await this.runSteps(job, token, scope, row, backoff);
     } catch (err) {
       if (err instanceof DelayedError) throw err;
       if (err instanceof SiteUnreachableError || err instanceof RetryLaterError) {
@@ -299,9 +283,101 @@ export class JobRunner {
       await this.finish(scope, row, 'failed', null, message.slice(0, 2000));
       return { failed: message };
     } finally {
-      clearInterval(renew);
-      if (release) await this.options.redis.eval(RELEASE, 1, lock, owner).catch(() => undefined);
+      clearInterval(lock.renew);
+      this.began.delete(jobId);
+      if (release) await this.releaseSiteLock(jobId);
     }
+  }
+
+  /** The site lock for this job (renewed while held), or undefined when another execution holds it. */
+  private async acquireSiteLock(siteId: string, jobId: string): Promise<SiteLock | undefined> {
+    const key = this.lockKey(siteId);
+    const owner = `${this.instance}:${jobId}`;
+    const ttl = String(this.lockTtl);
+    const got = await this.options.redis.eval(ACQUIRE, 1, key, owner, ttl);
+    if (got !== 1 && got !== 2) return undefined;
+    const renew = setInterval(
+      () => {
+        void this.options.redis
+          .eval(ACQUIRE, 1, key, owner, ttl)
+          .then((ok) => {
+            if (ok === 0) this.services.logger.warn({ jobId, siteId }, 'site lock taken by another worker');
+          })
+          .catch(() => undefined);
+      },
+      Math.min(2000, this.lockTtl / 3),
+    );
+    const lock = { key, owner, fresh: got === 1, renew };
+    this.held.set(jobId, lock);
+    return lock;
+  }
+
+  private async releaseSiteLock(jobId: string): Promise<void> {
+    const lock = this.held.get(jobId);
+    if (!lock) return;
+    this.held.delete(jobId);
+    clearInterval(lock.renew);
+    await this.options.redis.eval(RELEASE, 1, lock.key, lock.owner).catch(() => undefined);
+  }
+
+  /** The job's steps, with the site lock held: online check, start, before-export, handler, after-export, finish. */
+  private async runSteps(
+    job: Job<QueuedJob>,
+    token: string | undefined,
+    scope: TenantScope,
+    row: JobRow,
+    backoff: number,
+  ): Promise<unknown> {
+    const { jobId, siteId } = job.data;
+    const db = this.services.db;
+    // Recreate tunnel works without the tunnel (its script waits for the router's poll).
+    if (job.data.kind !== 'recreate-tunnel' && !(await this.services.channel.connectedSince(siteId))) {
+      await this.waiting(scope, row, 'site offline: waiting for it to come online');
+      return await this.delay(job, token, backoff);
+    }
+    // Started and its router credentials read in one transaction.
+    const begun = await db.inTenant(scope, async (tx) => {
+      const row = await jobsRepo.start(tx, jobId);
+      return row ? { started: row, creds: await this.credentials(tx, siteId) } : undefined;
+    });
+    if (!begun) return { skipped: true };
+    const { started, creds } = begun;
+    this.began.set(jobId, started.startedAt?.getTime() ?? Date.now());
+    await this.emit(started, 'running', { progressPercent: started.progress });
+    const payload = parsePayload(started.kind, started.payload);
+    const ctx = new JobContext(this.services, scope, started, payload, { siteId, credentials: creds });
+    const handler = this.handlers[started.kind] as JobHandler<JobKind>;
+    const exports = this.exportsOf(ctx, started, payload);
+    if (exports && !started.exportBeforeEnc) {
+      const before = await exports.record();
+      await db.inTenant(scope, (tx) => jobsRepo.setExports(tx, jobId, exports.seal(before)));
+    }
+    const result = await handler(ctx);
+    const after = exports ? await exports.record().catch(() => undefined) : undefined;
+    await this.finish(scope, started, 'succeeded', result ?? null, null, async (tx) => {
+      if (after !== undefined && exports) await jobsRepo.setExports(tx, jobId, undefined, exports.seal(after));
+    });
+    await this.options.redis.hdel(this.waitKey(), jobId);
+    return result;
+  }
+
+  /**
+   * The before/after record of a job that changes the router: apply-config records the
+   * menus it touches; run-command and restore may touch anything (the whole export).
+   */
+  private exportsOf(
+    ctx: JobContext,
+    started: JobRow,
+    payload: JobPayload<JobKind>,
+  ): { record(): Promise<string>; seal(text: string): string } | undefined {
+    if (!['apply-config', 'run-command', 'restore'].includes(started.kind)) return undefined;
+    return {
+      record: () =>
+        started.kind === 'apply-config'
+          ? ctx.exportMenus((payload as JobPayload<'apply-config'>).changes.map((c) => MENU_EXPORT_PATH[c.menu]))
+          : ctx.exportConfig(),
+      seal: (text) => new SiteCredentialsRepository(this.services.keyring).encryptJobExport(started.id, text),
+    };
   }
 
   private waitKey(): string {
@@ -314,9 +390,37 @@ export class JobRunner {
     return creds;
   }
 
+  /**
+   * Graceful stop: take no new jobs, let the running ones finish within `graceMs`, then
+   * release the site locks this worker still holds for jobs it is not running (kept across a
+   * retry). Returns false when jobs were still running at the deadline: they keep their
+   * site locks (they may be mid-command) and are taken over after the lock TTL.
+   */
+  async drain(graceMs: number): Promise<boolean> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.draining) return true;
+    this.draining = true;
+    const running = [...this.active];
+    if (running.length) this.services.logger.info({ jobs: running, graceMs }, 'draining: waiting for running jobs');
+    let deadline: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      (this.worker?.close() ?? Promise.resolve()).then(() => true),
+      new Promise<boolean>((resolve) => {
+        deadline = setTimeout(() => resolve(false), graceMs);
+      }),
+    ]);
+    clearTimeout(deadline);
+    for (const jobId of [...this.held.keys()]) if (!this.active.has(jobId)) await this.releaseSiteLock(jobId);
+    if (!finished)
+      this.services.logger.warn({ jobs: [...this.active], graceMs }, 'jobs still running after the drain timeout');
+    return finished;
+  }
+
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await this.worker?.close();
+    await this.worker?.close(this.draining);
+    for (const lock of this.held.values()) clearInterval(lock.renew);
     await this.producer.close();
   }
 }

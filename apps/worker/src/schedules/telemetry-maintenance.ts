@@ -1,44 +1,38 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { TelemetryRepository } from '@backplane/db';
-import { API_DEPS, type ApiDeps } from '../deps';
+import { TelemetryRepository, type Database } from '@backplane/db';
+import type { Logger } from 'pino';
 
 export interface MaintenanceResult {
-  /** False when another replica held the lock (nothing done here). */
+  /** False when another run held the lock (nothing done here). */
   readonly ran: boolean;
   readonly buckets: number;
   readonly deletedRaw: number;
   readonly deletedRollups: number;
 }
 
+export interface TelemetryMaintenanceDeps {
+  readonly db: Database;
+  readonly logger: Logger;
+  readonly config: {
+    readonly TELEMETRY_RAW_RETENTION_HOURS: number;
+    readonly TELEMETRY_5M_RETENTION_DAYS: number;
+    readonly TELEMETRY_1H_RETENTION_DAYS: number;
+  };
+}
+
 /**
  * Downsampling (5-minute and 1-hour avg/max buckets from the raw samples) then retention,
- * every TELEMETRY_ROLLUP_INTERVAL seconds. Every replica runs the timer; the database
- * function takes a transaction-level advisory lock, so one replica works at a time and the
- * others return at once.
+ * a worker job scheduler every TELEMETRY_ROLLUP_INTERVAL seconds (schedules.ts). The
+ * database function takes a transaction-level advisory lock, so an overlapping run returns
+ * at once.
  */
-@Injectable()
-export class TelemetryMaintenance implements OnApplicationBootstrap, OnApplicationShutdown {
-  private timer: NodeJS.Timeout | undefined;
+export class TelemetryMaintenance {
   private running: Promise<MaintenanceResult> | undefined;
 
   private readonly repo = new TelemetryRepository();
 
-  constructor(@Inject(API_DEPS) private readonly deps: ApiDeps) {}
+  constructor(private readonly deps: TelemetryMaintenanceDeps) {}
 
-  onApplicationBootstrap(): void {
-    const ms = this.deps.config.TELEMETRY_ROLLUP_INTERVAL * 1000;
-    this.timer = setInterval(() => {
-      this.runOnce().catch((err: unknown) => this.deps.logger.warn({ err }, 'telemetry maintenance failed'));
-    }, ms);
-    this.timer.unref();
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running?.catch(() => undefined);
-  }
-
-  /** One pass (also what tests and operators call). */
+  /** One pass (what the schedule, tests and operators call). */
   runOnce(): Promise<MaintenanceResult> {
     this.running ??= this.pass().finally(() => {
       this.running = undefined;

@@ -1,10 +1,10 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import type { RealtimeSink } from '@backplane/contracts';
+import { AuditRepository, GatewayLinkRepository, type Database, type PlatformTx } from '@backplane/db';
 import { tunnelKey } from '@backplane/gateway-link';
-import { AuditRepository, GatewayLinkRepository, type PlatformTx } from '@backplane/db';
-import { RealtimePublisher } from '@backplane/realtime';
-import { API_DEPS, type ApiDeps } from '../deps';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 
-/** Advisory lock keys: one replica sweeps (or checks regions) at a time. */
+/** Advisory lock keys: one sweep (or region check) at a time, even if two ticks overlap. */
 const SWEEP_LOCK = 'backplane:sweep:sites';
 const REGION_LOCK = 'backplane:sweep:regions';
 
@@ -22,9 +22,18 @@ export interface RegionHealth {
   readonly changed: boolean;
 }
 
+export interface GatewaySweepDeps {
+  readonly db: Database;
+  readonly redis: Redis;
+  /** Prefix of the shared Redis keys (tunnel registry). */
+  readonly redisPrefix: string;
+  readonly logger: Logger;
+  readonly config: { readonly GATEWAY_DOWN_AFTER: number };
+}
+
 /**
- * What the control plane checks on its own, on timers, one api replica at a time
- * (PostgreSQL advisory locks; a replica that does not get the lock skips that round):
+ * What the control plane checks on its own, as worker job schedulers (schedules.ts; one
+ * worker runs each tick, and a PostgreSQL advisory lock makes an overlapping tick skip):
  *
  * - every GATEWAY_SWEEP_INTERVAL: a site still marked online whose tunnel registry entry
  *   is gone (its gateway stopped refreshing it) or whose gateway stopped heartbeating
@@ -33,43 +42,20 @@ export interface RegionHealth {
  * - every REGION_HEALTH_INTERVAL: each region's health (an unrevoked gateway with a fresh
  *   heartbeat) is recorded on the region; changes are audited.
  */
-@Injectable()
-export class GatewaySweep implements OnApplicationBootstrap, OnApplicationShutdown {
+export class GatewaySweep {
   private readonly audit = new AuditRepository();
   private readonly link = new GatewayLinkRepository();
-  private timers: NodeJS.Timeout[] = [];
-  private inFlight = new Set<Promise<unknown>>();
 
   constructor(
-    @Inject(API_DEPS) private readonly deps: ApiDeps,
-    private readonly realtime: RealtimePublisher,
+    private readonly deps: GatewaySweepDeps,
+    private readonly realtime: RealtimeSink,
   ) {}
-
-  onApplicationBootstrap(): void {
-    const every = (seconds: number, fn: () => Promise<unknown>, what: string) => {
-      const t = setInterval(() => {
-        const p = fn().catch((err: unknown) => this.deps.logger.warn({ err }, `${what} failed`));
-        this.inFlight.add(p);
-        void p.finally(() => this.inFlight.delete(p));
-      }, seconds * 1000);
-      t.unref();
-      this.timers.push(t);
-    };
-    every(this.deps.config.GATEWAY_SWEEP_INTERVAL, () => this.sweepSites(), 'offline sweep');
-    every(this.deps.config.REGION_HEALTH_INTERVAL, () => this.checkRegions(), 'region health check');
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    for (const t of this.timers) clearInterval(t);
-    this.timers = [];
-    await Promise.allSettled([...this.inFlight]);
-  }
 
   private async tryLock(tx: PlatformTx, key: string): Promise<boolean> {
     return this.link.tryLock(tx, key);
   }
 
-  /** One sweep; null when another replica is sweeping. */
+  /** One sweep; null when another sweep holds the lock. */
   async sweepSites(): Promise<SweepResult | null> {
     const lost: { siteId: string; tenantId: string; gatewayId: string | null; why: string }[] = [];
     const result = await this.deps.db.inPlatform(async (tx) => {
@@ -112,7 +98,7 @@ export class GatewaySweep implements OnApplicationBootstrap, OnApplicationShutdo
     return result;
   }
 
-  /** One region health check; null when another replica is checking. */
+  /** One region health check; null when another check holds the lock. */
   async checkRegions(): Promise<RegionHealth[] | null> {
     return this.deps.db.inPlatform(async (tx) => {
       if (!(await this.tryLock(tx, REGION_LOCK))) return null;

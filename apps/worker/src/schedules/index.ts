@@ -1,0 +1,104 @@
+import type { WorkerConfig } from '@backplane/config';
+import type { RealtimeSink } from '@backplane/contracts';
+import type { Database } from '@backplane/db';
+import type { QueueConnection } from '@backplane/jobs';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { BackupScheduler } from './backups';
+import { GatewaySweep } from './gateway-sweep';
+import { Schedules } from './schedules';
+import { TelemetryMaintenance } from './telemetry-maintenance';
+
+export { BackupScheduler } from './backups';
+export { GatewaySweep, type RegionHealth, type SweepResult } from './gateway-sweep';
+export { Schedules, SCHEDULES_QUEUE, type Schedule, type ScheduleRepeat } from './schedules';
+export { TelemetryMaintenance, type MaintenanceResult } from './telemetry-maintenance';
+
+export type ScheduleConfig = Pick<
+  WorkerConfig,
+  | 'BACKUP_CRON'
+  | 'GATEWAY_DOWN_AFTER'
+  | 'GATEWAY_SWEEP_INTERVAL'
+  | 'REGION_HEALTH_INTERVAL'
+  | 'SCHEDULE_RECONCILE_INTERVAL'
+  | 'TELEMETRY_ROLLUP_INTERVAL'
+  | 'TELEMETRY_RAW_RETENTION_HOURS'
+  | 'TELEMETRY_5M_RETENTION_DAYS'
+  | 'TELEMETRY_1H_RETENTION_DAYS'
+>;
+
+export interface WorkerScheduleDeps {
+  readonly config: ScheduleConfig;
+  readonly db: Database;
+  readonly redis: Redis;
+  readonly redisPrefix: string;
+  readonly queue: QueueConnection;
+  readonly logger: Logger;
+  readonly realtime: RealtimeSink;
+}
+
+export interface WorkerSchedules {
+  readonly schedules: Schedules;
+  readonly sweep: GatewaySweep;
+  readonly maintenance: TelemetryMaintenance;
+  readonly backups: BackupScheduler;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Everything the control plane does on a clock: scheduled backups (BACKUP_CRON), the
+ * offline sweep (GATEWAY_SWEEP_INTERVAL), region health (REGION_HEALTH_INTERVAL) and
+ * telemetry downsampling/retention (TELEMETRY_ROLLUP_INTERVAL).
+ */
+export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
+  const { config, logger } = deps;
+  const sweep = new GatewaySweep(
+    {
+      db: deps.db,
+      redis: deps.redis,
+      redisPrefix: deps.redisPrefix,
+      logger: logger.child({ component: 'sweep' }),
+      config,
+    },
+    deps.realtime,
+  );
+  const maintenance = new TelemetryMaintenance({
+    db: deps.db,
+    logger: logger.child({ component: 'telemetry' }),
+    config,
+  });
+  const backups = new BackupScheduler(deps.db, deps.queue, logger.child({ component: 'backups' }), deps.realtime);
+  const schedules = new Schedules(
+    [
+      {
+        name: 'scheduled-backups',
+        repeat: config.BACKUP_CRON === 'off' ? 'off' : { cron: config.BACKUP_CRON },
+        run: (at) => backups.tick(at),
+      },
+      { name: 'gateway-sweep', repeat: { everySeconds: config.GATEWAY_SWEEP_INTERVAL }, run: () => sweep.sweepSites() },
+      {
+        name: 'region-health',
+        repeat: { everySeconds: config.REGION_HEALTH_INTERVAL },
+        run: () => sweep.checkRegions(),
+      },
+      {
+        name: 'telemetry-maintenance',
+        repeat: { everySeconds: config.TELEMETRY_ROLLUP_INTERVAL },
+        run: () => maintenance.runOnce(),
+      },
+    ],
+    { queue: deps.queue, logger, reconcileEveryMs: config.SCHEDULE_RECONCILE_INTERVAL * 1000 },
+  );
+  return {
+    schedules,
+    sweep,
+    maintenance,
+    backups,
+    start: () => schedules.start(),
+    async stop() {
+      await schedules.stop();
+      await backups.close();
+    },
+  };
+}
