@@ -225,6 +225,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/invitations/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Accept an invitation with a new account
+         * @description For an invitee without an account: creates the account for the invited email with the password chosen here, by the invitee, and the membership. When an account with that email exists, answers 409 and sets nothing: sign in and use `POST /api/v1/invitations/accept-signed-in`. Single use.
+         */
+        post: operations["InvitationsController_accept"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invitations/accept-signed-in": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Accept an invitation as the signed-in account
+         * @description The signed-in account joins the tenant if its email is the invited one. Single use.
+         */
+        post: operations["InvitationsController_acceptSignedIn"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/me": {
         parameters: {
             query?: never;
@@ -408,7 +448,10 @@ export interface paths {
         /** List tenants */
         get: operations["TenantsController_mine"];
         put?: never;
-        /** Create a tenant */
+        /**
+         * Create a tenant
+         * @description Creates the tenant and a single-use owner invitation for `owner.email`. No account is created or changed: the owner accepts with their own password (new account) or signed in (existing account). The invitation token and link are returned once, in `ownerInvitation` (no mail is sent yet).
+         */
         post: operations["TenantsController_create"];
         delete?: never;
         options?: never;
@@ -538,6 +581,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{tenantId}/invitations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Pending invitations (expired ones included until revoked or replaced) */
+        get: operations["TenantInvitationsController_list"];
+        put?: never;
+        /**
+         * Invite someone by email
+         * @description Creates a single-use invitation (valid 7 days) for the email and role; re-inviting the same email replaces the pending invitation. No account is created, found or enrolled: the answer has the same fields whether an account with this email exists or not, and the person becomes a member only when they accept. Backplane sends no mail yet, so `token` and `acceptUrl` are returned here, to the inviting admin, exactly once (only a hash is stored): pass the link to the invitee over a channel you trust.
+         */
+        post: operations["TenantInvitationsController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/invitations/{invitationId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke a pending invitation (its link stops working) */
+        delete: operations["TenantInvitationsController_revoke"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenantId}/job-batches/{batchId}": {
         parameters: {
             query?: never;
@@ -650,8 +731,7 @@ export interface paths {
         /** List members */
         get: operations["TenantsController_members"];
         put?: never;
-        /** Add a member */
-        post: operations["TenantsController_addMember"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1776,6 +1856,110 @@ export interface operations {
             };
         };
     };
+    InvitationsController_accept: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    displayName?: string;
+                    password: string;
+                    token: string;
+                };
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        role: "owner" | "admin" | "operator" | "viewer";
+                        /** Format: uuid */
+                        tenantId: string;
+                        /** Format: uuid */
+                        userId: string;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    InvitationsController_acceptSignedIn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    token: string;
+                };
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        role: "owner" | "admin" | "operator" | "viewer";
+                        /** Format: uuid */
+                        tenantId: string;
+                        /** Format: uuid */
+                        userId: string;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     AuthController_me: {
         parameters: {
             query?: never;
@@ -2554,10 +2738,8 @@ export interface operations {
                 "application/json": {
                     name: string;
                     owner: {
-                        displayName?: string;
                         /** Format: email */
                         email: string;
-                        password?: string;
                     };
                     slug: string;
                 };
@@ -2576,6 +2758,27 @@ export interface operations {
                         /** Format: uuid */
                         id: string;
                         name: string;
+                        /** @description The owner invitation: its token and link are shown only in this answer (no mail is sent yet). */
+                        ownerInvitation: {
+                            /**
+                             * Format: uri
+                             * @description Portal page that accepts the invitation (`/accept-invite?token=...`). Shown once.
+                             */
+                            acceptUrl: string;
+                            /** Format: date-time */
+                            createdAt: string;
+                            email: string;
+                            /** Format: date-time */
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            /** @enum {string} */
+                            role: "owner" | "admin" | "operator" | "viewer";
+                            /** @enum {string} */
+                            status: "pending" | "expired";
+                            /** @description The single-use token. Shown once: only its hash is stored. */
+                            token: string;
+                        };
                         slug: string;
                         /** Format: date-time */
                         updatedAt: string;
@@ -3112,6 +3315,177 @@ export interface operations {
         requestBody?: never;
         responses: {
             201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    TenantInvitationsController_list: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** Format: date-time */
+                            createdAt: string;
+                            email: string;
+                            /** Format: date-time */
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            /** @enum {string} */
+                            role: "owner" | "admin" | "operator" | "viewer";
+                            /** @enum {string} */
+                            status: "pending" | "expired";
+                        }[];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    TenantInvitationsController_create: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes retries safe for 24 h: the same key with the same body returns the first answer; with a different body, 422. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: email */
+                    email: string;
+                    /** @enum {string} */
+                    role: "owner" | "admin" | "operator" | "viewer";
+                };
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uri
+                         * @description Portal page that accepts the invitation (`/accept-invite?token=...`). Shown once.
+                         */
+                        acceptUrl: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                        email: string;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: uuid */
+                        id: string;
+                        /** @enum {string} */
+                        role: "owner" | "admin" | "operator" | "viewer";
+                        /** @enum {string} */
+                        status: "pending" | "expired";
+                        /** @description The single-use token. Shown once: only its hash is stored. */
+                        token: string;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    TenantInvitationsController_revoke: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                invitationId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3677,71 +4051,6 @@ export interface operations {
             };
         };
     };
-    TenantsController_addMember: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Makes retries safe for 24 h: the same key with the same body returns the first answer; with a different body, 422. */
-                "Idempotency-Key"?: string;
-            };
-            path: {
-                /** @description Tenant id (UUID) */
-                tenantId: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    displayName?: string;
-                    /** Format: email */
-                    email: string;
-                    password?: string;
-                    /** @enum {string} */
-                    role: "owner" | "admin" | "operator" | "viewer";
-                };
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        /** Format: date-time */
-                        createdAt: string;
-                        displayName: string;
-                        email: string;
-                        mfaEnabled: boolean;
-                        /** @enum {string} */
-                        role: "owner" | "admin" | "operator" | "viewer";
-                        /** Format: uuid */
-                        userId: string;
-                    };
-                };
-            };
-            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            code: string;
-                            details?: {
-                                message: string;
-                                path?: string;
-                            }[];
-                            message: string;
-                            requestId: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
     TenantsController_member: {
         parameters: {
             query?: never;
@@ -4254,7 +4563,10 @@ export interface operations {
     };
     BackupsController_list: {
         parameters: {
-            query?: never;
+            query?: {
+                cursor?: string;
+                limit?: number;
+            };
             header?: never;
             path: {
                 siteId: string;
@@ -4995,6 +5307,7 @@ export interface operations {
     LiveController_events: {
         parameters: {
             query?: {
+                cursor?: string;
                 limit?: number;
             };
             header?: never;
