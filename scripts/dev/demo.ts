@@ -162,7 +162,7 @@ async function startNamespacedRouter(net: DevNetwork, i: number): Promise<{ proc
         return undefined;
       });
     },
-    20_000,
+    60_000, // a simulator process starting on a busy machine (five at once, with the apps) can take a while
     `demo router ${i + 1} in ${ns}`,
     200,
   ).catch((err: unknown) => {
