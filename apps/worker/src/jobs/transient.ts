@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
  */
 export function isTransientDbError(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
-    const code = typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : '';
+    const code = typeof e === 'object' && e !== null && 'code' in e ? String((e).code) : '';
     if (/^08/.test(code) || ['57P01', '57P02', '57P03', '40001', '40P01'].includes(code)) return true;
     if (['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH'].includes(code)) return true;
     const message = e instanceof Error ? e.message : '';
@@ -20,7 +20,7 @@ export function isTransientDbError(err: unknown): boolean {
     // TypeORM wraps the driver error (QueryFailedError.driverError).
     e =
       typeof e === 'object' && e !== null && 'driverError' in e
-        ? (e as { driverError: unknown }).driverError
+        ? (e).driverError
         : e instanceof Error
           ? e.cause
           : undefined;

@@ -251,6 +251,11 @@ export async function applyConfig(ctx: JobContext<'apply-config'>) {
         async () => {
           const plan = await applyDesired(ctx, d, v6);
           undo = [...plan.undo].reverse();
+          // Read back: the router now holds the desired state (nothing left to write).
+          const left = (await planDesired(ctx, d, v6)).summary;
+          if (left.length > 0) {
+            throw new Error(`read back after writing, the router still differs: ${left.join('; ')}`);
+          }
           return plan.summary.length ? plan.summary.join('; ') : 'already as desired';
         },
         { idempotent: true, undo: () => undo },
