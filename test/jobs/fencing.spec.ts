@@ -5,7 +5,7 @@
  * the job with the router's message; PostgreSQL connections killed mid-job fail nothing.
  */
 import { Client } from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '@backplane/testing';
 import type { RouterChannel } from '../../apps/worker/src/jobs/channel';
 import type { JobRunner } from '../../apps/worker/src/jobs/runner';
@@ -18,9 +18,13 @@ beforeAll(async () => {
   w = await jobsWorld();
 }, 60_000);
 
-afterAll(async () => {
-  for (const r of runners) await r.close().catch(() => undefined);
+/** Each test's workers stop with it (a failed test must not leave a worker taking the next test's jobs). */
+afterEach(async () => {
+  for (const r of runners.splice(0)) await r.close();
   w.runner = undefined;
+});
+
+afterAll(async () => {
   await w?.close();
 });
 
@@ -127,9 +131,6 @@ describe('fencing: a worker paused past its site lock', () => {
       expect(r.state.items('ip/firewall/address-list').filter((x) => x.values['list'] === `fence-${i}`).length).toBe(1);
       expect(adds.get(a), a).toBe(1);
     }
-    await worker1.close();
-    await worker2.close();
-    runners.length = 0;
   }, 60_000);
 });
 
@@ -169,8 +170,6 @@ describe('transient database faults', () => {
     const doneSteps = row.steps.filter((s) => s.state === 'done').map((s) => s.name);
     expect(new Set(doneSteps).size).toBe(doneSteps.length);
     expect(doneSteps.filter((s) => s.startsWith('apply ')).length).toBe(20);
-    await worker.close();
-    runners.length = 0;
   }, 90_000);
 });
 
@@ -220,8 +219,6 @@ describe('effects are verified, not assumed', () => {
     expect(done.state).not.toBe('succeeded');
     expect(done.state).toBe('failed');
     expect(String(done.error)).toContain('did not reboot');
-    await worker.close();
-    runners.length = 0;
   }, 60_000);
 
   it('a reboot that went through is verified by the new boot time', async () => {
@@ -233,8 +230,6 @@ describe('effects are verified, not assumed', () => {
     const done = await w.waitJob(id, undefined, 40_000);
     expect(done.state, JSON.stringify(done.error)).toBe('succeeded');
     expect(rebooted()).toBe(1);
-    await worker.close();
-    runners.length = 0;
   }, 60_000);
 
   it('a router that refuses the reboot (trap): failed with the router message', async () => {
@@ -254,8 +249,6 @@ describe('effects are verified, not assumed', () => {
     const done = await w.waitJob(id, undefined, 30_000);
     expect(done.state).toBe('failed');
     expect(String(done.error)).toMatch(/^router refused: .*permission/i);
-    await worker.close();
-    runners.length = 0;
   }, 60_000);
 
   it('connection reset just before the reset-and-restore: not reset, the job does not succeed', async () => {
@@ -268,7 +261,7 @@ describe('effects are verified, not assumed', () => {
     expect(b.state).toBe('succeeded');
     const backupId = (b.result as { backupId: string }).backupId;
     await worker1.close();
-    runners.length = 0;
+    runners.splice(0);
     // Drift after the backup: the restore must take it back (or not succeed).
     r.state.update('system/identity', r.state.single('system/identity'), { name: 'drifted' });
     const { channel, resets } = resetBefore(site, '/system/reset-configuration');
@@ -281,7 +274,5 @@ describe('effects are verified, not assumed', () => {
     expect(r.state.single('system/identity').values['name']).toBe('drifted');
     expect(done.state).not.toBe('succeeded');
     expect(String(done.error)).toContain('was not reset');
-    await worker.close();
-    runners.length = 0;
   }, 90_000);
 });

@@ -11,16 +11,22 @@ import type { Logger } from 'pino';
  */
 export function isTransientDbError(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
-    const code = typeof e === 'object' && e !== null && 'code' in e ? String((e).code) : '';
+    const code = typeof e === 'object' && e !== null && 'code' in e ? String(e.code) : '';
     if (/^08/.test(code) || ['57P01', '57P02', '57P03', '40001', '40P01'].includes(code)) return true;
     if (['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH'].includes(code)) return true;
     const message = e instanceof Error ? e.message : '';
-    if (/Connection terminated|terminating connection|connection is not open|Client has encountered a connection error/i.test(message))
+    // "Query runner already released": TypeORM releases a query runner whose connection
+    // emitted an error (terminated mid-transaction); the transaction is gone with it.
+    if (
+      /Connection terminated|terminating connection|connection is not open|Client has encountered a connection error|Query runner already released/i.test(
+        message,
+      )
+    )
       return true;
     // TypeORM wraps the driver error (QueryFailedError.driverError).
     e =
       typeof e === 'object' && e !== null && 'driverError' in e
-        ? (e).driverError
+        ? e.driverError
         : e instanceof Error
           ? e.cause
           : undefined;
