@@ -115,7 +115,7 @@ describe('fencing: a worker paused past its site lock', () => {
     expect(done.state, JSON.stringify(done)).toBe('succeeded');
 
     release();
-    await until(async () => (running(worker1) === 0 ? true : undefined), 15_000, 'worker 1 to stop');
+    await until(() => Promise.resolve(running(worker1) === 0 ? true : undefined), 15_000, 'worker 1 to stop');
     await new Promise((r) => setTimeout(r, 500));
 
     const row = await dbJob(id);

@@ -173,7 +173,9 @@ export class JobRunner {
         if (state !== 'completed' && state !== 'failed') continue;
         await existing
           .remove()
-          .catch((err: unknown) => this.services.logger.warn({ jobId: j.id, err: String(err) }, 'removing a done queue entry failed'));
+          .catch((err: unknown) =>
+            this.services.logger.warn({ jobId: j.id, err: String(err) }, 'removing a done queue entry failed'),
+          );
       }
       if (j.state === 'running') {
         if ((await this.options.redis.exists(this.lockKey(j.site_id))) === 1) {
