@@ -1,6 +1,6 @@
 import type { DesiredState, RouterWrite } from '@backplane/jobs';
 import { SiteUnreachableError } from '../channel';
-import { JobCancelledError, RetryLaterError, type JobContext } from '../context';
+import { JobCancelledError, LeaseLostError, RetryLaterError, type JobContext } from '../context';
 
 type Row = Record<string, string>;
 const list = (v: string | undefined) => (v ?? '').split(',').filter(Boolean);
@@ -180,9 +180,17 @@ export async function runWrites(ctx: JobContext, writes: readonly RouterWrite[])
   }
 }
 
-/** Errors after which the job runs again later (nothing to take back: it resumes). */
+/**
+ * Errors after which the job runs again later (nothing to take back: it resumes), or after
+ * which this run must not touch the router at all (it lost its lease: another run owns the job).
+ */
 function resumable(err: unknown): boolean {
-  return err instanceof RetryLaterError || err instanceof SiteUnreachableError || err instanceof JobCancelledError;
+  return (
+    err instanceof RetryLaterError ||
+    err instanceof SiteUnreachableError ||
+    err instanceof JobCancelledError ||
+    err instanceof LeaseLostError
+  );
 }
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
