@@ -7,7 +7,7 @@
 import { Client } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '@backplane/testing';
-import type { RouterChannel } from '../../apps/worker/src/jobs/channel';
+import { SiteUnreachableError, type RouterChannel } from '../../apps/worker/src/jobs/channel';
 import type { JobRunner } from '../../apps/worker/src/jobs/runner';
 import { jobsWorld, type JobsWorld } from './fixture';
 
@@ -275,4 +275,29 @@ describe('effects are verified, not assumed', () => {
     expect(done.state).not.toBe('succeeded');
     expect(String(done.error)).toContain('was not reset');
   }, 90_000);
+
+  it('a run-command whose reply is lost after the router executed it: unknown, executed once, never repeated', async () => {
+    const site = await w.addSite('command-lost');
+    const r = w.routers.get(site)!;
+    let lost = 0;
+    const channel: RouterChannel = {
+      tunnels: false,
+      connectedSince: (id) => w.channel.connectedSince(id),
+      call: async (target, cmd, attributes, timeoutMs) => {
+        const res = await w.channel.call(target, cmd, attributes, timeoutMs);
+        if (cmd === '/ip/address/add' && lost++ === 0) throw new SiteUnreachableError('router_unreachable', 'reset');
+        return res;
+      },
+    };
+    runners.push(w.startRunner(1, undefined, { channel }));
+    const id = await enqueue(site, 'run-command', {
+      command: '/ip/address/add',
+      attributes: { address: '192.0.2.77/24', interface: 'ether3' },
+    });
+    const done = await w.waitJob(id, undefined, 30_000);
+    expect(done.state).toBe('unknown');
+    expect(String(done.error)).toMatch(/interrupted after it may have been sent/);
+    expect(r.state.items('ip/address').filter((a) => a.values['address'] === '192.0.2.77/24')).toHaveLength(1);
+    expect(lost).toBe(1);
+  }, 60_000);
 });
