@@ -30,8 +30,15 @@ export interface JobsWorld {
   keyring: Keyring;
   api(method: string, path: string, body?: unknown, headers?: Record<string, string>): ReturnType<Harness['call']>;
   addSite(name: string, opts?: { version?: string; tags?: string[]; latestVersion?: string }): Promise<string>;
-  /** An in-process worker; `metrics`: where it registers its job metrics. */
-  startRunner(concurrency?: number, metrics?: Registry): JobRunner;
+  /**
+   * An in-process worker; `metrics`: where it registers its job metrics; `opts.channel`: its
+   * own way to the routers (a faulty one); `opts.siteLockTtlMs`: its site lock TTL.
+   */
+  startRunner(
+    concurrency?: number,
+    metrics?: Registry,
+    opts?: { channel?: RouterChannel; siteLockTtlMs?: number; effectWaitMs?: number },
+  ): JobRunner;
   job(id: string): Promise<Record<string, unknown> & { state: string }>;
   waitJob(id: string, states?: string[], ms?: number): Promise<Record<string, unknown> & { state: string }>;
   close(): Promise<void>;
@@ -107,12 +114,13 @@ export async function jobsWorld(extraEnv: Record<string, string> = {}): Promise<
       if (c.status !== 204) throw new Error(JSON.stringify(c.body));
       return id;
     },
-    startRunner(concurrency = 4, metrics?: Registry) {
+    startRunner(concurrency = 4, metrics?: Registry, opts = {}) {
       const runner = new JobRunner(
         {
           db: h.db,
           keyring,
-          channel,
+          channel: opts.channel ?? channel,
+          effectWaitMs: opts.effectWaitMs ?? 5000,
           events,
           logger: createLogger({ app: 'worker-test', level: 'warn' }),
           verifierKey: Buffer.from(verifierKey, 'utf8'),
@@ -127,6 +135,7 @@ export async function jobsWorld(extraEnv: Record<string, string> = {}): Promise<
           concurrency,
           reconcileEveryMs: 2000,
           lockDurationMs: 4000,
+          ...(opts.siteLockTtlMs ? { siteLockTtlMs: opts.siteLockTtlMs } : {}),
           ...(metrics ? { metrics } : {}),
         },
       );
@@ -138,7 +147,7 @@ export async function jobsWorld(extraEnv: Record<string, string> = {}): Promise<
       const r = await api('GET', `/jobs/${id}`);
       return r.body as Record<string, unknown> & { state: string };
     },
-    async waitJob(id, states = ['succeeded', 'failed', 'cancelled', 'expired'], ms = 20_000) {
+    async waitJob(id, states = ['succeeded', 'failed', 'cancelled', 'expired', 'unknown'], ms = 20_000) {
       const end = Date.now() + ms;
       for (;;) {
         const j = await world.job(id);

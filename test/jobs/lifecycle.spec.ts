@@ -218,7 +218,7 @@ describe('restore', () => {
     expect(done.kind).toBe('restore');
     expect(
       (done.steps as { name: string; state: string }[]).filter((s) => s.state === 'done').map((s) => s.name),
-    ).toEqual(['upload', 'reset and import', 'back online', 'verify']);
+    ).toEqual(['upload', 'read boot time', 'reset and import', 'back online', 'verify']);
     // On the router: exactly the backed-up configuration, the drift gone.
     const now = await routerExport(r);
     expect(now).toBe(good);

@@ -114,7 +114,7 @@ describe.each(['6.49.10', '7.16'])('restore on RouterOS %s', (version) => {
     expect(await states(res.body.id as string)).not.toContain('waiting');
     expect(
       (done.steps as { name: string; state: string }[]).filter((s) => s.state === 'done').map((s) => s.name),
-    ).toEqual(['upload', 'reset and import', 'back online', 'verify']);
+    ).toEqual(['upload', 'read boot time', 'reset and import', 'back online', 'verify']);
 
     // Backplane's way in, as it was just before the restore: the current tunnel secret, the
     // CA, the poll scheduler, the API service restriction, the API user (logs in: next job).

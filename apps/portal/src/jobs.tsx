@@ -31,8 +31,17 @@ export interface Job {
   finishedAt: string | null;
   expiresAt: string;
 }
-export const JOB_STATES = ['queued', 'waiting', 'running', 'succeeded', 'failed', 'cancelled', 'expired'] as const;
-export const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'expired']);
+export const JOB_STATES = [
+  'queued',
+  'waiting',
+  'running',
+  'succeeded',
+  'failed',
+  'cancelled',
+  'expired',
+  'unknown',
+] as const;
+export const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'expired', 'unknown']);
 export const JOB_COLOR: Record<string, string> = {
   queued: 'gray',
   waiting: 'yellow',
@@ -41,6 +50,8 @@ export const JOB_COLOR: Record<string, string> = {
   failed: 'red',
   cancelled: 'gray',
   expired: 'orange',
+  /** Sent, interrupted, effect not verified: check the router. */
+  unknown: 'grape',
 };
 
 export interface JobQuery {

@@ -3572,7 +3572,7 @@ export interface operations {
                 cursor?: string;
                 limit?: number;
                 siteId?: string;
-                state?: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired";
+                state?: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
             };
             header?: never;
             path: {
@@ -3613,7 +3613,7 @@ export interface operations {
                             siteId: string;
                             startedAt: string | null;
                             /** @enum {string} */
-                            state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired";
+                            state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
                             steps: {
                                 at: string;
                                 detail?: string;
@@ -3688,7 +3688,7 @@ export interface operations {
                         siteId: string;
                         startedAt: string | null;
                         /** @enum {string} */
-                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired";
+                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
                         steps: {
                             at: string;
                             detail?: string;
@@ -3761,7 +3761,7 @@ export interface operations {
                         siteId: string;
                         startedAt: string | null;
                         /** @enum {string} */
-                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired";
+                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
                         steps: {
                             at: string;
                             detail?: string;
@@ -4831,7 +4831,7 @@ export interface operations {
                         siteId: string;
                         startedAt: string | null;
                         /** @enum {string} */
-                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired";
+                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
                         steps: {
                             at: string;
                             detail?: string;
@@ -5117,7 +5117,7 @@ export interface operations {
                         siteId: string;
                         startedAt: string | null;
                         /** @enum {string} */
-                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired";
+                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
                         steps: {
                             at: string;
                             detail?: string;

@@ -34,6 +34,36 @@ export class JobCancelledError extends Error {
   }
 }
 
+/**
+ * This run no longer owns the job (another worker took it over, or it ended): stop now,
+ * write nothing more (docs/adr/0056-job-lease-fencing.md).
+ */
+export class LeaseLostError extends Error {
+  constructor(jobId: string) {
+    super(`job ${jobId}: this run lost its lease (another worker took the job over, or it ended)`);
+    this.name = 'LeaseLostError';
+  }
+}
+
+/**
+ * A command was sent (or may have been) and its effect could not be verified: the job ends
+ * `unknown`, never `succeeded` (docs/adr/0057-verified-effects-unknown-outcome.md).
+ */
+export class OutcomeUnknownError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OutcomeUnknownError';
+  }
+}
+
+/** The lease of one run of a job: its epoch, and a check that it still holds it (before each router call). */
+export interface JobLease {
+  readonly owner: string;
+  readonly epoch: number;
+  /** Throws LeaseLostError when the run no longer owns the job. */
+  check(): Promise<void>;
+}
+
 export interface WorkerServices {
   readonly db: Database;
   readonly keyring: Keyring;
@@ -51,6 +81,12 @@ export interface WorkerServices {
    * (default), `full` the whole configuration (backup and restore always export in full).
    */
   readonly applyExport?: 'menu' | 'full';
+  /**
+   * How long a reboot, reset or upgrade may take to show on the router (boot time, running
+   * version) once the router answers again (ms, default 90 s); past it, the effect is taken
+   * as not made.
+   */
+  readonly effectWaitMs?: number;
 }
 
 /** The export path of each desired-state menu (its section of `/export`). */
@@ -89,6 +125,8 @@ export class JobContext<K extends JobKind = JobKind> {
     readonly job: JobRow,
     readonly payload: JobPayload<K>,
     readonly target: SiteTarget,
+    /** The run's lease: checked before each router call, presented with each step write. */
+    readonly lease?: JobLease,
   ) {
     this.steps = [...job.steps];
     this.progress = job.progress;
@@ -102,7 +140,13 @@ export class JobContext<K extends JobKind = JobKind> {
     return this.services.logger;
   }
 
-  call(command: string, attributes?: Readonly<Record<string, string>>, timeoutMs?: number): Promise<RelayResponse> {
+  /** One router command; a run that lost its lease stops here, before the router sees anything. */
+  async call(
+    command: string,
+    attributes?: Readonly<Record<string, string>>,
+    timeoutMs?: number,
+  ): Promise<RelayResponse> {
+    await this.lease?.check();
     return this.services.channel.call(this.target, command, attributes, timeoutMs);
   }
 
@@ -119,10 +163,14 @@ export class JobContext<K extends JobKind = JobKind> {
 
   /** Records a step (and announces it); `unlessCancelled`: a requested cancel stops the job here. */
   private async record(step: JobStep, progress?: number, unlessCancelled = false): Promise<void> {
-    const recorded = await this.services.db.inTenant(this.scope, (tx) =>
-      jobsRepo.step(tx, this.job.id, step, progress, { unlessCancelled }),
+    const written = await this.services.db.inTenant(this.scope, (tx) =>
+      jobsRepo.step(tx, this.job.id, step, progress, {
+        unlessCancelled,
+        ...(this.lease ? { leaseEpoch: this.lease.epoch } : {}),
+      }),
     );
-    if (!recorded) throw new JobCancelledError();
+    if (written === 'lease_lost') throw new LeaseLostError(this.job.id);
+    if (written === 'cancelled') throw new JobCancelledError();
     this.steps.push(step);
     if (progress !== undefined) this.progress = progress;
     await publishEvent(
@@ -138,7 +186,8 @@ export class JobContext<K extends JobKind = JobKind> {
   /**
    * Runs one step once. A step already `done` in an earlier attempt is skipped (its detail
    * returned). A step that `started` but never finished (the worker died in it) is re-run
-   * only if `idempotent` (find-then-set); otherwise `onInterrupted` decides (default: fail).
+   * only if `idempotent` (find-then-set); otherwise `onInterrupted` decides (default: the
+   * job ends `unknown`: the command may or may not have run).
    */
   async step(
     name: string,
@@ -156,7 +205,11 @@ export class JobContext<K extends JobKind = JobKind> {
     // Each step first checks for a requested cancel (in the same write that records it).
     const at = () => new Date().toISOString();
     if (prior?.state === 'started' && !opts.idempotent) {
-      if (!opts.onInterrupted) throw new Error(`step "${name}" was interrupted and is not safe to repeat`);
+      if (!opts.onInterrupted) {
+        throw new OutcomeUnknownError(
+          `step "${name}" was interrupted after it may have been sent; it is not safe to repeat and its effect cannot be verified`,
+        );
+      }
       const detail = await opts.onInterrupted();
       await this.record(
         { name, state: 'done', at: at(), detail: detail ?? 'recovered after interruption' },

@@ -20,13 +20,17 @@ import { RouterCommandError, SiteUnreachableError } from './channel';
 import {
   JobCancelledError,
   JobContext,
+  LeaseLostError,
   MENU_EXPORT_PATH,
+  OutcomeUnknownError,
   publishEvent,
   RetryLaterError,
+  type JobLease,
   type WorkerServices,
 } from './context';
 import { JobMetrics } from './metrics';
 import { assertRegistry, HANDLERS, type HandlerRegistry, type JobHandler } from './registry';
+import { RetryingDatabase } from './transient';
 
 export interface RunnerOptions {
   readonly queue: QueueConnection;
@@ -48,8 +52,15 @@ export interface RunnerOptions {
   readonly metrics?: Registry;
 }
 
-type FinalState = 'succeeded' | 'failed' | 'cancelled' | 'expired';
-const FINAL: readonly string[] = ['succeeded', 'failed', 'cancelled', 'expired'];
+type FinalState = 'succeeded' | 'failed' | 'cancelled' | 'expired' | 'unknown';
+const FINAL: readonly string[] = ['succeeded', 'failed', 'cancelled', 'expired', 'unknown'];
+
+/** A step whose last record is `started`: it was interrupted (sent or not, unknown). */
+function interruptedStep(row: JobRow): string | undefined {
+  const last = new Map<string, string>();
+  for (const s of row.steps) last.set(s.name, s.state);
+  return [...last].find(([, state]) => state === 'started')?.[0];
+}
 
 /** A site lock this worker holds for one job, renewed until released or kept. */
 interface SiteLock {
@@ -100,11 +111,14 @@ export class JobRunner {
   private draining = false;
   /** When the jobs running here started (the row read before the start does not say). */
   private readonly began = new Map<string, number>();
+  /** The services, with a database whose transactions are retried on transient errors. */
+  private readonly services: WorkerServices;
 
   constructor(
-    private readonly services: WorkerServices,
+    services: WorkerServices,
     private readonly options: RunnerOptions,
   ) {
+    this.services = { ...services, db: new RetryingDatabase(services.db, services.logger) };
     this.lockTtl = options.siteLockTtlMs ?? 30_000;
     this.handlers = options.handlers ?? HANDLERS;
     assertRegistry(this.handlers);
@@ -131,9 +145,13 @@ export class JobRunner {
     });
     this.worker.on('error', (err) => this.services.logger.warn({ err: err.message }, 'job worker error'));
     const every = this.options.reconcileEveryMs ?? 30_000;
-    this.timer = setInterval(() => void this.reconcile().catch(() => undefined), every);
+    const reconcile = () =>
+      void this.reconcile().catch((err: unknown) =>
+        this.services.logger.warn({ err: String(err) }, 'reconciling open jobs failed (next round retries)'),
+      );
+    this.timer = setInterval(reconcile, every);
     this.timer.unref();
-    void this.reconcile().catch(() => undefined);
+    reconcile();
   }
 
   /**
@@ -153,7 +171,11 @@ export class JobRunner {
       if (existing) {
         const state = await existing.getState();
         if (state !== 'completed' && state !== 'failed') continue;
-        await existing.remove().catch(() => undefined);
+        await existing
+          .remove()
+          .catch((err: unknown) =>
+            this.services.logger.warn({ jobId: j.id, err: String(err) }, 'removing a done queue entry failed'),
+          );
       }
       if (j.state === 'running') {
         if ((await this.options.redis.exists(this.lockKey(j.site_id))) === 1) {
@@ -199,10 +221,12 @@ export class JobRunner {
     error: string | null,
     /** Written in the same transaction, before the transition (the after-export). */
     also?: (tx: TenantTx) => Promise<void>,
+    /** The run's lease: only the run that holds it ends the job. */
+    lease?: JobLease,
   ): Promise<void> {
     const made = await this.services.db.inTenant(scope, async (tx) => {
       await also?.(tx);
-      return jobsRepo.finish(tx, row.id, state, result, error);
+      return jobsRepo.finish(tx, row.id, state, result, error, lease?.epoch);
     });
     if (!made) return;
     this.metrics?.finished.inc({ kind: row.kind, state });
@@ -211,8 +235,8 @@ export class JobRunner {
     await this.emit(row, state, { ...(state === 'succeeded' ? { progressPercent: 100 } : {}), error });
   }
 
-  private async waiting(scope: TenantScope, row: JobRow, why: string): Promise<void> {
-    const changed = await this.services.db.inTenant(scope, (tx) => jobsRepo.setWaiting(tx, row.id, why));
+  private async waiting(scope: TenantScope, row: JobRow, why: string, lease?: JobLease): Promise<void> {
+    const changed = await this.services.db.inTenant(scope, (tx) => jobsRepo.setWaiting(tx, row.id, why, lease?.epoch));
     if (changed) await this.emit(row, 'waiting', { error: why });
   }
 
@@ -247,7 +271,19 @@ export class JobRunner {
     if (untilExpiry <= 0 && row.state !== 'running') {
       const last = row.error ? ` (last: ${row.error})` : '';
       const what = row.startedAt ? 'while waiting for the site' : 'before it could run: the site stayed unreachable';
-      await this.finish(scope, row, 'expired', null, `expired at ${row.expiresAt.toISOString()} ${what}${last}`);
+      const open = interruptedStep(row);
+      if (open) {
+        // A command was sent (or may have been) and its effect was never seen: not `expired`.
+        await this.finish(
+          scope,
+          row,
+          'unknown',
+          null,
+          `step "${open}" was sent but its effect could not be verified before the job expired at ${row.expiresAt.toISOString()}${last}`,
+        );
+      } else {
+        await this.finish(scope, row, 'expired', null, `expired at ${row.expiresAt.toISOString()} ${what}${last}`);
+      }
       await this.options.redis.hdel(this.waitKey(), jobId);
       return { expired: true };
     }
@@ -263,24 +299,36 @@ export class JobRunner {
     }
     if (lock.fresh && row.state === 'running') this.metrics?.takeovers.inc();
     let release = true;
+    const run: { lease?: JobLease } = {};
     try {
-      return await this.runSteps(job, token, scope, row, backoff);
+      return await this.runSteps(job, token, scope, row, backoff, run);
     } catch (err) {
       if (err instanceof DelayedError) throw err;
+      if (err instanceof LeaseLostError) {
+        // Another run owns the job now: write nothing, touch the router no more.
+        this.services.logger.warn({ jobId, siteId, epoch: run.lease?.epoch }, 'job lease lost: this run stops');
+        return { leaseLost: true };
+      }
+      const lease = run.lease;
       if (err instanceof SiteUnreachableError || err instanceof RetryLaterError) {
-        await this.waiting(scope, row, err.message);
+        await this.waiting(scope, row, err.message, lease);
         const ms = err instanceof RetryLaterError ? err.delayMs : backoff;
         // Keep the site lock across a RetryLater of a job that is mid-way (recreate, reboot).
         if (err instanceof RetryLaterError) release = false;
         return await this.delay(job, token, ms);
       }
       if (err instanceof JobCancelledError) {
-        await this.finish(scope, row, 'cancelled', null, 'cancelled while running');
+        await this.finish(scope, row, 'cancelled', null, 'cancelled while running', undefined, lease);
         return { cancelled: true };
+      }
+      if (err instanceof OutcomeUnknownError) {
+        this.services.logger.warn({ jobId, siteId, err: err.message }, 'job outcome unknown');
+        await this.finish(scope, row, 'unknown', null, err.message.slice(0, 2000), undefined, lease);
+        return { unknown: err.message };
       }
       const message = err instanceof RouterCommandError ? `router refused: ${err.message}` : String(err);
       this.services.logger.warn({ jobId, siteId, err: message }, 'job failed');
-      await this.finish(scope, row, 'failed', null, message.slice(0, 2000));
+      await this.finish(scope, row, 'failed', null, message.slice(0, 2000), undefined, lease);
       return { failed: message };
     } finally {
       clearInterval(lock.renew);
@@ -303,7 +351,9 @@ export class JobRunner {
           .then((ok) => {
             if (ok === 0) this.services.logger.warn({ jobId, siteId }, 'site lock taken by another worker');
           })
-          .catch(() => undefined);
+          .catch((err: unknown) =>
+            this.services.logger.warn({ jobId, siteId, err: String(err) }, 'renewing the site lock failed'),
+          );
       },
       Math.min(2000, this.lockTtl / 3),
     );
@@ -317,7 +367,11 @@ export class JobRunner {
     if (!lock) return;
     this.held.delete(jobId);
     clearInterval(lock.renew);
-    await this.options.redis.eval(RELEASE, 1, lock.key, lock.owner).catch(() => undefined);
+    await this.options.redis
+      .eval(RELEASE, 1, lock.key, lock.owner)
+      .catch((err: unknown) =>
+        this.services.logger.warn({ jobId, err: String(err) }, 'releasing the site lock failed (it expires)'),
+      );
   }
 
   /** The job's steps, with the site lock held: online check, start, before-export, handler, after-export, finish. */
@@ -327,6 +381,8 @@ export class JobRunner {
     scope: TenantScope,
     row: JobRow,
     backoff: number,
+    /** Where the run's lease is left for the caller (its error handling writes under it). */
+    run: { lease?: JobLease },
   ): Promise<unknown> {
     const { jobId, siteId } = job.data;
     const db = this.services.db;
@@ -335,28 +391,58 @@ export class JobRunner {
       await this.waiting(scope, row, 'site offline: waiting for it to come online');
       return await this.delay(job, token, backoff);
     }
-    // Started and its router credentials read in one transaction.
+    // Started (with a new lease) and its router credentials read in one transaction.
+    const owner = `${this.instance}:${token ?? 'no-token'}`;
     const begun = await db.inTenant(scope, async (tx) => {
-      const row = await jobsRepo.start(tx, jobId);
+      const row = await jobsRepo.start(tx, jobId, owner);
       return row ? { started: row, creds: await this.credentials(tx, siteId) } : undefined;
     });
     if (!begun) return { skipped: true };
     const { started, creds } = begun;
+    const epoch = started.leaseEpoch;
+    const lease: JobLease = {
+      owner,
+      epoch,
+      check: async () => {
+        if (!(await db.inTenant(scope, (tx) => jobsRepo.holdsLease(tx, jobId, epoch)))) throw new LeaseLostError(jobId);
+      },
+    };
+    run.lease = lease;
     this.began.set(jobId, started.startedAt?.getTime() ?? Date.now());
     await this.emit(started, 'running', { progressPercent: started.progress });
     const payload = parsePayload(started.kind, started.payload);
-    const ctx = new JobContext(this.services, scope, started, payload, { siteId, credentials: creds });
+    const ctx = new JobContext(this.services, scope, started, payload, { siteId, credentials: creds }, lease);
     const handler = this.handlers[started.kind] as JobHandler<JobKind>;
     const exports = this.exportsOf(ctx, started, payload);
     if (exports && !started.exportBeforeEnc) {
       const before = await exports.record();
-      await db.inTenant(scope, (tx) => jobsRepo.setExports(tx, jobId, exports.seal(before)));
+      const kept = await db.inTenant(scope, (tx) =>
+        jobsRepo.setExports(tx, jobId, exports.seal(before), undefined, epoch),
+      );
+      if (!kept) throw new LeaseLostError(jobId);
     }
     const result = await handler(ctx);
-    const after = exports ? await exports.record().catch(() => undefined) : undefined;
-    await this.finish(scope, started, 'succeeded', result ?? null, null, async (tx) => {
-      if (after !== undefined && exports) await jobsRepo.setExports(tx, jobId, undefined, exports.seal(after));
-    });
+    let after: string | undefined;
+    if (exports) {
+      try {
+        after = await exports.record();
+      } catch (err) {
+        if (err instanceof LeaseLostError) throw err;
+        // The job's effect is verified by its handler; only the after-record is missing.
+        this.services.logger.warn({ jobId, siteId, err: String(err) }, 'after-export failed: the job has none');
+      }
+    }
+    await this.finish(
+      scope,
+      started,
+      'succeeded',
+      result ?? null,
+      null,
+      async (tx) => {
+        if (after !== undefined && exports) await jobsRepo.setExports(tx, jobId, undefined, exports.seal(after), epoch);
+      },
+      lease,
+    );
     await this.options.redis.hdel(this.waitKey(), jobId);
     return result;
   }

@@ -44,6 +44,8 @@ export {
   deterministicId,
   JobsRepository,
   type JobRow,
+  type StepWrite,
+  type FinalJobState,
   type JobStep,
   type RouterWrite,
   type NewJob,

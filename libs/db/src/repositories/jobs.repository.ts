@@ -54,13 +54,22 @@ export interface JobRow<Kind extends string = string, State extends string = str
   readonly createdAt: Date;
   readonly startedAt: Date | null;
   readonly finishedAt: Date | null;
+  /** Who runs the job now (set by `start`), and the run's epoch: grows by one with each start. */
+  readonly leaseOwner: string | null;
+  readonly leaseEpoch: number;
 }
+
+/** What a step write did: recorded, refused by a requested cancel, or refused because the run lost its lease. */
+export type StepWrite = 'recorded' | 'cancelled' | 'lease_lost';
+
+/** The terminal states (`unknown`: a command was sent and its effect could not be verified). */
+export type FinalJobState = 'succeeded' | 'failed' | 'cancelled' | 'expired' | 'unknown';
 
 const COLS = `id, tenant_id AS "tenantId", site_id AS "siteId", batch_id AS "batchId", kind, payload,
   idempotency_key AS "idempotencyKey", requested_by AS "requestedBy", state, progress, steps, result, error,
   export_before_enc AS "exportBeforeEnc", export_after_enc AS "exportAfterEnc", attempts,
   cancel_requested AS "cancelRequested", expires_at AS "expiresAt", created_at AS "createdAt",
-  started_at AS "startedAt", finished_at AS "finishedAt"`;
+  started_at AS "startedAt", finished_at AS "finishedAt", lease_owner AS "leaseOwner", lease_epoch AS "leaseEpoch"`;
 
 /** A UUID derived from a string (the same idempotency key always gives the same job id). */
 export function deterministicId(...parts: string[]): string {
@@ -172,76 +181,109 @@ export class JobsRepository<Kind extends string = string, State extends string =
     return query(tx, `SELECT * FROM bp_open_jobs($1)`, [limit]);
   }
 
-  /** Moves an open job to `running` (counts an attempt); undefined when it is already terminal. */
-  async start(tx: TenantTx, id: string): Promise<JobRow<Kind, State> | undefined> {
+  /**
+   * Moves an open job to `running` (counts an attempt) and gives this run the lease: `owner`
+   * and the next epoch, which every later write of the run must present. Undefined when the
+   * job is already terminal.
+   */
+  async start(tx: TenantTx, id: string, owner = 'unnamed'): Promise<JobRow<Kind, State> | undefined> {
     const rows = await query<JobRow<Kind, State>>(
       tx,
-      `UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = coalesce(started_at, now()), updated_at = now()
+      `UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = coalesce(started_at, now()), updated_at = now(),
+              lease_owner = $2, lease_epoch = lease_epoch + 1
         WHERE id = $1 AND state IN ('queued', 'waiting', 'running') AND NOT cancel_requested RETURNING ${COLS}`,
-      [id],
+      [id, owner],
     );
     return rows[0];
+  }
+
+  /** Whether the run with this lease epoch still owns the job (the job is open and nobody started it since). */
+  async holdsLease(tx: TenantTx, id: string, epoch: number): Promise<boolean> {
+    const rows = await query<{ ok: boolean }>(
+      tx,
+      `SELECT (lease_epoch = $2 AND state IN ('queued', 'waiting', 'running')) AS ok FROM jobs WHERE id = $1`,
+      [id, epoch],
+    );
+    return rows[0]?.ok ?? false;
   }
 
   /**
    * An open job waits (site offline, busy, retry later). True when that changed what the
    * job shows (state or reason), so a repeated wait is not announced again.
    */
-  async setWaiting(tx: TenantTx, id: string, why: string): Promise<boolean> {
+  async setWaiting(tx: TenantTx, id: string, why: string, leaseEpoch?: number): Promise<boolean> {
     const rows = await query<{ changed: boolean }>(
       tx,
       `WITH old AS (SELECT state, error FROM jobs WHERE id = $1 FOR UPDATE)
        UPDATE jobs j SET state = 'waiting', error = $2, updated_at = now() FROM old
-        WHERE j.id = $1 AND j.state IN ('queued', 'waiting', 'running')
+        WHERE j.id = $1 AND j.state IN ('queued', 'waiting', 'running') AND ($3::int IS NULL OR j.lease_epoch = $3)
         RETURNING (old.state <> 'waiting' OR old.error IS DISTINCT FROM $2) AS changed`,
-      [id, why],
+      [id, why, leaseEpoch ?? null],
     );
     return rows[0]?.changed ?? false;
   }
 
   /**
-   * Appends a step record. With `unlessCancelled` nothing is recorded when a cancel was
-   * requested (the job stops before the step); returns whether it was recorded.
+   * Appends a step record to an open job. With `unlessCancelled` nothing is recorded when a
+   * cancel was requested (the job stops before the step); with `leaseEpoch` nothing is
+   * recorded unless the run still holds the lease. The same record written twice (a retry
+   * after a lost reply) is kept once.
    */
   async step(
     tx: TenantTx,
     id: string,
     step: JobStep,
     progress?: number,
-    opts: { unlessCancelled?: boolean } = {},
-  ): Promise<boolean> {
+    opts: { unlessCancelled?: boolean; leaseEpoch?: number } = {},
+  ): Promise<StepWrite> {
+    const rows = await query<{ recorded: boolean; held_any: boolean; cancelled: boolean }>(
+      tx,
+      `WITH cur AS (
+         SELECT id, cancel_requested,
+                (state IN ('queued', 'waiting', 'running') AND ($4::int IS NULL OR lease_epoch = $4)) AS held
+           FROM jobs WHERE id = $1 FOR UPDATE),
+       upd AS (
+         UPDATE jobs j SET steps = CASE WHEN j.steps @> $2::jsonb THEN j.steps ELSE j.steps || $2::jsonb END,
+                progress = coalesce($3, j.progress), updated_at = now()
+           FROM cur WHERE j.id = cur.id AND cur.held AND NOT ($5 AND cur.cancel_requested) RETURNING j.id)
+       SELECT EXISTS (SELECT 1 FROM upd) AS recorded, coalesce(bool_and(cur.held), false) AS held_any,
+              coalesce(bool_and(cur.cancel_requested), false) AS cancelled
+         FROM cur`,
+      [id, JSON.stringify([step]), progress ?? null, opts.leaseEpoch ?? null, opts.unlessCancelled ?? false],
+    );
+    const r = rows[0];
+    if (r?.recorded) return 'recorded';
+    return r?.held_any && r.cancelled ? 'cancelled' : 'lease_lost';
+  }
+
+  async setExports(tx: TenantTx, id: string, before?: string, after?: string, leaseEpoch?: number): Promise<boolean> {
     const rows = await query(
       tx,
-      `UPDATE jobs SET steps = steps || $2::jsonb, progress = coalesce($3, progress), updated_at = now()
-        WHERE id = $1 ${opts.unlessCancelled ? 'AND NOT cancel_requested' : ''} RETURNING id`,
-      [id, JSON.stringify([step]), progress ?? null],
+      `UPDATE jobs SET export_before_enc = coalesce($2, export_before_enc), export_after_enc = coalesce($3, export_after_enc)
+        WHERE id = $1 AND ($4::int IS NULL OR lease_epoch = $4) RETURNING id`,
+      [id, before ?? null, after ?? null, leaseEpoch ?? null],
     );
     return rows.length === 1;
   }
 
-  async setExports(tx: TenantTx, id: string, before?: string, after?: string): Promise<void> {
-    await query(
-      tx,
-      `UPDATE jobs SET export_before_enc = coalesce($2, export_before_enc), export_after_enc = coalesce($3, export_after_enc)
-        WHERE id = $1`,
-      [id, before ?? null, after ?? null],
-    );
-  }
-
-  /** The one transition to a terminal state: true only for the caller that made it. */
+  /**
+   * The one transition to a terminal state: true only for the caller that made it. With
+   * `leaseEpoch` only the run that holds the lease can make it.
+   */
   async finish(
     tx: TenantTx,
     id: string,
-    state: 'succeeded' | 'failed' | 'cancelled' | 'expired',
+    state: FinalJobState,
     result: unknown,
     error: string | null,
+    leaseEpoch?: number,
   ): Promise<boolean> {
     const rows = await query(
       tx,
       `UPDATE jobs SET state = $2, result = $3, error = $4, progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE progress END,
               finished_at = now(), updated_at = now()
-        WHERE id = $1 AND state IN ('queued', 'waiting', 'running') RETURNING id`,
-      [id, state, result === undefined ? null : JSON.stringify(result), error],
+        WHERE id = $1 AND state IN ('queued', 'waiting', 'running') AND ($5::int IS NULL OR lease_epoch = $5) RETURNING id`,
+      [id, state, result === undefined ? null : JSON.stringify(result), error, leaseEpoch ?? null],
     );
     return rows.length === 1;
   }

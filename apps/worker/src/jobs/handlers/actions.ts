@@ -3,7 +3,7 @@ import { BackupsRepository, PkiRepository, SiteAgentsRepository, SiteCredentials
 import { backupHash, exportDifferences, restoreScript, type KeptManagement } from '@backplane/jobs';
 import { POLL_SCHEDULER, recoveryScript, type TunnelParams } from '@backplane/routeros';
 import { z } from 'zod';
-import { RouterCommandError } from '../channel';
+import { SiteUnreachableError } from '../channel';
 import { publishEvent, RetryLaterError, type JobContext } from '../context';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -23,16 +23,26 @@ export async function runCommand(ctx: JobContext<'run-command'>) {
   return res ? (JSON.parse(res) as unknown) : null;
 }
 
-/** Waits (inside the job, bounded) until the router answers again after a reboot. */
-async function waitBack(ctx: JobContext, deadlineMs: number): Promise<string> {
+/**
+ * Waits until the router runs `want` (returns it), or answers for a whole window with another
+ * version (returns that one); a router that does not answer makes the job wait.
+ */
+async function awaitVersion(ctx: JobContext, want: string, deadlineMs: number): Promise<string> {
+  const window = ctx.services.effectWaitMs ?? 90_000;
   const end = Date.now() + deadlineMs;
+  let answeringSince: number | undefined;
   for (;;) {
     try {
-      return await ctx.version();
-    } catch {
+      const v = await ctx.version();
+      if (v === want) return v;
+      answeringSince ??= Date.now();
+      if (Date.now() - answeringSince > window) return v;
+    } catch (err) {
+      if (!(err instanceof SiteUnreachableError)) throw err;
+      answeringSince = undefined;
       if (Date.now() > end) throw new RetryLaterError('router not back yet', 5000);
-      await sleep(500);
     }
+    await sleep(500);
   }
 }
 
@@ -43,19 +53,83 @@ async function uptimeSeconds(ctx: JobContext): Promise<number> {
   return (((w! * 7 + d!) * 24 + h!) * 60 + mi!) * 60 + s!;
 }
 
+/** Uptime below which a reboot could not be told apart from the boot before it (uptime has 1 s steps). */
+const MIN_UPTIME_S = 3;
+/** How much later a new boot time must be (ms): two readings of one boot differ by under 1 s. */
+const BOOT_SLACK_MS = 1500;
+
+/**
+ * When the router booted (ms since the epoch, to about 1 s), read before a command that
+ * reboots it; a router up for less than MIN_UPTIME_S is waited for, so the new boot shows.
+ */
+async function bootTimeBefore(ctx: JobContext): Promise<number> {
+  for (;;) {
+    const up = await uptimeSeconds(ctx);
+    if (up >= MIN_UPTIME_S) return Date.now() - up * 1000;
+    await sleep((MIN_UPTIME_S - up) * 1000);
+  }
+}
+
+/**
+ * Waits until the router answers with a boot time later than `bootBefore` (it rebooted:
+ * its version then), or answers for a whole window with the old one (undefined: it did not
+ * reboot). A router that does not answer makes the job wait (RetryLater); one that never
+ * comes back ends `unknown` at the job's expiry.
+ */
+async function awaitReboot(ctx: JobContext, bootBefore: number, deadlineMs: number): Promise<string | undefined> {
+  const window = ctx.services.effectWaitMs ?? 90_000;
+  const end = Date.now() + deadlineMs;
+  let answeringSince: number | undefined;
+  for (;;) {
+    try {
+      const up = await uptimeSeconds(ctx);
+      if (Date.now() - up * 1000 > bootBefore + BOOT_SLACK_MS) return await ctx.version();
+      answeringSince ??= Date.now();
+      if (Date.now() - answeringSince > window) return undefined;
+    } catch (err) {
+      if (!(err instanceof SiteUnreachableError)) throw err;
+      answeringSince = undefined;
+      if (Date.now() > end) throw new RetryLaterError('router not back yet', 5000);
+    }
+    await sleep(500);
+  }
+}
+
+/**
+ * Sends a command that reboots the router. A refusal fails the job (the router's message); a
+ * connection lost on the way may or may not have delivered it — the caller verifies.
+ */
+async function sendRebooting(
+  ctx: JobContext,
+  command: string,
+  attributes?: Readonly<Record<string, string>>,
+  timeoutMs?: number,
+): Promise<string> {
+  try {
+    await ctx.call(command, attributes, timeoutMs);
+    return 'sent';
+  } catch (err) {
+    if (err instanceof SiteUnreachableError) return `connection lost while sending (${err.message}): verified below`;
+    throw err;
+  }
+}
+
+const bootStep = (ctx: JobContext) =>
+  ctx.step('read boot time', 10, async () => String(await bootTimeBefore(ctx))).then((v) => Number(v));
+
+/** Reboot: done only when the router answers with a new boot time (ADR 0057). */
 export async function reboot(ctx: JobContext<'reboot'>) {
-  await ctx.step(
-    'reboot',
-    50,
-    async () => {
-      await ctx.call('/system/reboot').catch(() => undefined); // the connection may drop with the reply
-      return 'reboot sent';
-    },
-    // Interrupted after sending: do not reboot again, just verify below.
-    { idempotent: false, onInterrupted: () => Promise.resolve('reboot already sent before the worker restarted') },
-  );
-  await sleep(300);
-  const version = await ctx.step('back online', 100, async () => waitBack(ctx, 60_000));
+  const bootBefore = await bootStep(ctx);
+  await ctx.step('reboot', 50, () => sendRebooting(ctx, '/system/reboot'), {
+    idempotent: false,
+    // Interrupted after sending: do not reboot again, verify below.
+    onInterrupted: () => Promise.resolve('the reboot may have been sent before the worker restarted: verified below'),
+  });
+  const version = await ctx.step('back online', 100, async () => {
+    const v = await awaitReboot(ctx, bootBefore, 60_000);
+    if (v === undefined) throw new Error('the router did not reboot: it still answers with its boot time from before');
+    return v;
+  });
   return { version, uptimeSeconds: await uptimeSeconds(ctx) };
 }
 
@@ -178,27 +252,28 @@ export async function restore(ctx: JobContext<'restore'>) {
     ];
     return `${Buffer.byteLength(script)} bytes; keeps ${kept.join(', ')}`;
   });
+  const bootBefore = await bootStep(ctx);
   await ctx.step(
     'reset and import',
     70,
-    async () => {
-      try {
-        await ctx.call('/system/reset-configuration', {
-          'no-defaults': 'yes',
-          'skip-backup': 'yes',
-          'keep-users': 'yes',
-          'run-after-reset': RESTORE_FILE,
-        });
-      } catch (err) {
-        // A refusal is a failure; a connection lost with the reboot is expected (verified below).
-        if (err instanceof RouterCommandError) throw err;
-      }
-      return 'reset sent';
+    // A refusal fails the job; a connection lost with the reboot is expected (verified below).
+    () =>
+      sendRebooting(ctx, '/system/reset-configuration', {
+        'no-defaults': 'yes',
+        'skip-backup': 'yes',
+        'keep-users': 'yes',
+        'run-after-reset': RESTORE_FILE,
+      }),
+    {
+      idempotent: false,
+      onInterrupted: () => Promise.resolve('the reset may have been sent before the worker restarted: verified below'),
     },
-    { idempotent: false, onInterrupted: () => Promise.resolve('reset already sent before the worker restarted') },
   );
-  await sleep(300);
-  await ctx.step('back online', 85, async () => waitBack(ctx, 120_000));
+  await ctx.step('back online', 85, async () => {
+    const v = await awaitReboot(ctx, bootBefore, 120_000);
+    if (v === undefined) throw new Error('the router was not reset: it still answers with its boot time from before');
+    return v;
+  });
   const detail = await ctx.step('verify', 100, async () => {
     const now = await ctx.exportConfig();
     const apiUser = ctx.target.credentials.username;
@@ -285,7 +360,7 @@ export async function recreateTunnel(ctx: JobContext<'recreate-tunnel'>) {
 /** Check, download + install (reboots), verify the version. */
 export async function routerosUpgrade(ctx: JobContext<'routeros-upgrade'>) {
   const check = await ctx.step('check for updates', 20, async () => {
-    await ctx.call('/system/package/update/set', { channel: ctx.payload.channel }).catch(() => undefined);
+    await ctx.call('/system/package/update/set', { channel: ctx.payload.channel });
     const res = await ctx.call('/system/package/update/check-for-updates', {}, 120_000);
     const last = res.rows.at(-1) ?? {};
     return JSON.stringify({ installed: last['installed-version'] ?? '', latest: last['latest-version'] ?? '' });
@@ -295,14 +370,15 @@ export async function routerosUpgrade(ctx: JobContext<'routeros-upgrade'>) {
   await ctx.step(
     'download and install',
     60,
-    async () => {
-      await ctx.call('/system/package/update/install', {}, 300_000).catch(() => undefined);
-      return `installing ${latest}`;
+    // The relay allows at most 120 s per command; the download usually ends with the
+    // reboot cutting the connection anyway: either way the running version decides below.
+    async () => `installing ${latest}: ${await sendRebooting(ctx, '/system/package/update/install', {}, 120_000)}`,
+    {
+      idempotent: false,
+      onInterrupted: () => Promise.resolve('the install may have started before the worker restarted: verified below'),
     },
-    { idempotent: false, onInterrupted: () => Promise.resolve('install already started before the worker restarted') },
   );
-  await sleep(300);
-  const now = await ctx.step('back online', 90, async () => waitBack(ctx, 180_000));
+  const now = await ctx.step('back online', 90, async () => awaitVersion(ctx, latest, 180_000));
   if (now !== latest) throw new Error(`expected RouterOS ${latest} after the upgrade, router runs ${now}`);
   await ctx.step('verify version', 100, () => Promise.resolve(now));
   return { from: installed, to: now };

@@ -1,6 +1,6 @@
 import type { DesiredState, RouterWrite } from '@backplane/jobs';
 import { SiteUnreachableError } from '../channel';
-import { JobCancelledError, RetryLaterError, type JobContext } from '../context';
+import { JobCancelledError, LeaseLostError, RetryLaterError, type JobContext } from '../context';
 
 type Row = Record<string, string>;
 const list = (v: string | undefined) => (v ?? '').split(',').filter(Boolean);
@@ -180,9 +180,17 @@ export async function runWrites(ctx: JobContext, writes: readonly RouterWrite[])
   }
 }
 
-/** Errors after which the job runs again later (nothing to take back: it resumes). */
+/**
+ * Errors after which the job runs again later (nothing to take back: it resumes), or after
+ * which this run must not touch the router at all (it lost its lease: another run owns the job).
+ */
 function resumable(err: unknown): boolean {
-  return err instanceof RetryLaterError || err instanceof SiteUnreachableError || err instanceof JobCancelledError;
+  return (
+    err instanceof RetryLaterError ||
+    err instanceof SiteUnreachableError ||
+    err instanceof JobCancelledError ||
+    err instanceof LeaseLostError
+  );
 }
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -251,6 +259,11 @@ export async function applyConfig(ctx: JobContext<'apply-config'>) {
         async () => {
           const plan = await applyDesired(ctx, d, v6);
           undo = [...plan.undo].reverse();
+          // Read back: the router now holds the desired state (nothing left to write).
+          const left = (await planDesired(ctx, d, v6)).summary;
+          if (left.length > 0) {
+            throw new Error(`read back after writing, the router still differs: ${left.join('; ')}`);
+          }
           return plan.summary.length ? plan.summary.join('; ') : 'already as desired';
         },
         { idempotent: true, undo: () => undo },
