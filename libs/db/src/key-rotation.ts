@@ -17,7 +17,13 @@ export const ENCRYPTED_VALUES: readonly {
 }[] = [
   { table: 'sites', column: 'router_password_enc', pk: 'id', by: 'id', context: secretContext.routerPassword },
   { table: 'sites', column: 'tunnel_secret_enc', pk: 'id', by: 'id', context: secretContext.tunnel },
-  { table: 'site_agents', column: 'pending_script_enc', pk: 'site_id', by: 'site_id', context: secretContext.pendingScript },
+  {
+    table: 'site_agents',
+    column: 'pending_script_enc',
+    pk: 'site_id',
+    by: 'site_id',
+    context: secretContext.pendingScript,
+  },
   { table: 'backups', column: 'content_enc', pk: 'id', by: 'site_id', context: secretContext.backup },
   { table: 'jobs', column: 'export_before_enc', pk: 'id', by: 'id', context: secretContext.jobExport },
   { table: 'jobs', column: 'export_after_enc', pk: 'id', by: 'id', context: secretContext.jobExport },
