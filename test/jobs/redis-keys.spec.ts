@@ -40,17 +40,17 @@ describe('Redis keys stay bounded across 1,000 mixed jobs', () => {
   });
 
   it('jobwaits is empty and no app key is left behind', async () => {
-    const fake = async (ctx: { target: { siteId: string } }) => {
-      if (groupOf.get(ctx.target.siteId) === 'bad') throw new Error('router said no');
-      return { ok: true };
-    };
+    const fake = (ctx: { target: { siteId: string } }) =>
+      groupOf.get(ctx.target.siteId) === 'bad'
+        ? Promise.reject(new Error('router said no'))
+        : Promise.resolve({ ok: true });
     const handlers = Object.fromEntries(Object.keys(HANDLERS).map((k) => [k, fake])) as unknown as HandlerRegistry;
     const channel = {
       tunnels: false,
       call: () => Promise.reject(new Error('no router here')),
-      connectedSince: async (siteId: string) => {
+      connectedSince: (siteId: string) => {
         const g = groupOf.get(siteId);
-        return g === 'off' || g === 'exp' ? undefined : new Date(0);
+        return Promise.resolve(g === 'off' || g === 'exp' ? undefined : new Date(0));
       },
     };
     const r = w.h.redis;
@@ -61,7 +61,7 @@ describe('Redis keys stay bounded across 1,000 mixed jobs', () => {
       {
         db: w.h.db,
         keyring: w.keyring,
-        channel: channel as never,
+        channel,
         events: w.events,
         logger: createLogger({ app: 'worker-test', level: 'error' }),
         verifierKey: Buffer.from(w.verifierKey, 'utf8'),

@@ -32,6 +32,11 @@ export const ENCRYPTED_VALUES: readonly {
   { table: 'keyring_check', column: 'value', pk: 'id', by: 'id', context: () => 'keyring-check' },
 ];
 
+/** Typed rows of one statement (TypeORM's query() returns `any`). */
+async function rowsOf<T>(q: QueryRunner, sql: string, params: unknown[] = []): Promise<T[]> {
+  return (await q.query(sql, params)) as T[];
+}
+
 /** One transaction as the table owner that may see every tenant's rows (RLS is forced). */
 async function asSystem<T>(ds: DataSource, fn: (q: QueryRunner) => Promise<T>): Promise<T> {
   const q = ds.createQueryRunner();
@@ -103,13 +108,14 @@ export async function rotateKeys(
     const col = `"${v.column}"`;
     const pending = `${col} IS NOT NULL AND left(${col}, ${prefix.length}) <> $1`;
     const [{ n: total } = { n: 0 }] = await asSystem(ds, (q) =>
-      q.query(`SELECT count(*)::int AS n FROM "${v.table}" WHERE ${pending}`, [prefix]),
+      rowsOf<{ n: number }>(q, `SELECT count(*)::int AS n FROM "${v.table}" WHERE ${pending}`, [prefix]),
     );
     let done = 0;
     for (;;) {
       if (opts.signal?.aborted) throw new Error('key rotation interrupted');
       const n = await asSystem(ds, async (q) => {
-        const rows: { pk: string; by: string; value: string }[] = await q.query(
+        const rows = await rowsOf<{ pk: string; by: string; value: string }>(
+          q,
           `SELECT "${v.pk}"::text AS pk, "${v.by}"::text AS by, ${col} AS value FROM "${v.table}"
             WHERE ${pending} ORDER BY "${v.pk}" LIMIT ${batch} FOR UPDATE SKIP LOCKED`,
           [prefix],
@@ -129,13 +135,13 @@ export async function rotateKeys(
   }
   const retired = await asSystem(ds, async (q) => {
     await q.query(`LOCK TABLE key_ids_in_use IN EXCLUSIVE MODE`);
-    const inUse: { key_id: string }[] = await q.query(`SELECT key_id FROM key_ids_in_use`);
+    const inUse = await rowsOf<{ key_id: string }>(q, `SELECT key_id FROM key_ids_in_use`);
     const gone: string[] = [];
     for (const { key_id: id } of inUse) {
       if (id === keyring.activeId) continue;
       let used = false;
       for (const v of ENCRYPTED_VALUES) {
-        const hit = await q.query(`SELECT 1 FROM "${v.table}" WHERE left("${v.column}", $2) = $1 LIMIT 1`, [
+        const hit = await rowsOf(q, `SELECT 1 FROM "${v.table}" WHERE left("${v.column}", $2) = $1 LIMIT 1`, [
           `bp1:${id}:`,
           `bp1:${id}:`.length,
         ]);
