@@ -59,10 +59,15 @@ describe('Idempotency-Key: one scheme, in PostgreSQL', () => {
     if (keys.length) await h.redis.del(...keys);
   }
   const records = async (key: string) =>
-    h.ds.query<{ tenant_id: string | null; job_id: string | null; expires_at: Date | null; state: string }[]>(
-      `SELECT tenant_id, job_id, expires_at, state FROM idempotency_records WHERE key = $1`,
-      [key],
-    );
+    h.ds.query<
+      {
+        tenant_id: string | null;
+        job_id: string | null;
+        expires_at: Date | null;
+        state: string;
+        body_enc: string | null;
+      }[]
+    >(`SELECT tenant_id, job_id, expires_at, state, body_enc FROM idempotency_records WHERE key = $1`, [key]);
 
   beforeAll(async () => {
     await startRedis();
@@ -95,6 +100,9 @@ describe('Idempotency-Key: one scheme, in PostgreSQL', () => {
     const rows = await records('site-create-1');
     expect(rows).toHaveLength(1);
     expect(rows[0]!.state).toBe('done');
+    // The stored answer is encrypted (answers may hold one-time secrets such as invitation links).
+    expect(rows[0]!.body_enc).toMatch(/^bp1:test:/);
+    expect(rows[0]!.body_enc).not.toContain('Once');
     // Retention: 24 hours for non-job creates.
     const ttl = rows[0]!.expires_at!.getTime() - Date.now();
     expect(ttl).toBeGreaterThan(23.9 * 3600_000);
@@ -120,7 +128,9 @@ describe('Idempotency-Key: one scheme, in PostgreSQL', () => {
     const jobs = await h.call('GET', `${base}/jobs?siteId=${siteId}`, { token });
     expect(jobs.body.items.map((j: { id: string }) => j.id)).toEqual([a.body.id]);
     const rows = await records('job-1');
-    expect(rows).toEqual([expect.objectContaining({ job_id: a.body.id, expires_at: null, state: 'done' })]);
+    expect(rows).toEqual([
+      expect.objectContaining({ job_id: a.body.id, expires_at: null, state: 'done', body_enc: null }),
+    ]);
   });
 
   it('the same key for another kind (body or route) -> 422, no second job', async () => {

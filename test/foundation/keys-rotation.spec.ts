@@ -72,7 +72,14 @@ describe('key rotation', () => {
     const boot = await bootstrap(h);
     scope = TenantScope.authenticated(boot.tenantId);
     const base = `/api/v1/tenants/${boot.tenantId}`;
-    siteId = (await h.call('POST', `${base}/sites`, { token: boot.token, body: { name: 'edge' } })).body.id as string;
+    // With an Idempotency-Key: its stored answer is encrypted too (ADR 0058).
+    siteId = (
+      await h.call('POST', `${base}/sites`, {
+        token: boot.token,
+        body: { name: 'edge' },
+        headers: { 'idempotency-key': 'keys-site' },
+      })
+    ).body.id as string;
     const creds = await h.call('PUT', `${base}/sites/${siteId}/router-credentials`, {
       token: boot.token,
       body: { username: 'bp-api', password: 'router-secret-1' },
@@ -149,7 +156,7 @@ describe('key rotation', () => {
     expect(second.retired).toEqual(['test']);
     expect(log.join('\n')).toMatch(/backups\.content_enc: \d+\/\d+/);
     values = await envelopes();
-    expect(values.length).toBeGreaterThanOrEqual(BACKUPS + 4);
+    expect(values.length).toBeGreaterThanOrEqual(BACKUPS + 5);
     expect(values.filter((v) => !v.startsWith('bp1:k2:'))).toEqual([]);
     expect(await keyIdsInUse()).toEqual(['k2']);
 

@@ -68,9 +68,14 @@ function canonical(v: unknown): unknown {
  */
 @Injectable()
 export class IdempotencyService {
-  readonly repo = new IdempotencyRepository();
+  readonly repo: IdempotencyRepository;
 
-  constructor(private readonly tokens: TokenService) {}
+  constructor(
+    private readonly tokens: TokenService,
+    @Inject(API_DEPS) deps: ApiDeps,
+  ) {
+    this.repo = new IdempotencyRepository(deps.keyring);
+  }
 
   /** The request's key and fingerprint, or undefined without the header (400 on a malformed key). */
   claimOf(req: FastifyRequest): IdempotencyClaim | undefined {
@@ -146,7 +151,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     try {
       const body: unknown = await lastValueFrom(next.handle(), { defaultValue: undefined });
       const status = (Reflect.getMetadata('__httpCode__', ctx.getHandler()) as number | undefined) ?? 201;
-      await this.inScope(req, (tx) => repo.complete(tx, claim, status, body));
+      await this.inScope(req, (tx) => repo.complete(tx, found.id, status, body));
       return body;
     } catch (err) {
       await this.inScope(req, (tx) => repo.release(tx, claim)).catch((e: unknown) =>

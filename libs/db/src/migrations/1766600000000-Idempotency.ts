@@ -9,7 +9,8 @@ const APP_ROLE = 'backplane_app';
  * A key is scoped by tenant (NULL for platform routes such as regions and tenants) and by
  * caller; the record keeps a keyed hash of the request (method, route, path parameters,
  * body), so the same key with another request answers 422 `idempotency_key_reused`.
- * Non-job records hold the first answer (status and body) until `expires_at` (24 h); job and
+ * Non-job records hold the first answer (status, and the body encrypted with the keyring:
+ * it may hold a one-time secret such as an invitation link) until `expires_at` (24 h); job and
  * batch records point at the job or batch and never expire (`expires_at` NULL): the job row
  * is the answer. The worker's `idempotency-cleanup` schedule deletes expired records through
  * `bp_idempotency_cleanup()`.
@@ -20,6 +21,7 @@ export class Idempotency1766600000000 implements MigrationInterface {
   async up(q: QueryRunner): Promise<void> {
     await q.query(`
       CREATE TABLE "idempotency_records" (
+        "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
         "tenant_id" uuid REFERENCES "tenants"("id") ON DELETE CASCADE,
         "principal" text NOT NULL,
         "key" text NOT NULL CONSTRAINT "idempotency_records_key_format" CHECK ("key" ~ '^[A-Za-z0-9_.:-]{1,255}$'),
@@ -27,7 +29,7 @@ export class Idempotency1766600000000 implements MigrationInterface {
         "route" text NOT NULL,
         "state" text NOT NULL CONSTRAINT "idempotency_records_state" CHECK ("state" IN ('pending', 'done')),
         "status" integer,
-        "body" jsonb,
+        "body_enc" text,
         "job_id" uuid,
         "batch_id" uuid,
         "created_at" timestamptz NOT NULL DEFAULT date_trunc('milliseconds', now()),

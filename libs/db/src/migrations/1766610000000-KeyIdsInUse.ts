@@ -11,6 +11,7 @@ export const ENCRYPTED_COLUMNS: readonly { table: string; columns: readonly stri
   { table: 'users', columns: ['totp_secret'] },
   { table: 'pki_authorities', columns: ['private_key_enc'] },
   { table: 'keyring_check', columns: ['value'] },
+  { table: 'idempotency_records', columns: ['body_enc'] },
 ];
 
 /**

@@ -1,5 +1,7 @@
+import type { Keyring } from '@backplane/crypto';
 import { query } from '../sql';
 import type { PlatformTx, TenantTx } from '../tenancy';
+import { secretContext } from './site-credentials.repository';
 
 /** One caller's key and the fingerprint of the request that carried it. */
 export interface IdempotencyClaim {
@@ -13,6 +15,7 @@ export interface IdempotencyClaim {
 }
 
 export interface IdempotencyRecord {
+  readonly id: string;
   readonly requestHash: string;
   readonly route: string;
   readonly state: 'pending' | 'done';
@@ -24,11 +27,12 @@ export interface IdempotencyRecord {
   readonly expiresAt: Date | null;
 }
 
-/** What `claim` found: the key is now ours, or someone used it before. */
-export type ClaimResult = { readonly claimed: true } | { readonly claimed: false; readonly record: IdempotencyRecord };
+/** What `claim` found: the key is now ours (the new record's id), or someone used it before. */
+export type ClaimResult =
+  { readonly claimed: true; readonly id: string } | { readonly claimed: false; readonly record: IdempotencyRecord };
 
-const COLUMNS = `request_hash AS "requestHash", route, state, status, body, job_id AS "jobId", batch_id AS "batchId",
-  created_at AS "createdAt", expires_at AS "expiresAt"`;
+const COLUMNS = `id, request_hash AS "requestHash", route, state, status, body_enc AS "bodyEnc", job_id AS "jobId",
+  batch_id AS "batchId", created_at AS "createdAt", expires_at AS "expiresAt"`;
 
 type AnyTx = TenantTx | PlatformTx;
 const tenantOf = (tx: AnyTx): string | null => (tx.kind === 'tenant' ? tx.tenantId : null);
@@ -40,6 +44,14 @@ const tenantOf = (tx: AnyTx): string | null => (tx.kind === 'tenant' ? tx.tenant
  * is the answer); the others keep the first answer for `ttlSeconds`.
  */
 export class IdempotencyRepository {
+  /** `keyring`: stored answers are encrypted (they may hold one-time secrets); retention needs none. */
+  constructor(private readonly ring?: Keyring) {}
+
+  private get keyring(): Keyring {
+    if (!this.ring) throw new Error('IdempotencyRepository needs a keyring to store or replay answers');
+    return this.ring;
+  }
+
   /**
    * Inserts the record, or returns the one already there. `ttlSeconds` null: never expires.
    * An expired record, or a `pending` one older than a minute (its request died with its
@@ -54,33 +66,37 @@ export class IdempotencyRepository {
               OR (state = 'pending' AND created_at < now() - interval '60 seconds'))`,
       [tenant, c.principal, c.key],
     );
-    const inserted = await query(
+    const inserted = await query<{ id: string }>(
       tx,
       `INSERT INTO idempotency_records (tenant_id, principal, key, request_hash, route, state, expires_at)
        VALUES ($1, $2, $3, $4, $5, 'pending', CASE WHEN $6::int IS NULL THEN NULL ELSE now() + make_interval(secs => $6::int) END)
-       ON CONFLICT ON CONSTRAINT idempotency_records_scope_key DO NOTHING RETURNING 1`,
+       ON CONFLICT ON CONSTRAINT idempotency_records_scope_key DO NOTHING RETURNING id`,
       [tenant, c.principal, c.key, c.requestHash, c.route, ttlSeconds],
     );
-    if (inserted.length) return { claimed: true };
-    const [record] = await query<IdempotencyRecord>(
+    if (inserted[0]) return { claimed: true, id: inserted[0].id };
+    const [found] = await query<Omit<IdempotencyRecord, 'body'> & { bodyEnc: string | null }>(
       tx,
       `SELECT ${COLUMNS} FROM idempotency_records
         WHERE tenant_id IS NOT DISTINCT FROM $1 AND principal = $2 AND key = $3`,
       [tenant, c.principal, c.key],
     );
     // Gone between the insert and the select (released by a failed first attempt): claim again.
-    if (!record) return this.claim(tx, c, ttlSeconds);
-    return { claimed: false, record };
+    if (!found) return this.claim(tx, c, ttlSeconds);
+    const { bodyEnc, ...rest } = found;
+    const body: unknown = bodyEnc
+      ? JSON.parse(this.keyring.decryptText(bodyEnc, secretContext.idempotencyBody(found.id)))
+      : null;
+    return { claimed: false, record: { ...rest, body } };
   }
 
   /** The first answer of a non-job create. */
-  async complete(tx: AnyTx, c: IdempotencyClaim, status: number, body: unknown): Promise<void> {
-    await query(
-      tx,
-      `UPDATE idempotency_records SET state = 'done', status = $4, body = $5::jsonb
-        WHERE tenant_id IS NOT DISTINCT FROM $1 AND principal = $2 AND key = $3`,
-      [tenantOf(tx), c.principal, c.key, status, JSON.stringify(body ?? null)],
-    );
+  async complete(tx: AnyTx, id: string, status: number, body: unknown): Promise<void> {
+    const sealed = this.keyring.encrypt(JSON.stringify(body ?? null), secretContext.idempotencyBody(id));
+    await query(tx, `UPDATE idempotency_records SET state = 'done', status = $2, body_enc = $3 WHERE id = $1`, [
+      id,
+      status,
+      sealed,
+    ]);
   }
 
   /** The job or batch a job create made (in the same transaction as the job). */
