@@ -223,7 +223,12 @@ async function main(): Promise<void> {
     const { batch } = await jobs.bulk(
       t,
       { kind: 'apply-config', payload: { changes: [{ menu: 'dns', servers: servers[pass] ?? [] }] }, tags: ['bench'] },
-      `fanout-${pass}`,
+      {
+        principal: 'script:jobs-fanout',
+        key: `fanout-${pass}`,
+        requestHash: `fanout-${pass}`,
+        route: 'script jobs-fanout',
+      },
     );
     const enqueueMs = Date.now() - e0;
     console.log(

@@ -1,6 +1,6 @@
 import { loadTunnelVerifierKey, secretNames, secretsFor, type WorkerConfig } from '@backplane/config';
 import { Keyring } from '@backplane/crypto';
-import { appLoginUrl, Database, openAppDataSource, pingDatabase } from '@backplane/db';
+import { appLoginUrl, assertKeysAvailable, Database, openAppDataSource, pingDatabase } from '@backplane/db';
 import { connectionFromUrl } from '@backplane/jobs';
 import { RealtimePublisher } from '@backplane/realtime';
 import {
@@ -48,6 +48,12 @@ export async function composeWorker(config: WorkerConfig, overrides: WorkerOverr
     poolSize: config.DATABASE_POOL_SIZE,
     applicationName: 'backplane-worker',
   });
+  // Exit 78 when stored values use a key id the keyring lacks (issue 15 finding 7, ADR 0059).
+  const keyring = new Keyring(secrets.encryptionKeys);
+  await assertKeysAvailable(ds, keyring).catch(async (err: unknown) => {
+    await ds.destroy();
+    throw err;
+  });
   const redis = createRedis(config.REDIS_URL, logger.child({ component: 'redis' }));
   const registry = createMetricsRegistry('worker');
   const db = new Database(ds);
@@ -59,7 +65,7 @@ export async function composeWorker(config: WorkerConfig, overrides: WorkerOverr
   const runner = new JobRunner(
     {
       db,
-      keyring: new Keyring(secrets.encryptionKeys),
+      keyring,
       channel,
       events,
       logger: logger.child({ component: 'jobs' }),

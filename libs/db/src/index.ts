@@ -10,5 +10,13 @@ export { appLoginUrl, assertSafeAppLogin, openAppDataSource, UnsafeAppLoginError
 export * from './entities';
 export { MIGRATIONS } from './migrations';
 export { KeyringMismatchError, verifyKeyring } from './keyring-check';
+export {
+  assertKeysAvailable,
+  ENCRYPTED_VALUES,
+  missingKeyIds,
+  rotateKeys,
+  type RotationProgress,
+  type RotationResult,
+} from './key-rotation';
 export { APP_DB_ROLE, Database, TenantScope, type PlatformTx, type TenantTx, type Tx } from './tenancy';
 export * from './repositories';

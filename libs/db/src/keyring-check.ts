@@ -1,6 +1,7 @@
 import { Keyring, CryptoError } from '@backplane/crypto';
 import type { DataSource } from 'typeorm';
 import { KeyringCheckEntity } from './entities';
+import { assertKeysAvailable } from './key-rotation';
 
 const CONTEXT = 'keyring-check';
 const PLAINTEXT = 'backplane-keyring-check-v1';
@@ -17,7 +18,8 @@ export class KeyringMismatchError extends Error {
  * On the first start, stores a value encrypted with the active key. On every later
  * start, decrypts it: a lost or replaced secrets.json (or a wrong ENCRYPTION_KEYS)
  * becomes one clear error naming the key the data needs, instead of failures deep
- * inside jobs. Also re-encrypts the check value when the active key changed.
+ * inside jobs. Also re-encrypts the check value when the active key changed, and refuses
+ * to start when any stored value uses a key id the keyring lacks (`key_ids_in_use`, ADR 0059).
  */
 export async function verifyKeyring(
   ds: DataSource,
@@ -29,6 +31,7 @@ export async function verifyKeyring(
   if (!existing) {
     const value = keyring.encrypt(PLAINTEXT, CONTEXT);
     await repo.createQueryBuilder().insert().values({ id: 1, keyId: keyring.activeId, value }).orIgnore().execute();
+    await assertKeysAvailable(ds, keyring);
     return 'created';
   }
   try {
@@ -49,5 +52,7 @@ export async function verifyKeyring(
   if (existing.keyId !== keyring.activeId) {
     await repo.update({ id: 1 }, { keyId: keyring.activeId, value: keyring.encrypt(PLAINTEXT, CONTEXT) });
   }
+  // The check value proves the keys are right; this proves none is missing (issue 15 finding 7).
+  await assertKeysAvailable(ds, keyring);
   return 'verified';
 }

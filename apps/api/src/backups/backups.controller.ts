@@ -2,6 +2,7 @@ import { Controller, Get, Param, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags, ApiOperation } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { IdempotencyHeader, IdempotencyService } from '../common/idempotency';
 import { Tenant, TenantAccess, type TenantContext } from '../common/request';
 import { ApiErrors, cursorQuery, uuidParam } from '../common/validation';
 import { JobsService } from '../jobs/jobs.service';
@@ -22,6 +23,7 @@ export class BackupsController {
   constructor(
     private readonly backups: BackupsService,
     private readonly jobs: JobsService,
+    private readonly idem: IdempotencyService,
   ) {}
 
   @Get('sites/:siteId/backups')
@@ -39,18 +41,18 @@ export class BackupsController {
   @Post('sites/:siteId/backups')
   @ApiOperation({ summary: 'Back up a site now (a job)' })
   @TenantAccess('operator')
+  @IdempotencyHeader(true)
   async create(
     @Tenant() t: TenantContext,
     @Param('siteId', { schema: uuidParam }) siteId: string,
     @Req() req: FastifyRequest,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    const key = req.headers['idempotency-key'];
     const { job, created } = await this.jobs.enqueue(
       t,
       siteId,
       { kind: 'backup', payload: { reason: 'manual' } },
-      typeof key === 'string' ? key : undefined,
+      this.idem.claimOf(req),
     );
     void res.status(created ? 201 : 200);
     return job;
@@ -75,14 +77,14 @@ export class BackupsController {
   @Post('backups/:backupId/restore')
   @ApiOperation({ summary: 'Restore a backup (a job)' })
   @TenantAccess('admin')
+  @IdempotencyHeader(true)
   async restore(
     @Tenant() t: TenantContext,
     @Param('backupId', { schema: uuidParam }) id: string,
     @Req() req: FastifyRequest,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    const key = req.headers['idempotency-key'];
-    const { job, created } = await this.backups.restore(t, id, typeof key === 'string' ? key : undefined);
+    const { job, created } = await this.backups.restore(t, id, this.idem.claimOf(req));
     void res.status(created ? 201 : 200);
     return job;
   }

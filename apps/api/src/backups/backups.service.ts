@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { BackupsRepository, SitesRepository, type BackupRow } from '@backplane/db';
+import { BackupsRepository, SitesRepository, type BackupRow, type IdempotencyClaim } from '@backplane/db';
 import { exportWithoutHeader } from '@backplane/jobs';
 import { createTwoFilesPatch } from 'diff';
 import { ApiError } from '../common/api-error';
@@ -68,8 +68,8 @@ export class BackupsService {
     };
   }
 
-  async restore(t: TenantContext, id: string, idempotencyKey: string | undefined) {
+  async restore(t: TenantContext, id: string, idempotency: IdempotencyClaim | undefined) {
     const { row } = await this.content(t, id);
-    return this.jobs.enqueue(t, row.site_id, { kind: 'restore', payload: { backupId: id } }, idempotencyKey);
+    return this.jobs.enqueue(t, row.site_id, { kind: 'restore', payload: { backupId: id } }, idempotency);
   }
 }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   applyDecorators,
   Inject,
@@ -10,9 +9,16 @@ import {
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ApiHeader } from '@nestjs/swagger';
-import type { FastifyReply } from 'fastify';
+import {
+  IdempotencyRepository,
+  type ClaimResult,
+  type IdempotencyClaim,
+  type IdempotencyRecord,
+  type PlatformTx,
+  type TenantTx,
+} from '@backplane/db';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { from, lastValueFrom, type Observable } from 'rxjs';
-import { z } from 'zod';
 import { TokenService } from '../auth/tokens';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { ApiError } from './api-error';
@@ -20,38 +26,21 @@ import type { AuthedRequest, Principal } from './request';
 
 const IDEMPOTENT = 'backplane:idempotent';
 const KEY = /^[A-Za-z0-9_.:-]{1,255}$/;
-const DONE_TTL_SECONDS = 24 * 3600;
-const PENDING_TTL_SECONDS = 60;
+/** How long the first answer of a non-job create is kept (ADR 0058). Jobs: forever. */
+export const IDEMPOTENCY_RETENTION_SECONDS = 24 * 3600;
 
-/** Creating POSTs accept `Idempotency-Key`: a retry with the same key and body gets the first answer. */
-export const Idempotent = () =>
-  applyDecorators(
-    SetMetadata(IDEMPOTENT, true),
-    ApiHeader({
-      name: 'Idempotency-Key',
-      required: false,
-      description:
-        'Makes retries safe for 24 h: the same key with the same body returns the first answer; with a different body, 422.',
-    }),
-  );
+/** The `Idempotency-Key` header's documentation, on every creating POST. */
+export const IdempotencyHeader = (jobs = false) =>
+  ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description: jobs
+      ? 'Makes retries safe: the same key with the same request returns the same job (200 instead of 201) for as long as the job exists; with a different request (body, kind or route), 422 idempotency_key_reused.'
+      : 'Makes retries safe for 24 h: the same key with the same request returns the first answer; with a different request (body or route), 422 idempotency_key_reused.',
+  });
 
-/** The Redis record of one key (parsed, not cast: a bad record is dropped and the client retries). */
-const Stored = z.object({
-  state: z.enum(['pending', 'done']),
-  hash: z.string(),
-  status: z.number().int().optional(),
-  body: z.unknown().optional(),
-});
-type Stored = z.infer<typeof Stored>;
-
-function parseStored(text: string | null): Stored | undefined {
-  if (!text) return undefined;
-  try {
-    return Stored.parse(JSON.parse(text));
-  } catch {
-    return undefined;
-  }
-}
+/** Creating POSTs accept `Idempotency-Key`: a retry with the same key and request gets the first answer. */
+export const Idempotent = () => applyDecorators(SetMetadata(IDEMPOTENT, true), IdempotencyHeader());
 
 function principalKey(p: Principal | undefined): string {
   if (!p) return 'anon';
@@ -73,49 +62,86 @@ function canonical(v: unknown): unknown {
 }
 
 /**
- * Stored in Redis per caller and route: `pending` while the first request runs (a
- * concurrent duplicate gets 409), then the status and body for 24 hours. A failed first
- * attempt is forgotten so it can be retried.
+ * The one idempotency scheme (ADR 0058): records in PostgreSQL (`idempotency_records`), per
+ * tenant (or platform) and caller, with a keyed hash of the whole request (method, route,
+ * path parameters, body), so one key names one request everywhere.
+ */
+@Injectable()
+export class IdempotencyService {
+  readonly repo: IdempotencyRepository;
+
+  constructor(
+    private readonly tokens: TokenService,
+    @Inject(API_DEPS) deps: ApiDeps,
+  ) {
+    this.repo = new IdempotencyRepository(deps.keyring);
+  }
+
+  /** The request's key and fingerprint, or undefined without the header (400 on a malformed key). */
+  claimOf(req: FastifyRequest): IdempotencyClaim | undefined {
+    const raw = req.headers['idempotency-key'];
+    if (raw === undefined) return undefined;
+    const key = Array.isArray(raw) ? raw[0] : raw;
+    if (!key || !KEY.test(key)) {
+      throw new ApiError('validation_failed', 'Idempotency-Key must be 1-255 characters of A-Z a-z 0-9 _ . : -');
+    }
+    const route = `${req.method} ${req.routeOptions.url ?? ''}`;
+    // Keyed: bodies may hold initial passwords; the table is no place for their plain hashes.
+    const requestHash = this.tokens.hash(JSON.stringify(canonical({ route, params: req.params, body: req.body })));
+    return { principal: principalKey((req as AuthedRequest).auth?.principal), key, requestHash, route };
+  }
+
+  /** 422 when the key was used for another request; the record otherwise. */
+  checkSame(claim: IdempotencyClaim, record: IdempotencyRecord): IdempotencyRecord {
+    if (record.requestHash !== claim.requestHash) {
+      throw new ApiError(
+        'idempotency_key_reused',
+        `this Idempotency-Key was used with a different request (${record.route}, another body or kind)`,
+      );
+    }
+    return record;
+  }
+}
+
+/**
+ * Non-job creates: a `pending` record is committed before the handler runs (a concurrent
+ * duplicate gets 409 idempotency_in_progress), then the status and body for 24 hours. A failed
+ * first attempt is forgotten so it can be retried; a pending record older than a minute (its
+ * process died) is taken over. Job creates claim inside the job's own transaction instead
+ * (JobsService), so a job and its record commit together.
  */
 @Injectable()
 export class IdempotencyInterceptor implements NestInterceptor {
   constructor(
     private readonly reflector: Reflector,
     @Inject(API_DEPS) private readonly deps: ApiDeps,
-    private readonly tokens: TokenService,
+    private readonly idem: IdempotencyService,
   ) {}
 
   intercept(ctx: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (!this.reflector.get<boolean | undefined>(IDEMPOTENT, ctx.getHandler())) return next.handle();
     const req = ctx.switchToHttp().getRequest<AuthedRequest>();
-    const raw = req.headers['idempotency-key'];
-    if (raw === undefined) return next.handle();
-    const key = Array.isArray(raw) ? raw[0] : raw;
-    if (!key || !KEY.test(key)) {
-      throw new ApiError('validation_failed', 'Idempotency-Key must be 1-255 characters of A-Z a-z 0-9 _ . : -');
-    }
-    return from(this.run(ctx, req, key, next));
+    const claim = this.idem.claimOf(req);
+    if (!claim) return next.handle();
+    return from(this.run(ctx, req, claim, next));
   }
 
-  private async run(ctx: ExecutionContext, req: AuthedRequest, key: string, next: CallHandler): Promise<unknown> {
+  private inScope<T>(req: AuthedRequest, fn: (tx: TenantTx | PlatformTx) => Promise<T>): Promise<T> {
+    const scope = req.auth?.tenant?.scope;
+    return scope ? this.deps.db.inTenant(scope, fn) : this.deps.db.inPlatform(fn);
+  }
+
+  private async run(
+    ctx: ExecutionContext,
+    req: AuthedRequest,
+    claim: IdempotencyClaim,
+    next: CallHandler,
+  ): Promise<unknown> {
     const reply = ctx.switchToHttp().getResponse<FastifyReply>();
-    const redis = this.deps.redis;
-    const scope = req.auth?.tenant?.scope.tenantId ?? 'platform';
-    const route = `${req.method} ${req.routeOptions.url ?? ''}`;
-    const rkey = `${this.deps.redisPrefix}idem:${scope}:${principalKey(req.auth?.principal)}:${createHash('sha256').update(`${route}\0${key}`).digest('base64url')}`;
-    // Keyed: bodies may hold initial passwords, and Redis is not a place for their plain hashes.
-    const hash = this.tokens.hash(JSON.stringify(canonical({ params: req.params, body: req.body })));
-    const pending: Stored = { state: 'pending', hash };
-    const claimed = await redis.set(rkey, JSON.stringify(pending), 'EX', PENDING_TTL_SECONDS, 'NX');
-    if (claimed !== 'OK') {
-      const text = await redis.get(rkey);
-      const stored = parseStored(text);
-      if (text && !stored) await redis.del(rkey); // unreadable: gone, the retry runs the request
-      if (!stored)
-        throw new ApiError('idempotency_in_progress', 'a request with this Idempotency-Key just finished; retry');
-      if (stored.hash !== hash) {
-        throw new ApiError('idempotency_key_reused', 'this Idempotency-Key was used with a different request body');
-      }
+    const repo = this.idem.repo;
+    const found: ClaimResult = await this.inScope(req, (tx) => repo.claim(tx, claim, IDEMPOTENCY_RETENTION_SECONDS));
+    if (!found.claimed) {
+      const stored = this.idem.checkSame(claim, found.record);
       if (stored.state === 'pending') {
         throw new ApiError('idempotency_in_progress', 'a request with this Idempotency-Key is still running');
       }
@@ -125,11 +151,12 @@ export class IdempotencyInterceptor implements NestInterceptor {
     try {
       const body: unknown = await lastValueFrom(next.handle(), { defaultValue: undefined });
       const status = (Reflect.getMetadata('__httpCode__', ctx.getHandler()) as number | undefined) ?? 201;
-      const done: Stored = { state: 'done', hash, status, body };
-      await redis.set(rkey, JSON.stringify(done), 'EX', DONE_TTL_SECONDS);
+      await this.inScope(req, (tx) => repo.complete(tx, found.id, status, body));
       return body;
     } catch (err) {
-      await redis.del(rkey);
+      await this.inScope(req, (tx) => repo.release(tx, claim)).catch((e: unknown) =>
+        this.deps.logger.warn({ err: String(e) }, 'could not release an idempotency claim'),
+      );
       throw err;
     }
   }

@@ -14,7 +14,7 @@ import {
   UsersRepository,
 } from '@backplane/db';
 import { TokenService } from '../auth/tokens';
-import { IdempotencyInterceptor } from '../common/idempotency';
+import { IdempotencyInterceptor, IdempotencyService } from '../common/idempotency';
 import { ApiMetrics } from '../common/metrics';
 import { Throttle } from '../common/throttle';
 import { SchemaValidationPipe } from '../common/validation';
@@ -60,10 +60,11 @@ export class CoreModule {
       module: CoreModule,
       providers: [
         ...singletons,
+        IdempotencyService,
         { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
         { provide: APP_PIPE, useClass: SchemaValidationPipe },
       ],
-      exports: singletons.map((p) => p.provide),
+      exports: [...singletons.map((p) => p.provide), IdempotencyService],
     };
   }
 }

@@ -1,9 +1,9 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiHeader, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import { BulkJobRequest, JOB_STATES, JobRequest } from '@backplane/jobs';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { ApiError } from '../common/api-error';
+import { IdempotencyHeader, IdempotencyService } from '../common/idempotency';
 import { Tenant, TenantAccess, type TenantContext } from '../common/request';
 import { ApiErrors, cursorQuery, limitQuery, uuidParam } from '../common/validation';
 import { JobsService } from './jobs.service';
@@ -44,29 +44,17 @@ const BatchResponse = z.object({
   done: z.boolean(),
   createdAt: z.string(),
 });
-const KEY = /^[A-Za-z0-9_.:-]{1,255}$/;
-const IdemHeader = () =>
-  ApiHeader({
-    name: 'Idempotency-Key',
-    required: false,
-    description: 'The same key returns the same job (200 instead of 201), for as long as the job exists.',
-  });
-
-function idemKey(req: FastifyRequest): string | undefined {
-  const raw = req.headers['idempotency-key'];
-  const key = Array.isArray(raw) ? raw[0] : raw;
-  if (key === undefined) return undefined;
-  if (!KEY.test(key))
-    throw new ApiError('validation_failed', 'Idempotency-Key must be 1-255 characters of A-Z a-z 0-9 _ . : -');
-  return key;
-}
+const IdemHeader = () => IdempotencyHeader(true);
 
 @ApiTags('jobs')
 @ApiBearerAuth()
 @ApiErrors()
 @Controller('api/v1/tenants/:tenantId')
 export class JobsController {
-  constructor(private readonly jobs: JobsService) {}
+  constructor(
+    private readonly jobs: JobsService,
+    private readonly idem: IdempotencyService,
+  ) {}
 
   /** Enqueue a job for one site. Configuration changes, commands, backups, reboots, upgrades. */
   @Post('sites/:siteId/jobs')
@@ -81,7 +69,7 @@ export class JobsController {
     @Req() req: FastifyRequest,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    const { job, created } = await this.jobs.enqueue(t, siteId, body, idemKey(req));
+    const { job, created } = await this.jobs.enqueue(t, siteId, body, this.idem.claimOf(req));
     void res.status(created ? 201 : 200);
     return job;
   }
@@ -98,7 +86,12 @@ export class JobsController {
     @Req() req: FastifyRequest,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    const { job, created } = await this.jobs.enqueue(t, siteId, { kind: 'recreate-tunnel', payload: {} }, idemKey(req));
+    const { job, created } = await this.jobs.enqueue(
+      t,
+      siteId,
+      { kind: 'recreate-tunnel', payload: {} },
+      this.idem.claimOf(req),
+    );
     void res.status(created ? 201 : 200);
     return job;
   }
@@ -118,7 +111,7 @@ export class JobsController {
     @Req() req: FastifyRequest,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    const { batch, created } = await this.jobs.bulk(t, body, idemKey(req));
+    const { batch, created } = await this.jobs.bulk(t, body, this.idem.claimOf(req));
     void res.status(created ? 201 : 200);
     return { batch };
   }

@@ -1,5 +1,11 @@
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
-import { JobBatchesRepository, SiteCredentialsRepository, SitesRepository, type TenantTx } from '@backplane/db';
+import {
+  JobBatchesRepository,
+  SiteCredentialsRepository,
+  SitesRepository,
+  type IdempotencyClaim,
+  type TenantTx,
+} from '@backplane/db';
 import {
   connectionFromUrl,
   deterministicId,
@@ -17,6 +23,7 @@ import { RealtimePublisher } from '@backplane/realtime';
 import { createTwoFilesPatch } from 'diff';
 import { AuditService } from '../audit/audit.service';
 import { ApiError } from '../common/api-error';
+import { IdempotencyService } from '../common/idempotency';
 import { roleAtLeast, type TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
 
@@ -61,6 +68,7 @@ export class JobsService implements OnModuleDestroy {
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     private readonly audit: AuditService,
     private readonly events: RealtimePublisher,
+    private readonly idem: IdempotencyService,
   ) {
     this.credentials = new SiteCredentialsRepository(deps.keyring);
     this.queue = new JobQueue({
@@ -100,27 +108,46 @@ export class JobsService implements OnModuleDestroy {
   }
 
   /**
-   * One job for one site; the same Idempotency-Key returns the same job. `input` is already
-   * validated (the route's body schema, or a request built in code).
+   * The job or batch an earlier request with this key made (`undefined`: the key is now
+   * claimed in `tx`, and commits with what this request creates). 422 when the key was used
+   * for another request (ADR 0058).
+   */
+  private async claim(tx: TenantTx, claim: IdempotencyClaim | undefined) {
+    if (!claim) return undefined;
+    const found = await this.idem.repo.claim(tx, claim, null);
+    if (found.claimed) return undefined;
+    return this.idem.checkSame(claim, found.record);
+  }
+
+  /**
+   * One job for one site; the same Idempotency-Key and request return the same job. `input`
+   * is already validated (the route's body schema, or a request built in code).
    */
   async enqueue(
     t: TenantContext,
     siteId: string,
     input: JobRequest,
-    idempotencyKey?: string,
+    idempotency?: IdempotencyClaim,
   ): Promise<{ job: JobOut; created: boolean }> {
     this.checkRole(t, input.kind);
     const payload = input.payload;
     const { row, created } = await this.deps.db.inTenant(t.scope, async (tx) => {
+      const earlier = await this.claim(tx, idempotency);
+      if (earlier) {
+        const old = earlier.jobId ? await jobsRepo.get(tx, earlier.jobId) : null;
+        if (!old) throw ApiError.notFound('job');
+        return { row: old, created: false };
+      }
       await this.requireSite(tx, siteId);
       const res = await jobsRepo.create(tx, {
         siteId,
         kind: input.kind,
         payload,
         requestedBy: this.requester(t),
-        idempotencyKey,
+        idempotencyKey: idempotency?.key,
         ttlSeconds: this.deps.config.JOB_TTL,
       });
+      if (idempotency) await this.idem.repo.completeWithJob(tx, idempotency, { jobId: res.row.id });
       if (res.created) {
         await this.audit.record(tx, t.actor, {
           action: `job.${input.kind}`,
@@ -143,16 +170,24 @@ export class JobsService implements OnModuleDestroy {
   }
 
   /** One change for many sites (ids and/or tags): a batch of per-site jobs. */
-  async bulk(t: TenantContext, input: BulkJobRequest, idempotencyKey?: string) {
+  async bulk(t: TenantContext, input: BulkJobRequest, idempotency?: IdempotencyClaim) {
     this.checkRole(t, input.kind);
     const payload = input.payload;
     if (!input.siteIds?.length && !input.tags?.length) {
       throw new ApiError('validation_failed', 'give siteIds or tags');
     }
-    const batchId = idempotencyKey
+    const idempotencyKey = idempotency?.key;
+    let batchId = idempotencyKey
       ? deterministicId(t.scope.tenantId, 'batch', idempotencyKey)
       : deterministicId(t.scope.tenantId, 'batch', `${Date.now()}-${Math.random()}`);
     const { jobs, created } = await this.deps.db.inTenant(t.scope, async (tx) => {
+      const earlier = await this.claim(tx, idempotency);
+      if (earlier) {
+        if (!earlier.batchId) throw ApiError.notFound('batch');
+        batchId = earlier.batchId;
+        return { jobs: await jobsRepo.list(tx, { batchId, limit: 1_000_000 }), created: false };
+      }
+      if (idempotency) await this.idem.repo.completeWithJob(tx, idempotency, { batchId });
       if (await this.batches.exists(tx, batchId)) {
         const rows = await jobsRepo.list(tx, { batchId, limit: 1_000_000 });
         return { jobs: rows, created: false };

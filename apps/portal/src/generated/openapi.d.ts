@@ -2321,7 +2321,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retries safe for 24 h: the same key with the same body returns the first answer; with a different body, 422. */
+                /** @description Makes retries safe for 24 h: the same key with the same request returns the first answer; with a different request (body or route), 422 idempotency_key_reused. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -2727,7 +2727,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retries safe for 24 h: the same key with the same body returns the first answer; with a different body, 422. */
+                /** @description Makes retries safe for 24 h: the same key with the same request returns the first answer; with a different request (body or route), 422 idempotency_key_reused. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -3304,7 +3304,10 @@ export interface operations {
     BackupsController_restore: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes retries safe: the same key with the same request returns the same job (200 instead of 201) for as long as the job exists; with a different request (body, kind or route), 422 idempotency_key_reused. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 backupId: string;
                 /** @description Tenant id (UUID) */
@@ -3404,7 +3407,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retries safe for 24 h: the same key with the same body returns the first answer; with a different body, 422. */
+                /** @description Makes retries safe for 24 h: the same key with the same request returns the first answer; with a different request (body or route), 422 idempotency_key_reused. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -3836,7 +3839,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The same key returns the same job (200 instead of 201), for as long as the job exists. */
+                /** @description Makes retries safe: the same key with the same request returns the same job (200 instead of 201) for as long as the job exists; with a different request (body, kind or route), 422 idempotency_key_reused. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -4286,7 +4289,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retries safe for 24 h: the same key with the same body returns the first answer; with a different body, 422. */
+                /** @description Makes retries safe for 24 h: the same key with the same request returns the first answer; with a different request (body or route), 422 idempotency_key_reused. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -4607,7 +4610,10 @@ export interface operations {
     BackupsController_create: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes retries safe: the same key with the same request returns the same job (200 instead of 201) for as long as the job exists; with a different request (body, kind or route), 422 idempotency_key_reused. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 siteId: string;
                 /** @description Tenant id (UUID) */
@@ -4699,7 +4705,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The same key returns the same job (200 instead of 201), for as long as the job exists. */
+                /** @description Makes retries safe: the same key with the same request returns the same job (200 instead of 201) for as long as the job exists; with a different request (body, kind or route), 422 idempotency_key_reused. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -5076,7 +5082,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The same key returns the same job (200 instead of 201), for as long as the job exists. */
+                /** @description Makes retries safe: the same key with the same request returns the same job (200 instead of 201) for as long as the job exists; with a different request (body, kind or route), 422 idempotency_key_reused. */
                 "Idempotency-Key"?: string;
             };
             path: {

@@ -163,6 +163,7 @@ export class JobRunner {
     const open = await this.services.db.inPlatform((tx) => jobsRepo.open(tx, 10_000));
     this.waitingForSite = open.filter((j) => j.state === 'waiting').length;
     const seen = new Set(open.map((j) => j.id));
+    if (open.length < 10_000) await this.pruneWaits(seen);
     for (const id of this.orphanSince.keys()) if (!seen.has(id)) this.orphanSince.delete(id);
     let added = 0;
     for (const j of open) {
@@ -228,6 +229,7 @@ export class JobRunner {
       await also?.(tx);
       return jobsRepo.finish(tx, row.id, state, result, error, lease?.epoch);
     });
+    await this.options.redis.hdel(this.waitKey(), row.id).catch(() => undefined);
     if (!made) return;
     this.metrics?.finished.inc({ kind: row.kind, state });
     const began = row.startedAt?.getTime() ?? this.began.get(row.id);
@@ -468,6 +470,17 @@ export class JobRunner {
 
   private waitKey(): string {
     return `${this.options.lockPrefix}jobwaits`;
+  }
+
+  /**
+   * Drops the wait counters of jobs that are no longer open (ended elsewhere, or cancelled
+   * by the api before a worker saw them again), so `jobwaits` stays as small as the set of
+   * open jobs (issue 15 finding 5). A counter dropped by a race only restarts a backoff.
+   */
+  private async pruneWaits(open: ReadonlySet<string>): Promise<void> {
+    const gone = (await this.options.redis.hkeys(this.waitKey())).filter((id) => !open.has(id) && !this.active.has(id));
+    for (let i = 0; i < gone.length; i += 1000)
+      await this.options.redis.hdel(this.waitKey(), ...gone.slice(i, i + 1000));
   }
 
   private async credentials(tx: TenantTx, siteId: string) {

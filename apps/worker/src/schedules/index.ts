@@ -6,11 +6,13 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { BackupScheduler } from './backups';
 import { GatewaySweep } from './gateway-sweep';
+import { IDEMPOTENCY_CLEANUP_EVERY_SECONDS, IdempotencyCleanup } from './idempotency-cleanup';
 import { Schedules } from './schedules';
 import { TelemetryMaintenance } from './telemetry-maintenance';
 
 export { BackupScheduler } from './backups';
 export { GatewaySweep, type RegionHealth, type SweepResult } from './gateway-sweep';
+export { IDEMPOTENCY_CLEANUP_EVERY_SECONDS, IdempotencyCleanup } from './idempotency-cleanup';
 export { Schedules, SCHEDULES_QUEUE, type Schedule, type ScheduleRepeat } from './schedules';
 export { TelemetryMaintenance, type MaintenanceResult } from './telemetry-maintenance';
 
@@ -42,6 +44,7 @@ export interface WorkerSchedules {
   readonly sweep: GatewaySweep;
   readonly maintenance: TelemetryMaintenance;
   readonly backups: BackupScheduler;
+  readonly idempotency: IdempotencyCleanup;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -49,7 +52,8 @@ export interface WorkerSchedules {
 /**
  * Everything the control plane does on a clock: scheduled backups (BACKUP_CRON), the
  * offline sweep (GATEWAY_SWEEP_INTERVAL), region health (REGION_HEALTH_INTERVAL) and
- * telemetry downsampling/retention (TELEMETRY_ROLLUP_INTERVAL).
+ * telemetry downsampling/retention (TELEMETRY_ROLLUP_INTERVAL) and expired idempotency
+ * records (hourly).
  */
 export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
   const { config, logger } = deps;
@@ -69,6 +73,7 @@ export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
     config,
   });
   const backups = new BackupScheduler(deps.db, deps.queue, logger.child({ component: 'backups' }), deps.realtime);
+  const idempotency = new IdempotencyCleanup(deps.db, logger.child({ component: 'idempotency' }));
   const schedules = new Schedules(
     [
       {
@@ -87,6 +92,11 @@ export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
         repeat: { everySeconds: config.TELEMETRY_ROLLUP_INTERVAL },
         run: () => maintenance.runOnce(),
       },
+      {
+        name: 'idempotency-cleanup',
+        repeat: { everySeconds: IDEMPOTENCY_CLEANUP_EVERY_SECONDS },
+        run: () => idempotency.runOnce(),
+      },
     ],
     { queue: deps.queue, logger, reconcileEveryMs: config.SCHEDULE_RECONCILE_INTERVAL * 1000 },
   );
@@ -95,6 +105,7 @@ export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
     sweep,
     maintenance,
     backups,
+    idempotency,
     start: () => schedules.start(),
     async stop() {
       await schedules.stop();

@@ -7,6 +7,8 @@ import { Telemetry1765100000000 } from './1765100000000-Telemetry';
 import { AppLogin1766100000000 } from './1766100000000-AppLogin';
 import { Invitations1766200000000 } from './1766200000000-Invitations';
 import { JobLease1766500000000 } from './1766500000000-JobLease';
+import { Idempotency1766600000000 } from './1766600000000-Idempotency';
+import { KeyIdsInUse1766610000000 } from './1766610000000-KeyIdsInUse';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -22,4 +24,6 @@ export const MIGRATIONS = [
   AppLogin1766100000000,
   Invitations1766200000000,
   JobLease1766500000000,
+  Idempotency1766600000000,
+  KeyIdsInUse1766610000000,
 ];

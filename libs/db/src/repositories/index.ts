@@ -80,3 +80,9 @@ export {
   type TunnelEventRow,
   type TunnelEventStatus,
 } from './tunnel-events.repository';
+export {
+  IdempotencyRepository,
+  type ClaimResult,
+  type IdempotencyClaim,
+  type IdempotencyRecord,
+} from './idempotency.repository';

@@ -14,6 +14,7 @@ export const secretContext = {
   backup: (siteId: string) => `site:${siteId}:backup`,
   jobExport: (jobId: string) => `job:${jobId}:export`,
   userTotp: (userId: string) => `user:${userId}:totp`,
+  idempotencyBody: (recordId: string) => `idempotency:${recordId}:body`,
 } as const;
 
 export interface RouterCredentials {
