@@ -7,6 +7,7 @@ import { Telemetry1765100000000 } from './1765100000000-Telemetry';
 import { AppLogin1766100000000 } from './1766100000000-AppLogin';
 import { Invitations1766200000000 } from './1766200000000-Invitations';
 import { ApiKeyMembership1766301100000 } from './1766301100000-ApiKeyMembership';
+import { GatewayRegionBinding1766301200000 } from './1766301200000-GatewayRegionBinding';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -22,4 +23,5 @@ export const MIGRATIONS = [
   AppLogin1766100000000,
   Invitations1766200000000,
   ApiKeyMembership1766301100000,
+  GatewayRegionBinding1766301200000,
 ];
