@@ -48,11 +48,13 @@ export function isSecretAttribute(name: string): boolean {
   return SECRET_SET.has(name.toLowerCase());
 }
 
-/** Verbs an operator may send (read-only). */
+/**
+ * Verbs an operator may send (read-only). Not `get`: its answer (`ret`) is not keyed by the
+ * attribute's name, so a secret it returns could not be recognised and redacted.
+ */
 export const READ_VERBS: readonly string[] = [
   'print',
   'getall',
-  'get',
   'monitor',
   'monitor-traffic',
   'ping',
@@ -116,14 +118,16 @@ export function commandPolicy(
   const verb = verbOf(command);
   const read = READ_VERBS.includes(verb);
   const values = Object.entries(attributes);
-  if (!read || verb === 'export') {
-    const mgmt = values.find(([, v]) =>
-      v.split(',').some((part) => part.trim().toLowerCase().startsWith('bp-') || part.trim().toLowerCase() === siteId),
-    );
-    if (!read && mgmt) {
+  const isManagementName = (part: string) => {
+    const x = part.trim().toLowerCase();
+    return x.startsWith('bp-') || (siteId !== '' && x === siteId.toLowerCase());
+  };
+  if (!read) {
+    const mgmt = values.find(([, v]) => v.split(',').some(isManagementName));
+    if (mgmt) {
       return deny('management_object', `${command} would change Backplane's management object "${mgmt[1]}"`);
     }
-    if (!read && MANAGEMENT_MENUS.some((m) => under(command, m)) && values.some(([, v]) => /(^|,)\s*\*/.test(v))) {
+    if (MANAGEMENT_MENUS.some((m) => under(command, m)) && values.some(([, v]) => /(^|,)\s*\*/.test(v))) {
       return deny(
         'management_menu_by_id',
         `${command}: in this menu name the object (numbers=<name>), an internal id (*N) cannot be checked`,
