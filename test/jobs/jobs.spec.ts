@@ -4,6 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRouter } from '../../apps/routeros-sim/src';
+import { TenantScope } from '@backplane/db';
+import { jobsRepo } from '@backplane/jobs';
+import { JobsService } from '../../apps/api/src/jobs/jobs.service';
+import { query } from '../../libs/db/src/sql';
+import { addMember, login } from '../api/harness';
 import { jobsWorld, ROUTER_USER, type JobsWorld } from './fixture';
 
 let w: JobsWorld;
@@ -204,5 +209,147 @@ describe('backups, reboot, upgrade, run command', () => {
       payload: { command: '/nope/x', attributes: {} },
     });
     expect((await w.waitJob(refused.body.id)).state).toBe('failed');
+  });
+});
+
+describe('command policy by role and secret redaction (issue 14 finding 2)', () => {
+  const as = async (role: 'operator' | 'viewer' | 'admin') => {
+    const email = `${role}-${Math.random().toString(36).slice(2, 8)}@policy.test`;
+    const m = await addMember(w.h, w.token, w.tenantId, { email, role });
+    expect(m.status).toBe(201);
+    const token = await login(w.h, email);
+    return (method: string, path: string, body?: unknown) =>
+      w.h.call(method, `/api/v1/tenants/${w.tenantId}${path}`, { token, ...(body !== undefined ? { body } : {}) });
+  };
+  const runCmd = (command: string, attributes: Record<string, string> = {}) => ({
+    kind: 'run-command',
+    payload: { command, attributes },
+  });
+
+  it('an operator reads a tunnel secret only redacted; a viewer sees a job result redacted, an admin in full', async () => {
+    const site = await w.addSite('policy-secret');
+    const add = await w.api(
+      'POST',
+      `/sites/${site}/jobs`,
+      runCmd('/interface/ovpn-client/add', {
+        name: 'vpn-office',
+        'connect-to': '192.0.2.50',
+        user: 'office',
+        password: 'tunnel-pw-1',
+      }),
+    );
+    expect(add.status).toBe(201);
+    expect((await w.waitJob(add.body.id)).state).toBe('succeeded');
+    expect(JSON.stringify(add.body)).not.toContain('tunnel-pw-1');
+
+    const operator = await as('operator');
+    const viewer = await as('viewer');
+    const opJob = await operator('POST', `/sites/${site}/jobs`, runCmd('/interface/ovpn-client/print'));
+    expect(opJob.status).toBe(201);
+    const opDone = await w.waitJob(opJob.body.id);
+    expect(opDone.state).toBe('succeeded');
+    expect(JSON.stringify(opDone)).not.toContain('tunnel-pw-1');
+    expect(JSON.stringify(opDone.result)).toContain('***');
+    // stored redacted: nobody, an admin included, reads it back from an operator's job
+    const [stored] = await w.h.db.inTenant(TenantScope.authenticated(w.tenantId), (tx) =>
+      query<{ r: string; s: string }>(tx, `SELECT result::text AS r, steps::text AS s FROM jobs WHERE id = $1`, [
+        opJob.body.id,
+      ]),
+    );
+    expect(stored!.r).not.toContain('tunnel-pw-1');
+    expect(stored!.s).not.toContain('tunnel-pw-1');
+
+    const adminJob = await w.api('POST', `/sites/${site}/jobs`, runCmd('/interface/ovpn-client/print'));
+    expect((await w.waitJob(adminJob.body.id)).state).toBe('succeeded');
+    const asAdmin = await w.api('GET', `/jobs/${adminJob.body.id}`);
+    expect(JSON.stringify(asAdmin.body.result)).toContain('tunnel-pw-1');
+    const asViewer = await viewer('GET', `/jobs/${adminJob.body.id}`);
+    expect(asViewer.status).toBe(200);
+    expect(JSON.stringify(asViewer.body)).not.toContain('tunnel-pw-1');
+    expect(JSON.stringify(asViewer.body.result)).toContain('***');
+    const listed = await viewer('GET', `/jobs?siteId=${site}`);
+    expect(JSON.stringify(listed.body)).not.toContain('tunnel-pw-1');
+    const asOperator = await operator('GET', `/jobs/${adminJob.body.id}`);
+    expect(JSON.stringify(asOperator.body)).not.toContain('tunnel-pw-1');
+  });
+
+  it('an operator cannot create a router user, write, or export secrets: 403 command_not_allowed naming the rule', async () => {
+    const site = await w.addSite('policy-user');
+    const operator = await as('operator');
+    const refused = [
+      [runCmd('/user/add', { name: 'evil', group: 'full', password: 'evil-pw-123' }), 'admin_only_menu'],
+      [runCmd('/user/print'), 'admin_only_menu'],
+      [runCmd('/ppp/secret/print'), 'admin_only_menu'],
+      [runCmd('/system/script/add', { name: 'x', source: '/user add name=e group=full' }), 'admin_only_menu'],
+      [runCmd('/tool/fetch', { url: 'http://192.0.2.1/x.rsc' }), 'admin_only_menu'],
+      [runCmd('/ip/address/add', { address: '192.0.2.9/24', interface: 'ether1' }), 'write_needs_admin'],
+      [runCmd('/export', { 'show-sensitive': '' }), 'export_needs_admin'],
+      [
+        { kind: 'apply-config', payload: { changes: [{ menu: 'user', name: 'evil', group: 'full', password: 'p' }] } },
+        'admin_only_menu',
+      ],
+    ] as const;
+    for (const [body, rule] of refused) {
+      const res = await operator('POST', `/sites/${site}/jobs`, body);
+      expect(res.status, JSON.stringify(body)).toBe(403);
+      expect(res.body.error.code).toBe('command_not_allowed');
+      expect(res.body.error.details).toEqual([{ path: 'rule', message: rule }]);
+    }
+    const bulk = await operator('POST', `/jobs/bulk`, {
+      ...runCmd('/user/add', { name: 'evil2', group: 'full' }),
+      siteIds: [site],
+    });
+    expect(bulk.status).toBe(403);
+    expect(values(site, 'user').some((u) => u['name'] === 'evil' || u['name'] === 'evil2')).toBe(false);
+    // reads on the allow-list pass
+    const ok = await operator('POST', `/sites/${site}/jobs`, runCmd('/ip/address/print'));
+    expect(ok.status).toBe(201);
+    expect((await w.waitJob(ok.body.id)).state).toBe('succeeded');
+  });
+
+  it("nobody, an admin included, resets the router or changes Backplane's management objects; the worker checks again", async () => {
+    const site = await w.addSite('policy-mgmt');
+    for (const body of [
+      runCmd('/system/reset-configuration', { 'no-defaults': 'yes' }),
+      runCmd('/user/set', { numbers: 'bp-api', group: 'read' }),
+      runCmd('/interface/ovpn-client/set', { numbers: site, 'connect-to': '203.0.113.66' }),
+      runCmd('/interface/ovpn-client/remove', { numbers: '*1' }),
+    ]) {
+      const res = await w.api('POST', `/sites/${site}/jobs`, body);
+      expect(res.status, JSON.stringify(body)).toBe(403);
+      expect(res.body.error.code).toBe('command_not_allowed');
+    }
+    // a job row that reached the queue without the api's check (an operator's /user/add): the worker refuses it
+    const { row } = await w.h.db.inTenant(TenantScope.authenticated(w.tenantId), (tx) =>
+      jobsRepo.create(tx, {
+        siteId: site,
+        kind: 'run-command',
+        payload: { command: '/user/add', attributes: { name: 'smuggled', group: 'full', password: 'x' } },
+        requestedBy: { type: 'user', id: null, label: 'operator', role: 'operator' },
+        ttlSeconds: 600,
+      }),
+    );
+    await w.h.app
+      .get(JobsService)
+      .queue.add({ jobId: row.id, tenantId: w.tenantId, siteId: site, kind: 'run-command' });
+    const done = await w.waitJob(row.id, ['failed', 'succeeded']);
+    expect(done.state).toBe('failed');
+    expect(String(done.error)).toContain('command_not_allowed');
+    expect(values(site, 'user').some((u) => u['name'] === 'smuggled')).toBe(false);
+  });
+
+  it('audit entries and payloads never carry a secret attribute', async () => {
+    const site = await w.addSite('policy-audit');
+    const res = await w.api(
+      'POST',
+      `/sites/${site}/jobs`,
+      runCmd('/ppp/secret/add', { name: 'branch', password: 'ppp-pw-9' }),
+    );
+    expect(res.status).toBe(201);
+    expect(JSON.stringify(res.body)).not.toContain('ppp-pw-9');
+    await w.waitJob(res.body.id);
+    const audit = await w.api('GET', `/audit-log?action=job.run-command`);
+    expect(JSON.stringify(audit.body)).toContain('/ppp/secret/add');
+    expect(JSON.stringify(audit.body)).not.toContain('ppp-pw-9');
   });
 });

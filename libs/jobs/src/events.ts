@@ -1,4 +1,5 @@
 import type { JobProgressData, TenantEventInput } from '@backplane/contracts';
+import { redactSecretText } from './command-policy';
 import type { JobState } from './names';
 import type { JobRow } from './store';
 
@@ -19,7 +20,8 @@ export function jobProgressEvent(
     state,
     ...(extra.step !== undefined ? { step: extra.step } : {}),
     ...(extra.progressPercent !== undefined ? { progress: Math.max(0, Math.min(1, extra.progressPercent / 100)) } : {}),
-    ...(extra.error ? { error: extra.error } : {}),
+    // every member of the tenant receives it: secret values in an error text are redacted
+    ...(extra.error ? { error: redactSecretText(extra.error) } : {}),
   };
   return { type: 'job.progress', data };
 }

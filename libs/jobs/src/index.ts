@@ -46,3 +46,18 @@ export {
   type ManagementNames,
 } from './restore';
 export { jobProgressEvent } from './events';
+export {
+  ADMIN_ONLY_MENUS,
+  commandPolicy,
+  desiredStatePolicy,
+  isSecretAttribute,
+  jobRequestPolicy,
+  READ_VERBS,
+  REDACTED,
+  redactSecrets,
+  redactSecretText,
+  REFUSED_COMMANDS,
+  SECRET_ATTRIBUTES,
+  type CommandDecision,
+  type PolicyRole,
+} from './command-policy';

@@ -9,6 +9,7 @@ import {
   CreateApiKeyBody,
   CreatedApiKeyResponse,
   ListApiKeysQuery,
+  RenewApiKeyBody,
 } from './api-keys.schemas';
 import { ApiKeysService } from './api-keys.service';
 
@@ -42,6 +43,20 @@ export class ApiKeysController {
   @ApiResponse({ status: 200, standardSchema: ApiKeyResponse })
   get(@Tenant() t: TenantContext, @Param('keyId', { schema: uuidParam }) id: string) {
     return this.keys.get(t, id);
+  }
+
+  /** Sets a new expiry (default 90 days from now); only for keys at most your role. */
+  @Post(':keyId/renew')
+  @ApiOperation({ summary: 'Renew an API key (new expiry)' })
+  @TenantAccess('admin')
+  @HttpCode(200)
+  @ApiResponse({ status: 200, standardSchema: ApiKeyResponse })
+  renew(
+    @Tenant() t: TenantContext,
+    @Param('keyId', { schema: uuidParam }) id: string,
+    @Body({ schema: RenewApiKeyBody }) body: z.infer<typeof RenewApiKeyBody>,
+  ) {
+    return this.keys.renew(t, id, body);
   }
 
   /** Revokes the key at once; it stays listed with `revokedAt`. */

@@ -7,7 +7,16 @@ import { newSecret, TokenService } from '../auth/tokens';
 import { ApiError } from '../common/api-error';
 import { roleAtLeast, type TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
-import type { ApiKeyOut, CreateApiKeyBody, CreatedApiKeyResponse } from './api-keys.schemas';
+import {
+  API_KEY_DEFAULT_DAYS,
+  type ApiKeyOut,
+  type CreateApiKeyBody,
+  type CreatedApiKeyResponse,
+  type RenewApiKeyBody,
+} from './api-keys.schemas';
+
+const expiry = (iso: string | undefined) =>
+  iso ? new Date(iso) : new Date(Date.now() + API_KEY_DEFAULT_DAYS * 86_400_000);
 
 function toResponse(k: ApiKeyRow): ApiKeyOut {
   return {
@@ -17,7 +26,7 @@ function toResponse(k: ApiKeyRow): ApiKeyOut {
     prefix: k.prefix,
     createdBy: k.createdBy,
     createdAt: k.createdAt.toISOString(),
-    expiresAt: k.expiresAt?.toISOString() ?? null,
+    expiresAt: k.expiresAt.toISOString(),
     revokedAt: k.revokedAt?.toISOString() ?? null,
     lastUsedAt: k.lastUsedAt?.toISOString() ?? null,
   };
@@ -40,13 +49,23 @@ export class ApiKeysService {
     if (!roleAtLeast(t.role, body.role)) throw new ApiError('forbidden', 'an API key cannot have a role above yours');
     const key = newSecret('bpk');
     return this.deps.db.inTenant(t.scope, async (tx) => {
+      // The key belongs to a member: the signed-in user, or (a key minting a key) the member
+      // the minting key belongs to. `t.role` is already capped at that member's role.
+      const p = t.principal;
+      const createdBy =
+        p.kind === 'user'
+          ? p.userId
+          : p.kind === 'apiKey'
+            ? ((await this.keys.get(tx, p.apiKeyId))?.createdBy ?? null)
+            : null;
+      if (!createdBy) throw new ApiError('forbidden', 'an API key belongs to a member; this caller is none');
       const row = await this.keys.create(tx, {
         name: body.name,
         role: body.role,
         prefix: key.slice(0, 12),
         keyHash: this.tokens.hash(key),
-        createdBy: t.principal.kind === 'user' ? t.principal.userId : null,
-        expiresAt: body.expiresAt ? new Date(body.expiresAt) : null,
+        createdBy,
+        expiresAt: expiry(body.expiresAt),
       });
       const out = toResponse(row);
       await this.audit.record(tx, t.actor, {
@@ -68,6 +87,26 @@ export class ApiKeysService {
     const row = await this.deps.db.inTenant(t.scope, (tx) => this.keys.get(tx, id));
     if (!row) throw ApiError.notFound('API key');
     return toResponse(row);
+  }
+
+  /** A new expiry (default 90 days from now) for a key at most the caller's role; revoked keys stay revoked. */
+  async renew(t: TenantContext, id: string, body: z.infer<typeof RenewApiKeyBody>): Promise<ApiKeyOut> {
+    return this.deps.db.inTenant(t.scope, async (tx) => {
+      const before = await this.keys.get(tx, id);
+      if (!before) throw ApiError.notFound('API key');
+      if (!roleAtLeast(t.role, before.role)) throw new ApiError('forbidden', 'this API key has a role above yours');
+      if (before.revokedAt) throw new ApiError('conflict', 'a revoked API key cannot be renewed');
+      const after = await this.keys.renew(tx, id, expiry(body.expiresAt));
+      if (!after) throw new ApiError('conflict', 'a revoked API key cannot be renewed');
+      await this.audit.record(tx, t.actor, {
+        action: 'api_key.renewed',
+        targetType: 'api_key',
+        targetId: id,
+        before: { expiresAt: before.expiresAt.toISOString() },
+        after: { expiresAt: after.expiresAt.toISOString() },
+      });
+      return toResponse(after);
+    });
   }
 
   async revoke(t: TenantContext, id: string): Promise<void> {

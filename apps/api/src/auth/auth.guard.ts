@@ -203,11 +203,13 @@ export class AuthGuard implements CanActivate {
       const key = await this.deps.db.inPlatform((tx) => this.apiKeys.byHash(tx, this.tokens.hash(token)));
       if (!key) return this.fail('unknown_api_key', 'API key is not valid');
       if (key.revokedAt) return this.fail('revoked_api_key', 'API key was revoked');
-      if (key.expiresAt && key.expiresAt.getTime() <= Date.now())
-        return this.fail('expired_api_key', 'API key expired');
+      if (key.expiresAt.getTime() <= Date.now()) return this.fail('expired_api_key', 'API key expired');
       if (key.tenantId !== scope.tenantId) throw ApiError.notFound('tenant');
-      principal = { kind: 'apiKey', apiKeyId: key.id, tenantId: key.tenantId, role: key.role, name: key.name };
-      role = key.role;
+      // A key belongs to its creator's membership (ADR 0051): gone with it, never above it.
+      if (!key.memberRole)
+        return this.fail('api_key_member_gone', 'the member this API key belongs to left the tenant');
+      role = roleAtLeast(key.memberRole, key.role) ? key.role : key.memberRole;
+      principal = { kind: 'apiKey', apiKeyId: key.id, tenantId: key.tenantId, role, name: key.name };
       const enabled = await this.deps.db.inTenant(scope, (tx) => this.apiKeys.touch(tx, key.id));
       if (!enabled) throw ApiError.notFound('tenant');
     } else {

@@ -8,6 +8,7 @@ export const ERROR_STATUS = {
   unauthorized: 401,
   mfa_required: 401,
   forbidden: 403,
+  command_not_allowed: 403,
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,

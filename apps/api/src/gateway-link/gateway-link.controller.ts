@@ -90,17 +90,30 @@ export class GatewayLinkController {
   @GatewayAccess()
   @ApiResponse({ status: 200, standardSchema: SyncResponse })
   sites(@CurrentPrincipal() p: Principal, @Query({ schema: SitesQuery }) q: z.infer<typeof SitesQuery>) {
-    gatewayOf(p);
-    return this.link.sites(q.after, q.limit);
+    return this.link.sites(gatewayOf(p), q.after, q.limit);
   }
 
-  /** Tunnel connect, auth and teardown events; online/offline changes reach the portals. */
+  /**
+   * Tunnel connect, auth and teardown events; online/offline changes reach the portals.
+   * Events for sites of another region are refused (`refused` counts them) and audited.
+   */
   @Post('events')
   @ApiOperation({ summary: 'Report tunnel events (gateways)' })
   @GatewayAccess()
   @HttpCode(200)
-  events(@CurrentPrincipal() p: Principal, @Body({ schema: EventsBody }) body: z.infer<typeof EventsBody>) {
-    return this.link.events(gatewayOf(p), body.events);
+  events(
+    @CurrentPrincipal() p: Principal,
+    @Body({ schema: EventsBody }) body: z.infer<typeof EventsBody>,
+    @RequestMeta() meta: { ip: string; id: string },
+  ) {
+    const actor = {
+      actorType: 'gateway' as const,
+      actorId: gatewayOf(p),
+      actorLabel: p.kind === 'gateway' ? p.name : null,
+      sourceIp: meta.ip,
+      requestId: meta.id,
+    };
+    return this.link.events(actor, body.events);
   }
 
   /** The sites this gateway polls for telemetry, with their router credentials. */

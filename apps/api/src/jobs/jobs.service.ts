@@ -12,7 +12,9 @@ import {
   jobProgressEvent,
   JOB_MIN_ROLE,
   JobQueue,
+  jobRequestPolicy,
   jobsRepo,
+  redactSecrets,
   type BulkJobRequest,
   type JobKind,
   type JobRequest,
@@ -27,8 +29,12 @@ import { IdempotencyService } from '../common/idempotency';
 import { roleAtLeast, type TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
 
-export function toJobResponse(r: JobRow) {
-  return {
+/**
+ * A job as a member with `role` may see it: secret attributes (payload, result, steps,
+ * error) are redacted for everyone below admin (ADR 0050).
+ */
+export function toJobResponse(r: JobRow, role: TenantContext['role'] = 'viewer') {
+  const out = {
     id: r.id,
     siteId: r.siteId,
     batchId: r.batchId,
@@ -47,11 +53,13 @@ export function toJobResponse(r: JobRow) {
     finishedAt: r.finishedAt ? new Date(r.finishedAt).toISOString() : null,
     expiresAt: new Date(r.expiresAt).toISOString(),
   };
+  return roleAtLeast(role, 'admin') ? out : redactSecrets(out);
 }
 export type JobOut = ReturnType<typeof toJobResponse>;
 
 /** Passwords in a desired `user` state never leave the database in a response or the audit log. */
 function redactPayload(kind: string, payload: unknown): unknown {
+  if (kind === 'run-command') return redactSecrets(payload);
   if (kind !== 'apply-config' || !payload || typeof payload !== 'object') return payload;
   const p = payload as { changes?: Record<string, unknown>[] };
   return { ...p, changes: (p.changes ?? []).map((c) => ('password' in c ? { ...c, password: '***' } : c)) };
@@ -103,8 +111,14 @@ export class JobsService implements OnModuleDestroy {
     }
   }
 
+  /** The command policy by role (run-command, apply-config of router users): 403 `command_not_allowed`. */
+  private checkPolicy(t: TenantContext, siteId: string, input: JobRequest | BulkJobRequest): void {
+    const d = jobRequestPolicy(t.role, siteId, input);
+    if (!d.allowed) throw new ApiError('command_not_allowed', d.message, [{ path: 'rule', message: d.rule }]);
+  }
+
   private requester(t: TenantContext) {
-    return { type: t.actor.actorType, id: t.actor.actorId ?? null, label: t.actor.actorLabel ?? null };
+    return { type: t.actor.actorType, id: t.actor.actorId ?? null, label: t.actor.actorLabel ?? null, role: t.role };
   }
 
   /**
@@ -130,6 +144,7 @@ export class JobsService implements OnModuleDestroy {
     idempotency?: IdempotencyClaim,
   ): Promise<{ job: JobOut; created: boolean }> {
     this.checkRole(t, input.kind);
+    this.checkPolicy(t, siteId, input);
     const payload = input.payload;
     const { row, created } = await this.deps.db.inTenant(t.scope, async (tx) => {
       const earlier = await this.claim(tx, idempotency);
@@ -162,7 +177,7 @@ export class JobsService implements OnModuleDestroy {
     if (row.state === 'queued' || row.state === 'waiting') {
       await this.queue.add({ jobId: row.id, tenantId: t.scope.tenantId, siteId, kind: row.kind });
     }
-    return { job: toJobResponse(row), created };
+    return { job: toJobResponse(row, t.role), created };
   }
 
   private async requireSite(tx: TenantTx, siteId: string): Promise<void> {
@@ -172,6 +187,7 @@ export class JobsService implements OnModuleDestroy {
   /** One change for many sites (ids and/or tags): a batch of per-site jobs. */
   async bulk(t: TenantContext, input: BulkJobRequest, idempotency?: IdempotencyClaim) {
     this.checkRole(t, input.kind);
+    this.checkPolicy(t, '', input);
     const payload = input.payload;
     if (!input.siteIds?.length && !input.tags?.length) {
       throw new ApiError('validation_failed', 'give siteIds or tags');
@@ -270,13 +286,13 @@ export class JobsService implements OnModuleDestroy {
     const page = await this.deps.db.inTenant(t.scope, (tx) =>
       jobsRepo.page(tx, { siteId: q.siteId, batchId: q.batchId, state: q.state }, { limit: q.limit, cursor: q.cursor }),
     );
-    return { items: page.items.map(toJobResponse), nextCursor: page.nextCursor };
+    return { items: page.items.map((r) => toJobResponse(r, t.role)), nextCursor: page.nextCursor };
   }
 
   async get(t: TenantContext, id: string): Promise<JobOut> {
     const row = await this.deps.db.inTenant(t.scope, (tx) => jobsRepo.get(tx, id));
     if (!row) throw ApiError.notFound('job');
-    return toJobResponse(row);
+    return toJobResponse(row, t.role);
   }
 
   /** The before/after exports of a configuration job and their diff (they hold secrets: admin). */
@@ -304,6 +320,6 @@ export class JobsService implements OnModuleDestroy {
     // A running job is announced as cancelled by the worker when it stops.
     if (ended) await this.announce(t.scope.tenantId, [row]);
     if (row.state === 'cancelled') await this.queue.remove(id);
-    return toJobResponse(row);
+    return toJobResponse(row, t.role);
   }
 }

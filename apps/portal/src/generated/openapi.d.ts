@@ -513,6 +513,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{tenantId}/api-keys/{keyId}/renew": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Renew an API key (new expiry) */
+        post: operations["ApiKeysController_renew"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenantId}/audit-log": {
         parameters: {
             query?: never;
@@ -2941,7 +2958,7 @@ export interface operations {
                             /** Format: uuid */
                             createdBy: string | null;
                             /** Format: date-time */
-                            expiresAt: string | null;
+                            expiresAt: string;
                             /** Format: uuid */
                             id: string;
                             /** Format: date-time */
@@ -2991,7 +3008,10 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** Format: date-time */
+                    /**
+                     * Format: date-time
+                     * @description default: 90 days from now; at most 365
+                     */
                     expiresAt?: string;
                     name: string;
                     /** @enum {string} */
@@ -3011,7 +3031,7 @@ export interface operations {
                         /** Format: uuid */
                         createdBy: string | null;
                         /** Format: date-time */
-                        expiresAt: string | null;
+                        expiresAt: string;
                         /** Format: uuid */
                         id: string;
                         key: string;
@@ -3071,7 +3091,7 @@ export interface operations {
                         /** Format: uuid */
                         createdBy: string | null;
                         /** Format: date-time */
-                        expiresAt: string | null;
+                        expiresAt: string;
                         /** Format: uuid */
                         id: string;
                         /** Format: date-time */
@@ -3124,6 +3144,75 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ApiKeysController_renew: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                keyId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: date-time
+                     * @description default: 90 days from now; at most 365
+                     */
+                    expiresAt?: string;
+                };
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: uuid */
+                        createdBy: string | null;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: uuid */
+                        id: string;
+                        /** Format: date-time */
+                        lastUsedAt: string | null;
+                        name: string;
+                        prefix: string;
+                        /** Format: date-time */
+                        revokedAt: string | null;
+                        /** @enum {string} */
+                        role: "owner" | "admin" | "operator" | "viewer";
+                    };
+                };
             };
             /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
             default: {

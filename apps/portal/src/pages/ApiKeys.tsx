@@ -79,11 +79,11 @@ export function ApiKeysPage() {
                   <Table.Td>{k.role}</Table.Td>
                   <Table.Td>{when(k.createdAt)}</Table.Td>
                   <Table.Td>{ago(k.lastUsedAt)}</Table.Td>
-                  <Table.Td>{k.expiresAt ? when(k.expiresAt) : 'never'}</Table.Td>
+                  <Table.Td>{when(k.expiresAt)}</Table.Td>
                   <Table.Td>
                     {k.revokedAt ? (
                       <Badge color="gray">revoked</Badge>
-                    ) : k.expiresAt && Date.parse(k.expiresAt) < Date.now() ? (
+                    ) : Date.parse(k.expiresAt) < Date.now() ? (
                       <Badge color="orange">expired</Badge>
                     ) : (
                       <Badge color="teal">active</Badge>
@@ -145,9 +145,9 @@ function CreateKey(props: {
     setBusy(true);
     setError(null);
     try {
-      const expiresAt = days === 'never' ? undefined : new Date(Date.now() + Number(days) * 86_400_000).toISOString();
+      const expiresAt = new Date(Date.now() + Number(days) * 86_400_000).toISOString();
       const k = await api<ApiKey & { key: string }>('POST', `/tenants/${props.tenantId}/api-keys`, {
-        body: { name: name.trim(), role, ...(expiresAt ? { expiresAt } : {}) },
+        body: { name: name.trim(), role, expiresAt },
       });
       setName('');
       props.onCreated(k);
@@ -186,7 +186,6 @@ function CreateKey(props: {
               { value: '30', label: 'in 30 days' },
               { value: '90', label: 'in 90 days' },
               { value: '365', label: 'in a year' },
-              { value: 'never', label: 'never' },
             ]}
             value={days}
             allowDeselect={false}

@@ -6,6 +6,8 @@ import { GatewayPki1765000000000 } from './1765000000000-GatewayPki';
 import { Telemetry1765100000000 } from './1765100000000-Telemetry';
 import { AppLogin1766100000000 } from './1766100000000-AppLogin';
 import { Invitations1766200000000 } from './1766200000000-Invitations';
+import { ApiKeyMembership1766301100000 } from './1766301100000-ApiKeyMembership';
+import { GatewayRegionBinding1766301200000 } from './1766301200000-GatewayRegionBinding';
 import { JobLease1766500000000 } from './1766500000000-JobLease';
 import { Idempotency1766600000000 } from './1766600000000-Idempotency';
 import { KeyIdsInUse1766610000000 } from './1766610000000-KeyIdsInUse';
@@ -23,6 +25,8 @@ export const MIGRATIONS = [
   Telemetry1765100000000,
   AppLogin1766100000000,
   Invitations1766200000000,
+  ApiKeyMembership1766301100000,
+  GatewayRegionBinding1766301200000,
   JobLease1766500000000,
   Idempotency1766600000000,
   KeyIdsInUse1766610000000,

@@ -11,7 +11,7 @@ export interface ApiKeyRow {
   prefix: string;
   createdBy: string | null;
   createdAt: Date;
-  expiresAt: Date | null;
+  expiresAt: Date;
   revokedAt: Date | null;
   lastUsedAt: Date | null;
 }
@@ -21,8 +21,12 @@ export interface ApiKeyAuthRow {
   tenantId: string;
   role: TenantRole;
   name: string;
-  expiresAt: Date | null;
+  expiresAt: Date;
   revokedAt: Date | null;
+  /** The member the key belongs to (its creator). */
+  createdBy: string | null;
+  /** The creator's current role in the key's tenant; null when no longer a member. */
+  memberRole: TenantRole | null;
 }
 
 const COLS = `id, tenant_id AS "tenantId", name, role, prefix, created_by AS "createdBy", created_at AS "createdAt",
@@ -36,8 +40,8 @@ export class ApiKeysRepository {
       role: TenantRole;
       prefix: string;
       keyHash: string;
-      createdBy: string | null;
-      expiresAt: Date | null;
+      createdBy: string;
+      expiresAt: Date;
     },
   ): Promise<ApiKeyRow> {
     const rows = await query<ApiKeyRow>(
@@ -83,6 +87,16 @@ export class ApiKeysRepository {
     return rows[0] ?? null;
   }
 
+  /** A new expiry (renewal); null when the key does not exist or is revoked. */
+  async renew(tx: TenantTx, id: string, expiresAt: Date): Promise<ApiKeyRow | null> {
+    const rows = await query<ApiKeyRow>(
+      tx,
+      `UPDATE api_keys SET expires_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING ${COLS}`,
+      [tx.tenantId, id, expiresAt],
+    );
+    return rows[0] ?? null;
+  }
+
   /**
    * Records use at most once a minute per key (no write per request) and tells whether the
    * key's tenant is enabled, in one round trip.
@@ -103,7 +117,8 @@ export class ApiKeysRepository {
   async byHash(tx: Tx, keyHash: string): Promise<ApiKeyAuthRow | null> {
     const rows = await query<ApiKeyAuthRow>(
       tx,
-      `SELECT id, tenant_id AS "tenantId", role, name, expires_at AS "expiresAt", revoked_at AS "revokedAt"
+      `SELECT id, tenant_id AS "tenantId", role, name, expires_at AS "expiresAt", revoked_at AS "revokedAt",
+              created_by AS "createdBy", member_role AS "memberRole"
          FROM bp_api_key_by_hash($1)`,
       [keyHash],
     );

@@ -51,9 +51,12 @@ export class GatewayLinkRepository {
     return row?.ok === true;
   }
 
-  /** Site changes after revision `after`, at most `limit`. */
-  async siteSync(tx: PlatformTx, after: number, limit: number): Promise<SiteSyncRow[]> {
-    return query<SiteSyncRow>(tx, `SELECT * FROM bp_gateway_site_sync($1, $2)`, [after, limit]);
+  /**
+   * Site changes after revision `after`, at most `limit`, that gateway `gatewayId` may know:
+   * sites of its region and sites without a region yet (none for a revoked gateway).
+   */
+  async siteSync(tx: PlatformTx, gatewayId: string, after: number, limit: number): Promise<SiteSyncRow[]> {
+    return query<SiteSyncRow>(tx, `SELECT * FROM bp_gateway_site_sync($1, $2, $3)`, [gatewayId, after, limit]);
   }
 
   /** Sites marked online; a gateway is alive when it heartbeated within `downAfterSeconds`. */

@@ -8,6 +8,8 @@ export interface Requester {
   readonly type: string;
   readonly id: string | null;
   readonly label: string | null;
+  /** The requester's tenant role when asking (the worker re-checks the command policy with it). */
+  readonly role?: string;
 }
 
 export type StepState = 'started' | 'done' | 'skipped' | 'failed';

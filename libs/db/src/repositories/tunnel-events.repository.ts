@@ -33,6 +33,8 @@ export interface TunnelEventStatus {
   tenant_id: string | null;
   was_online: boolean | null;
   online: boolean | null;
+  /** The site belongs to another region than the gateway's (or the gateway is revoked): nothing stored. */
+  refused: boolean;
 }
 
 /** Tunnel connects, disconnects and refusals reported by the gateways. */

@@ -1,6 +1,16 @@
 import { newTunnelSecret, siteIdToTunnelUser, tunnelVerifier } from '@backplane/contracts';
 import { BackupsRepository, PkiRepository, SiteAgentsRepository, SiteCredentialsRepository } from '@backplane/db';
-import { backupHash, exportDifferences, restoreScript, type KeptManagement } from '@backplane/jobs';
+import {
+  backupHash,
+  commandPolicy,
+  exportDifferences,
+  jobRequestPolicy,
+  redactSecrets,
+  restoreScript,
+  type JobRow,
+  type KeptManagement,
+  type PolicyRole,
+} from '@backplane/jobs';
 import { POLL_SCHEDULER, recoveryScript, type TunnelParams } from '@backplane/routeros';
 import { z } from 'zod';
 import { SiteUnreachableError } from '../channel';
@@ -12,12 +22,37 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const BackupStepResult = z.object({ backupId: z.string(), deduplicated: z.boolean() });
 const UpdateCheckResult = z.object({ installed: z.string(), latest: z.string() });
 
-/** One RouterOS API command (operator+, audited by the api when enqueued). Never repeated after a crash. */
+const ROLES: readonly PolicyRole[] = ['owner', 'admin', 'operator', 'viewer'];
+
+/** The role the requester had when asking; jobs recorded without one count as operator's. */
+export function requesterRole(job: Pick<JobRow, 'requestedBy'>): PolicyRole {
+  const r = job.requestedBy.role;
+  return ROLES.find((x) => x === r) ?? 'operator';
+}
+
+/** Defence in depth: the api checked the command policy; the worker checks it again before sending. */
+export function enforceJobPolicy(ctx: JobContext): void {
+  const d = jobRequestPolicy(requesterRole(ctx.job), ctx.siteId, { kind: ctx.job.kind, payload: ctx.payload });
+  if (!d.allowed) throw new Error(`command_not_allowed (${d.rule}): ${d.message}`);
+}
+
+/**
+ * One RouterOS API command (policy by role, ADR 0050; audited by the api when enqueued).
+ * Never repeated after a crash. The result of a job asked by someone below admin is stored
+ * with secret attributes redacted: nobody who may read it needs them.
+ */
 export async function runCommand(ctx: JobContext<'run-command'>) {
+  const role = requesterRole(ctx.job);
+  const d = commandPolicy(role, ctx.siteId, ctx.payload.command, ctx.payload.attributes);
+  if (!d.allowed) throw new Error(`command_not_allowed (${d.rule}): ${d.message}`);
+  const keep = role === 'admin' || role === 'owner';
   const res = await ctx.step(
     'run command',
     90,
-    async () => JSON.stringify(await ctx.call(ctx.payload.command, ctx.payload.attributes)),
+    async () => {
+      const out = await ctx.call(ctx.payload.command, ctx.payload.attributes);
+      return JSON.stringify(keep ? out : redactSecrets(out));
+    },
     { idempotent: /\/print$/.test(ctx.payload.command) },
   );
   return res ? (JSON.parse(res) as unknown) : null;

@@ -1,6 +1,7 @@
 import type { DesiredState, RouterWrite } from '@backplane/jobs';
 import { SiteUnreachableError } from '../channel';
 import { JobCancelledError, LeaseLostError, RetryLaterError, type JobContext } from '../context';
+import { enforceJobPolicy } from './actions';
 
 type Row = Record<string, string>;
 const list = (v: string | undefined) => (v ?? '').split(',').filter(Boolean);
@@ -230,6 +231,7 @@ export async function applyDesired(ctx: JobContext, d: DesiredState, v6: boolean
  * or an earlier attempt) are taken back in reverse order before the job fails.
  */
 export async function applyConfig(ctx: JobContext<'apply-config'>) {
+  enforceJobPolicy(ctx);
   const changes = ctx.payload.changes;
   const n = changes.length;
   const v6 = (await ctx.version()).startsWith('6.');
