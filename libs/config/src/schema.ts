@@ -199,6 +199,51 @@ export const VARS = {
     secret: false,
     defaultText: '300',
   }),
+  SELF_HEAL_AFTER: defineVar({
+    name: 'SELF_HEAL_AFTER',
+    schema: z.coerce.number().int().min(0).max(86_400).default(120),
+    description:
+      'Worker: seconds a site may poll without a tunnel before its tunnel is repaired automatically (a recreate-tunnel job whose script the router gets on its next poll); 0 turns self-healing off.',
+    secret: false,
+    defaultText: '120',
+  }),
+  SELF_HEAL_INTERVAL: defineVar({
+    name: 'SELF_HEAL_INTERVAL',
+    schema: z.coerce.number().int().min(1).max(3600).default(30),
+    description: 'Worker: seconds between self-heal checks (a BullMQ job scheduler, one worker per tick).',
+    secret: false,
+    defaultText: '30',
+  }),
+  SELF_HEAL_SITE_COOLDOWN: defineVar({
+    name: 'SELF_HEAL_SITE_COOLDOWN',
+    schema: z.coerce.number().int().min(0).max(604_800).default(1800),
+    description:
+      'Worker: per-site rate limit of self-healing: no automatic repair within this many seconds of the site’s last recreate-tunnel job.',
+    secret: false,
+    defaultText: '1800',
+  }),
+  SELF_HEAL_PER_MINUTE: defineVar({
+    name: 'SELF_HEAL_PER_MINUTE',
+    schema: z.coerce.number().int().min(0).max(100_000).default(20),
+    description: 'Worker: global rate limit of self-healing: at most this many automatic repairs per minute.',
+    secret: false,
+    defaultText: '20',
+  }),
+  FLAP_DISCONNECTS: defineVar({
+    name: 'FLAP_DISCONNECTS',
+    schema: z.coerce.number().int().min(2).max(10_000).default(5),
+    description:
+      'Tunnel disconnects within FLAP_WINDOW that mark a site as flapping (shown in its health, alerted, and never repaired automatically while it flaps).',
+    secret: false,
+    defaultText: '5',
+  }),
+  FLAP_WINDOW: defineVar({
+    name: 'FLAP_WINDOW',
+    schema: z.coerce.number().int().min(10).max(86_400).default(600),
+    description: 'Seconds over which FLAP_DISCONNECTS are counted.',
+    secret: false,
+    defaultText: '600',
+  }),
   BOOTSTRAP_OWNER_EMAIL: defineVar({
     name: 'BOOTSTRAP_OWNER_EMAIL',
     schema: z.email().optional(),

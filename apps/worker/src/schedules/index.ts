@@ -7,10 +7,12 @@ import type { Logger } from 'pino';
 import { BackupScheduler } from './backups';
 import { GatewaySweep } from './gateway-sweep';
 import { Schedules } from './schedules';
+import { SelfHeal } from './self-heal';
 import { TelemetryMaintenance } from './telemetry-maintenance';
 
 export { BackupScheduler } from './backups';
 export { GatewaySweep, type RegionHealth, type SweepResult } from './gateway-sweep';
+export { SelfHeal, SELF_HEAL_LABEL, type SelfHealResult } from './self-heal';
 export { Schedules, SCHEDULES_QUEUE, type Schedule, type ScheduleRepeat } from './schedules';
 export { TelemetryMaintenance, type MaintenanceResult } from './telemetry-maintenance';
 
@@ -20,6 +22,12 @@ export type ScheduleConfig = Pick<
   | 'GATEWAY_DOWN_AFTER'
   | 'GATEWAY_SWEEP_INTERVAL'
   | 'REGION_HEALTH_INTERVAL'
+  | 'SELF_HEAL_AFTER'
+  | 'SELF_HEAL_INTERVAL'
+  | 'SELF_HEAL_SITE_COOLDOWN'
+  | 'SELF_HEAL_PER_MINUTE'
+  | 'FLAP_DISCONNECTS'
+  | 'FLAP_WINDOW'
   | 'SCHEDULE_RECONCILE_INTERVAL'
   | 'TELEMETRY_ROLLUP_INTERVAL'
   | 'TELEMETRY_RAW_RETENTION_HOURS'
@@ -42,6 +50,7 @@ export interface WorkerSchedules {
   readonly sweep: GatewaySweep;
   readonly maintenance: TelemetryMaintenance;
   readonly backups: BackupScheduler;
+  readonly selfHeal: SelfHeal;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -49,7 +58,8 @@ export interface WorkerSchedules {
 /**
  * Everything the control plane does on a clock: scheduled backups (BACKUP_CRON), the
  * offline sweep (GATEWAY_SWEEP_INTERVAL), region health (REGION_HEALTH_INTERVAL) and
- * telemetry downsampling/retention (TELEMETRY_ROLLUP_INTERVAL).
+ * telemetry downsampling/retention (TELEMETRY_ROLLUP_INTERVAL) and self-healing of tunnels
+ * (SELF_HEAL_INTERVAL).
  */
 export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
   const { config, logger } = deps;
@@ -69,6 +79,15 @@ export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
     config,
   });
   const backups = new BackupScheduler(deps.db, deps.queue, logger.child({ component: 'backups' }), deps.realtime);
+  const selfHeal = new SelfHeal({
+    db: deps.db,
+    redis: deps.redis,
+    redisPrefix: deps.redisPrefix,
+    queue: deps.queue,
+    logger: logger.child({ component: 'self-heal' }),
+    realtime: deps.realtime,
+    config,
+  });
   const schedules = new Schedules(
     [
       {
@@ -87,6 +106,7 @@ export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
         repeat: { everySeconds: config.TELEMETRY_ROLLUP_INTERVAL },
         run: () => maintenance.runOnce(),
       },
+      { name: 'self-heal', repeat: { everySeconds: config.SELF_HEAL_INTERVAL }, run: () => selfHeal.tick() },
     ],
     { queue: deps.queue, logger, reconcileEveryMs: config.SCHEDULE_RECONCILE_INTERVAL * 1000 },
   );
@@ -95,10 +115,12 @@ export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
     sweep,
     maintenance,
     backups,
+    selfHeal,
     start: () => schedules.start(),
     async stop() {
       await schedules.stop();
       await backups.close();
+      await selfHeal.close();
     },
   };
 }

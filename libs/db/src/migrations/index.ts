@@ -6,6 +6,7 @@ import { GatewayPki1765000000000 } from './1765000000000-GatewayPki';
 import { Telemetry1765100000000 } from './1765100000000-Telemetry';
 import { AppLogin1766100000000 } from './1766100000000-AppLogin';
 import { Invitations1766200000000 } from './1766200000000-Invitations';
+import { SelfHeal1766700000000 } from './1766700000000-SelfHeal';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -20,4 +21,5 @@ export const MIGRATIONS = [
   Telemetry1765100000000,
   AppLogin1766100000000,
   Invitations1766200000000,
+  SelfHeal1766700000000,
 ];
