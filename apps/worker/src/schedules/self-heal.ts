@@ -1,11 +1,5 @@
 import type { RealtimeSink } from '@backplane/contracts';
-import {
-  AuditRepository,
-  GatewayLinkRepository,
-  SelfHealRepository,
-  TenantScope,
-  type Database,
-} from '@backplane/db';
+import { AuditRepository, GatewayLinkRepository, SelfHealRepository, TenantScope, type Database } from '@backplane/db';
 import { tunnelKey } from '@backplane/gateway-link';
 import { jobProgressEvent, jobsRepo, JobQueue, type QueueConnection } from '@backplane/jobs';
 import type { Redis } from 'ioredis';
@@ -138,12 +132,21 @@ export class SelfHeal {
       repaired.push({ siteId: s.site_id, jobId: row.id });
     }
     if (repaired.length)
-      this.deps.logger.warn({ sites: repaired.length, jobs: repaired.map((r) => r.jobId) }, 'self-heal: tunnels repaired');
+      this.deps.logger.warn(
+        { sites: repaired.length, jobs: repaired.map((r) => r.jobId) },
+        'self-heal: tunnels repaired',
+      );
     return { repaired, flapping };
   }
 
   private actor() {
-    return { actorType: 'system' as const, actorId: null, actorLabel: SELF_HEAL_LABEL, sourceIp: null, requestId: null };
+    return {
+      actorType: 'system' as const,
+      actorId: null,
+      actorLabel: SELF_HEAL_LABEL,
+      sourceIp: null,
+      requestId: null,
+    };
   }
 
   private async publish(tenantId: string, event: Parameters<RealtimeSink['publish']>[1]): Promise<void> {
