@@ -59,6 +59,8 @@ export function loadGatewayConfig(env: Env = processEnv()) {
       'GATEWAY_LINK_URL',
       'GATEWAY_OPENVPN',
       'GATEWAY_OPENVPN_PORT',
+      'GATEWAY_OPENVPN_TLS_MIN',
+      'GATEWAY_OPENVPN_DH',
       'GATEWAY_REDIS_PREFIX',
       'TELEMETRY_INTERVAL',
     ],
