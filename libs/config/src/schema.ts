@@ -363,7 +363,7 @@ export const VARS = {
     name: 'GATEWAY_OPENVPN_TLS_MIN',
     schema: z.enum(['1.0', '1.1', '1.2', '1.3']).default('1.2'),
     description:
-      'Lowest TLS version the gateway\'s openvpn accepts (`tls-version-min`; one gateway = one region). 1.2 is what RouterOS 6.4x and later offer (docs/adr/0064-routeros6-tls.md); lower it only for a region of older routers.',
+      "Lowest TLS version the gateway's openvpn accepts (`tls-version-min`; one gateway = one region). 1.2 is what RouterOS 6.4x and later offer (docs/adr/0064-routeros6-tls.md); lower it only for a region of older routers.",
     secret: false,
     defaultText: '1.2',
   }),
@@ -371,7 +371,7 @@ export const VARS = {
     name: 'GATEWAY_OPENVPN_DH',
     schema: z.enum(['ffdhe2048', 'none']).default('ffdhe2048'),
     description:
-      'Key exchange of the gateway\'s openvpn: `ffdhe2048` offers DHE (RFC 7919 group) next to ECDHE, for RouterOS 6 clients that offer only DHE suites; `none` offers ECDHE only.',
+      "Key exchange of the gateway's openvpn: `ffdhe2048` offers DHE (RFC 7919 group) next to ECDHE, for RouterOS 6 clients that offer only DHE suites; `none` offers ECDHE only.",
     secret: false,
     defaultText: 'ffdhe2048',
   }),
