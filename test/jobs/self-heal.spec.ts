@@ -186,4 +186,37 @@ describe('self-healing', () => {
     const jobs = await w.api('GET', `/jobs?siteId=${id}`);
     expect((jobs.body.items as unknown[]).length).toBe(0);
   }, 60_000);
+
+  it('is rate-limited globally: at most SELF_HEAL_PER_MINUTE repairs a minute', async () => {
+    const a = await onboarded('Limit A');
+    const b = await onboarded('Limit B');
+    for (const s of [a, b]) {
+      await runScript(s.r, `/interface ovpn-client remove [find name="${s.id}"]`);
+      await syncTunnel(s.id, s.r);
+      await s.poll();
+    }
+    await new Promise((res) => setTimeout(res, 1200));
+    const limited = (perMinute: number) =>
+      new SelfHeal({
+        db: w.h.db,
+        redis: w.h.redis,
+        redisPrefix: w.h.prefix,
+        queue: { connection: connectionFromUrl(testSettings().redisUrl), prefix: `${w.h.prefix}bull` },
+        logger: createLogger({ app: 'self-heal-test', level: 'error' }),
+        realtime: w.events,
+        config: { ...CONFIG, SELF_HEAL_PER_MINUTE: perMinute },
+      });
+    const none = limited(0);
+    expect((await none.tick())?.repaired).toEqual([]);
+    await none.close();
+    // the self-heal jobs of the last minute count against the limit: room for exactly one more
+    const rows: { n: number }[] = await w.h.ds.query(
+      `SELECT count(*)::int AS n FROM jobs WHERE requested_by->>'label' = 'self-heal' AND created_at > now() - interval '60 seconds'`,
+    );
+    const one = limited(rows[0]!.n + 1);
+    const tick = await one.tick();
+    await one.close();
+    expect(tick?.repaired).toHaveLength(1);
+    expect([a.id, b.id]).toContain(tick!.repaired[0]!.siteId);
+  }, 60_000);
 });
