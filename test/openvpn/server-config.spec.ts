@@ -66,6 +66,17 @@ describe.skipIf(!hasOpenvpn)('rendered server config against the real openvpn', 
     return { child, exited, output: () => output };
   }
 
+  it('offers DHE next to ECDHE by default (inline ffdhe2048) and TLS >= 1.2; dh none on request', () => {
+    const conf = renderServerConfig(options('dh-default'));
+    expect(conf).toContain(`<dh>\n${FFDHE2048_DH_PARAMS_PEM.trimEnd()}\n</dh>`);
+    expect(conf).toMatch(/^tls-version-min 1\.2$/m);
+    expect(conf).not.toMatch(/^dh none$/m);
+    const ecdheOnly = renderServerConfig({ ...options('dh-none'), dh: 'none', tlsVersionMin: '1.0' });
+    expect(ecdheOnly).toMatch(/^dh none$/m);
+    expect(ecdheOnly).toMatch(/^tls-version-min 1\.0$/m);
+    expect(ecdheOnly).not.toContain('<dh>');
+  });
+
   it('starts held with the management socket open', async () => {
     const o = options('good');
     const r = run(renderServerConfig(o), 'good');

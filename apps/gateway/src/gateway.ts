@@ -185,6 +185,7 @@ async function startOpenVpn(
     pki,
     name: config.GATEWAY_NAME,
     port: config.GATEWAY_OPENVPN_PORT,
+    tls: { versionMin: config.GATEWAY_OPENVPN_TLS_MIN, dh: config.GATEWAY_OPENVPN_DH },
     logger: log.child({ component: 'openvpn' }),
     mode,
     ...(o.openvpnPrefix ? { prefix: o.openvpnPrefix } : {}),

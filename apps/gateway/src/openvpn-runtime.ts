@@ -202,6 +202,8 @@ export interface RuntimeOptions {
   readonly bytecountSeconds?: number;
   /** Real mode: prefix the openvpn command (e.g. `ip netns exec gw`). */
   readonly prefix?: readonly string[];
+  /** TLS floor and key exchange (GATEWAY_OPENVPN_TLS_MIN, GATEWAY_OPENVPN_DH; docs/adr/0064-routeros6-tls.md). */
+  readonly tls?: { readonly versionMin: '1.0' | '1.1' | '1.2' | '1.3'; readonly dh: 'ffdhe2048' | 'none' };
 }
 
 function client(path: string, password: string, bytecountSeconds: number): ManagementClient {
@@ -253,6 +255,7 @@ export async function startOpenVpnRuntime(o: RuntimeOptions): Promise<OpenVpnRun
       managementSocketPath: sock,
       managementPasswordFile: join(dir, 'mgmt.pw'),
       handWindow: 30,
+      ...(o.tls ? { tlsVersionMin: o.tls.versionMin, dh: o.tls.dh } : {}),
     }),
   );
   const supervisor = new OpenVpnSupervisor({

@@ -199,6 +199,51 @@ export const VARS = {
     secret: false,
     defaultText: '300',
   }),
+  SELF_HEAL_AFTER: defineVar({
+    name: 'SELF_HEAL_AFTER',
+    schema: z.coerce.number().int().min(0).max(86_400).default(120),
+    description:
+      'Worker: seconds a site may poll without a tunnel before its tunnel is repaired automatically (a recreate-tunnel job whose script the router gets on its next poll); 0 turns self-healing off.',
+    secret: false,
+    defaultText: '120',
+  }),
+  SELF_HEAL_INTERVAL: defineVar({
+    name: 'SELF_HEAL_INTERVAL',
+    schema: z.coerce.number().int().min(1).max(3600).default(30),
+    description: 'Worker: seconds between self-heal checks (a BullMQ job scheduler, one worker per tick).',
+    secret: false,
+    defaultText: '30',
+  }),
+  SELF_HEAL_SITE_COOLDOWN: defineVar({
+    name: 'SELF_HEAL_SITE_COOLDOWN',
+    schema: z.coerce.number().int().min(0).max(604_800).default(1800),
+    description:
+      'Worker: per-site rate limit of self-healing: no automatic repair within this many seconds of the site’s last recreate-tunnel job.',
+    secret: false,
+    defaultText: '1800',
+  }),
+  SELF_HEAL_PER_MINUTE: defineVar({
+    name: 'SELF_HEAL_PER_MINUTE',
+    schema: z.coerce.number().int().min(0).max(100_000).default(20),
+    description: 'Worker: global rate limit of self-healing: at most this many automatic repairs per minute.',
+    secret: false,
+    defaultText: '20',
+  }),
+  FLAP_DISCONNECTS: defineVar({
+    name: 'FLAP_DISCONNECTS',
+    schema: z.coerce.number().int().min(2).max(10_000).default(5),
+    description:
+      'Tunnel disconnects within FLAP_WINDOW that mark a site as flapping (shown in its health, alerted, and never repaired automatically while it flaps).',
+    secret: false,
+    defaultText: '5',
+  }),
+  FLAP_WINDOW: defineVar({
+    name: 'FLAP_WINDOW',
+    schema: z.coerce.number().int().min(10).max(86_400).default(600),
+    description: 'Seconds over which FLAP_DISCONNECTS are counted.',
+    secret: false,
+    defaultText: '600',
+  }),
   BOOTSTRAP_OWNER_EMAIL: defineVar({
     name: 'BOOTSTRAP_OWNER_EMAIL',
     schema: z.email().optional(),
@@ -313,6 +358,22 @@ export const VARS = {
     description: 'TCP port routers dial (OpenVPN).',
     secret: false,
     defaultText: '8443',
+  }),
+  GATEWAY_OPENVPN_TLS_MIN: defineVar({
+    name: 'GATEWAY_OPENVPN_TLS_MIN',
+    schema: z.enum(['1.0', '1.1', '1.2', '1.3']).default('1.2'),
+    description:
+      "Lowest TLS version the gateway's openvpn accepts (`tls-version-min`; one gateway = one region). 1.2 is what RouterOS 6.4x and later offer (docs/adr/0064-routeros6-tls.md); lower it only for a region of older routers.",
+    secret: false,
+    defaultText: '1.2',
+  }),
+  GATEWAY_OPENVPN_DH: defineVar({
+    name: 'GATEWAY_OPENVPN_DH',
+    schema: z.enum(['ffdhe2048', 'none']).default('ffdhe2048'),
+    description:
+      "Key exchange of the gateway's openvpn: `ffdhe2048` offers DHE (RFC 7919 group) next to ECDHE, for RouterOS 6 clients that offer only DHE suites; `none` offers ECDHE only.",
+    secret: false,
+    defaultText: 'ffdhe2048',
   }),
   GATEWAY_REDIS_PREFIX: defineVar({
     name: 'GATEWAY_REDIS_PREFIX',

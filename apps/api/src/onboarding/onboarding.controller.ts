@@ -20,6 +20,10 @@ const Health = z.object({
   onboardedAt: z.string().nullable(),
   routerosVersion: z.string().nullable(),
   board: z.string().nullable(),
+  flapping: z
+    .boolean()
+    .describe('The tunnel flaps (FLAP_DISCONNECTS disconnects within FLAP_WINDOW): not repaired automatically'),
+  flappingSince: z.string().nullable(),
 });
 const TOKEN_FILE = /^(bpo_[A-Za-z0-9_-]{20,64})\.rsc$/;
 

@@ -201,8 +201,9 @@ export class OnboardingService {
       ? Math.max(0, Math.floor((Date.now() - row.last_poll_at.getTime()) / 1000 / interval) - 1)
       : null;
     const pollsOk = missedPolls !== null && missedPolls < 10;
+    const flapping = row.flapping_since !== null;
     const health: SiteHealth =
-      tunnelUp && pollsOk
+      tunnelUp && pollsOk && !flapping
         ? 'healthy'
         : tunnelUp || pollsOk
           ? 'degraded'
@@ -217,6 +218,8 @@ export class OnboardingService {
       onboardedAt: row.onboarded_at?.toISOString() ?? null,
       routerosVersion: row.routeros_version,
       board: row.board,
+      flapping,
+      flappingSince: row.flapping_since?.toISOString() ?? null,
     };
   }
 }

@@ -4759,6 +4759,9 @@ export interface operations {
                 content: {
                     "application/json": {
                         board: string | null;
+                        /** @description The tunnel flaps (FLAP_DISCONNECTS disconnects within FLAP_WINDOW): not repaired automatically */
+                        flapping: boolean;
+                        flappingSince: string | null;
                         /** @enum {string} */
                         health: "healthy" | "degraded" | "offline" | "unknown";
                         lastPollAt: string | null;

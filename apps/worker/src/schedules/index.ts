@@ -8,11 +8,13 @@ import { BackupScheduler } from './backups';
 import { GatewaySweep } from './gateway-sweep';
 import { IDEMPOTENCY_CLEANUP_EVERY_SECONDS, IdempotencyCleanup } from './idempotency-cleanup';
 import { Schedules } from './schedules';
+import { SelfHeal } from './self-heal';
 import { TelemetryMaintenance } from './telemetry-maintenance';
 
 export { BackupScheduler } from './backups';
 export { GatewaySweep, type RegionHealth, type SweepResult } from './gateway-sweep';
 export { IDEMPOTENCY_CLEANUP_EVERY_SECONDS, IdempotencyCleanup } from './idempotency-cleanup';
+export { SelfHeal, SELF_HEAL_LABEL, type SelfHealResult } from './self-heal';
 export { Schedules, SCHEDULES_QUEUE, type Schedule, type ScheduleRepeat } from './schedules';
 export { TelemetryMaintenance, type MaintenanceResult } from './telemetry-maintenance';
 
@@ -22,6 +24,12 @@ export type ScheduleConfig = Pick<
   | 'GATEWAY_DOWN_AFTER'
   | 'GATEWAY_SWEEP_INTERVAL'
   | 'REGION_HEALTH_INTERVAL'
+  | 'SELF_HEAL_AFTER'
+  | 'SELF_HEAL_INTERVAL'
+  | 'SELF_HEAL_SITE_COOLDOWN'
+  | 'SELF_HEAL_PER_MINUTE'
+  | 'FLAP_DISCONNECTS'
+  | 'FLAP_WINDOW'
   | 'SCHEDULE_RECONCILE_INTERVAL'
   | 'TELEMETRY_ROLLUP_INTERVAL'
   | 'TELEMETRY_RAW_RETENTION_HOURS'
@@ -45,6 +53,7 @@ export interface WorkerSchedules {
   readonly maintenance: TelemetryMaintenance;
   readonly backups: BackupScheduler;
   readonly idempotency: IdempotencyCleanup;
+  readonly selfHeal: SelfHeal;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -52,8 +61,8 @@ export interface WorkerSchedules {
 /**
  * Everything the control plane does on a clock: scheduled backups (BACKUP_CRON), the
  * offline sweep (GATEWAY_SWEEP_INTERVAL), region health (REGION_HEALTH_INTERVAL) and
- * telemetry downsampling/retention (TELEMETRY_ROLLUP_INTERVAL) and expired idempotency
- * records (hourly).
+ * telemetry downsampling/retention (TELEMETRY_ROLLUP_INTERVAL), self-healing of tunnels
+ * (SELF_HEAL_INTERVAL) and expired idempotency records (hourly).
  */
 export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
   const { config, logger } = deps;
@@ -74,6 +83,15 @@ export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
   });
   const backups = new BackupScheduler(deps.db, deps.queue, logger.child({ component: 'backups' }), deps.realtime);
   const idempotency = new IdempotencyCleanup(deps.db, logger.child({ component: 'idempotency' }));
+  const selfHeal = new SelfHeal({
+    db: deps.db,
+    redis: deps.redis,
+    redisPrefix: deps.redisPrefix,
+    queue: deps.queue,
+    logger: logger.child({ component: 'self-heal' }),
+    realtime: deps.realtime,
+    config,
+  });
   const schedules = new Schedules(
     [
       {
@@ -97,6 +115,7 @@ export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
         repeat: { everySeconds: IDEMPOTENCY_CLEANUP_EVERY_SECONDS },
         run: () => idempotency.runOnce(),
       },
+      { name: 'self-heal', repeat: { everySeconds: config.SELF_HEAL_INTERVAL }, run: () => selfHeal.tick() },
     ],
     { queue: deps.queue, logger, reconcileEveryMs: config.SCHEDULE_RECONCILE_INTERVAL * 1000 },
   );
@@ -106,10 +125,12 @@ export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
     maintenance,
     backups,
     idempotency,
+    selfHeal,
     start: () => schedules.start(),
     async stop() {
       await schedules.stop();
       await backups.close();
+      await selfHeal.close();
     },
   };
 }

@@ -11,6 +11,7 @@ import { GatewayRegionBinding1766301200000 } from './1766301200000-GatewayRegion
 import { JobLease1766500000000 } from './1766500000000-JobLease';
 import { Idempotency1766600000000 } from './1766600000000-Idempotency';
 import { KeyIdsInUse1766610000000 } from './1766610000000-KeyIdsInUse';
+import { SelfHeal1766700000000 } from './1766700000000-SelfHeal';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -30,4 +31,5 @@ export const MIGRATIONS = [
   JobLease1766500000000,
   Idempotency1766600000000,
   KeyIdsInUse1766610000000,
+  SelfHeal1766700000000,
 ];

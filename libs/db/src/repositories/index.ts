@@ -60,6 +60,12 @@ export {
   type PollRecord,
 } from './site-agents.repository';
 export {
+  SelfHealRepository,
+  type FlappingChangeRow,
+  type SelfHealCandidateRow,
+  type SelfHealLimits,
+} from './self-heal.repository';
+export {
   secretContext,
   SiteCredentialsRepository,
   type OnboardingSecrets,

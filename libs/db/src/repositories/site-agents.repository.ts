@@ -26,6 +26,8 @@ export interface AgentHealthRow {
   onboarded_at: Date | null;
   routeros_version: string | null;
   board: string | null;
+  /** Set by the self-heal schedule while the tunnel flaps (null: calm). */
+  flapping_since: Date | null;
 }
 
 /**
@@ -97,7 +99,7 @@ export class SiteAgentsRepository {
   async health(tx: TenantTx, siteId: string): Promise<AgentHealthRow | null> {
     const [r] = await query<AgentHealthRow>(
       tx,
-      `SELECT a.last_poll_at, a.poll_interval_seconds, a.onboarded_at, s.routeros_version, s.board
+      `SELECT a.last_poll_at, a.poll_interval_seconds, a.onboarded_at, s.routeros_version, s.board, a.flapping_since
          FROM sites s LEFT JOIN site_agents a ON a.site_id = s.id WHERE s.id = $1 AND s.deleted_at IS NULL`,
       [siteId],
     );

@@ -25,8 +25,14 @@ export interface ServerConfigOptions {
   readonly caPath: string;
   readonly certPath: string;
   readonly keyPath: string;
-  /** `dh` file; default `none` (ECDHE only). */
+  /** A `dh` file (wins over `dh`). */
   readonly dhPath?: string;
+  /**
+   * Key exchange when no `dhPath` is given: `ffdhe2048` (default) inlines RFC 7919's group so
+   * DHE is offered next to ECDHE — RouterOS 6 clients may offer only DHE suites
+   * (docs/adr/0064-routeros6-tls.md); `none` offers ECDHE only.
+   */
+  readonly dh?: 'ffdhe2048' | 'none';
   readonly crlPath?: string;
 
   readonly managementSocketPath: string;
@@ -36,6 +42,7 @@ export interface ServerConfigOptions {
   readonly dataCiphersFallback?: string;
   /** HMAC digest for CBC ciphers (default SHA1: RouterOS 6). */
   readonly auth?: string;
+  /** TLS floor of the control channel (default 1.2, what RouterOS 6.4x+ offers: docs/adr/0064-routeros6-tls.md). */
   readonly tlsVersionMin?: '1.0' | '1.1' | '1.2' | '1.3';
   /** `keepalive <interval> <timeout>` seconds (default 10 60). */
   readonly keepalive?: readonly [number, number];
@@ -61,8 +68,8 @@ export class ServerConfigError extends Error {
 
 /**
  * RFC 7919's ffdhe2048 group as an OpenSSL `DH PARAMETERS` PEM: a well-known, safe `dh`
- * file for deployments that must offer DHE key exchange (ECDHE-only is the default, `dh
- * none`; whether every RouterOS 6 build negotiates ECDHE is unverified). No generation needed.
+ * group for offering DHE key exchange next to ECDHE (the default, inlined: RouterOS 6
+ * clients may offer only DHE suites, docs/adr/0064-routeros6-tls.md). No generation needed.
  */
 export const FFDHE2048_DH_PARAMS_PEM = `-----BEGIN DH PARAMETERS-----
 MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
@@ -154,8 +161,11 @@ export function renderServerConfig(o: ServerConfigOptions): string {
     `ca ${path('caPath', o.caPath)}`,
     `cert ${path('certPath', o.certPath)}`,
     `key ${path('keyPath', o.keyPath)}`,
-    `dh ${o.dhPath === undefined ? 'none' : path('dhPath', o.dhPath)}`,
   );
+  if (o.dhPath !== undefined) lines.push(`dh ${path('dhPath', o.dhPath)}`);
+  else if ((o.dh ?? 'ffdhe2048') === 'none') lines.push('dh none');
+  else if (o.dh === undefined || o.dh === 'ffdhe2048') lines.push('<dh>', FFDHE2048_DH_PARAMS_PEM.trimEnd(), '</dh>');
+  else throw new ServerConfigError('dh must be ffdhe2048 or none');
   if (o.crlPath !== undefined) lines.push(`crl-verify ${path('crlPath', o.crlPath)}`);
   lines.push(
     `tls-version-min ${tlsMin}`,

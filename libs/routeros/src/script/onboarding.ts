@@ -108,9 +108,11 @@ export function tunnelObjects(s: Script, p: TunnelParams): void {
             'verify-server-certificate': true,
           }),
         (c) =>
+          // 7.8+: AES-256-GCM (data channel offload on the gateway); `auth=null` was required with GCM before 7.17
           c.command('/interface/ovpn-client', 'add', {
             ...common,
-            cipher: 'aes256-cbc',
+            cipher: 'aes256-gcm',
+            auth: 'null',
             protocol: 'tcp',
             'route-nopull': true,
             'verify-server-certificate': true,
