@@ -106,8 +106,14 @@ export class DirectChannel implements RouterChannel {
 
   constructor(private readonly resolve: (siteId: string) => { host: string; port: number } | undefined) {}
 
+  /** One connection per site and user (the routine and the elevated Backplane user, ADR 0053). */
+  private key(target: SiteTarget): string {
+    return `${target.siteId}\0${target.credentials.username}`;
+  }
+
   private client(target: SiteTarget): Promise<RouterOsClient> {
-    let c = this.clients.get(target.siteId);
+    const key = this.key(target);
+    let c = this.clients.get(key);
     if (!c) {
       const where = this.resolve(target.siteId);
       if (!where) return Promise.reject(new SiteUnreachableError('site_offline', 'unknown site'));
@@ -118,8 +124,8 @@ export class DirectChannel implements RouterChannel {
         password: target.credentials.password,
         connectTimeoutMs: 2000,
       });
-      this.clients.set(target.siteId, c);
-      c.catch(() => this.clients.delete(target.siteId));
+      this.clients.set(key, c);
+      c.catch(() => this.clients.delete(key));
     }
     return c;
   }
@@ -156,7 +162,7 @@ export class DirectChannel implements RouterChannel {
     try {
       client = await this.client(target);
     } catch (err) {
-      this.clients.delete(target.siteId);
+      this.clients.delete(this.key(target));
       if (err instanceof SiteUnreachableError) throw err;
       throw new SiteUnreachableError('router_unreachable', String(err));
     }
@@ -165,7 +171,7 @@ export class DirectChannel implements RouterChannel {
       return { rows: res.rows, ...(res.ret !== undefined ? { ret: res.ret } : {}) };
     } catch (err) {
       if (err instanceof RouterOsTrapError) throw new RouterCommandError(err.message);
-      this.clients.delete(target.siteId);
+      this.clients.delete(this.key(target));
       void client.close().catch(() => undefined);
       if (err instanceof RouterOsConnectionError) throw new SiteUnreachableError('router_unreachable', err.message);
       throw new SiteUnreachableError('router_unreachable', String(err));

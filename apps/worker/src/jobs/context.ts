@@ -13,6 +13,7 @@ import {
   type RouterWrite,
 } from '@backplane/jobs';
 import type { Logger } from 'pino';
+import { elevatedCredentials } from '@backplane/routeros';
 import { RouterCommandError, type RouterChannel, type SiteTarget } from './channel';
 
 /** Ask the runner to run the job again later (e.g. waiting for the router to come back). */
@@ -106,6 +107,20 @@ export class JobContext<K extends JobKind = JobKind> {
     return this.services.channel.call(this.target, command, attributes, timeoutMs);
   }
 
+  /**
+   * A call as the elevated Backplane user (ADR 0053): only the export with secrets (backups
+   * and the before/after records) and restore's reset use it; everything else runs as the
+   * routine user, which the router stops from touching users or reading secrets.
+   */
+  callElevated(
+    command: string,
+    attributes?: Readonly<Record<string, string>>,
+    timeoutMs?: number,
+  ): Promise<RelayResponse> {
+    const target = { ...this.target, credentials: elevatedCredentials(this.siteId, this.target.credentials) };
+    return this.services.channel.call(target, command, attributes, timeoutMs);
+  }
+
   async print(menu: string): Promise<Record<string, string>[]> {
     return [...(await this.call(`${menu}/print`)).rows];
   }
@@ -187,7 +202,7 @@ export class JobContext<K extends JobKind = JobKind> {
   async exportConfig(menu = ''): Promise<string> {
     // v6 exports secrets by default and has no show-sensitive flag.
     this.exportFlags ??= (await this.version()).startsWith('6.') ? {} : { 'show-sensitive': '' };
-    const res = await this.call(`${menu}/export`, this.exportFlags, 120_000);
+    const res = await this.callElevated(`${menu}/export`, this.exportFlags, 120_000);
     return res.ret ?? '';
   }
 

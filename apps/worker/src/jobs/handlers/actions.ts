@@ -183,7 +183,7 @@ export async function restore(ctx: JobContext<'restore'>) {
     70,
     async () => {
       try {
-        await ctx.call('/system/reset-configuration', {
+        await ctx.callElevated('/system/reset-configuration', {
           'no-defaults': 'yes',
           'skip-backup': 'yes',
           'keep-users': 'yes',
