@@ -111,6 +111,14 @@ export class DirectChannel implements RouterChannel {
     return `${target.siteId}\0${target.credentials.username}`;
   }
 
+  private dropSite(siteId: string): void {
+    for (const [key, c] of this.clients) {
+      if (!key.startsWith(`${siteId}\0`)) continue;
+      this.clients.delete(key);
+      void c.then((x) => x.close()).catch(() => undefined);
+    }
+  }
+
   private client(target: SiteTarget): Promise<RouterOsClient> {
     const key = this.key(target);
     let c = this.clients.get(key);
@@ -162,7 +170,7 @@ export class DirectChannel implements RouterChannel {
     try {
       client = await this.client(target);
     } catch (err) {
-      this.clients.delete(this.key(target));
+      this.dropSite(target.siteId);
       if (err instanceof SiteUnreachableError) throw err;
       throw new SiteUnreachableError('router_unreachable', String(err));
     }
@@ -171,7 +179,8 @@ export class DirectChannel implements RouterChannel {
       return { rows: res.rows, ...(res.ret !== undefined ? { ret: res.ret } : {}) };
     } catch (err) {
       if (err instanceof RouterOsTrapError) throw new RouterCommandError(err.message);
-      this.clients.delete(this.key(target));
+      // A lost connection (reboot, tunnel down) is lost for every user of the site.
+      this.dropSite(target.siteId);
       void client.close().catch(() => undefined);
       if (err instanceof RouterOsConnectionError) throw new SiteUnreachableError('router_unreachable', err.message);
       throw new SiteUnreachableError('router_unreachable', String(err));

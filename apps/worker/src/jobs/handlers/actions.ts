@@ -274,7 +274,8 @@ export async function recreateTunnel(ctx: JobContext<'recreate-tunnel'>) {
   if (ctx.services.channel.tunnels && rotatedAt && since.getTime() < Date.parse(rotatedAt)) {
     throw new RetryLaterError('waiting for the router to reconnect with the new parameters', 3000);
   }
-  const ovpn = (await ctx.print('/interface/ovpn-client')).find((c) => c['name'] === siteId);
+  // The secret is shown only to the elevated user (the routine one lacks `sensitive`, ADR 0053).
+  const ovpn = (await ctx.callElevated('/interface/ovpn-client/print')).rows.find((c) => c['name'] === siteId);
   if (!ovpn || ovpn['password'] !== secret) {
     throw new RetryLaterError('the router does not carry the new tunnel parameters yet', 3000);
   }
