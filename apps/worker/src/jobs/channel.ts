@@ -5,7 +5,7 @@ import {
   type RelayResponse,
   type RouterCredentials,
 } from '@backplane/gateway-link';
-import { RouterOsClient, RouterOsConnectionError, RouterOsTrapError } from '@backplane/routeros';
+import { RouterOsClient, RouterOsConnectionError, RouterOsLoginError, RouterOsTrapError } from '@backplane/routeros';
 import type { Redis } from 'ioredis';
 
 /** The router cannot be reached right now: the job waits and retries (it is not a failure). */
@@ -172,6 +172,7 @@ export class DirectChannel implements RouterChannel {
     } catch (err) {
       this.dropSite(target.siteId);
       if (err instanceof SiteUnreachableError) throw err;
+      if (err instanceof RouterOsLoginError) throw new SiteUnreachableError('router_login_failed', String(err));
       throw new SiteUnreachableError('router_unreachable', String(err));
     }
     try {

@@ -14,7 +14,7 @@ import {
 } from '@backplane/jobs';
 import type { Logger } from 'pino';
 import { elevatedCredentials } from '@backplane/routeros';
-import { RouterCommandError, type RouterChannel, type SiteTarget } from './channel';
+import { RouterCommandError, SiteUnreachableError, type RouterChannel, type SiteTarget } from './channel';
 
 /** Ask the runner to run the job again later (e.g. waiting for the router to come back). */
 export class RetryLaterError extends Error {
@@ -112,14 +112,26 @@ export class JobContext<K extends JobKind = JobKind> {
    * and the before/after records) and restore's reset use it; everything else runs as the
    * routine user, which the router stops from touching users or reading secrets.
    */
-  callElevated(
+  async callElevated(
     command: string,
     attributes?: Readonly<Record<string, string>>,
     timeoutMs?: number,
   ): Promise<RelayResponse> {
-    const target = { ...this.target, credentials: elevatedCredentials(this.siteId, this.target.credentials) };
-    return this.services.channel.call(target, command, attributes, timeoutMs);
+    const credentials = elevatedCredentials(this.siteId, this.target.credentials);
+    if (this.noElevatedUser || credentials === this.target.credentials) return this.call(command, attributes, timeoutMs);
+    try {
+      return await this.services.channel.call({ ...this.target, credentials }, command, attributes, timeoutMs);
+    } catch (err) {
+      // Routers onboarded before the split (ADR 0053) have only the routine user, with the
+      // old wide rights: used as it is until the router is onboarded again.
+      if (!(err instanceof SiteUnreachableError && err.reason === 'router_login_failed')) throw err;
+      this.noElevatedUser = true;
+      this.log.warn({ siteId: this.siteId }, 'no elevated Backplane user on the router; onboard it again');
+      return this.call(command, attributes, timeoutMs);
+    }
   }
+
+  private noElevatedUser = false;
 
   async print(menu: string): Promise<Record<string, string>[]> {
     return [...(await this.call(`${menu}/print`)).rows];
