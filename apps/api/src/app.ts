@@ -5,6 +5,7 @@ import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { ApiModule } from './api.module';
 import { ApiErrorFilter } from './common/error.filter';
 import { ApiMetrics } from './common/metrics';
+import { PORTAL_CSP } from './portal/portal.module';
 import type { ApiDeps } from './deps';
 
 export interface RouteInfo {
@@ -77,6 +78,15 @@ export async function createApiApp(deps: ApiDeps): Promise<ApiApp> {
       done();
     });
   }
+
+  // Issue 14 finding 8: API answers (tokens, keys, secrets, tenant data) are never cached by
+  // a browser or proxy; the API docs page gets the portal's Content-Security-Policy.
+  fastify.addHook('onSend', (req: FastifyRequest, reply: FastifyReply, payload: unknown, done: () => void) => {
+    const url = req.url;
+    if (url.startsWith('/api/docs')) void reply.header('content-security-policy', PORTAL_CSP);
+    else if (url.startsWith('/api/') && !reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
+    done();
+  });
 
   const metrics = app.get(ApiMetrics);
   fastify.addHook('onResponse', (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
