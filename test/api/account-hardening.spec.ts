@@ -9,9 +9,10 @@ import { bootstrap, PASSWORD, startApi, type Harness } from './harness';
 
 let h: Harness;
 let tenantId: string;
+const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
 
 beforeAll(async () => {
-  h = await startApi();
+  h = await startApi({ METRICS_TOKEN });
   tenantId = (await bootstrap(h)).tenantId;
 }, 60_000);
 afterAll(async () => {
@@ -102,5 +103,17 @@ describe('account hardening (issue 14 finding 8)', () => {
     const docs = await h.call('GET', '/api/docs');
     expect(String(docs.headers['content-security-policy'])).toContain("script-src 'self'");
     expect(String(docs.headers['content-security-policy'])).toContain("frame-ancestors 'none'");
+  });
+
+  it('/metrics answers loopback peers and scrapers with METRICS_TOKEN, nobody else', async () => {
+    const get = (remoteAddress: string, headers: Record<string, string> = {}) =>
+      h.app.inject({ method: 'GET', url: '/metrics', remoteAddress, headers });
+    expect((await get('127.0.0.1')).statusCode).toBe(200);
+    expect((await get('203.0.113.5')).statusCode).toBe(403);
+    expect((await get('203.0.113.5', { authorization: 'Bearer wrong-token-0123456789abcdef' })).statusCode).toBe(403);
+    expect((await get('127.0.0.1', { 'x-forwarded-for': '203.0.113.5' })).statusCode).toBe(403);
+    const scraped = await get('203.0.113.5', { authorization: `Bearer ${METRICS_TOKEN}` });
+    expect(scraped.statusCode).toBe(200);
+    expect(scraped.body).toContain('process_cpu');
   });
 });
