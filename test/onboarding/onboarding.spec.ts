@@ -240,7 +240,7 @@ describe('router-side least privilege and trust chain (issue 14 finding 3, ADR 0
     expect(shown.output.join('')).toContain(secret);
   });
 
-  it("keeps the API service addresses the customer had and adds the gateway once", async () => {
+  it('keeps the API service addresses the customer had and adds the gateway once', async () => {
     const site = await newSite('api-service');
     const r = await router('7.16');
     expect((await runScript(r, '/ip service set [find name=api] address=192.0.2.0/24,198.51.100.7/32')).error).toBe(

@@ -85,7 +85,8 @@ export async function createApiApp(deps: ApiDeps): Promise<ApiApp> {
   fastify.addHook('onSend', (req: FastifyRequest, reply: FastifyReply, payload: unknown, done: () => void) => {
     const url = req.url;
     if (url.startsWith('/api/docs')) void reply.header('content-security-policy', PORTAL_CSP);
-    else if (url.startsWith('/api/') && !reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
+    else if (url.startsWith('/api/') && !reply.hasHeader('cache-control'))
+      void reply.header('cache-control', 'no-store');
     done();
   });
 

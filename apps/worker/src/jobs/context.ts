@@ -118,7 +118,8 @@ export class JobContext<K extends JobKind = JobKind> {
     timeoutMs?: number,
   ): Promise<RelayResponse> {
     const credentials = elevatedCredentials(this.siteId, this.target.credentials);
-    if (this.noElevatedUser || credentials === this.target.credentials) return this.call(command, attributes, timeoutMs);
+    if (this.noElevatedUser || credentials === this.target.credentials)
+      return this.call(command, attributes, timeoutMs);
     try {
       return await this.services.channel.call({ ...this.target, credentials }, command, attributes, timeoutMs);
     } catch (err) {

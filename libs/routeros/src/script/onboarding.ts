@@ -194,9 +194,8 @@ function apiService(s: Script, p: TunnelParams): void {
       `:foreach a in=[${cmd('/ip/service', 'get', {}, api).text} address] do={:if ([:len $a]>0) do={:set bpapi ($bpapi . $a . ",")}}`,
     ),
   );
-  s.if(
-    trusted(`([:typeof [:find ("," . $bpapi) ${quote(`,${gw},`).text}]]!="num")`),
-    (b) => b.command('/ip/service', 'set', { address: concat(variable('bpapi'), gw) }, api),
+  s.if(trusted(`([:typeof [:find ("," . $bpapi) ${quote(`,${gw},`).text}]]!="num")`), (b) =>
+    b.command('/ip/service', 'set', { address: concat(variable('bpapi'), gw) }, api),
   );
   s.command('/ip/service', 'set', { disabled: false }, api);
 }
@@ -225,7 +224,11 @@ export function onboardingScript(p: OnboardingParams): string {
   s.command('/user', 'remove', {}, find({ name: ADMIN_USER }));
   s.command('/user/group', 'remove', {}, find({ name: ADMIN_GROUP }));
   s.command('/user/group', 'add', { name: API_GROUP, policy: [...API_POLICY], comment: 'Backplane' });
-  s.command('/user/group', 'add', { name: ADMIN_GROUP, policy: [...ADMIN_POLICY], comment: 'Backplane (backup, restore)' });
+  s.command('/user/group', 'add', {
+    name: ADMIN_GROUP,
+    policy: [...ADMIN_POLICY],
+    comment: 'Backplane (backup, restore)',
+  });
   s.command('/user', 'add', { name: p.apiUser, group: API_GROUP, password: p.apiPassword, comment: 'Backplane' });
   s.command('/user', 'add', {
     name: ADMIN_USER,
