@@ -54,7 +54,7 @@ function commonPasswords(): Set<string> {
 
 /**
  * Why a new password is refused (issue 14 finding 8), or undefined: 12-256 characters, not a
- * common password, not the account's email and not containing it (or its local part).
+ * common password, not the account's email and not containing it.
  */
 export function passwordProblem(password: string, email?: string): string | undefined {
   if (password.length < PASSWORD_MIN) return `must be at least ${PASSWORD_MIN} characters`;
@@ -63,10 +63,6 @@ export function passwordProblem(password: string, email?: string): string | unde
   const list = commonPasswords();
   const stem = lower.replace(/[\d\W_]+$/u, '');
   if (list.has(lower) || (stem.length >= 6 && list.has(stem))) return 'is a commonly used password';
-  if (email) {
-    const e = email.toLowerCase();
-    const local = e.split('@')[0] ?? '';
-    if (lower.includes(e) || (local.length >= 4 && lower.includes(local))) return 'must not contain your email address';
-  }
+  if (email && lower.includes(email.toLowerCase())) return 'must not contain your email address';
   return undefined;
 }
