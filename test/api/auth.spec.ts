@@ -221,7 +221,10 @@ describe('authentication', () => {
   it('TOTP: enroll, verify, then login needs the code (and a code works once)', async () => {
     expect(totpAt('GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', 59_000)).toBe('287082'); // RFC 6238 vector
     const s = await session();
-    const enroll = await h.call('POST', '/api/v1/me/mfa/enroll', { token: s.accessToken });
+    const enroll = await h.call('POST', '/api/v1/me/mfa/enroll', {
+      token: s.accessToken,
+      body: { password: PASSWORD },
+    });
     expect(enroll.status).toBe(200);
     const secret: string = enroll.body.secret;
     expect(enroll.body.otpauthUri).toContain(`secret=${secret}`);

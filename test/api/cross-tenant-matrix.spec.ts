@@ -1,16 +1,23 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openApiDocument } from '../../apps/api/src/openapi-document';
 import { buildWorld, ROLES, type World } from './fixtures';
 import { startApi, type Harness } from './harness';
 
 /**
- * Generated from the app's own route table: a new endpoint is covered without editing
- * this file. For every endpoint and every role (users and API keys of tenant A), tenant
- * B's ids answer 403/404 with none of B's data, and B is unchanged afterwards.
+ * Generated from the api's OpenAPI document (`openApiDocument()`, the same one the portal's
+ * types come from) and the app's route table: a new endpoint is covered without editing
+ * this file. For every path x method and every role (users and API keys of tenant A),
+ * tenant B's ids answer 403/404 with none of B's data, and B is unchanged afterwards.
  */
 describe('cross-tenant matrix (every route x every role)', () => {
   let h: Harness;
   let w: World;
   let apiRoutes: { method: string; url: string }[];
+  /** Every path x method of the OpenAPI document, in `:param` form. */
+  let documented: { method: string; url: string }[];
+  /** B's objects beyond the fixture (an invitation, a job), made here so their ids are real. */
+  const bExtra: Record<string, string> = {};
 
   /** Routes that end the caller's own session: exercised in the auth tests instead. */
   const SELF_DESTRUCTIVE = new Set(['POST /api/v1/auth/logout']);
@@ -53,16 +60,46 @@ describe('cross-tenant matrix (every route x every role)', () => {
     h = await startApi();
     w = await buildWorld(h);
     apiRoutes = h.routes.filter((r) => r.url.startsWith('/api/v1/'));
-  });
+    const doc = await openApiDocument();
+    documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.keys(ops as object)
+        .filter((m) => ['get', 'post', 'put', 'patch', 'delete'].includes(m))
+        .map((m) => ({ method: m.toUpperCase(), url: path.replace(/\{(\w+)\}/g, ':$1') })),
+    );
+    const inv = await h.call('POST', `/api/v1/tenants/${w.b.tenantId}/invitations`, {
+      token: w.b.token,
+      body: { email: 'someone@msp-b.test', role: 'viewer' },
+    });
+    if (inv.status === 201) bExtra['invitationId'] = (inv.body.id ?? inv.body.invitation?.id) as string;
+    await h.call('PUT', `/api/v1/tenants/${w.b.tenantId}/sites/${w.b.siteId}/router-credentials`, {
+      token: w.b.token,
+      body: { username: 'admin', password: 'b-router-secret' },
+    });
+    const job = await h.call('POST', `/api/v1/tenants/${w.b.tenantId}/sites/${w.b.siteId}/jobs`, {
+      token: w.b.token,
+      body: { kind: 'reboot', payload: {} },
+    });
+    const jobId: unknown = job.body?.id ?? job.body?.job?.id;
+    if (job.status < 300 && typeof jobId === 'string') bExtra['jobId'] = jobId;
+    else throw new Error(`B's job: ${job.status} ${JSON.stringify(job.body)}`);
+  }, 60_000);
   afterAll(async () => {
     await h?.close();
   });
 
   function leaks(body: unknown): string[] {
     const text = JSON.stringify(body ?? '');
-    return [w.b.tenantId, w.b.name, w.b.siteId, w.b.siteName, w.b.keyId, w.b.keyPrefix, w.b.ownerEmail].filter((s) =>
-      text.includes(s),
-    );
+    return [
+      w.b.tenantId,
+      w.b.name,
+      w.b.siteId,
+      w.b.siteName,
+      w.b.keyId,
+      w.b.keyPrefix,
+      w.b.ownerEmail,
+      'someone@msp-b.test',
+      ...Object.values(bExtra),
+    ].filter((s) => text.includes(s));
   }
 
   it('enumerates the api from the app, and every route is in the OpenAPI document', () => {
@@ -75,53 +112,70 @@ describe('cross-tenant matrix (every route x every role)', () => {
     for (const r of apiRoutes) expect(documented.has(`${r.method} ${r.url}`), `${r.method} ${r.url}`).toBe(true);
   });
 
-  it("tenant A's users and API keys get 403/404 and no data for tenant B's ids", async () => {
-    const bIds = {
+  it('the OpenAPI document is the route table: every route documented, every documented route served', () => {
+    expect(documented.length).toBeGreaterThanOrEqual(60);
+    const served = new Set(h.routes.map((r) => `${r.method} ${r.url}`));
+    for (const d of documented) expect(served.has(`${d.method} ${d.url}`), `${d.method} ${d.url}`).toBe(true);
+  });
+
+  it("every documented route, for every role of tenant A (people and API keys), refuses tenant B's ids and shows none of B's data", async () => {
+    const bIds: Record<string, string> = {
       tenantId: w.b.tenantId,
       siteId: w.b.siteId,
       keyId: w.b.keyId,
       userId: w.b.ownerUserId,
       regionId: w.regionId,
       gatewayId: w.gatewayId,
+      ...bExtra,
     };
-    let checked = 0;
-    for (const route of apiRoutes) {
-      const id = `${route.method} ${route.url}`;
-      if (SELF_DESTRUCTIVE.has(id)) continue;
-      for (const p of principals()) {
-        const res = await h.call(route.method, fill(route.url, bIds, route.method), {
-          token: p.token,
-          body:
-            route.method === 'GET' || route.method === 'DELETE'
-              ? undefined
-              : (BODIES[route.url.startsWith('/api/v1/tenants/:tenantId') ? `${route.method} ${route.url}` : ''] ?? {}),
-        });
-        const where = `${p.name} ${id} -> ${res.status} ${(JSON.stringify(res.body) as string | undefined)?.slice(0, 200)}`;
-        const platformRoute =
-          /^\/api\/v1\/(regions|gateways|platform)/.test(route.url) || id === 'POST /api/v1/tenants';
-        // Platform operators run the platform: its routes (e.g. the platform audit log with
-        // every sign-in) are theirs to read. Everything else must not show B's data.
-        if (!(p.platform && platformRoute)) expect(leaks(res.body), where).toEqual([]);
-        expect(res.status, where).toBeLessThan(500);
-        if (route.url.includes(':tenantId')) {
-          expect([403, 404], where).toContain(res.status);
-        } else if (platformRoute) {
-          if (!p.platform) expect(res.status, where).toBe(403);
-        } else if (route.url.startsWith('/api/v1/gateway/') && id !== 'POST /api/v1/gateway/enroll') {
-          expect(res.status, where).toBe(401);
-        } else if (
-          p.apiKey &&
-          id !== 'POST /api/v1/invitations/accept' && // public: an invitee without an account
-          !['/api/v1/auth/', '/api/v1/setup'].some((x) => route.url.startsWith(x))
-        ) {
-          // Personal routes (/me...) are for people, not integrations.
-          if (!route.url.startsWith('/api/v1/gateway/')) expect(res.status, where).toBe(403);
-        }
-        checked++;
-      }
+    // A parameter without a real B object gets a fresh random uuid per call.
+    const ids = new Proxy(bIds, { get: (t, k: string) => t[k] ?? randomUUID() });
+    const calls: { route: { method: string; url: string }; p: ReturnType<typeof principals>[number] }[] = [];
+    for (const route of documented) {
+      if (SELF_DESTRUCTIVE.has(`${route.method} ${route.url}`)) continue;
+      for (const p of principals()) calls.push({ route, p });
     }
-    expect(checked).toBeGreaterThan(200);
-  });
+    const check = async ({ route, p }: (typeof calls)[number]) => {
+      const id = `${route.method} ${route.url}`;
+      const res = await h.call(route.method, fill(route.url, ids, route.method), {
+        token: p.token,
+        body:
+          route.method === 'GET' || route.method === 'DELETE'
+            ? undefined
+            : (BODIES[route.url.startsWith('/api/v1/tenants/:tenantId') ? id : ''] ?? {}),
+      });
+      const where = `${p.name} ${id} -> ${res.status} ${(JSON.stringify(res.body) as string | undefined)?.slice(0, 200)}`;
+      const platformRoute = /^\/api\/v1\/(regions|gateways|platform)/.test(route.url) || id === 'POST /api/v1/tenants';
+      // Platform operators run the platform: its routes (e.g. the platform audit log with
+      // every sign-in) are theirs to read. Everything else must not show B's data.
+      if (!(p.platform && platformRoute)) expect(leaks(res.body), where).toEqual([]);
+      expect(res.status, where).toBeLessThan(500);
+      if (!route.url.startsWith('/api/v1/')) return; // /healthz, /readyz, /metrics: no tenant data (checked above)
+      if (route.url.includes(':tenantId')) {
+        expect([403, 404], where).toContain(res.status);
+      } else if (platformRoute) {
+        if (!p.platform) expect(res.status, where).toBe(403);
+      } else if (route.url.startsWith('/api/v1/gateway/') && id !== 'POST /api/v1/gateway/enroll') {
+        expect(res.status, where).toBe(401);
+      } else if (
+        p.apiKey &&
+        id !== 'POST /api/v1/invitations/accept' && // public: an invitee without an account
+        !['/api/v1/auth/', '/api/v1/setup'].some((x) => route.url.startsWith(x))
+      ) {
+        // Personal routes (/me...) are for people, not integrations.
+        if (!route.url.startsWith('/api/v1/gateway/')) expect(res.status, where).toBe(403);
+      }
+    };
+    // Eight calls in flight: the whole matrix in seconds, not minutes.
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < calls.length) await check(calls[next++]!);
+      }),
+    );
+    expect(calls.length).toBeGreaterThan(500);
+    expect(Object.keys(bExtra).sort()).toEqual(['invitationId', 'jobId']);
+  }, 60_000);
 
   it("tenant A's ids paired with tenant B's resource ids answer 403/404", async () => {
     const mixed = {
@@ -131,6 +185,7 @@ describe('cross-tenant matrix (every route x every role)', () => {
       userId: w.b.ownerUserId,
       regionId: w.regionId,
       gatewayId: w.gatewayId,
+      ...bExtra,
     };
     for (const route of apiRoutes.filter((r) => /:tenantId\/.+:\w+/.test(r.url))) {
       for (const p of principals()) {

@@ -14,6 +14,7 @@ import { checkTunnelSecret, siteIdToTunnelUser } from '@backplane/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { query } from '../../libs/db/src/sql';
 import { runScript, startRouter, type SimRouter } from '../../apps/routeros-sim/src';
+import { onboardingScript } from '@backplane/routeros';
 import { bootstrap, startApi, type Harness } from '../api/harness';
 import { freePort } from '../gateway/control-plane';
 
@@ -116,13 +117,16 @@ describe('onboarding one-liner', () => {
       const first = await runScript(r, site.command);
       expect(first.error).toBeUndefined();
 
-      // least-privilege group and user
-      const group = items(r, 'user/group').find((g) => g['name'] === 'bp-api')!;
-      const policy = (group['policy'] ?? '').split(',');
-      for (const p of ['api', 'read', 'write', 'policy', 'reboot', 'test', 'sensitive']) expect(policy).toContain(p);
-      for (const p of ['winbox', 'web', 'ftp', 'telnet', 'password', 'ssh', 'local']) expect(policy).not.toContain(p);
-      const user = items(r, 'user').find((u) => u['name'] === 'bp-api')!;
-      expect(user['group']).toBe('bp-api');
+      // least-privilege groups and users (ADR 0053): routine work without `policy` and
+      // `sensitive`; the elevated user for backups and restore; the poll without either
+      const policyOf = (g: string) =>
+        (items(r, 'user/group').find((x) => x['name'] === g)!['policy'] ?? '').split(',').sort();
+      expect(policyOf('bp-api')).toEqual(['api', 'read', 'reboot', 'test', 'write']);
+      expect(policyOf('bp-admin')).toEqual(['api', 'policy', 'read', 'reboot', 'sensitive', 'test', 'write']);
+      expect(items(r, 'user').find((u) => u['name'] === 'bp-api')!['group']).toBe('bp-api');
+      expect(items(r, 'user').find((u) => u['name'] === 'bp-admin')!['group']).toBe('bp-admin');
+      const poll = items(r, 'system/scheduler').find((x) => x['name'] === 'bp-poll')!;
+      expect((poll['policy'] ?? '').split(',').sort()).toEqual(['read', 'test', 'write']);
 
       // the ovpn-client named after the site, with the site's tunnel user and secret
       const ovpn = items(r, 'interface/ovpn-client');
@@ -201,4 +205,119 @@ describe('onboarding one-liner', () => {
     });
     expect(res.status).toBe(401);
   });
+});
+
+/** A script run as a router user of this group (the simulator's login gives the same policies). */
+function as(r: SimRouter, group: string): Parameters<typeof runScript>[2] {
+  const policy = items(r, 'user/group').find((g) => g['name'] === group)?.['policy'] ?? '';
+  return {
+    session: { user: group, group, policies: new Set(policy.split(',')), address: '', via: 'api' },
+  } as Parameters<typeof runScript>[2];
+}
+
+describe('router-side least privilege and trust chain (issue 14 finding 3, ADR 0053)', () => {
+  it('the routine API user and the poll cannot create a router admin, reset the router or read secrets', async () => {
+    const site = await newSite('least-privilege');
+    const r = await router('7.16');
+    expect((await runScript(r, site.command)).error).toBeUndefined();
+    const pollPolicy = items(r, 'system/scheduler').find((s) => s['name'] === 'bp-poll')!['policy']!;
+    const poll = {
+      session: { user: 'admin', group: '', policies: new Set(pollPolicy.split(',')), address: '', via: 'scheduler' },
+    } as Parameters<typeof runScript>[2];
+    for (const who of [as(r, 'bp-api'), poll]) {
+      const add = await runScript(r, '/user add name=evil group=full password=evil-password-1', who);
+      expect(add.error?.message).toContain('not enough permissions');
+      const grp = await runScript(r, '/user group set [find name=bp-api] policy=api,read,write,policy', who);
+      expect(grp.error?.message).toContain('not enough permissions');
+      const reset = await runScript(r, '/system reset-configuration no-defaults=yes keep-users=yes', who);
+      expect(reset.error?.message).toContain('not enough permissions');
+    }
+    expect(items(r, 'user').some((u) => u['name'] === 'evil')).toBe(false);
+    // the tunnel secret is hidden from the routine user's prints, shown to the elevated one
+    const secret = items(r, 'interface/ovpn-client')[0]!['password']!;
+    const hidden = await runScript(r, ':put [/interface ovpn-client get [find] password]', as(r, 'bp-api'));
+    expect(hidden.output.join('')).not.toContain(secret);
+    const shown = await runScript(r, ':put [/interface ovpn-client get [find] password]', as(r, 'bp-admin'));
+    expect(shown.output.join('')).toContain(secret);
+  });
+
+  it('keeps the API service addresses the customer had and adds the gateway once', async () => {
+    const site = await newSite('api-service');
+    const r = await router('7.16');
+    expect((await runScript(r, '/ip service set [find name=api] address=192.0.2.0/24,198.51.100.7/32')).error).toBe(
+      undefined,
+    );
+    expect((await runScript(r, site.command)).error).toBeUndefined();
+    const addressOf = () => items(r, 'ip/service').find((s) => s['name'] === 'api')?.['address'];
+    expect(addressOf()).toBe('192.0.2.0/24,198.51.100.7/32,100.64.0.1/32');
+    expect((await runScript(r, '/import file-name=bp-onboard.rsc')).error).toBeUndefined();
+    expect(addressOf()).toBe('192.0.2.0/24,198.51.100.7/32,100.64.0.1/32');
+  });
+
+  it('a CA swapped on the way is refused before any user or secret reaches the router', async () => {
+    const r = await router('7.16');
+    const script = onboardingScript({
+      siteId: '00000000-0000-4000-8000-000000000001',
+      siteName: 'pinned',
+      tunnelUser: 'x'.repeat(26),
+      tunnelSecret: 'tunnel-secret',
+      regionHost: 'eu.gw.example.net',
+      regionPort: 8443,
+      controllerUrl: base,
+      pollSecret: 'poll-secret',
+      pollInterval: '60s',
+      apiUser: 'bp-api',
+      apiPassword: 'api-password',
+      caFingerprint: 'ab'.repeat(32),
+    });
+    const run = await runScript(r, script);
+    expect(run.error?.message).toContain('bp: CA fingerprint mismatch');
+    expect(items(r, 'certificate')).toEqual([]);
+    expect(items(r, 'user').map((u) => u['name'])).toEqual(['admin']);
+    expect(items(r, 'interface/ovpn-client')).toEqual([]);
+  });
+
+  it('with an https controller the CA is pinned and the poll checks the certificate; http is refused in production', async () => {
+    const script = onboardingScript({
+      siteId: '00000000-0000-4000-8000-000000000001',
+      siteName: 'tls',
+      tunnelUser: 'x'.repeat(26),
+      tunnelSecret: 'tunnel-secret',
+      regionHost: 'eu.gw.example.net',
+      regionPort: 8443,
+      controllerUrl: 'https://controller.example.com',
+      pollSecret: 'poll-secret',
+      pollInterval: '60s',
+      apiUser: 'bp-api',
+      apiPassword: 'api-password',
+      caFingerprint: 'ab'.repeat(32),
+    });
+    const caAt = script.indexOf('/certificate import');
+    const pinAt = script.indexOf('bp: CA fingerprint mismatch');
+    const pollAt = script.indexOf('/system scheduler add');
+    expect(caAt).toBeGreaterThan(0);
+    expect(pinAt).toBeGreaterThan(caAt);
+    expect(pollAt).toBeGreaterThan(pinAt);
+    expect(script.indexOf('password=')).toBeGreaterThan(pinAt);
+    const onEvent = script.slice(pollAt);
+    expect(onEvent).toContain('https://controller.example.com/o/poll/');
+    expect(onEvent).toMatch(/check-certificate=\\?"?yes/);
+    expect(onEvent).not.toMatch(/check-certificate=\\?"?no/);
+
+    const prod = await startApi({ NODE_ENV: 'production', CONTROLLER_PUBLIC_URL: 'http://controller.example.com' });
+    try {
+      const boot = await bootstrap(prod);
+      const s = await prod.call('POST', `/api/v1/tenants/${boot.tenantId}/sites`, {
+        token: boot.token,
+        body: { name: 'x' },
+      });
+      const cmd = await prod.call('POST', `/api/v1/tenants/${boot.tenantId}/sites/${s.body.id}/onboarding`, {
+        token: boot.token,
+      });
+      expect(cmd.status).toBe(503);
+      expect(cmd.body.error.message).toContain('https');
+    } finally {
+      await prod.close();
+    }
+  }, 60_000);
 });

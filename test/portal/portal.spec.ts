@@ -111,7 +111,11 @@ describe('tenant portal in a real browser', () => {
       'mfa user',
     );
     const mfaToken = await login(h, 'mfa@msp-a.test');
-    world.totpSecret = ok(await h.call('POST', '/api/v1/me/mfa/enroll', { token: mfaToken }), 200, 'enroll').secret;
+    world.totpSecret = ok(
+      await h.call('POST', '/api/v1/me/mfa/enroll', { token: mfaToken, body: { password: PASSWORD } }),
+      200,
+      'enroll',
+    ).secret;
     ok(
       await h.call('POST', '/api/v1/me/mfa/verify', {
         token: mfaToken,

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { createHttpApp } from '@backplane/observability';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
@@ -5,6 +6,7 @@ import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { ApiModule } from './api.module';
 import { ApiErrorFilter } from './common/error.filter';
 import { ApiMetrics } from './common/metrics';
+import { PORTAL_CSP } from './portal/portal.module';
 import type { ApiDeps } from './deps';
 
 export interface RouteInfo {
@@ -77,6 +79,33 @@ export async function createApiApp(deps: ApiDeps): Promise<ApiApp> {
       done();
     });
   }
+
+  // Issue 14 finding 8: API answers (tokens, keys, secrets, tenant data) are never cached by
+  // a browser or proxy; the API docs page gets the portal's Content-Security-Policy.
+  fastify.addHook('onSend', (req: FastifyRequest, reply: FastifyReply, payload: unknown, done: () => void) => {
+    const url = req.url;
+    if (url.startsWith('/api/docs')) void reply.header('content-security-policy', PORTAL_CSP);
+    else if (url.startsWith('/api/') && !reply.hasHeader('cache-control'))
+      void reply.header('cache-control', 'no-store');
+    done();
+  });
+
+  // `/metrics` (request counts by route, job and tenant gauges) is not for the public port:
+  // loopback peers, or a scraper with METRICS_TOKEN (issue 14 finding 8).
+  const metricsToken = deps.config.METRICS_TOKEN;
+  fastify.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    if (req.url !== '/metrics' && !req.url.startsWith('/metrics?')) return done();
+    const peer = req.socket.remoteAddress ?? '';
+    const loopback = peer === '::1' || peer.startsWith('127.') || peer.startsWith('::ffff:127.');
+    const header = req.headers.authorization ?? '';
+    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
+    const tokenOk =
+      metricsToken !== undefined &&
+      given.length === Buffer.byteLength(metricsToken) &&
+      timingSafeEqual(given, Buffer.from(metricsToken));
+    if (tokenOk || (loopback && req.headers['x-forwarded-for'] === undefined)) return done();
+    void reply.code(403).header('content-type', 'text/plain').send('metrics need METRICS_TOKEN or a loopback peer\n');
+  });
 
   const metrics = app.get(ApiMetrics);
   fastify.addHook('onResponse', (req: FastifyRequest, reply: FastifyReply, done: () => void) => {

@@ -23,6 +23,7 @@ export function loadApiConfig(env: Env = processEnv()) {
       'API_PORT',
       'API_BODY_LIMIT',
       'TRUST_PROXY',
+      'METRICS_TOKEN',
       'MIGRATIONS_RUN',
       'API_CORS_ORIGINS',
       'API_RATE_LIMIT',

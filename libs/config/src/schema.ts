@@ -278,6 +278,14 @@ export const VARS = {
     secret: false,
     defaultText: '(off)',
   }),
+  METRICS_TOKEN: defineVar({
+    name: 'METRICS_TOKEN',
+    schema: z.string().min(24, 'at least 24 characters').optional(),
+    description:
+      "Bearer token a scraper sends for the api's `/metrics` (`Authorization: Bearer <token>`). Unset: `/metrics` answers only to loopback peers (issue 14 finding 8).",
+    secret: true,
+    defaultText: '(loopback only)',
+  }),
   MIGRATIONS_RUN: defineVar({
     name: 'MIGRATIONS_RUN',
     schema: bool.default(true),

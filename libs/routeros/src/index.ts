@@ -103,8 +103,14 @@ export {
   type ScriptArgs,
 } from './script/builder';
 export {
+  ADMIN_GROUP,
+  ADMIN_POLICY,
+  ADMIN_USER,
+  adminPassword,
   API_GROUP,
   API_POLICY,
+  elevatedCredentials,
+  POLL_POLICY,
   GATEWAY_TUNNEL_ADDRESS,
   onboardingScript,
   POLL_SCHEDULER,

@@ -20,6 +20,8 @@ import {
   LoginResponse,
   MeResponse,
   MfaCodeBody,
+  MfaDisableBody,
+  MfaEnrollBody,
   MfaEnrollResponse,
   MfaLoginBody,
   RefreshBody,
@@ -123,10 +125,15 @@ export class AuthController {
   @ApiBearerAuth()
   @HttpCode(200)
   @ApiResponse({ status: 200, standardSchema: MfaEnrollResponse })
-  enrollMfa(@CurrentPrincipal() p: Principal) {
-    return this.auth.enrollMfa(userOf(p).userId);
+  enrollMfa(
+    @CurrentPrincipal() p: Principal,
+    @CurrentActor() actor: Actor,
+    @Body({ schema: MfaEnrollBody }) body: z.infer<typeof MfaEnrollBody>,
+  ) {
+    return this.auth.enrollMfa(userOf(p).userId, actor, body.password);
   }
 
+  /** Turns two-factor sign-in on and ends every other session of the account. */
   @Post('me/mfa/verify')
   @ApiOperation({ summary: 'Confirm two-factor enrollment' })
   @SignedIn()
@@ -137,7 +144,8 @@ export class AuthController {
     @CurrentActor() actor: Actor,
     @Body({ schema: MfaCodeBody }) body: z.infer<typeof MfaCodeBody>,
   ): Promise<void> {
-    await this.auth.setMfa(userOf(p).userId, actor, body.code, true);
+    const u = userOf(p);
+    await this.auth.setMfa(u.userId, actor, body.code, true, { keepSession: u.sessionId });
   }
 
   @Delete('me/mfa')
@@ -148,8 +156,8 @@ export class AuthController {
   async disableMfa(
     @CurrentPrincipal() p: Principal,
     @CurrentActor() actor: Actor,
-    @Body({ schema: MfaCodeBody }) body: z.infer<typeof MfaCodeBody>,
+    @Body({ schema: MfaDisableBody }) body: z.infer<typeof MfaDisableBody>,
   ): Promise<void> {
-    await this.auth.setMfa(userOf(p).userId, actor, body.code, false);
+    await this.auth.setMfa(userOf(p).userId, actor, body.code, false, { password: body.password });
   }
 }

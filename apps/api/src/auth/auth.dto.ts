@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import { tenantRole } from '../common/validation';
-import { PASSWORD_MAX, PASSWORD_MIN } from './passwords';
+import { PASSWORD_MAX, PASSWORD_MIN, passwordProblem } from './passwords';
 
 export const email = z.email({ message: 'must be an email address' }).max(254);
 export const newPassword = z
   .string()
   .min(PASSWORD_MIN, `must be at least ${PASSWORD_MIN} characters`)
-  .max(PASSWORD_MAX, `must be at most ${PASSWORD_MAX} characters`);
+  .max(PASSWORD_MAX, `must be at most ${PASSWORD_MAX} characters`)
+  .refine((p) => passwordProblem(p) === undefined, { message: 'is a commonly used password' });
 
 export const LoginBody = z.strictObject({
   email: z.string().min(1).max(254),
@@ -19,6 +20,13 @@ export const MfaLoginBody = z.strictObject({
 export const RefreshBody = z.strictObject({ refreshToken: z.string().min(10).max(512) });
 export const ChangePasswordBody = z.strictObject({ currentPassword: z.string().min(1).max(PASSWORD_MAX), newPassword });
 export const MfaCodeBody = z.strictObject({ code: z.string().regex(/^\d{6}$/, 'must be 6 digits') });
+/** Enrolling asks for the password again (a stolen session alone cannot add a second factor). */
+export const MfaEnrollBody = z.strictObject({ password: z.string().min(1).max(PASSWORD_MAX) });
+/** Turning two-factor sign-in off needs the password and a current code. */
+export const MfaDisableBody = z.strictObject({
+  code: z.string().regex(/^\d{6}$/, 'must be 6 digits'),
+  password: z.string().min(1).max(PASSWORD_MAX),
+});
 export const SetupBody = z.strictObject({
   setupToken: z.string().min(10).max(512),
   email,

@@ -8,7 +8,7 @@ import type { Actor } from '../common/request';
 import { Throttle } from '../common/throttle';
 import { AuditService } from '../audit/audit.service';
 import { API_DEPS, type ApiDeps } from '../deps';
-import { burnPasswordCheck, hashPassword, needsRehash, verifyPassword } from './passwords';
+import { burnPasswordCheck, hashPassword, needsRehash, passwordProblem, verifyPassword } from './passwords';
 import { newSecret, TokenError, TokenService } from './tokens';
 import { newTotpSecret, otpauthUri, verifyTotp } from './totp';
 
@@ -230,6 +230,8 @@ export class AuthService {
     if (!user.passwordHash || !(await verifyPassword(user.passwordHash, current))) {
       return this.loginFailed(user.email, actor.sourceIp ?? 'unknown', 'bad_credentials');
     }
+    const problem = passwordProblem(next, user.email);
+    if (problem) throw new ApiError('validation_failed', `newPassword ${problem}`);
     const hash = await hashPassword(next);
     await this.deps.db.inPlatform(async (tx) => {
       await this.users.setPassword(tx, userId, hash);
@@ -244,7 +246,8 @@ export class AuthService {
     this.realtime.disconnect(userRoom(userId));
   }
 
-  async enrollMfa(userId: string): Promise<{ secret: string; otpauthUri: string }> {
+  async enrollMfa(userId: string, actor: Actor, password: string): Promise<{ secret: string; otpauthUri: string }> {
+    await this.reauthenticate(userId, actor, password);
     return this.deps.db.inPlatform(async (tx) => {
       const user = await this.users.byId(tx, userId);
       if (!user) throw new ApiError('unauthorized', 'account not found');
@@ -255,7 +258,24 @@ export class AuthService {
     });
   }
 
-  async setMfa(userId: string, actor: Actor, code: string, enable: boolean): Promise<void> {
+  /** The account's password again, throttled like a sign-in (a wrong one counts as a failure). */
+  private async reauthenticate(userId: string, actor: Actor, password: string): Promise<void> {
+    const user = await this.deps.db.inPlatform((tx) => this.users.byId(tx, userId));
+    if (!user) throw new ApiError('unauthorized', 'account not found');
+    await this.checkLoginThrottle(user.email, actor.sourceIp ?? 'unknown');
+    if (!user.passwordHash || !(await verifyPassword(user.passwordHash, password))) {
+      return this.loginFailed(user.email, actor.sourceIp ?? 'unknown', 'bad_credentials');
+    }
+  }
+
+  async setMfa(
+    userId: string,
+    actor: Actor,
+    code: string,
+    enable: boolean,
+    opts: { password?: string; keepSession?: string } = {},
+  ): Promise<void> {
+    if (!enable) await this.reauthenticate(userId, actor, opts.password ?? '');
     const user = await this.deps.db.inPlatform((tx) => this.users.byId(tx, userId));
     if (!user?.totpSecret) throw new ApiError('conflict', 'enroll first (POST /api/v1/me/mfa/enroll)');
     if (user.totpEnabled === enable)
@@ -264,10 +284,14 @@ export class AuthService {
     await this.checkTotp(user, code, actor.sourceIp ?? 'unknown');
     await this.deps.db.inPlatform(async (tx) => {
       await this.users.setTotp(tx, userId, enable ? user.totpSecret : null, enable);
+      // Turning the second factor on ends every other session: one opened with the password
+      // alone (perhaps stolen) does not outlive it.
+      const ended = enable ? await this.sessions.revokeAllForUser(tx, userId, 'mfa_enabled', opts.keepSession) : 0;
       await this.audit.record(tx, actor, {
         action: enable ? 'user.mfa_enabled' : 'user.mfa_disabled',
         targetType: 'user',
         targetId: userId,
+        ...(enable ? { after: { sessionsRevoked: ended } } : {}),
       });
     });
   }

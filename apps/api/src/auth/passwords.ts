@@ -1,3 +1,4 @@
+import { dictionary } from '@zxcvbn-ts/language-common';
 import * as argon2 from 'argon2';
 
 /**
@@ -35,4 +36,33 @@ export async function burnPasswordCheck(password: string): Promise<false> {
   dummy ??= hashPassword('backplane-dummy-password-for-timing');
   await verifyPassword(await dummy, password);
   return false;
+}
+
+let common: Set<string> | undefined;
+
+/**
+ * The common-password list of `@zxcvbn-ts/language-common` (49,233 passwords from leaked
+ * sets, lower case; loaded once, about 1 MB). A password is refused when it, or it without
+ * trailing digits and symbols (`Password2024!`), is on the list.
+ */
+function commonPasswords(): Set<string> {
+  if (!common) {
+    common = new Set((dictionary['passwords-common'] ?? []).map((p) => p.toLowerCase()));
+  }
+  return common;
+}
+
+/**
+ * Why a new password is refused (issue 14 finding 8), or undefined: 12-256 characters, not a
+ * common password, not the account's email and not containing it.
+ */
+export function passwordProblem(password: string, email?: string): string | undefined {
+  if (password.length < PASSWORD_MIN) return `must be at least ${PASSWORD_MIN} characters`;
+  if (password.length > PASSWORD_MAX) return `must be at most ${PASSWORD_MAX} characters`;
+  const lower = password.toLowerCase();
+  const list = commonPasswords();
+  const stem = lower.replace(/[\d\W_]+$/u, '');
+  if (list.has(lower) || (stem.length >= 6 && list.has(stem))) return 'is a commonly used password';
+  if (email && lower.includes(email.toLowerCase())) return 'must not contain your email address';
+  return undefined;
 }

@@ -11,7 +11,7 @@ import {
 import { ApiError } from '../common/api-error';
 import { AuditService } from '../audit/audit.service';
 import { API_DEPS, type ApiDeps } from '../deps';
-import { hashPassword } from './passwords';
+import { hashPassword, passwordProblem } from './passwords';
 import { newSecret, TokenService } from './tokens';
 
 export interface FirstOwner {
@@ -87,6 +87,8 @@ export class SetupService implements OnApplicationBootstrap {
     if (!(await this.db.inPlatform((tx) => this.setup.isOpen(tx, tokenHash)))) {
       throw new ApiError('unauthorized', 'setup token is not valid or was already used');
     }
+    const problem = passwordProblem(owner.password, owner.email);
+    if (problem) throw new ApiError('validation_failed', `password ${problem}`);
     const passwordHash = await hashPassword(owner.password);
     return this.db.inPlatform(async (tx) => {
       if (!(await this.setup.consume(tx, tokenHash))) {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual, X509Certificate } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { newTunnelSecret, siteIdToTunnelUser, tunnelVerifier } from '@backplane/contracts';
 import { tunnelKey } from '@backplane/gateway-link';
@@ -67,6 +67,14 @@ export class OnboardingService {
 
   /** A new one-time onboarding command for a site (earlier unused ones stay valid until they expire). */
   async createCommand(t: TenantContext, siteId: string) {
+    // The script carries the router's API password, tunnel secret and poll credential: never
+    // over plain http in production (ADR 0053).
+    if (this.deps.config.NODE_ENV === 'production' && !this.controllerUrl.startsWith('https://')) {
+      throw new ApiError(
+        'unavailable',
+        'CONTROLLER_PUBLIC_URL must be an https URL in production: the onboarding script carries router secrets',
+      );
+    }
     const token = `bpo_${secret(24)}`;
     const ttl = this.deps.config.ONBOARDING_TOKEN_TTL;
     const expiresAt = await this.deps.db.inTenant(t.scope, async (tx) => {
@@ -153,6 +161,7 @@ export class OnboardingService {
       pollInterval: `${this.deps.config.POLL_INTERVAL}s`,
       apiUser: API_USER,
       apiPassword,
+      caFingerprint: new X509Certificate(await this.caPem()).fingerprint256.replace(/:/g, '').toLowerCase(),
     });
   }
 

@@ -10,7 +10,7 @@ import {
 } from '@backplane/db';
 import type { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
-import { hashPassword } from '../auth/passwords';
+import { hashPassword, passwordProblem } from '../auth/passwords';
 import { newSecret, TokenService } from '../auth/tokens';
 import { ApiError } from '../common/api-error';
 import { roleAtLeast, type Actor, type Principal, type TenantContext } from '../common/request';
@@ -158,6 +158,8 @@ export class InvitationsService {
     // Hashed only for a token that exists (no argon2 work for random tokens), outside the transaction.
     const passwordHash = await hashPassword(body.password);
     return this.inInvitation(found, async (tx, inv) => {
+      const problem = passwordProblem(body.password, inv.email);
+      if (problem) throw new ApiError('validation_failed', `password ${problem}`);
       if (await this.users.byEmail(tx, inv.email)) {
         // Only the token holder learns this, and no password is set on an existing account.
         throw new ApiError('conflict', 'an account with this email exists: sign in and accept the invitation there');

@@ -5,7 +5,7 @@ import {
   type RelayResponse,
   type RouterCredentials,
 } from '@backplane/gateway-link';
-import { RouterOsClient, RouterOsConnectionError, RouterOsTrapError } from '@backplane/routeros';
+import { RouterOsClient, RouterOsConnectionError, RouterOsLoginError, RouterOsTrapError } from '@backplane/routeros';
 import type { Redis } from 'ioredis';
 
 /** The router cannot be reached right now: the job waits and retries (it is not a failure). */
@@ -106,8 +106,22 @@ export class DirectChannel implements RouterChannel {
 
   constructor(private readonly resolve: (siteId: string) => { host: string; port: number } | undefined) {}
 
+  /** One connection per site and user (the routine and the elevated Backplane user, ADR 0053). */
+  private key(target: SiteTarget): string {
+    return `${target.siteId}\0${target.credentials.username}`;
+  }
+
+  private dropSite(siteId: string): void {
+    for (const [key, c] of this.clients) {
+      if (!key.startsWith(`${siteId}\0`)) continue;
+      this.clients.delete(key);
+      void c.then((x) => x.close()).catch(() => undefined);
+    }
+  }
+
   private client(target: SiteTarget): Promise<RouterOsClient> {
-    let c = this.clients.get(target.siteId);
+    const key = this.key(target);
+    let c = this.clients.get(key);
     if (!c) {
       const where = this.resolve(target.siteId);
       if (!where) return Promise.reject(new SiteUnreachableError('site_offline', 'unknown site'));
@@ -118,8 +132,8 @@ export class DirectChannel implements RouterChannel {
         password: target.credentials.password,
         connectTimeoutMs: 2000,
       });
-      this.clients.set(target.siteId, c);
-      c.catch(() => this.clients.delete(target.siteId));
+      this.clients.set(key, c);
+      c.catch(() => this.clients.delete(key));
     }
     return c;
   }
@@ -156,8 +170,9 @@ export class DirectChannel implements RouterChannel {
     try {
       client = await this.client(target);
     } catch (err) {
-      this.clients.delete(target.siteId);
+      this.dropSite(target.siteId);
       if (err instanceof SiteUnreachableError) throw err;
+      if (err instanceof RouterOsLoginError) throw new SiteUnreachableError('router_login_failed', String(err));
       throw new SiteUnreachableError('router_unreachable', String(err));
     }
     try {
@@ -165,7 +180,8 @@ export class DirectChannel implements RouterChannel {
       return { rows: res.rows, ...(res.ret !== undefined ? { ret: res.ret } : {}) };
     } catch (err) {
       if (err instanceof RouterOsTrapError) throw new RouterCommandError(err.message);
-      this.clients.delete(target.siteId);
+      // A lost connection (reboot, tunnel down) is lost for every user of the site.
+      this.dropSite(target.siteId);
       void client.close().catch(() => undefined);
       if (err instanceof RouterOsConnectionError) throw new SiteUnreachableError('router_unreachable', err.message);
       throw new SiteUnreachableError('router_unreachable', String(err));

@@ -13,7 +13,8 @@ import {
   type RouterWrite,
 } from '@backplane/jobs';
 import type { Logger } from 'pino';
-import { RouterCommandError, type RouterChannel, type SiteTarget } from './channel';
+import { elevatedCredentials } from '@backplane/routeros';
+import { RouterCommandError, SiteUnreachableError, type RouterChannel, type SiteTarget } from './channel';
 
 /** Ask the runner to run the job again later (e.g. waiting for the router to come back). */
 export class RetryLaterError extends Error {
@@ -150,6 +151,34 @@ export class JobContext<K extends JobKind = JobKind> {
     return this.services.channel.call(this.target, command, attributes, timeoutMs);
   }
 
+  /**
+   * A call as the elevated Backplane user (ADR 0053): only the export with secrets (backups
+   * and the before/after records) and restore's reset use it; everything else runs as the
+   * routine user, which the router stops from touching users or reading secrets.
+   */
+  async callElevated(
+    command: string,
+    attributes?: Readonly<Record<string, string>>,
+    timeoutMs?: number,
+  ): Promise<RelayResponse> {
+    const credentials = elevatedCredentials(this.siteId, this.target.credentials);
+    if (this.noElevatedUser || credentials === this.target.credentials)
+      return this.call(command, attributes, timeoutMs);
+    try {
+      await this.lease?.check();
+      return await this.services.channel.call({ ...this.target, credentials }, command, attributes, timeoutMs);
+    } catch (err) {
+      // Routers onboarded before the split (ADR 0053) have only the routine user, with the
+      // old wide rights: used as it is until the router is onboarded again.
+      if (!(err instanceof SiteUnreachableError && err.reason === 'router_login_failed')) throw err;
+      this.noElevatedUser = true;
+      this.log.warn({ siteId: this.siteId }, 'no elevated Backplane user on the router; onboard it again');
+      return this.call(command, attributes, timeoutMs);
+    }
+  }
+
+  private noElevatedUser = false;
+
   async print(menu: string): Promise<Record<string, string>[]> {
     return [...(await this.call(`${menu}/print`)).rows];
   }
@@ -240,7 +269,7 @@ export class JobContext<K extends JobKind = JobKind> {
   async exportConfig(menu = ''): Promise<string> {
     // v6 exports secrets by default and has no show-sensitive flag.
     this.exportFlags ??= (await this.version()).startsWith('6.') ? {} : { 'show-sensitive': '' };
-    const res = await this.call(`${menu}/export`, this.exportFlags, 120_000);
+    const res = await this.callElevated(`${menu}/export`, this.exportFlags, 120_000);
     return res.ret ?? '';
   }
 

@@ -1,5 +1,6 @@
+import { createHmac } from 'node:crypto';
 import { cmd, concat, cond, find, Script, sub, test as scriptTest } from './builder';
-import { propertyName, variable } from './literal';
+import { propertyName, quote, trusted, variable } from './literal';
 
 /**
  * The scripts a router runs to join the platform (onboarding) and to repair its tunnel
@@ -26,6 +27,11 @@ export interface TunnelParams {
   readonly pollInterval: string;
   /** Who may reach the router's API service; the gateway side of the tunnel unless told (tests on loopback). */
   readonly apiAllowedFrom?: string;
+  /**
+   * SHA-256 fingerprint (lowercase hex) of the CA the script fetches: after the import the
+   * router compares and refuses a different certificate (so the CA may travel over http).
+   */
+  readonly caFingerprint?: string;
 }
 
 export interface OnboardingParams extends TunnelParams {
@@ -35,9 +41,42 @@ export interface OnboardingParams extends TunnelParams {
 
 /** The management gateway address every tunnel's far side has. */
 export const GATEWAY_TUNNEL_ADDRESS = '100.64.0.1';
+/**
+ * Router-side rights (ADR 0053, docs/security.md): the routine user (jobs, run-command,
+ * live views, telemetry) has no `policy` (it cannot create or change users, groups or
+ * reset the router) and no `sensitive` (secrets stay hidden in its prints). The elevated
+ * user is used only by backups (`sensitive`: an export with secrets) and restore
+ * (`policy`: `/system reset-configuration`). The poll scheduler can read, write and fetch:
+ * whatever a poll answer imports cannot touch users, reset or reboot.
+ */
 export const API_GROUP = 'bp-api';
-export const API_POLICY = ['api', 'read', 'write', 'policy', 'reboot', 'test', 'sensitive'] as const;
+export const API_POLICY = ['api', 'read', 'write', 'reboot', 'test'] as const;
+export const ADMIN_USER = 'bp-admin';
+export const ADMIN_GROUP = 'bp-admin';
+export const ADMIN_POLICY = ['api', 'read', 'write', 'policy', 'reboot', 'test', 'sensitive'] as const;
+export const POLL_POLICY = ['read', 'write', 'test'] as const;
 export const POLL_SCHEDULER = 'bp-poll';
+
+/**
+ * The elevated user's password, derived from the routine user's (so the controller stores
+ * one secret per router; neither password is readable on the router).
+ */
+export function adminPassword(apiPassword: string, siteId: string): string {
+  return createHmac('sha256', apiPassword).update(`bp-admin:${siteId}`).digest('base64url').slice(0, 32);
+}
+
+/**
+ * The credentials for a job that needs the elevated user (backup, restore): `bp-admin`
+ * when the site was onboarded by the script (routine user `bp-api`); other credentials
+ * (typed in by an admin) are used as they are.
+ */
+export function elevatedCredentials<T extends { readonly username: string; readonly password: string }>(
+  siteId: string,
+  creds: T,
+): T {
+  if (creds.username !== API_GROUP) return creds;
+  return { ...creds, username: ADMIN_USER, password: adminPassword(creds.password, siteId) };
+}
 const CA_FILE = 'bp-ca.crt';
 
 function https(url: string): boolean {
@@ -130,6 +169,37 @@ function caImport(s: Script, p: TunnelParams): void {
     'check-certificate': https(p.controllerUrl),
   });
   s.command('/certificate', 'import', { 'file-name': CA_FILE, passphrase: '' });
+  if (p.caFingerprint) {
+    // A CA swapped on the way is removed again and the script stops before any secret is set.
+    s.if(
+      trusted(
+        `([${cmd('/certificate', 'get', {}, find({ name: `${CA_FILE}_0` })).text} fingerprint]!=${quote(p.caFingerprint.toLowerCase()).text})`,
+      ),
+      (b) =>
+        b
+          .command('/certificate', 'remove', {}, find(cond.match('name', '^bp-ca\\.crt_')))
+          .line(trusted(`:error ${quote('bp: CA fingerprint mismatch').text}`)),
+    );
+  }
+}
+
+/**
+ * Adds the gateway to the API service's allowed addresses, keeping the customer's: an
+ * empty list (everyone) becomes the gateway only; a list without it gets it appended.
+ */
+function apiService(s: Script, p: TunnelParams): void {
+  const gw = `${p.apiAllowedFrom ?? GATEWAY_TUNNEL_ADDRESS}/32`;
+  const api = find({ name: 'api' });
+  s.local('bpapi', '');
+  s.line(
+    trusted(
+      `:foreach a in=[${cmd('/ip/service', 'get', {}, api).text} address] do={:if ([:len $a]>0) do={:set bpapi ($bpapi . $a . ",")}}`,
+    ),
+  );
+  s.if(trusted(`([:typeof [:find ("," . $bpapi) ${quote(`,${gw},`).text}]]!="num")`), (b) =>
+    b.command('/ip/service', 'set', { address: concat(variable('bpapi'), gw) }, api),
+  );
+  s.command('/ip/service', 'set', { disabled: false }, api);
 }
 
 function scheduler(s: Script, p: TunnelParams): void {
@@ -139,6 +209,7 @@ function scheduler(s: Script, p: TunnelParams): void {
     interval: p.pollInterval,
     'start-time': 'startup',
     'on-event': pollScript(p),
+    policy: [...POLL_POLICY],
     comment: 'Backplane poll',
   });
 }
@@ -148,18 +219,27 @@ export function onboardingScript(p: OnboardingParams): string {
   const s = new Script();
   s.comment(`Backplane onboarding for site ${p.siteId} (safe to run again)`);
   s.command('/system/scheduler', 'remove', {}, find({ name: POLL_SCHEDULER }));
+  // The CA first: a swapped one stops the script before any user or secret is set.
+  caImport(s, p);
   s.command('/user', 'remove', {}, find({ name: p.apiUser }));
   s.command('/user/group', 'remove', {}, find({ name: API_GROUP }));
+  s.command('/user', 'remove', {}, find({ name: ADMIN_USER }));
+  s.command('/user/group', 'remove', {}, find({ name: ADMIN_GROUP }));
   s.command('/user/group', 'add', { name: API_GROUP, policy: [...API_POLICY], comment: 'Backplane' });
+  s.command('/user/group', 'add', {
+    name: ADMIN_GROUP,
+    policy: [...ADMIN_POLICY],
+    comment: 'Backplane (backup, restore)',
+  });
   s.command('/user', 'add', { name: p.apiUser, group: API_GROUP, password: p.apiPassword, comment: 'Backplane' });
-  caImport(s, p);
+  s.command('/user', 'add', {
+    name: ADMIN_USER,
+    group: ADMIN_GROUP,
+    password: adminPassword(p.apiPassword, p.siteId),
+    comment: 'Backplane (backup, restore)',
+  });
   tunnelObjects(s, p);
-  s.command(
-    '/ip/service',
-    'set',
-    { address: `${p.apiAllowedFrom ?? GATEWAY_TUNNEL_ADDRESS}/32`, disabled: false },
-    find({ name: 'api' }),
-  );
+  apiService(s, p);
   scheduler(s, p);
   s.log('info', 'bp: onboarded');
   return s.toString();
@@ -174,12 +254,7 @@ export function recoveryScript(p: TunnelParams): string {
   s.comment(`Backplane tunnel recovery for site ${p.siteId}`);
   caImport(s, p);
   tunnelObjects(s, p);
-  s.command(
-    '/ip/service',
-    'set',
-    { address: `${p.apiAllowedFrom ?? GATEWAY_TUNNEL_ADDRESS}/32`, disabled: false },
-    find({ name: 'api' }),
-  );
+  apiService(s, p);
   // The poll scheduler is left alone: this script may be running from it.
   s.log('info', 'bp: tunnel recreated');
   return s.toString();

@@ -139,9 +139,11 @@ async function sendRebooting(
   command: string,
   attributes?: Readonly<Record<string, string>>,
   timeoutMs?: number,
+  elevated = false,
 ): Promise<string> {
   try {
-    await ctx.call(command, attributes, timeoutMs);
+    if (elevated) await ctx.callElevated(command, attributes, timeoutMs);
+    else await ctx.call(command, attributes, timeoutMs);
     return 'sent';
   } catch (err) {
     if (err instanceof SiteUnreachableError) return `connection lost while sending (${err.message}): verified below`;
@@ -293,12 +295,18 @@ export async function restore(ctx: JobContext<'restore'>) {
     70,
     // A refusal fails the job; a connection lost with the reboot is expected (verified below).
     () =>
-      sendRebooting(ctx, '/system/reset-configuration', {
-        'no-defaults': 'yes',
-        'skip-backup': 'yes',
-        'keep-users': 'yes',
-        'run-after-reset': RESTORE_FILE,
-      }),
+      sendRebooting(
+        ctx,
+        '/system/reset-configuration',
+        {
+          'no-defaults': 'yes',
+          'skip-backup': 'yes',
+          'keep-users': 'yes',
+          'run-after-reset': RESTORE_FILE,
+        },
+        undefined,
+        true,
+      ), // the reset needs the elevated user (policy rights)
     {
       idempotent: false,
       onInterrupted: () => Promise.resolve('the reset may have been sent before the worker restarted: verified below'),
@@ -384,7 +392,8 @@ export async function recreateTunnel(ctx: JobContext<'recreate-tunnel'>) {
   if (ctx.services.channel.tunnels && rotatedAt && since.getTime() < Date.parse(rotatedAt)) {
     throw new RetryLaterError('waiting for the router to reconnect with the new parameters', 3000);
   }
-  const ovpn = (await ctx.print('/interface/ovpn-client')).find((c) => c['name'] === siteId);
+  // The secret is shown only to the elevated user (the routine one lacks `sensitive`, ADR 0053).
+  const ovpn = (await ctx.callElevated('/interface/ovpn-client/print')).rows.find((c) => c['name'] === siteId);
   if (!ovpn || ovpn['password'] !== secret) {
     throw new RetryLaterError('the router does not carry the new tunnel parameters yet', 3000);
   }
