@@ -2,6 +2,7 @@ import { Alert, Badge, Button, Card, Code, Group, Stack, Table, Text, TextInput,
 import { useDebouncedValue } from '@mantine/hooks';
 import { Fragment, useState } from 'react';
 import { api, errorText, type AuditEntry, type Page } from '../api';
+import { EmptyNote, ErrorAlert, TableHead } from '../components';
 import { useSession } from '../session';
 import { useLoad, when } from '../util';
 
@@ -79,26 +80,13 @@ export function AuditPage() {
           onChange={(e) => setUntil(e.currentTarget.value)}
         />
       </Group>
-      {(error ?? list.error) && (
-        <Alert color="red" role="alert">
-          {error ?? list.error}
-        </Alert>
-      )}
+      <ErrorAlert error={error ?? list.error} />
       <Card withBorder padding={0}>
         <Table.ScrollContainer minWidth={700}>
           <Table>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Time</Table.Th>
-                <Table.Th>Who</Table.Th>
-                <Table.Th>Action</Table.Th>
-                <Table.Th>Target</Table.Th>
-                <Table.Th>From</Table.Th>
-                <Table.Th>
-                  <span className="sr-only">Details</span>
-                </Table.Th>
-              </Table.Tr>
-            </Table.Thead>
+            <TableHead
+              columns={['Time', 'Who', 'Action', 'Target', 'From', <span className="sr-only">Details</span>]}
+            />
             <Table.Tbody>
               {items.map((e) => (
                 <Fragment key={e.id}>
@@ -154,11 +142,7 @@ export function AuditPage() {
             </Table.Tbody>
           </Table>
         </Table.ScrollContainer>
-        {list.data && items.length === 0 && (
-          <Text p="md" c="dimmed">
-            Nothing matches.
-          </Text>
-        )}
+        {list.data && items.length === 0 && <EmptyNote>Nothing matches.</EmptyNote>}
       </Card>
       {cursor && (
         <Button variant="default" onClick={() => void more()}>

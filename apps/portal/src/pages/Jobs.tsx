@@ -4,6 +4,7 @@ import { api } from '../api';
 import { JOB_COLOR, JOB_STATES, JobsTable, MoreButton, useJobList, useSiteNames } from '../jobs';
 import { useTenantEvents } from '../realtime';
 import { Link } from '../router';
+import { EmptyNote, ErrorAlert } from '../components';
 import { tenantPath, useSession } from '../session';
 import { useLoad, when } from '../util';
 
@@ -42,16 +43,10 @@ export function JobsPage() {
           </Button>
         )}
       </Group>
-      {list.error && (
-        <Alert color="red" role="alert">
-          {list.error}
-        </Alert>
-      )}
+      <ErrorAlert error={list.error} />
       <Card withBorder padding={0}>
         {list.items.length === 0 ? (
-          <Text p="md" c="dimmed">
-            {list.loading ? 'Loading jobs…' : 'No jobs match.'}
-          </Text>
+          <EmptyNote>{list.loading ? 'Loading jobs…' : 'No jobs match.'}</EmptyNote>
         ) : (
           <JobsTable jobs={list.items} siteNames={names} />
         )}

@@ -36,7 +36,8 @@ export interface ServerStatus {
   readonly unparsed: readonly string[];
 }
 
-const CLIENT_COLUMNS = [
+/** Column names of the `CLIENT_LIST` rows of `status 3`, in the order OpenVPN 2.6 writes them. */
+export const CLIENT_COLUMNS = [
   'Common Name',
   'Real Address',
   'Virtual Address',
@@ -50,7 +51,8 @@ const CLIENT_COLUMNS = [
   'Peer ID',
   'Data Channel Cipher',
 ] as const;
-const ROUTE_COLUMNS = ['Virtual Address', 'Common Name', 'Real Address', 'Last Ref', 'Last Ref (time_t)'] as const;
+/** Column names of the `ROUTING_TABLE` rows of `status 3`. */
+export const ROUTE_COLUMNS = ['Virtual Address', 'Common Name', 'Real Address', 'Last Ref', 'Last Ref (time_t)'] as const;
 
 function num(v: string | undefined): number {
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : 0;
