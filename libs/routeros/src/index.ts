@@ -53,6 +53,7 @@ export { boolOr, parseBool, rawValue, rowOf, type Row } from './values';
 export {
   bool,
   bytesOf,
+  commandWords,
   duration,
   escapeString,
   id,
