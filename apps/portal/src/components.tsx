@@ -1,4 +1,4 @@
-import { Alert, Button, Card, Code, CopyButton, Group, Table, Text, Title } from '@mantine/core';
+import { Alert, Button, Card, Code, CopyButton, Group, Loader, Table, Text, Title } from '@mantine/core';
 import type { ReactNode } from 'react';
 
 /** A two-column list of facts (`dl`, so screen readers pair each label with its value). */
@@ -99,5 +99,24 @@ export function Panel({ title, actions, children }: { title: ReactNode; actions?
       )}
       {children}
     </Card>
+  );
+}
+
+/** What a page shows while its main record is not there: why it failed, or a loader. */
+export function NotLoaded({
+  loaded,
+  title,
+  label,
+}: {
+  loaded: { error: string | null };
+  title: string;
+  label: string;
+}) {
+  return loaded.error ? (
+    <Alert color="red" title={title}>
+      {loaded.error}
+    </Alert>
+  ) : (
+    <Loader aria-label={label} />
   );
 }

@@ -55,30 +55,16 @@ export function AuditPage() {
     <Stack>
       <Title order={2}>Audit log</Title>
       <Group align="end" gap="sm" role="search" aria-label="Filter the audit log">
-        <TextInput
-          label="Action"
-          placeholder="e.g. site.created"
-          value={action}
-          onChange={(e) => setAction(e.currentTarget.value)}
-        />
-        <TextInput
-          label="Target type"
-          placeholder="e.g. site"
-          value={targetType}
-          onChange={(e) => setTargetType(e.currentTarget.value)}
-        />
-        <TextInput
-          label="Since"
-          type="datetime-local"
-          value={since}
-          onChange={(e) => setSince(e.currentTarget.value)}
-        />
-        <TextInput
-          label="Until"
-          type="datetime-local"
-          value={until}
-          onChange={(e) => setUntil(e.currentTarget.value)}
-        />
+        {(
+          [
+            ['Action', { placeholder: 'e.g. site.created' }, action, setAction],
+            ['Target type', { placeholder: 'e.g. site' }, targetType, setTargetType],
+            ['Since', { type: 'datetime-local' }, since, setSince],
+            ['Until', { type: 'datetime-local' }, until, setUntil],
+          ] as const
+        ).map(([label, props, value, set]) => (
+          <TextInput key={label} label={label} {...props} value={value} onChange={(e) => set(e.currentTarget.value)} />
+        ))}
       </Group>
       <ErrorAlert error={error ?? list.error} />
       <Card withBorder padding={0}>

@@ -138,13 +138,7 @@ export function OnboardPage() {
                   {health ? `health: ${health.health}, last poll ${ago(health.lastPollAt)}` : ''}
                 </Text>
               </Group>
-              {site && (
-                <Group>
-                  <Button variant="default" component={Link} href={tenantPath(tenant, `/sites/${site.id}`)}>
-                    Open the site page
-                  </Button>
-                </Group>
-              )}
+              {site && <OpenSite href={tenantPath(tenant, `/sites/${site.id}`)} variant="default" />}
             </Stack>
           </Card>
         </Stepper.Step>
@@ -160,17 +154,21 @@ export function OnboardPage() {
                   {health?.routerosVersion ? ` (RouterOS ${health.routerosVersion}, ${health.board ?? ''})` : ''}.
                 </Text>
               </Group>
-              {site && (
-                <Group>
-                  <Button component={Link} href={tenantPath(tenant, `/sites/${site.id}`)}>
-                    Open the site page
-                  </Button>
-                </Group>
-              )}
+              {site && <OpenSite href={tenantPath(tenant, `/sites/${site.id}`)} />}
             </Stack>
           </Card>
         </Stepper.Step>
       </Stepper>
     </Stack>
+  );
+}
+
+function OpenSite({ href, variant }: { href: string; variant?: 'default' }) {
+  return (
+    <Group>
+      <Button variant={variant} component={Link} href={href}>
+        Open the site page
+      </Button>
+    </Group>
   );
 }

@@ -2,7 +2,7 @@ import { Alert, Badge, Button, Card, Group, Loader, Modal, SimpleGrid, Stack, Ta
 import type { TelemetrySample } from '@backplane/contracts';
 import { useState } from 'react';
 import { api, ApiError, errorText, type Site, type SiteHealth } from '../api';
-import { Copyable, Facts, Panel, TableHead } from '../components';
+import { Copyable, Facts, NotLoaded, Panel, TableHead } from '../components';
 import { JobsTable, MoreButton, TERMINAL, useJobList, type Job } from '../jobs';
 import { usePlatformNames } from '../names';
 import { useSiteStream, useTenantEvents } from '../realtime';
@@ -118,13 +118,7 @@ export function SitePage({ siteId }: { siteId: string }) {
     }
   };
 
-  if (site.error)
-    return (
-      <Alert color="red" title="Site not available">
-        {site.error}
-      </Alert>
-    );
-  if (!site.data) return <Loader aria-label="Loading site" />;
+  if (site.error || !site.data) return <NotLoaded loaded={site} title="Site not available" label="Loading site" />;
   const s = site.data;
   const st = liveState ?? siteState(s);
   const online = liveState ? liveState === 'online' : s.status.online;

@@ -172,6 +172,33 @@ export function LogTail({ base, siteId, online }: { base: string; siteId: string
 
 const RANGES: TelemetryRange[] = ['1h', '24h', '7d'];
 
+const HISTORY_CHARTS: Omit<Parameters<typeof HistoryChart>[0], 'points'>[] = [
+  {
+    label: 'CPU and memory, %',
+    series: [
+      { name: 'cpu', label: 'CPU', color: 'orange.6' },
+      { name: 'memory', label: 'Memory', color: 'grape.6' },
+    ],
+    format: percent,
+    yAxisProps: { domain: [0, 100] },
+  },
+  {
+    label: 'Traffic (all interfaces)',
+    series: [
+      { name: 'rx', label: 'Receive', color: 'teal.6' },
+      { name: 'tx', label: 'Transmit', color: 'indigo.6' },
+    ],
+    format: bits,
+    yAxisProps: { width: 90 },
+  },
+  {
+    label: 'Tunnel latency, ms',
+    series: [{ name: 'latency', label: 'Latency', color: 'cyan.6' }],
+    format: ms,
+    yAxisProps: { width: 70 },
+  },
+];
+
 /** Stored telemetry, downsampled by the api: CPU, memory, traffic and latency over 1 h, 24 h or 7 d. */
 export function History({ base }: { base: string }) {
   const [range, setRange] = useState<TelemetryRange>('1h');
@@ -214,33 +241,9 @@ export function History({ base }: { base: string }) {
             {points.length} point{points.length === 1 ? '' : 's'}, one per {history.data!.stepSeconds} s
           </Text>
           <SimpleGrid cols={{ base: 1, md: 3 }}>
-            <HistoryChart
-              label="CPU and memory, %"
-              points={points}
-              series={[
-                { name: 'cpu', label: 'CPU', color: 'orange.6' },
-                { name: 'memory', label: 'Memory', color: 'grape.6' },
-              ]}
-              format={percent}
-              yAxisProps={{ domain: [0, 100] }}
-            />
-            <HistoryChart
-              label="Traffic (all interfaces)"
-              points={points}
-              series={[
-                { name: 'rx', label: 'Receive', color: 'teal.6' },
-                { name: 'tx', label: 'Transmit', color: 'indigo.6' },
-              ]}
-              format={bits}
-              yAxisProps={{ width: 90 }}
-            />
-            <HistoryChart
-              label="Tunnel latency, ms"
-              points={points}
-              series={[{ name: 'latency', label: 'Latency', color: 'cyan.6' }]}
-              format={ms}
-              yAxisProps={{ width: 70 }}
-            />
+            {HISTORY_CHARTS.map((c) => (
+              <HistoryChart key={c.label} {...c} points={points} />
+            ))}
           </SimpleGrid>
         </Stack>
       )}
