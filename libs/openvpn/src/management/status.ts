@@ -52,7 +52,13 @@ export const CLIENT_COLUMNS = [
   'Data Channel Cipher',
 ] as const;
 /** Column names of the `ROUTING_TABLE` rows of `status 3`. */
-export const ROUTE_COLUMNS = ['Virtual Address', 'Common Name', 'Real Address', 'Last Ref', 'Last Ref (time_t)'] as const;
+export const ROUTE_COLUMNS = [
+  'Virtual Address',
+  'Common Name',
+  'Real Address',
+  'Last Ref',
+  'Last Ref (time_t)',
+] as const;
 
 function num(v: string | undefined): number {
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : 0;
