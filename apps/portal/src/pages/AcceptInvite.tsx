@@ -93,20 +93,21 @@ export function AcceptInvitePage({ me, onSignedIn }: { me: Me | null; onSignedIn
                     value={displayName}
                     onChange={(e) => setDisplayName(e.currentTarget.value)}
                   />
-                  <PasswordInput
-                    label="Password"
-                    required
-                    value={password}
-                    onChange={(e) => setPassword(e.currentTarget.value)}
-                    autoComplete="new-password"
-                  />
-                  <PasswordInput
-                    label="Password again"
-                    required
-                    value={confirm}
-                    onChange={(e) => setConfirm(e.currentTarget.value)}
-                    autoComplete="new-password"
-                  />
+                  {(
+                    [
+                      ['Password', password, setPassword],
+                      ['Password again', confirm, setConfirm],
+                    ] as const
+                  ).map(([label, value, set]) => (
+                    <PasswordInput
+                      key={label}
+                      label={label}
+                      required
+                      value={value}
+                      onChange={(e) => set(e.currentTarget.value)}
+                      autoComplete="new-password"
+                    />
+                  ))}
                   <Button type="submit" loading={busy} disabled={!token}>
                     Create my account and join
                   </Button>

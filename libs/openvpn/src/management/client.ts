@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { backoffDelay } from '../backoff';
+import { notify } from '../listeners';
 import {
   assertSafeText,
   bytecountCommand,
@@ -458,12 +459,7 @@ export class ManagementClient {
   }
 
   private emit<K extends keyof Listeners>(name: K, ...args: Parameters<Listeners[K]>): void {
-    for (const l of [...this.listeners[name]]) {
-      try {
-        (l as (...a: Parameters<Listeners[K]>) => void)(...args);
-      } catch (err) {
-        if (name !== 'error') this.emit('error', err instanceof Error ? err : new Error(String(err)));
-      }
-    }
+    const set = this.listeners[name] as ReadonlySet<(...a: Parameters<Listeners[K]>) => void>;
+    notify(set, args, name === 'error' ? undefined : (err) => this.emit('error', err));
   }
 }

@@ -1,6 +1,7 @@
 import { spawn as nodeSpawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { parseOpenVpnLogLine, type OpenVpnLogEvent } from './log';
 import { backoffDelay } from '../backoff';
+import { notify } from '../listeners';
 
 export type SupervisorState = 'stopped' | 'starting' | 'running' | 'backoff' | 'stopping';
 
@@ -211,12 +212,7 @@ export class OpenVpnSupervisor {
   }
 
   private emit<K extends keyof Listeners>(name: K, ...args: Parameters<Listeners[K]>): void {
-    for (const l of [...this.listeners[name]]) {
-      try {
-        (l as (...a: Parameters<Listeners[K]>) => void)(...args);
-      } catch (err) {
-        if (name !== 'error') this.emit('error', err instanceof Error ? err : new Error(String(err)));
-      }
-    }
+    const set = this.listeners[name] as ReadonlySet<(...a: Parameters<Listeners[K]>) => void>;
+    notify(set, args, name === 'error' ? undefined : (err) => this.emit('error', err));
   }
 }
