@@ -91,11 +91,8 @@ export function parseStatus3(lines: readonly string[]): ServerStatus {
   for (const line of lines) {
     const f = line.split('\t');
     const kind = f[0];
-    if (kind === 'CLIENT_LIST') {
-      if (f.length < 4) {
-        unparsed.push(line);
-        continue;
-      }
+    if ((kind === 'CLIENT_LIST' || kind === 'ROUTING_TABLE') && f.length < 4) unparsed.push(line);
+    else if (kind === 'CLIENT_LIST') {
       clients.push({
         commonName: at(f, cc['Common Name']) ?? '',
         realAddress: at(f, cc['Real Address']) ?? '',
@@ -110,10 +107,6 @@ export function parseStatus3(lines: readonly string[]): ServerStatus {
         dataChannelCipher: at(f, cc['Data Channel Cipher']) ?? '',
       });
     } else if (kind === 'ROUTING_TABLE') {
-      if (f.length < 4) {
-        unparsed.push(line);
-        continue;
-      }
       routes.push({
         virtualAddress: at(f, rc['Virtual Address']) ?? '',
         commonName: at(f, rc['Common Name']) ?? '',
