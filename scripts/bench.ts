@@ -1,15 +1,18 @@
 /**
  * `npm run bench [-- id ...]`: runs every module in scripts/bench/ (each exports a default
  * `BenchModule`), and rewrites that module's section in docs/benchmarks.md with the
- * machine, the date and the command. Sections of modules not run are kept as they were.
+ * machine, the date, the load average and the command. Sections of modules not run are kept
+ * as they were. Headline figures also go to docs/benchmarks.json (scripts/bench/_record.ts).
  */
 import { execSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { LOAD_LIMIT, recordHeadlines, sampleLoad } from './bench/_record';
 import type { BenchModule, BenchSection } from './bench/types';
 
 const DOC = join(__dirname, '..', '..', 'docs', 'benchmarks.md');
+const JSON_DOC = join(__dirname, '..', '..', 'docs', 'benchmarks.json');
 
 function machine(): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
@@ -40,13 +43,26 @@ async function main(): Promise<void> {
     const mod = (await import(join(dir, file))) as { default: BenchModule };
     process.stdout.write(`bench ${id}: running\n`);
     const started = Date.now();
+    const load = sampleLoad();
     const result: BenchSection = await mod.default();
+    const loadDuring = load.stop();
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    const date = new Date().toISOString().slice(0, 10);
+    const notComparable =
+      load.before > LOAD_LIMIT
+        ? ` **Not comparable**: load average ${load.before.toFixed(2)} before the start (limit ${LOAD_LIMIT}).`
+        : '';
     const block =
       `<!-- bench:${result.id} -->\n## ${result.title}\n\n` +
-      `Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. ` +
+      `Machine: ${machine()}. Date: ${date}. ` +
+      `Load average: ${load.before.toFixed(2)} before, up to ${loadDuring.toFixed(2)} during.${notComparable} ` +
       `Command: \`npm run bench -- ${result.id}\` (${seconds} s).\n\n${result.markdown.trim()}\n<!-- /bench:${result.id} -->`;
     existing.set(result.id, block);
+    if (result.headlines?.length) {
+      const previous = existsSync(JSON_DOC) ? readFileSync(JSON_DOC, 'utf8') : undefined;
+      const run = { section: result.id, headlines: result.headlines, date, loadBefore: load.before, loadDuring };
+      writeFileSync(JSON_DOC, `${JSON.stringify(recordHeadlines(previous, run), null, 2)}\n`);
+    }
     process.stdout.write(`${block}\n\n`);
   }
   const header =

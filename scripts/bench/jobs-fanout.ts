@@ -71,6 +71,10 @@ export default async function bench(): Promise<BenchSection> {
   return {
     id: 'jobs-fanout',
     title: 'Jobs: one configuration change fanned out to 10,000 sites',
+    headlines: [
+      { key: 'fanout_10k_total_s', value: full.totalS, unit: 's', target: null },
+      { key: 'fanout_10k_enqueue_s', value: full.enqueueS, unit: 's', target: null },
+    ],
     markdown: [
       '| measure | full export before/after (baseline) | touched menu exported before/after | ratio |',
       '| --- | --- | --- | --- |',

@@ -378,6 +378,14 @@ export default async function bench(): Promise<BenchSection> {
     return {
       id: 'realtime',
       title: 'Realtime: tenant events to 5,000 socket.io clients',
+      headlines: [
+        {
+          key: 'realtime_5000_connect_s',
+          value: Number((full[0]?.connectSeconds ?? NaN).toFixed(1)),
+          unit: 's',
+          target: null,
+        },
+      ],
       markdown:
         `${table}\n\n` +
         `${TENANTS} tenants × ${SITES_PER_TENANT} sites; site.status events round-robin over the tenants at ${RATES.join(' and ')} events/s ` +

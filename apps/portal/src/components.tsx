@@ -1,4 +1,4 @@
-import { Button, Code, CopyButton, Group } from '@mantine/core';
+import { Alert, Button, Card, Code, CopyButton, Group, Loader, Table, Text, Title } from '@mantine/core';
 import type { ReactNode } from 'react';
 
 /** A two-column list of facts (`dl`, so screen readers pair each label with its value). */
@@ -35,5 +35,88 @@ export function Copyable({ value, label }: { value: string; label: string }) {
         )}
       </CopyButton>
     </Group>
+  );
+}
+
+/** A red `role="alert"` box for an error text; nothing at all when there is none. */
+export function ErrorAlert({
+  error,
+  title,
+  mt,
+  mb,
+}: {
+  error: string | null | undefined;
+  title?: string;
+  mt?: string;
+  mb?: string;
+}) {
+  if (!error) return null;
+  return (
+    <Alert color="red" role="alert" title={title} mt={mt} mb={mb}>
+      {error}
+    </Alert>
+  );
+}
+
+/** A table's header row, one cell a column (a column may be a node, e.g. a screen-reader-only label). */
+export function TableHead({ columns }: { columns: readonly ReactNode[] }) {
+  return (
+    <Table.Thead>
+      <Table.Tr>
+        {columns.map((c, i) => (
+          <Table.Th key={i}>{c}</Table.Th>
+        ))}
+      </Table.Tr>
+    </Table.Thead>
+  );
+}
+
+/** The dimmed line under (or instead of) an empty list. */
+export function EmptyNote({ children }: { children: ReactNode }) {
+  return (
+    <Text p="md" c="dimmed">
+      {children}
+    </Text>
+  );
+}
+
+/** A bordered card with a section heading, optionally with controls at the heading's right. */
+export function Panel({ title, actions, children }: { title: ReactNode; actions?: ReactNode; children: ReactNode }) {
+  const heading = (
+    <Title order={3} size="h4" mb={actions ? undefined : 'xs'}>
+      {title}
+    </Title>
+  );
+  return (
+    <Card withBorder>
+      {actions ? (
+        <Group justify="space-between" mb="xs">
+          {heading}
+          {actions}
+        </Group>
+      ) : (
+        heading
+      )}
+      {children}
+    </Card>
+  );
+}
+
+/** What a page shows while its main record is not there: why it failed, or a loader. */
+export function NotLoaded({
+  loaded,
+  title,
+  label,
+}: {
+  loaded: { error: string | null };
+  title: string;
+  label: string;
+}) {
+  return loaded.error ? (
+    <Alert color="red" title={title}>
+      {loaded.error}
+    </Alert>
+  ) : (
+    <Loader aria-label={label} />
   );
 }

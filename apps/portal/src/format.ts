@@ -33,28 +33,24 @@ export function percent(n: Value): string {
   return `${Math.round(n)} %`;
 }
 
-/** Bytes in binary units: `512 B`, `1.5 KiB`, `88 MiB`. */
-export function bytes(n: Value): string {
-  if (missing(n)) return '—';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+/** `n` divided by `step` until it is below it, with the unit it reached (`1536, 1024` -> `1.5 KiB`). */
+function scaled(n: number, step: number, units: readonly string[]): string {
   let i = 0;
-  while (Math.abs(n) >= 1024 && i < units.length - 1) {
-    n /= 1024;
+  while (Math.abs(n) >= step && i < units.length - 1) {
+    n /= step;
     i++;
   }
   return `${i ? round(n) : Math.round(n)} ${units[i]!}`;
 }
 
+/** Bytes in binary units: `512 B`, `1.5 KiB`, `88 MiB`. */
+export function bytes(n: Value): string {
+  return missing(n) ? '—' : scaled(n, 1024, ['B', 'KiB', 'MiB', 'GiB', 'TiB']);
+}
+
 /** A rate in bits per second, decimal units: `900 bit/s`, `800 kbit/s`, `1.2 Mbit/s`. */
 export function bits(n: Value): string {
-  if (missing(n)) return '—';
-  const units = ['bit/s', 'kbit/s', 'Mbit/s', 'Gbit/s', 'Tbit/s'];
-  let i = 0;
-  while (Math.abs(n) >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${i ? round(n) : Math.round(n)} ${units[i]!}`;
+  return missing(n) ? '—' : scaled(n, 1000, ['bit/s', 'kbit/s', 'Mbit/s', 'Gbit/s', 'Tbit/s']);
 }
 
 /** Seconds as `3d 4h 5m`, `4h 5m` or `5m 6s`. */

@@ -58,3 +58,26 @@ export const STATE_COLOR: Record<SiteState | 'degraded', string> = {
   offline: 'red',
   pending: 'gray',
 };
+
+/**
+ * A button's or form's action: `busy` while it runs, and the error text (cleared when it runs
+ * again). `onError` sees the text too, e.g. to reset a field.
+ */
+export function useAction() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const run = useCallback(async (fn: () => Promise<unknown>, onError?: (text: string) => void) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await fn();
+    } catch (e) {
+      const text = errorText(e);
+      setError(text);
+      onError?.(text);
+    } finally {
+      setBusy(false);
+    }
+  }, []);
+  return { busy, error, setError, run };
+}

@@ -1,22 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { md5Response } from './api/connection';
 import { attrs, RawApiClient } from './api/raw-client';
+import { SimFixture } from './api/fixture';
 import { startRouter, type SimRouter } from './router';
 
-const routers: SimRouter[] = [];
-const clients: RawApiClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await Promise.all(routers.splice(0).map((r) => r.stop()));
-});
-
-async function up(opts: Parameters<typeof startRouter>[0] = {}): Promise<[SimRouter, RawApiClient]> {
-  const r = await startRouter({ rebootDelayMs: 200, ...opts });
-  routers.push(r);
-  const c = await RawApiClient.connect(r.port);
-  clients.push(c);
-  return [r, c];
-}
+const sims = new SimFixture({ rebootDelayMs: 200, login: false });
+const { routers, clients } = sims;
+afterEach(() => sims.stop());
+const up = (opts: Parameters<typeof startRouter>[0] = {}) => sims.up(opts);
 
 describe('startRouter', () => {
   it('logs in with name and password and answers print', async () => {

@@ -16,6 +16,7 @@ import { ADH_CIPHERS, FFDHE2048 } from './tls';
 import type { RouterFaults } from './control/faults';
 import { RouterServices, type ServicesOptions } from './control/services';
 import type { BooleanStyle } from './version';
+import { listen } from './listen';
 
 export interface TlsOptions {
   /** PEM certificate and key: normal TLS. Without them: anonymous DH only. */
@@ -91,18 +92,6 @@ export interface SimRouter {
   /** Drops every connection, refuses for rebootDelayMs, comes back with state kept. */
   reboot(): Promise<void>;
   stop(): Promise<void>;
-}
-
-function listen(server: Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.once('error', onError);
-    server.listen({ port, host, exclusive: true }, () => {
-      server.off('error', onError);
-      const addr = server.address();
-      resolve(typeof addr === 'object' && addr ? addr.port : port);
-    });
-  });
 }
 
 function close(server: Server | undefined): Promise<void> {

@@ -1,24 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
 import { attrs, RawApiClient, type Reply } from './api/raw-client';
-import { startRouter, startRouters, type SimRouter } from './router';
+import { SimFixture } from './api/fixture';
+import { startRouter, startRouters } from './router';
 import { ADH_CIPHERS } from './tls';
 
-const routers: SimRouter[] = [];
-const clients: RawApiClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await Promise.all(routers.splice(0).map((r) => r.stop()));
-});
-
-async function up(opts: Parameters<typeof startRouter>[0] = {}): Promise<[SimRouter, RawApiClient]> {
-  const r = await startRouter({ rebootDelayMs: 300, ...opts });
-  routers.push(r);
-  const c = await RawApiClient.connect(r.port);
-  clients.push(c);
-  await c.login();
-  return [r, c];
-}
+const sims = new SimFixture({ rebootDelayMs: 300, login: true });
+const { routers, clients } = sims;
+afterEach(() => sims.stop());
+const up = (opts: Parameters<typeof startRouter>[0] = {}) => sims.up(opts);
 
 const tagged = (rs: Reply[], tag: string): Reply[] => rs.filter((s) => s.includes(`.tag=${tag}`));
 

@@ -1,4 +1,4 @@
-import { cmd, find, Script, scriptTest, sub } from '@backplane/routeros';
+import { cmd, commandWords, find, Script, scriptTest, sub } from '@backplane/routeros';
 import { exportWithoutHeader } from './backup';
 import { POLL_SCHEDULER, tunnelObjects, type TunnelParams } from '@backplane/routeros';
 
@@ -61,37 +61,9 @@ export function exportBlocks(text: string): ExportBlock[] {
   return out;
 }
 
-/** Words of a command, split on spaces outside quotes and brackets. */
-function words(command: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  let depth = 0;
-  for (let i = 0; i < command.length; i++) {
-    const c = command[i]!;
-    if (quoted) {
-      cur += c;
-      if (c === '\\') cur += command[++i] ?? '';
-      else if (c === '"') quoted = false;
-      continue;
-    }
-    if (c === '"') quoted = true;
-    else if (c === '[') depth++;
-    else if (c === ']') depth--;
-    if (c === ' ' && depth === 0) {
-      if (cur) out.push(cur);
-      cur = '';
-      continue;
-    }
-    cur += c;
-  }
-  if (cur) out.push(cur);
-  return out;
-}
-
 /** The `name=` of an `add` command (unquoted), if any. */
 function addedName(command: string): string | undefined {
-  const w = words(command);
+  const w = commandWords(command);
   if (w[0] !== 'add') return undefined;
   const arg = w.find((x) => x.startsWith('name='));
   if (!arg) return undefined;

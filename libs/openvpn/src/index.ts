@@ -1,23 +1,5 @@
-export {
-  ManagementClient,
-  ManagementError,
-  type ManagementClientOptions,
-  type ManagementClientState,
-  type ManagementClientStats,
-  type ReconnectOptions,
-} from './management/client';
-export {
-  assertId,
-  assertSafeText,
-  bytecountCommand,
-  clientAuthCommand,
-  clientAuthNtCommand,
-  clientDenyCommand,
-  clientKillCommand,
-  killCommand,
-  ManagementCommandError,
-  quoteArg,
-} from './management/commands';
+export * from './management/client';
+export * from './management/commands';
 export {
   ManagementProtocol,
   type ClientEnv,

@@ -19,20 +19,7 @@
  * 'connect-timeout', 'keepalive-timeout', 'tls', 'protocol', 'fatal', 'closed', ...), and
  * RouterOsFatalError for `!fatal`. Rows are UTF-8 strings; `rawValue(row, name)` gives bytes.
  */
-export {
-  DEFAULT_LIMITS,
-  encodedLengthSize,
-  encodeLength,
-  encodeSentence,
-  MAX_LENGTH,
-  ProtocolError,
-  readLength,
-  SentenceDecoder,
-  writeLength,
-  type DecoderLimits,
-  type Sentence,
-  type Word,
-} from './codec';
+export * from './codec';
 export {
   ANONYMOUS_DH_CIPHERS,
   RouterOsClient,
@@ -47,17 +34,7 @@ export {
   type RouterOsTlsOptions,
   type StreamOptions,
 } from './client';
-export {
-  RouterOsAbortError,
-  RouterOsConnectionError,
-  RouterOsError,
-  RouterOsFatalError,
-  RouterOsLoginError,
-  RouterOsTimeoutError,
-  RouterOsTrapError,
-  TrapCategory,
-  type RouterOsConnectionErrorCode,
-} from './errors';
+export * from './errors';
 export { challengeResponse } from './login';
 export {
   allOf,
@@ -76,6 +53,7 @@ export { boolOr, parseBool, rawValue, rowOf, type Row } from './values';
 export {
   bool,
   bytesOf,
+  commandWords,
   duration,
   escapeString,
   id,

@@ -1,12 +1,13 @@
 import { Controller, Get, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags, ApiOperation } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { IdempotencyHeader, IdempotencyService } from '../common/idempotency';
-import { Tenant, TenantAccess, type TenantContext } from '../common/request';
+import { Tenant, type TenantContext } from '../common/request';
 import { ApiErrors, cursorQuery, uuidParam } from '../common/validation';
 import { JobsService } from '../jobs/jobs.service';
 import { BackupsService } from './backups.service';
+import { Route } from '../common/route';
 
 const DiffQuery = z.strictObject({ from: z.uuid(), to: z.uuid() });
 /** Up to 500 per page (the default: what the list returned before it was paged). */
@@ -27,8 +28,7 @@ export class BackupsController {
   ) {}
 
   @Get('sites/:siteId/backups')
-  @ApiOperation({ summary: "List a site's backups" })
-  @TenantAccess('viewer')
+  @Route("List a site's backups", 'viewer')
   list(
     @Tenant() t: TenantContext,
     @Param('siteId', { schema: uuidParam }) siteId: string,
@@ -39,8 +39,7 @@ export class BackupsController {
 
   /** Back up now (a job; deduplicated when nothing changed since the last backup). */
   @Post('sites/:siteId/backups')
-  @ApiOperation({ summary: 'Back up a site now (a job)' })
-  @TenantAccess('operator')
+  @Route('Back up a site now (a job)', 'operator')
   @IdempotencyHeader(true)
   async create(
     @Tenant() t: TenantContext,
@@ -60,23 +59,20 @@ export class BackupsController {
 
   /** The export itself (holds secrets: admin). */
   @Get('backups/:backupId')
-  @ApiOperation({ summary: 'Get a backup (the export)' })
-  @TenantAccess('admin')
+  @Route('Get a backup (the export)', 'admin')
   get(@Tenant() t: TenantContext, @Param('backupId', { schema: uuidParam }) id: string) {
     return this.backups.get(t, id);
   }
 
   @Get('backup-diff')
-  @ApiOperation({ summary: 'Diff two backups' })
-  @TenantAccess('admin')
+  @Route('Diff two backups', 'admin')
   diff(@Tenant() t: TenantContext, @Query({ schema: DiffQuery }) q: z.infer<typeof DiffQuery>) {
     return this.backups.diff(t, q.from, q.to);
   }
 
   /** Restore is a job (admin). */
   @Post('backups/:backupId/restore')
-  @ApiOperation({ summary: 'Restore a backup (a job)' })
-  @TenantAccess('admin')
+  @Route('Restore a backup (a job)', 'admin')
   @IdempotencyHeader(true)
   async restore(
     @Tenant() t: TenantContext,

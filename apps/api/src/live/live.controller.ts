@@ -1,11 +1,12 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Put, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { Tenant, TenantAccess, type TenantContext } from '../common/request';
+import { Tenant, type TenantContext } from '../common/request';
 import { cursorQuery, uuidParam } from '../common/validation';
 import { RegionSelectionService } from '../regions/region-selection.service';
 import { LiveService } from './live.service';
+import { Route } from '../common/route';
 
 const RouterCredentialsBody = z.strictObject({
   username: z.string().min(1).max(100),
@@ -37,8 +38,7 @@ export class LiveController {
 
   /** Assigns the nearest healthy region by the GeoIP location of the router's public address. */
   @Post('region')
-  @ApiOperation({ summary: "Assign a site's region by GeoIP" })
-  @TenantAccess('operator')
+  @Route("Assign a site's region by GeoIP", 'operator')
   @HttpCode(200)
   assignRegion(
     @Tenant() t: TenantContext,
@@ -49,17 +49,14 @@ export class LiveController {
   }
 
   @Get('live/identity')
-  @ApiOperation({ summary: "The router's identity (live)" })
-  @TenantAccess('viewer')
+  @Route("The router's identity (live)", 'viewer')
   async identity(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string) {
     const res = await this.live.call(t, id, { command: '/system/identity/print' });
     return { name: res.rows[0]?.['name'] ?? null };
   }
 
   @Get('live/interfaces')
-  @ApiOperation({ summary: "The router's interfaces (live)" })
-  @TenantAccess('viewer')
-  @ApiResponse({ status: 200, standardSchema: Rows })
+  @Route("The router's interfaces (live)", 'viewer', { status: 200, standardSchema: Rows })
   async interfaces(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string) {
     const res = await this.live.call(t, id, {
       command: '/interface/print',
@@ -69,17 +66,14 @@ export class LiveController {
   }
 
   @Get('live/resources')
-  @ApiOperation({ summary: "The router's resources (live)" })
-  @TenantAccess('viewer')
+  @Route("The router's resources (live)", 'viewer')
   async resources(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string) {
     const res = await this.live.call(t, id, { command: '/system/resource/print' });
     return res.rows[0] ?? {};
   }
 
   @Get('live/logs')
-  @ApiOperation({ summary: "The router's recent log (live)" })
-  @TenantAccess('viewer')
-  @ApiResponse({ status: 200, standardSchema: Rows })
+  @Route("The router's recent log (live)", 'viewer', { status: 200, standardSchema: Rows })
   async logs(
     @Tenant() t: TenantContext,
     @Param('siteId', { schema: uuidParam }) id: string,
@@ -91,8 +85,7 @@ export class LiveController {
 
   /** NDJSON: one line per new log entry until the client disconnects. */
   @Get('live/logs/stream')
-  @ApiOperation({ summary: "Follow the router's log (live stream)" })
-  @TenantAccess('viewer')
+  @Route("Follow the router's log (live stream)", 'viewer')
   async logStream(
     @Tenant() t: TenantContext,
     @Param('siteId', { schema: uuidParam }) id: string,
@@ -104,8 +97,7 @@ export class LiveController {
 
   /** NDJSON: `/interface/monitor-traffic` rows (one per second) until the client disconnects. */
   @Get('live/traffic')
-  @ApiOperation({ summary: "An interface's traffic (live)" })
-  @TenantAccess('viewer')
+  @Route("An interface's traffic (live)", 'viewer')
   async traffic(
     @Tenant() t: TenantContext,
     @Param('siteId', { schema: uuidParam }) id: string,
@@ -123,8 +115,7 @@ export class LiveController {
   }
 
   @Post('reboot')
-  @ApiOperation({ summary: 'Reboot the router (a job)' })
-  @TenantAccess('operator')
+  @Route('Reboot the router (a job)', 'operator')
   @HttpCode(202)
   async reboot(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string) {
     await this.live.call(t, id, { command: '/system/reboot' });
@@ -132,16 +123,14 @@ export class LiveController {
   }
 
   @Get('tunnel')
-  @ApiOperation({ summary: "A site's tunnel status" })
-  @TenantAccess('viewer')
+  @Route("A site's tunnel status", 'viewer')
   async tunnel(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string) {
     const rec = await this.live.tunnel(t, id);
     return rec ? { online: true, ...rec } : { online: false };
   }
 
   @Get('tunnel/events')
-  @ApiOperation({ summary: "A site's tunnel events" })
-  @TenantAccess('viewer')
+  @Route("A site's tunnel events", 'viewer')
   events(
     @Tenant() t: TenantContext,
     @Param('siteId', { schema: uuidParam }) id: string,
@@ -152,17 +141,14 @@ export class LiveController {
 
   /** Issues (or rotates) the site's tunnel secret; the answer is the only time it is shown. */
   @Post('tunnel/credentials')
-  @ApiOperation({ summary: "Reveal a site's tunnel credentials" })
-  @TenantAccess('admin')
-  @ApiResponse({ status: 201, standardSchema: TunnelCredentials })
+  @Route("Reveal a site's tunnel credentials", 'admin', { status: 201, standardSchema: TunnelCredentials })
   credentials(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string) {
     return this.live.issueTunnelCredentials(t, id);
   }
 
   /** The router API user the platform logs in with (stored encrypted). */
   @Put('router-credentials')
-  @ApiOperation({ summary: "Set the router's API credentials" })
-  @TenantAccess('admin')
+  @Route("Set the router's API credentials", 'admin')
   @HttpCode(204)
   async routerCredentials(
     @Tenant() t: TenantContext,

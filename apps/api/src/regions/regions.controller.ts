@@ -1,8 +1,8 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { z } from 'zod';
 import { Idempotent } from '../common/idempotency';
-import { CurrentActor, CurrentPrincipal, PlatformOperator, type Actor, type Principal } from '../common/request';
+import { CurrentActor, CurrentPrincipal, type Actor, type Principal } from '../common/request';
 import { ApiErrors, pageOf, uuidParam } from '../common/validation';
 import {
   CreateRegionBody,
@@ -15,6 +15,7 @@ import {
   UpdateRegionBody,
 } from './regions.schemas';
 import { RegionsService } from './regions.service';
+import { Route } from '../common/route';
 
 @ApiTags('regions')
 @ApiBearerAuth()
@@ -24,34 +25,26 @@ export class RegionsController {
   constructor(private readonly regions: RegionsService) {}
 
   @Get('regions')
-  @ApiOperation({ summary: 'List regions' })
-  @PlatformOperator()
-  @ApiResponse({ status: 200, standardSchema: pageOf(RegionResponse) })
+  @Route('List regions', 'platform', { status: 200, standardSchema: pageOf(RegionResponse) })
   list(@Query({ schema: ListRegionsQuery }) q: z.infer<typeof ListRegionsQuery>) {
     return this.regions.list(q);
   }
 
   @Post('regions')
-  @ApiOperation({ summary: 'Create a region' })
-  @PlatformOperator()
+  @Route('Create a region', 'platform', { status: 201, standardSchema: RegionResponse })
   @Idempotent()
-  @ApiResponse({ status: 201, standardSchema: RegionResponse })
   create(@CurrentActor() actor: Actor, @Body({ schema: CreateRegionBody }) body: z.infer<typeof CreateRegionBody>) {
     return this.regions.create(actor, body);
   }
 
   @Get('regions/:regionId')
-  @ApiOperation({ summary: 'Get a region' })
-  @PlatformOperator()
-  @ApiResponse({ status: 200, standardSchema: RegionResponse })
+  @Route('Get a region', 'platform', { status: 200, standardSchema: RegionResponse })
   get(@Param('regionId', { schema: uuidParam }) id: string) {
     return this.regions.get(id);
   }
 
   @Patch('regions/:regionId')
-  @ApiOperation({ summary: 'Update a region' })
-  @PlatformOperator()
-  @ApiResponse({ status: 200, standardSchema: RegionResponse })
+  @Route('Update a region', 'platform', { status: 200, standardSchema: RegionResponse })
   update(
     @CurrentActor() actor: Actor,
     @Param('regionId', { schema: uuidParam }) id: string,
@@ -61,8 +54,7 @@ export class RegionsController {
   }
 
   @Delete('regions/:regionId')
-  @ApiOperation({ summary: 'Delete a region' })
-  @PlatformOperator()
+  @Route('Delete a region', 'platform')
   @HttpCode(204)
   async delete(@CurrentActor() actor: Actor, @Param('regionId', { schema: uuidParam }) id: string): Promise<void> {
     await this.regions.delete(actor, id);
@@ -70,9 +62,7 @@ export class RegionsController {
 
   /** A one-time token a new gateway of this region enrolls with. Shown once. */
   @Post('regions/:regionId/enrollment-tokens')
-  @ApiOperation({ summary: 'Create a gateway enrollment token' })
-  @PlatformOperator()
-  @ApiResponse({ status: 201, standardSchema: EnrollmentTokenResponse })
+  @Route('Create a gateway enrollment token', 'platform', { status: 201, standardSchema: EnrollmentTokenResponse })
   enrollmentToken(
     @CurrentActor() actor: Actor,
     @CurrentPrincipal() p: Principal,
@@ -83,16 +73,13 @@ export class RegionsController {
   }
 
   @Get('gateways')
-  @ApiOperation({ summary: 'List gateways' })
-  @PlatformOperator()
-  @ApiResponse({ status: 200, standardSchema: pageOf(GatewayResponse) })
+  @Route('List gateways', 'platform', { status: 200, standardSchema: pageOf(GatewayResponse) })
   gateways(@Query({ schema: GatewaysQuery }) q: z.infer<typeof GatewaysQuery>) {
     return this.regions.gateways(q.regionId);
   }
 
   @Delete('gateways/:gatewayId')
-  @ApiOperation({ summary: 'Revoke a gateway' })
-  @PlatformOperator()
+  @Route('Revoke a gateway', 'platform')
   @HttpCode(204)
   async revoke(@CurrentActor() actor: Actor, @Param('gatewayId', { schema: uuidParam }) id: string): Promise<void> {
     await this.regions.revokeGateway(actor, id);

@@ -1,8 +1,8 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { z } from 'zod';
 import { Idempotent } from '../common/idempotency';
-import { Tenant, TenantAccess, type TenantContext } from '../common/request';
+import { Tenant, type TenantContext } from '../common/request';
 import { uuidParam, ApiErrors } from '../common/validation';
 import {
   CreateSiteBody,
@@ -13,6 +13,7 @@ import {
   UpdateSiteBody,
 } from './sites.dto';
 import { SitesService } from './sites.service';
+import { Route } from '../common/route';
 
 @ApiTags('sites')
 @ApiBearerAuth()
@@ -22,9 +23,7 @@ export class SitesController {
   constructor(private readonly sites: SitesService) {}
 
   @Get()
-  @ApiOperation({ summary: 'List sites' })
-  @TenantAccess('viewer')
-  @ApiResponse({ status: 200, standardSchema: SitePage })
+  @Route('List sites', 'viewer', { status: 200, standardSchema: SitePage })
   list(@Tenant() t: TenantContext, @Query({ schema: ListSitesQuery }) q: z.infer<typeof ListSitesQuery>) {
     return this.sites.list(
       t,
@@ -40,34 +39,26 @@ export class SitesController {
 
   /** Counts by health and region for the fleet overview (one query, whatever the fleet size). */
   @Get('summary')
-  @ApiOperation({ summary: 'Fleet counts by health' })
-  @TenantAccess('viewer')
-  @ApiResponse({ status: 200, standardSchema: SiteSummaryResponse })
+  @Route('Fleet counts by health', 'viewer', { status: 200, standardSchema: SiteSummaryResponse })
   summary(@Tenant() t: TenantContext) {
     return this.sites.summary(t);
   }
 
   @Post()
-  @ApiOperation({ summary: 'Create a site' })
-  @TenantAccess('operator')
+  @Route('Create a site', 'operator', { status: 201, standardSchema: SiteResponse })
   @Idempotent()
-  @ApiResponse({ status: 201, standardSchema: SiteResponse })
   create(@Tenant() t: TenantContext, @Body({ schema: CreateSiteBody }) body: z.infer<typeof CreateSiteBody>) {
     return this.sites.create(t, body);
   }
 
   @Get(':siteId')
-  @ApiOperation({ summary: 'Get a site' })
-  @TenantAccess('viewer')
-  @ApiResponse({ status: 200, standardSchema: SiteResponse })
+  @Route('Get a site', 'viewer', { status: 200, standardSchema: SiteResponse })
   get(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string) {
     return this.sites.get(t, id);
   }
 
   @Patch(':siteId')
-  @ApiOperation({ summary: 'Update a site' })
-  @TenantAccess('operator')
-  @ApiResponse({ status: 200, standardSchema: SiteResponse })
+  @Route('Update a site', 'operator', { status: 200, standardSchema: SiteResponse })
   update(
     @Tenant() t: TenantContext,
     @Param('siteId', { schema: uuidParam }) id: string,
@@ -77,8 +68,7 @@ export class SitesController {
   }
 
   @Delete(':siteId')
-  @ApiOperation({ summary: 'Delete a site' })
-  @TenantAccess('admin')
+  @Route('Delete a site', 'admin')
   @HttpCode(204)
   async delete(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) id: string): Promise<void> {
     await this.sites.delete(t, id);

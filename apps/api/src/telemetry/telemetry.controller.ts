@@ -1,9 +1,10 @@
 import { Controller, Get, Param, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import { Tenant, TenantAccess, type TenantContext } from '../common/request';
+import { Tenant, type TenantContext } from '../common/request';
 import { uuidParam } from '../common/validation';
 import { TelemetryService } from './telemetry.service';
+import { Route } from '../common/route';
 
 const HistoryQuery = z.strictObject({ range: z.enum(['1h', '24h', '7d']).default('1h') });
 const HistoryResponse = z.object({
@@ -38,9 +39,7 @@ export class SiteTelemetryController {
   constructor(private readonly telemetry: TelemetryService) {}
 
   @Get()
-  @ApiOperation({ summary: "A site's telemetry history" })
-  @TenantAccess('viewer')
-  @ApiResponse({ status: 200, standardSchema: HistoryResponse })
+  @Route("A site's telemetry history", 'viewer', { status: 200, standardSchema: HistoryResponse })
   history(
     @Tenant() t: TenantContext,
     @Param('siteId', { schema: uuidParam }) id: string,

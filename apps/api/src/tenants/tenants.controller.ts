@@ -7,10 +7,8 @@ import { Idempotent } from '../common/idempotency';
 import {
   CurrentActor,
   CurrentPrincipal,
-  PlatformOperator,
   SignedIn,
   Tenant,
-  TenantAccess,
   type Actor,
   type Principal,
   type TenantContext,
@@ -29,6 +27,7 @@ import {
   UpdateTenantBody,
 } from './tenants.dto';
 import { TenantsService } from './tenants.service';
+import { Route } from '../common/route';
 
 @ApiTags('tenants')
 @ApiBearerAuth()
@@ -42,8 +41,7 @@ export class TenantsController {
   ) {}
 
   @Post()
-  @ApiOperation({ summary: 'Create a tenant' })
-  @PlatformOperator()
+  @Route('Create a tenant', 'platform')
   @Idempotent()
   @ApiOperation({
     summary: 'Create a tenant with an owner invitation',
@@ -69,41 +67,31 @@ export class TenantsController {
   }
 
   @Get(':tenantId')
-  @ApiOperation({ summary: 'Get a tenant' })
-  @TenantAccess('viewer')
-  @ApiResponse({ status: 200, standardSchema: TenantResponse })
+  @Route('Get a tenant', 'viewer', { status: 200, standardSchema: TenantResponse })
   get(@Tenant() t: TenantContext) {
     return this.tenants.get(t);
   }
 
   @Patch(':tenantId')
-  @ApiOperation({ summary: 'Update a tenant' })
-  @TenantAccess('owner')
-  @ApiResponse({ status: 200, standardSchema: TenantResponse })
+  @Route('Update a tenant', 'owner', { status: 200, standardSchema: TenantResponse })
   update(@Tenant() t: TenantContext, @Body({ schema: UpdateTenantBody }) body: z.infer<typeof UpdateTenantBody>) {
     return this.tenants.rename(t, body.name);
   }
 
   @Get(':tenantId/members')
-  @ApiOperation({ summary: 'List members' })
-  @TenantAccess('viewer')
-  @ApiResponse({ status: 200, standardSchema: MemberPage })
+  @Route('List members', 'viewer', { status: 200, standardSchema: MemberPage })
   members(@Tenant() t: TenantContext, @Query({ schema: ListQuery }) q: z.infer<typeof ListQuery>) {
     return this.tenants.listMembers(t, q);
   }
 
   @Get(':tenantId/members/:userId')
-  @ApiOperation({ summary: 'Get a member' })
-  @TenantAccess('viewer')
-  @ApiResponse({ status: 200, standardSchema: MemberResponse })
+  @Route('Get a member', 'viewer', { status: 200, standardSchema: MemberResponse })
   member(@Tenant() t: TenantContext, @Param('userId', { schema: uuidParam }) userId: string) {
     return this.tenants.getMember(t, userId);
   }
 
   @Patch(':tenantId/members/:userId')
-  @ApiOperation({ summary: "Change a member's role" })
-  @TenantAccess('admin')
-  @ApiResponse({ status: 200, standardSchema: MemberResponse })
+  @Route("Change a member's role", 'admin', { status: 200, standardSchema: MemberResponse })
   setRole(
     @Tenant() t: TenantContext,
     @Param('userId', { schema: uuidParam }) userId: string,
@@ -113,8 +101,7 @@ export class TenantsController {
   }
 
   @Delete(':tenantId/members/:userId')
-  @ApiOperation({ summary: 'Remove a member' })
-  @TenantAccess('admin')
+  @Route('Remove a member', 'admin')
   @HttpCode(204)
   async remove(@Tenant() t: TenantContext, @Param('userId', { schema: uuidParam }) userId: string): Promise<void> {
     await this.tenants.removeMember(t, userId);

@@ -1,7 +1,9 @@
 import { Alert, Button, Card, Center, PasswordInput, Stack, Text, TextInput, Title } from '@mantine/core';
 import { useState, type SyntheticEvent } from 'react';
-import { api, errorText, type Me } from '../api';
+import { api, type Me } from '../api';
+import { ErrorAlert } from '../components';
 import { navigate } from '../router';
+import { useAction } from '../util';
 
 /** Where a signed-out invitee's token waits while they sign in to an existing account. */
 export const PENDING_INVITE_KEY = 'bp.pendingInvite';
@@ -20,39 +22,33 @@ export function AcceptInvitePage({ me, onSignedIn }: { me: Me | null; onSignedIn
   const [displayName, setDisplayName] = useState('');
   const [password, setPassword] = useState('');
   const [confirm, setConfirm] = useState('');
-  const [error, setError] = useState<string | null>(null);
   const [hasAccount, setHasAccount] = useState(false);
   const [done, setDone] = useState<Accepted | null>(null);
-  const [busy, setBusy] = useState(false);
+  const action = useAction();
+  const { busy, error, setError } = action;
 
-  const run = async (fn: () => Promise<Accepted>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      setDone(await fn());
-      sessionStorage.removeItem(PENDING_INVITE_KEY);
-    } catch (err) {
-      const text = errorText(err);
-      if (/account with this email exists/.test(text)) setHasAccount(true);
-      setError(text);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const accept = (fn: () => Promise<Accepted>) =>
+    action.run(
+      async () => {
+        setDone(await fn());
+        sessionStorage.removeItem(PENDING_INVITE_KEY);
+      },
+      (text) => /account with this email exists/.test(text) && setHasAccount(true),
+    );
   const createAccount = (e: SyntheticEvent) => {
     e.preventDefault();
     if (password !== confirm) {
       setError('The two passwords differ.');
       return;
     }
-    void run(() =>
+    void accept(() =>
       api<Accepted>('POST', '/invitations/accept', {
         body: { token, password, ...(displayName.trim() ? { displayName: displayName.trim() } : {}) },
       }),
     );
   };
   const joinSignedIn = () =>
-    void run(() => api<Accepted>('POST', '/invitations/accept-signed-in', { body: { token } }));
+    void accept(() => api<Accepted>('POST', '/invitations/accept-signed-in', { body: { token } }));
   const signInFirst = () => {
     sessionStorage.setItem(PENDING_INVITE_KEY, token);
     navigate('/login');
@@ -66,11 +62,7 @@ export function AcceptInvitePage({ me, onSignedIn }: { me: Me | null; onSignedIn
             Join a Backplane workspace
           </Title>
           {!token && <Alert color="red">This link has no invitation token.</Alert>}
-          {error && (
-            <Alert color="red" role="alert">
-              {error}
-            </Alert>
-          )}
+          <ErrorAlert error={error} />
           {done ? (
             <>
               <Alert color="teal" role="status">
@@ -101,20 +93,21 @@ export function AcceptInvitePage({ me, onSignedIn }: { me: Me | null; onSignedIn
                     value={displayName}
                     onChange={(e) => setDisplayName(e.currentTarget.value)}
                   />
-                  <PasswordInput
-                    label="Password"
-                    required
-                    value={password}
-                    onChange={(e) => setPassword(e.currentTarget.value)}
-                    autoComplete="new-password"
-                  />
-                  <PasswordInput
-                    label="Password again"
-                    required
-                    value={confirm}
-                    onChange={(e) => setConfirm(e.currentTarget.value)}
-                    autoComplete="new-password"
-                  />
+                  {(
+                    [
+                      ['Password', password, setPassword],
+                      ['Password again', confirm, setConfirm],
+                    ] as const
+                  ).map(([label, value, set]) => (
+                    <PasswordInput
+                      key={label}
+                      label={label}
+                      required
+                      value={value}
+                      onChange={(e) => set(e.currentTarget.value)}
+                      autoComplete="new-password"
+                    />
+                  ))}
                   <Button type="submit" loading={busy} disabled={!token}>
                     Create my account and join
                   </Button>

@@ -1,9 +1,9 @@
 import { Alert, Badge, Button, Card, Group, Modal, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useState, type SyntheticEvent } from 'react';
 import { api, errorText, ROLE_RANK, ROLES, type ApiKey, type Page, type Role } from '../api';
-import { Copyable } from '../components';
+import { Copyable, EmptyNote, ErrorAlert, TableHead } from '../components';
 import { useSession } from '../session';
-import { ago, useLoad, when } from '../util';
+import { ago, useAction, useLoad, when } from '../util';
 
 export function ApiKeysPage() {
   const { tenant, can } = useSession();
@@ -37,11 +37,7 @@ export function ApiKeysPage() {
         Keys authenticate integrations with <span className="mono">Authorization: Bearer &lt;key&gt;</span> and act with
         the role they were given (never above yours).
       </Text>
-      {(error ?? list.error) && (
-        <Alert color="red" role="alert">
-          {error ?? list.error}
-        </Alert>
-      )}
+      <ErrorAlert error={error ?? list.error} />
       {created && (
         <Alert
           color="yellow"
@@ -59,18 +55,9 @@ export function ApiKeysPage() {
       <Card withBorder padding={0}>
         <Table.ScrollContainer minWidth={700}>
           <Table striped>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Name</Table.Th>
-                <Table.Th>Key starts with</Table.Th>
-                <Table.Th>Role</Table.Th>
-                <Table.Th>Created</Table.Th>
-                <Table.Th>Last used</Table.Th>
-                <Table.Th>Expires</Table.Th>
-                <Table.Th>State</Table.Th>
-                <Table.Th>Actions</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
+            <TableHead
+              columns={['Name', 'Key starts with', 'Role', 'Created', 'Last used', 'Expires', 'State', 'Actions']}
+            />
             <Table.Tbody>
               {(list.data?.items ?? []).map((k) => (
                 <Table.Tr key={k.id}>
@@ -107,11 +94,7 @@ export function ApiKeysPage() {
             </Table.Tbody>
           </Table>
         </Table.ScrollContainer>
-        {list.data && list.data.items.length === 0 && (
-          <Text p="md" c="dimmed">
-            No API keys yet.
-          </Text>
-        )}
+        {list.data && list.data.items.length === 0 && <EmptyNote>No API keys yet.</EmptyNote>}
       </Card>
       <CreateKey
         opened={creating}
@@ -138,34 +121,23 @@ function CreateKey(props: {
   const [name, setName] = useState('');
   const [role, setRole] = useState<Role>('viewer');
   const [days, setDays] = useState<string>('90');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: SyntheticEvent) => {
+  const { busy, error, run } = useAction();
+  const submit = (e: SyntheticEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    void run(async () => {
       const expiresAt = new Date(Date.now() + Number(days) * 86_400_000).toISOString();
       const k = await api<ApiKey & { key: string }>('POST', `/tenants/${props.tenantId}/api-keys`, {
         body: { name: name.trim(), role, expiresAt },
       });
       setName('');
       props.onCreated(k);
-    } catch (err) {
-      setError(errorText(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <Modal opened={props.opened} onClose={props.onClose} title="New API key">
-      <form onSubmit={(e) => void submit(e)}>
+      <form onSubmit={submit}>
         <Stack>
-          {error && (
-            <Alert color="red" role="alert">
-              {error}
-            </Alert>
-          )}
+          <ErrorAlert error={error} />
           <TextInput
             label="Name"
             required

@@ -2,6 +2,7 @@ import { Alert, Badge, Button, Card, Code, Group, Stack, Table, Text, TextInput,
 import { useDebouncedValue } from '@mantine/hooks';
 import { Fragment, useState } from 'react';
 import { api, errorText, type AuditEntry, type Page } from '../api';
+import { EmptyNote, ErrorAlert, TableHead } from '../components';
 import { useSession } from '../session';
 import { useLoad, when } from '../util';
 
@@ -54,51 +55,24 @@ export function AuditPage() {
     <Stack>
       <Title order={2}>Audit log</Title>
       <Group align="end" gap="sm" role="search" aria-label="Filter the audit log">
-        <TextInput
-          label="Action"
-          placeholder="e.g. site.created"
-          value={action}
-          onChange={(e) => setAction(e.currentTarget.value)}
-        />
-        <TextInput
-          label="Target type"
-          placeholder="e.g. site"
-          value={targetType}
-          onChange={(e) => setTargetType(e.currentTarget.value)}
-        />
-        <TextInput
-          label="Since"
-          type="datetime-local"
-          value={since}
-          onChange={(e) => setSince(e.currentTarget.value)}
-        />
-        <TextInput
-          label="Until"
-          type="datetime-local"
-          value={until}
-          onChange={(e) => setUntil(e.currentTarget.value)}
-        />
+        {(
+          [
+            ['Action', { placeholder: 'e.g. site.created' }, action, setAction],
+            ['Target type', { placeholder: 'e.g. site' }, targetType, setTargetType],
+            ['Since', { type: 'datetime-local' }, since, setSince],
+            ['Until', { type: 'datetime-local' }, until, setUntil],
+          ] as const
+        ).map(([label, props, value, set]) => (
+          <TextInput key={label} label={label} {...props} value={value} onChange={(e) => set(e.currentTarget.value)} />
+        ))}
       </Group>
-      {(error ?? list.error) && (
-        <Alert color="red" role="alert">
-          {error ?? list.error}
-        </Alert>
-      )}
+      <ErrorAlert error={error ?? list.error} />
       <Card withBorder padding={0}>
         <Table.ScrollContainer minWidth={700}>
           <Table>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Time</Table.Th>
-                <Table.Th>Who</Table.Th>
-                <Table.Th>Action</Table.Th>
-                <Table.Th>Target</Table.Th>
-                <Table.Th>From</Table.Th>
-                <Table.Th>
-                  <span className="sr-only">Details</span>
-                </Table.Th>
-              </Table.Tr>
-            </Table.Thead>
+            <TableHead
+              columns={['Time', 'Who', 'Action', 'Target', 'From', <span className="sr-only">Details</span>]}
+            />
             <Table.Tbody>
               {items.map((e) => (
                 <Fragment key={e.id}>
@@ -154,11 +128,7 @@ export function AuditPage() {
             </Table.Tbody>
           </Table>
         </Table.ScrollContainer>
-        {list.data && items.length === 0 && (
-          <Text p="md" c="dimmed">
-            Nothing matches.
-          </Text>
-        )}
+        {list.data && items.length === 0 && <EmptyNote>Nothing matches.</EmptyNote>}
       </Card>
       {cursor && (
         <Button variant="default" onClick={() => void more()}>

@@ -18,6 +18,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, errorText, type FleetHealth, type FleetSummary, type Page, type Site } from '../api';
 import { usePlatformNames } from '../names';
 import { Link } from '../router';
+import { ErrorAlert } from '../components';
 import { tenantPath, useSession } from '../session';
 import { useTenantEvents } from '../realtime';
 import { ago, STATE_COLOR } from '../util';
@@ -294,11 +295,7 @@ export function FleetPage() {
           />
         </div>
       </Group>
-      {list.error && (
-        <Alert color="red" role="alert">
-          {list.error}
-        </Alert>
-      )}
+      <ErrorAlert error={list.error} />
       <Card withBorder padding={0}>
         <div className="site-row head" style={{ height: 40 }} role="presentation">
           <span>Name</span>

@@ -1,9 +1,10 @@
-import { Alert, Button, Card, Group, Loader, Progress, Select, SimpleGrid, Stack, Text, Title } from '@mantine/core';
+import { Button, Card, Group, Progress, Select, SimpleGrid, Stack, Text, Title } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { api } from '../api';
 import { JOB_COLOR, JOB_STATES, JobsTable, MoreButton, useJobList, useSiteNames } from '../jobs';
 import { useTenantEvents } from '../realtime';
 import { Link } from '../router';
+import { EmptyNote, ErrorAlert, NotLoaded } from '../components';
 import { tenantPath, useSession } from '../session';
 import { useLoad, when } from '../util';
 
@@ -42,16 +43,10 @@ export function JobsPage() {
           </Button>
         )}
       </Group>
-      {list.error && (
-        <Alert color="red" role="alert">
-          {list.error}
-        </Alert>
-      )}
+      <ErrorAlert error={list.error} />
       <Card withBorder padding={0}>
         {list.items.length === 0 ? (
-          <Text p="md" c="dimmed">
-            {list.loading ? 'Loading jobs…' : 'No jobs match.'}
-          </Text>
+          <EmptyNote>{list.loading ? 'Loading jobs…' : 'No jobs match.'}</EmptyNote>
         ) : (
           <JobsTable jobs={list.items} siteNames={names} />
         )}
@@ -94,13 +89,7 @@ export function BatchPage({ batchId }: { batchId: string }) {
     return () => clearTimeout(t);
   }, [stale, reload]);
 
-  if (batch.error)
-    return (
-      <Alert color="red" title="Batch not available">
-        {batch.error}
-      </Alert>
-    );
-  if (!batch.data) return <Loader aria-label="Loading batch" />;
+  if (batch.error || !batch.data) return <NotLoaded loaded={batch} title="Batch not available" label="Loading batch" />;
   const b = batch.data;
   return (
     <Stack>

@@ -1,40 +1,37 @@
-import { Alert, Button, Card, Center, PasswordInput, PinInput, Stack, Text, TextInput, Title } from '@mantine/core';
+import { Button, Card, Center, PasswordInput, PinInput, Stack, Text, TextInput, Title } from '@mantine/core';
 import { useState, type SyntheticEvent } from 'react';
-import { errorText, login, loginMfa } from '../api';
+import { login, loginMfa } from '../api';
+import { ErrorAlert } from '../components';
+import { useAction } from '../util';
 
 export function LoginPage({ onSignedIn }: { onSignedIn: () => Promise<void> }) {
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [mfaToken, setMfaToken] = useState<string | null>(null);
   const [code, setCode] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, run } = useAction();
 
-  const submit = async (e: SyntheticEvent) => {
+  const submit = (e: SyntheticEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      if (mfaToken) {
-        await loginMfa(mfaToken, code);
-        await onSignedIn();
-      } else {
-        const res = await login(email.trim(), password);
-        if (res.kind === 'mfa') setMfaToken(res.mfaToken);
-        else await onSignedIn();
-      }
-    } catch (err) {
-      setError(errorText(err));
-      if (mfaToken) setCode('');
-    } finally {
-      setBusy(false);
-    }
+    void run(
+      async () => {
+        if (mfaToken) {
+          await loginMfa(mfaToken, code);
+          await onSignedIn();
+        } else {
+          const res = await login(email.trim(), password);
+          if (res.kind === 'mfa') setMfaToken(res.mfaToken);
+          else await onSignedIn();
+        }
+      },
+      () => mfaToken && setCode(''),
+    );
   };
 
   return (
     <Center mih="100vh" bg="gray.0" p="md">
       <Card withBorder shadow="sm" padding="xl" w={400} maw="100%" component="main">
-        <form onSubmit={(e) => void submit(e)} aria-labelledby="login-title">
+        <form onSubmit={submit} aria-labelledby="login-title">
           <Stack>
             <div>
               <Title order={1} size="h2" id="login-title">
@@ -44,11 +41,7 @@ export function LoginPage({ onSignedIn }: { onSignedIn: () => Promise<void> }) {
                 {mfaToken ? 'Enter the 6-digit code from your authenticator app.' : 'Sign in to your MSP workspace.'}
               </Text>
             </div>
-            {error && (
-              <Alert color="red" role="alert" title="Sign-in failed">
-                {error}
-              </Alert>
-            )}
+            <ErrorAlert error={error} title="Sign-in failed" />
             {mfaToken ? (
               <Stack gap={4}>
                 <Text component="label" htmlFor="mfa-code" size="sm" fw={500}>

@@ -14,12 +14,12 @@ import {
   Title,
 } from '@mantine/core';
 import { useEffect, useState, type SyntheticEvent } from 'react';
-import { api, errorText, type Site, type SiteHealth } from '../api';
-import { Copyable } from '../components';
+import { api, type Site, type SiteHealth } from '../api';
+import { Copyable, ErrorAlert } from '../components';
 import { useTenantEvents } from '../realtime';
 import { Link } from '../router';
 import { tenantPath, useSession } from '../session';
-import { ago, when } from '../util';
+import { ago, useAction, when } from '../util';
 
 /** Create a site, show its one-line onboarding command, then watch until the router reports in. */
 export function OnboardPage() {
@@ -32,14 +32,11 @@ export function OnboardPage() {
   const [site, setSite] = useState<Site | null>(null);
   const [command, setCommand] = useState<{ command: string; expiresAt: string } | null>(null);
   const [health, setHealth] = useState<SiteHealth | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, run } = useAction();
 
-  const create = async (e: SyntheticEvent) => {
+  const create = (e: SyntheticEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    void run(async () => {
       const s =
         site ??
         (await api<Site>('POST', `/tenants/${tenant.id}/sites`, {
@@ -48,11 +45,7 @@ export function OnboardPage() {
       setSite(s);
       setCommand(await api('POST', `/tenants/${tenant.id}/sites/${s.id}/onboarding`));
       setStep(1);
-    } catch (err) {
-      setError(errorText(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   // A status event for this site asks at once instead of waiting for the next 3-second poll.
@@ -90,13 +83,9 @@ export function OnboardPage() {
       <Stepper active={step} allowNextStepsSelect={false} size="sm">
         <Stepper.Step label="Create the site" description="Name, tags, location">
           <Card withBorder mt="md">
-            <form onSubmit={(e) => void create(e)}>
+            <form onSubmit={create}>
               <Stack>
-                {error && (
-                  <Alert color="red" role="alert">
-                    {error}
-                  </Alert>
-                )}
+                <ErrorAlert error={error} />
                 <TextInput
                   label="Site name"
                   required
@@ -149,13 +138,7 @@ export function OnboardPage() {
                   {health ? `health: ${health.health}, last poll ${ago(health.lastPollAt)}` : ''}
                 </Text>
               </Group>
-              {site && (
-                <Group>
-                  <Button variant="default" component={Link} href={tenantPath(tenant, `/sites/${site.id}`)}>
-                    Open the site page
-                  </Button>
-                </Group>
-              )}
+              {site && <OpenSite href={tenantPath(tenant, `/sites/${site.id}`)} variant="default" />}
             </Stack>
           </Card>
         </Stepper.Step>
@@ -171,17 +154,21 @@ export function OnboardPage() {
                   {health?.routerosVersion ? ` (RouterOS ${health.routerosVersion}, ${health.board ?? ''})` : ''}.
                 </Text>
               </Group>
-              {site && (
-                <Group>
-                  <Button component={Link} href={tenantPath(tenant, `/sites/${site.id}`)}>
-                    Open the site page
-                  </Button>
-                </Group>
-              )}
+              {site && <OpenSite href={tenantPath(tenant, `/sites/${site.id}`)} />}
             </Stack>
           </Card>
         </Stepper.Step>
       </Stepper>
     </Stack>
+  );
+}
+
+function OpenSite({ href, variant }: { href: string; variant?: 'default' }) {
+  return (
+    <Group>
+      <Button variant={variant} component={Link} href={href}>
+        Open the site page
+      </Button>
+    </Group>
   );
 }

@@ -1,5 +1,6 @@
-import { Alert, Badge, Card, Group, Loader, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { Badge, Card, Group, Loader, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { api, type Gateway, type Page, type Region } from '../api';
+import { ErrorAlert, TableHead } from '../components';
 import { ago, useLoad, when } from '../util';
 
 const GW_COLOR = { up: 'teal', down: 'red', revoked: 'gray' } as const;
@@ -13,12 +14,7 @@ export function PlatformPage() {
     ]);
     return { regions: regions.items, gateways: gateways.items };
   }, []);
-  if (data.error)
-    return (
-      <Alert color="red" role="alert">
-        {data.error}
-      </Alert>
-    );
+  if (data.error) return <ErrorAlert error={data.error} />;
   if (!data.data) return <Loader aria-label="Loading regions" />;
   const { regions, gateways } = data.data;
 
@@ -53,14 +49,7 @@ export function PlatformPage() {
               </Text>
               {gws.length > 0 && (
                 <Table>
-                  <Table.Thead>
-                    <Table.Tr>
-                      <Table.Th>Gateway</Table.Th>
-                      <Table.Th>Status</Table.Th>
-                      <Table.Th>Heartbeat</Table.Th>
-                      <Table.Th>Version</Table.Th>
-                    </Table.Tr>
-                  </Table.Thead>
+                  <TableHead columns={['Gateway', 'Status', 'Heartbeat', 'Version']} />
                   <Table.Tbody>
                     {gws.map((g) => (
                       <Table.Tr key={g.id}>

@@ -2,7 +2,7 @@ import { Alert, Badge, Button, Card, Group, Loader, Modal, SimpleGrid, Stack, Ta
 import type { TelemetrySample } from '@backplane/contracts';
 import { useState } from 'react';
 import { api, ApiError, errorText, type Site, type SiteHealth } from '../api';
-import { Copyable, Facts } from '../components';
+import { Copyable, Facts, NotLoaded, Panel, TableHead } from '../components';
 import { JobsTable, MoreButton, TERMINAL, useJobList, type Job } from '../jobs';
 import { usePlatformNames } from '../names';
 import { useSiteStream, useTenantEvents } from '../realtime';
@@ -118,13 +118,7 @@ export function SitePage({ siteId }: { siteId: string }) {
     }
   };
 
-  if (site.error)
-    return (
-      <Alert color="red" title="Site not available">
-        {site.error}
-      </Alert>
-    );
-  if (!site.data) return <Loader aria-label="Loading site" />;
+  if (site.error || !site.data) return <NotLoaded loaded={site} title="Site not available" label="Loading site" />;
   const s = site.data;
   const st = liveState ?? siteState(s);
   const online = liveState ? liveState === 'online' : s.status.online;
@@ -205,10 +199,7 @@ export function SitePage({ siteId }: { siteId: string }) {
         </Card>
       )}
       <SimpleGrid cols={{ base: 1, md: 2 }}>
-        <Card withBorder>
-          <Title order={3} size="h4" mb="xs">
-            Tunnel
-          </Title>
+        <Panel title="Tunnel">
           <Facts
             rows={[
               ['Tunnel address', <span className="mono">{s.mgmtAddress}</span>],
@@ -244,11 +235,8 @@ export function SitePage({ siteId }: { siteId: string }) {
               ['Onboarded', health.data ? when(health.data.onboardedAt) : '…'],
             ]}
           />
-        </Card>
-        <Card withBorder>
-          <Title order={3} size="h4" mb="xs">
-            Router
-          </Title>
+        </Panel>
+        <Panel title="Router">
           <Facts
             rows={[
               ['Identity', liveData ? liveData.identity : live.loading ? '…' : 'not reachable'],
@@ -272,20 +260,14 @@ export function SitePage({ siteId }: { siteId: string }) {
               Live values unavailable: {live.data.unavailable}
             </Text>
           )}
-        </Card>
+        </Panel>
       </SimpleGrid>
       {s.notes && (
-        <Card withBorder>
-          <Title order={3} size="h4" mb="xs">
-            Notes
-          </Title>
+        <Panel title="Notes">
           <Text style={{ whiteSpace: 'pre-wrap' }}>{s.notes}</Text>
-        </Card>
+        </Panel>
       )}
-      <Card withBorder>
-        <Title order={3} size="h4" mb="xs">
-          Recent tunnel events
-        </Title>
+      <Panel title="Recent tunnel events">
         {events.error ? (
           <Text c="dimmed">{events.error}</Text>
         ) : !events.data ? (
@@ -295,15 +277,7 @@ export function SitePage({ siteId }: { siteId: string }) {
         ) : (
           <Table.ScrollContainer minWidth={500}>
             <Table striped>
-              <Table.Thead>
-                <Table.Tr>
-                  <Table.Th>Time</Table.Th>
-                  <Table.Th>Event</Table.Th>
-                  <Table.Th>From</Table.Th>
-                  <Table.Th>Gateway</Table.Th>
-                  <Table.Th>Traffic</Table.Th>
-                </Table.Tr>
-              </Table.Thead>
+              <TableHead columns={['Time', 'Event', 'From', 'Gateway', 'Traffic']} />
               <Table.Tbody>
                 {events.data.items.map((e) => (
                   <Table.Tr key={e.id}>
@@ -327,19 +301,16 @@ export function SitePage({ siteId }: { siteId: string }) {
             </Table>
           </Table.ScrollContainer>
         )}
-      </Card>
+      </Panel>
       <SimpleGrid cols={{ base: 1, lg: 2 }}>
         <LiveTraffic base={base} siteId={siteId} online={online} />
         <LogTail base={base} siteId={siteId} online={online} />
       </SimpleGrid>
       <History base={base} />
-      <Card withBorder>
-        <Group justify="space-between" mb="xs">
-          <Title order={3} size="h4">
-            Jobs
-          </Title>
-          <Link href={tenantPath(tenant, `/jobs?site=${siteId}`)}>All jobs of this site</Link>
-        </Group>
+      <Panel
+        title="Jobs"
+        actions={<Link href={tenantPath(tenant, `/jobs?site=${siteId}`)}>All jobs of this site</Link>}
+      >
         {jobs.error ? (
           <Text c="dimmed">{jobs.error}</Text>
         ) : jobs.items.length === 0 ? (
@@ -348,7 +319,7 @@ export function SitePage({ siteId }: { siteId: string }) {
           <JobsTable jobs={jobs.items} showSite={false} />
         )}
         <MoreButton list={jobs} />
-      </Card>
+      </Panel>
       <Backups base={base} siteId={siteId} onJob={jobs.add} />
       {can('operator') && <CommandConsole base={base} jobs={jobs.items} onJob={jobs.add} />}
       <Modal

@@ -7,7 +7,7 @@
  * Secrets (ovpn and ppp passwords) only with `show-sensitive`; user passwords never. Values go through the shared
  * escaper from @backplane/routeros.
  */
-import { escapeString } from '@backplane/routeros';
+import { commandWords, escapeString } from '@backplane/routeros';
 import type { Engine } from '../model/engine';
 import { MENU_BY_PATH } from '../model/menus';
 import { populate } from '../model/defaults';
@@ -194,7 +194,7 @@ function wrap(command: string, width = 80): string {
     lines.push(`${indent()}${line}${end}`);
     line = '';
   };
-  for (const w of splitArgs(command)) {
+  for (const w of commandWords(command)) {
     const sep = line === '' ? '' : ' ';
     if (sep.length + w.length <= room()) {
       line += sep + w;
@@ -228,32 +228,4 @@ function unitsOf(arg: string): string[] | undefined {
     i += n;
   }
   return units;
-}
-
-/** Splits on spaces outside quotes and brackets. */
-function splitArgs(command: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  let depth = 0;
-  for (let i = 0; i < command.length; i++) {
-    const c = command[i]!;
-    if (quoted) {
-      cur += c;
-      if (c === '\\') cur += command[++i] ?? '';
-      else if (c === '"') quoted = false;
-      continue;
-    }
-    if (c === '"') quoted = true;
-    if (c === '[') depth++;
-    if (c === ']') depth--;
-    if (c === ' ' && depth === 0) {
-      if (cur) out.push(cur);
-      cur = '';
-      continue;
-    }
-    cur += c;
-  }
-  if (cur) out.push(cur);
-  return out;
 }

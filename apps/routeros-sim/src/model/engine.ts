@@ -783,13 +783,7 @@ export class Engine {
         ctx.sink.row(proplist(items.length > 1 ? { ...row, '.section': String(section) } : row));
       });
     };
-    emit();
-    if (ctx.args.has('once')) {
-      ctx.sink.done();
-      return undefined;
-    }
-    const timer = setInterval(emit, 1000);
-    return { stop: () => clearInterval(timer), rows: 0 };
+    return this.repeat(ctx, emit, 1);
   }
 
   /** Signs a certificate template: it gets a key, validity dates and (with key-cert-sign) CA. */
@@ -898,13 +892,7 @@ export class Engine {
         ctx.sink.row(proplist(items.length > 1 ? { ...row, '.section': String(section) } : row));
       });
     };
-    emit();
-    if (ctx.args.has('once')) {
-      ctx.sink.done();
-      return undefined;
-    }
-    const timer = setInterval(emit, 1000);
-    return { stop: () => clearInterval(timer), rows: 0 };
+    return this.repeat(ctx, emit, 1);
   }
 
   /** `move numbers=*3 destination=*1`: rule order matters for firewalls. */
@@ -1028,13 +1016,17 @@ export class Engine {
         ctx.sink.row(proplist(ids.length > 1 ? { ...row, '.section': String(section) } : row));
       });
     };
+    return this.repeat(ctx, emit, Math.max(0.05, parseDuration(ctx.args.get('interval') ?? '1s') ?? 1));
+  }
+
+  /** A monitor's rows: `emit` now, then every `seconds` until cancelled (or only now with `once`). */
+  private repeat(ctx: Context, emit: () => void, seconds: number): Running | undefined {
     emit();
     if (ctx.args.has('once')) {
       ctx.sink.done();
       return undefined;
     }
-    const interval = Math.max(0.05, parseDuration(ctx.args.get('interval') ?? '1s') ?? 1);
-    const timer = setInterval(emit, interval * 1000);
+    const timer = setInterval(emit, seconds * 1000);
     return { stop: () => clearInterval(timer), rows: 0 };
   }
 

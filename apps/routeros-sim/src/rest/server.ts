@@ -20,6 +20,7 @@ import { inPrefix, parseIp } from '../model/values';
 import { atLeast } from '../version';
 import { resetSocket, type FaultyConnections, type RouterFaults } from '../control/faults';
 import { selfSignedCertificate, type RouterCertificate } from './certificate';
+import { listen } from '../listen';
 
 export interface RestOptions {
   /** HTTPS port (www-ssl); 0 = ephemeral (default). */
@@ -65,17 +66,6 @@ interface Outcome {
 }
 
 const MAX_BODY = 1 << 20;
-
-function listen(server: Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port, host, exclusive: true }, () => {
-      server.off('error', reject);
-      const addr = server.address();
-      resolve(typeof addr === 'object' && addr ? addr.port : port);
-    });
-  });
-}
 
 function close(server: Server | undefined): Promise<void> {
   return new Promise((resolve) => {

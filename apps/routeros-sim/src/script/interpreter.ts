@@ -8,7 +8,7 @@
 import type { ReplySink, Session } from '../model/engine';
 import { MENU_BY_PATH, MENUS } from '../model/menus';
 import type { Item } from '../model/state';
-import { RosError, type MenuDef, type PropDef, type Trap } from '../model/types';
+import { POLICIES, RosError, type MenuDef, type PropDef, type Trap } from '../model/types';
 import { inPrefix, parseBool, parseDuration, parseIp } from '../model/values';
 import { atLeast } from '../version';
 import { resetConfiguration } from '../export/reset';
@@ -107,25 +107,7 @@ class Collector implements ReplySink {
 export const ADMIN_SESSION: Session = {
   user: 'admin',
   group: 'full',
-  policies: new Set([
-    'local',
-    'telnet',
-    'ssh',
-    'ftp',
-    'reboot',
-    'read',
-    'write',
-    'policy',
-    'test',
-    'winbox',
-    'password',
-    'web',
-    'sniff',
-    'sensitive',
-    'api',
-    'romon',
-    'rest-api',
-  ]),
+  policies: new Set(POLICIES),
   address: '',
   via: 'script',
 };

@@ -1,4 +1,5 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { CLIENT_COLUMNS, ROUTE_COLUMNS } from '../management/status';
 
 /**
  * A fake OpenVPN 2.6 server, management side only: it speaks the management protocol
@@ -482,22 +483,7 @@ export class FakeOpenVpnServer {
     const rows = [
       ['TITLE', this.options.version ?? 'OpenVPN 2.6.14 fake'],
       ['TIME', iso(now), String(now)],
-      [
-        'HEADER',
-        'CLIENT_LIST',
-        'Common Name',
-        'Real Address',
-        'Virtual Address',
-        'Virtual IPv6 Address',
-        'Bytes Received',
-        'Bytes Sent',
-        'Connected Since',
-        'Connected Since (time_t)',
-        'Username',
-        'Client ID',
-        'Peer ID',
-        'Data Channel Cipher',
-      ],
+      ['HEADER', 'CLIENT_LIST', ...CLIENT_COLUMNS],
     ];
     const live = [...this.tunnels.values()].filter((t) => t.state === 'authorized' || t.state === 'pending');
     for (const t of live) {
@@ -517,15 +503,7 @@ export class FakeOpenVpnServer {
         'AES-256-CBC',
       ]);
     }
-    rows.push([
-      'HEADER',
-      'ROUTING_TABLE',
-      'Virtual Address',
-      'Common Name',
-      'Real Address',
-      'Last Ref',
-      'Last Ref (time_t)',
-    ]);
+    rows.push(['HEADER', 'ROUTING_TABLE', ...ROUTE_COLUMNS]);
     for (const t of live) {
       if (!t.virtualAddress) continue;
       rows.push(['ROUTING_TABLE', t.virtualAddress, t.username, t.realAddress, iso(now), String(now)]);

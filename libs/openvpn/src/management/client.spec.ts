@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManagementClient, ManagementError } from './client';
 import { ManagementCommandError } from './commands';
 import type { ManagementEvent } from './protocol';
+import { until as waitUntil } from '@backplane/testing';
 
 let dir: string;
 let fake: FakeOpenVpnServer | undefined;
@@ -23,18 +24,7 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function until<T>(fn: () => T | undefined, ms = 3000): Promise<T> {
-  const end = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      const v = fn();
-      if (v !== undefined && v !== false) return resolve(v);
-      if (Date.now() > end) return reject(new Error('condition not met in time'));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
+const until = <T>(fn: () => T | undefined, ms = 3000): Promise<T> => waitUntil(fn, ms, 'the condition', 10);
 
 async function setup(opts: { hold?: boolean; password?: string; clientPassword?: string; bytecount?: number } = {}) {
   fake = await FakeOpenVpnServer.start({

@@ -1,4 +1,6 @@
 import { connect, type Socket } from 'node:net';
+import { backoffDelay } from '../backoff';
+import { notify } from '../listeners';
 import {
   assertSafeText,
   bytecountCommand,
@@ -369,13 +371,8 @@ export class ManagementClient {
 
   /** Exponential backoff with jitter: base * 2^attempt capped, then randomised down. */
   backoff(attempt: number): number {
-    const r = this.options.reconnect || {};
-    const initial = r.initialDelayMs ?? 200;
-    const max = r.maxDelayMs ?? 10_000;
-    const jitter = Math.min(1, Math.max(0, r.jitter ?? 0.5));
-    const base = Math.min(max, initial * 2 ** Math.min(attempt, 30));
-    const random = this.options.random ?? Math.random;
-    return Math.round(base * (1 - jitter * random()));
+    const defaults = { initialDelayMs: 200, maxDelayMs: 10_000, jitter: 0.5 };
+    return backoffDelay(attempt, this.options.reconnect || {}, defaults, this.options.random);
   }
 
   private drop(socket: Socket, reason: string): void {
@@ -462,12 +459,7 @@ export class ManagementClient {
   }
 
   private emit<K extends keyof Listeners>(name: K, ...args: Parameters<Listeners[K]>): void {
-    for (const l of [...this.listeners[name]]) {
-      try {
-        (l as (...a: Parameters<Listeners[K]>) => void)(...args);
-      } catch (err) {
-        if (name !== 'error') this.emit('error', err instanceof Error ? err : new Error(String(err)));
-      }
-    }
+    const set = this.listeners[name] as ReadonlySet<(...a: Parameters<Listeners[K]>) => void>;
+    notify(set, args, name === 'error' ? undefined : (err) => this.emit('error', err));
   }
 }

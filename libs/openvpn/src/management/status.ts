@@ -36,7 +36,8 @@ export interface ServerStatus {
   readonly unparsed: readonly string[];
 }
 
-const CLIENT_COLUMNS = [
+/** Column names of the `CLIENT_LIST` rows of `status 3`, in the order OpenVPN 2.6 writes them. */
+export const CLIENT_COLUMNS = [
   'Common Name',
   'Real Address',
   'Virtual Address',
@@ -50,7 +51,14 @@ const CLIENT_COLUMNS = [
   'Peer ID',
   'Data Channel Cipher',
 ] as const;
-const ROUTE_COLUMNS = ['Virtual Address', 'Common Name', 'Real Address', 'Last Ref', 'Last Ref (time_t)'] as const;
+/** Column names of the `ROUTING_TABLE` rows of `status 3`. */
+export const ROUTE_COLUMNS = [
+  'Virtual Address',
+  'Common Name',
+  'Real Address',
+  'Last Ref',
+  'Last Ref (time_t)',
+] as const;
 
 function num(v: string | undefined): number {
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : 0;
@@ -83,11 +91,8 @@ export function parseStatus3(lines: readonly string[]): ServerStatus {
   for (const line of lines) {
     const f = line.split('\t');
     const kind = f[0];
-    if (kind === 'CLIENT_LIST') {
-      if (f.length < 4) {
-        unparsed.push(line);
-        continue;
-      }
+    if ((kind === 'CLIENT_LIST' || kind === 'ROUTING_TABLE') && f.length < 4) unparsed.push(line);
+    else if (kind === 'CLIENT_LIST') {
       clients.push({
         commonName: at(f, cc['Common Name']) ?? '',
         realAddress: at(f, cc['Real Address']) ?? '',
@@ -102,10 +107,6 @@ export function parseStatus3(lines: readonly string[]): ServerStatus {
         dataChannelCipher: at(f, cc['Data Channel Cipher']) ?? '',
       });
     } else if (kind === 'ROUTING_TABLE') {
-      if (f.length < 4) {
-        unparsed.push(line);
-        continue;
-      }
       routes.push({
         virtualAddress: at(f, rc['Virtual Address']) ?? '',
         commonName: at(f, rc['Common Name']) ?? '',

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { OpenVpnLogEvent } from './log';
 import { OpenVpnSupervisor, type SupervisorExit } from './supervisor';
+import { until as waitUntil } from '@backplane/testing';
 
 let dir: string;
 let sup: OpenVpnSupervisor | undefined;
@@ -24,18 +25,7 @@ function fakeOpenvpn(body: string): string {
   return p;
 }
 
-function until<T>(fn: () => T | undefined | false, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      const v = fn();
-      if (v !== undefined && v !== false) return resolve(v);
-      if (Date.now() > end) return reject(new Error('condition not met in time'));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
+const until = <T>(fn: () => T | undefined | false, ms = 5000): Promise<T> => waitUntil(fn, ms, 'the condition', 10);
 
 describe('OpenVpnSupervisor', () => {
   it('passes the config, turns stdout into log events and restarts a crashing openvpn with backoff', async () => {

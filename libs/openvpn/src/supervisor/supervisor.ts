@@ -1,5 +1,7 @@
 import { spawn as nodeSpawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { parseOpenVpnLogLine, type OpenVpnLogEvent } from './log';
+import { backoffDelay } from '../backoff';
+import { notify } from '../listeners';
 
 export type SupervisorState = 'stopped' | 'starting' | 'running' | 'backoff' | 'stopping';
 
@@ -121,12 +123,8 @@ export class OpenVpnSupervisor {
 
   /** Delay before restart number `attempt` (0-based). */
   backoff(attempt: number): number {
-    const r = this.options.restart || {};
-    const initial = r.initialDelayMs ?? 1000;
-    const max = r.maxDelayMs ?? 30_000;
-    const jitter = Math.min(1, Math.max(0, r.jitter ?? 0.3));
-    const base = Math.min(max, initial * 2 ** Math.min(attempt, 30));
-    return Math.round(base * (1 - jitter * (this.options.random ?? Math.random)()));
+    const defaults = { initialDelayMs: 1000, maxDelayMs: 30_000, jitter: 0.3 };
+    return backoffDelay(attempt, this.options.restart || {}, defaults, this.options.random);
   }
 
   private launch(): void {
@@ -214,12 +212,7 @@ export class OpenVpnSupervisor {
   }
 
   private emit<K extends keyof Listeners>(name: K, ...args: Parameters<Listeners[K]>): void {
-    for (const l of [...this.listeners[name]]) {
-      try {
-        (l as (...a: Parameters<Listeners[K]>) => void)(...args);
-      } catch (err) {
-        if (name !== 'error') this.emit('error', err instanceof Error ? err : new Error(String(err)));
-      }
-    }
+    const set = this.listeners[name] as ReadonlySet<(...a: Parameters<Listeners[K]>) => void>;
+    notify(set, args, name === 'error' ? undefined : (err) => this.emit('error', err));
   }
 }

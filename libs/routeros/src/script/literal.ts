@@ -198,3 +198,34 @@ export function value(v: ScriptValue): ScriptFragment {
   });
   return quote(items.join(','));
 }
+
+/**
+ * Words of one script command line, split on spaces outside `"..."` and `[...]` (a quoted
+ * word keeps its quotes and escapes): `add name="a b" comment=[/x get y]` -> 3 words.
+ */
+export function commandWords(command: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  let depth = 0;
+  for (let i = 0; i < command.length; i++) {
+    const c = command[i]!;
+    if (quoted) {
+      cur += c;
+      if (c === '\\') cur += command[++i] ?? '';
+      else if (c === '"') quoted = false;
+      continue;
+    }
+    if (c === '"') quoted = true;
+    else if (c === '[') depth++;
+    else if (c === ']') depth--;
+    if (c === ' ' && depth === 0) {
+      if (cur) out.push(cur);
+      cur = '';
+      continue;
+    }
+    cur += c;
+  }
+  if (cur) out.push(cur);
+  return out;
+}

@@ -1,10 +1,11 @@
-import { Alert, Button, Card, Group, Select, Stack, Table, Text, Title } from '@mantine/core';
+import { Button, Group, Select, Stack, Table, Text } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { api, errorText } from '../../api';
+import { ErrorAlert, Panel, TableHead } from '../../components';
 import type { Job } from '../../jobs';
 import { useTenantEvents } from '../../realtime';
 import { useSession } from '../../session';
-import { useLoad, when } from '../../util';
+import { useAction, useLoad, when } from '../../util';
 
 interface Backup {
   id: string;
@@ -53,8 +54,7 @@ export function DiffView({ text }: { text: string }) {
 export function Backups({ base, siteId, onJob }: { base: string; siteId: string; onJob: (job: Job) => void }) {
   const { can } = useSession();
   const list = useLoad((signal) => api<{ items: Backup[] }>('GET', `${base}/backups`, { signal }), [base]);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, setError, run } = useAction();
   const [from, setFrom] = useState<string | null>(null);
   const [to, setTo] = useState<string | null>(null);
   const [diff, setDiff] = useState<Diff | null>(null);
@@ -81,17 +81,7 @@ export function Backups({ base, siteId, onJob }: { base: string; siteId: string;
     }
   }, [items, from, to]);
 
-  const backupNow = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      onJob(await api<Job>('POST', `${base}/backups`));
-    } catch (e) {
-      setError(errorText(e));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const backupNow = () => run(async () => onJob(await api<Job>('POST', `${base}/backups`)));
   const showDiff = async () => {
     if (!from || !to) return;
     setError(null);
@@ -104,22 +94,17 @@ export function Backups({ base, siteId, onJob }: { base: string; siteId: string;
   const options = items.map((b) => ({ value: b.id, label: `${when(b.createdAt)} · ${b.contentHash.slice(0, 8)}` }));
 
   return (
-    <Card withBorder>
-      <Group justify="space-between" mb="xs">
-        <Title order={3} size="h4">
-          Backups
-        </Title>
-        {can('operator') && (
+    <Panel
+      title="Backups"
+      actions={
+        can('operator') && (
           <Button size="xs" variant="default" loading={busy} onClick={() => void backupNow()}>
             Back up now
           </Button>
-        )}
-      </Group>
-      {error && (
-        <Alert color="red" role="alert" mb="xs">
-          {error}
-        </Alert>
-      )}
+        )
+      }
+    >
+      <ErrorAlert error={error} mb="xs" />
       {list.error ? (
         <Text c="dimmed">{list.error}</Text>
       ) : items.length === 0 ? (
@@ -128,15 +113,7 @@ export function Backups({ base, siteId, onJob }: { base: string; siteId: string;
         <Stack>
           <Table.ScrollContainer minWidth={480}>
             <Table striped aria-label="Backups">
-              <Table.Thead>
-                <Table.Tr>
-                  <Table.Th>Taken</Table.Th>
-                  <Table.Th>Last confirmed</Table.Th>
-                  <Table.Th>RouterOS</Table.Th>
-                  <Table.Th>Size</Table.Th>
-                  <Table.Th>Hash</Table.Th>
-                </Table.Tr>
-              </Table.Thead>
+              <TableHead columns={['Taken', 'Last confirmed', 'RouterOS', 'Size', 'Hash']} />
               <Table.Tbody>
                 {items.map((b) => (
                   <Table.Tr key={b.id} data-testid="backup-row">
@@ -171,6 +148,6 @@ export function Backups({ base, siteId, onJob }: { base: string; siteId: string;
           )}
         </Stack>
       )}
-    </Card>
+    </Panel>
   );
 }

@@ -1,7 +1,9 @@
-import { Alert, Button, Card, Code, Group, Stack, Text, Textarea, TextInput, Title } from '@mantine/core';
+import { Button, Code, Group, Stack, Text, Textarea, TextInput } from '@mantine/core';
 import { useState, type SyntheticEvent } from 'react';
-import { api, errorText } from '../../api';
+import { api } from '../../api';
+import { ErrorAlert, Panel } from '../../components';
 import { JobProgress, JobState, TERMINAL, type Job } from '../../jobs';
+import { useAction } from '../../util';
 
 /** `name=value` lines to the attribute map of a RouterOS API command. */
 export function parseAttributes(text: string): Record<string, string> | string {
@@ -23,8 +25,7 @@ export function parseAttributes(text: string): Record<string, string> | string {
 export function CommandConsole({ base, jobs, onJob }: { base: string; jobs: Job[]; onJob: (job: Job) => void }) {
   const [command, setCommand] = useState('/system/resource/print');
   const [attrs, setAttrs] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, setError, run: act } = useAction();
   const [runId, setRunId] = useState<string | null>(null);
   // The live job list of the page keeps this job current.
   const run = jobs.find((j) => j.id === runId) ?? null;
@@ -36,26 +37,17 @@ export function CommandConsole({ base, jobs, onJob }: { base: string; jobs: Job[
       setError(attributes);
       return;
     }
-    setBusy(true);
-    setError(null);
-    try {
+    await act(async () => {
       const job = await api<Job>('POST', `${base}/jobs`, {
         body: { kind: 'run-command', payload: { command, attributes } },
       });
       onJob(job);
       setRunId(job.id);
-    } catch (err) {
-      setError(errorText(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
-    <Card withBorder>
-      <Title order={3} size="h4" mb="xs">
-        Command console
-      </Title>
+    <Panel title="Command console">
       <form onSubmit={(e) => void submit(e)} aria-label="Run a RouterOS command">
         <Stack gap="xs">
           <Group align="end" gap="sm" wrap="wrap">
@@ -87,11 +79,7 @@ export function CommandConsole({ base, jobs, onJob }: { base: string; jobs: Job[
           </Text>
         </Stack>
       </form>
-      {error && (
-        <Alert color="red" role="alert" mt="xs">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert error={error} mt="xs" />
       {run && (
         <Stack gap={4} mt="sm" aria-live="polite">
           <Group gap="xs">
@@ -111,6 +99,6 @@ export function CommandConsole({ base, jobs, onJob }: { base: string; jobs: Job[
           )}
         </Stack>
       )}
-    </Card>
+    </Panel>
   );
 }

@@ -1,8 +1,9 @@
-import { LineChart } from '@mantine/charts';
-import { Card, Group, ScrollArea, SegmentedControl, Select, SimpleGrid, Stack, Text, Title } from '@mantine/core';
+import { LineChart, type LineChartSeries } from '@mantine/charts';
+import { ScrollArea, SegmentedControl, Select, SimpleGrid, Stack, Text } from '@mantine/core';
 import type { LogLine, TelemetryHistory, TelemetryRange } from '@backplane/contracts';
 import { useEffect, useRef, useState } from 'react';
 import { api, ApiError } from '../../api';
+import { Panel } from '../../components';
 import { useSiteStream } from '../../realtime';
 import { bits, ms, percent } from '../../format';
 import { useLoad } from '../../util';
@@ -55,12 +56,11 @@ export function LiveTraffic({ base, siteId, online }: { base: string; siteId: st
   );
   const last = points.at(-1);
   return (
-    <Card withBorder>
-      <Group justify="space-between" mb="xs">
-        <Title order={3} size="h4">
-          Live traffic
-        </Title>
-        {ifaces.data && ifaces.data.length > 0 && (
+    <Panel
+      title="Live traffic"
+      actions={
+        ifaces.data &&
+        ifaces.data.length > 0 && (
           <Select
             aria-label="Interface"
             data={ifaces.data}
@@ -70,8 +70,9 @@ export function LiveTraffic({ base, siteId, online }: { base: string; siteId: st
             w={180}
             size="xs"
           />
-        )}
-      </Group>
+        )
+      }
+    >
       {!online ? (
         <Text c="dimmed">The site is offline: no live traffic.</Text>
       ) : (
@@ -100,7 +101,7 @@ export function LiveTraffic({ base, siteId, online }: { base: string; siteId: st
           </Text>
         </>
       )}
-    </Card>
+    </Panel>
   );
 }
 
@@ -137,10 +138,7 @@ export function LogTail({ base, siteId, online }: { base: string; siteId: string
     viewport.current?.scrollTo({ top: viewport.current.scrollHeight });
   }, [lines]);
   return (
-    <Card withBorder>
-      <Title order={3} size="h4" mb="xs">
-        Live log
-      </Title>
+    <Panel title="Live log">
       {!online ? (
         <Text c="dimmed">The site is offline: no live log.</Text>
       ) : (
@@ -168,11 +166,38 @@ export function LogTail({ base, siteId, online }: { base: string; siteId: string
           )}
         </>
       )}
-    </Card>
+    </Panel>
   );
 }
 
 const RANGES: TelemetryRange[] = ['1h', '24h', '7d'];
+
+const HISTORY_CHARTS: Omit<Parameters<typeof HistoryChart>[0], 'points'>[] = [
+  {
+    label: 'CPU and memory, %',
+    series: [
+      { name: 'cpu', label: 'CPU', color: 'orange.6' },
+      { name: 'memory', label: 'Memory', color: 'grape.6' },
+    ],
+    format: percent,
+    yAxisProps: { domain: [0, 100] },
+  },
+  {
+    label: 'Traffic (all interfaces)',
+    series: [
+      { name: 'rx', label: 'Receive', color: 'teal.6' },
+      { name: 'tx', label: 'Transmit', color: 'indigo.6' },
+    ],
+    format: bits,
+    yAxisProps: { width: 90 },
+  },
+  {
+    label: 'Tunnel latency, ms',
+    series: [{ name: 'latency', label: 'Latency', color: 'cyan.6' }],
+    format: ms,
+    yAxisProps: { width: 70 },
+  },
+];
 
 /** Stored telemetry, downsampled by the api: CPU, memory, traffic and latency over 1 h, 24 h or 7 d. */
 export function History({ base }: { base: string }) {
@@ -194,11 +219,9 @@ export function History({ base }: { base: string }) {
     latency: p.latencyMs,
   }));
   return (
-    <Card withBorder>
-      <Group justify="space-between" mb="xs">
-        <Title order={3} size="h4">
-          History
-        </Title>
+    <Panel
+      title="History"
+      actions={
         <SegmentedControl
           aria-label="History range"
           size="xs"
@@ -206,7 +229,8 @@ export function History({ base }: { base: string }) {
           onChange={(v) => setRange(v as TelemetryRange)}
           data={RANGES}
         />
-      </Group>
+      }
+    >
       {history.error ? (
         <Text c="dimmed">History unavailable: {history.error}</Text>
       ) : points.length === 0 ? (
@@ -217,63 +241,43 @@ export function History({ base }: { base: string }) {
             {points.length} point{points.length === 1 ? '' : 's'}, one per {history.data!.stepSeconds} s
           </Text>
           <SimpleGrid cols={{ base: 1, md: 3 }}>
-            <div>
-              <Text size="sm" fw={500}>
-                CPU and memory, %
-              </Text>
-              <LineChart
-                h={160}
-                data={points}
-                dataKey="time"
-                series={[
-                  { name: 'cpu', label: 'CPU', color: 'orange.6' },
-                  { name: 'memory', label: 'Memory', color: 'grape.6' },
-                ]}
-                withDots={false}
-                connectNulls
-                valueFormatter={(v) => percent(v)}
-                yAxisProps={{ domain: [0, 100] }}
-              />
-            </div>
-            <div>
-              <Text size="sm" fw={500}>
-                Traffic (all interfaces)
-              </Text>
-              {/* A LineChart, not Mantine's AreaChart: that one wraps each area in a Fragment,
-                  which recharts 2 does not see through under React 19 (react-is 18), so it drew
-                  nothing at all. */}
-              <LineChart
-                h={160}
-                data={points}
-                dataKey="time"
-                series={[
-                  { name: 'rx', label: 'Receive', color: 'teal.6' },
-                  { name: 'tx', label: 'Transmit', color: 'indigo.6' },
-                ]}
-                withDots={false}
-                connectNulls
-                valueFormatter={(v) => bits(v)}
-                yAxisProps={{ width: 90 }}
-              />
-            </div>
-            <div>
-              <Text size="sm" fw={500}>
-                Tunnel latency, ms
-              </Text>
-              <LineChart
-                h={160}
-                data={points}
-                dataKey="time"
-                series={[{ name: 'latency', label: 'Latency', color: 'cyan.6' }]}
-                withDots={false}
-                connectNulls
-                valueFormatter={(v) => ms(v)}
-                yAxisProps={{ width: 70 }}
-              />
-            </div>
+            {HISTORY_CHARTS.map((c) => (
+              <HistoryChart key={c.label} {...c} points={points} />
+            ))}
           </SimpleGrid>
         </Stack>
       )}
-    </Card>
+    </Panel>
+  );
+}
+
+/**
+ * One chart of the history panel. A LineChart, not Mantine's AreaChart: that one wraps each
+ * area in a Fragment, which recharts 2 does not see through under React 19 (react-is 18), so
+ * it drew nothing at all.
+ */
+function HistoryChart(props: {
+  label: string;
+  points: Record<string, string | number | null>[];
+  series: LineChartSeries[];
+  format: (v: number) => string;
+  yAxisProps: { domain?: [number, number]; width?: number };
+}) {
+  return (
+    <div>
+      <Text size="sm" fw={500}>
+        {props.label}
+      </Text>
+      <LineChart
+        h={160}
+        data={props.points}
+        dataKey="time"
+        series={props.series}
+        withDots={false}
+        connectNulls
+        valueFormatter={(v) => props.format(v)}
+        yAxisProps={props.yAxisProps}
+      />
+    </div>
   );
 }
