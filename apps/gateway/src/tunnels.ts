@@ -30,6 +30,8 @@ export interface TunnelManagerOptions {
   readonly logger: Logger;
   /** Registry TTL (s); refreshed every ttl/3. */
   readonly registryTtlSeconds?: number;
+  /** Records per pipelined registry batch between event-loop yields (default 100). */
+  readonly registryChunk?: number;
   readonly limiter?: AuthFailureLimiter;
   /** Where to probe a site's API port for latency (default: its tunnel address, 8728). */
   readonly routerEndpoint?: (siteId: string, address: string) => { host: string; port: number };
@@ -52,6 +54,9 @@ export class TunnelManager {
   private mgmt: ManagementClient | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
   private probing = false;
+  private refreshing: Promise<void> | undefined;
+  /** The last completed registry refresh: records written, wall time, and the longest synchronous slice (ms). */
+  lastRefresh: { records: number; tookMs: number; longestSliceMs: number } | undefined;
   private probeCursor = 0;
   private latencyTimer: NodeJS.Timeout | undefined;
   private readonly limiter: AuthFailureLimiter;
@@ -301,7 +306,7 @@ export class TunnelManager {
     await this.refreshRegistry();
   }
 
-  private record(t: Tunnel): TunnelRecord {
+  private record(t: Tunnel, updatedAt = new Date().toISOString()): TunnelRecord {
     return {
       siteId: t.siteId,
       gatewayId: this.o.gatewayId,
@@ -312,7 +317,7 @@ export class TunnelManager {
       bytesIn: t.bytesIn,
       bytesOut: t.bytesOut,
       latencyMs: t.latencyMs,
-      updatedAt: new Date().toISOString(),
+      updatedAt,
     };
   }
 
@@ -324,20 +329,46 @@ export class TunnelManager {
     }
   }
 
-  /** Rewrites every record (fresh bytes/latency, renewed TTL) in pipelined batches. */
+  /**
+   * Rewrites every record (fresh bytes/latency, renewed TTL) in small pipelined batches,
+   * yielding to the event loop (`setImmediate`) after each one: at 10k tunnels a 1,000-record
+   * synchronous batch blocked the loop for 55-108 ms (relay p99 spikes); 100 records stay
+   * around a millisecond. One refresh at a time (a slow Redis cannot pile them up).
+   */
   async refreshRegistry(): Promise<void> {
-    const all = [...this.bySite.values()].filter((t) => t.established);
-    for (let i = 0; i < all.length; i += 1000) {
+    if (this.refreshing) return this.refreshing;
+    this.refreshing = this.doRefresh().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private async doRefresh(): Promise<void> {
+    const started = performance.now();
+    const all = [...this.bySite.values()];
+    const chunk = this.o.registryChunk ?? 100;
+    const updatedAt = new Date().toISOString();
+    let longestSliceMs = 0;
+    let records = 0;
+    for (let i = 0; i < all.length; i += chunk) {
+      const sliceStart = performance.now();
       const p = this.o.redis.pipeline();
-      for (const t of all.slice(i, i + 1000))
-        p.set(tunnelKey(this.o.redisPrefix, t.siteId), JSON.stringify(this.record(t)), 'EX', this.ttl);
+      for (let j = i; j < Math.min(all.length, i + chunk); j++) {
+        const t = all[j]!;
+        if (!t.established) continue;
+        p.set(tunnelKey(this.o.redisPrefix, t.siteId), JSON.stringify(this.record(t, updatedAt)), 'EX', this.ttl);
+        records++;
+      }
+      const done = p.exec();
+      longestSliceMs = Math.max(longestSliceMs, performance.now() - sliceStart);
       try {
-        await p.exec();
+        await done;
       } catch (err) {
         this.o.logger.warn({ err }, 'registry refresh failed');
         return;
       }
+      // the reply may already be parsed in the same tick: give timers and I/O their turn
+      await new Promise<void>((r) => setImmediate(r));
     }
+    this.lastRefresh = { records, tookMs: performance.now() - started, longestSliceMs };
   }
 
   /** Latency over the tunnel: time to open a TCP connection to the router's API port. */
