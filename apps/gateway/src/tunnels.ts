@@ -14,7 +14,7 @@ export interface Tunnel {
   readonly siteId: string;
   readonly address: string;
   readonly sourceIp: string;
-  readonly connectedSince: Date;
+  connectedSince: Date;
   bytesIn: number;
   bytesOut: number;
   latencyMs: number | null;
@@ -101,7 +101,7 @@ export class TunnelManager {
         this.authenticate(e.cid, e.kid, e.env, e.type === 'client-reauth');
         return;
       case 'client-established':
-        this.established(e.cid);
+        this.established(e.cid, e.env);
         return;
       case 'client-disconnect':
         this.disconnected(e.cid, e.env);
@@ -201,12 +201,14 @@ export class TunnelManager {
       ?.clientAuth(cid, kid, [`ifconfig-push ${site.address} ${TUNNEL_NETMASK}`])
       .catch((err: unknown) => this.o.logger.warn({ err, cid, siteId }, 'client-auth failed'));
     if (reauth && existing) return;
+    // openvpn's connection time when it says (see established)
+    const since = Number(env['time_unix']);
     const t: Tunnel = {
       cid,
       siteId,
       address: site.address,
       sourceIp: ip,
-      connectedSince: new Date(),
+      connectedSince: Number.isSafeInteger(since) && since > 0 ? new Date(since * 1000) : new Date(),
       bytesIn: 0,
       bytesOut: 0,
       latencyMs: null,
@@ -223,10 +225,14 @@ export class TunnelManager {
     });
   }
 
-  private established(cid: number): void {
+  private established(cid: number, env: Readonly<Record<string, string>> = {}): void {
     const t = this.byCid.get(cid);
     if (!t) return;
     t.established = true;
+    // openvpn's own connection time (whole seconds), the same `status 3` reports: a gateway
+    // that adopts this tunnel after a restart reports the same connectedSince
+    const since = Number(env['time_unix']);
+    if (Number.isSafeInteger(since) && since > 0) t.connectedSince = new Date(since * 1000);
     const previous = this.bySite.get(t.siteId);
     if (previous && previous.cid !== cid) this.byCid.delete(previous.cid);
     this.bySite.set(t.siteId, t);

@@ -72,6 +72,7 @@ export {
   type OpenVpnSupervisorOptions,
   type SupervisorExit,
   type SupervisorState,
+  LogTail,
 } from './supervisor/supervisor';
 export {
   FakeOpenVpnServer,
