@@ -144,6 +144,8 @@ async function startDirectory(dir: string, link: GatewayLinkClient, log: Logger,
 
 /** Real openvpn when asked for (or when this machine can run it), else the fake management server. */
 function openVpnMode(config: GatewayConfig, log: Logger): 'real' | 'fake' {
+  // openvpn runs elsewhere (its own unit or container): this process needs none of it
+  if (config.GATEWAY_OPENVPN_PROCESS === 'external' && config.GATEWAY_OPENVPN !== 'fake') return 'real';
   const missing = missingForRealOpenVpn();
   if (config.GATEWAY_OPENVPN === 'real') {
     if (missing.length) throw new Error(`GATEWAY_OPENVPN=real but this machine lacks ${missing.join(', ')}`);
