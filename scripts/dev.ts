@@ -26,7 +26,7 @@ import { startFakeGateway, type FakeGateway } from './dev/fake-gateway';
 import { DevLogs } from './dev/logs';
 import { realTunnelsUnavailable, startDevNetwork, sweepDevNetwork, type DevNetwork } from './dev/network';
 import { Supervisor, type AppSpec } from './dev/supervisor';
-import { stopLeftOpenVpn } from '../apps/gateway/src/openvpn-runtime';
+import { killLeftOpenVpnSync, stopLeftOpenVpn } from '../apps/gateway/src/openvpn-runtime';
 
 const EXIT_CONFIG = 78;
 
@@ -149,6 +149,7 @@ async function main(): Promise<number> {
     if (shuttingDown) {
       // a second Ctrl-C: leave no namespace (or router inside one) behind
       network?.lab.destroySync();
+      killLeftOpenVpnSync(dataDir);
       process.exit(130);
     }
     void shutdown(0);

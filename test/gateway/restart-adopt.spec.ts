@@ -94,7 +94,8 @@ describe.skipIf(missing.length > 0)('gateway restarts keep every tunnel (real op
       `identity of router ${i}`,
     );
   /** How often each router's openvpn (re)initialised, and any restart it logged. */
-  const initialisations = () => vpn.map((p) => p.log.filter((l) => l.includes('Initialization Sequence Completed')).length);
+  const initialisations = () =>
+    vpn.map((p) => p.log.filter((l) => l.includes('Initialization Sequence Completed')).length);
   const resets = () =>
     vpn.flatMap((p, i) =>
       p.log.filter((l) => /SIGUSR1|SIGHUP|Connection reset|Restart pause/.test(l)).map((l) => `router ${i}: ${l}`),
@@ -282,18 +283,27 @@ describe.skipIf(missing.length > 0)('gateway restarts keep every tunnel (real op
     console.info(
       `[gateway-outage] ${OUTAGE_MS / 1000} s cut off (reneg every ${RENEG} s): RSS ${(rssBefore / 2 ** 20).toFixed(1)} -> max ${(maxRss / 2 ** 20).toFixed(1)} MiB; relay: ${relayResults.length} calls`,
     );
-    expect(relayResults.every((r) => /^200 router-[01]$/.test(r)), relayResults.join(', ')).toBe(true);
+    expect(
+      relayResults.every((r) => /^200 router-[01]$/.test(r)),
+      relayResults.join(', '),
+    ).toBe(true);
     // every other router: still its first connection, renegotiated meanwhile (REAUTH answered from the cache)
     const others = Array.from({ length: N - 1 }, (_, i) => i);
     expect(others.map((i) => initialisations()[i])).toEqual(others.map((i) => initsBefore[i]));
     expect(resets().filter((l) => !l.startsWith(`router ${LAST}:`))).toEqual([]);
     const renegs = others.map((i) => vpn[i]!.log.filter((l) => /soft reset|Renegotiat/i.test(l)).length);
-    expect(renegs.every((n) => n >= 2), `renegotiations per router: ${renegs.join(',')}`).toBe(true);
+    expect(
+      renegs.every((n) => n >= 2),
+      `renegotiations per router: ${renegs.join(',')}`,
+    ).toBe(true);
     expect(outageLog).toMatch(/"msg":"tunnel up"/);
     expect(maxRss - rssBefore).toBeLessThan(64 * 2 ** 20);
 
     // back: events queued meanwhile arrive, in order; the registry is whole again
-    apiFwd = await tcpForward({ host: HOST_IP, port: apiFwdPort }, { host: HOST_IP, port: Number(new URL(cp.url).port) });
+    apiFwd = await tcpForward(
+      { host: HOST_IP, port: apiFwdPort },
+      { host: HOST_IP, port: Number(new URL(cp.url).port) },
+    );
     fwd = await tcpForward(
       { host: HOST_IP, port: redisFwdPort },
       { host: '127.0.0.1', port: Number(new URL(testSettings().redisUrl).port || 6379) },

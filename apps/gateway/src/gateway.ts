@@ -294,7 +294,10 @@ function startHeartbeat(p: {
       .catch((err: unknown) => log.warn({ err }, 'certificate/CRL refresh failed'));
   };
   const first = heartbeat();
-  const timer = setInterval(() => void heartbeat(), o.heartbeatIntervalMs ?? o.config.GATEWAY_HEARTBEAT_INTERVAL * 1000);
+  const timer = setInterval(
+    () => void heartbeat(),
+    o.heartbeatIntervalMs ?? o.config.GATEWAY_HEARTBEAT_INTERVAL * 1000,
+  );
   return { first, stop: () => clearInterval(timer) };
 }
 

@@ -230,6 +230,12 @@ export async function stopLeftOpenVpn(dataDir: string): Promise<number | undefin
   return pid;
 }
 
+/** At once, for an exit that cannot wait (a second Ctrl-C): SIGKILL to the openvpn left under `dataDir`. */
+export function killLeftOpenVpnSync(dataDir: string): void {
+  const pid = readPid(join(runtimeDir(dataDir), 'openvpn.pid'));
+  if (isOpenVpn(pid)) process.kill(pid, 'SIGKILL');
+}
+
 /** True when something accepts connections on the unix socket within `timeoutMs`. */
 function socketAnswers(path: string, timeoutMs = 1500): Promise<boolean> {
   if (!existsSync(path)) return Promise.resolve(false);
@@ -384,7 +390,10 @@ export async function startOpenVpnRuntime(o: RuntimeOptions): Promise<OpenVpnRun
     writeConfig(password);
     origin = 'external';
     if (changed && (await socketAnswers(sock))) pendingRestart = 'config generation changed';
-    log.info({ socket: sock, config: confFile }, 'openvpn runs outside the gateway (GATEWAY_OPENVPN_PROCESS=external): attaching');
+    log.info(
+      { socket: sock, config: confFile },
+      'openvpn runs outside the gateway (GATEWAY_OPENVPN_PROCESS=external): attaching',
+    );
   } else if (running !== undefined && storedPassword && (await socketAnswers(sock))) {
     // a live openvpn from an earlier gateway run: attach, its tunnels stay up
     password = storedPassword;
@@ -395,7 +404,10 @@ export async function startOpenVpnRuntime(o: RuntimeOptions): Promise<OpenVpnRun
       writeConfig(password);
       pendingRestart = 'config generation changed';
     }
-    log.info({ pid: running, generation: generation.slice(0, 12) }, 'attaching to the running openvpn: its tunnels are adopted');
+    log.info(
+      { pid: running, generation: generation.slice(0, 12) },
+      'attaching to the running openvpn: its tunnels are adopted',
+    );
   } else {
     if (running !== undefined) {
       log.warn(
