@@ -26,6 +26,7 @@ import { startFakeGateway, type FakeGateway } from './dev/fake-gateway';
 import { DevLogs } from './dev/logs';
 import { realTunnelsUnavailable, startDevNetwork, sweepDevNetwork, type DevNetwork } from './dev/network';
 import { Supervisor, type AppSpec } from './dev/supervisor';
+import { killLeftOpenVpnSync, stopLeftOpenVpn } from '../apps/gateway/src/openvpn-runtime';
 
 const EXIT_CONFIG = 78;
 
@@ -136,6 +137,8 @@ async function main(): Promise<number> {
     await fleet?.stop();
     await fakeGateway?.close();
     await supervisor.stop();
+    // the gateway leaves its openvpn running when it stops (ADR 0062); the whole stack stopping takes it down
+    await stopLeftOpenVpn(dataDir).catch(() => undefined);
     await network?.close();
     await stopEmbedded();
     await logs.close();
@@ -146,6 +149,7 @@ async function main(): Promise<number> {
     if (shuttingDown) {
       // a second Ctrl-C: leave no namespace (or router inside one) behind
       network?.lab.destroySync();
+      killLeftOpenVpnSync(dataDir);
       process.exit(130);
     }
     void shutdown(0);

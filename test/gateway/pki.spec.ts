@@ -274,6 +274,8 @@ describe.skipIf(missing.length > 0)('gateway certificate from the control plane 
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await gw?.close();
+    // a stopping gateway leaves openvpn running (ADR 0062): this test owns the machine
+    await gw?.runtime.stop();
     redis?.disconnect();
     await cp?.close();
     spawnSync('ip', ['netns', 'del', NS], { stdio: 'ignore' });

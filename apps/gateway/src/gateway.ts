@@ -58,7 +58,7 @@ export interface Gateway {
   readonly linkUrl: string;
   /** Stops accepting, ends relayed streams and lets relayed calls finish within the grace (once). */
   drain(): Promise<void>;
-  /** Orderly shutdown (drain, then connections, pool, openvpn). */
+  /** Orderly shutdown (drain, then connections, pool; openvpn is left running with its tunnels). */
   close(): Promise<void>;
   /**
    * SIGTERM/SIGINT for a process that runs a gateway without `runApp` (tests): the first
@@ -144,6 +144,8 @@ async function startDirectory(dir: string, link: GatewayLinkClient, log: Logger,
 
 /** Real openvpn when asked for (or when this machine can run it), else the fake management server. */
 function openVpnMode(config: GatewayConfig, log: Logger): 'real' | 'fake' {
+  // openvpn runs elsewhere (its own unit or container): this process needs none of it
+  if (config.GATEWAY_OPENVPN_PROCESS === 'external' && config.GATEWAY_OPENVPN !== 'fake') return 'real';
   const missing = missingForRealOpenVpn();
   if (config.GATEWAY_OPENVPN === 'real') {
     if (missing.length) throw new Error(`GATEWAY_OPENVPN=real but this machine lacks ${missing.join(', ')}`);
@@ -190,7 +192,13 @@ async function startOpenVpn(
     mode,
     ...(o.openvpnPrefix ? { prefix: o.openvpnPrefix } : {}),
     // the registry is rewritten every 30 s: fresher byte counts would be read by nobody
-    bytecountSeconds: o.bytecountSeconds ?? 30,
+    bytecountSeconds: o.bytecountSeconds ?? config.GATEWAY_BYTECOUNT_INTERVAL,
+    process: config.GATEWAY_OPENVPN_PROCESS,
+    renegSeconds: config.GATEWAY_OPENVPN_RENEG,
+    keepalive: [config.GATEWAY_OPENVPN_KEEPALIVE, config.GATEWAY_OPENVPN_KEEPALIVE_TIMEOUT],
+    handWindow: config.GATEWAY_OPENVPN_HAND_WINDOW,
+    restartMinIntervalMs: config.GATEWAY_OPENVPN_RESTART_MIN_INTERVAL * 1000,
+    watchIntervalMs: config.GATEWAY_OPENVPN_WATCH_INTERVAL * 1000,
   });
   runtime.management.on('error', (err) => log.debug({ err: err.message }, 'management'));
   runtime.management.on('disconnected', (reason) => log.warn({ reason }, 'management interface lost; reattaching'));
@@ -214,7 +222,7 @@ async function startOpenVpn(
   } finally {
     clearTimeout(attachTimer);
   }
-  log.info({ mode }, 'openvpn attached, hold released');
+  log.info({ mode, origin: runtime.origin, pid: runtime.pid() }, 'openvpn attached, hold released');
   return { runtime, pki };
 }
 
@@ -281,13 +289,16 @@ function startHeartbeat(p: {
     await pki
       .refresh()
       .then(async (renewed) => {
-        // openvpn reads its certificate at start: a SIGHUP restart picks up the renewed one (tunnels reconnect)
-        if (renewed && runtime.mode === 'real') await runtime.management.command('signal SIGHUP');
+        // openvpn reads its certificate at start: a deliberate (logged, rate-limited) SIGHUP restart picks up the renewed one
+        if (renewed && runtime.mode === 'real') await runtime.restart('server certificate renewed');
       })
       .catch((err: unknown) => log.warn({ err }, 'certificate/CRL refresh failed'));
   };
   const first = heartbeat();
-  const timer = setInterval(() => void heartbeat(), o.heartbeatIntervalMs ?? 30_000);
+  const timer = setInterval(
+    () => void heartbeat(),
+    o.heartbeatIntervalMs ?? o.config.GATEWAY_HEARTBEAT_INTERVAL * 1000,
+  );
   return { first, stop: () => clearInterval(timer) };
 }
 
@@ -322,9 +333,13 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const identity = await resolveIdentity(config, link, dir, logger);
   const log = logger.child({ gatewayId: identity.gatewayId, region: config.GATEWAY_REGION });
 
-  const directory = await startDirectory(dir, link, log, o.syncIntervalMs ?? 5000);
-  const outbox = new EventOutbox((events) => link.events(events), log.child({ component: 'events' }));
-  outbox.start();
+  const directory = await startDirectory(dir, link, log, o.syncIntervalMs ?? config.GATEWAY_SYNC_INTERVAL * 1000);
+  const outbox = new EventOutbox(
+    (events) => link.events(events),
+    log.child({ component: 'events' }),
+    config.GATEWAY_OUTBOX_MAX,
+  );
+  outbox.start(config.GATEWAY_OUTBOX_FLUSH_INTERVAL * 1000);
 
   const tunnels = new TunnelManager({
     gatewayId: identity.gatewayId,
@@ -335,8 +350,8 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     logger: log.child({ component: 'tunnels' }),
     onEvent: (e) => outbox.push(e),
     ...(o.routerEndpoint ? { routerEndpoint: o.routerEndpoint } : {}),
-    ...(o.registryTtlSeconds ? { registryTtlSeconds: o.registryTtlSeconds } : {}),
-    ...(o.latencyIntervalMs ? { latencyIntervalMs: o.latencyIntervalMs } : {}),
+    registryTtlSeconds: o.registryTtlSeconds ?? config.GATEWAY_REGISTRY_TTL,
+    latencyIntervalMs: o.latencyIntervalMs ?? config.GATEWAY_LATENCY_INTERVAL * 1000,
   });
 
   let openvpn: { runtime: OpenVpnRuntime; pki: GatewayPki };
@@ -384,7 +399,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   await heartbeat.first;
   telemetry.start();
 
-  const drain = httpDrainer(app, relay, log, o.shutdownGraceMs ?? 5000);
+  const drain = httpDrainer(app, relay, log, o.shutdownGraceMs ?? config.GATEWAY_SHUTDOWN_GRACE * 1000);
   let stopping: Promise<void> | undefined;
   const doStop = async (): Promise<void> => {
     log.info('gateway stopping: relayed streams end, calls in flight get a grace period');
@@ -396,7 +411,8 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     await relay.close();
     await outbox.stop();
     await link.close();
-    await runtime.stop();
+    // openvpn keeps running with every tunnel; the next gateway attaches to it (ADR 0062)
+    await runtime.detach();
     await redis.del(gatewayKey(config.GATEWAY_REDIS_PREFIX, identity.gatewayId)).catch(() => undefined);
     log.info('gateway stopped');
   };

@@ -1,13 +1,17 @@
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import {
   certificateMatchesKey,
   createCertificateRequest,
   FakeOpenVpnServer,
+  LogTail,
   ManagementClient,
   OpenVpnSupervisor,
+  parseOpenVpnLogLine,
+  type OpenVpnLogEvent,
   renderManagementPasswordFile,
   renderServerConfig,
   verifyIssuedBy,
@@ -23,7 +27,19 @@ export interface OpenVpnRuntime {
   readonly fake?: unknown;
   /** Real mode: the supervisor (pid, restarts). */
   readonly supervisor?: OpenVpnSupervisor;
+  /** How openvpn was found at start: started, adopted from an earlier gateway run, restarted, or run by someone else. */
+  readonly origin: 'started' | 'adopted' | 'restarted' | 'external';
+  /** The serving openvpn's pid (real mode, when known). */
+  pid(): number | undefined;
+  /** The gateway stops: management closed, openvpn left running with its tunnels (real mode). */
+  detach(): Promise<void>;
+  /** Stops openvpn too (the dev stack's Ctrl-C, tests). */
   stop(): Promise<void>;
+  /**
+   * A deliberate openvpn restart (config change, renewed certificate): every tunnel
+   * reconnects. Logged and rate-limited; false when deferred.
+   */
+  restart(reason: string): Promise<boolean>;
 }
 
 /** What a real openvpn needs on this machine; empty when everything is there. */
@@ -166,30 +182,78 @@ export class GatewayPki {
   }
 }
 
-/**
- * An openvpn left running by a gateway that died hard (SIGKILL, OOM) still holds the port
- * and its tunnels, but nobody manages it: stop it before starting ours.
- */
-async function killLeftover(pidFile: string, logger: Logger): Promise<void> {
-  let pid: number;
+/** Whether `pid` is a running openvpn (its `comm`). */
+export function isOpenVpn(pid: number | undefined): pid is number {
+  if (pid === undefined || !Number.isSafeInteger(pid) || pid <= 1) return false;
   try {
-    pid = Number(readFileSync(pidFile, 'utf8').trim());
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'openvpn';
   } catch {
-    return;
+    return false;
   }
-  const alive = (): boolean => {
-    try {
-      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'openvpn';
-    } catch {
-      return false;
-    }
-  };
-  if (!Number.isSafeInteger(pid) || pid <= 1 || !alive()) return;
-  logger.warn({ pid }, 'stopping an openvpn left over from an earlier gateway run');
-  process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 50 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
-  if (alive()) process.kill(pid, 'SIGKILL');
 }
+
+function readPid(pidFile: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    return Number.isSafeInteger(pid) && pid > 1 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
+async function killOpenVpn(pid: number, graceMs = 5000): Promise<void> {
+  if (!isOpenVpn(pid)) return;
+  process.kill(pid, 'SIGTERM');
+  for (let waited = 0; waited < graceMs && isOpenVpn(pid); waited += 100) await new Promise((r) => setTimeout(r, 100));
+  if (isOpenVpn(pid)) process.kill(pid, 'SIGKILL');
+  for (let i = 0; i < 50 && isOpenVpn(pid); i++) await new Promise((r) => setTimeout(r, 100));
+}
+
+/**
+ * Stops the openvpn a gateway left running under `dataDir` (its pid file). For whoever
+ * owns the whole machine's lifecycle: the dev stack on Ctrl-C, tests. A gateway that stops
+ * leaves it running on purpose (ADR 0062).
+ */
+export async function stopLeftOpenVpn(dataDir: string): Promise<number | undefined> {
+  const pid = readPid(join(runtimeDir(dataDir), 'openvpn.pid'));
+  if (!isOpenVpn(pid)) return undefined;
+  await killOpenVpn(pid);
+  return pid;
+}
+
+/** At once, for an exit that cannot wait (a second Ctrl-C): SIGKILL to the openvpn left under `dataDir`. */
+export function killLeftOpenVpnSync(dataDir: string): void {
+  const pid = readPid(join(runtimeDir(dataDir), 'openvpn.pid'));
+  if (isOpenVpn(pid)) process.kill(pid, 'SIGKILL');
+}
+
+/** True when something accepts connections on the unix socket within `timeoutMs`. */
+function socketAnswers(path: string, timeoutMs = 1500): Promise<boolean> {
+  if (!existsSync(path)) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const s = connect({ path });
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/** `restarts.json`: when openvpn was last restarted on purpose (survives gateway restarts). */
+const RestartLog = z.object({ lastAt: z.string(), reason: z.string() });
 
 export interface RuntimeOptions {
   readonly dataDir: string;
@@ -204,6 +268,16 @@ export interface RuntimeOptions {
   readonly prefix?: readonly string[];
   /** TLS floor and key exchange (GATEWAY_OPENVPN_TLS_MIN, GATEWAY_OPENVPN_DH; docs/adr/0064-routeros6-tls.md). */
   readonly tls?: { readonly versionMin: '1.0' | '1.1' | '1.2' | '1.3'; readonly dh: 'ffdhe2048' | 'none' };
+  /** Real mode: `managed` (default) starts openvpn detached and adopts a running one; `external` only attaches. */
+  readonly process?: 'managed' | 'external';
+  /** Server `reneg-sec` (s). */
+  readonly renegSeconds?: number;
+  readonly keepalive?: readonly [number, number];
+  readonly handWindow?: number;
+  /** Minimum time between deliberate restarts (ms, default 5 min). */
+  readonly restartMinIntervalMs?: number;
+  /** Liveness check of an adopted openvpn (ms, default 2 s). */
+  readonly watchIntervalMs?: number;
 }
 
 function client(path: string, password: string, bytecountSeconds: number): ManagementClient {
@@ -217,69 +291,215 @@ function client(path: string, password: string, bytecountSeconds: number): Manag
   });
 }
 
+async function startFake(sock: string, bytecount: number, logger: Logger): Promise<OpenVpnRuntime> {
+  const password = randomBytes(18).toString('base64url');
+  rmSync(sock, { force: true });
+  logger.warn(
+    '*** FAKE OPENVPN: no tunnels carry traffic. A fake management server stands in for openvpn (no root, /dev/net/tun or openvpn here, or GATEWAY_OPENVPN=fake) ***',
+  );
+  const fake = await FakeOpenVpnServer.start({ path: sock, password, hold: true, handWindowMs: 30_000 });
+  const management = client(sock, password, bytecount);
+  const stop = async (): Promise<void> => {
+    await management.close();
+    await fake.close();
+  };
+  return {
+    mode: 'fake',
+    origin: 'started',
+    management,
+    fake,
+    pid: () => undefined,
+    detach: stop,
+    stop,
+    restart: () => Promise.resolve(false),
+  };
+}
+
+/**
+ * openvpn outlives the gateway (ADR 0062). In `managed` mode the gateway starts it in its
+ * own session (setsid) with its log in a file, and leaves it running when the gateway stops
+ * or dies; the next gateway finds it by its pid file and attaches when it runs the same
+ * config generation (a hash of the rendered config and the server certificate's serial)
+ * and its management socket answers: its tunnels are adopted from `status 3`, none drops.
+ * Otherwise openvpn is (re)started, which is logged. A change of generation while it runs
+ * (new config, renewed certificate) is applied by a deliberate restart: logged, rate-limited.
+ */
 export async function startOpenVpnRuntime(o: RuntimeOptions): Promise<OpenVpnRuntime> {
   const dir = runtimeDir(o.dataDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const password = randomBytes(18).toString('base64url');
   const sock = join(dir, 'mgmt.sock');
-  rmSync(sock, { force: true });
   const bytecount = o.bytecountSeconds ?? 5;
-  if (o.mode === 'fake') {
-    o.logger.warn(
-      '*** FAKE OPENVPN: no tunnels carry traffic. A fake management server stands in for openvpn (no root, /dev/net/tun or openvpn here, or GATEWAY_OPENVPN=fake) ***',
-    );
-    const fake = await FakeOpenVpnServer.start({ path: sock, password, hold: true, handWindowMs: 30_000 });
-    const management = client(sock, password, bytecount);
-    return {
-      mode: 'fake',
-      management,
-      fake,
-      async stop() {
-        await management.close();
-        await fake.close();
-      },
-    };
-  }
-  await killLeftover(join(dir, 'openvpn.pid'), o.logger);
+  if (o.mode === 'fake') return startFake(sock, bytecount, o.logger);
+
+  const log = o.logger;
   const pki = o.pki;
-  if (!pki?.current()) throw new Error('no server certificate from the control plane: cannot start openvpn');
-  writeFileSync(join(dir, 'mgmt.pw'), renderManagementPasswordFile(password), { mode: 0o600 });
-  writeFileSync(
-    join(dir, 'server.conf'),
-    renderServerConfig({
-      port: o.port,
-      caPath: pki.caPath,
-      certPath: pki.certPath,
-      keyPath: pki.keyPath,
-      crlPath: pki.crlPath,
-      managementSocketPath: sock,
-      managementPasswordFile: join(dir, 'mgmt.pw'),
-      handWindow: 30,
-      ...(o.tls ? { tlsVersionMin: o.tls.versionMin, dh: o.tls.dh } : {}),
-    }),
-  );
+  const meta = pki?.current();
+  if (!pki || !meta) throw new Error('no server certificate from the control plane: cannot start openvpn');
+  const pidFile = join(dir, 'openvpn.pid');
+  const confFile = join(dir, 'server.conf');
+  const genFile = join(dir, 'server.conf.generation');
+  const pwFile = join(dir, 'mgmt.pw');
+  const logFile = join(dir, 'openvpn.log');
+  const restartFile = join(dir, 'restarts.json');
+
+  // the management password stays with the openvpn that reads it: a new one only with a new openvpn
+  const storedPassword = readText(pwFile)?.trim();
+  const config = renderServerConfig({
+    port: o.port,
+    caPath: pki.caPath,
+    certPath: pki.certPath,
+    keyPath: pki.keyPath,
+    crlPath: pki.crlPath,
+    managementSocketPath: sock,
+    managementPasswordFile: pwFile,
+    handWindow: o.handWindow ?? 30,
+    ...(o.renegSeconds !== undefined ? { renegSeconds: o.renegSeconds } : {}),
+    ...(o.keepalive ? { keepalive: o.keepalive } : {}),
+    ...(o.tls ? { tlsVersionMin: o.tls.versionMin, dh: o.tls.dh } : {}),
+  });
+  const generation = createHash('sha256').update(config).update(`\ncert ${meta.serialNumber}\n`).digest('hex');
+  const writeConfig = (password: string): void => {
+    writeAtomic(pwFile, renderManagementPasswordFile(password), 0o600);
+    writeAtomic(confFile, config, 0o600);
+    writeAtomic(genFile, `${generation}\n`, 0o600);
+  };
+
   const supervisor = new OpenVpnSupervisor({
-    configPath: join(dir, 'server.conf'),
-    extraArgs: ['--writepid', join(dir, 'openvpn.pid')],
+    configPath: confFile,
+    extraArgs: ['--writepid', pidFile],
+    logFile,
     ...(o.prefix ? { prefix: o.prefix } : {}),
     restart: { initialDelayMs: 500, maxDelayMs: 5000 },
     stopGraceMs: 3000,
   });
-  supervisor.on('log', (e) => {
+  const onLog = (e: OpenVpnLogEvent): void => {
     if (['fatal', 'options-error', 'bind-error', 'tun-error', 'exiting', 'initialized'].includes(e.kind))
-      o.logger.warn({ openvpn: e.message }, 'openvpn');
-  });
-  supervisor.on('exit', (e) => o.logger.warn({ exit: e }, 'openvpn exited'));
-  supervisor.start();
-  // The socket appears once openvpn is up; the client retries until then.
+      log.warn({ openvpn: e.message }, 'openvpn');
+  };
+  supervisor.on('log', onLog);
+  supervisor.on('exit', (e) => log.warn({ exit: e }, 'openvpn exited'));
+
+  const runningPid = readPid(pidFile);
+  const running = isOpenVpn(runningPid) ? runningPid : undefined;
+  let origin: OpenVpnRuntime['origin'];
+  let password: string;
+  let pendingRestart: string | undefined;
+  let adopted: number | undefined;
+  const external = o.process === 'external';
+
+  if (external) {
+    password = storedPassword || randomBytes(18).toString('base64url');
+    const changed = readText(genFile)?.trim() !== generation;
+    writeConfig(password);
+    origin = 'external';
+    if (changed && (await socketAnswers(sock))) pendingRestart = 'config generation changed';
+    log.info(
+      { socket: sock, config: confFile },
+      'openvpn runs outside the gateway (GATEWAY_OPENVPN_PROCESS=external): attaching',
+    );
+  } else if (running !== undefined && storedPassword && (await socketAnswers(sock))) {
+    // a live openvpn from an earlier gateway run: attach, its tunnels stay up
+    password = storedPassword;
+    adopted = running;
+    origin = 'adopted';
+    if (readText(genFile)?.trim() !== generation) {
+      // openvpn re-reads its config on the (deliberate, rate-limited) restart after attaching
+      writeConfig(password);
+      pendingRestart = 'config generation changed';
+    }
+    log.info(
+      { pid: running, generation: generation.slice(0, 12) },
+      'attaching to the running openvpn: its tunnels are adopted',
+    );
+  } else {
+    if (running !== undefined) {
+      log.warn(
+        { pid: running },
+        'restarting openvpn: the running one has no usable management socket or password (its tunnels reconnect)',
+      );
+      await killOpenVpn(running);
+    }
+    password = randomBytes(18).toString('base64url');
+    writeConfig(password);
+    rmSync(sock, { force: true });
+    supervisor.start();
+    origin = running !== undefined ? 'restarted' : 'started';
+  }
+
+  // an adopted openvpn: watched by its pid; when it goes, a supervised one takes over
+  let watcher: NodeJS.Timeout | undefined;
+  let adoptedTail: LogTail | undefined;
+  let detached = false;
+  if (adopted !== undefined) {
+    const pid = adopted;
+    adoptedTail = new LogTail(logFile, (line) => onLog(parseOpenVpnLogLine(line)));
+    watcher = setInterval(() => {
+      if (isOpenVpn(pid) || detached) return;
+      clearInterval(watcher);
+      watcher = undefined;
+      adoptedTail?.stop();
+      adoptedTail = undefined;
+      adopted = undefined;
+      log.warn({ pid }, 'the adopted openvpn exited: starting a new one');
+      rmSync(sock, { force: true });
+      supervisor.start();
+    }, o.watchIntervalMs ?? 2000);
+    watcher.unref();
+  }
+
   const management = client(sock, password, bytecount);
+  const minInterval = o.restartMinIntervalMs ?? 5 * 60_000;
+  let deferred: NodeJS.Timeout | undefined;
+  const restart = async (reason: string): Promise<boolean> => {
+    const last = RestartLog.safeParse(JSON.parse(readText(restartFile) ?? 'null'));
+    const since = last.success ? Date.now() - Date.parse(last.data.lastAt) : Infinity;
+    if (since < minInterval) {
+      const inMs = minInterval - since;
+      log.warn({ reason, inMs }, 'openvpn restart deferred (rate limit): tunnels stay on the current config for now');
+      clearTimeout(deferred);
+      deferred = setTimeout(() => void restart(reason).catch(() => undefined), inMs);
+      deferred.unref();
+      return false;
+    }
+    log.warn({ reason, tunnels: 'every tunnel reconnects' }, 'deliberate openvpn restart (SIGHUP: config re-read)');
+    writeAtomic(restartFile, JSON.stringify({ lastAt: new Date().toISOString(), reason }));
+    await management.command('signal SIGHUP');
+    return true;
+  };
+  if (pendingRestart) {
+    const reason = pendingRestart;
+    const off = management.on('ready', () => {
+      off();
+      restart(reason).catch((err: unknown) => log.warn({ err }, 'openvpn restart failed'));
+    });
+  }
+
   return {
     mode: 'real',
+    origin,
     management,
     supervisor,
+    pid: () => supervisor.pid ?? adopted ?? readPid(pidFile),
+    restart,
+    async detach() {
+      detached = true;
+      clearInterval(watcher);
+      clearTimeout(deferred);
+      adoptedTail?.stop();
+      await management.close();
+      // openvpn keeps running in its own session; the next gateway attaches to it
+      supervisor.release();
+      log.info({ pid: readPid(pidFile) }, 'gateway detached from openvpn: it keeps running with its tunnels');
+    },
     async stop() {
+      detached = true;
+      clearInterval(watcher);
+      clearTimeout(deferred);
+      adoptedTail?.stop();
       await management.close();
       await supervisor.stop();
+      const pid = readPid(pidFile);
+      if (!external && isOpenVpn(pid)) await killOpenVpn(pid);
     },
   };
 }

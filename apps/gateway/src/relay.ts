@@ -89,6 +89,8 @@ export interface RelayOptions {
 interface SiteLane {
   client: Promise<RouterOsClient> | undefined;
   credKey: string;
+  /** The tunnel (openvpn client id) the pooled connection runs through. */
+  tunnelCid: number;
   active: number;
   waiting: (() => void)[];
   tokens: number;
@@ -297,7 +299,7 @@ export class Relay {
     return reply;
   }
 
-  private tunnelOrThrow(siteId: string): { address: string } {
+  private tunnelOrThrow(siteId: string): { address: string; cid: number } {
     const t = this.o.tunnels.tunnelOf(siteId);
     if (!t) throw new RelayFailure('site_offline', 'the site has no tunnel on this gateway');
     return t;
@@ -309,6 +311,7 @@ export class Relay {
       l = {
         client: undefined,
         credKey: '',
+        tunnelCid: -1,
         active: 0,
         waiting: [],
         tokens: this.o.ratePerSite ?? 50,
@@ -321,11 +324,13 @@ export class Relay {
   }
 
   private clientFor(siteId: string, creds: RouterCredentials): Promise<RouterOsClient> {
-    const { address } = this.tunnelOrThrow(siteId);
+    const { address, cid } = this.tunnelOrThrow(siteId);
     const l = this.lane(siteId);
     l.lastUsed = Date.now();
     const key = `${creds.username}\0${creds.password}\0${creds.port ?? 8728}`;
-    if (l.client && l.credKey === key) return l.client;
+    // a tunnel that reconnected since: the pooled connection ran through the old one (its
+    // packets were lost meanwhile and TCP backs off for many seconds): a fresh connection
+    if (l.client && l.credKey === key && l.tunnelCid === cid) return l.client;
     const old = l.client;
     if (old) void old.then((c) => c.close()).catch(() => undefined);
     const ep = this.o.routerEndpoint?.(siteId, address) ?? { host: address, port: creds.port ?? 8728 };
@@ -340,6 +345,7 @@ export class Relay {
     });
     l.client = p;
     l.credKey = key;
+    l.tunnelCid = cid;
     p.then(
       (c) => {
         void c.closed.then(() => {

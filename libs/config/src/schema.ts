@@ -383,6 +383,119 @@ export const VARS = {
     secret: false,
     defaultText: 'ffdhe2048',
   }),
+  GATEWAY_OPENVPN_PROCESS: defineVar({
+    name: 'GATEWAY_OPENVPN_PROCESS',
+    schema: z.enum(['managed', 'external']).default('managed'),
+    description:
+      '`managed`: the gateway starts openvpn detached (its own session) and leaves it running when it stops or crashes; the next gateway attaches to it (same config generation, live management socket) and adopts its tunnels. `external`: openvpn is started by someone else (a systemd unit, a second container) from the config the gateway writes to `<DATA_DIR>/gateway/openvpn/server.conf`; the gateway only attaches to its management socket.',
+    secret: false,
+    defaultText: 'managed',
+  }),
+  GATEWAY_OPENVPN_RESTART_MIN_INTERVAL: defineVar({
+    name: 'GATEWAY_OPENVPN_RESTART_MIN_INTERVAL',
+    schema: z.coerce.number().int().min(0).max(86400).default(300),
+    description:
+      'Seconds between two deliberate openvpn restarts (config change at start, server certificate renewal); a restart asked for sooner is deferred and logged. Every tunnel reconnects on such a restart.',
+    secret: false,
+    defaultText: '300',
+  }),
+  GATEWAY_OPENVPN_RENEG: defineVar({
+    name: 'GATEWAY_OPENVPN_RENEG',
+    schema: z.coerce.number().int().min(0).max(604800).default(3600),
+    description:
+      'openvpn `reneg-sec` on the server: seconds between TLS renegotiations of each tunnel (0 = never from the server side).',
+    secret: false,
+    defaultText: '3600',
+  }),
+  GATEWAY_OPENVPN_KEEPALIVE: defineVar({
+    name: 'GATEWAY_OPENVPN_KEEPALIVE',
+    schema: z.coerce.number().int().min(1).max(3600).default(10),
+    description:
+      'openvpn `keepalive` interval (s): pings on an idle tunnel; a tunnel is dropped after GATEWAY_OPENVPN_KEEPALIVE_TIMEOUT seconds without traffic.',
+    secret: false,
+    defaultText: '10',
+  }),
+  GATEWAY_OPENVPN_KEEPALIVE_TIMEOUT: defineVar({
+    name: 'GATEWAY_OPENVPN_KEEPALIVE_TIMEOUT',
+    schema: z.coerce.number().int().min(2).max(7200).default(60),
+    description: 'openvpn `keepalive` timeout (s), see GATEWAY_OPENVPN_KEEPALIVE.',
+    secret: false,
+    defaultText: '60',
+  }),
+  GATEWAY_OPENVPN_HAND_WINDOW: defineVar({
+    name: 'GATEWAY_OPENVPN_HAND_WINDOW',
+    schema: z.coerce.number().int().min(5).max(600).default(30),
+    description: 'openvpn `hand-window` (s): how long a connecting router may wait for its authorisation.',
+    secret: false,
+    defaultText: '30',
+  }),
+  GATEWAY_OPENVPN_WATCH_INTERVAL: defineVar({
+    name: 'GATEWAY_OPENVPN_WATCH_INTERVAL',
+    schema: z.coerce.number().int().min(1).max(60).default(2),
+    description:
+      'Seconds between liveness checks of an adopted openvpn (one this gateway did not start); when it is gone a new one is started.',
+    secret: false,
+    defaultText: '2',
+  }),
+  GATEWAY_SYNC_INTERVAL: defineVar({
+    name: 'GATEWAY_SYNC_INTERVAL',
+    schema: z.coerce.number().int().min(1).max(3600).default(5),
+    description: 'Seconds between pulls of site credentials (deltas) from the control plane into the verifier cache.',
+    secret: false,
+    defaultText: '5',
+  }),
+  GATEWAY_HEARTBEAT_INTERVAL: defineVar({
+    name: 'GATEWAY_HEARTBEAT_INTERVAL',
+    schema: z.coerce.number().int().min(1).max(3600).default(30),
+    description:
+      'Seconds between heartbeats (link record in Redis, heartbeat to the control plane, certificate/CRL refresh).',
+    secret: false,
+    defaultText: '30',
+  }),
+  GATEWAY_REGISTRY_TTL: defineVar({
+    name: 'GATEWAY_REGISTRY_TTL',
+    schema: z.coerce.number().int().min(3).max(3600).default(90),
+    description:
+      'TTL (s) of each tunnel record in the Redis registry; the gateway rewrites them every TTL/3 in small batches.',
+    secret: false,
+    defaultText: '90',
+  }),
+  GATEWAY_LATENCY_INTERVAL: defineVar({
+    name: 'GATEWAY_LATENCY_INTERVAL',
+    schema: z.coerce.number().int().min(1).max(86400).default(60),
+    description: 'Seconds in which every tunnel gets one latency probe (spread evenly).',
+    secret: false,
+    defaultText: '60',
+  }),
+  GATEWAY_BYTECOUNT_INTERVAL: defineVar({
+    name: 'GATEWAY_BYTECOUNT_INTERVAL',
+    schema: z.coerce.number().int().min(1).max(3600).default(30),
+    description: 'Seconds between openvpn byte counts per tunnel (management `bytecount`).',
+    secret: false,
+    defaultText: '30',
+  }),
+  GATEWAY_OUTBOX_MAX: defineVar({
+    name: 'GATEWAY_OUTBOX_MAX',
+    schema: z.coerce.number().int().min(100).max(10_000_000).default(100_000),
+    description:
+      'Tunnel events kept for the control plane while it is unreachable (a ring buffer: beyond it the oldest are dropped and counted).',
+    secret: false,
+    defaultText: '100000',
+  }),
+  GATEWAY_OUTBOX_FLUSH_INTERVAL: defineVar({
+    name: 'GATEWAY_OUTBOX_FLUSH_INTERVAL',
+    schema: z.coerce.number().int().min(1).max(3600).default(1),
+    description: 'Seconds between uploads of queued tunnel events to the control plane.',
+    secret: false,
+    defaultText: '1',
+  }),
+  GATEWAY_SHUTDOWN_GRACE: defineVar({
+    name: 'GATEWAY_SHUTDOWN_GRACE',
+    schema: z.coerce.number().int().min(0).max(300).default(5),
+    description: 'On SIGTERM: seconds relayed calls in flight get to finish.',
+    secret: false,
+    defaultText: '5',
+  }),
   GATEWAY_REDIS_PREFIX: defineVar({
     name: 'GATEWAY_REDIS_PREFIX',
     schema: z.string().min(1).max(64).default('bp:'),

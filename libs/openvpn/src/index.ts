@@ -54,6 +54,7 @@ export {
   type OpenVpnSupervisorOptions,
   type SupervisorExit,
   type SupervisorState,
+  LogTail,
 } from './supervisor/supervisor';
 export {
   FakeOpenVpnServer,

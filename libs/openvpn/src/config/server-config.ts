@@ -50,6 +50,8 @@ export interface ServerConfigOptions {
   readonly maxClients?: number;
   /** Seconds a client may take to be authorised (default 30; openvpn's default is 60). */
   readonly handWindow?: number;
+  /** `reneg-sec`: seconds between TLS renegotiations (default 3600, openvpn's own; 0 = never). */
+  readonly renegSeconds?: number;
   readonly verb?: number;
   /** Drop privileges after start (both or neither). */
   readonly user?: string;
@@ -183,6 +185,7 @@ export function renderServerConfig(o: ServerConfigOptions): string {
     `keepalive ${kaInterval} ${kaTimeout}`,
     `max-clients ${int('maxClients', o.maxClients ?? 10_000, 1, 1_000_000)}`,
     `hand-window ${int('handWindow', o.handWindow ?? 30, 5, 600)}`,
+    `reneg-sec ${int('renegSeconds', o.renegSeconds ?? 3600, 0, 604_800)}`,
     'persist-key',
     `verb ${int('verb', o.verb ?? 3, 0, 11)}`,
   );

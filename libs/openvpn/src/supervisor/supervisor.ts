@@ -1,4 +1,5 @@
 import { spawn as nodeSpawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { parseOpenVpnLogLine, type OpenVpnLogEvent } from './log';
 import { backoffDelay } from '../backoff';
 import { notify } from '../listeners';
@@ -31,6 +32,12 @@ export interface OpenVpnSupervisorOptions {
   /** Log lines kept for diagnosis (default 200). */
   readonly keepLines?: number;
   readonly random?: () => number;
+  /**
+   * openvpn writes its log here (`--log-append`, added to the arguments) instead of to the
+   * supervisor's pipes, and the supervisor follows the file: an openvpn that outlives its
+   * gateway keeps logging somewhere, and the next gateway can follow the same file.
+   */
+  readonly logFile?: string;
   /** Injected for tests. */
   readonly spawn?: (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
 }
@@ -68,6 +75,7 @@ export class OpenVpnSupervisor {
   private _restarts = 0;
   private readonly recent: string[] = [];
   private stopping: Promise<void> | undefined;
+  private tail: LogTail | undefined;
 
   constructor(private readonly options: OpenVpnSupervisorOptions) {}
 
@@ -121,6 +129,28 @@ export class OpenVpnSupervisor {
     return this.stopping;
   }
 
+  /**
+   * Lets go of a running openvpn without stopping it: no restart, no log, no exit events
+   * any more, and nothing keeps this process alive for it. It keeps running in its own
+   * session (the next gateway adopts it).
+   */
+  release(): void {
+    clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    this.tail?.stop();
+    this.tail = undefined;
+    const child = this.child;
+    this.child = undefined;
+    this.stopping = Promise.resolve();
+    if (child) {
+      child.removeAllListeners('exit');
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+      child.unref();
+    }
+    this.setState('stopped');
+  }
+
   /** Delay before restart number `attempt` (0-based). */
   backoff(attempt: number): number {
     const defaults = { initialDelayMs: 1000, maxDelayMs: 30_000, jitter: 0.3 };
@@ -130,7 +160,13 @@ export class OpenVpnSupervisor {
   private launch(): void {
     const o = this.options;
     const command = o.command ?? 'openvpn';
-    const args = [command, '--config', o.configPath, ...(o.extraArgs ?? [])];
+    const args = [
+      command,
+      '--config',
+      o.configPath,
+      ...(o.extraArgs ?? []),
+      ...(o.logFile ? ['--log-append', o.logFile] : []),
+    ];
     const argv = [...(o.prefix ?? []), ...args];
     this.setState('starting');
     const spawn = o.spawn ?? nodeSpawn;
@@ -147,8 +183,10 @@ export class OpenVpnSupervisor {
     }
     this.child = child;
     this.startedAt = Date.now();
+    // before openvpn opens its log file (option errors) it writes to the pipes
     this.lines(child.stdout);
     this.lines(child.stderr);
+    if (o.logFile && !this.tail) this.tail = new LogTail(o.logFile, (line) => this.onLine(line));
     child.once('spawn', () => {
       if (this.child === child && this._state === 'starting') this.setState('running');
     });
@@ -186,10 +224,13 @@ export class OpenVpnSupervisor {
   private onExit(child: ChildProcess | undefined, code: number | null, signal: NodeJS.Signals | null): void {
     if (child && this.child !== child) return;
     this.child = undefined;
+    this.tail?.poll();
     const expected = this._state === 'stopping' || this.stopping !== undefined;
     const ranMs = child ? Date.now() - this.startedAt : 0;
     this.emit('exit', { code, signal, expected, ranMs });
     if (expected || this.options.restart === false) {
+      this.tail?.stop();
+      this.tail = undefined;
       this.setState('stopped');
       return;
     }
@@ -214,5 +255,65 @@ export class OpenVpnSupervisor {
   private emit<K extends keyof Listeners>(name: K, ...args: Parameters<Listeners[K]>): void {
     const set = this.listeners[name] as ReadonlySet<(...a: Parameters<Listeners[K]>) => void>;
     notify(set, args, name === 'error' ? undefined : (err) => this.emit('error', err));
+  }
+}
+
+/**
+ * Follows a log file from its current end: new complete lines go to `onLine`, polled every
+ * `intervalMs` (a truncated or replaced file is read from its start).
+ */
+export class LogTail {
+  private offset: number;
+  private buffer = '';
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly file: string,
+    private readonly onLine: (line: string) => void,
+    intervalMs = 250,
+  ) {
+    this.offset = LogTail.size(file);
+    this.timer = setInterval(() => this.poll(), intervalMs);
+    this.timer.unref();
+  }
+
+  private static size(file: string): number {
+    try {
+      return statSync(file).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  poll(): void {
+    const size = LogTail.size(this.file);
+    if (size < this.offset) this.offset = 0;
+    if (size === this.offset) return;
+    let fd: number;
+    try {
+      fd = openSync(this.file, 'r');
+    } catch {
+      return;
+    }
+    try {
+      const len = Math.min(size - this.offset, 1024 * 1024);
+      const buf = Buffer.alloc(len);
+      const n = readSync(fd, buf, 0, len, this.offset);
+      this.offset += n;
+      this.buffer += buf.subarray(0, n).toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+    let nl: number;
+    while ((nl = this.buffer.indexOf('\n')) >= 0) {
+      const line = this.buffer.slice(0, nl);
+      this.buffer = this.buffer.slice(nl + 1);
+      if (line.trim() !== '') this.onLine(line);
+    }
+    if (this.buffer.length > 64 * 1024) this.buffer = '';
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
   }
 }
