@@ -68,8 +68,9 @@ export async function assertKeysAvailable(ds: DataSource, keyring: Keyring): Pro
   const missing = await missingKeyIds(ds, keyring);
   if (missing.length) {
     const names = missing.map((id) => `"${id}"`).join(', ');
+    const plural = missing.length > 1;
     throw new KeyringMismatchError(
-      `Cannot start: stored secrets (backups, router passwords, exports...) are encrypted with key ${names}, which ${missing.length > 1 ? 'are' : 'is'} not among the configured keys (${keyring.keyIds.join(', ')}). Add ${names} back to ENCRYPTION_KEYS (after the new key) and run \`npm run keys:rotate\` before removing ${missing.length > 1 ? 'them' : 'it'}.`,
+      `Cannot start: the database holds data encrypted with key${plural ? 's' : ''} ${names}, which ${plural ? 'are' : 'is'} not among the configured keys (${keyring.keyIds.join(', ')}): backups, router passwords and job exports would be unreadable. Restore the original secrets.json, or add ${names} back to ENCRYPTION_KEYS (after the new key) and run \`npm run keys:rotate\` before removing ${plural ? 'them' : 'it'}.`,
     );
   }
 }
