@@ -81,7 +81,7 @@ export class TenantsController {
   @TenantAccess('owner')
   @ApiResponse({ status: 200, standardSchema: TenantResponse })
   update(@Tenant() t: TenantContext, @Body({ schema: UpdateTenantBody }) body: z.infer<typeof UpdateTenantBody>) {
-    return this.tenants.rename(t, body.name);
+    return this.tenants.update(t, body);
   }
 
   @Get(':tenantId/members')
