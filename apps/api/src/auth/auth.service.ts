@@ -144,8 +144,19 @@ export class AuthService {
       const after = await this.users.byId(tx, user.id);
       await this.audit.record(
         tx,
-        { actorType: 'user', actorId: user.id, actorLabel: user.email, sourceIp: ip, requestId: currentCorrelationId() ?? null },
-        { action: 'user.recovery_code_used', targetType: 'user', targetId: user.id, after: { left: after?.recoveryCodesLeft ?? 0 } },
+        {
+          actorType: 'user',
+          actorId: user.id,
+          actorLabel: user.email,
+          sourceIp: ip,
+          requestId: currentCorrelationId() ?? null,
+        },
+        {
+          action: 'user.recovery_code_used',
+          targetType: 'user',
+          targetId: user.id,
+          after: { left: after?.recoveryCodesLeft ?? 0 },
+        },
       );
       return after?.recoveryCodesLeft ?? 0;
     });
@@ -169,7 +180,11 @@ export class AuthService {
     await this.checkTotp(user, code, actor.sourceIp ?? 'unknown');
     const codes = newRecoveryCodes();
     await this.deps.db.inPlatform(async (tx) => {
-      await this.users.setRecoveryCodes(tx, userId, codes.map((c) => this.tokens.hash(normalizeRecoveryCode(c))));
+      await this.users.setRecoveryCodes(
+        tx,
+        userId,
+        codes.map((c) => this.tokens.hash(normalizeRecoveryCode(c))),
+      );
       await this.audit.record(tx, actor, {
         action: 'user.recovery_codes_regenerated',
         targetType: 'user',
