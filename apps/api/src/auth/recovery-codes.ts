@@ -18,7 +18,7 @@ export function newRecoveryCodes(n = RECOVERY_CODE_COUNT): string[] {
     // rejection sampling: 248 = 8 * 31, so bytes below it map uniformly
     let out = '';
     while (out.length < 10) {
-      for (const b of randomBytes(16)) if (b < 248 && out.length < 10) out += ALPHABET[b % ALPHABET.length];
+      for (const b of randomBytes(16)) if (b < 248 && out.length < 10) out += ALPHABET.charAt(b % ALPHABET.length);
     }
     return `${out.slice(0, 5)}-${out.slice(5)}`;
   });
