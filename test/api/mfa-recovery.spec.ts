@@ -88,6 +88,14 @@ describe('MFA recovery codes', () => {
     expect(fresh).toHaveLength(10);
     expect((await mfaStep(email, recoveryCodes[1]!)).status).toBe(401);
     expect((await mfaStep(email, fresh[0]!)).status).toBe(200);
+
+    // someone who lost the phone turns MFA off with the password and a recovery code
+    const off = await h.call('DELETE', '/api/v1/me/mfa', { token, body: { code: fresh[1], password: PASSWORD } });
+    expect(off.status).toBe(204);
+    const after = await h.call('GET', '/api/v1/me', { token });
+    expect(after.body.mfaEnabled).toBe(false);
+    expect(after.body.mfaRecoveryCodesLeft).toBe(0);
+    await login(h, email); // one step again
   }, 60_000);
 });
 

@@ -128,12 +128,14 @@ export class AuthService {
       throw new ApiError('unauthorized', 'sign-in step expired or not valid; sign in again');
     }
     await this.checkLoginThrottle(user.email, ip);
-    if (RECOVERY_CODE.test(code)) {
-      await this.spendRecoveryCode(user, code, ip);
-    } else {
-      await this.checkTotp(user, code, ip);
-    }
+    await this.checkSecondFactor(user, code, ip);
     return this.deps.db.inPlatform((tx) => this.startSession(tx, user, ip));
+  }
+
+  /** A TOTP code, or a recovery code (spent). */
+  private async checkSecondFactor(user: UserRow, code: string, ip: string): Promise<void> {
+    if (RECOVERY_CODE.test(code)) await this.spendRecoveryCode(user, code, ip);
+    else await this.checkTotp(user, code, ip);
   }
 
   /** A recovery code instead of a TOTP code: valid once (its digest is removed atomically). */
@@ -177,7 +179,8 @@ export class AuthService {
     await this.reauthenticate(userId, actor, password);
     const user = await this.deps.db.inPlatform((tx) => this.users.byId(tx, userId));
     if (!user?.totpEnabled || !user.totpSecret) throw new ApiError('conflict', 'two-factor sign-in is off');
-    await this.checkTotp(user, code, actor.sourceIp ?? 'unknown');
+    await this.checkLoginThrottle(user.email, actor.sourceIp ?? 'unknown');
+    await this.checkSecondFactor(user, code, actor.sourceIp ?? 'unknown');
     const codes = newRecoveryCodes();
     await this.deps.db.inPlatform(async (tx) => {
       await this.users.setRecoveryCodes(
@@ -344,7 +347,9 @@ export class AuthService {
     if (user.totpEnabled === enable)
       throw new ApiError('conflict', `two-factor sign-in is already ${enable ? 'on' : 'off'}`);
     await this.checkLoginThrottle(user.email, actor.sourceIp ?? 'unknown');
-    await this.checkTotp(user, code, actor.sourceIp ?? 'unknown');
+    // Turning it off also takes a recovery code (someone who lost the phone can re-enrol).
+    if (enable) await this.checkTotp(user, code, actor.sourceIp ?? 'unknown');
+    else await this.checkSecondFactor(user, code, actor.sourceIp ?? 'unknown');
     // Enabling hands out fresh recovery codes (shown once, stored as HMAC digests); disabling
     // removes them.
     const codes = enable ? newRecoveryCodes() : [];

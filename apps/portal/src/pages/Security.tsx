@@ -86,6 +86,17 @@ export function SecurityPage({ me, reloadMe }: { me: Me; reloadMe: () => Promise
       onChange={(e) => setCode(e.currentTarget.value)}
     />
   );
+  const codeOrRecoveryField = (
+    <TextInput
+      label="Code from your authenticator app"
+      description="Lost the phone? A recovery code works here too."
+      autoComplete="one-time-code"
+      maxLength={11}
+      required
+      value={code}
+      onChange={(e) => setCode(e.currentTarget.value)}
+    />
+  );
 
   return (
     <Stack maw={640}>
@@ -185,7 +196,7 @@ export function SecurityPage({ me, reloadMe }: { me: Me; reloadMe: () => Promise
                     : 'Turning it off removes the second factor and the recovery codes.'}
                 </Text>
                 {passwordField}
-                {codeField}
+                {codeOrRecoveryField}
                 <Group>
                   <Button type="submit" loading={busy} color={action === 'disable' ? 'red' : undefined}>
                     {action === 'regenerate' ? 'Make new codes' : 'Turn off'}
