@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpAt } from '../../apps/api/src/auth/totp';
-import { bootstrap, PASSWORD, startApi, type Harness } from '../api/harness';
+import { addMember, bootstrap, PASSWORD, startApi, type Harness } from '../api/harness';
 import { CHROMIUM, ensurePortalBuilt, launchBrowser, signIn, signOut, type Browser } from './browser';
 
 /** Issue 14 finding 8 in the portal: the two-factor page and signing in with a recovery code. */
@@ -11,6 +11,8 @@ describe('portal two-factor page in a real browser', () => {
   let base: string;
   let browser: Browser;
   let page: Page;
+  let tenantId = '';
+  let spare = ''; // an unused recovery code of the owner
 
   beforeAll(async () => {
     expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`).toBe(true);
@@ -18,7 +20,9 @@ describe('portal two-factor page in a real browser', () => {
     h = await startApi();
     await h.app.listen(0, '127.0.0.1');
     base = `http://127.0.0.1:${(h.app.getHttpServer().address() as { port: number }).port}`;
-    await bootstrap(h);
+    const b = await bootstrap(h);
+    tenantId = b.tenantId;
+    expect((await addMember(h, b.token, tenantId, { email: 'member@msp-a.test', role: 'operator' })).status).toBe(201);
     browser = await launchBrowser();
     page = browser.page;
   }, 180_000);
@@ -62,6 +66,28 @@ describe('portal two-factor page in a real browser', () => {
     const fresh = (await page.getByLabel('Recovery codes', { exact: true }).textContent())!.trim().split('\n');
     expect(fresh).toHaveLength(10);
     expect(fresh).not.toContain(codes[1]);
+    spare = fresh[0]!;
     await page.getByText('Recovery codes left: 10.').waitFor();
   }, 180_000);
+
+  it('a member without two-factor sign-in in a tenant that requires it is told how to fix it', async () => {
+    const step1 = await h.call('POST', '/api/v1/auth/login', {
+      body: { email: 'founder@msp-a.test', password: PASSWORD },
+    });
+    const step2 = await h.call('POST', '/api/v1/auth/login/mfa', {
+      body: { mfaToken: step1.body.mfaToken, code: spare },
+    });
+    expect(step2.status).toBe(200);
+    const set = await h.call('PATCH', `/api/v1/tenants/${tenantId}`, {
+      token: step2.body.accessToken as string,
+      body: { mfaRequired: true },
+    });
+    expect(set.status).toBe(200);
+
+    await signOut(page);
+    await signIn(page, base, 'member@msp-a.test');
+    await page.getByText('This tenant requires two-factor sign-in').first().waitFor();
+    await page.getByRole('link', { name: 'Two-factor' }).click();
+    await page.getByText('Two-factor sign-in is off.').waitFor();
+  }, 120_000);
 });
