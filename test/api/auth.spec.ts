@@ -230,9 +230,9 @@ describe('authentication', () => {
     expect(enroll.body.otpauthUri).toContain(`secret=${secret}`);
     expect(
       (await h.call('POST', '/api/v1/me/mfa/verify', { token: s.accessToken, body: { code: '000000' } })).status,
-    ).toBe(totpAt(secret, Date.now()) === '000000' ? 204 : 401);
+    ).toBe(totpAt(secret, Date.now()) === '000000' ? 200 : 401);
     const code = totpAt(secret, Date.now());
-    expect((await h.call('POST', '/api/v1/me/mfa/verify', { token: s.accessToken, body: { code } })).status).toBe(204);
+    expect((await h.call('POST', '/api/v1/me/mfa/verify', { token: s.accessToken, body: { code } })).status).toBe(200);
 
     const step1 = await loginRaw('founder@msp-a.test', PASSWORD);
     expect(step1.status).toBe(200);

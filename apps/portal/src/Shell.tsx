@@ -21,6 +21,7 @@ import { BatchPage, JobsPage } from './pages/Jobs';
 import { MembersPage } from './pages/Members';
 import { OnboardPage } from './pages/Onboard';
 import { PlatformPage } from './pages/Platform';
+import { SecurityPage } from './pages/Security';
 import { SitePage } from './pages/Site';
 import { RealtimeProvider, useLinkState } from './realtime';
 import { Link, match, navigate } from './router';
@@ -104,6 +105,7 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
   let page = null;
   let m: Record<string, string> | null;
   if (path === '/platform' && me.platformOperator) page = <PlatformPage />;
+  else if (path === '/account/security') page = <SecurityPage me={me} reloadMe={reloadMe} />;
   else if (session) {
     if ((m = match('/t/:tenant/sites/:siteId', path))) page = <SitePage siteId={m['siteId']!} key={m['siteId']} />;
     else if (match('/t/:tenant/onboard', path)) page = <OnboardPage />;
@@ -157,6 +159,9 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
               {me.displayName}
               {tenant ? ` · ${tenant.role}` : ''}
             </Text>
+            <Button component={Link} href="/account/security" variant="subtle" size="xs">
+              Two-factor
+            </Button>
             <Button variant="default" size="xs" onClick={() => void signOut()}>
               Sign out
             </Button>

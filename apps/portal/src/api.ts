@@ -257,6 +257,8 @@ export async function logout(): Promise<void> {
 }
 
 export function errorText(e: unknown): string {
+  if (e instanceof ApiError && e.code === 'mfa_required')
+    return 'This tenant requires two-factor sign-in: turn it on under "Two-factor" at the top right, then try again.';
   if (e instanceof ApiError) return e.reason ? `${e.message} (${e.reason})` : e.message;
   return e instanceof Error ? e.message : String(e);
 }

@@ -24,6 +24,8 @@ import {
   MfaEnrollBody,
   MfaEnrollResponse,
   MfaLoginBody,
+  RecoveryCodesBody,
+  RecoveryCodesResponse,
   RefreshBody,
   TokenPairResponse,
 } from './auth.dto';
@@ -100,6 +102,7 @@ export class AuthController {
         displayName: user.displayName,
         platformOperator: user.platformOperator,
         mfaEnabled: user.totpEnabled,
+        mfaRecoveryCodesLeft: user.recoveryCodesLeft,
         tenants: tenants.map((t) => ({ id: t.tenantId, slug: t.slug, name: t.name, role: t.role })),
       };
     });
@@ -133,19 +136,35 @@ export class AuthController {
     return this.auth.enrollMfa(userOf(p).userId, actor, body.password);
   }
 
-  /** Turns two-factor sign-in on and ends every other session of the account. */
+  /** Turns two-factor sign-in on, ends every other session, and answers the recovery codes (once). */
   @Post('me/mfa/verify')
   @ApiOperation({ summary: 'Confirm two-factor enrollment' })
   @SignedIn()
   @ApiBearerAuth()
-  @HttpCode(204)
-  async verifyMfa(
+  @HttpCode(200)
+  @ApiResponse({ status: 200, standardSchema: RecoveryCodesResponse })
+  verifyMfa(
     @CurrentPrincipal() p: Principal,
     @CurrentActor() actor: Actor,
     @Body({ schema: MfaCodeBody }) body: z.infer<typeof MfaCodeBody>,
-  ): Promise<void> {
+  ): Promise<z.infer<typeof RecoveryCodesResponse>> {
     const u = userOf(p);
-    await this.auth.setMfa(u.userId, actor, body.code, true, { keepSession: u.sessionId });
+    return this.auth.setMfa(u.userId, actor, body.code, true, { keepSession: u.sessionId });
+  }
+
+  /** Replaces the recovery codes (the old ones stop working); needs the password and a TOTP code. */
+  @Post('me/mfa/recovery-codes')
+  @ApiOperation({ summary: 'Regenerate two-factor recovery codes' })
+  @SignedIn()
+  @ApiBearerAuth()
+  @HttpCode(200)
+  @ApiResponse({ status: 200, standardSchema: RecoveryCodesResponse })
+  regenerateRecoveryCodes(
+    @CurrentPrincipal() p: Principal,
+    @CurrentActor() actor: Actor,
+    @Body({ schema: RecoveryCodesBody }) body: z.infer<typeof RecoveryCodesBody>,
+  ): Promise<z.infer<typeof RecoveryCodesResponse>> {
+    return this.auth.regenerateRecoveryCodes(userOf(p).userId, actor, body.password, body.code);
   }
 
   @Delete('me/mfa')

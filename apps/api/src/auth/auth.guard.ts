@@ -217,6 +217,14 @@ export class AuthGuard implements CanActivate {
       const state = await this.deps.db.inTenant(scope, (tx) => this.sessions.stateWithRole(tx, claims.sessionId));
       principal = this.userFromState(state, claims.userId);
       role = state?.role ?? null;
+      // Tenant policy "MFA required" (ADR 0054): a member without two-factor sign-in may sign
+      // in and use /me (to enrol) but no route of this tenant until they enrol.
+      if (role && state?.mfaMissing) {
+        throw new ApiError(
+          'mfa_required',
+          'this tenant requires two-factor sign-in; turn it on for your account (POST /api/v1/me/mfa/enroll) first',
+        );
+      }
     }
     if (!role) throw ApiError.notFound('tenant');
     if (!roleAtLeast(role, min)) {

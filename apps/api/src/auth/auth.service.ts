@@ -10,6 +10,7 @@ import { AuditService } from '../audit/audit.service';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { burnPasswordCheck, hashPassword, needsRehash, passwordProblem, verifyPassword } from './passwords';
 import { newSecret, TokenError, TokenService } from './tokens';
+import { newRecoveryCodes, normalizeRecoveryCode, RECOVERY_CODE } from './recovery-codes';
 import { newTotpSecret, otpauthUri, verifyTotp } from './totp';
 
 export const LOGIN_WINDOW_SECONDS = 15 * 60;
@@ -127,8 +128,73 @@ export class AuthService {
       throw new ApiError('unauthorized', 'sign-in step expired or not valid; sign in again');
     }
     await this.checkLoginThrottle(user.email, ip);
-    await this.checkTotp(user, code, ip);
+    await this.checkSecondFactor(user, code, ip);
     return this.deps.db.inPlatform((tx) => this.startSession(tx, user, ip));
+  }
+
+  /** A TOTP code, or a recovery code (spent). */
+  private async checkSecondFactor(user: UserRow, code: string, ip: string): Promise<void> {
+    if (RECOVERY_CODE.test(code)) await this.spendRecoveryCode(user, code, ip);
+    else await this.checkTotp(user, code, ip);
+  }
+
+  /** A recovery code instead of a TOTP code: valid once (its digest is removed atomically). */
+  private async spendRecoveryCode(user: UserRow, code: string, ip: string): Promise<void> {
+    const digest = this.tokens.hash(normalizeRecoveryCode(code));
+    const left = await this.deps.db.inPlatform(async (tx) => {
+      if (!(await this.users.useRecoveryCode(tx, user.id, digest))) return null;
+      const after = await this.users.byId(tx, user.id);
+      await this.audit.record(
+        tx,
+        {
+          actorType: 'user',
+          actorId: user.id,
+          actorLabel: user.email,
+          sourceIp: ip,
+          requestId: currentCorrelationId() ?? null,
+        },
+        {
+          action: 'user.recovery_code_used',
+          targetType: 'user',
+          targetId: user.id,
+          after: { left: after?.recoveryCodesLeft ?? 0 },
+        },
+      );
+      return after?.recoveryCodesLeft ?? 0;
+    });
+    if (left === null) {
+      this.metrics.authFailures.inc({ reason: 'mfa_recovery_code' });
+      await this.countLoginFailure(user.email, ip);
+      throw new ApiError('unauthorized', 'the code is not valid (or was already used)');
+    }
+  }
+
+  /** New recovery codes (the old ones stop working); needs the password and a current TOTP code. */
+  async regenerateRecoveryCodes(
+    userId: string,
+    actor: Actor,
+    password: string,
+    code: string,
+  ): Promise<{ recoveryCodes: string[] }> {
+    await this.reauthenticate(userId, actor, password);
+    const user = await this.deps.db.inPlatform((tx) => this.users.byId(tx, userId));
+    if (!user?.totpEnabled || !user.totpSecret) throw new ApiError('conflict', 'two-factor sign-in is off');
+    await this.checkLoginThrottle(user.email, actor.sourceIp ?? 'unknown');
+    await this.checkSecondFactor(user, code, actor.sourceIp ?? 'unknown');
+    const codes = newRecoveryCodes();
+    await this.deps.db.inPlatform(async (tx) => {
+      await this.users.setRecoveryCodes(
+        tx,
+        userId,
+        codes.map((c) => this.tokens.hash(normalizeRecoveryCode(c))),
+      );
+      await this.audit.record(tx, actor, {
+        action: 'user.recovery_codes_regenerated',
+        targetType: 'user',
+        targetId: userId,
+      });
+    });
+    return { recoveryCodes: codes };
   }
 
   private async checkTotp(user: UserRow, code: string, ip: string): Promise<void> {
@@ -274,16 +340,26 @@ export class AuthService {
     code: string,
     enable: boolean,
     opts: { password?: string; keepSession?: string } = {},
-  ): Promise<void> {
+  ): Promise<{ recoveryCodes: string[] }> {
     if (!enable) await this.reauthenticate(userId, actor, opts.password ?? '');
     const user = await this.deps.db.inPlatform((tx) => this.users.byId(tx, userId));
     if (!user?.totpSecret) throw new ApiError('conflict', 'enroll first (POST /api/v1/me/mfa/enroll)');
     if (user.totpEnabled === enable)
       throw new ApiError('conflict', `two-factor sign-in is already ${enable ? 'on' : 'off'}`);
     await this.checkLoginThrottle(user.email, actor.sourceIp ?? 'unknown');
-    await this.checkTotp(user, code, actor.sourceIp ?? 'unknown');
+    // Turning it off also takes a recovery code (someone who lost the phone can re-enrol).
+    if (enable) await this.checkTotp(user, code, actor.sourceIp ?? 'unknown');
+    else await this.checkSecondFactor(user, code, actor.sourceIp ?? 'unknown');
+    // Enabling hands out fresh recovery codes (shown once, stored as HMAC digests); disabling
+    // removes them.
+    const codes = enable ? newRecoveryCodes() : [];
     await this.deps.db.inPlatform(async (tx) => {
       await this.users.setTotp(tx, userId, enable ? user.totpSecret : null, enable);
+      await this.users.setRecoveryCodes(
+        tx,
+        userId,
+        codes.map((c) => this.tokens.hash(normalizeRecoveryCode(c))),
+      );
       // Turning the second factor on ends every other session: one opened with the password
       // alone (perhaps stolen) does not outlive it.
       const ended = enable ? await this.sessions.revokeAllForUser(tx, userId, 'mfa_enabled', opts.keepSession) : 0;
@@ -294,5 +370,6 @@ export class AuthService {
         ...(enable ? { after: { sessionsRevoked: ended } } : {}),
       });
     });
+    return { recoveryCodes: codes };
   }
 }

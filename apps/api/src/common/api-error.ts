@@ -6,7 +6,7 @@ export const ERROR_STATUS = {
   validation_failed: 400,
   invalid_json: 400,
   unauthorized: 401,
-  mfa_required: 401,
+  mfa_required: 403,
   forbidden: 403,
   command_not_allowed: 403,
   not_found: 404,

@@ -75,7 +75,7 @@ export class TenantsController {
   @Patch(':tenantId')
   @Route('Update a tenant', 'owner', { status: 200, standardSchema: TenantResponse })
   update(@Tenant() t: TenantContext, @Body({ schema: UpdateTenantBody }) body: z.infer<typeof UpdateTenantBody>) {
-    return this.tenants.rename(t, body.name);
+    return this.tenants.update(t, body);
   }
 
   @Get(':tenantId/members')

@@ -69,17 +69,28 @@ export class TenantsService {
     return toTenantResponse(row);
   }
 
-  async rename(t: TenantContext, name: string): Promise<TenantOut> {
+  async update(t: TenantContext, body: { name?: string; mfaRequired?: boolean }): Promise<TenantOut> {
+    // Requiring MFA: the person turning it on must have it themselves (or they would lock
+    // themselves out of the tenant's routes with their own change).
+    if (body.mfaRequired && t.principal.kind === 'user') {
+      const userId = t.principal.userId;
+      const me = await this.deps.db.inPlatform((tx) => this.users.byId(tx, userId));
+      if (!me?.totpEnabled) {
+        throw new ApiError('conflict', 'turn on two-factor sign-in for your own account before requiring it');
+      }
+    }
     return this.deps.db.inTenant(t.scope, async (tx) => {
       const before = await this.tenants.current(tx);
-      const row = await this.tenants.rename(tx, name);
-      if (!row || !before) throw ApiError.notFound('tenant');
+      if (!before) throw ApiError.notFound('tenant');
+      let row = before;
+      if (body.name !== undefined) row = (await this.tenants.rename(tx, body.name)) ?? row;
+      if (body.mfaRequired !== undefined) row = (await this.tenants.setMfaRequired(tx, body.mfaRequired)) ?? row;
       await this.audit.record(tx, t.actor, {
         action: 'tenant.updated',
         targetType: 'tenant',
         targetId: row.id,
-        before: { name: before.name },
-        after: { name: row.name },
+        before: { name: before.name, mfaRequired: before.mfaRequired },
+        after: { name: row.name, mfaRequired: row.mfaRequired },
       });
       return toTenantResponse(row);
     });

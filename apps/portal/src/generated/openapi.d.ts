@@ -316,6 +316,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me/mfa/recovery-codes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Regenerate two-factor recovery codes */
+        post: operations["AuthController_regenerateRecoveryCodes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/me/mfa/verify": {
         parameters: {
             query?: never;
@@ -1997,6 +2014,7 @@ export interface operations {
                         /** Format: uuid */
                         id: string;
                         mfaEnabled: boolean;
+                        mfaRecoveryCodesLeft: number;
                         platformOperator: boolean;
                         tenants: {
                             /** Format: uuid */
@@ -2120,6 +2138,54 @@ export interface operations {
             };
         };
     };
+    AuthController_regenerateRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    code: string;
+                    password: string;
+                };
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Single-use codes that replace a TOTP code at sign-in; shown only in this answer. */
+                        recoveryCodes: string[];
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     AuthController_verifyMfa: {
         parameters: {
             query?: never;
@@ -2135,11 +2201,16 @@ export interface operations {
             };
         };
         responses: {
-            204: {
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        /** @description Single-use codes that replace a TOTP code at sign-in; shown only in this answer. */
+                        recoveryCodes: string[];
+                    };
+                };
             };
             /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
             default: {
@@ -2781,6 +2852,7 @@ export interface operations {
                         disabled: boolean;
                         /** Format: uuid */
                         id: string;
+                        mfaRequired: boolean;
                         name: string;
                         /** @description The owner invitation: its token and link are shown only in this answer (no mail is sent yet). */
                         ownerInvitation: {
@@ -2853,6 +2925,7 @@ export interface operations {
                         disabled: boolean;
                         /** Format: uuid */
                         id: string;
+                        mfaRequired: boolean;
                         name: string;
                         slug: string;
                         /** Format: date-time */
@@ -2894,7 +2967,8 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    name: string;
+                    mfaRequired?: boolean;
+                    name?: string;
                 };
             };
         };
@@ -2910,6 +2984,7 @@ export interface operations {
                         disabled: boolean;
                         /** Format: uuid */
                         id: string;
+                        mfaRequired: boolean;
                         name: string;
                         slug: string;
                         /** Format: date-time */

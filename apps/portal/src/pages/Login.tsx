@@ -9,6 +9,7 @@ export function LoginPage({ onSignedIn }: { onSignedIn: () => Promise<void> }) {
   const [password, setPassword] = useState('');
   const [mfaToken, setMfaToken] = useState<string | null>(null);
   const [code, setCode] = useState('');
+  const [recovery, setRecovery] = useState(false);
   const { busy, error, run } = useAction();
 
   const submit = (e: SyntheticEvent) => {
@@ -16,7 +17,7 @@ export function LoginPage({ onSignedIn }: { onSignedIn: () => Promise<void> }) {
     void run(
       async () => {
         if (mfaToken) {
-          await loginMfa(mfaToken, code);
+          await loginMfa(mfaToken, code.trim());
           await onSignedIn();
         } else {
           const res = await login(email.trim(), password);
@@ -42,7 +43,17 @@ export function LoginPage({ onSignedIn }: { onSignedIn: () => Promise<void> }) {
               </Text>
             </div>
             <ErrorAlert error={error} title="Sign-in failed" />
-            {mfaToken ? (
+            {mfaToken && recovery ? (
+              <TextInput
+                label="Recovery code"
+                description="One of the codes you saved when you turned on two-factor sign-in (each works once)."
+                placeholder="xxxxx-xxxxx"
+                autoComplete="off"
+                autoFocus
+                value={code}
+                onChange={(e) => setCode(e.currentTarget.value)}
+              />
+            ) : mfaToken ? (
               <Stack gap={4}>
                 <Text component="label" htmlFor="mfa-code" size="sm" fw={500}>
                   Authentication code
@@ -78,13 +89,30 @@ export function LoginPage({ onSignedIn }: { onSignedIn: () => Promise<void> }) {
                 />
               </>
             )}
-            <Button type="submit" loading={busy} disabled={mfaToken ? code.length !== 6 : false} fullWidth>
+            <Button
+              type="submit"
+              loading={busy}
+              disabled={mfaToken ? (recovery ? code.trim().length < 10 : code.length !== 6) : false}
+              fullWidth
+            >
               {mfaToken ? 'Verify' : 'Sign in'}
             </Button>
             {mfaToken && (
               <Button
                 variant="subtle"
                 onClick={() => {
+                  setRecovery(!recovery);
+                  setCode('');
+                }}
+              >
+                {recovery ? 'Use the authenticator app' : 'Use a recovery code'}
+              </Button>
+            )}
+            {mfaToken && (
+              <Button
+                variant="subtle"
+                onClick={() => {
+                  setRecovery(false);
                   setMfaToken(null);
                   setCode('');
                 }}

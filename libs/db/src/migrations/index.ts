@@ -12,6 +12,7 @@ import { JobLease1766500000000 } from './1766500000000-JobLease';
 import { Idempotency1766600000000 } from './1766600000000-Idempotency';
 import { KeyIdsInUse1766610000000 } from './1766610000000-KeyIdsInUse';
 import { SelfHeal1766700000000 } from './1766700000000-SelfHeal';
+import { MfaRecovery1766800000000 } from './1766800000000-MfaRecovery';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -32,4 +33,5 @@ export const MIGRATIONS = [
   Idempotency1766600000000,
   KeyIdsInUse1766610000000,
   SelfHeal1766700000000,
+  MfaRecovery1766800000000,
 ];

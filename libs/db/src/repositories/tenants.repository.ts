@@ -8,11 +8,13 @@ export interface TenantRow {
   slug: string;
   name: string;
   disabled: boolean;
+  /** Members without two-factor sign-in are refused (403 mfa_required) until they enrol. */
+  mfaRequired: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
 
-const TENANT_COLS = `id, slug, name, disabled, created_at AS "createdAt", updated_at AS "updatedAt"`;
+const TENANT_COLS = `id, slug, name, disabled, mfa_required AS "mfaRequired", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 export class TenantsRepository {
   async create(tx: PlatformTx, input: { slug: string; name: string }): Promise<TenantRow> {
@@ -35,6 +37,15 @@ export class TenantsRepository {
       tx,
       `UPDATE tenants SET name = $2, updated_at = now() WHERE id = $1 RETURNING ${TENANT_COLS}`,
       [tx.tenantId, name],
+    );
+    return rows[0] ?? null;
+  }
+
+  async setMfaRequired(tx: TenantTx, required: boolean): Promise<TenantRow | null> {
+    const rows = await query<TenantRow>(
+      tx,
+      `UPDATE tenants SET mfa_required = $2, updated_at = now() WHERE id = $1 RETURNING ${TENANT_COLS}`,
+      [tx.tenantId, required],
     );
     return rows[0] ?? null;
   }

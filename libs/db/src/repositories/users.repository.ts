@@ -12,6 +12,8 @@ export interface UserRow {
   passwordChangedAt: Date;
   totpSecret: string | null;
   totpEnabled: boolean;
+  /** Unused MFA recovery codes left (their digests are never read out). */
+  recoveryCodesLeft: number;
   createdAt: Date;
 }
 
@@ -24,7 +26,8 @@ export interface UserMembershipRow {
 
 const COLS = `id, email, display_name AS "displayName", password_hash AS "passwordHash",
   platform_operator AS "platformOperator", disabled, password_changed_at AS "passwordChangedAt",
-  totp_secret AS "totpSecret", totp_enabled AS "totpEnabled", created_at AS "createdAt"`;
+  totp_secret AS "totpSecret", totp_enabled AS "totpEnabled",
+  cardinality(recovery_codes) AS "recoveryCodesLeft", created_at AS "createdAt"`;
 
 /** Users are global (a user may belong to several tenants); no tenant rows are read here. */
 export class UsersRepository {
@@ -70,6 +73,22 @@ export class UsersRepository {
       secret,
       enabled,
     ]);
+  }
+
+  /** Replaces the account's recovery codes (digests); an empty list removes them all. */
+  async setRecoveryCodes(tx: Tx, id: string, digests: readonly string[]): Promise<void> {
+    await query(tx, `UPDATE users SET recovery_codes = $2, updated_at = now() WHERE id = $1`, [id, digests]);
+  }
+
+  /** Spends one recovery code: true when its digest was there (and is now gone). Atomic. */
+  async useRecoveryCode(tx: Tx, id: string, digest: string): Promise<boolean> {
+    const rows = await query(
+      tx,
+      `UPDATE users SET recovery_codes = array_remove(recovery_codes, $2), updated_at = now()
+        WHERE id = $1 AND $2 = ANY(recovery_codes) RETURNING id`,
+      [id, digest],
+    );
+    return rows.length > 0;
   }
 
   /** The tenants a user belongs to (crosses tenants through one narrow definer function). */
@@ -152,12 +171,18 @@ export class SessionsRepository {
   }
 
   /** The session and, in the same round trip, the user's role in the transaction's tenant. */
-  async stateWithRole(tx: TenantTx, sessionId: string): Promise<(SessionState & { role: TenantRole | null }) | null> {
-    const rows = await query<SessionState & { role: TenantRole | null }>(
+  /** Also the role in the scoped tenant and whether the tenant's "MFA required" policy stops this user. */
+  async stateWithRole(
+    tx: TenantTx,
+    sessionId: string,
+  ): Promise<(SessionState & { role: TenantRole | null; mfaMissing: boolean }) | null> {
+    const rows = await query<SessionState & { role: TenantRole | null; mfaMissing: boolean }>(
       tx,
       `SELECT s.id AS "sessionId", s.user_id AS "userId", s.revoked_at IS NOT NULL AS revoked,
               s.expires_at <= now() AS expired, u.disabled AS "userDisabled",
               u.platform_operator AS "platformOperator", u.email,
+              (NOT u.totp_enabled AND coalesce((SELECT t.mfa_required FROM tenants t WHERE t.id = $2), false))
+                AS "mfaMissing",
               (SELECT m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id
                 WHERE m.tenant_id = $2 AND m.user_id = s.user_id AND NOT t.disabled) AS role
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`,
