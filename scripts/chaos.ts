@@ -1,5 +1,5 @@
 /**
- * `npm run chaos -- --episodes N --seed S [--from K] [--report] [--shrink] [--keep]`: the
+ * `npm run chaos -- --episodes N --seed S [--from K] [--report] [--shrink] [--keep] [--json FILE]`: the
  * randomized fault campaign (docs/reliability.md). Exit 0 when no invariant was violated.
  * `--report` rewrites the run table in docs/reliability.md.
  */
@@ -93,6 +93,8 @@ async function main(): Promise<number> {
   process.stdout.write(
     `chaos: ${report.episodes.length} episodes, ${violations} violation(s), ${(report.wallMs / 1000).toFixed(0)} s; faults ${JSON.stringify(report.faultsByKind)}; jobs ${JSON.stringify(report.jobsByOutcome)}\n`,
   );
+  const jsonAt = process.argv.indexOf('--json');
+  if (jsonAt > 0 && process.argv[jsonAt + 1]) writeFileSync(process.argv[jsonAt + 1]!, JSON.stringify(report, null, 2));
   if (flag('report')) {
     const command = `npm run chaos -- --episodes ${episodes} --seed ${seed}${from ? ` --from ${from}` : ''} --report`;
     const doc = readFileSync(DOC, 'utf8');

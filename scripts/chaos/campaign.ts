@@ -61,7 +61,9 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignReport> {
   try {
     o.log(`chaos: starting the world in ${dir} (PostgreSQL, Redis, api, 2 workers, ${o.routers} routers, proxies)`);
     await world.start();
-    o.log(`chaos: world up in ${((Date.now() - t0) / 1000).toFixed(1)} s; seed ${o.seed}, episodes ${o.from}..${o.from + o.episodes - 1}`);
+    o.log(
+      `chaos: world up in ${((Date.now() - t0) / 1000).toFixed(1)} s; seed ${o.seed}, episodes ${o.from}..${o.from + o.episodes - 1}`,
+    );
     for (let ep = o.from; ep < o.from + o.episodes; ep++) {
       let plan = planEpisode(o.seed, ep, o.routers, o.lockTtlMs);
       if (o.faults) plan = o.faults(plan);
@@ -118,7 +120,9 @@ async function shrink(world: World, plan: EpisodePlan, log: (l: string) => void)
       const candidate: EpisodePlan = { ...current, faults: current.faults.filter((_, k) => k !== i) };
       const run = await runEpisode(world, candidate, () => undefined);
       const out = await check(world, run);
-      log(`    shrink: without "${describeFault(current.faults[i]!)}": ${out.violations.length ? 'still fails' : 'passes'}`);
+      log(
+        `    shrink: without "${describeFault(current.faults[i]!)}": ${out.violations.length ? 'still fails' : 'passes'}`,
+      );
       if (out.violations.length) {
         current = candidate;
         changed = true;

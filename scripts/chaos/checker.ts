@@ -42,7 +42,8 @@ export interface EpisodeOutcome {
 
 const TERMINAL = ['succeeded', 'failed', 'cancelled', 'expired'];
 /** Commands a job may execute at most once per site (unique per job in the load). */
-const ONCE = /^\/(ip\/firewall\/address-list\/add|system\/reboot|system\/package\/update\/install|system\/reset-configuration)$/;
+const ONCE =
+  /^\/(ip\/firewall\/address-list\/add|system\/reboot|system\/package\/update\/install|system\/reset-configuration)$/;
 /** Clock slack between the router's, the worker's and PostgreSQL's view of "now" (one machine). */
 const SLACK_MS = 250;
 
@@ -68,6 +69,13 @@ export async function check(world: World, run: EpisodeRun): Promise<EpisodeOutco
   const snaps = new Map((await world.snapshots()).map((s) => [s.site, s] as [string, RouterSnapshot]));
   const byState: Record<string, number> = {};
   const name = (j: JobRow) => `${j.kind} ${j.id.slice(0, 8)} on ${world.routerOf.get(j.site_id)}`;
+  const rel = (d: Date | null) => (d ? `+${d.getTime() - run.startedAt}` : '-');
+  /** The site's jobs of this episode, in order, with their run windows (ms since the start). */
+  const history = (siteId: string) =>
+    first
+      .filter((o) => o.site_id === siteId)
+      .map((o) => `${o.kind} ${o.id.slice(0, 8)} ${o.state} ${rel(o.started_at)}..${rel(o.finished_at)}`)
+      .join('; ');
 
   for (const j of first) {
     byState[j.state] = (byState[j.state] ?? 0) + 1;
@@ -101,10 +109,13 @@ export async function check(world: World, run: EpisodeRun): Promise<EpisodeOutco
 
   // One row per idempotency key, and the api answered every repeat with the same job.
   const keys = new Map<string, number>();
-  for (const j of first) if (j.idempotency_key && !j.batch_id) keys.set(j.idempotency_key, (keys.get(j.idempotency_key) ?? 0) + 1);
-  for (const [k, n] of keys) if (n > 1) v.push({ invariant: 'idempotency', detail: `${n} jobs for Idempotency-Key ${k}` });
+  for (const j of first)
+    if (j.idempotency_key && !j.batch_id) keys.set(j.idempotency_key, (keys.get(j.idempotency_key) ?? 0) + 1);
+  for (const [k, n] of keys)
+    if (n > 1) v.push({ invariant: 'idempotency', detail: `${n} jobs for Idempotency-Key ${k}` });
   for (const a of run.accepted) {
-    if (a.ids.size > 1) v.push({ invariant: 'idempotency', detail: `key ${a.key} answered with ${[...a.ids].join(', ')}` });
+    if (a.ids.size > 1)
+      v.push({ invariant: 'idempotency', detail: `key ${a.key} answered with ${[...a.ids].join(', ')}` });
   }
 
   // Effects, per router.
@@ -121,7 +132,14 @@ export async function check(world: World, run: EpisodeRun): Promise<EpisodeOutco
     const seen = new Map<string, number>();
     for (const e of list) {
       if (!ONCE.test(e.command)) continue;
-      const sig = e.command + ' ' + JSON.stringify(Object.entries(e.args).filter(([k]) => k !== '.id').sort());
+      const sig =
+        e.command +
+        ' ' +
+        JSON.stringify(
+          Object.entries(e.args)
+            .filter(([k]) => k !== '.id')
+            .sort(),
+        );
       seen.set(sig, (seen.get(sig) ?? 0) + 1);
     }
     const kindOf: Record<string, string> = {
@@ -195,27 +213,41 @@ export async function check(world: World, run: EpisodeRun): Promise<EpisodeOutco
         if (missing.length) {
           v.push({
             invariant: 'succeeded-not-visible',
-            detail: `${name(j)} succeeded but ${router} lacks ${missing.join(', ')}`,
+            detail: `${name(j)} succeeded but ${router} lacks ${missing.join(', ')} [site jobs: ${history(j.site_id)}]`,
           });
         }
       }
       if (j.kind === 'reboot') {
         const sent = effects.some((e) => win(e) && e.command === '/system/reboot');
         const other = run.faultReboots.some((r) => r.router === router && r.at >= j.created_at.getTime());
-        if (!sent && !other) v.push({ invariant: 'succeeded-not-visible', detail: `${name(j)} succeeded but ${router} never rebooted` });
+        if (!sent && !other)
+          v.push({
+            invariant: 'succeeded-not-visible',
+            detail: `${name(j)} succeeded but ${router} never rebooted [site jobs: ${history(j.site_id)}]`,
+          });
       }
       if (j.kind === 'routeros-upgrade' && snap.runningVersion !== '7.16') {
-        v.push({ invariant: 'succeeded-not-visible', detail: `${name(j)} succeeded but ${router} runs ${snap.runningVersion}` });
+        v.push({
+          invariant: 'succeeded-not-visible',
+          detail: `${name(j)} succeeded but ${router} runs ${snap.runningVersion}`,
+        });
       }
       if (j.kind === 'restore' && !effects.some((e) => win(e) && e.command === '/system/reset-configuration')) {
-        v.push({ invariant: 'succeeded-not-visible', detail: `${name(j)} succeeded but ${router} never reset and restored` });
+        v.push({
+          invariant: 'succeeded-not-visible',
+          detail: `${name(j)} succeeded but ${router} never reset and restored [site jobs: ${history(j.site_id)}]`,
+        });
       }
       if (j.kind === 'backup') {
         const id = (j.result as { backupId?: string } | null)?.backupId;
         const exists = id
           ? await world.db(async (c) => (await c.query('SELECT 1 FROM backups WHERE id = $1', [id])).rowCount === 1)
           : false;
-        if (!exists) v.push({ invariant: 'succeeded-not-visible', detail: `${name(j)} succeeded without a stored backup (${JSON.stringify(j.result)})` });
+        if (!exists)
+          v.push({
+            invariant: 'succeeded-not-visible',
+            detail: `${name(j)} succeeded without a stored backup (${JSON.stringify(j.result)})`,
+          });
       }
     }
   }

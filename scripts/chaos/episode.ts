@@ -34,7 +34,11 @@ export interface EpisodeRun {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function request(plan: JobPlan, ep: number, world: World): { path: string; body: unknown; entries: string[]; apiKind: string } {
+function request(
+  plan: JobPlan,
+  ep: number,
+  world: World,
+): { path: string; body: unknown; entries: string[]; apiKind: string } {
   const list = `e${ep}-${plan.n}`;
   const site = world.siteOf.get(plan.router)!;
   const b = ep % 250;
@@ -114,9 +118,7 @@ async function post(world: World, plan: JobPlan, ep: number, out: Accepted[], sa
   let body = req.body;
   if (plan.kind === 'restore') {
     const backupId = await backupOf(world, plan.router);
-    body = backupId
-      ? { kind: 'restore', payload: { backupId } }
-      : { kind: 'backup', payload: {} };
+    body = backupId ? { kind: 'restore', payload: { backupId } } : { kind: 'backup', payload: {} };
   }
   const key = `chaos-${ep}-${plan.n}-${randomUUID().slice(0, 8)}`;
   const acc: Accepted = {
@@ -158,7 +160,13 @@ async function post(world: World, plan: JobPlan, ep: number, out: Accepted[], sa
   }
 }
 
-export async function inject(world: World, f: FaultPlan, t0: number, timeline: string[], reboots: { router: string; at: number }[]): Promise<void> {
+export async function inject(
+  world: World,
+  f: FaultPlan,
+  t0: number,
+  timeline: string[],
+  reboots: { router: string; at: number }[],
+): Promise<void> {
   const note = (s: string) => timeline.push(`+${Date.now() - t0}ms ${s}`);
   switch (f.kind) {
     case 'kill':
@@ -231,8 +239,7 @@ export async function inject(world: World, f: FaultPlan, t0: number, timeline: s
             note(`restart ${proc}`);
             void world.restart(proc).catch((err: unknown) => note(`restart ${proc} failed: ${String(err)}`));
           }, f.forMs).unref();
-        }
-        else if (f.action === 'reset-link') world.links.get(`router:${f.router}`)!.reset();
+        } else if (f.action === 'reset-link') world.links.get(`router:${f.router}`)!.reset();
         else {
           world.signal(f.worker, 'SIGSTOP');
           setTimeout(() => {

@@ -38,11 +38,7 @@ export interface RouterSnapshot {
 }
 
 export type RouterFault =
-  | { kind: 'reboot' }
-  | { kind: 'latency'; ms: number }
-  | { kind: 'drop' }
-  | { kind: 'silent' }
-  | { kind: 'heal' };
+  { kind: 'reboot' } | { kind: 'latency'; ms: number } | { kind: 'drop' } | { kind: 'silent' } | { kind: 'heal' };
 
 export type RoutersRequest =
   | { type: 'start'; id: number; routers: RouterSpec[] }
