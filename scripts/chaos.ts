@@ -1,5 +1,5 @@
 /**
- * `npm run chaos -- --episodes N --seed S [--from K] [--report] [--shrink] [--keep] [--json FILE]`: the
+ * `npm run chaos -- --episodes N --seed S [--from K] [--report] [--shrink] [--keep] [--json FILE] [--minutes M]`: the
  * randomized fault campaign (docs/reliability.md). Exit 0 when no invariant was violated.
  * `--report` rewrites the run table in docs/reliability.md.
  */
@@ -59,7 +59,7 @@ export function renderRun(r: CampaignReport, command: string): string {
           '|---|---|',
           table(Object.entries(r.violationsByInvariant)),
           '',
-          'Failing episodes (replay with `npm run chaos -- --seed ' + r.seed + ' --from K --episodes 1`):',
+          `Failing episodes (replay with \`npm run chaos -- --seed ${r.seed} --from K --episodes 1\`):`,
           '',
           ...r.episodes
             .filter((e) => e.violations.length)
@@ -87,6 +87,7 @@ async function main(): Promise<number> {
     lockTtlMs: arg('lock-ttl', 1500),
     shrink: flag('shrink'),
     keep: flag('keep'),
+    budgetMs: arg('minutes', 0) * 60_000,
     log: (l) => process.stdout.write(`${l}\n`),
   });
   const violations = Object.values(report.violationsByInvariant).reduce((a, b) => a + b, 0);
@@ -96,7 +97,8 @@ async function main(): Promise<number> {
   const jsonAt = process.argv.indexOf('--json');
   if (jsonAt > 0 && process.argv[jsonAt + 1]) writeFileSync(process.argv[jsonAt + 1]!, JSON.stringify(report, null, 2));
   if (flag('report')) {
-    const command = `npm run chaos -- --episodes ${episodes} --seed ${seed}${from ? ` --from ${from}` : ''} --report`;
+    const minutes = arg('minutes', 0);
+    const command = `npm run chaos -- --episodes ${episodes} --seed ${seed}${from ? ` --from ${from}` : ''}${minutes ? ` --minutes ${minutes}` : ''} --report`;
     const doc = readFileSync(DOC, 'utf8');
     const block = renderRun(report, command);
     const next = /<!-- chaos:run -->[\s\S]*<!-- \/chaos:run -->/.test(doc)

@@ -18,6 +18,8 @@ export interface CampaignOptions {
   readonly routers: number;
   readonly lockTtlMs: number;
   readonly shrink: boolean;
+  /** Stop starting episodes after this much wall time (0: no limit). */
+  readonly budgetMs?: number;
   /** Keep the data directory (logs) afterwards. */
   readonly keep: boolean;
   readonly log: (line: string) => void;
@@ -58,6 +60,10 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignReport> {
     wallMs: 0,
     dir,
   };
+  // Ctrl-C or a test's SIGTERM: leave no process of the world behind.
+  const onSignal = () => void world.close().finally(() => process.exit(130));
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
   try {
     o.log(`chaos: starting the world in ${dir} (PostgreSQL, Redis, api, 2 workers, ${o.routers} routers, proxies)`);
     await world.start();
@@ -65,6 +71,10 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignReport> {
       `chaos: world up in ${((Date.now() - t0) / 1000).toFixed(1)} s; seed ${o.seed}, episodes ${o.from}..${o.from + o.episodes - 1}`,
     );
     for (let ep = o.from; ep < o.from + o.episodes; ep++) {
+      if (o.budgetMs && Date.now() - t0 > o.budgetMs) {
+        o.log(`chaos: time budget spent after ${ep - o.from} episodes`);
+        break;
+      }
       let plan = planEpisode(o.seed, ep, o.routers, o.lockTtlMs);
       if (o.faults) plan = o.faults(plan);
       const started = Date.now();
@@ -102,6 +112,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignReport> {
       report.episodes.push(rep);
     }
   } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
     await world.close().catch(() => undefined);
     if (!o.keep && Object.keys(report.violationsByInvariant).length === 0) world.destroy();
     else o.log(`chaos: logs kept in ${dir}/logs`);

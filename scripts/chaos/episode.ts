@@ -132,7 +132,7 @@ async function post(world: World, plan: JobPlan, ep: number, out: Accepted[], sa
   };
   out.push(acc);
   const once = async (): Promise<boolean> => {
-    const until = Date.now() + 30_000;
+    const until = Date.now() + 15_000;
     for (;;) {
       try {
         const res = await world.call('POST', world.t(req.path), body, undefined, { 'idempotency-key': key });
@@ -177,10 +177,14 @@ export async function inject(
       await world.restart(f.proc);
       return;
     case 'term': {
-      note(`SIGTERM ${f.proc}`);
-      world.signal(f.proc, 'SIGTERM');
-      const exited = await world.waitExit(f.proc, 15_000);
-      note(exited ? `${f.proc} exited` : `${f.proc} still running 15 s after SIGTERM`);
+      // PostgreSQL: SIGINT, the "fast" shutdown (clients disconnected, admin shutdown); its
+      // SIGTERM waits for every pooled connection to go away, which never happens.
+      const sig = f.proc === 'postgres' ? 'SIGINT' : 'SIGTERM';
+      note(`${sig} ${f.proc}`);
+      world.signal(f.proc, sig);
+      const exited = await world.waitExit(f.proc, 10_000);
+      note(exited ? `${f.proc} exited` : `${f.proc} still running 10 s after ${sig}: kill -9`);
+      if (!exited) world.signal(f.proc, 'SIGKILL');
       await sleep(f.forMs);
       note(`restart ${f.proc}`);
       await world.restart(f.proc);

@@ -160,7 +160,7 @@ export function describeFault(f: FaultPlan): string {
     case 'kill':
       return `@${f.atMs}ms kill -9 ${f.proc}, restarted ${f.forMs}ms later`;
     case 'term':
-      return `@${f.atMs}ms SIGTERM ${f.proc}, restarted ${f.forMs}ms after it exited`;
+      return `@${f.atMs}ms ${f.proc === 'postgres' ? 'SIGINT (fast shutdown)' : 'SIGTERM'} ${f.proc}, restarted ${f.forMs}ms after it exited`;
     case 'pause':
       return `@${f.atMs}ms SIGSTOP ${f.proc} for ${f.forMs}ms`;
     case 'link-reset':
@@ -186,7 +186,7 @@ export function faultClass(f: FaultPlan): string {
     case 'kill':
     case 'term':
     case 'pause':
-      return `${f.kind === 'kill' ? 'kill -9' : f.kind === 'term' ? 'SIGTERM' : 'SIGSTOP/SIGCONT'} ${f.proc.startsWith('worker') ? 'worker' : f.proc}`;
+      return `${f.kind === 'kill' ? 'kill -9' : f.kind === 'term' ? (f.proc === 'postgres' ? 'SIGINT' : 'SIGTERM') : 'SIGSTOP/SIGCONT'} ${f.proc.startsWith('worker') ? 'worker' : f.proc}`;
     case 'link-reset':
     case 'link-latency':
     case 'link-blackhole':

@@ -6,7 +6,7 @@
  * reply until the parent has injected its fault (e.g. kill -9 of the worker that sent it).
  */
 import { startRouter, type ReplySink, type Session, type SimRouter } from '../../apps/routeros-sim/src';
-import type { Effect, RouterSpec, RoutersReply, RoutersRequest, RouterSnapshot } from './protocol';
+import type { Effect, RoutersReply, RoutersRequest, RouterSnapshot } from './protocol';
 
 const routers = new Map<string, SimRouter>();
 const effects: Effect[] = [];
@@ -116,7 +116,7 @@ async function handle(msg: RoutersRequest): Promise<void> {
   switch (msg.type) {
     case 'start': {
       const out: { site: string; port: number }[] = [];
-      for (const spec of msg.routers as RouterSpec[]) {
+      for (const spec of msg.routers) {
         const r = await startRouter({
           port: spec.port ?? 0,
           identity: spec.site,

@@ -348,7 +348,7 @@ export class World {
       signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await res.text();
-    let parsed: Record<string, unknown> = {};
+    let parsed: Record<string, unknown>;
     try {
       parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
     } catch {
