@@ -14,7 +14,9 @@ function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
   if (i < 0) return fallback;
   const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v < 0) throw new Error(`--${name} needs a whole number`);
+  if (!Number.isFinite(v) || v < 0 || (name !== 'minutes' && !Number.isInteger(v))) {
+    throw new Error(`--${name} needs a ${name === 'minutes' ? 'non-negative' : 'whole'} number`);
+  }
   return v;
 }
 const flag = (name: string) => process.argv.includes(`--${name}`);

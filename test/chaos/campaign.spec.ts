@@ -57,9 +57,9 @@ function campaign(): Promise<{ report: CampaignReport; output: string }> {
         String(SEED),
         '--json',
         json,
-        // a loaded machine: stop starting episodes after 3 minutes (checked below)
+        // a loaded machine: stop starting episodes after 2.5 minutes of them (checked below)
         '--minutes',
-        '3',
+        '2.5',
       ],
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -80,8 +80,8 @@ function campaign(): Promise<{ report: CampaignReport; output: string }> {
 describe('randomized fault campaign (20 episodes, seed 15)', () => {
   it('every job ends in exactly one terminal state, once per idempotency key, and the other invariants hold except the known findings', async () => {
     const { report, output } = await campaign();
-    // 20 episodes on an idle machine; at least 10 within the time budget on a loaded one.
-    expect(report.episodes.length).toBeGreaterThanOrEqual(10);
+    // 20 episodes on an idle machine (~4 min); at least 5 within the time budget on a loaded one.
+    expect(report.episodes.length).toBeGreaterThanOrEqual(5);
     // Faults were injected and jobs ran (the campaign is not vacuous).
     expect(Object.values(report.faultsByKind).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(
       report.episodes.length,
@@ -102,7 +102,7 @@ describe('randomized fault campaign (20 episodes, seed 15)', () => {
           '\n',
       );
     }
-  }, 300_000);
+  }, 360_000);
 
   it.todo('holds with no known violations once fencing and verified effects land (empty KNOWN in this file)');
 });
