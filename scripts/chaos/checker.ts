@@ -14,6 +14,7 @@ export interface Violation {
     | 'mutation-twice'
     | 'succeeded-not-visible'
     | 'overlapping-executors'
+    | 'overlapping-runs'
     | 'mutation-outside-run'
     | 'idempotency';
   readonly detail: string;
@@ -188,6 +189,26 @@ export async function check(world: World, run: EpisodeRun): Promise<EpisodeOutco
           invariant: 'mutation-outside-run',
           detail: `${router} executed ${e.command} ${JSON.stringify(e.args)} at +${e.start - run.startedAt}ms (conn ${e.session}) while no job on it was running (ended before: ${ended.join('; ') || 'none'})`,
         });
+      }
+    }
+  }
+
+  // One job at a time per site: the run windows of two changing jobs on one site never overlap.
+  for (const [site, list] of jobsBySite) {
+    const runs = list.filter((j) => j.kind !== 'backup' && j.started_at && j.finished_at);
+    for (let i = 0; i < runs.length; i++) {
+      for (let k = i + 1; k < runs.length; k++) {
+        const a = runs[i]!;
+        const b = runs[k]!;
+        if (
+          a.started_at!.getTime() < b.finished_at!.getTime() - SLACK_MS &&
+          b.started_at!.getTime() < a.finished_at!.getTime() - SLACK_MS
+        ) {
+          v.push({
+            invariant: 'overlapping-runs',
+            detail: `${name(a)} and ${name(b)} ran on one site at once [site jobs: ${history(site)}]`,
+          });
+        }
       }
     }
   }

@@ -32,6 +32,9 @@ const KNOWN: { finding: string; invariant: string; detail?: RegExp }[] = [
   { finding: '2 split brain', invariant: 'step-twice' },
   { finding: '2 split brain', invariant: 'mutation-outside-run' },
   { finding: '2 split brain', invariant: 'overlapping-executors' },
+  // seed 1 episode 59: a restore waiting for its router after the reset lost the site, an
+  // apply-config ran in the middle of it and "succeeded", the restore then wiped its entries.
+  { finding: '2 split brain (site lock lost mid-job)', invariant: 'overlapping-runs' },
   { finding: '2 split brain', invariant: 'mutation-twice' },
 ];
 
