@@ -64,7 +64,10 @@ describe('renderServerConfig', () => {
     expect(d.get('max-clients')).toEqual(['20000']);
     expect(d.get('hand-window')).toEqual(['15']);
     expect(d.get('dev')).toEqual(['bp-tun7']);
-    expect(d.get('dh')).toEqual(['none']);
+    // DHE by default (RFC 7919 ffdhe2048 inline, for RouterOS 6 clients: ADR 0064); `none` or a file on request
+    expect(d.has('dh')).toBe(false);
+    expect(renderServerConfig(base)).toContain('<dh>\n-----BEGIN DH PARAMETERS-----');
+    expect(directives(renderServerConfig({ ...base, dh: 'none' })).get('dh')).toEqual(['none']);
     expect(directives(renderServerConfig({ ...base, dhPath: '/etc/bp/dh.pem' })).get('dh')).toEqual(['/etc/bp/dh.pem']);
   });
 
