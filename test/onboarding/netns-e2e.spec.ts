@@ -75,11 +75,14 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
     until(
       async () => {
         const j = (await api('GET', `/jobs/${id}`)).body;
-        return ['succeeded', 'failed', 'expired', 'cancelled'].includes(j.state) ? j : undefined;
+        return ['succeeded', 'failed', 'expired', 'cancelled', 'unknown'].includes(j.state) ? j : undefined;
       },
       ms,
       what,
-    );
+    ).catch(async (err: unknown) => {
+      // the job as it stands, and the router's last poll, say why it did not finish
+      throw new Error(`${String(err)}: ${JSON.stringify((await api('GET', `/jobs/${id}`)).body)}`);
+    });
   const registry = async () => {
     const raw = await redis.get(`${h.prefix}tunnel:${siteId}`);
     return raw ? (JSON.parse(raw) as { connectedSince: string; address: string }) : undefined;
@@ -254,7 +257,7 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
     const res = await api('POST', `/sites/${siteId}/recreate-tunnel`);
     expect(res.status).toBe(201);
     const job = await finishedJob(res.body.id as string, 60_000, 'recreate job');
-    expect(job.state).toBe('succeeded');
+    expect(job.state, JSON.stringify(job)).toBe('succeeded');
     const after = await registry();
     expect(after?.connectedSince).not.toBe(before?.connectedSince);
   }, 90_000);
@@ -266,7 +269,7 @@ describe.skipIf(missing.length > 0)('onboarding + recreate tunnel end to end (re
     await until(() => openvpnIn(RT_NS).length === 0, 10_000, 'openvpn client gone');
     const res = await api('POST', `/sites/${siteId}/recreate-tunnel`);
     const job = await finishedJob(res.body.id as string, 90_000, 'recreate job through the poll');
-    expect(job.state).toBe('succeeded');
+    expect(job.state, JSON.stringify(job)).toBe('succeeded');
     expect(job.steps).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ name: 'deliver recovery script', detail: 'queued for the next poll' }),

@@ -376,7 +376,9 @@ export async function recreateTunnel(ctx: JobContext<'recreate-tunnel'>) {
     const online = await ctx.services.channel.connectedSince(siteId);
     if (online) {
       try {
-        await ctx.call('/execute', { script }, 30_000);
+        // as the elevated user: the script rewrites Backplane's own objects (tunnel secret,
+        // poll scheduler and its policies), which the routine user may not (ADR 0053)
+        await ctx.callElevated('/execute', { script }, 30_000);
         return 'ran over the tunnel';
       } catch (err) {
         ctx.log.warn({ siteId, err: String(err) }, 'recovery over the tunnel failed; falling back to the poll');
