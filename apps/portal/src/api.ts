@@ -52,6 +52,7 @@ export type ApiKey = ItemOf<'/api/v1/tenants/{tenantId}/api-keys'>;
 export type AuditEntry = ItemOf<'/api/v1/tenants/{tenantId}/audit-log'>;
 export type Region = ItemOf<'/api/v1/regions'>;
 export type Gateway = ItemOf<'/api/v1/gateways'>;
+export type TunnelEvent = ItemOf<'/api/v1/tenants/{tenantId}/sites/{siteId}/tunnel/events'>;
 export type Job = ResponseOf<'/api/v1/tenants/{tenantId}/jobs/{jobId}', 'get'>;
 export type JobStep = Job['steps'][number];
 export type JobBatch = ResponseOf<'/api/v1/tenants/{tenantId}/job-batches/{batchId}', 'get'>;

@@ -1,5 +1,6 @@
-import { Alert, Button, Card, Code, CopyButton, Group, Loader, Table, Text, Title } from '@mantine/core';
+import { Alert, Button, Card, Code, CopyButton, Group, Loader, Select, Table, Text, Title } from '@mantine/core';
 import type { ReactNode } from 'react';
+import type { Role } from './api';
 
 /** A two-column list of facts (`dl`, so screen readers pair each label with its value). */
 export function Facts({ rows }: { rows: [string, ReactNode][] }) {
@@ -55,6 +56,22 @@ export function ErrorAlert({
     <Alert color="red" role="alert" title={title} mt={mt} mb={mb}>
       {error}
     </Alert>
+  );
+}
+
+/** A table row's destructive action (revoke, remove): small, subtle and red; `name` is what a screen reader says. */
+export function RowDangerButton({ label, name, onClick }: { label: string; name: string; onClick: () => void }) {
+  return (
+    <Button size="xs" variant="subtle" color="red" onClick={onClick} aria-label={name}>
+      {label}
+    </Button>
+  );
+}
+
+/** The role picker of a form that grants a role (an invitation, an API key): only `roles` are offered. */
+export function RoleSelect({ roles, value, onChange }: { roles: Role[]; value: Role; onChange: (r: Role) => void }) {
+  return (
+    <Select label="Role" data={roles} value={value} allowDeselect={false} onChange={(v) => v && onChange(v as Role)} />
   );
 }
 

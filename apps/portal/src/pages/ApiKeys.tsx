@@ -1,7 +1,7 @@
 import { Alert, Badge, Button, Card, Group, Modal, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useState, type SyntheticEvent } from 'react';
 import { api, errorText, ROLE_RANK, ROLES, type ApiKey, type Page, type Role } from '../api';
-import { Copyable, EmptyNote, ErrorAlert, TableHead } from '../components';
+import { Copyable, EmptyNote, ErrorAlert, RoleSelect, RowDangerButton, TableHead } from '../components';
 import { useSession } from '../session';
 import { ago, useAction, useLoad, when } from '../util';
 
@@ -78,15 +78,7 @@ export function ApiKeysPage() {
                   </Table.Td>
                   <Table.Td>
                     {!k.revokedAt && (
-                      <Button
-                        size="xs"
-                        variant="subtle"
-                        color="red"
-                        onClick={() => void revoke(k)}
-                        aria-label={`Revoke ${k.name}`}
-                      >
-                        Revoke
-                      </Button>
+                      <RowDangerButton label="Revoke" name={`Revoke ${k.name}`} onClick={() => void revoke(k)} />
                     )}
                   </Table.Td>
                 </Table.Tr>
@@ -145,13 +137,7 @@ function CreateKey(props: {
             onChange={(e) => setName(e.currentTarget.value)}
             description="What uses it, e.g. monitoring"
           />
-          <Select
-            label="Role"
-            data={props.roles}
-            value={role}
-            allowDeselect={false}
-            onChange={(v) => v && setRole(v as Role)}
-          />
+          <RoleSelect roles={props.roles} value={role} onChange={setRole} />
           <Select
             label="Expires"
             data={[

@@ -1,6 +1,7 @@
 import { Alert, Badge, Button, Card, Group, Modal, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useState, type SyntheticEvent } from 'react';
 import { api, errorText, ROLE_RANK, ROLES, type Member, type Page, type Role } from '../api';
+import { ErrorAlert, RoleSelect, RowDangerButton } from '../components';
 import { useSession } from '../session';
 import { useLoad, when } from '../util';
 
@@ -62,11 +63,7 @@ export function MembersPage() {
         <Title order={2}>Users and roles</Title>
         {admin && <Button onClick={() => setAdding(true)}>Invite a user</Button>}
       </Group>
-      {(error ?? list.error) && (
-        <Alert color="red" role="alert">
-          {error ?? list.error}
-        </Alert>
-      )}
+      <ErrorAlert error={error ?? list.error} />
       <Card withBorder padding={0}>
         <Table.ScrollContainer minWidth={600}>
           <Table striped highlightOnHover>
@@ -105,15 +102,7 @@ export function MembersPage() {
                   {admin && (
                     <Table.Td>
                       {m.userId !== me.id && (
-                        <Button
-                          size="xs"
-                          variant="subtle"
-                          color="red"
-                          onClick={() => void remove(m)}
-                          aria-label={`Remove ${m.email}`}
-                        >
-                          Remove
-                        </Button>
+                        <RowDangerButton label="Remove" name={`Remove ${m.email}`} onClick={() => void remove(m)} />
                       )}
                     </Table.Td>
                   )}
@@ -176,11 +165,7 @@ function PendingInvitations({ tenantId, version }: { tenantId: string; version: 
       <Title order={3} size="h4">
         Pending invitations
       </Title>
-      {(error ?? list.error) && (
-        <Alert color="red" role="alert">
-          {error ?? list.error}
-        </Alert>
-      )}
+      <ErrorAlert error={error ?? list.error} />
       <Card withBorder padding={0}>
         <Table.ScrollContainer minWidth={500}>
           <Table>
@@ -203,15 +188,11 @@ function PendingInvitations({ tenantId, version }: { tenantId: string; version: 
                     {i.status === 'expired' ? <Badge color="gray">expired</Badge> : when(i.expiresAt)}
                   </Table.Td>
                   <Table.Td>
-                    <Button
-                      size="xs"
-                      variant="subtle"
-                      color="red"
+                    <RowDangerButton
+                      label="Revoke"
+                      name={`Revoke the invitation of ${i.email}`}
                       onClick={() => void revoke(i)}
-                      aria-label={`Revoke the invitation of ${i.email}`}
-                    >
-                      Revoke
-                    </Button>
+                    />
                   </Table.Td>
                 </Table.Tr>
               ))}
@@ -279,11 +260,7 @@ function AddMember(props: {
       ) : (
         <form onSubmit={(e) => void submit(e)}>
           <Stack>
-            {error && (
-              <Alert color="red" role="alert">
-                {error}
-              </Alert>
-            )}
+            <ErrorAlert error={error} />
             <TextInput
               label="Email"
               type="email"
@@ -291,13 +268,7 @@ function AddMember(props: {
               value={email}
               onChange={(e) => setEmail(e.currentTarget.value)}
             />
-            <Select
-              label="Role"
-              data={props.roles}
-              value={role}
-              allowDeselect={false}
-              onChange={(v) => v && setRole(v as Role)}
-            />
+            <RoleSelect roles={props.roles} value={role} onChange={setRole} />
             <Text size="sm" c="dimmed">
               The person chooses their own password when they accept, or joins with the account they already have.
             </Text>
