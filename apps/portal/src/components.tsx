@@ -88,6 +88,31 @@ export function TableHead({ columns }: { columns: readonly ReactNode[] }) {
   );
 }
 
+/**
+ * A bordered card with a horizontally scrolling table: the header row from `columns`, the body
+ * rows as `children`, and `footer` (e.g. an {@link EmptyNote}) below the table.
+ */
+export function CardTable(props: {
+  minWidth: number;
+  columns: readonly ReactNode[];
+  striped?: boolean;
+  highlightOnHover?: boolean;
+  footer?: ReactNode;
+  children: ReactNode;
+}) {
+  return (
+    <Card withBorder padding={0}>
+      <Table.ScrollContainer minWidth={props.minWidth}>
+        <Table striped={props.striped} highlightOnHover={props.highlightOnHover}>
+          <TableHead columns={props.columns} />
+          <Table.Tbody>{props.children}</Table.Tbody>
+        </Table>
+      </Table.ScrollContainer>
+      {props.footer}
+    </Card>
+  );
+}
+
 /** The dimmed line under (or instead of) an empty list. */
 export function EmptyNote({ children }: { children: ReactNode }) {
   return (

@@ -194,24 +194,25 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
       );
     });
     io.on('connection', (socket) => this.connected(socket));
-    const sockets = () => io.engine.clientsCount;
-    const streams = () => this.runningStreams;
-    new Gauge({
-      name: 'backplane_api_realtime_sockets',
-      help: 'Realtime (socket.io) connections on this api replica',
-      registers: [this.deps.registry],
-      collect() {
-        this.set(sockets());
-      },
-    });
-    new Gauge({
-      name: 'backplane_api_realtime_site_streams',
-      help: 'Upstream RouterOS streams (traffic, logs) this replica runs for site rooms',
-      registers: [this.deps.registry],
-      collect() {
-        this.set(streams());
-      },
-    });
+    const gauge = (name: string, help: string, value: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.deps.registry],
+        collect() {
+          this.set(value());
+        },
+      });
+    gauge(
+      'backplane_api_realtime_sockets',
+      'Realtime (socket.io) connections on this api replica',
+      () => io.engine.clientsCount,
+    );
+    gauge(
+      'backplane_api_realtime_site_streams',
+      'Upstream RouterOS streams (traffic, logs) this replica runs for site rooms',
+      () => this.runningStreams,
+    );
   }
 
   async onModuleDestroy(): Promise<void> {
