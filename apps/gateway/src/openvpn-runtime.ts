@@ -474,6 +474,14 @@ export async function startOpenVpnRuntime(o: RuntimeOptions): Promise<OpenVpnRun
     });
   }
 
+  /** Detach and stop both begin here: no more watching, restarts or log tail, management closed. */
+  const letGo = async (): Promise<void> => {
+    detached = true;
+    clearInterval(watcher);
+    clearTimeout(deferred);
+    adoptedTail?.stop();
+    await management.close();
+  };
   return {
     mode: 'real',
     origin,
@@ -482,21 +490,13 @@ export async function startOpenVpnRuntime(o: RuntimeOptions): Promise<OpenVpnRun
     pid: () => supervisor.pid ?? adopted ?? readPid(pidFile),
     restart,
     async detach() {
-      detached = true;
-      clearInterval(watcher);
-      clearTimeout(deferred);
-      adoptedTail?.stop();
-      await management.close();
+      await letGo();
       // openvpn keeps running in its own session; the next gateway attaches to it
       supervisor.release();
       log.info({ pid: readPid(pidFile) }, 'gateway detached from openvpn: it keeps running with its tunnels');
     },
     async stop() {
-      detached = true;
-      clearInterval(watcher);
-      clearTimeout(deferred);
-      adoptedTail?.stop();
-      await management.close();
+      await letGo();
       await supervisor.stop();
       const pid = readPid(pidFile);
       if (!external && isOpenVpn(pid)) await killOpenVpn(pid);

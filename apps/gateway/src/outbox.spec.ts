@@ -6,6 +6,23 @@ import { EventOutbox, RingBuffer } from './outbox';
 const ev = (i: number): TunnelEvent => ({ type: 'connect', gatewayId: 'g', sourceIp: `ip${i}`, at: '' });
 const silent = pino({ level: 'silent' });
 
+/** An outbox whose sends fail until `up()` is called; what it sent lands in `got`, in order. */
+function outboxUntilUp(max: number, batch: number) {
+  let isUp = false;
+  const got: string[] = [];
+  const box = new EventOutbox(
+    (events) => {
+      if (!isUp) return Promise.reject(new Error('down'));
+      got.push(...events.map((e) => e.sourceIp));
+      return Promise.resolve();
+    },
+    silent,
+    max,
+    batch,
+  );
+  return { box, got, up: () => (isUp = true) };
+}
+
 describe('RingBuffer', () => {
   it('is a FIFO that drops its oldest entry when full', () => {
     const r = new RingBuffer<number>(3);
@@ -22,25 +39,34 @@ describe('RingBuffer', () => {
   });
 });
 
+describe('EventOutbox', () => {
+  it('keeps events while the control plane is away and sends them in order once it is back', async () => {
+    const { box, got, up } = outboxUntilUp(100, 2);
+    for (let i = 0; i < 5; i++) box.push(ev(i));
+    await box.flush();
+    expect(box.pending).toBe(5);
+    up();
+    await box.flush();
+    expect(got).toEqual(['ip0', 'ip1', 'ip2', 'ip3', 'ip4']);
+    expect(box.pending).toBe(0);
+  });
+
+  it('drops the oldest beyond its bound and counts them', () => {
+    const box = new EventOutbox(() => Promise.reject(new Error('down')), silent, 3);
+    for (let i = 0; i < 5; i++) box.push(ev(i));
+    expect(box.pending).toBe(3);
+    expect(box.dropped).toBe(2);
+  });
+});
+
 describe('EventOutbox (ring buffer)', () => {
   it('keeps the newest `max` events in order, counts the dropped oldest, and flushes them in order', async () => {
-    let up = false;
-    const got: string[] = [];
-    const box = new EventOutbox(
-      (events) => {
-        if (!up) return Promise.reject(new Error('down'));
-        got.push(...events.map((e) => e.sourceIp));
-        return Promise.resolve();
-      },
-      silent,
-      1000,
-      64,
-    );
+    const { box, got, up } = outboxUntilUp(1000, 64);
     for (let i = 0; i < 2500; i++) box.push(ev(i));
     await box.flush();
     expect(box.pending).toBe(1000);
     expect(box.dropped).toBe(1500);
-    up = true;
+    up();
     await box.flush();
     expect(got).toEqual(Array.from({ length: 1000 }, (_, i) => `ip${i + 1500}`));
     expect(box.pending).toBe(0);

@@ -52,6 +52,7 @@ export type ApiKey = ItemOf<'/api/v1/tenants/{tenantId}/api-keys'>;
 export type AuditEntry = ItemOf<'/api/v1/tenants/{tenantId}/audit-log'>;
 export type Region = ItemOf<'/api/v1/regions'>;
 export type Gateway = ItemOf<'/api/v1/gateways'>;
+export type TunnelEvent = ItemOf<'/api/v1/tenants/{tenantId}/sites/{siteId}/tunnel/events'>;
 export type Job = ResponseOf<'/api/v1/tenants/{tenantId}/jobs/{jobId}', 'get'>;
 export type JobStep = Job['steps'][number];
 export type JobBatch = ResponseOf<'/api/v1/tenants/{tenantId}/job-batches/{batchId}', 'get'>;
@@ -134,14 +135,15 @@ async function toError(res: Response): Promise<ApiError> {
   );
 }
 
+/** A sign-in request (login, MFA, refresh): a JSON POST without a bearer token, never retried. */
+function postSignIn<P extends ApiPath>(path: P, body: BodyOf<P, 'post'>): Promise<Response> {
+  return fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+}
+
 async function refreshOnce(): Promise<boolean> {
   const token = sessionStorage.getItem(REFRESH_KEY);
   if (!token) return false;
-  const res = await fetch('/api/v1/auth/refresh', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ refreshToken: token } satisfies BodyOf<'/api/v1/auth/refresh', 'post'>),
-  });
+  const res = await postSignIn('/api/v1/auth/refresh', { refreshToken: token });
   if (!res.ok) {
     forget();
     return false;
@@ -224,11 +226,7 @@ export function call<P extends ApiPath, M extends Method>(
 }
 
 export async function login(email: string, password: string): Promise<LoginResult> {
-  const res = await fetch('/api/v1/auth/login', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password } satisfies BodyOf<'/api/v1/auth/login', 'post'>),
-  });
+  const res = await postSignIn('/api/v1/auth/login', { email, password });
   if (!res.ok) throw await toError(res);
   const body = (await res.json()) as ResponseOf<'/api/v1/auth/login', 'post'>;
   if ('mfaRequired' in body) return { kind: 'mfa', mfaToken: body.mfaToken };
@@ -237,11 +235,7 @@ export async function login(email: string, password: string): Promise<LoginResul
 }
 
 export async function loginMfa(mfaToken: string, code: string): Promise<void> {
-  const res = await fetch('/api/v1/auth/login/mfa', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ mfaToken, code } satisfies BodyOf<'/api/v1/auth/login/mfa', 'post'>),
-  });
+  const res = await postSignIn('/api/v1/auth/login/mfa', { mfaToken, code });
   if (!res.ok) throw await toError(res);
   store((await res.json()) as TokenPair);
 }

@@ -1,5 +1,6 @@
-import { Alert, Button, Card, Code, CopyButton, Group, Loader, Table, Text, Title } from '@mantine/core';
+import { Alert, Button, Card, Code, CopyButton, Group, Loader, Select, Table, Text, Title } from '@mantine/core';
 import type { ReactNode } from 'react';
+import type { Role } from './api';
 
 /** A two-column list of facts (`dl`, so screen readers pair each label with its value). */
 export function Facts({ rows }: { rows: [string, ReactNode][] }) {
@@ -58,6 +59,22 @@ export function ErrorAlert({
   );
 }
 
+/** A table row's destructive action (revoke, remove): small, subtle and red; `name` is what a screen reader says. */
+export function RowDangerButton({ label, name, onClick }: { label: string; name: string; onClick: () => void }) {
+  return (
+    <Button size="xs" variant="subtle" color="red" onClick={onClick} aria-label={name}>
+      {label}
+    </Button>
+  );
+}
+
+/** The role picker of a form that grants a role (an invitation, an API key): only `roles` are offered. */
+export function RoleSelect({ roles, value, onChange }: { roles: Role[]; value: Role; onChange: (r: Role) => void }) {
+  return (
+    <Select label="Role" data={roles} value={value} allowDeselect={false} onChange={(v) => v && onChange(v as Role)} />
+  );
+}
+
 /** A table's header row, one cell a column (a column may be a node, e.g. a screen-reader-only label). */
 export function TableHead({ columns }: { columns: readonly ReactNode[] }) {
   return (
@@ -68,6 +85,31 @@ export function TableHead({ columns }: { columns: readonly ReactNode[] }) {
         ))}
       </Table.Tr>
     </Table.Thead>
+  );
+}
+
+/**
+ * A bordered card with a horizontally scrolling table: the header row from `columns`, the body
+ * rows as `children`, and `footer` (e.g. an {@link EmptyNote}) below the table.
+ */
+export function CardTable(props: {
+  minWidth: number;
+  columns: readonly ReactNode[];
+  striped?: boolean;
+  highlightOnHover?: boolean;
+  footer?: ReactNode;
+  children: ReactNode;
+}) {
+  return (
+    <Card withBorder padding={0}>
+      <Table.ScrollContainer minWidth={props.minWidth}>
+        <Table striped={props.striped} highlightOnHover={props.highlightOnHover}>
+          <TableHead columns={props.columns} />
+          <Table.Tbody>{props.children}</Table.Tbody>
+        </Table>
+      </Table.ScrollContainer>
+      {props.footer}
+    </Card>
   );
 }
 

@@ -1,4 +1,5 @@
 import { Anchor, Badge, Button, Group, Progress, Table, Text, UnstyledButton } from '@mantine/core';
+import { TERMINAL_STATES } from '@backplane/contracts';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, errorText, type Page } from './api';
 import { useTenantEvents } from './realtime';
@@ -31,17 +32,8 @@ export interface Job {
   finishedAt: string | null;
   expiresAt: string;
 }
-export const JOB_STATES = [
-  'queued',
-  'waiting',
-  'running',
-  'succeeded',
-  'failed',
-  'cancelled',
-  'expired',
-  'unknown',
-] as const;
-export const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'expired', 'unknown']);
+export { JOB_STATES } from '@backplane/contracts';
+export const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_STATES);
 export const JOB_COLOR: Record<string, string> = {
   queued: 'gray',
   waiting: 'yellow',

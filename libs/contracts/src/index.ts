@@ -1,7 +1,10 @@
 export { siteIdToTunnelUser, tunnelUserToSiteId, TunnelUserError, TUNNEL_USER_LENGTH } from './tunnel-user';
 export { checkTunnelSecret, newTunnelSecret, TUNNEL_SECRET_BYTES, tunnelVerifier } from './tunnel-verifier';
 export {
+  JOB_STATES,
   REALTIME_PATH,
+  TERMINAL_STATES,
+  type JobState,
   siteStreamRoom,
   tenantRoom,
   type Ack,

@@ -17,6 +17,23 @@
  */
 
 /** Socket.io path the api serves realtime on. */
+/**
+ * `unknown`: a command was sent, the run was interrupted, and its effect could not be
+ * verified on the router (never reported as `succeeded`; docs/adr/0057).
+ */
+export const JOB_STATES = [
+  'queued',
+  'waiting',
+  'running',
+  'succeeded',
+  'failed',
+  'cancelled',
+  'expired',
+  'unknown',
+] as const;
+export type JobState = (typeof JOB_STATES)[number];
+export const TERMINAL_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled', 'expired', 'unknown'];
+
 export const REALTIME_PATH = '/realtime';
 
 export const tenantRoom = (tenantId: string): string => `tenant:${tenantId}`;

@@ -112,22 +112,7 @@ export const JOB_MIN_ROLE: Record<JobKind, 'operator' | 'admin'> = {
   'routeros-upgrade': 'admin',
 };
 
-/**
- * `unknown`: a command was sent, the run was interrupted, and its effect could not be
- * verified on the router (never reported as `succeeded`; docs/adr/0057).
- */
-export const JOB_STATES = [
-  'queued',
-  'waiting',
-  'running',
-  'succeeded',
-  'failed',
-  'cancelled',
-  'expired',
-  'unknown',
-] as const;
-export type JobState = (typeof JOB_STATES)[number];
-export const TERMINAL_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled', 'expired', 'unknown'];
+export { JOB_STATES, TERMINAL_STATES, type JobState } from '@backplane/contracts';
 
 /** What travels in BullMQ: only ids; the database row holds the truth. */
 export interface QueuedJob {

@@ -38,6 +38,24 @@ async function connect(router: FakeRouter, options: Partial<RouterOsClientOption
   return client;
 }
 
+/** A TCP peer that accepts and never answers (closed after the test); `sockets` are the accepted ones. */
+async function silentPeer(): Promise<{ sockets: Socket[]; port: number }> {
+  const sockets: Socket[] = [];
+  const server: Server = createServer((s) => {
+    sockets.push(s);
+    s.resume();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        sockets.forEach((s) => s.destroy());
+        server.close(() => r());
+      }),
+  );
+  return { sockets, port: (server.address() as AddressInfo).port };
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls until `check` holds (the machine is shared: no fixed sleeps for effects). */
@@ -280,23 +298,11 @@ describe('RouterOsClient connection failures', () => {
   });
 
   it('gives up on a peer that accepts but never answers (connect timeout)', async () => {
-    const sockets: Socket[] = [];
-    const server: Server = createServer((s) => {
-      sockets.push(s);
-      s.resume();
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    cleanups.push(
-      () =>
-        new Promise<void>((r) => {
-          sockets.forEach((s) => s.destroy());
-          server.close(() => r());
-        }),
-    );
+    const { sockets, port } = await silentPeer();
     const started = Date.now();
     const err = await RouterOsClient.connect({
       host: '127.0.0.1',
-      port: (server.address() as AddressInfo).port,
+      port,
       username: 'a',
       password: 'b',
       connectTimeoutMs: 200,
@@ -308,20 +314,7 @@ describe('RouterOsClient connection failures', () => {
   });
 
   it('stops connecting when the signal aborts, and refuses an already aborted signal', async () => {
-    const sockets: Socket[] = [];
-    const server: Server = createServer((s) => {
-      sockets.push(s);
-      s.resume();
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    cleanups.push(
-      () =>
-        new Promise<void>((r) => {
-          sockets.forEach((s) => s.destroy());
-          server.close(() => r());
-        }),
-    );
-    const port = (server.address() as AddressInfo).port;
+    const { sockets, port } = await silentPeer();
     const ac = new AbortController();
     const pending = RouterOsClient.connect({
       host: '127.0.0.1',

@@ -1,8 +1,9 @@
 import { Controller, Get, Inject, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { AuditRepository, type AuditRow } from '@backplane/db';
 import { z } from 'zod';
-import { PlatformOperator, Tenant, TenantAccess, type TenantContext } from '../common/request';
+import { Tenant, type TenantContext } from '../common/request';
+import { Route } from '../common/route';
 import { cursorQuery, limitQuery, pageOf, ApiErrors } from '../common/validation';
 import { API_DEPS, type ApiDeps } from '../deps';
 
@@ -70,9 +71,7 @@ export class AuditController {
 
   /** Every change in the tenant, newest first. */
   @Get('tenants/:tenantId/audit-log')
-  @ApiOperation({ summary: 'Tenant audit log' })
-  @TenantAccess('admin')
-  @ApiResponse({ status: 200, standardSchema: AuditPage })
+  @Route('Tenant audit log', 'admin', { status: 200, standardSchema: AuditPage })
   async list(@Tenant() t: TenantContext, @Query({ schema: AuditQuery }) q: z.infer<typeof AuditQuery>) {
     const res = await this.deps.db.inTenant(t.scope, (tx) => this.audit.list(tx, q, filterOf(q)));
     return { items: res.items.map(toEntry), nextCursor: res.nextCursor };
@@ -80,9 +79,7 @@ export class AuditController {
 
   /** Platform changes (regions, gateways, account security), for platform operators. */
   @Get('platform/audit-log')
-  @ApiOperation({ summary: 'Platform audit log' })
-  @PlatformOperator()
-  @ApiResponse({ status: 200, standardSchema: AuditPage })
+  @Route('Platform audit log', 'platform', { status: 200, standardSchema: AuditPage })
   async platform(@Query({ schema: AuditQuery }) q: z.infer<typeof AuditQuery>) {
     const res = await this.deps.db.inPlatform((tx) => this.audit.list(tx, q, filterOf(q)));
     return { items: res.items.map(toEntry), nextCursor: res.nextCursor };

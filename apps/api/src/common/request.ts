@@ -55,7 +55,8 @@ export function roleAtLeast(role: TenantRole, min: TenantRole): boolean {
   return ROLE_RANK[role] >= ROLE_RANK[min];
 }
 
-export function actorOf(principal: Principal, req: FastifyRequest): Actor {
+/** Who did it, for the audit log: the principal plus where the request (or socket) came from. */
+export function actorOf(principal: Principal, req: Pick<FastifyRequest, 'ip' | 'id'>): Actor {
   const base = { sourceIp: req.ip, requestId: req.id };
   switch (principal.kind) {
     case 'user':

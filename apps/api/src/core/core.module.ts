@@ -1,18 +1,7 @@
 import { Global, Module, type DynamicModule } from '@nestjs/common';
 import { APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
 import { loadTunnelVerifierKey } from '@backplane/config';
-import {
-  ApiKeysRepository,
-  AuditRepository,
-  InvitationsRepository,
-  MembershipsRepository,
-  RegionsRepository,
-  SessionsRepository,
-  SetupRepository,
-  SitesRepository,
-  TenantsRepository,
-  UsersRepository,
-} from '@backplane/db';
+import * as db from '@backplane/db';
 import { TokenService } from '../auth/tokens';
 import { IdempotencyInterceptor, IdempotencyService } from '../common/idempotency';
 import { ApiMetrics } from '../common/metrics';
@@ -23,16 +12,16 @@ import { VERIFIER_KEY } from '../gateway-link/verifier-key';
 
 /** The repositories of `@backplane/db` the api's features inject (stateless: one instance each). */
 const REPOSITORIES = [
-  ApiKeysRepository,
-  AuditRepository,
-  InvitationsRepository,
-  MembershipsRepository,
-  RegionsRepository,
-  SessionsRepository,
-  SetupRepository,
-  SitesRepository,
-  TenantsRepository,
-  UsersRepository,
+  db.ApiKeysRepository,
+  db.AuditRepository,
+  db.InvitationsRepository,
+  db.MembershipsRepository,
+  db.RegionsRepository,
+  db.SessionsRepository,
+  db.SetupRepository,
+  db.SitesRepository,
+  db.TenantsRepository,
+  db.UsersRepository,
 ];
 
 /**

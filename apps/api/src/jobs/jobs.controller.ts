@@ -1,10 +1,11 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { BulkJobRequest, JOB_STATES, JobRequest } from '@backplane/jobs';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { IdempotencyHeader, IdempotencyService } from '../common/idempotency';
-import { Tenant, TenantAccess, type TenantContext } from '../common/request';
+import { Tenant, type TenantContext } from '../common/request';
+import { Route } from '../common/route';
 import { ApiErrors, cursorQuery, limitQuery, uuidParam } from '../common/validation';
 import { JobsService } from './jobs.service';
 
@@ -58,8 +59,7 @@ export class JobsController {
 
   /** Enqueue a job for one site. Configuration changes, commands, backups, reboots, upgrades. */
   @Post('sites/:siteId/jobs')
-  @ApiOperation({ summary: 'Enqueue a job for a site' })
-  @TenantAccess('operator')
+  @Route('Enqueue a job for a site', 'operator')
   @IdemHeader()
   @ApiResponse({ status: 201, standardSchema: JobResponse })
   async enqueue(
@@ -76,8 +76,7 @@ export class JobsController {
 
   /** Recreate the site's tunnel: new credentials, router repaired over the tunnel or at its next poll. */
   @Post('sites/:siteId/recreate-tunnel')
-  @ApiOperation({ summary: "Recreate a site's tunnel (a job)" })
-  @TenantAccess('operator')
+  @Route("Recreate a site's tunnel (a job)", 'operator')
   @IdemHeader()
   @ApiResponse({ status: 201, standardSchema: JobResponse })
   async recreate(
@@ -101,8 +100,7 @@ export class JobsController {
    * site answer 422 `no_matching_sites` (no empty batch is created).
    */
   @Post('jobs/bulk')
-  @ApiOperation({ summary: 'Enqueue one job for many sites (a batch)' })
-  @TenantAccess('operator')
+  @Route('Enqueue one job for many sites (a batch)', 'operator')
   @IdemHeader()
   @ApiResponse({ status: 201, standardSchema: z.object({ batch: BatchResponse }) })
   async bulk(
@@ -117,17 +115,13 @@ export class JobsController {
   }
 
   @Get('job-batches/:batchId')
-  @ApiOperation({ summary: 'Get a batch of jobs' })
-  @TenantAccess('viewer')
-  @ApiResponse({ status: 200, standardSchema: BatchResponse })
+  @Route('Get a batch of jobs', 'viewer', { status: 200, standardSchema: BatchResponse })
   batch(@Tenant() t: TenantContext, @Param('batchId', { schema: uuidParam }) id: string) {
     return this.jobs.batch(t, id);
   }
 
   @Get('jobs')
-  @ApiOperation({ summary: 'List jobs' })
-  @TenantAccess('viewer')
-  @ApiResponse({
+  @Route('List jobs', 'viewer', {
     status: 200,
     standardSchema: z.object({ items: z.array(JobResponse), nextCursor: z.string().nullable() }),
   })
@@ -142,9 +136,7 @@ export class JobsController {
   }
 
   @Get('jobs/:jobId')
-  @ApiOperation({ summary: 'Get a job' })
-  @TenantAccess('viewer')
-  @ApiResponse({ status: 200, standardSchema: JobResponse })
+  @Route('Get a job', 'viewer', { status: 200, standardSchema: JobResponse })
   get(@Tenant() t: TenantContext, @Param('jobId', { schema: uuidParam }) id: string) {
     return this.jobs.get(t, id);
   }
@@ -154,16 +146,14 @@ export class JobsController {
    * exports of the menus it touches, for run-command and restore the full `/export show-sensitive`.
    */
   @Get('jobs/:jobId/exports')
-  @ApiOperation({ summary: "A job's before/after exports and their diff" })
-  @TenantAccess('admin')
+  @Route("A job's before/after exports and their diff", 'admin')
   exports(@Tenant() t: TenantContext, @Param('jobId', { schema: uuidParam }) id: string) {
     return this.jobs.exports(t, id);
   }
 
   /** Queued and waiting jobs end at once; a running job stops before its next step. */
   @Post('jobs/:jobId/cancel')
-  @ApiOperation({ summary: 'Cancel a job' })
-  @TenantAccess('operator')
+  @Route('Cancel a job', 'operator')
   @HttpCode(200)
   @ApiResponse({ status: 200, standardSchema: JobResponse })
   cancel(@Tenant() t: TenantContext, @Param('jobId', { schema: uuidParam }) id: string) {

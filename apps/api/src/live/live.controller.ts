@@ -3,7 +3,7 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Tenant, type TenantContext } from '../common/request';
-import { cursorQuery, uuidParam } from '../common/validation';
+import { cursorQuery, pageOf, uuidParam } from '../common/validation';
 import { RegionSelectionService } from '../regions/region-selection.service';
 import { LiveService } from './live.service';
 import { Route } from '../common/route';
@@ -17,6 +17,21 @@ const EventsQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(100),
   cursor: cursorQuery,
 });
+/** One tunnel connect/disconnect/refusal, as the gateway reported it (byte counts on disconnect). */
+const TunnelEventsPage = pageOf(
+  z.object({
+    id: z.string(),
+    type: z.string(),
+    accepted: z.boolean().nullable(),
+    reason: z.string().nullable(),
+    sourceIp: z.string().nullable(),
+    gatewayId: z.string().nullable(),
+    bytesIn: z.number().nullable(),
+    bytesOut: z.number().nullable(),
+    durationSeconds: z.number().nullable(),
+    at: z.string(),
+  }),
+);
 const TrafficQuery = z.strictObject({ interface: z.string().min(1).max(100) });
 const Rows = z.object({ items: z.array(z.record(z.string(), z.string())) });
 const AssignRegionBody = z.strictObject({ publicIp: z.union([z.ipv4(), z.ipv6()]) });
@@ -130,7 +145,7 @@ export class LiveController {
   }
 
   @Get('tunnel/events')
-  @Route("A site's tunnel events", 'viewer')
+  @Route("A site's tunnel events", 'viewer', { status: 200, standardSchema: TunnelEventsPage })
   events(
     @Tenant() t: TenantContext,
     @Param('siteId', { schema: uuidParam }) id: string,

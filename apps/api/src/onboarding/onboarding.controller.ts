@@ -1,9 +1,10 @@
 import { Controller, Get, Header, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiExcludeEndpoint, ApiResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiExcludeEndpoint, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ApiError } from '../common/api-error';
-import { Public, Tenant, TenantAccess, type TenantContext } from '../common/request';
+import { Public, Tenant, type TenantContext } from '../common/request';
+import { Route } from '../common/route';
 import { ApiErrors, uuidParam } from '../common/validation';
 import { OnboardingService, parsePollBody } from './onboarding.service';
 
@@ -36,18 +37,14 @@ export class OnboardingController {
 
   /** A one-time command (expiring, single use) that onboards the site's router when pasted into its terminal. */
   @Post('onboarding')
-  @ApiOperation({ summary: 'Onboarding command for a router' })
-  @TenantAccess('operator')
-  @ApiResponse({ status: 201, standardSchema: OnboardingCommand })
+  @Route('Onboarding command for a router', 'operator', { status: 201, standardSchema: OnboardingCommand })
   create(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) siteId: string) {
     return this.onboarding.createCommand(t, siteId);
   }
 
   /** Tunnel state and missed polls together. */
   @Get('health')
-  @ApiOperation({ summary: "A site's health (tunnel, polls)" })
-  @TenantAccess('viewer')
-  @ApiResponse({ status: 200, standardSchema: Health })
+  @Route("A site's health (tunnel, polls)", 'viewer', { status: 200, standardSchema: Health })
   health(@Tenant() t: TenantContext, @Param('siteId', { schema: uuidParam }) siteId: string) {
     return this.onboarding.health(t, siteId);
   }

@@ -57,7 +57,7 @@ import { apiKeyRoom, realtimeKeys, replaySince, sessionRoom, userRoom } from '@b
 import type { TenantRole, TenantScope } from '@backplane/db';
 import type { Redis } from 'ioredis';
 import { ApiError } from '../common/api-error';
-import type { Actor, Principal, TenantContext } from '../common/request';
+import { actorOf, type Principal, type TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { AuthGuard } from '../auth/auth.guard';
 import { LiveService } from '../live/live.service';
@@ -102,18 +102,6 @@ type Expiry = { kind: 'at'; at: number } | { kind: 'recheck'; token: string; ip:
 
 type RtServer = Server<RealtimeClientEvents, RealtimeServerEvents, Record<string, never>, SocketData>;
 type RtSocket = Socket<RealtimeClientEvents, RealtimeServerEvents, Record<string, never>, SocketData>;
-
-function actor(principal: Principal, ip: string, id: string): Actor {
-  const base = { sourceIp: ip, requestId: id };
-  switch (principal.kind) {
-    case 'user':
-      return { ...base, actorType: 'user', actorId: principal.userId, actorLabel: principal.email };
-    case 'apiKey':
-      return { ...base, actorType: 'api_key', actorId: principal.apiKeyId, actorLabel: principal.name };
-    case 'gateway':
-      return { ...base, actorType: 'gateway', actorId: principal.gatewayId, actorLabel: principal.name };
-  }
-}
 
 function reject(ack: unknown, error: string): void {
   if (typeof ack === 'function') (ack as Ack<unknown>)({ ok: false, error });
@@ -206,24 +194,25 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
       );
     });
     io.on('connection', (socket) => this.connected(socket));
-    const sockets = () => io.engine.clientsCount;
-    const streams = () => this.runningStreams;
-    new Gauge({
-      name: 'backplane_api_realtime_sockets',
-      help: 'Realtime (socket.io) connections on this api replica',
-      registers: [this.deps.registry],
-      collect() {
-        this.set(sockets());
-      },
-    });
-    new Gauge({
-      name: 'backplane_api_realtime_site_streams',
-      help: 'Upstream RouterOS streams (traffic, logs) this replica runs for site rooms',
-      registers: [this.deps.registry],
-      collect() {
-        this.set(streams());
-      },
-    });
+    const gauge = (name: string, help: string, value: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.deps.registry],
+        collect() {
+          this.set(value());
+        },
+      });
+    gauge(
+      'backplane_api_realtime_sockets',
+      'Realtime (socket.io) connections on this api replica',
+      () => io.engine.clientsCount,
+    );
+    gauge(
+      'backplane_api_realtime_site_streams',
+      'Upstream RouterOS streams (traffic, logs) this replica runs for site rooms',
+      () => this.runningStreams,
+    );
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -270,7 +259,7 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   private context(scope: TenantScope, role: TenantRole, principal: Principal, ip: string, id: string): TenantContext {
-    return { scope, role, principal, actor: actor(principal, ip, id) };
+    return { scope, role, principal, actor: actorOf(principal, { ip, id }) };
   }
 
   private expireAt(socket: RtSocket, at: number): void {

@@ -232,16 +232,9 @@ export class SiteStreams {
       .map((r) => r['name']!)
       .slice(0, MAX_TRAFFIC_INTERFACES);
     if (names.length === 0) throw new Error('the router has no enabled interfaces');
-    let batch: TrafficSample[] = [];
-    let timer: NodeJS.Timeout | undefined;
-    const flush = () => {
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      if (batch.length === 0) return;
-      const samples = batch;
-      batch = [];
-      this.o.emit(e.siteId, 'traffic', 'traffic', { siteId: e.siteId, at: new Date().toISOString(), samples });
-    };
+    const batch = new Batch<TrafficSample>(200, (samples) =>
+      this.o.emit(e.siteId, 'traffic', 'traffic', { siteId: e.siteId, at: new Date().toISOString(), samples }),
+    );
     try {
       await this.rows(
         e,
@@ -249,43 +242,36 @@ export class SiteStreams {
         signal,
         (row) => {
           const name = row['name'] ?? '';
-          if (batch.some((s) => s.interface === name)) flush(); // the next second's round
-          batch.push({
+          if (batch.items.some((s) => s.interface === name)) batch.flush(); // the next second's round
+          batch.items.push({
             interface: name,
             rxBps: Number(row['rx-bits-per-second'] ?? 0),
             txBps: Number(row['tx-bits-per-second'] ?? 0),
             rxPps: Number(row['rx-packets-per-second'] ?? 0),
             txPps: Number(row['tx-packets-per-second'] ?? 0),
           });
-          if (batch.length >= names.length) flush();
-          else timer ??= setTimeout(flush, 200);
+          if (batch.items.length >= names.length) batch.flush();
+          else batch.later();
         },
       );
     } finally {
-      flush();
+      batch.flush();
     }
   }
 
   private async logs(e: Entry, signal: AbortSignal): Promise<void> {
-    let batch: LogLine[] = [];
-    let timer: NodeJS.Timeout | undefined;
-    const flush = () => {
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      if (batch.length === 0) return;
-      const lines = batch;
-      batch = [];
-      this.o.emit(e.siteId, 'logs', 'logs', { siteId: e.siteId, lines });
-    };
+    const batch = new Batch<LogLine>(100, (lines) =>
+      this.o.emit(e.siteId, 'logs', 'logs', { siteId: e.siteId, lines }),
+    );
     try {
       await this.rows(e, { command: '/log/listen' }, signal, (row) => {
         if (row['.dead'] === 'true') return; // a removed entry, not a new line
-        batch.push({ time: row['time'] ?? '', topics: row['topics'] ?? '', message: row['message'] ?? '' });
-        if (batch.length >= 100) flush();
-        else timer ??= setTimeout(flush, 100);
+        batch.items.push({ time: row['time'] ?? '', topics: row['topics'] ?? '', message: row['message'] ?? '' });
+        if (batch.items.length >= 100) batch.flush();
+        else batch.later();
       });
     } finally {
-      flush();
+      batch.flush();
     }
   }
 
@@ -328,5 +314,29 @@ export class SiteStreams {
 
   private tooLong(): Error {
     return new Error(`the router stream sent a row longer than ${this.maxLine} characters; stream ended`);
+  }
+}
+
+/** Rows collected for one emit: `flush` hands over what is pending (if anything); `later` flushes after `delayMs` at the latest. */
+class Batch<T> {
+  items: T[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly delayMs: number,
+    private readonly emit: (items: T[]) => void,
+  ) {}
+
+  readonly flush = (): void => {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.items.length === 0) return;
+    const items = this.items;
+    this.items = [];
+    this.emit(items);
+  };
+
+  later(): void {
+    this.timer ??= setTimeout(this.flush, this.delayMs);
   }
 }

@@ -5504,7 +5504,23 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: {
+                            accepted: boolean | null;
+                            at: string;
+                            bytesIn: number | null;
+                            bytesOut: number | null;
+                            durationSeconds: number | null;
+                            gatewayId: string | null;
+                            id: string;
+                            reason: string | null;
+                            sourceIp: string | null;
+                            type: string;
+                        }[];
+                        nextCursor: string | null;
+                    };
+                };
             };
         };
     };

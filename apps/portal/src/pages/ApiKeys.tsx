@@ -1,7 +1,7 @@
-import { Alert, Badge, Button, Card, Group, Modal, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+import { Alert, Badge, Button, Group, Modal, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useState, type SyntheticEvent } from 'react';
 import { api, errorText, ROLE_RANK, ROLES, type ApiKey, type Page, type Role } from '../api';
-import { Copyable, EmptyNote, ErrorAlert, TableHead } from '../components';
+import { CardTable, Copyable, EmptyNote, ErrorAlert, RoleSelect, RowDangerButton } from '../components';
 import { useSession } from '../session';
 import { ago, useAction, useLoad, when } from '../util';
 
@@ -52,50 +52,37 @@ export function ApiKeysPage() {
           </Stack>
         </Alert>
       )}
-      <Card withBorder padding={0}>
-        <Table.ScrollContainer minWidth={700}>
-          <Table striped>
-            <TableHead
-              columns={['Name', 'Key starts with', 'Role', 'Created', 'Last used', 'Expires', 'State', 'Actions']}
-            />
-            <Table.Tbody>
-              {(list.data?.items ?? []).map((k) => (
-                <Table.Tr key={k.id}>
-                  <Table.Td>{k.name}</Table.Td>
-                  <Table.Td className="mono">{k.prefix}…</Table.Td>
-                  <Table.Td>{k.role}</Table.Td>
-                  <Table.Td>{when(k.createdAt)}</Table.Td>
-                  <Table.Td>{ago(k.lastUsedAt)}</Table.Td>
-                  <Table.Td>{when(k.expiresAt)}</Table.Td>
-                  <Table.Td>
-                    {k.revokedAt ? (
-                      <Badge color="gray">revoked</Badge>
-                    ) : Date.parse(k.expiresAt) < Date.now() ? (
-                      <Badge color="orange">expired</Badge>
-                    ) : (
-                      <Badge color="teal">active</Badge>
-                    )}
-                  </Table.Td>
-                  <Table.Td>
-                    {!k.revokedAt && (
-                      <Button
-                        size="xs"
-                        variant="subtle"
-                        color="red"
-                        onClick={() => void revoke(k)}
-                        aria-label={`Revoke ${k.name}`}
-                      >
-                        Revoke
-                      </Button>
-                    )}
-                  </Table.Td>
-                </Table.Tr>
-              ))}
-            </Table.Tbody>
-          </Table>
-        </Table.ScrollContainer>
-        {list.data && list.data.items.length === 0 && <EmptyNote>No API keys yet.</EmptyNote>}
-      </Card>
+      <CardTable
+        minWidth={700}
+        striped
+        columns={['Name', 'Key starts with', 'Role', 'Created', 'Last used', 'Expires', 'State', 'Actions']}
+        footer={list.data && list.data.items.length === 0 && <EmptyNote>No API keys yet.</EmptyNote>}
+      >
+        {(list.data?.items ?? []).map((k) => (
+          <Table.Tr key={k.id}>
+            <Table.Td>{k.name}</Table.Td>
+            <Table.Td className="mono">{k.prefix}…</Table.Td>
+            <Table.Td>{k.role}</Table.Td>
+            <Table.Td>{when(k.createdAt)}</Table.Td>
+            <Table.Td>{ago(k.lastUsedAt)}</Table.Td>
+            <Table.Td>{when(k.expiresAt)}</Table.Td>
+            <Table.Td>
+              {k.revokedAt ? (
+                <Badge color="gray">revoked</Badge>
+              ) : Date.parse(k.expiresAt) < Date.now() ? (
+                <Badge color="orange">expired</Badge>
+              ) : (
+                <Badge color="teal">active</Badge>
+              )}
+            </Table.Td>
+            <Table.Td>
+              {!k.revokedAt && (
+                <RowDangerButton label="Revoke" name={`Revoke ${k.name}`} onClick={() => void revoke(k)} />
+              )}
+            </Table.Td>
+          </Table.Tr>
+        ))}
+      </CardTable>
       <CreateKey
         opened={creating}
         tenantId={tenant.id}
@@ -145,13 +132,7 @@ function CreateKey(props: {
             onChange={(e) => setName(e.currentTarget.value)}
             description="What uses it, e.g. monitoring"
           />
-          <Select
-            label="Role"
-            data={props.roles}
-            value={role}
-            allowDeselect={false}
-            onChange={(v) => v && setRole(v as Role)}
-          />
+          <RoleSelect roles={props.roles} value={role} onChange={setRole} />
           <Select
             label="Expires"
             data={[

@@ -6,6 +6,18 @@ import { EmptyNote, ErrorAlert, TableHead } from '../components';
 import { useSession } from '../session';
 import { useLoad, when } from '../util';
 
+/** One side of an audit entry's change, as indented JSON under a small label. */
+function JsonBlock({ label, value }: { label: string; value: unknown }) {
+  return (
+    <div>
+      <Text size="xs" fw={600}>
+        {label}
+      </Text>
+      <Code block>{JSON.stringify(value, null, 2)}</Code>
+    </div>
+  );
+}
+
 function localToIso(v: string): string | undefined {
   if (!v) return undefined;
   const t = Date.parse(v);
@@ -107,18 +119,8 @@ export function AuditPage() {
                     <Table.Tr>
                       <Table.Td colSpan={6}>
                         <Group align="start" grow>
-                          <div>
-                            <Text size="xs" fw={600}>
-                              Before
-                            </Text>
-                            <Code block>{JSON.stringify(e.before, null, 2)}</Code>
-                          </div>
-                          <div>
-                            <Text size="xs" fw={600}>
-                              After
-                            </Text>
-                            <Code block>{JSON.stringify(e.after, null, 2)}</Code>
-                          </div>
+                          <JsonBlock label="Before" value={e.before} />
+                          <JsonBlock label="After" value={e.after} />
                         </Group>
                       </Table.Td>
                     </Table.Tr>

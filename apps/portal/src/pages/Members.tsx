@@ -1,6 +1,7 @@
-import { Alert, Badge, Button, Card, Group, Modal, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+import { Alert, Badge, Button, Group, Modal, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useState, type SyntheticEvent } from 'react';
 import { api, errorText, ROLE_RANK, ROLES, type Member, type Page, type Role } from '../api';
+import { CardTable, ErrorAlert, RoleSelect, RowDangerButton } from '../components';
 import { useSession } from '../session';
 import { useLoad, when } from '../util';
 
@@ -62,67 +63,44 @@ export function MembersPage() {
         <Title order={2}>Users and roles</Title>
         {admin && <Button onClick={() => setAdding(true)}>Invite a user</Button>}
       </Group>
-      {(error ?? list.error) && (
-        <Alert color="red" role="alert">
-          {error ?? list.error}
-        </Alert>
-      )}
-      <Card withBorder padding={0}>
-        <Table.ScrollContainer minWidth={600}>
-          <Table striped highlightOnHover>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Name</Table.Th>
-                <Table.Th>Email</Table.Th>
-                <Table.Th>Role</Table.Th>
-                <Table.Th>MFA</Table.Th>
-                <Table.Th>Member since</Table.Th>
-                {admin && <Table.Th>Actions</Table.Th>}
-              </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {members.map((m) => (
-                <Table.Tr key={m.userId}>
-                  <Table.Td>{m.displayName}</Table.Td>
-                  <Table.Td>{m.email}</Table.Td>
-                  <Table.Td>
-                    {admin && m.userId !== me.id && ROLE_RANK[m.role] <= ROLE_RANK[tenant.role] ? (
-                      <Select
-                        aria-label={`Role of ${m.email}`}
-                        data={assignable}
-                        value={m.role}
-                        allowDeselect={false}
-                        onChange={(v) => v && v !== m.role && void setRole(m, v as Role)}
-                        w={130}
-                        size="xs"
-                      />
-                    ) : (
-                      <Badge variant="light">{m.role}</Badge>
-                    )}
-                  </Table.Td>
-                  <Table.Td>{m.mfaEnabled ? <Badge color="teal">on</Badge> : <Badge color="gray">off</Badge>}</Table.Td>
-                  <Table.Td>{when(m.createdAt)}</Table.Td>
-                  {admin && (
-                    <Table.Td>
-                      {m.userId !== me.id && (
-                        <Button
-                          size="xs"
-                          variant="subtle"
-                          color="red"
-                          onClick={() => void remove(m)}
-                          aria-label={`Remove ${m.email}`}
-                        >
-                          Remove
-                        </Button>
-                      )}
-                    </Table.Td>
-                  )}
-                </Table.Tr>
-              ))}
-            </Table.Tbody>
-          </Table>
-        </Table.ScrollContainer>
-      </Card>
+      <ErrorAlert error={error ?? list.error} />
+      <CardTable
+        minWidth={600}
+        striped
+        highlightOnHover
+        columns={['Name', 'Email', 'Role', 'MFA', 'Member since', ...(admin ? ['Actions'] : [])]}
+      >
+        {members.map((m) => (
+          <Table.Tr key={m.userId}>
+            <Table.Td>{m.displayName}</Table.Td>
+            <Table.Td>{m.email}</Table.Td>
+            <Table.Td>
+              {admin && m.userId !== me.id && ROLE_RANK[m.role] <= ROLE_RANK[tenant.role] ? (
+                <Select
+                  aria-label={`Role of ${m.email}`}
+                  data={assignable}
+                  value={m.role}
+                  allowDeselect={false}
+                  onChange={(v) => v && v !== m.role && void setRole(m, v as Role)}
+                  w={130}
+                  size="xs"
+                />
+              ) : (
+                <Badge variant="light">{m.role}</Badge>
+              )}
+            </Table.Td>
+            <Table.Td>{m.mfaEnabled ? <Badge color="teal">on</Badge> : <Badge color="gray">off</Badge>}</Table.Td>
+            <Table.Td>{when(m.createdAt)}</Table.Td>
+            {admin && (
+              <Table.Td>
+                {m.userId !== me.id && (
+                  <RowDangerButton label="Remove" name={`Remove ${m.email}`} onClick={() => void remove(m)} />
+                )}
+              </Table.Td>
+            )}
+          </Table.Tr>
+        ))}
+      </CardTable>
       {list.data?.nextCursor && pages.length === 0 && (
         <Button variant="default" onClick={() => void more()}>
           Load more
@@ -176,49 +154,25 @@ function PendingInvitations({ tenantId, version }: { tenantId: string; version: 
       <Title order={3} size="h4">
         Pending invitations
       </Title>
-      {(error ?? list.error) && (
-        <Alert color="red" role="alert">
-          {error ?? list.error}
-        </Alert>
-      )}
-      <Card withBorder padding={0}>
-        <Table.ScrollContainer minWidth={500}>
-          <Table>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Email</Table.Th>
-                <Table.Th>Role</Table.Th>
-                <Table.Th>Expires</Table.Th>
-                <Table.Th>Actions</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {items.map((i) => (
-                <Table.Tr key={i.id}>
-                  <Table.Td>{i.email}</Table.Td>
-                  <Table.Td>
-                    <Badge variant="light">{i.role}</Badge>
-                  </Table.Td>
-                  <Table.Td>
-                    {i.status === 'expired' ? <Badge color="gray">expired</Badge> : when(i.expiresAt)}
-                  </Table.Td>
-                  <Table.Td>
-                    <Button
-                      size="xs"
-                      variant="subtle"
-                      color="red"
-                      onClick={() => void revoke(i)}
-                      aria-label={`Revoke the invitation of ${i.email}`}
-                    >
-                      Revoke
-                    </Button>
-                  </Table.Td>
-                </Table.Tr>
-              ))}
-            </Table.Tbody>
-          </Table>
-        </Table.ScrollContainer>
-      </Card>
+      <ErrorAlert error={error ?? list.error} />
+      <CardTable minWidth={500} columns={['Email', 'Role', 'Expires', 'Actions']}>
+        {items.map((i) => (
+          <Table.Tr key={i.id}>
+            <Table.Td>{i.email}</Table.Td>
+            <Table.Td>
+              <Badge variant="light">{i.role}</Badge>
+            </Table.Td>
+            <Table.Td>{i.status === 'expired' ? <Badge color="gray">expired</Badge> : when(i.expiresAt)}</Table.Td>
+            <Table.Td>
+              <RowDangerButton
+                label="Revoke"
+                name={`Revoke the invitation of ${i.email}`}
+                onClick={() => void revoke(i)}
+              />
+            </Table.Td>
+          </Table.Tr>
+        ))}
+      </CardTable>
     </Stack>
   );
 }
@@ -279,11 +233,7 @@ function AddMember(props: {
       ) : (
         <form onSubmit={(e) => void submit(e)}>
           <Stack>
-            {error && (
-              <Alert color="red" role="alert">
-                {error}
-              </Alert>
-            )}
+            <ErrorAlert error={error} />
             <TextInput
               label="Email"
               type="email"
@@ -291,13 +241,7 @@ function AddMember(props: {
               value={email}
               onChange={(e) => setEmail(e.currentTarget.value)}
             />
-            <Select
-              label="Role"
-              data={props.roles}
-              value={role}
-              allowDeselect={false}
-              onChange={(v) => v && setRole(v as Role)}
-            />
+            <RoleSelect roles={props.roles} value={role} onChange={setRole} />
             <Text size="sm" c="dimmed">
               The person chooses their own password when they accept, or joins with the account they already have.
             </Text>

@@ -1,7 +1,7 @@
 import { Alert, Badge, Button, Card, Group, Loader, Modal, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import type { TelemetrySample } from '@backplane/contracts';
 import { useState } from 'react';
-import { api, ApiError, errorText, type Site, type SiteHealth } from '../api';
+import { api, ApiError, errorText, type Site, type SiteHealth, type TunnelEvent } from '../api';
 import { Copyable, Facts, NotLoaded, Panel, TableHead } from '../components';
 import { JobsTable, MoreButton, TERMINAL, useJobList, type Job } from '../jobs';
 import { usePlatformNames } from '../names';
@@ -24,19 +24,6 @@ interface Tunnel {
   bytesIn?: number;
   bytesOut?: number;
   latencyMs?: number | null;
-}
-
-interface TunnelEvent {
-  id: string;
-  type: string;
-  accepted: boolean | null;
-  reason: string | null;
-  sourceIp: string | null;
-  gatewayId: string | null;
-  bytesIn: number | null;
-  bytesOut: number | null;
-  durationSeconds: number | null;
-  at: string;
 }
 
 type Live = { identity: string | null; resources: Record<string, string> } | { unavailable: string };

@@ -7,6 +7,7 @@ import {
 } from '@backplane/gateway-link';
 import { RouterOsClient, RouterOsConnectionError, RouterOsLoginError, RouterOsTrapError } from '@backplane/routeros';
 import type { Redis } from 'ioredis';
+import { NamedError } from './named-error';
 
 /** The router cannot be reached right now: the job waits and retries (it is not a failure). */
 export class SiteUnreachableError extends Error {
@@ -20,12 +21,7 @@ export class SiteUnreachableError extends Error {
 }
 
 /** The router refused a command (`!trap`): a real failure of the job. */
-export class RouterCommandError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RouterCommandError';
-  }
-}
+export class RouterCommandError extends NamedError {}
 
 export interface SiteTarget {
   readonly siteId: string;

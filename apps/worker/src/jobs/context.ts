@@ -15,6 +15,7 @@ import {
 import type { Logger } from 'pino';
 import { elevatedCredentials } from '@backplane/routeros';
 import { RouterCommandError, SiteUnreachableError, type RouterChannel, type SiteTarget } from './channel';
+import { NamedError } from './named-error';
 
 /** Ask the runner to run the job again later (e.g. waiting for the router to come back). */
 export class RetryLaterError extends Error {
@@ -50,12 +51,7 @@ export class LeaseLostError extends Error {
  * A command was sent (or may have been) and its effect could not be verified: the job ends
  * `unknown`, never `succeeded` (docs/adr/0057-verified-effects-unknown-outcome.md).
  */
-export class OutcomeUnknownError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'OutcomeUnknownError';
-  }
-}
+export class OutcomeUnknownError extends NamedError {}
 
 /** The lease of one run of a job: its epoch, and a check that it still holds it (before each router call). */
 export interface JobLease {

@@ -1,14 +1,9 @@
 import type { WorkerConfig } from '@backplane/config';
-import type { RealtimeSink } from '@backplane/contracts';
-import type { Database } from '@backplane/db';
-import type { QueueConnection } from '@backplane/jobs';
-import type { Redis } from 'ioredis';
-import type { Logger } from 'pino';
 import { BackupScheduler } from './backups';
 import { GatewaySweep } from './gateway-sweep';
 import { IDEMPOTENCY_CLEANUP_EVERY_SECONDS, IdempotencyCleanup } from './idempotency-cleanup';
 import { Schedules } from './schedules';
-import { SelfHeal } from './self-heal';
+import { SelfHeal, type SelfHealDeps } from './self-heal';
 import { TelemetryMaintenance } from './telemetry-maintenance';
 
 export { BackupScheduler } from './backups';
@@ -37,14 +32,9 @@ export type ScheduleConfig = Pick<
   | 'TELEMETRY_1H_RETENTION_DAYS'
 >;
 
-export interface WorkerScheduleDeps {
+/** What self-heal needs (database, Redis, queue, logger, realtime), with every schedule's settings. */
+export interface WorkerScheduleDeps extends Omit<SelfHealDeps, 'config'> {
   readonly config: ScheduleConfig;
-  readonly db: Database;
-  readonly redis: Redis;
-  readonly redisPrefix: string;
-  readonly queue: QueueConnection;
-  readonly logger: Logger;
-  readonly realtime: RealtimeSink;
 }
 
 export interface WorkerSchedules {

@@ -1,7 +1,7 @@
 import { query } from '../sql';
 import type { TenantRole } from '../entities';
 import type { TenantTx, Tx } from '../tenancy';
-import { decodeCursor, toPage, type Page, type PageRequest } from './pagination';
+import { newestFirst, toPage, type Page, type PageRequest } from './pagination';
 
 export interface ApiKeyRow {
   id: string;
@@ -55,18 +55,8 @@ export class ApiKeysRepository {
 
   async list(tx: TenantTx, page: PageRequest): Promise<Page<ApiKeyRow>> {
     const params: unknown[] = [tx.tenantId];
-    let where = 'tenant_id = $1';
-    if (page.cursor) {
-      const k = decodeCursor(page.cursor);
-      params.push(k.createdAt, k.id);
-      where += ` AND (created_at, id) < ($2::timestamptz, $3::uuid)`;
-    }
-    params.push(page.limit + 1);
-    const rows = await query<ApiKeyRow>(
-      tx,
-      `SELECT ${COLS} FROM api_keys WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
-      params,
-    );
+    const rest = newestFirst(page, params, 'tenant_id = $1');
+    const rows = await query<ApiKeyRow>(tx, `SELECT ${COLS} FROM api_keys WHERE ${rest}`, params);
     return toPage(rows, page.limit);
   }
 

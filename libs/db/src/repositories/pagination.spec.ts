@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeCursor, encodeCursor, InvalidCursorError, toPage } from './pagination';
+import { decodeCursor, encodeCursor, InvalidCursorError, newestFirst, toPage } from './pagination';
 
 describe('keyset cursors', () => {
   it('round-trips and is opaque', () => {
@@ -29,5 +29,19 @@ describe('keyset cursors', () => {
     const page = toPage(rows, 2);
     expect(page.items).toHaveLength(2);
     expect(decodeCursor(page.nextCursor!)).toEqual({ createdAt: new Date(2000).toISOString(), id: rows[1]!.id });
+  });
+});
+
+describe('newestFirst', () => {
+  it('numbers the cursor and limit parameters after the ones the condition already uses', () => {
+    const k = { createdAt: '2026-11-22T10:00:00.123Z', id: '3f1c7a52-5b1e-4f3a-9d2e-0a1b2c3d4e5f' };
+    const params: unknown[] = ['tenant'];
+    expect(newestFirst({ limit: 50, cursor: encodeCursor(k) }, params, 'tenant_id = $1')).toBe(
+      'tenant_id = $1 AND (created_at, id) < ($2::timestamptz, $3::uuid) ORDER BY created_at DESC, id DESC LIMIT $4',
+    );
+    expect(params).toEqual(['tenant', k.createdAt, k.id, 51]);
+    const first: unknown[] = [];
+    expect(newestFirst({ limit: 10 }, first, 'true')).toBe('true ORDER BY created_at DESC, id DESC LIMIT $1');
+    expect(first).toEqual([11]);
   });
 });

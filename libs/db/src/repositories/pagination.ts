@@ -49,6 +49,22 @@ export function decodeCursor(cursor: string): Keyset {
   throw new InvalidCursorError();
 }
 
+/**
+ * The rest of a newest-first page query after `WHERE`: `base`, the cursor's keyset condition
+ * when there is a cursor, the order and `LIMIT limit + 1` (for {@link toPage}). Appends the
+ * cursor and limit values to `params` (which holds the values `base` refers to).
+ */
+export function newestFirst(page: PageRequest, params: unknown[], base: string): string {
+  let where = base;
+  if (page.cursor) {
+    const k = decodeCursor(page.cursor);
+    params.push(k.createdAt, k.id);
+    where += ` AND (created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`;
+  }
+  params.push(page.limit + 1);
+  return `${where} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`;
+}
+
 /** Takes `limit + 1` rows and turns them into a page. */
 export function toPage<T extends { createdAt: Date; id: string }>(rows: T[], limit: number): Page<T> {
   const items = rows.slice(0, limit);

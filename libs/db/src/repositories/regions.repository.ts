@@ -1,6 +1,6 @@
 import { query } from '../sql';
 import type { PlatformTx } from '../tenancy';
-import { decodeCursor, toPage, type Page, type PageRequest } from './pagination';
+import { newestFirst, toPage, type Page, type PageRequest } from './pagination';
 
 export interface RegionRow {
   id: string;
@@ -62,18 +62,8 @@ export class RegionsRepository {
 
   async list(tx: PlatformTx, page: PageRequest): Promise<Page<RegionRow>> {
     const params: unknown[] = [];
-    let where = 'true';
-    if (page.cursor) {
-      const k = decodeCursor(page.cursor);
-      params.push(k.createdAt, k.id);
-      where = `(created_at, id) < ($1::timestamptz, $2::uuid)`;
-    }
-    params.push(page.limit + 1);
-    const rows = await query<RegionRow>(
-      tx,
-      `SELECT ${REGION_COLS} FROM regions WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
-      params,
-    );
+    const rest = newestFirst(page, params, 'true');
+    const rows = await query<RegionRow>(tx, `SELECT ${REGION_COLS} FROM regions WHERE ${rest}`, params);
     return toPage(rows, page.limit);
   }
 

@@ -2,15 +2,9 @@ import { query } from '../sql';
 import type { PlatformTx, TenantTx } from '../tenancy';
 import { decodeCursor, toPage, type Page, type PageRequest } from './pagination';
 
-export interface SiteRow {
+export interface SiteRow extends SiteInput {
   id: string;
   tenantId: string;
-  name: string;
-  notes: string;
-  tags: string[];
-  address: string | null;
-  latitude: number | null;
-  longitude: number | null;
   mgmtAddress: string;
   online: boolean;
   lastSeenAt: Date | null;

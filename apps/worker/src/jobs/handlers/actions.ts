@@ -62,16 +62,32 @@ export async function runCommand(ctx: JobContext<'run-command'>) {
  * Waits until the router runs `want` (returns it), or answers for a whole window with another
  * version (returns that one); a router that does not answer makes the job wait.
  */
-async function awaitVersion(ctx: JobContext, want: string, deadlineMs: number): Promise<string> {
+function awaitVersion(ctx: JobContext, want: string, deadlineMs: number): Promise<string> {
+  return awaitEffect(ctx, deadlineMs, async () => {
+    const v = await ctx.version();
+    return { done: v === want, value: v };
+  });
+}
+
+/**
+ * Probes the router every 500 ms until `probe` says done (its value), or the router has
+ * answered for a whole window without that (the last value). While it does not answer the
+ * window starts over; past `deadlineMs` the job waits (RetryLater).
+ */
+async function awaitEffect<T>(
+  ctx: JobContext,
+  deadlineMs: number,
+  probe: () => Promise<{ done: boolean; value: T }>,
+): Promise<T> {
   const window = ctx.services.effectWaitMs ?? 90_000;
   const end = Date.now() + deadlineMs;
   let answeringSince: number | undefined;
   for (;;) {
     try {
-      const v = await ctx.version();
-      if (v === want) return v;
+      const { done, value } = await probe();
+      if (done) return value;
       answeringSince ??= Date.now();
-      if (Date.now() - answeringSince > window) return v;
+      if (Date.now() - answeringSince > window) return value;
     } catch (err) {
       if (!(err instanceof SiteUnreachableError)) throw err;
       answeringSince = undefined;
@@ -111,23 +127,12 @@ async function bootTimeBefore(ctx: JobContext): Promise<number> {
  * reboot). A router that does not answer makes the job wait (RetryLater); one that never
  * comes back ends `unknown` at the job's expiry.
  */
-async function awaitReboot(ctx: JobContext, bootBefore: number, deadlineMs: number): Promise<string | undefined> {
-  const window = ctx.services.effectWaitMs ?? 90_000;
-  const end = Date.now() + deadlineMs;
-  let answeringSince: number | undefined;
-  for (;;) {
-    try {
-      const up = await uptimeSeconds(ctx);
-      if (Date.now() - up * 1000 > bootBefore + BOOT_SLACK_MS) return await ctx.version();
-      answeringSince ??= Date.now();
-      if (Date.now() - answeringSince > window) return undefined;
-    } catch (err) {
-      if (!(err instanceof SiteUnreachableError)) throw err;
-      answeringSince = undefined;
-      if (Date.now() > end) throw new RetryLaterError('router not back yet', 5000);
-    }
-    await sleep(500);
-  }
+function awaitReboot(ctx: JobContext, bootBefore: number, deadlineMs: number): Promise<string | undefined> {
+  return awaitEffect<string | undefined>(ctx, deadlineMs, async () => {
+    const up = await uptimeSeconds(ctx);
+    if (Date.now() - up * 1000 > bootBefore + BOOT_SLACK_MS) return { done: true, value: await ctx.version() };
+    return { done: false, value: undefined };
+  });
 }
 
 /**
