@@ -396,7 +396,9 @@ export async function recreateTunnel(ctx: JobContext<'recreate-tunnel'>) {
   // and the router's ovpn-client carries the new secret.
   const since = await ctx.services.channel.connectedSince(siteId);
   if (!since) throw new RetryLaterError('waiting for the router to come back with the new tunnel', 3000);
-  if (ctx.services.channel.tunnels && rotatedAt && since.getTime() < Date.parse(rotatedAt)) {
+  // openvpn reports a connection's start in whole seconds (time_unix): a reconnect in the same
+  // second as the rotation counts; the password check below proves it carries the new secret
+  if (ctx.services.channel.tunnels && rotatedAt && since.getTime() < Math.floor(Date.parse(rotatedAt) / 1000) * 1000) {
     throw new RetryLaterError('waiting for the router to reconnect with the new parameters', 3000);
   }
   // The secret is shown only to the elevated user (the routine one lacks `sensitive`, ADR 0053).
