@@ -156,6 +156,25 @@ describe('invitations (no account pre-creation, no disclosure)', () => {
     for (const t of [inv.body.token, late.body.token, first.body.token]) expect(all).not.toContain(t);
   });
 
+  it('concurrent accepts of one token: exactly one wins, one password works, one membership', async () => {
+    const inv = await invite(ownerA, A, { email: 'race@a.test', role: 'viewer' });
+    const passwords = Array.from({ length: 8 }, (_, i) => `race password number ${i}`);
+    const answers = await Promise.all(passwords.map((pw) => accept(inv.body.token, pw)));
+    const won = answers.map((a, i) => ({ status: a.status, pw: passwords[i] })).filter((a) => a.status === 201);
+    expect(won).toHaveLength(1);
+    for (const a of answers) expect([201, 404]).toContain(a.status);
+    // The winner's password signs in first (before the failed attempts could throttle the
+    // account); every other racer's password is refused.
+    expect((await signIn('race@a.test', won[0]!.pw)).status).toBe(200);
+    for (const pw of passwords.filter((p) => p !== won[0]!.pw)) {
+      expect((await signIn('race@a.test', pw)).status).not.toBe(200);
+    }
+    const rows = await h.ds.query<{ n: string }[]>(
+      `SELECT count(*) AS n FROM memberships m JOIN users u ON u.id = m.user_id WHERE u.email = 'race@a.test'`,
+    );
+    expect(Number(rows[0]!.n)).toBe(1);
+  });
+
   it('only admins invite, never above their own role; the platform invites a tenant owner without touching accounts', async () => {
     const op = await invite(ownerA, A, { email: 'op@a.test', role: 'operator' });
     await accept(op.body.token, 'operator password');
