@@ -3,6 +3,8 @@
  * `BenchModule`), and rewrites that module's section in docs/benchmarks.md with the
  * machine, the date, the load average and the command. Sections of modules not run are kept
  * as they were. Headline figures also go to docs/benchmarks.json (scripts/bench/_record.ts).
+ * Arguments starting with `--` are options for the modules (e.g. `--routers=20`), not filters;
+ * `--dry-run` prints the sections without writing either file (trying a module out).
  */
 import { execSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -33,7 +35,8 @@ function sections(doc: string): Map<string, string> {
 }
 
 async function main(): Promise<void> {
-  const filters = process.argv.slice(2);
+  const filters = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+  const dryRun = process.argv.includes('--dry-run');
   const dir = join(__dirname, 'bench');
   const files = readdirSync(dir).filter((f) => f.endsWith('.js') && f !== 'types.js' && !f.startsWith('_'));
   const existing = existsSync(DOC) ? sections(readFileSync(DOC, 'utf8')) : new Map<string, string>();
@@ -58,7 +61,7 @@ async function main(): Promise<void> {
       `Load average: ${load.before.toFixed(2)} before, up to ${loadDuring.toFixed(2)} during.${notComparable} ` +
       `Command: \`npm run bench -- ${result.id}\` (${seconds} s).\n\n${result.markdown.trim()}\n<!-- /bench:${result.id} -->`;
     existing.set(result.id, block);
-    if (result.headlines?.length) {
+    if (result.headlines?.length && !dryRun) {
       const previous = existsSync(JSON_DOC) ? readFileSync(JSON_DOC, 'utf8') : undefined;
       const run = { section: result.id, headlines: result.headlines, date, loadBefore: load.before, loadDuring };
       writeFileSync(JSON_DOC, `${JSON.stringify(recordHeadlines(previous, run), null, 2)}\n`);
@@ -68,6 +71,10 @@ async function main(): Promise<void> {
   const header =
     '# Benchmarks\n\nWritten by `npm run bench` (each section by its own module in scripts/bench/). ' +
     'The machine is shared and noisy, so results are given as ratios against a baseline measured in the same run where possible.\n\n';
+  if (dryRun) {
+    process.stdout.write('--dry-run: docs/benchmarks.md and docs/benchmarks.json left as they were\n');
+    return;
+  }
   writeFileSync(DOC, header + [...existing.values()].join('\n\n') + '\n');
 }
 

@@ -22,7 +22,9 @@ import { startControlPlane, type ControlPlane, type TestSite } from './control-p
  * openvpn; the gateway is stopped with SIGTERM and started again, then killed with SIGKILL
  * and started again. No router's openvpn re-initialises (one "Initialization Sequence
  * Completed" each, no restart in its log), openvpn keeps its pid, the registry's
- * connectedSince does not move, and relayed calls answer before and after.
+ * connectedSince does not move, and relayed calls answer before and after. A deliberate
+ * openvpn restart (a changed config) is the one thing that drops tunnels: it drains, says
+ * so, reconnects every router exactly once, and a second one soon after is rate-limited.
  */
 const missing = realTunnelsMissing('test/gateway/restart-adopt.spec.ts');
 const ROOT = resolve(__dirname, '../..');
@@ -332,4 +334,94 @@ describe.skipIf(missing.length > 0)('gateway restarts keep every tunnel (real op
     expect(after.slice(0, LAST)).toEqual(before.slice(0, LAST));
     expect(after[LAST]).not.toBe(before[LAST]);
   }, 300_000);
+
+  it('a deliberate openvpn restart (config change) drains and says so: each router reconnects once, a second change within the interval is deferred', async () => {
+    const MIN_INTERVAL = 30;
+    const gwLog = (from: number) => gateway!.log.slice(from).join('\n');
+    const allRegistered = () =>
+      until(
+        async () => (await Promise.all(sites.map((s) => registry(s.id)))).every(Boolean) || undefined,
+        60_000,
+        'every router registered again',
+      );
+    const everyRouterAt = (inits: number[], label: string) =>
+      until(
+        () => initialisations().every((n, i) => n >= inits[i]!) || undefined,
+        60_000,
+        `every router re-initialised (${label})`,
+      ).catch((err: unknown) => {
+        throw new Error(`${String(err)}: ${initialisations().join(',')}\n${gwLog(0).slice(-4000)}`);
+      });
+    const pid = openvpnPid();
+    const inits0 = initialisations();
+    const startedAt = new Date().toISOString();
+
+    // 1. the gateway comes back with a changed openvpn config: it attaches, then restarts openvpn on purpose
+    await stop(gateway, 'SIGTERM');
+    gatewayEnv = {
+      ...gatewayEnv,
+      GATEWAY_OPENVPN_KEEPALIVE: '9',
+      GATEWAY_OPENVPN_RESTART_MIN_INTERVAL: String(MIN_INTERVAL),
+      GATEWAY_OPENVPN_RESTART_DRAIN: '3',
+    };
+    gateway = startGateway();
+    await waitListening(gateway);
+    await until(() => /openvpn restarted \(config re-read\)/.test(gwLog(0)) || undefined, 60_000, 'the restart').catch(
+      (err: unknown) => {
+        throw new Error(`${String(err)}\n${gwLog(0).slice(-4000)}`);
+      },
+    );
+    const first = gwLog(0);
+    const draining = first.split('\n').find((l) => l.includes('deliberate openvpn restart: draining'));
+    expect(draining, 'the restart is logged with its reason and the tunnels it drops').toBeDefined();
+    expect(JSON.parse(draining!)).toMatchObject({ reason: 'config generation changed', tunnels: N });
+    expect(first).toContain('openvpn restart: drained');
+    // the drain comes before the restart, the restart before tunnels are admitted again
+    expect(first.indexOf('deliberate openvpn restart: draining')).toBeLessThan(
+      first.indexOf('openvpn restart: drained'),
+    );
+    expect(first.indexOf('openvpn restart: drained')).toBeLessThan(first.indexOf('openvpn restarted'));
+    await everyRouterAt(
+      inits0.map((n) => n + 1),
+      'first restart',
+    );
+    await allRegistered();
+    // exactly once each, the same openvpn process (SIGHUP), the relay answers again
+    expect(initialisations()).toEqual(inits0.map((n) => n + 1));
+    expect(openvpnPid()).toBe(pid);
+    expect(await identity(0)).toEqual({ name: 'router-0' });
+    // the control plane is told why the tunnels dropped
+    const events = await until(
+      async () => {
+        const r = await api('GET', `${sites[0]!.id}/tunnel/events`);
+        const items = (r.body.items ?? []) as { type: string; at: string; reason: string | null }[];
+        return items.find((e) => e.type === 'disconnect' && e.at >= startedAt);
+      },
+      30_000,
+      'the restart disconnect event',
+    );
+    expect(events.reason).toBe('openvpn restart: config generation changed');
+
+    // 2. another change within the interval: deferred (logged), no router drops until the interval has passed
+    const inits1 = initialisations();
+    await stop(gateway, 'SIGTERM');
+    gatewayEnv = { ...gatewayEnv, GATEWAY_OPENVPN_KEEPALIVE: '11' };
+    gateway = startGateway();
+    await waitListening(gateway);
+    await until(() => /openvpn restart deferred \(rate limit\)/.test(gwLog(0)) || undefined, 30_000, 'the deferral');
+    await new Promise((r) => setTimeout(r, 5000));
+    expect(initialisations(), 'no router dropped while the restart is deferred').toEqual(inits1);
+    await until(
+      () => /openvpn restarted \(config re-read\)/.test(gwLog(0)) || undefined,
+      60_000,
+      'the deferred restart',
+    );
+    await everyRouterAt(
+      inits1.map((n) => n + 1),
+      'deferred restart',
+    );
+    await allRegistered();
+    expect(initialisations()).toEqual(inits1.map((n) => n + 1));
+    expect(await identity(0)).toEqual({ name: 'router-0' });
+  }, 240_000);
 });

@@ -382,6 +382,23 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     logger: log.child({ component: 'telemetry' }),
   });
 
+  // a deliberate openvpn restart (config change, renewed certificate) drains first
+  const restartDrainMs = config.GATEWAY_OPENVPN_RESTART_DRAIN * 1000;
+  runtime.onRestart(async (reason) => {
+    tunnels.beginRestart(reason);
+    const finished = await relay.pause(reason, restartDrainMs);
+    log.warn(
+      { reason, drainMs: restartDrainMs, relayedCallsFinished: finished },
+      finished
+        ? 'openvpn restart: drained (no relayed call in flight)'
+        : 'openvpn restart: relayed calls still running after the drain; restarting anyway',
+    );
+    return () => {
+      relay.resume();
+      tunnels.endRestart();
+    };
+  });
+
   registerGauges(o.registry, tunnels, directory);
   let stopParts: () => Promise<void> = () => Promise.resolve();
   const app = await createHttpApp(

@@ -36,11 +36,21 @@ export interface OpenVpnRuntime {
   /** Stops openvpn too (the dev stack's Ctrl-C, tests). */
   stop(): Promise<void>;
   /**
-   * A deliberate openvpn restart (config change, renewed certificate): every tunnel
-   * reconnects. Logged and rate-limited; false when deferred.
+   * A deliberate openvpn restart (config change, renewed certificate): logged, rate-limited
+   * (false when deferred or one is already running), drained first ({@link onRestart}), then
+   * SIGHUP: every tunnel reconnects.
    */
   restart(reason: string): Promise<boolean>;
+  /**
+   * How a deliberate restart drains (the gateway sets it once its tunnels and relay exist):
+   * called before the SIGHUP, returns what ends the drain once openvpn serves again. A
+   * restart pending at start (config generation changed) waits for it (at most 5 s).
+   */
+  onRestart(drain: RestartDrain): void;
 }
+
+/** Begins a restart's drain (refuse new tunnels, let relayed calls finish); resolves to its end. */
+export type RestartDrain = (reason: string) => Promise<() => void>;
 
 /** What a real openvpn needs on this machine; empty when everything is there. */
 export function missingForRealOpenVpn(): string[] {
@@ -312,6 +322,7 @@ async function startFake(sock: string, bytecount: number, logger: Logger): Promi
     detach: stop,
     stop,
     restart: () => Promise.resolve(false),
+    onRestart: () => undefined,
   };
 }
 
@@ -372,7 +383,10 @@ export async function startOpenVpnRuntime(o: RuntimeOptions): Promise<OpenVpnRun
     restart: { initialDelayMs: 500, maxDelayMs: 5000 },
     stopGraceMs: 3000,
   });
+  /** Who waits for openvpn to serve again after a SIGHUP (its "Initialization Sequence Completed"). */
+  const initWaiters = new Set<() => void>();
   const onLog = (e: OpenVpnLogEvent): void => {
+    if (e.kind === 'initialized') for (const w of [...initWaiters]) w();
     if (['fatal', 'options-error', 'bind-error', 'tun-error', 'exiting', 'initialized'].includes(e.kind))
       log.warn({ openvpn: e.message }, 'openvpn');
   };
@@ -450,27 +464,94 @@ export async function startOpenVpnRuntime(o: RuntimeOptions): Promise<OpenVpnRun
   const management = client(sock, password, bytecount);
   const minInterval = o.restartMinIntervalMs ?? 5 * 60_000;
   let deferred: NodeJS.Timeout | undefined;
+  let drainHook: RestartDrain | undefined;
+  let hookSet: () => void = () => undefined;
+  const hookReady = new Promise<void>((resolve) => (hookSet = resolve));
+  let restarting = false;
+  /** openvpn serves again after its SIGHUP: the hold it asks for again, or its initialisation line. */
+  const servingAgain = (timeoutMs: number): { done: Promise<boolean>; cancel: () => void } => {
+    let finish: (ok: boolean) => void = () => undefined;
+    const done = new Promise<boolean>((resolve) => (finish = resolve));
+    const onInit = (): void => finish(true);
+    initWaiters.add(onInit);
+    const off = management.on('event', (e) => {
+      if (e.type === 'hold') finish(true);
+    });
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    const cancel = (): void => {
+      initWaiters.delete(onInit);
+      off();
+      clearTimeout(timer);
+    };
+    void done.then(cancel);
+    return { done, cancel };
+  };
   const restart = async (reason: string): Promise<boolean> => {
+    if (restarting) {
+      log.info({ reason }, 'openvpn restart already running: this reason is served by it');
+      return false;
+    }
     const last = RestartLog.safeParse(JSON.parse(readText(restartFile) ?? 'null'));
     const since = last.success ? Date.now() - Date.parse(last.data.lastAt) : Infinity;
     if (since < minInterval) {
       const inMs = minInterval - since;
-      log.warn({ reason, inMs }, 'openvpn restart deferred (rate limit): tunnels stay on the current config for now');
+      log.warn(
+        { reason, inMs, lastRestart: last.success ? last.data : undefined },
+        'openvpn restart deferred (rate limit): tunnels stay on the current config for now',
+      );
       clearTimeout(deferred);
       deferred = setTimeout(() => void restart(reason).catch(() => undefined), inMs);
       deferred.unref();
       return false;
     }
-    log.warn({ reason, tunnels: 'every tunnel reconnects' }, 'deliberate openvpn restart (SIGHUP: config re-read)');
-    writeAtomic(restartFile, JSON.stringify({ lastAt: new Date().toISOString(), reason }));
-    await management.command('signal SIGHUP');
-    return true;
+    restarting = true;
+    const t0 = Date.now();
+    try {
+      const tunnels = await management.status().then(
+        (st) => st.clients.length,
+        () => undefined,
+      );
+      log.warn(
+        { reason, tunnels },
+        'deliberate openvpn restart: draining (new tunnels refused, relayed calls finish), then SIGHUP: every tunnel reconnects',
+      );
+      const endDrain = drainHook
+        ? await drainHook(reason).catch((err: unknown) => {
+            log.warn({ err }, 'openvpn restart: the drain failed; restarting anyway');
+            return () => undefined;
+          })
+        : () => undefined;
+      writeAtomic(restartFile, JSON.stringify({ lastAt: new Date().toISOString(), reason }));
+      const back = servingAgain(30_000);
+      try {
+        await management.command('signal SIGHUP');
+      } catch (err) {
+        back.cancel();
+        endDrain();
+        throw err;
+      }
+      const served = await back.done;
+      endDrain();
+      log.warn(
+        { reason, tunnels, tookMs: Date.now() - t0 },
+        served
+          ? 'openvpn restarted (config re-read): admitting tunnels again, they reconnect now'
+          : 'openvpn restart: no sign of openvpn serving again within 30 s; admitting tunnels again',
+      );
+      return true;
+    } finally {
+      restarting = false;
+    }
   };
   if (pendingRestart) {
     const reason = pendingRestart;
     const off = management.on('ready', () => {
       off();
-      restart(reason).catch((err: unknown) => log.warn({ err }, 'openvpn restart failed'));
+      // the gateway sets its drain right after attaching; a runtime used on its own restarts after 5 s
+      const wait = new Promise<void>((resolve) => setTimeout(resolve, 5000).unref());
+      void Promise.race([hookReady, wait])
+        .then(() => restart(reason))
+        .catch((err: unknown) => log.warn({ err }, 'openvpn restart failed'));
     });
   }
 
@@ -489,6 +570,10 @@ export async function startOpenVpnRuntime(o: RuntimeOptions): Promise<OpenVpnRun
     supervisor,
     pid: () => supervisor.pid ?? adopted ?? readPid(pidFile),
     restart,
+    onRestart(drain) {
+      drainHook = drain;
+      hookSet();
+    },
     async detach() {
       await letGo();
       // openvpn keeps running in its own session; the next gateway attaches to it

@@ -110,6 +110,8 @@ export class Relay {
   private readonly handling = new Set<Promise<unknown>>();
   private readonly streams = new Set<AbortController>();
   private draining = false;
+  /** Why relayed requests are refused for now (a deliberate openvpn restart), if they are. */
+  private paused: string | undefined;
   readonly counters = { calls: 0, streams: 0, errors: 0, connects: 0 };
   private readonly metrics: RelayMetrics | undefined;
 
@@ -145,6 +147,24 @@ export class Relay {
    */
   async drain(graceMs: number): Promise<boolean> {
     this.draining = true;
+    return this.settle(graceMs);
+  }
+
+  /**
+   * A deliberate openvpn restart: like {@link drain} (new requests 503 `gateway_stopping`,
+   * streams ended, calls in flight get `graceMs`) until {@link resume}. True when every
+   * relayed request finished in time.
+   */
+  async pause(reason: string, graceMs: number): Promise<boolean> {
+    this.paused = reason;
+    return this.settle(graceMs);
+  }
+
+  resume(): void {
+    this.paused = undefined;
+  }
+
+  private async settle(graceMs: number): Promise<boolean> {
     for (const s of this.streams) s.abort();
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<boolean>((resolve) => {
@@ -158,6 +178,13 @@ export class Relay {
   }
 
   private stopping(reply: FastifyReply): FastifyReply | undefined {
+    if (!this.draining && this.paused !== undefined)
+      return reply
+        .code(503)
+        .header('retry-after', '5')
+        .send({
+          error: { code: 'gateway_stopping', message: `openvpn is restarting (${this.paused}): try again shortly` },
+        });
     if (!this.draining) return undefined;
     return reply
       .code(503)
@@ -265,7 +292,7 @@ export class Relay {
       abort.abort();
     });
     // a shutdown that began while this stream connected to the router
-    if (this.draining) abort.abort();
+    if (this.draining || this.paused !== undefined) abort.abort();
     this.streams.add(abort);
     reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     try {

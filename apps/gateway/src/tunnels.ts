@@ -64,6 +64,8 @@ export class TunnelManager {
   readonly counters = { accepted: 0, denied: 0, rateLimited: 0, reconciled: 0, deferred: 0 };
   /** CONNECTs waiting for a directory pull before their answer: cid -> kid. */
   private readonly awaiting = new Map<number, number>();
+  /** A deliberate openvpn restart in progress (its reason): new tunnels refused, disconnects say why. */
+  private restarting: string | undefined;
 
   constructor(private readonly o: TunnelManagerOptions) {
     this.limiter = o.limiter ?? new AuthFailureLimiter();
@@ -87,6 +89,19 @@ export class TunnelManager {
     });
     this.refreshTimer = setInterval(() => void this.refreshRegistry(), Math.max(1000, (this.ttl * 1000) / 3));
     this.latencyTimer = setInterval(() => void this.probeLatency(), 1000);
+  }
+
+  /**
+   * A deliberate openvpn restart drains: new CONNECTs are refused (`gateway-restarting`, not
+   * counted as a failure; routers retry) and the disconnects it causes carry its reason,
+   * until {@link endRestart}. Renegotiations of existing tunnels are still answered.
+   */
+  beginRestart(reason: string): void {
+    this.restarting = reason;
+  }
+
+  endRestart(): void {
+    this.restarting = undefined;
   }
 
   stop(): void {
@@ -168,6 +183,7 @@ export class TunnelManager {
     const user = env['username'] ?? env['common_name'] ?? '';
     const siteId = tunnelUserToSiteId(user);
     if (!siteId) return this.deny(cid, kid, ip, 'bad-user', undefined, true);
+    if (this.restarting !== undefined && !reauth) return this.deny(cid, kid, ip, 'gateway-restarting', siteId, false);
     const site = this.o.directory.get(siteId);
     const key = this.o.directory.verifierKey;
     const existing = this.byCid.get(cid);
@@ -268,6 +284,7 @@ export class TunnelManager {
       bytesIn: Number(env['bytes_received'] ?? t.bytesIn),
       bytesOut: Number(env['bytes_sent'] ?? t.bytesOut),
       durationSeconds: Number(env['time_duration'] ?? Math.round((Date.now() - t.connectedSince.getTime()) / 1000)),
+      ...(this.restarting !== undefined ? { reason: `openvpn restart: ${this.restarting}`.slice(0, 200) } : {}),
     });
   }
 

@@ -399,6 +399,14 @@ export const VARS = {
     secret: false,
     defaultText: '300',
   }),
+  GATEWAY_OPENVPN_RESTART_DRAIN: defineVar({
+    name: 'GATEWAY_OPENVPN_RESTART_DRAIN',
+    schema: z.coerce.number().int().min(0).max(600).default(10),
+    description:
+      'Seconds a deliberate openvpn restart drains first: new tunnels are refused (they retry), new relayed calls get 503 gateway_stopping, calls in flight get this long to finish; then openvpn restarts and every tunnel reconnects.',
+    secret: false,
+    defaultText: '10',
+  }),
   GATEWAY_OPENVPN_RENEG: defineVar({
     name: 'GATEWAY_OPENVPN_RENEG',
     schema: z.coerce.number().int().min(0).max(604800).default(3600),
