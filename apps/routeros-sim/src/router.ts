@@ -9,7 +9,7 @@ import { ApiConnection, SILENT_LOGGER, type SimLogger } from './api/connection';
 import { populate, type SimGroup, type SimUser } from './model/defaults';
 import { maintainConnectedRoutes } from './model/derived';
 import { Engine } from './model/engine';
-import { RouterState } from './model/state';
+import { RouterState, type RouterStateOptions } from './model/state';
 import { inPrefix, parseIp } from './model/values';
 import { bootScripting, haltScripting, installScripting } from './script/scripting';
 import { ADH_CIPHERS, FFDHE2048 } from './tls';
@@ -61,8 +61,10 @@ export interface StartRouterOptions {
   readonly challengeFailureMessage?: string;
   /** Where `.tag=` goes in replies: `first` (after the reply word, default) or `last`. */
   readonly tagPosition?: 'first' | 'last';
-  /** Version `/system package update check-for-updates` offers (default: none newer). */
+  /** Version every channel of `/system package update check-for-updates` offers (fixed). */
   readonly latestVersion?: string;
+  /** What each update channel offers (default DEFAULT_RELEASES in version.ts: always newer). */
+  readonly releases?: RouterStateOptions['releases'];
   /** Initial fault switches (change them later through SimRouter.faults). */
   readonly faults?: RouterFaults;
   readonly logger?: SimLogger;
@@ -133,6 +135,7 @@ class Router implements SimRouter {
       version: options.version ?? '7.16',
       seed: options.seed ?? 1,
       ...(options.latestVersion ? { latestVersion: options.latestVersion } : {}),
+      ...(options.releases ? { releases: options.releases } : {}),
       ...(options.booleans ? { booleans: options.booleans } : {}),
       ...(options.logLines ? { logLines: options.logLines } : {}),
     });

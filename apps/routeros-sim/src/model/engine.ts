@@ -151,6 +151,7 @@ export class Engine {
       ['system/package/update/check-for-updates', (c) => this.checkForUpdates(c)],
       ['system/package/update/download', (c) => this.downloadUpdate(c, false)],
       ['system/package/update/install', (c) => this.downloadUpdate(c, true)],
+      ['system/routerboard/upgrade', (c) => this.upgradeFirmware(c)],
       ['interface/ovpn-client/monitor', (c) => this.ovpnMonitor(c)],
       ['ip/firewall/filter/move', (c) => this.move(c, 'ip/firewall/filter')],
       ['ip/firewall/nat/move', (c) => this.move(c, 'ip/firewall/nat')],
@@ -821,35 +822,53 @@ export class Engine {
     const update = st.single('system/package/update');
     const channel = update.values['channel'] ?? 'stable';
     ctx.sink.row({ channel, 'installed-version': st.version, status: 'finding out latest version...' });
-    const newer = compareVersions(st.latestVersion, st.version) > 0;
+    const latest = st.offered(channel);
+    const newer = compareVersions(latest, st.version) > 0 || (latest !== st.version && /beta|rc/.test(latest));
     const status = newer ? 'New version is available' : 'System is already up to date';
-    st.update('system/package/update', update, { 'latest-version': st.latestVersion, status });
-    ctx.sink.row({ channel, 'installed-version': st.version, 'latest-version': st.latestVersion, status });
+    st.update('system/package/update', update, { 'latest-version': latest, status });
+    ctx.sink.row({ channel, 'installed-version': st.version, 'latest-version': latest, status });
     ctx.sink.done();
     return undefined;
   }
 
-  /** `download` stages the latest version for the next boot; `install` also reboots. */
+  /** `download` stages the channel's version for the next boot; `install` also reboots. */
   private downloadUpdate(ctx: Context, reboot: boolean): undefined {
     this.require(ctx.session, 'write');
     if (reboot) this.require(ctx.session, 'reboot');
     const st = this.state;
     const update = st.single('system/package/update');
-    if (compareVersions(st.latestVersion, st.version) <= 0) {
+    const latest = st.offered(update.values['channel'] ?? 'stable');
+    if (compareVersions(latest, st.version) < 0 || latest === st.version) {
       throw new RosError('failure: System is already up to date');
     }
-    st.pendingVersion = st.latestVersion;
+    st.pendingVersion = latest;
     const status = 'Downloaded, please reboot router to upgrade it';
-    st.update('system/package/update', update, { 'latest-version': st.latestVersion, status });
+    st.update('system/package/update', update, { 'latest-version': latest, status });
     for (const pkg of st.items('system/package'))
       st.update('system/package', pkg, { scheduled: 'scheduled for upgrade' });
     ctx.sink.row({ status: 'downloading', '.section': '0' });
     ctx.sink.row({ status, '.section': '1' });
     ctx.sink.done();
     if (reboot) {
-      st.log('system,info', `router rebooting to install ${st.latestVersion}`);
+      st.log('system,info', `router rebooting to install ${latest}`);
       this.hooks.reboot?.();
     }
+    return undefined;
+  }
+
+  /**
+   * `/system routerboard upgrade`: flashes the RouterBOOT of the installed RouterOS
+   * (`upgrade-firmware`); `current-firmware` changes at the next reboot. The CLI asks
+   * "Do you really want to upgrade firmware? [y/n]"; the API does not ask.
+   */
+  private upgradeFirmware(ctx: Context): undefined {
+    this.require(ctx.session, 'reboot');
+    const st = this.state;
+    const board = st.single('system/routerboard');
+    if (board.values['routerboard'] !== 'true') throw new RosError('failure: not a RouterBOARD');
+    st.update('system/routerboard', board, { '.firmware-pending': 'true' });
+    st.log('system,info,critical', 'Firmware upgraded successfully, please reboot for changes to take effect!');
+    ctx.sink.done();
     return undefined;
   }
 

@@ -4,7 +4,14 @@
  * /interface/vlan share ids). Every change is published to listeners (API `listen`, and
  * later the REST server, /export and the script interpreter).
  */
-import { featuresOf, type BooleanStyle, type VersionFeatures } from '../version';
+import {
+  DEFAULT_RELEASES,
+  featuresOf,
+  offeredVersion,
+  type BooleanStyle,
+  type ReleaseTable,
+  type VersionFeatures,
+} from '../version';
 import { MENU_BY_PATH, storeOf } from './menus';
 import type { MenuDef } from './types';
 
@@ -32,8 +39,10 @@ export interface RouterStateOptions {
   readonly booleans?: BooleanStyle;
   /** Most /log lines kept (memory bound for fleets). */
   readonly logLines?: number;
-  /** Version offered by the update channel (default: none newer). */
+  /** Version every update channel offers (default: the channel's entry in `releases`). */
   readonly latestVersion?: string;
+  /** What each channel offers (default DEFAULT_RELEASES: newer than any version tests start with). */
+  readonly releases?: { readonly v6?: ReleaseTable; readonly v7?: ReleaseTable };
   /** Clock in ms, for tests. */
   readonly now?: () => number;
 }
@@ -63,8 +72,10 @@ export function prng(seed: number): () => number {
 export class RouterState {
   /** Behaviour of the running version (changes only across an upgrade + reboot). */
   features: VersionFeatures;
-  /** What `/system package update check-for-updates` finds (default: the running version). */
-  latestVersion: string;
+  /** Fixed answer of `check-for-updates` on every channel (undefined: use `releases`). */
+  latestVersion: string | undefined;
+  /** The simulated download server: what each channel offers, per major version. */
+  releases: { v6: ReleaseTable; v7: ReleaseTable };
   /** Set by `install`/`download`: the version the next boot runs. */
   pendingVersion: string | undefined;
   private readonly booleansOverride: BooleanStyle | undefined;
@@ -85,7 +96,11 @@ export class RouterState {
   constructor(options: RouterStateOptions) {
     this.features = featuresOf(options.version, options.booleans);
     this.booleansOverride = options.booleans;
-    this.latestVersion = options.latestVersion ?? options.version;
+    this.latestVersion = options.latestVersion;
+    this.releases = {
+      v6: { ...DEFAULT_RELEASES.v6, ...options.releases?.v6 },
+      v7: { ...DEFAULT_RELEASES.v7, ...options.releases?.v7 },
+    };
     this.pendingVersion = undefined;
     this.seed = options.seed;
     this.now = options.now ?? Date.now;
@@ -95,6 +110,11 @@ export class RouterState {
 
   get version(): string {
     return this.features.version;
+  }
+
+  /** The version `check-for-updates` finds on a channel (the running one when the channel has none). */
+  offered(channel: string): string {
+    return this.latestVersion ?? offeredVersion(this.version, channel, this.releases) ?? this.version;
   }
 
   private store(name: string): Store {
@@ -264,7 +284,16 @@ export class RouterState {
       for (const pkg of this.items('system/package')) {
         this.update('system/package', pkg, { version: to, 'build-time': build, scheduled: '' });
       }
+      // The new RouterOS brings its RouterBOOT; it is flashed only by /system routerboard upgrade.
+      const board = this.single('system/routerboard');
+      if (board.values['routerboard'] === 'true') this.update('system/routerboard', board, { 'upgrade-firmware': to });
       this.log('system,info', `installed ${to}`);
+    }
+    const board = this.single('system/routerboard');
+    if (board.values['.firmware-pending'] === 'true') {
+      const fw = board.values['upgrade-firmware'] ?? '';
+      this.update('system/routerboard', board, { 'current-firmware': fw, '.firmware-pending': undefined });
+      this.log('system,info', `firmware upgraded to ${fw}`);
     }
     this.counterBase.clear();
     const active = this.menu('user/active');
