@@ -127,7 +127,11 @@ export function computed(state: RouterState, path: string, item: Item): Record<s
     case 'system/clock':
       return state.clock();
     case 'file':
-      return { size: String(Buffer.byteLength(item.values['contents'] ?? '', 'latin1')) };
+      return {
+        size: String(Buffer.byteLength(item.values['contents'] ?? '', 'latin1')),
+        // binary files (backups) show no contents
+        ...(item.values['type'] === 'backup' ? { contents: '' } : {}),
+      };
     default:
       return {};
   }

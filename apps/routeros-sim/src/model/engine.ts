@@ -6,6 +6,7 @@
  */
 import { X509Certificate, createHash } from 'node:crypto';
 import { atLeast, compareVersions } from '../version';
+import { decodeBackup, encodeBackup } from './backup';
 import { computed, isRunning, resetCounters, trafficRates } from './dynamics';
 import { MENU_BY_PATH, MENUS, storeOf } from './menus';
 import { compileQuery, type Row } from './query';
@@ -152,6 +153,8 @@ export class Engine {
       ['system/package/update/download', (c) => this.downloadUpdate(c, false)],
       ['system/package/update/install', (c) => this.downloadUpdate(c, true)],
       ['system/routerboard/upgrade', (c) => this.upgradeFirmware(c)],
+      ['system/backup/save', (c) => this.saveBackup(c)],
+      ['system/backup/load', (c) => this.loadBackup(c)],
       ['interface/ovpn-client/monitor', (c) => this.ovpnMonitor(c)],
       ['ip/firewall/filter/move', (c) => this.move(c, 'ip/firewall/filter')],
       ['ip/firewall/nat/move', (c) => this.move(c, 'ip/firewall/nat')],
@@ -869,6 +872,76 @@ export class Engine {
     st.update('system/routerboard', board, { '.firmware-pending': 'true' });
     st.log('system,info,critical', 'Firmware upgraded successfully, please reboot for changes to take effect!');
     ctx.sink.done();
+    return undefined;
+  }
+
+  private backupArgs(ctx: Context, allowed: readonly string[]): void {
+    for (const k of ctx.args.keys())
+      if (k !== '.proplist' && !allowed.includes(k)) throw new RosError('unknown parameter');
+  }
+
+  /**
+   * `/system backup save [name=] [password=] [dont-encrypt=yes] [encryption=]`: writes
+   * `<name>.backup` (default `<identity>-<yyyymmdd>-<hhmm>`). From 6.43 a backup without
+   * a password is encrypted with the current user's password unless `dont-encrypt=yes`.
+   */
+  private saveBackup(ctx: Context): undefined {
+    this.require(ctx.session, 'write');
+    this.require(ctx.session, 'sensitive');
+    const st = this.state;
+    this.backupArgs(ctx, [
+      'name',
+      'password',
+      ...(atLeast(st.version, '6.43') ? ['dont-encrypt'] : []),
+      ...(st.features.v7 ? ['encryption'] : []),
+    ]);
+    const c = st.clock();
+    const iso = new Date(st.now() + st.clockOffsetMs).toISOString();
+    const stamp = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}-${iso.slice(11, 13)}${iso.slice(14, 16)}`;
+    const identity = st.single('system/identity').values['name'] ?? 'MikroTik';
+    let name = ctx.args.get('name') || `${identity}-${stamp}`;
+    if (!name.endsWith('.backup')) name += '.backup';
+    const dontEncrypt = parseBool(ctx.args.get('dont-encrypt') ?? 'no') === true;
+    const user = st.find('user', { name: ctx.session.user });
+    const password =
+      ctx.args.get('password') ||
+      (!dontEncrypt && atLeast(st.version, '6.43') ? user?.values['password'] || undefined : undefined);
+    const contents = encodeBackup(st.snapshot(), password);
+    const at = `${c.date} ${c.time}`;
+    const existing = st.find('file', { name });
+    const values = {
+      name,
+      type: 'backup',
+      contents,
+      'creation-time': at,
+      ...(st.features.v7 ? { 'last-modified': at } : {}),
+    };
+    if (existing) st.update('file', existing, values);
+    else st.insert('file', values);
+    st.log('system,info', `configuration backup saved by ${ctx.session.user}`);
+    ctx.sink.done();
+    return undefined;
+  }
+
+  /** `/system backup load name= [password=]`: the saved configuration comes back at a reboot. */
+  private loadBackup(ctx: Context): undefined {
+    this.require(ctx.session, 'write');
+    this.require(ctx.session, 'policy');
+    this.require(ctx.session, 'reboot');
+    this.backupArgs(ctx, ['name', 'password']);
+    const st = this.state;
+    const name = ctx.args.get('name') ?? '';
+    if (name === '') throw new RosError('failure: name not specified');
+    const file = st.find('file', { name }) ?? st.find('file', { name: `${name}.backup` });
+    if (!file) throw new RosError('failure: no such file');
+    const decoded = decodeBackup(file.values['contents'] ?? '', ctx.args.get('password'));
+    if (!decoded.ok) {
+      throw new RosError(decoded.reason === 'password' ? 'failure: wrong password' : 'failure: not a backup file');
+    }
+    st.pendingRestore = decoded.snapshot;
+    st.log('system,info', `configuration restored from ${file.values['name'] ?? name} by ${ctx.session.user}`);
+    ctx.sink.done();
+    this.hooks.reboot?.();
     return undefined;
   }
 

@@ -69,6 +69,30 @@ export function prng(seed: number): () => number {
   };
 }
 
+/**
+ * Stores that are not configuration: a backup does not carry them and a restore (backup
+ * load, safe-mode unroll) leaves them as they are.
+ */
+export const NOT_CONFIG = new Set([
+  'log',
+  'file',
+  'user/active',
+  'system/package',
+  'system/package/update',
+  'system/routerboard',
+  'system/resource',
+  'system/license',
+]);
+
+/** Runtime values of an item that a configuration restore keeps (link and tunnel state). */
+const RUNTIME_KEYS = ['.connected', '.link'];
+
+/** The whole configuration at one moment (backup files, safe mode). */
+export interface ConfigSnapshot {
+  readonly version: string;
+  readonly stores: Record<string, { nextId: number; items: [number, Record<string, string>][] }>;
+}
+
 export class RouterState {
   /** Behaviour of the running version (changes only across an upgrade + reboot). */
   features: VersionFeatures;
@@ -78,6 +102,8 @@ export class RouterState {
   releases: { v6: ReleaseTable; v7: ReleaseTable };
   /** Set by `install`/`download`: the version the next boot runs. */
   pendingVersion: string | undefined;
+  /** Set by `/system backup load`: the configuration the next boot comes up with. */
+  pendingRestore: ConfigSnapshot | undefined;
   private readonly booleansOverride: BooleanStyle | undefined;
   readonly seed: number;
   readonly now: () => number;
@@ -270,9 +296,51 @@ export class RouterState {
     this.log('interface,info', `${name} link ${up ? 'up' : 'down'}`);
   }
 
+  /** A deep copy of the configuration (every store except NOT_CONFIG). */
+  snapshot(): ConfigSnapshot {
+    const stores: ConfigSnapshot['stores'] = {};
+    for (const [name, s] of this.stores) {
+      if (NOT_CONFIG.has(name)) continue;
+      stores[name] = { nextId: s.nextId, items: [...s.items.values()].map((i) => [i.id, { ...i.values }]) };
+    }
+    return { version: this.version, stores };
+  }
+
+  /**
+   * Puts the configuration back as it was in `snap` (items, order, ids and the id
+   * counters); link/tunnel state stays. Listeners hear every item that changed or went.
+   */
+  restore(snap: ConfigSnapshot): void {
+    const names = new Set([...this.stores.keys(), ...Object.keys(snap.stores)]);
+    for (const name of names) {
+      if (NOT_CONFIG.has(name)) continue;
+      const s = this.store(name);
+      const want = snap.stores[name] ?? { nextId: 1, items: [] };
+      const before = new Map(s.items);
+      s.items.clear();
+      s.nextId = want.nextId;
+      for (const [id, values] of want.items) {
+        const old = before.get(id);
+        const kept: Record<string, string> = {};
+        for (const k of RUNTIME_KEYS) if (old?.values[k] !== undefined) kept[k] = old.values[k]!;
+        s.items.set(id, { id, values: { ...values, ...kept } });
+      }
+      for (const [id, old] of before) {
+        const now = s.items.get(id);
+        if (!now) this.emit({ store: name, id, item: undefined });
+        else if (JSON.stringify(now.values) !== JSON.stringify(old.values)) this.emit({ store: name, id, item: now });
+      }
+      for (const [id, item] of s.items) if (!before.has(id)) this.emit({ store: name, id, item });
+    }
+  }
+
   /** State survives; uptime and counters restart. */
   rebooted(): void {
     this.bootedAt = this.now();
+    if (this.pendingRestore) {
+      this.restore(this.pendingRestore);
+      this.pendingRestore = undefined;
+    }
     // The default log action is memory: a reboot empties /log.
     const log = this.menu('log');
     for (const i of this.items(log)) this.remove(log, i.id);
