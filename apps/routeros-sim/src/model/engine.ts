@@ -10,6 +10,7 @@ import { decodeBackup, encodeBackup } from './backup';
 import { computed, isRunning, resetCounters, trafficRates } from './dynamics';
 import { MENU_BY_PATH, MENUS, storeOf } from './menus';
 import { compileQuery, type Row } from './query';
+import { parseRouterDate } from './schedule';
 import { formatId, parseId, type Item, type RouterState } from './state';
 import { CATEGORY, POLICIES, RosError, type MenuDef, type Policy, type PropDef, type Trap } from './types';
 import {
@@ -689,9 +690,16 @@ export class Engine {
         }
         break;
       }
-      case 'system/scheduler':
+      case 'system/scheduler': {
         if (!existing) values['owner'] = session.user;
+        const startTime = values['start-time'] ?? 'startup';
+        // A start time without a date is today's; dates print in this version's format.
+        if (startTime !== 'startup' && !values['start-date']) values['start-date'] = this.state.clock().date;
+        const ymd = values['start-date'] ? parseRouterDate(values['start-date']) : undefined;
+        if (ymd)
+          values['start-date'] = this.state.clock(Date.UTC(ymd[0], ymd[1], ymd[2]) - this.state.clockOffsetMs).date;
         break;
+      }
       case 'system/script':
         if (!existing) values['owner'] = session.user;
         break;
@@ -737,6 +745,7 @@ export class Engine {
     this.state.clockOffsetMs += target - (this.state.now() + this.state.clockOffsetMs);
     delete values['time'];
     delete values['date'];
+    this.state.clockChanged();
   }
 
   // ---------------------------------------------------------------- specials

@@ -106,7 +106,12 @@ export class RouterState {
   pendingRestore: ConfigSnapshot | undefined;
   private readonly booleansOverride: BooleanStyle | undefined;
   readonly seed: number;
-  readonly now: () => number;
+  private readonly hostNow: () => number;
+  /** Virtual clock: `now()` = anchorVirtual + (host time - anchorHost) * timeScale. */
+  private anchorHost: number;
+  private anchorVirtual: number;
+  private scale = 1;
+  private readonly clockListeners = new Set<() => void>();
   /** Router wall clock minus host clock (`/system clock set`). */
   clockOffsetMs = 0;
   /** Wall-clock ms of the last boot. */
@@ -129,13 +134,59 @@ export class RouterState {
     };
     this.pendingVersion = undefined;
     this.seed = options.seed;
-    this.now = options.now ?? Date.now;
+    this.hostNow = options.now ?? Date.now;
+    this.anchorHost = this.hostNow();
+    this.anchorVirtual = this.anchorHost;
     this.bootedAt = this.now();
     this.logLines = options.logLines ?? 100;
   }
 
   get version(): string {
     return this.features.version;
+  }
+
+  /**
+   * The router's time in ms (uptime, clock, timeouts, the scheduler). It follows the host
+   * clock, moved forward by advance() and sped up by setTimeScale() (tests: a confirm
+   * window of minutes runs out in milliseconds).
+   */
+  now(): number {
+    return this.anchorVirtual + (this.hostNow() - this.anchorHost) * this.scale;
+  }
+
+  get timeScale(): number {
+    return this.scale;
+  }
+
+  /** Time passes at once: `ms` later, everything due in between happens (scheduler runs). */
+  advance(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) throw new Error('advance wants ms >= 0');
+    this.anchorVirtual += ms;
+    this.clockChanged();
+  }
+
+  /** Router seconds per host second from now on (1 = real time). */
+  setTimeScale(scale: number): void {
+    if (!Number.isFinite(scale) || scale <= 0) throw new Error('time scale must be > 0');
+    this.anchorVirtual = this.now();
+    this.anchorHost = this.hostNow();
+    this.scale = scale;
+    this.clockChanged();
+  }
+
+  /** Called when time jumps or changes pace (advance, time scale, `/system clock set`). */
+  onClock(fn: () => void): () => void {
+    this.clockListeners.add(fn);
+    return () => this.clockListeners.delete(fn);
+  }
+
+  clockChanged(): void {
+    for (const fn of [...this.clockListeners]) fn();
+  }
+
+  /** The router's wall clock in ms (UTC; the simulator's time zone is +00:00). */
+  wallNow(): number {
+    return this.now() + this.clockOffsetMs;
   }
 
   /** The version `check-for-updates` finds on a channel (the running one when the channel has none). */
