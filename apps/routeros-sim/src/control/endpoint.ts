@@ -12,6 +12,9 @@
  *   POST   /routers/<id>/clock           {"advanceMs":120000} time passes at once (scheduler
  *                                        entries due in between run; uptime grows);
  *                                        {"timeScale":60} router seconds per real second
+ *   POST   /routers/<id>/ingress         {"interface":"bp-site","src":"100.64.0.1"} how direct
+ *                                        (non-tunnel) connections present to the firewall and
+ *                                        /ip service; {"interface":"auto"} / {"src":null} reset
  *   POST   /routers/<id>/releases        {"stable":"7.20.2","long-term":"7.16.2"} what the
  *                                        update channels offer (for this router's major)
  */
@@ -45,6 +48,8 @@ function describe(id: number, r: SimRouter): Record<string, unknown> {
     ...(r.services.ssh ? { sshPort: r.services.ssh.port, sshFingerprint: r.services.ssh.fingerprint } : {}),
     faults: { ...r.faults },
     openConnections: r.services.tcp.size,
+    droppedConnections: r.services.tcp.dropped,
+    ingress: { interface: r.ingress.interface ?? 'auto', src: r.ingress.src ?? null },
   };
 }
 
@@ -94,6 +99,24 @@ export function applyClock(router: SimRouter, doc: unknown): string | undefined 
   }
   if (typeof scale === 'number') router.state.setTimeScale(scale);
   if (typeof adv === 'number') router.state.advance(adv);
+  return undefined;
+}
+
+/** `{"interface": name|"auto", "src": ip|null}`. */
+export function applyIngress(router: SimRouter, doc: unknown): string | undefined {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return 'expected a JSON object';
+  const d = doc as Record<string, unknown>;
+  for (const k of Object.keys(d)) if (k !== 'interface' && k !== 'src') return `unknown key ${k}`;
+  const iface = d['interface'];
+  const src = d['src'];
+  if (iface !== undefined && (typeof iface !== 'string' || iface === '')) return 'interface must be a name or auto';
+  if (src !== undefined && src !== null && (typeof src !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}$/.test(src))) {
+    return 'src must be an IPv4 address or null';
+  }
+  if (typeof iface === 'string') router.ingress.interface = iface === 'auto' ? undefined : iface;
+  if (src === null) router.ingress.src = undefined;
+  else if (typeof src === 'string') router.ingress.src = src;
+  router.services.tcp.reevaluate();
   return undefined;
 }
 
@@ -181,6 +204,17 @@ export function startControlServer(
           if (problem) return send(res, 400, { error: problem });
           return send(res, 200, clockOf(router));
         }
+      }
+      if (parts.length === 3 && parts[2] === 'ingress' && req.method === 'POST') {
+        let doc: unknown;
+        try {
+          doc = await readJson(req);
+        } catch (err) {
+          return send(res, 400, { error: `bad JSON: ${err instanceof Error ? err.message : String(err)}` });
+        }
+        const problem = applyIngress(router, doc);
+        if (problem) return send(res, 400, { error: problem });
+        return send(res, 200, describe(id, router));
       }
       if (parts.length === 3 && parts[2] === 'releases' && req.method === 'POST') {
         let doc: unknown;

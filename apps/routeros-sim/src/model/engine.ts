@@ -515,7 +515,14 @@ export class Engine {
   }
 
   private add(menu: MenuDef, ctx: Context): undefined {
-    const values = this.values(menu, ctx.args, []);
+    // `place-before=*N` puts a firewall rule in front of another one (rule order matters).
+    const orderable = menu.path === 'ip/firewall/filter' || menu.path === 'ip/firewall/nat';
+    const placeBefore = orderable ? ctx.args.get('place-before') : undefined;
+    const before =
+      placeBefore === undefined || placeBefore === ''
+        ? undefined
+        : this.resolveIds(menu, new Map([['.id', placeBefore]]))[0];
+    const values = this.values(menu, ctx.args, orderable ? ['place-before'] : []);
     if (ctx.args.has('.id')) throw new RosError('unknown parameter');
     for (const p of this.props(menu)) {
       if (p.required && (values[p.name] === undefined || values[p.name] === '')) {
@@ -525,6 +532,7 @@ export class Engine {
     this.beforeWrite(menu, values, undefined, ctx.session);
     this.checkUnique(menu, values);
     const item = this.state.insert(menu, values);
+    if (before) this.state.move(menu, [item.id], before.id);
     this.logChange(menu, 'added', ctx.session);
     ctx.sink.done(formatId(item.id));
     return undefined;
