@@ -9,8 +9,9 @@ import { ApiConnection, SILENT_LOGGER, type SimLogger } from './api/connection';
 import { populate, type SimGroup, type SimUser } from './model/defaults';
 import { maintainConnectedRoutes } from './model/derived';
 import { Engine } from './model/engine';
-import { RouterState } from './model/state';
-import { inPrefix, parseIp } from './model/values';
+import { RouterState, type RouterStateOptions } from './model/state';
+import { inPrefix, parseIp, parsePrefix, networkOf } from './model/values';
+import { inputVerdict, type Flow, type Verdict } from './control/firewall';
 import { bootScripting, haltScripting, installScripting } from './script/scripting';
 import { ADH_CIPHERS, FFDHE2048 } from './tls';
 import type { RouterFaults } from './control/faults';
@@ -61,8 +62,10 @@ export interface StartRouterOptions {
   readonly challengeFailureMessage?: string;
   /** Where `.tag=` goes in replies: `first` (after the reply word, default) or `last`. */
   readonly tagPosition?: 'first' | 'last';
-  /** Version `/system package update check-for-updates` offers (default: none newer). */
+  /** Version every channel of `/system package update check-for-updates` offers (fixed). */
   readonly latestVersion?: string;
+  /** What each update channel offers (default DEFAULT_RELEASES in version.ts: always newer). */
+  readonly releases?: RouterStateOptions['releases'];
   /** Initial fault switches (change them later through SimRouter.faults). */
   readonly faults?: RouterFaults;
   readonly logger?: SimLogger;
@@ -72,6 +75,11 @@ export interface StartRouterOptions {
   readonly ssh?: ServicesOptions['ssh'];
   /** Real openvpn behind enabled ovpn-client interfaces (`{ netns }` to run it in a namespace). */
   readonly ovpn?: ServicesOptions['ovpn'];
+}
+
+export interface Ingress {
+  interface?: string | undefined;
+  src?: string | undefined;
 }
 
 export interface SimRouter {
@@ -89,6 +97,17 @@ export interface SimRouter {
   readonly faults: RouterFaults;
   /** REST, SSH and the TCP connections of every service (control/services.ts). */
   readonly services: RouterServices;
+  /**
+   * How connections that do not come through a real tunnel present to the firewall and to
+   * /ip service: `interface` (default: the first enabled ovpn-client — the test's direct
+   * channel stands in for the management tunnel — else ether1) and `src` (default: the
+   * real peer address). See control/firewall.ts.
+   */
+  readonly ingress: Ingress;
+  /** The firewall's view of a connection to one of this router's services. */
+  flowOf(socket: Socket): Flow;
+  /** What the input chain does to a connection like this one right now. */
+  verdict(flow: Flow, connectionState?: 'new' | 'established'): Verdict;
   /** Drops every connection, refuses for rebootDelayMs, comes back with state kept. */
   reboot(): Promise<void>;
   stop(): Promise<void>;
@@ -103,12 +122,16 @@ function close(server: Server | undefined): Promise<void> {
 
 type ServiceName = 'api' | 'api-ssl';
 
+/** Stores whose changes can change the firewall's verdict on open connections. */
+const FIREWALL_INPUTS = new Set(['ip/firewall/filter', 'ip/firewall/address-list', 'interface', 'ip/address']);
+
 class Router implements SimRouter {
   readonly state: RouterState;
   readonly engine: Engine;
   readonly host: string;
   readonly faults: RouterFaults;
   readonly services: RouterServices;
+  readonly ingress: Ingress = {};
   port: number;
   tlsPort: number | undefined;
   private readonly sockets = new Set<ApiConnection>();
@@ -133,6 +156,7 @@ class Router implements SimRouter {
       version: options.version ?? '7.16',
       seed: options.seed ?? 1,
       ...(options.latestVersion ? { latestVersion: options.latestVersion } : {}),
+      ...(options.releases ? { releases: options.releases } : {}),
       ...(options.booleans ? { booleans: options.booleans } : {}),
       ...(options.logLines ? { logLines: options.logLines } : {}),
     });
@@ -161,9 +185,52 @@ class Router implements SimRouter {
       },
       options,
     );
+    let judging = false;
     this.state.onChange((e) => {
       if (e.store === 'ip/service') this.scheduleSync();
+      if (FIREWALL_INPUTS.has(e.store) && !judging) {
+        judging = true;
+        queueMicrotask(() => {
+          judging = false;
+          this.services.tcp.reevaluate();
+        });
+      }
     });
+    this.services.tcp.gate = (socket, connectionState) => this.verdict(this.flowOf(socket), connectionState);
+  }
+
+  verdict(flow: Flow, connectionState: 'new' | 'established' = 'new'): Verdict {
+    return inputVerdict(this.state, flow, connectionState);
+  }
+
+  flowOf(socket: Socket): Flow {
+    const local = (socket.localAddress ?? '').replace(/^::ffff:/, '');
+    const remote = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    return {
+      inInterface: this.ingressInterface(local),
+      src: this.ingress.src ?? remote,
+      dst: local,
+      srcPort: socket.remotePort ?? 0,
+      dstPort: socket.localPort ?? 0,
+    };
+  }
+
+  /** The tunnel it came through, the interface whose subnet has the address, or the default. */
+  private ingressInterface(local: string): string {
+    const tunnel = this.services.ovpn?.interfaceForAddress(local);
+    if (tunnel) return tunnel;
+    const addr = parseIp(local);
+    if (addr !== undefined && !inPrefix(addr, '127.0.0.0/8')) {
+      for (const a of this.state.items('ip/address')) {
+        const p = parsePrefix(a.values['address'] ?? '');
+        if (a.values['disabled'] !== 'true' && p && networkOf(addr, p[1]) === networkOf(p[0], p[1])) {
+          return a.values['interface'] ?? '';
+        }
+      }
+    }
+    if (this.ingress.interface && this.ingress.interface !== 'auto') return this.ingress.interface;
+    const ovpn = this.state.items('interface/ovpn-client').find((i) => i.values['disabled'] !== 'true');
+    return ovpn?.values['name'] ?? 'ether1';
   }
 
   get version(): string {
@@ -191,17 +258,23 @@ class Router implements SimRouter {
     if (!svc || svc.values['disabled'] === 'true') return false;
     const prefixes = (svc.values['address'] ?? '').split(',').filter(Boolean);
     if (prefixes.length === 0) return true;
-    const addr = parseIp((socket.remoteAddress ?? '').replace(/^::ffff:/, ''));
+    const addr = parseIp(this.ingress.src ?? (socket.remoteAddress ?? '').replace(/^::ffff:/, ''));
     return addr !== undefined && prefixes.some((p) => inPrefix(addr, p));
   }
 
   private accept(name: ServiceName, socket: Socket): void {
-    if (this.booting || !this.allowed(name, socket)) {
-      this.logger.info({ service: name, from: socket.remoteAddress }, 'connection refused by /ip service');
+    if (this.booting) {
       socket.destroy();
       return;
     }
+    // The firewall sees the connection before the service does: dropped = held, rejected = reset.
     this.services.guard(socket);
+    if (socket.destroyed) return;
+    if (!this.allowed(name, socket)) {
+      this.logger.info({ service: name, from: socket.remoteAddress }, 'connection refused by /ip service');
+      if (!this.services.tcp.isHeld(socket)) socket.destroy();
+      return;
+    }
     const conn = new ApiConnection(socket, {
       engine: this.engine,
       service: name,

@@ -63,3 +63,29 @@ export function featuresOf(version: string, booleans?: BooleanStyle): VersionFea
     isoDates: atLeast(version, '7.10'),
   };
 }
+
+/** The update channels of `/system package update` (`upgrade` is RouterOS 6's way to 7). */
+export type UpdateChannel = 'stable' | 'long-term' | 'testing' | 'development' | 'upgrade';
+
+/** What each channel offers, per major version: the newest version MikroTik publishes there. */
+export type ReleaseTable = Readonly<Partial<Record<UpdateChannel, string>>>;
+
+/**
+ * The simulated download server's channels. Always newer than the versions the demo fleet
+ * and the tests start with, so `check-for-updates` finds something and `install` really runs.
+ * RouterOS 6 stays on 6.49.x (its `upgrade` channel offers 7); v7's long-term lags stable.
+ */
+export const DEFAULT_RELEASES: { readonly v6: ReleaseTable; readonly v7: ReleaseTable } = {
+  v6: { stable: '6.49.18', 'long-term': '6.49.17', testing: '6.49.18', development: '6.49.18', upgrade: '7.20.2' },
+  v7: { stable: '7.20.2', 'long-term': '7.16.2', testing: '7.21beta3', development: '7.21beta3' },
+};
+
+/** The version a channel offers to a router running `installed` (undefined: channel unknown). */
+export function offeredVersion(
+  installed: string,
+  channel: string,
+  releases: { readonly v6: ReleaseTable; readonly v7: ReleaseTable } = DEFAULT_RELEASES,
+): string | undefined {
+  const table = atLeast(installed, '7.0') ? releases.v7 : releases.v6;
+  return table[channel as UpdateChannel];
+}

@@ -8,6 +8,15 @@
  *                                        {"dropConnections":true} {"rejectLogins":true}
  *                                        {"slowReplyBytesPerSecond":50} {"dropNow":true} {"reboot":true}
  *   DELETE /routers/<id>/faults          every fault off
+ *   GET    /routers/<id>/clock           { date, time, wallMs, uptime, timeScale }
+ *   POST   /routers/<id>/clock           {"advanceMs":120000} time passes at once (scheduler
+ *                                        entries due in between run; uptime grows);
+ *                                        {"timeScale":60} router seconds per real second
+ *   POST   /routers/<id>/ingress         {"interface":"bp-site","src":"100.64.0.1"} how direct
+ *                                        (non-tunnel) connections present to the firewall and
+ *                                        /ip service; {"interface":"auto"} / {"src":null} reset
+ *   POST   /routers/<id>/releases        {"stable":"7.20.2","long-term":"7.16.2"} what the
+ *                                        update channels offer (for this router's major)
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { SimRouter } from '../router';
@@ -39,6 +48,8 @@ function describe(id: number, r: SimRouter): Record<string, unknown> {
     ...(r.services.ssh ? { sshPort: r.services.ssh.port, sshFingerprint: r.services.ssh.fingerprint } : {}),
     faults: { ...r.faults },
     openConnections: r.services.tcp.size,
+    droppedConnections: r.services.tcp.dropped,
+    ingress: { interface: r.ingress.interface ?? 'auto', src: r.ingress.src ?? null },
   };
 }
 
@@ -65,6 +76,64 @@ export function applyFaults(router: SimRouter, doc: unknown): string | undefined
   }
   if (d['dropNow'] === true) router.services.tcp.dropAll();
   if (d['reboot'] === true) void router.reboot();
+  return undefined;
+}
+
+function clockOf(router: SimRouter): Record<string, unknown> {
+  const st = router.state;
+  return { ...st.clock(), wallMs: st.wallNow(), uptime: Math.floor(st.uptime()), timeScale: st.timeScale };
+}
+
+/** `{"advanceMs": n}` and/or `{"timeScale": k}`; returns an error message for bad input. */
+export function applyClock(router: SimRouter, doc: unknown): string | undefined {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return 'expected a JSON object';
+  const d = doc as Record<string, unknown>;
+  for (const k of Object.keys(d)) if (k !== 'advanceMs' && k !== 'timeScale') return `unknown key ${k}`;
+  const adv = d['advanceMs'];
+  const scale = d['timeScale'];
+  if (adv !== undefined && (typeof adv !== 'number' || !Number.isFinite(adv) || adv < 0)) {
+    return 'advanceMs must be a number >= 0';
+  }
+  if (scale !== undefined && (typeof scale !== 'number' || !Number.isFinite(scale) || scale <= 0 || scale > 10_000)) {
+    return 'timeScale must be a number in (0, 10000]';
+  }
+  if (typeof scale === 'number') router.state.setTimeScale(scale);
+  if (typeof adv === 'number') router.state.advance(adv);
+  return undefined;
+}
+
+/** `{"interface": name|"auto", "src": ip|null}`. */
+export function applyIngress(router: SimRouter, doc: unknown): string | undefined {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return 'expected a JSON object';
+  const d = doc as Record<string, unknown>;
+  for (const k of Object.keys(d)) if (k !== 'interface' && k !== 'src') return `unknown key ${k}`;
+  const iface = d['interface'];
+  const src = d['src'];
+  if (iface !== undefined && (typeof iface !== 'string' || iface === '')) return 'interface must be a name or auto';
+  if (src !== undefined && src !== null && (typeof src !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}$/.test(src))) {
+    return 'src must be an IPv4 address or null';
+  }
+  if (typeof iface === 'string') router.ingress.interface = iface === 'auto' ? undefined : iface;
+  if (src === null) router.ingress.src = undefined;
+  else if (typeof src === 'string') router.ingress.src = src;
+  router.services.tcp.reevaluate();
+  return undefined;
+}
+
+const CHANNELS = new Set(['stable', 'long-term', 'testing', 'development', 'upgrade']);
+
+/** `{"stable":"7.20.2", ...}`: what the channels offer this router's major version. */
+export function applyReleases(router: SimRouter, doc: unknown): string | undefined {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return 'expected a JSON object';
+  const entries = Object.entries(doc as Record<string, unknown>);
+  for (const [k, v] of entries) {
+    if (!CHANNELS.has(k)) return `unknown channel ${k}`;
+    if (typeof v !== 'string' || !/^\d+\.\d+(\.\d+)?((beta|rc)\d+)?$/.test(v)) return `${k}: not a RouterOS version`;
+  }
+  const st = router.state;
+  const major = st.features.v7 ? 'v7' : 'v6';
+  st.latestVersion = undefined;
+  st.releases = { ...st.releases, [major]: { ...st.releases[major], ...Object.fromEntries(entries) } };
   return undefined;
 }
 
@@ -121,6 +190,42 @@ export function startControlServer(
           if (problem) return send(res, 400, { error: problem });
           return send(res, 200, describe(id, router));
         }
+      }
+      if (parts.length === 3 && parts[2] === 'clock') {
+        if (req.method === 'GET') return send(res, 200, clockOf(router));
+        if (req.method === 'POST') {
+          let doc: unknown;
+          try {
+            doc = await readJson(req);
+          } catch (err) {
+            return send(res, 400, { error: `bad JSON: ${err instanceof Error ? err.message : String(err)}` });
+          }
+          const problem = applyClock(router, doc);
+          if (problem) return send(res, 400, { error: problem });
+          return send(res, 200, clockOf(router));
+        }
+      }
+      if (parts.length === 3 && parts[2] === 'ingress' && req.method === 'POST') {
+        let doc: unknown;
+        try {
+          doc = await readJson(req);
+        } catch (err) {
+          return send(res, 400, { error: `bad JSON: ${err instanceof Error ? err.message : String(err)}` });
+        }
+        const problem = applyIngress(router, doc);
+        if (problem) return send(res, 400, { error: problem });
+        return send(res, 200, describe(id, router));
+      }
+      if (parts.length === 3 && parts[2] === 'releases' && req.method === 'POST') {
+        let doc: unknown;
+        try {
+          doc = await readJson(req);
+        } catch (err) {
+          return send(res, 400, { error: `bad JSON: ${err instanceof Error ? err.message : String(err)}` });
+        }
+        const problem = applyReleases(router, doc);
+        if (problem) return send(res, 400, { error: problem });
+        return send(res, 200, router.state.features.v7 ? router.state.releases.v7 : router.state.releases.v6);
       }
       send(res, 404, { error: 'not found' });
     })().catch((err: unknown) => {

@@ -6,6 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import type { SimFaults } from '../api/connection';
+import type { Verdict } from './firewall';
 
 export interface RouterFaults extends SimFaults {
   /** Reset every connection as soon as it sends anything (open ones included). */
@@ -32,9 +33,23 @@ export const FAULT_KEYS = [
 
 type WriteFn = (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean;
 
+/** What a held (firewall-dropped) connection has not delivered yet. */
+interface Held {
+  readonly reads: Buffer[];
+  readonly writes: [unknown, unknown, unknown][];
+}
+
+/** The router's firewall for its own services (control/firewall.ts), set by the router. */
+export type FirewallGate = (socket: Socket, connectionState: 'new' | 'established') => Verdict;
+
 /** TCP connections of a router, for "drop everything now" and counting leaks. */
 export class FaultyConnections {
   private readonly sockets = new Set<Socket>();
+  private readonly held = new Map<Socket, Held>();
+  private readonly emitters = new Map<Socket, (event: string | symbol, ...args: unknown[]) => boolean>();
+  private readonly writers = new Map<Socket, WriteFn>();
+  /** Decides whether a connection passes (undefined: everything passes). */
+  gate: FirewallGate | undefined;
 
   constructor(private readonly faults: RouterFaults) {}
 
@@ -42,10 +57,67 @@ export class FaultyConnections {
     return this.sockets.size;
   }
 
-  /** Tracks a connection for dropAll() without touching its traffic (HTTP applies faults per request). */
+  /** Connections the firewall currently drops. */
+  get dropped(): number {
+    return this.held.size;
+  }
+
+  /**
+   * Tracks a connection for dropAll() and puts it through the firewall (a held connection
+   * neither reads nor writes); HTTP applies the other faults per request.
+   */
   track(socket: Socket): void {
     this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.held.delete(socket);
+      this.emitters.delete(socket);
+      this.writers.delete(socket);
+    });
+    const write = socket.write.bind(socket) as WriteFn;
+    this.writers.set(socket, write);
+    socket.write = (chunk: unknown, encoding?: unknown, cb?: unknown): boolean => {
+      const h = this.held.get(socket);
+      if (h) {
+        h.writes.push([chunk, encoding, cb]);
+        return true;
+      }
+      return write(chunk, encoding, cb);
+    };
+    if (this.gate) this.apply(socket, this.gate(socket, 'new'));
+  }
+
+  /** Firewall rules, address lists or interfaces changed: open connections are judged again. */
+  reevaluate(): void {
+    const gate = this.gate;
+    if (!gate) return;
+    for (const s of [...this.sockets]) if (!s.destroyed) this.apply(s, gate(s, 'established'));
+  }
+
+  /** Whether the firewall holds this connection now. */
+  isHeld(socket: Socket): boolean {
+    return this.held.has(socket);
+  }
+
+  private apply(socket: Socket, verdict: Verdict): void {
+    if (verdict === 'reject') {
+      resetSocket(socket);
+      return;
+    }
+    const h = this.held.get(socket);
+    if (verdict === 'drop') {
+      if (h) return;
+      this.held.set(socket, { reads: [], writes: [] });
+      socket.pause();
+      return;
+    }
+    if (!h) return;
+    this.held.delete(socket);
+    const write = this.writers.get(socket);
+    for (const [chunk, encoding, cb] of h.writes) write?.(chunk, encoding, cb);
+    const emit = this.emitters.get(socket);
+    for (const chunk of h.reads) emit?.('data', chunk);
+    socket.resume();
   }
 
   /** Resets every open connection (a link flap, a crashed service). */
@@ -62,8 +134,14 @@ export class FaultyConnections {
     this.track(socket);
     let stalled = false;
     const emit = socket.emit.bind(socket) as (event: string | symbol, ...args: unknown[]) => boolean;
+    this.emitters.set(socket, emit);
     socket.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
       if (event === 'data') {
+        const h = this.held.get(socket);
+        if (h) {
+          h.reads.push(args[0] as Buffer);
+          return false;
+        }
         if (faults.dropConnections) {
           resetSocket(socket);
           return false;

@@ -4,6 +4,7 @@
  * so a fleet of routers costs nothing while nobody is reading.
  */
 import { formatDuration } from './values';
+import { nextRunAfter, scheduleOf } from './schedule';
 import { prng, type Item, type RouterState } from './state';
 
 /** Deterministic per-(seed, key) numbers in [0, 1). */
@@ -126,8 +127,19 @@ export function computed(state: RouterState, path: string, item: Item): Record<s
       return { 'actual-interface': item.values['interface'] ?? '' };
     case 'system/clock':
       return state.clock();
+    case 'system/scheduler': {
+      if (item.values['disabled'] === 'true') return {};
+      const next = nextRunAfter(scheduleOf(state, item), state.wallNow());
+      if (next === undefined) return {};
+      const c = state.clock(next - state.clockOffsetMs);
+      return { 'next-run': `${c.date} ${c.time}` };
+    }
     case 'file':
-      return { size: String(Buffer.byteLength(item.values['contents'] ?? '', 'latin1')) };
+      return {
+        size: String(Buffer.byteLength(item.values['contents'] ?? '', 'latin1')),
+        // binary files (backups) show no contents
+        ...(item.values['type'] === 'backup' ? { contents: '' } : {}),
+      };
     default:
       return {};
   }

@@ -6,9 +6,11 @@
  */
 import { X509Certificate, createHash } from 'node:crypto';
 import { atLeast, compareVersions } from '../version';
+import { decodeBackup, encodeBackup } from './backup';
 import { computed, isRunning, resetCounters, trafficRates } from './dynamics';
 import { MENU_BY_PATH, MENUS, storeOf } from './menus';
 import { compileQuery, type Row } from './query';
+import { parseRouterDate } from './schedule';
 import { formatId, parseId, type Item, type RouterState } from './state';
 import { CATEGORY, POLICIES, RosError, type MenuDef, type Policy, type PropDef, type Trap } from './types';
 import {
@@ -151,6 +153,9 @@ export class Engine {
       ['system/package/update/check-for-updates', (c) => this.checkForUpdates(c)],
       ['system/package/update/download', (c) => this.downloadUpdate(c, false)],
       ['system/package/update/install', (c) => this.downloadUpdate(c, true)],
+      ['system/routerboard/upgrade', (c) => this.upgradeFirmware(c)],
+      ['system/backup/save', (c) => this.saveBackup(c)],
+      ['system/backup/load', (c) => this.loadBackup(c)],
       ['interface/ovpn-client/monitor', (c) => this.ovpnMonitor(c)],
       ['ip/firewall/filter/move', (c) => this.move(c, 'ip/firewall/filter')],
       ['ip/firewall/nat/move', (c) => this.move(c, 'ip/firewall/nat')],
@@ -510,7 +515,14 @@ export class Engine {
   }
 
   private add(menu: MenuDef, ctx: Context): undefined {
-    const values = this.values(menu, ctx.args, []);
+    // `place-before=*N` puts a firewall rule in front of another one (rule order matters).
+    const orderable = menu.path === 'ip/firewall/filter' || menu.path === 'ip/firewall/nat';
+    const placeBefore = orderable ? ctx.args.get('place-before') : undefined;
+    const before =
+      placeBefore === undefined || placeBefore === ''
+        ? undefined
+        : this.resolveIds(menu, new Map([['.id', placeBefore]]))[0];
+    const values = this.values(menu, ctx.args, orderable ? ['place-before'] : []);
     if (ctx.args.has('.id')) throw new RosError('unknown parameter');
     for (const p of this.props(menu)) {
       if (p.required && (values[p.name] === undefined || values[p.name] === '')) {
@@ -520,6 +532,7 @@ export class Engine {
     this.beforeWrite(menu, values, undefined, ctx.session);
     this.checkUnique(menu, values);
     const item = this.state.insert(menu, values);
+    if (before) this.state.move(menu, [item.id], before.id);
     this.logChange(menu, 'added', ctx.session);
     ctx.sink.done(formatId(item.id));
     return undefined;
@@ -685,9 +698,16 @@ export class Engine {
         }
         break;
       }
-      case 'system/scheduler':
+      case 'system/scheduler': {
         if (!existing) values['owner'] = session.user;
+        const startTime = values['start-time'] ?? 'startup';
+        // A start time without a date is today's; dates print in this version's format.
+        if (startTime !== 'startup' && !values['start-date']) values['start-date'] = this.state.clock().date;
+        const ymd = values['start-date'] ? parseRouterDate(values['start-date']) : undefined;
+        if (ymd)
+          values['start-date'] = this.state.clock(Date.UTC(ymd[0], ymd[1], ymd[2]) - this.state.clockOffsetMs).date;
         break;
+      }
       case 'system/script':
         if (!existing) values['owner'] = session.user;
         break;
@@ -733,6 +753,7 @@ export class Engine {
     this.state.clockOffsetMs += target - (this.state.now() + this.state.clockOffsetMs);
     delete values['time'];
     delete values['date'];
+    this.state.clockChanged();
   }
 
   // ---------------------------------------------------------------- specials
@@ -821,35 +842,123 @@ export class Engine {
     const update = st.single('system/package/update');
     const channel = update.values['channel'] ?? 'stable';
     ctx.sink.row({ channel, 'installed-version': st.version, status: 'finding out latest version...' });
-    const newer = compareVersions(st.latestVersion, st.version) > 0;
+    const latest = st.offered(channel);
+    const newer = compareVersions(latest, st.version) > 0 || (latest !== st.version && /beta|rc/.test(latest));
     const status = newer ? 'New version is available' : 'System is already up to date';
-    st.update('system/package/update', update, { 'latest-version': st.latestVersion, status });
-    ctx.sink.row({ channel, 'installed-version': st.version, 'latest-version': st.latestVersion, status });
+    st.update('system/package/update', update, { 'latest-version': latest, status });
+    ctx.sink.row({ channel, 'installed-version': st.version, 'latest-version': latest, status });
     ctx.sink.done();
     return undefined;
   }
 
-  /** `download` stages the latest version for the next boot; `install` also reboots. */
+  /** `download` stages the channel's version for the next boot; `install` also reboots. */
   private downloadUpdate(ctx: Context, reboot: boolean): undefined {
     this.require(ctx.session, 'write');
     if (reboot) this.require(ctx.session, 'reboot');
     const st = this.state;
     const update = st.single('system/package/update');
-    if (compareVersions(st.latestVersion, st.version) <= 0) {
+    const latest = st.offered(update.values['channel'] ?? 'stable');
+    if (compareVersions(latest, st.version) < 0 || latest === st.version) {
       throw new RosError('failure: System is already up to date');
     }
-    st.pendingVersion = st.latestVersion;
+    st.pendingVersion = latest;
     const status = 'Downloaded, please reboot router to upgrade it';
-    st.update('system/package/update', update, { 'latest-version': st.latestVersion, status });
+    st.update('system/package/update', update, { 'latest-version': latest, status });
     for (const pkg of st.items('system/package'))
       st.update('system/package', pkg, { scheduled: 'scheduled for upgrade' });
     ctx.sink.row({ status: 'downloading', '.section': '0' });
     ctx.sink.row({ status, '.section': '1' });
     ctx.sink.done();
     if (reboot) {
-      st.log('system,info', `router rebooting to install ${st.latestVersion}`);
+      st.log('system,info', `router rebooting to install ${latest}`);
       this.hooks.reboot?.();
     }
+    return undefined;
+  }
+
+  /**
+   * `/system routerboard upgrade`: flashes the RouterBOOT of the installed RouterOS
+   * (`upgrade-firmware`); `current-firmware` changes at the next reboot. The CLI asks
+   * "Do you really want to upgrade firmware? [y/n]"; the API does not ask.
+   */
+  private upgradeFirmware(ctx: Context): undefined {
+    this.require(ctx.session, 'reboot');
+    const st = this.state;
+    const board = st.single('system/routerboard');
+    if (board.values['routerboard'] !== 'true') throw new RosError('failure: not a RouterBOARD');
+    st.update('system/routerboard', board, { '.firmware-pending': 'true' });
+    st.log('system,info,critical', 'Firmware upgraded successfully, please reboot for changes to take effect!');
+    ctx.sink.done();
+    return undefined;
+  }
+
+  private backupArgs(ctx: Context, allowed: readonly string[]): void {
+    for (const k of ctx.args.keys())
+      if (k !== '.proplist' && !allowed.includes(k)) throw new RosError('unknown parameter');
+  }
+
+  /**
+   * `/system backup save [name=] [password=] [dont-encrypt=yes] [encryption=]`: writes
+   * `<name>.backup` (default `<identity>-<yyyymmdd>-<hhmm>`). From 6.43 a backup without
+   * a password is encrypted with the current user's password unless `dont-encrypt=yes`.
+   */
+  private saveBackup(ctx: Context): undefined {
+    this.require(ctx.session, 'write');
+    this.require(ctx.session, 'sensitive');
+    const st = this.state;
+    this.backupArgs(ctx, [
+      'name',
+      'password',
+      ...(atLeast(st.version, '6.43') ? ['dont-encrypt'] : []),
+      ...(st.features.v7 ? ['encryption'] : []),
+    ]);
+    const c = st.clock();
+    const iso = new Date(st.now() + st.clockOffsetMs).toISOString();
+    const stamp = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}-${iso.slice(11, 13)}${iso.slice(14, 16)}`;
+    const identity = st.single('system/identity').values['name'] ?? 'MikroTik';
+    let name = ctx.args.get('name') || `${identity}-${stamp}`;
+    if (!name.endsWith('.backup')) name += '.backup';
+    const dontEncrypt = parseBool(ctx.args.get('dont-encrypt') ?? 'no') === true;
+    const user = st.find('user', { name: ctx.session.user });
+    const password =
+      ctx.args.get('password') ||
+      (!dontEncrypt && atLeast(st.version, '6.43') ? user?.values['password'] || undefined : undefined);
+    const contents = encodeBackup(st.snapshot(), password);
+    const at = `${c.date} ${c.time}`;
+    const existing = st.find('file', { name });
+    const values = {
+      name,
+      type: 'backup',
+      contents,
+      'creation-time': at,
+      ...(st.features.v7 ? { 'last-modified': at } : {}),
+    };
+    if (existing) st.update('file', existing, values);
+    else st.insert('file', values);
+    st.log('system,info', `configuration backup saved by ${ctx.session.user}`);
+    ctx.sink.done();
+    return undefined;
+  }
+
+  /** `/system backup load name= [password=]`: the saved configuration comes back at a reboot. */
+  private loadBackup(ctx: Context): undefined {
+    this.require(ctx.session, 'write');
+    this.require(ctx.session, 'policy');
+    this.require(ctx.session, 'reboot');
+    this.backupArgs(ctx, ['name', 'password']);
+    const st = this.state;
+    const name = ctx.args.get('name') ?? '';
+    if (name === '') throw new RosError('failure: name not specified');
+    const file = st.find('file', { name }) ?? st.find('file', { name: `${name}.backup` });
+    if (!file) throw new RosError('failure: no such file');
+    const decoded = decodeBackup(file.values['contents'] ?? '', ctx.args.get('password'));
+    if (!decoded.ok) {
+      throw new RosError(decoded.reason === 'password' ? 'failure: wrong password' : 'failure: not a backup file');
+    }
+    st.pendingRestore = decoded.snapshot;
+    st.log('system,info', `configuration restored from ${file.values['name'] ?? name} by ${ctx.session.user}`);
+    ctx.sink.done();
+    this.hooks.reboot?.();
     return undefined;
   }
 

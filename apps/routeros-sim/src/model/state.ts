@@ -4,7 +4,14 @@
  * /interface/vlan share ids). Every change is published to listeners (API `listen`, and
  * later the REST server, /export and the script interpreter).
  */
-import { featuresOf, type BooleanStyle, type VersionFeatures } from '../version';
+import {
+  DEFAULT_RELEASES,
+  featuresOf,
+  offeredVersion,
+  type BooleanStyle,
+  type ReleaseTable,
+  type VersionFeatures,
+} from '../version';
 import { MENU_BY_PATH, storeOf } from './menus';
 import type { MenuDef } from './types';
 
@@ -32,8 +39,10 @@ export interface RouterStateOptions {
   readonly booleans?: BooleanStyle;
   /** Most /log lines kept (memory bound for fleets). */
   readonly logLines?: number;
-  /** Version offered by the update channel (default: none newer). */
+  /** Version every update channel offers (default: the channel's entry in `releases`). */
   readonly latestVersion?: string;
+  /** What each channel offers (default DEFAULT_RELEASES: newer than any version tests start with). */
+  readonly releases?: { readonly v6?: ReleaseTable; readonly v7?: ReleaseTable };
   /** Clock in ms, for tests. */
   readonly now?: () => number;
 }
@@ -60,16 +69,49 @@ export function prng(seed: number): () => number {
   };
 }
 
+/**
+ * Stores that are not configuration: a backup does not carry them and a restore (backup
+ * load, safe-mode unroll) leaves them as they are.
+ */
+export const NOT_CONFIG = new Set([
+  'log',
+  'file',
+  'user/active',
+  'system/package',
+  'system/package/update',
+  'system/routerboard',
+  'system/resource',
+  'system/license',
+]);
+
+/** Runtime values of an item that a configuration restore keeps (link and tunnel state). */
+const RUNTIME_KEYS = ['.connected', '.link'];
+
+/** The whole configuration at one moment (backup files, safe mode). */
+export interface ConfigSnapshot {
+  readonly version: string;
+  readonly stores: Record<string, { nextId: number; items: [number, Record<string, string>][] }>;
+}
+
 export class RouterState {
   /** Behaviour of the running version (changes only across an upgrade + reboot). */
   features: VersionFeatures;
-  /** What `/system package update check-for-updates` finds (default: the running version). */
-  latestVersion: string;
+  /** Fixed answer of `check-for-updates` on every channel (undefined: use `releases`). */
+  latestVersion: string | undefined;
+  /** The simulated download server: what each channel offers, per major version. */
+  releases: { v6: ReleaseTable; v7: ReleaseTable };
   /** Set by `install`/`download`: the version the next boot runs. */
   pendingVersion: string | undefined;
+  /** Set by `/system backup load`: the configuration the next boot comes up with. */
+  pendingRestore: ConfigSnapshot | undefined;
   private readonly booleansOverride: BooleanStyle | undefined;
   readonly seed: number;
-  readonly now: () => number;
+  private readonly hostNow: () => number;
+  /** Virtual clock: `now()` = anchorVirtual + (host time - anchorHost) * timeScale. */
+  private anchorHost: number;
+  private anchorVirtual: number;
+  private scale = 1;
+  private readonly clockListeners = new Set<() => void>();
   /** Router wall clock minus host clock (`/system clock set`). */
   clockOffsetMs = 0;
   /** Wall-clock ms of the last boot. */
@@ -85,16 +127,71 @@ export class RouterState {
   constructor(options: RouterStateOptions) {
     this.features = featuresOf(options.version, options.booleans);
     this.booleansOverride = options.booleans;
-    this.latestVersion = options.latestVersion ?? options.version;
+    this.latestVersion = options.latestVersion;
+    this.releases = {
+      v6: { ...DEFAULT_RELEASES.v6, ...options.releases?.v6 },
+      v7: { ...DEFAULT_RELEASES.v7, ...options.releases?.v7 },
+    };
     this.pendingVersion = undefined;
     this.seed = options.seed;
-    this.now = options.now ?? Date.now;
+    this.hostNow = options.now ?? Date.now;
+    this.anchorHost = this.hostNow();
+    this.anchorVirtual = this.anchorHost;
     this.bootedAt = this.now();
     this.logLines = options.logLines ?? 100;
   }
 
   get version(): string {
     return this.features.version;
+  }
+
+  /**
+   * The router's time in ms (uptime, clock, timeouts, the scheduler). It follows the host
+   * clock, moved forward by advance() and sped up by setTimeScale() (tests: a confirm
+   * window of minutes runs out in milliseconds).
+   */
+  now(): number {
+    return this.anchorVirtual + (this.hostNow() - this.anchorHost) * this.scale;
+  }
+
+  get timeScale(): number {
+    return this.scale;
+  }
+
+  /** Time passes at once: `ms` later, everything due in between happens (scheduler runs). */
+  advance(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) throw new Error('advance wants ms >= 0');
+    this.anchorVirtual += ms;
+    this.clockChanged();
+  }
+
+  /** Router seconds per host second from now on (1 = real time). */
+  setTimeScale(scale: number): void {
+    if (!Number.isFinite(scale) || scale <= 0) throw new Error('time scale must be > 0');
+    this.anchorVirtual = this.now();
+    this.anchorHost = this.hostNow();
+    this.scale = scale;
+    this.clockChanged();
+  }
+
+  /** Called when time jumps or changes pace (advance, time scale, `/system clock set`). */
+  onClock(fn: () => void): () => void {
+    this.clockListeners.add(fn);
+    return () => this.clockListeners.delete(fn);
+  }
+
+  clockChanged(): void {
+    for (const fn of [...this.clockListeners]) fn();
+  }
+
+  /** The router's wall clock in ms (UTC; the simulator's time zone is +00:00). */
+  wallNow(): number {
+    return this.now() + this.clockOffsetMs;
+  }
+
+  /** The version `check-for-updates` finds on a channel (the running one when the channel has none). */
+  offered(channel: string): string {
+    return this.latestVersion ?? offeredVersion(this.version, channel, this.releases) ?? this.version;
   }
 
   private store(name: string): Store {
@@ -250,9 +347,51 @@ export class RouterState {
     this.log('interface,info', `${name} link ${up ? 'up' : 'down'}`);
   }
 
+  /** A deep copy of the configuration (every store except NOT_CONFIG). */
+  snapshot(): ConfigSnapshot {
+    const stores: ConfigSnapshot['stores'] = {};
+    for (const [name, s] of this.stores) {
+      if (NOT_CONFIG.has(name)) continue;
+      stores[name] = { nextId: s.nextId, items: [...s.items.values()].map((i) => [i.id, { ...i.values }]) };
+    }
+    return { version: this.version, stores };
+  }
+
+  /**
+   * Puts the configuration back as it was in `snap` (items, order, ids and the id
+   * counters); link/tunnel state stays. Listeners hear every item that changed or went.
+   */
+  restore(snap: ConfigSnapshot): void {
+    const names = new Set([...this.stores.keys(), ...Object.keys(snap.stores)]);
+    for (const name of names) {
+      if (NOT_CONFIG.has(name)) continue;
+      const s = this.store(name);
+      const want = snap.stores[name] ?? { nextId: 1, items: [] };
+      const before = new Map(s.items);
+      s.items.clear();
+      s.nextId = want.nextId;
+      for (const [id, values] of want.items) {
+        const old = before.get(id);
+        const kept: Record<string, string> = {};
+        for (const k of RUNTIME_KEYS) if (old?.values[k] !== undefined) kept[k] = old.values[k]!;
+        s.items.set(id, { id, values: { ...values, ...kept } });
+      }
+      for (const [id, old] of before) {
+        const now = s.items.get(id);
+        if (!now) this.emit({ store: name, id, item: undefined });
+        else if (JSON.stringify(now.values) !== JSON.stringify(old.values)) this.emit({ store: name, id, item: now });
+      }
+      for (const [id, item] of s.items) if (!before.has(id)) this.emit({ store: name, id, item });
+    }
+  }
+
   /** State survives; uptime and counters restart. */
   rebooted(): void {
     this.bootedAt = this.now();
+    if (this.pendingRestore) {
+      this.restore(this.pendingRestore);
+      this.pendingRestore = undefined;
+    }
     // The default log action is memory: a reboot empties /log.
     const log = this.menu('log');
     for (const i of this.items(log)) this.remove(log, i.id);
@@ -264,7 +403,16 @@ export class RouterState {
       for (const pkg of this.items('system/package')) {
         this.update('system/package', pkg, { version: to, 'build-time': build, scheduled: '' });
       }
+      // The new RouterOS brings its RouterBOOT; it is flashed only by /system routerboard upgrade.
+      const board = this.single('system/routerboard');
+      if (board.values['routerboard'] === 'true') this.update('system/routerboard', board, { 'upgrade-firmware': to });
       this.log('system,info', `installed ${to}`);
+    }
+    const board = this.single('system/routerboard');
+    if (board.values['.firmware-pending'] === 'true') {
+      const fw = board.values['upgrade-firmware'] ?? '';
+      this.update('system/routerboard', board, { 'current-firmware': fw, '.firmware-pending': undefined });
+      this.log('system,info', `firmware upgraded to ${fw}`);
     }
     this.counterBase.clear();
     const active = this.menu('user/active');

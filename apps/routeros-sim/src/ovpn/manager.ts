@@ -229,6 +229,14 @@ export class OvpnManager {
     if (bridge.dir) rmSync(bridge.dir, { recursive: true, force: true });
   }
 
+  /** The ovpn-client whose tunnel has this local address (connections that came through it). */
+  interfaceForAddress(address: string): string | undefined {
+    for (const [id, bridge] of this.bridges) {
+      if (bridge.address === address) return this.state.get('interface', id)?.values['name'];
+    }
+    return undefined;
+  }
+
   /** Whether the tunnel address answers (forwarder started or listener bound). */
   bridgeReady(name: string): Promise<boolean> {
     const item = this.state.find('interface', { name, type: 'ovpn-out' });
