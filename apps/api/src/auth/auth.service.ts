@@ -7,6 +7,7 @@ import { ApiMetrics } from '../common/metrics';
 import type { Actor } from '../common/request';
 import { Throttle } from '../common/throttle';
 import { AuditService } from '../audit/audit.service';
+import { AuthCache } from './auth-cache';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { burnPasswordCheck, hashPassword, needsRehash, passwordProblem, verifyPassword } from './passwords';
 import { newSecret, TokenError, TokenService } from './tokens';
@@ -58,6 +59,7 @@ export class AuthService {
     private readonly users: UsersRepository,
     private readonly sessions: SessionsRepository,
     private readonly realtime: RealtimePublisher,
+    private readonly authCache: AuthCache,
     private readonly audit: AuditService,
   ) {}
 
@@ -274,6 +276,7 @@ export class AuthService {
     if (result !== 'invalid' && 'reusedSession' in result) {
       this.metrics.authFailures.inc({ reason: 'refresh_token_reuse' });
       // Whoever holds the session (the thief or the owner) loses its live sockets too.
+      await this.authCache.revoke({ session: result.reusedSession });
       this.realtime.disconnect(sessionRoom(result.reusedSession));
       throw new ApiError('unauthorized', 'refresh token was already used; the session has been ended for safety');
     }
@@ -286,6 +289,7 @@ export class AuthService {
 
   async logout(sessionId: string): Promise<void> {
     await this.deps.db.inPlatform((tx) => this.sessions.revoke(tx, sessionId, 'logout'));
+    await this.authCache.revoke({ session: sessionId });
     this.realtime.disconnect(sessionRoom(sessionId));
   }
 
@@ -309,6 +313,7 @@ export class AuthService {
         after: { sessionsRevoked: ended },
       });
     });
+    await this.authCache.revoke({ user: userId });
     this.realtime.disconnect(userRoom(userId));
   }
 
@@ -370,6 +375,8 @@ export class AuthService {
         ...(enable ? { after: { sessionsRevoked: ended } } : {}),
       });
     });
+    // Other sessions end (on), and tenants that require MFA let the account in or not.
+    await this.authCache.revoke({ user: userId });
     return { recoveryCodes: codes };
   }
 }

@@ -17,6 +17,12 @@ export interface TenantContext {
   readonly role: TenantRole;
   readonly actor: Actor;
   readonly principal: Principal;
+  /**
+   * The tenant's realtime sequence number when the request was let in (read in the same Redis
+   * call as the rate limit): every tenant event increments it, so a response cached at this
+   * number is current as long as it has not moved (ADR 0076).
+   */
+  readonly seq?: number;
 }
 
 export interface RequestAuth {
