@@ -16,10 +16,7 @@ export const AUTH_CACHE_LAG_MS = 1_000;
 
 /** What a revocation ends: one session, every session of a user, a tenant's memberships and keys, one API key. */
 export type Revocation =
-  | { readonly session: string }
-  | { readonly user: string }
-  | { readonly tenant: string }
-  | { readonly apiKey: string };
+  { readonly session: string } | { readonly user: string } | { readonly tenant: string } | { readonly apiKey: string };
 
 const Message = z.object({
   epoch: z.number().int().min(1),

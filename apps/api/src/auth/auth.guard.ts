@@ -84,7 +84,11 @@ export class AuthGuard implements CanActivate {
     try {
       const bearer = this.bearer(req);
       const tenantId = policy.kind === 'tenant' ? (req.params as Record<string, string | undefined>)['tenantId'] : null;
-      const gate = await this.limits(bearer ?? `ip:${req.ip}`, req.ip, tenantId && UUID.test(tenantId) ? tenantId : null);
+      const gate = await this.limits(
+        bearer ?? `ip:${req.ip}`,
+        req.ip,
+        tenantId && UUID.test(tenantId) ? tenantId : null,
+      );
       failing = gate.failing;
       return await this.authenticate(policy, bearer, req, gate);
     } catch (err) {
@@ -115,7 +119,11 @@ export class AuthGuard implements CanActivate {
     const limit = this.deps.config.API_RATE_LIMIT;
     const reads = [this.cache.epochKey];
     if (tenantId) reads.push(realtimeKeys(this.deps.redisPrefix).seq(tenantId.toLowerCase()));
-    const { hit, peek, reads: values } = await this.throttle.hitAndPeek(
+    const {
+      hit,
+      peek,
+      reads: values,
+    } = await this.throttle.hitAndPeek(
       { kind: 'api', subject, windowSeconds: 60 },
       { kind: 'authfail-ip', subject: ip },
       reads,
