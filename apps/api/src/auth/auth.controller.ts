@@ -92,20 +92,21 @@ export class AuthController {
   @ApiResponse({ status: 200, standardSchema: MeResponse })
   async me(@CurrentPrincipal() p: Principal): Promise<z.infer<typeof MeResponse>> {
     const { userId } = userOf(p);
-    return this.deps.db.inPlatform(async (tx) => {
-      const user = await this.users.byId(tx, userId);
-      if (!user) throw new ApiError('unauthorized', 'account not found');
-      const tenants = await this.users.memberships(tx, userId);
-      return {
-        id: user.id,
-        email: user.email,
-        displayName: user.displayName,
-        platformOperator: user.platformOperator,
-        mfaEnabled: user.totpEnabled,
-        mfaRecoveryCodesLeft: user.recoveryCodesLeft,
-        tenants: tenants.map((t) => ({ id: t.tenantId, slug: t.slug, name: t.name, role: t.role })),
-      };
-    });
+    // Two one-statement reads side by side: one round trip of latency each (ADR 0076).
+    const [user, tenants] = await Promise.all([
+      this.deps.db.readPlatform((tx) => this.users.byId(tx, userId)),
+      this.deps.db.readPlatform((tx) => this.users.memberships(tx, userId)),
+    ]);
+    if (!user) throw new ApiError('unauthorized', 'account not found');
+    return {
+      id: user.id,
+      email: user.email,
+      displayName: user.displayName,
+      platformOperator: user.platformOperator,
+      mfaEnabled: user.totpEnabled,
+      mfaRecoveryCodesLeft: user.recoveryCodesLeft,
+      tenants: tenants.map((t) => ({ id: t.tenantId, slug: t.slug, name: t.name, role: t.role })),
+    };
   }
 
   /** Changes the password and ends every session of the account (this one included). */

@@ -23,15 +23,18 @@ import {
 } from '../common/request';
 import { Throttle } from '../common/throttle';
 import { API_DEPS, type ApiDeps } from '../deps';
-import { AuthCache } from './auth-cache';
+import { AUTH_CACHE_TTL_MS, AuthCache } from './auth-cache';
 import { TokenError, TokenService } from './tokens';
 
 /** Failed authentications (bad or expired tokens and keys) per source address per window. */
 export const AUTH_FAILURES_PER_IP = 200;
 const AUTH_FAILURE_WINDOW_SECONDS = 300;
 
-/** How often a cached API key's `last_used_at` is written (the write also re-reads the tenant's state). */
-const API_KEY_TOUCH_MS = 60_000;
+/**
+ * How often a cached API key's `last_used_at` is written (at most once a minute in fact: the
+ * statement skips fresher rows) and its tenant's state re-read: as often as the cache forgets.
+ */
+const API_KEY_TOUCH_MS = AUTH_CACHE_TTL_MS;
 
 type SessionWithRole = SessionState & { role: TenantRole | null; mfaMissing: boolean };
 interface CachedKey {
@@ -190,7 +193,7 @@ export class AuthGuard implements CanActivate {
     let state = cached ? this.cache.get<SessionState>(key) : undefined;
     if (!state) {
       const mark = this.cache.mark();
-      const fresh = await this.deps.db.inPlatform((tx) => this.sessions.state(tx, claims.sessionId));
+      const fresh = await this.deps.db.readPlatform((tx) => this.sessions.state(tx, claims.sessionId));
       if (cached && fresh && this.usableSession(fresh, claims.userId))
         this.cache.set(key, fresh, { session: fresh.sessionId, user: fresh.userId }, mark, fresh.expiresAt.getTime());
       return this.userFromState(fresh, claims.userId);
@@ -214,7 +217,7 @@ export class AuthGuard implements CanActivate {
     const hit = cached ? this.cache.get<SessionWithRole>(key) : undefined;
     if (hit) return hit;
     const mark = this.cache.mark();
-    const state = await this.deps.db.inTenant(scope, (tx) => this.sessions.stateWithRole(tx, sessionId));
+    const state = await this.deps.db.readTenant(scope, (tx) => this.sessions.stateWithRole(tx, sessionId));
     if (cached && state?.role && this.usableSession(state, userId)) {
       const tags = { session: state.sessionId, user: state.userId, tenant: scope.tenantId };
       this.cache.set(key, state, tags, mark, state.expiresAt.getTime());
@@ -229,7 +232,7 @@ export class AuthGuard implements CanActivate {
     const hit = cached ? this.cache.get<CachedKey>(key) : undefined;
     if (hit) return hit;
     const mark = this.cache.mark();
-    const row = await this.deps.db.inPlatform((tx) => this.apiKeys.byHash(tx, hash));
+    const row = await this.deps.db.readPlatform((tx) => this.apiKeys.byHash(tx, hash));
     if (!row) return null;
     // `enabled` and `touchedAt` are filled by the first touch (below), in the key's own tenant.
     const entry: CachedKey = { key: row, enabled: false, touchedAt: 0 };

@@ -78,7 +78,7 @@ export class SitesService {
     const key = this.listCache.key(t, [page.limit, page.cursor, filter.q, filter.tag, filter.online, filter.health]);
     const hit = key ? this.listCache.get<SiteListPage>(t, key) : undefined;
     if (hit) return hit;
-    const res = await this.deps.db.inTenant(t.scope, (tx) => this.sites.list(tx, page, filter, this.pollInterval));
+    const res = await this.deps.db.readTenant(t.scope, (tx) => this.sites.list(tx, page, filter, this.pollInterval));
     const out: SiteListPage = { items: res.items.map(toSiteResponse), nextCursor: res.nextCursor };
     if (key) this.listCache.set(t, key, out);
     return out;
