@@ -158,6 +158,43 @@ describe('hot-path caches', () => {
     expect((await callB('GET', list(w.a.tenantId), token)).status).toBe(404);
   });
 
+  it("/me is cached per person and shows a membership, a removal and a tenant's new name on the next request", async () => {
+    const email = 'me-cache@msp-a.test';
+    const m = await addMember(h, w.a.platformToken, w.a.tenantId, { email, role: 'viewer' });
+    expect(m.status).toBe(201);
+    const token = await login(h, email);
+    const tenantsOnB = async () =>
+      ((await callB('GET', '/api/v1/me', token)).body as unknown as { tenants: { id: string; name: string }[] })
+        .tenants;
+    await warm('/api/v1/me', token);
+    expect((await tenantsOnB()).map((t) => t.id)).toEqual([w.a.tenantId]);
+    const renamed = await h.call('PATCH', `/api/v1/tenants/${w.a.tenantId}`, {
+      token: w.a.platformToken,
+      body: { name: 'MSP A renamed' },
+    });
+    expect(renamed.status).toBe(200);
+    expect((await tenantsOnB())[0]?.name).toBe('MSP A renamed');
+    // Invited to B and accepted while signed in: B is on /me at once.
+    const inv = await h.call('POST', `/api/v1/tenants/${w.b.tenantId}/invitations`, {
+      token: w.b.token,
+      body: { email, role: 'viewer' },
+    });
+    expect(inv.status).toBe(201);
+    await warm('/api/v1/me', token);
+    const acc = await h.call('POST', '/api/v1/invitations/accept-signed-in', {
+      token,
+      body: { token: inv.body.token },
+    });
+    expect(acc.status).toBe(201);
+    expect((await tenantsOnB()).map((t) => t.id).sort()).toEqual([w.a.tenantId, w.b.tenantId].sort());
+    await warm('/api/v1/me', token);
+    const removed = await h.call('DELETE', `/api/v1/tenants/${w.b.tenantId}/members/${m.body.userId}`, {
+      token: w.b.token,
+    });
+    expect(removed.status).toBe(204);
+    expect((await tenantsOnB()).map((t) => t.id)).toEqual([w.a.tenantId]);
+  });
+
   it('a site change is in the list on the next request after its event, and within 1 s without one', async () => {
     const owner = w.a.platformToken;
     await warm(list(w.a.tenantId), owner);

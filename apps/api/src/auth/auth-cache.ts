@@ -31,6 +31,8 @@ export interface CacheTags {
   readonly session?: string;
   readonly user?: string;
   readonly tenant?: string;
+  /** Several tenants (a person's `/me` lists each of theirs). */
+  readonly tenants?: readonly string[];
   readonly apiKey?: string;
 }
 
@@ -171,6 +173,7 @@ export class AuthCache implements OnModuleInit, OnModuleDestroy {
     if (tags.session) list.push(`s:${tags.session}`);
     if (tags.user) list.push(`u:${tags.user}`);
     if (tags.tenant) list.push(`t:${tags.tenant}`);
+    for (const t of tags.tenants ?? []) list.push(`t:${t}`);
     if (tags.apiKey) list.push(`k:${tags.apiKey}`);
     this.entries.delete(key);
     this.entries.set(key, { value, until: Math.min(until, Date.now() + AUTH_CACHE_TTL_MS), tags: list });

@@ -160,7 +160,7 @@ export class AuthGuard implements CanActivate {
     if (policy.kind === 'tenant') {
       const tenantId = (req.params as Record<string, string | undefined>)['tenantId'];
       if (!tenantId || !UUID.test(tenantId)) throw ApiError.notFound('tenant');
-      req.auth = await this.tenantAuth(bearer, tenantId, policy.min, req, gate);
+      req.auth = { ...(await this.tenantAuth(bearer, tenantId, policy.min, req, gate)), cacheable: gate.cached };
       return true;
     }
 
@@ -170,7 +170,7 @@ export class AuthGuard implements CanActivate {
     if (policy.kind === 'platform' && !principal.platformOperator) {
       throw new ApiError('forbidden', 'this route needs the platform-operator role');
     }
-    req.auth = { principal };
+    req.auth = { principal, cacheable: gate.cached };
     return true;
   }
 

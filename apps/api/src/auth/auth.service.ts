@@ -169,6 +169,7 @@ export class AuthService {
       await this.countLoginFailure(user.email, ip);
       throw new ApiError('unauthorized', 'the code is not valid (or was already used)');
     }
+    await this.authCache.revoke({ user: user.id }); // /me counts the codes left
   }
 
   /** New recovery codes (the old ones stop working); needs the password and a current TOTP code. */
@@ -196,6 +197,7 @@ export class AuthService {
         targetId: userId,
       });
     });
+    await this.authCache.revoke({ user: userId });
     return { recoveryCodes: codes };
   }
 

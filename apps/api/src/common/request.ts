@@ -28,6 +28,8 @@ export interface TenantContext {
 export interface RequestAuth {
   principal: Principal;
   tenant?: TenantContext;
+  /** The guard found this process's auth cache current for this request (ADR 0076). */
+  cacheable?: boolean;
 }
 
 export type AuthedRequest = FastifyRequest & { auth?: RequestAuth };
@@ -95,6 +97,11 @@ export const CurrentActor = createParamDecorator((_: unknown, ctx: ExecutionCont
   const req = ctx.switchToHttp().getRequest<AuthedRequest>();
   return actorOf(authOf(ctx).principal, req);
 });
+
+/** Whether this request may read the api's auth cache (every revocation up to its start applied here). */
+export const AuthCacheable = createParamDecorator(
+  (_: unknown, ctx: ExecutionContext): boolean => authOf(ctx).cacheable === true,
+);
 
 export const SourceIp = createParamDecorator(
   (_: unknown, ctx: ExecutionContext): string => ctx.switchToHttp().getRequest<FastifyRequest>().ip,

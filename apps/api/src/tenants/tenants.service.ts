@@ -97,7 +97,9 @@ export class TenantsService {
       return toTenantResponse(row);
     });
     // "MFA required" changes who may use the tenant's routes: no cached membership outlives it.
-    if (body.mfaRequired !== undefined) await this.authCache.revoke({ tenant: t.scope.tenantId });
+    // And its name is on every member's /me.
+    if (body.mfaRequired !== undefined || body.name !== undefined)
+      await this.authCache.revoke({ tenant: t.scope.tenantId });
     return out;
   }
 
