@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuthCache } from '../../apps/api/src/auth/auth-cache';
 import { buildWorld, type World } from './fixtures';
 import { startApi, type Harness } from './harness';
 
@@ -237,9 +238,12 @@ describe('control plane features', () => {
     const url = `/api/v1/tenants/${w.b.tenantId}/sites`;
     expect((await h.call('GET', url, { token: w.b.key })).status).toBe(200);
     await h.ds.query(`UPDATE tenants SET disabled = true WHERE id = $1`, [w.b.tenantId]);
+    // Whoever disables a tenant announces it (cached authentication ends at once; ADR 0076).
+    await h.app.get(AuthCache).revoke({ tenant: w.b.tenantId });
     expect((await h.call('GET', url, { token: w.b.token })).status).toBe(404);
     expect((await h.call('GET', url, { token: w.b.key })).status).toBe(404);
     await h.ds.query(`UPDATE tenants SET disabled = false WHERE id = $1`, [w.b.tenantId]);
+    await h.app.get(AuthCache).revoke({ tenant: w.b.tenantId });
     expect((await h.call('GET', url, { token: w.b.key })).status).toBe(200);
   });
 });

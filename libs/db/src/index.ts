@@ -18,5 +18,5 @@ export {
   type RotationProgress,
   type RotationResult,
 } from './key-rotation';
-export { APP_DB_ROLE, Database, TenantScope, type PlatformTx, type TenantTx, type Tx } from './tenancy';
+export { APP_DB_ROLE, Database, OneStatementError, TenantScope, type PlatformTx, type TenantTx, type Tx } from './tenancy';
 export * from './repositories';

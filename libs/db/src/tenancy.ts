@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { escapeLiteral, type Pool, type PoolClient, type QueryResult } from 'pg';
 import type { DataSource, QueryRunner } from 'typeorm';
 
 /** The role every app transaction runs as; it owns nothing, so RLS policies bind it. */
@@ -55,6 +57,47 @@ function txOf(runner: QueryRunner): Tx {
   };
 }
 
+/** Statements prepared (SQL `PREPARE`) on each pooled connection, by name. */
+const prepared = new WeakMap<PoolClient, Set<string>>();
+/** Prepared statements per connection at most (only the hot reads use them; a handful of shapes). */
+const MAX_PREPARED_PER_CONNECTION = 200;
+
+/**
+ * A parameter's text form, as pg sends it in the extended protocol (strings, numbers, booleans,
+ * bigints, Dates, Buffers, arrays, JSON objects).
+ */
+function toText(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  if (Buffer.isBuffer(value)) return `\\x${value.toString('hex')}`;
+  if (value instanceof Date) return value.toISOString();
+  if (Array.isArray(value)) return arrayLiteral(value);
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value as string | number | boolean | bigint);
+}
+
+function arrayLiteral(items: readonly unknown[]): string {
+  const parts = items.map((item) => {
+    if (item === null || item === undefined) return 'NULL';
+    if (Array.isArray(item)) return arrayLiteral(item);
+    const text = toText(item) ?? '';
+    return `"${text.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  });
+  return `{${parts.join(',')}}`;
+}
+
+/** A parameter as an SQL literal of unknown type (cast to the prepared statement's inferred type). */
+function literal(value: unknown): string {
+  const text = toText(value);
+  return text === null ? 'NULL' : escapeLiteral(text);
+}
+
+/** A read touched more than one statement: `read*` runs exactly one. */
+export class OneStatementError extends Error {
+  constructor() {
+    super('Database.readTenant/readPlatform run exactly one statement; use inTenant/inPlatform for more');
+  }
+}
+
 /**
  * The one way the app reaches PostgreSQL. Each call is one transaction that first drops
  * to the non-owner role (`SET LOCAL ROLE` semantics via `set_config('role', ..., true)`,
@@ -70,6 +113,67 @@ export class Database {
 
   inPlatform<T>(fn: (tx: PlatformTx) => Promise<T>): Promise<T> {
     return this.run('', (runner) => fn({ ...txOf(runner), kind: 'platform' }));
+  }
+
+  /**
+   * A read of ONE statement in ONE round trip (ADR 0076): the role and tenant settings and the
+   * statement travel in one simple-protocol message, which PostgreSQL runs as one implicit
+   * transaction (so the settings end with it, as in `inTenant`). The statement is prepared
+   * once per pooled connection (SQL `PREPARE`, parsed and planned once) and run by `EXECUTE`
+   * with its parameters as escaped literals. A second statement in `fn` throws.
+   */
+  readTenant<T>(scope: TenantScope, fn: (tx: TenantTx) => Promise<T>): Promise<T> {
+    return fn({ [SQL]: this.oneStatement(scope.tenantId), tenantId: scope.tenantId, kind: 'tenant' });
+  }
+
+  /** `readTenant` for platform tables (no tenant set). */
+  readPlatform<T>(fn: (tx: PlatformTx) => Promise<T>): Promise<T> {
+    return fn({ [SQL]: this.oneStatement(''), kind: 'platform' });
+  }
+
+  private oneStatement(tenantId: string): QueryFn {
+    if (tenantId !== '' && !UUID.test(tenantId)) throw new Error('tenant id must be a uuid');
+    let used = false;
+    return async <T>(sql: string, params: readonly unknown[] = []): Promise<T[]> => {
+      if (used) throw new OneStatementError();
+      used = true;
+      return this.executeOnce<T>(tenantId, sql, params);
+    };
+  }
+
+  private async executeOnce<T>(tenantId: string, sql: string, params: readonly unknown[]): Promise<T[]> {
+    const pool = (this.dataSource.driver as unknown as { master: Pool }).master;
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      const name = `bp_${createHash('sha1').update(sql).digest('hex').slice(0, 24)}`;
+      let names = prepared.get(client);
+      if (!names) prepared.set(client, (names = new Set()));
+      if (!names.has(name)) {
+        if (names.size >= MAX_PREPARED_PER_CONNECTION) {
+          await client.query('DEALLOCATE ALL');
+          names.clear();
+        }
+        try {
+          await client.query(`PREPARE ${name} AS ${sql}`);
+        } catch (err) {
+          if ((err as { code?: string }).code !== '42P05') throw err; // already there: fine
+        }
+        names.add(name);
+      }
+      const args = params.length > 0 ? `(${params.map(literal).join(', ')})` : '';
+      const results = (await client.query(
+        `SELECT set_config('role', '${APP_DB_ROLE}', true), set_config('app.tenant_id', '${tenantId}', true); ` +
+          `EXECUTE ${name}${args}`,
+      )) as unknown as QueryResult[];
+      return (results[1]?.rows ?? []) as T[];
+    } catch (err) {
+      // A connection-level failure: let the pool drop the connection (and its prepared set).
+      if (!(err instanceof Error) || !('severity' in err)) broken = err instanceof Error ? err : new Error(String(err));
+      throw err;
+    } finally {
+      client.release(broken);
+    }
   }
 
   private async run<T>(tenantId: string, fn: (runner: QueryRunner) => Promise<T>): Promise<T> {

@@ -6,6 +6,7 @@ import { AuditService } from '../audit/audit.service';
 import { newSecret, TokenService } from '../auth/tokens';
 import { ApiError } from '../common/api-error';
 import { roleAtLeast, type TenantContext } from '../common/request';
+import { AuthCache } from '../auth/auth-cache';
 import { API_DEPS, type ApiDeps } from '../deps';
 import {
   API_KEY_DEFAULT_DAYS,
@@ -40,6 +41,7 @@ export class ApiKeysService {
     private readonly tokens: TokenService,
     private readonly audit: AuditService,
     private readonly realtime: RealtimePublisher,
+    private readonly authCache: AuthCache,
   ) {}
 
   async create(
@@ -91,7 +93,7 @@ export class ApiKeysService {
 
   /** A new expiry (default 90 days from now) for a key at most the caller's role; revoked keys stay revoked. */
   async renew(t: TenantContext, id: string, body: z.infer<typeof RenewApiKeyBody>): Promise<ApiKeyOut> {
-    return this.deps.db.inTenant(t.scope, async (tx) => {
+    const out = await this.deps.db.inTenant(t.scope, async (tx) => {
       const before = await this.keys.get(tx, id);
       if (!before) throw ApiError.notFound('API key');
       if (!roleAtLeast(t.role, before.role)) throw new ApiError('forbidden', 'this API key has a role above yours');
@@ -107,6 +109,8 @@ export class ApiKeysService {
       });
       return toResponse(after);
     });
+    await this.authCache.revoke({ apiKey: id }); // the new expiry, on every api process
+    return out;
   }
 
   async revoke(t: TenantContext, id: string): Promise<void> {
@@ -122,6 +126,7 @@ export class ApiKeysService {
         after: { revokedAt: after?.revokedAt ?? null },
       });
     });
+    await this.authCache.revoke({ apiKey: id });
     this.realtime.disconnect(apiKeyRoom(id));
   }
 }

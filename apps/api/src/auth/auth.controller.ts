@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { ApiErrors } from '../common/validation';
 import { ApiError } from '../common/api-error';
 import {
+  AuthCacheable,
   CurrentActor,
   CurrentPrincipal,
   Public,
@@ -29,6 +30,7 @@ import {
   RefreshBody,
   TokenPairResponse,
 } from './auth.dto';
+import { AuthCache } from './auth-cache';
 import { AuthService, type LoginResult, type TokenPair } from './auth.service';
 
 function userOf(p: Principal) {
@@ -44,6 +46,7 @@ export class AuthController {
     private readonly auth: AuthService,
     private readonly users: UsersRepository,
     @Inject(API_DEPS) private readonly deps: ApiDeps,
+    private readonly authCache: AuthCache,
   ) {}
 
   @Post('auth/login')
@@ -90,22 +93,31 @@ export class AuthController {
   @SignedIn()
   @ApiBearerAuth()
   @ApiResponse({ status: 200, standardSchema: MeResponse })
-  async me(@CurrentPrincipal() p: Principal): Promise<z.infer<typeof MeResponse>> {
+  async me(@CurrentPrincipal() p: Principal, @AuthCacheable() cacheable: boolean): Promise<z.infer<typeof MeResponse>> {
     const { userId } = userOf(p);
-    return this.deps.db.inPlatform(async (tx) => {
-      const user = await this.users.byId(tx, userId);
-      if (!user) throw new ApiError('unauthorized', 'account not found');
-      const tenants = await this.users.memberships(tx, userId);
-      return {
-        id: user.id,
-        email: user.email,
-        displayName: user.displayName,
-        platformOperator: user.platformOperator,
-        mfaEnabled: user.totpEnabled,
-        mfaRecoveryCodesLeft: user.recoveryCodesLeft,
-        tenants: tenants.map((t) => ({ id: t.tenantId, slug: t.slug, name: t.name, role: t.role })),
-      };
-    });
+    // Cached per person like an authentication result: changes to the account, its memberships
+    // and its tenants' names revoke it (ADR 0076).
+    const key = `me:${userId}`;
+    const hit = cacheable ? this.authCache.get<z.infer<typeof MeResponse>>(key) : undefined;
+    if (hit) return hit;
+    const mark = this.authCache.mark();
+    // Two one-statement reads side by side: one round trip of latency each.
+    const [user, tenants] = await Promise.all([
+      this.deps.db.readPlatform((tx) => this.users.byId(tx, userId)),
+      this.deps.db.readPlatform((tx) => this.users.memberships(tx, userId)),
+    ]);
+    if (!user) throw new ApiError('unauthorized', 'account not found');
+    const out = {
+      id: user.id,
+      email: user.email,
+      displayName: user.displayName,
+      platformOperator: user.platformOperator,
+      mfaEnabled: user.totpEnabled,
+      mfaRecoveryCodesLeft: user.recoveryCodesLeft,
+      tenants: tenants.map((t) => ({ id: t.tenantId, slug: t.slug, name: t.name, role: t.role })),
+    };
+    if (cacheable) this.authCache.set(key, out, { user: userId, tenants: tenants.map((t) => t.tenantId) }, mark);
+    return out;
   }
 
   /** Changes the password and ends every session of the account (this one included). */

@@ -1,6 +1,15 @@
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { ApiKeysRepository, RegionsRepository, SessionsRepository, TenantScope, type TenantRole } from '@backplane/db';
+import {
+  ApiKeysRepository,
+  RegionsRepository,
+  SessionsRepository,
+  TenantScope,
+  type ApiKeyAuthRow,
+  type SessionState,
+  type TenantRole,
+} from '@backplane/db';
+import { realtimeKeys } from '@backplane/realtime';
 import { ApiError } from '../common/api-error';
 import { ApiMetrics } from '../common/metrics';
 import {
@@ -14,11 +23,34 @@ import {
 } from '../common/request';
 import { Throttle } from '../common/throttle';
 import { API_DEPS, type ApiDeps } from '../deps';
+import { AUTH_CACHE_TTL_MS, AuthCache } from './auth-cache';
 import { TokenError, TokenService } from './tokens';
 
 /** Failed authentications (bad or expired tokens and keys) per source address per window. */
 export const AUTH_FAILURES_PER_IP = 200;
 const AUTH_FAILURE_WINDOW_SECONDS = 300;
+
+/**
+ * How often a cached API key's `last_used_at` is written (at most once a minute in fact: the
+ * statement skips fresher rows) and its tenant's state re-read: as often as the cache forgets.
+ */
+const API_KEY_TOUCH_MS = AUTH_CACHE_TTL_MS;
+
+type SessionWithRole = SessionState & { role: TenantRole | null; mfaMissing: boolean };
+interface CachedKey {
+  readonly key: ApiKeyAuthRow;
+  enabled: boolean;
+  touchedAt: number;
+}
+
+/** What the request's Redis gate read for the caches. */
+interface Gate {
+  readonly failing: { ttl: number } | null;
+  /** May this request use the auth cache (every invalidation up to now applied here)? */
+  readonly cached: boolean;
+  /** The tenant's realtime sequence number (tenant routes), for response caches. */
+  readonly seq?: number;
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -39,6 +71,7 @@ export class AuthGuard implements CanActivate {
     private readonly sessions: SessionsRepository,
     private readonly apiKeys: ApiKeysRepository,
     private readonly regions: RegionsRepository,
+    private readonly cache: AuthCache,
   ) {}
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
@@ -53,8 +86,14 @@ export class AuthGuard implements CanActivate {
     let failing: { ttl: number } | null = null;
     try {
       const bearer = this.bearer(req);
-      failing = await this.limits(bearer ?? `ip:${req.ip}`, req.ip);
-      return await this.authenticate(policy, bearer, req);
+      const tenantId = policy.kind === 'tenant' ? (req.params as Record<string, string | undefined>)['tenantId'] : null;
+      const gate = await this.limits(
+        bearer ?? `ip:${req.ip}`,
+        req.ip,
+        tenantId && UUID.test(tenantId) ? tenantId : null,
+      );
+      failing = gate.failing;
+      return await this.authenticate(policy, bearer, req, gate);
     } catch (err) {
       throw await this.afterFailure(err, req.ip, failing);
     }
@@ -74,24 +113,41 @@ export class AuthGuard implements CanActivate {
   }
 
   /**
-   * One Redis round trip: counts this request against the caller's per-minute limit and
-   * reads the address's failed-authentication count (random bearer strings would otherwise
-   * spread the per-credential limit thin).
+   * One Redis round trip (one script): counts this request against the caller's per-minute
+   * limit, reads the address's failed-authentication count (random bearer strings would
+   * otherwise spread the per-credential limit thin), the auth cache's epoch and, for a tenant
+   * route, the tenant's realtime sequence number (ADR 0076).
    */
-  private async limits(subject: string, ip: string): Promise<{ ttl: number } | null> {
+  private async limits(subject: string, ip: string, tenantId: string | null): Promise<Gate> {
     const limit = this.deps.config.API_RATE_LIMIT;
-    const { hit, peek } = await this.throttle.hitAndPeek(
+    const reads = [this.cache.epochKey];
+    if (tenantId) reads.push(realtimeKeys(this.deps.redisPrefix).seq(tenantId.toLowerCase()));
+    const {
+      hit,
+      peek,
+      reads: values,
+    } = await this.throttle.hitAndPeek(
       { kind: 'api', subject, windowSeconds: 60 },
       { kind: 'authfail-ip', subject: ip },
+      reads,
     );
     if (hit.count > limit) {
       this.metrics.rateLimited.inc({ kind: 'api' });
       throw new ApiError('rate_limited', `more than ${limit} requests per minute; slow down`, undefined, hit.ttl);
     }
-    return peek.count >= AUTH_FAILURES_PER_IP ? { ttl: peek.ttl } : null;
+    return {
+      failing: peek.count >= AUTH_FAILURES_PER_IP ? { ttl: peek.ttl } : null,
+      cached: this.cache.usable(values[0] ?? 0),
+      ...(tenantId ? { seq: values[1] ?? 0 } : {}),
+    };
   }
 
-  private async authenticate(policy: AccessPolicy, bearer: string | undefined, req: AuthedRequest): Promise<boolean> {
+  private async authenticate(
+    policy: AccessPolicy,
+    bearer: string | undefined,
+    req: AuthedRequest,
+    gate: Gate,
+  ): Promise<boolean> {
     if (policy.kind === 'public') return true;
     if (!bearer) return this.fail('missing', 'authentication required: send Authorization: Bearer <token>');
 
@@ -104,17 +160,17 @@ export class AuthGuard implements CanActivate {
     if (policy.kind === 'tenant') {
       const tenantId = (req.params as Record<string, string | undefined>)['tenantId'];
       if (!tenantId || !UUID.test(tenantId)) throw ApiError.notFound('tenant');
-      req.auth = await this.tenantAuth(bearer, tenantId, policy.min, req);
+      req.auth = { ...(await this.tenantAuth(bearer, tenantId, policy.min, req, gate)), cacheable: gate.cached };
       return true;
     }
 
     if (bearer.startsWith('bpk_'))
       throw new ApiError('forbidden', 'API keys act for a tenant; this route needs a user');
-    const principal = await this.user(bearer);
+    const principal = await this.user(bearer, gate.cached);
     if (policy.kind === 'platform' && !principal.platformOperator) {
       throw new ApiError('forbidden', 'this route needs the platform-operator role');
     }
-    req.auth = { principal };
+    req.auth = { principal, cacheable: gate.cached };
     return true;
   }
 
@@ -131,10 +187,59 @@ export class AuthGuard implements CanActivate {
     throw new ApiError('unauthorized', message);
   }
 
-  private async user(token: string): Promise<Extract<Principal, { kind: 'user' }>> {
+  private async user(token: string, cached: boolean): Promise<Extract<Principal, { kind: 'user' }>> {
     const claims = await this.verify(token);
-    const state = await this.deps.db.inPlatform((tx) => this.sessions.state(tx, claims.sessionId));
+    const key = `s:${claims.sessionId}`;
+    let state = cached ? this.cache.get<SessionState>(key) : undefined;
+    if (!state) {
+      const mark = this.cache.mark();
+      const fresh = await this.deps.db.readPlatform((tx) => this.sessions.state(tx, claims.sessionId));
+      if (cached && fresh && this.usableSession(fresh, claims.userId))
+        this.cache.set(key, fresh, { session: fresh.sessionId, user: fresh.userId }, mark, fresh.expiresAt.getTime());
+      return this.userFromState(fresh, claims.userId);
+    }
     return this.userFromState(state, claims.userId);
+  }
+
+  /** Only sessions that pass are cached: a refusal is always read from the database again. */
+  private usableSession(state: SessionState, userId: string): boolean {
+    return state.userId === userId && !state.revoked && !state.expired && !state.userDisabled;
+  }
+
+  /** The session with its role in the scope's tenant: from the cache, or one query. */
+  private async sessionWithRole(
+    scope: TenantScope,
+    sessionId: string,
+    userId: string,
+    cached: boolean,
+  ): Promise<SessionWithRole | null> {
+    const key = `st:${sessionId}:${scope.tenantId}`;
+    const hit = cached ? this.cache.get<SessionWithRole>(key) : undefined;
+    if (hit) return hit;
+    const mark = this.cache.mark();
+    const state = await this.deps.db.readTenant(scope, (tx) => this.sessions.stateWithRole(tx, sessionId));
+    if (cached && state?.role && this.usableSession(state, userId)) {
+      const tags = { session: state.sessionId, user: state.userId, tenant: scope.tenantId };
+      this.cache.set(key, state, tags, mark, state.expiresAt.getTime());
+    }
+    return state;
+  }
+
+  /** The API key a secret hashes to (cached when found), and whether its tenant is enabled. */
+  private async apiKey(token: string, scope: TenantScope, cached: boolean): Promise<CachedKey | null> {
+    const hash = this.tokens.hash(token);
+    const key = `k:${hash}`;
+    const hit = cached ? this.cache.get<CachedKey>(key) : undefined;
+    if (hit) return hit;
+    const mark = this.cache.mark();
+    const row = await this.deps.db.readPlatform((tx) => this.apiKeys.byHash(tx, hash));
+    if (!row) return null;
+    // `enabled` and `touchedAt` are filled by the first touch (below), in the key's own tenant.
+    const entry: CachedKey = { key: row, enabled: false, touchedAt: 0 };
+    if (cached && row.tenantId === scope.tenantId && !row.revokedAt && row.memberRole) {
+      this.cache.set(key, entry, { apiKey: row.id, tenant: row.tenantId, user: row.createdBy ?? undefined }, mark);
+    }
+    return entry;
   }
 
   private async verify(token: string) {
@@ -174,34 +279,47 @@ export class AuthGuard implements CanActivate {
     tenantId: string,
     min: TenantRole,
     ip: string,
-  ): Promise<{ principal: Principal; scope: TenantScope; role: TenantRole }> {
+  ): Promise<{ principal: Principal; scope: TenantScope; role: TenantRole; seq: number }> {
     let failing: { ttl: number } | null = null;
     try {
-      failing = await this.limits(bearer, ip);
+      const gate = await this.limits(bearer, ip, UUID.test(tenantId) ? tenantId : null);
+      failing = gate.failing;
       if (bearer.startsWith('bpg_')) return this.fail('wrong_type', 'a gateway credential cannot call this route');
       if (!UUID.test(tenantId)) throw ApiError.notFound('tenant');
-      return await this.tenantBearer(bearer, tenantId, min);
+      return { ...(await this.tenantBearer(bearer, tenantId, min, gate.cached)), seq: gate.seq ?? 0 };
     } catch (err) {
       throw await this.afterFailure(err, ip, failing);
     }
   }
 
-  private async tenantAuth(token: string, tenantId: string, min: TenantRole, req: AuthedRequest): Promise<RequestAuth> {
-    const { principal, scope, role } = await this.tenantBearer(token, tenantId, min);
-    return { principal, tenant: { scope, role, principal, actor: actorOf(principal, req) } };
+  private async tenantAuth(
+    token: string,
+    tenantId: string,
+    min: TenantRole,
+    req: AuthedRequest,
+    gate: Gate,
+  ): Promise<RequestAuth> {
+    const { principal, scope, role } = await this.tenantBearer(token, tenantId, min, gate.cached);
+    const seq = gate.seq;
+    return {
+      principal,
+      tenant: { scope, role, principal, actor: actorOf(principal, req), ...(seq !== undefined ? { seq } : {}) },
+    };
   }
 
   private async tenantBearer(
     token: string,
     tenantId: string,
     min: TenantRole,
+    cached: boolean,
   ): Promise<{ principal: Principal; scope: TenantScope; role: TenantRole }> {
     const scope = TenantScope.authenticated(tenantId);
     let principal: Principal;
     let role: TenantRole | null;
     if (token.startsWith('bpk_')) {
-      const key = await this.deps.db.inPlatform((tx) => this.apiKeys.byHash(tx, this.tokens.hash(token)));
-      if (!key) return this.fail('unknown_api_key', 'API key is not valid');
+      const entry = await this.apiKey(token, scope, cached);
+      const key = entry?.key;
+      if (!entry || !key) return this.fail('unknown_api_key', 'API key is not valid');
       if (key.revokedAt) return this.fail('revoked_api_key', 'API key was revoked');
       if (key.expiresAt.getTime() <= Date.now()) return this.fail('expired_api_key', 'API key expired');
       if (key.tenantId !== scope.tenantId) throw ApiError.notFound('tenant');
@@ -210,11 +328,17 @@ export class AuthGuard implements CanActivate {
         return this.fail('api_key_member_gone', 'the member this API key belongs to left the tenant');
       role = roleAtLeast(key.memberRole, key.role) ? key.role : key.memberRole;
       principal = { kind: 'apiKey', apiKeyId: key.id, tenantId: key.tenantId, role, name: key.name };
-      const enabled = await this.deps.db.inTenant(scope, (tx) => this.apiKeys.touch(tx, key.id));
-      if (!enabled) throw ApiError.notFound('tenant');
+      // last_used_at is written at most once a minute anyway; a cached key skips the round trip
+      // in between (the tenant's state comes with the write).
+      const now = Date.now();
+      if (now - entry.touchedAt >= API_KEY_TOUCH_MS) {
+        entry.enabled = await this.deps.db.inTenant(scope, (tx) => this.apiKeys.touch(tx, key.id));
+        entry.touchedAt = now;
+      }
+      if (!entry.enabled) throw ApiError.notFound('tenant');
     } else {
       const claims = await this.verify(token);
-      const state = await this.deps.db.inTenant(scope, (tx) => this.sessions.stateWithRole(tx, claims.sessionId));
+      const state = await this.sessionWithRole(scope, claims.sessionId, claims.userId, cached);
       principal = this.userFromState(state, claims.userId);
       role = state?.role ?? null;
       // Tenant policy "MFA required" (ADR 0054): a member without two-factor sign-in may sign

@@ -7,6 +7,7 @@ import { ApiMetrics } from '../common/metrics';
 import type { Actor } from '../common/request';
 import { Throttle } from '../common/throttle';
 import { AuditService } from '../audit/audit.service';
+import { AuthCache } from './auth-cache';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { burnPasswordCheck, hashPassword, needsRehash, passwordProblem, verifyPassword } from './passwords';
 import { newSecret, TokenError, TokenService } from './tokens';
@@ -58,6 +59,7 @@ export class AuthService {
     private readonly users: UsersRepository,
     private readonly sessions: SessionsRepository,
     private readonly realtime: RealtimePublisher,
+    private readonly authCache: AuthCache,
     private readonly audit: AuditService,
   ) {}
 
@@ -167,6 +169,7 @@ export class AuthService {
       await this.countLoginFailure(user.email, ip);
       throw new ApiError('unauthorized', 'the code is not valid (or was already used)');
     }
+    await this.authCache.revoke({ user: user.id }); // /me counts the codes left
   }
 
   /** New recovery codes (the old ones stop working); needs the password and a current TOTP code. */
@@ -194,6 +197,7 @@ export class AuthService {
         targetId: userId,
       });
     });
+    await this.authCache.revoke({ user: userId });
     return { recoveryCodes: codes };
   }
 
@@ -274,6 +278,7 @@ export class AuthService {
     if (result !== 'invalid' && 'reusedSession' in result) {
       this.metrics.authFailures.inc({ reason: 'refresh_token_reuse' });
       // Whoever holds the session (the thief or the owner) loses its live sockets too.
+      await this.authCache.revoke({ session: result.reusedSession });
       this.realtime.disconnect(sessionRoom(result.reusedSession));
       throw new ApiError('unauthorized', 'refresh token was already used; the session has been ended for safety');
     }
@@ -286,6 +291,7 @@ export class AuthService {
 
   async logout(sessionId: string): Promise<void> {
     await this.deps.db.inPlatform((tx) => this.sessions.revoke(tx, sessionId, 'logout'));
+    await this.authCache.revoke({ session: sessionId });
     this.realtime.disconnect(sessionRoom(sessionId));
   }
 
@@ -309,6 +315,7 @@ export class AuthService {
         after: { sessionsRevoked: ended },
       });
     });
+    await this.authCache.revoke({ user: userId });
     this.realtime.disconnect(userRoom(userId));
   }
 
@@ -370,6 +377,8 @@ export class AuthService {
         ...(enable ? { after: { sessionsRevoked: ended } } : {}),
       });
     });
+    // Other sessions end (on), and tenants that require MFA let the account in or not.
+    await this.authCache.revoke({ user: userId });
     return { recoveryCodes: codes };
   }
 }

@@ -17,11 +17,19 @@ export interface TenantContext {
   readonly role: TenantRole;
   readonly actor: Actor;
   readonly principal: Principal;
+  /**
+   * The tenant's realtime sequence number when the request was let in (read in the same Redis
+   * call as the rate limit): every tenant event increments it, so a response cached at this
+   * number is current as long as it has not moved (ADR 0076).
+   */
+  readonly seq?: number;
 }
 
 export interface RequestAuth {
   principal: Principal;
   tenant?: TenantContext;
+  /** The guard found this process's auth cache current for this request (ADR 0076). */
+  cacheable?: boolean;
 }
 
 export type AuthedRequest = FastifyRequest & { auth?: RequestAuth };
@@ -89,6 +97,11 @@ export const CurrentActor = createParamDecorator((_: unknown, ctx: ExecutionCont
   const req = ctx.switchToHttp().getRequest<AuthedRequest>();
   return actorOf(authOf(ctx).principal, req);
 });
+
+/** Whether this request may read the api's auth cache (every revocation up to its start applied here). */
+export const AuthCacheable = createParamDecorator(
+  (_: unknown, ctx: ExecutionContext): boolean => authOf(ctx).cacheable === true,
+);
 
 export const SourceIp = createParamDecorator(
   (_: unknown, ctx: ExecutionContext): string => ctx.switchToHttp().getRequest<FastifyRequest>().ip,

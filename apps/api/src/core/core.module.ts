@@ -2,6 +2,7 @@ import { Global, Module, type DynamicModule } from '@nestjs/common';
 import { APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
 import { loadTunnelVerifierKey } from '@backplane/config';
 import * as db from '@backplane/db';
+import { AuthCache } from '../auth/auth-cache';
 import { TokenService } from '../auth/tokens';
 import { IdempotencyInterceptor, IdempotencyService } from '../common/idempotency';
 import { ApiMetrics } from '../common/metrics';
@@ -50,10 +51,11 @@ export class CoreModule {
       providers: [
         ...singletons,
         IdempotencyService,
+        AuthCache,
         { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
         { provide: APP_PIPE, useClass: SchemaValidationPipe },
       ],
-      exports: [...singletons.map((p) => p.provide), IdempotencyService],
+      exports: [...singletons.map((p) => p.provide), IdempotencyService, AuthCache],
     };
   }
 }

@@ -95,6 +95,8 @@ interface SocketData {
    * subscribe then gives up instead of starting a stream nobody wants.
    */
   wanted: Set<string>;
+  /** The tenant's sequence number read with the handshake's rate limit (first connect's resync). */
+  seqAtAuth: number;
 }
 
 /** When a socket must go: an access token's expiry (ms), or periodic re-checks of an API key. */
@@ -255,6 +257,7 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
       ctx: this.context(who.scope, who.role, who.principal, ip, socket.id),
       subscriptions: new Set(),
       wanted: new Set(),
+      seqAtAuth: who.seq,
     };
   }
 
@@ -343,7 +346,9 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
     if (lastSeq === 0) {
       // A first connect: the client has applied nothing and loads its state over REST, so old
       // events are no use to it; it needs the seq to continue from (resync does exactly that).
-      const current = Number((await this.deps.redis.get(keys.seq(tenantId))) ?? 0);
+      // The seq read with the handshake's rate limit saves a round trip; an event published
+      // between then and joining the room reaches the client as a gap, which it fills by `resume`.
+      const current = socket.data.seqAtAuth;
       if (current > 0) socket.emit('resync', { tenantId, seq: current });
       return 0;
     }

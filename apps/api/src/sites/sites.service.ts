@@ -7,7 +7,10 @@ import { AuditService } from '../audit/audit.service';
 import { ApiError } from '../common/api-error';
 import type { TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
+import { SiteListCache } from './site-list-cache';
 import { toSiteResponse, type CreateSiteBody, type SiteOut, type UpdateSiteBody } from './sites.dto';
+
+type SiteListPage = { items: SiteOut[]; nextCursor: string | null };
 
 @Injectable()
 export class SitesService {
@@ -18,6 +21,7 @@ export class SitesService {
     private readonly sites: SitesRepository,
     private readonly audit: AuditService,
     private readonly realtime: RealtimePublisher,
+    private readonly listCache: SiteListCache,
   ) {}
 
   /**
@@ -69,9 +73,15 @@ export class SitesService {
     return out;
   }
 
-  async list(t: TenantContext, page: PageRequest, filter: SiteFilter) {
-    const res = await this.deps.db.inTenant(t.scope, (tx) => this.sites.list(tx, page, filter, this.pollInterval));
-    return { items: res.items.map(toSiteResponse), nextCursor: res.nextCursor };
+  /** A page, from the per-tenant response cache when nothing happened in the tenant since (ADR 0076). */
+  async list(t: TenantContext, page: PageRequest, filter: SiteFilter): Promise<SiteListPage> {
+    const key = this.listCache.key(t, [page.limit, page.cursor, filter.q, filter.tag, filter.online, filter.health]);
+    const hit = key ? this.listCache.get<SiteListPage>(t, key) : undefined;
+    if (hit) return hit;
+    const res = await this.deps.db.readTenant(t.scope, (tx) => this.sites.list(tx, page, filter, this.pollInterval));
+    const out: SiteListPage = { items: res.items.map(toSiteResponse), nextCursor: res.nextCursor };
+    if (key) this.listCache.set(t, key, out);
+    return out;
   }
 
   async get(t: TenantContext, id: string): Promise<SiteOut> {

@@ -14,6 +14,7 @@ import { hashPassword, passwordProblem } from '../auth/passwords';
 import { newSecret, TokenService } from '../auth/tokens';
 import { ApiError } from '../common/api-error';
 import { roleAtLeast, type Actor, type Principal, type TenantContext } from '../common/request';
+import { AuthCache } from '../auth/auth-cache';
 import { API_DEPS, type ApiDeps } from '../deps';
 import {
   toInvitationResponse,
@@ -53,6 +54,7 @@ export class InvitationsService {
     private readonly members: MembershipsRepository,
     private readonly users: UsersRepository,
     private readonly audit: AuditService,
+    private readonly authCache: AuthCache,
   ) {}
 
   private acceptUrl(token: string): string {
@@ -157,7 +159,7 @@ export class InvitationsService {
     const found = await this.tenantOf(body.token);
     // Hashed only for a token that exists (no argon2 work for random tokens), outside the transaction.
     const passwordHash = await hashPassword(body.password);
-    return this.inInvitation(found, async (tx, inv) => {
+    const accepted = await this.inInvitation(found, async (tx, inv) => {
       const problem = passwordProblem(body.password, inv.email);
       if (problem) throw new ApiError('validation_failed', `password ${problem}`);
       if (await this.users.byEmail(tx, inv.email)) {
@@ -171,6 +173,8 @@ export class InvitationsService {
       });
       return this.join(tx, inv, user, req);
     });
+    await this.authCache.revoke({ user: accepted.userId }); // their /me lists the tenant now
+    return accepted;
   }
 
   /** Signed in: the existing account joins, if it is the invited email. */
@@ -180,12 +184,14 @@ export class InvitationsService {
     req: { ip: string | null; requestId: string | null },
   ): Promise<Accepted> {
     if (p.kind !== 'user') throw new ApiError('forbidden', 'this route needs a user');
-    return this.inInvitation(await this.tenantOf(token), async (tx, inv) => {
+    const accepted = await this.inInvitation(await this.tenantOf(token), async (tx, inv) => {
       const user = await this.users.byId(tx, p.userId);
       if (!user || user.email !== inv.email)
         throw new ApiError('forbidden', 'this invitation is for another email address');
       return this.join(tx, inv, user, req);
     });
+    await this.authCache.revoke({ user: accepted.userId });
+    return accepted;
   }
 }
 

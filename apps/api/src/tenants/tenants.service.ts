@@ -13,6 +13,7 @@ import type { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { ApiError } from '../common/api-error';
 import { roleAtLeast, type Actor, type TenantContext } from '../common/request';
+import { AuthCache } from '../auth/auth-cache';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { assertCanGrant, InvitationsService } from './invitations.service';
 import {
@@ -38,6 +39,7 @@ export class TenantsService {
     private readonly audit: AuditService,
     private readonly realtime: RealtimePublisher,
     private readonly invitations: InvitationsService,
+    private readonly authCache: AuthCache,
   ) {}
 
   /**
@@ -79,7 +81,7 @@ export class TenantsService {
         throw new ApiError('conflict', 'turn on two-factor sign-in for your own account before requiring it');
       }
     }
-    return this.deps.db.inTenant(t.scope, async (tx) => {
+    const out = await this.deps.db.inTenant(t.scope, async (tx) => {
       const before = await this.tenants.current(tx);
       if (!before) throw ApiError.notFound('tenant');
       let row = before;
@@ -94,6 +96,11 @@ export class TenantsService {
       });
       return toTenantResponse(row);
     });
+    // "MFA required" changes who may use the tenant's routes: no cached membership outlives it.
+    // And its name is on every member's /me.
+    if (body.mfaRequired !== undefined || body.name !== undefined)
+      await this.authCache.revoke({ tenant: t.scope.tenantId });
+    return out;
   }
 
   async listMembers(t: TenantContext, page: PageRequest) {
@@ -150,6 +157,7 @@ export class TenantsService {
       });
       return toMemberResponse(after);
     });
+    await this.authCache.revoke({ user: userId }); // their sessions' and API keys' cached role
     this.realtime.disconnect(userRoom(userId));
     return out;
   }
@@ -169,6 +177,7 @@ export class TenantsService {
         before: toMemberResponse(before),
       });
     });
+    await this.authCache.revoke({ user: userId });
     this.realtime.disconnect(userRoom(userId));
   }
 }

@@ -106,6 +106,8 @@ export interface SessionState {
   userId: string;
   revoked: boolean;
   expired: boolean;
+  /** When the session ends (caches keep an entry no longer than this). */
+  expiresAt: Date;
   userDisabled: boolean;
   platformOperator: boolean;
   email: string;
@@ -179,7 +181,7 @@ export class SessionsRepository {
     const rows = await query<SessionState & { role: TenantRole | null; mfaMissing: boolean }>(
       tx,
       `SELECT s.id AS "sessionId", s.user_id AS "userId", s.revoked_at IS NOT NULL AS revoked,
-              s.expires_at <= now() AS expired, u.disabled AS "userDisabled",
+              s.expires_at <= now() AS expired, s.expires_at AS "expiresAt", u.disabled AS "userDisabled",
               u.platform_operator AS "platformOperator", u.email,
               (NOT u.totp_enabled AND coalesce((SELECT t.mfa_required FROM tenants t WHERE t.id = $2), false))
                 AS "mfaMissing",
@@ -195,7 +197,7 @@ export class SessionsRepository {
     const rows = await query<SessionState>(
       tx,
       `SELECT s.id AS "sessionId", s.user_id AS "userId", s.revoked_at IS NOT NULL AS revoked,
-              s.expires_at <= now() AS expired, u.disabled AS "userDisabled",
+              s.expires_at <= now() AS expired, s.expires_at AS "expiresAt", u.disabled AS "userDisabled",
               u.platform_operator AS "platformOperator", u.email
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`,
       [sessionId],
