@@ -48,6 +48,22 @@ const ONCE =
 /** Clock slack between the router's, the worker's and PostgreSQL's view of "now" (one machine). */
 const SLACK_MS = 250;
 
+/**
+ * When a job was provably executing: each step attempt that completed within one run — its
+ * `started` record directly followed by its `done` (a run that resumes a step first records
+ * `started` again, so a pair never spans a wait or a takeover). Times in ms since the epoch.
+ */
+function busySpans(j: JobRow): { step: string; from: number; to: number }[] {
+  const out: { step: string; from: number; to: number }[] = [];
+  for (let i = 1; i < j.steps.length; i++) {
+    const a = j.steps[i - 1]!;
+    const b = j.steps[i]!;
+    if (a.name === b.name && a.state === 'started' && b.state === 'done')
+      out.push({ step: a.name, from: new Date(a.at).getTime(), to: new Date(b.at).getTime() });
+  }
+  return out;
+}
+
 async function jobRows(world: World, since: Date): Promise<JobRow[]> {
   return world.db(async (c) => {
     const r = await c.query<JobRow>(
@@ -193,22 +209,25 @@ export async function check(world: World, run: EpisodeRun): Promise<EpisodeOutco
     }
   }
 
-  // One job at a time per site: the run windows of two changing jobs on one site never overlap.
+  // One executor per site at a time, judged by what the jobs provably did, not by their
+  // started_at..finished_at windows (a job that waits for its router, or whose worker died,
+  // legitimately lets other jobs run in the middle): each step attempt that completed within
+  // one run (its `started` record directly followed by its `done`) was executing on the site
+  // from the one to the other. Two jobs executing steps on one site at the same time means two
+  // executors held the site at once (the site lock was not exclusive).
   for (const [site, list] of jobsBySite) {
-    const runs = list.filter((j) => j.kind !== 'backup' && j.started_at && j.finished_at);
-    for (let i = 0; i < runs.length; i++) {
-      for (let k = i + 1; k < runs.length; k++) {
-        const a = runs[i]!;
-        const b = runs[k]!;
-        if (
-          a.started_at!.getTime() < b.finished_at!.getTime() - SLACK_MS &&
-          b.started_at!.getTime() < a.finished_at!.getTime() - SLACK_MS
-        ) {
-          v.push({
-            invariant: 'overlapping-runs',
-            detail: `${name(a)} and ${name(b)} ran on one site at once [site jobs: ${history(site)}]`,
-          });
-        }
+    const spans = list.map((j) => ({ j, busy: busySpans(j) }));
+    for (let i = 0; i < spans.length; i++) {
+      for (let k = i + 1; k < spans.length; k++) {
+        const a = spans[i]!;
+        const b = spans[k]!;
+        const hit = a.busy.flatMap((x) => b.busy.filter((y) => x.from < y.to && y.from < x.to).map((y) => [x, y]));
+        if (!hit.length) continue;
+        const [x, y] = hit[0]!;
+        v.push({
+          invariant: 'overlapping-runs',
+          detail: `${name(a.j)} step "${x!.step}" +${x!.from - run.startedAt}..+${x!.to - run.startedAt} and ${name(b.j)} step "${y!.step}" +${y!.from - run.startedAt}..+${y!.to - run.startedAt} executed on one site at once [site jobs: ${history(site)}]`,
+        });
       }
     }
   }
@@ -226,9 +245,17 @@ export async function check(world: World, run: EpisodeRun): Promise<EpisodeOutco
         e.start >= j.created_at.getTime() - SLACK_MS &&
         e.start <= j.finished_at!.getTime() + SLACK_MS;
       const siteJobs = jobsBySite.get(j.site_id) ?? [];
-      const resetLater = siteJobs.some(
-        (o) => o.kind === 'restore' && o.started_at && o.started_at.getTime() >= (j.started_at?.getTime() ?? 0),
-      );
+      // A restore's reset executed after this job's first step wipes its entries (the router's
+      // own log says when, not the restore's started_at: a restore may start, wait, reset later).
+      const resetLater =
+        siteJobs.some((o) => o.kind === 'restore') &&
+        effects.some(
+          (e) =>
+            e.site === router &&
+            e.command === '/system/reset-configuration' &&
+            e.outcome !== 'trap' &&
+            e.start >= new Date(j.steps[0]?.at ?? j.started_at ?? 0).getTime() - SLACK_MS,
+        );
       if (a.entries.length && !resetLater) {
         const missing = a.entries.filter((x) => !snap.addressList.includes(x));
         if (missing.length) {

@@ -292,7 +292,11 @@ export async function runEpisode(world: World, plan: EpisodePlan, say: (s: strin
   run.timeline.push(`+${Date.now() - t0}ms heal`);
   await world.heal();
   const settle = Date.now();
-  await waitTerminal(world, t0, 60_000);
+  // Up to 150 s: a router that went silent mid-command holds its site until the worker's
+  // command timeout (60 s), and the jobs queued behind it, their backoff and a takeover
+  // follow; a job still open after that is a `terminal` violation (and must not leak into the
+  // next episode's effects).
+  await waitTerminal(world, t0, 150_000);
   run.settleMs = Date.now() - settle;
   return run;
 }

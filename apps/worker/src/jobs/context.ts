@@ -48,6 +48,20 @@ export class LeaseLostError extends Error {
 }
 
 /**
+ * The run's site lock was lost while it ran (another execution held the site since: a pause
+ * or a Redis stall past the lock TTL). Like a lost lease, the run touches the router no more
+ * (every handler treats it as resumable); unlike it, the job still belongs to this run, which
+ * puts it back to wait for the site and resumes it from its recorded steps.
+ */
+export class SiteLockLostError extends LeaseLostError {
+  constructor(jobId: string) {
+    super(jobId);
+    this.message = `job ${jobId}: the site lock was lost while it ran (another job held the site since)`;
+    this.name = 'SiteLockLostError';
+  }
+}
+
+/**
  * A command was sent (or may have been) and its effect could not be verified: the job ends
  * `unknown`, never `succeeded` (docs/adr/0057-verified-effects-unknown-outcome.md).
  */
@@ -235,6 +249,9 @@ export class JobContext<K extends JobKind = JobKind> {
           `step "${name}" was interrupted after it may have been sent; it is not safe to repeat and its effect cannot be verified`,
         );
       }
+      // This run starts the step too (recorded), so that a step's `started` directly followed
+      // by its `done` always spans one run — never the wait or takeover before it.
+      await this.record({ name, state: 'started', at: at() }, undefined, true);
       const detail = await opts.onInterrupted();
       await this.record(
         { name, state: 'done', at: at(), detail: detail ?? 'recovered after interruption' },

@@ -22,6 +22,7 @@ import {
   JobContext,
   LeaseLostError,
   MENU_EXPORT_PATH,
+  SiteLockLostError,
   OutcomeUnknownError,
   publishEvent,
   RetryLaterError,
@@ -69,6 +70,8 @@ interface SiteLock {
   /** Taken now from nobody (1), not re-entered by the execution that already held it (2). */
   readonly fresh: boolean;
   readonly renew: NodeJS.Timeout;
+  /** Set once a renewal or check found the site taken by another execution since (sticky). */
+  lost: boolean;
 }
 
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
@@ -78,9 +81,25 @@ const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call
  * another worker then finds the site busy).
  */
 const ACQUIRE = `local v = redis.call('get', KEYS[1])
-if v == false then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+if v == false then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) redis.call('set', KEYS[2], ARGV[1], 'PX', ARGV[3]) return 1 end
 if v == ARGV[1] then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
 return 0`;
+/**
+ * Keep the site lock for a run that holds it (renewal, and the check before each router
+ * call): 2 when still held; 1 when it had expired and nobody took it since (the last taker,
+ * KEYS[2], is this execution — or unknown after a Redis restart that lost both), taken back;
+ * 0 when another execution holds it or held it in between (it expired while this run was
+ * paused, another job ran and released it): that run may have changed the router under us.
+ */
+const KEEP = `local v = redis.call('get', KEYS[1])
+if v == ARGV[1] then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
+if v ~= false then return 0 end
+local last = redis.call('get', KEYS[2])
+if last ~= false and last ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) redis.call('set', KEYS[2], ARGV[1], 'PX', ARGV[3])
+return 1`;
+/** How long the record of a site's last lock taker is kept (ms): longer than any pause a run survives. */
+const LAST_TAKER_TTL_MS = 24 * 3600_000;
 
 /**
  * Runs site jobs from BullMQ. The database row is the truth: BullMQ carries ids only, and a
@@ -303,9 +322,15 @@ export class JobRunner {
     let release = true;
     const run: { lease?: JobLease } = {};
     try {
-      return await this.runSteps(job, token, scope, row, backoff, run);
+      return await this.runSteps(job, token, scope, row, backoff, run, lock);
     } catch (err) {
       if (err instanceof DelayedError) throw err;
+      if (err instanceof SiteLockLostError) {
+        // Another job had the site while this run was stalled: wait for the site, resume later.
+        this.services.logger.warn({ jobId, siteId, epoch: run.lease?.epoch }, 'site lock lost mid-job: waiting');
+        await this.waiting(scope, row, 'another job is running on this site', run.lease);
+        return await this.delay(job, token, 500 + Math.floor(Math.random() * 1000));
+      }
       if (err instanceof LeaseLostError) {
         // Another run owns the job now: write nothing, touch the router no more.
         this.services.logger.warn({ jobId, siteId, epoch: run.lease?.epoch }, 'job lease lost: this run stops');
@@ -344,14 +369,13 @@ export class JobRunner {
     const key = this.lockKey(siteId);
     const owner = `${this.instance}:${jobId}`;
     const ttl = String(this.lockTtl);
-    const got = await this.options.redis.eval(ACQUIRE, 1, key, owner, ttl);
+    const got = await this.options.redis.eval(ACQUIRE, 2, key, `${key}:last`, owner, ttl, LAST_TAKER_TTL_MS);
     if (got !== 1 && got !== 2) return undefined;
     const renew = setInterval(
       () => {
-        void this.options.redis
-          .eval(ACQUIRE, 1, key, owner, ttl)
+        void this.keepSiteLock(lock)
           .then((ok) => {
-            if (ok === 0) this.services.logger.warn({ jobId, siteId }, 'site lock taken by another worker');
+            if (!ok) this.services.logger.warn({ jobId, siteId }, 'site lock taken by another worker');
           })
           .catch((err: unknown) =>
             this.services.logger.warn({ jobId, siteId, err: String(err) }, 'renewing the site lock failed'),
@@ -359,9 +383,41 @@ export class JobRunner {
       },
       Math.min(2000, this.lockTtl / 3),
     );
-    const lock = { key, owner, fresh: got === 1, renew };
+    const lock: SiteLock = { key, owner, fresh: got === 1, renew, lost: false };
     this.held.set(jobId, lock);
     return lock;
+  }
+
+  /** keepSiteLock before a router call; a Redis error is retried briefly, then the job waits (no call without the lock). */
+  private async confirmSiteLock(lock: SiteLock): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.keepSiteLock(lock);
+      } catch (err) {
+        if (attempt >= 5) throw new RetryLaterError(`the site lock could not be confirmed: ${String(err)}`, 1000);
+        await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+      }
+    }
+  }
+
+  /**
+   * Renews the run's site lock; false (and from then on always false) once another execution
+   * held the site since this run took it. Checked before every router call of the run
+   * (issue 15: no two executors on one site), as the job lease is.
+   */
+  private async keepSiteLock(lock: SiteLock): Promise<boolean> {
+    if (lock.lost) return false;
+    const ok = await this.options.redis.eval(
+      KEEP,
+      2,
+      lock.key,
+      `${lock.key}:last`,
+      lock.owner,
+      String(this.lockTtl),
+      LAST_TAKER_TTL_MS,
+    );
+    if (ok === 0) lock.lost = true;
+    return !lock.lost;
   }
 
   private async releaseSiteLock(jobId: string): Promise<void> {
@@ -385,6 +441,8 @@ export class JobRunner {
     backoff: number,
     /** Where the run's lease is left for the caller (its error handling writes under it). */
     run: { lease?: JobLease },
+    /** The site lock this run holds: checked with the lease before each router call. */
+    siteLock: SiteLock,
   ): Promise<unknown> {
     const { jobId, siteId } = job.data;
     const db = this.services.db;
@@ -406,6 +464,7 @@ export class JobRunner {
       owner,
       epoch,
       check: async () => {
+        if (!(await this.confirmSiteLock(siteLock))) throw new SiteLockLostError(jobId);
         if (!(await db.inTenant(scope, (tx) => jobsRepo.holdsLease(tx, jobId, epoch)))) throw new LeaseLostError(jobId);
       },
     };

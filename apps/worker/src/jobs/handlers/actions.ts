@@ -104,33 +104,51 @@ async function uptimeSeconds(ctx: JobContext): Promise<number> {
   return (((w! * 7 + d!) * 24 + h!) * 60 + mi!) * 60 + s!;
 }
 
-/** Uptime below which a reboot could not be told apart from the boot before it (uptime has 1 s steps). */
-const MIN_UPTIME_S = 3;
-/** How much later a new boot time must be (ms): two readings of one boot differ by under 1 s. */
-const BOOT_SLACK_MS = 1500;
+/**
+ * Uptime below which the router is waited for before a command that reboots it, so that the
+ * new boot can be told apart from the one before: the two boot windows below must not overlap
+ * (each about 1 s wide, plus the round trips of the two readings).
+ */
+const MIN_UPTIME_S = 4;
 
 /**
- * When the router booted (ms since the epoch, to about 1 s), read before a command that
- * reboots it; a router up for less than MIN_UPTIME_S is waited for, so the new boot shows.
+ * When the router booted, as an interval (ms since the epoch): the router read its uptime
+ * (whole seconds, rounded down) somewhere between the moment the request went out and the
+ * moment its reply was read here. However late the reply is read (a slow link, a worker
+ * paused or stalled, a reply held by the router), the true boot time lies in the interval;
+ * computing it from the local clock at the reply alone makes a late reply look like a new,
+ * later boot — a reboot that never happened "verified" (issue 15, chaos seed 15).
+ */
+async function bootWindow(ctx: JobContext): Promise<{ earliest: number; latest: number; up: number }> {
+  const sent = Date.now();
+  const up = await uptimeSeconds(ctx);
+  const read = Date.now();
+  return { earliest: sent - (up + 1) * 1000, latest: read - up * 1000, up };
+}
+
+/**
+ * The latest moment the router can have booted (ms since the epoch), read before a command
+ * that reboots it; a router up for less than MIN_UPTIME_S is waited for, so the new boot shows.
  */
 async function bootTimeBefore(ctx: JobContext): Promise<number> {
   for (;;) {
-    const up = await uptimeSeconds(ctx);
-    if (up >= MIN_UPTIME_S) return Date.now() - up * 1000;
+    const { latest, up } = await bootWindow(ctx);
+    if (up >= MIN_UPTIME_S) return latest;
     await sleep((MIN_UPTIME_S - up) * 1000);
   }
 }
 
 /**
- * Waits until the router answers with a boot time later than `bootBefore` (it rebooted:
- * its version then), or answers for a whole window with the old one (undefined: it did not
- * reboot). A router that does not answer makes the job wait (RetryLater); one that never
+ * Waits until the router answers with a boot that certainly came after `bootBefore` (the
+ * earliest it can have booted is later than the latest the old boot can have been: it
+ * rebooted; its version then), or answers for a whole window without that (undefined: it did
+ * not reboot). A router that does not answer makes the job wait (RetryLater); one that never
  * comes back ends `unknown` at the job's expiry.
  */
 function awaitReboot(ctx: JobContext, bootBefore: number, deadlineMs: number): Promise<string | undefined> {
   return awaitEffect<string | undefined>(ctx, deadlineMs, async () => {
-    const up = await uptimeSeconds(ctx);
-    if (Date.now() - up * 1000 > bootBefore + BOOT_SLACK_MS) return { done: true, value: await ctx.version() };
+    const { earliest } = await bootWindow(ctx);
+    if (earliest > bootBefore) return { done: true, value: await ctx.version() };
     return { done: false, value: undefined };
   });
 }

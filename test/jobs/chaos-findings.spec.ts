@@ -1,0 +1,179 @@
+/**
+ * What the randomized fault campaign (docs/reliability.md) found after fencing and verified
+ * effects landed, each reproduced at the one moment that matters:
+ * - a reboot "verified" by a late uptime reply: the boot time computed from the local clock
+ *   when the reply is read moves later by however long the reply took, so a router that never
+ *   rebooted looked rebooted (seed 15: a reboot `succeeded`, no /system/reboot executed);
+ * - the site lock lost while a job ran (its worker stalled past the lock TTL): another job
+ *   ran on the site, and the first carried on as if it still had the site — two executors
+ *   on one router (the job lease fences one job, not the site).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@backplane/testing';
+import { SiteUnreachableError, type RouterChannel } from '../../apps/worker/src/jobs/channel';
+import type { JobRunner } from '../../apps/worker/src/jobs/runner';
+import { jobsWorld, type JobsWorld } from './fixture';
+
+let w: JobsWorld;
+const runners: JobRunner[] = [];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  w = await jobsWorld();
+}, 60_000);
+
+afterEach(async () => {
+  for (const r of runners.splice(0)) await r.close();
+  w.runner = undefined;
+});
+
+afterAll(async () => {
+  await w?.close();
+});
+
+async function enqueue(site: string, kind: string, payload: unknown): Promise<string> {
+  const res = await w.api('POST', `/sites/${site}/jobs`, { kind, payload });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body.id as string;
+}
+
+/** The router's own count of reboots (its log is emptied by a reboot, so count as it happens). */
+function countLog(site: string, re: RegExp): () => number {
+  let n = 0;
+  w.routers.get(site)!.state.onChange((e) => {
+    if (e.store === 'log' && e.item && re.test(e.item.values['message'] ?? '')) n++;
+  });
+  return () => n;
+}
+
+describe('reboot verification by boot time', () => {
+  it('the reboot is lost and the next uptime reply is read 2.5 s late: not succeeded', async () => {
+    const site = await w.addSite('late-uptime');
+    const rebooted = countLog(site, /system rebooted by/);
+    let lost = false;
+    let late = 0;
+    const channel: RouterChannel = {
+      tunnels: false,
+      connectedSince: (id) => w.channel.connectedSince(id),
+      call: async (target, command, attributes, timeoutMs) => {
+        // The reboot never reaches the router: its connection was dead (a link reset).
+        if (command === '/system/reboot') {
+          lost = true;
+          throw new SiteUnreachableError('router_unreachable', 'connection reset');
+        }
+        const res = await w.channel.call(target, command, attributes, timeoutMs);
+        // The first uptime reading after it is read late (the worker stalled, a slow link):
+        // the router computed the uptime 2.5 s before the worker sees it.
+        if (lost && command === '/system/resource/print' && late++ === 0) await sleep(2500);
+        return res;
+      },
+    };
+    const worker = w.startRunner(1, undefined, { channel, effectWaitMs: 3000 });
+    runners.push(worker);
+    const id = await enqueue(site, 'reboot', {});
+    const done = await w.waitJob(id, undefined, 40_000);
+    expect(lost).toBe(true);
+    expect(late).toBeGreaterThan(0);
+    expect(rebooted()).toBe(0);
+    expect(done.state, JSON.stringify(done)).toBe('failed');
+    expect(String(done.error)).toContain('did not reboot');
+  }, 60_000);
+
+  it('a reboot that went through, read back over a slow link, is still verified', async () => {
+    const site = await w.addSite('slow-uptime');
+    const rebooted = countLog(site, /system rebooted by/);
+    const channel: RouterChannel = {
+      tunnels: false,
+      connectedSince: (id) => w.channel.connectedSince(id),
+      call: async (target, command, attributes, timeoutMs) => {
+        const res = await w.channel.call(target, command, attributes, timeoutMs);
+        if (command === '/system/resource/print') await sleep(400);
+        return res;
+      },
+    };
+    const worker = w.startRunner(1, undefined, { channel });
+    runners.push(worker);
+    const id = await enqueue(site, 'reboot', {});
+    const done = await w.waitJob(id, undefined, 40_000);
+    expect(done.state, JSON.stringify(done.error)).toBe('succeeded');
+    expect(rebooted()).toBe(1);
+  }, 60_000);
+});
+
+describe('site lock fencing', () => {
+  it('a job whose site lock lapsed while it waited for a reply, and another job ran: it touches the router no more until it has the site again', async () => {
+    const site = await w.addSite('site-fence');
+    const addresses = Array.from({ length: 4 }, (_, i) => `192.0.2.${i + 10}`);
+    const jobA: { id?: string } = {};
+    let writes = 0;
+    let resumed = false;
+    /** Calls worker 1 made for job A after it resumed while its run (lease epoch 1) was still the one running. */
+    let unfenced = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let paused!: () => void;
+    const pausedNow = new Promise<void>((r) => (paused = r));
+    const ch1: RouterChannel = {
+      tunnels: false,
+      connectedSince: (id) => w.channel.connectedSince(id),
+      call: async (target, command, attributes, timeoutMs) => {
+        if (resumed && jobA.id) {
+          const rows = await w.h.ds.query<{ lease_epoch: number }[]>('SELECT lease_epoch FROM jobs WHERE id = $1', [
+            jobA.id,
+          ]);
+          if (rows[0]?.lease_epoch === 1) unfenced++;
+        }
+        const res = await w.channel.call(target, command, attributes, timeoutMs);
+        if (command === '/ip/firewall/address-list/add' && ++writes === 2 && !resumed) {
+          // The router did the second write; its reply reaches worker 1 only much later.
+          paused();
+          await gate;
+          resumed = true;
+        }
+        return res;
+      },
+    };
+    const worker1 = w.startRunner(1, undefined, { channel: ch1, siteLockTtlMs: 1500 });
+    runners.push(worker1);
+    jobA.id = await enqueue(site, 'apply-config', {
+      changes: addresses.map((a, i) => ({ menu: 'address-list', list: `sl-${i}`, addresses: [a] })),
+    });
+    await pausedNow;
+    // Worker 1 stalls: its site lock is not renewed and lapses (its queue lock, in the same
+    // process, lives on: the job is not taken over, its lease stays with worker 1).
+    const held = (worker1 as unknown as { held: Map<string, { renew: NodeJS.Timeout }> }).held;
+    for (const lock of held.values()) clearInterval(lock.renew);
+    await sleep(1800);
+
+    // Meanwhile a second worker runs another job on the site, to the end.
+    const worker2 = w.startRunner(1, undefined, { siteLockTtlMs: 1500 });
+    runners.push(worker2);
+    const idB = await enqueue(site, 'run-command', {
+      command: '/ip/firewall/address-list/add',
+      attributes: { list: 'sl-b', address: '192.0.2.99' },
+    });
+    const b = await w.waitJob(idB, undefined, 30_000);
+    expect(b.state, JSON.stringify(b)).toBe('succeeded');
+
+    // Worker 1 resumes: its next router call for job A must not happen under the old run.
+    release();
+    const a = await w.waitJob(jobA.id, undefined, 40_000);
+    expect(a.state, JSON.stringify(a)).toBe('succeeded');
+    expect(unfenced).toBe(0);
+    await until(
+      () =>
+        w.h.ds
+          .query<{ lease_epoch: number }[]>('SELECT lease_epoch FROM jobs WHERE id = $1', [jobA.id])
+          .then((r) => (r[0]!.lease_epoch >= 2 ? true : undefined)),
+      5000,
+      'job A to have resumed in a new run',
+    );
+    // Every change of both jobs is on the router, once.
+    const r = w.routers.get(site)!;
+    for (const [i, addr] of addresses.entries()) {
+      expect(r.state.items('ip/firewall/address-list').filter((x) => x.values['list'] === `sl-${i}`).length).toBe(1);
+      expect(r.state.items('ip/firewall/address-list').some((x) => x.values['address'] === addr)).toBe(true);
+    }
+    expect(r.state.items('ip/firewall/address-list').filter((x) => x.values['list'] === 'sl-b').length).toBe(1);
+  }, 90_000);
+});
