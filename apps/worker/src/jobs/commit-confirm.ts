@@ -291,7 +291,10 @@ export class CommitConfirm {
     if (!file) throw new Error(`the revert file ${names.file} could not be written: nothing was changed`);
     const [clock] = await ctx.print('/system/clock');
     await this.removeScheduler();
-    await ctx.callElevated('/system/scheduler/add', confirmSchedulerAttributes(names, windowSeconds, clock?.['time']));
+    await ctx.callElevated(
+      '/system/scheduler/add',
+      confirmSchedulerAttributes(names, windowSeconds, { time: clock?.['time'], date: clock?.['date'] }),
+    );
     const record: ArmRecord = {
       scheduler: names.scheduler,
       file: names.file,

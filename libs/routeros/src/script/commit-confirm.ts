@@ -52,16 +52,21 @@ export function revertOnEvent(n: ConfirmNames): string {
   return s.toString();
 }
 
-/** The scheduler entry as `/system/scheduler/add` attributes (API call). */
+/**
+ * The scheduler entry as `/system/scheduler/add` attributes (API call). `now` is the router's
+ * clock as it printed it (`/system/clock`): the first run is one interval after it (not at
+ * boot, as `start-time=startup` would be).
+ */
 export function confirmSchedulerAttributes(
   n: ConfirmNames,
   windowSeconds: number,
-  startTime?: string,
+  now?: { readonly date?: string | undefined; readonly time?: string | undefined },
 ): Record<string, string> {
   return {
     name: n.scheduler,
     interval: duration(windowSeconds).text,
-    ...(startTime ? { 'start-time': startTime } : {}),
+    ...(now?.time ? { 'start-time': now.time } : {}),
+    ...(now?.time && now.date ? { 'start-date': now.date } : {}),
     policy: CONFIRM_POLICY.join(','),
     'on-event': revertOnEvent(n),
     comment: 'Backplane commit-confirm: reverts unless removed',
@@ -77,6 +82,7 @@ export function confirmSchedulerScript(n: ConfirmNames, windowSeconds: number): 
     name: n.scheduler,
     interval: duration(windowSeconds),
     // now (not `startup`: the entry must not fire at the boot this script runs in)
+    'start-date': sub(cmd('/system/clock', 'get', {}, trusted('date'))),
     'start-time': sub(cmd('/system/clock', 'get', {}, trusted('time'))),
     policy: [...CONFIRM_POLICY],
     'on-event': revertOnEvent(n),
