@@ -73,6 +73,7 @@ export async function jobsWorld(extraEnv: Record<string, string> = {}): Promise<
     tunnels: false,
     call: direct.call.bind(direct),
     connectedSince: async (siteId: string) => (offline.has(siteId) ? undefined : direct.connectedSince(siteId)),
+    probe: direct.probe.bind(direct),
     close: () => direct.close(),
   };
   const api = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>

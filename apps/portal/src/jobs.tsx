@@ -44,6 +44,8 @@ export const JOB_COLOR: Record<string, string> = {
   expired: 'orange',
   /** Sent, interrupted, effect not verified: check the router. */
   unknown: 'grape',
+  /** The change cut the router off; the router took it back by itself (commit-confirm). */
+  reverted: 'pink',
 };
 
 export interface JobQuery {

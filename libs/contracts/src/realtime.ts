@@ -19,7 +19,8 @@
 /** Socket.io path the api serves realtime on. */
 /**
  * `unknown`: a command was sent, the run was interrupted, and its effect could not be
- * verified on the router (never reported as `succeeded`; docs/adr/0057).
+ * verified on the router (never reported as `succeeded`; docs/adr/0057). `reverted`: the change
+ * cut the router off and the router took it back by itself (commit-confirm, docs/adr/0085).
  */
 export const JOB_STATES = [
   'queued',
@@ -30,9 +31,17 @@ export const JOB_STATES = [
   'cancelled',
   'expired',
   'unknown',
+  'reverted',
 ] as const;
 export type JobState = (typeof JOB_STATES)[number];
-export const TERMINAL_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled', 'expired', 'unknown'];
+export const TERMINAL_STATES: readonly JobState[] = [
+  'succeeded',
+  'failed',
+  'cancelled',
+  'expired',
+  'unknown',
+  'reverted',
+];
 
 export const REALTIME_PATH = '/realtime';
 

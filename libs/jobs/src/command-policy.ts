@@ -94,6 +94,9 @@ const MANAGEMENT_MENUS = [
   '/certificate',
 ];
 
+/** Firewall matchers that may name the tunnel interface (`in-interface=<site id>`). */
+const FIREWALL_MATCHERS = new Set(['in-interface', 'out-interface']);
+
 export type CommandDecision = { allowed: true } | { allowed: false; rule: string; message: string };
 
 const under = (command: string, menu: string) => command === menu || command.startsWith(`${menu}/`);
@@ -123,7 +126,12 @@ export function commandPolicy(
     return x.startsWith('bp-') || (siteId !== '' && x === siteId.toLowerCase());
   };
   if (!read) {
-    const mgmt = values.find(([, v]) => v.split(',').some(isManagementName));
+    // A firewall rule that matches on the tunnel interface does not write the tunnel: the
+    // lockout prediction (lockout.ts) judges whether it cuts management.
+    const firewall = /^\/ip(v6)?\/firewall\//.test(command);
+    const mgmt = values.find(
+      ([k, v]) => !(firewall && FIREWALL_MATCHERS.has(k)) && v.split(',').some(isManagementName),
+    );
     if (mgmt) {
       return deny('management_object', `${command} would change Backplane's management object "${mgmt[1]}"`);
     }
@@ -199,6 +207,14 @@ export function jobRequestPolicy(
     | { kind: 'apply-config'; payload: { changes: readonly { menu: string }[] } }
     | { kind: string; payload: unknown },
 ): CommandDecision {
+  const p0 = request.payload as { allowLockoutRisk?: unknown } | null | undefined;
+  if (p0?.allowLockoutRisk === true && !isAdmin(role)) {
+    return {
+      allowed: false,
+      rule: 'lockout_override_needs_admin',
+      message: 'allowLockoutRisk (apply a change predicted to cut management) is admin-only',
+    };
+  }
   if (request.kind === 'run-command') {
     const p = request.payload as { command: string; attributes?: Readonly<Record<string, string>> };
     return commandPolicy(role, siteId, p.command, p.attributes ?? {});

@@ -12,6 +12,7 @@ export {
   JOB_KINDS,
   JOB_MIN_ROLE,
   BulkJobRequest,
+  CONFIRM_WINDOW,
   JOB_PAYLOADS,
   JobRequest,
   JOB_STATES,
@@ -61,3 +62,12 @@ export {
   type CommandDecision,
   type PolicyRole,
 } from './command-policy';
+export {
+  addressContains,
+  predictLockout,
+  predictLockouts,
+  ruleDropsManagement,
+  type LockoutRisk,
+  type ManagementPath,
+  type ProposedChange,
+} from './lockout';

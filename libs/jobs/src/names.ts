@@ -39,14 +39,29 @@ export const DesiredState = z.discriminatedUnion('menu', [
 ]);
 export type DesiredState = z.infer<typeof DesiredState>;
 
+/** Bounds of the commit-confirm window (seconds; docs/adr/0085-commit-confirm.md). */
+export const CONFIRM_WINDOW = { min: 10, max: 3600, default: 120 } as const;
+
+/**
+ * Options of every change that runs under commit-confirm (apply-config, run-command, restore):
+ * `confirmSeconds` overrides the tenant's window for this job; `allowLockoutRisk` applies a
+ * change the lockout prediction refuses (admins only; the router still reverts by itself if it
+ * becomes unreachable).
+ */
+const SafeChange = {
+  confirmSeconds: z.number().int().min(CONFIRM_WINDOW.min).max(CONFIRM_WINDOW.max).optional(),
+  allowLockoutRisk: z.boolean().optional(),
+};
+
 export const JOB_PAYLOADS = {
-  'apply-config': z.strictObject({ changes: z.array(DesiredState).min(1).max(50) }),
+  'apply-config': z.strictObject({ changes: z.array(DesiredState).min(1).max(50), ...SafeChange }),
   'run-command': z.strictObject({
     command: z.string().regex(/^(\/[a-z0-9][a-z0-9-]*)+$/, 'an API command path like /ip/address/print'),
     attributes: z.record(z.string().regex(/^[a-z.][a-z0-9.-]*$/), z.string()).default({}),
+    ...SafeChange,
   }),
   backup: z.strictObject({ reason: z.enum(['manual', 'scheduled', 'before-restore']).default('manual') }),
-  restore: z.strictObject({ backupId: z.uuid() }),
+  restore: z.strictObject({ backupId: z.uuid(), ...SafeChange }),
   reboot: z.strictObject({}),
   'recreate-tunnel': z.strictObject({}),
   'routeros-upgrade': z.strictObject({ channel: z.enum(['stable', 'long-term', 'testing']).default('stable') }),

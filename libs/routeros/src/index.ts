@@ -119,3 +119,14 @@ export {
   sshKeyFingerprint,
   type HostKeyStore,
 } from './ssh/host-keys';
+export {
+  CONFIRM_POLICY,
+  CONFIRM_SCHEDULER_PREFIX,
+  confirmNames,
+  confirmSchedulerAttributes,
+  confirmSchedulerScript,
+  REVERT_FILE_PREFIX,
+  revertOnEvent,
+  revertTail,
+  type ConfirmNames,
+} from './script/commit-confirm';

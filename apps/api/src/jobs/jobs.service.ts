@@ -263,7 +263,7 @@ export class JobsService implements OnModuleDestroy {
       if (!b) throw ApiError.notFound('batch');
       const counts = (await this.batches.stateCounts(tx, batchId)) as { state: JobState; n: number }[];
       const byState = Object.fromEntries(counts.map((c) => [c.state, c.n])) as Partial<Record<JobState, number>>;
-      const finished = (['succeeded', 'failed', 'cancelled', 'expired', 'unknown'] as const).reduce(
+      const finished = (['succeeded', 'failed', 'cancelled', 'expired', 'unknown', 'reverted'] as const).reduce(
         (n, s) => n + (byState[s] ?? 0),
         0,
       );

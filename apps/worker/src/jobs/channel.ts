@@ -40,6 +40,11 @@ export interface RouterChannel {
   ): Promise<RelayResponse>;
   /** When the site's current tunnel came up; undefined when it has none (offline). */
   connectedSince(siteId: string): Promise<Date | undefined>;
+  /**
+   * One command over a connection opened for it (not a pooled one): proves the router accepts
+   * new connections (commit-confirm). Without it, the caller forces the relay's pool to reconnect.
+   */
+  probe?(target: SiteTarget, timeoutMs?: number): Promise<void>;
   /** Releases pooled connections (the worker's stop). */
   close?(): Promise<void>;
 }
@@ -181,6 +186,27 @@ export class DirectChannel implements RouterChannel {
       void client.close().catch(() => undefined);
       if (err instanceof RouterOsConnectionError) throw new SiteUnreachableError('router_unreachable', err.message);
       throw new SiteUnreachableError('router_unreachable', String(err));
+    }
+  }
+
+  async probe(target: SiteTarget, timeoutMs = 5000): Promise<void> {
+    const where = this.resolve(target.siteId);
+    if (!where) throw new SiteUnreachableError('site_offline', 'unknown site');
+    let client: RouterOsClient | undefined;
+    try {
+      client = await RouterOsClient.connect({
+        host: where.host,
+        port: where.port,
+        username: target.credentials.username,
+        password: target.credentials.password,
+        connectTimeoutMs: timeoutMs,
+      });
+      await client.exec('/system/identity/print', {}, { timeoutMs });
+    } catch (err) {
+      if (err instanceof RouterOsLoginError) throw new SiteUnreachableError('router_login_failed', String(err));
+      throw new SiteUnreachableError('router_unreachable', err instanceof Error ? err.message : String(err));
+    } finally {
+      await client?.close().catch(() => undefined);
     }
   }
 

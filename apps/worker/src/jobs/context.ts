@@ -222,6 +222,11 @@ export class JobContext<K extends JobKind = JobKind> {
     );
   }
 
+  /** Records that a step failed this time (it runs again on the next attempt); `detail` says why. */
+  async failed(name: string, detail: string): Promise<void> {
+    await this.record({ name, state: 'failed', at: new Date().toISOString(), detail });
+  }
+
   /**
    * Runs one step once. A step already `done` in an earlier attempt is skipped (its detail
    * returned). A step that `started` but never finished (the worker died in it) is re-run

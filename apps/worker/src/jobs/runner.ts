@@ -29,6 +29,7 @@ import {
   type JobLease,
   type WorkerServices,
 } from './context';
+import { CommitConfirm } from './commit-confirm';
 import { JobMetrics } from './metrics';
 import { assertRegistry, HANDLERS, type HandlerRegistry, type JobHandler } from './registry';
 import { RetryingDatabase } from './transient';
@@ -53,8 +54,8 @@ export interface RunnerOptions {
   readonly metrics?: Registry;
 }
 
-type FinalState = 'succeeded' | 'failed' | 'cancelled' | 'expired' | 'unknown';
-const FINAL: readonly string[] = ['succeeded', 'failed', 'cancelled', 'expired', 'unknown'];
+type FinalState = 'succeeded' | 'failed' | 'cancelled' | 'expired' | 'unknown' | 'reverted';
+const FINAL: readonly string[] = ['succeeded', 'failed', 'cancelled', 'expired', 'unknown', 'reverted'];
 
 /** A step whose last record is `started`: it was interrupted (sent or not, unknown). */
 function interruptedStep(row: JobRow): string | undefined {
@@ -482,7 +483,34 @@ export class JobRunner {
       );
       if (!kept) throw new LeaseLostError(jobId);
     }
-    const result = await handler(ctx);
+    // Commit-confirm (ADR 0085): lockout check and armed revert around a change.
+    const confirm = CommitConfirm.of(ctx, exports?.record);
+    const reverted = await confirm?.begin();
+    if (reverted) {
+      await this.finish(
+        scope,
+        started,
+        'reverted',
+        reverted.result,
+        reverted.reason.slice(0, 2000),
+        async (tx) => {
+          if (reverted.after !== undefined && exports)
+            await jobsRepo.setExports(tx, jobId, undefined, exports.seal(reverted.after), epoch);
+        },
+        lease,
+      );
+      await this.options.redis.hdel(this.waitKey(), jobId);
+      return reverted.result;
+    }
+    let result: unknown;
+    try {
+      result = await handler(ctx);
+      await confirm?.confirm();
+    } catch (err) {
+      const armed = await confirm?.abandon(err);
+      if (armed && err instanceof Error) err.message += `; ${armed}`;
+      throw err;
+    }
     let after: string | undefined;
     if (exports) {
       try {

@@ -65,7 +65,7 @@ export interface JobRow<Kind extends string = string, State extends string = str
 export type StepWrite = 'recorded' | 'cancelled' | 'lease_lost';
 
 /** The terminal states (`unknown`: a command was sent and its effect could not be verified). */
-export type FinalJobState = 'succeeded' | 'failed' | 'cancelled' | 'expired' | 'unknown';
+export type FinalJobState = 'succeeded' | 'failed' | 'cancelled' | 'expired' | 'unknown' | 'reverted';
 
 const COLS = `id, tenant_id AS "tenantId", site_id AS "siteId", batch_id AS "batchId", kind, payload,
   idempotency_key AS "idempotencyKey", requested_by AS "requestedBy", state, progress, steps, result, error,

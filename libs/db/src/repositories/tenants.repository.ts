@@ -50,6 +50,23 @@ export class TenantsRepository {
     return rows[0] ?? null;
   }
 
+  /** The tenant's commit-confirm window in seconds (null: the default; docs/adr/0085). */
+  async commitConfirmSeconds(tx: TenantTx): Promise<number | null> {
+    const rows = await query<{ s: number | null }>(
+      tx,
+      `SELECT commit_confirm_seconds AS s FROM tenants WHERE id = $1`,
+      [tx.tenantId],
+    );
+    return rows[0]?.s ?? null;
+  }
+
+  async setCommitConfirmSeconds(tx: TenantTx, seconds: number | null): Promise<void> {
+    await query(tx, `UPDATE tenants SET commit_confirm_seconds = $2, updated_at = now() WHERE id = $1`, [
+      tx.tenantId,
+      seconds,
+    ]);
+  }
+
   /** Platform view, for operators: only ids and names, never tenant data. */
   async existsSlug(tx: Tx, slug: string): Promise<boolean> {
     const rows = await query(tx, `SELECT 1 FROM tenants WHERE slug = $1`, [slug]);

@@ -14,6 +14,7 @@ import {
 import { POLL_SCHEDULER, recoveryScript, type TunnelParams } from '@backplane/routeros';
 import { z } from 'zod';
 import { SiteUnreachableError } from '../channel';
+import { rearmAfterReset } from '../commit-confirm';
 import { publishEvent, RetryLaterError, type JobContext } from '../context';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -97,7 +98,7 @@ async function awaitEffect<T>(
   }
 }
 
-async function uptimeSeconds(ctx: JobContext): Promise<number> {
+export async function uptimeSeconds(ctx: JobContext): Promise<number> {
   const [r] = await ctx.print('/system/resource');
   const m = /(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?/.exec(r?.['uptime'] ?? '');
   const [w, d, h, mi, s] = (m ?? []).slice(1).map((x) => Number(x ?? 0));
@@ -223,10 +224,10 @@ export async function backup(ctx: JobContext<'backup'>) {
 /** Built-in user groups (a reset keeps them). */
 const BUILTIN_GROUPS = new Set(['full', 'read', 'write']);
 const RESTORE_FILE = 'bp-restore.rsc';
-const CA_FILE = 'bp-ca.crt';
+export const CA_FILE = 'bp-ca.crt';
 
-/** Backplane's objects on this router as it is now (what the restore keeps). */
-async function keptManagement(ctx: JobContext<'restore'>): Promise<KeptManagement> {
+/** Backplane's objects on this router as it is now (what a restore or a commit-confirm revert keeps). */
+export async function keptManagement(ctx: JobContext): Promise<KeptManagement> {
   const { db, keyring } = ctx.services;
   const apiUser = ctx.target.credentials.username;
   const user = (await ctx.print('/user')).find((u) => u['name'] === apiUser);
@@ -268,12 +269,12 @@ async function keptManagement(ctx: JobContext<'restore'>): Promise<KeptManagemen
 }
 
 /** The management CA every gateway certificate chains to (what the router's ovpn-client trusts). */
-async function managementCaPem(ctx: JobContext): Promise<string | undefined> {
+export async function managementCaPem(ctx: JobContext): Promise<string | undefined> {
   const ca = await ctx.services.db.inPlatform((tx) => new PkiRepository().activeAuthority(tx));
   return ca?.certificatePem;
 }
 
-async function writeFile(ctx: JobContext, name: string, contents: string): Promise<void> {
+export async function writeFile(ctx: JobContext, name: string, contents: string): Promise<void> {
   const existing = (await ctx.print('/file')).find((f) => f['name'] === name);
   if (existing?.['.id']) await ctx.call('/file/remove', { '.id': existing['.id'] });
   await ctx.call('/file/add', { name, contents });
@@ -300,7 +301,8 @@ export async function restore(ctx: JobContext<'restore'>) {
       if (pem) await writeFile(ctx, CA_FILE, pem);
       else if (!onRouter) throw new Error('the management CA is neither in the database nor on the router');
     }
-    const script = restoreScript(text, keep);
+    // The reset removes the commit-confirm scheduler: the script arms it again first.
+    const script = rearmAfterReset(ctx) + restoreScript(text, keep);
     await writeFile(ctx, RESTORE_FILE, script);
     const kept = [
       `user ${keep.names.apiUser}`,

@@ -1,0 +1,406 @@
+/**
+ * Commit-confirm and lockout prediction around every change (issue 18,
+ * docs/adr/0085-commit-confirm.md). The runner calls three hooks around a change's handler:
+ *
+ * - `begin()`: the lockout check (refuse, unless an admin accepted the risk), then arming:
+ *   the configuration as it is now goes to a revert file on the router (the restore script of
+ *   ADR 0040: Backplane's management objects kept), and only then a scheduler entry that, when
+ *   the confirm window runs out, removes itself and resets the router into that file. On a
+ *   later attempt (the router stopped answering): whether the router reverted meanwhile.
+ * - `confirm()`: after the handler, a NEW connection to the router (not the pooled one) and
+ *   the tunnel up; then the scheduler and the file are removed (disarmed).
+ * - `abandon(err)`: the handler failed while the router answers (apply-config has rolled back
+ *   what it applied, ADR 0041): disarm. A router that stopped answering stays armed: it reverts.
+ *
+ * A revert is recognised by its trace: the scheduler entry and the revert file are both gone
+ * (the file removes itself last) without this job having disarmed. The job then ends
+ * `reverted`, with the reason and whether the router's export equals the one from before.
+ */
+import { BackupsRepository, SiteCredentialsRepository, TenantsRepository } from '@backplane/db';
+import {
+  CONFIRM_WINDOW,
+  exportBlocks,
+  exportDifferences,
+  jobsRepo,
+  predictLockouts,
+  READ_VERBS,
+  restoreScript,
+  type JobKind,
+  type JobPayload,
+  type ManagementPath,
+  type ProposedChange,
+} from '@backplane/jobs';
+import {
+  commandWords,
+  confirmNames,
+  confirmSchedulerAttributes,
+  confirmSchedulerScript,
+  elevatedCredentials,
+  GATEWAY_TUNNEL_ADDRESS,
+  revertTail,
+  type ConfirmNames,
+} from '@backplane/routeros';
+import { z } from 'zod';
+import { SiteUnreachableError } from './channel';
+import { LeaseLostError, RetryLaterError, type JobContext } from './context';
+import { CA_FILE, keptManagement, managementCaPem, requesterRole, writeFile } from './handlers/actions';
+import { NamedError } from './named-error';
+
+/** The change would obviously cut Backplane's way into the router: refused before anything is written. */
+export class LockoutPredictedError extends NamedError {}
+
+export const STEP_LOCKOUT = 'lockout check';
+export const STEP_ARM = 'arm rollback';
+export const STEP_CONFIRM = 'confirm reachable';
+export const STEP_DISARM = 'disarm rollback';
+
+const ArmRecord = z.object({
+  scheduler: z.string(),
+  file: z.string(),
+  windowSeconds: z.number().int(),
+  armedAt: z.string(),
+});
+type ArmRecord = z.infer<typeof ArmRecord>;
+
+/** How a job ends when the router took the change back by itself. */
+export interface Reverted {
+  readonly reason: string;
+  readonly result: {
+    readonly reverted: true;
+    readonly windowSeconds: number;
+    readonly exportEqualsBefore: boolean | null;
+    readonly differences: readonly string[];
+  };
+  /** The export after the revert (the job's after-record). */
+  readonly after?: string;
+}
+
+type Row = Record<string, string>;
+const verbOf = (command: string) => command.slice(command.lastIndexOf('/') + 1);
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** Whether a job changes the router (commit-confirm applies): not reboot/upgrade, not a read. */
+export function isMutating(kind: JobKind, payload: unknown): boolean {
+  if (kind === 'apply-config' || kind === 'restore') return true;
+  if (kind === 'run-command') return !READ_VERBS.includes(verbOf((payload as JobPayload<'run-command'>).command));
+  return false;
+}
+
+/** The script that re-arms the revert first thing after a reset (restore), or '' when not armed. */
+export function rearmAfterReset(ctx: JobContext): string {
+  const arm = armRecord(ctx);
+  return arm ? confirmSchedulerScript(arm, arm.windowSeconds) : '';
+}
+
+function armRecord(ctx: JobContext): ArmRecord | undefined {
+  const s = ctx.stepState(STEP_ARM);
+  if (s?.state !== 'done' || !s.detail) return undefined;
+  return ArmRecord.parse(JSON.parse(s.detail));
+}
+
+/** `key=value` words of an export command (values unquoted). */
+function exportAttributes(command: string): Row {
+  const out: Row = {};
+  for (const w of commandWords(command).slice(1)) {
+    const i = w.indexOf('=');
+    if (i <= 0) continue;
+    const v = w.slice(i + 1);
+    out[w.slice(0, i)] = v.startsWith('"') && v.endsWith('"') ? v.slice(1, -1).replace(/\\(.)/g, '$1') : v;
+  }
+  return out;
+}
+
+export class CommitConfirm {
+  readonly names: ConfirmNames;
+
+  private constructor(
+    private readonly ctx: JobContext,
+    /** The job's before/after record (the same scope as the runner's export before). */
+    private readonly record?: () => Promise<string>,
+  ) {
+    this.names = confirmNames(ctx.job.id);
+  }
+
+  /** The commit-confirm of this job, or undefined when the job does not change the router. */
+  static of(ctx: JobContext, record?: () => Promise<string>): CommitConfirm | undefined {
+    return isMutating(ctx.job.kind, ctx.payload) ? new CommitConfirm(ctx, record) : undefined;
+  }
+
+  private get payload(): { confirmSeconds?: number; allowLockoutRisk?: boolean } {
+    return this.ctx.payload as { confirmSeconds?: number; allowLockoutRisk?: boolean };
+  }
+
+  private done(step: string): boolean {
+    return this.ctx.stepState(step)?.state === 'done';
+  }
+
+  /** Lockout check and arming; on a later attempt, whether the router reverted meanwhile. */
+  async begin(): Promise<Reverted | undefined> {
+    const { ctx } = this;
+    if (this.done(STEP_DISARM)) return undefined;
+    if (this.done(STEP_ARM)) return this.checkReverted();
+    await ctx.step(STEP_LOCKOUT, 2, () => this.lockoutCheck());
+    await ctx.step(STEP_ARM, 3, () => this.arm());
+    return undefined;
+  }
+
+  /** After the handler: reachable over a new connection and the tunnel up, then disarm. */
+  async confirm(): Promise<void> {
+    const { ctx } = this;
+    const arm = armRecord(ctx);
+    if (!arm) return;
+    await ctx.step(STEP_CONFIRM, 98, async () => {
+      await this.reachable();
+      return `reached over a new connection${ctx.services.channel.tunnels ? ', tunnel up' : ''}`;
+    });
+    const resumed = ctx.stepState(STEP_DISARM)?.state === 'started';
+    await ctx.step(STEP_DISARM, 99, async () => {
+      const scheduler = await this.removeScheduler();
+      // Gone before this job removed it (and not by an earlier try of this step): the window
+      // ran out between the probe and now and the router is reverting. The file stays (the
+      // revert reads it); the next attempt finds the revert's trace.
+      if (!scheduler && !resumed) {
+        const why = 'the confirm window ran out just before disarming: the router reverts';
+        await ctx.failed(STEP_DISARM, why);
+        throw new SiteUnreachableError('reverting', why);
+      }
+      await this.removeFile();
+      return `removed ${arm.scheduler} and ${arm.file}`;
+    });
+  }
+
+  /** The handler failed: disarm while the router answers; keep armed when it does not. */
+  async abandon(err: unknown): Promise<string | undefined> {
+    if (!armRecord(this.ctx) || this.done(STEP_DISARM)) return undefined;
+    if (err instanceof SiteUnreachableError || err instanceof RetryLaterError || err instanceof LeaseLostError) {
+      return undefined;
+    }
+    try {
+      await this.removeObjects();
+      return undefined;
+    } catch (e) {
+      if (e instanceof LeaseLostError) throw e;
+      this.ctx.log.warn({ jobId: this.ctx.job.id, err: message(e) }, 'disarming after a failure failed');
+      return `the rollback stays armed on the router (disarming failed: ${message(e)}): it reverts when the window runs out`;
+    }
+  }
+
+  /** The confirm window: the job's, else the tenant's, else 120 s. */
+  private async window(): Promise<number> {
+    if (this.payload.confirmSeconds !== undefined) return this.payload.confirmSeconds;
+    const { db } = this.ctx.services;
+    const tenant = await db.inTenant(this.ctx.scope, (tx) => new TenantsRepository().commitConfirmSeconds(tx));
+    return tenant ?? CONFIRM_WINDOW.default;
+  }
+
+  /** How Backplane reaches this router, read from it. */
+  private async managementPath(): Promise<ManagementPath> {
+    const { ctx } = this;
+    const siteId = ctx.siteId;
+    const ids: Row = {};
+    const note = (rows: readonly Row[], keep: (r: Row) => boolean, as: (r: Row) => string) => {
+      for (const r of rows) if (r['.id'] && keep(r)) ids[r['.id']] = as(r);
+    };
+    const bySite = (r: Row) => r['name'] === siteId;
+    note(await ctx.print('/interface'), bySite, () => siteId);
+    note(await ctx.print('/interface/ovpn-client'), bySite, () => siteId);
+    note(await ctx.print('/ppp/profile'), bySite, () => siteId);
+    const services = await ctx.print('/ip/service');
+    note(
+      services,
+      () => true,
+      (r) => r['name'] ?? '',
+    );
+    note(
+      await ctx.print('/user'),
+      () => true,
+      (r) => r['name'] ?? '',
+    );
+    const api = services.find((r) => r['name'] === 'api');
+    const users = [ctx.target.credentials.username, elevatedCredentials(siteId, ctx.target.credentials).username];
+    return {
+      siteId,
+      gatewayAddress: ctx.services.apiAllowedFrom ?? GATEWAY_TUNNEL_ADDRESS,
+      apiPort: Number(api?.['port'] ?? 8728) || 8728,
+      users: [...new Set(users)],
+      ids,
+    };
+  }
+
+  /** The job's changes as the prediction reads them. */
+  private async proposed(): Promise<ProposedChange[]> {
+    const { ctx } = this;
+    switch (ctx.job.kind) {
+      case 'apply-config':
+        return (ctx.payload as JobPayload<'apply-config'>).changes.map((state) => ({ kind: 'desired', state }));
+      case 'run-command': {
+        const p = ctx.payload as JobPayload<'run-command'>;
+        const verb = verbOf(p.command);
+        const menu = p.command.slice(0, p.command.lastIndexOf('/'));
+        let current: Row | undefined;
+        const target = p.attributes['.id'] ?? p.attributes['numbers'];
+        if (/^\/ip\/firewall\/(filter|raw)$/.test(menu) && (verb === 'set' || verb === 'enable') && target) {
+          current = (await ctx.print(menu)).find((r) => r['.id'] === target);
+        }
+        return [{ kind: 'command', command: p.command, attributes: p.attributes, ...(current ? { current } : {}) }];
+      }
+      case 'restore': {
+        const { db, keyring } = ctx.services;
+        const backupId = (ctx.payload as JobPayload<'restore'>).backupId;
+        const text = await db.inTenant(ctx.scope, (tx) =>
+          new BackupsRepository(keyring).content(tx, backupId, ctx.siteId),
+        );
+        const out: ProposedChange[] = [];
+        for (const b of exportBlocks(text ?? '')) {
+          const m = /^ip firewall (filter|raw)$/.exec(b.section);
+          if (!m || !b.command?.startsWith('add ')) continue;
+          out.push({ kind: 'command', command: `/ip/firewall/${m[1]}/add`, attributes: exportAttributes(b.command) });
+        }
+        return out;
+      }
+      default:
+        return [];
+    }
+  }
+
+  private async lockoutCheck(): Promise<string> {
+    const risks = predictLockouts(await this.proposed(), await this.managementPath());
+    if (risks.length === 0) return 'no change cuts the management path';
+    const what = risks.map((r) => `${r.rule}: ${r.message}`).join('; ');
+    const role = requesterRole(this.ctx.job);
+    if (this.payload.allowLockoutRisk === true && (role === 'admin' || role === 'owner')) {
+      return `lockout risk accepted by an admin (the router reverts by itself if it becomes unreachable): ${what}`;
+    }
+    throw new LockoutPredictedError(
+      `lockout_predicted: ${what}. Nothing was changed; an admin may request the job with allowLockoutRisk: true (the router then reverts by itself if it becomes unreachable)`,
+    );
+  }
+
+  /** Revert file first (checked on the router), then the scheduler: a revert never lacks its file. */
+  private async arm(): Promise<string> {
+    const { ctx, names } = this;
+    const windowSeconds = await this.window();
+    const keep = await keptManagement(ctx);
+    if (keep.caFile) {
+      const pem = await managementCaPem(ctx);
+      if (pem) await writeFile(ctx, CA_FILE, pem);
+    }
+    const script = restoreScript(await ctx.exportConfig(), keep) + revertTail(names);
+    await writeFile(ctx, names.file, script);
+    const file = (await ctx.print('/file')).find((f) => f['name'] === names.file);
+    if (!file) throw new Error(`the revert file ${names.file} could not be written: nothing was changed`);
+    const [clock] = await ctx.print('/system/clock');
+    await this.removeScheduler();
+    await ctx.callElevated(
+      '/system/scheduler/add',
+      confirmSchedulerAttributes(names, windowSeconds, { time: clock?.['time'], date: clock?.['date'] }),
+    );
+    const record: ArmRecord = {
+      scheduler: names.scheduler,
+      file: names.file,
+      windowSeconds,
+      armedAt: new Date().toISOString(),
+    };
+    return JSON.stringify(record);
+  }
+
+  /** A command over a connection opened now, and the tunnel up (the router's ovpn-client running). */
+  private async reachable(): Promise<void> {
+    const { ctx } = this;
+    const { channel } = ctx.services;
+    try {
+      await ctx.lease?.check();
+      if (channel.probe) await channel.probe(ctx.target, 10_000);
+      else {
+        // The relay keeps one pooled connection per site and login: a call as the other user
+        // replaces it, so the routine call after it runs over a connection opened after the change.
+        await ctx.callElevated('/system/identity/print', {}, 10_000);
+        await ctx.call('/system/identity/print', {}, 10_000);
+      }
+      if (channel.tunnels && !(await channel.connectedSince(ctx.siteId))) {
+        throw new SiteUnreachableError('site_offline', 'the management tunnel is down');
+      }
+      const ovpn = (await ctx.print('/interface/ovpn-client')).find((r) => r['name'] === ctx.siteId);
+      if (ovpn && ovpn['running'] !== 'true') {
+        throw new SiteUnreachableError('tunnel_down', `the router's ovpn-client ${ctx.siteId} is not running`);
+      }
+    } catch (err) {
+      if (err instanceof SiteUnreachableError) {
+        await ctx.failed(STEP_CONFIRM, `not reachable after the change: ${err.message}`);
+      }
+      throw err;
+    }
+  }
+
+  /** Removes the scheduler entry, then the revert file. */
+  private async removeObjects(): Promise<void> {
+    await this.removeScheduler();
+    await this.removeFile();
+  }
+
+  private async removeFile(): Promise<void> {
+    const f = (await this.ctx.print('/file')).find((x) => x['name'] === this.names.file);
+    if (f?.['.id']) await this.ctx.call('/file/remove', { '.id': f['.id'] });
+  }
+
+  private async removeScheduler(): Promise<boolean> {
+    const rows = (await this.ctx.callElevated('/system/scheduler/print')).rows;
+    const hit = rows.find((r) => r['name'] === this.names.scheduler);
+    if (hit?.['.id']) await this.ctx.callElevated('/system/scheduler/remove', { '.id': hit['.id'] });
+    return hit !== undefined;
+  }
+
+  /**
+   * A later attempt of an armed job: unreachable → wait (the router reverts by itself);
+   * scheduler still there → not reverted (the handler resumes); scheduler and file gone → the
+   * router reverted: verified against the export from before.
+   */
+  private async checkReverted(): Promise<Reverted | undefined> {
+    const { ctx } = this;
+    const arm = armRecord(ctx)!;
+    // A disarm that began (and may have removed both) is this job's, not a revert.
+    if (ctx.stepState(STEP_DISARM)?.state === 'started') return undefined;
+    const lastFailure = [...ctx.job.steps].reverse().find((s) => s.name === STEP_CONFIRM && s.state === 'failed');
+    await this.reachable();
+    const scheduler = (await ctx.callElevated('/system/scheduler/print')).rows.some((r) => r['name'] === arm.scheduler);
+    if (scheduler) return undefined;
+    const file = (await ctx.print('/file')).some((f) => f['name'] === arm.file);
+    if (file) {
+      throw new RetryLaterError(
+        `the confirm scheduler ${arm.scheduler} is gone but the revert file is still there: waiting for the revert to finish`,
+        3000,
+      );
+    }
+    const why = lastFailure?.detail ?? ctx.job.error ?? 'the router stopped answering after the change';
+    let differences: string[] = [];
+    let equal: boolean | null = null;
+    let after: string | undefined;
+    const row = await ctx.services.db.inTenant(ctx.scope, (tx) => jobsRepo.get(tx, ctx.job.id));
+    if (this.record && row?.exportBeforeEnc) {
+      const before = new SiteCredentialsRepository(ctx.services.keyring).decryptJobExport(
+        ctx.job.id,
+        row.exportBeforeEnc,
+      );
+      after = await this.record();
+      const keep = await keptManagement(ctx);
+      differences = exportDifferences(before, after, keep.names);
+      equal = differences.length === 0;
+    }
+    const verdict =
+      equal === null
+        ? ''
+        : equal
+          ? '; its configuration equals the one from before the change'
+          : `; its configuration still differs from before the change in ${differences.length} line(s)`;
+    return {
+      reason: `reverted: ${why}; when the ${arm.windowSeconds} s confirm window ran out the router restored its configuration from before the change by itself and came back${verdict}`,
+      result: {
+        reverted: true,
+        windowSeconds: arm.windowSeconds,
+        exportEqualsBefore: equal,
+        differences: differences.slice(0, 20),
+      },
+      ...(after !== undefined ? { after } : {}),
+    };
+  }
+}

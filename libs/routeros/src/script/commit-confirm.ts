@@ -1,0 +1,100 @@
+/**
+ * What commit-confirm puts on a router (docs/adr/0085-commit-confirm.md): a revert file (the
+ * configuration from just before the change, written first) and a scheduler entry that, when
+ * the confirm window runs out, removes itself and resets the router into that file. The worker
+ * removes both once it has reached the router over a new connection after the change.
+ */
+import { cmd, find, Script, sub, test } from './builder';
+import { duration, trusted } from './literal';
+
+/** Names of one job's commit-confirm objects (derived from the job id, so a re-run finds them). */
+export interface ConfirmNames {
+  readonly scheduler: string;
+  readonly file: string;
+}
+
+export const CONFIRM_SCHEDULER_PREFIX = 'bp-confirm-';
+export const REVERT_FILE_PREFIX = 'bp-revert-';
+
+export function confirmNames(jobId: string): ConfirmNames {
+  const key = jobId
+    .replace(/[^0-9a-f]/gi, '')
+    .slice(0, 12)
+    .toLowerCase();
+  return { scheduler: `${CONFIRM_SCHEDULER_PREFIX}${key}`, file: `${REVERT_FILE_PREFIX}${key}.rsc` };
+}
+
+/** Policies the revert runs with: the reset needs `policy`, reading the revert file `read`. */
+export const CONFIRM_POLICY = ['read', 'write', 'policy', 'reboot', 'test', 'sensitive'] as const;
+
+/**
+ * The scheduler's `on-event`. It removes its own entry first (a revert never runs twice), and
+ * resets only when the revert file is there (a reset without it would leave a router nobody
+ * can reach): `no-defaults` (nothing but the file's configuration), `keep-users` (passwords
+ * cannot come back from an export), `skip-backup`.
+ */
+export function revertOnEvent(n: ConfirmNames): string {
+  const s = new Script();
+  s.command('/system/scheduler', 'remove', {}, find({ name: n.scheduler }));
+  s.if(
+    test.empty(sub(cmd('/file', 'find', { name: n.file }))),
+    (b) => b.log('error', `bp: commit-confirm: ${n.file} is missing, the router was NOT reverted`),
+    (b) => {
+      b.log('warning', 'bp: commit-confirm window ran out: reverting to the configuration before the change');
+      b.command('/system', 'reset-configuration', {
+        'no-defaults': true,
+        'skip-backup': true,
+        'keep-users': true,
+        'run-after-reset': n.file,
+      });
+    },
+  );
+  return s.toString();
+}
+
+/**
+ * The scheduler entry as `/system/scheduler/add` attributes (API call). `now` is the router's
+ * clock as it printed it (`/system/clock`): the first run is one interval after it (not at
+ * boot, as `start-time=startup` would be).
+ */
+export function confirmSchedulerAttributes(
+  n: ConfirmNames,
+  windowSeconds: number,
+  now?: { readonly date?: string | undefined; readonly time?: string | undefined },
+): Record<string, string> {
+  return {
+    name: n.scheduler,
+    interval: duration(windowSeconds).text,
+    ...(now?.time ? { 'start-time': now.time } : {}),
+    ...(now?.time && now.date ? { 'start-date': now.date } : {}),
+    policy: CONFIRM_POLICY.join(','),
+    'on-event': revertOnEvent(n),
+    comment: 'Backplane commit-confirm: reverts unless removed',
+  };
+}
+
+/** The same entry as a script line (re-armed first thing after a restore's reset). */
+export function confirmSchedulerScript(n: ConfirmNames, windowSeconds: number): string {
+  const s = new Script();
+  s.comment('Backplane commit-confirm: the revert stays armed across the reset');
+  s.command('/system/scheduler', 'remove', {}, find({ name: n.scheduler }));
+  s.command('/system/scheduler', 'add', {
+    name: n.scheduler,
+    interval: duration(windowSeconds),
+    // now (not `startup`: the entry must not fire at the boot this script runs in)
+    'start-date': sub(cmd('/system/clock', 'get', {}, trusted('date'))),
+    'start-time': sub(cmd('/system/clock', 'get', {}, trusted('time'))),
+    policy: [...CONFIRM_POLICY],
+    'on-event': revertOnEvent(n),
+    comment: 'Backplane commit-confirm: reverts unless removed',
+  });
+  return s.toString();
+}
+
+/** Last lines of a revert file: it removes itself (its absence tells the worker the revert ran). */
+export function revertTail(n: ConfirmNames): string {
+  const s = new Script();
+  s.command('/file', 'remove', {}, find({ name: n.file }));
+  s.log('warning', 'bp: commit-confirm revert done');
+  return s.toString();
+}
