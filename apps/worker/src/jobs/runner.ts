@@ -13,6 +13,7 @@ import {
   type QueuedJob,
   type QueueConnection,
 } from '@backplane/jobs';
+import { JobProgressFeed } from '@backplane/realtime';
 import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
@@ -113,12 +114,24 @@ export class JobRunner {
   private readonly began = new Map<string, number>();
   /** The services, with a database whose transactions are retried on transient errors. */
   private readonly services: WorkerServices;
+  /** `job.progress` coalesced per interval (ADR 0079); flushed on drain and close. */
+  private readonly feed?: JobProgressFeed;
 
   constructor(
     services: WorkerServices,
     private readonly options: RunnerOptions,
   ) {
-    this.services = { ...services, db: new RetryingDatabase(services.db, services.logger) };
+    // Job events are coalesced (ADR 0079): steps and batch jobs leave once per interval.
+    this.feed = services.events
+      ? new JobProgressFeed(services.events, {
+          onError: (err) => services.logger.warn({ err: String(err) }, 'realtime publish failed'),
+        })
+      : undefined;
+    this.services = {
+      ...services,
+      db: new RetryingDatabase(services.db, services.logger),
+      ...(this.feed ? { events: this.feed } : {}),
+    };
     this.lockTtl = options.siteLockTtlMs ?? 30_000;
     this.handlers = options.handlers ?? HANDLERS;
     assertRegistry(this.handlers);
@@ -513,6 +526,7 @@ export class JobRunner {
     for (const jobId of [...this.held.keys()]) if (!this.active.has(jobId)) await this.releaseSiteLock(jobId);
     if (!finished)
       this.services.logger.warn({ jobs: [...this.active], graceMs }, 'jobs still running after the drain timeout');
+    await this.feed?.flush();
     return finished;
   }
 
@@ -520,6 +534,7 @@ export class JobRunner {
     if (this.timer) clearInterval(this.timer);
     await this.worker?.close(this.draining);
     for (const lock of this.held.values()) clearInterval(lock.renew);
+    await this.feed?.close();
     await this.producer.close();
   }
 }
