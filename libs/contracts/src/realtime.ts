@@ -69,6 +69,11 @@ export interface JobProgressData {
   readonly state: string;
   /** Name of the step running or just finished. */
   readonly step?: string;
+  /**
+   * Per-job detail only (`job` socket event, coalesced per interval; ADR 0079): every step
+   * recorded since the previous detail of this job, in order.
+   */
+  readonly steps?: readonly string[];
   /** 0..1 when known. */
   readonly progress?: number;
   readonly error?: string;

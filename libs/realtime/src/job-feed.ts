@@ -58,8 +58,9 @@ export class JobProgressFeed implements RealtimeSink {
       const perTenant = this.details.get(tenantId) ?? new Map<string, JobProgressData>();
       this.details.set(tenantId, perTenant);
       const prev = perTenant.get(d.jobId);
-      // The latest update wins; a step name or error seen earlier in the interval is kept.
-      perTenant.set(d.jobId, { ...prev, ...d });
+      // The latest update wins; the steps recorded in the interval are all listed, in order.
+      const steps = [...(prev?.steps ?? []), ...(d.step !== undefined && prev?.step !== d.step ? [d.step] : [])];
+      perTenant.set(d.jobId, { ...prev, ...d, ...(steps.length ? { steps } : {}) });
       this.schedule();
     }
     if (d.step !== undefined) return;
