@@ -16,6 +16,7 @@ import { testSettings } from '@backplane/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScript, startRouter, type SimRouter } from '../../apps/routeros-sim/src';
 import { BackupScheduler, Schedules } from '../../apps/worker/src/schedules';
+import { client } from '../realtime/realtime-helpers';
 import { jobsWorld, type JobsWorld } from './fixture';
 
 let w: JobsWorld;
@@ -56,6 +57,12 @@ async function routerExport(r: SimRouter): Promise<string> {
 describe('live progress', () => {
   it('a job run publishes an ordered sequence of job.progress events ending in its terminal state', async () => {
     const site = await w.addSite('live');
+    // Steps are per-job detail (ADR 0079): only a socket watching the job or its site gets them.
+    const watcher = client(w.base, w.tenantId, w.token);
+    const details: JobProgressData[] = [];
+    watcher.rt.on('job', (d) => details.push(d));
+    await watcher.connected();
+    await watcher.rt.watch({ siteId: site });
     const res = await w.api('POST', `/sites/${site}/jobs`, {
       kind: 'apply-config',
       payload: {
@@ -77,11 +84,17 @@ describe('live progress', () => {
     expect(events[1]).toMatchObject({ state: 'running' });
     expect(events.filter((e) => TERMINAL.includes(e.state))).toHaveLength(1);
     expect(events.at(-1)).toMatchObject({ state: 'succeeded', progress: 1 });
-    // Every recorded step appears, in the order the job ran them, with progress never going back.
-    const steps = events.filter((e) => e.step).map((e) => e.step);
+    // The tenant sees the states, not the steps; the watcher sees every recorded step, in the
+    // order the job ran them, with progress never going back.
+    expect(events.map((e) => e.state)).toEqual(['queued', 'running', 'succeeded']);
+    expect(events.filter((e) => e.step)).toEqual([]);
+    await expect.poll(() => details.at(-1)?.state).toBe('succeeded');
+    const steps = details.flatMap((d) => d.steps ?? []);
     expect([...new Set(steps)]).toEqual(['check every change', 'apply 1/2 dns', 'apply 2/2 identity']);
-    const progress = events.map((e) => e.progress ?? 0);
-    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    const progress = [...events, ...details].map((e) => e.progress ?? 0);
+    expect(details.map((e) => e.progress ?? 0)).toEqual([...details.map((e) => e.progress ?? 0)].sort((a, b) => a - b));
+    expect(progress.at(-1)).toBe(1);
+    watcher.rt.close();
     // The row agrees with the last event.
     expect((done.steps as { name: string }[]).map((s) => s.name)).toEqual(
       expect.arrayContaining(['apply 1/2 dns', 'apply 2/2 identity']),

@@ -1,8 +1,8 @@
 import { Anchor, Badge, Button, Group, Progress, Table, Text, UnstyledButton } from '@mantine/core';
-import { TERMINAL_STATES } from '@backplane/contracts';
+import { TERMINAL_STATES, type JobProgressData } from '@backplane/contracts';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, errorText, type Page } from './api';
-import { useTenantEvents } from './realtime';
+import { useJobDetail, useTenantEvents } from './realtime';
 import { Link } from './router';
 import { tenantPath, useSession } from './session';
 import { when } from './util';
@@ -123,29 +123,47 @@ export function useJobList(query: JobQuery, limit = 50) {
     [key],
   );
 
+  const moved = (d: JobProgressData) => {
+    if (query.siteId && d.siteId !== query.siteId) return;
+    if (query.batchId && d.batchId !== query.batchId) return;
+    // Show the move at once, then read the job for its steps and result.
+    setItems((old) =>
+      old.map((j) =>
+        j.id === d.jobId
+          ? {
+              ...j,
+              state: d.state,
+              progress: d.progress !== undefined ? Math.round(d.progress * 100) : j.progress,
+              error: d.error ?? j.error,
+            }
+          : j,
+      ),
+    );
+    refetch(d.jobId);
+  };
+  // A batch's jobs are not announced one by one (ADR 0079): a list of a batch (or of every
+  // job) re-reads its first page when the batch moved, at most once a second.
+  const batchReload = useRef<ReturnType<typeof setTimeout> | null>(null);
+  useEffect(
+    () => () => {
+      if (batchReload.current) clearTimeout(batchReload.current);
+    },
+    [],
+  );
   useTenantEvents(
     (e) => {
-      if (e.type !== 'job.progress') return;
-      const d = e.data;
-      if (query.siteId && d.siteId !== query.siteId) return;
-      if (query.batchId && d.batchId !== query.batchId) return;
-      // Show the move at once, then read the job for its steps and result.
-      setItems((old) =>
-        old.map((j) =>
-          j.id === d.jobId
-            ? {
-                ...j,
-                state: d.state,
-                progress: d.progress !== undefined ? Math.round(d.progress * 100) : j.progress,
-                error: d.error ?? j.error,
-              }
-            : j,
-        ),
-      );
-      refetch(d.jobId);
+      if (e.type === 'job.progress') moved(e.data);
+      else if (e.type === 'job.batch' && !query.siteId && (!query.batchId || query.batchId === e.data.batchId)) {
+        batchReload.current ??= setTimeout(() => {
+          batchReload.current = null;
+          setTick((t) => t + 1);
+        }, 1000);
+      }
     },
     () => setTick((t) => t + 1),
   );
+  // A site's job list gets every job of the site in detail, batch jobs included.
+  useJobDetail(query.siteId ? { siteId: query.siteId } : undefined, moved);
 
   return {
     items,

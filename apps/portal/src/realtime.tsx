@@ -13,7 +13,13 @@
  * token and dials again. Site streams (traffic, logs, telemetry) are shared by every component
  * that watches the same one and re-subscribed by the client after a reconnect.
  */
-import type { RealtimeServerEvents, SiteStreamKind, TenantEvent } from '@backplane/contracts';
+import type {
+  JobProgressData,
+  JobWatch,
+  RealtimeServerEvents,
+  SiteStreamKind,
+  TenantEvent,
+} from '@backplane/contracts';
 import { RealtimeClient } from '@backplane/realtime';
 import { createContext, useContext, useEffect, useRef, useSyncExternalStore, type ReactNode } from 'react';
 import { currentAccessToken, onAccessToken, refresh } from './api';
@@ -64,6 +70,7 @@ export class TenantRealtime {
   private readonly resyncs = new Set<() => void>();
   private readonly states = new Set<() => void>();
   private readonly subs = new Set<Subscription>();
+  private readonly jobWatchers = new Set<{ w: JobWatch; fn: (d: JobProgressData) => void }>();
   private readonly cleanups: (() => void)[] = [];
 
   constructor(readonly tenantId: string) {}
@@ -102,6 +109,9 @@ export class TenantRealtime {
       client.on('traffic', (p) => this.dispatch('traffic', p.siteId, p)),
       client.on('logs', (p) => this.dispatch('logs', p.siteId, p)),
       client.on('telemetry', (p) => this.dispatch('telemetry', p.siteId, p)),
+      client.on('job', (d) => {
+        for (const x of this.jobWatchers) if ('jobId' in x.w ? x.w.jobId === d.jobId : x.w.siteId === d.siteId) x.fn(d);
+      }),
       client.on('stream.error', (e) => {
         for (const s of this.subs) if (s.siteId === e.siteId && s.stream === e.stream) s.onError?.(e.message);
       }),
@@ -163,6 +173,23 @@ export class TenantRealtime {
     return () => this.states.delete(fn);
   }
 
+  /**
+   * Per-job detail (every state and step change) of one job or of every job of one site:
+   * tenant events only carry state changes of single jobs and per-batch counts (ADR 0079).
+   */
+  watchJobs(w: JobWatch, fn: (d: JobProgressData) => void): () => void {
+    const entry = { w, fn };
+    const same = (x: JobWatch) =>
+      'jobId' in w ? 'jobId' in x && x.jobId === w.jobId : 'siteId' in x && x.siteId === w.siteId;
+    const first = ![...this.jobWatchers].some((x) => same(x.w));
+    this.jobWatchers.add(entry);
+    if (first) this.client?.watch(w).catch(() => undefined);
+    return () => {
+      this.jobWatchers.delete(entry);
+      if (![...this.jobWatchers].some((x) => same(x.w))) this.client?.unwatch(w).catch(() => undefined);
+    };
+  }
+
   /** Watches a site stream; the server-side subscription is shared and ends with the last watcher. */
   subscribe(sub: Subscription): () => void {
     this.subs.add(sub);
@@ -220,6 +247,20 @@ export function useTenantEvents(fn: (e: TenantEvent) => void, onResync?: () => v
       b();
     };
   }, [rt]);
+}
+
+/** Per-job detail of one job or one site's jobs while mounted (`target` undefined: none). */
+export function useJobDetail(target: JobWatch | undefined, fn: (d: JobProgressData) => void): void {
+  const rt = useRealtime();
+  const fnRef = useRef(fn);
+  fnRef.current = fn;
+  const jobId = target && 'jobId' in target ? target.jobId : undefined;
+  const siteId = target && 'siteId' in target ? target.siteId : undefined;
+  useEffect(() => {
+    if (!rt) return;
+    if (jobId) return rt.watchJobs({ jobId }, (d) => fnRef.current(d));
+    if (siteId) return rt.watchJobs({ siteId }, (d) => fnRef.current(d));
+  }, [rt, jobId, siteId]);
 }
 
 /** Rows of one site stream while the component is mounted (subscribe on mount, unsubscribe on unmount). */

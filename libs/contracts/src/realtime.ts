@@ -46,6 +46,13 @@ export const TERMINAL_STATES: readonly JobState[] = [
 export const REALTIME_PATH = '/realtime';
 
 export const tenantRoom = (tenantId: string): string => `tenant:${tenantId}`;
+/**
+ * Per-job detail (`job` socket event, every state and step change) goes only to sockets that
+ * watch the job or its site (`watch`). The rooms are under the tenant, so a socket can only
+ * ever join its own tenant's (docs/adr/0079-coalesced-job-events.md).
+ */
+export const jobWatchRoom = (tenantId: string, jobId: string): string => `tenant:${tenantId}:job:${jobId}`;
+export const siteJobsWatchRoom = (tenantId: string, siteId: string): string => `tenant:${tenantId}:site:${siteId}:jobs`;
 export const siteStreamRoom = (siteId: string, stream: SiteStreamKind): string => `site:${siteId}:${stream}`;
 
 /** What a site's tunnel and router look like now, as the fleet list shows it. */
@@ -71,9 +78,27 @@ export interface JobProgressData {
   readonly state: string;
   /** Name of the step running or just finished. */
   readonly step?: string;
+  /**
+   * Per-job detail only (`job` socket event, coalesced per interval; ADR 0079): every step
+   * recorded since the previous detail of this job, in order.
+   */
+  readonly steps?: readonly string[];
   /** 0..1 when known. */
   readonly progress?: number;
   readonly error?: string;
+}
+
+/**
+ * `job.batch`: what the jobs of one batch did in the last interval (ADR 0079): one event per
+ * batch per interval instead of a `job.progress` per job per step to every socket.
+ */
+export interface JobBatchProgressData {
+  readonly batchId: string;
+  readonly kind: string;
+  /** How many of the batch's jobs changed state in the interval. */
+  readonly changed: number;
+  /** The states those jobs reached in the interval, counted (a job counts once, its last state). */
+  readonly states: Readonly<Partial<Record<JobState, number>>>;
 }
 
 export interface SiteChangedData {
@@ -94,6 +119,7 @@ export interface TenantEventMap {
   'site.status': SiteStatusData;
   'site.changed': SiteChangedData;
   'job.progress': JobProgressData;
+  'job.batch': JobBatchProgressData;
   'backup.created': BackupCreatedData;
 }
 
@@ -163,6 +189,8 @@ export interface RealtimeServerEvents {
   traffic: (s: { readonly siteId: string; readonly at: string; readonly samples: readonly TrafficSample[] }) => void;
   logs: (s: { readonly siteId: string; readonly lines: readonly LogLine[] }) => void;
   telemetry: (s: TelemetrySample) => void;
+  /** Detail of one job (state, step, progress), to sockets that `watch` the job or its site; not sequenced. */
+  job: (d: JobProgressData) => void;
   /** A stream could not start or ended (site offline, router error, permission). */
   'stream.error': (e: { readonly siteId: string; readonly stream: SiteStreamKind; readonly message: string }) => void;
 }
@@ -179,7 +207,13 @@ export interface RealtimeClientEvents {
     ack: Ack<null>,
   ) => void;
   unsubscribe: (req: { readonly siteId: string; readonly stream: SiteStreamKind }, ack: Ack<null>) => void;
+  /** Per-job detail (`job` events) of one job or of every job of one site. */
+  watch: (req: JobWatch, ack: Ack<null>) => void;
+  unwatch: (req: JobWatch, ack: Ack<null>) => void;
 }
+
+/** What a socket watches for per-job detail: one job, or every job of one site. */
+export type JobWatch = { readonly jobId: string } | { readonly siteId: string };
 
 /** `auth` object of the socket.io handshake. */
 export interface RealtimeAuth {

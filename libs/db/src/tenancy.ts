@@ -199,6 +199,63 @@ export class Database {
   }
 
   /**
+   * One tenant transaction in ONE round trip (the job runner's hot path, issue 19): `fn`
+   * issues its statements without waiting for one another's results (usually just one); they
+   * travel with the role and tenant settings as one simple query, which PostgreSQL runs as one
+   * implicit transaction (an error anywhere rolls all of it back). A simple query takes no
+   * parameters, so the values are inlined as literals: strings, finite numbers, booleans, dates
+   * and null only — anything else throws before a byte is sent. A statement issued after the
+   * others were sent (after awaiting a result) is refused: use `inTenant` for those.
+   */
+  async inTenantOneTrip<T>(scope: TenantScope, fn: (tx: TenantTx) => Promise<T>): Promise<T> {
+    const tenantId = scope.tenantId;
+    if (!UUID.test(tenantId)) throw new Error('tenant id must be a uuid');
+    const pending: { sql: string; resolve: (rows: unknown[]) => void; reject: (err: unknown) => void }[] = [];
+    let sent = false;
+    const tx: TenantTx = {
+      [SQL]: <R>(sql: string, params: readonly unknown[] = []) => {
+        if (sent) return Promise.reject(new Error('inTenantOneTrip: every statement must be issued before any result'));
+        let text: string;
+        try {
+          text = inlineParams(sql, params);
+        } catch (err) {
+          return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+        }
+        return new Promise<R[]>((resolve, reject) =>
+          pending.push({ sql: text, resolve: resolve as (rows: unknown[]) => void, reject }),
+        );
+      },
+      tenantId,
+      kind: 'tenant',
+    };
+    const result = fn(tx);
+    result.catch(() => undefined); // handled by the caller, who gets `result`; not unhandled meanwhile
+    // Whatever `fn` issues before it waits for a result is in `pending` after this turn.
+    await new Promise<void>((r) => setImmediate(r));
+    sent = true;
+    if (pending.length === 0) return result;
+    const text = [
+      `SELECT set_config('role', '${APP_DB_ROLE}', true), set_config('app.tenant_id', '${tenantId}', true), ` +
+        `set_config('standard_conforming_strings', 'on', true)`,
+      ...pending.map((p) => p.sql),
+    ].join(';\n');
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      const conn = (await runner.connect()) as { query(text: string): Promise<unknown> };
+      const res = await conn.query(text);
+      const results = (Array.isArray(res) ? res : [res]) as { rows?: unknown[] }[];
+      pending.forEach((p, i) => p.resolve(results[i + 1]?.rows ?? []));
+    } catch (err) {
+      // As in `run`: a dead connection fails this too, and the pool then drops it.
+      await runner.query('ROLLBACK').catch(() => undefined);
+      for (const p of pending) p.reject(err);
+    } finally {
+      await runner.release();
+    }
+    return result;
+  }
+
+  /**
    * Switches an open platform transaction to one tenant (creating a tenant and its first
    * owner in one transaction). Needs a scope like every tenant access.
    */
@@ -210,4 +267,29 @@ export class Database {
       kind: 'tenant',
     };
   }
+}
+
+/** A value as an SQL literal for a simple query (see `inTenantOneTrip`). */
+export function sqlLiteral(v: unknown): string {
+  if (v === null || v === undefined) return 'NULL';
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new Error('sqlLiteral: not a finite number');
+    return v < 0 ? `(${v})` : String(v);
+  }
+  if (v instanceof Date) return sqlLiteral(v.toISOString());
+  if (typeof v === 'string') {
+    if (v.includes('\0')) throw new Error('sqlLiteral: NUL in a string');
+    return `'${v.replace(/'/g, "''")}'`;
+  }
+  throw new Error(`sqlLiteral: a ${typeof v} cannot be inlined (strings, numbers, booleans, dates, null)`);
+}
+
+/** `$n` placeholders replaced by their values as literals (placeholders never appear inside quotes in our SQL). */
+function inlineParams(sql: string, params: readonly unknown[]): string {
+  return sql.replace(/\$(\d+)/g, (_m, n: string) => {
+    const i = Number(n) - 1;
+    if (i < 0 || i >= params.length) throw new Error(`inlineParams: no value for $${n}`);
+    return sqlLiteral(params[i]);
+  });
 }

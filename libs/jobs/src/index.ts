@@ -28,6 +28,7 @@ export { connectionFromUrl, JobQueue, type QueueConnection } from './queue';
 export {
   deterministicId,
   jobsRepo,
+  type JobRef,
   type JobRow,
   type JobStep,
   type NewJob,

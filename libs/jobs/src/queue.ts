@@ -21,6 +21,19 @@ export function connectionFromUrl(url: string): ConnectionOptions {
   };
 }
 
+function jobOptions(job: QueuedJob, delayMs = 0) {
+  return {
+    jobId: job.jobId,
+    delay: delayMs,
+    // The worker handles retries itself (offline sites, the per-site lock); BullMQ's own
+    // attempts cover crashes and Redis errors.
+    attempts: 5,
+    backoff: { type: 'exponential' as const, delay: 2000 },
+    removeOnComplete: { age: 3600, count: 10_000 },
+    removeOnFail: { age: 24 * 3600 },
+  };
+}
+
 /**
  * The producer side: adds a job by its database id. BullMQ ignores an add whose job id
  * already exists, so enqueuing twice (a retried request, the reconciler) runs it once.
@@ -33,16 +46,17 @@ export class JobQueue {
   }
 
   async add(job: QueuedJob, delayMs = 0): Promise<void> {
-    await this.queue.add(job.kind, job, {
-      jobId: job.jobId,
-      delay: delayMs,
-      // The worker handles retries itself (offline sites, the per-site lock); BullMQ's own
-      // attempts cover crashes and Redis errors.
-      attempts: 5,
-      backoff: { type: 'exponential', delay: 2000 },
-      removeOnComplete: { age: 3600, count: 10_000 },
-      removeOnFail: { age: 24 * 3600 },
-    });
+    await this.queue.add(job.kind, job, jobOptions(job, delayMs));
+  }
+
+  /**
+   * Many jobs in one round trip per `chunk` (BullMQ `addBulk`: one MULTI); the same id
+   * twice is still run once.
+   */
+  async addBulk(jobs: readonly QueuedJob[], chunk = 1000): Promise<void> {
+    for (let i = 0; i < jobs.length; i += chunk) {
+      await this.queue.addBulk(jobs.slice(i, i + chunk).map((j) => ({ name: j.kind, data: j, opts: jobOptions(j) })));
+    }
   }
 
   async remove(jobId: string): Promise<void> {

@@ -17,7 +17,13 @@
  *   rt.subscribe(siteId, 'traffic'); rt.on('traffic', (s) => …);
  */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
-import type { RealtimeClientEvents, RealtimeServerEvents, SiteStreamKind, TenantEvent } from '@backplane/contracts';
+import type {
+  JobWatch,
+  RealtimeClientEvents,
+  RealtimeServerEvents,
+  SiteStreamKind,
+  TenantEvent,
+} from '@backplane/contracts';
 
 /** `REALTIME_PATH` of @backplane/contracts, repeated so this file imports only types from there (spec checks it). */
 export const CLIENT_REALTIME_PATH = '/realtime';
@@ -61,6 +67,8 @@ export class RealtimeClient {
   private readonly resyncListeners = new Set<Listener<[number]>>();
   private readonly errorListeners = new Set<Listener<[RealtimeConnectError]>>();
   private readonly subscriptions = new Map<string, { siteId: string; stream: SiteStreamKind; iface?: string }>();
+  /** Jobs and sites watched for per-job detail (`job` events), asked again after a reconnect. */
+  private readonly watches = new Map<string, JobWatch>();
   private closed = false;
 
   constructor(private readonly options: RealtimeClientOptions) {
@@ -89,6 +97,7 @@ export class RealtimeClient {
       // Site streams are per connection: subscribe again after a reconnect.
       for (const [key, s] of this.subscriptions)
         this.emitSubscribe(s.siteId, s.stream, s.iface).catch(() => this.forget(key, s)); // refused now: the site is gone
+      for (const w of this.watches.values()) this.emitWatch('watch', w).catch(() => undefined);
     });
     this.socket.on('disconnect', (reason) => {
       // The server ends a socket whose token expired: reconnect, asking for a fresh token.
@@ -133,7 +142,10 @@ export class RealtimeClient {
   }
 
   /** Site stream rows (`traffic`, `logs`, `telemetry`) and `stream.error`. */
-  on<K extends 'traffic' | 'logs' | 'telemetry' | 'stream.error'>(event: K, l: RealtimeServerEvents[K]): () => void {
+  on<K extends 'traffic' | 'logs' | 'telemetry' | 'stream.error' | 'job'>(
+    event: K,
+    l: RealtimeServerEvents[K],
+  ): () => void {
     // socket.io-client's typed `on` wants the union of listeners; each K maps to its own.
     this.socket.on(event, l as never);
     return () => void this.socket.off(event, l as never);
@@ -159,6 +171,29 @@ export class RealtimeClient {
     this.subscriptions.delete(`${siteId}:${stream}`);
     return new Promise((resolve, reject) => {
       this.socket.emit('unsubscribe', { siteId, stream }, (r) => (r.ok ? resolve() : reject(new Error(r.error))));
+    });
+  }
+
+  /**
+   * Per-job detail (`job` events: every state and step change) of one job or of every job of
+   * one site; tenant events carry only state changes and per-batch counts (ADR 0079).
+   */
+  watch(w: JobWatch): Promise<void> {
+    this.watches.set(watchKey(w), w);
+    return this.emitWatch('watch', w).catch((err: unknown) => {
+      this.watches.delete(watchKey(w));
+      throw err;
+    });
+  }
+
+  unwatch(w: JobWatch): Promise<void> {
+    this.watches.delete(watchKey(w));
+    return this.emitWatch('unwatch', w);
+  }
+
+  private emitWatch(event: 'watch' | 'unwatch', w: JobWatch): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.socket.emit(event, w, (r) => (r.ok ? resolve() : reject(new Error(r.error))));
     });
   }
 
@@ -212,3 +247,5 @@ export class RealtimeClient {
     });
   }
 }
+
+const watchKey = (w: JobWatch): string => ('jobId' in w ? `job:${w.jobId}` : `site:${w.siteId}`);

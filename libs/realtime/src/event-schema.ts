@@ -1,4 +1,4 @@
-import type { TenantEvent } from '@backplane/contracts';
+import { JOB_STATES, type TenantEvent } from '@backplane/contracts';
 import { z } from 'zod';
 
 const envelope = { tenantId: z.string(), seq: z.number().int(), at: z.string() };
@@ -40,6 +40,16 @@ export const TenantEventSchema: z.ZodType<TenantEvent> = z.discriminatedUnion('t
       step: z.string().optional(),
       progress: z.number().optional(),
       error: z.string().optional(),
+    }),
+  }),
+  z.object({
+    ...envelope,
+    type: z.literal('job.batch'),
+    data: z.looseObject({
+      batchId: z.string(),
+      kind: z.string(),
+      changed: z.number().int(),
+      states: z.partialRecord(z.enum(JOB_STATES), z.number().int()),
     }),
   }),
   z.object({

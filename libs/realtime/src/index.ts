@@ -22,4 +22,6 @@ export {
 } from './publisher';
 export type { RealtimeKeys, RealtimePublisherOptions, Replay } from './publisher';
 export { RealtimeClient, RealtimeConnectError } from './client';
+export { JOB_FEED_INTERVAL_MS, JobProgressFeed } from './job-feed';
+export type { JobDetailSink, JobProgressFeedOptions } from './job-feed';
 export type { RealtimeClientOptions } from './client';

@@ -2,8 +2,11 @@ import { Emitter } from '@socket.io/redis-emitter';
 import type { Redis } from 'ioredis';
 import { parseStoredEvent } from './event-schema';
 import {
+  jobWatchRoom,
+  siteJobsWatchRoom,
   siteStreamRoom,
   tenantRoom,
+  type JobProgressData,
   type RealtimeServerEvents,
   type RealtimeSink,
   type SiteStreamKind,
@@ -92,6 +95,14 @@ export class RealtimePublisher implements RealtimeSink {
    */
   disconnect(room: string): void {
     this.emitter.in(room).disconnectSockets(true);
+  }
+
+  /** Per-job detail to the sockets watching the job or its site (ADR 0079; not sequenced, not kept). */
+  emitJob(tenantId: string, detail: JobProgressData): void {
+    this.emitter
+      .to(jobWatchRoom(tenantId, detail.jobId))
+      .to(siteJobsWatchRoom(tenantId, detail.siteId))
+      .emit('job', detail);
   }
 
   /** Ephemeral rows for subscribers of one site stream (not sequenced, not kept). */

@@ -18,6 +18,7 @@ import {
   type BulkJobRequest,
   type JobKind,
   type JobRequest,
+  type JobRef,
   type JobRow,
   type JobState,
 } from '@backplane/jobs';
@@ -56,6 +57,9 @@ export function toJobResponse(r: JobRow, role: TenantContext['role'] = 'viewer')
   return roleAtLeast(role, 'admin') ? out : redactSecrets(out);
 }
 export type JobOut = ReturnType<typeof toJobResponse>;
+
+/** Open jobs a replayed bulk request reads per query (issue 19: bounded however large the batch). */
+export const REPLAY_PAGE = 1000;
 
 /** Passwords in a desired `user` state never leave the database in a response or the audit log. */
 function redactPayload(kind: string, payload: unknown): unknown {
@@ -184,7 +188,13 @@ export class JobsService implements OnModuleDestroy {
     if (!(await this.sites.exists(tx, siteId))) throw ApiError.notFound('site');
   }
 
-  /** One change for many sites (ids and/or tags): a batch of per-site jobs. */
+  /**
+   * One change for many sites (ids and/or tags): a batch of per-site jobs, created set-based
+   * (`jobsRepo.createMany`: one INSERT per 10,000 sites), enqueued with BullMQ `addBulk` and
+   * announced as one `job.batch` event. A replay (same key, or the batch exists) reads the
+   * batch's open jobs page by page (ids only, `REPLAY_PAGE` per query) and enqueues them again
+   * (BullMQ keeps one job per id): bounded however large the batch (issue 19).
+   */
   async bulk(t: TenantContext, input: BulkJobRequest, idempotency?: IdempotencyClaim) {
     this.checkRole(t, input.kind);
     this.checkPolicy(t, '', input);
@@ -196,65 +206,72 @@ export class JobsService implements OnModuleDestroy {
     let batchId = idempotencyKey
       ? deterministicId(t.scope.tenantId, 'batch', idempotencyKey)
       : deterministicId(t.scope.tenantId, 'batch', `${Date.now()}-${Math.random()}`);
-    const { jobs, created } = await this.deps.db.inTenant(t.scope, async (tx) => {
+    const made = await this.deps.db.inTenant(t.scope, async (tx): Promise<JobRef[] | undefined> => {
       const earlier = await this.claim(tx, idempotency);
       if (earlier) {
         if (!earlier.batchId) throw ApiError.notFound('batch');
         batchId = earlier.batchId;
-        return { jobs: await jobsRepo.list(tx, { batchId, limit: 1_000_000 }), created: false };
+        return undefined;
       }
       if (idempotency) await this.idem.repo.completeWithJob(tx, idempotency, { batchId });
-      if (await this.batches.exists(tx, batchId)) {
-        const rows = await jobsRepo.list(tx, { batchId, limit: 1_000_000 });
-        return { jobs: rows, created: false };
-      }
-      const sites = (await this.sites.idsMatching(tx, input.siteIds ?? [], input.tags ?? [])).map((id) => ({ id }));
+      if (await this.batches.exists(tx, batchId)) return undefined;
+      const siteIds = await this.sites.idsMatching(tx, input.siteIds ?? [], input.tags ?? []);
       if (input.siteIds?.length) {
-        const found = new Set(sites.map((s) => s.id));
+        const found = new Set(siteIds);
         const missing = input.siteIds.filter((id) => !found.has(id));
         if (missing.length) throw new ApiError('not_found', `sites not found: ${missing.slice(0, 10).join(', ')}`);
       }
-      if (!sites.length) {
+      if (!siteIds.length) {
         throw new ApiError('no_matching_sites', `no site has any of the tags ${(input.tags ?? []).join(', ')}`);
       }
       await this.batches.create(tx, {
         id: batchId,
         kind: input.kind,
-        total: sites.length,
+        total: siteIds.length,
         requestedBy: this.requester(t),
         idempotencyKey: idempotencyKey ?? null,
       });
-      const rows: JobRow[] = [];
-      for (const s of sites) {
-        const { row } = await jobsRepo.create(tx, {
-          siteId: s.id,
-          kind: input.kind,
-          payload,
-          requestedBy: this.requester(t),
-          idempotencyKey: `batch:${batchId}`,
-          batchId,
-          ttlSeconds: this.deps.config.JOB_TTL,
-        });
-        rows.push(row);
-      }
+      const rows = await jobsRepo.createMany(tx, {
+        siteIds,
+        kind: input.kind,
+        payload,
+        requestedBy: this.requester(t),
+        idempotencyKey: `batch:${batchId}`,
+        batchId,
+        ttlSeconds: this.deps.config.JOB_TTL,
+      });
       await this.audit.record(tx, t.actor, {
         action: `job.bulk.${input.kind}`,
         targetType: 'job_batch',
         targetId: batchId,
-        after: { sites: sites.length, tags: input.tags ?? [], payload: redactPayload(input.kind, payload) },
+        after: { sites: siteIds.length, tags: input.tags ?? [], payload: redactPayload(input.kind, payload) },
       });
-      return { jobs: rows, created: true };
+      return rows;
     });
-    if (created) await this.announce(t.scope.tenantId, jobs);
-    const open = jobs.filter((j) => j.state === 'queued' || j.state === 'waiting');
-    for (let i = 0; i < open.length; i += 500) {
-      await Promise.all(
-        open
-          .slice(i, i + 500)
-          .map((j) => this.queue.add({ jobId: j.id, tenantId: t.scope.tenantId, siteId: j.siteId, kind: j.kind })),
-      );
+    const tenantId = t.scope.tenantId;
+    const toQueued = (j: JobRef) => ({ jobId: j.id, tenantId, siteId: j.siteId, kind: j.kind });
+    if (made) {
+      if (made.length > 0) {
+        await this.events
+          .publish(tenantId, {
+            type: 'job.batch',
+            data: { batchId, kind: input.kind, changed: made.length, states: { queued: made.length } },
+          })
+          .catch((err: unknown) => this.deps.logger.warn({ err: String(err) }, 'realtime publish failed'));
+      }
+      await this.queue.addBulk(made.filter((j) => j.state === 'queued' || j.state === 'waiting').map(toQueued));
+    } else {
+      // A replay: enqueue the batch's open jobs again, one bounded page at a time.
+      for (let after: string | null = null; ;) {
+        const page = await this.deps.db.inTenant(t.scope, (tx) =>
+          jobsRepo.openOfBatch(tx, batchId, after, REPLAY_PAGE),
+        );
+        await this.queue.addBulk(page.map(toQueued));
+        if (page.length < REPLAY_PAGE) break;
+        after = page[page.length - 1]!.id;
+      }
     }
-    return { batch: await this.batch(t, batchId), created };
+    return { batch: await this.batch(t, batchId), created: made !== undefined };
   }
 
   async batch(t: TenantContext, batchId: string) {

@@ -46,6 +46,8 @@ import { Server, type Socket } from 'socket.io';
 import { z } from 'zod';
 import {
   REALTIME_PATH,
+  jobWatchRoom,
+  siteJobsWatchRoom,
   siteStreamRoom,
   tenantRoom,
   type Ack,
@@ -82,6 +84,10 @@ const Subscribe = z.strictObject({
   interface: z.string().min(1).max(100).optional(),
 });
 const Unsubscribe = z.strictObject({ siteId: z.uuid(), stream: z.enum(['traffic', 'logs', 'telemetry']) });
+const Watch = z.union([z.strictObject({ jobId: z.uuid() }), z.strictObject({ siteId: z.uuid() })]);
+
+/** Jobs and sites one socket may watch for per-job detail at a time (ADR 0079). */
+export const MAX_WATCHES_PER_SOCKET = 100;
 
 interface SocketData {
   tenantId: string;
@@ -97,6 +103,8 @@ interface SocketData {
   wanted: Set<string>;
   /** The tenant's sequence number read with the handshake's rate limit (first connect's resync). */
   seqAtAuth: number;
+  /** Per-job detail rooms this socket watches (`watch`; ADR 0079). */
+  watches?: Set<string>;
 }
 
 /** When a socket must go: an access token's expiry (ms), or periodic re-checks of an API key. */
@@ -326,6 +334,8 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
       this.unsubscribe(socket, p.data.siteId, p.data.stream);
       if (typeof ack === 'function') ack({ ok: true, data: null });
     });
+    socket.on('watch', (req, ack) => this.watch(socket, req, ack, true));
+    socket.on('unwatch', (req, ack) => this.watch(socket, req, ack, false));
     socket.on('disconnect', () => {
       const t = this.timers.get(socket.id);
       if (t) clearTimeout(t);
@@ -383,6 +393,32 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
     socket.data.subscriptions.add(key);
     await socket.join(siteStreamRoom(siteId, stream));
     if (stream !== 'telemetry') this.streams?.add(socket.id, siteId, stream, socket.data.ctx);
+  }
+
+  /**
+   * Watch (or stop watching) one job's or one site's per-job detail. The room is under the
+   * socket's own tenant and the worker emits a job's detail only to its tenant's rooms, so
+   * no lookup is needed: another tenant's job id simply never sends anything (ADR 0079).
+   */
+  private watch(socket: RtSocket, req: unknown, ack: unknown, on: boolean): void {
+    const p = Watch.safeParse(req);
+    if (!p.success) return reject(ack, firstIssue(p.error));
+    const { tenantId } = socket.data;
+    const room = 'jobId' in p.data ? jobWatchRoom(tenantId, p.data.jobId) : siteJobsWatchRoom(tenantId, p.data.siteId);
+    const watches = (socket.data.watches ??= new Set());
+    if (on) {
+      if (!watches.has(room) && watches.size >= MAX_WATCHES_PER_SOCKET) {
+        return reject(
+          ack,
+          `at most ${MAX_WATCHES_PER_SOCKET} watched jobs and sites per connection; unwatch one first`,
+        );
+      }
+      watches.add(room);
+      void socket.join(room);
+    } else if (watches.delete(room)) {
+      void socket.leave(room);
+    }
+    if (typeof ack === 'function') (ack as Ack<null>)({ ok: true, data: null });
   }
 
   private unsubscribe(socket: RtSocket, siteId: string, stream: SiteStreamKind): void {

@@ -81,7 +81,7 @@ export function BatchPage({ batchId }: { batchId: string }) {
   const [stale, setStale] = useState(0);
   const { reload } = batch;
   useTenantEvents((e) => {
-    if (e.type === 'job.progress' && e.data.batchId === batchId) setStale((n) => n + 1);
+    if ((e.type === 'job.progress' || e.type === 'job.batch') && e.data.batchId === batchId) setStale((n) => n + 1);
   }, reload);
   useEffect(() => {
     if (!stale) return;

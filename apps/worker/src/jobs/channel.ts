@@ -26,6 +26,8 @@ export class RouterCommandError extends NamedError {}
 export interface SiteTarget {
   readonly siteId: string;
   readonly credentials: RouterCredentials;
+  /** The RouterOS version the site record knows (from the router's last poll), if any. */
+  readonly knownVersion?: string;
 }
 
 /** How the worker reaches a site's router. */

@@ -202,7 +202,7 @@ export class JobContext<K extends JobKind = JobKind> {
 
   /** Records a step (and announces it); `unlessCancelled`: a requested cancel stops the job here. */
   private async record(step: JobStep, progress?: number, unlessCancelled = false): Promise<void> {
-    const written = await this.services.db.inTenant(this.scope, (tx) =>
+    const written = await this.services.db.inTenantOneTrip(this.scope, (tx) =>
       jobsRepo.step(tx, this.job.id, step, progress, {
         unlessCancelled,
         ...(this.lease ? { leaseEpoch: this.lease.epoch } : {}),
@@ -285,10 +285,26 @@ export class JobContext<K extends JobKind = JobKind> {
 
   /** `/export` with secrets (so that a restore is complete); `menu` exports only that section. */
   async exportConfig(menu = ''): Promise<string> {
-    // v6 exports secrets by default and has no show-sensitive flag.
-    this.exportFlags ??= (await this.version()).startsWith('6.') ? {} : { 'show-sensitive': '' };
-    const res = await this.callElevated(`${menu}/export`, this.exportFlags, 120_000);
-    return res.ret ?? '';
+    // v6 exports secrets by default and has no show-sensitive flag. The dialect comes from
+    // the site record when it knows the version (no router read per job, issue 19); a
+    // refusal with flags from the record asks the router itself once.
+    const fromRecord = this.exportFlags === undefined && this.target.knownVersion !== undefined;
+    this.exportFlags ??= (await this.routerVersion()).startsWith('6.') ? {} : { 'show-sensitive': '' };
+    try {
+      return (await this.callElevated(`${menu}/export`, this.exportFlags, 120_000)).ret ?? '';
+    } catch (err) {
+      if (!(fromRecord && err instanceof RouterCommandError)) throw err;
+      this.exportFlags = (await this.version()).startsWith('6.') ? {} : { 'show-sensitive': '' };
+      return (await this.callElevated(`${menu}/export`, this.exportFlags, 120_000)).ret ?? '';
+    }
+  }
+
+  /**
+   * The RouterOS version for choosing a dialect (6 or 7): the site record's when it knows
+   * one, else the router's. Never for verifying an effect (an upgrade): that is `version()`.
+   */
+  async routerVersion(): Promise<string> {
+    return this.target.knownVersion ?? this.version();
   }
 
   /**

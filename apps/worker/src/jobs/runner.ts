@@ -13,6 +13,7 @@ import {
   type QueuedJob,
   type QueueConnection,
 } from '@backplane/jobs';
+import { JobProgressFeed } from '@backplane/realtime';
 import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
@@ -133,12 +134,24 @@ export class JobRunner {
   private readonly began = new Map<string, number>();
   /** The services, with a database whose transactions are retried on transient errors. */
   private readonly services: WorkerServices;
+  /** `job.progress` coalesced per interval (ADR 0079); flushed on drain and close. */
+  private readonly feed?: JobProgressFeed;
 
   constructor(
     services: WorkerServices,
     private readonly options: RunnerOptions,
   ) {
-    this.services = { ...services, db: new RetryingDatabase(services.db, services.logger) };
+    // Job events are coalesced (ADR 0079): steps and batch jobs leave once per interval.
+    this.feed = services.events
+      ? new JobProgressFeed(services.events, {
+          onError: (err) => services.logger.warn({ err: String(err) }, 'realtime publish failed'),
+        })
+      : undefined;
+    this.services = {
+      ...services,
+      db: new RetryingDatabase(services.db, services.logger),
+      ...(this.feed ? { events: this.feed } : {}),
+    };
     this.lockTtl = options.siteLockTtlMs ?? 30_000;
     this.handlers = options.handlers ?? HANDLERS;
     assertRegistry(this.handlers);
@@ -245,9 +258,12 @@ export class JobRunner {
     /** The run's lease: only the run that holds it ends the job. */
     lease?: JobLease,
   ): Promise<void> {
-    const made = await this.services.db.inTenant(scope, async (tx) => {
-      await also?.(tx);
-      return jobsRepo.finish(tx, row.id, state, result, error, lease?.epoch);
+    // One round trip: the after-export and the transition go together (issue 19).
+    const made = await this.services.db.inTenantOneTrip(scope, async (tx) => {
+      const before = also?.(tx);
+      const finished = jobsRepo.finish(tx, row.id, state, result, error, lease?.epoch);
+      await before;
+      return finished;
     });
     await this.options.redis.hdel(this.waitKey(), row.id).catch(() => undefined);
     if (!made) return;
@@ -258,7 +274,9 @@ export class JobRunner {
   }
 
   private async waiting(scope: TenantScope, row: JobRow, why: string, lease?: JobLease): Promise<void> {
-    const changed = await this.services.db.inTenant(scope, (tx) => jobsRepo.setWaiting(tx, row.id, why, lease?.epoch));
+    const changed = await this.services.db.inTenantOneTrip(scope, (tx) =>
+      jobsRepo.setWaiting(tx, row.id, why, lease?.epoch),
+    );
     if (changed) await this.emit(row, 'waiting', { error: why });
   }
 
@@ -281,7 +299,7 @@ export class JobRunner {
   private async execute(job: Job<QueuedJob>, token?: string): Promise<unknown> {
     const { jobId, tenantId, siteId } = job.data;
     const scope = TenantScope.authenticated(tenantId);
-    const row = await this.services.db.inTenant(scope, (tx) => jobsRepo.get(tx, jobId));
+    const row = await this.services.db.inTenantOneTrip(scope, (tx) => jobsRepo.get(tx, jobId));
     if (!row || FINAL.includes(row.state)) return { skipped: true };
     if (row.cancelRequested) {
       await this.finish(scope, row, 'cancelled', null, 'cancelled');
@@ -454,31 +472,49 @@ export class JobRunner {
     }
     // Started (with a new lease) and its router credentials read in one transaction.
     const owner = `${this.instance}:${token ?? 'no-token'}`;
-    const begun = await db.inTenant(scope, async (tx) => {
-      const row = await jobsRepo.start(tx, jobId, owner);
-      return row ? { started: row, creds: await this.credentials(tx, siteId) } : undefined;
+    // Started (with a new lease), its router login and known version read in one round trip.
+    const begun = await db.inTenantOneTrip(scope, async (tx) => {
+      const starting = jobsRepo.start(tx, jobId, owner);
+      const access = new SiteCredentialsRepository(this.services.keyring).jobAccess(tx, siteId);
+      const row = await starting;
+      return row ? { started: row, access: await access } : undefined;
     });
     if (!begun) return { skipped: true };
-    const { started, creds } = begun;
+    const { started } = begun;
+    if (!begun.access.credentials) throw new Error('the site has no router API credentials');
+    const creds = begun.access.credentials;
     const epoch = started.leaseEpoch;
     const lease: JobLease = {
       owner,
       epoch,
       check: async () => {
         if (!(await this.confirmSiteLock(siteLock))) throw new SiteLockLostError(jobId);
-        if (!(await db.inTenant(scope, (tx) => jobsRepo.holdsLease(tx, jobId, epoch)))) throw new LeaseLostError(jobId);
+        // One round trip per router call (issue 19); still before every call (ADR 0056).
+        if (!(await db.inTenantOneTrip(scope, (tx) => jobsRepo.holdsLease(tx, jobId, epoch))))
+          throw new LeaseLostError(jobId);
       },
     };
     run.lease = lease;
     this.began.set(jobId, started.startedAt?.getTime() ?? Date.now());
     await this.emit(started, 'running', { progressPercent: started.progress });
     const payload = parsePayload(started.kind, started.payload);
-    const ctx = new JobContext(this.services, scope, started, payload, { siteId, credentials: creds }, lease);
+    const ctx = new JobContext(
+      this.services,
+      scope,
+      started,
+      payload,
+      {
+        siteId,
+        credentials: creds,
+        ...(begun.access.routerosVersion ? { knownVersion: begun.access.routerosVersion } : {}),
+      },
+      lease,
+    );
     const handler = this.handlers[started.kind] as JobHandler<JobKind>;
     const exports = this.exportsOf(ctx, started, payload);
     if (exports && !started.exportBeforeEnc) {
       const before = await exports.record();
-      const kept = await db.inTenant(scope, (tx) =>
+      const kept = await db.inTenantOneTrip(scope, (tx) =>
         jobsRepo.setExports(tx, jobId, exports.seal(before), undefined, epoch),
       );
       if (!kept) throw new LeaseLostError(jobId);
@@ -570,12 +606,6 @@ export class JobRunner {
       await this.options.redis.hdel(this.waitKey(), ...gone.slice(i, i + 1000));
   }
 
-  private async credentials(tx: TenantTx, siteId: string) {
-    const creds = await new SiteCredentialsRepository(this.services.keyring).routerCredentials(tx, siteId);
-    if (!creds) throw new Error('the site has no router API credentials');
-    return creds;
-  }
-
   /**
    * Graceful stop: take no new jobs, let the running ones finish within `graceMs`, then
    * release the site locks this worker still holds for jobs it is not running (kept across a
@@ -600,6 +630,7 @@ export class JobRunner {
     for (const jobId of [...this.held.keys()]) if (!this.active.has(jobId)) await this.releaseSiteLock(jobId);
     if (!finished)
       this.services.logger.warn({ jobs: [...this.active], graceMs }, 'jobs still running after the drain timeout');
+    await this.feed?.flush();
     return finished;
   }
 
@@ -607,6 +638,7 @@ export class JobRunner {
     if (this.timer) clearInterval(this.timer);
     await this.worker?.close(this.draining);
     for (const lock of this.held.values()) clearInterval(lock.renew);
+    await this.feed?.close();
     await this.producer.close();
   }
 }

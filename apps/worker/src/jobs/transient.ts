@@ -82,6 +82,10 @@ export class RetryingDatabase extends Database {
     return retryTransient('tenant transaction', () => super.inTenant(scope, fn), this.logger, this.policy);
   }
 
+  override inTenantOneTrip<T>(scope: TenantScope, fn: (tx: TenantTx) => Promise<T>): Promise<T> {
+    return retryTransient('tenant transaction', () => super.inTenantOneTrip(scope, fn), this.logger, this.policy);
+  }
+
   override inPlatform<T>(fn: (tx: PlatformTx) => Promise<T>): Promise<T> {
     return retryTransient('platform transaction', () => super.inPlatform(fn), this.logger, this.policy);
   }

@@ -41,8 +41,11 @@ export {
 } from './gateway-link.repository';
 export { JobBatchesRepository, type JobBatchRow } from './job-batches.repository';
 export {
+  BULK_INSERT_CHUNK,
   deterministicId,
   JobsRepository,
+  MAX_PAGE as MAX_JOBS_PAGE,
+  type JobRef,
   type JobRow,
   type StepWrite,
   type FinalJobState,

@@ -73,6 +73,23 @@ const COLS = `id, tenant_id AS "tenantId", site_id AS "siteId", batch_id AS "bat
   cancel_requested AS "cancelRequested", expires_at AS "expiresAt", created_at AS "createdAt",
   started_at AS "startedAt", finished_at AS "finishedAt", lease_owner AS "leaseOwner", lease_epoch AS "leaseEpoch"`;
 
+/** What a set-based create or a replay reads back of a job: enough to enqueue and announce it. */
+export interface JobRef<Kind extends string = string, State extends string = string> {
+  readonly id: string;
+  readonly siteId: string;
+  readonly batchId: string | null;
+  readonly kind: Kind;
+  readonly state: State;
+}
+
+const REF_COLS = `id, site_id AS "siteId", batch_id AS "batchId", kind, state`;
+
+/** Sites per INSERT of a set-based create (`createMany`). */
+export const BULK_INSERT_CHUNK = 10_000;
+
+/** The most rows any page query of jobs reads (a list or a replay asks for at most this). */
+export const MAX_PAGE = 1_000;
+
 /** A UUID derived from a string (the same idempotency key always gives the same job id). */
 export function deterministicId(...parts: string[]): string {
   const h = createHash('sha256').update(parts.join('\0')).digest();
@@ -129,6 +146,73 @@ export class JobsRepository<Kind extends string = string, State extends string =
     return { row: existing, created: false };
   }
 
+  /**
+   * Set-based create (issue 19): one job per site of a batch, `BULK_INSERT_CHUNK` sites per
+   * statement (`INSERT … SELECT FROM unnest(…)`), ids derived from the batch so that a repeated
+   * insert creates nothing twice (`ON CONFLICT (id) DO NOTHING`). Returns the rows it created
+   * (ids only — no payloads or exports are read back).
+   */
+  async createMany(
+    tx: TenantTx,
+    jobs: {
+      readonly siteIds: readonly string[];
+      readonly kind: Kind;
+      readonly payload: unknown;
+      readonly requestedBy: Requester;
+      /** Each job's idempotency key (the same for all: the site makes the id unique). */
+      readonly idempotencyKey: string;
+      readonly batchId: string | null;
+      readonly ttlSeconds: number;
+    },
+  ): Promise<JobRef<Kind, State>[]> {
+    const out: JobRef<Kind, State>[] = [];
+    for (let i = 0; i < jobs.siteIds.length; i += BULK_INSERT_CHUNK) {
+      const sites = jobs.siteIds.slice(i, i + BULK_INSERT_CHUNK);
+      const ids = sites.map((s) => deterministicId(tx.tenantId, s, jobs.kind, jobs.idempotencyKey));
+      const rows = await query<JobRef<Kind, State>>(
+        tx,
+        `INSERT INTO jobs (id, tenant_id, site_id, batch_id, kind, payload, idempotency_key, requested_by, expires_at)
+         SELECT v.id, $3, v.site_id, $4, $5, $6, $7, $8, now() + make_interval(secs => $9)
+           FROM unnest($1::uuid[], $2::uuid[]) AS v(id, site_id)
+         ON CONFLICT (id) DO NOTHING
+         RETURNING ${REF_COLS}`,
+        [
+          ids,
+          sites,
+          tx.tenantId,
+          jobs.batchId,
+          jobs.kind,
+          JSON.stringify(jobs.payload),
+          jobs.idempotencyKey,
+          JSON.stringify(jobs.requestedBy),
+          jobs.ttlSeconds,
+        ],
+      );
+      out.push(...rows);
+    }
+    return out;
+  }
+
+  /**
+   * One page of a batch's open jobs (queued or waiting), by id after `afterId`: what a
+   * replayed bulk request enqueues again. Ids, site and kind only (never payloads or exports),
+   * at most `limit` rows per query however large the batch (issue 19 finding 5).
+   */
+  async openOfBatch(
+    tx: TenantTx,
+    batchId: string,
+    afterId: string | null,
+    limit: number,
+  ): Promise<JobRef<Kind, State>[]> {
+    return query<JobRef<Kind, State>>(
+      tx,
+      `SELECT ${REF_COLS} FROM jobs
+        WHERE batch_id = $1 AND state IN ('queued', 'waiting') AND ($2::uuid IS NULL OR id > $2::uuid)
+        ORDER BY id LIMIT $3`,
+      [batchId, afterId, Math.max(1, Math.min(limit, MAX_PAGE))],
+    );
+  }
+
   async get(tx: TenantTx, id: string): Promise<JobRow<Kind, State> | undefined> {
     const rows = await query<JobRow<Kind, State>>(tx, `SELECT ${COLS} FROM jobs WHERE id = $1`, [id]);
     return rows[0];
@@ -165,14 +249,15 @@ export class JobsRepository<Kind extends string = string, State extends string =
       const k = decodeCursor(page.cursor);
       add('(created_at, id) < (?::timestamptz, ?::uuid)', k.createdAt, k.id);
     }
-    params.push(page.limit + 1);
+    const limit = Math.max(1, Math.min(page.limit, MAX_PAGE));
+    params.push(limit + 1);
     const rows = await query<JobRow<Kind, State>>(
       tx,
       `SELECT ${COLS} FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
         ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
       params,
     );
-    return toPage(rows, page.limit);
+    return toPage(rows, limit);
   }
 
   /** Open jobs of every tenant (for re-queueing after a Redis loss), oldest first. */

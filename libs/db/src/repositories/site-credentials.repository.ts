@@ -72,6 +72,30 @@ export class SiteCredentialsRepository {
     };
   }
 
+  /**
+   * What a job run needs of its site in one read: the router login (null: none stored) and
+   * the RouterOS version the site record knows (null: not yet seen), so a run does not ask
+   * the router which dialect it speaks (issue 19).
+   */
+  async jobAccess(
+    tx: TenantTx,
+    siteId: string,
+  ): Promise<{ credentials: RouterCredentials | null; routerosVersion: string | null }> {
+    const [row] = await query<{
+      router_username: string | null;
+      router_password_enc: string | null;
+      routeros_version: string | null;
+    }>(tx, `SELECT router_username, router_password_enc, routeros_version FROM sites WHERE id = $1`, [siteId]);
+    const credentials =
+      row?.router_username && row.router_password_enc
+        ? {
+            username: row.router_username,
+            password: this.keyring.decryptText(row.router_password_enc, secretContext.routerPassword(siteId)),
+          }
+        : null;
+    return { credentials, routerosVersion: row?.routeros_version ?? null };
+  }
+
   /** A live (not deleted) site's address and login; null when there is no such site. */
   async access(tx: TenantTx, siteId: string): Promise<SiteAccess | null> {
     const [row] = await query<{ router_username: string | null; router_password_enc: string | null; mgmt: string }>(
