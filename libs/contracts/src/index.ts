@@ -8,6 +8,7 @@ export {
   siteStreamRoom,
   tenantRoom,
   type Ack,
+  type AlertChangedData,
   type BackupCreatedData,
   type JobProgressData,
   type LogLine,
@@ -28,3 +29,4 @@ export {
   type TelemetryRange,
   type TrafficSample,
 } from './realtime';
+export * from './events';
