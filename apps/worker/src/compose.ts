@@ -15,6 +15,7 @@ import {
 } from '@backplane/observability';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { workerDispatcher } from './alerts';
 import { RelayChannel, type RouterChannel } from './jobs/channel';
 import { JobRunner } from './jobs/runner';
 import { workerSchedules, type WorkerSchedules } from './schedules';
@@ -76,6 +77,14 @@ export async function composeWorker(config: WorkerConfig, overrides: WorkerOverr
     { queue, redis, lockPrefix: prefix, concurrency: config.WORKER_CONCURRENCY, metrics: registry },
   );
   const schedules = workerSchedules({ config, db, redis, redisPrefix: prefix, queue, logger, realtime: events });
+  const notifications = workerDispatcher({
+    config,
+    db,
+    keyring,
+    logger: logger.child({ component: 'notifications' }),
+    registry,
+    realtime: events,
+  });
 
   let draining = false;
   const accepting: ReadinessCheck = {
@@ -97,6 +106,7 @@ export async function composeWorker(config: WorkerConfig, overrides: WorkerOverr
     async start() {
       runner.start();
       await schedules.start();
+      notifications.dispatcher.start();
       await app.listen(config.WORKER_PORT, config.WORKER_HOST);
       logger.info(
         { url: `http://${config.WORKER_HOST}:${config.WORKER_PORT}`, concurrency: config.WORKER_CONCURRENCY },
@@ -106,6 +116,7 @@ export async function composeWorker(config: WorkerConfig, overrides: WorkerOverr
     async drain() {
       draining = true;
       await schedules.stop();
+      await notifications.dispatcher.stop();
       const finished = await runner.drain(drainMs);
       logger.info({ finished }, 'worker drained');
     },
@@ -113,6 +124,7 @@ export async function composeWorker(config: WorkerConfig, overrides: WorkerOverr
       await app.close();
       await runner.close();
       await channel.close?.();
+      notifications.close();
       redis.disconnect();
       if (ds.isInitialized) await ds.destroy();
     },

@@ -115,6 +115,10 @@ export function loadWorkerConfig(env: Env = processEnv()) {
       'TELEMETRY_RAW_RETENTION_HOURS',
       'TELEMETRY_5M_RETENTION_DAYS',
       'TELEMETRY_1H_RETENTION_DAYS',
+      'SMTP_URL',
+      'SMTP_FROM',
+      'OUTBOUND_ALLOW_NETWORKS',
+      'NOTIFY_POLL_INTERVAL',
     ],
     env,
   );

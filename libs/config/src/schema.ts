@@ -675,6 +675,45 @@ export const VARS = {
     secret: false,
     defaultText: '63799',
   }),
+  SMTP_URL: defineVar({
+    name: 'SMTP_URL',
+    schema: z.url({ protocol: /^smtps?$/, message: 'must be smtp://[user:pass@]host[:port] or smtps://…' }).optional(),
+    description:
+      'Worker: SMTP server for e-mail notification channels (`smtp://user:pass@host:587` uses STARTTLS when offered, `smtps://…:465` implicit TLS). Unset: e-mail channels fail with "SMTP is not configured".',
+    secret: true,
+  }),
+  SMTP_FROM: defineVar({
+    name: 'SMTP_FROM',
+    schema: z.string().min(3).default('Backplane <alerts@backplane.invalid>'),
+    description: 'Worker: the From address of notification e-mails.',
+    secret: false,
+    defaultText: 'Backplane <alerts@backplane.invalid>',
+  }),
+  OUTBOUND_ALLOW_NETWORKS: defineVar({
+    name: 'OUTBOUND_ALLOW_NETWORKS',
+    schema: z
+      .string()
+      .default('')
+      .transform((v) =>
+        v
+          .split(',')
+          .map((o) => o.trim())
+          .filter((o) => o.length > 0),
+      )
+      .pipe(z.array(z.union([z.cidrv4(), z.cidrv6(), z.ipv4(), z.ipv6()]))),
+    description:
+      'Worker: comma-separated networks (CIDR) notification webhooks may reach although they are loopback, private, link-local, CGNAT or metadata addresses (refused by default: SSRF guard), e.g. `10.20.0.0/16` for an on-premises chat server.',
+    secret: false,
+    defaultText: '(none)',
+  }),
+  NOTIFY_POLL_INTERVAL: defineVar({
+    name: 'NOTIFY_POLL_INTERVAL',
+    schema: z.coerce.number().int().min(50).max(60_000).default(1000),
+    description:
+      'Worker: milliseconds the notification dispatcher waits between rounds when idle (events, due alerts, due deliveries).',
+    secret: false,
+    defaultText: '1000',
+  }),
   TEST_DATABASE_URL: defineVar({
     name: 'TEST_DATABASE_URL',
     schema: postgresUrl.default('postgres://postgres@127.0.0.1:5432/postgres'),

@@ -12,6 +12,7 @@ export {
   type Ack,
   type JobBatchProgressData,
   type JobWatch,
+  type AlertChangedData,
   type BackupCreatedData,
   type JobProgressData,
   type LogLine,
@@ -32,3 +33,4 @@ export {
   type TelemetryRange,
   type TrafficSample,
 } from './realtime';
+export * from './events';

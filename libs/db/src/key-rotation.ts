@@ -31,6 +31,7 @@ export const ENCRYPTED_VALUES: readonly {
   { table: 'pki_authorities', column: 'private_key_enc', pk: 'id', by: 'id', context: (id) => `pki:ca:${id}` },
   { table: 'keyring_check', column: 'value', pk: 'id', by: 'id', context: () => 'keyring-check' },
   { table: 'idempotency_records', column: 'body_enc', pk: 'id', by: 'id', context: secretContext.idempotencyBody },
+  { table: 'channels', column: 'secrets_enc', pk: 'id', by: 'id', context: (id) => `channel:${id}:secrets` },
 ];
 
 /** Typed rows of one statement (TypeORM's query() returns `any`). */

@@ -1,5 +1,5 @@
 import type { RealtimeSink } from '@backplane/contracts';
-import { AuditRepository, GatewayLinkRepository, type Database, type PlatformTx } from '@backplane/db';
+import { AuditRepository, GatewayLinkRepository, OutboxRepository, type Database, type PlatformTx } from '@backplane/db';
 import { tunnelKey } from '@backplane/gateway-link';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -103,6 +103,8 @@ export class GatewaySweep {
     return this.deps.db.inPlatform(async (tx) => {
       if (!(await this.tryLock(tx, REGION_LOCK))) return null;
       const rows = await this.link.updateRegionHealth(tx, this.deps.config.GATEWAY_DOWN_AFTER);
+      // gateway.down / gateway.up outbox events, in this transaction (issue 20)
+      await new OutboxRepository().gatewayDownSweep(tx, this.deps.config.GATEWAY_DOWN_AFTER);
       const out: RegionHealth[] = [];
       for (const r of rows) {
         const changed = r.was !== r.healthy;

@@ -1,0 +1,52 @@
+import type { WorkerConfig } from '@backplane/config';
+import type { RealtimeSink } from '@backplane/contracts';
+import type { Keyring } from '@backplane/crypto';
+import type { Database } from '@backplane/db';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { AlertDispatcher, defaultPolicy } from './dispatcher';
+import { SafeHttpClient } from './http-client';
+import { smtpMailer } from './senders';
+import { AddressPolicy } from './ssrf';
+
+export { AlertDispatcher, defaultPolicy, type DispatcherDeps, type DispatcherOptions } from './dispatcher';
+export { AlertEngine } from './engine';
+export { describe as describeEvent } from './formats';
+export {
+  dnsResolver,
+  nodeConnector,
+  SafeHttpClient,
+  type ConnectRequest,
+  type ConnectResponse,
+  type Connector,
+  type Resolver,
+} from './http-client';
+export { activeSecrets, sendToChannel, smtpMailer, type Mailer } from './senders';
+export { newSigningSecret, signHeaders, signPayload, verifySignature } from './signing';
+export { AddressPolicy, embeddedV4, OutboundRefusedError } from './ssrf';
+
+/** The worker's notification dispatcher, from its configuration. */
+export function workerDispatcher(deps: {
+  config: WorkerConfig;
+  db: Database;
+  keyring: Keyring;
+  logger: Logger;
+  registry: Registry;
+  realtime: RealtimeSink;
+}): { dispatcher: AlertDispatcher; close(): void } {
+  const mailer = deps.config.SMTP_URL ? smtpMailer(deps.config.SMTP_URL) : null;
+  const dispatcher = new AlertDispatcher(
+    {
+      db: deps.db,
+      keyring: deps.keyring,
+      logger: deps.logger,
+      realtime: deps.realtime,
+      registry: deps.registry,
+      http: new SafeHttpClient({ policy: new AddressPolicy(deps.config.OUTBOUND_ALLOW_NETWORKS) }),
+      mailer,
+      mailFrom: deps.config.SMTP_FROM,
+    },
+    { pollMs: deps.config.NOTIFY_POLL_INTERVAL, concurrency: 32, leaseMs: 60_000, policy: defaultPolicy() },
+  );
+  return { dispatcher, close: () => mailer?.close() };
+}
