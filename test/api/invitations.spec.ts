@@ -160,7 +160,7 @@ describe('invitations (no account pre-creation, no disclosure)', () => {
     const inv = await invite(ownerA, A, { email: 'race@a.test', role: 'viewer' });
     const passwords = Array.from({ length: 8 }, (_, i) => `race password number ${i}`);
     const answers = await Promise.all(passwords.map((pw) => accept(inv.body.token, pw)));
-    const won = answers.map((a, i) => ({ status: a.status, pw: passwords[i] })).filter((a) => a.status === 201);
+    const won = answers.map((a, i) => ({ status: a.status, pw: passwords[i]! })).filter((a) => a.status === 201);
     expect(won).toHaveLength(1);
     for (const a of answers) expect([201, 404]).toContain(a.status);
     // The winner's password signs in first (before the failed attempts could throttle the
