@@ -423,5 +423,18 @@ describe.skipIf(missing.length > 0)('gateway restarts keep every tunnel (real op
     await allRegistered();
     expect(initialisations()).toEqual(inits1.map((n) => n + 1));
     expect(await identity(0)).toEqual({ name: 'router-0' });
+
+    // 3. an operator's SIGHUP to the gateway (systemctl reload) asks for one too: rate-limited like any other, the gateway stays up
+    const from = gateway.log.length;
+    gateway.child.kill('SIGHUP');
+    await until(
+      () =>
+        gateway!.log
+          .slice(from)
+          .some((l) => l.includes('openvpn restart deferred') && l.includes('operator request (SIGHUP)')) || undefined,
+      15_000,
+      'the SIGHUP restart request, deferred',
+    );
+    expect(gateway.child.exitCode).toBeNull();
   }, 240_000);
 });

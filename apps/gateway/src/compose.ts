@@ -42,6 +42,14 @@ export async function composeGateway(config: GatewayConfig): Promise<AppLifecycl
   }
 
   let gw: Gateway | undefined;
+  // `systemctl reload` / `kill -HUP <gateway>`: an operator's deliberate openvpn restart (drained, logged, rate-limited)
+  const onHup = (): void => {
+    if (!gw) return;
+    logger.warn('SIGHUP: an operator asks for a deliberate openvpn restart');
+    gw.runtime
+      .restart('operator request (SIGHUP)')
+      .catch((err: unknown) => logger.warn({ err }, 'openvpn restart failed'));
+  };
   return {
     logger,
     // relayed calls get 5 s, then openvpn and the rest stop
@@ -49,6 +57,7 @@ export async function composeGateway(config: GatewayConfig): Promise<AppLifecycl
     async start() {
       gw = await startGateway({ config, logger, redis, registry, checks: [redisCheck(redis)] });
       await gw.app.listen(config.GATEWAY_PORT, config.GATEWAY_HOST);
+      process.on('SIGHUP', onHup);
       logger.info(
         {
           url,
@@ -63,6 +72,7 @@ export async function composeGateway(config: GatewayConfig): Promise<AppLifecycl
     // SIGTERM/SIGINT: streams ended, calls drained (5 s), then connections, pool, openvpn, Redis; exit 0
     drain: async () => gw?.drain(),
     async stop() {
+      process.off('SIGHUP', onHup);
       await gw?.close();
       redis.disconnect();
     },
