@@ -347,6 +347,24 @@ export class RouterState {
     this.log('interface,info', `${name} link ${up ? 'up' : 'down'}`);
   }
 
+  /** An independent copy of everything (a sandbox: `/import dry-run` runs against it). */
+  clone(): RouterState {
+    const copy = new RouterState({
+      version: this.version,
+      seed: this.seed,
+      now: () => this.now(),
+      ...(this.booleansOverride ? { booleans: this.booleansOverride } : {}),
+    });
+    copy.clockOffsetMs = this.clockOffsetMs;
+    copy.bootedAt = this.bootedAt;
+    for (const [name, s] of this.stores) {
+      const items = new Map<number, Item>();
+      for (const [id, i] of s.items) items.set(id, { id, values: { ...i.values } });
+      copy.stores.set(name, { nextId: s.nextId, items });
+    }
+    return copy;
+  }
+
   /** A deep copy of the configuration (every store except NOT_CONFIG). */
   snapshot(): ConfigSnapshot {
     const stores: ConfigSnapshot['stores'] = {};
