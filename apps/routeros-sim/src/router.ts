@@ -287,6 +287,7 @@ class Router implements SimRouter {
         ? { challengeFailureMessage: this.options.challengeFailureMessage }
         : {}),
       identity: this.identity,
+      held: () => this.services.tcp.isHeld(socket),
     });
     this.sockets.add(conn);
     socket.on('close', () => this.sockets.delete(conn));
@@ -361,6 +362,8 @@ class Router implements SimRouter {
     this.booting = (async () => {
       await this.syncing;
       await this.closeAll();
+      // changes made in safe mode do not survive a reboot
+      this.engine.safeMode.rebooted();
       await new Promise((r) => setTimeout(r, this.options.rebootDelayMs ?? 2000));
       this.state.rebooted();
       this.booting = undefined;
