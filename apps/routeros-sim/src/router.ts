@@ -206,6 +206,16 @@ class Router implements SimRouter {
   flowOf(socket: Socket): Flow {
     const local = (socket.localAddress ?? '').replace(/^::ffff:/, '');
     const remote = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const bridged = remote.startsWith('127.') ? this.services.ovpn?.bridgedFrom(socket.remotePort ?? 0) : undefined;
+    if (bridged) {
+      return {
+        inInterface: bridged.iface,
+        src: bridged.src ?? remote,
+        dst: local,
+        srcPort: socket.remotePort ?? 0,
+        dstPort: socket.localPort ?? 0,
+      };
+    }
     return {
       inInterface: this.ingressInterface(local),
       src: this.ingress.src ?? remote,
@@ -229,6 +239,9 @@ class Router implements SimRouter {
       }
     }
     if (this.ingress.interface && this.ingress.interface !== 'auto') return this.ingress.interface;
+    // With real tunnels a direct connection is a local one; with simulated tunnels the
+    // direct channel stands in for the management tunnel.
+    if (this.services.ovpn?.active) return 'ether1';
     const ovpn = this.state.items('interface/ovpn-client').find((i) => i.values['disabled'] !== 'true');
     return ovpn?.values['name'] ?? 'ether1';
   }
@@ -258,7 +271,7 @@ class Router implements SimRouter {
     if (!svc || svc.values['disabled'] === 'true') return false;
     const prefixes = (svc.values['address'] ?? '').split(',').filter(Boolean);
     if (prefixes.length === 0) return true;
-    const addr = parseIp(this.ingress.src ?? (socket.remoteAddress ?? '').replace(/^::ffff:/, ''));
+    const addr = parseIp(this.flowOf(socket).src);
     return addr !== undefined && prefixes.some((p) => inPrefix(addr, p));
   }
 

@@ -80,6 +80,8 @@ interface Bridge {
 export class OvpnManager {
   private readonly processes = new Map<number, { key: string; proc: OvpnProcess }>();
   private readonly bridges = new Map<number, Bridge>();
+  /** Local ports of the bridges' connections to the router -> the tunnel (and peer) they carry. */
+  private readonly bridged = new Map<number, { iface: string; src?: string }>();
   private off: (() => void) | undefined;
   readonly unavailable: string | undefined;
 
@@ -173,8 +175,20 @@ export class OvpnManager {
     const { host, ports } = this.listeners();
     const bridge: Bridge = { address, servers: [], sockets: new Set() };
     this.bridges.set(id, bridge);
+    const name = this.state.get('interface', id)?.values['name'] ?? '';
     const pipeTo = (port: number) => (c: Socket) => {
       const u = connect(port, host);
+      // The router's firewall must see this connection as arriving on the tunnel: remember
+      // the port it comes from (bound by the time the router accepts it).
+      const peer = c.remoteAddress?.replace(/^::ffff:/, '');
+      const mark = (): void => {
+        if (u.localPort) this.bridged.set(u.localPort, { iface: name, ...(peer ? { src: peer } : {}) });
+      };
+      process.nextTick(mark);
+      u.once('connect', mark);
+      u.once('close', () => {
+        if (u.localPort) this.bridged.delete(u.localPort);
+      });
       bridge.sockets.add(c).add(u);
       c.pipe(u).pipe(c);
       const end = (): void => {
@@ -227,6 +241,16 @@ export class OvpnManager {
     for (const s of bridge.servers) s.close();
     for (const s of bridge.sockets) s.destroy();
     if (bridge.dir) rmSync(bridge.dir, { recursive: true, force: true });
+  }
+
+  /** Whether real openvpn runs behind ovpn-client interfaces (else tunnels are simulated). */
+  get active(): boolean {
+    return this.unavailable === undefined && this.off !== undefined;
+  }
+
+  /** A connection to the router from a tunnel bridge (by its source port on loopback). */
+  bridgedFrom(port: number): { iface: string; src?: string } | undefined {
+    return this.bridged.get(port);
   }
 
   /** The ovpn-client whose tunnel has this local address (connections that came through it). */
