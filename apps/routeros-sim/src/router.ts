@@ -11,7 +11,7 @@ import { maintainConnectedRoutes } from './model/derived';
 import { Engine } from './model/engine';
 import { RouterState, type RouterStateOptions } from './model/state';
 import { inPrefix, parseIp, parsePrefix, networkOf } from './model/values';
-import { inputVerdict, type Flow, type Verdict } from './control/firewall';
+import { inputVerdict, tunnelBlocked, type Flow, type Verdict } from './control/firewall';
 import { bootScripting, haltScripting, installScripting } from './script/scripting';
 import { ADH_CIPHERS, FFDHE2048 } from './tls';
 import type { RouterFaults } from './control/faults';
@@ -123,7 +123,13 @@ function close(server: Server | undefined): Promise<void> {
 type ServiceName = 'api' | 'api-ssl';
 
 /** Stores whose changes can change the firewall's verdict on open connections. */
-const FIREWALL_INPUTS = new Set(['ip/firewall/filter', 'ip/firewall/address-list', 'interface', 'ip/address']);
+const FIREWALL_INPUTS = new Set([
+  'ip/firewall/filter',
+  'ip/firewall/address-list',
+  'interface',
+  'ip/address',
+  'ip/route',
+]);
 
 class Router implements SimRouter {
   readonly state: RouterState;
@@ -200,6 +206,9 @@ class Router implements SimRouter {
   }
 
   verdict(flow: Flow, connectionState: 'new' | 'established' = 'new'): Verdict {
+    // A tunnel whose own transport is cut carries nothing.
+    const tunnel = this.state.find('interface/ovpn-client', { name: flow.inInterface });
+    if (tunnel && tunnelBlocked(this.state, tunnel.values)) return 'drop';
     return inputVerdict(this.state, flow, connectionState);
   }
 

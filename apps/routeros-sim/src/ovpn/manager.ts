@@ -16,6 +16,7 @@ import type { SimLogger } from '../api/connection';
 import type { Engine } from '../model/engine';
 import { processStateDir } from '../state-dir';
 import { OvpnProcess } from './process';
+import { tunnelBlocked } from '../control/firewall';
 
 export interface OvpnOptions {
   /** Run openvpn inside this network namespace (`ip netns exec <name>`). */
@@ -111,7 +112,8 @@ export class OvpnManager {
       return;
     }
     this.off ??= this.state.onChange((e) => {
-      if (e.store === 'interface') this.reconcile();
+      // the firewall can cut a tunnel's transport (control/firewall.ts tunnelBlocked)
+      if (e.store === 'interface' || e.store.startsWith('ip/firewall') || e.store === 'ip/route') this.reconcile();
     });
     this.reconcile();
   }
@@ -128,7 +130,8 @@ export class OvpnManager {
   private reconcile(): void {
     const wanted = new Map<number, Record<string, string>>();
     for (const item of this.state.items('interface/ovpn-client')) {
-      if (item.values['disabled'] !== 'true') wanted.set(item.id, item.values);
+      if (item.values['disabled'] !== 'true' && !tunnelBlocked(this.state, item.values))
+        wanted.set(item.id, item.values);
     }
     for (const [id, { key, proc }] of [...this.processes]) {
       const values = wanted.get(id);
