@@ -66,7 +66,7 @@ let jobCounter = 0;
 /** Commands whose first positional argument is the item list (`numbers`). */
 const NUMBERED = new Set(['set', 'remove', 'enable', 'disable', 'unset', 'get', 'reset-counters', 'run']);
 
-const EXTRA_DIRS = ['tool', 'system', 'system/backup', 'certificate', 'log'];
+const EXTRA_DIRS = ['tool', 'system', 'system/backup', 'certificate', 'log', 'safe-mode'];
 
 /** Every menu directory of a version (`ip`, `ip/firewall`, `ip/firewall/filter`, ...). */
 function directoriesFor(version: string): Set<string> {
