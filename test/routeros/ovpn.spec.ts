@@ -169,6 +169,27 @@ describe.skipIf(missing.length > 0)('real ovpn-client against openvpn 2.6', () =
     ]);
     expect(stdout).toContain('=name=tunnel-r1');
 
+    // A firewall rule dropping the tunnel interface cuts the API through the tunnel (not the
+    // router's local API); removing it brings it back.
+    const probe = () =>
+      promisify(execFile)('ip', ['netns', 'exec', GW_NS, process.execPath, '-e', PROBE, address, String(r.port)]).then(
+        (o) => o.stdout,
+        (err: unknown) => (err as { stdout?: string }).stdout ?? 'ERROR',
+      );
+    const top = (await c.print('/ip/firewall/filter'))[0]!['.id']!;
+    await c.exec('/ip/firewall/filter/add', {
+      chain: 'input',
+      action: 'drop',
+      'in-interface': 'bp-tunnel',
+      'place-before': top,
+      comment: 'lockout',
+    });
+    expect(await probe()).toContain('TIMEOUT');
+    expect((await c.print('/system/identity'))[0]).toMatchObject({ name: 'tunnel-r1' });
+    const lockout = (await c.print('/ip/firewall/filter')).find((row) => row['comment'] === 'lockout')!;
+    await c.exec('/ip/firewall/filter/remove', { numbers: lockout['.id']! });
+    expect(await probe()).toContain('=name=tunnel-r1');
+
     // A wrong password: openvpn is restarted with it, the server refuses, running goes false.
     await c.exec('/interface/ovpn-client/set', { numbers: 'bp-tunnel', password: 'wrong' });
     const refused = await until(

@@ -26,7 +26,10 @@ const HELP = `RouterOS simulator
   --rest               REST API on www-ssl (self-signed) and www (7.9+); ports in the ready log line
   --ssh                SSH service (host key derived from seed + identity)
   --ssh-port P / --rest-port P   with --fleet: every router's SSH / REST HTTPS on this port
-  --control-port P     loopback HTTP control endpoint: GET /routers, POST /routers/<id>/faults
+  --control-port P     loopback HTTP control endpoint: GET /routers, POST /routers/<id>/faults,
+                       POST /routers/<id>/clock {"advanceMs":N}|{"timeScale":K}, /ingress, /releases
+  --release CH=V       what update channel CH offers (repeatable; default: always newer, see version.ts)
+  --time-scale K       router seconds per real second (scheduler, uptime; default 1)
   --real-ovpn          enabled ovpn-client interfaces run a real openvpn client (root + openvpn)
   --netns NAME         ... inside this network namespace (implies --real-ovpn; ip netns exec)
   --openvpn PATH       openvpn binary for --real-ovpn (default: openvpn on PATH)
@@ -61,6 +64,8 @@ async function main(): Promise<void> {
       netns: { type: 'string' },
       'state-dir': { type: 'string' },
       openvpn: { type: 'string' },
+      release: { type: 'string', multiple: true, default: [] },
+      'time-scale': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -79,7 +84,15 @@ async function main(): Promise<void> {
   const keyFile = values['tls-key'];
   const tls = certFile && keyFile ? { cert: readFileSync(certFile), key: readFileSync(keyFile) } : values.tls;
   const count = Number(values.count);
+  const releases: Record<string, string> = {};
+  for (const spec of values.release) {
+    const [channel, version] = spec.split('=');
+    if (!channel || !version) throw new Error(`--release wants CHANNEL=VERSION, got "${spec}"`);
+    releases[channel] = version;
+  }
+  const major = values.version.startsWith('6.') ? 'v6' : 'v7';
   const common = {
+    ...(values.release.length > 0 ? { releases: { [major]: releases } } : {}),
     host: values.host,
     port: Number(values.port),
     version: values.version,
@@ -124,6 +137,10 @@ async function main(): Promise<void> {
     routers,
     get: (id: string) => (/^\d+$/.test(id) ? routers[Number(id) - 1] : routers.find((r) => r.identity === id)),
   };
+  if (values['time-scale']) {
+    const scale = Number(values['time-scale']);
+    for (const r of routers) r.state.setTimeScale(scale);
+  }
   const control = values['control-port']
     ? await startControlServer(directory, { port: Number(values['control-port']) })
     : undefined;

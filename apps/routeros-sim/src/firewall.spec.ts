@@ -154,4 +154,30 @@ describe('firewall rules cut the management tunnel', () => {
     expect(await post({ src: null })).toBe(200);
     expect(await answers(r)).toBe(true);
   });
+
+  it("dropping the tunnel's own transport (the gateway's public address) takes the tunnel down", async () => {
+    const [r, c] = await managed('7.16');
+    r.state.setLink('bp-tun', true);
+    const running = async () => attrs((await c.call('/interface/print', '?name=bp-tun'))[0]!)['running'];
+    expect(await running()).toBe('true');
+    // output chain: the router's packets to the gateway
+    await c.call('/ip/firewall/filter/add', '=chain=output', '=action=drop', '=dst-address=192.0.2.10', '=comment=gw');
+    expect(await answers(r)).toBe(false);
+    await runScript(r, '/ip firewall filter remove [find comment=gw]');
+    expect(await answers(r)).toBe(true);
+    // input chain after "accept established": the tunnel lives on; on top of it: down
+    await c.call('/ip/firewall/filter/add', '=chain=input', '=action=drop', '=src-address=192.0.2.10', '=comment=gw');
+    expect(await running()).toBe('true');
+    await runScript(r, '/ip firewall filter remove [find comment=gw]');
+    const top = await firstRuleId(c);
+    await runScript(
+      r,
+      `/ip firewall filter add chain=input action=drop src-address=192.0.2.0/24 protocol=tcp src-port=1194 place-before=${top} comment=gw`,
+    );
+    expect(r.state.items('interface').find((i) => i.values['name'] === 'bp-tun')!.values['.connected']).toBe('true');
+    expect(await answers(r)).toBe(false);
+    await runScript(r, '/ip firewall filter remove [find comment=gw]');
+    expect(await answers(r)).toBe(true);
+    expect(await running()).toBe('true');
+  });
 });

@@ -5,8 +5,11 @@ export {
   type StartRouterOptions,
   type StartRoutersOptions,
   type TlsOptions,
+  type Ingress,
 } from './router';
-export { RouterState, formatId, parseId, type Item, type ChangeEvent } from './model/state';
+export { RouterState, formatId, parseId, type Item, type ChangeEvent, type ConfigSnapshot } from './model/state';
+export { SafeMode, SAFE_MODE_SINCE, HISTORY_LIMIT, LOST_SESSION_MS } from './model/safe-mode';
+export { inputVerdict, type Flow, type Verdict } from './control/firewall';
 export {
   Engine,
   type CommandContext,
@@ -29,7 +32,16 @@ export {
   type LoginContext,
 } from './model/auth';
 export { ADH_CIPHERS } from './tls';
-export { featuresOf, compareVersions, type BooleanStyle, type VersionFeatures } from './version';
+export {
+  featuresOf,
+  compareVersions,
+  offeredVersion,
+  DEFAULT_RELEASES,
+  type BooleanStyle,
+  type VersionFeatures,
+  type ReleaseTable,
+  type UpdateChannel,
+} from './version';
 export { RawApiClient, attrs, type Reply } from './api/raw-client';
 export {
   createRouterModel,
@@ -42,7 +54,15 @@ export type { RunOptions, RunResult, ScriptFailure } from './script/interpreter'
 export { exportConfig, type ExportOptions } from './export/export';
 export { resetConfiguration } from './export/reset';
 export { startFleet, fleetAddress, Fleet, type FleetOptions } from './fleet/fleet';
-export { startControlServer, applyFaults, type ControlServer, type RouterDirectory } from './control/endpoint';
+export {
+  startControlServer,
+  applyFaults,
+  applyClock,
+  applyIngress,
+  applyReleases,
+  type ControlServer,
+  type RouterDirectory,
+} from './control/endpoint';
 export { FAULT_KEYS, type RouterFaults } from './control/faults';
 export { RouterServices, type ServicesOptions } from './control/services';
 export { RestServer, type RestOptions } from './rest/server';

@@ -11,7 +11,7 @@ import { maintainConnectedRoutes } from './model/derived';
 import { Engine } from './model/engine';
 import { RouterState, type RouterStateOptions } from './model/state';
 import { inPrefix, parseIp, parsePrefix, networkOf } from './model/values';
-import { inputVerdict, type Flow, type Verdict } from './control/firewall';
+import { inputVerdict, tunnelBlocked, type Flow, type Verdict } from './control/firewall';
 import { bootScripting, haltScripting, installScripting } from './script/scripting';
 import { ADH_CIPHERS, FFDHE2048 } from './tls';
 import type { RouterFaults } from './control/faults';
@@ -123,7 +123,13 @@ function close(server: Server | undefined): Promise<void> {
 type ServiceName = 'api' | 'api-ssl';
 
 /** Stores whose changes can change the firewall's verdict on open connections. */
-const FIREWALL_INPUTS = new Set(['ip/firewall/filter', 'ip/firewall/address-list', 'interface', 'ip/address']);
+const FIREWALL_INPUTS = new Set([
+  'ip/firewall/filter',
+  'ip/firewall/address-list',
+  'interface',
+  'ip/address',
+  'ip/route',
+]);
 
 class Router implements SimRouter {
   readonly state: RouterState;
@@ -200,12 +206,25 @@ class Router implements SimRouter {
   }
 
   verdict(flow: Flow, connectionState: 'new' | 'established' = 'new'): Verdict {
+    // A tunnel whose own transport is cut carries nothing.
+    const tunnel = this.state.find('interface/ovpn-client', { name: flow.inInterface });
+    if (tunnel && tunnelBlocked(this.state, tunnel.values)) return 'drop';
     return inputVerdict(this.state, flow, connectionState);
   }
 
   flowOf(socket: Socket): Flow {
     const local = (socket.localAddress ?? '').replace(/^::ffff:/, '');
     const remote = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const bridged = remote.startsWith('127.') ? this.services.ovpn?.bridgedFrom(socket.remotePort ?? 0) : undefined;
+    if (bridged) {
+      return {
+        inInterface: bridged.iface,
+        src: bridged.src ?? remote,
+        dst: local,
+        srcPort: socket.remotePort ?? 0,
+        dstPort: socket.localPort ?? 0,
+      };
+    }
     return {
       inInterface: this.ingressInterface(local),
       src: this.ingress.src ?? remote,
@@ -229,6 +248,9 @@ class Router implements SimRouter {
       }
     }
     if (this.ingress.interface && this.ingress.interface !== 'auto') return this.ingress.interface;
+    // With real tunnels a direct connection is a local one; with simulated tunnels the
+    // direct channel stands in for the management tunnel.
+    if (this.services.ovpn?.active) return 'ether1';
     const ovpn = this.state.items('interface/ovpn-client').find((i) => i.values['disabled'] !== 'true');
     return ovpn?.values['name'] ?? 'ether1';
   }
@@ -258,7 +280,7 @@ class Router implements SimRouter {
     if (!svc || svc.values['disabled'] === 'true') return false;
     const prefixes = (svc.values['address'] ?? '').split(',').filter(Boolean);
     if (prefixes.length === 0) return true;
-    const addr = parseIp(this.ingress.src ?? (socket.remoteAddress ?? '').replace(/^::ffff:/, ''));
+    const addr = parseIp(this.flowOf(socket).src);
     return addr !== undefined && prefixes.some((p) => inPrefix(addr, p));
   }
 
@@ -287,6 +309,7 @@ class Router implements SimRouter {
         ? { challengeFailureMessage: this.options.challengeFailureMessage }
         : {}),
       identity: this.identity,
+      held: () => this.services.tcp.isHeld(socket),
     });
     this.sockets.add(conn);
     socket.on('close', () => this.sockets.delete(conn));
@@ -361,6 +384,8 @@ class Router implements SimRouter {
     this.booting = (async () => {
       await this.syncing;
       await this.closeAll();
+      // changes made in safe mode do not survive a reboot
+      this.engine.safeMode.rebooted();
       await new Promise((r) => setTimeout(r, this.options.rebootDelayMs ?? 2000));
       this.state.rebooted();
       this.booting = undefined;

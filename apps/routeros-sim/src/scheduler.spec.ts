@@ -58,6 +58,10 @@ describe('/system scheduler with time control', () => {
     expect(r.identity).toBe('again');
     // the clock moved: /system clock and uptime say so
     expect(r.state.uptime()).toBeGreaterThan(3_700);
+    const clock = attrs((await c.call('/system/clock/print'))[0]!);
+    const later = at(r, 0);
+    expect(clock['date']).toBe(later.date);
+    expect(Date.parse(`${later.date}T${clock['time']}Z`)).toBeGreaterThan(Date.now() + 3_600_000);
   });
 
   it('an interval entry added after boot first runs one interval later, then every interval', async () => {

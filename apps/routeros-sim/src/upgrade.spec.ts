@@ -81,4 +81,16 @@ describe('newer versions offered, upgrade reboot, RouterBOOT', () => {
     });
     expect((await last(c3, '/system/package/update/check-for-updates'))['status']).toBe('System is already up to date');
   });
+
+  it('RouterOS 6 on the upgrade channel reboots into 7 with the single routeros package', async () => {
+    const [r, c] = await sims.up({ version: '6.49.10' });
+    await c.call('/system/package/update/set', '=channel=upgrade');
+    expect((await last(c, '/system/package/update/check-for-updates'))['latest-version']).toBe('7.20.2');
+    await c.call('/system/package/update/install');
+    await c.until(() => c.closed);
+    const c2 = await reconnect(r);
+    const pkgs = (await c2.call('/system/package/print')).filter((s) => s[0] === '!re').map(attrs);
+    expect(pkgs.map((p) => [p['name'], p['version']])).toEqual([['routeros', '7.20.2']]);
+    expect(r.state.features.v7).toBe(true);
+  });
 });

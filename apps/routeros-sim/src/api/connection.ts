@@ -44,6 +44,8 @@ export interface ConnectionOptions {
   readonly challengeFailureMessage?: string;
   /** Where `.tag=` goes in reply sentences (default `first`, after the reply word). */
   readonly tagPosition?: 'first' | 'last';
+  /** Whether the router's firewall holds this connection (a close then goes unnoticed: safe mode). */
+  readonly held?: () => boolean;
 }
 
 const LOGIN_FAILED = 'invalid user name or password (6)';
@@ -130,6 +132,8 @@ export class ApiConnection {
     this.running.clear();
     this.lastRows.clear();
     if (this.session && this.activeId !== undefined) closeSession(this.state, this.session, this.activeId);
+    // Safe mode taken on this connection: undone now, or when TCP gives up if the close went unseen.
+    if (this.session) this.options.engine.safeMode.ended(this.session, this.options.held?.() ?? false);
   }
 
   private onData(chunk: Buffer): void {

@@ -70,9 +70,12 @@ export class FaultyConnections {
     this.sockets.add(socket);
     socket.once('close', () => {
       this.sockets.delete(socket);
-      this.held.delete(socket);
-      this.emitters.delete(socket);
-      this.writers.delete(socket);
+      // other close listeners (the API session) may still ask whether it was held
+      queueMicrotask(() => {
+        this.held.delete(socket);
+        this.emitters.delete(socket);
+        this.writers.delete(socket);
+      });
     });
     const write = socket.write.bind(socket) as WriteFn;
     this.writers.set(socket, write);

@@ -9,14 +9,20 @@
  * and it resumes when a later change accepts it again, like TCP retransmission after the
  * rule is removed), `reject` (TCP reset). `tarpit` counts as drop.
  *
+ * The tunnel's own transport is judged too (see tunnelBlocked): an ovpn-client whose packets
+ * to or from its `connect-to` address are dropped (input chain, in-interface = the WAN port,
+ * src-address = connect-to, src-port = its port; or output chain, out-interface = WAN,
+ * dst-address = connect-to, dst-port = port; protocol tcp or udp) is down: its real openvpn
+ * is stopped, and connections that arrive through it are dropped.
+ *
  * Enforced rule shapes (everything else makes the rule not match, i.e. it is skipped):
- * - chain=input (and jump-target chains reached from it; `return` goes back), disabled=no;
+ * - chain=input / output (and jump-target chains reached from them; `return` goes back);
  * - actions accept, drop, reject, tarpit, jump, return; log, passthrough and
  *   add-src/dst-to-address-list fall through;
- * - matchers in-interface (`!` too), in-interface-list=all, src-address / dst-address (address,
- *   prefix or range, `!`), protocol=tcp (or 6, `!`), src-port / dst-port (lists and ranges,
+ * - matchers in-interface, out-interface (output chain) (`!` too), in-interface-list=all, src-address / dst-address (address,
+ *   prefix or range, `!`), protocol=tcp/udp (or 6/17, `!`), src-port / dst-port (lists and ranges,
  *   `!`), connection-state (list, `!`), src-address-list / dst-address-list (`!`).
- * Any other matcher on a rule (out-interface, interface lists other than all, layer7, ...)
+ * Any other matcher on a rule (interface lists other than all, layer7, ...)
  * is not evaluated and the rule never matches.
  */
 import type { RouterState } from '../model/state';
@@ -26,7 +32,12 @@ export type Verdict = 'accept' | 'drop' | 'reject';
 
 /** A TCP connection to one of the router's services, as the firewall sees it. */
 export interface Flow {
+  /** Where it comes in (input chain); empty for traffic the router sends. */
   readonly inInterface: string;
+  /** Where it goes out (output chain). */
+  readonly outInterface?: string;
+  /** `tcp` (default) or `udp`. */
+  readonly protocol?: 'tcp' | 'udp';
   readonly src: string;
   readonly dst: string;
   readonly srcPort: number;
@@ -138,7 +149,10 @@ function matcher(
   let hit: boolean | undefined;
   switch (key) {
     case 'in-interface':
-      hit = value === flow.inInterface;
+      hit = flow.inInterface === '' ? undefined : value === flow.inInterface;
+      break;
+    case 'out-interface':
+      hit = flow.outInterface === undefined ? undefined : value === flow.outInterface;
       break;
     case 'in-interface-list':
       hit = value === 'all' ? true : value === 'none' ? false : undefined;
@@ -149,9 +163,11 @@ function matcher(
     case 'dst-address':
       hit = addressMatches(value, flow.dst);
       break;
-    case 'protocol':
-      hit = value === 'tcp' || value === '6';
+    case 'protocol': {
+      const proto = flow.protocol ?? 'tcp';
+      hit = value === proto || value === (proto === 'tcp' ? '6' : '17');
       break;
+    }
     case 'src-port':
       hit = portMatches(value, flow.srcPort);
       break;
@@ -175,6 +191,16 @@ function matcher(
 
 /** The input chain's verdict for a connection to the router itself. */
 export function inputVerdict(state: RouterState, flow: Flow, connectionState: 'new' | 'established'): Verdict {
+  return chainVerdict(state, 'input', flow, connectionState);
+}
+
+/** A built-in chain's verdict (`input` for traffic to the router, `output` for its own). */
+export function chainVerdict(
+  state: RouterState,
+  chain: 'input' | 'output',
+  flow: Flow,
+  connectionState: 'new' | 'established',
+): Verdict {
   const rules = state.items('ip/firewall/filter').filter((r) => r.values['disabled'] !== 'true');
   const run = (chain: string, depth: number): Verdict | 'return' | undefined => {
     if (depth > 16) return undefined;
@@ -213,6 +239,47 @@ export function inputVerdict(state: RouterState, flow: Flow, connectionState: 'n
     }
     return undefined;
   };
-  const r = run('input', 0);
+  const r = run(chain, 0);
   return r === 'drop' || r === 'reject' ? r : 'accept';
+}
+
+/** The port the WAN traffic leaves by: the interface of the default route's gateway, else ether1. */
+export function wanInterface(state: RouterState): string {
+  const route = state
+    .items('ip/route')
+    .find((r) => r.values['dst-address'] === '0.0.0.0/0' && r.values['disabled'] !== 'true');
+  const gw = parseIp(route?.values['gateway'] ?? '');
+  if (gw !== undefined) {
+    for (const a of state.items('ip/address')) {
+      const p = parsePrefix(a.values['address'] ?? '');
+      if (p && networkOf(gw, p[1]) === networkOf(p[0], p[1])) return a.values['interface'] ?? 'ether1';
+    }
+  }
+  return 'ether1';
+}
+
+/**
+ * Whether the firewall drops an ovpn-client's own transport (to/from its connect-to
+ * address and port). Only an address (not a host name) in connect-to can match address rules.
+ */
+export function tunnelBlocked(state: RouterState, ovpn: Readonly<Record<string, string>>): boolean {
+  const server = ovpn['connect-to'] ?? '';
+  const port = Number(ovpn['port'] ?? '1194');
+  const protocol = ovpn['protocol'] === 'udp' ? 'udp' : 'tcp';
+  const wan = wanInterface(state);
+  const local = state.items('ip/address').find((a) => a.values['interface'] === wan)?.values['address'] ?? '';
+  const self = local.split('/')[0] ?? '';
+  const inbound = chainVerdict(
+    state,
+    'input',
+    { inInterface: wan, protocol, src: server, srcPort: port, dst: self, dstPort: 0 },
+    'established',
+  );
+  const outbound = chainVerdict(
+    state,
+    'output',
+    { inInterface: '', outInterface: wan, protocol, src: self, srcPort: 0, dst: server, dstPort: port },
+    'established',
+  );
+  return inbound !== 'accept' || outbound !== 'accept';
 }

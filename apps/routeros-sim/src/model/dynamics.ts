@@ -3,6 +3,7 @@
  * that move, uptime. They are pure functions of time since boot and the seed (no timers),
  * so a fleet of routers costs nothing while nobody is reading.
  */
+import { tunnelBlocked } from '../control/firewall';
 import { formatDuration } from './values';
 import { nextRunAfter, scheduleOf } from './schedule';
 import { prng, type Item, type RouterState } from './state';
@@ -30,7 +31,7 @@ export interface IfaceCounters {
 export function isRunning(state: RouterState, item: Item): boolean {
   if (item.values['disabled'] === 'true' || state.linkDown.has(item.id)) return false;
   const type = item.values['type'];
-  if (type === 'ovpn-out') return item.values['.connected'] === 'true';
+  if (type === 'ovpn-out') return item.values['.connected'] === 'true' && !tunnelBlocked(state, item.values);
   if (type === 'ether') return item.values['.link'] !== 'false';
   return true;
 }

@@ -10,6 +10,7 @@ import { decodeBackup, encodeBackup } from './backup';
 import { computed, isRunning, resetCounters, trafficRates } from './dynamics';
 import { MENU_BY_PATH, MENUS, storeOf } from './menus';
 import { compileQuery, type Row } from './query';
+import { SafeMode } from './safe-mode';
 import { parseRouterDate } from './schedule';
 import { formatId, parseId, type Item, type RouterState } from './state';
 import { CATEGORY, POLICIES, RosError, type MenuDef, type Policy, type PropDef, type Trap } from './types';
@@ -133,11 +134,14 @@ class CountingSink implements ReplySink {
 export class Engine {
   private readonly specials: Map<string, Special>;
   private readonly dirs: Set<string>;
+  /** `/safe-mode` (7.18+), held by one session (model/safe-mode.ts). */
+  readonly safeMode: SafeMode;
 
   constructor(
     readonly state: RouterState,
     private readonly hooks: EngineHooks = {},
   ) {
+    this.safeMode = new SafeMode(state);
     this.specials = new Map<string, Special>([
       ['ping', (c) => this.ping(c)],
       ['interface/monitor-traffic', (c) => this.monitorTraffic(c)],
@@ -155,6 +159,9 @@ export class Engine {
       ['system/package/update/install', (c) => this.downloadUpdate(c, true)],
       ['system/routerboard/upgrade', (c) => this.upgradeFirmware(c)],
       ['system/backup/save', (c) => this.saveBackup(c)],
+      ['safe-mode/take', (c) => this.safeModeCommand(c, 'take')],
+      ['safe-mode/release', (c) => this.safeModeCommand(c, 'release')],
+      ['safe-mode/unroll', (c) => this.safeModeCommand(c, 'unroll')],
       ['system/backup/load', (c) => this.loadBackup(c)],
       ['interface/ovpn-client/monitor', (c) => this.ovpnMonitor(c)],
       ['ip/firewall/filter/move', (c) => this.move(c, 'ip/firewall/filter')],
@@ -168,6 +175,7 @@ export class Engine {
       ...MENUS.filter((m) => !m.since || atLeast(state.version, m.since)).map((m) => m.path),
       ...[...this.specials.keys()].map((k) => k.split('/').slice(0, -1).join('/')).filter(Boolean),
     ]);
+    // /safe-mode exists from 7.18 (but the version can change at an upgrade: checked per call)
   }
 
   /**
@@ -616,6 +624,7 @@ export class Engine {
     if (!p || p.readonly) throw new RosError('unknown parameter');
     if (p.required) throw new RosError(`failure: ${name} can not be unset`);
     for (const item of items) this.state.update(menu, item, { [name]: undefined });
+    this.safeMode.recordAction();
     ctx.sink.done();
     return undefined;
   }
@@ -643,6 +652,7 @@ export class Engine {
 
   private logChange(menu: MenuDef, what: string, session: Session): void {
     if (menu.path === 'log') return;
+    this.safeMode.recordAction();
     const noun = menu.path.split('/').pop()!;
     this.state.log('system,info', `${noun} ${what} by ${session.user}`);
   }
@@ -959,6 +969,23 @@ export class Engine {
     st.log('system,info', `configuration restored from ${file.values['name'] ?? name} by ${ctx.session.user}`);
     ctx.sink.done();
     this.hooks.reboot?.();
+    return undefined;
+  }
+
+  /** `/safe-mode/take|release|unroll`, bound to the session (API connection) that runs it. */
+  private safeModeCommand(ctx: Context, what: 'take' | 'release' | 'unroll'): undefined {
+    if (!this.safeMode.available()) throw noSuchCommand('safe-mode');
+    for (const k of ctx.args.keys()) if (k !== '.proplist') throw new RosError('unknown parameter');
+    this.require(ctx.session, 'write');
+    if (what === 'take') {
+      const problem = this.safeMode.take(ctx.session);
+      if (problem) throw new RosError(problem);
+    } else if (what === 'release') {
+      this.safeMode.release(ctx.session);
+    } else {
+      this.safeMode.unroll(ctx.session);
+    }
+    ctx.sink.done();
     return undefined;
   }
 

@@ -347,6 +347,24 @@ export class RouterState {
     this.log('interface,info', `${name} link ${up ? 'up' : 'down'}`);
   }
 
+  /** An independent copy of everything (a sandbox: `/import dry-run` runs against it). */
+  clone(): RouterState {
+    const copy = new RouterState({
+      version: this.version,
+      seed: this.seed,
+      now: () => this.now(),
+      ...(this.booleansOverride ? { booleans: this.booleansOverride } : {}),
+    });
+    copy.clockOffsetMs = this.clockOffsetMs;
+    copy.bootedAt = this.bootedAt;
+    for (const [name, s] of this.stores) {
+      const items = new Map<number, Item>();
+      for (const [id, i] of s.items) items.set(id, { id, values: { ...i.values } });
+      copy.stores.set(name, { nextId: s.nextId, items });
+    }
+    return copy;
+  }
+
   /** A deep copy of the configuration (every store except NOT_CONFIG). */
   snapshot(): ConfigSnapshot {
     const stores: ConfigSnapshot['stores'] = {};
@@ -400,6 +418,12 @@ export class RouterState {
       this.pendingVersion = undefined;
       this.features = featuresOf(to, this.booleansOverride);
       const build = this.features.isoDates ? '2024-10-02 10:11:12' : 'oct/02/2024 10:11:12';
+      const wasV7 = this.items('system/package').some((p) => p.values['name'] === 'routeros');
+      if (this.features.v7 && !wasV7) {
+        // 6 -> 7: the bundle of v6 packages becomes the single routeros package
+        for (const pkg of this.items('system/package')) this.remove('system/package', pkg.id);
+        this.insert('system/package', { name: 'routeros', version: to, 'build-time': build, size: '12918784' });
+      }
       for (const pkg of this.items('system/package')) {
         this.update('system/package', pkg, { version: to, 'build-time': build, scheduled: '' });
       }

@@ -16,6 +16,7 @@ import type { SimLogger } from '../api/connection';
 import type { Engine } from '../model/engine';
 import { processStateDir } from '../state-dir';
 import { OvpnProcess } from './process';
+import { tunnelBlocked } from '../control/firewall';
 
 export interface OvpnOptions {
   /** Run openvpn inside this network namespace (`ip netns exec <name>`). */
@@ -80,6 +81,8 @@ interface Bridge {
 export class OvpnManager {
   private readonly processes = new Map<number, { key: string; proc: OvpnProcess }>();
   private readonly bridges = new Map<number, Bridge>();
+  /** Local ports of the bridges' connections to the router -> the tunnel (and peer) they carry. */
+  private readonly bridged = new Map<number, { iface: string; src?: string }>();
   private off: (() => void) | undefined;
   readonly unavailable: string | undefined;
 
@@ -109,7 +112,8 @@ export class OvpnManager {
       return;
     }
     this.off ??= this.state.onChange((e) => {
-      if (e.store === 'interface') this.reconcile();
+      // the firewall can cut a tunnel's transport (control/firewall.ts tunnelBlocked)
+      if (e.store === 'interface' || e.store.startsWith('ip/firewall') || e.store === 'ip/route') this.reconcile();
     });
     this.reconcile();
   }
@@ -126,7 +130,8 @@ export class OvpnManager {
   private reconcile(): void {
     const wanted = new Map<number, Record<string, string>>();
     for (const item of this.state.items('interface/ovpn-client')) {
-      if (item.values['disabled'] !== 'true') wanted.set(item.id, item.values);
+      if (item.values['disabled'] !== 'true' && !tunnelBlocked(this.state, item.values))
+        wanted.set(item.id, item.values);
     }
     for (const [id, { key, proc }] of [...this.processes]) {
       const values = wanted.get(id);
@@ -173,8 +178,20 @@ export class OvpnManager {
     const { host, ports } = this.listeners();
     const bridge: Bridge = { address, servers: [], sockets: new Set() };
     this.bridges.set(id, bridge);
+    const name = this.state.get('interface', id)?.values['name'] ?? '';
     const pipeTo = (port: number) => (c: Socket) => {
       const u = connect(port, host);
+      // The router's firewall must see this connection as arriving on the tunnel: remember
+      // the port it comes from (bound by the time the router accepts it).
+      const peer = c.remoteAddress?.replace(/^::ffff:/, '');
+      const mark = (): void => {
+        if (u.localPort) this.bridged.set(u.localPort, { iface: name, ...(peer ? { src: peer } : {}) });
+      };
+      process.nextTick(mark);
+      u.once('connect', mark);
+      u.once('close', () => {
+        if (u.localPort) this.bridged.delete(u.localPort);
+      });
       bridge.sockets.add(c).add(u);
       c.pipe(u).pipe(c);
       const end = (): void => {
@@ -227,6 +244,16 @@ export class OvpnManager {
     for (const s of bridge.servers) s.close();
     for (const s of bridge.sockets) s.destroy();
     if (bridge.dir) rmSync(bridge.dir, { recursive: true, force: true });
+  }
+
+  /** Whether real openvpn runs behind ovpn-client interfaces (else tunnels are simulated). */
+  get active(): boolean {
+    return this.unavailable === undefined && this.off !== undefined;
+  }
+
+  /** A connection to the router from a tunnel bridge (by its source port on loopback). */
+  bridgedFrom(port: number): { iface: string; src?: string } | undefined {
+    return this.bridged.get(port);
   }
 
   /** The ovpn-client whose tunnel has this local address (connections that came through it). */

@@ -4,7 +4,7 @@
  * interpreter uses to export, write files and fetch.
  */
 import { X509Certificate } from 'node:crypto';
-import type { Engine, Session } from '../model/engine';
+import { Engine, type Session } from '../model/engine';
 import type { RouterState } from '../model/state';
 import { exportConfig, type ExportOptions } from '../export/export';
 import { toolFetch } from './fetch';
@@ -26,6 +26,14 @@ export class ScriptHost {
 
   get state(): RouterState {
     return this.engine.state;
+  }
+
+  /** A throwaway router with a copy of this one's state (nothing it does reaches this router). */
+  sandbox(): ScriptHost {
+    const host = new ScriptHost(new Engine(this.state.clone()));
+    for (const [k, v] of this.globals) host.globals.set(k, v);
+    for (const [k, v] of this.pems) host.pems.set(k, v);
+    return host;
   }
 
   /** Runs script text (a byte string: one char per byte). */

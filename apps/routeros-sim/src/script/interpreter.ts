@@ -66,7 +66,7 @@ let jobCounter = 0;
 /** Commands whose first positional argument is the item list (`numbers`). */
 const NUMBERED = new Set(['set', 'remove', 'enable', 'disable', 'unset', 'get', 'reset-counters', 'run']);
 
-const EXTRA_DIRS = ['tool', 'system', 'system/backup', 'certificate', 'log'];
+const EXTRA_DIRS = ['tool', 'system', 'system/backup', 'certificate', 'log', 'safe-mode'];
 
 /** Every menu directory of a version (`ip`, `ip/firewall`, `ip/firewall/filter`, ...). */
 function directoriesFor(version: string): Set<string> {
@@ -426,12 +426,23 @@ export class Interpreter {
   // ---------------------------------------------------------------- special commands
 
   private async importFile(named: Map<string, Val>, pos: Val[]): Promise<Val> {
+    // `dry-run` (7.16+): the script runs against a throwaway copy of the router, so every
+    // error is found with its line and column and nothing changes here.
+    for (const p of pos) if (p === 'dry-run' || p === 'verbose') named.set(p, '');
+    pos = pos.filter((p) => p !== 'dry-run' && p !== 'verbose');
+    const dryRun = atLeast(this.host.state.version, '7.16') && named.has('dry-run');
+    for (const k of named.keys()) {
+      if (!['file-name', 'file', 'verbose', ...(dryRun ? ['dry-run'] : [])].includes(k)) {
+        throw new ScriptRuntimeError('unknown parameter');
+      }
+    }
     const name = toStr(named.get('file-name') ?? named.get('file') ?? pos[0] ?? '');
     if (name === '') throw new ScriptRuntimeError('failure: file-name not specified');
     const file = this.host.state.find('file', { name });
     if (!file) throw new ScriptRuntimeError('no such file');
     const source = file.values['contents'] ?? '';
-    const nested = new Interpreter(this.host, { ...this.options, session: this.session });
+    const host = dryRun ? this.host.sandbox() : this.host;
+    const nested = new Interpreter(host, { ...this.options, session: this.session });
     const result = await nested.run(source);
     for (const line of nested.output) this.print(line);
     if (!result.ok) {
@@ -442,7 +453,7 @@ export class Interpreter {
           : `${e.message.replace(/ \(line \d+ column \d+\)$/, '')} (line ${e.line} column ${e.column})`,
       );
     }
-    this.print('Script file loaded and executed successfully');
+    this.print(dryRun ? 'Script file loaded successfully' : 'Script file loaded and executed successfully');
     return null;
   }
 

@@ -126,6 +126,8 @@ export class SimSshServer {
     client.on('close', () => {
       this.clients.delete(client);
       if (session && activeId !== undefined) closeSession(this.state, session, activeId);
+      // safe mode taken in this SSH session (7.18+ `/safe-mode/take`) ends with it
+      if (session) this.deps.engine.safeMode.ended(session, false);
     });
     client.on('authentication', (ctx) => {
       const ctxLogin = { remoteAddress: address, via: 'ssh', policy: 'ssh' as const };
