@@ -481,7 +481,6 @@ export class JobRunner {
       },
       lease,
     );
-    await this.options.redis.hdel(this.waitKey(), jobId);
     return result;
   }
 
