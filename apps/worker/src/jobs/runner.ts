@@ -412,7 +412,6 @@ export class JobRunner {
       await this.waiting(scope, row, 'site offline: waiting for it to come online');
       return await this.delay(job, token, backoff);
     }
-    // Started (with a new lease) and its router credentials read in one transaction.
     const owner = `${this.instance}:${token ?? 'no-token'}`;
     // Started (with a new lease), its router login and known version read in one round trip.
     const begun = await db.inTenantOneTrip(scope, async (tx) => {
