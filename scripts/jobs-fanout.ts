@@ -152,8 +152,9 @@ async function main(): Promise<void> {
   const siteIds = await db.inTenant(scope, async (tx) => {
     const rows = await query<{ id: string }>(
       tx,
-      `INSERT INTO sites (tenant_id, name, tags, mgmt_address)
-       SELECT $1, 'bench-' || g, '{bench}', bp_allocate_mgmt_address() FROM generate_series(1, $2) g
+      // routeros_version: what onboarding's first poll records (the simulators run 7.16).
+      `INSERT INTO sites (tenant_id, name, tags, mgmt_address, routeros_version)
+       SELECT $1, 'bench-' || g, '{bench}', bp_allocate_mgmt_address(), '7.16' FROM generate_series(1, $2) g
        ORDER BY g RETURNING id`,
       [tx.tenantId, n],
     );

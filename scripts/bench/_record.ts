@@ -102,19 +102,26 @@ export function recordHeadlines(
   limit = LOAD_LIMIT,
 ): BenchmarksJson {
   const round = (n: number) => Math.round(n * 100) / 100;
-  const fresh = run.headlines.map((h): HeadlineRecord => ({
-    key: h.key,
-    value: h.value,
-    unit: h.unit,
-    target: h.target,
-    section: run.section,
-    date: run.date,
-    loadBefore: round(run.loadBefore),
-    loadDuring: round(run.loadDuring),
-    comparable: comparable(run.loadBefore, limit),
-  }));
+  // A figure that could not be measured (NaN: the section produced none) is left out, so the
+  // file stays valid JSON data (NaN would be written as null) and the previous figure stays.
+  const fresh = run.headlines
+    .filter((h) => Number.isFinite(h.value))
+    .map((h): HeadlineRecord => ({
+      key: h.key,
+      value: h.value,
+      unit: h.unit,
+      target: h.target,
+      section: run.section,
+      date: run.date,
+      loadBefore: round(run.loadBefore),
+      loadDuring: round(run.loadDuring),
+      comparable: comparable(run.loadBefore, limit),
+    }));
   const replaced = new Set(fresh.map((h) => h.key));
-  const kept = previousHeadlines(previous).filter((h) => h.section !== run.section && !replaced.has(h.key));
+  const unmeasured = new Set(run.headlines.filter((h) => !Number.isFinite(h.value)).map((h) => h.key));
+  const kept = previousHeadlines(previous).filter(
+    (h) => !replaced.has(h.key) && (h.section !== run.section || unmeasured.has(h.key)),
+  );
   return {
     loadLimit: limit,
     headlines: [...kept, ...fresh].sort((a, b) => a.key.localeCompare(b.key)),

@@ -6,6 +6,7 @@
 import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
 import { startBenchApi } from './api-app';
+import { headline } from './_headlines';
 import type { BenchSection } from './types';
 
 const SITES = 10_000;
@@ -108,7 +109,7 @@ export default async function bench(): Promise<BenchSection> {
     return {
       id: 'api-sites',
       title: 'API: tenant-scoped site list',
-      headlines: [{ key: 'site_list_req_per_s', value: Math.round(listMax), unit: 'req/s', target: null }],
+      headlines: [headline('site_list_req_per_s', Math.round(listMax))],
       markdown:
         `${table}\n\nautocannon, 16 connections, ${SECONDS} s per row, api in-process with a pool of ${config.DATABASE_POOL_SIZE} connections, ` +
         `rate limiting on (Redis) but set high. Each site-list request verifies the JWT, checks session and membership in one ` +

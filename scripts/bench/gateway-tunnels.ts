@@ -22,6 +22,7 @@ import { Redis } from 'ioredis';
 import { startRouters, type SimRouter } from '../../apps/routeros-sim/src';
 import { startGateway } from '../../apps/gateway/src/gateway';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { headline } from './_headlines';
 import type { BenchSection } from './types';
 
 /** `-- --tunnels=N` (default 10,000). */
@@ -250,14 +251,7 @@ export default async function bench(): Promise<BenchSection> {
   return {
     id: 'gateway-tunnels',
     title: 'Gateway: 10,000 tunnels and the synchronous relay',
-    headlines: [
-      {
-        key: `relay_p99_overhead_ms_at_${RATE}`,
-        value: Number((relayed.p99 - baseline.p99).toFixed(2)),
-        unit: 'ms',
-        target: null,
-      },
-    ],
+    headlines: [headline('relay_p99_overhead_ms_at_1000', Number((relayed.p99 - baseline.p99).toFixed(2)))],
     markdown: `
 | measure | value | target |
 | --- | --- | --- |

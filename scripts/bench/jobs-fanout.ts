@@ -8,6 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { headline } from './_headlines';
 import type { BenchSection } from './types';
 
 const SITES = 10_000;
@@ -71,10 +72,7 @@ export default async function bench(): Promise<BenchSection> {
   return {
     id: 'jobs-fanout',
     title: 'Jobs: one configuration change fanned out to 10,000 sites',
-    headlines: [
-      { key: 'fanout_10k_total_s', value: full.totalS, unit: 's', target: null },
-      { key: 'fanout_10k_enqueue_s', value: full.enqueueS, unit: 's', target: null },
-    ],
+    headlines: [headline('fanout_10k_total_s', menu.totalS), headline('fanout_10k_enqueue_s', menu.enqueueS)],
     markdown: [
       '| measure | full export before/after (baseline) | touched menu exported before/after | ratio |',
       '| --- | --- | --- | --- |',

@@ -15,6 +15,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { TenantEvent } from '@backplane/contracts';
+import { headline } from './_headlines';
 import type { BenchSection } from './types';
 
 const TENANTS = 100;
@@ -378,14 +379,7 @@ export default async function bench(): Promise<BenchSection> {
     return {
       id: 'realtime',
       title: 'Realtime: tenant events to 5,000 socket.io clients',
-      headlines: [
-        {
-          key: 'realtime_5000_connect_s',
-          value: Number((full[0]?.connectSeconds ?? NaN).toFixed(1)),
-          unit: 's',
-          target: null,
-        },
-      ],
+      headlines: [headline('realtime_5000_connect_s', Number((full[0]?.connectSeconds ?? NaN).toFixed(1)))],
       markdown:
         `${table}\n\n` +
         `${TENANTS} tenants × ${SITES_PER_TENANT} sites; site.status events round-robin over the tenants at ${RATES.join(' and ')} events/s ` +

@@ -126,4 +126,21 @@ describe('fan-out to 10,000 sites', () => {
     expect(page.items).toHaveLength(1000);
     expect(page.nextCursor).not.toBeNull();
   });
+
+  it('a page of the job list says which jobs have exports without reading them', async () => {
+    const rec = recordStatements(h.db.dataSource);
+    let res: Awaited<ReturnType<Harness['call']>>;
+    try {
+      res = await h.call('GET', `/api/v1/tenants/${tenantId}/jobs?batchId=${batchId}&limit=50`, { token });
+    } finally {
+      rec.stop();
+    }
+    expect(res.status).toBe(200);
+    const items = (res.body as { items: { hasExports: boolean }[] }).items;
+    expect(items).toHaveLength(50);
+    expect(items.every((j) => j.hasExports)).toBe(true);
+    const reads = rec.log.filter((s) => /\bFROM jobs\b/.test(s.sql));
+    expect(reads.length).toBeGreaterThan(0);
+    for (const r of reads) expect(r.sql).not.toMatch(/export_before_enc AS/);
+  });
 });

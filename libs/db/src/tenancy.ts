@@ -221,9 +221,12 @@ export class Database {
         } catch (err) {
           return Promise.reject(err instanceof Error ? err : new Error(String(err)));
         }
-        return new Promise<R[]>((resolve, reject) =>
+        const rows = new Promise<R[]>((resolve, reject) =>
           pending.push({ sql: text, resolve: resolve as (rows: unknown[]) => void, reject }),
         );
+        // A failed trip rejects every statement; `fn` may await only the first of them.
+        rows.catch(() => undefined);
+        return rows;
       },
       tenantId,
       kind: 'tenant',

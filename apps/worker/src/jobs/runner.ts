@@ -260,9 +260,10 @@ export class JobRunner {
   ): Promise<void> {
     // One round trip: the after-export and the transition go together (issue 19).
     const made = await this.services.db.inTenantOneTrip(scope, async (tx) => {
-      const before = also?.(tx);
-      const finished = jobsRepo.finish(tx, row.id, state, result, error, lease?.epoch);
-      await before;
+      const [, finished] = await Promise.all([
+        also?.(tx),
+        jobsRepo.finish(tx, row.id, state, result, error, lease?.epoch),
+      ]);
       return finished;
     });
     await this.options.redis.hdel(this.waitKey(), row.id).catch(() => undefined);
@@ -470,14 +471,14 @@ export class JobRunner {
       await this.waiting(scope, row, 'site offline: waiting for it to come online');
       return await this.delay(job, token, backoff);
     }
-    // Started (with a new lease) and its router credentials read in one transaction.
     const owner = `${this.instance}:${token ?? 'no-token'}`;
     // Started (with a new lease), its router login and known version read in one round trip.
     const begun = await db.inTenantOneTrip(scope, async (tx) => {
-      const starting = jobsRepo.start(tx, jobId, owner);
-      const access = new SiteCredentialsRepository(this.services.keyring).jobAccess(tx, siteId);
-      const row = await starting;
-      return row ? { started: row, access: await access } : undefined;
+      const [row, access] = await Promise.all([
+        jobsRepo.start(tx, jobId, owner),
+        new SiteCredentialsRepository(this.services.keyring).jobAccess(tx, siteId),
+      ]);
+      return row ? { started: row, access } : undefined;
     });
     if (!begun) return { skipped: true };
     const { started } = begun;
@@ -568,7 +569,6 @@ export class JobRunner {
       },
       lease,
     );
-    await this.options.redis.hdel(this.waitKey(), jobId);
     return result;
   }
 

@@ -67,6 +67,9 @@ export type StepWrite = 'recorded' | 'cancelled' | 'lease_lost';
 /** The terminal states (`unknown`: a command was sent and its effect could not be verified). */
 export type FinalJobState = 'succeeded' | 'failed' | 'cancelled' | 'expired' | 'unknown' | 'reverted';
 
+/** What a list page holds in place of a stored export (see LIST_COLS). */
+export const STORED = '(stored)';
+
 const COLS = `id, tenant_id AS "tenantId", site_id AS "siteId", batch_id AS "batchId", kind, payload,
   idempotency_key AS "idempotencyKey", requested_by AS "requestedBy", state, progress, steps, result, error,
   export_before_enc AS "exportBeforeEnc", export_after_enc AS "exportAfterEnc", attempts,
@@ -89,6 +92,17 @@ export const BULK_INSERT_CHUNK = 10_000;
 
 /** The most rows any page query of jobs reads (a list or a replay asks for at most this). */
 export const MAX_PAGE = 1_000;
+
+/**
+ * The columns of a list page: the stored exports (up to a whole `/export` each, encrypted) are
+ * not read, only whether there are any (`'(stored)'`); `get` reads them (issue 19 finding 5).
+ */
+const LIST_COLS = COLS.replace(
+  `export_before_enc AS "exportBeforeEnc", export_after_enc AS "exportAfterEnc"`,
+  `CASE WHEN export_before_enc IS NULL THEN NULL ELSE '${STORED}' END AS "exportBeforeEnc",
+   CASE WHEN export_after_enc IS NULL THEN NULL ELSE '${STORED}' END AS "exportAfterEnc"`,
+);
+if (LIST_COLS === COLS) throw new Error('LIST_COLS must leave the stored exports out');
 
 /** A UUID derived from a string (the same idempotency key always gives the same job id). */
 export function deterministicId(...parts: string[]): string {
@@ -227,7 +241,8 @@ export class JobsRepository<Kind extends string = string, State extends string =
   }
 
   /**
-   * One page of jobs, newest first by `(created_at, id)`: the cursor (opaque, from the previous
+   * One page of jobs (at most MAX_PAGE), newest first by `(created_at, id)`, without the
+   * stored exports (`exportBeforeEnc`/`exportAfterEnc` say only whether there are any): the cursor (opaque, from the previous
    * page) is the last job's keyset, so jobs created in the same instant are neither skipped nor
    * repeated.
    */
@@ -253,7 +268,7 @@ export class JobsRepository<Kind extends string = string, State extends string =
     params.push(limit + 1);
     const rows = await query<JobRow<Kind, State>>(
       tx,
-      `SELECT ${COLS} FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      `SELECT ${LIST_COLS} FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
         ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
       params,
     );
