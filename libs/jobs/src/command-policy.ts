@@ -203,7 +203,8 @@ export function jobRequestPolicy(
     const p = request.payload as { command: string; attributes?: Readonly<Record<string, string>> };
     return commandPolicy(role, siteId, p.command, p.attributes ?? {});
   }
-  if (request.kind === 'apply-config') {
+  // A plan (preview) of apply-config is held to the same rule: it would be applied as asked.
+  if (request.kind === 'apply-config' || request.kind === 'plan') {
     const p = request.payload as { changes: readonly { menu: string }[] };
     return desiredStatePolicy(
       role,

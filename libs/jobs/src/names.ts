@@ -50,6 +50,14 @@ export const JOB_PAYLOADS = {
   reboot: z.strictObject({}),
   'recreate-tunnel': z.strictObject({}),
   'routeros-upgrade': z.strictObject({ channel: z.enum(['stable', 'long-term', 'testing']).default('stable') }),
+  /**
+   * A preview (docs/adr/0088-plans.md): reads the router and records the exact changes an
+   * apply-config with these `changes` would make, writing nothing. Made by `POST /plans`.
+   */
+  plan: z.strictObject({
+    of: z.literal('apply-config').default('apply-config'),
+    changes: z.array(DesiredState).min(1).max(50),
+  }),
 } as const;
 
 export type JobKind = keyof typeof JOB_PAYLOADS;
@@ -70,6 +78,7 @@ const VARIANTS = [
   variant('reboot', P.reboot),
   variant('recreate-tunnel', P['recreate-tunnel']),
   variant('routeros-upgrade', P['routeros-upgrade']),
+  variant('plan', P.plan),
 ] as const;
 
 /**
@@ -98,6 +107,7 @@ export const BulkJobRequest = z.discriminatedUnion('kind', [
   VARIANTS[4].extend(BulkTargets),
   VARIANTS[5].extend(BulkTargets),
   VARIANTS[6].extend(BulkTargets),
+  VARIANTS[7].extend(BulkTargets),
 ]);
 export type BulkJobRequest = z.infer<typeof BulkJobRequest>;
 
@@ -110,6 +120,7 @@ export const JOB_MIN_ROLE: Record<JobKind, 'operator' | 'admin'> = {
   reboot: 'operator',
   'recreate-tunnel': 'operator',
   'routeros-upgrade': 'admin',
+  plan: 'operator',
 };
 
 export { JOB_STATES, TERMINAL_STATES, type JobState } from '@backplane/contracts';

@@ -8,5 +8,6 @@ import { JobsService } from './jobs.service';
 @Module({
   controllers: [JobsController, BackupsController],
   providers: [JobsService, BackupsService],
+  exports: [JobsService],
 })
 export class JobsModule {}

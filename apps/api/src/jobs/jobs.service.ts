@@ -60,7 +60,7 @@ export type JobOut = ReturnType<typeof toJobResponse>;
 /** Passwords in a desired `user` state never leave the database in a response or the audit log. */
 function redactPayload(kind: string, payload: unknown): unknown {
   if (kind === 'run-command') return redactSecrets(payload);
-  if (kind !== 'apply-config' || !payload || typeof payload !== 'object') return payload;
+  if ((kind !== 'apply-config' && kind !== 'plan') || !payload || typeof payload !== 'object') return payload;
   const p = payload as { changes?: Record<string, unknown>[] };
   return { ...p, changes: (p.changes ?? []).map((c) => ('password' in c ? { ...c, password: '***' } : c)) };
 }

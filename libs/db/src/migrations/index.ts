@@ -13,6 +13,7 @@ import { Idempotency1766600000000 } from './1766600000000-Idempotency';
 import { KeyIdsInUse1766610000000 } from './1766610000000-KeyIdsInUse';
 import { SelfHeal1766700000000 } from './1766700000000-SelfHeal';
 import { MfaRecovery1766800000000 } from './1766800000000-MfaRecovery';
+import { SafeChanges1767060000000 } from './1767060000000-SafeChanges';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -34,4 +35,5 @@ export const MIGRATIONS = [
   KeyIdsInUse1766610000000,
   SelfHeal1766700000000,
   MfaRecovery1766800000000,
+  SafeChanges1767060000000,
 ];

@@ -92,3 +92,14 @@ export {
   type IdempotencyClaim,
   type IdempotencyRecord,
 } from './idempotency.repository';
+export {
+  ApprovalsRepository,
+  MaintenanceWindowsRepository,
+  PlansRepository,
+  type ApprovalRow,
+  type ApprovalState,
+  type MaintenanceWindowRow,
+  type PlanRow,
+  type PlanSiteRow,
+  type PlanState,
+} from './safe-changes.repository';
