@@ -57,6 +57,11 @@ export const JOB_PAYLOADS = {
   plan: z.strictObject({
     of: z.literal('apply-config').default('apply-config'),
     changes: z.array(DesiredState).min(1).max(50),
+    /**
+     * Also run `/import dry-run` of the generated script on RouterOS 7.16+ (stages a
+     * temporary file). Opt-in: a router that ignored `dry-run` would run the script.
+     */
+    importDryRun: z.boolean().default(false),
   }),
 } as const;
 

@@ -4,5 +4,10 @@ import { ChangesController } from './changes.controller';
 import { ChangesService } from './changes.service';
 
 /** Safe changes: plans (previews), approvals (two-person rule), maintenance windows. */
-@Module({ imports: [JobsModule], controllers: [ChangesController], providers: [ChangesService], exports: [ChangesService] })
+@Module({
+  imports: [JobsModule],
+  controllers: [ChangesController],
+  providers: [ChangesService],
+  exports: [ChangesService],
+})
 export class ChangesModule {}

@@ -9,7 +9,14 @@ export const CreatePlanRequest = z.strictObject({
   siteIds: z.array(z.uuid()).max(10_000).optional(),
   tags: z.array(z.string().min(1).max(100)).max(50).optional(),
   /** How long the plan may be applied (seconds, default 1 h). */
-  expiresInSeconds: z.number().int().min(60).max(7 * 86_400).default(3600),
+  expiresInSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 86_400)
+    .default(3600),
+  /** Also `/import dry-run` the generated script on RouterOS 7.16+ (the router must honour dry-run). */
+  importDryRun: z.boolean().default(false),
 });
 export type CreatePlanRequest = z.infer<typeof CreatePlanRequest>;
 
@@ -65,7 +72,10 @@ export const PlanResponse = z.object({
 
 export const ApprovalRule = z.strictObject({
   /** Job kinds this rule covers (none: every changing kind). */
-  kinds: z.array(z.enum(['apply-config', 'run-command', 'restore', 'reboot', 'recreate-tunnel', 'routeros-upgrade'])).max(10).optional(),
+  kinds: z
+    .array(z.enum(['apply-config', 'run-command', 'restore', 'reboot', 'recreate-tunnel', 'routeros-upgrade']))
+    .max(10)
+    .optional(),
   /** The change touches a site with one of these tags. */
   tags: z.array(z.string().min(1).max(100)).max(50).optional(),
   /** The change touches at least this many sites. */
@@ -78,7 +88,12 @@ export type ApprovalRule = z.infer<typeof ApprovalRule>;
 export const ApprovalPolicy = z.strictObject({
   rules: z.array(ApprovalRule).max(50),
   /** How long an approval request stays open (seconds). */
-  ttlSeconds: z.number().int().min(60).max(30 * 86_400).default(86_400),
+  ttlSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(30 * 86_400)
+    .default(86_400),
 });
 export type ApprovalPolicy = z.infer<typeof ApprovalPolicy>;
 
@@ -115,7 +130,11 @@ export const WindowRequest = z
     days: z.array(z.number().int().min(1).max(7)).min(1).max(7),
     /** Local start time, `HH:MM`. */
     start: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM'),
-    durationMinutes: z.number().int().min(1).max(7 * 1440),
+    durationMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 1440),
   })
   .refine((w) => (w.siteId === undefined) !== (w.tag === undefined), { message: 'give exactly one of siteId or tag' });
 export type WindowRequest = z.infer<typeof WindowRequest>;

@@ -19,12 +19,7 @@ import { ApiError } from '../common/api-error';
 import { roleAtLeast, type TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { JobsService } from '../jobs/jobs.service';
-import {
-  ApprovalPolicy,
-  type ApprovalRule,
-  type CreatePlanRequest,
-  type WindowRequest,
-} from './changes.schemas';
+import { ApprovalPolicy, type ApprovalRule, type CreatePlanRequest, type WindowRequest } from './changes.schemas';
 import { formatClock, isTimezone, parseClock, windowState, type WindowState } from './windows';
 
 /** Kinds that change a router (held for maintenance windows, subject to approval rules). */
@@ -133,7 +128,8 @@ export class ChangesService {
         const missing = input.siteIds.filter((id) => !found.has(id));
         if (missing.length) throw new ApiError('not_found', `sites not found: ${missing.slice(0, 10).join(', ')}`);
       }
-      if (!ids.length) throw new ApiError('no_matching_sites', `no site has any of the tags ${(input.tags ?? []).join(', ')}`);
+      if (!ids.length)
+        throw new ApiError('no_matching_sites', `no site has any of the tags ${(input.tags ?? []).join(', ')}`);
       await this.plans.create(tx, {
         id: planId,
         kind: input.kind,
@@ -146,7 +142,7 @@ export class ChangesService {
         const { row } = await jobsRepo.create(tx, {
           siteId,
           kind: 'plan',
-          payload: { of: input.kind, changes: input.payload.changes },
+          payload: { of: input.kind, changes: input.payload.changes, importDryRun: input.importDryRun },
           requestedBy: this.requester(t),
           idempotencyKey: `plan:${planId}`,
           ttlSeconds: this.deps.config.JOB_TTL,
@@ -162,7 +158,8 @@ export class ChangesService {
       });
       return created;
     });
-    for (const r of rows) await this.jobs.queue.add({ jobId: r.id, tenantId: t.scope.tenantId, siteId: r.siteId, kind: r.kind });
+    for (const r of rows)
+      await this.jobs.queue.add({ jobId: r.id, tenantId: t.scope.tenantId, siteId: r.siteId, kind: r.kind });
     return this.getPlan(t, planId);
   }
 
@@ -265,7 +262,10 @@ export class ChangesService {
         throw new ApiError('approval_required', `this plan waits for approval ${a?.id ?? ''}`.trim());
       }
       if (new Date(plan.expiresAt).getTime() <= this.now().getTime()) {
-        throw new ApiError('plan_expired', `this plan expired at ${new Date(plan.expiresAt).toISOString()}; make a new plan`);
+        throw new ApiError(
+          'plan_expired',
+          `this plan expired at ${new Date(plan.expiresAt).toISOString()}; make a new plan`,
+        );
       }
       const ready = await this.readySites(tx, plan);
       const need = await this.approvalFor(tx, plan.kind, ready);
@@ -421,7 +421,10 @@ export class ChangesService {
     });
   }
 
-  async inbox(t: TenantContext, q: { state?: ApprovalRow['state'] | undefined; limit: number; cursor?: string | undefined }) {
+  async inbox(
+    t: TenantContext,
+    q: { state?: ApprovalRow['state'] | undefined; limit: number; cursor?: string | undefined },
+  ) {
     await this.expireDue(t);
     return this.deps.db.inTenant(t.scope, async (tx) => {
       const page = await this.approvals.page(tx, q.state, { limit: q.limit, cursor: q.cursor });
@@ -534,7 +537,8 @@ export class ChangesService {
    */
   async holdIfClosed(tx: TenantTx, row: JobRow): Promise<JobRow | undefined> {
     if (!CHANGING_KINDS.includes(row.kind)) return undefined;
-    if (row.kind === 'run-command' && /\/print$/.test((row.payload as { command?: string }).command ?? '')) return undefined;
+    if (row.kind === 'run-command' && /\/print$/.test((row.payload as { command?: string }).command ?? ''))
+      return undefined;
     const site = await this.windows.forSite(tx, row.siteId);
     if (!site) return undefined;
     const state = this.stateOf(site.windows, site.timezone);
@@ -544,7 +548,10 @@ export class ChangesService {
     return jobsRepo.get(tx, row.id);
   }
 
-  private stateOf(windows: readonly { id: string; name: string; days: number[]; startMinute: number; durationMinutes: number }[], tz: string): WindowState {
+  private stateOf(
+    windows: readonly { id: string; name: string; days: number[]; startMinute: number; durationMinutes: number }[],
+    tz: string,
+  ): WindowState {
     return windowState(windows, tz, this.now());
   }
 
@@ -599,19 +606,30 @@ export class ChangesService {
   async deleteWindow(t: TenantContext, id: string) {
     await this.deps.db.inTenant(t.scope, async (tx) => {
       if (!(await this.windows.delete(tx, id))) throw ApiError.notFound('maintenance window');
-      await this.audit.record(tx, t.actor, { action: 'maintenance_window.deleted', targetType: 'maintenance_window', targetId: id });
+      await this.audit.record(tx, t.actor, {
+        action: 'maintenance_window.deleted',
+        targetType: 'maintenance_window',
+        targetId: id,
+      });
     });
   }
 
   async setTimezone(t: TenantContext, siteId: string, timezone: string) {
     if (!isTimezone(timezone)) {
-      throw new ApiError('validation_failed', `unknown timezone ${JSON.stringify(timezone)}: use an IANA name like Europe/Prague`, [
-        { path: 'body.timezone', message: 'unknown IANA timezone' },
-      ]);
+      throw new ApiError(
+        'validation_failed',
+        `unknown timezone ${JSON.stringify(timezone)}: use an IANA name like Europe/Prague`,
+        [{ path: 'body.timezone', message: 'unknown IANA timezone' }],
+      );
     }
     await this.deps.db.inTenant(t.scope, async (tx) => {
       if (!(await this.windows.setTimezone(tx, siteId, timezone))) throw ApiError.notFound('site');
-      await this.audit.record(tx, t.actor, { action: 'site.timezone', targetType: 'site', targetId: siteId, after: { timezone } });
+      await this.audit.record(tx, t.actor, {
+        action: 'site.timezone',
+        targetType: 'site',
+        targetId: siteId,
+        after: { timezone },
+      });
     });
     return this.siteMaintenance(t, siteId);
   }

@@ -201,9 +201,11 @@ export class ApprovalsRepository {
 
   /** The member who created an API key (an approval by key counts as that person's). */
   async apiKeyOwner(tx: TenantTx, apiKeyId: string): Promise<string | null> {
-    const rows = await query<{ owner: string | null }>(tx, `SELECT created_by::text AS owner FROM api_keys WHERE id = $1`, [
-      apiKeyId,
-    ]);
+    const rows = await query<{ owner: string | null }>(
+      tx,
+      `SELECT created_by::text AS owner FROM api_keys WHERE id = $1`,
+      [apiKeyId],
+    );
     return rows[0]?.owner ?? null;
   }
 

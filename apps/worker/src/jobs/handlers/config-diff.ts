@@ -202,6 +202,8 @@ function split(command: string): { menu: string; verb: string } {
 
 function itemOf(w: RouterWrite, undo: RouterWrite | undefined): string {
   const a = w.attributes;
+  // A `set` without an item id is of a menu with one item (`/ip/dns`, `/system/identity`).
+  if (w.command.endsWith('/set') && !a['.id'] && !w.find) return '';
   return (
     w.find?.match['name'] ??
     undo?.find?.match['name'] ??
@@ -226,7 +228,8 @@ export function propertyChanges(plan: ChangePlan): PropertyChange[] {
         out.push({ menu, item, property: k, before: shown(k, undo?.attributes[k]), after: shown(k, v) });
       }
     } else if (verb === 'add') {
-      for (const [k, v] of Object.entries(w.attributes)) out.push({ menu, item, property: k, before: null, after: shown(k, v) });
+      for (const [k, v] of Object.entries(w.attributes))
+        out.push({ menu, item, property: k, before: null, after: shown(k, v) });
     } else if (verb === 'remove') {
       for (const [k, v] of Object.entries(undo?.attributes ?? {})) {
         out.push({ menu, item, property: k, before: shown(k, v), after: null });
@@ -300,7 +303,12 @@ export class RecordingReader implements RouterReader {
   /** One fingerprint per menu: which menus changed, when the whole one differs. */
   perMenu(): Record<string, string> {
     return Object.fromEntries(
-      this.menus().map((m) => [m, createHash('sha256').update(canonicalRows(this.seen.get(m) ?? [])).digest('hex')]),
+      this.menus().map((m) => [
+        m,
+        createHash('sha256')
+          .update(canonicalRows(this.seen.get(m) ?? []))
+          .digest('hex'),
+      ]),
     );
   }
 }

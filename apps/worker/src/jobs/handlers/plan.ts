@@ -71,7 +71,9 @@ export async function planAll(
       out.push(await planDesired(reader, d, v6));
     } catch (err) {
       if (err instanceof ChangeRejectedError || err instanceof RouterCommandError) {
-        throw new ChangeRejectedError(`change ${i + 1}/${changes.length} (${d.menu}) cannot be applied: ${message(err)}`);
+        throw new ChangeRejectedError(
+          `change ${i + 1}/${changes.length} (${d.menu}) cannot be applied: ${message(err)}`,
+        );
       }
       throw err;
     }
@@ -83,7 +85,13 @@ export async function planAll(
 export const digestOf = (plans: readonly ChangePlan[]): string => writesDigest(plans.flatMap((p) => p.writes));
 
 /** `/import dry-run` of the generated script where the router has it (7.16+). */
-async function dryRun(ctx: JobContext, version: string, writes: readonly RouterWrite[]): Promise<PlanResult['dryRun']> {
+async function dryRun(
+  ctx: JobContext<'plan'>,
+  version: string,
+  writes: readonly RouterWrite[],
+  read: RecordingReader,
+): Promise<PlanResult['dryRun']> {
+  if (!ctx.payload.importDryRun) return { status: 'skipped', detail: 'not asked for (importDryRun)' };
   if (writes.length === 0) return { status: 'skipped', detail: 'nothing to write' };
   if (!hasImportDryRun(version)) return { status: 'skipped', detail: `RouterOS ${version} has no /import dry-run` };
   const file = `bp-plan-${ctx.job.id.slice(0, 8)}.rsc`;
@@ -96,6 +104,14 @@ async function dryRun(ctx: JobContext, version: string, writes: readonly RouterW
   }
   try {
     const res = await ctx.call('/import', { 'file-name': file, 'dry-run': '' });
+    // A router that ignored `dry-run` ran the script: say so loudly (the plan is void).
+    const again = new RecordingReader(ctx);
+    for (const m of read.menus()) await again.print(m);
+    if (again.fingerprint() !== read.fingerprint()) {
+      throw new Error(
+        'the router ran the script instead of a dry run (its configuration changed): this router does not honour /import dry-run; plan without importDryRun',
+      );
+    }
     return { status: 'ok', detail: res.ret ?? 'accepted' };
   } catch (err) {
     if (!(err instanceof RouterCommandError)) throw err;
@@ -131,7 +147,7 @@ export async function planJob(ctx: JobContext<'plan'>) {
         writes: p.writes.length,
         summary: [...p.summary],
       })),
-      dryRun: await dryRun(ctx, version, writes),
+      dryRun: await dryRun(ctx, version, writes, reader),
     };
     return JSON.stringify(result);
   });
