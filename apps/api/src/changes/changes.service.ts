@@ -19,18 +19,9 @@ import { ApiError } from '../common/api-error';
 import { roleAtLeast, type TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { JobsService } from '../jobs/jobs.service';
+import { ChangeGate } from './gate';
 import { ApprovalPolicy, type ApprovalRule, type CreatePlanRequest, type WindowRequest } from './changes.schemas';
 import { formatClock, isTimezone, parseClock, windowState, type WindowState } from './windows';
-
-/** Kinds that change a router (held for maintenance windows, subject to approval rules). */
-export const CHANGING_KINDS: readonly JobKind[] = [
-  'apply-config',
-  'run-command',
-  'restore',
-  'reboot',
-  'recreate-tunnel',
-  'routeros-upgrade',
-];
 
 const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
 const FINAL = ['succeeded', 'failed', 'cancelled', 'expired', 'unknown'];
@@ -55,30 +46,6 @@ export interface Person {
   readonly label: string | null;
 }
 
-/** Which approval rules a change matches and the role they ask of the approver (highest wins). */
-export function approvalNeeded(
-  rules: readonly ApprovalRule[],
-  change: { kind: string; siteTags: readonly (readonly string[])[] },
-): { role: TenantRole; reasons: string[] } | undefined {
-  let role: TenantRole | undefined;
-  const reasons: string[] = [];
-  for (const [i, r] of rules.entries()) {
-    if (r.kinds && !r.kinds.includes(change.kind as (typeof r.kinds)[number])) continue;
-    if (r.tags && !change.siteTags.some((tags) => tags.some((t) => r.tags!.includes(t)))) continue;
-    if (r.minSites !== undefined && change.siteTags.length < r.minSites) continue;
-    const why = [
-      r.kinds ? `kind ${change.kind}` : 'any change',
-      r.tags ? `tags ${r.tags.join(',')}` : '',
-      r.minSites !== undefined ? `${change.siteTags.length} site(s) ≥ ${r.minSites}` : '',
-    ]
-      .filter(Boolean)
-      .join(', ');
-    reasons.push(`rule ${i + 1}: ${why} → ${r.approverRole}`);
-    if (!role || roleAtLeast(r.approverRole, role)) role = r.approverRole;
-  }
-  return role ? { role, reasons } : undefined;
-}
-
 /**
  * Safe changes: plans (previews) and their apply, approvals (two-person rule) and
  * maintenance windows (docs/adr/0088-0090).
@@ -90,13 +57,15 @@ export class ChangesService {
   private readonly windows = new MaintenanceWindowsRepository();
   private readonly sites = new SitesRepository();
   private readonly batches = new JobBatchesRepository();
-  /** The clock (tests replace it). */
-  now: () => Date = () => new Date();
+  private now(): Date {
+    return this.gate.now();
+  }
 
   constructor(
     @Inject(API_DEPS) private readonly deps: ApiDeps,
     private readonly audit: AuditService,
     private readonly jobs: JobsService,
+    private readonly gate: ChangeGate,
   ) {}
 
   private requester(t: TenantContext) {
@@ -268,7 +237,11 @@ export class ChangesService {
         );
       }
       const ready = await this.readySites(tx, plan);
-      const need = await this.approvalFor(tx, plan.kind, ready);
+      const need = await this.gate.approvalFor(
+        tx,
+        plan.kind,
+        ready.map((r) => r.tags),
+      );
       if (need) {
         const person = await this.person(tx, t);
         const approval = await this.approvals.create(tx, {
@@ -311,14 +284,6 @@ export class ChangesService {
     return out;
   }
 
-  private async approvalFor(tx: TenantTx, kind: string, sites: readonly { tags: string[] }[]) {
-    const stored = await this.approvals.policy(tx);
-    if (!stored) return undefined;
-    const policy = ApprovalPolicy.parse({ rules: stored.rules, ttlSeconds: stored.ttlSeconds });
-    const need = approvalNeeded(policy.rules, { kind, siteTags: sites.map((s) => s.tags) });
-    return need ? { ...need, ttlSeconds: policy.ttlSeconds } : undefined;
-  }
-
   /** Creates the apply jobs (one batch), holds those outside a maintenance window. */
   private async applyInTx(
     tx: TenantTx,
@@ -348,7 +313,7 @@ export class ChangesService {
         ttlSeconds: this.deps.config.JOB_TTL,
       });
       await this.plans.setApplyJob(tx, plan.id, s.siteId, row.id);
-      const held = urgent ? undefined : await this.holdIfClosed(tx, row);
+      const held = urgent ? undefined : await this.gate.holdIfClosed(tx, row);
       rows.push(held ?? row);
     }
     await this.plans.markApplied(tx, plan.id, batchId, urgent);
@@ -531,30 +496,6 @@ export class ChangesService {
 
   // ---------------------------------------------------------------- maintenance windows
 
-  /**
-   * Holds a new changing job when its site has maintenance windows and none is open now:
-   * `waiting` with the reason until the next opening (the reconciler releases it then).
-   */
-  async holdIfClosed(tx: TenantTx, row: JobRow): Promise<JobRow | undefined> {
-    if (!CHANGING_KINDS.includes(row.kind)) return undefined;
-    if (row.kind === 'run-command' && /\/print$/.test((row.payload as { command?: string }).command ?? ''))
-      return undefined;
-    const site = await this.windows.forSite(tx, row.siteId);
-    if (!site) return undefined;
-    const state = this.stateOf(site.windows, site.timezone);
-    if (state.open || !state.next) return undefined;
-    const reason = `waiting for maintenance window "${state.next.name}" (opens ${state.next.opensAt.toISOString()}, ${site.timezone})`;
-    await this.windows.holdJob(tx, row.id, state.next.opensAt, reason);
-    return jobsRepo.get(tx, row.id);
-  }
-
-  private stateOf(
-    windows: readonly { id: string; name: string; days: number[]; startMinute: number; durationMinutes: number }[],
-    tz: string,
-  ): WindowState {
-    return windowState(windows, tz, this.now());
-  }
-
   private windowView(w: {
     id: string;
     name: string;
@@ -637,7 +578,7 @@ export class ChangesService {
   async siteMaintenance(t: TenantContext, siteId: string) {
     const site = await this.deps.db.inTenant(t.scope, (tx) => this.windows.forSite(tx, siteId));
     if (!site) throw ApiError.notFound('site');
-    const s = this.stateOf(site.windows, site.timezone);
+    const s = this.gate.stateOf(site.windows, site.timezone);
     return {
       siteId,
       timezone: site.timezone,

@@ -24,6 +24,7 @@ import {
 import { RealtimePublisher } from '@backplane/realtime';
 import { createTwoFilesPatch } from 'diff';
 import { AuditService } from '../audit/audit.service';
+import { ChangeGate } from '../changes/gate';
 import { ApiError } from '../common/api-error';
 import { IdempotencyService } from '../common/idempotency';
 import { roleAtLeast, type TenantContext } from '../common/request';
@@ -77,6 +78,7 @@ export class JobsService implements OnModuleDestroy {
     private readonly audit: AuditService,
     private readonly events: RealtimePublisher,
     private readonly idem: IdempotencyService,
+    private readonly gate: ChangeGate,
   ) {
     this.credentials = new SiteCredentialsRepository(deps.keyring);
     this.queue = new JobQueue({
@@ -117,6 +119,13 @@ export class JobsService implements OnModuleDestroy {
     if (!d.allowed) throw new ApiError('command_not_allowed', d.message, [{ path: 'rule', message: d.rule }]);
   }
 
+  /** `urgent` (run outside maintenance windows) is an admin's call. */
+  private checkUrgent(t: TenantContext, urgent: boolean): void {
+    if (urgent && !roleAtLeast(t.role, 'admin')) {
+      throw new ApiError('forbidden', 'only an admin may mark a change urgent (run outside maintenance windows)');
+    }
+  }
+
   private requester(t: TenantContext) {
     return { type: t.actor.actorType, id: t.actor.actorId ?? null, label: t.actor.actorLabel ?? null, role: t.role };
   }
@@ -142,18 +151,24 @@ export class JobsService implements OnModuleDestroy {
     siteId: string,
     input: JobRequest,
     idempotency?: IdempotencyClaim,
+    urgent = false,
   ): Promise<{ job: JobOut; created: boolean }> {
     this.checkRole(t, input.kind);
     this.checkPolicy(t, siteId, input);
+    this.checkUrgent(t, urgent);
+    if (input.kind === 'plan') {
+      throw new ApiError('validation_failed', 'plans are made with POST /api/v1/tenants/{tenantId}/plans');
+    }
     const payload = input.payload;
-    const { row, created } = await this.deps.db.inTenant(t.scope, async (tx) => {
+    const { row, created, runnable } = await this.deps.db.inTenant(t.scope, async (tx) => {
       const earlier = await this.claim(tx, idempotency);
       if (earlier) {
         const old = earlier.jobId ? await jobsRepo.get(tx, earlier.jobId) : null;
         if (!old) throw ApiError.notFound('job');
-        return { row: old, created: false };
+        return { row: old, created: false, runnable: await this.gate.runnable(tx, old.id) };
       }
       await this.requireSite(tx, siteId);
+      await this.gate.requireNoApproval(tx, input.kind, payload, [siteId]);
       const res = await jobsRepo.create(tx, {
         siteId,
         kind: input.kind,
@@ -168,13 +183,16 @@ export class JobsService implements OnModuleDestroy {
           action: `job.${input.kind}`,
           targetType: 'site',
           targetId: siteId,
-          after: { jobId: res.row.id, payload: redactPayload(input.kind, payload) },
+          after: { jobId: res.row.id, payload: redactPayload(input.kind, payload), ...(urgent ? { urgent } : {}) },
         });
+        // Outside the site's maintenance windows a change waits for the next one (ADR 0090).
+        const held = urgent ? undefined : await this.gate.holdIfClosed(tx, res.row);
+        if (held) return { row: held, created: true, runnable: false };
       }
-      return res;
+      return { ...res, runnable: true };
     });
     if (created) await this.announce(t.scope.tenantId, [row]);
-    if (row.state === 'queued' || row.state === 'waiting') {
+    if (runnable && (row.state === 'queued' || row.state === 'waiting')) {
       await this.queue.add({ jobId: row.id, tenantId: t.scope.tenantId, siteId, kind: row.kind });
     }
     return { job: toJobResponse(row, t.role), created };
@@ -185,9 +203,14 @@ export class JobsService implements OnModuleDestroy {
   }
 
   /** One change for many sites (ids and/or tags): a batch of per-site jobs. */
-  async bulk(t: TenantContext, input: BulkJobRequest, idempotency?: IdempotencyClaim) {
+  async bulk(t: TenantContext, input: BulkJobRequest, idempotency?: IdempotencyClaim, urgent = false) {
     this.checkRole(t, input.kind);
     this.checkPolicy(t, '', input);
+    this.checkUrgent(t, urgent);
+    if (input.kind === 'plan') {
+      throw new ApiError('validation_failed', 'plans are made with POST /api/v1/tenants/{tenantId}/plans');
+    }
+    const heldIds = new Set<string>();
     const payload = input.payload;
     if (!input.siteIds?.length && !input.tags?.length) {
       throw new ApiError('validation_failed', 'give siteIds or tags');
@@ -217,6 +240,12 @@ export class JobsService implements OnModuleDestroy {
       if (!sites.length) {
         throw new ApiError('no_matching_sites', `no site has any of the tags ${(input.tags ?? []).join(', ')}`);
       }
+      await this.gate.requireNoApproval(
+        tx,
+        input.kind,
+        payload,
+        sites.map((s) => s.id),
+      );
       await this.batches.create(tx, {
         id: batchId,
         kind: input.kind,
@@ -235,7 +264,9 @@ export class JobsService implements OnModuleDestroy {
           batchId,
           ttlSeconds: this.deps.config.JOB_TTL,
         });
-        rows.push(row);
+        const held = urgent ? undefined : await this.gate.holdIfClosed(tx, row);
+        if (held) heldIds.add(held.id);
+        rows.push(held ?? row);
       }
       await this.audit.record(tx, t.actor, {
         action: `job.bulk.${input.kind}`,
@@ -246,7 +277,12 @@ export class JobsService implements OnModuleDestroy {
       return { jobs: rows, created: true };
     });
     if (created) await this.announce(t.scope.tenantId, jobs);
-    const open = jobs.filter((j) => j.state === 'queued' || j.state === 'waiting');
+    if (!created) {
+      await this.deps.db.inTenant(t.scope, async (tx) => {
+        for (const j of jobs) if (!(await this.gate.runnable(tx, j.id))) heldIds.add(j.id);
+      });
+    }
+    const open = jobs.filter((j) => (j.state === 'queued' || j.state === 'waiting') && !heldIds.has(j.id));
     for (let i = 0; i < open.length; i += 500) {
       await Promise.all(
         open
