@@ -10,18 +10,28 @@ import {
   type ApprovalRow,
   type PlanRow,
   type Requester,
-  type TenantRole,
   type TenantTx,
 } from '@backplane/db';
-import { jobRequestPolicy, jobsRepo, type JobKind, type JobRow } from '@backplane/jobs';
+import { jobRequestPolicy, jobsRepo, type JobRow } from '@backplane/jobs';
+import { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { ApiError } from '../common/api-error';
 import { roleAtLeast, type TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { JobsService } from '../jobs/jobs.service';
 import { ChangeGate } from './gate';
-import { ApprovalPolicy, type ApprovalRule, type CreatePlanRequest, type WindowRequest } from './changes.schemas';
-import { formatClock, isTimezone, parseClock, windowState, type WindowState } from './windows';
+import { ApprovalPolicy, type CreatePlanRequest, type WindowRequest } from './changes.schemas';
+import { formatClock, isTimezone, parseClock } from './windows';
+
+/** Who asked for the change an approval request holds (stored as JSON: parsed, never cast). */
+const StoredRequester = z.object({
+  type: z.string().default('user'),
+  id: z.string().nullable().default(null),
+  label: z.string().nullable().default(null),
+  role: z.string().optional(),
+  urgent: z.boolean().optional(),
+});
+const Role = z.enum(['viewer', 'operator', 'admin', 'owner']);
 
 const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
 const FINAL = ['succeeded', 'failed', 'cancelled', 'expired', 'unknown'];
@@ -438,15 +448,10 @@ export class ChangesService {
         targetId: id,
         after: { planId: plan.id, comment: comment ?? null },
       });
-      const urgent = (a.requestedBy as { urgent?: boolean }).urgent === true;
+      const r = StoredRequester.parse(a.requestedBy);
+      const urgent = r.urgent === true;
       const ready = await this.readySites(tx, plan);
-      const r = a.requestedBy as Partial<Requester>;
-      const requester: Requester = {
-        type: String(r.type ?? 'user'),
-        id: r.id ?? null,
-        label: r.label ?? null,
-        ...(r.role ? { role: r.role } : {}),
-      };
+      const requester: Requester = { type: r.type, id: r.id, label: r.label, ...(r.role ? { role: r.role } : {}) };
       const jobs = await this.applyInTx(tx, t, plan, ready, requester, urgent);
       return { approval: decided, jobs, planId: plan.id };
     });
@@ -488,7 +493,7 @@ export class ChangesService {
     if (approving && me.key === a.requesterPerson) {
       throw new ApiError('forbidden', 'two-person rule: the requester cannot approve their own change');
     }
-    if (!roleAtLeast(t.role, a.requiredRole as TenantRole)) {
+    if (!roleAtLeast(t.role, Role.parse(a.requiredRole))) {
       throw new ApiError('forbidden', `approving this change needs the ${a.requiredRole} role`);
     }
     return a;
