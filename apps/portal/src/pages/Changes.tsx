@@ -217,7 +217,7 @@ export function ApprovalsPage() {
           <Group justify="space-between">
             <Stack gap={2}>
               <Text fw={600}>
-                {String(a.requestedBy['label'] ?? 'someone')} asks to apply plan{' '}
+                {typeof a.requestedBy['label'] === 'string' ? a.requestedBy['label'] : 'someone'} asks to apply plan{' '}
                 <Link href={tenantPath(tenant, `/plans/${a.planId}`)}>{a.planId.slice(0, 8)}</Link>
               </Text>
               <Text size="sm" c="dimmed">
