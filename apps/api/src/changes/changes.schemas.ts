@@ -35,6 +35,7 @@ const Change = z.object({
 
 export const PlanSiteView = z.object({
   siteId: z.uuid(),
+  siteName: z.string(),
   /** planning → ready | failed; after apply: applying → applied | stale | apply_failed. */
   status: z.enum(['planning', 'ready', 'failed', 'applying', 'applied', 'stale', 'apply_failed']),
   planJobId: z.uuid(),

@@ -161,6 +161,7 @@ export class ChangesService {
     type Status = 'planning' | 'ready' | 'failed' | 'applying' | 'applied' | 'stale' | 'apply_failed';
     const sites: {
       siteId: string;
+      siteName: string;
       status: Status;
       planJobId: string;
       applyJobId: string | null;
@@ -185,6 +186,7 @@ export class ChangesService {
       else status = pj.state === 'succeeded' ? 'ready' : 'failed';
       sites.push({
         siteId: s.siteId,
+        siteName: s.siteName,
         status,
         planJobId: s.planJobId,
         applyJobId: s.applyJobId,

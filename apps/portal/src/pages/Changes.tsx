@@ -44,7 +44,7 @@ function SiteDiff({ site }: { site: Plan['sites'][number] }) {
     <Card withBorder data-testid="plan-site">
       <Group justify="space-between" mb="xs">
         <Link href={tenantPath(tenant, `/sites/${site.siteId}`)}>
-          <Text fw={600}>{site.siteId.slice(0, 8)}</Text>
+          <Text fw={600}>{site.siteName}</Text>
         </Link>
         <Group gap="xs">
           {site.routerosVersion && <Badge variant="light">RouterOS {site.routerosVersion}</Badge>}
@@ -61,7 +61,7 @@ function SiteDiff({ site }: { site: Plan['sites'][number] }) {
           {site.status === 'planning' ? 'Reading the router…' : 'Nothing to change: the router already holds this.'}
         </Text>
       ) : (
-        <Table striped aria-label={`Changes on ${site.siteId}`}>
+        <Table striped aria-label={`Changes on ${site.siteName}`}>
           <Table.Thead>
             <Table.Tr>
               <Table.Th>Menu</Table.Th>

@@ -25,6 +25,7 @@ export interface PlanRow {
 
 export interface PlanSiteRow {
   readonly siteId: string;
+  readonly siteName: string;
   readonly planJobId: string;
   readonly applyJobId: string | null;
 }
@@ -77,8 +78,8 @@ export class PlansRepository {
   async sites(tx: TenantTx, planId: string): Promise<PlanSiteRow[]> {
     return query<PlanSiteRow>(
       tx,
-      `SELECT site_id AS "siteId", plan_job_id AS "planJobId", apply_job_id AS "applyJobId"
-         FROM plan_sites WHERE plan_id = $1 ORDER BY site_id`,
+      `SELECT p.site_id AS "siteId", s.name AS "siteName", p.plan_job_id AS "planJobId", p.apply_job_id AS "applyJobId"
+         FROM plan_sites p JOIN sites s ON s.id = p.site_id WHERE p.plan_id = $1 ORDER BY p.site_id`,
       [planId],
     );
   }
