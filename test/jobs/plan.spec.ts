@@ -211,4 +211,43 @@ describe('plan → apply', () => {
     expect(res.status).toBe(409);
     expect(res.body.error.code).toBe('plan_expired');
   }, 60_000);
+
+  it('a mutating run-command is previewed (before → after) and applied; after an out-of-band change it is refused as stale', async () => {
+    const site = await w.addSite('cmd-plan');
+    const r = w.routers.get(site)!;
+    const dns = await w.api('POST', '/plans', {
+      kind: 'run-command',
+      payload: { command: '/ip/dns/set', attributes: { servers: '8.8.8.8' } },
+      siteIds: [site],
+    });
+    expect(dns.status).toBe(201);
+    const p1 = await waitPlan(dns.body.id as string, (p) => p.ready);
+    expect(p1.sites[0]!.changes).toEqual([
+      { menu: '/ip/dns', item: '', property: 'servers', before: '192.0.2.1', after: '8.8.8.8' },
+    ]);
+    expect(p1.sites[0]!.commands).toEqual(['/ip dns set servers="8.8.8.8"']);
+    expect((await w.api('POST', `/plans/${p1.id}/apply`, {})).status).toBe(201);
+    const d1 = await waitPlan(p1.id, (p) =>
+      p.sites.every((s) => ['applied', 'stale', 'apply_failed'].includes(s.status)),
+    );
+    expect(d1.sites[0]!.status).toBe('applied');
+    expect(r.state.single('ip/dns').values['servers']).toBe('8.8.8.8');
+
+    const id = await w.api('POST', '/plans', {
+      kind: 'run-command',
+      payload: { command: '/system/identity/set', attributes: { name: 'from-plan' } },
+      siteIds: [site],
+    });
+    const p2 = await waitPlan(id.body.id as string, (p) => p.ready);
+    expect(p2.sites[0]!.changes).toEqual([
+      { menu: '/system/identity', item: '', property: 'name', before: 'MikroTik', after: 'from-plan' },
+    ]);
+    await runScript(r, '/system identity set name=by-hand');
+    expect((await w.api('POST', `/plans/${p2.id}/apply`, {})).status).toBe(201);
+    const d2 = await waitPlan(p2.id, (p) =>
+      p.sites.every((s) => ['applied', 'stale', 'apply_failed'].includes(s.status)),
+    );
+    expect(d2.sites[0]!.status).toBe('stale');
+    expect(r.state.single('system/identity').values['name']).toBe('by-hand');
+  }, 60_000);
 });

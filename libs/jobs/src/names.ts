@@ -39,12 +39,12 @@ export const DesiredState = z.discriminatedUnion('menu', [
 ]);
 export type DesiredState = z.infer<typeof DesiredState>;
 
+const Command = z.string().regex(/^(\/[a-z0-9][a-z0-9-]*)+$/, 'an API command path like /ip/address/print');
+const CommandAttributes = z.record(z.string().regex(/^[a-z.][a-z0-9.-]*$/), z.string());
+
 export const JOB_PAYLOADS = {
   'apply-config': z.strictObject({ changes: z.array(DesiredState).min(1).max(50) }),
-  'run-command': z.strictObject({
-    command: z.string().regex(/^(\/[a-z0-9][a-z0-9-]*)+$/, 'an API command path like /ip/address/print'),
-    attributes: z.record(z.string().regex(/^[a-z.][a-z0-9.-]*$/), z.string()).default({}),
-  }),
+  'run-command': z.strictObject({ command: Command, attributes: CommandAttributes.default({}) }),
   backup: z.strictObject({ reason: z.enum(['manual', 'scheduled', 'before-restore']).default('manual') }),
   restore: z.strictObject({ backupId: z.uuid() }),
   reboot: z.strictObject({}),
@@ -54,15 +54,23 @@ export const JOB_PAYLOADS = {
    * A preview (docs/adr/0088-plans.md): reads the router and records the exact changes an
    * apply-config with these `changes` would make, writing nothing. Made by `POST /plans`.
    */
-  plan: z.strictObject({
-    of: z.literal('apply-config').default('apply-config'),
-    changes: z.array(DesiredState).min(1).max(50),
-    /**
-     * Also run `/import dry-run` of the generated script on RouterOS 7.16+ (stages a
-     * temporary file). Opt-in: a router that ignored `dry-run` would run the script.
-     */
-    importDryRun: z.boolean().default(false),
-  }),
+  plan: z
+    .strictObject({
+      of: z.enum(['apply-config', 'run-command']).default('apply-config'),
+      /** apply-config plans: the desired states. */
+      changes: z.array(DesiredState).min(1).max(50).optional(),
+      /** run-command plans: the command and its attributes. */
+      command: Command.optional(),
+      attributes: CommandAttributes.optional(),
+      /**
+       * Also run `/import dry-run` of the generated script on RouterOS 7.16+ (stages a
+       * temporary file). Opt-in: a router that ignored `dry-run` would run the script.
+       */
+      importDryRun: z.boolean().default(false),
+    })
+    .refine((p) => (p.of === 'apply-config' ? !!p.changes && !p.command : !!p.command && !p.changes), {
+      message: 'an apply-config plan takes `changes`; a run-command plan takes `command` (and `attributes`)',
+    }),
 } as const;
 
 export type JobKind = keyof typeof JOB_PAYLOADS;

@@ -1,11 +1,8 @@
-import { DesiredState } from '@backplane/jobs';
+import { JOB_PAYLOADS } from '@backplane/jobs';
 import { z } from 'zod';
 import { cursorQuery, limitQuery } from '../common/validation';
 
-/** `POST /plans`: a preview of one apply-config for sites given by id and/or tag. */
-export const CreatePlanRequest = z.strictObject({
-  kind: z.literal('apply-config'),
-  payload: z.strictObject({ changes: z.array(DesiredState).min(1).max(50) }),
+const PlanTargets = {
   siteIds: z.array(z.uuid()).max(10_000).optional(),
   tags: z.array(z.string().min(1).max(100)).max(50).optional(),
   /** How long the plan may be applied (seconds, default 1 h). */
@@ -17,7 +14,21 @@ export const CreatePlanRequest = z.strictObject({
     .default(3600),
   /** Also `/import dry-run` the generated script on RouterOS 7.16+ (the router must honour dry-run). */
   importDryRun: z.boolean().default(false),
-});
+};
+
+/** `POST /plans`: a preview of one apply-config or run-command for sites given by id and/or tag. */
+export const CreatePlanRequest = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('apply-config'),
+    payload: JOB_PAYLOADS['apply-config'],
+    ...PlanTargets,
+  }),
+  z.strictObject({
+    kind: z.literal('run-command'),
+    payload: JOB_PAYLOADS['run-command'],
+    ...PlanTargets,
+  }),
+]);
 export type CreatePlanRequest = z.infer<typeof CreatePlanRequest>;
 
 export const ApplyPlanRequest = z.strictObject({
@@ -45,6 +56,8 @@ export const PlanSiteView = z.object({
   changes: z.array(Change),
   commands: z.array(z.string()),
   dryRun: z.object({ status: z.string(), detail: z.string() }).nullable(),
+  /** Why a run-command preview is partial or empty. */
+  note: z.string().nullable(),
 });
 
 export const PlanResponse = z.object({

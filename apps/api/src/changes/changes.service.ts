@@ -12,7 +12,7 @@ import {
   type Requester,
   type TenantTx,
 } from '@backplane/db';
-import { jobRequestPolicy, jobsRepo, type JobRow } from '@backplane/jobs';
+import { jobRequestPolicy, jobsRepo, redactSecrets, type JobKind, type JobRow } from '@backplane/jobs';
 import { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { ApiError } from '../common/api-error';
@@ -32,6 +32,8 @@ const StoredRequester = z.object({
   urgent: z.boolean().optional(),
 });
 const Role = z.enum(['viewer', 'operator', 'admin', 'owner']);
+/** The kinds a plan previews (and its apply creates). */
+const PlanKind = z.enum(['apply-config', 'run-command']);
 
 const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
 const FINAL = ['succeeded', 'failed', 'cancelled', 'expired', 'unknown'];
@@ -43,11 +45,16 @@ function redactChanges(payload: unknown): unknown {
   return { ...p, changes: (p.changes ?? []).map((c) => ('password' in c ? { ...c, password: '***' } : c)) };
 }
 
+function redactPlanPayload(kind: string, payload: unknown): unknown {
+  return kind === 'run-command' ? redactSecrets(payload) : redactChanges(payload);
+}
+
 interface PreviewResult {
   version?: string;
   changes?: { menu: string; item: string; property: string; before: string | null; after: string | null }[];
   commands?: string[];
   dryRun?: { status: string; detail: string };
+  note?: string | null;
 }
 
 /** The person behind a request: a user, or the member an API key belongs to. */
@@ -96,7 +103,7 @@ export class ChangesService {
   // ---------------------------------------------------------------- plans
 
   async createPlan(t: TenantContext, input: CreatePlanRequest) {
-    const d = jobRequestPolicy(t.role, '', { kind: 'apply-config', payload: input.payload });
+    const d = jobRequestPolicy(t.role, '', { kind: input.kind, payload: input.payload });
     if (!d.allowed) throw new ApiError('command_not_allowed', d.message, [{ path: 'rule', message: d.rule }]);
     if (!input.siteIds?.length && !input.tags?.length) throw new ApiError('validation_failed', 'give siteIds or tags');
     const planId = randomUUID();
@@ -121,7 +128,10 @@ export class ChangesService {
         const { row } = await jobsRepo.create(tx, {
           siteId,
           kind: 'plan',
-          payload: { of: input.kind, changes: input.payload.changes, importDryRun: input.importDryRun },
+          payload:
+            input.kind === 'apply-config'
+              ? { of: input.kind, changes: input.payload.changes, importDryRun: input.importDryRun }
+              : { of: input.kind, command: input.payload.command, attributes: input.payload.attributes },
           requestedBy: this.requester(t),
           idempotencyKey: `plan:${planId}`,
           ttlSeconds: this.deps.config.JOB_TTL,
@@ -133,7 +143,7 @@ export class ChangesService {
         action: 'plan.created',
         targetType: 'plan',
         targetId: planId,
-        after: { kind: input.kind, sites: ids.length, payload: redactChanges(input.payload) },
+        after: { kind: input.kind, sites: ids.length, payload: redactPlanPayload(input.kind, input.payload) },
       });
       return created;
     });
@@ -170,6 +180,7 @@ export class ChangesService {
       changes: NonNullable<PreviewResult['changes']>;
       commands: string[];
       dryRun: PreviewResult['dryRun'] | null;
+      note: string | null;
     }[] = [];
     for (const s of await this.plans.sites(tx, plan.id)) {
       const pj = await jobsRepo.get(tx, s.planJobId);
@@ -195,6 +206,7 @@ export class ChangesService {
         changes: res?.changes ?? [],
         commands: res?.commands ?? [],
         dryRun: res?.dryRun ?? null,
+        note: res?.note ?? null,
       });
     }
     const pending = plan.state === 'pending_approval' ? await this.approvals.pendingForPlan(tx, plan.id) : undefined;
@@ -202,7 +214,7 @@ export class ChangesService {
     return {
       id: plan.id,
       kind: plan.kind,
-      payload: redactChanges(plan.payload),
+      payload: redactPlanPayload(plan.kind, plan.payload),
       state: plan.state,
       ready: sites.every((s) => s.status !== 'planning'),
       expired: new Date(plan.expiresAt).getTime() <= this.now().getTime(),
@@ -317,7 +329,7 @@ export class ChangesService {
     for (const s of sites) {
       const { row } = await jobsRepo.create(tx, {
         siteId: s.siteId,
-        kind: 'apply-config',
+        kind: PlanKind.parse(plan.kind) satisfies JobKind,
         payload: plan.payload,
         requestedBy,
         idempotencyKey: `plan-apply:${plan.id}`,

@@ -15,6 +15,7 @@ import { POLL_SCHEDULER, recoveryScript, type TunnelParams } from '@backplane/ro
 import { z } from 'zod';
 import { SiteUnreachableError } from '../channel';
 import { publishEvent, RetryLaterError, type JobContext } from '../context';
+import { checkCommandPlanBinding } from './plan';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -46,6 +47,8 @@ export async function runCommand(ctx: JobContext<'run-command'>) {
   const d = commandPolicy(role, ctx.siteId, ctx.payload.command, ctx.payload.attributes);
   if (!d.allowed) throw new Error(`command_not_allowed (${d.rule}): ${d.message}`);
   const keep = role === 'admin' || role === 'owner';
+  // Made from a plan (ADR 0088): refused as plan_stale when the router changed since the preview.
+  if (!ctx.stepState('run command')) await checkCommandPlanBinding(ctx);
   const res = await ctx.step(
     'run command',
     90,

@@ -317,3 +317,81 @@ export class RecordingReader implements RouterReader {
 export function writesDigest(writes: readonly RouterWrite[]): string {
   return createHash('sha256').update(JSON.stringify(writes)).digest('hex');
 }
+
+// ------------------------------------------------------------------ run-command previews
+
+/** What one run-command would change, as far as it can be told from the menu it writes. */
+export interface CommandPreview {
+  readonly writes: readonly RouterWrite[];
+  readonly changes: readonly PropertyChange[];
+  /** Why the preview is partial or empty (a read, an action whose effect cannot be read). */
+  readonly note: string | null;
+}
+
+const IGNORED = new Set(['.id', 'numbers', 'dynamic', 'default', 'invalid', 'running', 'builtin']);
+
+/**
+ * A run-command preview: `add` lists the new item's properties, `set` the properties that
+ * differ (before from the item read now), `enable`/`disable` its `disabled`, `remove` the
+ * item's properties; reads change nothing; other verbs are sent as given, said so. The item
+ * of `set`/`remove`/`enable`/`disable` is `.id` or `numbers` (an id or a name), or the one
+ * item of a menu that has one.
+ */
+export async function planCommand(
+  reader: RouterReader,
+  command: string,
+  attributes: Readonly<Record<string, string>>,
+  readVerbs: readonly string[],
+): Promise<CommandPreview> {
+  const { menu, verb } = split(command);
+  const w = write(command, { ...attributes });
+  if (readVerbs.includes(verb)) return { writes: [], changes: [], note: `${verb} reads only: nothing changes` };
+  const props = Object.entries(attributes).filter(([k]) => !IGNORED.has(k));
+  if (verb === 'add') {
+    const item = attributes['name'] ?? attributes['address'] ?? '(new)';
+    return {
+      writes: [w],
+      changes: props.map(([k, v]) => ({ menu, item, property: k, before: null, after: shown(k, v) })),
+      note: null,
+    };
+  }
+  if (!['set', 'remove', 'enable', 'disable'].includes(verb)) {
+    return { writes: [w], changes: [], note: `the effect of ${verb} cannot be previewed: it is sent as given` };
+  }
+  const rows = await reader.print(menu);
+  const ref = attributes['.id'] ?? attributes['numbers'];
+  const item = ref
+    ? rows.find((r) => r['.id'] === ref || r['name'] === ref)
+    : rows.length === 1 && !rows[0]!['.id']
+      ? rows[0]
+      : undefined;
+  if (!item) {
+    throw new ChangeRejectedError(
+      ref ? `${menu}: no item ${ref}` : `${menu}: say which item (.id or numbers): the menu has ${rows.length} items`,
+    );
+  }
+  const label = ref ? (item['name'] ?? ref) : '';
+  if (verb === 'remove') {
+    const before = Object.entries(item).filter(([k]) => !IGNORED.has(k) && !k.startsWith('.'));
+    return {
+      writes: [w],
+      changes: before.map(([k, v]) => ({ menu, item: label, property: k, before: shown(k, v), after: null })),
+      note: null,
+    };
+  }
+  const want: [string, string][] = verb === 'set' ? props : [['disabled', verb === 'disable' ? 'true' : 'false']];
+  const norm = (v: string | undefined) => (v === 'yes' ? 'true' : v === 'no' ? 'false' : v);
+  const differing = want.filter(([k, v]) => norm(item[k]) !== norm(v));
+  if (differing.length === 0) return { writes: [], changes: [], note: 'the item already holds these values' };
+  return {
+    writes: [w],
+    changes: differing.map(([k, v]) => ({
+      menu,
+      item: label,
+      property: k,
+      before: shown(k, item[k]),
+      after: shown(k, v),
+    })),
+    note: null,
+  };
+}

@@ -1,5 +1,5 @@
 import { PlansRepository } from '@backplane/db';
-import { jobsRepo, type RouterWrite } from '@backplane/jobs';
+import { jobsRepo, READ_VERBS, type RouterWrite } from '@backplane/jobs';
 import { z } from 'zod';
 import { RouterCommandError } from '../channel';
 import type { JobContext } from '../context';
@@ -7,6 +7,7 @@ import { NamedError } from '../named-error';
 import { enforceJobPolicy } from './actions';
 import {
   ChangeRejectedError,
+  planCommand,
   planDesired,
   propertyChanges,
   RecordingReader,
@@ -45,6 +46,8 @@ export const PlanResult = z.object({
     status: z.enum(['ok', 'errors', 'unsupported', 'skipped']),
     detail: z.string(),
   }),
+  /** Why a run-command preview is partial or empty. */
+  note: z.string().nullable().optional(),
 });
 export type PlanResult = z.infer<typeof PlanResult>;
 
@@ -132,7 +135,24 @@ export async function planJob(ctx: JobContext<'plan'>) {
   const v6 = version.startsWith('6.');
   const out = await ctx.step('read and compare', 80, async () => {
     const reader = new RecordingReader(ctx);
-    const plans = await planAll(reader, ctx.payload.changes, v6);
+    const { command, attributes } = ctx.payload;
+    if (command !== undefined) {
+      const p = await planCommand(reader, command, attributes ?? {}, READ_VERBS);
+      const result: PlanResult = {
+        version,
+        fingerprint: reader.fingerprint(),
+        menus: reader.perMenu(),
+        writesDigest: writesDigest(p.writes),
+        changes: [...p.changes],
+        commands: p.writes.map((w) => renderWrite(w, true)),
+        perChange: [{ menu: command, writes: p.writes.length, summary: [] }],
+        dryRun: { status: 'skipped', detail: 'run-command plans are not dry-run' },
+        note: p.note,
+      };
+      return JSON.stringify(result);
+    }
+    const desired = ctx.payload.changes ?? [];
+    const plans = await planAll(reader, desired, v6);
     const writes = plans.flatMap((p) => p.writes);
     const changes: PropertyChange[] = plans.flatMap((p) => propertyChanges(p));
     const result: PlanResult = {
@@ -143,7 +163,7 @@ export async function planJob(ctx: JobContext<'plan'>) {
       changes,
       commands: writes.map((w) => renderWrite(w, true)),
       perChange: plans.map((p, i) => ({
-        menu: ctx.payload.changes[i]!.menu,
+        menu: desired[i]!.menu,
         writes: p.writes.length,
         summary: [...p.summary],
       })),
@@ -162,23 +182,51 @@ export async function planJob(ctx: JobContext<'plan'>) {
 export async function checkPlanBinding(
   ctx: JobContext,
   reader: RecordingReader,
-  plans: readonly ChangePlan[],
+  plans: readonly ChangePlan[] | { readonly digest: string },
 ): Promise<void> {
-  const bound = await ctx.services.db.inTenant(ctx.scope, async (tx) => {
+  const bound = await planOf(ctx);
+  if (bound) compareWithPlan(bound, reader, 'digest' in plans ? plans.digest : digestOf(plans));
+}
+
+type Binding = { planId: string; result: ReturnType<typeof PlanResult.safeParse> };
+
+/** The plan this job applies (its preview of this site), if it was made from one. */
+async function planOf(ctx: JobContext): Promise<Binding | undefined> {
+  return ctx.services.db.inTenant(ctx.scope, async (tx) => {
     const b = await new PlansRepository().bindingOf(tx, ctx.job.id);
     if (!b) return undefined;
     const planJob = await jobsRepo.get(tx, b.planJobId);
     return { planId: b.planId, result: PlanResult.safeParse(planJob?.result) };
   });
-  if (!bound) return;
+}
+
+function compareWithPlan(bound: Binding, reader: RecordingReader, digest: string): void {
   if (!bound.result.success) {
     throw new PlanStaleError(`plan_stale: plan ${bound.planId} has no usable preview for this site`);
   }
   const planned = bound.result.data;
-  if (planned.fingerprint === reader.fingerprint() && planned.writesDigest === digestOf(plans)) return;
+  if (planned.fingerprint === reader.fingerprint() && planned.writesDigest === digest) return;
   const now = reader.perMenu();
   const changed = Object.keys({ ...planned.menus, ...now }).filter((m) => planned.menus[m] !== now[m]);
   throw new PlanStaleError(
     `plan_stale: the router changed since plan ${bound.planId} read it (${changed.length ? changed.join(', ') : 'the writes differ'}); nothing was written, make a new plan`,
   );
+}
+
+/**
+ * A run-command made from a plan: before it is sent (first attempt only), the menu it writes
+ * must read as the plan read it, or the job fails with `plan_stale` and nothing is sent.
+ */
+export async function checkCommandPlanBinding(ctx: JobContext<'run-command'>): Promise<void> {
+  const bound = await planOf(ctx);
+  if (!bound) return;
+  const reader = new RecordingReader(ctx);
+  let digest: string;
+  try {
+    digest = writesDigest((await planCommand(reader, ctx.payload.command, ctx.payload.attributes, READ_VERBS)).writes);
+  } catch (err) {
+    if (!(err instanceof ChangeRejectedError || err instanceof RouterCommandError)) throw err;
+    digest = `unplannable: ${message(err)}`;
+  }
+  compareWithPlan(bound, reader, digest);
 }
