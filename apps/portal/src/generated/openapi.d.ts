@@ -3711,11 +3711,13 @@ export interface operations {
                                         status: string;
                                     } | null;
                                     error: string | null;
+                                    note: string | null;
                                     /** Format: uuid */
                                     planJobId: string;
                                     routerosVersion: string | null;
                                     /** Format: uuid */
                                     siteId: string;
+                                    siteName: string;
                                     /** @enum {string} */
                                     status: "planning" | "ready" | "failed" | "applying" | "applied" | "stale" | "apply_failed";
                                 }[];
@@ -3826,11 +3828,13 @@ export interface operations {
                                     status: string;
                                 } | null;
                                 error: string | null;
+                                note: string | null;
                                 /** Format: uuid */
                                 planJobId: string;
                                 routerosVersion: string | null;
                                 /** Format: uuid */
                                 siteId: string;
+                                siteName: string;
                                 /** @enum {string} */
                                 status: "planning" | "ready" | "failed" | "applying" | "applied" | "stale" | "apply_failed";
                             }[];
@@ -3959,11 +3963,13 @@ export interface operations {
                                     status: string;
                                 } | null;
                                 error: string | null;
+                                note: string | null;
                                 /** Format: uuid */
                                 planJobId: string;
                                 routerosVersion: string | null;
                                 /** Format: uuid */
                                 siteId: string;
+                                siteName: string;
                                 /** @enum {string} */
                                 status: "planning" | "ready" | "failed" | "applying" | "applied" | "stale" | "apply_failed";
                             }[];
@@ -4884,7 +4890,10 @@ export interface operations {
                     kind: "plan";
                     /** @default {} */
                     payload?: {
-                        changes: ({
+                        attributes?: {
+                            [key: string]: string;
+                        };
+                        changes?: ({
                             /** @enum {string} */
                             menu: "dns";
                             servers: string[];
@@ -4914,13 +4923,14 @@ export interface operations {
                             name: string;
                             password?: string;
                         })[];
+                        command?: string;
                         /** @default false */
                         importDryRun?: boolean;
                         /**
                          * @default apply-config
                          * @enum {string}
                          */
-                        of?: "apply-config";
+                        of?: "apply-config" | "run-command";
                     };
                     siteIds?: string[];
                     tags?: string[];
@@ -5393,11 +5403,13 @@ export interface operations {
                                     status: string;
                                 } | null;
                                 error: string | null;
+                                note: string | null;
                                 /** Format: uuid */
                                 planJobId: string;
                                 routerosVersion: string | null;
                                 /** Format: uuid */
                                 siteId: string;
+                                siteName: string;
                                 /** @enum {string} */
                                 status: "planning" | "ready" | "failed" | "applying" | "applied" | "stale" | "apply_failed";
                             }[];
@@ -5493,6 +5505,22 @@ export interface operations {
                     };
                     siteIds?: string[];
                     tags?: string[];
+                } | {
+                    /** @default 3600 */
+                    expiresInSeconds?: number;
+                    /** @default false */
+                    importDryRun?: boolean;
+                    /** @enum {string} */
+                    kind: "run-command";
+                    payload: {
+                        /** @default {} */
+                        attributes?: {
+                            [key: string]: string;
+                        };
+                        command: string;
+                    };
+                    siteIds?: string[];
+                    tags?: string[];
                 };
             };
         };
@@ -5535,11 +5563,13 @@ export interface operations {
                                 status: string;
                             } | null;
                             error: string | null;
+                            note: string | null;
                             /** Format: uuid */
                             planJobId: string;
                             routerosVersion: string | null;
                             /** Format: uuid */
                             siteId: string;
+                            siteName: string;
                             /** @enum {string} */
                             status: "planning" | "ready" | "failed" | "applying" | "applied" | "stale" | "apply_failed";
                         }[];
@@ -5628,11 +5658,13 @@ export interface operations {
                                 status: string;
                             } | null;
                             error: string | null;
+                            note: string | null;
                             /** Format: uuid */
                             planJobId: string;
                             routerosVersion: string | null;
                             /** Format: uuid */
                             siteId: string;
+                            siteName: string;
                             /** @enum {string} */
                             status: "planning" | "ready" | "failed" | "applying" | "applied" | "stale" | "apply_failed";
                         }[];
@@ -5752,11 +5784,13 @@ export interface operations {
                                     status: string;
                                 } | null;
                                 error: string | null;
+                                note: string | null;
                                 /** Format: uuid */
                                 planJobId: string;
                                 routerosVersion: string | null;
                                 /** Format: uuid */
                                 siteId: string;
+                                siteName: string;
                                 /** @enum {string} */
                                 status: "planning" | "ready" | "failed" | "applying" | "applied" | "stale" | "apply_failed";
                             }[];
@@ -5833,11 +5867,13 @@ export interface operations {
                                     status: string;
                                 } | null;
                                 error: string | null;
+                                note: string | null;
                                 /** Format: uuid */
                                 planJobId: string;
                                 routerosVersion: string | null;
                                 /** Format: uuid */
                                 siteId: string;
+                                siteName: string;
                                 /** @enum {string} */
                                 status: "planning" | "ready" | "failed" | "applying" | "applied" | "stale" | "apply_failed";
                             }[];
@@ -6485,7 +6521,10 @@ export interface operations {
                     kind: "plan";
                     /** @default {} */
                     payload?: {
-                        changes: ({
+                        attributes?: {
+                            [key: string]: string;
+                        };
+                        changes?: ({
                             /** @enum {string} */
                             menu: "dns";
                             servers: string[];
@@ -6515,13 +6554,14 @@ export interface operations {
                             name: string;
                             password?: string;
                         })[];
+                        command?: string;
                         /** @default false */
                         importDryRun?: boolean;
                         /**
                          * @default apply-config
                          * @enum {string}
                          */
-                        of?: "apply-config";
+                        of?: "apply-config" | "run-command";
                     };
                 };
             };

@@ -91,6 +91,11 @@ function SiteDiff({ site }: { site: Plan['sites'][number] }) {
           {site.commands.join('\n')}
         </Code>
       )}
+      {site.note && (
+        <Text size="xs" mt="xs">
+          {site.note}
+        </Text>
+      )}
       {site.dryRun && site.dryRun.status !== 'skipped' && (
         <Text size="xs" mt="xs">
           /import dry-run: {site.dryRun.status} — {site.dryRun.detail}
