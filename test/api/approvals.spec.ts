@@ -158,6 +158,22 @@ describe('approvals', () => {
     const apply = await w.api('POST', `/plans/${plan.id}/apply`, {});
     expect(apply.status).toBe(409);
 
+    // The policy cannot be bypassed by asking for the job directly (single or bulk): 409.
+    const direct1 = await w.api('POST', `/sites/${site}/jobs`, {
+      kind: 'apply-config',
+      payload: { changes: [{ menu: 'identity', name: 'sneaky' }] },
+    });
+    expect(direct1.status).toBe(409);
+    expect(direct1.body.error.code).toBe('approval_required');
+    const bulk = await w.api('POST', '/jobs/bulk', {
+      kind: 'apply-config',
+      payload: { changes: [{ menu: 'identity', name: 'sneaky' }] },
+      tags: ['core'],
+    });
+    expect(bulk.status).toBe(409);
+    // Reading is not a change: a backup needs no approval.
+    expect((await w.api('POST', `/sites/${site}/jobs`, { kind: 'backup' })).status).toBe(201);
+
     const edge = await w.addSite('edge-1', { tags: ['edge'] });
     const free = await readyPlan(edge, 'edge-name');
     const direct = await w.api('POST', `/plans/${free.id}/apply`, {});
