@@ -250,4 +250,32 @@ describe('plan → apply', () => {
     expect(d2.sites[0]!.status).toBe('stale');
     expect(r.state.single('system/identity').values['name']).toBe('by-hand');
   }, 60_000);
+
+  it('a password in a previewed change is never shown: not in the diff, the commands, the plan job or its result', async () => {
+    const site = await w.addSite('plan-secret');
+    const created = await w.api('POST', '/plans', {
+      kind: 'apply-config',
+      payload: { changes: [{ menu: 'user', name: 'ops', group: 'read', password: 's3cret-pass-991' }] },
+      siteIds: [site],
+    });
+    const plan = await waitPlan(created.body.id as string, (p) => p.ready);
+    expect(plan.sites[0]!.changes).toContainEqual({
+      menu: '/user',
+      item: 'ops',
+      property: 'password',
+      before: null,
+      after: '***',
+    });
+    expect(plan.sites[0]!.commands[0]).toContain('password="***"');
+    const job = await w.api('GET', `/jobs/${(plan.sites[0] as unknown as { planJobId: string }).planJobId}`);
+    expect(JSON.stringify(job.body)).not.toContain('s3cret-pass-991');
+    expect(JSON.stringify(plan)).not.toContain('s3cret-pass-991');
+    // Applied, the user gets the password (the apply uses the plan's payload, not the preview).
+    expect((await w.api('POST', `/plans/${plan.id}/apply`, {})).status).toBe(201);
+    const done = await waitPlan(plan.id, (p) =>
+      p.sites.every((s) => ['applied', 'stale', 'apply_failed'].includes(s.status)),
+    );
+    expect(done.sites[0]!.status).toBe('applied');
+    expect(w.routers.get(site)!.state.find('user', { name: 'ops' })).toBeDefined();
+  }, 60_000);
 });

@@ -61,6 +61,8 @@ export type JobOut = ReturnType<typeof toJobResponse>;
 /** Passwords in a desired `user` state never leave the database in a response or the audit log. */
 function redactPayload(kind: string, payload: unknown): unknown {
   if (kind === 'run-command') return redactSecrets(payload);
+  // A plan of a run-command (ADR 0088) carries its command and attributes.
+  if (kind === 'plan' && payload && typeof payload === 'object' && 'command' in payload) return redactSecrets(payload);
   if ((kind !== 'apply-config' && kind !== 'plan') || !payload || typeof payload !== 'object') return payload;
   const p = payload as { changes?: Record<string, unknown>[] };
   return { ...p, changes: (p.changes ?? []).map((c) => ('password' in c ? { ...c, password: '***' } : c)) };

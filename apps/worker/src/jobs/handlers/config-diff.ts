@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { DesiredState, RouterWrite } from '@backplane/jobs';
+import { isSecretAttribute, type DesiredState, type RouterWrite } from '@backplane/jobs';
 import { cmd, find, id } from '@backplane/routeros';
 
 /**
@@ -191,9 +191,9 @@ export interface PropertyChange {
   readonly after: string | null;
 }
 
-/** Never shown, never hashed in clear: a password in a desired `user` state. */
-const SECRET = new Set(['password']);
-const shown = (k: string, v: string | undefined): string | null => (v === undefined ? null : SECRET.has(k) ? '***' : v);
+/** Never shown: a password or another secret attribute (the command policy's list). */
+const shown = (k: string, v: string | undefined): string | null =>
+  v === undefined ? null : isSecretAttribute(k) ? '***' : v;
 
 function split(command: string): { menu: string; verb: string } {
   const i = command.lastIndexOf('/');
@@ -248,7 +248,7 @@ export function renderWrite(w: RouterWrite, redact: boolean): string {
   const args: Record<string, string> = {};
   for (const [k, v] of Object.entries(w.attributes)) {
     if (k === '.id') continue;
-    args[k] = redact && SECRET.has(k) ? '***' : v;
+    args[k] = redact && isSecretAttribute(k) ? '***' : v;
   }
   const target = w.attributes['.id'] ? id(w.attributes['.id']) : w.find ? find(w.find.match) : undefined;
   return cmd(menu, verb, args, target).text;
@@ -313,9 +313,15 @@ export class RecordingReader implements RouterReader {
   }
 }
 
-/** sha256 of the writes (passwords hashed in, never shown): two plans that write alike have the same digest. */
+/**
+ * sha256 of the writes as commands, secrets as `***` (the digest is stored in the plan's
+ * result: a hash of a password would be guessable offline). Secrets come from the plan's own
+ * payload, which the apply copies, so they cannot differ between plan and apply.
+ */
 export function writesDigest(writes: readonly RouterWrite[]): string {
-  return createHash('sha256').update(JSON.stringify(writes)).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify(writes.map((w) => [renderWrite(w, true), w.find ?? null])))
+    .digest('hex');
 }
 
 // ------------------------------------------------------------------ run-command previews

@@ -84,7 +84,7 @@ export async function planAll(
   return out;
 }
 
-/** The digest that names what apply would write (passwords hashed in, never shown). */
+/** The digest that names what apply would write (secrets left out). */
 export const digestOf = (plans: readonly ChangePlan[]): string => writesDigest(plans.flatMap((p) => p.writes));
 
 /** `/import dry-run` of the generated script where the router has it (7.16+). */
