@@ -2,6 +2,7 @@ import {
   Badge,
   Button,
   Card,
+  Checkbox,
   Code,
   Group,
   SegmentedControl,
@@ -110,12 +111,13 @@ export function PlanView({ plan, onChanged }: { plan: Plan; onChanged?: () => vo
   const { tenant, can } = useSession();
   const [error, setError] = useState<string | null>(null);
   const [note, setNote] = useState<string | null>(null);
+  const [urgent, setUrgent] = useState(false);
   const apply = async () => {
     setError(null);
     try {
       const r = await call('post', '/api/v1/tenants/{tenantId}/plans/{planId}/apply', {
         path: { tenantId: tenant.id, planId: plan.id },
-        body: { urgent: false },
+        body: { urgent },
       });
       setNote(r.approval ? `Waiting for approval by ${r.approval.requiredRole}.` : 'Applying.');
       onChanged?.();
@@ -137,6 +139,13 @@ export function PlanView({ plan, onChanged }: { plan: Plan; onChanged?: () => vo
       {can('operator') && plan.state === 'open' && plan.ready && !plan.expired && (
         <Group>
           <Button onClick={() => void apply()}>Apply this plan</Button>
+          {can('admin') && (
+            <Checkbox
+              label="Urgent: run outside maintenance windows"
+              checked={urgent}
+              onChange={(e) => setUrgent(e.currentTarget.checked)}
+            />
+          )}
         </Group>
       )}
       {note && <Text role="status">{note}</Text>}
