@@ -3,6 +3,7 @@ import { OpsModule } from '@backplane/observability';
 import { ApiKeysModule } from './api-keys/api-keys.module';
 import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
+import { ChangesModule } from './changes/changes.module';
 import { CoreModule } from './core/core.module';
 import type { ApiDeps } from './deps';
 import { GatewayLinkModule } from './gateway-link/gateway-link.module';
@@ -46,6 +47,7 @@ export class ApiModule {
         JobsModule,
         TelemetryModule,
         RealtimeModule,
+        ChangesModule,
         PortalModule.register(deps),
       ],
     };

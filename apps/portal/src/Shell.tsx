@@ -16,6 +16,7 @@ import { useEffect, useMemo, useRef } from 'react';
 import { logout, type Me } from './api';
 import { ApiKeysPage } from './pages/ApiKeys';
 import { AuditPage } from './pages/Audit';
+import { ApprovalsPage, PlanPage, PlansPage } from './pages/Changes';
 import { FleetPage } from './pages/Fleet';
 import { BatchPage, JobsPage } from './pages/Jobs';
 import { MembersPage } from './pages/Members';
@@ -74,6 +75,18 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
           active: path.startsWith(tenantPath(session.tenant, '/jobs')),
         },
         {
+          href: tenantPath(session.tenant, '/plans'),
+          label: 'Plans',
+          show: true,
+          active: path.startsWith(tenantPath(session.tenant, '/plans')),
+        },
+        {
+          href: tenantPath(session.tenant, '/approvals'),
+          label: 'Approvals',
+          show: true,
+          active: path === tenantPath(session.tenant, '/approvals'),
+        },
+        {
           href: tenantPath(session.tenant, '/onboard'),
           label: 'Add a site',
           show: session.can('operator'),
@@ -112,6 +125,9 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
     else if (match('/t/:tenant/jobs', path)) page = <JobsPage />;
     else if ((m = match('/t/:tenant/jobs/batches/:batchId', path)))
       page = <BatchPage batchId={m['batchId']!} key={m['batchId']} />;
+    else if ((m = match('/t/:tenant/plans/:planId', path))) page = <PlanPage planId={m['planId']!} key={m['planId']} />;
+    else if (match('/t/:tenant/plans', path)) page = <PlansPage />;
+    else if (match('/t/:tenant/approvals', path)) page = <ApprovalsPage />;
     else if (match('/t/:tenant/members', path)) page = <MembersPage />;
     else if (match('/t/:tenant/api-keys', path)) page = <ApiKeysPage />;
     else if (match('/t/:tenant/audit', path)) page = <AuditPage />;

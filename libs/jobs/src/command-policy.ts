@@ -219,6 +219,19 @@ export function jobRequestPolicy(
     const p = request.payload as { command: string; attributes?: Readonly<Record<string, string>> };
     return commandPolicy(role, siteId, p.command, p.attributes ?? {});
   }
+  // A plan (preview) is held to the rule of what it previews: it would be applied as asked.
+  if (request.kind === 'plan') {
+    const p = request.payload as {
+      command?: string;
+      attributes?: Readonly<Record<string, string>>;
+      changes?: readonly { menu: string }[];
+    };
+    if (p.command !== undefined) return commandPolicy(role, siteId, p.command, p.attributes ?? {});
+    return desiredStatePolicy(
+      role,
+      (p.changes ?? []).map((c) => c.menu),
+    );
+  }
   if (request.kind === 'apply-config') {
     const p = request.payload as { changes: readonly { menu: string }[] };
     return desiredStatePolicy(

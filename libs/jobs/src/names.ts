@@ -53,18 +53,38 @@ const SafeChange = {
   allowLockoutRisk: z.boolean().optional(),
 };
 
+const Command = z.string().regex(/^(\/[a-z0-9][a-z0-9-]*)+$/, 'an API command path like /ip/address/print');
+const CommandAttributes = z.record(z.string().regex(/^[a-z.][a-z0-9.-]*$/), z.string());
+
 export const JOB_PAYLOADS = {
   'apply-config': z.strictObject({ changes: z.array(DesiredState).min(1).max(50), ...SafeChange }),
-  'run-command': z.strictObject({
-    command: z.string().regex(/^(\/[a-z0-9][a-z0-9-]*)+$/, 'an API command path like /ip/address/print'),
-    attributes: z.record(z.string().regex(/^[a-z.][a-z0-9.-]*$/), z.string()).default({}),
-    ...SafeChange,
-  }),
+  'run-command': z.strictObject({ command: Command, attributes: CommandAttributes.default({}), ...SafeChange }),
   backup: z.strictObject({ reason: z.enum(['manual', 'scheduled', 'before-restore']).default('manual') }),
   restore: z.strictObject({ backupId: z.uuid(), ...SafeChange }),
   reboot: z.strictObject({}),
   'recreate-tunnel': z.strictObject({}),
   'routeros-upgrade': z.strictObject({ channel: z.enum(['stable', 'long-term', 'testing']).default('stable') }),
+  /**
+   * A preview (docs/adr/0088-plans.md): reads the router and records the exact changes an
+   * apply-config with these `changes` would make, writing nothing. Made by `POST /plans`.
+   */
+  plan: z
+    .strictObject({
+      of: z.enum(['apply-config', 'run-command']).default('apply-config'),
+      /** apply-config plans: the desired states. */
+      changes: z.array(DesiredState).min(1).max(50).optional(),
+      /** run-command plans: the command and its attributes. */
+      command: Command.optional(),
+      attributes: CommandAttributes.optional(),
+      /**
+       * Also run `/import dry-run` of the generated script on RouterOS 7.16+ (stages a
+       * temporary file). Opt-in: a router that ignored `dry-run` would run the script.
+       */
+      importDryRun: z.boolean().default(false),
+    })
+    .refine((p) => (p.of === 'apply-config' ? !!p.changes && !p.command : !!p.command && !p.changes), {
+      message: 'an apply-config plan takes `changes`; a run-command plan takes `command` (and `attributes`)',
+    }),
 } as const;
 
 export type JobKind = keyof typeof JOB_PAYLOADS;
@@ -85,6 +105,7 @@ const VARIANTS = [
   variant('reboot', P.reboot),
   variant('recreate-tunnel', P['recreate-tunnel']),
   variant('routeros-upgrade', P['routeros-upgrade']),
+  variant('plan', P.plan),
 ] as const;
 
 /**
@@ -113,6 +134,7 @@ export const BulkJobRequest = z.discriminatedUnion('kind', [
   VARIANTS[4].extend(BulkTargets),
   VARIANTS[5].extend(BulkTargets),
   VARIANTS[6].extend(BulkTargets),
+  VARIANTS[7].extend(BulkTargets),
 ]);
 export type BulkJobRequest = z.infer<typeof BulkJobRequest>;
 
@@ -125,6 +147,7 @@ export const JOB_MIN_ROLE: Record<JobKind, 'operator' | 'admin'> = {
   reboot: 'operator',
   'recreate-tunnel': 'operator',
   'routeros-upgrade': 'admin',
+  plan: 'operator',
 };
 
 export { JOB_STATES, TERMINAL_STATES, type JobState } from '@backplane/contracts';

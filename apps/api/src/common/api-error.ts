@@ -20,6 +20,12 @@ export const ERROR_STATUS = {
   rate_limited: 429,
   internal: 500,
   unavailable: 503,
+  // Safe changes (docs/adr/0088-plans.md, 0089-approvals.md)
+  plan_expired: 409,
+  plan_not_ready: 409,
+  plan_stale: 409,
+  approval_required: 409,
+  approval_expired: 409,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

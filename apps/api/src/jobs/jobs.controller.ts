@@ -46,6 +46,8 @@ const BatchResponse = z.object({
   createdAt: z.string(),
 });
 const IdemHeader = () => IdempotencyHeader(true);
+/** `?urgent=true` (admins): run now even outside the site's maintenance windows (ADR 0090). */
+const UrgentQuery = z.strictObject({ urgent: z.enum(['true', 'false']).default('false') });
 
 @ApiTags('jobs')
 @ApiBearerAuth()
@@ -66,10 +68,11 @@ export class JobsController {
     @Tenant() t: TenantContext,
     @Param('siteId', { schema: uuidParam }) siteId: string,
     @Body({ schema: JobRequest }) body: JobRequest,
+    @Query({ schema: UrgentQuery }) q: z.infer<typeof UrgentQuery>,
     @Req() req: FastifyRequest,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    const { job, created } = await this.jobs.enqueue(t, siteId, body, this.idem.claimOf(req));
+    const { job, created } = await this.jobs.enqueue(t, siteId, body, this.idem.claimOf(req), q.urgent === 'true');
     void res.status(created ? 201 : 200);
     return job;
   }
@@ -106,10 +109,11 @@ export class JobsController {
   async bulk(
     @Tenant() t: TenantContext,
     @Body({ schema: BulkJobRequest }) body: BulkJobRequest,
+    @Query({ schema: UrgentQuery }) q: z.infer<typeof UrgentQuery>,
     @Req() req: FastifyRequest,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    const { batch, created } = await this.jobs.bulk(t, body, this.idem.claimOf(req));
+    const { batch, created } = await this.jobs.bulk(t, body, this.idem.claimOf(req), q.urgent === 'true');
     void res.status(created ? 201 : 200);
     return { batch };
   }

@@ -25,6 +25,7 @@ import {
 import { RealtimePublisher } from '@backplane/realtime';
 import { createTwoFilesPatch } from 'diff';
 import { AuditService } from '../audit/audit.service';
+import { ChangeGate } from '../changes/gate';
 import { ApiError } from '../common/api-error';
 import { IdempotencyService } from '../common/idempotency';
 import { roleAtLeast, type TenantContext } from '../common/request';
@@ -64,7 +65,9 @@ export const REPLAY_PAGE = 1000;
 /** Passwords in a desired `user` state never leave the database in a response or the audit log. */
 function redactPayload(kind: string, payload: unknown): unknown {
   if (kind === 'run-command') return redactSecrets(payload);
-  if (kind !== 'apply-config' || !payload || typeof payload !== 'object') return payload;
+  // A plan of a run-command (ADR 0088) carries its command and attributes.
+  if (kind === 'plan' && payload && typeof payload === 'object' && 'command' in payload) return redactSecrets(payload);
+  if ((kind !== 'apply-config' && kind !== 'plan') || !payload || typeof payload !== 'object') return payload;
   const p = payload as { changes?: Record<string, unknown>[] };
   return { ...p, changes: (p.changes ?? []).map((c) => ('password' in c ? { ...c, password: '***' } : c)) };
 }
@@ -81,6 +84,7 @@ export class JobsService implements OnModuleDestroy {
     private readonly audit: AuditService,
     private readonly events: RealtimePublisher,
     private readonly idem: IdempotencyService,
+    private readonly gate: ChangeGate,
   ) {
     this.credentials = new SiteCredentialsRepository(deps.keyring);
     this.queue = new JobQueue({
@@ -121,6 +125,13 @@ export class JobsService implements OnModuleDestroy {
     if (!d.allowed) throw new ApiError('command_not_allowed', d.message, [{ path: 'rule', message: d.rule }]);
   }
 
+  /** `urgent` (run outside maintenance windows) is an admin's call. */
+  private checkUrgent(t: TenantContext, urgent: boolean): void {
+    if (urgent && !roleAtLeast(t.role, 'admin')) {
+      throw new ApiError('forbidden', 'only an admin may mark a change urgent (run outside maintenance windows)');
+    }
+  }
+
   private requester(t: TenantContext) {
     return { type: t.actor.actorType, id: t.actor.actorId ?? null, label: t.actor.actorLabel ?? null, role: t.role };
   }
@@ -146,18 +157,24 @@ export class JobsService implements OnModuleDestroy {
     siteId: string,
     input: JobRequest,
     idempotency?: IdempotencyClaim,
+    urgent = false,
   ): Promise<{ job: JobOut; created: boolean }> {
     this.checkRole(t, input.kind);
     this.checkPolicy(t, siteId, input);
+    this.checkUrgent(t, urgent);
+    if (input.kind === 'plan') {
+      throw new ApiError('validation_failed', 'plans are made with POST /api/v1/tenants/{tenantId}/plans');
+    }
     const payload = input.payload;
-    const { row, created } = await this.deps.db.inTenant(t.scope, async (tx) => {
+    const { row, created, runnable } = await this.deps.db.inTenant(t.scope, async (tx) => {
       const earlier = await this.claim(tx, idempotency);
       if (earlier) {
         const old = earlier.jobId ? await jobsRepo.get(tx, earlier.jobId) : null;
         if (!old) throw ApiError.notFound('job');
-        return { row: old, created: false };
+        return { row: old, created: false, runnable: await this.gate.runnable(tx, old.id) };
       }
       await this.requireSite(tx, siteId);
+      await this.gate.requireNoApproval(tx, input.kind, payload, [siteId]);
       const res = await jobsRepo.create(tx, {
         siteId,
         kind: input.kind,
@@ -172,13 +189,16 @@ export class JobsService implements OnModuleDestroy {
           action: `job.${input.kind}`,
           targetType: 'site',
           targetId: siteId,
-          after: { jobId: res.row.id, payload: redactPayload(input.kind, payload) },
+          after: { jobId: res.row.id, payload: redactPayload(input.kind, payload), ...(urgent ? { urgent } : {}) },
         });
+        // Outside the site's maintenance windows a change waits for the next one (ADR 0090).
+        const held = urgent ? undefined : await this.gate.holdIfClosed(tx, res.row);
+        if (held) return { row: held, created: true, runnable: false };
       }
-      return res;
+      return { ...res, runnable: true };
     });
     if (created) await this.announce(t.scope.tenantId, [row]);
-    if (row.state === 'queued' || row.state === 'waiting') {
+    if (runnable && (row.state === 'queued' || row.state === 'waiting')) {
       await this.queue.add({ jobId: row.id, tenantId: t.scope.tenantId, siteId, kind: row.kind });
     }
     return { job: toJobResponse(row, t.role), created };
@@ -195,9 +215,14 @@ export class JobsService implements OnModuleDestroy {
    * batch's open jobs page by page (ids only, `REPLAY_PAGE` per query) and enqueues them again
    * (BullMQ keeps one job per id): bounded however large the batch (issue 19).
    */
-  async bulk(t: TenantContext, input: BulkJobRequest, idempotency?: IdempotencyClaim) {
+  async bulk(t: TenantContext, input: BulkJobRequest, idempotency?: IdempotencyClaim, urgent = false) {
     this.checkRole(t, input.kind);
     this.checkPolicy(t, '', input);
+    this.checkUrgent(t, urgent);
+    if (input.kind === 'plan') {
+      throw new ApiError('validation_failed', 'plans are made with POST /api/v1/tenants/{tenantId}/plans');
+    }
+    const heldIds = new Set<string>();
     const payload = input.payload;
     if (!input.siteIds?.length && !input.tags?.length) {
       throw new ApiError('validation_failed', 'give siteIds or tags');
@@ -224,6 +249,7 @@ export class JobsService implements OnModuleDestroy {
       if (!siteIds.length) {
         throw new ApiError('no_matching_sites', `no site has any of the tags ${(input.tags ?? []).join(', ')}`);
       }
+      await this.gate.requireNoApproval(tx, input.kind, payload, siteIds);
       await this.batches.create(tx, {
         id: batchId,
         kind: input.kind,
@@ -240,6 +266,8 @@ export class JobsService implements OnModuleDestroy {
         batchId,
         ttlSeconds: this.deps.config.JOB_TTL,
       });
+      const held = urgent ? new Set<string>() : await this.gate.holdManyIfClosed(tx, input.kind, payload, rows);
+      for (const id of held) heldIds.add(id);
       await this.audit.record(tx, t.actor, {
         action: `job.bulk.${input.kind}`,
         targetType: 'job_batch',
@@ -255,11 +283,20 @@ export class JobsService implements OnModuleDestroy {
         await this.events
           .publish(tenantId, {
             type: 'job.batch',
-            data: { batchId, kind: input.kind, changed: made.length, states: { queued: made.length } },
+            data: {
+              batchId,
+              kind: input.kind,
+              changed: made.length,
+              states: heldIds.size
+                ? { queued: made.length - heldIds.size, waiting: heldIds.size }
+                : { queued: made.length },
+            },
           })
           .catch((err: unknown) => this.deps.logger.warn({ err: String(err) }, 'realtime publish failed'));
       }
-      await this.queue.addBulk(made.filter((j) => j.state === 'queued' || j.state === 'waiting').map(toQueued));
+      await this.queue.addBulk(
+        made.filter((j) => (j.state === 'queued' || j.state === 'waiting') && !heldIds.has(j.id)).map(toQueued),
+      );
     } else {
       // A replay: enqueue the batch's open jobs again, one bounded page at a time.
       for (let after: string | null = null; ;) {

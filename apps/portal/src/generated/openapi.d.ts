@@ -547,6 +547,92 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{tenantId}/approval-policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get the approval policy */
+        get: operations["ChangesController_getPolicy"];
+        /** Set the approval policy */
+        put: operations["ChangesController_setPolicy"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/approvals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Approval inbox */
+        get: operations["ChangesController_inbox"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/approvals/{approvalId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get an approval request */
+        get: operations["ChangesController_getApproval"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/approvals/{approvalId}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Approve a change */
+        post: operations["ChangesController_approve"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/approvals/{approvalId}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reject a change */
+        post: operations["ChangesController_reject"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenantId}/audit-log": {
         parameters: {
             query?: never;
@@ -755,6 +841,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{tenantId}/maintenance-windows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List maintenance windows */
+        get: operations["ChangesController_listWindows"];
+        put?: never;
+        /** Create a maintenance window */
+        post: operations["ChangesController_createWindow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/maintenance-windows/{windowId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a maintenance window */
+        delete: operations["ChangesController_deleteWindow"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenantId}/members": {
         parameters: {
             query?: never;
@@ -789,6 +910,58 @@ export interface paths {
         head?: never;
         /** Change a member's role */
         patch: operations["TenantsController_setRole"];
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List plans */
+        get: operations["ChangesController_listPlans"];
+        put?: never;
+        /** Preview a change (a plan) */
+        post: operations["ChangesController_createPlan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/plans/{planId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a plan (per-site diff) */
+        get: operations["ChangesController_getPlan"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/plans/{planId}/apply": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Apply a plan */
+        post: operations["ChangesController_applyPlan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/tenants/{tenantId}/sites": {
@@ -982,6 +1155,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{tenantId}/sites/{siteId}/maintenance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A site's timezone, windows and whether one is open */
+        get: operations["ChangesController_siteMaintenance"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenantId}/sites/{siteId}/onboarding": {
         parameters: {
             query?: never;
@@ -1077,6 +1267,23 @@ export interface paths {
         /** A site's telemetry history */
         get: operations["SiteTelemetryController_history"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/sites/{siteId}/timezone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set a site's timezone */
+        put: operations["ChangesController_setTimezone"];
         post?: never;
         delete?: never;
         options?: never;
@@ -3317,6 +3524,560 @@ export interface operations {
             };
         };
     };
+    ChangesController_getPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        rules: {
+                            /** @enum {string} */
+                            approverRole: "operator" | "admin" | "owner";
+                            kinds?: ("apply-config" | "run-command" | "restore" | "reboot" | "recreate-tunnel" | "routeros-upgrade")[];
+                            minSites?: number;
+                            tags?: string[];
+                        }[];
+                        /** @default 86400 */
+                        ttlSeconds: number;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChangesController_setPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    rules: {
+                        /** @enum {string} */
+                        approverRole: "operator" | "admin" | "owner";
+                        kinds?: ("apply-config" | "run-command" | "restore" | "reboot" | "recreate-tunnel" | "routeros-upgrade")[];
+                        minSites?: number;
+                        tags?: string[];
+                    }[];
+                    /** @default 86400 */
+                    ttlSeconds?: number;
+                };
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        rules: {
+                            /** @enum {string} */
+                            approverRole: "operator" | "admin" | "owner";
+                            kinds?: ("apply-config" | "run-command" | "restore" | "reboot" | "recreate-tunnel" | "routeros-upgrade")[];
+                            minSites?: number;
+                            tags?: string[];
+                        }[];
+                        /** @default 86400 */
+                        ttlSeconds: number;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChangesController_inbox: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: number;
+                state?: "pending" | "approved" | "rejected" | "expired";
+            };
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        counts: {
+                            approved: number;
+                            expired: number;
+                            pending: number;
+                            rejected: number;
+                        };
+                        items: {
+                            comment: string | null;
+                            createdAt: string;
+                            decidedAt: string | null;
+                            decidedBy: {
+                                [key: string]: unknown;
+                            } | null;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            plan: {
+                                appliedAt: string | null;
+                                /** Format: uuid */
+                                applyBatchId: string | null;
+                                /** Format: uuid */
+                                approvalId: string | null;
+                                createdAt: string;
+                                expired: boolean;
+                                expiresAt: string;
+                                /** Format: uuid */
+                                id: string;
+                                kind: string;
+                                payload: unknown;
+                                ready: boolean;
+                                requestedBy: {
+                                    [key: string]: unknown;
+                                };
+                                sites: {
+                                    /** Format: uuid */
+                                    applyJobId: string | null;
+                                    changes: {
+                                        after: string | null;
+                                        before: string | null;
+                                        item: string;
+                                        menu: string;
+                                        property: string;
+                                    }[];
+                                    commands: string[];
+                                    dryRun: {
+                                        detail: string;
+                                        status: string;
+                                    } | null;
+                                    error: string | null;
+                                    note: string | null;
+                                    /** Format: uuid */
+                                    planJobId: string;
+                                    routerosVersion: string | null;
+                                    /** Format: uuid */
+                                    siteId: string;
+                                    siteName: string;
+                                    /** @enum {string} */
+                                    status: "planning" | "ready" | "failed" | "applying" | "applied" | "stale" | "apply_failed";
+                                }[];
+                                /** @enum {string} */
+                                state: "open" | "pending_approval" | "applied" | "rejected";
+                                summary: {
+                                    changes: number;
+                                    failed: number;
+                                    ready: number;
+                                    sites: number;
+                                    sitesWithChanges: number;
+                                    stale: number;
+                                };
+                            } | null;
+                            /** Format: uuid */
+                            planId: string;
+                            reasons: string[];
+                            requestedBy: {
+                                [key: string]: unknown;
+                            };
+                            requiredRole: string;
+                            /** @enum {string} */
+                            state: "pending" | "approved" | "rejected" | "expired";
+                        }[];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChangesController_getApproval: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                approvalId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        comment: string | null;
+                        createdAt: string;
+                        decidedAt: string | null;
+                        decidedBy: {
+                            [key: string]: unknown;
+                        } | null;
+                        expiresAt: string;
+                        /** Format: uuid */
+                        id: string;
+                        plan: {
+                            appliedAt: string | null;
+                            /** Format: uuid */
+                            applyBatchId: string | null;
+                            /** Format: uuid */
+                            approvalId: string | null;
+                            createdAt: string;
+                            expired: boolean;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            kind: string;
+                            payload: unknown;
+                            ready: boolean;
+                            requestedBy: {
+                                [key: string]: unknown;
+                            };
+                            sites: {
+                                /** Format: uuid */
+                                applyJobId: string | null;
+                                changes: {
+                                    after: string | null;
+                                    before: string | null;
+                                    item: string;
+                                    menu: string;
+                                    property: string;
+                                }[];
+                                commands: string[];
+                                dryRun: {
+                                    detail: string;
+                                    status: string;
+                                } | null;
+                                error: string | null;
+                                note: string | null;
+                                /** Format: uuid */
+                                planJobId: string;
+                                routerosVersion: string | null;
+                                /** Format: uuid */
+                                siteId: string;
+                                siteName: string;
+                                /** @enum {string} */
+                                status: "planning" | "ready" | "failed" | "applying" | "applied" | "stale" | "apply_failed";
+                            }[];
+                            /** @enum {string} */
+                            state: "open" | "pending_approval" | "applied" | "rejected";
+                            summary: {
+                                changes: number;
+                                failed: number;
+                                ready: number;
+                                sites: number;
+                                sitesWithChanges: number;
+                                stale: number;
+                            };
+                        } | null;
+                        /** Format: uuid */
+                        planId: string;
+                        reasons: string[];
+                        requestedBy: {
+                            [key: string]: unknown;
+                        };
+                        requiredRole: string;
+                        /** @enum {string} */
+                        state: "pending" | "approved" | "rejected" | "expired";
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChangesController_approve: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes retries safe for 24 h: the same key with the same request returns the first answer; with a different request (body or route), 422 idempotency_key_reused. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                approvalId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    comment?: string;
+                };
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        approval: {
+                            comment: string | null;
+                            createdAt: string;
+                            decidedAt: string | null;
+                            decidedBy: {
+                                [key: string]: unknown;
+                            } | null;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            /** Format: uuid */
+                            planId: string;
+                            reasons: string[];
+                            requestedBy: {
+                                [key: string]: unknown;
+                            };
+                            requiredRole: string;
+                            /** @enum {string} */
+                            state: "pending" | "approved" | "rejected" | "expired";
+                        };
+                        plan: {
+                            appliedAt: string | null;
+                            /** Format: uuid */
+                            applyBatchId: string | null;
+                            /** Format: uuid */
+                            approvalId: string | null;
+                            createdAt: string;
+                            expired: boolean;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            kind: string;
+                            payload: unknown;
+                            ready: boolean;
+                            requestedBy: {
+                                [key: string]: unknown;
+                            };
+                            sites: {
+                                /** Format: uuid */
+                                applyJobId: string | null;
+                                changes: {
+                                    after: string | null;
+                                    before: string | null;
+                                    item: string;
+                                    menu: string;
+                                    property: string;
+                                }[];
+                                commands: string[];
+                                dryRun: {
+                                    detail: string;
+                                    status: string;
+                                } | null;
+                                error: string | null;
+                                note: string | null;
+                                /** Format: uuid */
+                                planJobId: string;
+                                routerosVersion: string | null;
+                                /** Format: uuid */
+                                siteId: string;
+                                siteName: string;
+                                /** @enum {string} */
+                                status: "planning" | "ready" | "failed" | "applying" | "applied" | "stale" | "apply_failed";
+                            }[];
+                            /** @enum {string} */
+                            state: "open" | "pending_approval" | "applied" | "rejected";
+                            summary: {
+                                changes: number;
+                                failed: number;
+                                ready: number;
+                                sites: number;
+                                sitesWithChanges: number;
+                                stale: number;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChangesController_reject: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes retries safe for 24 h: the same key with the same request returns the first answer; with a different request (body or route), 422 idempotency_key_reused. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                approvalId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    comment?: string;
+                };
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        comment: string | null;
+                        createdAt: string;
+                        decidedAt: string | null;
+                        decidedBy: {
+                            [key: string]: unknown;
+                        } | null;
+                        expiresAt: string;
+                        /** Format: uuid */
+                        id: string;
+                        /** Format: uuid */
+                        planId: string;
+                        reasons: string[];
+                        requestedBy: {
+                            [key: string]: unknown;
+                        };
+                        requiredRole: string;
+                        /** @enum {string} */
+                        state: "pending" | "approved" | "rejected" | "expired";
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     AuditController_list: {
         parameters: {
             query?: {
@@ -4008,7 +4769,9 @@ export interface operations {
     };
     JobsController_bulk: {
         parameters: {
-            query?: never;
+            query?: {
+                urgent?: "true" | "false";
+            };
             header?: {
                 /** @description Makes retries safe: the same key with the same request returns the same job (200 instead of 201) for as long as the job exists; with a different request (body, kind or route), 422 idempotency_key_reused. */
                 "Idempotency-Key"?: string;
@@ -4122,6 +4885,55 @@ export interface operations {
                     };
                     siteIds?: string[];
                     tags?: string[];
+                } | {
+                    /** @enum {string} */
+                    kind: "plan";
+                    /** @default {} */
+                    payload?: {
+                        attributes?: {
+                            [key: string]: string;
+                        };
+                        changes?: ({
+                            /** @enum {string} */
+                            menu: "dns";
+                            servers: string[];
+                        } | {
+                            enabled: boolean;
+                            /** @enum {string} */
+                            menu: "ntp";
+                            servers: string[];
+                        } | {
+                            /** @enum {string} */
+                            menu: "identity";
+                            name: string;
+                        } | {
+                            addresses: string[];
+                            /** @default false */
+                            exclusive?: boolean;
+                            list: string;
+                            /** @enum {string} */
+                            menu: "address-list";
+                        } | {
+                            /** @default false */
+                            disabled?: boolean;
+                            /** @enum {string} */
+                            group: "read" | "write" | "full";
+                            /** @enum {string} */
+                            menu: "user";
+                            name: string;
+                            password?: string;
+                        })[];
+                        command?: string;
+                        /** @default false */
+                        importDryRun?: boolean;
+                        /**
+                         * @default apply-config
+                         * @enum {string}
+                         */
+                        of?: "apply-config" | "run-command";
+                    };
+                    siteIds?: string[];
+                    tags?: string[];
                 };
             };
         };
@@ -4146,6 +4958,167 @@ export interface operations {
                         };
                     };
                 };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChangesController_listWindows: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            createdAt: string;
+                            days: number[];
+                            durationMinutes: number;
+                            /** Format: uuid */
+                            id: string;
+                            name: string;
+                            /** Format: uuid */
+                            siteId: string | null;
+                            start: string;
+                            tag: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChangesController_createWindow: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes retries safe for 24 h: the same key with the same request returns the first answer; with a different request (body or route), 422 idempotency_key_reused. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    days: number[];
+                    durationMinutes: number;
+                    name: string;
+                    /** Format: uuid */
+                    siteId?: string;
+                    start: string;
+                    tag?: string;
+                };
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        createdAt: string;
+                        days: number[];
+                        durationMinutes: number;
+                        /** Format: uuid */
+                        id: string;
+                        name: string;
+                        /** Format: uuid */
+                        siteId: string | null;
+                        start: string;
+                        tag: string | null;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChangesController_deleteWindow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+                windowId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
             default: {
@@ -4352,6 +5325,569 @@ export interface operations {
                         role: "owner" | "admin" | "operator" | "viewer";
                         /** Format: uuid */
                         userId: string;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChangesController_listPlans: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            appliedAt: string | null;
+                            /** Format: uuid */
+                            applyBatchId: string | null;
+                            /** Format: uuid */
+                            approvalId: string | null;
+                            createdAt: string;
+                            expired: boolean;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            kind: string;
+                            payload: unknown;
+                            ready: boolean;
+                            requestedBy: {
+                                [key: string]: unknown;
+                            };
+                            sites: {
+                                /** Format: uuid */
+                                applyJobId: string | null;
+                                changes: {
+                                    after: string | null;
+                                    before: string | null;
+                                    item: string;
+                                    menu: string;
+                                    property: string;
+                                }[];
+                                commands: string[];
+                                dryRun: {
+                                    detail: string;
+                                    status: string;
+                                } | null;
+                                error: string | null;
+                                note: string | null;
+                                /** Format: uuid */
+                                planJobId: string;
+                                routerosVersion: string | null;
+                                /** Format: uuid */
+                                siteId: string;
+                                siteName: string;
+                                /** @enum {string} */
+                                status: "planning" | "ready" | "failed" | "applying" | "applied" | "stale" | "apply_failed";
+                            }[];
+                            /** @enum {string} */
+                            state: "open" | "pending_approval" | "applied" | "rejected";
+                            summary: {
+                                changes: number;
+                                failed: number;
+                                ready: number;
+                                sites: number;
+                                sitesWithChanges: number;
+                                stale: number;
+                            };
+                        }[];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChangesController_createPlan: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes retries safe for 24 h: the same key with the same request returns the first answer; with a different request (body or route), 422 idempotency_key_reused. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default 3600 */
+                    expiresInSeconds?: number;
+                    /** @default false */
+                    importDryRun?: boolean;
+                    /** @enum {string} */
+                    kind: "apply-config";
+                    payload: {
+                        changes: ({
+                            /** @enum {string} */
+                            menu: "dns";
+                            servers: string[];
+                        } | {
+                            enabled: boolean;
+                            /** @enum {string} */
+                            menu: "ntp";
+                            servers: string[];
+                        } | {
+                            /** @enum {string} */
+                            menu: "identity";
+                            name: string;
+                        } | {
+                            addresses: string[];
+                            /** @default false */
+                            exclusive?: boolean;
+                            list: string;
+                            /** @enum {string} */
+                            menu: "address-list";
+                        } | {
+                            /** @default false */
+                            disabled?: boolean;
+                            /** @enum {string} */
+                            group: "read" | "write" | "full";
+                            /** @enum {string} */
+                            menu: "user";
+                            name: string;
+                            password?: string;
+                        })[];
+                    };
+                    siteIds?: string[];
+                    tags?: string[];
+                } | {
+                    /** @default 3600 */
+                    expiresInSeconds?: number;
+                    /** @default false */
+                    importDryRun?: boolean;
+                    /** @enum {string} */
+                    kind: "run-command";
+                    payload: {
+                        /** @default {} */
+                        attributes?: {
+                            [key: string]: string;
+                        };
+                        command: string;
+                    };
+                    siteIds?: string[];
+                    tags?: string[];
+                };
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        appliedAt: string | null;
+                        /** Format: uuid */
+                        applyBatchId: string | null;
+                        /** Format: uuid */
+                        approvalId: string | null;
+                        createdAt: string;
+                        expired: boolean;
+                        expiresAt: string;
+                        /** Format: uuid */
+                        id: string;
+                        kind: string;
+                        payload: unknown;
+                        ready: boolean;
+                        requestedBy: {
+                            [key: string]: unknown;
+                        };
+                        sites: {
+                            /** Format: uuid */
+                            applyJobId: string | null;
+                            changes: {
+                                after: string | null;
+                                before: string | null;
+                                item: string;
+                                menu: string;
+                                property: string;
+                            }[];
+                            commands: string[];
+                            dryRun: {
+                                detail: string;
+                                status: string;
+                            } | null;
+                            error: string | null;
+                            note: string | null;
+                            /** Format: uuid */
+                            planJobId: string;
+                            routerosVersion: string | null;
+                            /** Format: uuid */
+                            siteId: string;
+                            siteName: string;
+                            /** @enum {string} */
+                            status: "planning" | "ready" | "failed" | "applying" | "applied" | "stale" | "apply_failed";
+                        }[];
+                        /** @enum {string} */
+                        state: "open" | "pending_approval" | "applied" | "rejected";
+                        summary: {
+                            changes: number;
+                            failed: number;
+                            ready: number;
+                            sites: number;
+                            sitesWithChanges: number;
+                            stale: number;
+                        };
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChangesController_getPlan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                planId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        appliedAt: string | null;
+                        /** Format: uuid */
+                        applyBatchId: string | null;
+                        /** Format: uuid */
+                        approvalId: string | null;
+                        createdAt: string;
+                        expired: boolean;
+                        expiresAt: string;
+                        /** Format: uuid */
+                        id: string;
+                        kind: string;
+                        payload: unknown;
+                        ready: boolean;
+                        requestedBy: {
+                            [key: string]: unknown;
+                        };
+                        sites: {
+                            /** Format: uuid */
+                            applyJobId: string | null;
+                            changes: {
+                                after: string | null;
+                                before: string | null;
+                                item: string;
+                                menu: string;
+                                property: string;
+                            }[];
+                            commands: string[];
+                            dryRun: {
+                                detail: string;
+                                status: string;
+                            } | null;
+                            error: string | null;
+                            note: string | null;
+                            /** Format: uuid */
+                            planJobId: string;
+                            routerosVersion: string | null;
+                            /** Format: uuid */
+                            siteId: string;
+                            siteName: string;
+                            /** @enum {string} */
+                            status: "planning" | "ready" | "failed" | "applying" | "applied" | "stale" | "apply_failed";
+                        }[];
+                        /** @enum {string} */
+                        state: "open" | "pending_approval" | "applied" | "rejected";
+                        summary: {
+                            changes: number;
+                            failed: number;
+                            ready: number;
+                            sites: number;
+                            sitesWithChanges: number;
+                            stale: number;
+                        };
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChangesController_applyPlan: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes retries safe for 24 h: the same key with the same request returns the first answer; with a different request (body or route), 422 idempotency_key_reused. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                planId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default false */
+                    urgent?: boolean;
+                };
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        approval: {
+                            comment: string | null;
+                            createdAt: string;
+                            decidedAt: string | null;
+                            decidedBy: {
+                                [key: string]: unknown;
+                            } | null;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            /** Format: uuid */
+                            planId: string;
+                            reasons: string[];
+                            requestedBy: {
+                                [key: string]: unknown;
+                            };
+                            requiredRole: string;
+                            /** @enum {string} */
+                            state: "pending" | "approved" | "rejected" | "expired";
+                        } | null;
+                        plan: {
+                            appliedAt: string | null;
+                            /** Format: uuid */
+                            applyBatchId: string | null;
+                            /** Format: uuid */
+                            approvalId: string | null;
+                            createdAt: string;
+                            expired: boolean;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            kind: string;
+                            payload: unknown;
+                            ready: boolean;
+                            requestedBy: {
+                                [key: string]: unknown;
+                            };
+                            sites: {
+                                /** Format: uuid */
+                                applyJobId: string | null;
+                                changes: {
+                                    after: string | null;
+                                    before: string | null;
+                                    item: string;
+                                    menu: string;
+                                    property: string;
+                                }[];
+                                commands: string[];
+                                dryRun: {
+                                    detail: string;
+                                    status: string;
+                                } | null;
+                                error: string | null;
+                                note: string | null;
+                                /** Format: uuid */
+                                planJobId: string;
+                                routerosVersion: string | null;
+                                /** Format: uuid */
+                                siteId: string;
+                                siteName: string;
+                                /** @enum {string} */
+                                status: "planning" | "ready" | "failed" | "applying" | "applied" | "stale" | "apply_failed";
+                            }[];
+                            /** @enum {string} */
+                            state: "open" | "pending_approval" | "applied" | "rejected";
+                            summary: {
+                                changes: number;
+                                failed: number;
+                                ready: number;
+                                sites: number;
+                                sitesWithChanges: number;
+                                stale: number;
+                            };
+                        };
+                    };
+                };
+            };
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        approval: {
+                            comment: string | null;
+                            createdAt: string;
+                            decidedAt: string | null;
+                            decidedBy: {
+                                [key: string]: unknown;
+                            } | null;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            /** Format: uuid */
+                            planId: string;
+                            reasons: string[];
+                            requestedBy: {
+                                [key: string]: unknown;
+                            };
+                            requiredRole: string;
+                            /** @enum {string} */
+                            state: "pending" | "approved" | "rejected" | "expired";
+                        } | null;
+                        plan: {
+                            appliedAt: string | null;
+                            /** Format: uuid */
+                            applyBatchId: string | null;
+                            /** Format: uuid */
+                            approvalId: string | null;
+                            createdAt: string;
+                            expired: boolean;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            kind: string;
+                            payload: unknown;
+                            ready: boolean;
+                            requestedBy: {
+                                [key: string]: unknown;
+                            };
+                            sites: {
+                                /** Format: uuid */
+                                applyJobId: string | null;
+                                changes: {
+                                    after: string | null;
+                                    before: string | null;
+                                    item: string;
+                                    menu: string;
+                                    property: string;
+                                }[];
+                                commands: string[];
+                                dryRun: {
+                                    detail: string;
+                                    status: string;
+                                } | null;
+                                error: string | null;
+                                note: string | null;
+                                /** Format: uuid */
+                                planJobId: string;
+                                routerosVersion: string | null;
+                                /** Format: uuid */
+                                siteId: string;
+                                siteName: string;
+                                /** @enum {string} */
+                                status: "planning" | "ready" | "failed" | "applying" | "applied" | "stale" | "apply_failed";
+                            }[];
+                            /** @enum {string} */
+                            state: "open" | "pending_approval" | "applied" | "rejected";
+                            summary: {
+                                changes: number;
+                                failed: number;
+                                ready: number;
+                                sites: number;
+                                sitesWithChanges: number;
+                                stale: number;
+                            };
+                        };
                     };
                 };
             };
@@ -4877,7 +6413,9 @@ export interface operations {
     };
     JobsController_enqueue: {
         parameters: {
-            query?: never;
+            query?: {
+                urgent?: "true" | "false";
+            };
             header?: {
                 /** @description Makes retries safe: the same key with the same request returns the same job (200 instead of 201) for as long as the job exists; with a different request (body, kind or route), 422 idempotency_key_reused. */
                 "Idempotency-Key"?: string;
@@ -4977,6 +6515,53 @@ export interface operations {
                          * @enum {string}
                          */
                         channel?: "stable" | "long-term" | "testing";
+                    };
+                } | {
+                    /** @enum {string} */
+                    kind: "plan";
+                    /** @default {} */
+                    payload?: {
+                        attributes?: {
+                            [key: string]: string;
+                        };
+                        changes?: ({
+                            /** @enum {string} */
+                            menu: "dns";
+                            servers: string[];
+                        } | {
+                            enabled: boolean;
+                            /** @enum {string} */
+                            menu: "ntp";
+                            servers: string[];
+                        } | {
+                            /** @enum {string} */
+                            menu: "identity";
+                            name: string;
+                        } | {
+                            addresses: string[];
+                            /** @default false */
+                            exclusive?: boolean;
+                            list: string;
+                            /** @enum {string} */
+                            menu: "address-list";
+                        } | {
+                            /** @default false */
+                            disabled?: boolean;
+                            /** @enum {string} */
+                            group: "read" | "write" | "full";
+                            /** @enum {string} */
+                            menu: "user";
+                            name: string;
+                            password?: string;
+                        })[];
+                        command?: string;
+                        /** @default false */
+                        importDryRun?: boolean;
+                        /**
+                         * @default apply-config
+                         * @enum {string}
+                         */
+                        of?: "apply-config" | "run-command";
                     };
                 };
             };
@@ -5181,6 +6766,68 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    ChangesController_siteMaintenance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                siteId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        closesAt: string | null;
+                        nextOpening: string | null;
+                        open: boolean;
+                        /** Format: uuid */
+                        siteId: string;
+                        timezone: string;
+                        unrestricted: boolean;
+                        windows: {
+                            createdAt: string;
+                            days: number[];
+                            durationMinutes: number;
+                            /** Format: uuid */
+                            id: string;
+                            name: string;
+                            /** Format: uuid */
+                            siteId: string | null;
+                            start: string;
+                            tag: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
             };
         };
     };
@@ -5431,6 +7078,74 @@ export interface operations {
                         /** Format: uuid */
                         siteId: string;
                         stepSeconds: number;
+                    };
+                };
+            };
+        };
+    };
+    ChangesController_setTimezone: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                siteId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    timezone: string;
+                };
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        closesAt: string | null;
+                        nextOpening: string | null;
+                        open: boolean;
+                        /** Format: uuid */
+                        siteId: string;
+                        timezone: string;
+                        unrestricted: boolean;
+                        windows: {
+                            createdAt: string;
+                            days: number[];
+                            durationMinutes: number;
+                            /** Format: uuid */
+                            id: string;
+                            name: string;
+                            /** Format: uuid */
+                            siteId: string | null;
+                            start: string;
+                            tag: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
                     };
                 };
             };

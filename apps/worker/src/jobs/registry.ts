@@ -2,6 +2,7 @@ import { JOB_KINDS, type JobKind } from '@backplane/jobs';
 import type { JobContext } from './context';
 import { applyConfig } from './handlers/apply-config';
 import { backup, reboot, recreateTunnel, restore, routerosUpgrade, runCommand } from './handlers/actions';
+import { planJob } from './handlers/plan';
 
 export type JobHandler<K extends JobKind> = (ctx: JobContext<K>) => Promise<unknown>;
 export type HandlerRegistry = { readonly [K in JobKind]: JobHandler<K> };
@@ -15,6 +16,7 @@ export const HANDLERS: HandlerRegistry = {
   reboot,
   'recreate-tunnel': recreateTunnel,
   'routeros-upgrade': routerosUpgrade,
+  plan: planJob,
 };
 
 /** Start-up check: every job name has exactly one handler, and no handler lacks a job name. */

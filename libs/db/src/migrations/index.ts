@@ -14,6 +14,7 @@ import { KeyIdsInUse1766610000000 } from './1766610000000-KeyIdsInUse';
 import { SelfHeal1766700000000 } from './1766700000000-SelfHeal';
 import { MfaRecovery1766800000000 } from './1766800000000-MfaRecovery';
 import { CommitConfirm1767050000000 } from './1767050000000-CommitConfirm';
+import { SafeChanges1767060000000 } from './1767060000000-SafeChanges';
 import { Alerts1767070000000 } from './1767070000000-Alerts';
 
 /**
@@ -37,5 +38,6 @@ export const MIGRATIONS = [
   SelfHeal1766700000000,
   MfaRecovery1766800000000,
   CommitConfirm1767050000000,
+  SafeChanges1767060000000,
   Alerts1767070000000,
 ];

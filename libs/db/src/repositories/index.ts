@@ -117,3 +117,14 @@ export {
   type NewAlert,
   type OutboxEventRow,
 } from './alerts.repository';
+export {
+  ApprovalsRepository,
+  MaintenanceWindowsRepository,
+  PlansRepository,
+  type ApprovalRow,
+  type ApprovalState,
+  type MaintenanceWindowRow,
+  type PlanRow,
+  type PlanSiteRow,
+  type PlanState,
+} from './safe-changes.repository';

@@ -222,6 +222,7 @@ export class JobsRepository<Kind extends string = string, State extends string =
       tx,
       `SELECT ${REF_COLS} FROM jobs
         WHERE batch_id = $1 AND state IN ('queued', 'waiting') AND ($2::uuid IS NULL OR id > $2::uuid)
+          AND (not_before IS NULL OR not_before <= now())
         ORDER BY id LIMIT $3`,
       [batchId, afterId, Math.max(1, Math.min(limit, MAX_PAGE))],
     );

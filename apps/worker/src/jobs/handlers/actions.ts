@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { SiteUnreachableError } from '../channel';
 import { rearmAfterReset } from '../commit-confirm';
 import { publishEvent, RetryLaterError, type JobContext } from '../context';
+import { checkCommandPlanBinding } from './plan';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -47,6 +48,8 @@ export async function runCommand(ctx: JobContext<'run-command'>) {
   const d = commandPolicy(role, ctx.siteId, ctx.payload.command, ctx.payload.attributes);
   if (!d.allowed) throw new Error(`command_not_allowed (${d.rule}): ${d.message}`);
   const keep = role === 'admin' || role === 'owner';
+  // Made from a plan (ADR 0088): refused as plan_stale when the router changed since the preview.
+  if (!ctx.stepState('run command')) await checkCommandPlanBinding(ctx);
   const res = await ctx.step(
     'run command',
     90,

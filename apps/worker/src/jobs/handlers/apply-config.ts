@@ -2,170 +2,11 @@ import type { DesiredState, RouterWrite } from '@backplane/jobs';
 import { SiteUnreachableError } from '../channel';
 import { JobCancelledError, LeaseLostError, RetryLaterError, type JobContext } from '../context';
 import { enforceJobPolicy } from './actions';
+import { ChangeRejectedError, planDesired, RecordingReader, type ChangePlan } from './config-diff';
+import { checkPlanBinding } from './plan';
 
-type Row = Record<string, string>;
-const list = (v: string | undefined) => (v ?? '').split(',').filter(Boolean);
-const sameSet = (a: readonly string[], b: readonly string[]) =>
-  a.length === b.length && [...a].sort().join(',') === [...b].sort().join(',');
-const bool = (v: string | undefined) => v === 'true' || v === 'yes';
-const yesNo = (b: boolean) => (b ? 'yes' : 'no');
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
-
-/** A change that cannot be applied to this router as asked (found before anything is written). */
-export class ChangeRejectedError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ChangeRejectedError';
-  }
-}
-
-/**
- * What one desired state needs on this router: the writes, how to undo them (`undo[i]` takes
- * back `writes[i]`), what they mean.
- */
-export interface ChangePlan {
-  readonly writes: readonly RouterWrite[];
-  readonly undo: readonly RouterWrite[];
-  readonly summary: readonly string[];
-}
-
-const write = (command: string, attributes: Row, find?: RouterWrite['find']): RouterWrite => ({
-  command,
-  attributes,
-  ...(find ? { find } : {}),
-});
-
-/**
- * Reads the menu and plans find-then-set: only what differs is written. Throws
- * ChangeRejectedError when the router cannot hold the desired state, and the router's own
- * error when it lacks the menu, so a check of every change before the first write finds both.
- */
-export async function planDesired(ctx: JobContext, d: DesiredState, v6: boolean): Promise<ChangePlan> {
-  switch (d.menu) {
-    case 'dns': {
-      const [cur] = await ctx.print('/ip/dns');
-      if (sameSet(list(cur?.['servers']), d.servers)) return { writes: [], undo: [], summary: [] };
-      return {
-        writes: [write('/ip/dns/set', { servers: d.servers.join(',') })],
-        undo: [write('/ip/dns/set', { servers: cur?.['servers'] ?? '' })],
-        summary: [`dns servers ${d.servers.join(',')}`],
-      };
-    }
-    case 'identity': {
-      const [cur] = await ctx.print('/system/identity');
-      if (cur?.['name'] === d.name) return { writes: [], undo: [], summary: [] };
-      return {
-        writes: [write('/system/identity/set', { name: d.name })],
-        undo: [write('/system/identity/set', { name: cur?.['name'] ?? 'MikroTik' })],
-        summary: ['identity'],
-      };
-    }
-    case 'ntp': {
-      const [cur] = await ctx.print('/system/ntp/client');
-      // RouterOS 6: two address slots (primary-ntp, secondary-ntp) and host names in
-      // server-dns-names; RouterOS 7: one `servers` list of addresses and names.
-      let want: Row;
-      if (v6) {
-        const ips = d.servers.filter((s) => IPV4.test(s));
-        const names = d.servers.filter((s) => !IPV4.test(s));
-        if (ips.length > 2) {
-          throw new ChangeRejectedError(
-            `ntp: RouterOS 6 holds at most two NTP server addresses (primary-ntp, secondary-ntp), ${ips.length} given`,
-          );
-        }
-        want = {
-          enabled: yesNo(d.enabled),
-          'primary-ntp': ips[0] ?? '0.0.0.0',
-          'secondary-ntp': ips[1] ?? '0.0.0.0',
-          'server-dns-names': names.join(','),
-        };
-      } else {
-        want = { enabled: yesNo(d.enabled), servers: d.servers.join(',') };
-      }
-      const differs =
-        bool(cur?.['enabled']) !== d.enabled ||
-        (v6
-          ? (cur?.['primary-ntp'] ?? '0.0.0.0') !== want['primary-ntp'] ||
-            (cur?.['secondary-ntp'] ?? '0.0.0.0') !== want['secondary-ntp'] ||
-            !sameSet(list(cur?.['server-dns-names']), list(want['server-dns-names']))
-          : !sameSet(list(cur?.['servers']), d.servers));
-      if (!differs) return { writes: [], undo: [], summary: [] };
-      const before: Row = Object.fromEntries(
-        Object.keys(want).map((k) => [k, k === 'enabled' ? yesNo(bool(cur?.[k])) : (cur?.[k] ?? '')]),
-      );
-      return {
-        writes: [write('/system/ntp/client/set', want)],
-        undo: [write('/system/ntp/client/set', before)],
-        summary: ['ntp client'],
-      };
-    }
-    case 'address-list': {
-      const menu = '/ip/firewall/address-list';
-      const rows = (await ctx.print(menu)).filter((r) => r['list'] === d.list);
-      const have = new Set(rows.map((r) => r['address']));
-      const writes: RouterWrite[] = [];
-      const undo: RouterWrite[] = [];
-      const summary: string[] = [];
-      for (const a of d.addresses) {
-        if (have.has(a)) continue;
-        writes.push(write(`${menu}/add`, { list: d.list, address: a }));
-        undo.push(write(`${menu}/remove`, {}, { menu, match: { list: d.list, address: a } }));
-        summary.push(`+${d.list} ${a}`);
-      }
-      if (d.exclusive) {
-        const want = new Set(d.addresses);
-        for (const r of rows) {
-          if (want.has(r['address'] ?? '') || !r['.id'] || bool(r['dynamic'])) continue;
-          writes.push(write(`${menu}/remove`, { '.id': r['.id'] }));
-          undo.push(
-            write(`${menu}/add`, {
-              list: d.list,
-              address: r['address'] ?? '',
-              ...(r['comment'] ? { comment: r['comment'] } : {}),
-              ...(bool(r['disabled']) ? { disabled: 'yes' } : {}),
-            }),
-          );
-          summary.push(`-${d.list} ${r['address']}`);
-        }
-      }
-      return { writes, undo, summary };
-    }
-    case 'user': {
-      const cur = (await ctx.print('/user')).find((u) => u['name'] === d.name);
-      const find = { menu: '/user', match: { name: d.name } };
-      if (!cur) {
-        return {
-          writes: [
-            write('/user/add', {
-              name: d.name,
-              group: d.group,
-              disabled: yesNo(d.disabled),
-              ...(d.password ? { password: d.password } : {}),
-            }),
-          ],
-          undo: [write('/user/remove', {}, find)],
-          summary: [`user ${d.name} added`],
-        };
-      }
-      const set: Row = {};
-      const back: Row = {};
-      if (cur['group'] !== d.group) {
-        set['group'] = d.group;
-        back['group'] = cur['group'] ?? '';
-      }
-      if (bool(cur['disabled']) !== d.disabled) {
-        set['disabled'] = yesNo(d.disabled);
-        back['disabled'] = yesNo(bool(cur['disabled']));
-      }
-      if (Object.keys(set).length === 0 || !cur['.id']) return { writes: [], undo: [], summary: [] };
-      return {
-        writes: [write('/user/set', { '.id': cur['.id'], ...set })],
-        undo: [write('/user/set', back, find)],
-        summary: [`user ${d.name} ${Object.keys(set).join(',')}`],
-      };
-    }
-  }
-}
+// The diff moved to config-diff.ts (shared with plan.ts); these names stay importable from here.
+export { ChangeRejectedError, planDesired, type ChangePlan } from './config-diff';
 
 /** Runs router writes in order; a write with `find` resolves its `.id` first (gone: skipped). */
 export async function runWrites(ctx: JobContext, writes: readonly RouterWrite[]): Promise<void> {
@@ -238,10 +79,15 @@ export async function applyConfig(ctx: JobContext<'apply-config'>) {
   const names = changes.map((d, i) => `apply ${i + 1}/${n} ${d.menu}`);
   await ctx.step('check every change', 5, async () => {
     let writes = 0;
+    // Reads each menu once; an apply of a plan compares what it read with what the plan read.
+    const reader = new RecordingReader(ctx);
+    const plans: ChangePlan[] = [];
     for (const [i, d] of changes.entries()) {
       if (ctx.stepState(names[i]!)?.state === 'done') continue;
       try {
-        writes += (await planDesired(ctx, d, v6)).writes.length;
+        const p = await planDesired(reader, d, v6);
+        plans.push(p);
+        writes += p.writes.length;
       } catch (err) {
         if (resumable(err)) throw err;
         throw new ChangeRejectedError(
@@ -249,6 +95,7 @@ export async function applyConfig(ctx: JobContext<'apply-config'>) {
         );
       }
     }
+    await checkPlanBinding(ctx, reader, plans);
     return `${n} change(s) checked, ${writes} write(s) needed`;
   });
   const all: string[] = [];
