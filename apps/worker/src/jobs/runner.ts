@@ -326,8 +326,12 @@ export class JobRunner {
     } catch (err) {
       if (err instanceof DelayedError) throw err;
       if (err instanceof SiteLockLostError) {
+        const lease = run.lease;
+        // Taken over meanwhile too (the lease moved on): as for a lost lease, write nothing.
+        if (!lease || !(await this.services.db.inTenant(scope, (tx) => jobsRepo.holdsLease(tx, jobId, lease.epoch))))
+          return { leaseLost: true };
         // Another job had the site while this run was stalled: wait for the site, resume later.
-        this.services.logger.warn({ jobId, siteId, epoch: run.lease?.epoch }, 'site lock lost mid-job: waiting');
+        this.services.logger.warn({ jobId, siteId, epoch: lease.epoch }, 'site lock lost mid-job: waiting');
         await this.waiting(scope, row, 'another job is running on this site', run.lease);
         return await this.delay(job, token, 500 + Math.floor(Math.random() * 1000));
       }
