@@ -219,7 +219,17 @@ export class JobRunner {
   }
 
   private async delay(job: Job<QueuedJob>, token: string | undefined, ms: number): Promise<never> {
-    await job.moveToDelayed(Date.now() + ms, token);
+    try {
+      await job.moveToDelayed(Date.now() + ms, token);
+    } catch (err) {
+      // The queue entry is gone (Redis restarted empty) or no longer this worker's: the row
+      // stays open and the reconciler re-adds it. Never let this fail the job (it used to end
+      // `failed` with "Missing key for job … moveToDelayed" though nothing had gone wrong).
+      this.services.logger.warn(
+        { jobId: job.data.jobId, err: String(err) },
+        'delaying the queue entry failed; the reconciler re-adds the job',
+      );
+    }
     throw new DelayedError();
   }
 
