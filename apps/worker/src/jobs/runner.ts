@@ -387,6 +387,7 @@ export class JobRunner {
     if (got !== 1 && got !== 2) return undefined;
     const renew = setInterval(
       () => {
+        if (lock.lost) return; // said once; the run stops at its next router call
         void this.keepSiteLock(lock)
           .then((ok) => {
             if (!ok) this.services.logger.warn({ jobId, siteId }, 'site lock taken by another worker');
