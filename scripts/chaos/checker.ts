@@ -145,10 +145,17 @@ export async function check(world: World, run: EpisodeRun): Promise<EpisodeOutco
   for (const [router, list] of bySite) {
     const site = world.siteOf.get(router)!;
     const siteJobs = jobsBySite.get(site) ?? [];
-    // at most once
+    // at most once — an address-list entry once per configuration: a restore's reset wipes it,
+    // and a job interrupted before the reset and resumed after it rightly adds it again (seed 1
+    // episode 112: apply-config's worker killed at its add, a restore ran, the job resumed).
+    const resets = list.filter((e) => e.command === '/system/reset-configuration').map((e) => e.start);
     const seen = new Map<string, number>();
     for (const e of list) {
       if (!ONCE.test(e.command)) continue;
+      const generation =
+        e.command === '/ip/firewall/address-list/add'
+          ? ` (after ${resets.filter((t) => t < e.start).length} reset(s))`
+          : '';
       const sig =
         e.command +
         ' ' +
@@ -156,7 +163,8 @@ export async function check(world: World, run: EpisodeRun): Promise<EpisodeOutco
           Object.entries(e.args)
             .filter(([k]) => k !== '.id')
             .sort(),
-        );
+        ) +
+        generation;
       seen.set(sig, (seen.get(sig) ?? 0) + 1);
     }
     const kindOf: Record<string, string> = {
