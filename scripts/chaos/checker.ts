@@ -145,10 +145,17 @@ export async function check(world: World, run: EpisodeRun): Promise<EpisodeOutco
   for (const [router, list] of bySite) {
     const site = world.siteOf.get(router)!;
     const siteJobs = jobsBySite.get(site) ?? [];
-    // at most once
+    // at most once — an address-list entry once per configuration: a restore's reset wipes it,
+    // and a job interrupted before the reset and resumed after it rightly adds it again (seed 1
+    // episode 112: apply-config's worker killed at its add, a restore ran, the job resumed).
+    const resets = list.filter((e) => e.command === '/system/reset-configuration').map((e) => e.start);
     const seen = new Map<string, number>();
     for (const e of list) {
       if (!ONCE.test(e.command)) continue;
+      const generation =
+        e.command === '/ip/firewall/address-list/add'
+          ? ` (after ${resets.filter((t) => t < e.start).length} reset(s))`
+          : '';
       const sig =
         e.command +
         ' ' +
@@ -156,7 +163,8 @@ export async function check(world: World, run: EpisodeRun): Promise<EpisodeOutco
           Object.entries(e.args)
             .filter(([k]) => k !== '.id')
             .sort(),
-        );
+        ) +
+        generation;
       seen.set(sig, (seen.get(sig) ?? 0) + 1);
     }
     const kindOf: Record<string, string> = {
@@ -213,21 +221,33 @@ export async function check(world: World, run: EpisodeRun): Promise<EpisodeOutco
   // started_at..finished_at windows (a job that waits for its router, or whose worker died,
   // legitimately lets other jobs run in the middle): each step attempt that completed within
   // one run (its `started` record directly followed by its `done`) was executing on the site
-  // from the one to the other. Two jobs executing steps on one site at the same time means two
-  // executors held the site at once (the site lock was not exclusive).
+  // from the one to the other. Two such spans of different jobs overlapping, with mutating
+  // commands from two connections inside the overlap, is two executors changing one router at
+  // once. (A run frozen after its step's last command and resumed after another job ran — its
+  // span covers the other job, but only that job changed the router then — is not.)
   for (const [site, list] of jobsBySite) {
+    const router = world.routerOf.get(site)!;
+    const muts = bySite.get(router) ?? [];
     const spans = list.map((j) => ({ j, busy: busySpans(j) }));
     for (let i = 0; i < spans.length; i++) {
       for (let k = i + 1; k < spans.length; k++) {
         const a = spans[i]!;
         const b = spans[k]!;
-        const hit = a.busy.flatMap((x) => b.busy.filter((y) => x.from < y.to && y.from < x.to).map((y) => [x, y]));
-        if (!hit.length) continue;
-        const [x, y] = hit[0]!;
-        v.push({
-          invariant: 'overlapping-runs',
-          detail: `${name(a.j)} step "${x!.step}" +${x!.from - run.startedAt}..+${x!.to - run.startedAt} and ${name(b.j)} step "${y!.step}" +${y!.from - run.startedAt}..+${y!.to - run.startedAt} executed on one site at once [site jobs: ${history(site)}]`,
-        });
+        const hit = a.busy.flatMap((x) =>
+          b.busy
+            .filter((y) => x.from < y.to && y.from < x.to)
+            .map((y) => ({ x, y, from: Math.max(x.from, y.from), to: Math.min(x.to, y.to) })),
+        );
+        for (const { x, y, from, to } of hit) {
+          const inside = muts.filter((e) => e.start >= from - SLACK_MS && e.start <= to + SLACK_MS);
+          const sessions = new Set(inside.map((e) => e.session));
+          if (sessions.size < 2) continue;
+          v.push({
+            invariant: 'overlapping-runs',
+            detail: `${name(a.j)} step "${x.step}" +${x.from - run.startedAt}..+${x.to - run.startedAt} and ${name(b.j)} step "${y.step}" +${y.from - run.startedAt}..+${y.to - run.startedAt} executed on one site at once, the router changed from connections ${[...sessions].join(', ')} meanwhile (${inside.map((e) => e.command).join(', ')}) [site jobs: ${history(site)}]`,
+          });
+          break;
+        }
       }
     }
   }

@@ -239,11 +239,16 @@ export class World {
   }
 
   async startApi(): Promise<void> {
-    const child = this.spawnApp('api', [join(this.root, 'dist/apps/api/src/main.js')], this.env());
+    let child = this.spawnApp('api', [join(this.root, 'dist/apps/api/src/main.js')], this.env());
     const until = Date.now() + 60_000;
     while (!(await httpOk(`${this.apiUrl}/healthz`))) {
-      if (child.exitCode !== null) throw new Error(`api exited (${child.exitCode}): see ${this.opts.dir}/logs/api.log`);
       if (Date.now() > until) throw new Error('api not healthy within 60 s');
+      if (child.exitCode !== null) {
+        // Exited at start (PostgreSQL still recovering): started again, as a supervisor would.
+        this.opts.log?.(`api exited (${child.exitCode}) at start; starting it again in 1 s`);
+        await sleep(1000);
+        child = this.spawnApp('api', [join(this.root, 'dist/apps/api/src/main.js')], this.env());
+      }
       await sleep(200);
     }
   }
@@ -271,7 +276,25 @@ export class World {
     return file;
   }
 
+  /**
+   * Starts a worker; one that exits at start (PostgreSQL still recovering from a kill the
+   * same episode injected: "the database system is starting up") is started again, as a
+   * supervisor would, for up to 60 s (seed 1 episode 122 aborted the whole campaign).
+   */
   async startWorker(name: 'worker-a' | 'worker-b'): Promise<void> {
+    const until = Date.now() + 60_000;
+    for (;;) {
+      try {
+        return await this.startWorkerOnce(name);
+      } catch (err) {
+        if (!/exited at start/.test(String(err)) || Date.now() > until) throw err;
+        this.opts.log?.(`${name} exited at start; starting it again in 1 s`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  private async startWorkerOnce(name: 'worker-a' | 'worker-b'): Promise<void> {
     const child = this.spawnApp(name, [join(this.root, 'dist/scripts/jobs-worker.js'), this.workerConfig()], {
       PATH: processEnv()['PATH'],
       NODE_ENV: 'production',

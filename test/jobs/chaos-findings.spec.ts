@@ -4,12 +4,15 @@
  * - a reboot "verified" by a late uptime reply: the boot time computed from the local clock
  *   when the reply is read moves later by however long the reply took, so a router that never
  *   rebooted looked rebooted (seed 15: a reboot `succeeded`, no /system/reboot executed);
+ * - a job delayed (its site offline) right as Redis lost its queue entry ended `failed` with
+ *   BullMQ's "Missing key for job … moveToDelayed" (faults.spec, Redis restarted empty);
  * - the site lock lost while a job ran (its worker stalled past the lock TTL): another job
  *   ran on the site, and the first carried on as if it still had the site — two executors
  *   on one router (the job lease fences one job, not the site).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '@backplane/testing';
+import { JOBS_QUEUE } from '@backplane/jobs';
 import { SiteUnreachableError, type RouterChannel } from '../../apps/worker/src/jobs/channel';
 import type { JobRunner } from '../../apps/worker/src/jobs/runner';
 import { jobsWorld, type JobsWorld } from './fixture';
@@ -176,4 +179,40 @@ describe('site lock fencing', () => {
     }
     expect(r.state.items('ip/firewall/address-list').filter((x) => x.values['list'] === 'sl-b').length).toBe(1);
   }, 90_000);
+});
+
+describe('queue entry lost with Redis', () => {
+  it('a job delayed for an offline site whose queue entry is gone waits (re-added from PostgreSQL), not failed', async () => {
+    const site = await w.addSite('gone-entry');
+    const job: { id?: string } = {};
+    let wiped = 0;
+    const channel: RouterChannel = {
+      tunnels: false,
+      call: (target, command, attributes, timeoutMs) => w.channel.call(target, command, attributes, timeoutMs),
+      connectedSince: async (id) => {
+        // The first time the worker asks, the site is offline and Redis has just lost the
+        // job's queue entry (restarted empty): the delay that follows finds no entry.
+        if (id === site && job.id && wiped === 0) {
+          wiped++;
+          await w.h.redis.del(
+            `${w.h.prefix}bull:${JOBS_QUEUE}:${job.id}`,
+            `${w.h.prefix}bull:${JOBS_QUEUE}:${job.id}:lock`,
+          );
+          return undefined;
+        }
+        return w.channel.connectedSince(id);
+      },
+    };
+    const worker = w.startRunner(1, undefined, { channel });
+    runners.push(worker);
+    job.id = await enqueue(site, 'run-command', {
+      command: '/ip/firewall/address-list/add',
+      attributes: { list: 'gone', address: '192.0.2.77' },
+    });
+    const done = await w.waitJob(job.id, undefined, 30_000);
+    expect(wiped).toBe(1);
+    expect(done.state, JSON.stringify(done)).toBe('succeeded');
+    const r = w.routers.get(site)!;
+    expect(r.state.items('ip/firewall/address-list').filter((x) => x.values['list'] === 'gone').length).toBe(1);
+  }, 60_000);
 });

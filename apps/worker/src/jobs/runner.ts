@@ -233,7 +233,17 @@ export class JobRunner {
   }
 
   private async delay(job: Job<QueuedJob>, token: string | undefined, ms: number): Promise<never> {
-    await job.moveToDelayed(Date.now() + ms, token);
+    try {
+      await job.moveToDelayed(Date.now() + ms, token);
+    } catch (err) {
+      // The queue entry is gone (Redis restarted empty) or no longer this worker's: the row
+      // stays open and the reconciler re-adds it. Never let this fail the job (it used to end
+      // `failed` with "Missing key for job … moveToDelayed" though nothing had gone wrong).
+      this.services.logger.warn(
+        { jobId: job.data.jobId, err: String(err) },
+        'delaying the queue entry failed; the reconciler re-adds the job',
+      );
+    }
     throw new DelayedError();
   }
 
@@ -346,8 +356,12 @@ export class JobRunner {
     } catch (err) {
       if (err instanceof DelayedError) throw err;
       if (err instanceof SiteLockLostError) {
+        const lease = run.lease;
+        // Taken over meanwhile too (the lease moved on): as for a lost lease, write nothing.
+        if (!lease || !(await this.services.db.inTenant(scope, (tx) => jobsRepo.holdsLease(tx, jobId, lease.epoch))))
+          return { leaseLost: true };
         // Another job had the site while this run was stalled: wait for the site, resume later.
-        this.services.logger.warn({ jobId, siteId, epoch: run.lease?.epoch }, 'site lock lost mid-job: waiting');
+        this.services.logger.warn({ jobId, siteId, epoch: lease.epoch }, 'site lock lost mid-job: waiting');
         await this.waiting(scope, row, 'another job is running on this site', run.lease);
         return await this.delay(job, token, 500 + Math.floor(Math.random() * 1000));
       }
@@ -393,6 +407,7 @@ export class JobRunner {
     if (got !== 1 && got !== 2) return undefined;
     const renew = setInterval(
       () => {
+        if (lock.lost) return; // said once; the run stops at its next router call
         void this.keepSiteLock(lock)
           .then((ok) => {
             if (!ok) this.services.logger.warn({ jobId, siteId }, 'site lock taken by another worker');
