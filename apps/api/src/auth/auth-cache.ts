@@ -153,6 +153,7 @@ export class AuthCache implements OnModuleInit, OnModuleDestroy {
     return this.applied;
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names what it stored under the key
   get<T>(key: string, now = Date.now()): T | undefined {
     const e = this.entries.get(key);
     if (!e) return undefined;
