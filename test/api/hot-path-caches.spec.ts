@@ -141,6 +141,25 @@ describe('hot-path caches', () => {
     expect((await h.call('GET', list(w.a.tenantId), { token })).status).toBe(401);
   });
 
+  it("the revocation message reaches the other process: its cache keeps serving everyone else's entries", async () => {
+    const mk = async (email: string) => {
+      expect((await addMember(h, w.a.platformToken, w.a.tenantId, { email, role: 'viewer' })).status).toBe(201);
+      return login(h, email);
+    };
+    const stays = await mk('stays@msp-a.test');
+    const leaves = await mk('leaves@msp-a.test');
+    await warm(list(w.a.tenantId), stays);
+    await warm(list(w.a.tenantId), leaves);
+    expect((await h.call('POST', '/api/v1/auth/logout', { token: leaves })).status).toBe(204);
+    await sleep(200); // the message travels (well under the 1 s after which a lagging process would catch up anyway)
+    // Ended behind the cache's back: B still answers from its cache, so it applied the message
+    // (a process that missed it would be behind the epoch and ask PostgreSQL: 401).
+    const sessionId = (JSON.parse(Buffer.from(stays.split('.')[1]!, 'base64url').toString()) as { sid: string }).sid;
+    await h.ds.query(`UPDATE sessions SET revoked_at = now() WHERE id = $1`, [sessionId]);
+    expect((await callB('GET', list(w.a.tenantId), stays)).status).toBe(200);
+    expect((await callB('GET', list(w.a.tenantId), leaves)).status).toBe(401);
+  });
+
   it('a revoked API key is refused on the next request, on both processes, with caches warm', async () => {
     const created = await h.call('POST', `/api/v1/tenants/${w.a.tenantId}/api-keys`, {
       token: w.a.platformToken,
