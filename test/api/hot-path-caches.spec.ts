@@ -104,6 +104,29 @@ describe('hot-path caches', () => {
     w.a.users.viewer = { ...viewer, token: await login(h, 'viewer@msp-a.test') };
   });
 
+  it('does not depend on the pub/sub message: a process behind the Redis epoch asks PostgreSQL', async () => {
+    const email = 'lost-message@msp-a.test';
+    expect((await addMember(h, w.a.platformToken, w.a.tenantId, { email, role: 'viewer' })).status).toBe(201);
+    const token = await login(h, email);
+    await warm(list(w.a.tenantId), token);
+    const sessionId = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { sid: string }).sid;
+    // A revocation whose message never arrives: the row changes and the epoch moves, nothing is published.
+    await h.ds.query(`UPDATE sessions SET revoked_at = now() WHERE id = $1`, [sessionId]);
+    await h.redis.incr(`${h.prefix}auth:epoch`);
+    expect((await callB('GET', list(w.a.tenantId), token)).status).toBe(401);
+    expect((await h.call('GET', list(w.a.tenantId), { token })).status).toBe(401);
+    // Caching resumes after the lag limit (the process drops everything and catches up): a
+    // session ended behind the cache's back is served from it again.
+    await sleep(1_100);
+    const email2 = 'lost-message-2@msp-a.test';
+    expect((await addMember(h, w.a.platformToken, w.a.tenantId, { email: email2, role: 'viewer' })).status).toBe(201);
+    const token2 = await login(h, email2);
+    await warm(list(w.a.tenantId), token2);
+    const session2 = (JSON.parse(Buffer.from(token2.split('.')[1]!, 'base64url').toString()) as { sid: string }).sid;
+    await h.ds.query(`UPDATE sessions SET revoked_at = now() WHERE id = $1`, [session2]);
+    expect((await callB('GET', list(w.a.tenantId), token2)).status).toBe(200);
+  });
+
   it('a signed-out session is refused on the next request, on both processes, with caches warm', async () => {
     const email = 'signout@msp-a.test';
     expect((await addMember(h, w.a.platformToken, w.a.tenantId, { email, role: 'operator' })).status).toBe(201);
@@ -116,6 +139,25 @@ describe('hot-path caches', () => {
     expect(onB.status).toBe(401);
     expect((await callB('GET', '/api/v1/me', token)).status).toBe(401);
     expect((await h.call('GET', list(w.a.tenantId), { token })).status).toBe(401);
+  });
+
+  it("the revocation message reaches the other process: its cache keeps serving everyone else's entries", async () => {
+    const mk = async (email: string) => {
+      expect((await addMember(h, w.a.platformToken, w.a.tenantId, { email, role: 'viewer' })).status).toBe(201);
+      return login(h, email);
+    };
+    const stays = await mk('stays@msp-a.test');
+    const leaves = await mk('leaves@msp-a.test');
+    await warm(list(w.a.tenantId), stays);
+    await warm(list(w.a.tenantId), leaves);
+    expect((await h.call('POST', '/api/v1/auth/logout', { token: leaves })).status).toBe(204);
+    await sleep(200); // the message travels (well under the 1 s after which a lagging process would catch up anyway)
+    // Ended behind the cache's back: B still answers from its cache, so it applied the message
+    // (a process that missed it would be behind the epoch and ask PostgreSQL: 401).
+    const sessionId = (JSON.parse(Buffer.from(stays.split('.')[1]!, 'base64url').toString()) as { sid: string }).sid;
+    await h.ds.query(`UPDATE sessions SET revoked_at = now() WHERE id = $1`, [sessionId]);
+    expect((await callB('GET', list(w.a.tenantId), stays)).status).toBe(200);
+    expect((await callB('GET', list(w.a.tenantId), leaves)).status).toBe(401);
   });
 
   it('a revoked API key is refused on the next request, on both processes, with caches warm', async () => {

@@ -18,5 +18,13 @@ export {
   type RotationProgress,
   type RotationResult,
 } from './key-rotation';
-export { APP_DB_ROLE, Database, OneStatementError, TenantScope, type PlatformTx, type TenantTx, type Tx } from './tenancy';
+export {
+  APP_DB_ROLE,
+  Database,
+  OneStatementError,
+  TenantScope,
+  type PlatformTx,
+  type TenantTx,
+  type Tx,
+} from './tenancy';
 export * from './repositories';

@@ -80,16 +80,23 @@ export class AuthCache implements OnModuleInit, OnModuleDestroy {
     this.channel = `${deps.redisPrefix}auth:revoked`;
   }
 
-  async onModuleInit(): Promise<void> {
+  /**
+   * Subscribes in the background: until the subscription stands (`applied` < 0) the cache is
+   * simply not used, so start-up never waits for (or fails on) Redis here.
+   */
+  onModuleInit(): void {
     const sub = this.deps.redis.duplicate();
     this.sub = sub;
     sub.on('message', (_channel: string, raw: string) => this.onMessage(raw));
+    sub.on('error', () => undefined); // reconnects on its own; the main connection reports Redis trouble
+    void sub.subscribe(this.channel).then(
+      () => this.resync(),
+      (err: unknown) => this.deps.logger.warn({ err }, 'auth cache: not subscribed (cache off)'),
+    );
     // After a reconnect, messages may have been lost: start over from the current epoch.
     sub.on('ready', () => {
-      void this.resync();
+      if (this.applied >= 0) void this.resync();
     });
-    await sub.subscribe(this.channel);
-    await this.resync();
   }
 
   onModuleDestroy(): void {
@@ -153,6 +160,7 @@ export class AuthCache implements OnModuleInit, OnModuleDestroy {
     return this.applied;
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names what it stored under the key
   get<T>(key: string, now = Date.now()): T | undefined {
     const e = this.entries.get(key);
     if (!e) return undefined;

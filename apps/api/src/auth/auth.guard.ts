@@ -190,14 +190,12 @@ export class AuthGuard implements CanActivate {
   private async user(token: string, cached: boolean): Promise<Extract<Principal, { kind: 'user' }>> {
     const claims = await this.verify(token);
     const key = `s:${claims.sessionId}`;
-    let state = cached ? this.cache.get<SessionState>(key) : undefined;
-    if (!state) {
-      const mark = this.cache.mark();
-      const fresh = await this.deps.db.readPlatform((tx) => this.sessions.state(tx, claims.sessionId));
-      if (cached && fresh && this.usableSession(fresh, claims.userId))
-        this.cache.set(key, fresh, { session: fresh.sessionId, user: fresh.userId }, mark, fresh.expiresAt.getTime());
-      return this.userFromState(fresh, claims.userId);
-    }
+    const hit = cached ? this.cache.get<SessionState>(key) : undefined;
+    if (hit) return this.userFromState(hit, claims.userId);
+    const mark = this.cache.mark();
+    const state = await this.deps.db.readPlatform((tx) => this.sessions.state(tx, claims.sessionId));
+    if (cached && state && this.usableSession(state, claims.userId))
+      this.cache.set(key, state, { session: state.sessionId, user: state.userId }, mark, state.expiresAt.getTime());
     return this.userFromState(state, claims.userId);
   }
 

@@ -29,6 +29,7 @@ export class SiteListCache {
     return `${t.scope.tenantId}\u0000${t.role}\u0000${JSON.stringify(query)}`;
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names what it stored under the key
   get<T>(t: TenantContext, key: string, now = Date.now()): T | undefined {
     const e = this.entries.get(key);
     if (!e) return undefined;
