@@ -317,12 +317,15 @@ export class CommitConfirm {
         await ctx.callElevated('/system/identity/print', {}, 10_000);
         await ctx.call('/system/identity/print', {}, 10_000);
       }
-      if (channel.tunnels && !(await channel.connectedSince(ctx.siteId))) {
-        throw new SiteUnreachableError('site_offline', 'the management tunnel is down');
-      }
-      const ovpn = (await ctx.print('/interface/ovpn-client')).find((r) => r['name'] === ctx.siteId);
-      if (ovpn && ovpn['running'] !== 'true') {
-        throw new SiteUnreachableError('tunnel_down', `the router's ovpn-client ${ctx.siteId} is not running`);
+      // Through a tunnel: it is up at the gateway and on the router (a direct channel has none).
+      if (channel.tunnels) {
+        if (!(await channel.connectedSince(ctx.siteId))) {
+          throw new SiteUnreachableError('site_offline', 'the management tunnel is down');
+        }
+        const ovpn = (await ctx.print('/interface/ovpn-client')).find((r) => r['name'] === ctx.siteId);
+        if (ovpn && ovpn['running'] !== 'true') {
+          throw new SiteUnreachableError('tunnel_down', `the router's ovpn-client ${ctx.siteId} is not running`);
+        }
       }
     } catch (err) {
       if (err instanceof SiteUnreachableError) {
