@@ -3746,7 +3746,7 @@ export interface operations {
                 cursor?: string;
                 limit?: number;
                 siteId?: string;
-                state?: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                state?: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
             };
             header?: never;
             path: {
@@ -3787,7 +3787,7 @@ export interface operations {
                             siteId: string;
                             startedAt: string | null;
                             /** @enum {string} */
-                            state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                            state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
                             steps: {
                                 at: string;
                                 detail?: string;
@@ -3862,7 +3862,7 @@ export interface operations {
                         siteId: string;
                         startedAt: string | null;
                         /** @enum {string} */
-                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
                         steps: {
                             at: string;
                             detail?: string;
@@ -3935,7 +3935,7 @@ export interface operations {
                         siteId: string;
                         startedAt: string | null;
                         /** @enum {string} */
-                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
                         steps: {
                             at: string;
                             detail?: string;
@@ -4026,6 +4026,7 @@ export interface operations {
                     kind: "apply-config";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         changes: ({
                             /** @enum {string} */
                             menu: "dns";
@@ -4056,6 +4057,7 @@ export interface operations {
                             name: string;
                             password?: string;
                         })[];
+                        confirmSeconds?: number;
                     };
                     siteIds?: string[];
                     tags?: string[];
@@ -4064,11 +4066,13 @@ export interface operations {
                     kind: "run-command";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         /** @default {} */
                         attributes?: {
                             [key: string]: string;
                         };
                         command: string;
+                        confirmSeconds?: number;
                     };
                     siteIds?: string[];
                     tags?: string[];
@@ -4090,8 +4094,10 @@ export interface operations {
                     kind: "restore";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         /** Format: uuid */
                         backupId: string;
+                        confirmSeconds?: number;
                     };
                     siteIds?: string[];
                     tags?: string[];
@@ -4896,6 +4902,7 @@ export interface operations {
                     kind: "apply-config";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         changes: ({
                             /** @enum {string} */
                             menu: "dns";
@@ -4926,17 +4933,20 @@ export interface operations {
                             name: string;
                             password?: string;
                         })[];
+                        confirmSeconds?: number;
                     };
                 } | {
                     /** @enum {string} */
                     kind: "run-command";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         /** @default {} */
                         attributes?: {
                             [key: string]: string;
                         };
                         command: string;
+                        confirmSeconds?: number;
                     };
                 } | {
                     /** @enum {string} */
@@ -4954,8 +4964,10 @@ export interface operations {
                     kind: "restore";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         /** Format: uuid */
                         backupId: string;
+                        confirmSeconds?: number;
                     };
                 } | {
                     /** @enum {string} */
@@ -5011,7 +5023,7 @@ export interface operations {
                         siteId: string;
                         startedAt: string | null;
                         /** @enum {string} */
-                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
                         steps: {
                             at: string;
                             detail?: string;
@@ -5297,7 +5309,7 @@ export interface operations {
                         siteId: string;
                         startedAt: string | null;
                         /** @enum {string} */
-                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
                         steps: {
                             at: string;
                             detail?: string;
