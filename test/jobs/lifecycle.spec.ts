@@ -79,7 +79,15 @@ describe('live progress', () => {
     expect(events.at(-1)).toMatchObject({ state: 'succeeded', progress: 1 });
     // Every recorded step appears, in the order the job ran them, with progress never going back.
     const steps = events.filter((e) => e.step).map((e) => e.step);
-    expect([...new Set(steps)]).toEqual(['check every change', 'apply 1/2 dns', 'apply 2/2 identity']);
+    expect([...new Set(steps)]).toEqual([
+      'lockout check',
+      'arm rollback',
+      'check every change',
+      'apply 1/2 dns',
+      'apply 2/2 identity',
+      'confirm reachable',
+      'disarm rollback',
+    ]);
     const progress = events.map((e) => e.progress ?? 0);
     expect(progress).toEqual([...progress].sort((a, b) => a - b));
     // The row agrees with the last event.
@@ -218,7 +226,17 @@ describe('restore', () => {
     expect(done.kind).toBe('restore');
     expect(
       (done.steps as { name: string; state: string }[]).filter((s) => s.state === 'done').map((s) => s.name),
-    ).toEqual(['upload', 'read boot time', 'reset and import', 'back online', 'verify']);
+    ).toEqual([
+      'lockout check',
+      'arm rollback',
+      'upload',
+      'read boot time',
+      'reset and import',
+      'back online',
+      'verify',
+      'confirm reachable',
+      'disarm rollback',
+    ]);
     // On the router: exactly the backed-up configuration, the drift gone.
     const now = await routerExport(r);
     expect(now).toBe(good);
