@@ -126,6 +126,7 @@ export {
   confirmSchedulerAttributes,
   confirmSchedulerScript,
   REVERT_FILE_PREFIX,
+  revertDoneMessage,
   revertOnEvent,
   revertTail,
   type ConfirmNames,

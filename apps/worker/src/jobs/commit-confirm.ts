@@ -37,17 +37,21 @@ import {
   confirmSchedulerScript,
   elevatedCredentials,
   GATEWAY_TUNNEL_ADDRESS,
+  revertDoneMessage,
   revertTail,
   type ConfirmNames,
 } from '@backplane/routeros';
 import { z } from 'zod';
-import { SiteUnreachableError } from './channel';
+import { RouterCommandError, SiteUnreachableError } from './channel';
 import { LeaseLostError, RetryLaterError, type JobContext } from './context';
-import { CA_FILE, keptManagement, managementCaPem, requesterRole, writeFile } from './handlers/actions';
+import { CA_FILE, keptManagement, managementCaPem, requesterRole, uptimeSeconds, writeFile } from './handlers/actions';
 import { NamedError } from './named-error';
 
 /** The change would obviously cut Backplane's way into the router: refused before anything is written. */
 export class LockoutPredictedError extends NamedError {}
+
+/** Two readings of one boot time differ by under this (uptime has 1 s steps). */
+const BOOT_SLACK_MS = 1500;
 
 export const STEP_LOCKOUT = 'lockout check';
 export const STEP_ARM = 'arm rollback';
@@ -153,19 +157,19 @@ export class CommitConfirm {
       await this.reachable();
       return `reached over a new connection${ctx.services.channel.tunnels ? ', tunnel up' : ''}`;
     });
-    const resumed = ctx.stepState(STEP_DISARM)?.state === 'started';
     await ctx.step(STEP_DISARM, 99, async () => {
-      const scheduler = await this.removeScheduler();
-      // Gone before this job removed it (and not by an earlier try of this step): the window
-      // ran out between the probe and now and the router is reverting. The file stays (the
-      // revert reads it); the next attempt finds the revert's trace.
-      if (!scheduler && !resumed) {
-        const why = 'the confirm window ran out just before disarming: the router reverts';
+      const phase = await this.disarm();
+      if (phase !== 'disarmed') {
+        // The window ran out between the probe and now (the probe may even have passed only
+        // because the revert undid the change): the next attempt finds the revert's trace.
+        const why =
+          phase === 'reverted'
+            ? 'the router reverted before it could be disarmed'
+            : 'the confirm window ran out before disarming: the router is reverting';
         await ctx.failed(STEP_DISARM, why);
         throw new SiteUnreachableError('reverting', why);
       }
-      await this.removeFile();
-      return `removed ${arm.scheduler} and ${arm.file}`;
+      return `disarmed: removed ${arm.scheduler} and ${arm.file}`;
     });
   }
 
@@ -176,13 +180,74 @@ export class CommitConfirm {
       return undefined;
     }
     try {
-      await this.removeObjects();
-      return undefined;
+      const phase = await this.disarm();
+      return phase === 'disarmed' ? undefined : `the router ${phase} by itself (the confirm window ran out)`;
     } catch (e) {
       if (e instanceof LeaseLostError) throw e;
       this.ctx.log.warn({ jobId: this.ctx.job.id, err: message(e) }, 'disarming after a failure failed');
       return `the rollback stays armed on the router (disarming failed: ${message(e)}): it reverts when the window runs out`;
     }
+  }
+
+  /**
+   * Where the router is, read from it: `armed` (entry enabled), `disarming` (entry disabled by
+   * this job: it can no longer run), `reverting` (entry gone, revert file still there: the
+   * reset is under way), `reverted` (the revert logged that it is done, after its reboot),
+   * `clear` (nothing left: this job disarmed).
+   */
+  private async phase(): Promise<{ phase: 'armed' | 'disarming' | 'reverting' | 'reverted' | 'clear'; id?: string }> {
+    const { ctx, names } = this;
+    const entry = (await ctx.callElevated('/system/scheduler/print')).rows.find((r) => r['name'] === names.scheduler);
+    if (entry?.['.id']) {
+      const off = entry['disabled'] === 'true' || entry['disabled'] === 'yes';
+      return { phase: off ? 'disarming' : 'armed', id: entry['.id'] };
+    }
+    const marker = revertDoneMessage(names);
+    if ((await ctx.print('/log')).some((r) => (r['message'] ?? '').includes(marker))) return { phase: 'reverted' };
+    if ((await ctx.print('/file')).some((f) => f['name'] === names.file)) return { phase: 'reverting' };
+    // Logs in memory may not outlive the revert's reboot: a reboot this job did not cause says it too.
+    if (await this.rebootedSinceArmed()) return { phase: 'reverted' };
+    return { phase: 'clear' };
+  }
+
+  /** Whether the router booted after arming (for a restore: after the reboot of its own reset). */
+  private async rebootedSinceArmed(): Promise<boolean> {
+    const { ctx } = this;
+    const arm = armRecord(ctx);
+    if (!arm) return false;
+    let since = Date.parse(arm.armedAt);
+    if (ctx.job.kind === 'restore') {
+      const back = ctx.stepState('back online');
+      // before its own reboot was seen, a restore never disarms: an empty router reverted
+      if (back?.state !== 'done') return true;
+      since = Date.parse(back.at);
+    }
+    const bootedAt = Date.now() - (await uptimeSeconds(ctx)) * 1000;
+    return bootedAt > since + BOOT_SLACK_MS;
+  }
+
+  /**
+   * Disarms in an order that a crash or the firing scheduler cannot confuse: disable the entry
+   * (from then on the revert cannot start), read again (it may have fired meanwhile), remove
+   * the file, then the entry.
+   */
+  private async disarm(): Promise<'disarmed' | 'reverting' | 'reverted'> {
+    const { ctx } = this;
+    let p = await this.phase();
+    if (p.phase === 'armed') {
+      try {
+        await ctx.callElevated('/system/scheduler/set', { '.id': p.id!, disabled: 'yes' });
+      } catch (err) {
+        // gone meanwhile (it fired): read below
+        if (!(err instanceof RouterCommandError)) throw err;
+      }
+      p = await this.phase();
+    }
+    if (p.phase === 'reverting' || p.phase === 'reverted') return p.phase;
+    if (p.phase === 'armed') throw new RetryLaterError('the confirm scheduler could not be disabled', 1000);
+    await this.removeFile();
+    if (p.phase === 'disarming') await ctx.callElevated('/system/scheduler/remove', { '.id': p.id! });
+    return 'disarmed';
   }
 
   /** The confirm window: the job's, else the tenant's, else 120 s. */
@@ -310,12 +375,12 @@ export class CommitConfirm {
     const { channel } = ctx.services;
     try {
       await ctx.lease?.check();
-      if (channel.probe) await channel.probe(ctx.target, 10_000);
+      if (channel.probe) await channel.probe(ctx.target, 5000);
       else {
         // The relay keeps one pooled connection per site and login: a call as the other user
         // replaces it, so the routine call after it runs over a connection opened after the change.
-        await ctx.callElevated('/system/identity/print', {}, 10_000);
-        await ctx.call('/system/identity/print', {}, 10_000);
+        await ctx.callElevated('/system/identity/print', {}, 5000);
+        await ctx.call('/system/identity/print', {}, 5000);
       }
       // Through a tunnel: it is up at the gateway and on the router (a direct channel has none).
       if (channel.tunnels) {
@@ -333,12 +398,6 @@ export class CommitConfirm {
       }
       throw err;
     }
-  }
-
-  /** Removes the scheduler entry, then the revert file. */
-  private async removeObjects(): Promise<void> {
-    await this.removeScheduler();
-    await this.removeFile();
   }
 
   private async removeFile(): Promise<void> {
@@ -361,16 +420,16 @@ export class CommitConfirm {
   private async checkReverted(): Promise<Reverted | undefined> {
     const { ctx } = this;
     const arm = armRecord(ctx)!;
-    // A disarm that began (and may have removed both) is this job's, not a revert.
-    if (ctx.stepState(STEP_DISARM)?.state === 'started') return undefined;
-    const lastFailure = [...ctx.job.steps].reverse().find((s) => s.name === STEP_CONFIRM && s.state === 'failed');
+    const lastFailure = [...ctx.job.steps]
+      .reverse()
+      .find((s) => (s.name === STEP_CONFIRM || s.name === STEP_DISARM) && s.state === 'failed');
     await this.reachable();
-    const scheduler = (await ctx.callElevated('/system/scheduler/print')).rows.some((r) => r['name'] === arm.scheduler);
-    if (scheduler) return undefined;
-    const file = (await ctx.print('/file')).some((f) => f['name'] === arm.file);
-    if (file) {
+    const { phase } = await this.phase();
+    // still armed (the handler resumes), or disarmed by this job (the confirm finishes it)
+    if (phase === 'armed' || phase === 'disarming' || phase === 'clear') return undefined;
+    if (phase === 'reverting') {
       throw new RetryLaterError(
-        `the confirm scheduler ${arm.scheduler} is gone but the revert file is still there: waiting for the revert to finish`,
+        `the confirm scheduler ${arm.scheduler} has fired and the revert file is still there: waiting for the revert to finish`,
         3000,
       );
     }

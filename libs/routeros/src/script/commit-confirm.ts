@@ -91,10 +91,15 @@ export function confirmSchedulerScript(n: ConfirmNames, windowSeconds: number): 
   return s.toString();
 }
 
-/** Last lines of a revert file: it removes itself (its absence tells the worker the revert ran). */
+/** What a revert logs when it is done (after the reboot it caused): the worker looks for it in `/log`. */
+export function revertDoneMessage(n: ConfirmNames): string {
+  return `bp: commit-confirm revert done (${n.scheduler})`;
+}
+
+/** Last lines of a revert file: it removes itself and logs that the revert ran. */
 export function revertTail(n: ConfirmNames): string {
   const s = new Script();
   s.command('/file', 'remove', {}, find({ name: n.file }));
-  s.log('warning', 'bp: commit-confirm revert done');
+  s.log('warning', revertDoneMessage(n));
   return s.toString();
 }
