@@ -10,6 +10,7 @@
  *   override is admin-only (403 for an operator's API key... here: the policy in the api);
  * - a failed apply-config rolls back (ADR 0041) and disarms.
  */
+import { TenantScope, TenantsRepository } from '@backplane/db';
 import { exportWithoutHeader } from '@backplane/jobs';
 import { elevatedCredentials, RouterOsClient } from '@backplane/routeros';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -201,6 +202,41 @@ describe('lockout prediction', () => {
     expect((job.steps as Step[]).some((s) => s.name === 'arm rollback')).toBe(false);
     expect(await routerExport(r)).toBe(before);
     expect(leftovers(r)).toEqual({ schedulers: [], files: [] });
+  }, 60_000);
+
+  it("without a window in the payload, the tenant's window applies", async () => {
+    const site = await w.addSite('tenant-window');
+    await w.h.db.inTenant(TenantScope.authenticated(w.tenantId), (tx) =>
+      new TenantsRepository().setCommitConfirmSeconds(tx, 45),
+    );
+    try {
+      const id = await request(site, {
+        kind: 'apply-config',
+        payload: { changes: [{ menu: 'dns', servers: ['9.9.9.9'] }] },
+      });
+      const job = await w.waitJob(id, FINAL, 30_000);
+      expect(job.state).toBe('succeeded');
+      const arm = (job.steps as Step[]).find((s) => s.name === 'arm rollback' && s.state === 'done')!;
+      expect(JSON.parse(arm.detail!)).toMatchObject({ windowSeconds: 45 });
+    } finally {
+      await w.h.db.inTenant(TenantScope.authenticated(w.tenantId), (tx) =>
+        new TenantsRepository().setCommitConfirmSeconds(tx, null),
+      );
+    }
+  }, 60_000);
+
+  it('run-command: a write is armed, a read is not', async () => {
+    const site = await w.addSite('no-arm-reboot');
+    const id = await request(site, {
+      kind: 'run-command',
+      payload: { command: '/system/identity/set', attributes: { name: 'x' } },
+    });
+    const set = await w.waitJob(id, FINAL, 30_000);
+    expect((set.steps as Step[]).some((s) => s.name === 'arm rollback')).toBe(true);
+    const print = await request(site, { kind: 'run-command', payload: { command: '/system/identity/print' } });
+    const read = await w.waitJob(print, FINAL, 30_000);
+    expect(read.state).toBe('succeeded');
+    expect((read.steps as Step[]).some((s) => s.name === 'arm rollback')).toBe(false);
   }, 60_000);
 
   it('the confirm window and the override are validated by the api', async () => {

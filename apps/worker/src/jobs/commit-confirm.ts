@@ -83,11 +83,20 @@ type Row = Record<string, string>;
 const verbOf = (command: string) => command.slice(command.lastIndexOf('/') + 1);
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
-/** Whether a job changes the router (commit-confirm applies): not reboot/upgrade, not a read. */
+/** Commands that reboot rather than change configuration (like the reboot and upgrade kinds). */
+const NOT_CONFIGURATION = new Set([
+  '/system/reboot',
+  '/system/shutdown',
+  '/system/package/update/install',
+  '/system/routerboard/upgrade',
+]);
+
+/** Whether a job changes the configuration (commit-confirm applies): not reboot/upgrade, not a read. */
 export function isMutating(kind: JobKind, payload: unknown): boolean {
   if (kind === 'apply-config' || kind === 'restore') return true;
-  if (kind === 'run-command') return !READ_VERBS.includes(verbOf((payload as JobPayload<'run-command'>).command));
-  return false;
+  if (kind !== 'run-command') return false;
+  const { command } = payload as JobPayload<'run-command'>;
+  return !READ_VERBS.includes(verbOf(command)) && !NOT_CONFIGURATION.has(command);
 }
 
 /** The script that re-arms the revert first thing after a reset (restore), or '' when not armed. */
