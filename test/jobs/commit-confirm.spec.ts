@@ -15,6 +15,7 @@ import { exportWithoutHeader } from '@backplane/jobs';
 import { elevatedCredentials, RouterOsClient } from '@backplane/routeros';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScript, type SimRouter } from '../../apps/routeros-sim/src';
+import { addMember, login } from '../api/harness';
 import { jobsWorld, ROUTER_USER, type JobsWorld } from './fixture';
 
 let w: JobsWorld;
@@ -238,6 +239,31 @@ describe('lockout prediction', () => {
     expect(read.state).toBe('succeeded');
     expect((read.steps as Step[]).some((s) => s.name === 'arm rollback')).toBe(false);
   }, 60_000);
+
+  it('only an admin may accept a lockout risk: an operator gets 403 naming the rule', async () => {
+    const site = await w.addSite('override-role');
+    const email = `operator-${Math.random().toString(36).slice(2, 8)}@confirm.test`;
+    expect((await addMember(w.h, w.token, w.tenantId, { email, role: 'operator' })).status).toBe(201);
+    const token = await login(w.h, email);
+    const body = {
+      kind: 'apply-config',
+      payload: { changes: [{ menu: 'dns', servers: ['9.9.9.9'] }], allowLockoutRisk: true },
+    };
+    const res = await w.h.call('POST', `/api/v1/tenants/${w.tenantId}/sites/${site}/jobs`, { token, body });
+    expect(res.status).toBe(403);
+    expect(res.body.error.code).toBe('command_not_allowed');
+    expect(res.body.error.details).toEqual([{ path: 'rule', message: 'lockout_override_needs_admin' }]);
+    const bulk = await w.h.call('POST', `/api/v1/tenants/${w.tenantId}/jobs/bulk`, {
+      token,
+      body: { ...body, siteIds: [site] },
+    });
+    expect(bulk.status).toBe(403);
+    const plain = await w.h.call('POST', `/api/v1/tenants/${w.tenantId}/sites/${site}/jobs`, {
+      token,
+      body: { ...body, payload: { changes: body.payload.changes } },
+    });
+    expect(plain.status).toBe(201);
+  });
 
   it('the confirm window and the override are validated by the api', async () => {
     const site = await w.addSite('bounds');
