@@ -55,6 +55,7 @@ async function newConnectionWorks(r: SimRouter): Promise<boolean> {
 }
 
 const leftovers = (r: SimRouter) => ({
+  /** bp-confirm-* entries and bp-revert-* files (parts included) */
   schedulers: r.state
     .items('system/scheduler')
     .map((i) => i.values['name'])
@@ -84,7 +85,14 @@ describe.each(['7.16', '6.49.10'])('RouterOS %s: a change that cuts management r
   it('API service restricted away from the management source: unreachable, reverted, export as before', async () => {
     const site = await w.addSite(`cut-api-${version}`, { version });
     const r = w.routers.get(site)!;
+    // A configuration larger than one relayed file write: the revert goes in parts.
+    const big = Array.from(
+      { length: 300 },
+      (_, i) => `/ip firewall address-list add list=big address=10.1.${i >> 8}.${i & 255} comment="entry ${i}"`,
+    ).join('\n');
+    expect((await runScript(r, big)).error).toBeUndefined();
     const before = await routerExport(r);
+    expect(before.length).toBeGreaterThan(16_000);
     const started = Date.now();
     const id = await request(site, {
       kind: 'run-command',
@@ -113,6 +121,7 @@ describe.each(['7.16', '6.49.10'])('RouterOS %s: a change that cuts management r
       /accepted by an admin.*api_service_cut/,
     );
     expect(steps.some((s) => s.name === 'confirm reachable' && s.state === 'failed')).toBe(true);
+    expect(r.state.items('ip/firewall/address-list').filter((x) => x.values['list'] === 'big')).toHaveLength(300);
     expect(steps.some((s) => s.name === 'disarm rollback')).toBe(false);
     // Back by itself, as before: reachable on a new connection, the same export, nothing left over.
     expect(await newConnectionWorks(r)).toBe(true);

@@ -127,7 +127,11 @@ export {
   confirmSchedulerScript,
   REVERT_FILE_PREFIX,
   revertDoneMessage,
+  revertHead,
+  revertIndex,
   revertOnEvent,
+  revertPartName,
   revertTail,
+  splitScript,
   type ConfirmNames,
 } from './script/commit-confirm';

@@ -38,7 +38,11 @@ import {
   elevatedCredentials,
   GATEWAY_TUNNEL_ADDRESS,
   revertDoneMessage,
+  revertHead,
+  revertIndex,
+  revertPartName,
   revertTail,
+  splitScript,
   type ConfirmNames,
 } from '@backplane/routeros';
 import { z } from 'zod';
@@ -49,6 +53,10 @@ import { NamedError } from './named-error';
 
 /** The change would obviously cut Backplane's way into the router: refused before anything is written. */
 export class LockoutPredictedError extends NamedError {}
+
+/** Size of one part of a revert file, and the most one relayed file write carries. */
+const REVERT_PART_BYTES = 8000;
+const MAX_FILE_CHARS = 9500;
 
 /** Two readings of one boot time differ by under this (uptime has 1 s steps). */
 const BOOT_SLACK_MS = 1500;
@@ -359,10 +367,29 @@ export class CommitConfirm {
       const pem = await managementCaPem(ctx);
       if (pem) await writeFile(ctx, CA_FILE, pem);
     }
-    const script = restoreScript(await ctx.exportConfig(), keep) + revertTail(names);
-    await writeFile(ctx, names.file, script);
-    const file = (await ctx.print('/file')).find((f) => f['name'] === names.file);
-    if (!file) throw new Error(`the revert file ${names.file} could not be written: nothing was changed`);
+    const script = revertHead(keep.apiAddress) + restoreScript(await ctx.exportConfig(), keep);
+    // A relayed call carries at most 10 000 characters per attribute: larger configurations
+    // go in parts that the revert file imports in order.
+    const parts = splitScript(script, REVERT_PART_BYTES);
+    const tooLong = parts.find((p) => p.length > MAX_FILE_CHARS);
+    if (tooLong) {
+      throw new Error(
+        `cannot arm the rollback: one command of the configuration is ${tooLong.length} characters, more than a file write carries (${MAX_FILE_CHARS}); nothing was changed`,
+      );
+    }
+    await this.removeFile();
+    if (parts.length <= 1) await writeFile(ctx, names.file, script + revertTail(names));
+    else {
+      for (const [i, part] of parts.entries()) await writeFile(ctx, revertPartName(names, i + 1), part);
+      await writeFile(ctx, names.file, revertIndex(names, parts.length) + revertTail(names));
+    }
+    const files = new Set((await ctx.print('/file')).map((f) => f['name']));
+    const expected =
+      parts.length <= 1 ? [names.file] : [names.file, ...parts.map((_, i) => revertPartName(names, i + 1))];
+    const missing = expected.filter((f) => !files.has(f));
+    if (missing.length > 0) {
+      throw new Error(`the revert file(s) ${missing.join(', ')} could not be written: nothing was changed`);
+    }
     const [clock] = await ctx.print('/system/clock');
     await this.removeScheduler();
     await ctx.callElevated(
@@ -409,9 +436,14 @@ export class CommitConfirm {
     }
   }
 
+  /** Removes the revert file and its parts (parts first: the main file's absence means "gone"). */
   private async removeFile(): Promise<void> {
-    const f = (await this.ctx.print('/file')).find((x) => x['name'] === this.names.file);
-    if (f?.['.id']) await this.ctx.call('/file/remove', { '.id': f['.id'] });
+    const stem = this.names.file.replace(/\.rsc$/, '-');
+    const files = (await this.ctx.print('/file')).filter(
+      (x) => x['name']?.startsWith(stem) || x['name'] === this.names.file,
+    );
+    files.sort((a, b) => (a['name'] === this.names.file ? 1 : 0) - (b['name'] === this.names.file ? 1 : 0));
+    for (const f of files) if (f['.id']) await this.ctx.call('/file/remove', { '.id': f['.id'] });
   }
 
   private async removeScheduler(): Promise<boolean> {
