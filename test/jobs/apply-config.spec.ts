@@ -112,6 +112,9 @@ describe('all or nothing', () => {
     expect(job.error).toContain('rolled back 4 applied change(s)');
     const steps = job.steps as Step[];
     expect(steps.filter((s) => s.state === 'done').map((s) => s.name)).toEqual([
+      // commit-confirm (ADR 0085): checked and armed first, disarmed after the rollback
+      'lockout check',
+      'arm rollback',
       'check every change',
       'apply 1/5 dns',
       'apply 2/5 identity',

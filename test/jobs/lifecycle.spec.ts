@@ -90,7 +90,15 @@ describe('live progress', () => {
     expect(events.filter((e) => e.step)).toEqual([]);
     await expect.poll(() => details.at(-1)?.state).toBe('succeeded');
     const steps = details.flatMap((d) => d.steps ?? []);
-    expect([...new Set(steps)]).toEqual(['check every change', 'apply 1/2 dns', 'apply 2/2 identity']);
+    expect([...new Set(steps)]).toEqual([
+      'lockout check',
+      'arm rollback',
+      'check every change',
+      'apply 1/2 dns',
+      'apply 2/2 identity',
+      'confirm reachable',
+      'disarm rollback',
+    ]);
     const progress = [...events, ...details].map((e) => e.progress ?? 0);
     expect(details.map((e) => e.progress ?? 0)).toEqual([...details.map((e) => e.progress ?? 0)].sort((a, b) => a - b));
     expect(progress.at(-1)).toBe(1);
@@ -231,7 +239,17 @@ describe('restore', () => {
     expect(done.kind).toBe('restore');
     expect(
       (done.steps as { name: string; state: string }[]).filter((s) => s.state === 'done').map((s) => s.name),
-    ).toEqual(['upload', 'read boot time', 'reset and import', 'back online', 'verify']);
+    ).toEqual([
+      'lockout check',
+      'arm rollback',
+      'upload',
+      'read boot time',
+      'reset and import',
+      'back online',
+      'verify',
+      'confirm reachable',
+      'disarm rollback',
+    ]);
     // On the router: exactly the backed-up configuration, the drift gone.
     const now = await routerExport(r);
     expect(now).toBe(good);

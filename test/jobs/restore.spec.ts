@@ -114,7 +114,20 @@ describe.each(['6.49.10', '7.16'])('restore on RouterOS %s', (version) => {
     expect(await states(res.body.id as string)).not.toContain('waiting');
     expect(
       (done.steps as { name: string; state: string }[]).filter((s) => s.state === 'done').map((s) => s.name),
-    ).toEqual(['upload', 'read boot time', 'reset and import', 'back online', 'verify']);
+    ).toEqual([
+      // commit-confirm (ADR 0085): armed before, re-armed by the restore script across the
+      // reset, confirmed over a new connection and disarmed after
+      'lockout check',
+      'arm rollback',
+      'upload',
+      'read boot time',
+      'reset and import',
+      'back online',
+      'verify',
+      'confirm reachable',
+      'disarm rollback',
+    ]);
+    expect(r.state.items('system/scheduler').filter((x) => x.values['name']?.startsWith('bp-confirm-'))).toEqual([]);
 
     // Backplane's way in, as it was just before the restore: the current tunnel secret, the
     // CA, the poll scheduler, the API service restriction, the API user (logs in: next job).

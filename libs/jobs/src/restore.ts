@@ -1,6 +1,6 @@
 import { cmd, commandWords, find, Script, scriptTest, sub } from '@backplane/routeros';
 import { exportWithoutHeader } from './backup';
-import { POLL_SCHEDULER, tunnelObjects, type TunnelParams } from '@backplane/routeros';
+import { CONFIRM_SCHEDULER_PREFIX, POLL_SCHEDULER, tunnelObjects, type TunnelParams } from '@backplane/routeros';
 
 /**
  * Restoring a backup without cutting Backplane off the router (ADR 0040). A backup is an
@@ -80,7 +80,8 @@ export function isManagement(block: ExportBlock, names: ManagementNames): boolea
     case 'ppp profile':
       return name === names.siteId;
     case 'system scheduler':
-      return name === POLL_SCHEDULER;
+      // and commit-confirm's revert entries (never replayed: a revert must not re-arm itself)
+      return name === POLL_SCHEDULER || (name?.startsWith(CONFIRM_SCHEDULER_PREFIX) ?? false);
     case 'user':
       return name === names.apiUser;
     case 'user group':

@@ -126,7 +126,12 @@ export {
   confirmSchedulerAttributes,
   confirmSchedulerScript,
   REVERT_FILE_PREFIX,
+  revertDoneMessage,
+  revertHead,
+  revertIndex,
   revertOnEvent,
+  revertPartName,
   revertTail,
+  splitScript,
   type ConfirmNames,
 } from './script/commit-confirm';

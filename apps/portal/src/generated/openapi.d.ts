@@ -4507,7 +4507,7 @@ export interface operations {
                 cursor?: string;
                 limit?: number;
                 siteId?: string;
-                state?: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                state?: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
             };
             header?: never;
             path: {
@@ -4548,7 +4548,7 @@ export interface operations {
                             siteId: string;
                             startedAt: string | null;
                             /** @enum {string} */
-                            state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                            state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
                             steps: {
                                 at: string;
                                 detail?: string;
@@ -4623,7 +4623,7 @@ export interface operations {
                         siteId: string;
                         startedAt: string | null;
                         /** @enum {string} */
-                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
                         steps: {
                             at: string;
                             detail?: string;
@@ -4696,7 +4696,7 @@ export interface operations {
                         siteId: string;
                         startedAt: string | null;
                         /** @enum {string} */
-                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
                         steps: {
                             at: string;
                             detail?: string;
@@ -4789,6 +4789,7 @@ export interface operations {
                     kind: "apply-config";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         changes: ({
                             /** @enum {string} */
                             menu: "dns";
@@ -4819,6 +4820,7 @@ export interface operations {
                             name: string;
                             password?: string;
                         })[];
+                        confirmSeconds?: number;
                     };
                     siteIds?: string[];
                     tags?: string[];
@@ -4827,11 +4829,13 @@ export interface operations {
                     kind: "run-command";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         /** @default {} */
                         attributes?: {
                             [key: string]: string;
                         };
                         command: string;
+                        confirmSeconds?: number;
                     };
                     siteIds?: string[];
                     tags?: string[];
@@ -4853,8 +4857,10 @@ export interface operations {
                     kind: "restore";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         /** Format: uuid */
                         backupId: string;
+                        confirmSeconds?: number;
                     };
                     siteIds?: string[];
                     tags?: string[];
@@ -6434,6 +6440,7 @@ export interface operations {
                     kind: "apply-config";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         changes: ({
                             /** @enum {string} */
                             menu: "dns";
@@ -6464,17 +6471,20 @@ export interface operations {
                             name: string;
                             password?: string;
                         })[];
+                        confirmSeconds?: number;
                     };
                 } | {
                     /** @enum {string} */
                     kind: "run-command";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         /** @default {} */
                         attributes?: {
                             [key: string]: string;
                         };
                         command: string;
+                        confirmSeconds?: number;
                     };
                 } | {
                     /** @enum {string} */
@@ -6492,8 +6502,10 @@ export interface operations {
                     kind: "restore";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         /** Format: uuid */
                         backupId: string;
+                        confirmSeconds?: number;
                     };
                 } | {
                     /** @enum {string} */
@@ -6596,7 +6608,7 @@ export interface operations {
                         siteId: string;
                         startedAt: string | null;
                         /** @enum {string} */
-                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
                         steps: {
                             at: string;
                             detail?: string;
@@ -6944,7 +6956,7 @@ export interface operations {
                         siteId: string;
                         startedAt: string | null;
                         /** @enum {string} */
-                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
                         steps: {
                             at: string;
                             detail?: string;

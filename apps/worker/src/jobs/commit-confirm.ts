@@ -37,17 +37,29 @@ import {
   confirmSchedulerScript,
   elevatedCredentials,
   GATEWAY_TUNNEL_ADDRESS,
+  revertDoneMessage,
+  revertHead,
+  revertIndex,
+  revertPartName,
   revertTail,
+  splitScript,
   type ConfirmNames,
 } from '@backplane/routeros';
 import { z } from 'zod';
-import { SiteUnreachableError } from './channel';
+import { RouterCommandError, SiteUnreachableError } from './channel';
 import { LeaseLostError, RetryLaterError, type JobContext } from './context';
-import { CA_FILE, keptManagement, managementCaPem, requesterRole, writeFile } from './handlers/actions';
+import { CA_FILE, keptManagement, managementCaPem, requesterRole, uptimeSeconds, writeFile } from './handlers/actions';
 import { NamedError } from './named-error';
 
 /** The change would obviously cut Backplane's way into the router: refused before anything is written. */
 export class LockoutPredictedError extends NamedError {}
+
+/** Size of one part of a revert file, and the most one relayed file write carries. */
+const REVERT_PART_BYTES = 8000;
+const MAX_FILE_CHARS = 9500;
+
+/** Two readings of one boot time differ by under this (uptime has 1 s steps). */
+const BOOT_SLACK_MS = 1500;
 
 export const STEP_LOCKOUT = 'lockout check';
 export const STEP_ARM = 'arm rollback';
@@ -79,11 +91,20 @@ type Row = Record<string, string>;
 const verbOf = (command: string) => command.slice(command.lastIndexOf('/') + 1);
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
-/** Whether a job changes the router (commit-confirm applies): not reboot/upgrade, not a read. */
+/** Commands that reboot rather than change configuration (like the reboot and upgrade kinds). */
+const NOT_CONFIGURATION = new Set([
+  '/system/reboot',
+  '/system/shutdown',
+  '/system/package/update/install',
+  '/system/routerboard/upgrade',
+]);
+
+/** Whether a job changes the configuration (commit-confirm applies): not reboot/upgrade, not a read. */
 export function isMutating(kind: JobKind, payload: unknown): boolean {
   if (kind === 'apply-config' || kind === 'restore') return true;
-  if (kind === 'run-command') return !READ_VERBS.includes(verbOf((payload as JobPayload<'run-command'>).command));
-  return false;
+  if (kind !== 'run-command') return false;
+  const { command } = payload as JobPayload<'run-command'>;
+  return !READ_VERBS.includes(verbOf(command)) && !NOT_CONFIGURATION.has(command);
 }
 
 /** The script that re-arms the revert first thing after a reset (restore), or '' when not armed. */
@@ -153,19 +174,19 @@ export class CommitConfirm {
       await this.reachable();
       return `reached over a new connection${ctx.services.channel.tunnels ? ', tunnel up' : ''}`;
     });
-    const resumed = ctx.stepState(STEP_DISARM)?.state === 'started';
     await ctx.step(STEP_DISARM, 99, async () => {
-      const scheduler = await this.removeScheduler();
-      // Gone before this job removed it (and not by an earlier try of this step): the window
-      // ran out between the probe and now and the router is reverting. The file stays (the
-      // revert reads it); the next attempt finds the revert's trace.
-      if (!scheduler && !resumed) {
-        const why = 'the confirm window ran out just before disarming: the router reverts';
+      const phase = await this.disarm();
+      if (phase !== 'disarmed') {
+        // The window ran out between the probe and now (the probe may even have passed only
+        // because the revert undid the change): the next attempt finds the revert's trace.
+        const why =
+          phase === 'reverted'
+            ? 'the router reverted before it could be disarmed'
+            : 'the confirm window ran out before disarming: the router is reverting';
         await ctx.failed(STEP_DISARM, why);
         throw new SiteUnreachableError('reverting', why);
       }
-      await this.removeFile();
-      return `removed ${arm.scheduler} and ${arm.file}`;
+      return `disarmed: removed ${arm.scheduler} and ${arm.file}`;
     });
   }
 
@@ -176,13 +197,74 @@ export class CommitConfirm {
       return undefined;
     }
     try {
-      await this.removeObjects();
-      return undefined;
+      const phase = await this.disarm();
+      return phase === 'disarmed' ? undefined : `the router ${phase} by itself (the confirm window ran out)`;
     } catch (e) {
       if (e instanceof LeaseLostError) throw e;
       this.ctx.log.warn({ jobId: this.ctx.job.id, err: message(e) }, 'disarming after a failure failed');
       return `the rollback stays armed on the router (disarming failed: ${message(e)}): it reverts when the window runs out`;
     }
+  }
+
+  /**
+   * Where the router is, read from it: `armed` (entry enabled), `disarming` (entry disabled by
+   * this job: it can no longer run), `reverting` (entry gone, revert file still there: the
+   * reset is under way), `reverted` (the revert logged that it is done, after its reboot),
+   * `clear` (nothing left: this job disarmed).
+   */
+  private async phase(): Promise<{ phase: 'armed' | 'disarming' | 'reverting' | 'reverted' | 'clear'; id?: string }> {
+    const { ctx, names } = this;
+    const entry = (await ctx.callElevated('/system/scheduler/print')).rows.find((r) => r['name'] === names.scheduler);
+    if (entry?.['.id']) {
+      const off = entry['disabled'] === 'true' || entry['disabled'] === 'yes';
+      return { phase: off ? 'disarming' : 'armed', id: entry['.id'] };
+    }
+    const marker = revertDoneMessage(names);
+    if ((await ctx.print('/log')).some((r) => (r['message'] ?? '').includes(marker))) return { phase: 'reverted' };
+    if ((await ctx.print('/file')).some((f) => f['name'] === names.file)) return { phase: 'reverting' };
+    // Logs in memory may not outlive the revert's reboot: a reboot this job did not cause says it too.
+    if (await this.rebootedSinceArmed()) return { phase: 'reverted' };
+    return { phase: 'clear' };
+  }
+
+  /** Whether the router booted after arming (for a restore: after the reboot of its own reset). */
+  private async rebootedSinceArmed(): Promise<boolean> {
+    const { ctx } = this;
+    const arm = armRecord(ctx);
+    if (!arm) return false;
+    let since = Date.parse(arm.armedAt);
+    if (ctx.job.kind === 'restore') {
+      const back = ctx.stepState('back online');
+      // before its own reboot was seen, a restore never disarms: an empty router reverted
+      if (back?.state !== 'done') return true;
+      since = Date.parse(back.at);
+    }
+    const bootedAt = Date.now() - (await uptimeSeconds(ctx)) * 1000;
+    return bootedAt > since + BOOT_SLACK_MS;
+  }
+
+  /**
+   * Disarms in an order that a crash or the firing scheduler cannot confuse: disable the entry
+   * (from then on the revert cannot start), read again (it may have fired meanwhile), remove
+   * the file, then the entry.
+   */
+  private async disarm(): Promise<'disarmed' | 'reverting' | 'reverted'> {
+    const { ctx } = this;
+    let p = await this.phase();
+    if (p.phase === 'armed') {
+      try {
+        await ctx.callElevated('/system/scheduler/set', { '.id': p.id!, disabled: 'yes' });
+      } catch (err) {
+        // gone meanwhile (it fired): read below
+        if (!(err instanceof RouterCommandError)) throw err;
+      }
+      p = await this.phase();
+    }
+    if (p.phase === 'reverting' || p.phase === 'reverted') return p.phase;
+    if (p.phase === 'armed') throw new RetryLaterError('the confirm scheduler could not be disabled', 1000);
+    await this.removeFile();
+    if (p.phase === 'disarming') await ctx.callElevated('/system/scheduler/remove', { '.id': p.id! });
+    return 'disarmed';
   }
 
   /** The confirm window: the job's, else the tenant's, else 120 s. */
@@ -285,10 +367,29 @@ export class CommitConfirm {
       const pem = await managementCaPem(ctx);
       if (pem) await writeFile(ctx, CA_FILE, pem);
     }
-    const script = restoreScript(await ctx.exportConfig(), keep) + revertTail(names);
-    await writeFile(ctx, names.file, script);
-    const file = (await ctx.print('/file')).find((f) => f['name'] === names.file);
-    if (!file) throw new Error(`the revert file ${names.file} could not be written: nothing was changed`);
+    const script = revertHead(keep.apiAddress) + restoreScript(await ctx.exportConfig(), keep);
+    // A relayed call carries at most 10 000 characters per attribute: larger configurations
+    // go in parts that the revert file imports in order.
+    const parts = splitScript(script, REVERT_PART_BYTES);
+    const tooLong = parts.find((p) => p.length > MAX_FILE_CHARS);
+    if (tooLong) {
+      throw new Error(
+        `cannot arm the rollback: one command of the configuration is ${tooLong.length} characters, more than a file write carries (${MAX_FILE_CHARS}); nothing was changed`,
+      );
+    }
+    await this.removeFile();
+    if (parts.length <= 1) await writeFile(ctx, names.file, script + revertTail(names));
+    else {
+      for (const [i, part] of parts.entries()) await writeFile(ctx, revertPartName(names, i + 1), part);
+      await writeFile(ctx, names.file, revertIndex(names, parts.length) + revertTail(names));
+    }
+    const files = new Set((await ctx.print('/file')).map((f) => f['name']));
+    const expected =
+      parts.length <= 1 ? [names.file] : [names.file, ...parts.map((_, i) => revertPartName(names, i + 1))];
+    const missing = expected.filter((f) => !files.has(f));
+    if (missing.length > 0) {
+      throw new Error(`the revert file(s) ${missing.join(', ')} could not be written: nothing was changed`);
+    }
     const [clock] = await ctx.print('/system/clock');
     await this.removeScheduler();
     await ctx.callElevated(
@@ -310,19 +411,22 @@ export class CommitConfirm {
     const { channel } = ctx.services;
     try {
       await ctx.lease?.check();
-      if (channel.probe) await channel.probe(ctx.target, 10_000);
+      if (channel.probe) await channel.probe(ctx.target, 5000);
       else {
         // The relay keeps one pooled connection per site and login: a call as the other user
         // replaces it, so the routine call after it runs over a connection opened after the change.
-        await ctx.callElevated('/system/identity/print', {}, 10_000);
-        await ctx.call('/system/identity/print', {}, 10_000);
+        await ctx.callElevated('/system/identity/print', {}, 5000);
+        await ctx.call('/system/identity/print', {}, 5000);
       }
-      if (channel.tunnels && !(await channel.connectedSince(ctx.siteId))) {
-        throw new SiteUnreachableError('site_offline', 'the management tunnel is down');
-      }
-      const ovpn = (await ctx.print('/interface/ovpn-client')).find((r) => r['name'] === ctx.siteId);
-      if (ovpn && ovpn['running'] !== 'true') {
-        throw new SiteUnreachableError('tunnel_down', `the router's ovpn-client ${ctx.siteId} is not running`);
+      // Through a tunnel: it is up at the gateway and on the router (a direct channel has none).
+      if (channel.tunnels) {
+        if (!(await channel.connectedSince(ctx.siteId))) {
+          throw new SiteUnreachableError('site_offline', 'the management tunnel is down');
+        }
+        const ovpn = (await ctx.print('/interface/ovpn-client')).find((r) => r['name'] === ctx.siteId);
+        if (ovpn && ovpn['running'] !== 'true') {
+          throw new SiteUnreachableError('tunnel_down', `the router's ovpn-client ${ctx.siteId} is not running`);
+        }
       }
     } catch (err) {
       if (err instanceof SiteUnreachableError) {
@@ -332,15 +436,14 @@ export class CommitConfirm {
     }
   }
 
-  /** Removes the scheduler entry, then the revert file. */
-  private async removeObjects(): Promise<void> {
-    await this.removeScheduler();
-    await this.removeFile();
-  }
-
+  /** Removes the revert file and its parts (parts first: the main file's absence means "gone"). */
   private async removeFile(): Promise<void> {
-    const f = (await this.ctx.print('/file')).find((x) => x['name'] === this.names.file);
-    if (f?.['.id']) await this.ctx.call('/file/remove', { '.id': f['.id'] });
+    const stem = this.names.file.replace(/\.rsc$/, '-');
+    const files = (await this.ctx.print('/file')).filter(
+      (x) => x['name']?.startsWith(stem) || x['name'] === this.names.file,
+    );
+    files.sort((a, b) => (a['name'] === this.names.file ? 1 : 0) - (b['name'] === this.names.file ? 1 : 0));
+    for (const f of files) if (f['.id']) await this.ctx.call('/file/remove', { '.id': f['.id'] });
   }
 
   private async removeScheduler(): Promise<boolean> {
@@ -358,16 +461,16 @@ export class CommitConfirm {
   private async checkReverted(): Promise<Reverted | undefined> {
     const { ctx } = this;
     const arm = armRecord(ctx)!;
-    // A disarm that began (and may have removed both) is this job's, not a revert.
-    if (ctx.stepState(STEP_DISARM)?.state === 'started') return undefined;
-    const lastFailure = [...ctx.job.steps].reverse().find((s) => s.name === STEP_CONFIRM && s.state === 'failed');
+    const lastFailure = [...ctx.job.steps]
+      .reverse()
+      .find((s) => (s.name === STEP_CONFIRM || s.name === STEP_DISARM) && s.state === 'failed');
     await this.reachable();
-    const scheduler = (await ctx.callElevated('/system/scheduler/print')).rows.some((r) => r['name'] === arm.scheduler);
-    if (scheduler) return undefined;
-    const file = (await ctx.print('/file')).some((f) => f['name'] === arm.file);
-    if (file) {
+    const { phase } = await this.phase();
+    // still armed (the handler resumes), or disarmed by this job (the confirm finishes it)
+    if (phase === 'armed' || phase === 'disarming' || phase === 'clear') return undefined;
+    if (phase === 'reverting') {
       throw new RetryLaterError(
-        `the confirm scheduler ${arm.scheduler} is gone but the revert file is still there: waiting for the revert to finish`,
+        `the confirm scheduler ${arm.scheduler} has fired and the revert file is still there: waiting for the revert to finish`,
         3000,
       );
     }

@@ -201,7 +201,9 @@ export class JobContext<K extends JobKind = JobKind> {
   private progress: number;
 
   /** Records a step (and announces it); `unlessCancelled`: a requested cancel stops the job here. */
-  private async record(step: JobStep, progress?: number, unlessCancelled = false): Promise<void> {
+  private async record(step: JobStep, at?: number, unlessCancelled = false): Promise<void> {
+    // Progress never goes back (steps around a handler, e.g. commit-confirm's, come after its 100).
+    const progress = at === undefined ? undefined : Math.max(at, this.progress);
     const written = await this.services.db.inTenantOneTrip(this.scope, (tx) =>
       jobsRepo.step(tx, this.job.id, step, progress, {
         unlessCancelled,

@@ -536,7 +536,7 @@ export class JobRunner {
       if (!kept) throw new LeaseLostError(jobId);
     }
     // Commit-confirm (ADR 0085): lockout check and armed revert around a change.
-    const confirm = CommitConfirm.of(ctx, exports?.record);
+    const confirm = CommitConfirm.of(ctx, exports ? () => exports.record() : undefined);
     const reverted = await confirm?.begin();
     if (reverted) {
       await this.finish(

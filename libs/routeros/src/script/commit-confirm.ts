@@ -91,10 +91,99 @@ export function confirmSchedulerScript(n: ConfirmNames, windowSeconds: number): 
   return s.toString();
 }
 
-/** Last lines of a revert file: it removes itself (its absence tells the worker the revert ran). */
+/** What a revert logs when it is done (after the reboot it caused): the worker looks for it in `/log`. */
+export function revertDoneMessage(n: ConfirmNames): string {
+  return `bp: commit-confirm revert done (${n.scheduler})`;
+}
+
+/** Last lines of a revert file: it removes itself and logs that the revert ran. */
 export function revertTail(n: ConfirmNames): string {
   const s = new Script();
   s.command('/file', 'remove', {}, find({ name: n.file }));
-  s.log('warning', 'bp: commit-confirm revert done');
+  s.log('warning', revertDoneMessage(n));
+  return s.toString();
+}
+
+/**
+ * Splits a script into parts of at most `maxBytes` (UTF-8) that each run on their own: cuts
+ * only between top-level commands (outside strings and `{ }` blocks, not after a `\`
+ * continuation), and a part that starts inside a menu section (an export's `/ip dns` followed
+ * by relative `set ...` lines) starts with that menu line again. A single command longer than
+ * `maxBytes` stays whole in its own part.
+ */
+export function splitScript(text: string, maxBytes: number): string[] {
+  const lines = text.split('\n');
+  const parts: string[] = [];
+  let part: string[] = [];
+  let size = 0;
+  let unit: string[] = [];
+  let depth = 0;
+  let inString = false;
+  /** The last menu line (`/ip firewall filter`): the context of relative commands after it. */
+  let menu: string | undefined;
+  const MENU_LINE = /^\/[a-z0-9][a-z0-9 -]*$/;
+  const flushUnit = () => {
+    const bytes = Buffer.byteLength(unit.join('\n')) + 1;
+    const isMenu = unit.length === 1 && MENU_LINE.test(unit[0]!.trim());
+    if (part.length > 0 && size + bytes > maxBytes) {
+      parts.push(`${part.join('\n')}\n`);
+      part = [];
+      size = 0;
+      if (menu !== undefined && !isMenu) {
+        part.push(menu);
+        size += Buffer.byteLength(menu) + 1;
+      }
+    }
+    if (isMenu) menu = unit[0]!.trim();
+    part.push(...unit);
+    size += bytes;
+    unit = [];
+  };
+  for (const line of lines) {
+    unit.push(line);
+    for (let i = 0; i < line.length; i++) {
+      const c = line[i];
+      if (c === '\\') {
+        i++;
+        continue;
+      }
+      if (c === '"') inString = !inString;
+      else if (!inString && c === '{') depth++;
+      else if (!inString && c === '}') depth--;
+    }
+    const continued = (/\\+$/.exec(line)?.[0].length ?? 0) % 2 === 1;
+    if (depth <= 0 && !inString && !continued) flushUnit();
+  }
+  if (unit.length > 0) flushUnit();
+  if (part.length > 0) parts.push(`${part.join('\n')}\n`);
+  return parts.filter((p) => p.trim() !== '');
+}
+
+/** A part of a revert file (`bp-revert-<job>-<n>.rsc`, n from 1). */
+export function revertPartName(n: ConfirmNames, index: number): string {
+  return n.file.replace(/\.rsc$/, `-${index}.rsc`);
+}
+
+/**
+ * The revert file when the configuration is written in parts (a relayed command carries at
+ * most 10 000 characters per attribute): it imports the parts in order, then removes them.
+ */
+export function revertIndex(n: ConfirmNames, parts: number): string {
+  const s = new Script();
+  s.comment('Backplane commit-confirm revert: the configuration from before the change, in parts');
+  // at the top level (the current menu is the root): `import file-name=...`
+  for (let i = 1; i <= parts; i++) s.command('', 'import', { 'file-name': revertPartName(n, i) });
+  for (let i = 1; i <= parts; i++) s.command('/file', 'remove', {}, find({ name: revertPartName(n, i) }));
+  return s.toString();
+}
+
+/**
+ * First lines of a revert: the API service as it was before the change, so that the worker can
+ * reach the router even if a later line of the revert fails (the restore script sets it again last).
+ */
+export function revertHead(apiAddress: string | undefined): string {
+  const s = new Script();
+  s.comment('Backplane commit-confirm revert: the API service first');
+  s.command('/ip/service', 'set', { address: apiAddress ?? '', disabled: false }, find({ name: 'api' }));
   return s.toString();
 }
