@@ -387,7 +387,7 @@ export default async function bench(): Promise<BenchSection> {
         `every client of its tenant through the api's Redis adapter. One api process (forked; process.cpuUsage and RSS over the ` +
         `publish window plus 2 s drain); clients are socket.io-client over websocket in ${WORKERS} worker threads of the bench ` +
         `process (its CPU, threads included, is the last column), authenticating with a per-tenant viewer API key (each connect ` +
-        `runs REST's checks: rate limit, key lookup, last-used update). Latency = receipt time − the event's publish time (\`at\`, ms). ` +
+        `runs REST's checks: rate limit, key lookup, last-used update, through the api's auth cache of ADR 0076). Latency = receipt time − the event's publish time (\`at\`, ms). ` +
         `With ${CLIENTS / BASELINE_CLIENTS}× the clients: ${RATES.map(ratio).join('; ')}. ` +
         `Api, Redis, PostgreSQL and the load generator share the 2 cores (load average after: ${load}); when the load ` +
         `generator's CPU nears 100 % per thread, latency is queueing in the clients, not in the api.`,

@@ -99,9 +99,10 @@ export class AuthCache implements OnModuleInit, OnModuleDestroy {
     });
   }
 
-  onModuleDestroy(): void {
-    this.sub?.disconnect();
+  async onModuleDestroy(): Promise<void> {
     this.entries.clear();
+    // QUIT lets pending replies (a subscribe still in flight) arrive instead of failing them.
+    await this.sub?.quit().catch(() => this.sub?.disconnect());
   }
 
   private async resync(): Promise<void> {

@@ -27,6 +27,11 @@ export function newSecret(kind: 'bpk' | 'bpr' | 'bps' | 'bpg' | 'bpe' | 'bpi'): 
   return `${kind}_${randomBytes(32).toString('base64url')}`;
 }
 
+/** Seconds of clock skew accepted on `exp`/`iat`. */
+const CLOCK_TOLERANCE_S = 5;
+/** Verified access tokens remembered per process. */
+const VERIFIED_TOKENS_MAX = 20_000;
+
 /**
  * Signs and checks access tokens, and hashes high-entropy secrets (API keys, refresh
  * tokens, gateway credentials, one-time tokens) with HMAC-SHA256 under keys derived from
@@ -78,10 +83,31 @@ export class TokenService {
       .sign(this.jwtKey);
   }
 
+  /**
+   * Access tokens that verified, until they expire: the same string verifies the same way
+   * until then, and the signature check (~0.1 ms) is the largest CPU cost of a cached request
+   * (ADR 0076). Revocation is the session check's job, as before.
+   */
+  private readonly verified = new Map<string, { claims: AccessClaims; until: number }>();
+
   async verifyAccess(token: string): Promise<AccessClaims> {
+    const hit = this.verified.get(token);
+    if (hit) {
+      if (Date.now() < hit.until) return hit.claims;
+      this.verified.delete(token);
+    }
     const payload = await this.verify(token, ACCESS_TYP);
     if (typeof payload.sid !== 'string') throw new TokenError('invalid');
-    return { userId: payload.sub!, sessionId: payload.sid };
+    const claims = { userId: payload.sub!, sessionId: payload.sid };
+    // jwtVerify accepts up to CLOCK_TOLERANCE_S after `exp`; the cache stops at `exp`.
+    if (typeof payload.exp === 'number') {
+      if (this.verified.size >= VERIFIED_TOKENS_MAX) {
+        const oldest = this.verified.keys().next();
+        if (!oldest.done) this.verified.delete(oldest.value);
+      }
+      this.verified.set(token, { claims, until: payload.exp * 1000 });
+    }
+    return claims;
   }
 
   async verifyMfa(token: string): Promise<string> {
@@ -96,7 +122,7 @@ export class TokenService {
         audience: JWT_AUDIENCE,
         typ,
         requiredClaims: ['exp', 'iat', 'sub'],
-        clockTolerance: 5,
+        clockTolerance: CLOCK_TOLERANCE_S,
       });
       if (typeof payload.sub !== 'string' || !/^[0-9a-f-]{36}$/.test(payload.sub)) throw new TokenError('invalid');
       return payload;

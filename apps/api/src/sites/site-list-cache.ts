@@ -23,9 +23,11 @@ interface Entry {
 @Injectable()
 export class SiteListCache {
   private readonly entries = new Map<string, Entry>();
+  /** Off switch for benchmarks that measure the uncached path (`scripts/bench/api-sites.ts`). */
+  bypass = false;
 
   key(t: TenantContext, query: readonly unknown[]): string | null {
-    if (t.seq === undefined) return null; // not read with the gate (no cache)
+    if (t.seq === undefined || this.bypass) return null; // not read with the gate (no cache)
     return `${t.scope.tenantId}\u0000${t.role}\u0000${JSON.stringify(query)}`;
   }
 
