@@ -117,3 +117,10 @@ export {
   type NewAlert,
   type OutboxEventRow,
 } from './alerts.repository';
+export {
+  DEFAULT_FIRMWARE_POLICY,
+  FirmwarePolicyRepository,
+  type FirmwareChannel,
+  type FirmwarePolicyRow,
+  type FirmwareTagRule,
+} from './firmware-policy.repository';
