@@ -5,6 +5,7 @@ import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
 import { CoreModule } from './core/core.module';
 import type { ApiDeps } from './deps';
+import { FirmwareModule } from './firmware/firmware.module';
 import { GatewayLinkModule } from './gateway-link/gateway-link.module';
 import { JobsModule } from './jobs/jobs.module';
 import { LiveModule } from './live/live.module';
@@ -47,6 +48,7 @@ export class ApiModule {
         TelemetryModule,
         RealtimeModule,
         PortalModule.register(deps),
+        FirmwareModule,
       ],
     };
   }

@@ -615,6 +615,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{tenantId}/firmware-policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get the firmware policy */
+        get: operations["FirmwareController_get"];
+        /** Set the firmware policy (channel and pinned version, per tenant and per tag) */
+        put: operations["FirmwareController_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenantId}/invitations": {
         parameters: {
             query?: never;
@@ -840,6 +858,23 @@ export interface paths {
         put?: never;
         /** Back up a site now (a job) */
         post: operations["BackupsController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/sites/{siteId}/firmware-policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The firmware rule a site's upgrades follow */
+        get: operations["FirmwareController_forSite"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -3515,6 +3550,156 @@ export interface operations {
             };
         };
     };
+    FirmwareController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The RouterOS update channel (`/system package update channel`)
+                         * @enum {string}
+                         */
+                        channel: "stable" | "long-term" | "testing";
+                        pinnedVersion: string | null;
+                        tags: {
+                            /**
+                             * @description The RouterOS update channel (`/system package update channel`)
+                             * @enum {string}
+                             */
+                            channel: "stable" | "long-term" | "testing";
+                            pinnedVersion: string | null;
+                            tag: string;
+                        }[];
+                        /** Format: date-time */
+                        updatedAt: string | null;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    FirmwareController_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description The RouterOS update channel (`/system package update channel`)
+                     * @enum {string}
+                     */
+                    channel: "stable" | "long-term" | "testing";
+                    /**
+                     * @description The only version an upgrade may install; null: whatever the channel offers. RouterOS installs only what its channel offers, so an upgrade fails (nothing installed) while the channel offers another version.
+                     * @default null
+                     */
+                    pinnedVersion?: string | null;
+                    /**
+                     * @description Per-tag rules, in order: a site follows the first rule whose tag it carries, else the tenant's.
+                     * @default []
+                     */
+                    tags?: {
+                        /**
+                         * @description The RouterOS update channel (`/system package update channel`)
+                         * @enum {string}
+                         */
+                        channel: "stable" | "long-term" | "testing";
+                        /**
+                         * @description The only version an upgrade may install; null: whatever the channel offers. RouterOS installs only what its channel offers, so an upgrade fails (nothing installed) while the channel offers another version.
+                         * @default null
+                         */
+                        pinnedVersion?: string | null;
+                        tag: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The RouterOS update channel (`/system package update channel`)
+                         * @enum {string}
+                         */
+                        channel: "stable" | "long-term" | "testing";
+                        pinnedVersion: string | null;
+                        tags: {
+                            /**
+                             * @description The RouterOS update channel (`/system package update channel`)
+                             * @enum {string}
+                             */
+                            channel: "stable" | "long-term" | "testing";
+                            pinnedVersion: string | null;
+                            tag: string;
+                        }[];
+                        /** Format: date-time */
+                        updatedAt: string | null;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     TenantInvitationsController_list: {
         parameters: {
             query?: {
@@ -3746,7 +3931,7 @@ export interface operations {
                 cursor?: string;
                 limit?: number;
                 siteId?: string;
-                state?: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                state?: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
             };
             header?: never;
             path: {
@@ -3787,7 +3972,7 @@ export interface operations {
                             siteId: string;
                             startedAt: string | null;
                             /** @enum {string} */
-                            state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                            state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
                             steps: {
                                 at: string;
                                 detail?: string;
@@ -3862,7 +4047,7 @@ export interface operations {
                         siteId: string;
                         startedAt: string | null;
                         /** @enum {string} */
-                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
                         steps: {
                             at: string;
                             detail?: string;
@@ -3935,7 +4120,7 @@ export interface operations {
                         siteId: string;
                         startedAt: string | null;
                         /** @enum {string} */
-                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
                         steps: {
                             at: string;
                             detail?: string;
@@ -4026,6 +4211,7 @@ export interface operations {
                     kind: "apply-config";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         changes: ({
                             /** @enum {string} */
                             menu: "dns";
@@ -4056,6 +4242,7 @@ export interface operations {
                             name: string;
                             password?: string;
                         })[];
+                        confirmSeconds?: number;
                     };
                     siteIds?: string[];
                     tags?: string[];
@@ -4064,11 +4251,13 @@ export interface operations {
                     kind: "run-command";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         /** @default {} */
                         attributes?: {
                             [key: string]: string;
                         };
                         command: string;
+                        confirmSeconds?: number;
                     };
                     siteIds?: string[];
                     tags?: string[];
@@ -4090,8 +4279,10 @@ export interface operations {
                     kind: "restore";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         /** Format: uuid */
                         backupId: string;
+                        confirmSeconds?: number;
                     };
                     siteIds?: string[];
                     tags?: string[];
@@ -4114,11 +4305,9 @@ export interface operations {
                     kind: "routeros-upgrade";
                     /** @default {} */
                     payload?: {
-                        /**
-                         * @default stable
-                         * @enum {string}
-                         */
+                        /** @enum {string} */
                         channel?: "stable" | "long-term" | "testing";
+                        version?: string;
                     };
                     siteIds?: string[];
                     tags?: string[];
@@ -4821,6 +5010,59 @@ export interface operations {
             };
         };
     };
+    FirmwareController_forSite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                siteId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The RouterOS update channel (`/system package update channel`)
+                         * @enum {string}
+                         */
+                        channel: "stable" | "long-term" | "testing";
+                        pinnedVersion: string | null;
+                        /** Format: uuid */
+                        siteId: string;
+                        /** @description `default` (no policy), `tenant`, or `tag:<tag>` (the rule that applies) */
+                        source: string;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     OnboardingController_health: {
         parameters: {
             query?: never;
@@ -4896,6 +5138,7 @@ export interface operations {
                     kind: "apply-config";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         changes: ({
                             /** @enum {string} */
                             menu: "dns";
@@ -4926,17 +5169,20 @@ export interface operations {
                             name: string;
                             password?: string;
                         })[];
+                        confirmSeconds?: number;
                     };
                 } | {
                     /** @enum {string} */
                     kind: "run-command";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         /** @default {} */
                         attributes?: {
                             [key: string]: string;
                         };
                         command: string;
+                        confirmSeconds?: number;
                     };
                 } | {
                     /** @enum {string} */
@@ -4954,8 +5200,10 @@ export interface operations {
                     kind: "restore";
                     /** @default {} */
                     payload?: {
+                        allowLockoutRisk?: boolean;
                         /** Format: uuid */
                         backupId: string;
+                        confirmSeconds?: number;
                     };
                 } | {
                     /** @enum {string} */
@@ -4972,11 +5220,9 @@ export interface operations {
                     kind: "routeros-upgrade";
                     /** @default {} */
                     payload?: {
-                        /**
-                         * @default stable
-                         * @enum {string}
-                         */
+                        /** @enum {string} */
                         channel?: "stable" | "long-term" | "testing";
+                        version?: string;
                     };
                 };
             };
@@ -5011,7 +5257,7 @@ export interface operations {
                         siteId: string;
                         startedAt: string | null;
                         /** @enum {string} */
-                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
                         steps: {
                             at: string;
                             detail?: string;
@@ -5297,7 +5543,7 @@ export interface operations {
                         siteId: string;
                         startedAt: string | null;
                         /** @enum {string} */
-                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown";
+                        state: "queued" | "waiting" | "running" | "succeeded" | "failed" | "cancelled" | "expired" | "unknown" | "reverted";
                         steps: {
                             at: string;
                             detail?: string;
