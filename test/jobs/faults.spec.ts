@@ -375,7 +375,11 @@ describe('job faults', () => {
     expect((await dbJob(res.body.id)).state).toBe('running');
     await startWorker();
     const j = await expectCleanEnd(res.body.id);
-    expect(j.result).toMatchObject({ from: '7.16', to: '7.20.2', routerboot: { current: '7.20.2', upgrade: '7.20.2' } });
+    expect(j.result).toMatchObject({
+      from: '7.16',
+      to: '7.20.2',
+      routerboot: { current: '7.20.2', upgrade: '7.20.2' },
+    });
     expect(installs()).toBe(1);
     expect(firmwareReboots()).toBe(1);
     expect(reboots()).toBe(2);

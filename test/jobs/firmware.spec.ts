@@ -41,7 +41,7 @@ async function upgrade(site: string, payload: Record<string, string> = {}) {
 }
 
 /** Every step finished at most once (a finished step is never run again). */
-function expectStepsOnce(job: { steps?: unknown }) {
+function expectStepsOnce(job: Record<string, unknown>) {
   const done = (job.steps as Step[]).filter((s) => s.state === 'done').map((s) => s.name);
   expect(new Set(done).size).toBe(done.length);
   return done;
@@ -226,7 +226,10 @@ describe('firmware policy', () => {
     expect(version.error).toMatch(/pins this site to 7\.16\.2; the job asked for 7\.20\.2/);
     expect(installs()).toBe(0);
     // A malformed version never reaches a worker.
-    const bad = await w.api('POST', `/sites/${site}/jobs`, { kind: 'routeros-upgrade', payload: { version: 'latest' } });
+    const bad = await w.api('POST', `/sites/${site}/jobs`, {
+      kind: 'routeros-upgrade',
+      payload: { version: 'latest' },
+    });
     expect(bad.status).toBe(400);
   }, 60_000);
 

@@ -435,4 +435,3 @@ export async function recreateTunnel(ctx: JobContext<'recreate-tunnel'>) {
   await ctx.step('verify', 100, () => Promise.resolve(`online since ${since.toISOString()} (rotated ${rotatedAt})`));
   return { rotatedAt, onlineSince: since.toISOString() };
 }
-
