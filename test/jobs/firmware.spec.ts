@@ -240,4 +240,39 @@ describe('firmware policy', () => {
     expect(job.error).toMatch(/runs 7\.18, newer than the pinned 7\.16\.2/);
     expect(w.routers.get(site)!.version).toBe('7.18');
   }, 60_000);
+
+  it('a bulk upgrade with a target version (what a rollout wave runs): the target everywhere the policy allows it', async () => {
+    const policy = await setPolicy({
+      channel: 'stable',
+      tags: [{ tag: 'lts', channel: 'long-term', pinnedVersion: '7.16.2' }],
+    });
+    expect(policy.status).toBe(200);
+    const fleet: string[] = [];
+    for (let i = 0; i < 3; i++) fleet.push(await w.addSite(`fw-wave-${i}`, { version: '7.16', tags: ['wave'] }));
+    const pinned = await w.addSite('fw-wave-lts', { version: '7.16', tags: ['wave', 'lts'] });
+    // MikroTik moved stable on for one router (its mirror is ahead): it gets nothing, not 7.20.3.
+    const ahead = w.routers.get(fleet[2]!)!;
+    ahead.state.releases = { ...ahead.state.releases, v7: { ...ahead.state.releases.v7, stable: '7.20.3' } };
+    const res = await w.api('POST', '/jobs/bulk', {
+      kind: 'routeros-upgrade',
+      tags: ['wave'],
+      payload: { version: '7.20.2' },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body.batch.total).toBe(4);
+    const end = Date.now() + 90_000;
+    let status = res.body.batch as { done: boolean };
+    while (!status.done && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 300));
+      status = (await w.api('GET', `/job-batches/${res.body.batch.id}`)).body;
+    }
+    expect(status).toMatchObject({ done: true, finished: 4, states: { succeeded: 2, failed: 2 } });
+    expect(ahead.version).toBe('7.16');
+    for (const id of fleet.slice(0, 2)) {
+      expect(w.routers.get(id)!.version).toBe('7.20.2');
+      expect(board(id)['current-firmware']).toBe('7.20.2');
+    }
+    // The site whose tag pins 7.16.2 is left alone.
+    expect(w.routers.get(pinned)!.version).toBe('7.16');
+  }, 120_000);
 });
