@@ -118,6 +118,54 @@ describe('routeros-upgrade', () => {
   }, 60_000);
 });
 
+describe('routeros-upgrade after a crash', () => {
+  it('an install interrupted after it may have been sent, with the router still on the old version: unknown, never sent again', async () => {
+    const site = await w.addSite('fw-crashed', { version: '7.16' });
+    const installs = count(site, /^router rebooting to install /);
+    // The site is offline: the job waits; meanwhile its row gets the steps of a worker that
+    // died right after starting the install (the router never actually got it).
+    w.offline.add(site);
+    const res = await w.api('POST', `/sites/${site}/jobs`, { kind: 'routeros-upgrade', payload: {} });
+    expect(res.status).toBe(201);
+    const id = res.body.id as string;
+    await w.waitJob(id, ['waiting']);
+    const at = new Date().toISOString();
+    const steps = [
+      {
+        name: 'firmware policy',
+        state: 'done',
+        at,
+        detail: '{"channel":"stable","pinnedVersion":null,"source":"default"}',
+      },
+      {
+        name: 'check for updates',
+        state: 'done',
+        at,
+        detail: '{"channel":"stable","installed":"7.16","latest":"7.20.2"}',
+      },
+      {
+        name: 'pre-upgrade backup',
+        state: 'done',
+        at,
+        detail: '{"backupId":"00000000-0000-4000-8000-000000000001","deduplicated":false}',
+      },
+      { name: 'download and install', state: 'started', at },
+    ];
+    await w.h.ds.query(`UPDATE jobs SET steps = $1::jsonb WHERE id = $2`, [JSON.stringify(steps), id]);
+    w.offline.delete(site);
+    const job = await w.waitJob(id, undefined, 60_000);
+    expect(job.state).toBe('unknown');
+    expect(job.error).toMatch(/expected RouterOS 7\.20\.2 after the upgrade, router runs 7\.16/);
+    expect(installs()).toBe(0);
+    expect(w.routers.get(site)!.version).toBe('7.16');
+    const done = expectStepsOnce(job);
+    expect(done).not.toContain('verify version');
+    expect((job.steps as Step[]).filter((s) => s.name === 'download and install' && s.state === 'done')).toEqual([
+      expect.objectContaining({ detail: 'the install may have started before the worker restarted: verified below' }),
+    ]);
+  }, 90_000);
+});
+
 describe('firmware policy', () => {
   it('is read by viewers, changed only by admins, validated and audited', async () => {
     const initial = await w.api('GET', '/firmware-policy');
