@@ -68,7 +68,8 @@ describe('job requests', () => {
     expect(reboot.body.payload).toEqual({});
     const upgrade = await post(`/sites/${siteId}/jobs`, { kind: 'routeros-upgrade' });
     expect(upgrade.status).toBe(201);
-    expect(upgrade.body.payload).toEqual({ channel: 'stable' });
+    // no channel: the site's firmware policy decides when the job runs (ADR 0098)
+    expect(upgrade.body.payload).toEqual({});
     const missing = await post(`/sites/${siteId}/jobs`, { kind: 'apply-config' });
     expect(missing.status).toBe(400);
     expect(missing.body.error.message).toContain('body.payload.changes');

@@ -338,14 +338,65 @@ describe('job faults', () => {
     );
     await startWorker();
     const j = await expectCleanEnd(res.body.id);
-    expect(j.result).toEqual({ from: '7.15', to: '7.16' });
+    expect(j.result).toMatchObject({ from: '7.15', to: '7.16', routerboot: { current: '7.16', upgrade: '7.16' } });
     expect(installs()).toBe(1);
-    expect(reboots()).toBe(1);
+    // the install's reboot, then the RouterBOOT one (ADR 0098)
+    expect(reboots()).toBe(2);
     expect(routers.get(site)!.version).toBe('7.16');
     expect(j.steps.filter((s) => s.name === 'download and install' && s.state === 'done')).toEqual([
       expect.objectContaining({ detail: 'the install may have started before the worker restarted: verified below' }),
     ]);
   }, 90_000);
+
+  it('kill -9 at the install and again at the RouterBOOT reboot: one install, two reboots, both versions verified', async () => {
+    const site = await addSite('k9-firmware', 20, { version: '7.16' });
+    const r = routers.get(site)!;
+    const installs = onRouterLog(site, /^router rebooting to install /, (n) => {
+      if (n === 1) void killWorkerNow();
+    });
+    // `system rebooted by`: only /system/reboot logs it (the install's reboot does not)
+    const firmwareReboots = onRouterLog(site, /^system rebooted by /, (n) => {
+      if (n === 1) void killWorkerNow();
+    });
+    const reboots = onRouterLog(site, /^router rebooted$/);
+    const res = await api('POST', `/sites/${site}/jobs`, { kind: 'routeros-upgrade', payload: {} });
+    expect(res.status).toBe(201);
+    await until(
+      () => Promise.resolve(installs() === 1 && worker?.signalCode === 'SIGKILL'),
+      30_000,
+      'the install and the first kill',
+    );
+    await startWorker();
+    await until(
+      () => Promise.resolve(firmwareReboots() === 1 && worker?.signalCode === 'SIGKILL'),
+      45_000,
+      'the RouterBOOT reboot and the second kill',
+    );
+    expect((await dbJob(res.body.id)).state).toBe('running');
+    await startWorker();
+    const j = await expectCleanEnd(res.body.id);
+    expect(j.result).toMatchObject({
+      from: '7.16',
+      to: '7.20.2',
+      routerboot: { current: '7.20.2', upgrade: '7.20.2' },
+    });
+    expect(installs()).toBe(1);
+    expect(firmwareReboots()).toBe(1);
+    expect(reboots()).toBe(2);
+    expect(r.version).toBe('7.20.2');
+    expect(r.state.single('system/routerboard').values['current-firmware']).toBe('7.20.2');
+    const done = (name: string) => j.steps.filter((s) => s.name === name && s.state === 'done');
+    expect(done('download and install')).toEqual([
+      expect.objectContaining({ detail: 'the install may have started before the worker restarted: verified below' }),
+    ]);
+    expect(done('reboot for RouterBOOT')).toEqual([
+      expect.objectContaining({ detail: 'the reboot may have been sent before the worker restarted: verified below' }),
+    ]);
+    // the steps before each kill ran once, in the run that began them
+    expect(done('pre-upgrade backup')).toHaveLength(1);
+    expect(done('upgrade RouterBOOT')).toHaveLength(1);
+    expect(done('verify RouterBOOT')).toHaveLength(1);
+  }, 120_000);
 
   it('kill -9 the moment the router resets for a restore: reset once, the backup restored, one terminal state', async () => {
     const site = await addSite('k9-restore', 20);

@@ -188,7 +188,7 @@ describe('backups, reboot, upgrade, run command', () => {
       40_000,
     );
     expect(up.state).toBe('succeeded');
-    expect(up.result).toEqual({ from: '7.15', to: '7.16' });
+    expect(up.result).toMatchObject({ from: '7.15', to: '7.16', routerboot: { current: '7.16', upgrade: '7.16' } });
     expect(w.routers.get(site)!.version).toBe('7.16');
   }, 60_000);
 

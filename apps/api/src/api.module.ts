@@ -6,6 +6,7 @@ import { AuthModule } from './auth/auth.module';
 import { ChangesModule } from './changes/changes.module';
 import { CoreModule } from './core/core.module';
 import type { ApiDeps } from './deps';
+import { FirmwareModule } from './firmware/firmware.module';
 import { GatewayLinkModule } from './gateway-link/gateway-link.module';
 import { JobsModule } from './jobs/jobs.module';
 import { LiveModule } from './live/live.module';
@@ -49,6 +50,7 @@ export class ApiModule {
         RealtimeModule,
         ChangesModule,
         PortalModule.register(deps),
+        FirmwareModule,
       ],
     };
   }

@@ -72,3 +72,11 @@ export {
   type ManagementPath,
   type ProposedChange,
 } from './lockout';
+export {
+  compareRouterOsVersions,
+  effectiveFirmwarePolicy,
+  ROUTEROS_VERSION,
+  upgradeDecision,
+  type EffectiveFirmware,
+  type UpgradeDecision,
+} from './firmware';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ROUTEROS_VERSION } from './firmware';
 
 /**
  * Job kinds, their payloads and the one BullMQ queue they run on. The api enqueues, the
@@ -63,7 +64,16 @@ export const JOB_PAYLOADS = {
   restore: z.strictObject({ backupId: z.uuid(), ...SafeChange }),
   reboot: z.strictObject({}),
   'recreate-tunnel': z.strictObject({}),
-  'routeros-upgrade': z.strictObject({ channel: z.enum(['stable', 'long-term', 'testing']).default('stable') }),
+  /**
+   * Without `channel`, the site's firmware policy decides (ADR 0098; no policy: stable); with
+   * one, it must be the policy's. `version`: install exactly this version (the channel must
+   * offer it; it must equal the policy's pin when there is one), e.g. the same target on
+   * every site of a rollout.
+   */
+  'routeros-upgrade': z.strictObject({
+    channel: z.enum(['stable', 'long-term', 'testing']).optional(),
+    version: z.string().regex(ROUTEROS_VERSION, 'a RouterOS version like 7.16.2 or 7.21beta3').optional(),
+  }),
   /**
    * A preview (docs/adr/0088-plans.md): reads the router and records the exact changes an
    * apply-config with these `changes` would make, writing nothing. Made by `POST /plans`.

@@ -701,6 +701,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{tenantId}/firmware-policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get the firmware policy */
+        get: operations["FirmwareController_get"];
+        /** Set the firmware policy (channel and pinned version, per tenant and per tag) */
+        put: operations["FirmwareController_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenantId}/invitations": {
         parameters: {
             query?: never;
@@ -1013,6 +1031,23 @@ export interface paths {
         put?: never;
         /** Back up a site now (a job) */
         post: operations["BackupsController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/sites/{siteId}/firmware-policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The firmware rule a site's upgrades follow */
+        get: operations["FirmwareController_forSite"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -4276,6 +4311,156 @@ export interface operations {
             };
         };
     };
+    FirmwareController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The RouterOS update channel (`/system package update channel`)
+                         * @enum {string}
+                         */
+                        channel: "stable" | "long-term" | "testing";
+                        pinnedVersion: string | null;
+                        tags: {
+                            /**
+                             * @description The RouterOS update channel (`/system package update channel`)
+                             * @enum {string}
+                             */
+                            channel: "stable" | "long-term" | "testing";
+                            pinnedVersion: string | null;
+                            tag: string;
+                        }[];
+                        /** Format: date-time */
+                        updatedAt: string | null;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    FirmwareController_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description The RouterOS update channel (`/system package update channel`)
+                     * @enum {string}
+                     */
+                    channel: "stable" | "long-term" | "testing";
+                    /**
+                     * @description The only version an upgrade may install; null: whatever the channel offers. RouterOS installs only what its channel offers, so an upgrade fails (nothing installed) while the channel offers another version.
+                     * @default null
+                     */
+                    pinnedVersion?: string | null;
+                    /**
+                     * @description Per-tag rules, in order: a site follows the first rule whose tag it carries, else the tenant's.
+                     * @default []
+                     */
+                    tags?: {
+                        /**
+                         * @description The RouterOS update channel (`/system package update channel`)
+                         * @enum {string}
+                         */
+                        channel: "stable" | "long-term" | "testing";
+                        /**
+                         * @description The only version an upgrade may install; null: whatever the channel offers. RouterOS installs only what its channel offers, so an upgrade fails (nothing installed) while the channel offers another version.
+                         * @default null
+                         */
+                        pinnedVersion?: string | null;
+                        tag: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The RouterOS update channel (`/system package update channel`)
+                         * @enum {string}
+                         */
+                        channel: "stable" | "long-term" | "testing";
+                        pinnedVersion: string | null;
+                        tags: {
+                            /**
+                             * @description The RouterOS update channel (`/system package update channel`)
+                             * @enum {string}
+                             */
+                            channel: "stable" | "long-term" | "testing";
+                            pinnedVersion: string | null;
+                            tag: string;
+                        }[];
+                        /** Format: date-time */
+                        updatedAt: string | null;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     TenantInvitationsController_list: {
         parameters: {
             query?: {
@@ -4883,11 +5068,9 @@ export interface operations {
                     kind: "routeros-upgrade";
                     /** @default {} */
                     payload?: {
-                        /**
-                         * @default stable
-                         * @enum {string}
-                         */
+                        /** @enum {string} */
                         channel?: "stable" | "long-term" | "testing";
+                        version?: string;
                     };
                     siteIds?: string[];
                     tags?: string[];
@@ -6363,6 +6546,59 @@ export interface operations {
             };
         };
     };
+    FirmwareController_forSite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                siteId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The RouterOS update channel (`/system package update channel`)
+                         * @enum {string}
+                         */
+                        channel: "stable" | "long-term" | "testing";
+                        pinnedVersion: string | null;
+                        /** Format: uuid */
+                        siteId: string;
+                        /** @description `default` (no policy), `tenant`, or `tag:<tag>` (the rule that applies) */
+                        source: string;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     OnboardingController_health: {
         parameters: {
             query?: never;
@@ -6522,11 +6758,9 @@ export interface operations {
                     kind: "routeros-upgrade";
                     /** @default {} */
                     payload?: {
-                        /**
-                         * @default stable
-                         * @enum {string}
-                         */
+                        /** @enum {string} */
                         channel?: "stable" | "long-term" | "testing";
+                        version?: string;
                     };
                 } | {
                     /** @enum {string} */

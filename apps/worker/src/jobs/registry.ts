@@ -1,8 +1,9 @@
 import { JOB_KINDS, type JobKind } from '@backplane/jobs';
 import type { JobContext } from './context';
 import { applyConfig } from './handlers/apply-config';
-import { backup, reboot, recreateTunnel, restore, routerosUpgrade, runCommand } from './handlers/actions';
+import { backup, reboot, recreateTunnel, restore, runCommand } from './handlers/actions';
 import { planJob } from './handlers/plan';
+import { routerosUpgrade } from './handlers/upgrade';
 
 export type JobHandler<K extends JobKind> = (ctx: JobContext<K>) => Promise<unknown>;
 export type HandlerRegistry = { readonly [K in JobKind]: JobHandler<K> };

@@ -16,6 +16,7 @@ import { MfaRecovery1766800000000 } from './1766800000000-MfaRecovery';
 import { CommitConfirm1767050000000 } from './1767050000000-CommitConfirm';
 import { SafeChanges1767060000000 } from './1767060000000-SafeChanges';
 import { Alerts1767070000000 } from './1767070000000-Alerts';
+import { FirmwarePolicy1767090000000 } from './1767090000000-FirmwarePolicy';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -40,4 +41,5 @@ export const MIGRATIONS = [
   CommitConfirm1767050000000,
   SafeChanges1767060000000,
   Alerts1767070000000,
+  FirmwarePolicy1767090000000,
 ];

@@ -128,3 +128,10 @@ export {
   type PlanSiteRow,
   type PlanState,
 } from './safe-changes.repository';
+export {
+  DEFAULT_FIRMWARE_POLICY,
+  FirmwarePolicyRepository,
+  type FirmwareChannel,
+  type FirmwarePolicyRow,
+  type FirmwareTagRule,
+} from './firmware-policy.repository';

@@ -22,7 +22,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Step results are stored as JSON text (a job resumed after a crash reads them back): parsed, not cast. */
 const BackupStepResult = z.object({ backupId: z.string(), deduplicated: z.boolean() });
-const UpdateCheckResult = z.object({ installed: z.string(), latest: z.string() });
 
 const ROLES: readonly PolicyRole[] = ['owner', 'admin', 'operator', 'viewer'];
 
@@ -66,7 +65,7 @@ export async function runCommand(ctx: JobContext<'run-command'>) {
  * Waits until the router runs `want` (returns it), or answers for a whole window with another
  * version (returns that one); a router that does not answer makes the job wait.
  */
-function awaitVersion(ctx: JobContext, want: string, deadlineMs: number): Promise<string> {
+export function awaitVersion(ctx: JobContext, want: string, deadlineMs: number): Promise<string> {
   return awaitEffect(ctx, deadlineMs, async () => {
     const v = await ctx.version();
     return { done: v === want, value: v };
@@ -149,7 +148,7 @@ async function bootTimeBefore(ctx: JobContext): Promise<number> {
  * not reboot). A router that does not answer makes the job wait (RetryLater); one that never
  * comes back ends `unknown` at the job's expiry.
  */
-function awaitReboot(ctx: JobContext, bootBefore: number, deadlineMs: number): Promise<string | undefined> {
+export function awaitReboot(ctx: JobContext, bootBefore: number, deadlineMs: number): Promise<string | undefined> {
   return awaitEffect<string | undefined>(ctx, deadlineMs, async () => {
     const { earliest } = await bootWindow(ctx);
     if (earliest > bootBefore) return { done: true, value: await ctx.version() };
@@ -161,7 +160,7 @@ function awaitReboot(ctx: JobContext, bootBefore: number, deadlineMs: number): P
  * Sends a command that reboots the router. A refusal fails the job (the router's message); a
  * connection lost on the way may or may not have delivered it — the caller verifies.
  */
-async function sendRebooting(
+export async function sendRebooting(
   ctx: JobContext,
   command: string,
   attributes?: Readonly<Record<string, string>>,
@@ -178,8 +177,8 @@ async function sendRebooting(
   }
 }
 
-const bootStep = (ctx: JobContext) =>
-  ctx.step('read boot time', 10, async () => String(await bootTimeBefore(ctx))).then((v) => Number(v));
+export const bootStep = (ctx: JobContext, name = 'read boot time', progress = 10) =>
+  ctx.step(name, progress, async () => String(await bootTimeBefore(ctx))).then((v) => Number(v));
 
 /** Reboot: done only when the router answers with a new boot time (ADR 0057). */
 export async function reboot(ctx: JobContext<'reboot'>) {
@@ -197,30 +196,37 @@ export async function reboot(ctx: JobContext<'reboot'>) {
   return { version, uptimeSeconds: await uptimeSeconds(ctx) };
 }
 
-export async function backup(ctx: JobContext<'backup'>) {
-  const detail = await ctx.step('export and store', 90, async () => {
-    const text = await ctx.exportConfig();
-    const hash = backupHash(text);
-    const version = await ctx.version();
-    const { db, keyring } = ctx.services;
-    const stored = await db.inTenant(ctx.scope, async (tx) =>
-      JSON.stringify(
-        await new BackupsRepository(keyring).store(tx, {
-          siteId: ctx.siteId,
-          jobId: ctx.job.id,
-          contentHash: hash,
-          text,
-          routerosVersion: version,
-        }),
-      ),
-    );
-    const { backupId, deduplicated } = BackupStepResult.parse(JSON.parse(stored));
-    await publishEvent(ctx.services, ctx.scope.tenantId, {
-      type: 'backup.created',
-      data: { siteId: ctx.siteId, backupId, changed: !deduplicated },
-    });
-    return stored;
+/**
+ * Exports the router and stores it as a backup of the site (deduplicated against its newest):
+ * the backup job's one step, and the routeros-upgrade job's pre-upgrade backup. Returns the
+ * step detail (JSON: backupId, deduplicated).
+ */
+export async function exportAndStoreBackup(ctx: JobContext): Promise<string> {
+  const text = await ctx.exportConfig();
+  const hash = backupHash(text);
+  const version = await ctx.version();
+  const { db, keyring } = ctx.services;
+  const stored = await db.inTenant(ctx.scope, async (tx) =>
+    JSON.stringify(
+      await new BackupsRepository(keyring).store(tx, {
+        siteId: ctx.siteId,
+        jobId: ctx.job.id,
+        contentHash: hash,
+        text,
+        routerosVersion: version,
+      }),
+    ),
+  );
+  const { backupId, deduplicated } = BackupStepResult.parse(JSON.parse(stored));
+  await publishEvent(ctx.services, ctx.scope.tenantId, {
+    type: 'backup.created',
+    data: { siteId: ctx.siteId, backupId, changed: !deduplicated },
   });
+  return stored;
+}
+
+export async function backup(ctx: JobContext<'backup'>) {
+  const detail = await ctx.step('export and store', 90, () => exportAndStoreBackup(ctx));
   return detail ? (JSON.parse(detail) as unknown) : null;
 }
 
@@ -431,31 +437,4 @@ export async function recreateTunnel(ctx: JobContext<'recreate-tunnel'>) {
   }
   await ctx.step('verify', 100, () => Promise.resolve(`online since ${since.toISOString()} (rotated ${rotatedAt})`));
   return { rotatedAt, onlineSince: since.toISOString() };
-}
-
-/** Check, download + install (reboots), verify the version. */
-export async function routerosUpgrade(ctx: JobContext<'routeros-upgrade'>) {
-  const check = await ctx.step('check for updates', 20, async () => {
-    await ctx.call('/system/package/update/set', { channel: ctx.payload.channel });
-    const res = await ctx.call('/system/package/update/check-for-updates', {}, 120_000);
-    const last = res.rows.at(-1) ?? {};
-    return JSON.stringify({ installed: last['installed-version'] ?? '', latest: last['latest-version'] ?? '' });
-  });
-  const { installed, latest } = UpdateCheckResult.parse(JSON.parse(check ?? '{"installed":"","latest":""}'));
-  if (!latest || latest === installed) return { upToDate: true, version: installed };
-  await ctx.step(
-    'download and install',
-    60,
-    // The relay allows at most 120 s per command; the download usually ends with the
-    // reboot cutting the connection anyway: either way the running version decides below.
-    async () => `installing ${latest}: ${await sendRebooting(ctx, '/system/package/update/install', {}, 120_000)}`,
-    {
-      idempotent: false,
-      onInterrupted: () => Promise.resolve('the install may have started before the worker restarted: verified below'),
-    },
-  );
-  const now = await ctx.step('back online', 90, async () => awaitVersion(ctx, latest, 180_000));
-  if (now !== latest) throw new Error(`expected RouterOS ${latest} after the upgrade, router runs ${now}`);
-  await ctx.step('verify version', 100, () => Promise.resolve(now));
-  return { from: installed, to: now };
 }
