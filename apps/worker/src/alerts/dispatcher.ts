@@ -22,18 +22,22 @@ export interface DispatcherOptions {
   readonly policy: DeliveryPolicy;
 }
 
-/** Defaults for production: retries for about 24 hours, backoff 10 s doubling up to 1 h. */
-export function defaultPolicy(): DeliveryPolicy {
+/**
+ * The retry policy: backoff from `baseMs` doubling up to 1 h (±20 % jitter) for 24 hours; a
+ * channel failing 5 times in a row pauses for 3× the base (doubling up to 15 min); one failing
+ * 20 times in a row for 24 hours is disabled.
+ */
+export function defaultPolicy(baseMs = 10_000): DeliveryPolicy {
   return {
     backoffMs: (n) => {
-      const base = Math.min(10_000 * 2 ** (n - 1), 3_600_000);
+      const base = Math.min(baseMs * 2 ** Math.min(n - 1, 30), 3_600_000);
       return Math.round(base * (0.8 + Math.random() * 0.4));
     },
     maxAttempts: 40,
     maxAgeMs: 24 * 3_600_000,
     breakerThreshold: 5,
-    breakerCooldownMs: 30_000,
-    breakerMaxCooldownMs: 15 * 60_000,
+    breakerCooldownMs: 3 * baseMs,
+    breakerMaxCooldownMs: Math.min(90 * baseMs, 15 * 60_000),
     disableAfterMs: 24 * 3_600_000,
     disableMinFailures: 20,
   };

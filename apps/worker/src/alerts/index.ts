@@ -42,11 +42,19 @@ export function workerDispatcher(deps: {
       logger: deps.logger,
       realtime: deps.realtime,
       registry: deps.registry,
-      http: new SafeHttpClient({ policy: new AddressPolicy(deps.config.OUTBOUND_ALLOW_NETWORKS) }),
+      http: new SafeHttpClient({
+        policy: new AddressPolicy(deps.config.OUTBOUND_ALLOW_NETWORKS),
+        timeoutMs: Math.min(10_000, Math.floor(deps.config.NOTIFY_LEASE / 2)),
+      }),
       mailer,
       mailFrom: deps.config.SMTP_FROM,
     },
-    { pollMs: deps.config.NOTIFY_POLL_INTERVAL, concurrency: 32, leaseMs: 60_000, policy: defaultPolicy() },
+    {
+      pollMs: deps.config.NOTIFY_POLL_INTERVAL,
+      concurrency: 32,
+      leaseMs: deps.config.NOTIFY_LEASE,
+      policy: defaultPolicy(deps.config.NOTIFY_RETRY_BASE),
+    },
   );
   return { dispatcher, close: () => mailer?.close() };
 }
