@@ -56,8 +56,53 @@ class DeliveryMetrics {
   readonly latency: Histogram<'channel_kind'>;
   readonly inflight: Gauge;
   readonly disabled: Counter;
+  readonly dbErrors: Counter;
 
-  constructor(registry: Registry) {
+  constructor(registry: Registry, db: Database, outbox: OutboxRepository) {
+    this.dbErrors = new Counter({
+      name: 'backplane_worker_database_errors_total',
+      help: 'Notification dispatcher rounds that failed on the database (a round is database work only; it is retried)',
+      registers: [registry],
+    });
+    let last: Promise<Awaited<ReturnType<OutboxRepository['backlog']>> | null> | null = null;
+    // One query per scrape for the three gauges below.
+    const read = () => {
+      last ??= db
+        .inPlatform((tx) => outbox.backlog(tx))
+        .catch(() => null)
+        .finally(() => setTimeout(() => (last = null), 1000).unref());
+      return last;
+    };
+    new Gauge({
+      name: 'backplane_worker_notification_backlog',
+      help: 'Outbox events not yet processed (kind=events) and deliveries due now (kind=deliveries), all tenants',
+      labelNames: ['kind'],
+      registers: [registry],
+      async collect() {
+        const b = await read();
+        if (!b) return;
+        this.set({ kind: 'events' }, b.eventsPending);
+        this.set({ kind: 'deliveries' }, b.deliveriesDue);
+      },
+    });
+    new Gauge({
+      name: 'backplane_worker_notifications_given_up',
+      help: 'Deliveries that failed for good (retries exhausted), all tenants',
+      registers: [registry],
+      async collect() {
+        const b = await read();
+        if (b) this.set(b.deliveriesFailed);
+      },
+    });
+    new Gauge({
+      name: 'backplane_worker_gateways_down',
+      help: 'Enrolled gateways without a heartbeat for GATEWAY_DOWN_AFTER (as of the last region-health tick)',
+      registers: [registry],
+      async collect() {
+        const b = await read();
+        if (b) this.set(b.gatewaysDown);
+      },
+    });
     this.attempts = new Counter({
       name: 'backplane_worker_notification_attempts_total',
       help: 'Notification delivery attempts, by channel kind and outcome (delivered, retry, failed, lost)',
@@ -106,7 +151,7 @@ export class AlertDispatcher {
     private readonly opts: DispatcherOptions,
   ) {
     this.engine = new AlertEngine(deps);
-    this.metrics = deps.registry ? new DeliveryMetrics(deps.registry) : null;
+    this.metrics = deps.registry ? new DeliveryMetrics(deps.registry, deps.db, this.outbox) : null;
   }
 
   start(): void {
@@ -129,6 +174,7 @@ export class AlertDispatcher {
       try {
         busy = await this.round();
       } catch (err) {
+        this.metrics?.dbErrors.inc();
         this.deps.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'notification round failed');
       }
       if (!this.running) break;

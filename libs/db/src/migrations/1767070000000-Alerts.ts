@@ -304,6 +304,18 @@ export class Alerts1767070000000 implements MigrationInterface {
         $$`);
     await q.query(`REVOKE ALL ON FUNCTION bp_alert_work() FROM PUBLIC`);
     await q.query(`GRANT EXECUTE ON FUNCTION bp_alert_work() TO ${APP_ROLE}`);
+    // Scrape-time gauges (self-monitoring): backlog and gateways reported down.
+    await q.query(`
+      CREATE FUNCTION "bp_alert_backlog"()
+        RETURNS TABLE (events_pending bigint, deliveries_due bigint, deliveries_failed bigint, gateways_down bigint)
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET app.system = 'on' AS $$
+          SELECT (SELECT count(*) FROM outbox_events WHERE processed_at IS NULL),
+                 (SELECT count(*) FROM deliveries WHERE state IN ('pending', 'delivering') AND next_attempt_at <= now()),
+                 (SELECT count(*) FROM deliveries WHERE state = 'failed'),
+                 (SELECT count(*) FROM gateways WHERE down_reported_at IS NOT NULL AND revoked_at IS NULL)
+        $$`);
+    await q.query(`REVOKE ALL ON FUNCTION bp_alert_backlog() FROM PUBLIC`);
+    await q.query(`GRANT EXECUTE ON FUNCTION bp_alert_backlog() TO ${APP_ROLE}`);
 
     // Default rules for every tenant (created with the tenant; backfilled here).
     await q.query(`
@@ -333,6 +345,7 @@ export class Alerts1767070000000 implements MigrationInterface {
     await q.query(`DROP TRIGGER "tenants_default_alert_rules" ON "tenants"`);
     await q.query(`DROP FUNCTION "bp_tenant_default_rules"()`);
     await q.query(`DROP FUNCTION "bp_alert_default_rules"(uuid)`);
+    await q.query(`DROP FUNCTION "bp_alert_backlog"()`);
     await q.query(`DROP FUNCTION "bp_alert_work"()`);
     await q.query(`DROP FUNCTION "bp_gateway_down_sweep"(integer)`);
     await q.query(`ALTER TABLE "gateways" DROP COLUMN "down_reported_at"`);

@@ -46,6 +46,18 @@ export class OutboxRepository {
     return rows.map((r) => r.tenant_id);
   }
 
+  /** Counts for the worker's scrape-time gauges (all tenants). */
+  async backlog(
+    tx: PlatformTx,
+  ): Promise<{ eventsPending: number; deliveriesDue: number; deliveriesFailed: number; gatewaysDown: number }> {
+    const [r] = await query<{ eventsPending: number; deliveriesDue: number; deliveriesFailed: number; gatewaysDown: number }>(
+      tx,
+      `SELECT events_pending::int AS "eventsPending", deliveries_due::int AS "deliveriesDue",
+              deliveries_failed::int AS "deliveriesFailed", gateways_down::int AS "gatewaysDown" FROM bp_alert_backlog()`,
+    );
+    return r!;
+  }
+
   /** Gateways whose down/up state changed since the last sweep (events written for their tenants). */
   async gatewayDownSweep(tx: PlatformTx, downAfterSeconds: number): Promise<{ gateway_id: string; down: boolean }[]> {
     return query(tx, `SELECT gateway_id, down FROM bp_gateway_down_sweep($1)`, [downAfterSeconds]);
