@@ -55,7 +55,7 @@ describe('webhook channel (Standard Webhooks)', () => {
     const sent = await w.api('POST', `/channels/${channelId}/test`);
     expect(sent.status).toBe(202);
     const eventId = sent.body.eventId as string;
-    const got = await until(async () => byPath('/hook').find((r) => r.headers['webhook-id'] === eventId), 10_000, 'test');
+    const got = await until(() => byPath('/hook').find((r) => r.headers['webhook-id'] === eventId), 10_000, 'test');
     expect(verifySignature(secret, got.headers, got.body)).toBe(true);
     expect(verifySignature(`whsec_${Buffer.alloc(32, 1).toString('base64')}`, got.headers, got.body)).toBe(false);
     expect(verifySignature(secret, got.headers, got.body.replace('Test', 'Tset'))).toBe(false);
@@ -71,14 +71,14 @@ describe('webhook channel (Standard Webhooks)', () => {
     expect(fresh).not.toBe(secret);
     expect(rot.body.previousSecretUntil).not.toBeNull();
     const eventId = (await w.api('POST', `/channels/${channelId}/test`)).body.eventId as string;
-    const got = await until(async () => byPath('/hook').find((r) => r.headers['webhook-id'] === eventId), 10_000, 'test');
+    const got = await until(() => byPath('/hook').find((r) => r.headers['webhook-id'] === eventId), 10_000, 'test');
     expect(String(got.headers['webhook-signature']).split(' ')).toHaveLength(2);
     expect(verifySignature(fresh, got.headers, got.body)).toBe(true);
     expect(verifySignature(secret, got.headers, got.body)).toBe(true);
     // Rotation without overlap: only the newest secret signs.
     const rot2 = await w.api('POST', `/channels/${channelId}/rotate-secret`, { overlapSeconds: 0 });
     const id2 = (await w.api('POST', `/channels/${channelId}/test`)).body.eventId as string;
-    const got2 = await until(async () => byPath('/hook').find((r) => r.headers['webhook-id'] === id2), 10_000, 'test');
+    const got2 = await until(() => byPath('/hook').find((r) => r.headers['webhook-id'] === id2), 10_000, 'test');
     expect(verifySignature(rot2.body.signingSecret as string, got2.headers, got2.body)).toBe(true);
     expect(verifySignature(fresh, got2.headers, got2.body)).toBe(false);
     secret = rot2.body.signingSecret as string;
@@ -108,8 +108,14 @@ describe('webhook channel (Standard Webhooks)', () => {
     // Manual replay: the same event id once more.
     const replay = await w.api('POST', `/channels/${channelId}/deliveries/${log.id}/replay`);
     expect(replay.status).toBe(202);
-    await until(async () => byPath('/hook').filter((r) => r.headers['webhook-id'] === eventId).length === 4, 10_000, 'replay');
-    const audit = await w.h.ds.query(`SELECT action FROM audit_log WHERE action LIKE 'delivery.%' OR action LIKE 'channel.%'`);
+    await until(
+      () => byPath('/hook').filter((r) => r.headers['webhook-id'] === eventId).length === 4,
+      10_000,
+      'replay',
+    );
+    const audit = await w.h.ds.query(
+      `SELECT action FROM audit_log WHERE action LIKE 'delivery.%' OR action LIKE 'channel.%'`,
+    );
     expect((audit as { action: string }[]).map((a) => a.action)).toEqual(
       expect.arrayContaining(['channel.created', 'channel.secret_rotated', 'channel.test_sent', 'delivery.replayed']),
     );
@@ -150,13 +156,13 @@ describe('chat payload shapes and e-mail, from one alert', () => {
     await setOnline(true);
     await setOnline(false);
 
-    const slack = await until(async () => byPath('/slack/T000/B000/xyz')[0], 10_000, 'slack');
+    const slack = await until(() => byPath('/slack/T000/B000/xyz')[0], 10_000, 'slack');
     const s = JSON.parse(slack.body) as { text: string; blocks: { type: string }[] };
     expect(s.text).toContain('FIRING');
     expect(s.text).toContain('Branch Office 7');
     expect(s.blocks.map((b) => b.type)).toEqual(['header', 'section', 'section', 'context']);
 
-    const teams = JSON.parse((await until(async () => byPath('/teams/webhookb2/abc')[0], 10_000, 'teams')).body) as {
+    const teams = JSON.parse((await until(() => byPath('/teams/webhookb2/abc')[0], 10_000, 'teams')).body) as {
       type: string;
       attachments: { contentType: string; content: { type: string; version: string; body: { type: string }[] } }[];
     };
@@ -166,20 +172,20 @@ describe('chat payload shapes and e-mail, from one alert', () => {
     expect(teams.attachments[0]!.content.body.map((b) => b.type)).toEqual(['TextBlock', 'TextBlock', 'FactSet']);
 
     const discord = JSON.parse(
-      (await until(async () => byPath('/discord/api/webhooks/1/tok')[0], 10_000, 'discord')).body,
+      (await until(() => byPath('/discord/api/webhooks/1/tok')[0], 10_000, 'discord')).body,
     ) as { content: string; embeds: { title: string; color: number; footer: { text: string } }[] };
     expect(discord.embeds[0]!.color).toBe(0xdc2626);
     expect(discord.embeds[0]!.footer.text).toMatch(/^event [0-9a-f-]{36}$/);
 
-    const tg = await until(async () => byPath('/tg/bot123456:ABC-DEF_ghi/sendMessage')[0], 10_000, 'telegram');
+    const tg = await until(() => byPath('/tg/bot123456:ABC-DEF_ghi/sendMessage')[0], 10_000, 'telegram');
     expect(JSON.parse(tg.body)).toMatchObject({ chat_id: '-100200300', parse_mode: 'HTML' });
     expect((JSON.parse(tg.body) as { text: string }).text).toContain('<b>');
 
-    const ntfy = JSON.parse((await until(async () => byPath('/ntfy')[0], 10_000, 'ntfy')).body) as Record<string, unknown>;
+    const ntfy = JSON.parse((await until(() => byPath('/ntfy')[0], 10_000, 'ntfy')).body) as Record<string, unknown>;
     expect(ntfy).toMatchObject({ topic: 'noc-alerts', priority: 5, tags: ['rotating_light'] });
     expect(String(ntfy['title'])).toContain('Branch Office 7');
 
-    const mail = await until(async () => smtp.mails[0], 10_000, 'e-mail');
+    const mail = await until(() => smtp.mails[0], 10_000, 'e-mail');
     expect(mail.to.sort()).toEqual(['noc@msp-a.test', 'oncall@msp-a.test']);
     expect(mail.from).toBe('alerts@backplane.test');
     const headers = mail.raw.split(/\r?\n\r?\n/)[0]!.replace(/\r?\n[ \t]+/g, ' ');
@@ -189,7 +195,7 @@ describe('chat payload shapes and e-mail, from one alert', () => {
     expect(mail.raw).toContain('Content-Type: text/html');
     expect(headers).toMatch(/^Message-ID: <[0-9a-f-]{36}\.[0-9a-f-]{36}@backplane>/m);
 
-    await until(async () => byPath('/quiet')[0], 10_000, 'critical to the min-severity channel');
+    await until(() => byPath('/quiet')[0], 10_000, 'critical to the min-severity channel');
     // Exactly once each, also after the dispatcher had time for more rounds.
     await new Promise((r) => setTimeout(r, 500));
     for (const p of ['/slack/T000/B000/xyz', '/teams/webhookb2/abc', '/discord/api/webhooks/1/tok', '/ntfy', '/quiet'])
@@ -198,8 +204,8 @@ describe('chat payload shapes and e-mail, from one alert', () => {
 
     // Back online: resolved, once per channel.
     await setOnline(true);
-    await until(async () => byPath('/slack/T000/B000/xyz').length === 2, 10_000, 'resolved');
+    await until(() => byPath('/slack/T000/B000/xyz').length === 2, 10_000, 'resolved');
     expect(JSON.parse(byPath('/slack/T000/B000/xyz')[1]!.body).text).toContain('RESOLVED');
-    await until(async () => smtp.mails.length === 2, 10_000, 'resolved mail');
+    await until(() => smtp.mails.length === 2, 10_000, 'resolved mail');
   });
 });

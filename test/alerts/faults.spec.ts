@@ -41,7 +41,11 @@ async function startRedis(): Promise<void> {
     ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
     { stdio: 'ignore' },
   );
-  const r = new Redis(redisPort, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  const r = new Redis(redisPort, '127.0.0.1', {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+  });
   r.on('error', () => undefined);
   await until(
     async () => {
@@ -163,7 +167,7 @@ it('1,000 events through a killed worker and two Redis restarts: all delivered, 
 
   await startWorker();
   await emit(250);
-  await until(async () => accepted.size >= 100, 30_000, '100 delivered');
+  await until(() => accepted.size >= 100, 30_000, '100 delivered');
   // Kill the worker mid-delivery (its claimed deliveries keep their lease until it lapses).
   await stopProc(worker, 'SIGKILL');
   await emit(250);
@@ -172,23 +176,27 @@ it('1,000 events through a killed worker and two Redis restarts: all delivered, 
   await startRedis();
   await startWorker();
   await emit(250);
-  await until(async () => accepted.size >= 450, 60_000, '450 delivered');
+  await until(() => accepted.size >= 450, 60_000, '450 delivered');
   // Redis restarted empty under the running worker.
   await stopProc(redisProc, 'SIGKILL');
   await emit(250);
   await startRedis();
 
-  await until(async () => accepted.size >= TOTAL, 120_000, `all ${TOTAL} delivered (${accepted.size})`);
-  const states = (await h.ds.query(`SELECT state, count(*)::int AS n FROM deliveries GROUP BY state`)) as {
-    state: string;
-    n: number;
-  }[];
+  await until(() => accepted.size >= TOTAL, 120_000, `all ${TOTAL} delivered (${accepted.size})`);
+  const states = await h.ds.query<
+    {
+      state: string;
+      n: number;
+    }[]
+  >(`SELECT state, count(*)::int AS n FROM deliveries GROUP BY state`);
   await until(
     async () => {
-      const s = (await h.ds.query(`SELECT state, count(*)::int AS n FROM deliveries GROUP BY state`)) as {
-        state: string;
-        n: number;
-      }[];
+      const s = await h.ds.query<
+        {
+          state: string;
+          n: number;
+        }[]
+      >(`SELECT state, count(*)::int AS n FROM deliveries GROUP BY state`);
       return s.length === 1 && s[0]!.state === 'delivered' && s[0]!.n === TOTAL;
     },
     30_000,
@@ -196,7 +204,7 @@ it('1,000 events through a killed worker and two Redis restarts: all delivered, 
   );
 
   // None lost: the receiver accepted exactly the 1,000 event ids of the outbox.
-  const ids = (await h.ds.query(`SELECT id, (data->>'n')::int AS n FROM outbox_events`)) as { id: string; n: number }[];
+  const ids = await h.ds.query<{ id: string; n: number }[]>(`SELECT id, (data->>'n')::int AS n FROM outbox_events`);
   expect(ids).toHaveLength(TOTAL);
   expect([...accepted.keys()].sort()).toEqual(ids.map((r) => r.id).sort());
   // Duplicates only with the same id: every copy of an id has the same body, and each payload
@@ -215,7 +223,7 @@ it('1,000 events through a killed worker and two Redis restarts: all delivered, 
   expect(badSignatures).toBe(0);
   expect(failedOnPurpose).toBeGreaterThan(200);
   // Retries are in the log: attempts beyond the first for at least the failed ones.
-  const [att] = (await h.ds.query(`SELECT sum(attempts)::int AS n FROM deliveries`)) as { n: number }[];
+  const [att] = await h.ds.query<{ n: number }[]>(`SELECT sum(attempts)::int AS n FROM deliveries`);
   expect(att!.n).toBeGreaterThanOrEqual(TOTAL + failedOnPurpose - duplicates);
   console.log(
     `faults: ${TOTAL} events, ${failedOnPurpose} refused on purpose, ${duplicates} duplicate deliveries (same id), ${att!.n} attempts`,

@@ -42,7 +42,12 @@ export async function startReceiver(): Promise<Receiver> {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const r = { path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() };
+      const r = {
+        path: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        at: Date.now(),
+      };
       requests.push(r);
       res.statusCode = rec.status(r);
       res.end(res.statusCode < 300 ? '{"ok":true}' : 'nope');
@@ -159,7 +164,11 @@ export async function alertsWorld(): Promise<AlertsWorld> {
   };
 }
 
-export async function until<T>(fn: () => Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
+export async function until<T>(
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  ms: number,
+  what: string,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();

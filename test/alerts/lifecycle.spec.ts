@@ -32,9 +32,10 @@ afterAll(async () => {
 
 const setOnline = (online: boolean) => w.h.ds.query(`UPDATE sites SET online = $2 WHERE id = $1`, [siteId, online]);
 const events = async (type?: string) =>
-  (await w.h.ds.query(`SELECT id, type, subject_id, data FROM outbox_events WHERE ($1::text IS NULL OR type = $1) ORDER BY seq`, [
-    type ?? null,
-  ])) as { id: string; type: string; subject_id: string; data: Record<string, unknown> }[];
+  await w.h.ds.query<{ id: string; type: string; subject_id: string; data: Record<string, unknown> }[]>(
+    `SELECT id, type, subject_id, data FROM outbox_events WHERE ($1::text IS NULL OR type = $1) ORDER BY seq`,
+    [type ?? null],
+  );
 const hooks = (type: string) =>
   rx.requests
     .filter((r) => r.path === '/hook')
@@ -54,12 +55,16 @@ describe('transactional outbox', () => {
       'job-unknown:job.unknown:0',
       'site-offline:site.offline:300',
     ]);
-    const [t] = (await w.h.ds.query(`INSERT INTO tenants (slug, name) VALUES ('later', 'Later') RETURNING id`)) as {
-      id: string;
-    }[];
-    const n = (await w.h.ds.query(`SELECT count(*)::int AS n FROM alert_rules WHERE tenant_id = $1`, [t!.id])) as {
-      n: number;
-    }[];
+    const [t] = await w.h.ds.query<
+      {
+        id: string;
+      }[]
+    >(`INSERT INTO tenants (slug, name) VALUES ('later', 'Later') RETURNING id`);
+    const n = await w.h.ds.query<
+      {
+        n: number;
+      }[]
+    >(`SELECT count(*)::int AS n FROM alert_rules WHERE tenant_id = $1`, [t!.id]);
     expect(n[0]!.n).toBe(5);
   });
 
@@ -80,11 +85,11 @@ describe('transactional outbox', () => {
 
   it('jobs reaching a final state emit one event each (reverted, unknown, backup failed)', async () => {
     const mk = async (kind: string) => {
-      const [j] = (await w.h.ds.query(
+      const [j] = await w.h.ds.query<{ id: string }[]>(
         `INSERT INTO jobs (id, tenant_id, site_id, kind, payload, requested_by, state, expires_at)
          VALUES (gen_random_uuid(), $1, $2, $3, '{}', '{}', 'running', now() + interval '1 hour') RETURNING id`,
         [w.tenantId, siteId, kind],
-      )) as { id: string }[];
+      );
       return j!.id;
     };
     const finish = (id: string, state: string, error: string | null = null) =>
@@ -120,10 +125,8 @@ describe('site offline → one alert after the rule duration → resolved', () =
     first.start();
     const idle = async () =>
       (
-        (await w.h.ds.query(
-          `SELECT 1 FROM outbox_events WHERE processed_at IS NULL
-           UNION ALL SELECT 1 FROM deliveries WHERE state IN ('pending', 'delivering')`,
-        )) as unknown[]
+        await w.h.ds.query<unknown[]>(`SELECT 1 FROM outbox_events WHERE processed_at IS NULL
+           UNION ALL SELECT 1 FROM deliveries WHERE state IN ('pending', 'delivering')`)
       ).length === 0;
     await until(idle, 10_000, 'backlog delivered');
     const before = rx.requests.length;
@@ -145,7 +148,7 @@ describe('site offline → one alert after the rule duration → resolved', () =
       siteId,
       JSON.stringify({ siteId }),
     ]);
-    const firing = await until(async () => hooks('alert.firing').find((h) => h.data.alertId === pending.id), 8000, 'firing');
+    const firing = await until(() => hooks('alert.firing').find((h) => h.data.alertId === pending.id), 8000, 'firing');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1900);
     expect(firing.data.state).toBe('firing');
     await new Promise((r) => setTimeout(r, 600));
@@ -163,7 +166,7 @@ describe('site offline → one alert after the rule duration → resolved', () =
     ]);
 
     await setOnline(true);
-    await until(async () => hooks('alert.resolved').find((h) => h.data.alertId === pending.id), 5000, 'resolved');
+    await until(() => hooks('alert.resolved').find((h) => h.data.alertId === pending.id), 5000, 'resolved');
     const resolved = await w.api('GET', `/alerts/${pending.id}`);
     expect(resolved.body).toMatchObject({ state: 'resolved', ruleName: 'Site offline for 5 minutes' });
     expect(resolved.body.resolvedAt).not.toBeNull();
@@ -196,7 +199,9 @@ describe('site offline → one alert after the rule duration → resolved', () =
     const ack = await w.api('POST', `/alerts/${a.id}/acknowledge`);
     expect(ack.status).toBe(200);
     expect(ack.body.acknowledgedAt).not.toBeNull();
-    expect((await w.api('GET', '/alerts?state=acknowledged')).body.items.map((x: { id: string }) => x.id)).toEqual([a.id]);
+    expect((await w.api('GET', '/alerts?state=acknowledged')).body.items.map((x: { id: string }) => x.id)).toEqual([
+      a.id,
+    ]);
     const until1 = new Date(Date.now() + 3_600_000).toISOString();
     const sil = await w.api('POST', `/alerts/${a.id}/silence`, { until: until1 });
     expect(sil.status).toBe(200);
@@ -218,8 +223,14 @@ describe('site offline → one alert after the rule duration → resolved', () =
     expect((await as('GET', '/alerts')).status).toBe(200);
     expect((await as('POST', `/alerts/${a.id}/acknowledge`)).status).toBe(403);
     expect((await as('GET', '/channels')).status).toBe(403);
-    expect((await as('POST', '/alert-rules', { kind: 'event', name: 'x', eventType: 'site.offline' })).status).toBe(403);
-    const audit = (await w.h.ds.query(`SELECT action FROM audit_log WHERE action LIKE 'alert%'`)) as { action: string }[];
+    expect((await as('POST', '/alert-rules', { kind: 'event', name: 'x', eventType: 'site.offline' })).status).toBe(
+      403,
+    );
+    const audit = await w.h.ds.query<
+      {
+        action: string;
+      }[]
+    >(`SELECT action FROM audit_log WHERE action LIKE 'alert%'`);
     expect(audit.map((x) => x.action)).toEqual(
       expect.arrayContaining(['alert_rule.updated', 'alert.acknowledged', 'alert.silenced']),
     );
@@ -250,7 +261,8 @@ describe('site offline → one alert after the rule duration → resolved', () =
     const ch = await until(
       async () => {
         const c = await w.api('GET', `/channels/${dead.body.id as string}`);
-        return c.body.enabled === false ? c.body : undefined;
+        const body = c.body as { enabled: boolean; disabledReason: string | null };
+        return body.enabled ? undefined : body;
       },
       15_000,
       'channel disabled',
@@ -270,7 +282,13 @@ describe('site offline → one alert after the rule duration → resolved', () =
     );
     expect(alert).toMatchObject({ subjectType: 'channel', subjectId: dead.body.id, severity: 'critical' });
     // The healthy hook told the admins; nothing more is sent to the disabled channel.
-    await until(async () => hooks('channel.disabled').length === 1 || hooks('alert.firing').some((h) => h.data.alertId === (alert as unknown as { id: string }).id), 5000, 'admins told');
+    await until(
+      () =>
+        hooks('channel.disabled').length === 1 ||
+        hooks('alert.firing').some((h) => h.data.alertId === (alert as unknown as { id: string }).id),
+      5000,
+      'admins told',
+    );
     await new Promise((r) => setTimeout(r, 400));
     expect(rx.requests.filter((r) => r.path === '/dead')).toHaveLength(4);
     rx.status = () => 200;

@@ -39,7 +39,7 @@ function exportedMetrics(): Set<string> {
   }
   for (const h of histograms) for (const s of ['_bucket', '_sum', '_count']) names.add(h + s);
   for (const m of reg.getMetricsAsArray()) {
-    if ((m as { type?: string }).type === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(m.name + s);
+    if (String(m.type) === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(m.name + s);
   }
   return names;
 }
@@ -101,7 +101,9 @@ describe('self-monitoring: Prometheus rules and the Grafana dashboard', () => {
     expect(metricNames('sum by (state) (rate(backplane_worker_jobs_finished_total{kind="x"}[5m])) > 0')).toEqual([
       'backplane_worker_jobs_finished_total',
     ]);
-    const bogus = metricNames('rate(backplane_worker_made_up_total[5m]) / on(instance) up').filter((n) => !exported.has(n));
+    const bogus = metricNames('rate(backplane_worker_made_up_total[5m]) / on(instance) up').filter(
+      (n) => !exported.has(n),
+    );
     expect(bogus).toEqual(['backplane_worker_made_up_total']);
   });
 
@@ -117,7 +119,11 @@ describe('self-monitoring: Prometheus rules and the Grafana dashboard', () => {
       expect(['info', 'warning', 'critical']).toContain(r.labels?.severity);
       expect(r.annotations?.summary).toBeTruthy();
       // balanced brackets
-      for (const [o, c] of [['(', ')'], ['{', '}'], ['[', ']']] as const) {
+      for (const [o, c] of [
+        ['(', ')'],
+        ['{', '}'],
+        ['[', ']'],
+      ] as const) {
         expect(r.expr!.split(o).length, `${r.alert} ${o}${c}`).toBe(r.expr!.split(c).length);
       }
     }
@@ -132,10 +138,16 @@ describe('self-monitoring: Prometheus rules and the Grafana dashboard', () => {
   it('every metric in every rule and dashboard expression is exported by an app', () => {
     const exprs = [
       ...rulesFile.groups.flatMap((g) => g.rules.map((r) => ({ where: `rule ${r.alert}`, expr: r.expr! }))),
-      ...dashboard.panels.flatMap((p) => p.targets.map((t) => ({ where: `panel "${p.title}" ${t.refId}`, expr: t.expr }))),
+      ...dashboard.panels.flatMap((p) =>
+        p.targets.map((t) => ({ where: `panel "${p.title}" ${t.refId}`, expr: t.expr })),
+      ),
     ];
     expect(exprs.length).toBeGreaterThan(25);
-    const unknown = exprs.flatMap((e) => metricNames(e.expr).filter((n) => !exported.has(n)).map((n) => `${e.where}: ${n}`));
+    const unknown = exprs.flatMap((e) =>
+      metricNames(e.expr)
+        .filter((n) => !exported.has(n))
+        .map((n) => `${e.where}: ${n}`),
+    );
     expect(unknown).toEqual([]);
     for (const e of exprs) expect(metricNames(e.expr).length, e.where).toBeGreaterThan(0);
   });

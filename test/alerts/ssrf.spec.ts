@@ -32,16 +32,17 @@ const DNS: Record<string, string[]> = {
 function recording(redirects: Record<string, string> = {}) {
   const resolved: string[] = [];
   const connected: ConnectRequest[] = [];
-  const resolver: Resolver = async (host) => {
+  const resolver: Resolver = (host) => {
     resolved.push(host);
     const a = DNS[host];
-    if (!a) throw new Error('ENOTFOUND');
-    return a;
+    return a ? Promise.resolve(a) : Promise.reject(new Error('ENOTFOUND'));
   };
-  const connector: Connector = async (r) => {
+  const connector: Connector = (r) => {
     connected.push(r);
     const to = redirects[r.url.toString()];
-    return to ? { status: 302, headers: { location: to }, body: '' } : { status: 200, headers: {}, body: 'ok' };
+    return Promise.resolve(
+      to ? { status: 302, headers: { location: to }, body: '' } : { status: 200, headers: {}, body: 'ok' },
+    );
   };
   return { resolved, connected, resolver, connector };
 }
@@ -90,7 +91,11 @@ describe('SSRF guard', () => {
     const err = await client.send(url, post).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OutboundRefusedError);
     // Refused for the right reason: the address (or the scheme / an unresolvable name).
-    const expected = /^(ftp|file|gopher):|@|^not a url/.test(url) ? 'scheme' : url.includes('localhost') ? 'resolve' : 'address';
+    const expected = /^(ftp|file|gopher):|@|^not a url/.test(url)
+      ? 'scheme'
+      : url.includes('localhost')
+        ? 'resolve'
+        : 'address';
     expect((err as OutboundRefusedError).reason).toBe(expected);
     expect(r.connected).toEqual([]);
   });

@@ -66,7 +66,7 @@ export const CreateAlertRuleBody = z.discriminatedUnion('kind', [
     kind: z.literal('telemetry'),
     metric: z.enum(['cpu', 'memory', 'latency']).describe('cpu %, memory used %, tunnel latency ms'),
     operator: z.enum(['>', '<']),
-    threshold: z.number().finite(),
+    threshold: z.number(),
     ...ruleFields,
   }),
 ]);
@@ -76,7 +76,7 @@ export const UpdateAlertRuleBody = z.strictObject({
   eventType: ruleEvent.optional(),
   metric: z.enum(['cpu', 'memory', 'latency']).optional(),
   operator: z.enum(['>', '<']).optional(),
-  threshold: z.number().finite().optional(),
+  threshold: z.number().optional(),
   durationSeconds: z.number().int().min(0).max(604800).optional(),
   scope: z.enum(['all', 'tags', 'sites']).optional(),
   tags: z.array(text(64)).max(50).optional(),

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { ChannelConfigSchemas, DEFAULT_CHANNEL_EVENTS, type ChannelKindName } from '@backplane/contracts';
+import { ChannelConfigSchemas, DEFAULT_CHANNEL_EVENTS } from '@backplane/contracts';
 import {
   AlertRulesRepository,
   AlertsRepository,
@@ -87,7 +87,11 @@ function channelOut(c: ChannelRow, s: ChannelSecrets): z.infer<typeof ChannelRes
     config: cfg,
     target:
       targetOf(s.url) ??
-      (c.kind === 'telegram' ? targetOf(cfg['apiBase'] as string) : c.kind === 'ntfy' ? targetOf(cfg['server'] as string) : null),
+      (c.kind === 'telegram'
+        ? targetOf(cfg['apiBase'] as string)
+        : c.kind === 'ntfy'
+          ? targetOf(cfg['server'] as string)
+          : null),
     events: c.events,
     minSeverity: c.minSeverity,
     maxConcurrency: c.maxConcurrency,
@@ -156,7 +160,8 @@ export class AlertsService {
   async acknowledge(t: TenantContext, id: string) {
     return this.deps.db.inTenant(t.scope, async (tx) => {
       const a = await this.alerts.acknowledge(tx, id, t.actor.actorLabel ?? t.actor.actorId ?? 'unknown');
-      if (!a) throw (await this.alerts.get(tx, id)) ? new ApiError('conflict', 'the alert is resolved') : notFound('alert');
+      if (!a)
+        throw (await this.alerts.get(tx, id)) ? new ApiError('conflict', 'the alert is resolved') : notFound('alert');
       await this.audit.record(tx, t.actor, { action: 'alert.acknowledged', targetType: 'alert', targetId: id });
       return alertOut(a);
     });
@@ -207,7 +212,12 @@ export class AlertsService {
     };
     return this.deps.db.inTenant(t.scope, async (tx) => {
       const r = ruleOut(await this.rules.create(tx, input));
-      await this.audit.record(tx, t.actor, { action: 'alert_rule.created', targetType: 'alert_rule', targetId: r.id, after: r });
+      await this.audit.record(tx, t.actor, {
+        action: 'alert_rule.created',
+        targetType: 'alert_rule',
+        targetId: r.id,
+        after: r,
+      });
       return r;
     });
   }
@@ -223,7 +233,10 @@ export class AlertsService {
       if (!before) throw notFound('alert rule');
       const r = await this.rules.update(tx, id, patch).catch((err: unknown) => {
         if (String(err).includes('alert_rules_shape')) {
-          throw new ApiError('validation_failed', 'an event rule needs eventType; a telemetry rule metric, operator and threshold');
+          throw new ApiError(
+            'validation_failed',
+            'an event rule needs eventType; a telemetry rule metric, operator and threshold',
+          );
         }
         throw err;
       });
@@ -294,7 +307,12 @@ export class AlertsService {
     return this.deps.db.inTenant(t.scope, async (tx) => {
       const c = await this.channels.create(tx, input, secrets);
       const out = channelOut(c, secrets);
-      await this.audit.record(tx, t.actor, { action: 'channel.created', targetType: 'channel', targetId: c.id, after: out });
+      await this.audit.record(tx, t.actor, {
+        action: 'channel.created',
+        targetType: 'channel',
+        targetId: c.id,
+        after: out,
+      });
       return { ...out, signingSecret: secrets.signingSecret ?? null };
     });
   }
@@ -317,10 +335,13 @@ export class AlertsService {
       }
       let config: Record<string, unknown> | undefined;
       if (b.config !== undefined) {
-        const parsed = ChannelConfigSchemas[before.kind as ChannelKindName].safeParse(b.config);
+        const parsed = ChannelConfigSchemas[before.kind].safeParse(b.config);
         if (!parsed.success)
-          throw new ApiError('validation_failed', `invalid body: config: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-        config = parsed.data as Record<string, unknown>;
+          throw new ApiError(
+            'validation_failed',
+            `invalid body: config: ${parsed.error.issues[0]?.message ?? 'invalid'}`,
+          );
+        config = parsed.data;
       }
       const c = await this.channels.update(
         tx,
@@ -390,7 +411,12 @@ export class AlertsService {
         subjectId: id,
         data: { channelId: id, message: `Test notification for channel "${c.name}" from Backplane` },
       });
-      await this.audit.record(tx, t.actor, { action: 'channel.test_sent', targetType: 'channel', targetId: id, after: { eventId } });
+      await this.audit.record(tx, t.actor, {
+        action: 'channel.test_sent',
+        targetType: 'channel',
+        targetId: id,
+        after: { eventId },
+      });
       return { eventId };
     });
   }

@@ -17,14 +17,27 @@ export function addEventWebhooks(doc: OpenAPIObject): void {
         operationId: `event_${type.replace(/\./g, '_')}`,
         tags: ['events'],
         parameters: [
-          { name: 'webhook-id', in: 'header', required: true, schema: { type: 'string' }, description: 'the event id (stable across retries: deduplicate on it)' },
-          { name: 'webhook-timestamp', in: 'header', required: true, schema: { type: 'string' }, description: 'Unix seconds' },
+          {
+            name: 'webhook-id',
+            in: 'header',
+            required: true,
+            schema: { type: 'string' },
+            description: 'the event id (stable across retries: deduplicate on it)',
+          },
+          {
+            name: 'webhook-timestamp',
+            in: 'header',
+            required: true,
+            schema: { type: 'string' },
+            description: 'Unix seconds',
+          },
           {
             name: 'webhook-signature',
             in: 'header',
             required: true,
             schema: { type: 'string' },
-            description: 'space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation',
+            description:
+              'space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation',
           },
         ],
         requestBody: { required: true, content: { 'application/json': { schema } } },

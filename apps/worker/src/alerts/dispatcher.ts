@@ -1,12 +1,5 @@
 import type { Envelope, EventType, RealtimeSink } from '@backplane/contracts';
-import {
-  OutboxRepository,
-  TenantScope,
-  type ClaimedDelivery,
-  type Database,
-  type DeliveryPolicy,
-} from '@backplane/db';
-import type { Logger } from 'pino';
+import { OutboxRepository, TenantScope, type ClaimedDelivery, type Database, type DeliveryPolicy } from '@backplane/db';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { AlertEngine, type EngineDeps } from './engine';
 import type { SafeHttpClient } from './http-client';
@@ -256,7 +249,10 @@ export class AlertDispatcher {
       }
     } catch (err) {
       // The lease expires and another round retries it (at least once).
-      this.deps.logger.warn({ deliveryId: d.id, err: err instanceof Error ? err.message : String(err) }, 'delivery failed');
+      this.deps.logger.warn(
+        { deliveryId: d.id, err: err instanceof Error ? err.message : String(err) },
+        'delivery failed',
+      );
     }
   }
 }

@@ -127,7 +127,8 @@ export class AlertEngine {
         if (!open) continue;
         const resolved = await this.alerts.resolve(tx, open, e.id);
         if (resolved) await this.notify(tx, resolved, 'alert.resolved', r, changed);
-        else changed.push({ tenantId: tx.tenantId, data: { alertId: open.id, state: 'resolved', siteId: open.siteId } });
+        else
+          changed.push({ tenantId: tx.tenantId, data: { alertId: open.id, state: 'resolved', siteId: open.siteId } });
       }
     }
   }
@@ -140,7 +141,10 @@ export class AlertEngine {
     rule: AlertRuleRow | null,
     changed: Changed[],
   ): Promise<void> {
-    changed.push({ tenantId: tx.tenantId, data: { alertId: a.id, state: a.state, siteId: a.siteId, severity: a.severity } });
+    changed.push({
+      tenantId: tx.tenantId,
+      data: { alertId: a.id, state: a.state, siteId: a.siteId, severity: a.severity },
+    });
     const r = rule ?? (a.ruleId ? await this.rules.get(tx, a.ruleId) : null);
     const now = Date.now();
     if ((a.silencedUntil && a.silencedUntil.getTime() > now) || (r?.silencedUntil && r.silencedUntil.getTime() > now)) {
@@ -245,6 +249,8 @@ function inScope(r: AlertRuleRow, e: OutboxEventRow, site: { tags: string[] } | 
 function summaryOf(r: AlertRuleRow, e: OutboxEventRow, siteName: string | undefined): string {
   const who = siteName ?? (e.data['gatewayName'] as string | undefined) ?? e.subjectId ?? 'tenant';
   const entry = EVENT_CATALOGUE[e.type as EventType] as { summary: string } | undefined;
-  const dur = r.durationSeconds ? ` for ${r.durationSeconds >= 60 ? `${Math.round(r.durationSeconds / 60)} min` : `${r.durationSeconds} s`}` : '';
+  const dur = r.durationSeconds
+    ? ` for ${r.durationSeconds >= 60 ? `${Math.round(r.durationSeconds / 60)} min` : `${r.durationSeconds} s`}`
+    : '';
   return `${who}: ${entry?.summary ?? e.type}${dur}`;
 }

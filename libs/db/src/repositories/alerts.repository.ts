@@ -50,7 +50,12 @@ export class OutboxRepository {
   async backlog(
     tx: PlatformTx,
   ): Promise<{ eventsPending: number; deliveriesDue: number; deliveriesFailed: number; gatewaysDown: number }> {
-    const [r] = await query<{ eventsPending: number; deliveriesDue: number; deliveriesFailed: number; gatewaysDown: number }>(
+    const [r] = await query<{
+      eventsPending: number;
+      deliveriesDue: number;
+      deliveriesFailed: number;
+      gatewaysDown: number;
+    }>(
       tx,
       `SELECT events_pending::int AS "eventsPending", deliveries_due::int AS "deliveriesDue",
               deliveries_failed::int AS "deliveriesFailed", gateways_down::int AS "gatewaysDown" FROM bp_alert_backlog()`,
@@ -145,14 +150,18 @@ export class AlertRulesRepository {
   async list(tx: TenantTx, page: PageRequest): Promise<Page<AlertRuleRow>> {
     const params: unknown[] = [tx.tenantId];
     const rest = newestFirst(page, params, 'tenant_id = $1');
-    return toPage(await query<AlertRuleRow>(tx, `SELECT ${RULE_COLS} FROM alert_rules WHERE ${rest}`, params), page.limit);
+    return toPage(
+      await query<AlertRuleRow>(tx, `SELECT ${RULE_COLS} FROM alert_rules WHERE ${rest}`, params),
+      page.limit,
+    );
   }
 
   async get(tx: TenantTx, id: string): Promise<AlertRuleRow | null> {
-    const [row] = await query<AlertRuleRow>(tx, `SELECT ${RULE_COLS} FROM alert_rules WHERE tenant_id = $1 AND id = $2`, [
-      tx.tenantId,
-      id,
-    ]);
+    const [row] = await query<AlertRuleRow>(
+      tx,
+      `SELECT ${RULE_COLS} FROM alert_rules WHERE tenant_id = $1 AND id = $2`,
+      [tx.tenantId, id],
+    );
     return row ?? null;
   }
 
@@ -310,7 +319,12 @@ export interface NewAlert {
 
 export class AlertsRepository {
   /** The open (pending or firing) alert of a rule for a subject, locked. */
-  async open(tx: TenantTx, ruleId: string | null, subjectType: string, subjectId: string | null): Promise<AlertRow | null> {
+  async open(
+    tx: TenantTx,
+    ruleId: string | null,
+    subjectType: string,
+    subjectId: string | null,
+  ): Promise<AlertRow | null> {
     const [row] = await query<AlertRow>(
       tx,
       `SELECT ${ALERT_COLS} FROM alerts
@@ -557,7 +571,10 @@ export class ChannelsRepository {
   async list(tx: TenantTx, page: PageRequest): Promise<Page<ChannelRow>> {
     const params: unknown[] = [tx.tenantId];
     const rest = newestFirst(page, params, 'tenant_id = $1');
-    return toPage(await query<ChannelRow>(tx, `SELECT ${CHANNEL_COLS} FROM channels WHERE ${rest}`, params), page.limit);
+    return toPage(
+      await query<ChannelRow>(tx, `SELECT ${CHANNEL_COLS} FROM channels WHERE ${rest}`, params),
+      page.limit,
+    );
   }
 
   async get(tx: TenantTx, id: string): Promise<ChannelRow | null> {
@@ -641,8 +658,10 @@ export class ChannelsRepository {
   }
 
   async delete(tx: TenantTx, id: string): Promise<boolean> {
-    return (await query(tx, `DELETE FROM channels WHERE tenant_id = $1 AND id = $2 RETURNING id`, [tx.tenantId, id]))
-      .length > 0;
+    return (
+      (await query(tx, `DELETE FROM channels WHERE tenant_id = $1 AND id = $2 RETURNING id`, [tx.tenantId, id]))
+        .length > 0
+    );
   }
 
   /**
@@ -797,18 +816,21 @@ export class ChannelsRepository {
       params.push(state);
       base += ` AND d.state = $${params.length}`;
     }
-    const rest = newestFirst(page, params, base).replace(/\(created_at, id\)/g, '(d.created_at, d.id)').replace(
-      'ORDER BY created_at DESC, id DESC',
-      'ORDER BY d.created_at DESC, d.id DESC',
+    const rest = newestFirst(page, params, base)
+      .replace(/\(created_at, id\)/g, '(d.created_at, d.id)')
+      .replace('ORDER BY created_at DESC, id DESC', 'ORDER BY d.created_at DESC, d.id DESC');
+    return toPage(
+      await query<DeliveryRow>(tx, `SELECT ${DELIVERY_COLS} FROM deliveries d WHERE ${rest}`, params),
+      page.limit,
     );
-    return toPage(await query<DeliveryRow>(tx, `SELECT ${DELIVERY_COLS} FROM deliveries d WHERE ${rest}`, params), page.limit);
   }
 
   async delivery(tx: TenantTx, id: string): Promise<DeliveryRow | null> {
-    const [row] = await query<DeliveryRow>(tx, `SELECT ${DELIVERY_COLS} FROM deliveries d WHERE d.tenant_id = $1 AND d.id = $2`, [
-      tx.tenantId,
-      id,
-    ]);
+    const [row] = await query<DeliveryRow>(
+      tx,
+      `SELECT ${DELIVERY_COLS} FROM deliveries d WHERE d.tenant_id = $1 AND d.id = $2`,
+      [tx.tenantId, id],
+    );
     return row ?? null;
   }
 
