@@ -8,7 +8,6 @@ export {
   siteStreamRoom,
   tenantRoom,
   type Ack,
-  type AlertChangedData,
   type BackupCreatedData,
   type JobProgressData,
   type LogLine,

@@ -11,7 +11,7 @@ import {
   TextInput,
   Title,
 } from '@mantine/core';
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { api, errorText, type AlertItem, type AlertRule, type Page } from '../api';
 import { CardTable, EmptyNote, ErrorAlert, Panel } from '../components';
 import { useTenantEvents } from '../realtime';
@@ -39,12 +39,20 @@ export function AlertsPage() {
     (signal) => api<Page<AlertRule>>('GET', `/tenants/${tenant.id}/alert-rules`, { query: { limit: 200 }, signal }),
     [tenant.id],
   );
+  // Live: status changes and finished jobs are what open and resolve alerts; the engine
+  // decides within a second, so reload shortly after, and poll for duration-based alerts.
   useTenantEvents(
     (e) => {
-      if (e.type === 'alert.changed') alerts.reload();
+      if (e.type === 'site.status' || (e.type === 'job.progress' && e.data.state !== 'running')) {
+        window.setTimeout(() => alerts.reload(), 1500);
+      }
     },
     () => alerts.reload(),
   );
+  useEffect(() => {
+    const t = window.setInterval(() => alerts.reload(), 10_000);
+    return () => window.clearInterval(t);
+  }, [alerts.reload]);
 
   const act = async (path: string, body?: unknown) => {
     try {
@@ -93,7 +101,7 @@ export function AlertsPage() {
       >
         {(alerts.data?.items ?? []).map((a) => (
           <Table.Tr key={a.id} data-alert={a.id}>
-            <Table.Td>
+            <Table.Td miw={100}>
               <Badge color={SEVERITY_COLOR[a.severity]}>{a.severity}</Badge>
             </Table.Td>
             <Table.Td>
@@ -102,7 +110,7 @@ export function AlertsPage() {
                 {a.ruleName}
               </Text>
             </Table.Td>
-            <Table.Td>
+            <Table.Td miw={110}>
               <Badge color={a.state === 'firing' ? 'red' : a.state === 'pending' ? 'yellow' : 'gray'}>{a.state}</Badge>
               {a.silencedUntil && Date.parse(a.silencedUntil) > Date.now() && (
                 <Badge color="gray" variant="outline" ml={4}>

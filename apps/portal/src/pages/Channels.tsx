@@ -82,7 +82,7 @@ export function ChannelsPage() {
               {c.target ?? (c.config['to'] as string[] | undefined)?.join(', ') ?? '—'}
             </Table.Td>
             <Table.Td className="mono">{c.events.join(', ')}</Table.Td>
-            <Table.Td>
+            <Table.Td miw={130}>
               {c.enabled ? (
                 c.consecutiveFailures > 0 ? (
                   <Badge color="orange">failing ({c.consecutiveFailures})</Badge>

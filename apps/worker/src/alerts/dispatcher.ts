@@ -1,4 +1,4 @@
-import type { Envelope, EventType, RealtimeSink } from '@backplane/contracts';
+import type { Envelope, EventType } from '@backplane/contracts';
 import { OutboxRepository, TenantScope, type ClaimedDelivery, type Database, type DeliveryPolicy } from '@backplane/db';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { AlertEngine, type EngineDeps } from './engine';
@@ -41,7 +41,6 @@ export interface DispatcherDeps extends EngineDeps {
   readonly mailer: Mailer | null;
   readonly mailFrom: string;
   readonly registry?: Registry | undefined;
-  readonly realtime?: RealtimeSink | undefined;
 }
 
 class DeliveryMetrics {

@@ -1,11 +1,4 @@
-import {
-  EVENT_CATALOGUE,
-  resolvingEvent,
-  type AlertChangedData,
-  type AlertNotice,
-  type EventType,
-  type RealtimeSink,
-} from '@backplane/contracts';
+import { EVENT_CATALOGUE, resolvingEvent, type AlertNotice, type EventType } from '@backplane/contracts';
 import {
   AlertRulesRepository,
   AlertsRepository,
@@ -32,14 +25,25 @@ export interface EngineDeps {
   readonly db: Database;
   readonly keyring: ConstructorParameters<typeof ChannelsRepository>[0];
   readonly logger: Logger;
-  readonly realtime?: RealtimeSink | undefined;
+  /**
+   * Called after the commit for every alert that changed (the realtime `alert.changed` event
+   * needs its type in libs/realtime's event schema first; until then the portal polls).
+   */
+  readonly onAlertChange?: ((tenantId: string, change: AlertChange) => void) | undefined;
   /** Seconds between telemetry rule evaluations of one tenant. */
   readonly telemetryEverySeconds?: number;
 }
 
+export interface AlertChange {
+  readonly alertId: string;
+  readonly state: 'pending' | 'firing' | 'resolved';
+  readonly siteId?: string | null;
+  readonly severity?: string;
+}
+
 interface Changed {
   readonly tenantId: string;
-  readonly data: AlertChangedData;
+  readonly data: AlertChange;
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -82,11 +86,7 @@ export class AlertEngine {
       const t = await this.evaluateTelemetry(tx, changed);
       return events.length + due.length + t;
     });
-    for (const c of changed) {
-      await this.deps.realtime
-        ?.publish(c.tenantId, { type: 'alert.changed', data: c.data })
-        .catch((err: unknown) => this.deps.logger.warn({ err: String(err) }, 'realtime publish failed'));
-    }
+    for (const c of changed) this.deps.onAlertChange?.(c.tenantId, c.data);
     return n;
   }
 

@@ -1,5 +1,4 @@
 import type { WorkerConfig } from '@backplane/config';
-import type { RealtimeSink } from '@backplane/contracts';
 import type { Keyring } from '@backplane/crypto';
 import type { Database } from '@backplane/db';
 import type { Logger } from 'pino';
@@ -32,7 +31,6 @@ export function workerDispatcher(deps: {
   keyring: Keyring;
   logger: Logger;
   registry: Registry;
-  realtime: RealtimeSink;
 }): { dispatcher: AlertDispatcher; close(): void } {
   const mailer = deps.config.SMTP_URL ? smtpMailer(deps.config.SMTP_URL) : null;
   const dispatcher = new AlertDispatcher(
@@ -40,7 +38,6 @@ export function workerDispatcher(deps: {
       db: deps.db,
       keyring: deps.keyring,
       logger: deps.logger,
-      realtime: deps.realtime,
       registry: deps.registry,
       http: new SafeHttpClient({
         policy: new AddressPolicy(deps.config.OUTBOUND_ALLOW_NETWORKS),
