@@ -135,6 +135,7 @@ export class AlertDispatcher {
   private readonly inflight = new Set<Promise<void>>();
   private readonly metrics: DeliveryMetrics | null;
   private running = false;
+  private telemetryAt = 0;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
 
@@ -185,7 +186,14 @@ export class AlertDispatcher {
 
   /** One round; true when it found work (the loop then goes again at once). */
   async round(): Promise<boolean> {
-    const tenants = await this.deps.db.inPlatform((tx) => this.outbox.tenantsWithWork(tx));
+    const every = (this.deps.telemetryEverySeconds ?? 30) * 1000;
+    const withTelemetry = Date.now() - this.telemetryAt >= every;
+    const tenants = await this.deps.db.inPlatform(async (tx) => {
+      const due = await this.outbox.tenantsWithWork(tx);
+      if (!withTelemetry) return due;
+      this.telemetryAt = Date.now();
+      return [...new Set([...due, ...(await this.outbox.telemetryTenants(tx))])];
+    });
     let busy = false;
     for (const t of tenants) {
       if (!this.running && this.loop) break;

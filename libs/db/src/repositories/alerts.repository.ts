@@ -40,9 +40,15 @@ export class OutboxRepository {
     return row!.id;
   }
 
-  /** The tenants with due alert work (events, pending alerts, deliveries, telemetry rules). */
+  /** The tenants with due alert work (events, pending alerts, deliveries). */
   async tenantsWithWork(tx: PlatformTx): Promise<string[]> {
     const rows = await query<{ tenant_id: string }>(tx, `SELECT tenant_id FROM bp_alert_work()`);
+    return rows.map((r) => r.tenant_id);
+  }
+
+  /** The tenants with enabled telemetry rules. */
+  async telemetryTenants(tx: PlatformTx): Promise<string[]> {
+    const rows = await query<{ tenant_id: string }>(tx, `SELECT tenant_id FROM bp_alert_telemetry_tenants()`);
     return rows.map((r) => r.tenant_id);
   }
 
