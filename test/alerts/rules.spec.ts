@@ -104,3 +104,45 @@ describe('telemetry threshold rule', () => {
     expect(resolved.body.items).toHaveLength(1);
   });
 });
+
+describe('outbox retention', () => {
+  it('old processed events with final deliveries go; unprocessed or still-retrying ones stay', async () => {
+    const ch = await w.api('POST', '/channels', {
+      kind: 'webhook',
+      name: 'ret',
+      url: 'https://hooks.example.com/x',
+      events: ['backup.created'],
+    });
+    const mk = async (processed: boolean) => {
+      const [e] = await w.h.ds.query<{ id: string }[]>(
+        `INSERT INTO outbox_events (tenant_id, type, subject_type, data, occurred_at, processed_at)
+         VALUES ($1, 'backup.created', 'site', '{}', now() - interval '40 days', CASE WHEN $2 THEN now() END) RETURNING id`,
+        [w.tenantId, processed],
+      );
+      return e!.id;
+    };
+    const done = await mk(true);
+    const unprocessed = await mk(false);
+    const retrying = await mk(true);
+    const recent = (
+      await w.h.ds.query<{ id: string }[]>(
+        `INSERT INTO outbox_events (tenant_id, type, subject_type, data, processed_at) VALUES ($1, 'test', 'tenant', '{}', now()) RETURNING id`,
+        [w.tenantId],
+      )
+    )[0]!.id;
+    for (const [id, state] of [
+      [done, 'delivered'],
+      [retrying, 'pending'],
+    ] as const) {
+      await w.h.ds.query(
+        `INSERT INTO deliveries (tenant_id, channel_id, event_id, event_type, state) VALUES ($1, $2, $3, 'backup.created', $4)`,
+        [w.tenantId, ch.body.id, id, state],
+      );
+    }
+    const n = await w.h.db.inPlatform((tx) => new OutboxRepository().cleanup(tx, 30, 100));
+    expect(n).toBe(1);
+    const left = (await w.h.ds.query<{ id: string }[]>(`SELECT id FROM outbox_events`)).map((r) => r.id);
+    expect(left).not.toContain(done);
+    expect(left).toEqual(expect.arrayContaining([unprocessed, retrying, recent]));
+  });
+});

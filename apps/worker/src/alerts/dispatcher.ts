@@ -13,6 +13,8 @@ export interface DispatcherOptions {
   /** A claimed delivery's lease (ms): a worker that dies mid-delivery hands it over after this. */
   readonly leaseMs: number;
   readonly policy: DeliveryPolicy;
+  /** Processed events (and their delivery log) are kept this many days (default 30). */
+  readonly retentionDays?: number;
 }
 
 /**
@@ -136,6 +138,7 @@ export class AlertDispatcher {
   private readonly metrics: DeliveryMetrics | null;
   private running = false;
   private telemetryAt = 0;
+  private cleanedAt = 0;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
 
@@ -186,6 +189,11 @@ export class AlertDispatcher {
 
   /** One round; true when it found work (the loop then goes again at once). */
   async round(): Promise<boolean> {
+    if (Date.now() - this.cleanedAt >= 3_600_000) {
+      this.cleanedAt = Date.now();
+      const n = await this.deps.db.inPlatform((tx) => this.outbox.cleanup(tx, this.opts.retentionDays ?? 30, 10_000));
+      if (n) this.deps.logger.info({ events: n }, 'old notification events removed');
+    }
     const every = (this.deps.telemetryEverySeconds ?? 30) * 1000;
     const withTelemetry = Date.now() - this.telemetryAt >= every;
     const tenants = await this.deps.db.inPlatform(async (tx) => {

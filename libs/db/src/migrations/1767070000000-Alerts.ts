@@ -312,6 +312,22 @@ export class Alerts1767070000000 implements MigrationInterface {
         $$`);
     await q.query(`REVOKE ALL ON FUNCTION bp_alert_telemetry_tenants() FROM PUBLIC`);
     await q.query(`GRANT EXECUTE ON FUNCTION bp_alert_telemetry_tenants() TO ${APP_ROLE}`);
+    // Retention: processed events older than p_days whose deliveries are all final go, with
+    // their delivery log (alerts keep their history; cause_event_id is not a foreign key).
+    await q.query(`
+      CREATE FUNCTION "bp_outbox_cleanup"(p_days integer, p_limit integer) RETURNS integer
+        LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp SET app.system = 'on' AS $$
+          WITH gone AS (
+            DELETE FROM outbox_events o WHERE o.id IN (
+              SELECT e.id FROM outbox_events e
+               WHERE e.processed_at IS NOT NULL AND e.occurred_at < now() - make_interval(days => p_days)
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state IN ('pending', 'delivering'))
+               LIMIT p_limit)
+            RETURNING 1)
+          SELECT count(*)::int FROM gone
+        $$`);
+    await q.query(`REVOKE ALL ON FUNCTION bp_outbox_cleanup(integer, integer) FROM PUBLIC`);
+    await q.query(`GRANT EXECUTE ON FUNCTION bp_outbox_cleanup(integer, integer) TO ${APP_ROLE}`);
     // Scrape-time gauges (self-monitoring): backlog and gateways reported down.
     await q.query(`
       CREATE FUNCTION "bp_alert_backlog"()
@@ -353,6 +369,7 @@ export class Alerts1767070000000 implements MigrationInterface {
     await q.query(`DROP TRIGGER "tenants_default_alert_rules" ON "tenants"`);
     await q.query(`DROP FUNCTION "bp_tenant_default_rules"()`);
     await q.query(`DROP FUNCTION "bp_alert_default_rules"(uuid)`);
+    await q.query(`DROP FUNCTION "bp_outbox_cleanup"(integer, integer)`);
     await q.query(`DROP FUNCTION "bp_alert_backlog"()`);
     await q.query(`DROP FUNCTION "bp_alert_telemetry_tenants"()`);
     await q.query(`DROP FUNCTION "bp_alert_work"()`);

@@ -52,6 +52,12 @@ export class OutboxRepository {
     return rows.map((r) => r.tenant_id);
   }
 
+  /** Retention: deletes up to `limit` processed events older than `days` with final deliveries. */
+  async cleanup(tx: PlatformTx, days: number, limit: number): Promise<number> {
+    const [r] = await query<{ n: number }>(tx, `SELECT bp_outbox_cleanup($1, $2) AS n`, [days, limit]);
+    return r?.n ?? 0;
+  }
+
   /** Counts for the worker's scrape-time gauges (all tenants). */
   async backlog(
     tx: PlatformTx,
