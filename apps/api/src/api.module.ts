@@ -1,5 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { OpsModule } from '@backplane/observability';
+import { AlertsModule } from './alerts/alerts.module';
 import { ApiKeysModule } from './api-keys/api-keys.module';
 import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
@@ -51,6 +52,7 @@ export class ApiModule {
         ChangesModule,
         PortalModule.register(deps),
         FirmwareModule,
+        AlertsModule,
       ],
     };
   }

@@ -8,6 +8,7 @@ import { ApiErrorFilter } from './common/error.filter';
 import { ApiMetrics } from './common/metrics';
 import { PORTAL_CSP } from './portal/portal.module';
 import type { ApiDeps } from './deps';
+import { addEventWebhooks } from './alerts/openapi-webhooks';
 
 export interface RouteInfo {
   readonly method: string;
@@ -44,6 +45,7 @@ export function buildOpenApi(app: NestFastifyApplication): OpenAPIObject {
     const get = doc.paths[path]?.get;
     if (get) get.summary ??= summary;
   }
+  addEventWebhooks(doc);
   return doc;
 }
 

@@ -14,9 +14,11 @@ import {
 import { useDisclosure } from '@mantine/hooks';
 import { useEffect, useMemo, useRef } from 'react';
 import { logout, type Me } from './api';
+import { AlertsPage } from './pages/Alerts';
 import { ApiKeysPage } from './pages/ApiKeys';
 import { AuditPage } from './pages/Audit';
 import { ApprovalsPage, PlanPage, PlansPage } from './pages/Changes';
+import { ChannelsPage } from './pages/Channels';
 import { FleetPage } from './pages/Fleet';
 import { BatchPage, JobsPage } from './pages/Jobs';
 import { MembersPage } from './pages/Members';
@@ -105,6 +107,18 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
           active: path === tenantPath(session.tenant, '/api-keys'),
         },
         {
+          href: tenantPath(session.tenant, '/alerts'),
+          label: 'Alerts',
+          show: true,
+          active: path === tenantPath(session.tenant, '/alerts'),
+        },
+        {
+          href: tenantPath(session.tenant, '/channels'),
+          label: 'Notification channels',
+          show: session.can('operator'),
+          active: path === tenantPath(session.tenant, '/channels'),
+        },
+        {
           href: tenantPath(session.tenant, '/audit'),
           label: 'Audit log',
           show: session.can('admin'),
@@ -131,6 +145,8 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
     else if (match('/t/:tenant/members', path)) page = <MembersPage />;
     else if (match('/t/:tenant/api-keys', path)) page = <ApiKeysPage />;
     else if (match('/t/:tenant/audit', path)) page = <AuditPage />;
+    else if (match('/t/:tenant/alerts', path)) page = <AlertsPage />;
+    else if (match('/t/:tenant/channels', path)) page = <ChannelsPage />;
     else if (match('/t/:tenant', path)) page = <FleetPage />;
   }
   if (!page && me.tenants.length === 0 && !me.platformOperator)

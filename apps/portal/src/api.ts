@@ -57,6 +57,10 @@ export type Job = ResponseOf<'/api/v1/tenants/{tenantId}/jobs/{jobId}', 'get'>;
 export type JobStep = Job['steps'][number];
 export type JobBatch = ResponseOf<'/api/v1/tenants/{tenantId}/job-batches/{batchId}', 'get'>;
 export type FleetSummary = ResponseOf<'/api/v1/tenants/{tenantId}/sites/summary', 'get'>;
+export type AlertItem = ItemOf<'/api/v1/tenants/{tenantId}/alerts'>;
+export type AlertRule = ItemOf<'/api/v1/tenants/{tenantId}/alert-rules'>;
+export type Channel = ItemOf<'/api/v1/tenants/{tenantId}/channels'>;
+export type Delivery = ItemOf<'/api/v1/tenants/{tenantId}/channels/{channelId}/deliveries'>;
 type TokenPair = ResponseOf<'/api/v1/auth/refresh', 'post'>;
 export type LoginResult = { kind: 'signed-in' } | { kind: 'mfa'; mfaToken: string };
 

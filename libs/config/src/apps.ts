@@ -119,6 +119,8 @@ export function loadWorkerConfig(env: Env = processEnv()) {
       'SMTP_FROM',
       'OUTBOUND_ALLOW_NETWORKS',
       'NOTIFY_POLL_INTERVAL',
+      'NOTIFY_RETRY_BASE',
+      'NOTIFY_LEASE',
     ],
     env,
   );

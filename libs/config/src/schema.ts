@@ -714,6 +714,22 @@ export const VARS = {
     secret: false,
     defaultText: '1000',
   }),
+  NOTIFY_RETRY_BASE: defineVar({
+    name: 'NOTIFY_RETRY_BASE',
+    schema: z.coerce.number().int().min(10).max(600_000).default(10_000),
+    description:
+      'Worker: milliseconds before the first retry of a failed notification; each retry doubles it (±20 % jitter) up to an hour, for 24 hours. A channel failing 5 times in a row pauses for 3× this (circuit breaker, doubling up to 15 min); one failing 20 times in a row for 24 hours is disabled.',
+    secret: false,
+    defaultText: '10000',
+  }),
+  NOTIFY_LEASE: defineVar({
+    name: 'NOTIFY_LEASE',
+    schema: z.coerce.number().int().min(1000).max(3_600_000).default(60_000),
+    description:
+      'Worker: milliseconds a worker holds a notification it is sending; if it dies, another worker sends it again after this (at least once; receivers deduplicate on the event id).',
+    secret: false,
+    defaultText: '60000',
+  }),
   TEST_DATABASE_URL: defineVar({
     name: 'TEST_DATABASE_URL',
     schema: postgresUrl.default('postgres://postgres@127.0.0.1:5432/postgres'),

@@ -39,9 +39,9 @@ export type AlertNotice = z.infer<typeof AlertNotice>;
  * starts (for the same subject), used by rules with a duration and for resolving alerts.
  */
 export const EVENT_CATALOGUE = {
-  'site.online': { summary: 'A site’s tunnel came up', data: z.object(siteRef) },
+  'site.online': { summary: "A site's tunnel came up", data: z.object(siteRef) },
   'site.offline': {
-    summary: 'A site’s tunnel went down (teardown, gateway lost)',
+    summary: "A site's tunnel went down (teardown, gateway lost)",
     data: z.object({ ...siteRef, reason: z.string().optional() }),
     resolvedBy: 'site.online',
   },
@@ -51,7 +51,7 @@ export const EVENT_CATALOGUE = {
     resolvedBy: 'site.online',
   },
   'tunnel.flapping': {
-    summary: 'A site’s tunnel disconnects repeatedly',
+    summary: "A site's tunnel disconnects repeatedly",
     data: z.object({ ...siteRef, disconnects: z.number().int() }),
     resolvedBy: 'tunnel.stable',
   },
@@ -78,7 +78,7 @@ export const EVENT_CATALOGUE = {
     resolvedBy: 'backup.created',
   },
   'gateway.down': {
-    summary: 'A gateway serving the tenant’s sites stopped heartbeating',
+    summary: "A gateway serving the tenant's sites stopped heartbeating",
     data: z.object({ gatewayId: z.uuid(), gatewayName: z.string(), regionId: z.uuid() }),
     resolvedBy: 'gateway.up',
   },
@@ -87,7 +87,7 @@ export const EVENT_CATALOGUE = {
     data: z.object({ gatewayId: z.uuid(), gatewayName: z.string(), regionId: z.uuid() }),
   },
   'telemetry.threshold': {
-    summary: 'A telemetry value crossed a rule’s threshold for the rule’s duration',
+    summary: "A telemetry value crossed a rule's threshold for the rule's duration",
     data: z.object({ ...siteRef, metric: z.string(), value: z.number(), threshold: z.number() }),
   },
   'channel.disabled': {

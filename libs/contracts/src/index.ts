@@ -12,7 +12,6 @@ export {
   type Ack,
   type JobBatchProgressData,
   type JobWatch,
-  type AlertChangedData,
   type BackupCreatedData,
   type JobProgressData,
   type LogLine,

@@ -121,15 +121,6 @@ export interface TenantEventMap {
   'job.progress': JobProgressData;
   'job.batch': JobBatchProgressData;
   'backup.created': BackupCreatedData;
-  'alert.changed': AlertChangedData;
-}
-
-/** An alert opened, fired, resolved, was acknowledged or silenced (issue 20): reload it over REST. */
-export interface AlertChangedData {
-  readonly alertId: string;
-  readonly state: 'pending' | 'firing' | 'resolved';
-  readonly siteId?: string | null;
-  readonly severity?: string;
 }
 
 export type TenantEventType = keyof TenantEventMap;

@@ -494,6 +494,128 @@ export interface paths {
         patch: operations["TenantsController_update"];
         trace?: never;
     };
+    "/api/v1/tenants/{tenantId}/alert-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List alert rules */
+        get: operations["AlertRulesController_list"];
+        put?: never;
+        /** Create an alert rule */
+        post: operations["AlertRulesController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/alert-rules/{ruleId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get an alert rule */
+        get: operations["AlertRulesController_get"];
+        put?: never;
+        post?: never;
+        /** Delete an alert rule */
+        delete: operations["AlertRulesController_remove"];
+        options?: never;
+        head?: never;
+        /** Change an alert rule */
+        patch: operations["AlertRulesController_update"];
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List alerts */
+        get: operations["AlertsController_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/alerts/{alertId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get an alert */
+        get: operations["AlertsController_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/alerts/{alertId}/acknowledge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Acknowledge an alert */
+        post: operations["AlertsController_acknowledge"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/alerts/{alertId}/silence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Silence an alert until a time */
+        post: operations["AlertsController_silence"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/alerts/counts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Firing alerts per site */
+        get: operations["AlertsController_counts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenantId}/api-keys": {
         parameters: {
             query?: never;
@@ -695,6 +817,128 @@ export interface paths {
         put?: never;
         /** Restore a backup (a job) */
         post: operations["BackupsController_restore"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List notification channels */
+        get: operations["ChannelsController_list"];
+        put?: never;
+        /** Create a notification channel */
+        post: operations["ChannelsController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/channels/{channelId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a notification channel */
+        get: operations["ChannelsController_get"];
+        put?: never;
+        post?: never;
+        /** Delete a notification channel */
+        delete: operations["ChannelsController_remove"];
+        options?: never;
+        head?: never;
+        /** Change a notification channel */
+        patch: operations["ChannelsController_update"];
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/channels/{channelId}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Delivery log of a channel */
+        get: operations["ChannelsController_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/channels/{channelId}/deliveries/{deliveryId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A delivery with its attempts */
+        get: operations["ChannelsController_delivery"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/channels/{channelId}/deliveries/{deliveryId}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replay a delivery */
+        post: operations["ChannelsController_replay"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/channels/{channelId}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Rotate a webhook signing secret */
+        post: operations["ChannelsController_rotate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/channels/{channelId}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a test notification */
+        post: operations["ChannelsController_test"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1446,7 +1690,314 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    "alert.firing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** An alert started firing */
+        post: operations["event_alert_firing"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "alert.resolved": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** An alert was resolved */
+        post: operations["event_alert_resolved"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "backup.created": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A backup was stored */
+        post: operations["event_backup_created"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "backup.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A backup job failed */
+        post: operations["event_backup_failed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "channel.disabled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A notification channel kept failing and was disabled */
+        post: operations["event_channel_disabled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "gateway.down": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A gateway serving the tenant's sites stopped heartbeating */
+        post: operations["event_gateway_down"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "gateway.up": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A gateway heartbeats again */
+        post: operations["event_gateway_up"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "job.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A job failed */
+        post: operations["event_job_failed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "job.reverted": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A job failed and its changes were rolled back */
+        post: operations["event_job_reverted"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "job.succeeded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A job finished and its effect was verified */
+        post: operations["event_job_succeeded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "job.unknown": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A job was interrupted and its effect could not be verified */
+        post: operations["event_job_unknown"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "site.degraded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A site polls but has no tunnel */
+        post: operations["event_site_degraded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "site.offline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A site's tunnel went down (teardown, gateway lost) */
+        post: operations["event_site_offline"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "site.online": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A site's tunnel came up */
+        post: operations["event_site_online"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "telemetry.threshold": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A telemetry value crossed a rule's threshold for the rule's duration */
+        post: operations["event_telemetry_threshold"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    test: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A test notification ("send test") */
+        post: operations["event_test"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "tunnel.flapping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A site's tunnel disconnects repeatedly */
+        post: operations["event_tunnel_flapping"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "tunnel.stable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A flapping tunnel calmed down */
+        post: operations["event_tunnel_stable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: never;
     responses: never;
@@ -3255,6 +3806,777 @@ export interface operations {
             };
         };
     };
+    AlertRulesController_list: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** Format: date-time */
+                            createdAt: string;
+                            defaultKey: string | null;
+                            durationSeconds: number;
+                            enabled: boolean;
+                            eventType: string | null;
+                            /** Format: uuid */
+                            id: string;
+                            /** @enum {string} */
+                            kind: "event" | "telemetry";
+                            metric: string | null;
+                            name: string;
+                            operator: string | null;
+                            /** @enum {string} */
+                            scope: "all" | "tags" | "sites";
+                            /** @enum {string} */
+                            severity: "info" | "warning" | "critical";
+                            /** Format: date-time */
+                            silencedUntil: string | null;
+                            siteIds: string[];
+                            tags: string[];
+                            threshold: number | null;
+                            /** Format: date-time */
+                            updatedAt: string;
+                        }[];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    AlertRulesController_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description the condition must hold this long
+                     * @default 0
+                     */
+                    durationSeconds?: number;
+                    /** @default true */
+                    enabled?: boolean;
+                    /** @enum {string} */
+                    eventType: "site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled";
+                    /** @enum {string} */
+                    kind: "event";
+                    name: string;
+                    /**
+                     * @default all
+                     * @enum {string}
+                     */
+                    scope?: "all" | "tags" | "sites";
+                    /**
+                     * @default warning
+                     * @enum {string}
+                     */
+                    severity?: "info" | "warning" | "critical";
+                    /**
+                     * Format: date-time
+                     * @default null
+                     */
+                    silencedUntil?: string | null;
+                    /** @default [] */
+                    siteIds?: string[];
+                    /** @default [] */
+                    tags?: string[];
+                } | {
+                    /**
+                     * @description the condition must hold this long
+                     * @default 0
+                     */
+                    durationSeconds?: number;
+                    /** @default true */
+                    enabled?: boolean;
+                    /** @enum {string} */
+                    kind: "telemetry";
+                    /**
+                     * @description cpu %, memory used %, tunnel latency ms
+                     * @enum {string}
+                     */
+                    metric: "cpu" | "memory" | "latency";
+                    name: string;
+                    /** @enum {string} */
+                    operator: ">" | "<";
+                    /**
+                     * @default all
+                     * @enum {string}
+                     */
+                    scope?: "all" | "tags" | "sites";
+                    /**
+                     * @default warning
+                     * @enum {string}
+                     */
+                    severity?: "info" | "warning" | "critical";
+                    /**
+                     * Format: date-time
+                     * @default null
+                     */
+                    silencedUntil?: string | null;
+                    /** @default [] */
+                    siteIds?: string[];
+                    /** @default [] */
+                    tags?: string[];
+                    threshold: number;
+                };
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        createdAt: string;
+                        defaultKey: string | null;
+                        durationSeconds: number;
+                        enabled: boolean;
+                        eventType: string | null;
+                        /** Format: uuid */
+                        id: string;
+                        /** @enum {string} */
+                        kind: "event" | "telemetry";
+                        metric: string | null;
+                        name: string;
+                        operator: string | null;
+                        /** @enum {string} */
+                        scope: "all" | "tags" | "sites";
+                        /** @enum {string} */
+                        severity: "info" | "warning" | "critical";
+                        /** Format: date-time */
+                        silencedUntil: string | null;
+                        siteIds: string[];
+                        tags: string[];
+                        threshold: number | null;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    AlertRulesController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ruleId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        createdAt: string;
+                        defaultKey: string | null;
+                        durationSeconds: number;
+                        enabled: boolean;
+                        eventType: string | null;
+                        /** Format: uuid */
+                        id: string;
+                        /** @enum {string} */
+                        kind: "event" | "telemetry";
+                        metric: string | null;
+                        name: string;
+                        operator: string | null;
+                        /** @enum {string} */
+                        scope: "all" | "tags" | "sites";
+                        /** @enum {string} */
+                        severity: "info" | "warning" | "critical";
+                        /** Format: date-time */
+                        silencedUntil: string | null;
+                        siteIds: string[];
+                        tags: string[];
+                        threshold: number | null;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    AlertRulesController_remove: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ruleId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    AlertRulesController_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ruleId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    durationSeconds?: number;
+                    enabled?: boolean;
+                    /** @enum {string} */
+                    eventType?: "site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled";
+                    /** @enum {string} */
+                    metric?: "cpu" | "memory" | "latency";
+                    name?: string;
+                    /** @enum {string} */
+                    operator?: ">" | "<";
+                    /** @enum {string} */
+                    scope?: "all" | "tags" | "sites";
+                    /** @enum {string} */
+                    severity?: "info" | "warning" | "critical";
+                    /** Format: date-time */
+                    silencedUntil?: string | null;
+                    siteIds?: string[];
+                    tags?: string[];
+                    threshold?: number;
+                };
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        createdAt: string;
+                        defaultKey: string | null;
+                        durationSeconds: number;
+                        enabled: boolean;
+                        eventType: string | null;
+                        /** Format: uuid */
+                        id: string;
+                        /** @enum {string} */
+                        kind: "event" | "telemetry";
+                        metric: string | null;
+                        name: string;
+                        operator: string | null;
+                        /** @enum {string} */
+                        scope: "all" | "tags" | "sites";
+                        /** @enum {string} */
+                        severity: "info" | "warning" | "critical";
+                        /** Format: date-time */
+                        silencedUntil: string | null;
+                        siteIds: string[];
+                        tags: string[];
+                        threshold: number | null;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    AlertsController_list: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: number;
+                /** @description text in the summary or rule name */
+                q?: string;
+                ruleId?: string;
+                severity?: "info" | "warning" | "critical";
+                siteId?: string;
+                state?: "open" | "pending" | "firing" | "acknowledged" | "resolved";
+            };
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** Format: date-time */
+                            acknowledgedAt: string | null;
+                            acknowledgedBy: string | null;
+                            /** Format: uuid */
+                            causeEventId: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** Format: date-time */
+                            firedAt: string | null;
+                            /** Format: date-time */
+                            firesAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            /** Format: date-time */
+                            pendingSince: string;
+                            /** Format: date-time */
+                            resolvedAt: string | null;
+                            /** Format: uuid */
+                            ruleId: string | null;
+                            ruleName: string;
+                            /** @enum {string} */
+                            severity: "info" | "warning" | "critical";
+                            /** Format: date-time */
+                            silencedUntil: string | null;
+                            /** Format: uuid */
+                            siteId: string | null;
+                            /** @enum {string} */
+                            state: "pending" | "firing" | "resolved";
+                            subjectId: string | null;
+                            subjectType: string;
+                            summary: string;
+                        }[];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    AlertsController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                alertId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        acknowledgedAt: string | null;
+                        acknowledgedBy: string | null;
+                        /** Format: uuid */
+                        causeEventId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        firedAt: string | null;
+                        /** Format: date-time */
+                        firesAt: string;
+                        /** Format: uuid */
+                        id: string;
+                        /** Format: date-time */
+                        pendingSince: string;
+                        /** Format: date-time */
+                        resolvedAt: string | null;
+                        /** Format: uuid */
+                        ruleId: string | null;
+                        ruleName: string;
+                        /** @enum {string} */
+                        severity: "info" | "warning" | "critical";
+                        /** Format: date-time */
+                        silencedUntil: string | null;
+                        /** Format: uuid */
+                        siteId: string | null;
+                        /** @enum {string} */
+                        state: "pending" | "firing" | "resolved";
+                        subjectId: string | null;
+                        subjectType: string;
+                        summary: string;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    AlertsController_acknowledge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                alertId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        acknowledgedAt: string | null;
+                        acknowledgedBy: string | null;
+                        /** Format: uuid */
+                        causeEventId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        firedAt: string | null;
+                        /** Format: date-time */
+                        firesAt: string;
+                        /** Format: uuid */
+                        id: string;
+                        /** Format: date-time */
+                        pendingSince: string;
+                        /** Format: date-time */
+                        resolvedAt: string | null;
+                        /** Format: uuid */
+                        ruleId: string | null;
+                        ruleName: string;
+                        /** @enum {string} */
+                        severity: "info" | "warning" | "critical";
+                        /** Format: date-time */
+                        silencedUntil: string | null;
+                        /** Format: uuid */
+                        siteId: string | null;
+                        /** @enum {string} */
+                        state: "pending" | "firing" | "resolved";
+                        subjectId: string | null;
+                        subjectType: string;
+                        summary: string;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    AlertsController_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                alertId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: date-time */
+                    until: string | null;
+                };
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        acknowledgedAt: string | null;
+                        acknowledgedBy: string | null;
+                        /** Format: uuid */
+                        causeEventId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        firedAt: string | null;
+                        /** Format: date-time */
+                        firesAt: string;
+                        /** Format: uuid */
+                        id: string;
+                        /** Format: date-time */
+                        pendingSince: string;
+                        /** Format: date-time */
+                        resolvedAt: string | null;
+                        /** Format: uuid */
+                        ruleId: string | null;
+                        ruleName: string;
+                        /** @enum {string} */
+                        severity: "info" | "warning" | "critical";
+                        /** Format: date-time */
+                        silencedUntil: string | null;
+                        /** Format: uuid */
+                        siteId: string | null;
+                        /** @enum {string} */
+                        state: "pending" | "firing" | "resolved";
+                        subjectId: string | null;
+                        subjectType: string;
+                        summary: string;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    AlertsController_counts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            critical: number;
+                            firing: number;
+                            /** Format: uuid */
+                            siteId: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     ApiKeysController_list: {
         parameters: {
             query?: {
@@ -4289,6 +5611,839 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChannelsController_list: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** Format: date-time */
+                            circuitOpenUntil: string | null;
+                            config: {
+                                [key: string]: unknown;
+                            };
+                            consecutiveFailures: number;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** Format: date-time */
+                            disabledAt: string | null;
+                            disabledReason: string | null;
+                            enabled: boolean;
+                            events: string[];
+                            /** Format: uuid */
+                            id: string;
+                            /** @enum {string} */
+                            kind: "webhook" | "email" | "slack" | "teams" | "discord" | "telegram" | "ntfy";
+                            maxConcurrency: number;
+                            /** @enum {string} */
+                            minSeverity: "info" | "warning" | "critical";
+                            name: string;
+                            /** Format: date-time */
+                            previousSecretUntil: string | null;
+                            target: string | null;
+                            /** Format: date-time */
+                            updatedAt: string;
+                        }[];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChannelsController_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default true */
+                    enabled?: boolean;
+                    /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    /** @enum {string} */
+                    kind: "webhook";
+                    /**
+                     * @description deliveries in flight to this endpoint at most
+                     * @default 4
+                     */
+                    maxConcurrency?: number;
+                    /**
+                     * @description alert notifications below this severity are not sent
+                     * @default info
+                     * @enum {string}
+                     */
+                    minSeverity?: "info" | "warning" | "critical";
+                    name: string;
+                    /** Format: uri */
+                    url: string;
+                } | {
+                    config: {
+                        to: string[];
+                    };
+                    /** @default true */
+                    enabled?: boolean;
+                    /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    /** @enum {string} */
+                    kind: "email";
+                    /**
+                     * @description deliveries in flight to this endpoint at most
+                     * @default 4
+                     */
+                    maxConcurrency?: number;
+                    /**
+                     * @description alert notifications below this severity are not sent
+                     * @default info
+                     * @enum {string}
+                     */
+                    minSeverity?: "info" | "warning" | "critical";
+                    name: string;
+                } | {
+                    /** @default true */
+                    enabled?: boolean;
+                    /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    /** @enum {string} */
+                    kind: "slack";
+                    /**
+                     * @description deliveries in flight to this endpoint at most
+                     * @default 4
+                     */
+                    maxConcurrency?: number;
+                    /**
+                     * @description alert notifications below this severity are not sent
+                     * @default info
+                     * @enum {string}
+                     */
+                    minSeverity?: "info" | "warning" | "critical";
+                    name: string;
+                    /** Format: uri */
+                    url: string;
+                } | {
+                    /** @default true */
+                    enabled?: boolean;
+                    /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    /** @enum {string} */
+                    kind: "teams";
+                    /**
+                     * @description deliveries in flight to this endpoint at most
+                     * @default 4
+                     */
+                    maxConcurrency?: number;
+                    /**
+                     * @description alert notifications below this severity are not sent
+                     * @default info
+                     * @enum {string}
+                     */
+                    minSeverity?: "info" | "warning" | "critical";
+                    name: string;
+                    /** Format: uri */
+                    url: string;
+                } | {
+                    /** @default true */
+                    enabled?: boolean;
+                    /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    /** @enum {string} */
+                    kind: "discord";
+                    /**
+                     * @description deliveries in flight to this endpoint at most
+                     * @default 4
+                     */
+                    maxConcurrency?: number;
+                    /**
+                     * @description alert notifications below this severity are not sent
+                     * @default info
+                     * @enum {string}
+                     */
+                    minSeverity?: "info" | "warning" | "critical";
+                    name: string;
+                    /** Format: uri */
+                    url: string;
+                } | {
+                    botToken: string;
+                    config: {
+                        /**
+                         * Format: uri
+                         * @default https://api.telegram.org
+                         */
+                        apiBase?: string;
+                        chatId: string;
+                    };
+                    /** @default true */
+                    enabled?: boolean;
+                    /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    /** @enum {string} */
+                    kind: "telegram";
+                    /**
+                     * @description deliveries in flight to this endpoint at most
+                     * @default 4
+                     */
+                    maxConcurrency?: number;
+                    /**
+                     * @description alert notifications below this severity are not sent
+                     * @default info
+                     * @enum {string}
+                     */
+                    minSeverity?: "info" | "warning" | "critical";
+                    name: string;
+                } | {
+                    accessToken?: string;
+                    config: {
+                        /**
+                         * Format: uri
+                         * @default https://ntfy.sh
+                         */
+                        server?: string;
+                        topic: string;
+                    };
+                    /** @default true */
+                    enabled?: boolean;
+                    /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    /** @enum {string} */
+                    kind: "ntfy";
+                    /**
+                     * @description deliveries in flight to this endpoint at most
+                     * @default 4
+                     */
+                    maxConcurrency?: number;
+                    /**
+                     * @description alert notifications below this severity are not sent
+                     * @default info
+                     * @enum {string}
+                     */
+                    minSeverity?: "info" | "warning" | "critical";
+                    name: string;
+                };
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        circuitOpenUntil: string | null;
+                        config: {
+                            [key: string]: unknown;
+                        };
+                        consecutiveFailures: number;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        disabledAt: string | null;
+                        disabledReason: string | null;
+                        enabled: boolean;
+                        events: string[];
+                        /** Format: uuid */
+                        id: string;
+                        /** @enum {string} */
+                        kind: "webhook" | "email" | "slack" | "teams" | "discord" | "telegram" | "ntfy";
+                        maxConcurrency: number;
+                        /** @enum {string} */
+                        minSeverity: "info" | "warning" | "critical";
+                        name: string;
+                        /** Format: date-time */
+                        previousSecretUntil: string | null;
+                        signingSecret: string | null;
+                        target: string | null;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChannelsController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channelId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        circuitOpenUntil: string | null;
+                        config: {
+                            [key: string]: unknown;
+                        };
+                        consecutiveFailures: number;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        disabledAt: string | null;
+                        disabledReason: string | null;
+                        enabled: boolean;
+                        events: string[];
+                        /** Format: uuid */
+                        id: string;
+                        /** @enum {string} */
+                        kind: "webhook" | "email" | "slack" | "teams" | "discord" | "telegram" | "ntfy";
+                        maxConcurrency: number;
+                        /** @enum {string} */
+                        minSeverity: "info" | "warning" | "critical";
+                        name: string;
+                        /** Format: date-time */
+                        previousSecretUntil: string | null;
+                        target: string | null;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChannelsController_remove: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channelId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChannelsController_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channelId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    botToken?: string;
+                    /** @description the kind’s settings (validated per kind) */
+                    config?: {
+                        [key: string]: unknown;
+                    };
+                    enabled?: boolean;
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    maxConcurrency?: number;
+                    /** @enum {string} */
+                    minSeverity?: "info" | "warning" | "critical";
+                    name?: string;
+                    /** Format: uri */
+                    url?: string;
+                };
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        circuitOpenUntil: string | null;
+                        config: {
+                            [key: string]: unknown;
+                        };
+                        consecutiveFailures: number;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        disabledAt: string | null;
+                        disabledReason: string | null;
+                        enabled: boolean;
+                        events: string[];
+                        /** Format: uuid */
+                        id: string;
+                        /** @enum {string} */
+                        kind: "webhook" | "email" | "slack" | "teams" | "discord" | "telegram" | "ntfy";
+                        maxConcurrency: number;
+                        /** @enum {string} */
+                        minSeverity: "info" | "warning" | "critical";
+                        name: string;
+                        /** Format: date-time */
+                        previousSecretUntil: string | null;
+                        target: string | null;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChannelsController_deliveries: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: number;
+                state?: "pending" | "delivering" | "delivered" | "failed";
+            };
+            header?: never;
+            path: {
+                channelId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            attempts: number;
+                            /** Format: uuid */
+                            channelId: string;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** Format: date-time */
+                            deliveredAt: string | null;
+                            /** Format: uuid */
+                            eventId: string;
+                            eventType: string;
+                            /** Format: uuid */
+                            id: string;
+                            lastError: string | null;
+                            lastLatencyMs: number | null;
+                            lastStatus: number | null;
+                            /** Format: date-time */
+                            nextAttemptAt: string;
+                            /** @enum {string} */
+                            state: "pending" | "delivering" | "delivered" | "failed";
+                        }[];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChannelsController_delivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channelId: string;
+                deliveryId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        attemptLog: {
+                            /** Format: date-time */
+                            at: string;
+                            attempt: number;
+                            error: string | null;
+                            latencyMs: number | null;
+                            status: number | null;
+                        }[];
+                        attempts: number;
+                        /** Format: uuid */
+                        channelId: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        deliveredAt: string | null;
+                        /** Format: uuid */
+                        eventId: string;
+                        eventType: string;
+                        /** Format: uuid */
+                        id: string;
+                        lastError: string | null;
+                        lastLatencyMs: number | null;
+                        lastStatus: number | null;
+                        /** Format: date-time */
+                        nextAttemptAt: string;
+                        /** @enum {string} */
+                        state: "pending" | "delivering" | "delivered" | "failed";
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChannelsController_replay: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channelId: string;
+                deliveryId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        attempts: number;
+                        /** Format: uuid */
+                        channelId: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        deliveredAt: string | null;
+                        /** Format: uuid */
+                        eventId: string;
+                        eventType: string;
+                        /** Format: uuid */
+                        id: string;
+                        lastError: string | null;
+                        lastLatencyMs: number | null;
+                        lastStatus: number | null;
+                        /** Format: date-time */
+                        nextAttemptAt: string;
+                        /** @enum {string} */
+                        state: "pending" | "delivering" | "delivered" | "failed";
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChannelsController_rotate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channelId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description how long the previous secret keeps signing too
+                     * @default 86400
+                     */
+                    overlapSeconds?: number;
+                };
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        circuitOpenUntil: string | null;
+                        config: {
+                            [key: string]: unknown;
+                        };
+                        consecutiveFailures: number;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        disabledAt: string | null;
+                        disabledReason: string | null;
+                        enabled: boolean;
+                        events: string[];
+                        /** Format: uuid */
+                        id: string;
+                        /** @enum {string} */
+                        kind: "webhook" | "email" | "slack" | "teams" | "discord" | "telegram" | "ntfy";
+                        maxConcurrency: number;
+                        /** @enum {string} */
+                        minSeverity: "info" | "warning" | "critical";
+                        name: string;
+                        /** Format: date-time */
+                        previousSecretUntil: string | null;
+                        signingSecret: string | null;
+                        target: string | null;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    ChannelsController_test: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channelId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        eventId: string;
+                    };
+                };
             };
             /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
             default: {
@@ -5661,6 +7816,7 @@ export interface operations {
                     /** @enum {string} */
                     kind: "apply-config";
                     payload: {
+                        allowLockoutRisk?: boolean;
                         changes: ({
                             /** @enum {string} */
                             menu: "dns";
@@ -5691,6 +7847,7 @@ export interface operations {
                             name: string;
                             password?: string;
                         })[];
+                        confirmSeconds?: number;
                     };
                     siteIds?: string[];
                     tags?: string[];
@@ -5702,11 +7859,13 @@ export interface operations {
                     /** @enum {string} */
                     kind: "run-command";
                     payload: {
+                        allowLockoutRisk?: boolean;
                         /** @default {} */
                         attributes?: {
                             [key: string]: string;
                         };
                         command: string;
+                        confirmSeconds?: number;
                     };
                     siteIds?: string[];
                     tags?: string[];
@@ -7586,6 +9745,848 @@ export interface operations {
         requestBody?: never;
         responses: {
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_alert_firing: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        /** Format: uuid */
+                        alertId: string;
+                        /** Format: uuid */
+                        causeEventId: string | null;
+                        /** Format: date-time */
+                        firedAt: string;
+                        /** Format: date-time */
+                        resolvedAt: string | null;
+                        /** Format: uuid */
+                        ruleId: string | null;
+                        ruleName: string;
+                        /** @enum {string} */
+                        severity: "info" | "warning" | "critical";
+                        siteName?: string | null;
+                        /** @enum {string} */
+                        state: "firing" | "resolved";
+                        subjectId: string | null;
+                        /** @enum {string} */
+                        subjectType: "site" | "gateway" | "channel" | "tenant";
+                        summary: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "alert.firing";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_alert_resolved: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        /** Format: uuid */
+                        alertId: string;
+                        /** Format: uuid */
+                        causeEventId: string | null;
+                        /** Format: date-time */
+                        firedAt: string;
+                        /** Format: date-time */
+                        resolvedAt: string | null;
+                        /** Format: uuid */
+                        ruleId: string | null;
+                        ruleName: string;
+                        /** @enum {string} */
+                        severity: "info" | "warning" | "critical";
+                        siteName?: string | null;
+                        /** @enum {string} */
+                        state: "firing" | "resolved";
+                        subjectId: string | null;
+                        /** @enum {string} */
+                        subjectType: "site" | "gateway" | "channel" | "tenant";
+                        summary: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "alert.resolved";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_backup_created: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        /** Format: uuid */
+                        backupId: string;
+                        /** Format: uuid */
+                        jobId: string | null;
+                        /** Format: uuid */
+                        siteId: string;
+                        siteName?: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "backup.created";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_backup_failed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        error?: string | null;
+                        /** Format: uuid */
+                        jobId: string;
+                        kind: string;
+                        /** Format: uuid */
+                        siteId: string;
+                        siteName?: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "backup.failed";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_channel_disabled: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        /** Format: uuid */
+                        channelId: string;
+                        channelName: string;
+                        failures: number;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "channel.disabled";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_gateway_down: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        /** Format: uuid */
+                        gatewayId: string;
+                        gatewayName: string;
+                        /** Format: uuid */
+                        regionId: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "gateway.down";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_gateway_up: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        /** Format: uuid */
+                        gatewayId: string;
+                        gatewayName: string;
+                        /** Format: uuid */
+                        regionId: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "gateway.up";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_job_failed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        error?: string | null;
+                        /** Format: uuid */
+                        jobId: string;
+                        kind: string;
+                        /** Format: uuid */
+                        siteId: string;
+                        siteName?: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "job.failed";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_job_reverted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        error?: string | null;
+                        /** Format: uuid */
+                        jobId: string;
+                        kind: string;
+                        /** Format: uuid */
+                        siteId: string;
+                        siteName?: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "job.reverted";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_job_succeeded: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        error?: string | null;
+                        /** Format: uuid */
+                        jobId: string;
+                        kind: string;
+                        /** Format: uuid */
+                        siteId: string;
+                        siteName?: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "job.succeeded";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_job_unknown: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        error?: string | null;
+                        /** Format: uuid */
+                        jobId: string;
+                        kind: string;
+                        /** Format: uuid */
+                        siteId: string;
+                        siteName?: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "job.unknown";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_site_degraded: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        /** Format: uuid */
+                        siteId: string;
+                        siteName?: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "site.degraded";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_site_offline: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        reason?: string;
+                        /** Format: uuid */
+                        siteId: string;
+                        siteName?: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "site.offline";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_site_online: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        /** Format: uuid */
+                        siteId: string;
+                        siteName?: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "site.online";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_telemetry_threshold: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        metric: string;
+                        /** Format: uuid */
+                        siteId: string;
+                        siteName?: string;
+                        threshold: number;
+                        value: number;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "telemetry.threshold";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_test: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        /** Format: uuid */
+                        channelId: string;
+                        message: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "test";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_tunnel_flapping: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        disconnects: number;
+                        /** Format: uuid */
+                        siteId: string;
+                        siteName?: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "tunnel.flapping";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_tunnel_stable: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        /** Format: uuid */
+                        siteId: string;
+                        siteName?: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "tunnel.stable";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,12 +1,5 @@
-import type { Envelope, EventType, RealtimeSink } from '@backplane/contracts';
-import {
-  OutboxRepository,
-  TenantScope,
-  type ClaimedDelivery,
-  type Database,
-  type DeliveryPolicy,
-} from '@backplane/db';
-import type { Logger } from 'pino';
+import type { Envelope, EventType } from '@backplane/contracts';
+import { OutboxRepository, TenantScope, type ClaimedDelivery, type Database, type DeliveryPolicy } from '@backplane/db';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { AlertEngine, type EngineDeps } from './engine';
 import type { SafeHttpClient } from './http-client';
@@ -20,20 +13,26 @@ export interface DispatcherOptions {
   /** A claimed delivery's lease (ms): a worker that dies mid-delivery hands it over after this. */
   readonly leaseMs: number;
   readonly policy: DeliveryPolicy;
+  /** Processed events (and their delivery log) are kept this many days (default 30). */
+  readonly retentionDays?: number;
 }
 
-/** Defaults for production: retries for about 24 hours, backoff 10 s doubling up to 1 h. */
-export function defaultPolicy(): DeliveryPolicy {
+/**
+ * The retry policy: backoff from `baseMs` doubling up to 1 h (±20 % jitter) for 24 hours; a
+ * channel failing 5 times in a row pauses for 3× the base (doubling up to 15 min); one failing
+ * 20 times in a row for 24 hours is disabled.
+ */
+export function defaultPolicy(baseMs = 10_000): DeliveryPolicy {
   return {
     backoffMs: (n) => {
-      const base = Math.min(10_000 * 2 ** (n - 1), 3_600_000);
+      const base = Math.min(baseMs * 2 ** Math.min(n - 1, 30), 3_600_000);
       return Math.round(base * (0.8 + Math.random() * 0.4));
     },
     maxAttempts: 40,
     maxAgeMs: 24 * 3_600_000,
     breakerThreshold: 5,
-    breakerCooldownMs: 30_000,
-    breakerMaxCooldownMs: 15 * 60_000,
+    breakerCooldownMs: 3 * baseMs,
+    breakerMaxCooldownMs: Math.min(90 * baseMs, 15 * 60_000),
     disableAfterMs: 24 * 3_600_000,
     disableMinFailures: 20,
   };
@@ -44,7 +43,6 @@ export interface DispatcherDeps extends EngineDeps {
   readonly mailer: Mailer | null;
   readonly mailFrom: string;
   readonly registry?: Registry | undefined;
-  readonly realtime?: RealtimeSink | undefined;
 }
 
 class DeliveryMetrics {
@@ -52,8 +50,53 @@ class DeliveryMetrics {
   readonly latency: Histogram<'channel_kind'>;
   readonly inflight: Gauge;
   readonly disabled: Counter;
+  readonly dbErrors: Counter;
 
-  constructor(registry: Registry) {
+  constructor(registry: Registry, db: Database, outbox: OutboxRepository) {
+    this.dbErrors = new Counter({
+      name: 'backplane_worker_database_errors_total',
+      help: 'Notification dispatcher rounds that failed on the database (a round is database work only; it is retried)',
+      registers: [registry],
+    });
+    let last: Promise<Awaited<ReturnType<OutboxRepository['backlog']>> | null> | null = null;
+    // One query per scrape for the three gauges below.
+    const read = () => {
+      last ??= db
+        .inPlatform((tx) => outbox.backlog(tx))
+        .catch(() => null)
+        .finally(() => setTimeout(() => (last = null), 1000).unref());
+      return last;
+    };
+    new Gauge({
+      name: 'backplane_worker_notification_backlog',
+      help: 'Outbox events not yet processed (kind=events) and deliveries due now (kind=deliveries), all tenants',
+      labelNames: ['kind'],
+      registers: [registry],
+      async collect() {
+        const b = await read();
+        if (!b) return;
+        this.set({ kind: 'events' }, b.eventsPending);
+        this.set({ kind: 'deliveries' }, b.deliveriesDue);
+      },
+    });
+    new Gauge({
+      name: 'backplane_worker_notifications_given_up',
+      help: 'Deliveries that failed for good (retries exhausted), all tenants',
+      registers: [registry],
+      async collect() {
+        const b = await read();
+        if (b) this.set(b.deliveriesFailed);
+      },
+    });
+    new Gauge({
+      name: 'backplane_worker_gateways_down',
+      help: 'Enrolled gateways without a heartbeat for GATEWAY_DOWN_AFTER (as of the last region-health tick)',
+      registers: [registry],
+      async collect() {
+        const b = await read();
+        if (b) this.set(b.gatewaysDown);
+      },
+    });
     this.attempts = new Counter({
       name: 'backplane_worker_notification_attempts_total',
       help: 'Notification delivery attempts, by channel kind and outcome (delivered, retry, failed, lost)',
@@ -94,6 +137,8 @@ export class AlertDispatcher {
   private readonly inflight = new Set<Promise<void>>();
   private readonly metrics: DeliveryMetrics | null;
   private running = false;
+  private telemetryAt = 0;
+  private cleanedAt = 0;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
 
@@ -102,7 +147,7 @@ export class AlertDispatcher {
     private readonly opts: DispatcherOptions,
   ) {
     this.engine = new AlertEngine(deps);
-    this.metrics = deps.registry ? new DeliveryMetrics(deps.registry) : null;
+    this.metrics = deps.registry ? new DeliveryMetrics(deps.registry, deps.db, this.outbox) : null;
   }
 
   start(): void {
@@ -125,6 +170,7 @@ export class AlertDispatcher {
       try {
         busy = await this.round();
       } catch (err) {
+        this.metrics?.dbErrors.inc();
         this.deps.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'notification round failed');
       }
       if (!this.running) break;
@@ -143,7 +189,19 @@ export class AlertDispatcher {
 
   /** One round; true when it found work (the loop then goes again at once). */
   async round(): Promise<boolean> {
-    const tenants = await this.deps.db.inPlatform((tx) => this.outbox.tenantsWithWork(tx));
+    if (Date.now() - this.cleanedAt >= 3_600_000) {
+      this.cleanedAt = Date.now();
+      const n = await this.deps.db.inPlatform((tx) => this.outbox.cleanup(tx, this.opts.retentionDays ?? 30, 10_000));
+      if (n) this.deps.logger.info({ events: n }, 'old notification events removed');
+    }
+    const every = (this.deps.telemetryEverySeconds ?? 30) * 1000;
+    const withTelemetry = Date.now() - this.telemetryAt >= every;
+    const tenants = await this.deps.db.inPlatform(async (tx) => {
+      const due = await this.outbox.tenantsWithWork(tx);
+      if (!withTelemetry) return due;
+      this.telemetryAt = Date.now();
+      return [...new Set([...due, ...(await this.outbox.telemetryTenants(tx))])];
+    });
     let busy = false;
     for (const t of tenants) {
       if (!this.running && this.loop) break;
@@ -206,7 +264,10 @@ export class AlertDispatcher {
       }
     } catch (err) {
       // The lease expires and another round retries it (at least once).
-      this.deps.logger.warn({ deliveryId: d.id, err: err instanceof Error ? err.message : String(err) }, 'delivery failed');
+      this.deps.logger.warn(
+        { deliveryId: d.id, err: err instanceof Error ? err.message : String(err) },
+        'delivery failed',
+      );
     }
   }
 }

@@ -1,11 +1,4 @@
-import {
-  EVENT_CATALOGUE,
-  resolvingEvent,
-  type AlertChangedData,
-  type AlertNotice,
-  type EventType,
-  type RealtimeSink,
-} from '@backplane/contracts';
+import { EVENT_CATALOGUE, resolvingEvent, type AlertNotice, type EventType } from '@backplane/contracts';
 import {
   AlertRulesRepository,
   AlertsRepository,
@@ -32,14 +25,25 @@ export interface EngineDeps {
   readonly db: Database;
   readonly keyring: ConstructorParameters<typeof ChannelsRepository>[0];
   readonly logger: Logger;
-  readonly realtime?: RealtimeSink | undefined;
+  /**
+   * Called after the commit for every alert that changed (the realtime `alert.changed` event
+   * needs its type in libs/realtime's event schema first; until then the portal polls).
+   */
+  readonly onAlertChange?: ((tenantId: string, change: AlertChange) => void) | undefined;
   /** Seconds between telemetry rule evaluations of one tenant. */
   readonly telemetryEverySeconds?: number;
 }
 
+export interface AlertChange {
+  readonly alertId: string;
+  readonly state: 'pending' | 'firing' | 'resolved';
+  readonly siteId?: string | null;
+  readonly severity?: string;
+}
+
 interface Changed {
   readonly tenantId: string;
-  readonly data: AlertChangedData;
+  readonly data: AlertChange;
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -82,11 +86,7 @@ export class AlertEngine {
       const t = await this.evaluateTelemetry(tx, changed);
       return events.length + due.length + t;
     });
-    for (const c of changed) {
-      await this.deps.realtime
-        ?.publish(c.tenantId, { type: 'alert.changed', data: c.data })
-        .catch((err: unknown) => this.deps.logger.warn({ err: String(err) }, 'realtime publish failed'));
-    }
+    for (const c of changed) this.deps.onAlertChange?.(c.tenantId, c.data);
     return n;
   }
 
@@ -127,7 +127,8 @@ export class AlertEngine {
         if (!open) continue;
         const resolved = await this.alerts.resolve(tx, open, e.id);
         if (resolved) await this.notify(tx, resolved, 'alert.resolved', r, changed);
-        else changed.push({ tenantId: tx.tenantId, data: { alertId: open.id, state: 'resolved', siteId: open.siteId } });
+        else
+          changed.push({ tenantId: tx.tenantId, data: { alertId: open.id, state: 'resolved', siteId: open.siteId } });
       }
     }
   }
@@ -140,7 +141,10 @@ export class AlertEngine {
     rule: AlertRuleRow | null,
     changed: Changed[],
   ): Promise<void> {
-    changed.push({ tenantId: tx.tenantId, data: { alertId: a.id, state: a.state, siteId: a.siteId, severity: a.severity } });
+    changed.push({
+      tenantId: tx.tenantId,
+      data: { alertId: a.id, state: a.state, siteId: a.siteId, severity: a.severity },
+    });
     const r = rule ?? (a.ruleId ? await this.rules.get(tx, a.ruleId) : null);
     const now = Date.now();
     if ((a.silencedUntil && a.silencedUntil.getTime() > now) || (r?.silencedUntil && r.silencedUntil.getTime() > now)) {
@@ -245,6 +249,8 @@ function inScope(r: AlertRuleRow, e: OutboxEventRow, site: { tags: string[] } | 
 function summaryOf(r: AlertRuleRow, e: OutboxEventRow, siteName: string | undefined): string {
   const who = siteName ?? (e.data['gatewayName'] as string | undefined) ?? e.subjectId ?? 'tenant';
   const entry = EVENT_CATALOGUE[e.type as EventType] as { summary: string } | undefined;
-  const dur = r.durationSeconds ? ` for ${r.durationSeconds >= 60 ? `${Math.round(r.durationSeconds / 60)} min` : `${r.durationSeconds} s`}` : '';
+  const dur = r.durationSeconds
+    ? ` for ${r.durationSeconds >= 60 ? `${Math.round(r.durationSeconds / 60)} min` : `${r.durationSeconds} s`}`
+    : '';
   return `${who}: ${entry?.summary ?? e.type}${dur}`;
 }

@@ -15,7 +15,8 @@ export interface Message {
   readonly at: string;
 }
 
-const str = (v: unknown): string => (typeof v === 'string' ? v : v === undefined || v === null ? '' : JSON.stringify(v));
+const str = (v: unknown): string =>
+  typeof v === 'string' ? v : v === undefined || v === null ? '' : JSON.stringify(v);
 
 export function describe(e: Envelope): Message {
   if (e.type === 'alert.firing' || e.type === 'alert.resolved') {
@@ -110,7 +111,9 @@ export function discordPayload(m: Message) {
         description: m.text.slice(0, 4096),
         color: COLOR[m.severity],
         timestamp: m.at,
-        fields: m.facts.slice(0, 25).map((f) => ({ name: f.name.slice(0, 256), value: f.value.slice(0, 1024), inline: true })),
+        fields: m.facts
+          .slice(0, 25)
+          .map((f) => ({ name: f.name.slice(0, 256), value: f.value.slice(0, 1024), inline: true })),
         footer: { text: `event ${m.eventId}` },
       },
     ],

@@ -94,7 +94,8 @@ export class SafeHttpClient {
   async check(url: URL): Promise<string> {
     if (url.protocol !== 'http:' && url.protocol !== 'https:')
       throw new OutboundRefusedError('scheme', `only http and https are allowed, not ${url.protocol}`);
-    if (url.username || url.password) throw new OutboundRefusedError('scheme', 'credentials in the URL are not allowed');
+    if (url.username || url.password)
+      throw new OutboundRefusedError('scheme', 'credentials in the URL are not allowed');
     const host = url.hostname.replace(/^\[|\]$/g, '');
     let addresses: string[];
     if (isIP(host)) addresses = [host];
@@ -102,7 +103,10 @@ export class SafeHttpClient {
       try {
         addresses = await this.resolver(host);
       } catch (err) {
-        throw new OutboundRefusedError('resolve', `cannot resolve ${host}: ${err instanceof Error ? err.message : String(err)}`);
+        throw new OutboundRefusedError(
+          'resolve',
+          `cannot resolve ${host}: ${err instanceof Error ? err.message : String(err)}`,
+        );
       }
       if (!addresses.length) throw new OutboundRefusedError('resolve', `${host} has no address`);
     }

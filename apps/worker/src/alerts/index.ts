@@ -1,5 +1,4 @@
 import type { WorkerConfig } from '@backplane/config';
-import type { RealtimeSink } from '@backplane/contracts';
 import type { Keyring } from '@backplane/crypto';
 import type { Database } from '@backplane/db';
 import type { Logger } from 'pino';
@@ -32,7 +31,6 @@ export function workerDispatcher(deps: {
   keyring: Keyring;
   logger: Logger;
   registry: Registry;
-  realtime: RealtimeSink;
 }): { dispatcher: AlertDispatcher; close(): void } {
   const mailer = deps.config.SMTP_URL ? smtpMailer(deps.config.SMTP_URL) : null;
   const dispatcher = new AlertDispatcher(
@@ -40,13 +38,20 @@ export function workerDispatcher(deps: {
       db: deps.db,
       keyring: deps.keyring,
       logger: deps.logger,
-      realtime: deps.realtime,
       registry: deps.registry,
-      http: new SafeHttpClient({ policy: new AddressPolicy(deps.config.OUTBOUND_ALLOW_NETWORKS) }),
+      http: new SafeHttpClient({
+        policy: new AddressPolicy(deps.config.OUTBOUND_ALLOW_NETWORKS),
+        timeoutMs: Math.min(10_000, Math.floor(deps.config.NOTIFY_LEASE / 2)),
+      }),
       mailer,
       mailFrom: deps.config.SMTP_FROM,
     },
-    { pollMs: deps.config.NOTIFY_POLL_INTERVAL, concurrency: 32, leaseMs: 60_000, policy: defaultPolicy() },
+    {
+      pollMs: deps.config.NOTIFY_POLL_INTERVAL,
+      concurrency: 32,
+      leaseMs: deps.config.NOTIFY_LEASE,
+      policy: defaultPolicy(deps.config.NOTIFY_RETRY_BASE),
+    },
   );
   return { dispatcher, close: () => mailer?.close() };
 }

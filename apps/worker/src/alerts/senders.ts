@@ -72,7 +72,13 @@ export async function sendToChannel(
     let res: { status: number; body: string };
     switch (ch.kind) {
       case 'webhook': {
-        const body = JSON.stringify({ id: e.id, type: e.type, tenantId: e.tenantId, occurredAt: e.occurredAt, data: e.data });
+        const body = JSON.stringify({
+          id: e.id,
+          type: e.type,
+          tenantId: e.tenantId,
+          occurredAt: e.occurredAt,
+          data: e.data,
+        });
         if (!secrets.url) return done(false, null, 'no URL configured');
         res = await deps.http.send(secrets.url, {
           method: 'POST',
@@ -89,7 +95,8 @@ export async function sendToChannel(
       case 'teams':
       case 'discord': {
         if (!secrets.url) return done(false, null, 'no URL configured');
-        const payload = ch.kind === 'slack' ? slackPayload(m) : ch.kind === 'teams' ? teamsPayload(m) : discordPayload(m);
+        const payload =
+          ch.kind === 'slack' ? slackPayload(m) : ch.kind === 'teams' ? teamsPayload(m) : discordPayload(m);
         res = await json(secrets.url, payload);
         break;
       }

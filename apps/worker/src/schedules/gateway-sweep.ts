@@ -1,5 +1,11 @@
 import type { RealtimeSink } from '@backplane/contracts';
-import { AuditRepository, GatewayLinkRepository, OutboxRepository, type Database, type PlatformTx } from '@backplane/db';
+import {
+  AuditRepository,
+  GatewayLinkRepository,
+  OutboxRepository,
+  type Database,
+  type PlatformTx,
+} from '@backplane/db';
 import { tunnelKey } from '@backplane/gateway-link';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';

@@ -196,7 +196,7 @@ export class Alerts1767070000000 implements MigrationInterface {
           IF NEW.deleted_at IS NOT NULL OR NEW.online IS NOT DISTINCT FROM OLD.online THEN RETURN NULL; END IF;
           IF NOT NEW.online THEN
             SELECT e.reason INTO v_reason FROM tunnel_events e
-             WHERE e.site_id = NEW.id AND e.type = 'disconnect' ORDER BY e.id DESC LIMIT 1;
+             WHERE e.site_id = NEW.id AND e.type = 'disconnect' ORDER BY e.at DESC, e.id DESC LIMIT 1;
           END IF;
           PERFORM bp_outbox_emit(NEW.tenant_id, CASE WHEN NEW.online THEN 'site.online' ELSE 'site.offline' END,
             'site', NEW.id::text,
@@ -290,7 +290,7 @@ export class Alerts1767070000000 implements MigrationInterface {
     await q.query(`GRANT EXECUTE ON FUNCTION bp_gateway_down_sweep(integer) TO ${APP_ROLE}`);
 
     // Tenants with due work: unprocessed events, pending alerts past their duration,
-    // deliveries due (or whose lease expired: a worker died mid-delivery), telemetry rules.
+    // deliveries due (or whose lease expired: a worker died mid-delivery).
     await q.query(`
       CREATE FUNCTION "bp_alert_work"()
         RETURNS TABLE (tenant_id uuid)
@@ -300,10 +300,46 @@ export class Alerts1767070000000 implements MigrationInterface {
           UNION SELECT DISTINCT d.tenant_id FROM deliveries d
                  WHERE (d.state = 'pending' AND d.next_attempt_at <= now())
                     OR (d.state = 'delivering' AND d.lease_until <= now())
-          UNION SELECT DISTINCT r.tenant_id FROM alert_rules r WHERE r.kind = 'telemetry' AND r.enabled
         $$`);
     await q.query(`REVOKE ALL ON FUNCTION bp_alert_work() FROM PUBLIC`);
     await q.query(`GRANT EXECUTE ON FUNCTION bp_alert_work() TO ${APP_ROLE}`);
+    // Tenants with enabled telemetry rules (evaluated on their own, slower clock).
+    await q.query(`
+      CREATE FUNCTION "bp_alert_telemetry_tenants"()
+        RETURNS TABLE (tenant_id uuid)
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET app.system = 'on' AS $$
+          SELECT DISTINCT r.tenant_id FROM alert_rules r WHERE r.kind = 'telemetry' AND r.enabled
+        $$`);
+    await q.query(`REVOKE ALL ON FUNCTION bp_alert_telemetry_tenants() FROM PUBLIC`);
+    await q.query(`GRANT EXECUTE ON FUNCTION bp_alert_telemetry_tenants() TO ${APP_ROLE}`);
+    // Retention: processed events older than p_days whose deliveries are all final go, with
+    // their delivery log (alerts keep their history; cause_event_id is not a foreign key).
+    await q.query(`
+      CREATE FUNCTION "bp_outbox_cleanup"(p_days integer, p_limit integer) RETURNS integer
+        LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp SET app.system = 'on' AS $$
+          WITH gone AS (
+            DELETE FROM outbox_events o WHERE o.id IN (
+              SELECT e.id FROM outbox_events e
+               WHERE e.processed_at IS NOT NULL AND e.occurred_at < now() - make_interval(days => p_days)
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state IN ('pending', 'delivering'))
+               LIMIT p_limit)
+            RETURNING 1)
+          SELECT count(*)::int FROM gone
+        $$`);
+    await q.query(`REVOKE ALL ON FUNCTION bp_outbox_cleanup(integer, integer) FROM PUBLIC`);
+    await q.query(`GRANT EXECUTE ON FUNCTION bp_outbox_cleanup(integer, integer) TO ${APP_ROLE}`);
+    // Scrape-time gauges (self-monitoring): backlog and gateways reported down.
+    await q.query(`
+      CREATE FUNCTION "bp_alert_backlog"()
+        RETURNS TABLE (events_pending bigint, deliveries_due bigint, deliveries_failed bigint, gateways_down bigint)
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET app.system = 'on' AS $$
+          SELECT (SELECT count(*) FROM outbox_events WHERE processed_at IS NULL),
+                 (SELECT count(*) FROM deliveries WHERE state IN ('pending', 'delivering') AND next_attempt_at <= now()),
+                 (SELECT count(*) FROM deliveries WHERE state = 'failed'),
+                 (SELECT count(*) FROM gateways WHERE down_reported_at IS NOT NULL AND revoked_at IS NULL)
+        $$`);
+    await q.query(`REVOKE ALL ON FUNCTION bp_alert_backlog() FROM PUBLIC`);
+    await q.query(`GRANT EXECUTE ON FUNCTION bp_alert_backlog() TO ${APP_ROLE}`);
 
     // Default rules for every tenant (created with the tenant; backfilled here).
     await q.query(`
@@ -333,6 +369,9 @@ export class Alerts1767070000000 implements MigrationInterface {
     await q.query(`DROP TRIGGER "tenants_default_alert_rules" ON "tenants"`);
     await q.query(`DROP FUNCTION "bp_tenant_default_rules"()`);
     await q.query(`DROP FUNCTION "bp_alert_default_rules"(uuid)`);
+    await q.query(`DROP FUNCTION "bp_outbox_cleanup"(integer, integer)`);
+    await q.query(`DROP FUNCTION "bp_alert_backlog"()`);
+    await q.query(`DROP FUNCTION "bp_alert_telemetry_tenants"()`);
     await q.query(`DROP FUNCTION "bp_alert_work"()`);
     await q.query(`DROP FUNCTION "bp_gateway_down_sweep"(integer)`);
     await q.query(`ALTER TABLE "gateways" DROP COLUMN "down_reported_at"`);

@@ -40,10 +40,39 @@ export class OutboxRepository {
     return row!.id;
   }
 
-  /** The tenants with due alert work (events, pending alerts, deliveries, telemetry rules). */
+  /** The tenants with due alert work (events, pending alerts, deliveries). */
   async tenantsWithWork(tx: PlatformTx): Promise<string[]> {
     const rows = await query<{ tenant_id: string }>(tx, `SELECT tenant_id FROM bp_alert_work()`);
     return rows.map((r) => r.tenant_id);
+  }
+
+  /** The tenants with enabled telemetry rules. */
+  async telemetryTenants(tx: PlatformTx): Promise<string[]> {
+    const rows = await query<{ tenant_id: string }>(tx, `SELECT tenant_id FROM bp_alert_telemetry_tenants()`);
+    return rows.map((r) => r.tenant_id);
+  }
+
+  /** Retention: deletes up to `limit` processed events older than `days` with final deliveries. */
+  async cleanup(tx: PlatformTx, days: number, limit: number): Promise<number> {
+    const [r] = await query<{ n: number }>(tx, `SELECT bp_outbox_cleanup($1, $2) AS n`, [days, limit]);
+    return r?.n ?? 0;
+  }
+
+  /** Counts for the worker's scrape-time gauges (all tenants). */
+  async backlog(
+    tx: PlatformTx,
+  ): Promise<{ eventsPending: number; deliveriesDue: number; deliveriesFailed: number; gatewaysDown: number }> {
+    const [r] = await query<{
+      eventsPending: number;
+      deliveriesDue: number;
+      deliveriesFailed: number;
+      gatewaysDown: number;
+    }>(
+      tx,
+      `SELECT events_pending::int AS "eventsPending", deliveries_due::int AS "deliveriesDue",
+              deliveries_failed::int AS "deliveriesFailed", gateways_down::int AS "gatewaysDown" FROM bp_alert_backlog()`,
+    );
+    return r!;
   }
 
   /** Gateways whose down/up state changed since the last sweep (events written for their tenants). */
