@@ -119,6 +119,7 @@ export function loadWorkerConfig(env: Env = processEnv()) {
       'SMTP_FROM',
       'OUTBOUND_ALLOW_NETWORKS',
       'NOTIFY_POLL_INTERVAL',
+      'ROLLOUT_INTERVAL',
     ],
     env,
   );

@@ -122,6 +122,25 @@ export interface TenantEventMap {
   'job.batch': JobBatchProgressData;
   'backup.created': BackupCreatedData;
   'alert.changed': AlertChangedData;
+  'rollout.progress': RolloutProgressData;
+}
+
+/**
+ * `rollout.progress`: a rollout's state and per-wave counts, at most once per rollout per
+ * tick of the worker's `rollouts` schedule, and on every pause, resume and abort (ADR 0096).
+ */
+export interface RolloutProgressData {
+  readonly rolloutId: string;
+  readonly state: string;
+  /** 0-based index of the wave started last (-1 before the first). */
+  readonly wave: number;
+  readonly waves: number;
+  readonly total: number;
+  /** Sites whose job succeeded, failed (any other end), or is still open. */
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly open: number;
+  readonly reason?: string | null;
 }
 
 /** An alert opened, fired, resolved, was acknowledged or silenced (issue 20): reload it over REST. */

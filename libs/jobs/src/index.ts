@@ -12,6 +12,7 @@ export {
   JOB_KINDS,
   JOB_MIN_ROLE,
   BulkJobRequest,
+  RolloutRequest,
   CONFIRM_WINDOW,
   JOB_PAYLOADS,
   JobRequest,
@@ -72,3 +73,20 @@ export {
   type ManagementPath,
   type ProposedChange,
 } from './lockout';
+export {
+  allowedFailures,
+  CheckCommand,
+  gateResult,
+  haltReason,
+  planWaves,
+  rolloutProgress,
+  ROLLOUT_STATES,
+  RolloutGates,
+  WAVE_STATES,
+  WavesSpec,
+  type GateFailure,
+  type GateResult,
+  type RolloutState,
+  type WaveLike,
+  type WaveState,
+} from './rollout';

@@ -15,6 +15,7 @@ import { SelfHeal1766700000000 } from './1766700000000-SelfHeal';
 import { MfaRecovery1766800000000 } from './1766800000000-MfaRecovery';
 import { CommitConfirm1767050000000 } from './1767050000000-CommitConfirm';
 import { Alerts1767070000000 } from './1767070000000-Alerts';
+import { Rollouts1767080000000 } from './1767080000000-Rollouts';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -38,4 +39,5 @@ export const MIGRATIONS = [
   MfaRecovery1766800000000,
   CommitConfirm1767050000000,
   Alerts1767070000000,
+  Rollouts1767080000000,
 ];

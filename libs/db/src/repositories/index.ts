@@ -117,3 +117,9 @@ export {
   type NewAlert,
   type OutboxEventRow,
 } from './alerts.repository';
+export {
+  RolloutsRepository,
+  type RolloutRow,
+  type RolloutWaveRow,
+  type WaveJobCount,
+} from './rollouts.repository';
