@@ -178,7 +178,7 @@ describe('rollout in waves', () => {
     expect(evs.at(-1)).toMatchObject({ state: 'completed', succeeded: SITES });
     // Audited.
     const [audit] = (await w.h.ds.query(
-      `SELECT array_agg(action ORDER BY at) AS actions FROM audit_log WHERE target_id = $1`,
+      `SELECT array_agg(action ORDER BY created_at) AS actions FROM audit_log WHERE target_id = $1`,
       [created.id],
     )) as { actions: string[] }[];
     expect(audit!.actions).toEqual(
@@ -244,6 +244,37 @@ describe('rollout in waves', () => {
       'aborted-rollout',
     );
     expect((await w.api('POST', `/rollouts/${id}/resume`)).status).toBe(409);
+  }, 120_000);
+
+  it('health gates beyond job outcomes: a site offline after its job, a failing check command', async () => {
+    const ids = await Promise.all([0, 1, 2].map((i) => w.addSite(`gate-${i}`, { tags: ['gate'] })));
+    ids.sort();
+    // The first site is offline as the control plane sees it (its job still reaches it directly).
+    await w.h.ds.query(`UPDATE sites SET online = (id <> $2) WHERE id = ANY($1::uuid[])`, [ids, ids[0]]);
+    const offline = await w.api('POST', '/rollouts', {
+      kind: 'backup',
+      payload: {},
+      tags: ['gate'],
+      waves: [1, '100%'],
+    });
+    const a = await tickUntil((offline.body as Rollout).id, (r) => r.state !== 'running');
+    expect(a.state).toBe('halted');
+    expect(a.reason).toMatch(/^wave 1: 1 of 1 sites failed the health gates \(1 offline\)/);
+    expect(a.counts).toMatchObject({ succeeded: 1, notStarted: 2 });
+
+    await w.h.ds.query(`UPDATE sites SET online = true WHERE id = ANY($1::uuid[])`, [ids]);
+    const check = await w.api('POST', '/rollouts', {
+      kind: 'backup',
+      payload: {},
+      tags: ['gate'],
+      waves: [1, '100%'],
+      gates: { check: { command: '/no-such-menu/print' } },
+    });
+    expect(check.status, JSON.stringify(check.body)).toBe(201);
+    const b = await tickUntil((check.body as Rollout).id, (r) => r.state !== 'running');
+    expect(b.state).toBe('halted');
+    expect(b.reason).toMatch(/\(1 check failed\)/);
+    expect((b.waves[0]!.gate as { examples: { reason: string }[] }).examples[0]!.reason).toMatch(/^check failed: /);
   }, 120_000);
 
   it('a wave starts once even when two workers tick at the same time', async () => {
