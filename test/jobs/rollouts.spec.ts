@@ -20,7 +20,7 @@ let sites: string[];
 /** The rollout.progress events the worker published. */
 const progress: RolloutProgressData[] = [];
 
-const dnsOf = (siteId: string) => String(w.routers.get(siteId)!.state.single('ip/dns').values['servers'] ?? '');
+const dnsOf = (siteId: string) => w.routers.get(siteId)!.state.single('ip/dns').values['servers'] ?? '';
 
 /** The rollouts schedule as a worker runs it (a fresh instance each time: its state is in PostgreSQL only). */
 function advancer(): RolloutAdvancer {
@@ -66,9 +66,10 @@ async function tickUntil(id: string, done: (r: Rollout) => boolean, ms = 180_000
 }
 
 async function jobsOfSites(ids: readonly string[]): Promise<number> {
-  const [row] = (await w.h.ds.query(`SELECT count(*)::int AS n FROM jobs WHERE site_id = ANY($1::uuid[])`, [
-    ids,
-  ])) as { n: number }[];
+  const [row] = await w.h.ds.query<{ n: number }[]>(
+    `SELECT count(*)::int AS n FROM jobs WHERE site_id = ANY($1::uuid[])`,
+    [ids],
+  );
   return row!.n;
 }
 
@@ -177,12 +178,18 @@ describe('rollout in waves', () => {
     expect(evs.find((e) => e.state === 'halted')).toMatchObject({ wave: 1, succeeded: 17, failed: 3 });
     expect(evs.at(-1)).toMatchObject({ state: 'completed', succeeded: SITES });
     // Audited.
-    const [audit] = (await w.h.ds.query(
+    const [audit] = await w.h.ds.query<{ actions: string[] }[]>(
       `SELECT array_agg(action ORDER BY created_at) AS actions FROM audit_log WHERE target_id = $1`,
       [created.id],
-    )) as { actions: string[] }[];
+    );
     expect(audit!.actions).toEqual(
-      expect.arrayContaining(['rollout.created', 'rollout.wave_started', 'rollout.halted', 'rollout.resumed', 'rollout.completed']),
+      expect.arrayContaining([
+        'rollout.created',
+        'rollout.wave_started',
+        'rollout.halted',
+        'rollout.resumed',
+        'rollout.completed',
+      ]),
     );
   }, 600_000);
 
@@ -326,9 +333,7 @@ describe('rollout in waves', () => {
     const viewer = await login(w.h, 'viewer@msp-a.test');
     const call = (method: string, path: string, token: string, body?: unknown) =>
       w.h.call(method, `/api/v1/tenants/${w.tenantId}${path}`, { token, ...(body ? { body } : {}) });
-    expect(
-      (await call('POST', '/rollouts', viewer, { kind: 'backup', payload: {}, tags: ['race'] })).status,
-    ).toBe(403);
+    expect((await call('POST', '/rollouts', viewer, { kind: 'backup', payload: {}, tags: ['race'] })).status).toBe(403);
     expect((await call('POST', `/rollouts/${someId}/pause`, viewer)).status).toBe(403);
     expect((await call('GET', `/rollouts/${someId}`, viewer)).status).toBe(200);
 

@@ -59,7 +59,12 @@ export const RolloutGates = z.strictObject({
   /** Seconds to wait after a wave's last job ended before its gates are checked. Default 0. */
   bakeSeconds: z.number().int().min(0).max(86_400).default(0),
   /** A wave whose jobs have not all ended after this long halts the rollout. Default 3600. */
-  waveTimeoutSeconds: z.number().int().min(30).max(7 * 86_400).default(3600),
+  waveTimeoutSeconds: z
+    .number()
+    .int()
+    .min(30)
+    .max(7 * 86_400)
+    .default(3600),
 });
 export type RolloutGates = z.infer<typeof RolloutGates>;
 

@@ -145,8 +145,7 @@ export class RolloutsService implements OnModuleDestroy {
   }
 
   private async announce(tenantId: string, r: RolloutOut): Promise<void> {
-    const { waves: _waves, ...rest } = r;
-    void _waves;
+    const rest = r;
     await this.events
       .publish(tenantId, {
         type: 'rollout.progress',
@@ -186,7 +185,7 @@ export class RolloutsService implements OnModuleDestroy {
       wavesSpec: row.wavesSpec,
       gates: row.gates,
       requestedBy: {
-        type: String(row.requestedBy['type'] ?? ''),
+        type: typeof row.requestedBy['type'] === 'string' ? row.requestedBy['type'] : '',
         id: (row.requestedBy['id'] as string | null | undefined) ?? null,
         label: (row.requestedBy['label'] as string | null | undefined) ?? null,
       },
@@ -215,11 +214,7 @@ export class RolloutsService implements OnModuleDestroy {
   }
 
   /** The one state change of pause, resume and abort; 409 when the rollout is not in a state it applies to. */
-  private async transition(
-    t: TenantContext,
-    id: string,
-    action: 'pause' | 'resume' | 'abort',
-  ): Promise<RolloutOut> {
+  private async transition(t: TenantContext, id: string, action: 'pause' | 'resume' | 'abort'): Promise<RolloutOut> {
     const cancelled = await this.deps.db.inTenant(t.scope, async (tx) => {
       const before = await this.repo.get(tx, id, true);
       if (!before) throw ApiError.notFound('rollout');
@@ -237,13 +232,23 @@ export class RolloutsService implements OnModuleDestroy {
         await this.repo.cancelPending(tx, id);
         cancelledJobs = await this.cancelOpenJobs(tx, id);
       }
-      await this.repo.setState(tx, id, from, to, action === 'abort' ? `aborted by ${t.actor.actorLabel ?? 'a member'}` : null);
+      await this.repo.setState(
+        tx,
+        id,
+        from,
+        to,
+        action === 'abort' ? `aborted by ${t.actor.actorLabel ?? 'a member'}` : null,
+      );
       await this.audit.record(tx, t.actor, {
         action: `rollout.${action}d`,
         targetType: 'rollout',
         targetId: id,
         before: { state: before.state, reason: before.reason },
-        after: { state: to, ...(retried !== null ? { retriedWave: retried } : {}), ...(action === 'abort' ? { cancelledJobs: cancelledJobs.length } : {}) },
+        after: {
+          state: to,
+          ...(retried !== null ? { retriedWave: retried } : {}),
+          ...(action === 'abort' ? { cancelledJobs: cancelledJobs.length } : {}),
+        },
       });
       return cancelledJobs;
     });

@@ -341,7 +341,8 @@ export class RolloutAdvancer {
       const data = await this.deps.db.inTenant(scope, async (tx) => {
         const r = await this.repo.get(tx, rolloutId);
         if (!r) return null;
-        return rolloutProgress(r, await this.repo.waves(tx, rolloutId), await this.repo.jobCounts(tx, rolloutId)).summary;
+        return rolloutProgress(r, await this.repo.waves(tx, rolloutId), await this.repo.jobCounts(tx, rolloutId))
+          .summary;
       });
       if (data) await this.deps.realtime.publish(scope.tenantId, { type: 'rollout.progress', data });
     } catch (err) {

@@ -37,7 +37,9 @@ export class Rollouts1767080000000 implements MigrationInterface {
         "finished_at" timestamptz
       )`);
     await q.query(`CREATE INDEX "rollouts_tenant_page_idx" ON "rollouts" ("tenant_id", "created_at", "id")`);
-    await q.query(`CREATE INDEX "rollouts_active_idx" ON "rollouts" ("created_at") WHERE "state" IN ('running', 'paused')`);
+    await q.query(
+      `CREATE INDEX "rollouts_active_idx" ON "rollouts" ("created_at") WHERE "state" IN ('running', 'paused')`,
+    );
     await q.query(`
       CREATE TABLE "rollout_waves" (
         "rollout_id" uuid NOT NULL REFERENCES "rollouts"("id") ON DELETE CASCADE,

@@ -117,9 +117,4 @@ export {
   type NewAlert,
   type OutboxEventRow,
 } from './alerts.repository';
-export {
-  RolloutsRepository,
-  type RolloutRow,
-  type RolloutWaveRow,
-  type WaveJobCount,
-} from './rollouts.repository';
+export { RolloutsRepository, type RolloutRow, type RolloutWaveRow, type WaveJobCount } from './rollouts.repository';

@@ -81,13 +81,7 @@ export class RolloutsRepository {
       tx,
       `INSERT INTO rollout_waves (rollout_id, wave, tenant_id, start_offset, end_offset, batch_id)
        SELECT $1, w.i - 1, $2, w.s, w.e, w.b FROM unnest($3::int[], $4::int[], $5::uuid[]) WITH ORDINALITY AS w(s, e, b, i)`,
-      [
-        r.id,
-        tx.tenantId,
-        r.waves.map((w) => w.start),
-        r.waves.map((w) => w.end),
-        r.waves.map((w) => w.batchId),
-      ],
+      [r.id, tx.tenantId, r.waves.map((w) => w.start), r.waves.map((w) => w.end), r.waves.map((w) => w.batchId)],
     );
     return true;
   }
@@ -214,7 +208,13 @@ export class RolloutsRepository {
   }
 
   /** running → passed | failed with what the gates found; false when it was not running. */
-  async finishWave(tx: TenantTx, id: string, wave: number, state: 'passed' | 'failed', gate: unknown): Promise<boolean> {
+  async finishWave(
+    tx: TenantTx,
+    id: string,
+    wave: number,
+    state: 'passed' | 'failed',
+    gate: unknown,
+  ): Promise<boolean> {
     const rows = await query(
       tx,
       `UPDATE rollout_waves SET state = $3, finished_at = now(), gate = $4
