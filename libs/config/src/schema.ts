@@ -217,8 +217,7 @@ export const VARS = {
   ROLLOUT_INTERVAL: defineVar({
     name: 'ROLLOUT_INTERVAL',
     schema: z.coerce.number().int().min(1).max(3600).default(5),
-    description:
-      'Worker: seconds between rollout checks (health gates of finished waves, start of the next wave; a BullMQ job scheduler, one worker per tick).',
+    description: 'Worker: seconds between rollout checks (gates of finished waves, start of the next wave).',
     secret: false,
     defaultText: '5',
   }),
