@@ -19,6 +19,7 @@ import { AuditPage } from './pages/Audit';
 import { FleetPage } from './pages/Fleet';
 import { BatchPage, JobsPage } from './pages/Jobs';
 import { MembersPage } from './pages/Members';
+import { RolloutPage, RolloutsPage } from './pages/Rollouts';
 import { OnboardPage } from './pages/Onboard';
 import { PlatformPage } from './pages/Platform';
 import { SecurityPage } from './pages/Security';
@@ -74,6 +75,12 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
           active: path.startsWith(tenantPath(session.tenant, '/jobs')),
         },
         {
+          href: tenantPath(session.tenant, '/rollouts'),
+          label: 'Rollouts',
+          show: true,
+          active: path.startsWith(tenantPath(session.tenant, '/rollouts')),
+        },
+        {
           href: tenantPath(session.tenant, '/onboard'),
           label: 'Add a site',
           show: session.can('operator'),
@@ -112,6 +119,9 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
     else if (match('/t/:tenant/jobs', path)) page = <JobsPage />;
     else if ((m = match('/t/:tenant/jobs/batches/:batchId', path)))
       page = <BatchPage batchId={m['batchId']!} key={m['batchId']} />;
+    else if (match('/t/:tenant/rollouts', path)) page = <RolloutsPage />;
+    else if ((m = match('/t/:tenant/rollouts/:rolloutId', path)))
+      page = <RolloutPage rolloutId={m['rolloutId']!} key={m['rolloutId']} />;
     else if (match('/t/:tenant/members', path)) page = <MembersPage />;
     else if (match('/t/:tenant/api-keys', path)) page = <ApiKeysPage />;
     else if (match('/t/:tenant/audit', path)) page = <AuditPage />;

@@ -90,12 +90,13 @@ export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
     realtime: deps.realtime,
     config,
   });
+  const ownChannel = deps.channel ? undefined : new RelayChannel(deps.redis, deps.redisPrefix);
   const rollouts = new RolloutAdvancer({
     db: deps.db,
     queue: deps.queue,
     logger: logger.child({ component: 'rollouts' }),
     realtime: deps.realtime,
-    channel: deps.channel ?? new RelayChannel(deps.redis, deps.redisPrefix),
+    channel: deps.channel ?? ownChannel!,
     ...(deps.keyring ? { keyring: deps.keyring } : {}),
   });
   const schedules = new Schedules(
@@ -140,6 +141,7 @@ export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
       await backups.close();
       await selfHeal.close();
       await rollouts.close();
+      await ownChannel?.close();
     },
   };
 }
