@@ -306,6 +306,31 @@ describe('rollout in waves', () => {
     expect(await jobsOfSites(ids)).toBe(3);
   }, 120_000);
 
+  it('a worker that dies after starting a wave but before enqueueing: the jobs still run, the rollout completes', async () => {
+    const ids = await Promise.all([0, 1].map((i) => w.addSite(`lost-${i}`, { tags: ['lost'] })));
+    await w.h.ds.query(`UPDATE sites SET online = true WHERE id = ANY($1::uuid[])`, [ids]);
+    const res = await w.api('POST', '/rollouts', { kind: 'backup', payload: {}, tags: ['lost'], waves: ['100%'] });
+    const id = (res.body as Rollout).id;
+    // Its enqueue goes nowhere (a queue no runner reads): as if it died right after the commit.
+    const dying = new RolloutAdvancer({
+      db: w.h.db,
+      queue: { connection: connectionFromUrl(testSettings().redisUrl), prefix: `${w.h.prefix}lost` },
+      logger: createLogger({ app: 'worker-test', level: 'warn' }),
+      realtime: w.events,
+      channel: w.channel,
+      keyring: w.keyring,
+    });
+    await dying.advance(w.tenantId, id);
+    await dying.close();
+    expect((await getRollout(id)).waves[0]!.state).toBe('running');
+    expect(await jobsOfSites(ids)).toBe(2);
+    // The job runner's reconciler re-adds the open jobs; the next worker's ticks finish the rollout.
+    const done = await tickUntil(id, (x) => x.state !== 'running', 60_000);
+    expect(done.state).toBe('completed');
+    expect(done.counts.succeeded).toBe(2);
+    expect(await jobsOfSites(ids)).toBe(2);
+  }, 120_000);
+
   it('input, roles and tenants: bad waves 400, write check command 400, viewer 403, other tenant 404', async () => {
     const bad = await w.api('POST', '/rollouts', {
       kind: 'backup',
