@@ -351,7 +351,12 @@ describe('rollout in waves', () => {
 
     const list = await w.api('GET', '/rollouts');
     expect(list.status).toBe(200);
-    const someId = (list.body as { items: Rollout[] }).items[0]!.id;
+    const all = (list.body as { items: Rollout[] }).items;
+    const someId = all[0]!.id;
+    // Newest first, by keyset pages.
+    const p1 = (await w.api('GET', '/rollouts?limit=2')).body as { items: Rollout[]; nextCursor: string };
+    const p2 = (await w.api('GET', `/rollouts?limit=2&cursor=${p1.nextCursor}`)).body as { items: Rollout[] };
+    expect([...p1.items, ...p2.items].map((r) => r.id)).toEqual(all.slice(0, 4).map((r) => r.id));
 
     const added = await addMember(w.h, w.token, w.tenantId, { email: 'viewer@msp-a.test', role: 'viewer' });
     expect(added.status).toBe(201);

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { IdempotencyHeader, IdempotencyService } from '../common/idempotency';
 import { Tenant, type TenantContext } from '../common/request';
 import { Route } from '../common/route';
-import { ApiErrors, limitQuery, uuidParam } from '../common/validation';
+import { ApiErrors, cursorQuery, limitQuery, pageOf, uuidParam } from '../common/validation';
 import { RolloutsService } from './rollouts.service';
 
 const Gate = z.object({
@@ -47,7 +47,7 @@ export const RolloutResponse = z.object({
   updatedAt: z.string(),
   finishedAt: z.string().nullable(),
 });
-const ListQuery = z.strictObject({ limit: limitQuery });
+const ListQuery = z.strictObject({ limit: limitQuery, cursor: cursorQuery });
 
 @ApiTags('rollouts')
 @ApiBearerAuth()
@@ -82,10 +82,10 @@ export class RolloutsController {
   @Get()
   @Route('List rollouts (newest first)', 'viewer', {
     status: 200,
-    standardSchema: z.object({ items: z.array(RolloutResponse) }),
+    standardSchema: pageOf(RolloutResponse),
   })
   list(@Tenant() t: TenantContext, @Query({ schema: ListQuery }) q: z.infer<typeof ListQuery>) {
-    return this.rollouts.list(t, q.limit);
+    return this.rollouts.list(t, q.limit, q.cursor);
   }
 
   @Get(':rolloutId')

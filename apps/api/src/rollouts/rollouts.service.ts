@@ -204,12 +204,12 @@ export class RolloutsService implements OnModuleDestroy {
     });
   }
 
-  async list(t: TenantContext, limit: number) {
+  async list(t: TenantContext, limit: number, cursor?: string) {
     return this.deps.db.inTenant(t.scope, async (tx) => {
-      const rows = await this.repo.list(tx, limit);
+      const page = await this.repo.list(tx, { limit, cursor });
       const items: RolloutOut[] = [];
-      for (const r of rows) items.push(await this.view(tx, r, t.role));
-      return { items };
+      for (const r of page.items) items.push(await this.view(tx, r, t.role));
+      return { items, nextCursor: page.nextCursor };
     });
   }
 

@@ -4471,6 +4471,7 @@ export interface operations {
     RolloutsController_list: {
         parameters: {
             query?: {
+                cursor?: string;
                 limit?: number;
             };
             header?: never;
@@ -4543,6 +4544,7 @@ export interface operations {
                             }[];
                             wavesSpec: unknown;
                         }[];
+                        nextCursor: string | null;
                     };
                 };
             };

@@ -1,5 +1,6 @@
 import { query } from '../sql';
 import type { PlatformTx, TenantTx } from '../tenancy';
+import { newestFirst, toPage, type Page, type PageRequest } from './pagination';
 
 export interface RolloutRow {
   id: string;
@@ -101,15 +102,12 @@ export class RolloutsRepository {
     ]);
   }
 
-  /** Newest first, at most `limit`, created before the keyset (`before`) when given. */
-  async list(tx: TenantTx, limit: number, before?: { createdAt: string; id: string }): Promise<RolloutRow[]> {
-    return query<RolloutRow>(
-      tx,
-      `SELECT ${COLS} FROM rollouts
-        WHERE ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid))
-        ORDER BY created_at DESC, id DESC LIMIT $1`,
-      [limit, before?.createdAt ?? null, before?.id ?? null],
-    );
+  /** Newest first, one keyset page (ADR 0014). */
+  async list(tx: TenantTx, page: PageRequest): Promise<Page<RolloutRow>> {
+    const params: unknown[] = [tx.tenantId];
+    const rest = newestFirst(page, params, 'tenant_id = $1');
+    const rows = await query<RolloutRow>(tx, `SELECT ${COLS} FROM rollouts WHERE ${rest}`, params);
+    return toPage(rows, page.limit);
   }
 
   /** Per wave, the states of each site's latest job in the wave's batch (retries replace earlier jobs). */
