@@ -243,6 +243,8 @@ describe('rollout in waves', () => {
     expect(aborted.status).toBe(200);
     expect((aborted.body as Rollout).state).toBe('aborted');
     expect((aborted.body as Rollout).waves.at(-1)!.state).toBe('cancelled');
+    // The wave that was running (if any) is cancelled too; none is left running.
+    for (const x of (aborted.body as Rollout).waves) expect(['passed', 'cancelled']).toContain(x.state);
     for (let i = 0; i < 3; i++) await advancer().tick();
     const after = await getRollout(id);
     expect(after.state).toBe('aborted');

@@ -271,7 +271,7 @@ export class RolloutsService implements OnModuleDestroy {
         }
         if (page.length < ABORT_PAGE) break;
       }
-      await this.repo.finishWave(tx, id, w.wave, 'failed', { aborted: true });
+      await this.repo.finishWave(tx, id, w.wave, 'cancelled', null);
     }
     return out;
   }

@@ -205,19 +205,19 @@ export class RolloutsRepository {
     );
   }
 
-  /** running → passed | failed with what the gates found; false when it was not running. */
+  /** running → passed | failed with what the gates found, or cancelled (abort, no gate); false when it was not running. */
   async finishWave(
     tx: TenantTx,
     id: string,
     wave: number,
-    state: 'passed' | 'failed',
+    state: 'passed' | 'failed' | 'cancelled',
     gate: unknown,
   ): Promise<boolean> {
     const rows = await query(
       tx,
       `UPDATE rollout_waves SET state = $3, finished_at = now(), gate = $4
         WHERE rollout_id = $1 AND wave = $2 AND state = 'running' RETURNING wave`,
-      [id, wave, state, JSON.stringify(gate)],
+      [id, wave, state, gate === null ? null : JSON.stringify(gate)],
     );
     return rows.length > 0;
   }
