@@ -16,6 +16,7 @@ import { PortalModule } from './portal/portal.module';
 import { RealtimePublisherModule } from './realtime/publisher.module';
 import { RealtimeModule } from './realtime/realtime.module';
 import { RegionsModule } from './regions/regions.module';
+import { RolloutsModule } from './rollouts/rollouts.module';
 import { SitesModule } from './sites/sites.module';
 import { TelemetryModule } from './telemetry/telemetry.module';
 import { TenantsModule } from './tenants/tenants.module';
@@ -50,6 +51,7 @@ export class ApiModule {
         TelemetryModule,
         RealtimeModule,
         ChangesModule,
+        RolloutsModule,
         PortalModule.register(deps),
         FirmwareModule,
         AlertsModule,

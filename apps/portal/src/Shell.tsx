@@ -22,6 +22,7 @@ import { ChannelsPage } from './pages/Channels';
 import { FleetPage } from './pages/Fleet';
 import { BatchPage, JobsPage } from './pages/Jobs';
 import { MembersPage } from './pages/Members';
+import { RolloutPage, RolloutsPage } from './pages/Rollouts';
 import { OnboardPage } from './pages/Onboard';
 import { PlatformPage } from './pages/Platform';
 import { SecurityPage } from './pages/Security';
@@ -87,6 +88,10 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
           label: 'Approvals',
           show: true,
           active: path === tenantPath(session.tenant, '/approvals'),
+          href: tenantPath(session.tenant, '/rollouts'),
+          label: 'Rollouts',
+          show: true,
+          active: path.startsWith(tenantPath(session.tenant, '/rollouts')),
         },
         {
           href: tenantPath(session.tenant, '/onboard'),
@@ -142,6 +147,9 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
     else if ((m = match('/t/:tenant/plans/:planId', path))) page = <PlanPage planId={m['planId']!} key={m['planId']} />;
     else if (match('/t/:tenant/plans', path)) page = <PlansPage />;
     else if (match('/t/:tenant/approvals', path)) page = <ApprovalsPage />;
+    else if (match('/t/:tenant/rollouts', path)) page = <RolloutsPage />;
+    else if ((m = match('/t/:tenant/rollouts/:rolloutId', path)))
+      page = <RolloutPage rolloutId={m['rolloutId']!} key={m['rolloutId']} />;
     else if (match('/t/:tenant/members', path)) page = <MembersPage />;
     else if (match('/t/:tenant/api-keys', path)) page = <ApiKeysPage />;
     else if (match('/t/:tenant/audit', path)) page = <AuditPage />;

@@ -76,7 +76,17 @@ export async function composeWorker(config: WorkerConfig, overrides: WorkerOverr
     },
     { queue, redis, lockPrefix: prefix, concurrency: config.WORKER_CONCURRENCY, metrics: registry },
   );
-  const schedules = workerSchedules({ config, db, redis, redisPrefix: prefix, queue, logger, realtime: events });
+  const schedules = workerSchedules({
+    config,
+    db,
+    redis,
+    redisPrefix: prefix,
+    queue,
+    logger,
+    realtime: events,
+    channel,
+    keyring,
+  });
   const notifications = workerDispatcher({
     config,
     db,

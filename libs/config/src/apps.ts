@@ -121,6 +121,7 @@ export function loadWorkerConfig(env: Env = processEnv()) {
       'NOTIFY_POLL_INTERVAL',
       'NOTIFY_RETRY_BASE',
       'NOTIFY_LEASE',
+      'ROLLOUT_INTERVAL',
     ],
     env,
   );

@@ -214,6 +214,13 @@ export const VARS = {
     secret: false,
     defaultText: '30',
   }),
+  ROLLOUT_INTERVAL: defineVar({
+    name: 'ROLLOUT_INTERVAL',
+    schema: z.coerce.number().int().min(1).max(3600).default(5),
+    description: 'Worker: seconds between rollout checks (gates of finished waves, start of the next wave).',
+    secret: false,
+    defaultText: '5',
+  }),
   SELF_HEAL_SITE_COOLDOWN: defineVar({
     name: 'SELF_HEAL_SITE_COOLDOWN',
     schema: z.coerce.number().int().min(0).max(604_800).default(1800),

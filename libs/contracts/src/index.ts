@@ -11,6 +11,7 @@ export {
   siteJobsWatchRoom,
   type Ack,
   type JobBatchProgressData,
+  type RolloutProgressData,
   type JobWatch,
   type BackupCreatedData,
   type JobProgressData,

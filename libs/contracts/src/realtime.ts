@@ -121,6 +121,25 @@ export interface TenantEventMap {
   'job.progress': JobProgressData;
   'job.batch': JobBatchProgressData;
   'backup.created': BackupCreatedData;
+  'rollout.progress': RolloutProgressData;
+}
+
+/**
+ * `rollout.progress`: a rollout's state and per-wave counts, at most once per rollout per
+ * tick of the worker's `rollouts` schedule, and on every pause, resume and abort (ADR 0096).
+ */
+export interface RolloutProgressData {
+  readonly rolloutId: string;
+  readonly state: string;
+  /** 0-based index of the wave started last (-1 before the first). */
+  readonly wave: number;
+  readonly waves: number;
+  readonly total: number;
+  /** Sites whose job succeeded, failed (any other end), or is still open. */
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly open: number;
+  readonly reason?: string | null;
 }
 
 export type TenantEventType = keyof TenantEventMap;

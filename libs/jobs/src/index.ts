@@ -12,6 +12,7 @@ export {
   JOB_KINDS,
   JOB_MIN_ROLE,
   BulkJobRequest,
+  RolloutRequest,
   CONFIRM_WINDOW,
   JOB_PAYLOADS,
   JobRequest,
@@ -80,3 +81,20 @@ export {
   type EffectiveFirmware,
   type UpgradeDecision,
 } from './firmware';
+export {
+  allowedFailures,
+  CheckCommand,
+  gateResult,
+  haltReason,
+  planWaves,
+  rolloutProgress,
+  ROLLOUT_STATES,
+  RolloutGates,
+  WAVE_STATES,
+  WavesSpec,
+  type GateFailure,
+  type GateResult,
+  type RolloutState,
+  type WaveLike,
+  type WaveState,
+} from './rollout';

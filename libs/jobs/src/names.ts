@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ROUTEROS_VERSION } from './firmware';
+import { ROLLOUT_OPTIONS } from './rollout';
 
 /**
  * Job kinds, their payloads and the one BullMQ queue they run on. The api enqueues, the
@@ -147,6 +148,18 @@ export const BulkJobRequest = z.discriminatedUnion('kind', [
   VARIANTS[7].extend(BulkTargets),
 ]);
 export type BulkJobRequest = z.infer<typeof BulkJobRequest>;
+
+/** A bulk change run as a rollout in waves with health gates (issue 18, ADR 0096). */
+export const RolloutRequest = z.discriminatedUnion('kind', [
+  VARIANTS[0].extend(BulkTargets).extend(ROLLOUT_OPTIONS),
+  VARIANTS[1].extend(BulkTargets).extend(ROLLOUT_OPTIONS),
+  VARIANTS[2].extend(BulkTargets).extend(ROLLOUT_OPTIONS),
+  VARIANTS[3].extend(BulkTargets).extend(ROLLOUT_OPTIONS),
+  VARIANTS[4].extend(BulkTargets).extend(ROLLOUT_OPTIONS),
+  VARIANTS[5].extend(BulkTargets).extend(ROLLOUT_OPTIONS),
+  VARIANTS[6].extend(BulkTargets).extend(ROLLOUT_OPTIONS),
+]);
+export type RolloutRequest = z.infer<typeof RolloutRequest>;
 
 /** Roles needed to enqueue each kind (run-command is operator+, like every change). */
 export const JOB_MIN_ROLE: Record<JobKind, 'operator' | 'admin'> = {

@@ -54,6 +54,21 @@ export const TenantEventSchema: z.ZodType<TenantEvent> = z.discriminatedUnion('t
   }),
   z.object({
     ...envelope,
+    type: z.literal('rollout.progress'),
+    data: z.looseObject({
+      rolloutId: z.string(),
+      state: z.string(),
+      wave: z.number().int(),
+      waves: z.number().int(),
+      total: z.number().int(),
+      succeeded: z.number().int(),
+      failed: z.number().int(),
+      open: z.number().int(),
+      reason: z.string().nullable().optional(),
+    }),
+  }),
+  z.object({
+    ...envelope,
     type: z.literal('backup.created'),
     data: z.looseObject({ siteId: z.string(), backupId: z.string(), changed: z.boolean() }),
   }),

@@ -1226,6 +1226,92 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{tenantId}/rollouts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List rollouts (newest first) */
+        get: operations["RolloutsController_list"];
+        put?: never;
+        /** Start a rollout (a bulk change in waves with health gates) */
+        post: operations["RolloutsController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/rollouts/{rolloutId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a rollout and its waves */
+        get: operations["RolloutsController_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/rollouts/{rolloutId}/abort": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Abort a rollout */
+        post: operations["RolloutsController_abort"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/rollouts/{rolloutId}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Pause a rollout before its next wave */
+        post: operations["RolloutsController_pause"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenantId}/rollouts/{rolloutId}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume a paused or halted rollout */
+        post: operations["RolloutsController_resume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenantId}/sites": {
         parameters: {
             query?: never;
@@ -8236,6 +8322,922 @@ export interface operations {
                                 stale: number;
                             };
                         };
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    RolloutsController_list: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            counts: {
+                                failed: number;
+                                notStarted: number;
+                                open: number;
+                                succeeded: number;
+                            };
+                            createdAt: string;
+                            currentWave: number;
+                            finishedAt: string | null;
+                            gates: unknown;
+                            /** Format: uuid */
+                            id: string;
+                            kind: string;
+                            payload: unknown;
+                            reason: string | null;
+                            requestedBy: {
+                                id: string | null;
+                                label: string | null;
+                                type: string;
+                            };
+                            /** @enum {string} */
+                            state: "running" | "paused" | "halted" | "completed" | "aborted";
+                            total: number;
+                            updatedAt: string;
+                            waves: {
+                                attempt: number;
+                                /** Format: uuid */
+                                batchId: string | null;
+                                finishedAt: string | null;
+                                gate: {
+                                    allowed: number;
+                                    at: string;
+                                    causes: {
+                                        [key: string]: number;
+                                    };
+                                    examples: {
+                                        reason: string;
+                                        siteId: string;
+                                    }[];
+                                    failures: number;
+                                    passed: boolean;
+                                    sites: number;
+                                } | null;
+                                index: number;
+                                jobs: {
+                                    [key: string]: number;
+                                };
+                                sites: number;
+                                startedAt: string | null;
+                                /** @enum {string} */
+                                state: "pending" | "running" | "passed" | "failed" | "cancelled";
+                            }[];
+                            wavesSpec: unknown;
+                        }[];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    RolloutsController_create: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes retries safe: the same key with the same request returns the same job (200 instead of 201) for as long as the job exists; with a different request (body, kind or route), 422 idempotency_key_reused. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default {} */
+                    gates?: {
+                        /** @default 0 */
+                        bakeSeconds?: number;
+                        check?: {
+                            /** @default {} */
+                            attributes?: {
+                                [key: string]: string;
+                            };
+                            command: string;
+                        };
+                        /** @default 0 */
+                        maxFailures?: number | string;
+                        /** @default true */
+                        siteOnline?: boolean;
+                        /** @default true */
+                        tunnelUp?: boolean;
+                        /** @default 3600 */
+                        waveTimeoutSeconds?: number;
+                    };
+                    /** @enum {string} */
+                    kind: "apply-config";
+                    /** @default {} */
+                    payload?: {
+                        allowLockoutRisk?: boolean;
+                        changes: ({
+                            /** @enum {string} */
+                            menu: "dns";
+                            servers: string[];
+                        } | {
+                            enabled: boolean;
+                            /** @enum {string} */
+                            menu: "ntp";
+                            servers: string[];
+                        } | {
+                            /** @enum {string} */
+                            menu: "identity";
+                            name: string;
+                        } | {
+                            addresses: string[];
+                            /** @default false */
+                            exclusive?: boolean;
+                            list: string;
+                            /** @enum {string} */
+                            menu: "address-list";
+                        } | {
+                            /** @default false */
+                            disabled?: boolean;
+                            /** @enum {string} */
+                            group: "read" | "write" | "full";
+                            /** @enum {string} */
+                            menu: "user";
+                            name: string;
+                            password?: string;
+                        })[];
+                        confirmSeconds?: number;
+                    };
+                    siteIds?: string[];
+                    tags?: string[];
+                    /**
+                     * @default [
+                     *       1,
+                     *       "10%",
+                     *       "50%",
+                     *       "100%"
+                     *     ]
+                     */
+                    waves?: (number | string)[] | {
+                        canary: number | string;
+                        factor: number;
+                    };
+                } | {
+                    /** @default {} */
+                    gates?: {
+                        /** @default 0 */
+                        bakeSeconds?: number;
+                        check?: {
+                            /** @default {} */
+                            attributes?: {
+                                [key: string]: string;
+                            };
+                            command: string;
+                        };
+                        /** @default 0 */
+                        maxFailures?: number | string;
+                        /** @default true */
+                        siteOnline?: boolean;
+                        /** @default true */
+                        tunnelUp?: boolean;
+                        /** @default 3600 */
+                        waveTimeoutSeconds?: number;
+                    };
+                    /** @enum {string} */
+                    kind: "run-command";
+                    /** @default {} */
+                    payload?: {
+                        allowLockoutRisk?: boolean;
+                        /** @default {} */
+                        attributes?: {
+                            [key: string]: string;
+                        };
+                        command: string;
+                        confirmSeconds?: number;
+                    };
+                    siteIds?: string[];
+                    tags?: string[];
+                    /**
+                     * @default [
+                     *       1,
+                     *       "10%",
+                     *       "50%",
+                     *       "100%"
+                     *     ]
+                     */
+                    waves?: (number | string)[] | {
+                        canary: number | string;
+                        factor: number;
+                    };
+                } | {
+                    /** @default {} */
+                    gates?: {
+                        /** @default 0 */
+                        bakeSeconds?: number;
+                        check?: {
+                            /** @default {} */
+                            attributes?: {
+                                [key: string]: string;
+                            };
+                            command: string;
+                        };
+                        /** @default 0 */
+                        maxFailures?: number | string;
+                        /** @default true */
+                        siteOnline?: boolean;
+                        /** @default true */
+                        tunnelUp?: boolean;
+                        /** @default 3600 */
+                        waveTimeoutSeconds?: number;
+                    };
+                    /** @enum {string} */
+                    kind: "backup";
+                    /** @default {} */
+                    payload?: {
+                        /**
+                         * @default manual
+                         * @enum {string}
+                         */
+                        reason?: "manual" | "scheduled" | "before-restore";
+                    };
+                    siteIds?: string[];
+                    tags?: string[];
+                    /**
+                     * @default [
+                     *       1,
+                     *       "10%",
+                     *       "50%",
+                     *       "100%"
+                     *     ]
+                     */
+                    waves?: (number | string)[] | {
+                        canary: number | string;
+                        factor: number;
+                    };
+                } | {
+                    /** @default {} */
+                    gates?: {
+                        /** @default 0 */
+                        bakeSeconds?: number;
+                        check?: {
+                            /** @default {} */
+                            attributes?: {
+                                [key: string]: string;
+                            };
+                            command: string;
+                        };
+                        /** @default 0 */
+                        maxFailures?: number | string;
+                        /** @default true */
+                        siteOnline?: boolean;
+                        /** @default true */
+                        tunnelUp?: boolean;
+                        /** @default 3600 */
+                        waveTimeoutSeconds?: number;
+                    };
+                    /** @enum {string} */
+                    kind: "restore";
+                    /** @default {} */
+                    payload?: {
+                        allowLockoutRisk?: boolean;
+                        /** Format: uuid */
+                        backupId: string;
+                        confirmSeconds?: number;
+                    };
+                    siteIds?: string[];
+                    tags?: string[];
+                    /**
+                     * @default [
+                     *       1,
+                     *       "10%",
+                     *       "50%",
+                     *       "100%"
+                     *     ]
+                     */
+                    waves?: (number | string)[] | {
+                        canary: number | string;
+                        factor: number;
+                    };
+                } | {
+                    /** @default {} */
+                    gates?: {
+                        /** @default 0 */
+                        bakeSeconds?: number;
+                        check?: {
+                            /** @default {} */
+                            attributes?: {
+                                [key: string]: string;
+                            };
+                            command: string;
+                        };
+                        /** @default 0 */
+                        maxFailures?: number | string;
+                        /** @default true */
+                        siteOnline?: boolean;
+                        /** @default true */
+                        tunnelUp?: boolean;
+                        /** @default 3600 */
+                        waveTimeoutSeconds?: number;
+                    };
+                    /** @enum {string} */
+                    kind: "reboot";
+                    /** @default {} */
+                    payload?: Record<string, never>;
+                    siteIds?: string[];
+                    tags?: string[];
+                    /**
+                     * @default [
+                     *       1,
+                     *       "10%",
+                     *       "50%",
+                     *       "100%"
+                     *     ]
+                     */
+                    waves?: (number | string)[] | {
+                        canary: number | string;
+                        factor: number;
+                    };
+                } | {
+                    /** @default {} */
+                    gates?: {
+                        /** @default 0 */
+                        bakeSeconds?: number;
+                        check?: {
+                            /** @default {} */
+                            attributes?: {
+                                [key: string]: string;
+                            };
+                            command: string;
+                        };
+                        /** @default 0 */
+                        maxFailures?: number | string;
+                        /** @default true */
+                        siteOnline?: boolean;
+                        /** @default true */
+                        tunnelUp?: boolean;
+                        /** @default 3600 */
+                        waveTimeoutSeconds?: number;
+                    };
+                    /** @enum {string} */
+                    kind: "recreate-tunnel";
+                    /** @default {} */
+                    payload?: Record<string, never>;
+                    siteIds?: string[];
+                    tags?: string[];
+                    /**
+                     * @default [
+                     *       1,
+                     *       "10%",
+                     *       "50%",
+                     *       "100%"
+                     *     ]
+                     */
+                    waves?: (number | string)[] | {
+                        canary: number | string;
+                        factor: number;
+                    };
+                } | {
+                    /** @default {} */
+                    gates?: {
+                        /** @default 0 */
+                        bakeSeconds?: number;
+                        check?: {
+                            /** @default {} */
+                            attributes?: {
+                                [key: string]: string;
+                            };
+                            command: string;
+                        };
+                        /** @default 0 */
+                        maxFailures?: number | string;
+                        /** @default true */
+                        siteOnline?: boolean;
+                        /** @default true */
+                        tunnelUp?: boolean;
+                        /** @default 3600 */
+                        waveTimeoutSeconds?: number;
+                    };
+                    /** @enum {string} */
+                    kind: "routeros-upgrade";
+                    /** @default {} */
+                    payload?: {
+                        /** @enum {string} */
+                        channel?: "stable" | "long-term" | "testing";
+                        version?: string;
+                    };
+                    siteIds?: string[];
+                    tags?: string[];
+                    /**
+                     * @default [
+                     *       1,
+                     *       "10%",
+                     *       "50%",
+                     *       "100%"
+                     *     ]
+                     */
+                    waves?: (number | string)[] | {
+                        canary: number | string;
+                        factor: number;
+                    };
+                };
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        counts: {
+                            failed: number;
+                            notStarted: number;
+                            open: number;
+                            succeeded: number;
+                        };
+                        createdAt: string;
+                        currentWave: number;
+                        finishedAt: string | null;
+                        gates: unknown;
+                        /** Format: uuid */
+                        id: string;
+                        kind: string;
+                        payload: unknown;
+                        reason: string | null;
+                        requestedBy: {
+                            id: string | null;
+                            label: string | null;
+                            type: string;
+                        };
+                        /** @enum {string} */
+                        state: "running" | "paused" | "halted" | "completed" | "aborted";
+                        total: number;
+                        updatedAt: string;
+                        waves: {
+                            attempt: number;
+                            /** Format: uuid */
+                            batchId: string | null;
+                            finishedAt: string | null;
+                            gate: {
+                                allowed: number;
+                                at: string;
+                                causes: {
+                                    [key: string]: number;
+                                };
+                                examples: {
+                                    reason: string;
+                                    siteId: string;
+                                }[];
+                                failures: number;
+                                passed: boolean;
+                                sites: number;
+                            } | null;
+                            index: number;
+                            jobs: {
+                                [key: string]: number;
+                            };
+                            sites: number;
+                            startedAt: string | null;
+                            /** @enum {string} */
+                            state: "pending" | "running" | "passed" | "failed" | "cancelled";
+                        }[];
+                        wavesSpec: unknown;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    RolloutsController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rolloutId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        counts: {
+                            failed: number;
+                            notStarted: number;
+                            open: number;
+                            succeeded: number;
+                        };
+                        createdAt: string;
+                        currentWave: number;
+                        finishedAt: string | null;
+                        gates: unknown;
+                        /** Format: uuid */
+                        id: string;
+                        kind: string;
+                        payload: unknown;
+                        reason: string | null;
+                        requestedBy: {
+                            id: string | null;
+                            label: string | null;
+                            type: string;
+                        };
+                        /** @enum {string} */
+                        state: "running" | "paused" | "halted" | "completed" | "aborted";
+                        total: number;
+                        updatedAt: string;
+                        waves: {
+                            attempt: number;
+                            /** Format: uuid */
+                            batchId: string | null;
+                            finishedAt: string | null;
+                            gate: {
+                                allowed: number;
+                                at: string;
+                                causes: {
+                                    [key: string]: number;
+                                };
+                                examples: {
+                                    reason: string;
+                                    siteId: string;
+                                }[];
+                                failures: number;
+                                passed: boolean;
+                                sites: number;
+                            } | null;
+                            index: number;
+                            jobs: {
+                                [key: string]: number;
+                            };
+                            sites: number;
+                            startedAt: string | null;
+                            /** @enum {string} */
+                            state: "pending" | "running" | "passed" | "failed" | "cancelled";
+                        }[];
+                        wavesSpec: unknown;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    RolloutsController_abort: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rolloutId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        counts: {
+                            failed: number;
+                            notStarted: number;
+                            open: number;
+                            succeeded: number;
+                        };
+                        createdAt: string;
+                        currentWave: number;
+                        finishedAt: string | null;
+                        gates: unknown;
+                        /** Format: uuid */
+                        id: string;
+                        kind: string;
+                        payload: unknown;
+                        reason: string | null;
+                        requestedBy: {
+                            id: string | null;
+                            label: string | null;
+                            type: string;
+                        };
+                        /** @enum {string} */
+                        state: "running" | "paused" | "halted" | "completed" | "aborted";
+                        total: number;
+                        updatedAt: string;
+                        waves: {
+                            attempt: number;
+                            /** Format: uuid */
+                            batchId: string | null;
+                            finishedAt: string | null;
+                            gate: {
+                                allowed: number;
+                                at: string;
+                                causes: {
+                                    [key: string]: number;
+                                };
+                                examples: {
+                                    reason: string;
+                                    siteId: string;
+                                }[];
+                                failures: number;
+                                passed: boolean;
+                                sites: number;
+                            } | null;
+                            index: number;
+                            jobs: {
+                                [key: string]: number;
+                            };
+                            sites: number;
+                            startedAt: string | null;
+                            /** @enum {string} */
+                            state: "pending" | "running" | "passed" | "failed" | "cancelled";
+                        }[];
+                        wavesSpec: unknown;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    RolloutsController_pause: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rolloutId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        counts: {
+                            failed: number;
+                            notStarted: number;
+                            open: number;
+                            succeeded: number;
+                        };
+                        createdAt: string;
+                        currentWave: number;
+                        finishedAt: string | null;
+                        gates: unknown;
+                        /** Format: uuid */
+                        id: string;
+                        kind: string;
+                        payload: unknown;
+                        reason: string | null;
+                        requestedBy: {
+                            id: string | null;
+                            label: string | null;
+                            type: string;
+                        };
+                        /** @enum {string} */
+                        state: "running" | "paused" | "halted" | "completed" | "aborted";
+                        total: number;
+                        updatedAt: string;
+                        waves: {
+                            attempt: number;
+                            /** Format: uuid */
+                            batchId: string | null;
+                            finishedAt: string | null;
+                            gate: {
+                                allowed: number;
+                                at: string;
+                                causes: {
+                                    [key: string]: number;
+                                };
+                                examples: {
+                                    reason: string;
+                                    siteId: string;
+                                }[];
+                                failures: number;
+                                passed: boolean;
+                                sites: number;
+                            } | null;
+                            index: number;
+                            jobs: {
+                                [key: string]: number;
+                            };
+                            sites: number;
+                            startedAt: string | null;
+                            /** @enum {string} */
+                            state: "pending" | "running" | "passed" | "failed" | "cancelled";
+                        }[];
+                        wavesSpec: unknown;
+                    };
+                };
+            };
+            /** @description Any failure: `{ error: { code, message, requestId, details? } }` with a stable `code`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            details?: {
+                                message: string;
+                                path?: string;
+                            }[];
+                            message: string;
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    RolloutsController_resume: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rolloutId: string;
+                /** @description Tenant id (UUID) */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        counts: {
+                            failed: number;
+                            notStarted: number;
+                            open: number;
+                            succeeded: number;
+                        };
+                        createdAt: string;
+                        currentWave: number;
+                        finishedAt: string | null;
+                        gates: unknown;
+                        /** Format: uuid */
+                        id: string;
+                        kind: string;
+                        payload: unknown;
+                        reason: string | null;
+                        requestedBy: {
+                            id: string | null;
+                            label: string | null;
+                            type: string;
+                        };
+                        /** @enum {string} */
+                        state: "running" | "paused" | "halted" | "completed" | "aborted";
+                        total: number;
+                        updatedAt: string;
+                        waves: {
+                            attempt: number;
+                            /** Format: uuid */
+                            batchId: string | null;
+                            finishedAt: string | null;
+                            gate: {
+                                allowed: number;
+                                at: string;
+                                causes: {
+                                    [key: string]: number;
+                                };
+                                examples: {
+                                    reason: string;
+                                    siteId: string;
+                                }[];
+                                failures: number;
+                                passed: boolean;
+                                sites: number;
+                            } | null;
+                            index: number;
+                            jobs: {
+                                [key: string]: number;
+                            };
+                            sites: number;
+                            startedAt: string | null;
+                            /** @enum {string} */
+                            state: "pending" | "running" | "passed" | "failed" | "cancelled";
+                        }[];
+                        wavesSpec: unknown;
                     };
                 };
             };

@@ -2,6 +2,8 @@ import type { WorkerConfig } from '@backplane/config';
 import { BackupScheduler } from './backups';
 import { GatewaySweep } from './gateway-sweep';
 import { IDEMPOTENCY_CLEANUP_EVERY_SECONDS, IdempotencyCleanup } from './idempotency-cleanup';
+import { RelayChannel } from '../jobs/channel';
+import { RolloutAdvancer, type RolloutAdvancerDeps } from './rollouts';
 import { Schedules } from './schedules';
 import { SelfHeal, type SelfHealDeps } from './self-heal';
 import { TelemetryMaintenance } from './telemetry-maintenance';
@@ -10,6 +12,7 @@ export { BackupScheduler } from './backups';
 export { GatewaySweep, type RegionHealth, type SweepResult } from './gateway-sweep';
 export { IDEMPOTENCY_CLEANUP_EVERY_SECONDS, IdempotencyCleanup } from './idempotency-cleanup';
 export { SelfHeal, SELF_HEAL_LABEL, type SelfHealResult } from './self-heal';
+export { RolloutAdvancer, ROLLOUTS_LABEL, type RolloutStep } from './rollouts';
 export { Schedules, SCHEDULES_QUEUE, type Schedule, type ScheduleRepeat } from './schedules';
 export { TelemetryMaintenance, type MaintenanceResult } from './telemetry-maintenance';
 
@@ -30,11 +33,15 @@ export type ScheduleConfig = Pick<
   | 'TELEMETRY_RAW_RETENTION_HOURS'
   | 'TELEMETRY_5M_RETENTION_DAYS'
   | 'TELEMETRY_1H_RETENTION_DAYS'
+  | 'ROLLOUT_INTERVAL'
 >;
 
 /** What self-heal needs (database, Redis, queue, logger, realtime), with every schedule's settings. */
 export interface WorkerScheduleDeps extends Omit<SelfHealDeps, 'config'> {
   readonly config: ScheduleConfig;
+  /** Rollout health gates reach routers through it (tunnel up, check command). */
+  readonly channel?: RolloutAdvancerDeps['channel'];
+  readonly keyring?: RolloutAdvancerDeps['keyring'];
 }
 
 export interface WorkerSchedules {
@@ -44,6 +51,7 @@ export interface WorkerSchedules {
   readonly backups: BackupScheduler;
   readonly idempotency: IdempotencyCleanup;
   readonly selfHeal: SelfHeal;
+  readonly rollouts: RolloutAdvancer;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -82,6 +90,15 @@ export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
     realtime: deps.realtime,
     config,
   });
+  const ownChannel = deps.channel ? undefined : new RelayChannel(deps.redis, deps.redisPrefix);
+  const rollouts = new RolloutAdvancer({
+    db: deps.db,
+    queue: deps.queue,
+    logger: logger.child({ component: 'rollouts' }),
+    realtime: deps.realtime,
+    channel: deps.channel ?? ownChannel!,
+    ...(deps.keyring ? { keyring: deps.keyring } : {}),
+  });
   const schedules = new Schedules(
     [
       {
@@ -106,6 +123,7 @@ export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
         run: () => idempotency.runOnce(),
       },
       { name: 'self-heal', repeat: { everySeconds: config.SELF_HEAL_INTERVAL }, run: () => selfHeal.tick() },
+      { name: 'rollouts', repeat: { everySeconds: config.ROLLOUT_INTERVAL }, run: () => rollouts.tick() },
     ],
     { queue: deps.queue, logger, reconcileEveryMs: config.SCHEDULE_RECONCILE_INTERVAL * 1000 },
   );
@@ -116,11 +134,14 @@ export function workerSchedules(deps: WorkerScheduleDeps): WorkerSchedules {
     backups,
     idempotency,
     selfHeal,
+    rollouts,
     start: () => schedules.start(),
     async stop() {
       await schedules.stop();
       await backups.close();
       await selfHeal.close();
+      await rollouts.close();
+      await ownChannel?.close();
     },
   };
 }

@@ -16,6 +16,7 @@ import { MfaRecovery1766800000000 } from './1766800000000-MfaRecovery';
 import { CommitConfirm1767050000000 } from './1767050000000-CommitConfirm';
 import { SafeChanges1767060000000 } from './1767060000000-SafeChanges';
 import { Alerts1767070000000 } from './1767070000000-Alerts';
+import { Rollouts1767080000000 } from './1767080000000-Rollouts';
 import { FirmwarePolicy1767090000000 } from './1767090000000-FirmwarePolicy';
 
 /**
@@ -41,5 +42,6 @@ export const MIGRATIONS = [
   CommitConfirm1767050000000,
   SafeChanges1767060000000,
   Alerts1767070000000,
+  Rollouts1767080000000,
   FirmwarePolicy1767090000000,
 ];

@@ -135,3 +135,4 @@ export {
   type FirmwarePolicyRow,
   type FirmwareTagRule,
 } from './firmware-policy.repository';
+export { RolloutsRepository, type RolloutRow, type RolloutWaveRow, type WaveJobCount } from './rollouts.repository';
