@@ -94,7 +94,7 @@ describe('portal: rollout progress', () => {
   }, 240_000);
 
   it('the firmware policy: an admin sets the channel, a pin and a tag rule; the api has them', async () => {
-    await page.getByRole('link', { name: 'Rollouts', exact: true }).click();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Rollouts', exact: true }).click();
     const card = page.getByTestId('firmware-policy');
     await card.waitFor();
     await card.getByLabel('Pinned version').first().fill('7.18.2');

@@ -193,7 +193,7 @@ function FirmwarePolicyCard() {
           />
           <TextInput
             label="Pinned version"
-            placeholder="none (what the channel offers)"
+            placeholder="none: the channel's"
             value={p.pinnedVersion ?? ''}
             disabled={!admin}
             onChange={(e) => edit({ pinnedVersion: e.currentTarget.value })}
