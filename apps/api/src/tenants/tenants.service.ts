@@ -101,7 +101,11 @@ export class TenantsService {
         action: 'tenant.updated',
         targetType: 'tenant',
         targetId: row.id,
-        before: { name: before.name, mfaRequired: before.mfaRequired, commitConfirmSeconds: before.commitConfirmSeconds },
+        before: {
+          name: before.name,
+          mfaRequired: before.mfaRequired,
+          commitConfirmSeconds: before.commitConfirmSeconds,
+        },
         after: { name: row.name, mfaRequired: row.mfaRequired, commitConfirmSeconds: row.commitConfirmSeconds },
       });
       return toTenantResponse(row);

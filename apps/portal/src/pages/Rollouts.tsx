@@ -193,7 +193,7 @@ function FirmwarePolicyCard() {
           />
           <TextInput
             label="Pinned version"
-            placeholder="none: the channel's"
+            placeholder="not pinned"
             value={p.pinnedVersion ?? ''}
             disabled={!admin}
             onChange={(e) => edit({ pinnedVersion: e.currentTarget.value })}
@@ -222,7 +222,7 @@ function FirmwarePolicyCard() {
             />
             <TextInput
               label="Pinned version"
-              placeholder="none"
+              placeholder="not pinned"
               value={t.pinnedVersion ?? ''}
               disabled={!admin}
               onChange={(e) => {
