@@ -171,6 +171,15 @@ describe('approvals', () => {
       tags: ['core'],
     });
     expect(bulk.status).toBe(409);
+    // Nor by asking for it as a rollout in waves: refused before any wave exists.
+    const rollout = await w.api('POST', '/rollouts', {
+      kind: 'apply-config',
+      payload: { changes: [{ menu: 'identity', name: 'sneaky' }] },
+      tags: ['core'],
+    });
+    expect(rollout.status, JSON.stringify(rollout.body)).toBe(409);
+    expect(rollout.body.error.code).toBe('approval_required');
+    expect((await w.api('GET', '/rollouts')).body.items).toEqual([]);
     // Reading is not a change: a backup needs no approval.
     expect((await w.api('POST', `/sites/${site}/jobs`, { kind: 'backup' })).status).toBe(201);
 

@@ -45,6 +45,12 @@ function local(d: Date, tz: string): { hhmm: string; weekday: number } {
   return { hhmm: `${parts['hour']}:${parts['minute']}`, weekday };
 }
 
+/** Minutes after local midnight of an instant in a timezone. */
+function minutesOf(d: Date, tz: string): number {
+  const [h, m] = local(d, tz).hhmm.split(':').map(Number);
+  return h! * 60 + m!;
+}
+
 describe('maintenance windows', () => {
   it('timezone: IANA names only', async () => {
     const site = await w.addSite('tz-check');
@@ -111,4 +117,65 @@ describe('maintenance windows', () => {
     expect(new Date(done.startedAt as string).getTime()).toBeGreaterThanOrEqual(opens.getTime());
     expect(router.state.single('system/identity').values['name']).toBe('in-window');
   }, 120_000);
+
+  it('a held job released (or retried) after its window closed waits for the next opening instead of running', async () => {
+    const tz = 'America/New_York';
+    const site = await w.addSite('late-release', { tags: ['late'] });
+    expect((await w.api('PUT', `/sites/${site}/timezone`, { timezone: tz })).status).toBe(200);
+    // A window that closed 50 minutes ago (it ran for 10 minutes an hour ago), every day.
+    const openedAt = new Date(Math.floor((Date.now() - 60 * 60_000) / 60_000) * 60_000);
+    const win = await w.api('POST', '/maintenance-windows', {
+      name: 'hourly-gone',
+      tag: 'late',
+      days: [1, 2, 3, 4, 5, 6, 7],
+      start: local(openedAt, tz).hhmm,
+      durationMinutes: 10,
+    });
+    expect(win.status).toBe(201);
+    // The api's clock: just before that window, so the job is held until it opens; then (real
+    // time) released by the reconciler too late: not_before in the past, the window closed now.
+    gate.now = () => new Date(openedAt.getTime() - 60_000);
+    const res = await w.api('POST', `/sites/${site}/jobs`, {
+      kind: 'apply-config',
+      payload: { changes: [{ menu: 'identity', name: 'too-late' }] },
+    });
+    expect(res.status).toBe(201);
+    expect(res.body.state).toBe('waiting');
+    const id = res.body.id as string;
+    await w.h.ds.query(`UPDATE jobs SET not_before = $2 WHERE id = $1`, [id, openedAt.toISOString()]);
+
+    // The next opening as the api computes it (real time now): tomorrow, same local time.
+    gate.now = () => new Date();
+    const expected = gate.stateOf(
+      [
+        {
+          id: 'x',
+          name: 'hourly-gone',
+          days: [1, 2, 3, 4, 5, 6, 7],
+          startMinute: minutesOf(openedAt, tz),
+          durationMinutes: 10,
+        },
+      ],
+      tz,
+    ).next!.opensAt;
+    expect(expected.getTime()).toBeGreaterThan(Date.now());
+
+    // The reconciler re-adds it; the runner finds the window closed and holds it again.
+    const deadline = Date.now() + 30_000;
+    let row = await w.job(id);
+    while (!String(row.error).includes(expected.toISOString())) {
+      if (Date.now() > deadline) throw new Error(`not held again: ${JSON.stringify(row)}`);
+      await new Promise((r) => setTimeout(r, 250));
+      row = await w.job(id);
+    }
+    expect(row.state).toBe('waiting');
+    expect(row.error).toBe(`waiting for maintenance window "hourly-gone" (opens ${expected.toISOString()}, ${tz})`);
+    const [nb] = await w.h.ds.query<{ not_before: Date }[]>(`SELECT not_before FROM jobs WHERE id = $1`, [id]);
+    expect(nb!.not_before.toISOString()).toBe(expected.toISOString());
+    // Nothing reached the router, and it stays so (the reconciler leaves it alone until then).
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await w.job(id)).state).toBe('waiting');
+    expect(w.routers.get(site)!.state.single('system/identity').values['name']).toBe('MikroTik');
+    await w.api('POST', `/jobs/${id}/cancel`, {});
+  }, 60_000);
 });

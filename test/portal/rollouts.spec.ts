@@ -44,14 +44,6 @@ describe('portal: rollout progress', () => {
     // Waves 1, 3, 6, 12: wave 2 holds sites[1..2].
     breakRouter(sites[2]!, true);
     w.startRunner(4);
-    const res = await w.api('POST', '/rollouts', {
-      kind: 'apply-config',
-      payload: { changes: [{ menu: 'dns', servers: ['9.9.9.9'] }] },
-      tags: ['branch'],
-      waves: [1, '25%', '50%', '100%'],
-    });
-    expect(res.status).toBe(201);
-    const id = (res.body as { id: string }).id;
     const advancer = new RolloutAdvancer({
       db: w.h.db,
       queue: { connection: connectionFromUrl(testSettings().redisUrl), prefix: `${w.h.prefix}bull` },
@@ -71,9 +63,19 @@ describe('portal: rollout progress', () => {
     await signIn(page, w.base, 'founder@msp-a.test');
     await page.getByRole('link', { name: 'Rollouts', exact: true }).click();
     await page.getByRole('heading', { name: 'Rollouts' }).waitFor();
-    await page.getByRole('link', { name: 'apply-config on 12 sites' }).click();
+    // The "new rollout" form: apply-config (its example payload: DNS 9.9.9.9) on the tag.
+    await page.getByLabel('Site tags').fill('branch');
+    await page.getByLabel('Waves').fill('1, 25%, 50%, 100%');
+    await page.getByLabel('Payload (JSON)').fill('{ "changes": [{ "menu": "dns", "servers": ["9.9.9.9"] }] }');
+    await shot(page, 'rollout-new');
+    await page.getByRole('button', { name: 'Start rollout' }).click();
+    // The portal opens the new rollout's page.
+    await page.getByTestId('rollout-state').waitFor();
+    const id = /\/rollouts\/([0-9a-f-]{36})/.exec(page.url())![1]!;
+    const created = await w.api('GET', `/rollouts/${id}`);
+    expect(created.body.total).toBe(12);
+    expect((created.body.waves as { sites: number }[]).map((x) => x.sites)).toEqual([1, 2, 3, 6]);
     await page.getByTestId('rollout-state').filter({ hasText: 'halted' }).waitFor({ timeout: 60_000 });
-    expect(page.url()).toContain(`/rollouts/${id}`);
     expect(await page.getByTestId('rollout-reason').textContent()).toMatch(
       /^wave 2: 1 of 2 sites failed the health gates \(1 job failed\)/,
     );
@@ -90,4 +92,33 @@ describe('portal: rollout progress', () => {
     ticking = undefined;
     await advancer.close();
   }, 240_000);
+
+  it('the firmware policy: an admin sets the channel, a pin and a tag rule; the api has them', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Rollouts', exact: true }).click();
+    const card = page.getByTestId('firmware-policy');
+    await card.waitFor();
+    await card.getByLabel('Pinned version').first().fill('7.18.2');
+    await card.getByRole('button', { name: 'Add tag rule' }).click();
+    await page.getByTestId('firmware-tag-0').getByLabel('Tag').fill('branch');
+    await page.getByTestId('firmware-tag-0').getByLabel('Pinned version').fill('7.16.2');
+    await card.getByRole('button', { name: 'Save firmware policy' }).click();
+    await card.getByText('Saved.').waitFor();
+    const policy = await w.api('GET', '/firmware-policy');
+    expect(policy.body).toMatchObject({
+      channel: 'stable',
+      pinnedVersion: '7.18.2',
+      tags: [{ tag: 'branch', channel: 'stable', pinnedVersion: '7.16.2' }],
+    });
+    // A site with the tag follows the tag's rule.
+    const site = (await w.api('GET', '/sites?tag=branch')).body.items?.[0]?.id as string | undefined;
+    if (site) expect((await w.api('GET', `/sites/${site}/firmware-policy`)).body.source).toBe('tag:branch');
+    // A bad version is refused with the api's message.
+    await card.getByLabel('Pinned version').first().fill('latest');
+    await card.getByRole('button', { name: 'Save firmware policy' }).click();
+    await card
+      .getByText(/RouterOS version/)
+      .first()
+      .waitFor();
+    await shot(page, 'firmware-policy');
+  }, 120_000);
 });

@@ -88,6 +88,7 @@ export {
   haltReason,
   planWaves,
   rolloutProgress,
+  holdsForWindows,
   ROLLOUT_STATES,
   RolloutGates,
   WAVE_STATES,

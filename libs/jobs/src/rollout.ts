@@ -220,3 +220,15 @@ export function rolloutProgress(
     })),
   };
 }
+
+/**
+ * Whether a wave's job for this change waits for its site's maintenance window (the api's
+ * `ChangeGate` holds the same kinds: everything that changes a router; a `run-command` that
+ * only prints does not).
+ */
+export function holdsForWindows(kind: string, payload: unknown): boolean {
+  if (!['apply-config', 'run-command', 'restore', 'reboot', 'recreate-tunnel', 'routeros-upgrade'].includes(kind)) {
+    return false;
+  }
+  return !(kind === 'run-command' && /\/print$/.test((payload as { command?: string } | null)?.command ?? ''));
+}

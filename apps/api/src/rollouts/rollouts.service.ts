@@ -21,6 +21,7 @@ import {
 } from '@backplane/jobs';
 import { RealtimePublisher } from '@backplane/realtime';
 import { AuditService } from '../audit/audit.service';
+import { ChangeGate } from '../changes/gate';
 import { ApiError } from '../common/api-error';
 import { IdempotencyService } from '../common/idempotency';
 import { roleAtLeast, type TenantContext } from '../common/request';
@@ -55,6 +56,7 @@ export class RolloutsService implements OnModuleDestroy {
     private readonly audit: AuditService,
     private readonly events: RealtimePublisher,
     private readonly idem: IdempotencyService,
+    private readonly gate: ChangeGate,
   ) {
     this.queue = new JobQueue({
       connection: connectionFromUrl(deps.config.REDIS_URL),
@@ -102,6 +104,9 @@ export class RolloutsService implements OnModuleDestroy {
       if (!siteIds.length) {
         throw new ApiError('no_matching_sites', `no site has any of the tags ${(tags ?? []).join(', ')}`);
       }
+      // The tenant's approval policy binds a rollout like a bulk job (ADR 0089): a change that
+      // needs approval is refused before any wave exists (the approved path is a plan).
+      await this.gate.requireNoApproval(tx, job.kind, job.payload, siteIds);
       const planned = planWaves(wavesSpec, siteIds.length).map((w, i) => ({
         ...w,
         batchId: deterministicId(tenantId, 'rollout-wave', id, String(i)),

@@ -73,7 +73,10 @@ export class TenantsController {
   }
 
   @Patch(':tenantId')
-  @Route('Update a tenant', 'owner', { status: 200, standardSchema: TenantResponse })
+  @Route('Update a tenant (name and mfaRequired: owner; commitConfirmSeconds: admin)', 'admin', {
+    status: 200,
+    standardSchema: TenantResponse,
+  })
   update(@Tenant() t: TenantContext, @Body({ schema: UpdateTenantBody }) body: z.infer<typeof UpdateTenantBody>) {
     return this.tenants.update(t, body);
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CONFIRM_WINDOW } from '@backplane/jobs';
 import type { MemberRow, TenantRow } from '@backplane/db';
 import { email } from '../auth/auth.dto';
 import { CreatedInvitationResponse } from './invitations.dto';
@@ -17,8 +18,16 @@ export const UpdateTenantBody = z
     name: text(200).optional(),
     /** Members without two-factor sign-in get 403 mfa_required on this tenant until they enrol. */
     mfaRequired: z.boolean().optional(),
+    /**
+     * The commit-confirm window of the tenant's changes in seconds (a job's own
+     * `confirmSeconds` still wins); null: back to the default. Admins may set it; name and
+     * mfaRequired stay the owner's.
+     */
+    commitConfirmSeconds: z.number().int().min(CONFIRM_WINDOW.min).max(CONFIRM_WINDOW.max).nullable().optional(),
   })
-  .refine((b) => b.name !== undefined || b.mfaRequired !== undefined, { message: 'give name or mfaRequired' });
+  .refine((b) => b.name !== undefined || b.mfaRequired !== undefined || b.commitConfirmSeconds !== undefined, {
+    message: 'give name, mfaRequired or commitConfirmSeconds',
+  });
 
 export const TenantResponse = z.object({
   id: z.uuid(),
@@ -26,6 +35,9 @@ export const TenantResponse = z.object({
   name: z.string(),
   disabled: z.boolean(),
   mfaRequired: z.boolean(),
+  /** The tenant's commit-confirm window in seconds (null: the default, `commitConfirmDefaultSeconds`). */
+  commitConfirmSeconds: z.number().nullable(),
+  commitConfirmDefaultSeconds: z.number(),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
 });
@@ -45,6 +57,8 @@ export function toTenantResponse(t: TenantRow): z.infer<typeof TenantResponse> {
     name: t.name,
     disabled: t.disabled,
     mfaRequired: t.mfaRequired,
+    commitConfirmSeconds: t.commitConfirmSeconds,
+    commitConfirmDefaultSeconds: CONFIRM_WINDOW.default,
     createdAt: t.createdAt.toISOString(),
     updatedAt: t.updatedAt.toISOString(),
   };

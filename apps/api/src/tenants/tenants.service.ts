@@ -71,7 +71,14 @@ export class TenantsService {
     return toTenantResponse(row);
   }
 
-  async update(t: TenantContext, body: { name?: string; mfaRequired?: boolean }): Promise<TenantOut> {
+  async update(
+    t: TenantContext,
+    body: { name?: string; mfaRequired?: boolean; commitConfirmSeconds?: number | null },
+  ): Promise<TenantOut> {
+    // The route admits admins for the commit-confirm window; the rest stays the owner's.
+    if ((body.name !== undefined || body.mfaRequired !== undefined) && !roleAtLeast(t.role, 'owner')) {
+      throw new ApiError('forbidden', 'changing the name or mfaRequired needs the owner role');
+    }
     // Requiring MFA: the person turning it on must have it themselves (or they would lock
     // themselves out of the tenant's routes with their own change).
     if (body.mfaRequired && t.principal.kind === 'user') {
@@ -87,12 +94,19 @@ export class TenantsService {
       let row = before;
       if (body.name !== undefined) row = (await this.tenants.rename(tx, body.name)) ?? row;
       if (body.mfaRequired !== undefined) row = (await this.tenants.setMfaRequired(tx, body.mfaRequired)) ?? row;
+      if (body.commitConfirmSeconds !== undefined) {
+        row = (await this.tenants.setCommitConfirmSeconds(tx, body.commitConfirmSeconds)) ?? row;
+      }
       await this.audit.record(tx, t.actor, {
         action: 'tenant.updated',
         targetType: 'tenant',
         targetId: row.id,
-        before: { name: before.name, mfaRequired: before.mfaRequired },
-        after: { name: row.name, mfaRequired: row.mfaRequired },
+        before: {
+          name: before.name,
+          mfaRequired: before.mfaRequired,
+          commitConfirmSeconds: before.commitConfirmSeconds,
+        },
+        after: { name: row.name, mfaRequired: row.mfaRequired, commitConfirmSeconds: row.commitConfirmSeconds },
       });
       return toTenantResponse(row);
     });

@@ -490,7 +490,7 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Update a tenant */
+        /** Update a tenant (name and mfaRequired: owner; commitConfirmSeconds: admin) */
         patch: operations["TenantsController_update"];
         trace?: never;
     };
@@ -3726,6 +3726,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        commitConfirmDefaultSeconds: number;
+                        commitConfirmSeconds: number | null;
                         /** Format: date-time */
                         createdAt: string;
                         disabled: boolean;
@@ -3799,6 +3801,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        commitConfirmDefaultSeconds: number;
+                        commitConfirmSeconds: number | null;
                         /** Format: date-time */
                         createdAt: string;
                         disabled: boolean;
@@ -3846,6 +3850,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    commitConfirmSeconds?: number | null;
                     mfaRequired?: boolean;
                     name?: string;
                 };
@@ -3858,6 +3863,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        commitConfirmDefaultSeconds: number;
+                        commitConfirmSeconds: number | null;
                         /** Format: date-time */
                         createdAt: string;
                         disabled: boolean;

@@ -1,13 +1,261 @@
-import { Badge, Button, Card, Group, Progress, Stack, Table, Text, Title } from '@mantine/core';
+import {
+  Badge,
+  Button,
+  Card,
+  Group,
+  NumberInput,
+  Progress,
+  Select,
+  Stack,
+  Table,
+  Text,
+  Textarea,
+  TextInput,
+  Title,
+} from '@mantine/core';
 import { useEffect, useState } from 'react';
-import { call, errorText, type ResponseOf } from '../api';
+import { call, errorText, type BodyOf, type ResponseOf } from '../api';
 import { EmptyNote, ErrorAlert, NotLoaded } from '../components';
 import { useTenantEvents } from '../realtime';
-import { Link } from '../router';
+import { Link, navigate } from '../router';
 import { tenantPath, useSession } from '../session';
-import { useLoad, when } from '../util';
+import { useAction, useLoad, when } from '../util';
 
 type Rollout = ResponseOf<'/api/v1/tenants/{tenantId}/rollouts/{rolloutId}', 'get'>;
+type RolloutBody = BodyOf<'/api/v1/tenants/{tenantId}/rollouts', 'post'>;
+type FirmwarePolicy = ResponseOf<'/api/v1/tenants/{tenantId}/firmware-policy', 'get'>;
+type Channel = FirmwarePolicy['channel'];
+
+const KINDS = ['apply-config', 'run-command', 'routeros-upgrade', 'reboot', 'backup'] as const;
+const PAYLOAD_EXAMPLE: Record<string, string> = {
+  'apply-config': '{ "changes": [{ "menu": "dns", "servers": ["9.9.9.9"] }] }',
+  'run-command': '{ "command": "/system/resource/print" }',
+  'routeros-upgrade': '{}',
+  reboot: '',
+  backup: '',
+};
+const CHANNELS: Channel[] = ['stable', 'long-term', 'testing'];
+
+/** `1, 10%, 50%, 100%` → the waves of a rollout request. */
+function parseWaves(text: string): (number | string)[] {
+  return text
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean)
+    .map((t) => (t.endsWith('%') ? t : Number(t)));
+}
+
+/** The form that starts a rollout (operators): kind, payload, tags, waves, failure threshold. */
+function NewRollout() {
+  const { tenant } = useSession();
+  const [kind, setKind] = useState<string>('apply-config');
+  const [payload, setPayload] = useState(PAYLOAD_EXAMPLE['apply-config']!);
+  const [tags, setTags] = useState('');
+  const [waves, setWaves] = useState('1, 10%, 50%, 100%');
+  const [maxFailures, setMaxFailures] = useState<number | string>(0);
+  const { busy, error, setError, run } = useAction();
+  const submit = () =>
+    run(async () => {
+      let parsed: unknown = undefined;
+      if (payload.trim()) {
+        try {
+          parsed = JSON.parse(payload);
+        } catch {
+          setError('The payload is not valid JSON.');
+          return;
+        }
+      }
+      const body = {
+        kind,
+        ...(parsed !== undefined ? { payload: parsed } : {}),
+        tags: tags
+          .split(',')
+          .map((t) => t.trim())
+          .filter(Boolean),
+        waves: parseWaves(waves),
+        gates: { maxFailures: Number(maxFailures) || 0 },
+      } as RolloutBody;
+      const r = await call('post', '/api/v1/tenants/{tenantId}/rollouts', { path: { tenantId: tenant.id }, body });
+      navigate(tenantPath(tenant, `/rollouts/${r.id}`));
+    });
+  return (
+    <Card withBorder>
+      <Stack gap="xs">
+        <Title order={4}>New rollout</Title>
+        <Group grow align="flex-start">
+          <Select
+            label="Job kind"
+            data={[...KINDS]}
+            value={kind}
+            allowDeselect={false}
+            onChange={(k) => {
+              if (!k) return;
+              setKind(k);
+              setPayload(PAYLOAD_EXAMPLE[k] ?? '');
+            }}
+          />
+          <TextInput
+            label="Site tags"
+            description="Comma-separated: sites with any of them"
+            placeholder="branch, edge"
+            value={tags}
+            onChange={(e) => setTags(e.currentTarget.value)}
+          />
+          <TextInput
+            label="Waves"
+            description="Cumulative: a canary, then growing shares"
+            value={waves}
+            onChange={(e) => setWaves(e.currentTarget.value)}
+          />
+          <NumberInput
+            label="Failures allowed per wave"
+            description="More halt the rollout"
+            min={0}
+            value={maxFailures}
+            onChange={setMaxFailures}
+          />
+        </Group>
+        <Textarea
+          label="Payload (JSON)"
+          autosize
+          minRows={2}
+          styles={{ input: { fontFamily: 'monospace' } }}
+          value={payload}
+          onChange={(e) => setPayload(e.currentTarget.value)}
+        />
+        <ErrorAlert error={error} />
+        <Group>
+          <Button loading={busy} disabled={!tags.trim()} onClick={() => void submit()}>
+            Start rollout
+          </Button>
+          <Text size="xs" c="dimmed">
+            Only the canary wave starts at first; each next wave waits for the health gates (site online, tunnel up, job
+            succeeded).
+          </Text>
+        </Group>
+      </Stack>
+    </Card>
+  );
+}
+
+/** The tenant's firmware policy (channel and pinned version, per tenant and per tag); admins edit it. */
+function FirmwarePolicyCard() {
+  const { tenant, can } = useSession();
+  const loaded = useLoad(
+    (signal) => call('get', '/api/v1/tenants/{tenantId}/firmware-policy', { path: { tenantId: tenant.id }, signal }),
+    [tenant.id],
+  );
+  const [draft, setDraft] = useState<FirmwarePolicy | null>(null);
+  const [saved, setSaved] = useState(false);
+  const { busy, error, run } = useAction();
+  const p = draft ?? loaded.data;
+  if (!p) return <NotLoaded loaded={loaded} title="Firmware policy not available" label="Loading firmware policy" />;
+  const edit = (next: Partial<FirmwarePolicy>) => {
+    setSaved(false);
+    setDraft({ ...p, ...next });
+  };
+  const admin = can('admin');
+  const save = () =>
+    run(async () => {
+      const body = {
+        channel: p.channel,
+        pinnedVersion: p.pinnedVersion?.trim() ? p.pinnedVersion.trim() : null,
+        tags: p.tags.map((t) => ({
+          tag: t.tag.trim(),
+          channel: t.channel,
+          pinnedVersion: t.pinnedVersion?.trim() ? t.pinnedVersion.trim() : null,
+        })),
+      };
+      const r = await call('put', '/api/v1/tenants/{tenantId}/firmware-policy', {
+        path: { tenantId: tenant.id },
+        body,
+      });
+      setDraft(null);
+      loaded.reload();
+      setSaved(Boolean(r));
+    });
+  return (
+    <Card withBorder data-testid="firmware-policy">
+      <Stack gap="xs">
+        <Title order={4}>Firmware policy</Title>
+        <Text size="xs" c="dimmed">
+          What a RouterOS upgrade installs: the channel and an optional pinned version; a site follows the first tag
+          rule it carries, else the tenant&apos;s. {p.updatedAt ? `Updated ${when(p.updatedAt)}.` : 'Defaults.'}
+        </Text>
+        <Group align="flex-end">
+          <Select
+            label="Channel"
+            data={CHANNELS}
+            value={p.channel}
+            allowDeselect={false}
+            disabled={!admin}
+            onChange={(c) => c && edit({ channel: c as Channel })}
+          />
+          <TextInput
+            label="Pinned version"
+            placeholder="not pinned"
+            value={p.pinnedVersion ?? ''}
+            disabled={!admin}
+            onChange={(e) => edit({ pinnedVersion: e.currentTarget.value })}
+          />
+        </Group>
+        {p.tags.map((t, i) => (
+          <Group key={i} align="flex-end" data-testid={`firmware-tag-${i}`}>
+            <TextInput
+              label="Tag"
+              value={t.tag}
+              disabled={!admin}
+              onChange={(e) => {
+                const tag = e.currentTarget.value;
+                edit({ tags: p.tags.map((x, k) => (k === i ? { ...x, tag } : x)) });
+              }}
+            />
+            <Select
+              label="Channel"
+              data={CHANNELS}
+              value={t.channel}
+              allowDeselect={false}
+              disabled={!admin}
+              onChange={(c) =>
+                c && edit({ tags: p.tags.map((x, k) => (k === i ? { ...x, channel: c as Channel } : x)) })
+              }
+            />
+            <TextInput
+              label="Pinned version"
+              placeholder="not pinned"
+              value={t.pinnedVersion ?? ''}
+              disabled={!admin}
+              onChange={(e) => {
+                const v = e.currentTarget.value;
+                edit({ tags: p.tags.map((x, k) => (k === i ? { ...x, pinnedVersion: v } : x)) });
+              }}
+            />
+            {admin && (
+              <Button variant="subtle" color="red" onClick={() => edit({ tags: p.tags.filter((_, k) => k !== i) })}>
+                Remove
+              </Button>
+            )}
+          </Group>
+        ))}
+        <ErrorAlert error={error} />
+        {admin && (
+          <Group>
+            <Button
+              variant="default"
+              onClick={() => edit({ tags: [...p.tags, { tag: '', channel: p.channel, pinnedVersion: null }] })}
+            >
+              Add tag rule
+            </Button>
+            <Button loading={busy} disabled={!draft} onClick={() => void save()}>
+              Save firmware policy
+            </Button>
+            {saved && !draft && <Text size="sm">Saved.</Text>}
+          </Group>
+        )}
+      </Stack>
+    </Card>
+  );
+}
 
 const STATE_COLOR: Record<string, string> = {
   running: 'blue',
@@ -54,7 +302,7 @@ function Summary({ r }: { r: Rollout }) {
 
 /** The tenant's rollouts, newest first, live. */
 export function RolloutsPage() {
-  const { tenant } = useSession();
+  const { tenant, can } = useSession();
   const list = useLoad(
     (signal) => call('get', '/api/v1/tenants/{tenantId}/rollouts', { path: { tenantId: tenant.id }, signal }),
     [tenant.id],
@@ -64,6 +312,7 @@ export function RolloutsPage() {
   return (
     <Stack>
       <Title order={2}>Rollouts</Title>
+      {can('operator') && <NewRollout />}
       <ErrorAlert error={list.error} />
       <Card withBorder padding={0}>
         {items.length === 0 ? (
@@ -103,6 +352,7 @@ export function RolloutsPage() {
           </Table>
         )}
       </Card>
+      <FirmwarePolicyCard />
     </Stack>
   );
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { SiteCredentialsRepository, TenantScope, type TenantTx } from '@backplane/db';
+import { MaintenanceWindowsRepository, SiteCredentialsRepository, TenantScope, type TenantTx } from '@backplane/db';
 import {
   jobProgressEvent,
   JOBS_QUEUE,
@@ -121,6 +121,7 @@ export class JobRunner {
   private readonly handlers: HandlerRegistry;
   /** Jobs executing in this process right now. */
   private readonly active = new Set<string>();
+  private readonly windows = new MaintenanceWindowsRepository();
   /** Running jobs the reconciler found without a BullMQ job and without a site lock: since when. */
   private readonly orphanSince = new Map<string, number>();
   private readonly lockTtl: number;
@@ -337,6 +338,19 @@ export class JobRunner {
       }
       await this.options.redis.hdel(this.waitKey(), jobId);
       return { expired: true };
+    }
+    // A job held for a maintenance window (not_before set; urgent ones never are) runs only
+    // inside one: released late or retried after its window closed, it waits for the next
+    // opening (the reconciler re-adds it then). Before the lease: nothing to fence.
+    if (row.notBefore && row.state !== 'running') {
+      const held = await this.services.db.inTenantOneTrip(scope, (tx) =>
+        this.windows.holdAgainIfClosed(tx, jobId, siteId),
+      );
+      if (held) {
+        await this.options.redis.hdel(this.waitKey(), jobId);
+        await this.emit(row, 'waiting', { error: held.reason });
+        return { held: held.notBefore.toISOString() };
+      }
     }
     // Backoff for waits: 1 s, 2 s, 4 s ... 30 s, counted from BullMQ's own delay count, but
     // never past the expiry (the job ends as expired then, not up to 30 s later).

@@ -4,6 +4,7 @@ import {
   AuditRepository,
   GatewayLinkRepository,
   JobBatchesRepository,
+  MaintenanceWindowsRepository,
   RolloutsRepository,
   SiteCredentialsRepository,
   TenantScope,
@@ -15,6 +16,7 @@ import {
 import {
   gateResult,
   haltReason,
+  holdsForWindows,
   JobQueue,
   jobsRepo,
   RolloutGates,
@@ -79,6 +81,7 @@ export class RolloutAdvancer {
   private readonly batches = new JobBatchesRepository();
   private readonly audit = new AuditRepository();
   private readonly link = new GatewayLinkRepository();
+  private readonly windows = new MaintenanceWindowsRepository();
   private readonly credentials?: SiteCredentialsRepository;
   private readonly producer: JobQueue;
 
@@ -269,6 +272,7 @@ export class RolloutAdvancer {
   /** Starts wave `w` once: state, batch and jobs in one transaction, then enqueued. */
   private async startWave(scope: TenantScope, rollout: RolloutRow, w: RolloutWaveRow): Promise<number | null> {
     const gates = RolloutGates.parse(rollout.gates);
+    const held = new Set<string>();
     const made = await this.deps.db.inTenant(scope, async (tx): Promise<JobRef[] | null> => {
       const wave = await this.repo.startWave(tx, rollout.id, w.wave);
       if (!wave) return null;
@@ -294,11 +298,21 @@ export class RolloutAdvancer {
             ttlSeconds: gates.waveTimeoutSeconds,
           })
         : [];
+      // Maintenance windows (ADR 0090) bind a wave's jobs like a bulk job's: a site outside
+      // its window gets its job held (`waiting` until the next opening; the reconciler
+      // releases it). A tenant without windows pays one query.
+      if (rows.length && holdsForWindows(rollout.kind, rollout.payload) && (await this.windows.any(tx))) {
+        for (const j of rows) {
+          if (j.state !== 'queued') continue;
+          if (await this.windows.holdAgainIfClosed(tx, j.id, j.siteId)) held.add(j.id);
+        }
+      }
       await this.record(tx, 'rollout.wave_started', rollout.id, {
         wave: w.wave,
         attempt: wave.attempt,
         sites: sites.length,
         batchId: wave.batchId,
+        ...(held.size ? { heldForWindows: held.size } : {}),
       });
       return rows;
     });
@@ -306,7 +320,7 @@ export class RolloutAdvancer {
     const tenantId = rollout.tenantId;
     await this.producer.addBulk(
       made
-        .filter((j) => j.state === 'queued' || j.state === 'waiting')
+        .filter((j) => (j.state === 'queued' || j.state === 'waiting') && !held.has(j.id))
         .map((j) => ({ jobId: j.id, tenantId, siteId: j.siteId, kind: j.kind })),
     );
     if (made.length) {

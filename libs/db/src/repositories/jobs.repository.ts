@@ -59,6 +59,8 @@ export interface JobRow<Kind extends string = string, State extends string = str
   /** Who runs the job now (set by `start`), and the run's epoch: grows by one with each start. */
   readonly leaseOwner: string | null;
   readonly leaseEpoch: number;
+  /** Set when the job was held for a maintenance window: it runs only inside one (docs/adr/0090). */
+  readonly notBefore?: Date | null;
 }
 
 /** What a step write did: recorded, refused by a requested cancel, or refused because the run lost its lease. */
@@ -74,7 +76,8 @@ const COLS = `id, tenant_id AS "tenantId", site_id AS "siteId", batch_id AS "bat
   idempotency_key AS "idempotencyKey", requested_by AS "requestedBy", state, progress, steps, result, error,
   export_before_enc AS "exportBeforeEnc", export_after_enc AS "exportAfterEnc", attempts,
   cancel_requested AS "cancelRequested", expires_at AS "expiresAt", created_at AS "createdAt",
-  started_at AS "startedAt", finished_at AS "finishedAt", lease_owner AS "leaseOwner", lease_epoch AS "leaseEpoch"`;
+  started_at AS "startedAt", finished_at AS "finishedAt", lease_owner AS "leaseOwner", lease_epoch AS "leaseEpoch",
+  not_before AS "notBefore"`;
 
 /** What a set-based create or a replay reads back of a job: enough to enqueue and announce it. */
 export interface JobRef<Kind extends string = string, State extends string = string> {

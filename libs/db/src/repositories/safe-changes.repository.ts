@@ -387,6 +387,46 @@ export class MaintenanceWindowsRepository {
     );
   }
 
+  /**
+   * At run time (the worker, before a held job starts): when the job's site has maintenance
+   * windows and none is open now, holds it again until the next opening, as `holdJob` did at
+   * create time, and returns the reason; null when it may run (a window is open, the site has
+   * none, or the job is no longer queued/waiting). One statement: the week's openings in the
+   * site's timezone (`timestamp AT TIME ZONE`: a start in a DST gap is taken after the gap, as
+   * the api's `windowState` does), so a job released or retried after its window closed waits
+   * for the next one instead of running (docs/adr/0090).
+   */
+  async holdAgainIfClosed(
+    tx: TenantTx,
+    jobId: string,
+    siteId: string,
+  ): Promise<{ reason: string; notBefore: Date } | null> {
+    const rows = await query<{ reason: string; not_before: Date }>(
+      tx,
+      `WITH s AS (SELECT timezone, tags FROM sites WHERE id = $2),
+            w AS (SELECT mw.name, mw.days, mw.start_minute, mw.duration_minutes, s.timezone AS tz
+                    FROM maintenance_windows mw, s
+                   WHERE mw.site_id = $2 OR mw.tag = ANY(s.tags)),
+            occ AS (SELECT w.name, w.tz, w.duration_minutes AS mins,
+                           ((((now() AT TIME ZONE w.tz)::date + d) + make_interval(mins => w.start_minute))
+                             AT TIME ZONE w.tz) AS opens
+                      FROM w, generate_series(-8, 8) AS d
+                     WHERE extract(isodow FROM (now() AT TIME ZONE w.tz)::date + d)::smallint = ANY(w.days)),
+            nxt AS (SELECT name, tz, opens FROM occ WHERE opens > now() ORDER BY opens LIMIT 1)
+       UPDATE jobs j SET state = 'waiting', not_before = nxt.opens,
+              error = format('waiting for maintenance window "%s" (opens %s, %s)', nxt.name,
+                             to_char(nxt.opens AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), nxt.tz),
+              expires_at = nxt.opens + (j.expires_at - j.created_at), updated_at = now()
+         FROM nxt
+        WHERE j.id = $1 AND j.state IN ('queued', 'waiting')
+          AND NOT EXISTS (SELECT 1 FROM occ WHERE occ.opens <= now() AND now() < occ.opens + make_interval(mins => occ.mins))
+        RETURNING j.error AS reason, j.not_before`,
+      [jobId, siteId],
+    );
+    const r = rows[0];
+    return r ? { reason: r.reason, notBefore: r.not_before } : null;
+  }
+
   /** When a held job may run (null: not held). */
   async notBefore(tx: TenantTx, jobId: string): Promise<Date | null> {
     const rows = await query<{ not_before: Date | null }>(tx, `SELECT not_before FROM jobs WHERE id = $1`, [jobId]);

@@ -10,11 +10,13 @@ export interface TenantRow {
   disabled: boolean;
   /** Members without two-factor sign-in are refused (403 mfa_required) until they enrol. */
   mfaRequired: boolean;
+  /** The commit-confirm window of the tenant's changes in seconds; null: the default (docs/adr/0085). */
+  commitConfirmSeconds: number | null;
   createdAt: Date;
   updatedAt: Date;
 }
 
-const TENANT_COLS = `id, slug, name, disabled, mfa_required AS "mfaRequired", created_at AS "createdAt", updated_at AS "updatedAt"`;
+const TENANT_COLS = `id, slug, name, disabled, mfa_required AS "mfaRequired", commit_confirm_seconds AS "commitConfirmSeconds", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 export class TenantsRepository {
   async create(tx: PlatformTx, input: { slug: string; name: string }): Promise<TenantRow> {
@@ -60,11 +62,13 @@ export class TenantsRepository {
     return rows[0]?.s ?? null;
   }
 
-  async setCommitConfirmSeconds(tx: TenantTx, seconds: number | null): Promise<void> {
-    await query(tx, `UPDATE tenants SET commit_confirm_seconds = $2, updated_at = now() WHERE id = $1`, [
-      tx.tenantId,
-      seconds,
-    ]);
+  async setCommitConfirmSeconds(tx: TenantTx, seconds: number | null): Promise<TenantRow | null> {
+    const rows = await query<TenantRow>(
+      tx,
+      `UPDATE tenants SET commit_confirm_seconds = $2, updated_at = now() WHERE id = $1 RETURNING ${TENANT_COLS}`,
+      [tx.tenantId, seconds],
+    );
+    return rows[0] ?? null;
   }
 
   /** Platform view, for operators: only ids and names, never tenant data. */
