@@ -16,11 +16,12 @@ import { loadGatewayConfig } from '@backplane/config';
 import { Keyring } from '@backplane/crypto';
 import { createLogger, createMetricsRegistry } from '@backplane/observability';
 import type { FakeOpenVpnServer, FakeTunnel } from '@backplane/openvpn';
+import { RealtimePublisher, realtimeKeys, replaySince } from '@backplane/realtime';
 import { testSettings } from '@backplane/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from '../../apps/gateway/src/gateway';
-import { AddressPolicy, AlertDispatcher, SafeHttpClient } from '../../apps/worker/src/alerts';
+import { AddressPolicy, AlertDispatcher, alertChangePublisher, SafeHttpClient } from '../../apps/worker/src/alerts';
 import { freePort, startControlPlane, type ControlPlane, type TestSite } from '../gateway/control-plane';
 import { startReceiver, TEST_POLICY, until, type Receiver } from './fixture';
 
@@ -99,6 +100,10 @@ beforeAll(async () => {
       db: cp.h.db,
       keyring: new Keyring([{ id: 'test', key }]),
       logger: createLogger({ app: 'alerts-e2e', level: 'warn' }),
+      onAlertChange: alertChangePublisher(
+        new RealtimePublisher({ redis: cp.h.redis, prefix: cp.h.prefix }),
+        createLogger({ app: 'alerts-e2e', level: 'warn' }),
+      ),
       http: new SafeHttpClient({ policy: new AddressPolicy(['127.0.0.0/8']), timeoutMs: 2000 }),
       mailer: null,
       mailFrom: 'Backplane <alerts@backplane.test>',
@@ -161,6 +166,13 @@ describe('site offline in the simulated fleet → one alert → delivered once p
     }
     const all = await api('GET', `/alerts?siteId=${site.id}&ruleId=${ruleId}`);
     expect(all.body.items).toHaveLength(1);
+    // The portal follows it live: sequenced `alert.changed` events, pending → firing → resolved.
+    const r = await replaySince(redis, realtimeKeys(cp.h.prefix), cp.tenantId, 0);
+    if (r.kind !== 'events') throw new Error('backlog lost');
+    const changes = r.events.flatMap((e) =>
+      e.type === 'alert.changed' && e.data.alertId === alert.id ? [`${e.data.state}:${e.data.siteId}`] : [],
+    );
+    expect(changes).toEqual([`pending:${site.id}`, `firing:${site.id}`, `resolved:${site.id}`]);
   }, 60_000);
 
   it('during the site maintenance window the same outage sends nothing (alert recorded, muted)', async () => {

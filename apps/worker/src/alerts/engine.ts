@@ -28,8 +28,8 @@ export interface EngineDeps {
   readonly keyring: ConstructorParameters<typeof ChannelsRepository>[0];
   readonly logger: Logger;
   /**
-   * Called after the commit for every alert that changed (the realtime `alert.changed` event
-   * needs its type in libs/realtime's event schema first; until then the portal polls).
+   * Called after the commit for every alert that changed (the worker publishes the realtime
+   * `alert.changed` event from it, `alertChangePublisher`; docs/adr/0093).
    */
   readonly onAlertChange?: ((tenantId: string, change: AlertChange) => void) | undefined;
   /** Seconds between telemetry rule evaluations of one tenant. */
