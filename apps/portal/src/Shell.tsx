@@ -88,6 +88,8 @@ export function Shell({ me, path, reloadMe, onSignedOut }: Props) {
           label: 'Approvals',
           show: true,
           active: path === tenantPath(session.tenant, '/approvals'),
+        },
+        {
           href: tenantPath(session.tenant, '/rollouts'),
           label: 'Rollouts',
           show: true,
