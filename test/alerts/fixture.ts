@@ -10,10 +10,12 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Keyring } from '@backplane/crypto';
 import { createLogger } from '@backplane/observability';
+import { RealtimePublisher } from '@backplane/realtime';
 import { SMTPServer } from 'smtp-server';
 import {
   AddressPolicy,
   AlertDispatcher,
+  alertChangePublisher,
   SafeHttpClient,
   smtpMailer,
   type DispatcherOptions,
@@ -139,11 +141,14 @@ export async function alertsWorld(): Promise<AlertsWorld> {
       h.call(method, `/api/v1/tenants/${tenantId}${path}`, { token, ...(body !== undefined ? { body } : {}) }),
     dispatcher(opts = {}, smtpPort) {
       const mailer = smtpPort ? smtpMailer(`smtp://127.0.0.1:${smtpPort}`) : null;
+      const logger = createLogger({ app: 'alerts-test', level: 'warn' });
       const d = new AlertDispatcher(
         {
           db: h.db,
           keyring,
-          logger: createLogger({ app: 'alerts-test', level: 'warn' }),
+          logger,
+          // realtime `alert.changed` on the api's Redis prefix, as the worker publishes it
+          onAlertChange: alertChangePublisher(new RealtimePublisher({ redis: h.redis, prefix: h.prefix }), logger),
           http: new SafeHttpClient({ policy: new AddressPolicy(['127.0.0.0/8']), timeoutMs: 2000 }),
           mailer,
           mailFrom: 'Backplane <alerts@backplane.test>',

@@ -2,7 +2,8 @@
  * The alerts and channels pages in a real browser (chromium): an offline site's alert appears
  * live (realtime `alert.changed`), is acknowledged from the page; the channels page sends a
  * test through the real dispatcher to a local receiver and shows it in the delivery log.
- * Screenshots: docs/screenshots/alerts.png, channels.png, channels-delivery-log.png.
+ * The fleet page shows each site's open alerts as a badge, updated live.
+ * Screenshots: docs/screenshots/alerts.png, fleet-alerts.png, channels.png, channels-delivery-log.png.
  */
 import { existsSync } from 'node:fs';
 import type { Page } from 'playwright-core';
@@ -76,6 +77,22 @@ describe('alerts and channels pages', () => {
     expect(await page.locator('tr', { hasText: 'Warehouse 2' }).count()).toBe(0);
     await page.getByRole('switch', { name: 'Rule Core site offline enabled' }).waitFor();
   }, 90_000);
+
+  it('the fleet page shows open alerts per site; a resolved one disappears live', async () => {
+    await page.getByRole('link', { name: 'Fleet' }).first().click();
+    await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    const row = (name: string) => page.getByRole('listitem').filter({ hasText: name });
+    // Harbour Office: its critical alert (acknowledged is still open); Warehouse 2 likewise.
+    await row('Harbour Office').getByTestId('site-alerts').waitFor();
+    expect(await row('Harbour Office').getByTestId('site-alerts').getAttribute('aria-label')).toBe(
+      '1 open alert, 1 critical',
+    );
+    await row('Warehouse 2').getByTestId('site-alerts').waitFor();
+    await shot(page, 'fleet-alerts');
+    await setOnline('Warehouse 2', true); // resolves its alert: the badge goes (alert.changed, no poll)
+    await row('Warehouse 2').getByTestId('site-alerts').waitFor({ state: 'detached', timeout: 15_000 });
+    expect(await row('Harbour Office').getByTestId('site-alerts').count()).toBe(1);
+  }, 60_000);
 
   it('channels: send test, then the delivery log shows it delivered', async () => {
     await page.getByRole('link', { name: 'Notification channels' }).click();

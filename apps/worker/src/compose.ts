@@ -93,6 +93,7 @@ export async function composeWorker(config: WorkerConfig, overrides: WorkerOverr
     keyring,
     logger: logger.child({ component: 'notifications' }),
     registry,
+    realtime: events,
   });
 
   let draining = false;

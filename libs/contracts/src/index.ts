@@ -12,6 +12,7 @@ export {
   type Ack,
   type JobBatchProgressData,
   type RolloutProgressData,
+  type AlertChangedData,
   type JobWatch,
   type BackupCreatedData,
   type JobProgressData,

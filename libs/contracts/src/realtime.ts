@@ -122,6 +122,18 @@ export interface TenantEventMap {
   'job.batch': JobBatchProgressData;
   'backup.created': BackupCreatedData;
   'rollout.progress': RolloutProgressData;
+  'alert.changed': AlertChangedData;
+}
+
+/**
+ * `alert.changed`: an alert opened, fired, resolved or was muted (worker's alert engine, after
+ * its transaction commits; docs/adr/0093). The portal's alerts page and fleet badges refetch.
+ */
+export interface AlertChangedData {
+  readonly alertId: string;
+  readonly state: 'pending' | 'firing' | 'resolved';
+  readonly siteId?: string | null;
+  readonly severity?: string;
 }
 
 /**

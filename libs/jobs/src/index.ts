@@ -99,3 +99,12 @@ export {
   type WaveLike,
   type WaveState,
 } from './rollout';
+export {
+  formatClock,
+  isTimezone,
+  parseClock,
+  windowState,
+  zonedToInstant,
+  type WeeklyWindow,
+  type WindowState,
+} from './windows';

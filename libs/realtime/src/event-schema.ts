@@ -72,6 +72,16 @@ export const TenantEventSchema: z.ZodType<TenantEvent> = z.discriminatedUnion('t
     type: z.literal('backup.created'),
     data: z.looseObject({ siteId: z.string(), backupId: z.string(), changed: z.boolean() }),
   }),
+  z.object({
+    ...envelope,
+    type: z.literal('alert.changed'),
+    data: z.looseObject({
+      alertId: z.string(),
+      state: z.enum(['pending', 'firing', 'resolved']),
+      siteId: z.string().nullable().optional(),
+      severity: z.string().optional(),
+    }),
+  }),
 ]);
 
 /** One stored event; a malformed entry is an Error naming the field (never a cast). */

@@ -12,7 +12,16 @@ import {
   type Requester,
   type TenantTx,
 } from '@backplane/db';
-import { jobRequestPolicy, jobsRepo, redactSecrets, type JobKind, type JobRow } from '@backplane/jobs';
+import {
+  formatClock,
+  isTimezone,
+  jobRequestPolicy,
+  jobsRepo,
+  parseClock,
+  redactSecrets,
+  type JobKind,
+  type JobRow,
+} from '@backplane/jobs';
 import { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { ApiError } from '../common/api-error';
@@ -21,7 +30,6 @@ import { API_DEPS, type ApiDeps } from '../deps';
 import { JobsService } from '../jobs/jobs.service';
 import { ChangeGate } from './gate';
 import { ApprovalPolicy, type CreatePlanRequest, type WindowRequest } from './changes.schemas';
-import { formatClock, isTimezone, parseClock } from './windows';
 
 /** Who asked for the change an approval request holds (stored as JSON: parsed, never cast). */
 const StoredRequester = z.object({

@@ -1,10 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { ApprovalsRepository, MaintenanceWindowsRepository, type TenantRole, type TenantTx } from '@backplane/db';
-import { jobsRepo, type JobKind, type JobRow } from '@backplane/jobs';
+import { jobsRepo, windowState, type JobKind, type JobRow, type WindowState } from '@backplane/jobs';
 import { ApiError } from '../common/api-error';
 import { roleAtLeast } from '../common/request';
 import { ApprovalPolicy, type ApprovalRule } from './changes.schemas';
-import { windowState, type WindowState } from './windows';
 
 /** Kinds that change a router (held for maintenance windows, subject to approval rules). */
 export const CHANGING_KINDS: readonly JobKind[] = [

@@ -39,18 +39,16 @@ export function AlertsPage() {
     (signal) => api<Page<AlertRule>>('GET', `/tenants/${tenant.id}/alert-rules`, { query: { limit: 200 }, signal }),
     [tenant.id],
   );
-  // Live: status changes and finished jobs are what open and resolve alerts; the engine
-  // decides within a second, so reload shortly after, and poll for duration-based alerts.
+  // Live: the worker publishes `alert.changed` after every alert it opens, fires, resolves or
+  // mutes (docs/adr/0093); a reconnect reloads; the poll is only a fallback for lost events.
   useTenantEvents(
     (e) => {
-      if (e.type === 'site.status' || (e.type === 'job.progress' && e.data.state !== 'running')) {
-        window.setTimeout(() => alerts.reload(), 1500);
-      }
+      if (e.type === 'alert.changed') alerts.reload();
     },
     () => alerts.reload(),
   );
   useEffect(() => {
-    const t = window.setInterval(() => alerts.reload(), 10_000);
+    const t = window.setInterval(() => alerts.reload(), 60_000);
     return () => window.clearInterval(t);
   }, [alerts.reload]);
 

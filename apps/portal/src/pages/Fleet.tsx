@@ -21,7 +21,7 @@ import { Link } from '../router';
 import { ErrorAlert } from '../components';
 import { tenantPath, useSession } from '../session';
 import { useTenantEvents } from '../realtime';
-import { ago, STATE_COLOR } from '../util';
+import { ago, STATE_COLOR, useLoad } from '../util';
 
 const PAGE = 200;
 const ROW = 48;
@@ -187,6 +187,17 @@ export function FleetPage() {
   const regionNames = new Map(summary?.regions.map((r) => [r.regionId ?? '', r.regionName]) ?? []);
   const regionLabel = (id: string | null) => (id && regionNames.get(id)) || names.region(id);
   const { put, patch, remove } = list;
+  // Open alerts per site (issue 20): a badge per row, refreshed on `alert.changed`.
+  const alertCounts = useLoad(
+    (signal) =>
+      api<{ items: { siteId: string; firing: number; critical: number }[] }>(
+        'GET',
+        `/tenants/${tenant.id}/alerts/counts`,
+        { signal },
+      ).then((r) => new Map(r.items.map((c) => [c.siteId, c]))),
+    [tenant.id, tick],
+  );
+  const reloadCounts = alertCounts.reload;
 
   useTenantEvents(
     (e) => {
@@ -204,6 +215,8 @@ export function FleetPage() {
           },
         }));
         soon();
+      } else if (e.type === 'alert.changed') {
+        reloadCounts();
       } else if (e.type === 'site.changed') {
         soon();
         if (e.data.change === 'deleted') remove(e.data.siteId);
@@ -300,6 +313,7 @@ export function FleetPage() {
         <div className="site-row head" style={{ height: 40 }} role="presentation">
           <span>Name</span>
           <span>Status</span>
+          <span>Alerts</span>
           <span className="wide">Tunnel address</span>
           <span className="wide">Region</span>
           <span className="wide">Last seen</span>
@@ -338,6 +352,7 @@ export function FleetPage() {
                     </div>
                   );
                 const st = s.health;
+                const open = alertCounts.data?.get(s.id);
                 return (
                   <div key={s.id} style={style} role="listitem">
                     <Link href={tenantPath(tenant, `/sites/${s.id}`)} className="site-row" style={{ height: ROW }}>
@@ -348,6 +363,22 @@ export function FleetPage() {
                         <Badge color={STATE_COLOR[st]} variant="light" data-testid="site-state">
                           {st}
                         </Badge>
+                      </span>
+                      <span>
+                        {open && open.firing > 0 && (
+                          <Badge
+                            color={open.critical > 0 ? 'red' : 'orange'}
+                            variant="filled"
+                            circle
+                            data-testid="site-alerts"
+                            aria-label={`${open.firing} open alert${open.firing === 1 ? '' : 's'}${
+                              open.critical > 0 ? `, ${open.critical} critical` : ''
+                            }`}
+                            title={`${open.firing} open alert(s), ${open.critical} critical`}
+                          >
+                            {open.firing}
+                          </Badge>
+                        )}
                       </span>
                       <span className="wide mono">{s.mgmtAddress}</span>
                       <Text className="wide" size="sm" truncate>

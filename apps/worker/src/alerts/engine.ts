@@ -3,6 +3,7 @@ import {
   AlertRulesRepository,
   AlertsRepository,
   ChannelsRepository,
+  MaintenanceWindowsRepository,
   OutboxRepository,
   TenantScope,
   type AlertRow,
@@ -12,6 +13,7 @@ import {
   type OutboxEventRow,
   type TenantTx,
 } from '@backplane/db';
+import { windowState } from '@backplane/jobs';
 import type { Logger } from 'pino';
 
 /** Event types that end a condition, mapped to the types whose condition they end. */
@@ -26,8 +28,8 @@ export interface EngineDeps {
   readonly keyring: ConstructorParameters<typeof ChannelsRepository>[0];
   readonly logger: Logger;
   /**
-   * Called after the commit for every alert that changed (the realtime `alert.changed` event
-   * needs its type in libs/realtime's event schema first; until then the portal polls).
+   * Called after the commit for every alert that changed (the worker publishes the realtime
+   * `alert.changed` event from it, `alertChangePublisher`; docs/adr/0093).
    */
   readonly onAlertChange?: ((tenantId: string, change: AlertChange) => void) | undefined;
   /** Seconds between telemetry rule evaluations of one tenant. */
@@ -61,6 +63,7 @@ export class AlertEngine {
   private readonly outbox = new OutboxRepository();
   private readonly rules = new AlertRulesRepository();
   private readonly alerts = new AlertsRepository();
+  private readonly windows = new MaintenanceWindowsRepository();
   readonly channels: ChannelsRepository;
   private readonly telemetryAt = new Map<string, number>();
 
@@ -96,7 +99,9 @@ export class AlertEngine {
       return;
     }
     const severity = e.type.startsWith('alert.') ? (e.data['severity'] as string | undefined) : undefined;
-    await this.channels.fanOut(tx, { id: e.id, type: e.type, severity });
+    // A site in its maintenance window: its events still drive the rules, but nothing is sent.
+    const muted = e.subjectType === 'site' && e.subjectId ? await this.windowOpen(tx, e.subjectId, new Date()) : null;
+    if (!muted) await this.channels.fanOut(tx, { id: e.id, type: e.type, severity });
     if (e.type.startsWith('alert.')) return;
     const resolves = RESOLVES.get(e.type) ?? [];
     const rules = await this.rules.forEvents(tx, [e.type, ...resolves]);
@@ -150,6 +155,18 @@ export class AlertEngine {
     if ((a.silencedUntil && a.silencedUntil.getTime() > now) || (r?.silencedUntil && r.silencedUntil.getTime() > now)) {
       return;
     }
+    if (a.siteId) {
+      // Muted by the site's maintenance window (docs/adr/0092): the alert is recorded and shown,
+      // silenced until the window closes; its resolution is muted too when its firing was.
+      const closes = await this.windowOpen(tx, a.siteId, new Date(now));
+      if (type === 'alert.firing' && closes) {
+        await this.alerts.silence(tx, a.id, closes);
+        this.deps.logger.info({ alertId: a.id, siteId: a.siteId, until: closes }, 'alert muted by maintenance window');
+        return;
+      }
+      if (type === 'alert.resolved' && (closes || (a.firedAt && (await this.windowOpen(tx, a.siteId, a.firedAt)))))
+        return;
+    }
     const site = a.siteId ? await this.rules.site(tx, a.siteId) : null;
     const data: AlertNotice = {
       alertId: a.id,
@@ -166,6 +183,13 @@ export class AlertEngine {
       causeEventId: a.causeEventId,
     };
     await this.outbox.emit(tx, { tenantId: tx.tenantId, type, subjectType: 'alert', subjectId: a.id, data });
+  }
+
+  /** When the site's open maintenance window closes (null: no window open at `at`). */
+  private async windowOpen(tx: TenantTx, siteId: string, at: Date): Promise<Date | null> {
+    const site = await this.windows.forSite(tx, siteId);
+    if (!site || site.windows.length === 0) return null;
+    return windowState(site.windows, site.timezone, at).current?.closesAt ?? null;
   }
 
   private async evaluateTelemetry(tx: TenantTx, changed: Changed[]): Promise<number> {

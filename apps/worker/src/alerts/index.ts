@@ -1,15 +1,17 @@
 import type { WorkerConfig } from '@backplane/config';
 import type { Keyring } from '@backplane/crypto';
+import type { RealtimeSink } from '@backplane/contracts';
 import type { Database } from '@backplane/db';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { AlertDispatcher, defaultPolicy } from './dispatcher';
+import type { AlertChange } from './engine';
 import { SafeHttpClient } from './http-client';
 import { smtpMailer } from './senders';
 import { AddressPolicy } from './ssrf';
 
 export { AlertDispatcher, defaultPolicy, type DispatcherDeps, type DispatcherOptions } from './dispatcher';
-export { AlertEngine } from './engine';
+export { AlertEngine, type AlertChange } from './engine';
 export { describe as describeEvent } from './formats';
 export {
   dnsResolver,
@@ -31,6 +33,8 @@ export function workerDispatcher(deps: {
   keyring: Keyring;
   logger: Logger;
   registry: Registry;
+  /** Realtime `alert.changed` events for the portal (best effort, after the commit). */
+  realtime?: RealtimeSink;
 }): { dispatcher: AlertDispatcher; close(): void } {
   const mailer = deps.config.SMTP_URL ? smtpMailer(deps.config.SMTP_URL) : null;
   const dispatcher = new AlertDispatcher(
@@ -45,6 +49,7 @@ export function workerDispatcher(deps: {
       }),
       mailer,
       mailFrom: deps.config.SMTP_FROM,
+      onAlertChange: deps.realtime ? alertChangePublisher(deps.realtime, deps.logger) : undefined,
     },
     {
       pollMs: deps.config.NOTIFY_POLL_INTERVAL,
@@ -54,4 +59,16 @@ export function workerDispatcher(deps: {
     },
   );
   return { dispatcher, close: () => mailer?.close() };
+}
+
+/** The engine's `onAlertChange` hook publishing `alert.changed` (a lost event: the page polls). */
+export function alertChangePublisher(
+  sink: RealtimeSink,
+  logger: Logger,
+): (tenantId: string, change: AlertChange) => void {
+  return (tenantId, change) => {
+    sink.publish(tenantId, { type: 'alert.changed', data: change }).catch((err: unknown) => {
+      logger.warn({ err, tenantId, alertId: change.alertId }, 'alert.changed not published');
+    });
+  };
 }
