@@ -84,6 +84,8 @@ async function main(): Promise<void> {
       'sim-procs': { type: 'string', default: '2' },
       'base-port': { type: 'string', default: '18728' },
       passes: { type: 'string', default: 'full,menu' },
+      /** Seconds a pass may take from enqueue before the run fails (bounded; default 600). */
+      'time-limit': { type: 'string', default: '600' },
     },
   });
   const passes = values.passes.split(',').map((p) => {
@@ -240,8 +242,15 @@ async function main(): Promise<void> {
     runner.start();
     let status = await jobs.batch(t, batch.id);
     let lastPrint = 0;
+    const limitMs = Number(values['time-limit']) * 1000;
     while (!status.done) {
-      await new Promise((r) => setTimeout(r, 1000));
+      if (Date.now() - e0 > limitMs) {
+        throw new Error(
+          `[${pass}] only ${status.finished}/${status.total} finished after ${values['time-limit']} s (--time-limit)`,
+        );
+      }
+      // Polled every 250 ms: the end of "enqueue -> all applied" is known to within a quarter second.
+      await new Promise((r) => setTimeout(r, 250));
       status = await jobs.batch(t, batch.id);
       if (Date.now() - lastPrint > 10_000) {
         lastPrint = Date.now();

@@ -360,5 +360,25 @@ describe('scheduled backups', () => {
     await expect.poll(async () => (await results(b.id)).length, { timeout: 20_000 }).toBe(ticks.length + 1);
     await expect.poll(async () => (await results(b.id)).at(-1)?.deduplicated, { timeout: 20_000 }).toBe(true);
     expect((await w.api('GET', `/sites/${b.id}/backups`)).body.items).toHaveLength(1);
-  }, 90_000);
+
+    // Paged (issue 19): one onboarded site per query still reaches every site once, in one
+    // batch per tenant whose total counts the tick's jobs; announced as one `job.batch` per page.
+    const paged = new BackupScheduler(w.h.db, conn, logger, w.events);
+    const at = Date.UTC(2030, 0, 1, 4);
+    const all = await w.h.ds.query<{ n: number }[]>(`SELECT count(*)::int AS n FROM bp_onboarded_sites()`);
+    expect(await paged.tick(at, 1)).toBe(all[0]!.n);
+    expect(await paged.tick(at, 1)).toBe(0);
+    await paged.close();
+    const key = `scheduled-${new Date(at).toISOString()}`;
+    const made = await w.h.ds.query<{ site_id: string; batch_id: string; id: string }[]>(
+      `SELECT site_id, batch_id, id FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2`,
+      [w.tenantId, key],
+    );
+    expect(made.map((j) => j.site_id).sort()).toEqual([a.id, b.id].sort());
+    const batch = await w.h.ds.query<{ total: number }[]>(`SELECT total FROM job_batches WHERE id = $1`, [
+      made[0]!.batch_id,
+    ]);
+    expect(batch[0]!.total).toBe(2);
+    for (const j of made) expect((await w.waitJob(j.id, undefined, 30_000)).state).toBe('succeeded');
+  }, 120_000);
 });

@@ -25,6 +25,26 @@ export class JobBatchesRepository {
     );
   }
 
+  /**
+   * A batch that grows page by page (scheduled backups): created with `total` 0 unless it
+   * exists, then `addToTotal` once per page with the jobs that page created.
+   */
+  async ensure(
+    tx: TenantTx,
+    b: { id: string; kind: string; requestedBy: unknown; idempotencyKey: string | null },
+  ): Promise<void> {
+    await query(
+      tx,
+      `INSERT INTO job_batches (id, tenant_id, kind, total, requested_by, idempotency_key) VALUES ($1, $2, $3, 0, $4, $5)
+       ON CONFLICT (id) DO NOTHING`,
+      [b.id, tx.tenantId, b.kind, JSON.stringify(b.requestedBy), b.idempotencyKey],
+    );
+  }
+
+  async addToTotal(tx: TenantTx, id: string, n: number): Promise<void> {
+    await query(tx, `UPDATE job_batches SET total = total + $2 WHERE id = $1`, [id, n]);
+  }
+
   async get(tx: TenantTx, id: string): Promise<JobBatchRow | null> {
     const [b] = await query<JobBatchRow>(tx, `SELECT id, kind, total, created_at FROM job_batches WHERE id = $1`, [id]);
     return b ?? null;

@@ -175,6 +175,24 @@ export class SitesRepository {
     return query<{ tenant_id: string; site_id: string }>(tx, `SELECT * FROM bp_onboarded_sites()`);
   }
 
+  /**
+   * One page of the onboarded sites of every tenant, in (tenant, site) order after `after`
+   * (keyset): scheduled backups read at most `limit` rows per query however large the fleet.
+   */
+  async onboardedPage(
+    tx: PlatformTx,
+    after: { tenant_id: string; site_id: string } | null,
+    limit: number,
+  ): Promise<{ tenant_id: string; site_id: string }[]> {
+    return query<{ tenant_id: string; site_id: string }>(
+      tx,
+      `SELECT tenant_id, site_id FROM bp_onboarded_sites()
+        WHERE $1::uuid IS NULL OR (tenant_id, site_id) > ($1::uuid, $2::uuid)
+        ORDER BY tenant_id, site_id LIMIT $3`,
+      [after?.tenant_id ?? null, after?.site_id ?? null, limit],
+    );
+  }
+
   /** Whether a live (not deleted) site with this id exists. */
   async exists(tx: TenantTx, id: string): Promise<boolean> {
     return (await query(tx, `SELECT 1 FROM sites WHERE id = $1 AND deleted_at IS NULL`, [id])).length > 0;

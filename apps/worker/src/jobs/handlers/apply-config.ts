@@ -75,7 +75,7 @@ export async function applyConfig(ctx: JobContext<'apply-config'>) {
   enforceJobPolicy(ctx);
   const changes = ctx.payload.changes;
   const n = changes.length;
-  const v6 = (await ctx.version()).startsWith('6.');
+  const v6 = (await ctx.routerVersion()).startsWith('6.');
   const names = changes.map((d, i) => `apply ${i + 1}/${n} ${d.menu}`);
   await ctx.step('check every change', 5, async () => {
     let writes = 0;
