@@ -554,7 +554,7 @@ describe('job faults', () => {
       await installs.back;
       const j = await expectCleanEnd(res.body.id);
       expect(installs.count()).toBe(1);
-      expect(j.result).toEqual({ from: '7.15', to: '7.16' });
+      expect(j.result).toMatchObject({ from: '7.15', to: '7.16', routerboot: { current: '7.16', upgrade: '7.16' } });
     }, 60_000);
 
     it('restore: offline after the reset → reset once, the backup restored', async () => {

@@ -75,8 +75,12 @@ async function router(version: string): Promise<SimRouter> {
   return r;
 }
 
+/** An item's configuration: its values without the scheduler's run-time `.anchor` (when its interval counts from). */
 function items(r: SimRouter, menu: string) {
-  return r.state.items(menu).map((i) => i.values);
+  return r.state.items(menu).map((i) => {
+    const { ['.anchor']: _anchor, ...values } = i.values;
+    return values;
+  });
 }
 
 /** The router's configuration that onboarding owns, for before/after comparisons. */
