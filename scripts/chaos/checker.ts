@@ -41,7 +41,7 @@ export interface EpisodeOutcome {
   readonly jobCount: number;
 }
 
-const TERMINAL = ['succeeded', 'failed', 'cancelled', 'expired', 'unknown'];
+const TERMINAL = ['succeeded', 'failed', 'cancelled', 'expired', 'unknown', 'reverted'];
 /** Commands a job may execute at most once per site (unique per job in the load). */
 const ONCE =
   /^\/(ip\/firewall\/address-list\/add|system\/reboot|system\/package\/update\/install|system\/reset-configuration)$/;
