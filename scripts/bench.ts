@@ -54,7 +54,9 @@ async function main(): Promise<void> {
   for (const file of files.sort()) {
     const id = file.replace(/\.js$/, '');
     if (filters.length > 0 && !filters.includes(id)) continue;
-    const mod = (await import(join(dir, file))) as { default: BenchModule };
+    const mod = (await import(join(dir, file))) as { default?: BenchModule };
+    // Helpers beside the modules (e.g. api-app: the api the api-sites module starts) have no default.
+    if (typeof mod.default !== 'function') continue;
     const waited = await settle();
     if (waited >= 2) {
       process.stdout.write(
