@@ -123,6 +123,21 @@ describe('gateway link: fresh sites and relay metrics', () => {
     expect(gw.directory.missCounters.negativeCached).toBe(before.negativeCached + 1);
   });
 
+  /**
+   * A router's connect, retried as a real ovpn-client retries: the only refusal allowed on the
+   * way is `gateway-restarting` (a deliberate openvpn restart draining, ADR 0062), never another.
+   */
+  async function connectAuthorized(who: { username: string; password: string; ip: string }): Promise<void> {
+    const end = Date.now() + 20_000;
+    for (;;) {
+      const out = await fake().connectTunnel(who).outcome;
+      if (out.outcome === 'authorized') return;
+      expect(out, JSON.stringify(out)).toMatchObject({ outcome: 'denied', reason: 'gateway-restarting' });
+      if (Date.now() > end) throw new Error(`still refused after 20 s: ${JSON.stringify(out)}`);
+      await new Promise((res) => setTimeout(res, 500));
+    }
+  }
+
   it('counts relayed calls on /metrics by command class and outcome, with a latency histogram', async () => {
     const s = await cp.addSite('metrics-1');
     routers.set(
@@ -132,9 +147,7 @@ describe('gateway link: fresh sites and relay metrics', () => {
         users: [{ name: 'bp-api', password: 'router-secret-1', group: 'full' }],
       }),
     );
-    expect(
-      (await fake().connectTunnel({ username: s.user, password: s.password, ip: '198.51.100.30' }).outcome).outcome,
-    ).toBe('authorized');
+    await connectAuthorized({ username: s.user, password: s.password, ip: '198.51.100.30' });
     await until(async () => (await site(s.id, 'tunnel')).body.online === true, 5000, 'site online');
     const before = await metrics();
     expect(before).toContain('# TYPE gateway_relay_calls_total counter');
@@ -152,10 +165,7 @@ describe('gateway link: fresh sites and relay metrics', () => {
 
     // a site whose tunnel is up but whose router does not answer: an error, counted by code
     const dead = await cp.addSite('metrics-dead');
-    expect(
-      (await fake().connectTunnel({ username: dead.user, password: dead.password, ip: '198.51.100.31' }).outcome)
-        .outcome,
-    ).toBe('authorized');
+    await connectAuthorized({ username: dead.user, password: dead.password, ip: '198.51.100.31' });
     await until(async () => (await site(dead.id, 'tunnel')).body.online === true, 5000, 'dead site online');
     const failed = await site(dead.id, 'live/identity');
     expect(failed.status).toBe(503);
