@@ -82,8 +82,9 @@ function lostError(d: LostDecision): Error {
 }
 
 /**
- * The scheduler entry cannot have fired while this much of the window is left (measured from
- * the end of arming: the entry's start time was read from the router's clock before that).
+ * The scheduler entry cannot have fired while more than this of the window is left, counted
+ * from when the router's clock was asked for (the entry starts at that clock reading, in whole
+ * seconds, so it fires at the earliest a window after the request went out, less 1 s).
  */
 const FIRE_SLACK_MS = 5000;
 
@@ -92,6 +93,8 @@ const ArmRecord = z.object({
   file: z.string(),
   windowSeconds: z.number().int(),
   armedAt: z.string(),
+  /** When the router's clock (the entry's start time) was asked for: it fires a window after, or later. */
+  clockReadAt: z.string().optional(),
 });
 type ArmRecord = z.infer<typeof ArmRecord>;
 
@@ -421,6 +424,7 @@ export class CommitConfirm {
     if (missing.length > 0) {
       throw new Error(`the revert file(s) ${missing.join(', ')} could not be written: nothing was changed`);
     }
+    const clockReadAt = new Date().toISOString();
     const [clock] = await ctx.print('/system/clock');
     await this.removeScheduler();
     await ctx.callElevated(
@@ -432,6 +436,7 @@ export class CommitConfirm {
       file: names.file,
       windowSeconds,
       armedAt: new Date().toISOString(),
+      clockReadAt,
     };
     return JSON.stringify(record);
   }
@@ -520,7 +525,7 @@ export class CommitConfirm {
    */
   private async revertPending(arm: ArmRecord): Promise<undefined> {
     const { ctx } = this;
-    const left = Date.parse(arm.armedAt) + arm.windowSeconds * 1000 - Date.now();
+    const left = Date.parse(arm.clockReadAt ?? arm.armedAt) + arm.windowSeconds * 1000 - Date.now();
     if (left > FIRE_SLACK_MS && ctx.job.kind !== 'restore') {
       const detail = `the confirm scheduler ${arm.scheduler} was removed by something else ${Math.round(left / 1000)} s before its ${arm.windowSeconds} s window ran out (e.g. a reset-configuration by another job); the revert never ran; removed the leftover ${arm.file}`;
       if (ctx.stepState(STEP_CONFIRM)) {
