@@ -547,9 +547,8 @@ export class CommitConfirm {
     const waitMs = ctx.services.effectWaitMs ?? 90_000;
     const seen = ctx.stepState(STEP_REVERT_PENDING);
     if (!seen) {
-      await ctx.step(STEP_REVERT_PENDING, 99, async () => {
-        return `the confirm scheduler ${arm.scheduler} is gone and ${arm.file} is still there: waiting up to ${Math.round(waitMs / 1000)} s for the revert to finish`;
-      });
+      const note = `the confirm scheduler ${arm.scheduler} is gone and ${arm.file} is still there: waiting up to ${Math.round(waitMs / 1000)} s for the revert to finish`;
+      await ctx.step(STEP_REVERT_PENDING, 99, () => Promise.resolve(note));
     }
     const since = seen ? Date.parse(seen.at) : Date.now();
     if (Date.now() - since < waitMs) {
