@@ -216,3 +216,98 @@ describe('queue entry lost with Redis', () => {
     expect(r.state.items('ip/firewall/address-list').filter((x) => x.values['list'] === 'gone').length).toBe(1);
   }, 60_000);
 });
+
+/**
+ * Seed 15 episode 10: a run-command armed its rollback, wrote, and its confirm probe met a
+ * router that dropped connections; while it waited, a restore on the same site reset the
+ * router — the reset wipes every scheduler entry and keeps files. The job then found the
+ * scheduler gone and the revert file there ("reverting") and retried every 3 s for ever.
+ */
+describe('commit-confirm: the rollback taken off the router by something else', () => {
+  const FINAL = ['succeeded', 'failed', 'cancelled', 'expired', 'unknown', 'reverted'];
+  type Step = { name: string; state: string; detail?: string };
+  const leftovers = (site: string) => {
+    const r = w.routers.get(site)!;
+    return {
+      schedulers: r.state
+        .items('system/scheduler')
+        .map((i) => i.values['name'])
+        .filter((n) => n?.startsWith('bp-confirm-')),
+      files: r.state
+        .items('file')
+        .map((i) => i.values['name'])
+        .filter((n) => n?.startsWith('bp-revert-')),
+    };
+  };
+
+  /**
+   * A channel on which the router drops the confirm probe after the change (`list` added) until
+   * `untilMs` after the change, and meanwhile "another job's reset" removes the job's scheduler
+   * entry by hand (the revert file stays). Returns what it saw when it wiped.
+   */
+  function wipingChannel(site: string, list: string, untilMs: number) {
+    const r = w.routers.get(site)!;
+    const seen = { wiped: 0, files: 0, at: 0 };
+    const channel: RouterChannel = {
+      tunnels: false,
+      connectedSince: (id) => w.channel.connectedSince(id),
+      call: async (target, command, attributes, timeoutMs) => {
+        const changed = r.state.find('ip/firewall/address-list', { list });
+        if (changed && command === '/system/identity/print' && (seen.at === 0 || Date.now() < seen.at + untilMs)) {
+          if (seen.at === 0) {
+            seen.at = Date.now();
+            for (const e of r.state.items('system/scheduler')) {
+              if (!e.values['name']?.startsWith('bp-confirm-')) continue;
+              r.state.remove('system/scheduler', e.id);
+              seen.wiped++;
+            }
+            seen.files = leftovers(site).files.length;
+          }
+          throw new SiteUnreachableError('router_unreachable', 'connection reset');
+        }
+        return w.channel.call(target, command, attributes, timeoutMs);
+      },
+    };
+    return { channel, seen };
+  }
+
+  it('well inside the confirm window: no revert ran, the leftover file is removed, the confirmed change succeeds', async () => {
+    const site = await w.addSite('rollback-wiped');
+    const { channel, seen } = wipingChannel(site, 'wiped', 0);
+    runners.push(w.startRunner(1, undefined, { channel }));
+    const id = await enqueue(site, 'run-command', {
+      command: '/ip/firewall/address-list/add',
+      attributes: { list: 'wiped', address: '192.0.2.7' },
+      confirmSeconds: 60,
+    });
+    const job = await w.waitJob(id, FINAL, 30_000);
+    expect(seen).toMatchObject({ wiped: 1, files: 1 });
+    expect(job.state, JSON.stringify(job)).toBe('succeeded');
+    const steps = job.steps as Step[];
+    expect(steps.find((s) => s.name === 'disarm rollback' && s.state === 'done')?.detail).toMatch(
+      /removed by something else .* the revert never ran; removed the leftover bp-revert-/,
+    );
+    expect(steps.some((s) => s.name === 'confirm reachable' && s.state === 'done')).toBe(true);
+    expect(leftovers(site)).toEqual({ schedulers: [], files: [] });
+    expect(w.routers.get(site)!.state.find('ip/firewall/address-list', { list: 'wiped' })).toBeDefined();
+  }, 60_000);
+
+  it('after the window could have run out: waited for one effect window, then unknown, nothing left over', async () => {
+    const site = await w.addSite('rollback-stuck');
+    // unreachable until the 10 s window has (nearly) run out: the scheduler could have fired
+    const { channel, seen } = wipingChannel(site, 'stuck', 6500);
+    runners.push(w.startRunner(1, undefined, { channel, effectWaitMs: 3000 }));
+    const id = await enqueue(site, 'run-command', {
+      command: '/ip/firewall/address-list/add',
+      attributes: { list: 'stuck', address: '192.0.2.8' },
+      confirmSeconds: 10,
+    });
+    const job = await w.waitJob(id, FINAL, 45_000);
+    expect(seen).toMatchObject({ wiped: 1, files: 1 });
+    expect(job.state, JSON.stringify(job)).toBe('unknown');
+    expect(job.error).toMatch(/rollback did not complete: .* was still there \d+ s later while the router answered/);
+    const names = (job.steps as Step[]).filter((s) => s.state === 'done').map((s) => s.name);
+    expect(names).toEqual(expect.arrayContaining(['revert pending', 'rollback lost']));
+    expect(leftovers(site)).toEqual({ schedulers: [], files: [] });
+  }, 60_000);
+});

@@ -47,7 +47,7 @@ import {
 } from '@backplane/routeros';
 import { z } from 'zod';
 import { RouterCommandError, SiteUnreachableError } from './channel';
-import { LeaseLostError, RetryLaterError, type JobContext } from './context';
+import { LeaseLostError, OutcomeUnknownError, RetryLaterError, type JobContext } from './context';
 import { CA_FILE, keptManagement, managementCaPem, requesterRole, uptimeSeconds, writeFile } from './handlers/actions';
 import { NamedError } from './named-error';
 
@@ -65,12 +65,36 @@ export const STEP_LOCKOUT = 'lockout check';
 export const STEP_ARM = 'arm rollback';
 export const STEP_CONFIRM = 'confirm reachable';
 export const STEP_DISARM = 'disarm rollback';
+/** First seen: the scheduler gone, the revert file still there, the router answering. */
+export const STEP_REVERT_PENDING = 'revert pending';
+
+/** The rollback was taken off the router (or never finished) and the job ends without it. */
+export const STEP_ROLLBACK_LOST = 'rollback lost';
+
+/** The commit-confirm steps (around the handler's own). */
+const OWN_STEPS = new Set([STEP_LOCKOUT, STEP_ARM, STEP_CONFIRM, STEP_DISARM, STEP_REVERT_PENDING, STEP_ROLLBACK_LOST]);
+
+const LostDecision = z.object({ outcome: z.enum(['failed', 'unknown']), message: z.string() });
+type LostDecision = z.infer<typeof LostDecision>;
+
+function lostError(d: LostDecision): Error {
+  return d.outcome === 'unknown' ? new OutcomeUnknownError(d.message) : new Error(d.message);
+}
+
+/**
+ * The scheduler entry cannot have fired while more than this of the window is left, counted
+ * from when the router's clock was asked for (the entry starts at that clock reading, in whole
+ * seconds, so it fires at the earliest a window after the request went out, less 1 s).
+ */
+const FIRE_SLACK_MS = 5000;
 
 const ArmRecord = z.object({
   scheduler: z.string(),
   file: z.string(),
   windowSeconds: z.number().int(),
   armedAt: z.string(),
+  /** When the router's clock (the entry's start time) was asked for: it fires a window after, or later. */
+  clockReadAt: z.string().optional(),
 });
 type ArmRecord = z.infer<typeof ArmRecord>;
 
@@ -90,6 +114,14 @@ export interface Reverted {
 type Row = Record<string, string>;
 const verbOf = (command: string) => command.slice(command.lastIndexOf('/') + 1);
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** How the router's configuration compares with the one from before the change ('' unknown). */
+function verdictOf(equal: boolean | null, differences: readonly string[]): string {
+  if (equal === null) return '';
+  return equal
+    ? '; its configuration equals the one from before the change'
+    : `; its configuration still differs from before the change in ${differences.length} line(s)`;
+}
 
 /** Commands that reboot rather than change configuration (like the reboot and upgrade kinds). */
 const NOT_CONFIGURATION = new Set([
@@ -158,6 +190,8 @@ export class CommitConfirm {
   /** Lockout check and arming; on a later attempt, whether the router reverted meanwhile. */
   async begin(): Promise<Reverted | undefined> {
     const { ctx } = this;
+    const lost = ctx.stepState(STEP_ROLLBACK_LOST);
+    if (lost?.state === 'done') throw lostError(LostDecision.parse(JSON.parse(lost.detail ?? '{}')));
     if (this.done(STEP_DISARM)) return undefined;
     if (this.done(STEP_ARM)) return this.checkReverted();
     await ctx.step(STEP_LOCKOUT, 2, () => this.lockoutCheck());
@@ -390,6 +424,7 @@ export class CommitConfirm {
     if (missing.length > 0) {
       throw new Error(`the revert file(s) ${missing.join(', ')} could not be written: nothing was changed`);
     }
+    const clockReadAt = new Date().toISOString();
     const [clock] = await ctx.print('/system/clock');
     await this.removeScheduler();
     await ctx.callElevated(
@@ -401,6 +436,7 @@ export class CommitConfirm {
       file: names.file,
       windowSeconds,
       armedAt: new Date().toISOString(),
+      clockReadAt,
     };
     return JSON.stringify(record);
   }
@@ -453,6 +489,99 @@ export class CommitConfirm {
     return hit !== undefined;
   }
 
+  /** The router's export now against the job's record from before the change. */
+  private async compareWithBefore(): Promise<{ equal: boolean | null; differences: string[]; after?: string }> {
+    const { ctx } = this;
+    const row = await ctx.services.db.inTenant(ctx.scope, (tx) => jobsRepo.get(tx, ctx.job.id));
+    if (!this.record || !row?.exportBeforeEnc) return { equal: null, differences: [] };
+    const before = new SiteCredentialsRepository(ctx.services.keyring).decryptJobExport(
+      ctx.job.id,
+      row.exportBeforeEnc,
+    );
+    const after = await this.record();
+    const keep = await keptManagement(ctx);
+    const differences = exportDifferences(before, after, keep.names);
+    return { equal: differences.length === 0, differences, after };
+  }
+
+  /**
+   * The router answers, its scheduler entry is gone and the revert file is still there, and no
+   * revert has logged that it is done. A revert under way looks like this for a moment (the
+   * entry removes itself first, the file last). So does a rollback that something else took
+   * away: another job's reset-configuration (a restore) wipes every scheduler entry and keeps
+   * files; a revert that failed half-way never removes its file. Waiting for those never ends
+   * (seed 15 episode 10: a run-command waited, retrying every 3 s, until the campaign gave up),
+   * so the wait is bounded:
+   *
+   * - the window cannot have run out yet (the entry was removed, it did not fire; not for a
+   *   restore, whose own reset removes the entry until its script arms it again): no revert
+   *   ran. The leftover file is removed (the disarm finished) and the job carries on: a
+   *   handler that had finished is confirmed as usual; one that had not is not continued
+   *   without its rollback (failed when it had not begun, else unknown);
+   * - otherwise the router may have begun a revert: waited for while the router answers, for
+   *   one effect window (`effectWaitMs`, 90 s) from the first sighting. Then the revert file is
+   *   removed (it must not run later) and the job ends `unknown`, saying how the configuration
+   *   compares with the one before the change.
+   */
+  private async revertPending(arm: ArmRecord): Promise<undefined> {
+    const { ctx } = this;
+    const left = Date.parse(arm.clockReadAt ?? arm.armedAt) + arm.windowSeconds * 1000 - Date.now();
+    if (left > FIRE_SLACK_MS && ctx.job.kind !== 'restore') {
+      const detail = `the confirm scheduler ${arm.scheduler} was removed by something else ${Math.round(left / 1000)} s before its ${arm.windowSeconds} s window ran out (e.g. a reset-configuration by another job); the revert never ran; removed the leftover ${arm.file}`;
+      if (ctx.stepState(STEP_CONFIRM)) {
+        // the handler had finished: the disarm is done, the confirm follows as usual
+        await ctx.step(STEP_DISARM, 99, async () => {
+          await this.clearLeftovers();
+          return detail;
+        });
+        return undefined;
+      }
+      const begun = ctx.job.steps.some((s) => !OWN_STEPS.has(s.name));
+      const msg = `the change's rollback was taken off the router before the change was complete (${detail}); the change is not continued without it`;
+      return this.rollbackLost(
+        begun
+          ? { outcome: 'unknown', message: `${msg}; what it had applied so far was not verified` }
+          : { outcome: 'failed', message: `${msg}; nothing was changed` },
+      );
+    }
+    const waitMs = ctx.services.effectWaitMs ?? 90_000;
+    const seen = ctx.stepState(STEP_REVERT_PENDING);
+    if (!seen) {
+      const note = `the confirm scheduler ${arm.scheduler} is gone and ${arm.file} is still there: waiting up to ${Math.round(waitMs / 1000)} s for the revert to finish`;
+      await ctx.step(STEP_REVERT_PENDING, 99, () => Promise.resolve(note));
+    }
+    const since = seen ? Date.parse(seen.at) : Date.now();
+    if (Date.now() - since < waitMs) {
+      throw new RetryLaterError(
+        `the confirm scheduler ${arm.scheduler} is gone and the revert file is still there: waiting for the revert to finish`,
+        3000,
+      );
+    }
+    const { equal, differences } = await this.compareWithBefore();
+    return this.rollbackLost({
+      outcome: 'unknown',
+      message: `the router's rollback did not complete: the confirm scheduler ${arm.scheduler} is gone but ${arm.file} was still there ${Math.round((Date.now() - since) / 1000)} s later while the router answered (the revert failed, or something else removed the scheduler); removed the leftover file; whether the change is in effect was not verified${verdictOf(equal, differences)}`,
+    });
+  }
+
+  /** Removes what is left of the rollback: the revert file (and parts), the entry should it be back. */
+  private async clearLeftovers(): Promise<void> {
+    await this.removeFile();
+    await this.removeScheduler();
+  }
+
+  /**
+   * The job ends without its rollback: the leftovers removed and the decision recorded in one
+   * step (a later attempt, e.g. after a crash right here, ends the job the same way).
+   */
+  private async rollbackLost(decision: LostDecision): Promise<never> {
+    await this.ctx.step(STEP_ROLLBACK_LOST, 99, async () => {
+      await this.clearLeftovers();
+      return JSON.stringify(decision);
+    });
+    throw lostError(decision);
+  }
+
   /**
    * A later attempt of an armed job: unreachable → wait (the router reverts by itself);
    * scheduler still there → not reverted (the handler resumes); scheduler and file gone → the
@@ -468,33 +597,10 @@ export class CommitConfirm {
     const { phase } = await this.phase();
     // still armed (the handler resumes), or disarmed by this job (the confirm finishes it)
     if (phase === 'armed' || phase === 'disarming' || phase === 'clear') return undefined;
-    if (phase === 'reverting') {
-      throw new RetryLaterError(
-        `the confirm scheduler ${arm.scheduler} has fired and the revert file is still there: waiting for the revert to finish`,
-        3000,
-      );
-    }
+    if (phase === 'reverting') return this.revertPending(arm);
     const why = lastFailure?.detail ?? ctx.job.error ?? 'the router stopped answering after the change';
-    let differences: string[] = [];
-    let equal: boolean | null = null;
-    let after: string | undefined;
-    const row = await ctx.services.db.inTenant(ctx.scope, (tx) => jobsRepo.get(tx, ctx.job.id));
-    if (this.record && row?.exportBeforeEnc) {
-      const before = new SiteCredentialsRepository(ctx.services.keyring).decryptJobExport(
-        ctx.job.id,
-        row.exportBeforeEnc,
-      );
-      after = await this.record();
-      const keep = await keptManagement(ctx);
-      differences = exportDifferences(before, after, keep.names);
-      equal = differences.length === 0;
-    }
-    const verdict =
-      equal === null
-        ? ''
-        : equal
-          ? '; its configuration equals the one from before the change'
-          : `; its configuration still differs from before the change in ${differences.length} line(s)`;
+    const { equal, differences, after } = await this.compareWithBefore();
+    const verdict = verdictOf(equal, differences);
     return {
       reason: `reverted: ${why}; when the ${arm.windowSeconds} s confirm window ran out the router restored its configuration from before the change by itself and came back${verdict}`,
       result: {
