@@ -156,6 +156,9 @@ describe.skipIf(missing.length > 0)('gateway restarts keep every tunnel (real op
       90_000,
       `all ${N} routers online`,
     );
+    // the gateway registers a tunnel at client-connect, before the router's openvpn has applied the
+    // pushed options and logged its "Initialization Sequence Completed": wait for that line too
+    await until(() => initialisations().every((n) => n >= 1) || undefined, 30_000, `all ${N} routers initialised`);
   }, 180_000);
 
   afterAll(async () => {
