@@ -68,6 +68,7 @@ export {
   addressContains,
   predictLockout,
   predictLockouts,
+  touchesManagement,
   ruleDropsManagement,
   type LockoutRisk,
   type ManagementPath,

@@ -260,6 +260,28 @@ export function predictLockout(change: ProposedChange, path: ManagementPath): Lo
   return change.kind === 'command' ? commandRisks(change, path) : desiredRisks(change.state, path);
 }
 
+/** Menus whose writes `commandRisks` judges (any other write carries no obvious lockout risk). */
+const MANAGEMENT_MENUS: readonly string[] = [
+  '/ip/firewall/filter',
+  '/ip/firewall/raw',
+  '/interface',
+  '/interface/ovpn-client',
+  '/ppp/profile',
+  '/ip/service',
+  '/user',
+];
+
+/**
+ * Whether judging these changes needs the router's management path at all: false when no
+ * change writes a menu the rules look at, so that the prediction is empty whatever the path
+ * is (property-tested) and the reads of the path can be skipped (issue 19).
+ */
+export function touchesManagement(changes: readonly ProposedChange[]): boolean {
+  return changes.some((c) =>
+    c.kind === 'command' ? MANAGEMENT_MENUS.includes(menuOf(c.command)) : c.state.menu === 'user',
+  );
+}
+
 /** The risks of a whole job's changes, in order. */
 export function predictLockouts(changes: readonly ProposedChange[], path: ManagementPath): LockoutRisk[] {
   return changes.flatMap((c) => predictLockout(c, path));

@@ -23,6 +23,7 @@ import {
   exportDifferences,
   jobsRepo,
   predictLockouts,
+  touchesManagement,
   READ_VERBS,
   restoreScript,
   type JobKind,
@@ -380,7 +381,10 @@ export class CommitConfirm {
   }
 
   private async lockoutCheck(): Promise<string> {
-    const risks = predictLockouts(await this.proposed(), await this.managementPath());
+    const proposed = await this.proposed();
+    // Changes to no menu the rules judge cannot be an obvious lockout: no reads needed.
+    if (!touchesManagement(proposed)) return 'no change cuts the management path';
+    const risks = predictLockouts(proposed, await this.managementPath());
     if (risks.length === 0) return 'no change cuts the management path';
     const what = risks.map((r) => `${r.rule}: ${r.message}`).join('; ');
     const role = requesterRole(this.ctx.job);

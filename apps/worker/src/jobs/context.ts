@@ -3,6 +3,7 @@ import type { Keyring } from '@backplane/crypto';
 import type { RealtimeSink } from '@backplane/contracts';
 import type { Database, TenantScope } from '@backplane/db';
 import {
+  READ_VERBS,
   jobProgressEvent,
   jobsRepo,
   type DesiredState,
@@ -71,8 +72,17 @@ export class OutcomeUnknownError extends NamedError {}
 export interface JobLease {
   readonly owner: string;
   readonly epoch: number;
-  /** Throws LeaseLostError when the run no longer owns the job. */
-  check(): Promise<void>;
+  /**
+   * Throws LeaseLostError when the run no longer owns the job. `readOnly`: the call cannot
+   * change the router, and a confirmation less than a second old is enough (ADR 0099); a
+   * call that can change the router always confirms anew.
+   */
+  check(readOnly?: boolean): Promise<void>;
+}
+
+/** Whether a router command only reads (its verb is one of the read verbs). */
+export function readsOnly(command: string): boolean {
+  return READ_VERBS.includes(command.slice(command.lastIndexOf('/') + 1));
 }
 
 export interface WorkerServices {
@@ -157,7 +167,7 @@ export class JobContext<K extends JobKind = JobKind> {
     attributes?: Readonly<Record<string, string>>,
     timeoutMs?: number,
   ): Promise<RelayResponse> {
-    await this.lease?.check();
+    await this.lease?.check(readsOnly(command));
     return this.services.channel.call(this.target, command, attributes, timeoutMs);
   }
 
@@ -175,7 +185,7 @@ export class JobContext<K extends JobKind = JobKind> {
     if (this.noElevatedUser || credentials === this.target.credentials)
       return this.call(command, attributes, timeoutMs);
     try {
-      await this.lease?.check();
+      await this.lease?.check(readsOnly(command));
       return await this.services.channel.call({ ...this.target, credentials }, command, attributes, timeoutMs);
     } catch (err) {
       // Routers onboarded before the split (ADR 0053) have only the routine user, with the

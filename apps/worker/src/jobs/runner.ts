@@ -102,6 +102,12 @@ redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) redis.call('set', KEYS[2], AR
 return 1`;
 /** How long the record of a site's last lock taker is kept (ms): longer than any pause a run survives. */
 const LAST_TAKER_TTL_MS = 24 * 3600_000;
+/**
+ * A read-only router call within this long of the run's last lease confirmation sends no new
+ * one (ADR 0099): a read by a run that has just lost its lease changes nothing, and every
+ * call that can change the router, and every step write, still confirms first.
+ */
+const READ_RECHECK_MS = 1000;
 
 /**
  * Runs site jobs from BullMQ. The database row is the truth: BullMQ carries ids only, and a
@@ -514,14 +520,25 @@ export class JobRunner {
     if (!begun.access.credentials) throw new Error('the site has no router API credentials');
     const creds = begun.access.credentials;
     const epoch = started.leaseEpoch;
+    // When the lease was last confirmed, on both clocks (a pause, a suspended VM or a clock
+    // step makes one of them jump): a read within READ_RECHECK_MS of it needs no new round trip.
+    let confirmed = { wall: -Infinity, mono: -Infinity };
     const lease: JobLease = {
       owner,
       epoch,
-      check: async () => {
+      check: async (readOnly = false) => {
+        if (
+          readOnly &&
+          Date.now() - confirmed.wall < READ_RECHECK_MS &&
+          performance.now() - confirmed.mono < READ_RECHECK_MS
+        )
+          return;
+        const startedAt = { wall: Date.now(), mono: performance.now() };
         if (!(await this.confirmSiteLock(siteLock))) throw new SiteLockLostError(jobId);
-        // One round trip per router call (issue 19); still before every call (ADR 0056).
+        // One round trip per router call that can change the router (issue 19, ADR 0056, 0099).
         if (!(await db.inTenantOneTrip(scope, (tx) => jobsRepo.holdsLease(tx, jobId, epoch))))
           throw new LeaseLostError(jobId);
+        confirmed = startedAt;
       },
     };
     run.lease = lease;
