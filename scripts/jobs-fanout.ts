@@ -29,6 +29,8 @@ import { RealtimePublisher } from '@backplane/realtime';
 import { createLogger, createMetricsRegistry } from '@backplane/observability';
 import { createTestDatabase, ensureLocalServices, ensureTemplateDatabase, testSettings } from '@backplane/testing';
 import { Redis } from 'ioredis';
+import { readdirSync, readFileSync } from 'node:fs';
+import pg from 'pg';
 import { createApiApp } from '../apps/api/src/app';
 import type { TenantContext } from '../apps/api/src/common/request';
 import { JobsService } from '../apps/api/src/jobs/jobs.service';
@@ -75,6 +77,57 @@ async function startFleet(count: number, port: number): Promise<ChildProcess> {
   });
   return child;
 }
+
+/** CPU seconds (user + system) of a process from /proc; `children`: also its reaped children's. */
+function cpuOf(pid: number, children = false): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const v = f
+      .slice(f.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
+    // fields 14-17 of stat (utime, stime, cutime, cstime) are 11-14 after the name
+    return ((v[11] ?? 0) + (v[12] ?? 0) + (children ? (v[13] ?? 0) + (v[14] ?? 0) : 0)) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds of every PostgreSQL process, exited backends included (through the postmaster's children). */
+function postgresCpu(): number {
+  let total = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const comm = (() => {
+      try {
+        return readFileSync(`/proc/${d}/comm`, 'utf8').trim();
+      } catch {
+        return '';
+      }
+    })();
+    if (comm !== 'postgres') continue;
+    const ppidComm = (() => {
+      try {
+        const f = readFileSync(`/proc/${d}/stat`, 'utf8');
+        const ppid = f.slice(f.lastIndexOf(')') + 2).split(' ')[1];
+        return readFileSync(`/proc/${ppid}/comm`, 'utf8').trim();
+      } catch {
+        return '';
+      }
+    })();
+    // the postmaster counts its exited backends; its live children are counted one by one
+    total += cpuOf(Number(d), ppidComm !== 'postgres');
+  }
+  return total;
+}
+
+/** Counts PostgreSQL round trips (every query a pg client sends) in this process. */
+let pgQueries = 0;
+const pgQuery = Reflect.get(pg.Client.prototype, 'query') as (this: pg.Client, ...a: unknown[]) => unknown;
+pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  pgQueries++;
+  return pgQuery.apply(this, args);
+} as typeof pg.Client.prototype.query;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -222,6 +275,13 @@ async function main(): Promise<void> {
         reconcileEveryMs: 600_000,
       },
     );
+    let routerCalls = 0;
+    const call = channel.call.bind(channel);
+    channel.call = (...a: Parameters<typeof call>) => (routerCalls++, call(...a));
+    const probe = channel.probe.bind(channel);
+    channel.probe = (...a: Parameters<typeof probe>) => (routerCalls++, probe(...a));
+    const cpu0 = { bench: process.cpuUsage(), sims: fleets.map((f) => cpuOf(f.pid ?? 0)), pg: postgresCpu() };
+    const q0 = pgQueries;
     const e0 = Date.now();
     const { batch } = await jobs.bulk(
       t,
@@ -260,6 +320,12 @@ async function main(): Promise<void> {
       }
     }
     const runMs = Date.now() - r0;
+    const used = process.cpuUsage(cpu0.bench);
+    const per = (x: number) => ((1000 * x) / status.total).toFixed(1);
+    const simCpu = fleets.reduce((a, f, i) => a + cpuOf(f.pid ?? 0) - (cpu0.sims[i] ?? 0), 0);
+    console.log(
+      `[${pass}] per job: ${(routerCalls / status.total).toFixed(1)} router calls, ${((pgQueries - q0) / status.total).toFixed(1)} PostgreSQL round trips; CPU ms: bench process ${per((used.user + used.system) / 1e6)}, simulators ${per(simCpu)}, PostgreSQL ${per(postgresCpu() - cpu0.pg)}`,
+    );
     // What one job recorded (the before/after exports) and that the change really landed.
     const [sample] = await db.inTenant(scope, (tx) =>
       query<{ id: string; before: number; after: number; result: { changed: string[] } }>(

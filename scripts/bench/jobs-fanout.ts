@@ -43,6 +43,8 @@ interface Pass {
   totalS: number;
   states: string;
   exportBytes: string;
+  /** Per job: router calls, PostgreSQL round trips, CPU ms by process (when /proc could be read). */
+  profile?: { calls: number; queries: number; benchMs: number; simsMs: number; pgMs: number };
 }
 
 function parse(out: string, pass: string): Pass {
@@ -52,6 +54,9 @@ function parse(out: string, pass: string): Pass {
   ).exec(out);
   const total = new RegExp(
     `\\[${pass}\\] enqueue -> all applied: ([\\d.]+) s; recorded exports per job \\(encrypted\\) (\\d+) \\+ (\\d+) bytes`,
+  ).exec(out);
+  const prof = new RegExp(
+    `\\[${pass}\\] per job: ([\\d.]+) router calls, ([\\d.]+) PostgreSQL round trips; CPU ms: bench process ([\\d.]+), simulators ([\\d.]+), PostgreSQL ([\\d.]+)`,
   ).exec(out);
   if (!enq || !all || !total) throw new Error(`unexpected jobs-fanout output for ${pass}:\n${out}`);
   return {
@@ -63,7 +68,32 @@ function parse(out: string, pass: string): Pass {
     totalS: Number(total[1]),
     states: all[4]!,
     exportBytes: `${total[2]} + ${total[3]}`,
+    profile: prof
+      ? {
+          calls: Number(prof[1]),
+          queries: Number(prof[2]),
+          benchMs: Number(prof[3]),
+          simsMs: Number(prof[4]),
+          pgMs: Number(prof[5]),
+        }
+      : undefined,
   };
+}
+
+/** The profile behind the fan-out figure: what one job costs, and what 45 s would need. */
+function whyMissed(p: Pass): string {
+  const prof = p.profile!;
+  const perJob = prof.benchMs + prof.simsMs + prof.pgMs;
+  // Two cores for every process: the CPU a job may cost for 10,000 jobs in 45 s.
+  const budget = (2 * 45 * 1000) / 10_000;
+  const verdict =
+    p.totalS <= 45
+      ? 'The target is met.'
+      : `**Why the 45 s target is missed (profiled).** One job costs ${perJob.toFixed(1)} ms of CPU across the processes (${prof.calls} router calls, ${prof.queries} PostgreSQL round trips); 10,000 jobs in 45 s on 2 cores allow ${budget.toFixed(1)} ms. ` +
+        'The difference is commit-confirm (ADR 0085): besides the change itself (a read to check it, a find-then-set, a read back, the before/after records), each job reads the tunnel objects for the revert, writes the revert file (a full export), lists the files, reads the clock, adds the confirm scheduler, opens a new connection to prove reachability, then reads, disables, re-reads and removes the scheduler and removes the file — about 20 of its router calls and 4 of its 6 recorded steps (2 PostgreSQL writes and 2 events each). ' +
+        'Before commit-confirm the same job made 6 router calls and ran at 144 jobs/s (69.6 s, 2026-12-02); ADR 0099 removed the per-call lease round trips for reads and the lockout reads for changes no rule judges (55 → 32 round trips, 35 → 27 router calls per job). ' +
+        'What would close the rest: arming and disarming in one router call each (a generated script that writes the revert file and adds the scheduler, run by `/system/script`), RouterOS safe mode on 7.18+ where its 9-minute unroll after a lost connection is acceptable, the step records of a job written in one statement per phase, and more than one worker process (the bench runs one runner on one core).';
+  return verdict;
 }
 
 export default async function bench(): Promise<BenchSection> {
@@ -85,14 +115,24 @@ export default async function bench(): Promise<BenchSection> {
       `| enqueue → all applied | ${full.totalS} s | ${menu.totalS} s | |`,
       `| recorded before + after export per job (encrypted bytes) | ${full.exportBytes} | ${menu.exportBytes} | |`,
       `| final states | ${full.states} | ${menu.states} | |`,
+      ...(full.profile && menu.profile
+        ? [
+            `| per job: router calls | ${full.profile.calls} | ${menu.profile.calls} | |`,
+            `| per job: PostgreSQL round trips | ${full.profile.queries} | ${menu.profile.queries} | |`,
+            `| per job: CPU ms, bench process (api enqueue + job runner) | ${full.profile.benchMs} | ${menu.profile.benchMs} | |`,
+            `| per job: CPU ms, simulated routers | ${full.profile.simsMs} | ${menu.profile.simsMs} | |`,
+            `| per job: CPU ms, PostgreSQL | ${full.profile.pgMs} | ${menu.profile.pgMs} | |`,
+          ]
+        : []),
       '',
       `Targets (issue 19), second pass: enqueue ≤ 1.5 s (${menu.enqueueS} s), request → last success ≤ 45 s (${menu.totalS} s; the runner starts after the enqueue returns, so the two add up). ` +
-        'Each job is an `apply-config` (DNS servers, find-then-set) run by one job runner (concurrency 200), its progress published as coalesced `job.batch` events (ADR 0079). ' +
+        'Each job is an `apply-config` (DNS servers, find-then-set) run by one job runner (concurrency 200) under commit-confirm (ADR 0085), its progress published as coalesced `job.batch` events (ADR 0079). ' +
         'Both passes run in the same process on the same fleet, one after the other, each with a fresh runner and fresh router connections and a different DNS change, so every job really changes the router. ' +
-        'The baseline records the full `/export show-sensitive` before and after each job (what apply-config did until now); the second pass exports only the touched menu (`/ip/dns/export`), which is what apply-config records now — backup and restore keep the full export. ' +
-        'The simulated routers run in two simulator processes on the same 2-core machine and are reached directly on loopback, not through OpenVPN tunnels (the tunnel path is measured in the gateway benchmark).',
+        'The baseline records the full `/export show-sensitive` before and after each job; the second pass exports only the touched menu (`/ip/dns/export`), which is what apply-config records now — backup, restore and the commit-confirm revert file keep the full export. ' +
+        'The simulated routers run in two simulator processes on the same 2-core machine and are reached directly on loopback, not through OpenVPN tunnels (the tunnel path is measured in the gateway benchmark). ' +
+        'CPU per job is read from /proc for the bench process, the simulator processes and every PostgreSQL process (so it is only meaningful on a quiet machine).',
       '',
-      "**Why the 45 s target is missed (not profiled this session; from the code path).** Since commit-confirm (ADR 0085, issue 18) every apply-config also arms a router-side rollback: a lockout check (reads of the firewall, services and users), a full export for the revert file, writing and listing that file, reading the clock, removing and adding the confirm scheduler, a probe over a new connection, and the disarm (print, disable, re-read, remove the file and the entry) — about a dozen more router round trips and one full export per job — and every router call is now preceded by a site-lock check in Redis besides the lease check (ADR 0070). The same benchmark before those features ran 144 jobs/s (69.6 s to apply, quiet machine, 2026-12-02); this run: 41 jobs/s. What would close it: RouterOS safe mode where the router has it (7.18+: one take and one release instead of the revert file and scheduler), a revert file built from the touched menus only (like the recorded export) instead of a full export, the lockout check's reads shared with the apply's own reads, and the site-lock check folded into the lease check's round trip.",
+      ...(menu.profile ? [whyMissed(menu)] : []),
     ].join('\n'),
   };
 }
