@@ -148,21 +148,28 @@ describe('site lock fencing', () => {
     for (const lock of held.values()) clearInterval(lock.renew);
     await sleep(1800);
 
-    // Meanwhile a second worker runs another job on the site, to the end.
+    // Meanwhile a second worker runs another job on the site, to the end. A read: job A has
+    // its rollback armed, so a change would wait for A (ADR 0100); a read takes the site lock
+    // and runs, which is what the fencing must survive.
     const worker2 = w.startRunner(1, undefined, { siteLockTtlMs: 1500 });
     runners.push(worker2);
-    const idB = await enqueue(site, 'run-command', {
+    const idB = await enqueue(site, 'run-command', { command: '/ip/firewall/address-list/print' });
+    const b = await w.waitJob(idB, undefined, 30_000);
+    expect(b.state, JSON.stringify(b)).toBe('succeeded');
+    // A change queued now waits for A's armed rollback and runs after A.
+    const idC = await enqueue(site, 'run-command', {
       command: '/ip/firewall/address-list/add',
       attributes: { list: 'sl-b', address: '192.0.2.99' },
     });
-    const b = await w.waitJob(idB, undefined, 30_000);
-    expect(b.state, JSON.stringify(b)).toBe('succeeded');
 
     // Worker 1 resumes: its next router call for job A must not happen under the old run.
     release();
     const a = await w.waitJob(jobA.id, undefined, 40_000);
     expect(a.state, JSON.stringify(a)).toBe('succeeded');
     expect(unfenced).toBe(0);
+    const c = await w.waitJob(idC, undefined, 30_000);
+    expect(c.state, JSON.stringify(c)).toBe('succeeded');
+    expect(Date.parse(String(c.startedAt))).toBeGreaterThanOrEqual(Date.parse(String(a.finishedAt)));
     await until(
       () =>
         w.h.ds

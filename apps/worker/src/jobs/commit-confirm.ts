@@ -16,7 +16,7 @@
  * (the file removes itself last) without this job having disarmed. The job then ends
  * `reverted`, with the reason and whether the router's export equals the one from before.
  */
-import { BackupsRepository, SiteCredentialsRepository, TenantsRepository } from '@backplane/db';
+import { BackupsRepository, ROLLBACK_STEPS, SiteCredentialsRepository, TenantsRepository } from '@backplane/db';
 import {
   CONFIRM_WINDOW,
   exportBlocks,
@@ -63,14 +63,14 @@ const MAX_FILE_CHARS = 9500;
 const BOOT_SLACK_MS = 1500;
 
 export const STEP_LOCKOUT = 'lockout check';
-export const STEP_ARM = 'arm rollback';
+export const STEP_ARM = ROLLBACK_STEPS.arm;
 export const STEP_CONFIRM = 'confirm reachable';
-export const STEP_DISARM = 'disarm rollback';
+export const STEP_DISARM = ROLLBACK_STEPS.disarm;
 /** First seen: the scheduler gone, the revert file still there, the router answering. */
 export const STEP_REVERT_PENDING = 'revert pending';
 
 /** The rollback was taken off the router (or never finished) and the job ends without it. */
-export const STEP_ROLLBACK_LOST = 'rollback lost';
+export const STEP_ROLLBACK_LOST = ROLLBACK_STEPS.lost;
 
 /** The commit-confirm steps (around the handler's own). */
 const OWN_STEPS = new Set([STEP_LOCKOUT, STEP_ARM, STEP_CONFIRM, STEP_DISARM, STEP_REVERT_PENDING, STEP_ROLLBACK_LOST]);
@@ -138,6 +138,18 @@ export function isMutating(kind: JobKind, payload: unknown): boolean {
   if (kind !== 'run-command') return false;
   const { command } = payload as JobPayload<'run-command'>;
   return !READ_VERBS.includes(verbOf(command)) && !NOT_CONFIGURATION.has(command);
+}
+
+/**
+ * Whether a job must not touch a router on which another job's rollback is armed (ADR 0100):
+ * every kind that writes to the router — a change (its revert would undo this job's, or this
+ * job's own arming would stack on it), reboot, upgrade, recreate-tunnel (a new tunnel secret
+ * that the revert would take back). Not the reads: a plan, a backup, a read-only run-command.
+ */
+export function waitsForArmedRollback(kind: JobKind, payload: unknown): boolean {
+  if (kind === 'plan' || kind === 'backup') return false;
+  if (kind !== 'run-command') return true;
+  return !READ_VERBS.includes(verbOf((payload as JobPayload<'run-command'>).command));
 }
 
 /** The script that re-arms the revert first thing after a reset (restore), or '' when not armed. */

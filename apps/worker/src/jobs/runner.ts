@@ -30,7 +30,7 @@ import {
   type JobLease,
   type WorkerServices,
 } from './context';
-import { CommitConfirm } from './commit-confirm';
+import { CommitConfirm, waitsForArmedRollback } from './commit-confirm';
 import { JobMetrics } from './metrics';
 import { assertRegistry, HANDLERS, type HandlerRegistry, type JobHandler } from './registry';
 import { RetryingDatabase } from './transient';
@@ -507,15 +507,30 @@ export class JobRunner {
       return await this.delay(job, token, backoff);
     }
     const owner = `${this.instance}:${token ?? 'no-token'}`;
+    // ADR 0100: a job that writes to the router does not start while another job of the site
+    // has its rollback armed there (that revert would silently undo this job's change). The
+    // check is part of the start's own statement: no extra query on the happy path.
+    const unlessRollbackArmed = waitsForArmedRollback(row.kind, row.payload);
     // Started (with a new lease), its router login and known version read in one round trip.
     const begun = await db.inTenantOneTrip(scope, async (tx) => {
       const [row, access] = await Promise.all([
-        jobsRepo.start(tx, jobId, owner),
+        jobsRepo.start(tx, jobId, owner, { unlessRollbackArmed }),
         new SiteCredentialsRepository(this.services.keyring).jobAccess(tx, siteId),
       ]);
       return row ? { started: row, access } : undefined;
     });
-    if (!begun) return { skipped: true };
+    if (!begun) {
+      const armed = unlessRollbackArmed
+        ? await db.inTenantOneTrip(scope, (tx) => jobsRepo.armedRollback(tx, siteId, jobId))
+        : undefined;
+      if (!armed) return { skipped: true };
+      await this.waiting(
+        scope,
+        row,
+        `waiting: job ${armed} has a rollback armed on this router (this job runs once that job is confirmed, reverted or ended)`,
+      );
+      return await this.delay(job, token, Math.min(backoff, 5000));
+    }
     const { started } = begun;
     if (!begun.access.credentials) throw new Error('the site has no router API credentials');
     const creds = begun.access.credentials;

@@ -18,6 +18,7 @@ import { SafeChanges1767060000000 } from './1767060000000-SafeChanges';
 import { Alerts1767070000000 } from './1767070000000-Alerts';
 import { Rollouts1767080000000 } from './1767080000000-Rollouts';
 import { FirmwarePolicy1767090000000 } from './1767090000000-FirmwarePolicy';
+import { ArmedRollbackIndex1767100000000 } from './1767100000000-ArmedRollbackIndex';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -44,4 +45,5 @@ export const MIGRATIONS = [
   Alerts1767070000000,
   Rollouts1767080000000,
   FirmwarePolicy1767090000000,
+  ArmedRollbackIndex1767100000000,
 ];

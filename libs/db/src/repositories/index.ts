@@ -45,6 +45,7 @@ export {
   deterministicId,
   JobsRepository,
   MAX_PAGE as MAX_JOBS_PAGE,
+  ROLLBACK_STEPS,
   type JobRef,
   type JobRow,
   type StepWrite,

@@ -79,6 +79,25 @@ const COLS = `id, tenant_id AS "tenantId", site_id AS "siteId", batch_id AS "bat
   started_at AS "startedAt", finished_at AS "finishedAt", lease_owner AS "leaseOwner", lease_epoch AS "leaseEpoch",
   not_before AS "notBefore"`;
 
+/**
+ * The commit-confirm steps (docs/adr/0085-commit-confirm.md) that say whether a job's rollback
+ * is armed on its router: `arm` recorded (started or done: a run that died mid-arm may have
+ * added the scheduler entry), and neither `disarm` nor `lost` done.
+ */
+export const ROLLBACK_STEPS = { arm: 'arm rollback', disarm: 'disarm rollback', lost: 'rollback lost' } as const;
+
+/**
+ * An open job of the site (alias `o`) other than `$1` whose rollback is armed on the router
+ * (docs/adr/0100). The first two conditions are the predicate of the partial index
+ * `jobs_armed_rollback_idx` word for word, so the check is a probe of a (nearly always empty)
+ * index; keep them in step with migration 1767100000000.
+ */
+const ARMED_ELSEWHERE = `o.state IN ('queued', 'waiting', 'running')
+   AND o.steps @> '[{"name": "${ROLLBACK_STEPS.arm}"}]'::jsonb
+   AND NOT o.steps @> '[{"name": "${ROLLBACK_STEPS.disarm}", "state": "done"}]'::jsonb
+   AND NOT o.steps @> '[{"name": "${ROLLBACK_STEPS.lost}", "state": "done"}]'::jsonb
+   AND o.id <> $1`;
+
 /** What a set-based create or a replay reads back of a job: enough to enqueue and announce it. */
 export interface JobRef<Kind extends string = string, State extends string = string> {
   readonly id: string;
@@ -292,15 +311,37 @@ export class JobsRepository<Kind extends string = string, State extends string =
    * and the next epoch, which every later write of the run must present. Undefined when the
    * job is already terminal.
    */
-  async start(tx: TenantTx, id: string, owner = 'unnamed'): Promise<JobRow<Kind, State> | undefined> {
+  async start(
+    tx: TenantTx,
+    id: string,
+    owner = 'unnamed',
+    /**
+     * Not while another open job of the site has its rollback armed on the router (a job that
+     * changes the router, docs/adr/0100): then undefined too; `armedRollback` says which. In
+     * the same statement, so the check costs no round trip.
+     */
+    opts: { unlessRollbackArmed?: boolean } = {},
+  ): Promise<JobRow<Kind, State> | undefined> {
     const rows = await query<JobRow<Kind, State>>(
       tx,
       `UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = coalesce(started_at, now()), updated_at = now(),
               lease_owner = $2, lease_epoch = lease_epoch + 1
-        WHERE id = $1 AND state IN ('queued', 'waiting', 'running') AND NOT cancel_requested RETURNING ${COLS}`,
-      [id, owner],
+        WHERE id = $1 AND state IN ('queued', 'waiting', 'running') AND NOT cancel_requested
+          AND NOT ($3 AND EXISTS (SELECT 1 FROM jobs o WHERE o.site_id = jobs.site_id AND ${ARMED_ELSEWHERE}))
+        RETURNING ${COLS}`,
+      [id, owner, opts.unlessRollbackArmed ?? false],
     );
     return rows[0];
+  }
+
+  /** The open job of the site, other than `exceptId`, whose rollback is armed on the router (docs/adr/0100). */
+  async armedRollback(tx: TenantTx, siteId: string, exceptId: string): Promise<string | undefined> {
+    const rows = await query<{ id: string }>(
+      tx,
+      `SELECT o.id FROM jobs o WHERE o.site_id = $2 AND ${ARMED_ELSEWHERE} ORDER BY o.created_at LIMIT 1`,
+      [exceptId, siteId],
+    );
+    return rows[0]?.id;
   }
 
   /** Whether the run with this lease epoch still owns the job (the job is open and nobody started it since). */
