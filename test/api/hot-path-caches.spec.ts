@@ -269,13 +269,16 @@ describe('hot-path caches', () => {
 
     // A change nobody announced: at most SITE_LIST_CACHE_TTL_MS (1 s) late.
     await warm(list(w.a.tenantId), owner);
+    const warmedAt = Date.now(); // every cached page was stored before this
     await h.ds.query(`UPDATE sites SET name = 'changed-quietly' WHERE id = $1`, [w.a.siteId]);
-    const t0 = Date.now();
-    while ((await names()).find((s) => s.id === w.a.siteId)?.name !== 'changed-quietly') {
-      expect(Date.now() - t0).toBeLessThan(SITE_LIST_CACHE_TTL_MS + 150);
+    for (;;) {
+      const askedAt = Date.now();
+      if ((await names()).find((s) => s.id === w.a.siteId)?.name === 'changed-quietly') break;
+      // a stale page only for a request made while the page could still be valid (however slow the
+      // machine makes each request): one made SITE_LIST_CACHE_TTL_MS after it was stored reads PostgreSQL
+      expect(askedAt - warmedAt).toBeLessThan(SITE_LIST_CACHE_TTL_MS);
       await sleep(20);
     }
-    expect(Date.now() - t0).toBeLessThanOrEqual(SITE_LIST_CACHE_TTL_MS + 150);
   });
 
   it('two tenants never share a cached page, and a cached page is never served to another role', async () => {

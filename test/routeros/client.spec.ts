@@ -161,7 +161,7 @@ describe('commands', () => {
       .exec('/interface/monitor-traffic', { interface: 'ether1' }, { timeoutMs: 300 })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RouterOsTimeoutError);
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(Date.now() - started).toBeLessThan(5000); // it gave up (300 ms), it did not hang
     // The router's late interrupted/done for that tag arrive and are ignored.
     await until(() => client.stats.ignoredSentences > 0);
     expect(client.stats.inFlight).toBe(0);

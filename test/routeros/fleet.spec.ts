@@ -113,8 +113,9 @@ describe('fleet of 1,000', () => {
     const list = await http(control.port, 'GET', '/routers');
     expect((list.json as unknown[]).length).toBe(1000);
     const target = fleet!.get('7')!;
-    const set = await http(control.port, 'POST', '/routers/edge-7/faults', { latencyMs: 300 });
-    expect(set).toMatchObject({ status: 200, json: { identity: 'edge-7', faults: { latencyMs: 300 } } });
+    // a latency no call comes near without it, even on a loaded machine
+    const set = await http(control.port, 'POST', '/routers/edge-7/faults', { latencyMs: 1000 });
+    expect(set).toMatchObject({ status: 200, json: { identity: 'edge-7', faults: { latencyMs: 1000 } } });
     expect(await http(control.port, 'POST', '/routers/7/faults', { nonsense: 1 })).toMatchObject({ status: 400 });
     expect(await http(control.port, 'POST', '/routers/99999/faults', {})).toMatchObject({ status: 404 });
 
@@ -126,11 +127,11 @@ describe('fleet of 1,000', () => {
     });
     const t0 = Date.now();
     await client.exec('/system/identity/print');
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(280);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(980);
     await http(control.port, 'DELETE', '/routers/7/faults');
     const t1 = Date.now();
     await client.exec('/system/identity/print');
-    expect(Date.now() - t1).toBeLessThan(200);
+    expect(Date.now() - t1).toBeLessThan(1000);
     await client.close();
   });
 });

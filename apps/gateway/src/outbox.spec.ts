@@ -109,7 +109,8 @@ describe('EventOutbox (ring buffer)', () => {
     console.log(`outbox: 50k pushes into a full 100k buffer in ${ms.toFixed(1)} ms`);
     expect(box.dropped).toBe(50_000);
     expect(box.pending).toBe(100_000);
-    // splice(0, 1) on a 100k array per push: 8.1 s for 50k pushes here; the ring buffer: 7 ms
-    expect(ms).toBeLessThan(150);
+    // splice(0, 1) on a 100k array per push: 8.1 s for 50k pushes here; the ring buffer: 7 ms. The
+    // bound tells those apart with room for a loaded machine (the speed itself is a benchmark's)
+    expect(ms).toBeLessThan(2000);
   });
 });

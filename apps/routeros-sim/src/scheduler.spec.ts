@@ -76,7 +76,7 @@ describe('/system scheduler with time control', () => {
     expect((await runCount(c, 'tick'))['run-count']).toBe('3');
   });
 
-  it('a time scale makes a 60 s one-shot fire in well under a second of real time', async () => {
+  it('a time scale makes a 60 s one-shot fire in a small fraction of that in real time (0.1 s at 600x)', async () => {
     const [r, c] = await sims.up({ version: '7.18' });
     const when = at(r, 60);
     await c.call(
@@ -89,10 +89,11 @@ describe('/system scheduler with time control', () => {
     r.state.setTimeScale(600);
     const t0 = Date.now();
     while ((await runCount(c, 'soon'))['run-count'] !== '1') {
-      if (Date.now() - t0 > 3000) throw new Error('did not fire');
+      if (Date.now() - t0 > 10_000) throw new Error('did not fire');
       await new Promise((res) => setTimeout(res, 20));
     }
-    expect(Date.now() - t0).toBeLessThan(1500);
+    // 0.1 s due; the bound leaves room for a loaded machine and still fails an unscaled (60 s) clock
+    expect(Date.now() - t0).toBeLessThan(6000);
   });
 
   it('control endpoint: a scheduled backup restore (commit-confirm revert) fires on advanceMs', async () => {

@@ -243,7 +243,7 @@ describe('RouterOsClient commands', () => {
     const started = Date.now();
     const err = await client.exec('/slow', {}, { timeoutMs: 100 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RouterOsTimeoutError);
-    expect(Date.now() - started).toBeLessThan(1000);
+    expect(Date.now() - started).toBeLessThan(5000); // it gave up (100 ms), it did not hang
     await until(() => client.stats.ignoredSentences >= 4);
     expect(router.commands.find((c) => c.command === '/cancel')?.attrs).toEqual({ tag: slowTag });
     expect((await client.exec('/fast')).rows).toEqual([{ fast: 'yes' }]);
@@ -308,7 +308,7 @@ describe('RouterOsClient connection failures', () => {
       connectTimeoutMs: 200,
     }).catch((e: unknown) => e);
     expect((err as RouterOsConnectionError).code).toBe('connect-timeout');
-    expect(Date.now() - started).toBeLessThan(1500);
+    expect(Date.now() - started).toBeLessThan(5000); // it gave up (200 ms), it did not hang
     // The client hung up: the server side sees the connection end.
     await until(() => sockets[0]!.readableEnded);
   });
