@@ -87,6 +87,7 @@ async function main(): Promise<number> {
     from,
     routers: arg('routers', 3),
     lockTtlMs: arg('lock-ttl', 1500),
+    gateway: !flag('direct'),
     shrink: flag('shrink'),
     keep: flag('keep'),
     budgetMs: arg('minutes', 0) * 60_000,
