@@ -1,5 +1,5 @@
 /**
- * `npm run chaos -- --episodes N --seed S [--from K] [--report] [--shrink] [--keep] [--json FILE] [--minutes M]`: the
+ * `npm run chaos -- --episodes N --seed S [--from K] [--report] [--shrink] [--keep] [--json FILE] [--minutes M] [--direct]`: the
  * randomized fault campaign (docs/reliability.md). Exit 0 when no invariant was violated.
  * `--report` rewrites the run table in docs/reliability.md.
  */
@@ -87,6 +87,7 @@ async function main(): Promise<number> {
     from,
     routers: arg('routers', 3),
     lockTtlMs: arg('lock-ttl', 1500),
+    gateway: !flag('direct'),
     shrink: flag('shrink'),
     keep: flag('keep'),
     budgetMs: arg('minutes', 0) * 60_000,

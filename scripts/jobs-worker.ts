@@ -13,7 +13,7 @@ import { connectionFromUrl } from '@backplane/jobs';
 import { createLogger } from '@backplane/observability';
 import { RealtimePublisher } from '@backplane/realtime';
 import { Redis } from 'ioredis';
-import { DirectChannel } from '../apps/worker/src/jobs/channel';
+import { DirectChannel, RelayChannel, type RouterChannel } from '../apps/worker/src/jobs/channel';
 import { JobRunner } from '../apps/worker/src/jobs/runner';
 
 export interface JobsWorkerConfig {
@@ -33,6 +33,11 @@ export interface JobsWorkerConfig {
   readonly applyExport?: 'menu' | 'full';
   /** siteId -> API port on 127.0.0.1 (or `host:port`). */
   readonly sites: Record<string, number | string>;
+  /**
+   * Reach the routers through the gateways' relay instead (the production RelayChannel): the
+   * tunnel registry under this prefix in the worker's Redis says which gateway holds a site.
+   */
+  readonly relayPrefix?: string;
 }
 
 async function main(): Promise<void> {
@@ -43,17 +48,19 @@ async function main(): Promise<void> {
   const ds = createDataSource({ url: config.databaseUrl, poolSize: Math.min(20, config.concurrency + 2) });
   await ds.initialize();
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
-  const channel = new DirectChannel((siteId) => {
-    let where = config.sites[siteId];
-    if (where === undefined) {
-      config = JSON.parse(readFileSync(file, 'utf8')) as JobsWorkerConfig;
-      where = config.sites[siteId];
-    }
-    if (where === undefined) return undefined;
-    const [host, port] =
-      typeof where === 'number' ? ['127.0.0.1', where] : [where.split(':')[0]!, Number(where.split(':')[1])];
-    return { host, port };
-  });
+  const direct = () =>
+    new DirectChannel((siteId) => {
+      let where = config.sites[siteId];
+      if (where === undefined) {
+        config = JSON.parse(readFileSync(file, 'utf8')) as JobsWorkerConfig;
+        where = config.sites[siteId];
+      }
+      if (where === undefined) return undefined;
+      const [host, port] =
+        typeof where === 'number' ? ['127.0.0.1', where] : [where.split(':')[0]!, Number(where.split(':')[1])];
+      return { host, port };
+    });
+  const channel: RouterChannel = config.relayPrefix ? new RelayChannel(redis, config.relayPrefix) : direct();
   const runner = new JobRunner(
     {
       db: new Database(ds),
@@ -82,7 +89,7 @@ async function main(): Promise<void> {
   process.stdout.write(`jobs-worker ready pid=${process.pid}\n`);
   const stop = async () => {
     await runner.close();
-    await channel.close();
+    await channel.close?.();
     redis.disconnect();
     await ds.destroy();
     process.exit(0);

@@ -17,6 +17,8 @@ export interface CampaignOptions {
   readonly from: number;
   readonly routers: number;
   readonly lockTtlMs: number;
+  /** A gateway process in the loop (the workers use its relay); false: workers reach routers directly. */
+  readonly gateway: boolean;
   readonly shrink: boolean;
   /** Stop starting episodes after this much time spent in episodes (0: no limit; world start not counted). */
   readonly budgetMs?: number;
@@ -50,7 +52,13 @@ export interface CampaignReport {
 export async function runCampaign(o: CampaignOptions): Promise<CampaignReport> {
   const t0 = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'bp-chaos-'));
-  const world = new World({ dir, routers: o.routers, lockTtlMs: o.lockTtlMs, log: (l) => o.log(`  · ${l}`) });
+  const world = new World({
+    dir,
+    routers: o.routers,
+    lockTtlMs: o.lockTtlMs,
+    gateway: o.gateway,
+    log: (l) => o.log(`  · ${l}`),
+  });
   const report: CampaignReport = {
     seed: o.seed,
     episodes: [],
@@ -65,7 +73,9 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignReport> {
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   try {
-    o.log(`chaos: starting the world in ${dir} (PostgreSQL, Redis, api, 2 workers, ${o.routers} routers, proxies)`);
+    o.log(
+      `chaos: starting the world in ${dir} (PostgreSQL, Redis, api, 2 workers, ${o.gateway ? 'gateway (fake openvpn), ' : ''}${o.routers} routers, proxies)`,
+    );
     await world.start();
     o.log(
       `chaos: world up in ${((Date.now() - t0) / 1000).toFixed(1)} s; seed ${o.seed}, episodes ${o.from}..${o.from + o.episodes - 1}`,
@@ -76,7 +86,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignReport> {
         o.log(`chaos: time budget spent after ${ep - o.from} episodes`);
         break;
       }
-      let plan = planEpisode(o.seed, ep, o.routers, o.lockTtlMs);
+      let plan = planEpisode(o.seed, ep, o.routers, o.lockTtlMs, o.gateway);
       if (o.faults) plan = o.faults(plan);
       const started = Date.now();
       const run = await runEpisode(world, plan, (s) => o.log(`  ep ${ep}: ${s}`));

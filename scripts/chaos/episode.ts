@@ -243,7 +243,7 @@ export async function inject(
             note(`restart ${proc}`);
             void world.restart(proc).catch((err: unknown) => note(`restart ${proc} failed: ${String(err)}`));
           }, f.forMs).unref();
-        } else if (f.action === 'reset-link') world.links.get(`router:${f.router}`)!.reset();
+        } else if (f.action === 'reset-link') world.links.get(world.routerLink(f.router))!.reset();
         else {
           world.signal(f.worker, 'SIGSTOP');
           setTimeout(() => {

@@ -3,7 +3,7 @@
  * and 1-3 faults (what, when, for how long). The same (seed, episode) gives the same plan;
  * shrinking drops faults from a plan and runs it again.
  */
-import type { ProcName } from './world';
+import { routerLink, type ProcName } from './world';
 
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -56,6 +56,8 @@ export interface EpisodePlan {
 }
 
 const PROCS: ProcName[] = ['api', 'worker-a', 'worker-b', 'postgres', 'redis'];
+/** Behind a gateway: the gateway process too, and its links (worker↔gateway, gateway↔redis). */
+const GATEWAY_PROCS: ProcName[] = [...PROCS, 'gateway'];
 const KINDS: JobKindPlan[] = [
   'apply-config',
   'apply-config',
@@ -77,7 +79,13 @@ const TRIGGERS = [
 ];
 
 /** Episode `episode` of campaign `seed` (independent of the others, so `--from K` replays it). */
-export function planEpisode(seed: number, episode: number, routers: number, lockTtlMs: number): EpisodePlan {
+export function planEpisode(
+  seed: number,
+  episode: number,
+  routers: number,
+  lockTtlMs: number,
+  gateway = false,
+): EpisodePlan {
   const r = rng((seed * 7919 + episode * 104729) >>> 0);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
@@ -95,7 +103,15 @@ export function planEpisode(seed: number, episode: number, routers: number, lock
       ...(r() < 0.25 ? { repeatAfterMs: int(0, 1500) } : {}),
     });
   }
-  const links = ['api-pg', 'worker-pg', 'api-redis', 'worker-redis', ...routerNames.map((x) => `router:${x}`)];
+  const links = [
+    'api-pg',
+    'worker-pg',
+    'api-redis',
+    'worker-redis',
+    ...(gateway ? ['worker-gw', 'gw-redis'] : []),
+    ...routerNames.map((x) => routerLink(x, gateway)),
+  ];
+  const procs = gateway ? GATEWAY_PROCS : PROCS;
   const faults: FaultPlan[] = [];
   const nFaults = int(1, 3);
   for (let i = 0; i < nFaults; i++) {
@@ -121,7 +137,7 @@ export function planEpisode(seed: number, episode: number, routers: number, lock
       case 'kill':
       case 'term':
       case 'pause':
-        faults.push({ kind: k, proc: pick(PROCS), atMs, forMs });
+        faults.push({ kind: k, proc: pick(procs), atMs, forMs });
         break;
       case 'link-reset':
         faults.push({ kind: k, link: pick(links), atMs });
@@ -181,6 +197,17 @@ export function describeFault(f: FaultPlan): string {
 }
 
 /** The kind of a fault for the run table ("kill -9 worker", "link blackhole", ...). */
+const LINK_LABELS: Record<string, string> = {
+  'api-pg': 'api↔postgres',
+  'worker-pg': 'worker↔postgres',
+  'api-redis': 'api↔redis',
+  'worker-redis': 'worker↔redis',
+  'worker-gw': 'worker↔gateway',
+  'gw-redis': 'gateway↔redis',
+  router: 'worker↔router',
+  'gw-router': 'gateway↔router',
+};
+
 export function faultClass(f: FaultPlan): string {
   switch (f.kind) {
     case 'kill':
@@ -190,7 +217,7 @@ export function faultClass(f: FaultPlan): string {
     case 'link-reset':
     case 'link-latency':
     case 'link-blackhole':
-      return `${f.kind.replace('link-', 'link ')} ${f.link.startsWith('router:') ? 'worker↔router' : f.link.replace('-', '↔').replace('pg', 'postgres')}`;
+      return `${f.kind.replace('link-', 'link ')} ${LINK_LABELS[f.link.replace(/:.*$/, '')] ?? f.link}`;
     case 'router-reboot':
     case 'router-drop':
     case 'router-silent':

@@ -1,13 +1,16 @@
 /**
  * The campaign's world: a private PostgreSQL cluster and redis-server, the api, two job
- * workers, the simulated routers in a child process and a TCP proxy on every link. Every
- * process can be killed, stopped, continued and restarted; the proxies stay up.
+ * workers, the regional gateway on its fake openvpn (the workers reach the routers through
+ * its relay, as in production), the simulated routers in a child process and a TCP proxy on
+ * every link. Every process can be killed, stopped, continued and restarted; the proxies
+ * stay up. Without `gateway` the workers reach the routers directly (the earlier world).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   createWriteStream,
+  existsSync,
   mkdirSync,
   readFileSync,
   rmSync,
@@ -20,11 +23,17 @@ import { Client } from 'pg';
 import { processEnv } from '@backplane/config';
 import { startEmbeddedPostgres, startEmbeddedRedis, type EmbeddedService } from '../dev/embedded';
 import { httpOk } from '../dev/supervisor';
+import type { ChaosGatewayConfig, ChaosGatewayTunnel } from './gateway';
 import { LinkProxy } from './proxy';
 import type { Effect, RouterFault, RoutersReply, RoutersRequest, RouterSnapshot, RouterSpec } from './protocol';
 
-export const PROCS = ['api', 'worker-a', 'worker-b', 'postgres', 'redis'] as const;
+export const PROCS = ['api', 'worker-a', 'worker-b', 'postgres', 'redis', 'gateway'] as const;
 export type ProcName = (typeof PROCS)[number];
+
+/** The link a router is reached on: worker↔router directly, gateway↔router behind a gateway. */
+export function routerLink(router: string, gateway: boolean): string {
+  return gateway ? `gw-router:${router}` : `router:${router}`;
+}
 
 export const ROUTER_USER = { name: 'bp-api', password: 'router-secret-1', group: 'full' };
 const OWNER = { email: 'chaos@backplane.test', password: 'chaos-owner-password-1' };
@@ -34,6 +43,8 @@ export interface WorldOptions {
   readonly routers: number;
   /** Job lock and site lock TTL of the workers (ms): how long a stopped worker keeps a site. */
   readonly lockTtlMs: number;
+  /** A gateway process in the loop: workers → relay → gateway → tunnel → router. */
+  readonly gateway: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -70,6 +81,8 @@ export class World {
   private readonly verifierKey = randomBytes(32).toString('base64url');
   private logStreams = new Map<string, WriteStream>();
   private readonly root = resolve(__dirname, '..', '..', '..');
+  private gatewayToken = '';
+  private readonly tunnels: ChaosGatewayTunnel[] = [];
 
   constructor(readonly opts: WorldOptions) {}
 
@@ -81,8 +94,13 @@ export class World {
     return `postgres://postgres@127.0.0.1:${this.ports['postgres']}/backplane`;
   }
 
-  private say(line: string): void {
-    this.opts.log?.(line);
+  /** The processes this world runs. */
+  get procNames(): ProcName[] {
+    return PROCS.filter((p) => p !== 'gateway' || this.opts.gateway);
+  }
+
+  routerLink(router: string): string {
+    return routerLink(router, this.opts.gateway);
   }
 
   private logOf(name: string): WriteStream {
@@ -98,7 +116,7 @@ export class World {
     const dir = this.opts.dir;
     mkdirSync(join(dir, 'logs'), { recursive: true });
     chmodSync(dir, 0o711);
-    for (const p of ['postgres', 'redis', 'api']) this.ports[p] = await freePort();
+    for (const p of ['postgres', 'redis', 'api', 'gateway']) this.ports[p] = await freePort();
     await this.startPostgres();
     await this.startRedis();
     const link = async (name: string, port: number) => {
@@ -110,9 +128,14 @@ export class World {
     await link('worker-pg', this.ports['postgres']!);
     await link('api-redis', this.ports['redis']!);
     await link('worker-redis', this.ports['redis']!);
+    if (this.opts.gateway) {
+      await link('gw-redis', this.ports['redis']!);
+      await link('worker-gw', this.ports['gateway']!);
+    }
     await this.startRouters();
     await this.startApi();
     await this.setupTenant();
+    if (this.opts.gateway) await this.startGateway(true);
     for (const w of ['worker-a', 'worker-b'] as const) await this.startWorker(w);
   }
 
@@ -163,9 +186,10 @@ export class World {
     }));
     const started = (await this.routers({ type: 'start', id: 0, routers: specs })) as { site: string; port: number }[];
     for (const r of started) {
-      const l = new LinkProxy(`router:${r.site}`, { host: '127.0.0.1', port: r.port });
+      const name = this.routerLink(r.site);
+      const l = new LinkProxy(name, { host: '127.0.0.1', port: r.port });
       await l.listen();
-      this.links.set(`router:${r.site}`, l);
+      this.links.set(name, l);
     }
   }
 
@@ -255,7 +279,9 @@ export class World {
 
   private workerConfig(): string {
     const sites: Record<string, string> = {};
-    for (const [router, site] of this.siteOf) sites[site] = `127.0.0.1:${this.links.get(`router:${router}`)!.port}`;
+    if (!this.opts.gateway)
+      for (const [router, site] of this.siteOf)
+        sites[site] = `127.0.0.1:${this.links.get(this.routerLink(router))!.port}`;
     const file = join(this.opts.dir, 'worker.json');
     writeFileSync(
       file,
@@ -271,6 +297,7 @@ export class World {
         lockDurationMs: this.opts.lockTtlMs,
         siteLockTtlMs: this.opts.lockTtlMs,
         sites,
+        ...(this.opts.gateway ? { relayPrefix: 'bp:' } : {}),
       }),
     );
     return file;
@@ -316,17 +343,86 @@ export class World {
     });
   }
 
+  /**
+   * Starts the gateway (enrolled with a token the first time; its identity stays in its data
+   * directory) and waits until it serves. `tunnels`: also until every router's tunnel is up
+   * (world start); after a fault the routers redial while the jobs wait, as they would.
+   */
+  async startGateway(tunnels = false): Promise<void> {
+    const until = Date.now() + 60_000;
+    for (;;) {
+      try {
+        return await this.startGatewayOnce(tunnels);
+      } catch (err) {
+        if (!/exited at start/.test(String(err)) || Date.now() > until) throw err;
+        this.opts.log?.(`gateway exited at start; starting it again in 1 s`);
+        await sleep(1000);
+      }
+    }
+  }
+
+  private async startGatewayOnce(tunnels: boolean): Promise<void> {
+    const dataDir = join(this.opts.dir, 'gateway-data');
+    mkdirSync(dataDir, { recursive: true });
+    const enrolled = existsSync(join(dataDir, 'gateway', 'identity.json'));
+    const file = join(this.opts.dir, 'gateway.json');
+    const config: ChaosGatewayConfig = {
+      env: {
+        NODE_ENV: 'production',
+        LOG_LEVEL: 'warn',
+        DATA_DIR: dataDir,
+        REDIS_URL: `redis://127.0.0.1:${this.links.get('gw-redis')!.port}`,
+        GATEWAY_HOST: '127.0.0.1',
+        GATEWAY_PORT: String(this.ports['gateway']),
+        GATEWAY_LINK_URL: `http://127.0.0.1:${this.links.get('worker-gw')!.port}`,
+        GATEWAY_API_URL: this.apiUrl,
+        GATEWAY_NAME: 'gw-chaos',
+        GATEWAY_OPENVPN: 'fake',
+        GATEWAY_REDIS_PREFIX: 'bp:',
+        GATEWAY_SYNC_INTERVAL: '2',
+        ...(enrolled ? {} : { GATEWAY_ENROLLMENT_TOKEN: this.gatewayToken }),
+      },
+      tunnels: this.tunnels,
+    };
+    writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
+    const child = this.spawnApp('gateway', [join(this.root, 'dist/scripts/chaos/gateway.js'), file], {
+      PATH: processEnv()['PATH'],
+      NODE_ENV: 'production',
+    });
+    const want = tunnels ? 'chaos-gateway tunnels up' : 'chaos-gateway ready';
+    await new Promise<void>((res, rej) => {
+      const t = setTimeout(() => rej(new Error(`gateway did not start within 30 s`)), 30_000);
+      let out = '';
+      child.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes(want)) {
+          clearTimeout(t);
+          res();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(t);
+        rej(new Error(`gateway exited at start (${code})`));
+      });
+    });
+  }
+
   private async setupTenant(): Promise<void> {
     const login = await this.call('POST', '/api/v1/auth/login', { email: OWNER.email, password: OWNER.password }, '');
     const token = login.body['accessToken'] as string;
     const me = await this.call('GET', '/api/v1/me', undefined, token);
     this.tenantId = (me.body['tenants'] as { id: string }[])[0]!.id;
-    await this.call(
+    const region = await this.call(
       'POST',
       '/api/v1/regions',
       { slug: 'chaos', name: 'Chaos', publicHost: 'gw.chaos.test', publicPort: 1194, latitude: 0, longitude: 0 },
       token,
     );
+    if (this.opts.gateway) {
+      const et = await this.call('POST', `/api/v1/regions/${region.body['id'] as string}/enrollment-tokens`, {}, token);
+      if (et.status !== 201) throw new Error(`enrollment token: ${et.status} ${JSON.stringify(et.body)}`);
+      this.gatewayToken = et.body['token'] as string;
+    }
     const key = await this.call(
       'POST',
       `/api/v1/tenants/${this.tenantId}/api-keys`,
@@ -345,6 +441,17 @@ export class World {
         password: ROUTER_USER.password,
       });
       if (c.status !== 204) throw new Error(`router credentials: ${c.status} ${JSON.stringify(c.body)}`);
+      if (this.opts.gateway) {
+        const tc = await this.call('POST', this.t(`/sites/${id}/tunnel/credentials`));
+        if (tc.status !== 201) throw new Error(`tunnel credentials: ${tc.status} ${JSON.stringify(tc.body)}`);
+        this.tunnels.push({
+          siteId: id,
+          host: '127.0.0.1',
+          port: this.links.get(this.routerLink(router))!.port,
+          user: tc.body['user'] as string,
+          password: tc.body['password'] as string,
+        });
+      }
     }
   }
 
@@ -422,7 +529,7 @@ export class World {
     for (const l of this.links.values()) l.heal();
     for (const router of this.siteOf.keys()) await this.routerFault(router, { kind: 'heal' });
     await this.disarm();
-    for (const name of PROCS) await this.restart(name);
+    for (const name of this.procNames) await this.restart(name);
   }
 
   /** Starts `name` again when it is not running (what a supervisor would do). */
@@ -434,6 +541,7 @@ export class World {
       if (name === 'postgres') await this.startPostgres();
       else if (name === 'redis') await this.startRedis();
       else if (name === 'api') await this.startApi();
+      else if (name === 'gateway') await this.startGateway();
       else await this.startWorker(name);
     })();
     this.restarting.set(name, p);
@@ -446,7 +554,7 @@ export class World {
 
   async close(): Promise<void> {
     for (const name of this.stopped) this.signal(name, 'SIGCONT');
-    for (const name of ['api', 'worker-a', 'worker-b'] as const) this.signal(name, 'SIGKILL');
+    for (const name of ['api', 'worker-a', 'worker-b', 'gateway'] as const) this.signal(name, 'SIGKILL');
     this.routersChild?.kill('SIGKILL');
     for (const l of this.links.values()) await l.close();
     await this.redis?.stop();

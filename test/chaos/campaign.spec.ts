@@ -1,7 +1,8 @@
 /**
  * The short randomized fault campaign (docs/reliability.md): 20 episodes with a fixed seed
- * against real processes (api, two workers, private PostgreSQL and redis-server, simulated
- * routers, a proxy on every link). Every invariant the checker knows must hold: there is no
+ * against real processes (api, two workers reaching the routers through a gateway's relay,
+ * the gateway on fake openvpn, private PostgreSQL and redis-server, simulated routers, a
+ * proxy on every link). Every invariant the checker knows must hold: there is no
  * list of known violations (issue 15's findings are fixed; a violation here is a regression,
  * replay it with the command the output prints).
  */
