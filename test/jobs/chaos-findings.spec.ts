@@ -317,4 +317,38 @@ describe('commit-confirm: the rollback taken off the router by something else', 
     expect(names).toEqual(expect.arrayContaining(['revert pending', 'rollback lost']));
     expect(leftovers(site)).toEqual({ schedulers: [], files: [] });
   }, 60_000);
+  it('the router is lost while disarming, then back: the confirmation stands (recorded once), the disarm is redone, succeeded', async () => {
+    const site = await w.addSite('rollback-blip');
+    const r = w.routers.get(site)!;
+    // the disable of the confirm entry is lost, and so is the next reachability probe
+    let drops = 0;
+    const channel: RouterChannel = {
+      tunnels: false,
+      connectedSince: (id) => w.channel.connectedSince(id),
+      call: async (target, command, attributes, timeoutMs) => {
+        const changed = r.state.find('ip/firewall/address-list', { list: 'blip' });
+        const disarming = command === '/system/scheduler/set' && drops === 0;
+        const probing = command === '/system/identity/print' && drops === 1;
+        if (changed && (disarming || probing)) {
+          drops++;
+          throw new SiteUnreachableError('router_unreachable', 'connection reset');
+        }
+        return w.channel.call(target, command, attributes, timeoutMs);
+      },
+    };
+    runners.push(w.startRunner(1, undefined, { channel }));
+    const id = await enqueue(site, 'run-command', {
+      command: '/ip/firewall/address-list/add',
+      attributes: { list: 'blip', address: '192.0.2.9' },
+      confirmSeconds: 60,
+    });
+    const job = await w.waitJob(id, FINAL, 45_000);
+    expect(drops).toBe(2);
+    expect(job.state, JSON.stringify(job)).toBe('succeeded');
+    const done = (job.steps as Step[]).filter((s) => s.state === 'done').map((s) => s.name);
+    expect(done.filter((n) => n === 'confirm reachable')).toHaveLength(1);
+    expect(done.filter((n) => n === 'disarm rollback')).toHaveLength(1);
+    expect(leftovers(site)).toEqual({ schedulers: [], files: [] });
+    expect(r.state.find('ip/firewall/address-list', { list: 'blip' })).toBeDefined();
+  }, 60_000);
 });

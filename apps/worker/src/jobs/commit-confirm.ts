@@ -458,7 +458,7 @@ export class CommitConfirm {
   }
 
   /** A command over a connection opened now, and the tunnel up (the router's ovpn-client running). */
-  private async reachable(): Promise<void> {
+  private async reachable(failureStep: string = STEP_CONFIRM): Promise<void> {
     const { ctx } = this;
     const { channel } = ctx.services;
     try {
@@ -482,7 +482,7 @@ export class CommitConfirm {
       }
     } catch (err) {
       if (err instanceof SiteUnreachableError) {
-        await ctx.failed(STEP_CONFIRM, `not reachable after the change: ${err.message}`);
+        await ctx.failed(failureStep, `not reachable after the change: ${err.message}`);
       }
       throw err;
     }
@@ -609,7 +609,10 @@ export class CommitConfirm {
     const lastFailure = [...ctx.job.steps]
       .reverse()
       .find((s) => (s.name === STEP_CONFIRM || s.name === STEP_DISARM) && s.state === 'failed');
-    await this.reachable();
+    // Once confirmed, a later blip (while disarming) is the disarm's failure: the confirmation
+    // stands (reachability after the change was proven) and is not repeated — this attempt
+    // proves the router answers again before it reads the phase.
+    await this.reachable(this.done(STEP_CONFIRM) ? STEP_DISARM : STEP_CONFIRM);
     const { phase } = await this.phase();
     // still armed (the handler resumes), or disarmed by this job (the confirm finishes it)
     if (phase === 'armed' || phase === 'disarming' || phase === 'clear') return undefined;
