@@ -153,6 +153,9 @@ describe.skipIf(missing.length > 0)('gateway end to end in network namespaces (r
       await until(() => tunnelAddress(RT_NS[i]!) === sites[i]!.address, 5000, `router ${i} tunnel address`);
     }
     console.info(`[gateway-e2e] two routers online in ${Date.now() - t0} ms`);
+    // the client logs its data channel once it has processed the push reply, which may be a
+    // moment after the gateway registered it
+    await until(() => vpn[0]!.log.some((l) => l.includes('Data Channel:')), 10_000, 'router 0 data channel');
     expect(vpn[0].log.join('\n')).toMatch(/Data Channel: cipher 'AES-256-CBC', auth 'SHA1'/);
     for (let i = 0; i < 2; i++) {
       const res = await until(

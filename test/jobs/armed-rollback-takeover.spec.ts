@@ -116,7 +116,11 @@ describe.each([
         return res;
       },
     };
-    const second = w.startRunner(2, undefined, { channel, siteLockTtlMs: 3000 });
+    // Its BullMQ stall check runs every 8 s (not 2 s): A is taken over only after the dead
+    // runner's site lock (3 s) has expired and B has been tried against A's armed rollback at
+    // least once. Otherwise A's takeover could win the site lock first, B would only ever see
+    // "another job is running", and the reservation this test is about would go unobserved.
+    const second = w.startRunner(2, undefined, { channel, siteLockTtlMs: 3000, lockDurationMs: 16_000 });
     runners.push(second);
 
     let sawReason = false;

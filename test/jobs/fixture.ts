@@ -37,7 +37,7 @@ export interface JobsWorld {
   startRunner(
     concurrency?: number,
     metrics?: Registry,
-    opts?: { channel?: RouterChannel; siteLockTtlMs?: number; effectWaitMs?: number },
+    opts?: { channel?: RouterChannel; siteLockTtlMs?: number; effectWaitMs?: number; lockDurationMs?: number },
   ): JobRunner;
   job(id: string): Promise<Record<string, unknown> & { state: string }>;
   waitJob(id: string, states?: string[], ms?: number): Promise<Record<string, unknown> & { state: string }>;
@@ -135,7 +135,7 @@ export async function jobsWorld(extraEnv: Record<string, string> = {}): Promise<
           lockPrefix: h.prefix,
           concurrency,
           reconcileEveryMs: 2000,
-          lockDurationMs: 4000,
+          lockDurationMs: opts.lockDurationMs ?? 4000,
           ...(opts.siteLockTtlMs ? { siteLockTtlMs: opts.siteLockTtlMs } : {}),
           ...(metrics ? { metrics } : {}),
         },
