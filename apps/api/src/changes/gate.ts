@@ -1,5 +1,11 @@
 import { Injectable } from '@nestjs/common';
-import { ApprovalsRepository, MaintenanceWindowsRepository, type TenantRole, type TenantTx } from '@backplane/db';
+import {
+  ApprovalsRepository,
+  MaintenanceWindowsRepository,
+  type MaintenanceWindowRow,
+  type TenantRole,
+  type TenantTx,
+} from '@backplane/db';
 import { jobsRepo, windowState, type JobKind, type JobRow, type WindowState } from '@backplane/jobs';
 import { ApiError } from '../common/api-error';
 import { roleAtLeast } from '../common/request';
@@ -37,6 +43,11 @@ export function approvalNeeded(
     if (!role || roleAtLeast(r.approverRole, role)) role = r.approverRole;
   }
   return role ? { role, reasons } : undefined;
+}
+
+/** Why a job waits: the same words for a single create and a bulk. */
+function holdReason(next: { name: string; opensAt: Date }, timezone: string): string {
+  return `waiting for maintenance window "${next.name}" (opens ${next.opensAt.toISOString()}, ${timezone})`;
 }
 
 /**
@@ -103,14 +114,15 @@ export class ChangeGate {
     if (!site) return undefined;
     const state = this.stateOf(site.windows, site.timezone);
     if (state.open || !state.next) return undefined;
-    const reason = `waiting for maintenance window "${state.next.name}" (opens ${state.next.opensAt.toISOString()}, ${site.timezone})`;
-    await this.windows.holdJob(tx, row.id, state.next.opensAt, reason);
+    await this.windows.holdJob(tx, row.id, state.next.opensAt, holdReason(state.next, site.timezone));
     return jobsRepo.get(tx, row.id);
   }
 
   /**
-   * `holdIfClosed` for a batch's new jobs: the ids held for a window. A tenant without any
-   * maintenance window pays one query however many sites (issue 19's set-based fan-out).
+   * `holdIfClosed` for a batch's new jobs: the ids held for a window. Set-based whatever the
+   * number of sites: one query for the tenant's windows (a tenant without any stops there),
+   * one for the sites' timezones and tags, one UPDATE for every held job; the window state is
+   * computed once per distinct (timezone, windows) pair (issue 19's fan-out).
    */
   async holdManyIfClosed(
     tx: TenantTx,
@@ -118,13 +130,40 @@ export class ChangeGate {
     payload: unknown,
     jobs: readonly { id: string; siteId: string }[],
   ): Promise<Set<string>> {
-    const held = new Set<string>();
-    if (!this.isChanging(kind, payload) || !(await this.windows.any(tx))) return held;
-    for (const j of jobs) {
-      const row = await this.holdIfClosed(tx, { ...j, kind, payload } as JobRow);
-      if (row) held.add(j.id);
+    if (!this.isChanging(kind, payload) || jobs.length === 0) return new Set();
+    const windows = await this.windows.all(tx);
+    if (windows.length === 0) return new Set();
+    const bySite = new Map<string, MaintenanceWindowRow[]>();
+    const byTag = new Map<string, MaintenanceWindowRow[]>();
+    for (const win of windows) {
+      const [map, key] = win.siteId !== null ? [bySite, win.siteId] : [byTag, win.tag];
+      if (key === null) continue;
+      map.set(key, [...(map.get(key) ?? []), win]);
     }
-    return held;
+    const sites = new Map(
+      (
+        await this.windows.sitesOf(
+          tx,
+          jobs.map((j) => j.siteId),
+        )
+      ).map((s) => [s.id, s]),
+    );
+    const states = new Map<string, WindowState>();
+    const holds: { jobId: string; notBefore: Date; reason: string }[] = [];
+    for (const j of jobs) {
+      const site = sites.get(j.siteId);
+      if (!site) continue;
+      // The site's own windows and those of its tags, in id order (as forSite reads them).
+      const mine = [...new Set([...(bySite.get(site.id) ?? []), ...site.tags.flatMap((t) => byTag.get(t) ?? [])])];
+      if (mine.length === 0) continue;
+      mine.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      const key = `${site.timezone}|${mine.map((m) => m.id).join(',')}`;
+      let state = states.get(key);
+      if (!state) states.set(key, (state = this.stateOf(mine, site.timezone)));
+      if (state.open || !state.next) continue;
+      holds.push({ jobId: j.id, notBefore: state.next.opensAt, reason: holdReason(state.next, site.timezone) });
+    }
+    return new Set(await this.windows.holdMany(tx, holds));
   }
 
   /** Whether a job may be queued now (false while it is held for a window). */

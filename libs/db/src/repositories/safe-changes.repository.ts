@@ -345,6 +345,23 @@ export class MaintenanceWindowsRepository {
     return { timezone: site.timezone, windows };
   }
 
+  /**
+   * Every window of the tenant, by id (a tenant has a handful; `list` caps at 1,000 for the
+   * page): what a bulk create matches its sites against in memory.
+   */
+  async all(tx: TenantTx): Promise<MaintenanceWindowRow[]> {
+    return query<MaintenanceWindowRow>(tx, `SELECT ${WINDOW_COLS} FROM maintenance_windows ORDER BY id`);
+  }
+
+  /** Timezone and tags of many sites in one query (deleted sites left out). */
+  async sitesOf(tx: TenantTx, siteIds: readonly string[]): Promise<{ id: string; timezone: string; tags: string[] }[]> {
+    return query<{ id: string; timezone: string; tags: string[] }>(
+      tx,
+      `SELECT id, timezone, tags FROM sites WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL`,
+      [[...siteIds]],
+    );
+  }
+
   /** Whether the tenant has any maintenance window (bulk creates skip the per-site check when not). */
   async any(tx: TenantTx): Promise<boolean> {
     const rows = await query<{ any: boolean }>(tx, `SELECT EXISTS (SELECT 1 FROM maintenance_windows) AS "any"`);
@@ -385,6 +402,27 @@ export class MaintenanceWindowsRepository {
         WHERE id = $1 AND state IN ('queued', 'waiting')`,
       [jobId, notBefore.toISOString(), reason],
     );
+  }
+
+  /**
+   * `holdJob` for many jobs in one statement (a bulk create whose sites are outside their
+   * windows): the ids actually held (open jobs only).
+   */
+  async holdMany(
+    tx: TenantTx,
+    holds: readonly { jobId: string; notBefore: Date; reason: string }[],
+  ): Promise<string[]> {
+    if (holds.length === 0) return [];
+    const rows = await query<{ id: string }>(
+      tx,
+      `UPDATE jobs j SET state = 'waiting', not_before = v.nb, error = v.reason,
+              expires_at = v.nb + (j.expires_at - j.created_at), updated_at = now()
+         FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS v(id, nb, reason)
+        WHERE j.id = v.id AND j.state IN ('queued', 'waiting')
+        RETURNING j.id`,
+      [holds.map((h) => h.jobId), holds.map((h) => h.notBefore.toISOString()), holds.map((h) => h.reason)],
+    );
+    return rows.map((r) => r.id);
   }
 
   /**
