@@ -216,8 +216,23 @@ describe('portal against api, worker, gateway and simulated routers', () => {
     const creds = await dialTunnel(world.siteId, '198.51.100.20');
     world.tunnelUser = creds.user;
     world.tunnelPassword = creds.password;
-    await expect.poll(() => siteRow('Harbour Live').textContent(), { timeout: 15_000 }).toBe('online');
-    console.log(`tunnel up -> fleet row online in ${Date.now() - t0} ms`);
+    // First the api (a slow loaded machine delays the gateway's report), then the page: a row
+    // that stays behind once the api says online is the portal missing the live event.
+    const token = await login(h, 'founder@msp-a.test');
+    await expect
+      .poll(
+        async () =>
+          (
+            (await h.call('GET', `/api/v1/tenants/${world.tenantA}/sites/${world.siteId}`, { token })).body as {
+              health?: string;
+            }
+          ).health,
+        { timeout: 45_000 },
+      )
+      .toBe('online');
+    const apiMs = Date.now() - t0;
+    await expect.poll(() => siteRow('Harbour Live').textContent(), { timeout: 10_000 }).toBe('online');
+    console.log(`tunnel up -> api online in ${apiMs} ms, fleet row online in ${Date.now() - t0} ms`);
     await expect
       .poll(async () => Number(await page.getByTestId('count-online').textContent()), { timeout: 10_000 })
       .toBe(online0 + 1);
