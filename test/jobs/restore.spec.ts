@@ -160,6 +160,44 @@ describe.each(['6.49.10', '7.16'])('restore on RouterOS %s', (version) => {
   }, 90_000);
 });
 
+describe('a configuration larger than one relayed file write', () => {
+  it('is restored in parts, verified, and leaves no part behind', async () => {
+    const { id, r } = await onboarded('restore big', '7.16');
+    // 600 address-list entries: an export of about 40 KB (one relayed write carries 10,000 characters).
+    const lines = Array.from(
+      { length: 600 },
+      (_, i) =>
+        `/ip firewall address-list add list=big address=10.${Math.floor(i / 250)}.${i % 250}.1 comment="customer entry number ${i}"`,
+    );
+    expect((await runScript(r, lines.join('\n'))).error).toBeUndefined();
+    const b = await job(id, 'backup');
+    const backupId = (b.result as { backupId: string }).backupId;
+    const backup = (await w.api('GET', `/backups/${backupId}`)).body.content as string;
+    expect(backup.length).toBeGreaterThan(30_000);
+    // Drift: half the list gone, something new.
+    expect(
+      (await runScript(r, '/ip firewall address-list remove [find where address~"^10.1."]')).error,
+    ).toBeUndefined();
+    expect((await runScript(r, '/ip address add address=192.0.2.78/24 interface=ether2')).error).toBeUndefined();
+
+    const res = await w.api('POST', `/backups/${backupId}/restore`);
+    expect(res.status).toBe(201);
+    const done = await w.waitJob(res.body.id as string, undefined, 60_000);
+    expect(done.error).toBeNull();
+    expect(done.state).toBe('succeeded');
+    const upload = (done.steps as { name: string; state: string; detail?: string }[]).find(
+      (s) => s.name === 'upload' && s.state === 'done',
+    );
+    expect(upload?.detail).toMatch(/ in \d+ parts;/);
+    const now = await exportOf(r);
+    expect(comparableExport(now, names(id))).toEqual(comparableExport(backup, names(id)));
+    expect(now).not.toContain('192.0.2.78');
+    expect(r.state.items('ip/firewall/address-list').filter((a) => a.values['list'] === 'big')).toHaveLength(600);
+    // The restore files hold secrets: none is left.
+    expect(r.state.items('file').filter((f) => /^bp-restore/.test(f.values['name'] ?? ''))).toEqual([]);
+  }, 120_000);
+});
+
 describe('a restore is verified, not assumed', () => {
   it('fails when the router does not end up with the backup (a user added since is kept by the reset)', async () => {
     const { id, r } = await onboarded('restore-verify', '7.16');

@@ -1,6 +1,7 @@
 import {
   RelayClient,
   RelayClientError,
+  RelayRequest,
   TunnelRegistry,
   type RelayResponse,
   type RouterCredentials,
@@ -22,6 +23,12 @@ export class SiteUnreachableError extends Error {
 
 /** The router refused a command (`!trap`): a real failure of the job. */
 export class RouterCommandError extends NamedError {}
+
+/**
+ * The call never reached the router: the gateway refused the request itself (`bad_request`,
+ * e.g. an attribute longer than a relayed call carries). As permanent as a refusal.
+ */
+export class RequestRefusedError extends RouterCommandError {}
 
 export interface SiteTarget {
   readonly siteId: string;
@@ -87,6 +94,7 @@ export class RelayChannel implements RouterChannel {
       );
     } catch (err) {
       if (!(err instanceof RelayClientError)) throw err;
+      if (err.code === 'bad_request') throw new RequestRefusedError(err.message);
       if (err.routerRefused) throw new RouterCommandError(err.message);
       throw new SiteUnreachableError(err.code, err.message);
     }
@@ -169,6 +177,13 @@ export class DirectChannel implements RouterChannel {
     attributes: Readonly<Record<string, string>> = {},
     timeoutMs = 60_000,
   ): Promise<RelayResponse> {
+    // What the gateway accepts, checked here too: a call the relay would refuse fails the same
+    // way in tests and benchmarks that use this channel.
+    const checked = RelayRequest.safeParse({ credentials: target.credentials, command, attributes, timeoutMs });
+    if (!checked.success) {
+      const issue = checked.error.issues[0];
+      throw new RequestRefusedError(`${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid request'}`);
+    }
     let client: RouterOsClient;
     try {
       client = await this.client(target);

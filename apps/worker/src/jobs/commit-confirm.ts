@@ -40,24 +40,27 @@ import {
   GATEWAY_TUNNEL_ADDRESS,
   revertDoneMessage,
   revertHead,
-  revertIndex,
-  revertPartName,
   revertTail,
-  splitScript,
   type ConfirmNames,
 } from '@backplane/routeros';
 import { z } from 'zod';
 import { RouterCommandError, SiteUnreachableError } from './channel';
 import { LeaseLostError, OutcomeUnknownError, RetryLaterError, type JobContext } from './context';
-import { CA_FILE, keptManagement, managementCaPem, requesterRole, uptimeSeconds, writeFile } from './handlers/actions';
+import {
+  CA_FILE,
+  keptManagement,
+  managementCaPem,
+  requesterRole,
+  uptimeSeconds,
+  scriptParts,
+  ScriptTooLargeError,
+  writeFile,
+  writeScriptParts,
+} from './handlers/actions';
 import { NamedError } from './named-error';
 
 /** The change would obviously cut Backplane's way into the router: refused before anything is written. */
 export class LockoutPredictedError extends NamedError {}
-
-/** Size of one part of a revert file, and the most one relayed file write carries. */
-const REVERT_PART_BYTES = 8000;
-const MAX_FILE_CHARS = 9500;
 
 /** Two readings of one boot time differ by under this (uptime has 1 s steps). */
 const BOOT_SLACK_MS = 1500;
@@ -418,24 +421,20 @@ export class CommitConfirm {
       if (pem) await writeFile(ctx, CA_FILE, pem);
     }
     const script = revertHead(keep.apiAddress) + restoreScript(await ctx.exportConfig(), keep);
-    // A relayed call carries at most 10 000 characters per attribute: larger configurations
-    // go in parts that the revert file imports in order.
-    const parts = splitScript(script, REVERT_PART_BYTES);
-    const tooLong = parts.find((p) => p.length > MAX_FILE_CHARS);
-    if (tooLong) {
-      throw new Error(
-        `cannot arm the rollback: one command of the configuration is ${tooLong.length} characters, more than a file write carries (${MAX_FILE_CHARS}); nothing was changed`,
-      );
+    // Larger configurations go in parts that the revert file imports in order.
+    let parts: string[];
+    try {
+      parts = scriptParts(script);
+    } catch (err) {
+      if (!(err instanceof ScriptTooLargeError)) throw err;
+      throw new Error(`cannot arm the rollback: ${err.message}; nothing was changed`, { cause: err });
     }
     await this.removeFile();
-    if (parts.length <= 1) await writeFile(ctx, names.file, script + revertTail(names));
-    else {
-      for (const [i, part] of parts.entries()) await writeFile(ctx, revertPartName(names, i + 1), part);
-      await writeFile(ctx, names.file, revertIndex(names, parts.length) + revertTail(names));
-    }
+    const expected = await writeScriptParts(ctx, names.file, parts, {
+      comment: 'Backplane commit-confirm revert: the configuration from before the change, in parts',
+      tail: revertTail(names),
+    });
     const files = new Set((await ctx.print('/file')).map((f) => f['name']));
-    const expected =
-      parts.length <= 1 ? [names.file] : [names.file, ...parts.map((_, i) => revertPartName(names, i + 1))];
     const missing = expected.filter((f) => !files.has(f));
     if (missing.length > 0) {
       throw new Error(`the revert file(s) ${missing.join(', ')} could not be written: nothing was changed`);

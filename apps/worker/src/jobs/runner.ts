@@ -17,7 +17,7 @@ import { JobProgressFeed } from '@backplane/realtime';
 import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
-import { RouterCommandError, SiteUnreachableError } from './channel';
+import { RequestRefusedError, RouterCommandError, SiteUnreachableError } from './channel';
 import {
   JobCancelledError,
   JobContext,
@@ -407,7 +407,12 @@ export class JobRunner {
         await this.finish(scope, row, 'unknown', null, err.message.slice(0, 2000), undefined, lease);
         return { unknown: err.message };
       }
-      const message = err instanceof RouterCommandError ? `router refused: ${err.message}` : String(err);
+      const message =
+        err instanceof RequestRefusedError
+          ? `refused before reaching the router (the gateway's request limits): ${err.message}`
+          : err instanceof RouterCommandError
+            ? `router refused: ${err.message}`
+            : String(err);
       this.services.logger.warn({ jobId, siteId, err: message }, 'job failed');
       await this.finish(scope, row, 'failed', null, message.slice(0, 2000), undefined, lease);
       return { failed: message };

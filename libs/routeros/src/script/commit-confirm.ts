@@ -159,22 +159,35 @@ export function splitScript(text: string, maxBytes: number): string[] {
   return parts.filter((p) => p.trim() !== '');
 }
 
-/** A part of a revert file (`bp-revert-<job>-<n>.rsc`, n from 1). */
-export function revertPartName(n: ConfirmNames, index: number): string {
-  return n.file.replace(/\.rsc$/, `-${index}.rsc`);
+/** Part `index` (from 1) of a script file written in parts: `bp-restore.rsc` -> `bp-restore-2.rsc`. */
+export function scriptPartName(file: string, index: number): string {
+  return file.replace(/\.rsc$/, `-${index}.rsc`);
 }
 
 /**
- * The revert file when the configuration is written in parts (a relayed command carries at
- * most 10 000 characters per attribute): it imports the parts in order, then removes them.
+ * The file that runs a script written in parts (a relayed command carries at most 10 000
+ * characters per attribute): it imports the parts in order, then removes them.
  */
-export function revertIndex(n: ConfirmNames, parts: number): string {
+export function importPartsScript(comment: string, partFiles: readonly string[]): string {
   const s = new Script();
-  s.comment('Backplane commit-confirm revert: the configuration from before the change, in parts');
+  s.comment(comment);
   // at the top level (the current menu is the root): `import file-name=...`
-  for (let i = 1; i <= parts; i++) s.command('', 'import', { 'file-name': revertPartName(n, i) });
-  for (let i = 1; i <= parts; i++) s.command('/file', 'remove', {}, find({ name: revertPartName(n, i) }));
+  for (const f of partFiles) s.command('', 'import', { 'file-name': f });
+  for (const f of partFiles) s.command('/file', 'remove', {}, find({ name: f }));
   return s.toString();
+}
+
+/** A part of a revert file (`bp-revert-<job>-<n>.rsc`, n from 1). */
+export function revertPartName(n: ConfirmNames, index: number): string {
+  return scriptPartName(n.file, index);
+}
+
+/** The revert file when the configuration is written in parts. */
+export function revertIndex(n: ConfirmNames, parts: number): string {
+  return importPartsScript(
+    'Backplane commit-confirm revert: the configuration from before the change, in parts',
+    Array.from({ length: parts }, (_, i) => revertPartName(n, i + 1)),
+  );
 }
 
 /**

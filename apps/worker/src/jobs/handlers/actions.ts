@@ -11,7 +11,14 @@ import {
   type KeptManagement,
   type PolicyRole,
 } from '@backplane/jobs';
-import { POLL_SCHEDULER, recoveryScript, type TunnelParams } from '@backplane/routeros';
+import {
+  importPartsScript,
+  POLL_SCHEDULER,
+  recoveryScript,
+  scriptPartName,
+  splitScript,
+  type TunnelParams,
+} from '@backplane/routeros';
 import { z } from 'zod';
 import { SiteUnreachableError } from '../channel';
 import { rearmAfterReset } from '../commit-confirm';
@@ -289,6 +296,58 @@ export async function writeFile(ctx: JobContext, name: string, contents: string)
   await ctx.call('/file/add', { name, contents });
 }
 
+/** Size of one part of a script file, and the most one relayed file write carries (10 000 per attribute). */
+const SCRIPT_PART_BYTES = 8000;
+const MAX_FILE_CHARS = 9500;
+
+/** One command of a script is longer than a relayed file write carries. */
+export class ScriptTooLargeError extends Error {}
+
+/**
+ * A script cut into the parts it is written in (one when it fits one relayed file write):
+ * checked before anything is written (ScriptTooLargeError when one command alone is too long).
+ */
+export function scriptParts(script: string): string[] {
+  const parts = splitScript(script, SCRIPT_PART_BYTES);
+  const tooLong = parts.find((p) => p.length > MAX_FILE_CHARS);
+  if (tooLong) {
+    throw new ScriptTooLargeError(
+      `one command of the script is ${tooLong.length} characters, more than a file write carries (${MAX_FILE_CHARS})`,
+    );
+  }
+  return parts;
+}
+
+/**
+ * Writes a script in the parts `scriptParts` cut: as `file` alone when it fits, else the parts
+ * (`<file>-1.rsc` ...) and `file`, which imports them in order and then removes them. `tail`
+ * ends `file` either way. Returns every file written (`file` first).
+ */
+export async function writeScriptParts(
+  ctx: JobContext,
+  file: string,
+  parts: readonly string[],
+  opts: { comment: string; tail?: string },
+): Promise<string[]> {
+  const tail = opts.tail ?? '';
+  if (parts.length <= 1) {
+    await writeFile(ctx, file, (parts[0] ?? '') + tail);
+    return [file];
+  }
+  const names = parts.map((_, i) => scriptPartName(file, i + 1));
+  for (const [i, part] of parts.entries()) await writeFile(ctx, names[i]!, part);
+  await writeFile(ctx, file, importPartsScript(opts.comment, names) + tail);
+  return [file, ...names];
+}
+
+/** The restore file and any part of it (an earlier attempt's or an import that stopped midway). */
+async function removeRestoreFiles(ctx: JobContext): Promise<void> {
+  const part = new RegExp(`^${RESTORE_FILE.replace(/\.rsc$/, '')}(-\\d+)?\\.rsc$`);
+  for (const f of await ctx.print('/file')) {
+    if (f['.id'] && part.test(f['name'] ?? '')) await ctx.call('/file/remove', { '.id': f['.id'] });
+  }
+}
+
 /**
  * Restore (ADR 0040): the backup, without Backplane's own objects, goes to a file on the
  * router together with what keeps the router manageable (its API user and group, CA,
@@ -312,7 +371,13 @@ export async function restore(ctx: JobContext<'restore'>) {
     }
     // The reset removes the commit-confirm scheduler: the script arms it again first.
     const script = rearmAfterReset(ctx) + restoreScript(text, keep);
-    await writeFile(ctx, RESTORE_FILE, script);
+    // A configuration of more than one file write (most real ones) goes in parts that the
+    // file run after the reset imports in order.
+    const parts = scriptParts(script);
+    await removeRestoreFiles(ctx);
+    const files = await writeScriptParts(ctx, RESTORE_FILE, parts, {
+      comment: 'Backplane restore: the backup and what keeps the router manageable, in parts',
+    });
     const kept = [
       `user ${keep.names.apiUser}`,
       ...(keep.names.apiGroup ? [`group ${keep.names.apiGroup}`] : []),
@@ -321,7 +386,8 @@ export async function restore(ctx: JobContext<'restore'>) {
       ...(keep.scheduler ? [POLL_SCHEDULER] : []),
       'API service',
     ];
-    return `${Buffer.byteLength(script)} bytes; keeps ${kept.join(', ')}`;
+    const inParts = files.length > 1 ? ` in ${files.length - 1} parts` : '';
+    return `${Buffer.byteLength(script)} bytes${inParts}; keeps ${kept.join(', ')}`;
   });
   const bootBefore = await bootStep(ctx);
   await ctx.step(
@@ -361,9 +427,8 @@ export async function restore(ctx: JobContext<'restore'>) {
       ...(group && !BUILTIN_GROUPS.has(group) ? { apiGroup: group } : {}),
     };
     const diff = exportDifferences(text, now, names);
-    // The file holds secrets (tunnel, poll credential): it goes once it has run.
-    const file = (await ctx.print('/file')).find((f) => f['name'] === RESTORE_FILE);
-    if (file?.['.id']) await ctx.call('/file/remove', { '.id': file['.id'] });
+    // The files hold secrets (tunnel, poll credential): they go once they have run.
+    await removeRestoreFiles(ctx);
     if (diff.length > 0) {
       throw new Error(
         `the router's configuration differs from the backup after the restore (${diff.length} line(s)): ${diff.slice(0, 10).join(' | ')}`,
