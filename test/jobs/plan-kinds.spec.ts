@@ -17,6 +17,7 @@ import { jobsWorld, type JobsWorld } from './fixture';
 let w: JobsWorld;
 let dir: string;
 let approver: string;
+let operator: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'bp-plan-kinds-'));
@@ -29,6 +30,13 @@ beforeAll(async () => {
   });
   expect(m.status).toBe(201);
   approver = await login(w.h, 'approver@plan-kinds.test');
+  const op = await addMember(w.h, w.token, w.tenantId, {
+    email: 'operator@plan-kinds.test',
+    role: 'operator',
+    password: PASSWORD,
+  });
+  expect(op.status).toBe(201);
+  operator = await login(w.h, 'operator@plan-kinds.test');
   // Only sites tagged `guarded` need approval for these kinds.
   const policy = await w.api('PUT', '/approval-policy', {
     rules: [
@@ -161,6 +169,13 @@ describe('plans of restore, routeros-upgrade, reboot, recreate-tunnel', () => {
     expect(s.changes.filter((c) => c.item === id || /ovpn|scheduler|ip\/service/.test(c.menu))).toEqual([]);
     expect(s.note).toMatch(/restore of backup .*export line\(s\) differ/);
     expect(identity(r)).toBe('changed');
+    expect((plan as unknown as { payload: unknown }).payload).toEqual({ backupId });
+    // A restore plan needs the role a restore needs (admin).
+    const byOperator = await w.h.call('POST', `/api/v1/tenants/${w.tenantId}/plans`, {
+      token: operator,
+      body: { kind: 'restore', payload: { backupId }, siteIds: [id] },
+    });
+    expect(byOperator.status).toBe(403);
 
     expect((await w.api('POST', `/plans/${plan.id}/apply`, {})).status).toBe(201);
     const done = await waitPlan(plan.id, (p) => p.sites.every((x) => FINAL.includes(x.status)));

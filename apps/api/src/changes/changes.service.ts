@@ -77,7 +77,8 @@ function redactChanges(payload: unknown): unknown {
 }
 
 function redactPlanPayload(kind: string, payload: unknown): unknown {
-  return kind === 'run-command' ? redactSecrets(payload) : redactChanges(payload);
+  if (kind === 'run-command') return redactSecrets(payload);
+  return kind === 'apply-config' ? redactChanges(payload) : payload;
 }
 
 interface PreviewResult {
