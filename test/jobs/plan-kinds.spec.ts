@@ -12,6 +12,7 @@ import { exportWithoutHeader } from '@backplane/jobs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScript, startRouter, type SimRouter } from '../../apps/routeros-sim/src';
 import { addMember, login, PASSWORD } from '../api/harness';
+import { restoreChanges } from '../../apps/worker/src/jobs/handlers/plan-kinds';
 import { jobsWorld, type JobsWorld } from './fixture';
 
 let w: JobsWorld;
@@ -303,4 +304,36 @@ describe('plans of restore, routeros-upgrade, reboot, recreate-tunnel', () => {
       check();
     }
   }, 480_000);
+});
+
+describe('restoreChanges (the restore preview from the export difference)', () => {
+  it('pairs a set of the same object per property; an add only in the backup comes back, one only on the router goes', () => {
+    expect(
+      restoreChanges([
+        '- /ip dns set servers=1.1.1.1',
+        '- /ip firewall address-list add address=192.0.2.1 list=mgmt',
+        '+ /ip dns set allow-remote-requests=yes servers=9.9.9.9',
+        '+ /interface bridge add comment="by hand" name=br-x',
+      ]),
+    ).toEqual([
+      { menu: '/ip/dns', item: '', property: 'allow-remote-requests', before: 'yes', after: null },
+      { menu: '/ip/dns', item: '', property: 'servers', before: '9.9.9.9', after: '1.1.1.1' },
+      { menu: '/interface/bridge', item: 'br-x', property: 'comment', before: 'by hand', after: null },
+      { menu: '/interface/bridge', item: 'br-x', property: 'name', before: 'br-x', after: null },
+      {
+        menu: '/ip/firewall/address-list',
+        item: 'add address=192.0.2.1 list=mgmt',
+        property: 'address',
+        before: null,
+        after: '192.0.2.1',
+      },
+      {
+        menu: '/ip/firewall/address-list',
+        item: 'add address=192.0.2.1 list=mgmt',
+        property: 'list',
+        before: null,
+        after: 'mgmt',
+      },
+    ]);
+  });
 });
