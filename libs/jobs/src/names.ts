@@ -76,26 +76,51 @@ export const JOB_PAYLOADS = {
     version: z.string().regex(ROUTEROS_VERSION, 'a RouterOS version like 7.16.2 or 7.21beta3').optional(),
   }),
   /**
-   * A preview (docs/adr/0088-plans.md): reads the router and records the exact changes an
-   * apply-config with these `changes` would make, writing nothing. Made by `POST /plans`.
+   * A preview (docs/adr/0088-plans.md, 0107): reads the router and records what a job of kind
+   * `of` with this payload would do, writing nothing. Made by `POST /plans`.
    */
   plan: z
     .strictObject({
-      of: z.enum(['apply-config', 'run-command']).default('apply-config'),
+      of: z
+        .enum(['apply-config', 'run-command', 'restore', 'routeros-upgrade', 'reboot', 'recreate-tunnel'])
+        .default('apply-config'),
       /** apply-config plans: the desired states. */
       changes: z.array(DesiredState).min(1).max(50).optional(),
       /** run-command plans: the command and its attributes. */
       command: Command.optional(),
       attributes: CommandAttributes.optional(),
+      /** restore plans: the backup the router would be restored to. */
+      backupId: z.uuid().optional(),
+      /** routeros-upgrade plans: the job's channel and version (as its payload). */
+      channel: z.enum(['stable', 'long-term', 'testing']).optional(),
+      version: z.string().regex(ROUTEROS_VERSION, 'a RouterOS version like 7.16.2 or 7.21beta3').optional(),
       /**
        * Also run `/import dry-run` of the generated script on RouterOS 7.16+ (stages a
        * temporary file). Opt-in: a router that ignored `dry-run` would run the script.
        */
       importDryRun: z.boolean().default(false),
     })
-    .refine((p) => (p.of === 'apply-config' ? !!p.changes && !p.command : !!p.command && !p.changes), {
-      message: 'an apply-config plan takes `changes`; a run-command plan takes `command` (and `attributes`)',
-    }),
+    .refine(
+      (p) => {
+        const has = { changes: !!p.changes, command: !!p.command, backupId: !!p.backupId };
+        const upgrade = p.channel !== undefined || p.version !== undefined;
+        if (upgrade && p.of !== 'routeros-upgrade') return false;
+        switch (p.of) {
+          case 'apply-config':
+            return has.changes && !has.command && !has.backupId;
+          case 'run-command':
+            return has.command && !has.changes && !has.backupId;
+          case 'restore':
+            return has.backupId && !has.changes && !has.command;
+          default:
+            return !has.changes && !has.command && !has.backupId;
+        }
+      },
+      {
+        message:
+          'an apply-config plan takes `changes`; a run-command plan takes `command` (and `attributes`); a restore plan takes `backupId`; a routeros-upgrade plan `channel`/`version`; reboot and recreate-tunnel plans nothing',
+      },
+    ),
 } as const;
 
 export type JobKind = keyof typeof JOB_PAYLOADS;

@@ -16,7 +16,10 @@ const PlanTargets = {
   importDryRun: z.boolean().default(false),
 };
 
-/** `POST /plans`: a preview of one apply-config or run-command for sites given by id and/or tag. */
+/**
+ * `POST /plans`: a preview of one change (apply-config, run-command, restore, routeros-upgrade,
+ * reboot, recreate-tunnel; docs/adr/0088, 0107) for sites given by id and/or tag.
+ */
 export const CreatePlanRequest = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('apply-config'),
@@ -26,6 +29,18 @@ export const CreatePlanRequest = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('run-command'),
     payload: JOB_PAYLOADS['run-command'],
+    ...PlanTargets,
+  }),
+  z.strictObject({ kind: z.literal('restore'), payload: JOB_PAYLOADS.restore, ...PlanTargets }),
+  z.strictObject({
+    kind: z.literal('routeros-upgrade'),
+    payload: JOB_PAYLOADS['routeros-upgrade'].prefault({}),
+    ...PlanTargets,
+  }),
+  z.strictObject({ kind: z.literal('reboot'), payload: JOB_PAYLOADS.reboot.prefault({}), ...PlanTargets }),
+  z.strictObject({
+    kind: z.literal('recreate-tunnel'),
+    payload: JOB_PAYLOADS['recreate-tunnel'].prefault({}),
     ...PlanTargets,
   }),
 ]);

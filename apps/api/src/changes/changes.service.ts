@@ -15,11 +15,13 @@ import {
 import {
   formatClock,
   isTimezone,
+  JOB_MIN_ROLE,
   jobRequestPolicy,
   jobsRepo,
   parseClock,
   redactSecrets,
   type JobKind,
+  type JobPayload,
   type JobRow,
 } from '@backplane/jobs';
 import { z } from 'zod';
@@ -41,7 +43,28 @@ const StoredRequester = z.object({
 });
 const Role = z.enum(['viewer', 'operator', 'admin', 'owner']);
 /** The kinds a plan previews (and its apply creates). */
-const PlanKind = z.enum(['apply-config', 'run-command']);
+const PlanKind = z.enum(['apply-config', 'run-command', 'restore', 'routeros-upgrade', 'reboot', 'recreate-tunnel']);
+
+/** The `plan` job's payload for a preview of `input` (docs/adr/0088, 0107). */
+function planJobPayload(input: CreatePlanRequest): JobPayload<'plan'> {
+  const base = { of: input.kind, importDryRun: input.importDryRun };
+  switch (input.kind) {
+    case 'apply-config':
+      return { ...base, changes: input.payload.changes };
+    case 'run-command':
+      return { ...base, command: input.payload.command, attributes: input.payload.attributes };
+    case 'restore':
+      return { ...base, backupId: input.payload.backupId };
+    case 'routeros-upgrade':
+      return {
+        ...base,
+        ...(input.payload.channel ? { channel: input.payload.channel } : {}),
+        ...(input.payload.version ? { version: input.payload.version } : {}),
+      };
+    default:
+      return base;
+  }
+}
 
 const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
 const FINAL = ['succeeded', 'failed', 'cancelled', 'expired', 'unknown'];
@@ -54,7 +77,8 @@ function redactChanges(payload: unknown): unknown {
 }
 
 function redactPlanPayload(kind: string, payload: unknown): unknown {
-  return kind === 'run-command' ? redactSecrets(payload) : redactChanges(payload);
+  if (kind === 'run-command') return redactSecrets(payload);
+  return kind === 'apply-config' ? redactChanges(payload) : payload;
 }
 
 interface PreviewResult {
@@ -113,6 +137,10 @@ export class ChangesService {
   async createPlan(t: TenantContext, input: CreatePlanRequest) {
     const d = jobRequestPolicy(t.role, '', { kind: input.kind, payload: input.payload });
     if (!d.allowed) throw new ApiError('command_not_allowed', d.message, [{ path: 'rule', message: d.rule }]);
+    // A plan of a change needs the role that change needs (restore and upgrade: admin).
+    if (!roleAtLeast(t.role, JOB_MIN_ROLE[input.kind])) {
+      throw new ApiError('forbidden', `${input.kind} plans need the ${JOB_MIN_ROLE[input.kind]} role`);
+    }
     if (!input.siteIds?.length && !input.tags?.length) throw new ApiError('validation_failed', 'give siteIds or tags');
     const planId = randomUUID();
     const rows = await this.deps.db.inTenant(t.scope, async (tx) => {
@@ -136,10 +164,7 @@ export class ChangesService {
         const { row } = await jobsRepo.create(tx, {
           siteId,
           kind: 'plan',
-          payload:
-            input.kind === 'apply-config'
-              ? { of: input.kind, changes: input.payload.changes, importDryRun: input.importDryRun }
-              : { of: input.kind, command: input.payload.command, attributes: input.payload.attributes },
+          payload: planJobPayload(input),
           requestedBy: this.requester(t),
           idempotencyKey: `plan:${planId}`,
           ttlSeconds: this.deps.config.JOB_TTL,

@@ -86,13 +86,10 @@ export class ChangeGate {
     const tags = await this.windows.tagsOfMany(tx, siteIds);
     const need = await this.approvalFor(tx, kind, tags);
     if (!need) return;
+    // Every changing kind can be planned (docs/adr/0088, 0107): the approver sees the plan.
     throw new ApiError(
       'approval_required',
-      `this change needs approval by ${need.role} (${need.reasons.join('; ')}): ${
-        kind === 'apply-config'
-          ? 'make a plan (POST /plans) and apply it; the approver sees the plan'
-          : 'only apply-config changes can be planned and approved so far'
-      }`,
+      `this change needs approval by ${need.role} (${need.reasons.join('; ')}): make a plan (POST /plans, kind ${kind}) and apply it; the approver sees the plan`,
     );
   }
 

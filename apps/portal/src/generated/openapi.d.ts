@@ -7330,6 +7330,8 @@ export interface operations {
                         attributes?: {
                             [key: string]: string;
                         };
+                        /** Format: uuid */
+                        backupId?: string;
                         changes?: ({
                             /** @enum {string} */
                             menu: "dns";
@@ -7360,6 +7362,8 @@ export interface operations {
                             name: string;
                             password?: string;
                         })[];
+                        /** @enum {string} */
+                        channel?: "stable" | "long-term" | "testing";
                         command?: string;
                         /** @default false */
                         importDryRun?: boolean;
@@ -7367,7 +7371,8 @@ export interface operations {
                          * @default apply-config
                          * @enum {string}
                          */
-                        of?: "apply-config" | "run-command";
+                        of?: "apply-config" | "run-command" | "restore" | "routeros-upgrade" | "reboot" | "recreate-tunnel";
+                        version?: string;
                     };
                     siteIds?: string[];
                     tags?: string[];
@@ -7960,6 +7965,58 @@ export interface operations {
                         command: string;
                         confirmSeconds?: number;
                     };
+                    siteIds?: string[];
+                    tags?: string[];
+                } | {
+                    /** @default 3600 */
+                    expiresInSeconds?: number;
+                    /** @default false */
+                    importDryRun?: boolean;
+                    /** @enum {string} */
+                    kind: "restore";
+                    payload: {
+                        allowLockoutRisk?: boolean;
+                        /** Format: uuid */
+                        backupId: string;
+                        confirmSeconds?: number;
+                    };
+                    siteIds?: string[];
+                    tags?: string[];
+                } | {
+                    /** @default 3600 */
+                    expiresInSeconds?: number;
+                    /** @default false */
+                    importDryRun?: boolean;
+                    /** @enum {string} */
+                    kind: "routeros-upgrade";
+                    /** @default {} */
+                    payload?: {
+                        /** @enum {string} */
+                        channel?: "stable" | "long-term" | "testing";
+                        version?: string;
+                    };
+                    siteIds?: string[];
+                    tags?: string[];
+                } | {
+                    /** @default 3600 */
+                    expiresInSeconds?: number;
+                    /** @default false */
+                    importDryRun?: boolean;
+                    /** @enum {string} */
+                    kind: "reboot";
+                    /** @default {} */
+                    payload?: Record<string, never>;
+                    siteIds?: string[];
+                    tags?: string[];
+                } | {
+                    /** @default 3600 */
+                    expiresInSeconds?: number;
+                    /** @default false */
+                    importDryRun?: boolean;
+                    /** @enum {string} */
+                    kind: "recreate-tunnel";
+                    /** @default {} */
+                    payload?: Record<string, never>;
                     siteIds?: string[];
                     tags?: string[];
                 };
@@ -9938,6 +9995,8 @@ export interface operations {
                         attributes?: {
                             [key: string]: string;
                         };
+                        /** Format: uuid */
+                        backupId?: string;
                         changes?: ({
                             /** @enum {string} */
                             menu: "dns";
@@ -9968,6 +10027,8 @@ export interface operations {
                             name: string;
                             password?: string;
                         })[];
+                        /** @enum {string} */
+                        channel?: "stable" | "long-term" | "testing";
                         command?: string;
                         /** @default false */
                         importDryRun?: boolean;
@@ -9975,7 +10036,8 @@ export interface operations {
                          * @default apply-config
                          * @enum {string}
                          */
-                        of?: "apply-config" | "run-command";
+                        of?: "apply-config" | "run-command" | "restore" | "routeros-upgrade" | "reboot" | "recreate-tunnel";
+                        version?: string;
                     };
                 };
             };

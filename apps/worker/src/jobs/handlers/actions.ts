@@ -9,6 +9,7 @@ import {
   restoreScript,
   type JobRow,
   type KeptManagement,
+  type ManagementNames,
   type PolicyRole,
 } from '@backplane/jobs';
 import {
@@ -24,6 +25,7 @@ import { SiteUnreachableError } from '../channel';
 import { rearmAfterReset } from '../commit-confirm';
 import { publishEvent, RetryLaterError, type JobContext } from '../context';
 import { checkCommandPlanBinding } from './plan';
+import { checkRestorePlanBinding } from './plan-kinds';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -239,6 +241,13 @@ export async function backup(ctx: JobContext<'backup'>) {
 
 /** Built-in user groups (a reset keeps them). */
 const BUILTIN_GROUPS = new Set(['full', 'read', 'write']);
+
+/** Backplane's objects on this router by name, as a restore compares exports without them. */
+export async function managementNamesOf(ctx: JobContext): Promise<ManagementNames> {
+  const apiUser = ctx.target.credentials.username;
+  const group = (await ctx.print('/user')).find((u) => u['name'] === apiUser)?.['group'];
+  return { siteId: ctx.siteId, apiUser, ...(group && !BUILTIN_GROUPS.has(group) ? { apiGroup: group } : {}) };
+}
 const RESTORE_FILE = 'bp-restore.rsc';
 export const CA_FILE = 'bp-ca.crt';
 
@@ -361,6 +370,8 @@ export async function restore(ctx: JobContext<'restore'>) {
     new BackupsRepository(keyring).content(tx, ctx.payload.backupId, ctx.siteId),
   );
   if (text === null) throw new Error('backup not found for this site');
+  // Made from a plan (ADR 0107): refused as plan_stale when the router changed since the preview.
+  if (!ctx.stepState('upload')) await checkRestorePlanBinding(ctx);
   await ctx.step('upload', 30, async () => {
     const keep = await keptManagement(ctx);
     if (keep.caFile) {
@@ -419,14 +430,7 @@ export async function restore(ctx: JobContext<'restore'>) {
   });
   const detail = await ctx.step('verify', 100, async () => {
     const now = await ctx.exportConfig();
-    const apiUser = ctx.target.credentials.username;
-    const group = (await ctx.print('/user')).find((u) => u['name'] === apiUser)?.['group'];
-    const names = {
-      siteId: ctx.siteId,
-      apiUser,
-      ...(group && !BUILTIN_GROUPS.has(group) ? { apiGroup: group } : {}),
-    };
-    const diff = exportDifferences(text, now, names);
+    const diff = exportDifferences(text, now, await managementNamesOf(ctx));
     // The files hold secrets (tunnel, poll credential): they go once they have run.
     await removeRestoreFiles(ctx);
     if (diff.length > 0) {

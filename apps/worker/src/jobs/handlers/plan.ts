@@ -5,6 +5,7 @@ import { RouterCommandError } from '../channel';
 import type { JobContext } from '../context';
 import { NamedError } from '../named-error';
 import { enforceJobPolicy } from './actions';
+import { previewOtherKind } from './plan-kinds';
 import {
   ChangeRejectedError,
   planCommand,
@@ -46,8 +47,10 @@ export const PlanResult = z.object({
     status: z.enum(['ok', 'errors', 'unsupported', 'skipped']),
     detail: z.string(),
   }),
-  /** Why a run-command preview is partial or empty. */
+  /** Why a run-command preview is partial or empty; the one-line summary of the other kinds. */
   note: z.string().nullable().optional(),
+  /** Restore, upgrade: what the apply checks besides the fingerprint (ADR 0107). */
+  bind: z.record(z.string(), z.string()).optional(),
 });
 export type PlanResult = z.infer<typeof PlanResult>;
 
@@ -134,6 +137,8 @@ export async function planJob(ctx: JobContext<'plan'>) {
   const version = await ctx.version();
   const v6 = version.startsWith('6.');
   const out = await ctx.step('read and compare', 80, async () => {
+    const other = await previewOtherKind(ctx, version);
+    if (other) return JSON.stringify(other);
     const reader = new RecordingReader(ctx);
     const { command, attributes } = ctx.payload;
     if (command !== undefined) {
@@ -188,10 +193,10 @@ export async function checkPlanBinding(
   if (bound) compareWithPlan(bound, reader, 'digest' in plans ? plans.digest : digestOf(plans));
 }
 
-type Binding = { planId: string; result: ReturnType<typeof PlanResult.safeParse> };
+export type Binding = { planId: string; result: ReturnType<typeof PlanResult.safeParse> };
 
 /** The plan this job applies (its preview of this site), if it was made from one. */
-async function planOf(ctx: JobContext): Promise<Binding | undefined> {
+export async function planOf(ctx: JobContext): Promise<Binding | undefined> {
   return ctx.services.db.inTenant(ctx.scope, async (tx) => {
     const b = await new PlansRepository().bindingOf(tx, ctx.job.id);
     if (!b) return undefined;

@@ -3,6 +3,7 @@ import { effectiveFirmwarePolicy, upgradeDecision } from '@backplane/jobs';
 import { z } from 'zod';
 import { OutcomeUnknownError, type JobContext } from '../context';
 import { awaitReboot, awaitVersion, bootStep, exportAndStoreBackup, sendRebooting } from './actions';
+import { checkUpgradePlanBinding } from './plan-kinds';
 
 /**
  * RouterOS upgrade done properly (issue 18, docs/adr/0098-firmware-policy-and-upgrade.md):
@@ -27,14 +28,17 @@ const INSTALL = 'download and install';
 const FIRMWARE_REBOOT = 'reboot for RouterBOOT';
 
 /** The policy that applies to this site, and the job's own channel/version checked against it. */
-async function policyFor(ctx: JobContext<'routeros-upgrade'>): Promise<z.infer<typeof PolicyStep>> {
+export async function policyFor(
+  ctx: JobContext,
+  payload: { channel?: 'stable' | 'long-term' | 'testing' | undefined; version?: string | undefined },
+): Promise<z.infer<typeof PolicyStep>> {
   const repo = new FirmwarePolicyRepository();
   const { policy, tags } = await ctx.services.db.inTenant(ctx.scope, async (tx) => ({
     policy: await repo.get(tx),
     tags: (await repo.siteTags(tx, ctx.siteId)) ?? [],
   }));
   const eff = effectiveFirmwarePolicy(policy, tags);
-  const { channel, version } = ctx.payload;
+  const { channel, version } = payload;
   const stored = eff.source !== 'default';
   if (channel && stored && channel !== eff.channel) {
     throw new Error(
@@ -53,7 +57,7 @@ async function policyFor(ctx: JobContext<'routeros-upgrade'>): Promise<z.infer<t
   };
 }
 
-async function readBoard(ctx: JobContext): Promise<z.infer<typeof BoardStep>> {
+export async function readBoard(ctx: JobContext): Promise<z.infer<typeof BoardStep>> {
   const [b] = await ctx.print('/system/routerboard');
   return {
     // v7 spells booleans true/false, v6 yes/no
@@ -109,8 +113,12 @@ async function routerBoot(ctx: JobContext): Promise<{ current: string; upgrade: 
 }
 
 export async function routerosUpgrade(ctx: JobContext<'routeros-upgrade'>) {
+  // Made from a plan (ADR 0107): refused as plan_stale when the router runs another version.
+  const fromPlan = ctx.stepState(INSTALL) ? undefined : await checkUpgradePlanBinding(ctx);
   const policy = PolicyStep.parse(
-    JSON.parse((await ctx.step('firmware policy', 5, async () => JSON.stringify(await policyFor(ctx)))) ?? '{}'),
+    JSON.parse(
+      (await ctx.step('firmware policy', 5, async () => JSON.stringify(await policyFor(ctx, ctx.payload)))) ?? '{}',
+    ),
   );
   const check = CheckStep.parse(
     JSON.parse(
@@ -139,6 +147,7 @@ export async function routerosUpgrade(ctx: JobContext<'routeros-upgrade'>) {
     return { ...base, upToDate: true, version: check.installed, routerboot: await routerBoot(ctx) };
   }
   const target = decision.target;
+  if (fromPlan) fromPlan.checkTarget(target);
   const backup = BackupStep.parse(
     JSON.parse((await ctx.step('pre-upgrade backup', 30, () => exportAndStoreBackup(ctx))) ?? '{}'),
   );
