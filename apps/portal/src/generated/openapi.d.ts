@@ -5183,12 +5183,14 @@ export interface operations {
                                 };
                             } | null;
                             /** Format: uuid */
-                            planId: string;
+                            planId: string | null;
                             reasons: string[];
                             requestedBy: {
                                 [key: string]: unknown;
                             };
                             requiredRole: string;
+                            /** Format: uuid */
+                            rolloutId: string | null;
                             /** @enum {string} */
                             state: "pending" | "approved" | "rejected" | "expired";
                         }[];
@@ -5300,12 +5302,14 @@ export interface operations {
                             };
                         } | null;
                         /** Format: uuid */
-                        planId: string;
+                        planId: string | null;
                         reasons: string[];
                         requestedBy: {
                             [key: string]: unknown;
                         };
                         requiredRole: string;
+                        /** Format: uuid */
+                        rolloutId: string | null;
                         /** @enum {string} */
                         state: "pending" | "approved" | "rejected" | "expired";
                     };
@@ -5371,12 +5375,14 @@ export interface operations {
                             /** Format: uuid */
                             id: string;
                             /** Format: uuid */
-                            planId: string;
+                            planId: string | null;
                             reasons: string[];
                             requestedBy: {
                                 [key: string]: unknown;
                             };
                             requiredRole: string;
+                            /** Format: uuid */
+                            rolloutId: string | null;
                             /** @enum {string} */
                             state: "pending" | "approved" | "rejected" | "expired";
                         };
@@ -5433,7 +5439,7 @@ export interface operations {
                                 sitesWithChanges: number;
                                 stale: number;
                             };
-                        };
+                        } | null;
                     };
                 };
             };
@@ -5496,12 +5502,14 @@ export interface operations {
                         /** Format: uuid */
                         id: string;
                         /** Format: uuid */
-                        planId: string;
+                        planId: string | null;
                         reasons: string[];
                         requestedBy: {
                             [key: string]: unknown;
                         };
                         requiredRole: string;
+                        /** Format: uuid */
+                        rolloutId: string | null;
                         /** @enum {string} */
                         state: "pending" | "approved" | "rejected" | "expired";
                     };
@@ -8183,12 +8191,14 @@ export interface operations {
                             /** Format: uuid */
                             id: string;
                             /** Format: uuid */
-                            planId: string;
+                            planId: string | null;
                             reasons: string[];
                             requestedBy: {
                                 [key: string]: unknown;
                             };
                             requiredRole: string;
+                            /** Format: uuid */
+                            rolloutId: string | null;
                             /** @enum {string} */
                             state: "pending" | "approved" | "rejected" | "expired";
                         } | null;
@@ -8266,12 +8276,14 @@ export interface operations {
                             /** Format: uuid */
                             id: string;
                             /** Format: uuid */
-                            planId: string;
+                            planId: string | null;
                             reasons: string[];
                             requestedBy: {
                                 [key: string]: unknown;
                             };
                             requiredRole: string;
+                            /** Format: uuid */
+                            rolloutId: string | null;
                             /** @enum {string} */
                             state: "pending" | "approved" | "rejected" | "expired";
                         } | null;
@@ -8375,6 +8387,20 @@ export interface operations {
                 content: {
                     "application/json": {
                         items: {
+                            approval: {
+                                comment: string | null;
+                                decidedAt: string | null;
+                                decidedBy: {
+                                    [key: string]: unknown;
+                                } | null;
+                                expiresAt: string;
+                                /** Format: uuid */
+                                id: string;
+                                reasons: string[];
+                                requiredRole: string;
+                                /** @enum {string} */
+                                state: "pending" | "approved" | "rejected" | "expired";
+                            } | null;
                             counts: {
                                 failed: number;
                                 notStarted: number;
@@ -8396,7 +8422,7 @@ export interface operations {
                                 type: string;
                             };
                             /** @enum {string} */
-                            state: "running" | "paused" | "halted" | "completed" | "aborted";
+                            state: "pending_approval" | "running" | "paused" | "halted" | "completed" | "aborted" | "rejected";
                             total: number;
                             updatedAt: string;
                             waves: {
@@ -8808,6 +8834,20 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        approval: {
+                            comment: string | null;
+                            decidedAt: string | null;
+                            decidedBy: {
+                                [key: string]: unknown;
+                            } | null;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            reasons: string[];
+                            requiredRole: string;
+                            /** @enum {string} */
+                            state: "pending" | "approved" | "rejected" | "expired";
+                        } | null;
                         counts: {
                             failed: number;
                             notStarted: number;
@@ -8829,7 +8869,7 @@ export interface operations {
                             type: string;
                         };
                         /** @enum {string} */
-                        state: "running" | "paused" | "halted" | "completed" | "aborted";
+                        state: "pending_approval" | "running" | "paused" | "halted" | "completed" | "aborted" | "rejected";
                         total: number;
                         updatedAt: string;
                         waves: {
@@ -8904,6 +8944,20 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        approval: {
+                            comment: string | null;
+                            decidedAt: string | null;
+                            decidedBy: {
+                                [key: string]: unknown;
+                            } | null;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            reasons: string[];
+                            requiredRole: string;
+                            /** @enum {string} */
+                            state: "pending" | "approved" | "rejected" | "expired";
+                        } | null;
                         counts: {
                             failed: number;
                             notStarted: number;
@@ -8925,7 +8979,7 @@ export interface operations {
                             type: string;
                         };
                         /** @enum {string} */
-                        state: "running" | "paused" | "halted" | "completed" | "aborted";
+                        state: "pending_approval" | "running" | "paused" | "halted" | "completed" | "aborted" | "rejected";
                         total: number;
                         updatedAt: string;
                         waves: {
@@ -9000,6 +9054,20 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        approval: {
+                            comment: string | null;
+                            decidedAt: string | null;
+                            decidedBy: {
+                                [key: string]: unknown;
+                            } | null;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            reasons: string[];
+                            requiredRole: string;
+                            /** @enum {string} */
+                            state: "pending" | "approved" | "rejected" | "expired";
+                        } | null;
                         counts: {
                             failed: number;
                             notStarted: number;
@@ -9021,7 +9089,7 @@ export interface operations {
                             type: string;
                         };
                         /** @enum {string} */
-                        state: "running" | "paused" | "halted" | "completed" | "aborted";
+                        state: "pending_approval" | "running" | "paused" | "halted" | "completed" | "aborted" | "rejected";
                         total: number;
                         updatedAt: string;
                         waves: {
@@ -9096,6 +9164,20 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        approval: {
+                            comment: string | null;
+                            decidedAt: string | null;
+                            decidedBy: {
+                                [key: string]: unknown;
+                            } | null;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            reasons: string[];
+                            requiredRole: string;
+                            /** @enum {string} */
+                            state: "pending" | "approved" | "rejected" | "expired";
+                        } | null;
                         counts: {
                             failed: number;
                             notStarted: number;
@@ -9117,7 +9199,7 @@ export interface operations {
                             type: string;
                         };
                         /** @enum {string} */
-                        state: "running" | "paused" | "halted" | "completed" | "aborted";
+                        state: "pending_approval" | "running" | "paused" | "halted" | "completed" | "aborted" | "rejected";
                         total: number;
                         updatedAt: string;
                         waves: {
@@ -9192,6 +9274,20 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        approval: {
+                            comment: string | null;
+                            decidedAt: string | null;
+                            decidedBy: {
+                                [key: string]: unknown;
+                            } | null;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            reasons: string[];
+                            requiredRole: string;
+                            /** @enum {string} */
+                            state: "pending" | "approved" | "rejected" | "expired";
+                        } | null;
                         counts: {
                             failed: number;
                             notStarted: number;
@@ -9213,7 +9309,7 @@ export interface operations {
                             type: string;
                         };
                         /** @enum {string} */
-                        state: "running" | "paused" | "halted" | "completed" | "aborted";
+                        state: "pending_approval" | "running" | "paused" | "halted" | "completed" | "aborted" | "rejected";
                         total: number;
                         updatedAt: string;
                         waves: {
