@@ -235,6 +235,21 @@ describe('rollout approvals', () => {
     expect((await as(admin, 'POST', `/rollouts/${created.id}/resume`, {})).status).toBe(409);
   }, 60_000);
 
+  it('the requester may abort a rollout that waits: its request ends, it never runs', async () => {
+    const sites = await coreSites('core-d', 1, 'batch-d');
+    const before = sites.map(dnsOf);
+    const created = await requestRollout('batch-d', '149.112.112.112');
+    const abort = await as(operator, 'POST', `/rollouts/${created.id}/abort`, {});
+    expect(abort.status, JSON.stringify(abort.body)).toBe(200);
+    expect(abort.body.state).toBe('aborted');
+    expect(abort.body.approval.state).toBe('rejected');
+    expect((await as(admin, 'POST', `/approvals/${created.approval!.id}/approve`, {})).status).toBe(409);
+    await tick();
+    expect((await getRollout(created.id)).state).toBe('aborted');
+    expect(await jobsOfSites(sites)).toBe(0);
+    expect(sites.map(dnsOf)).toEqual(before);
+  }, 60_000);
+
   it('an expired request cannot be approved and its rollout never runs', async () => {
     const sites = await coreSites('core-c', 1, 'batch-c');
     const before = sites.map(dnsOf);

@@ -131,7 +131,10 @@ export class RolloutsController {
     return this.rollouts.resume(t, id);
   }
 
-  /** Pending waves are cancelled and queued jobs of the running wave end; running jobs finish. */
+  /**
+   * Pending waves are cancelled and queued jobs of the running wave end; running jobs finish.
+   * A rollout still waiting for approval is withdrawn (its request ends `rejected`).
+   */
   @Post(':rolloutId/abort')
   @Route('Abort a rollout', 'operator')
   @HttpCode(200)

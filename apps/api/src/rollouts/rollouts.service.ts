@@ -312,7 +312,11 @@ export class RolloutsService implements OnModuleDestroy {
       const before = await this.repo.get(tx, id, true);
       if (!before) throw ApiError.notFound('rollout');
       this.checkRole(t, before.kind as JobKind);
-      const from = { pause: ['running'], resume: ['paused', 'halted'], abort: ['running', 'paused', 'halted'] }[action];
+      const from = {
+        pause: ['running'],
+        resume: ['paused', 'halted'],
+        abort: ['pending_approval', 'running', 'paused', 'halted'],
+      }[action];
       if (!from.includes(before.state)) {
         throw new ApiError('conflict', `a ${before.state} rollout cannot be ${action}d`);
       }
@@ -321,6 +325,19 @@ export class RolloutsService implements OnModuleDestroy {
       let cancelledJobs: string[] = [];
       // A halted rollout resumes with its failed wave again (its sites without a succeeded job).
       if (action === 'resume' && before.state === 'halted') retried = await this.repo.retryWave(tx, id);
+      if (action === 'abort' && before.state === 'pending_approval') {
+        // Withdrawn before anyone decided: its request ends too (ADR 0110).
+        const a = await this.approvals.latestForRollout(tx, id);
+        if (a?.state === 'pending') {
+          await this.approvals.decide(tx, a.id, 'rejected', this.requester(t), 'rollout aborted');
+          await this.audit.record(tx, t.actor, {
+            action: 'approval.rejected',
+            targetType: 'approval',
+            targetId: a.id,
+            after: { rolloutId: id, comment: 'rollout aborted' },
+          });
+        }
+      }
       if (action === 'abort') {
         await this.repo.cancelPending(tx, id);
         cancelledJobs = await this.cancelOpenJobs(tx, id);

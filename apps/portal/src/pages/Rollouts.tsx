@@ -429,7 +429,7 @@ export function RolloutPage({ rolloutId }: { rolloutId: string }) {
                 Resume
               </Button>
             )}
-            {['running', 'paused', 'halted'].includes(r.state) && (
+            {['pending_approval', 'running', 'paused', 'halted'].includes(r.state) && (
               <Button color="red" variant="light" loading={busy} onClick={() => void act('abort')}>
                 Abort
               </Button>
