@@ -309,6 +309,9 @@ export class RolloutsService implements OnModuleDestroy {
   /** The one state change of pause, resume and abort; 409 when the rollout is not in a state it applies to. */
   private async transition(t: TenantContext, id: string, action: 'pause' | 'resume' | 'abort'): Promise<RolloutOut> {
     const cancelled = await this.deps.db.inTenant(t.scope, async (tx) => {
+      // An approval decides under the request's lock, then changes the rollout: an abort takes
+      // the locks in the same order (no deadlock between an approve and an abort).
+      const request = action === 'abort' ? await this.approvals.latestForRollout(tx, id, true) : undefined;
       const before = await this.repo.get(tx, id, true);
       if (!before) throw ApiError.notFound('rollout');
       this.checkRole(t, before.kind as JobKind);
@@ -327,7 +330,7 @@ export class RolloutsService implements OnModuleDestroy {
       if (action === 'resume' && before.state === 'halted') retried = await this.repo.retryWave(tx, id);
       if (action === 'abort' && before.state === 'pending_approval') {
         // Withdrawn before anyone decided: its request ends too (ADR 0110).
-        const a = await this.approvals.latestForRollout(tx, id);
+        const a = request;
         if (a?.state === 'pending') {
           await this.approvals.decide(tx, a.id, 'rejected', this.requester(t), 'rollout aborted');
           await this.audit.record(tx, t.actor, {

@@ -226,10 +226,12 @@ export class ApprovalsRepository {
   }
 
   /** A rollout's latest request (pending, or how it was decided). */
-  async latestForRollout(tx: TenantTx, rolloutId: string): Promise<ApprovalRow | undefined> {
+  async latestForRollout(tx: TenantTx, rolloutId: string, forUpdate = false): Promise<ApprovalRow | undefined> {
     const rows = await query<ApprovalRow>(
       tx,
-      `SELECT ${APPROVAL_COLS} FROM approvals WHERE rollout_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1`,
+      `SELECT ${APPROVAL_COLS} FROM approvals WHERE rollout_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1${
+        forUpdate ? ' FOR UPDATE' : ''
+      }`,
       [rolloutId],
     );
     return rows[0];
