@@ -171,15 +171,17 @@ describe('approvals', () => {
       tags: ['core'],
     });
     expect(bulk.status).toBe(409);
-    // Nor by asking for it as a rollout in waves: refused before any wave exists.
+    // Nor by asking for it as a rollout in waves: it waits for approval like a plan's apply
+    // (docs/adr/0110; test/jobs/rollout-approvals.spec.ts runs one through).
     const rollout = await w.api('POST', '/rollouts', {
       kind: 'apply-config',
       payload: { changes: [{ menu: 'identity', name: 'sneaky' }] },
       tags: ['core'],
     });
-    expect(rollout.status, JSON.stringify(rollout.body)).toBe(409);
-    expect(rollout.body.error.code).toBe('approval_required');
-    expect((await w.api('GET', '/rollouts')).body.items).toEqual([]);
+    expect(rollout.status, JSON.stringify(rollout.body)).toBe(201);
+    expect(rollout.body.state).toBe('pending_approval');
+    expect(rollout.body.approval).toMatchObject({ state: 'pending', requiredRole: 'admin' });
+    expect((await w.api('POST', `/approvals/${rollout.body.approval.id}/approve`, {})).status).toBe(403);
     // Reading is not a change: a backup needs no approval.
     expect((await w.api('POST', `/sites/${site}/jobs`, { kind: 'backup' })).status).toBe(201);
 

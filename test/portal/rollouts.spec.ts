@@ -1,7 +1,9 @@
 /**
  * The rollout progress view (issue 18, ADR 0096) in chromium: a rollout halted by a fault
  * in wave 2 shows its reason and waves; resume (after the fault is fixed) and the page
- * follows the rollout to `completed` live, without a reload. Screenshots in docs/screenshots.
+ * follows the rollout to `completed` live, without a reload. A rollout the approval policy
+ * matches shows that it waits and for whom; an admin approves it on its page (ADR 0110).
+ * Screenshots in docs/screenshots.
  */
 import { connectionFromUrl } from '@backplane/jobs';
 import { createLogger } from '@backplane/observability';
@@ -9,6 +11,7 @@ import { testSettings } from '@backplane/testing';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RolloutAdvancer } from '../../apps/worker/src/schedules/rollouts';
+import { addMember, PASSWORD } from '../api/harness';
 import { jobsWorld, ROUTER_USER, type JobsWorld } from '../jobs/fixture';
 import { ensurePortalBuilt, launchBrowser, shot, signIn, type Browser } from './browser';
 
@@ -120,5 +123,40 @@ describe('portal: rollout progress', () => {
       .first()
       .waitFor();
     await shot(page, 'firmware-policy');
+  }, 120_000);
+
+  it('a rollout waiting for approval shows why; another admin approves it on its page', async () => {
+    const added = await addMember(w.h, w.token, w.tenantId, {
+      email: 'approver@msp-a.test',
+      role: 'admin',
+      password: PASSWORD,
+    });
+    expect(added.status).toBe(201);
+    const policy = await w.api('PUT', '/approval-policy', {
+      rules: [{ kinds: ['apply-config'], tags: ['gated'], approverRole: 'admin' }],
+      ttlSeconds: 3600,
+    });
+    expect(policy.status).toBe(200);
+    await Promise.all([0, 1].map((i) => w.addSite(`gated-${i}`, { tags: ['gated'] })));
+    const res = await w.api('POST', '/rollouts', {
+      kind: 'apply-config',
+      payload: { changes: [{ menu: 'dns', servers: ['1.1.1.1'] }] },
+      tags: ['gated'],
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const id = res.body.id as string;
+
+    await signIn(page, w.base, 'approver@msp-a.test');
+    await page.goto(`${w.base}/t/msp-a/rollouts/${id}`);
+    await page.getByTestId('rollout-state').filter({ hasText: 'pending_approval' }).waitFor();
+    const waiting = page.getByTestId('rollout-approval');
+    expect(await waiting.textContent()).toMatch(/Waits for approval by admin · rule 1: .*apply-config.*gated/);
+    await shot(page, 'rollout-pending-approval');
+    await waiting.getByRole('button', { name: 'Approve' }).click();
+    await page.getByTestId('rollout-state').filter({ hasText: 'running' }).waitFor();
+    expect(await page.getByTestId('rollout-approval').count()).toBe(0);
+    const after = await w.api('GET', `/rollouts/${id}`);
+    expect(after.body.state).toBe('running');
+    expect(after.body.approval.state).toBe('approved');
   }, 120_000);
 });

@@ -7,7 +7,15 @@ import { commandPolicy } from './command-policy';
  * one starts. The api stores the request; the worker's `rollouts` schedule advances it.
  */
 
-export const ROLLOUT_STATES = ['running', 'paused', 'halted', 'completed', 'aborted'] as const;
+export const ROLLOUT_STATES = [
+  'pending_approval',
+  'running',
+  'paused',
+  'halted',
+  'completed',
+  'aborted',
+  'rejected',
+] as const;
 export type RolloutState = (typeof ROLLOUT_STATES)[number];
 export const WAVE_STATES = ['pending', 'running', 'passed', 'failed', 'cancelled'] as const;
 export type WaveState = (typeof WAVE_STATES)[number];

@@ -123,11 +123,15 @@ export class ChangesController {
     return this.changes.getApproval(t, id);
   }
 
-  /** Another person than the requester, with the required role, before it expires; the plan is then applied. */
+  /**
+   * Another person than the requester, with the required role, before it expires; the plan is
+   * then applied (`plan`), or the rollout becomes runnable and its first wave starts (`plan`
+   * null: read the rollout by `approval.rolloutId`).
+   */
   @Post('approvals/:approvalId/approve')
   @Route('Approve a change', 'operator', {
     status: 200,
-    standardSchema: z.object({ approval: ApprovalResponse, plan: PlanResponse }),
+    standardSchema: z.object({ approval: ApprovalResponse, plan: PlanResponse.nullable() }),
   })
   @HttpCode(200)
   @Idempotent()

@@ -128,7 +128,10 @@ export type ApprovalPolicy = z.infer<typeof ApprovalPolicy>;
 
 export const ApprovalResponse = z.object({
   id: z.uuid(),
-  planId: z.uuid(),
+  /** The plan whose apply waits; null for a rollout's request. */
+  planId: z.uuid().nullable(),
+  /** The rollout that waits (docs/adr/0110); null for a plan's request. */
+  rolloutId: z.uuid().nullable(),
   state: z.enum(['pending', 'approved', 'rejected', 'expired']),
   requiredRole: z.string(),
   reasons: z.array(z.string()),

@@ -30,6 +30,7 @@ import { ApiError } from '../common/api-error';
 import { roleAtLeast, type TenantContext } from '../common/request';
 import { API_DEPS, type ApiDeps } from '../deps';
 import { JobsService } from '../jobs/jobs.service';
+import { RolloutsService } from '../rollouts/rollouts.service';
 import { ChangeGate } from './gate';
 import { ApprovalPolicy, type CreatePlanRequest, type WindowRequest } from './changes.schemas';
 
@@ -115,6 +116,7 @@ export class ChangesService {
     private readonly audit: AuditService,
     private readonly jobs: JobsService,
     private readonly gate: ChangeGate,
+    private readonly rollouts: RolloutsService,
   ) {}
 
   private requester(t: TenantContext) {
@@ -123,13 +125,7 @@ export class ChangesService {
 
   /** The person behind `t`: an API key counts as the member who created it (no approving one's own change by key). */
   private async person(tx: TenantTx, t: TenantContext): Promise<Person> {
-    const p = t.principal;
-    if (p.kind === 'user') return { key: `user:${p.userId}`, label: p.email };
-    if (p.kind === 'apiKey') {
-      const owner = await this.approvals.apiKeyOwner(tx, p.apiKeyId);
-      return { key: owner ? `user:${owner}` : `api_key:${p.apiKeyId}`, label: p.name };
-    }
-    return { key: `other:${t.actor.actorId ?? ''}`, label: t.actor.actorLabel ?? null };
+    return this.gate.person(tx, t);
   }
 
   // ---------------------------------------------------------------- plans
@@ -397,6 +393,7 @@ export class ChangesService {
     return {
       id: a.id,
       planId: a.planId,
+      rolloutId: a.rolloutId,
       state: a.state,
       requiredRole: a.requiredRole,
       reasons: a.reasons,
@@ -437,7 +434,7 @@ export class ChangesService {
           action: 'approval.expired',
           targetType: 'approval',
           targetId: a.id,
-          after: { planId: a.planId, expiresAt: new Date(a.expiresAt).toISOString() },
+          after: { planId: a.planId, rolloutId: a.rolloutId, expiresAt: new Date(a.expiresAt).toISOString() },
         });
       }
     });
@@ -453,7 +450,7 @@ export class ChangesService {
       const counts = await this.approvals.counts(tx);
       const items = [];
       for (const a of page.items) {
-        const plan = await this.plans.get(tx, a.planId);
+        const plan = a.planId ? await this.plans.get(tx, a.planId) : undefined;
         items.push({ ...this.approvalView(a), plan: plan ? await this.planView(tx, plan) : null });
       }
       return { counts, items, nextCursor: page.nextCursor };
@@ -465,20 +462,40 @@ export class ChangesService {
     return this.deps.db.inTenant(t.scope, async (tx) => {
       const a = await this.approvals.get(tx, id);
       if (!a) throw ApiError.notFound('approval');
-      const plan = await this.plans.get(tx, a.planId);
+      const plan = a.planId ? await this.plans.get(tx, a.planId) : undefined;
       return { ...this.approvalView(a), plan: plan ? await this.planView(tx, plan) : null };
     });
   }
 
   /**
    * Approve: another person than the requester, with the role the matching rules ask for,
-   * before the request expires. The plan is then applied as the requester asked.
+   * before the request expires. The plan is then applied as the requester asked; a rollout
+   * becomes runnable (docs/adr/0110).
    */
   async approve(t: TenantContext, id: string, comment: string | undefined) {
     await this.expireDue(t);
     const out = await this.deps.db.inTenant(t.scope, async (tx) => {
       const a = await this.decidable(tx, t, id, true);
-      const plan = await this.plans.get(tx, a.planId, true);
+      if (a.rolloutId) {
+        const approver = await this.person(tx, t);
+        const decided = await this.approvals.decide(
+          tx,
+          id,
+          'approved',
+          { ...this.requester(t), person: approver.key },
+          comment ?? null,
+        );
+        if (!decided) throw new ApiError('conflict', 'this approval request was decided meanwhile');
+        await this.audit.record(tx, t.actor, {
+          action: 'approval.approved',
+          targetType: 'approval',
+          targetId: id,
+          after: { rolloutId: a.rolloutId, comment: comment ?? null },
+        });
+        await this.rollouts.approvedInTx(tx, t, decided);
+        return { approval: decided, jobs: [] as JobRow[], planId: null };
+      }
+      const plan = a.planId ? await this.plans.get(tx, a.planId, true) : undefined;
       if (!plan) throw ApiError.notFound('plan');
       const approver = await this.person(tx, t);
       const decided = await this.approvals.decide(
@@ -503,6 +520,10 @@ export class ChangesService {
       return { approval: decided, jobs, planId: plan.id };
     });
     await this.enqueue(t, out.jobs);
+    if (out.planId === null) {
+      await this.rollouts.announceById(t, out.approval.rolloutId!);
+      return { approval: this.approvalView(out.approval), plan: null };
+    }
     return { approval: this.approvalView(out.approval), plan: await this.getPlan(t, out.planId) };
   }
 
@@ -512,15 +533,17 @@ export class ChangesService {
       const a = await this.decidable(tx, t, id, false);
       const d = await this.approvals.decide(tx, id, 'rejected', this.requester(t), comment ?? null);
       if (!d) throw new ApiError('conflict', 'this approval request was decided meanwhile');
-      await this.plans.transition(tx, a.planId, ['pending_approval'], 'rejected');
+      if (a.planId) await this.plans.transition(tx, a.planId, ['pending_approval'], 'rejected');
       await this.audit.record(tx, t.actor, {
         action: 'approval.rejected',
         targetType: 'approval',
         targetId: id,
-        after: { planId: a.planId, comment: comment ?? null },
+        after: { planId: a.planId, rolloutId: a.rolloutId, comment: comment ?? null },
       });
+      if (a.rolloutId) await this.rollouts.rejectedInTx(tx, t, d, comment ?? null);
       return d;
     });
+    if (decided.rolloutId) await this.rollouts.announceById(t, decided.rolloutId);
     return this.approvalView(decided);
   }
 

@@ -8,7 +8,7 @@ import {
 } from '@backplane/db';
 import { jobsRepo, windowState, type JobKind, type JobRow, type WindowState } from '@backplane/jobs';
 import { ApiError } from '../common/api-error';
-import { roleAtLeast } from '../common/request';
+import { roleAtLeast, type TenantContext } from '../common/request';
 import { ApprovalPolicy, type ApprovalRule } from './changes.schemas';
 
 /** Kinds that change a router (held for maintenance windows, subject to approval rules). */
@@ -75,16 +75,32 @@ export class ChangeGate {
     return need ? { ...need, ttlSeconds: policy.ttlSeconds } : undefined;
   }
 
+  /** The approval a change of `kind` with `payload` on these sites needs (none for a read-only one). */
+  async approvalForSites(tx: TenantTx, kind: string, payload: unknown, siteIds: readonly string[]) {
+    if (!this.isChanging(kind, payload)) return undefined;
+    // No policy, nothing to match: a 10,000-site bulk reads no tags (issue 19).
+    if (!(await this.approvals.policy(tx))) return undefined;
+    const tags = await this.windows.tagsOfMany(tx, siteIds);
+    return this.approvalFor(tx, kind, tags);
+  }
+
+  /** The person behind `t`: an API key counts as the member who created it (no approving one's own change by key). */
+  async person(tx: TenantTx, t: TenantContext): Promise<{ key: string; label: string | null }> {
+    const p = t.principal;
+    if (p.kind === 'user') return { key: `user:${p.userId}`, label: p.email };
+    if (p.kind === 'apiKey') {
+      const owner = await this.approvals.apiKeyOwner(tx, p.apiKeyId);
+      return { key: owner ? `user:${owner}` : `api_key:${p.apiKeyId}`, label: p.name };
+    }
+    return { key: `other:${t.actor.actorId ?? ''}`, label: t.actor.actorLabel ?? null };
+  }
+
   /**
    * A job asked for directly (not through a plan) that the policy says needs approval: 409
    * `approval_required` (an approver must see a plan first).
    */
   async requireNoApproval(tx: TenantTx, kind: string, payload: unknown, siteIds: readonly string[]): Promise<void> {
-    if (!this.isChanging(kind, payload)) return;
-    // No policy, nothing to match: a 10,000-site bulk reads no tags (issue 19).
-    if (!(await this.approvals.policy(tx))) return;
-    const tags = await this.windows.tagsOfMany(tx, siteIds);
-    const need = await this.approvalFor(tx, kind, tags);
+    const need = await this.approvalForSites(tx, kind, payload, siteIds);
     if (!need) return;
     // Every changing kind can be planned (docs/adr/0088, 0107): the approver sees the plan.
     throw new ApiError(

@@ -42,6 +42,22 @@ export const RolloutResponse = z.object({
   waves: z.array(Wave),
   wavesSpec: z.unknown(),
   gates: z.unknown(),
+  /**
+   * The approval request of a rollout the tenant's approval policy matched (state
+   * `pending_approval` until it is decided; docs/adr/0110), else null.
+   */
+  approval: z
+    .object({
+      id: z.uuid(),
+      state: z.enum(['pending', 'approved', 'rejected', 'expired']),
+      requiredRole: z.string(),
+      reasons: z.array(z.string()),
+      expiresAt: z.string(),
+      decidedBy: z.record(z.string(), z.unknown()).nullable(),
+      decidedAt: z.string().nullable(),
+      comment: z.string().nullable(),
+    })
+    .nullable(),
   requestedBy: z.object({ type: z.string(), id: z.string().nullable(), label: z.string().nullable() }),
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -63,6 +79,9 @@ export class RolloutsController {
    * One change for many sites (ids or tags) as a rollout: a canary wave, then growing waves
    * (`waves`), each wave's jobs created only when it starts; after each wave the health gates
    * (`gates`) decide whether the next starts, and more failures than `maxFailures` halt it.
+   * A change the tenant's approval policy matches is created `pending_approval` with an
+   * approval request (`approval`: reasons, required role); no wave starts until another
+   * person with that role approves it (`POST /approvals/{id}/approve`).
    */
   @Post()
   @Route('Start a rollout (a bulk change in waves with health gates)', 'operator')
@@ -112,7 +131,10 @@ export class RolloutsController {
     return this.rollouts.resume(t, id);
   }
 
-  /** Pending waves are cancelled and queued jobs of the running wave end; running jobs finish. */
+  /**
+   * Pending waves are cancelled and queued jobs of the running wave end; running jobs finish.
+   * A rollout still waiting for approval is withdrawn (its request ends `rejected`).
+   */
   @Post(':rolloutId/abort')
   @Route('Abort a rollout', 'operator')
   @HttpCode(200)

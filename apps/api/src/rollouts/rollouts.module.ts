@@ -9,5 +9,7 @@ import { RolloutsService } from './rollouts.service';
   imports: [JobsModule],
   controllers: [RolloutsController],
   providers: [RolloutsService],
+  // ChangesService decides a rollout's approval request (ADR 0110).
+  exports: [RolloutsService],
 })
 export class RolloutsModule {}

@@ -1,7 +1,9 @@
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import {
+  ApprovalsRepository,
   RolloutsRepository,
   SitesRepository,
+  type ApprovalRow,
   type IdempotencyClaim,
   type RolloutRow,
   type TenantTx,
@@ -48,6 +50,7 @@ function redactPayload(kind: string, payload: unknown): unknown {
 @Injectable()
 export class RolloutsService implements OnModuleDestroy {
   private readonly repo = new RolloutsRepository();
+  private readonly approvals = new ApprovalsRepository();
   private readonly sites = new SitesRepository();
   private readonly queue: JobQueue;
 
@@ -66,6 +69,10 @@ export class RolloutsService implements OnModuleDestroy {
 
   async onModuleDestroy(): Promise<void> {
     await this.queue.close();
+  }
+
+  private requester(t: TenantContext) {
+    return { type: t.actor.actorType, id: t.actor.actorId ?? null, label: t.actor.actorLabel ?? null, role: t.role };
   }
 
   private checkRole(t: TenantContext, kind: JobKind): void {
@@ -105,8 +112,9 @@ export class RolloutsService implements OnModuleDestroy {
         throw new ApiError('no_matching_sites', `no site has any of the tags ${(tags ?? []).join(', ')}`);
       }
       // The tenant's approval policy binds a rollout like a bulk job (ADR 0089): a change that
-      // needs approval is refused before any wave exists (the approved path is a plan).
-      await this.gate.requireNoApproval(tx, job.kind, job.payload, siteIds);
+      // needs approval is created `pending_approval` with an approval request; the worker starts
+      // no wave until another person with the required role approves it (ADR 0110).
+      const need = await this.gate.approvalForSites(tx, job.kind, job.payload, siteIds);
       const planned = planWaves(wavesSpec, siteIds.length).map((w, i) => ({
         ...w,
         batchId: deterministicId(tenantId, 'rollout-wave', id, String(i)),
@@ -118,15 +126,28 @@ export class RolloutsService implements OnModuleDestroy {
         siteIds,
         wavesSpec,
         gates,
-        requestedBy: {
-          type: t.actor.actorType,
-          id: t.actor.actorId ?? null,
-          label: t.actor.actorLabel ?? null,
-          role: t.role,
-        },
+        requestedBy: this.requester(t),
         idempotencyKey: idempotency?.key ?? null,
+        state: need ? 'pending_approval' : 'running',
         waves: planned,
       });
+      if (made && need) {
+        const person = await this.gate.person(tx, t);
+        const approval = await this.approvals.create(tx, {
+          rolloutId: id,
+          requestedBy: { ...this.requester(t), person: person.key },
+          requesterPerson: person.key,
+          requiredRole: need.role,
+          reasons: need.reasons,
+          ttlSeconds: need.ttlSeconds,
+        });
+        await this.audit.record(tx, t.actor, {
+          action: 'approval.requested',
+          targetType: 'rollout',
+          targetId: id,
+          after: { approvalId: approval.id, requiredRole: need.role, reasons: need.reasons },
+        });
+      }
       if (made) {
         await this.audit.record(tx, t.actor, {
           action: `rollout.created`,
@@ -147,6 +168,45 @@ export class RolloutsService implements OnModuleDestroy {
     const rollout = await this.get(t, id);
     if (created) await this.announce(tenantId, rollout);
     return { rollout, created };
+  }
+
+  /**
+   * An approval request of a rollout was approved (ChangesService.approve, in its transaction,
+   * after the two-person and role checks): pending_approval → running; the worker's next tick
+   * starts wave 1. Its jobs keep the requester as `requested_by` (ADR 0096).
+   */
+  async approvedInTx(tx: TenantTx, t: TenantContext, a: ApprovalRow): Promise<void> {
+    const rolloutId = a.rolloutId!;
+    const row = await this.repo.setState(tx, rolloutId, ['pending_approval'], 'running', null);
+    if (!row) throw new ApiError('conflict', 'this rollout no longer waits for approval');
+    await this.audit.record(tx, t.actor, {
+      action: 'rollout.approved',
+      targetType: 'rollout',
+      targetId: rolloutId,
+      before: { state: 'pending_approval' },
+      after: { state: 'running', approvalId: a.id },
+    });
+  }
+
+  /** An approval request of a rollout was rejected: the rollout ends `rejected`, its waves cancelled; it never runs. */
+  async rejectedInTx(tx: TenantTx, t: TenantContext, a: ApprovalRow, comment: string | null): Promise<void> {
+    const rolloutId = a.rolloutId!;
+    const reason = `approval rejected by ${t.actor.actorLabel ?? 'a member'}${comment ? `: ${comment}` : ''}`;
+    const row = await this.repo.setState(tx, rolloutId, ['pending_approval'], 'rejected', reason);
+    if (!row) return;
+    await this.repo.cancelPending(tx, rolloutId);
+    await this.audit.record(tx, t.actor, {
+      action: 'rollout.rejected',
+      targetType: 'rollout',
+      targetId: rolloutId,
+      before: { state: 'pending_approval' },
+      after: { state: 'rejected', approvalId: a.id, reason },
+    });
+  }
+
+  /** `rollout.progress` for a rollout whose state the approval changed (after the commit). */
+  async announceById(t: TenantContext, rolloutId: string): Promise<void> {
+    await this.announce(t.scope.tenantId, await this.get(t, rolloutId));
   }
 
   private async announce(tenantId: string, r: RolloutOut): Promise<void> {
@@ -171,6 +231,19 @@ export class RolloutsService implements OnModuleDestroy {
 
   /** The response body of a rollout (secrets redacted below admin). */
   async view(tx: TenantTx, row: RolloutRow, role: TenantContext['role']) {
+    const a = await this.approvals.latestForRollout(tx, row.id);
+    const approval = a
+      ? {
+          id: a.id,
+          state: a.state,
+          requiredRole: a.requiredRole,
+          reasons: a.reasons,
+          expiresAt: new Date(a.expiresAt).toISOString(),
+          decidedBy: a.decidedBy,
+          decidedAt: a.decidedAt ? new Date(a.decidedAt).toISOString() : null,
+          comment: a.comment,
+        }
+      : null;
     const p = rolloutProgress(row, await this.repo.waves(tx, row.id), await this.repo.jobCounts(tx, row.id));
     const out = {
       id: row.id,
@@ -189,6 +262,7 @@ export class RolloutsService implements OnModuleDestroy {
       waves: p.waves,
       wavesSpec: row.wavesSpec,
       gates: row.gates,
+      approval,
       requestedBy: {
         type: typeof row.requestedBy['type'] === 'string' ? row.requestedBy['type'] : '',
         id: (row.requestedBy['id'] as string | null | undefined) ?? null,
@@ -201,8 +275,21 @@ export class RolloutsService implements OnModuleDestroy {
     return roleAtLeast(role, 'admin') ? out : redactSecrets(out);
   }
 
+  /** Overdue approval requests end (their rollouts `rejected`), audited like the inbox does (ADR 0089). */
+  private async expireDue(tx: TenantTx, t: TenantContext): Promise<void> {
+    for (const a of await this.approvals.expireDue(tx)) {
+      await this.audit.record(tx, t.actor, {
+        action: 'approval.expired',
+        targetType: 'approval',
+        targetId: a.id,
+        after: { planId: a.planId, rolloutId: a.rolloutId, expiresAt: new Date(a.expiresAt).toISOString() },
+      });
+    }
+  }
+
   async get(t: TenantContext, id: string): Promise<RolloutOut> {
     return this.deps.db.inTenant(t.scope, async (tx) => {
+      await this.expireDue(tx, t);
       const row = await this.repo.get(tx, id);
       if (!row) throw ApiError.notFound('rollout');
       return this.view(tx, row, t.role);
@@ -211,6 +298,7 @@ export class RolloutsService implements OnModuleDestroy {
 
   async list(t: TenantContext, limit: number, cursor?: string) {
     return this.deps.db.inTenant(t.scope, async (tx) => {
+      await this.expireDue(tx, t);
       const page = await this.repo.list(tx, { limit, cursor });
       const items: RolloutOut[] = [];
       for (const r of page.items) items.push(await this.view(tx, r, t.role));
@@ -221,10 +309,17 @@ export class RolloutsService implements OnModuleDestroy {
   /** The one state change of pause, resume and abort; 409 when the rollout is not in a state it applies to. */
   private async transition(t: TenantContext, id: string, action: 'pause' | 'resume' | 'abort'): Promise<RolloutOut> {
     const cancelled = await this.deps.db.inTenant(t.scope, async (tx) => {
+      // An approval decides under the request's lock, then changes the rollout: an abort takes
+      // the locks in the same order (no deadlock between an approve and an abort).
+      const request = action === 'abort' ? await this.approvals.latestForRollout(tx, id, true) : undefined;
       const before = await this.repo.get(tx, id, true);
       if (!before) throw ApiError.notFound('rollout');
       this.checkRole(t, before.kind as JobKind);
-      const from = { pause: ['running'], resume: ['paused', 'halted'], abort: ['running', 'paused', 'halted'] }[action];
+      const from = {
+        pause: ['running'],
+        resume: ['paused', 'halted'],
+        abort: ['pending_approval', 'running', 'paused', 'halted'],
+      }[action];
       if (!from.includes(before.state)) {
         throw new ApiError('conflict', `a ${before.state} rollout cannot be ${action}d`);
       }
@@ -233,6 +328,19 @@ export class RolloutsService implements OnModuleDestroy {
       let cancelledJobs: string[] = [];
       // A halted rollout resumes with its failed wave again (its sites without a succeeded job).
       if (action === 'resume' && before.state === 'halted') retried = await this.repo.retryWave(tx, id);
+      if (action === 'abort' && before.state === 'pending_approval') {
+        // Withdrawn before anyone decided: its request ends too (ADR 0110).
+        const a = request;
+        if (a?.state === 'pending') {
+          await this.approvals.decide(tx, a.id, 'rejected', this.requester(t), 'rollout aborted');
+          await this.audit.record(tx, t.actor, {
+            action: 'approval.rejected',
+            targetType: 'approval',
+            targetId: a.id,
+            after: { rolloutId: id, comment: 'rollout aborted' },
+          });
+        }
+      }
       if (action === 'abort') {
         await this.repo.cancelPending(tx, id);
         cancelledJobs = await this.cancelOpenJobs(tx, id);

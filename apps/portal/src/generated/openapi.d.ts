@@ -5183,12 +5183,14 @@ export interface operations {
                                 };
                             } | null;
                             /** Format: uuid */
-                            planId: string;
+                            planId: string | null;
                             reasons: string[];
                             requestedBy: {
                                 [key: string]: unknown;
                             };
                             requiredRole: string;
+                            /** Format: uuid */
+                            rolloutId: string | null;
                             /** @enum {string} */
                             state: "pending" | "approved" | "rejected" | "expired";
                         }[];
@@ -5300,12 +5302,14 @@ export interface operations {
                             };
                         } | null;
                         /** Format: uuid */
-                        planId: string;
+                        planId: string | null;
                         reasons: string[];
                         requestedBy: {
                             [key: string]: unknown;
                         };
                         requiredRole: string;
+                        /** Format: uuid */
+                        rolloutId: string | null;
                         /** @enum {string} */
                         state: "pending" | "approved" | "rejected" | "expired";
                     };
@@ -5371,12 +5375,14 @@ export interface operations {
                             /** Format: uuid */
                             id: string;
                             /** Format: uuid */
-                            planId: string;
+                            planId: string | null;
                             reasons: string[];
                             requestedBy: {
                                 [key: string]: unknown;
                             };
                             requiredRole: string;
+                            /** Format: uuid */
+                            rolloutId: string | null;
                             /** @enum {string} */
                             state: "pending" | "approved" | "rejected" | "expired";
                         };
@@ -5433,7 +5439,7 @@ export interface operations {
                                 sitesWithChanges: number;
                                 stale: number;
                             };
-                        };
+                        } | null;
                     };
                 };
             };
@@ -5496,12 +5502,14 @@ export interface operations {
                         /** Format: uuid */
                         id: string;
                         /** Format: uuid */
-                        planId: string;
+                        planId: string | null;
                         reasons: string[];
                         requestedBy: {
                             [key: string]: unknown;
                         };
                         requiredRole: string;
+                        /** Format: uuid */
+                        rolloutId: string | null;
                         /** @enum {string} */
                         state: "pending" | "approved" | "rejected" | "expired";
                     };
@@ -8240,12 +8248,14 @@ export interface operations {
                             /** Format: uuid */
                             id: string;
                             /** Format: uuid */
-                            planId: string;
+                            planId: string | null;
                             reasons: string[];
                             requestedBy: {
                                 [key: string]: unknown;
                             };
                             requiredRole: string;
+                            /** Format: uuid */
+                            rolloutId: string | null;
                             /** @enum {string} */
                             state: "pending" | "approved" | "rejected" | "expired";
                         } | null;
@@ -8323,12 +8333,14 @@ export interface operations {
                             /** Format: uuid */
                             id: string;
                             /** Format: uuid */
-                            planId: string;
+                            planId: string | null;
                             reasons: string[];
                             requestedBy: {
                                 [key: string]: unknown;
                             };
                             requiredRole: string;
+                            /** Format: uuid */
+                            rolloutId: string | null;
                             /** @enum {string} */
                             state: "pending" | "approved" | "rejected" | "expired";
                         } | null;
@@ -8432,6 +8444,20 @@ export interface operations {
                 content: {
                     "application/json": {
                         items: {
+                            approval: {
+                                comment: string | null;
+                                decidedAt: string | null;
+                                decidedBy: {
+                                    [key: string]: unknown;
+                                } | null;
+                                expiresAt: string;
+                                /** Format: uuid */
+                                id: string;
+                                reasons: string[];
+                                requiredRole: string;
+                                /** @enum {string} */
+                                state: "pending" | "approved" | "rejected" | "expired";
+                            } | null;
                             counts: {
                                 failed: number;
                                 notStarted: number;
@@ -8453,7 +8479,7 @@ export interface operations {
                                 type: string;
                             };
                             /** @enum {string} */
-                            state: "running" | "paused" | "halted" | "completed" | "aborted";
+                            state: "pending_approval" | "running" | "paused" | "halted" | "completed" | "aborted" | "rejected";
                             total: number;
                             updatedAt: string;
                             waves: {
@@ -8865,6 +8891,20 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        approval: {
+                            comment: string | null;
+                            decidedAt: string | null;
+                            decidedBy: {
+                                [key: string]: unknown;
+                            } | null;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            reasons: string[];
+                            requiredRole: string;
+                            /** @enum {string} */
+                            state: "pending" | "approved" | "rejected" | "expired";
+                        } | null;
                         counts: {
                             failed: number;
                             notStarted: number;
@@ -8886,7 +8926,7 @@ export interface operations {
                             type: string;
                         };
                         /** @enum {string} */
-                        state: "running" | "paused" | "halted" | "completed" | "aborted";
+                        state: "pending_approval" | "running" | "paused" | "halted" | "completed" | "aborted" | "rejected";
                         total: number;
                         updatedAt: string;
                         waves: {
@@ -8961,6 +9001,20 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        approval: {
+                            comment: string | null;
+                            decidedAt: string | null;
+                            decidedBy: {
+                                [key: string]: unknown;
+                            } | null;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            reasons: string[];
+                            requiredRole: string;
+                            /** @enum {string} */
+                            state: "pending" | "approved" | "rejected" | "expired";
+                        } | null;
                         counts: {
                             failed: number;
                             notStarted: number;
@@ -8982,7 +9036,7 @@ export interface operations {
                             type: string;
                         };
                         /** @enum {string} */
-                        state: "running" | "paused" | "halted" | "completed" | "aborted";
+                        state: "pending_approval" | "running" | "paused" | "halted" | "completed" | "aborted" | "rejected";
                         total: number;
                         updatedAt: string;
                         waves: {
@@ -9057,6 +9111,20 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        approval: {
+                            comment: string | null;
+                            decidedAt: string | null;
+                            decidedBy: {
+                                [key: string]: unknown;
+                            } | null;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            reasons: string[];
+                            requiredRole: string;
+                            /** @enum {string} */
+                            state: "pending" | "approved" | "rejected" | "expired";
+                        } | null;
                         counts: {
                             failed: number;
                             notStarted: number;
@@ -9078,7 +9146,7 @@ export interface operations {
                             type: string;
                         };
                         /** @enum {string} */
-                        state: "running" | "paused" | "halted" | "completed" | "aborted";
+                        state: "pending_approval" | "running" | "paused" | "halted" | "completed" | "aborted" | "rejected";
                         total: number;
                         updatedAt: string;
                         waves: {
@@ -9153,6 +9221,20 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        approval: {
+                            comment: string | null;
+                            decidedAt: string | null;
+                            decidedBy: {
+                                [key: string]: unknown;
+                            } | null;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            reasons: string[];
+                            requiredRole: string;
+                            /** @enum {string} */
+                            state: "pending" | "approved" | "rejected" | "expired";
+                        } | null;
                         counts: {
                             failed: number;
                             notStarted: number;
@@ -9174,7 +9256,7 @@ export interface operations {
                             type: string;
                         };
                         /** @enum {string} */
-                        state: "running" | "paused" | "halted" | "completed" | "aborted";
+                        state: "pending_approval" | "running" | "paused" | "halted" | "completed" | "aborted" | "rejected";
                         total: number;
                         updatedAt: string;
                         waves: {
@@ -9249,6 +9331,20 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        approval: {
+                            comment: string | null;
+                            decidedAt: string | null;
+                            decidedBy: {
+                                [key: string]: unknown;
+                            } | null;
+                            expiresAt: string;
+                            /** Format: uuid */
+                            id: string;
+                            reasons: string[];
+                            requiredRole: string;
+                            /** @enum {string} */
+                            state: "pending" | "approved" | "rejected" | "expired";
+                        } | null;
                         counts: {
                             failed: number;
                             notStarted: number;
@@ -9270,7 +9366,7 @@ export interface operations {
                             type: string;
                         };
                         /** @enum {string} */
-                        state: "running" | "paused" | "halted" | "completed" | "aborted";
+                        state: "pending_approval" | "running" | "paused" | "halted" | "completed" | "aborted" | "rejected";
                         total: number;
                         updatedAt: string;
                         waves: {

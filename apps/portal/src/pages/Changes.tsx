@@ -231,8 +231,19 @@ export function ApprovalsPage() {
           <Group justify="space-between">
             <Stack gap={2}>
               <Text fw={600}>
-                {typeof a.requestedBy['label'] === 'string' ? a.requestedBy['label'] : 'someone'} asks to apply plan{' '}
-                <Link href={tenantPath(tenant, `/plans/${a.planId}`)}>{a.planId.slice(0, 8)}</Link>
+                {typeof a.requestedBy['label'] === 'string' ? a.requestedBy['label'] : 'someone'} asks to{' '}
+                {a.planId ? (
+                  <>
+                    apply plan <Link href={tenantPath(tenant, `/plans/${a.planId}`)}>{a.planId.slice(0, 8)}</Link>
+                  </>
+                ) : (
+                  <>
+                    run rollout{' '}
+                    <Link href={tenantPath(tenant, `/rollouts/${a.rolloutId ?? ''}`)}>
+                      {(a.rolloutId ?? '').slice(0, 8)}
+                    </Link>
+                  </>
+                )}
               </Text>
               <Text size="sm" c="dimmed">
                 needs {a.requiredRole} · {a.reasons.join('; ')} · expires {when(a.expiresAt)}

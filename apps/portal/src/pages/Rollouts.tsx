@@ -258,6 +258,8 @@ function FirmwarePolicyCard() {
 }
 
 const STATE_COLOR: Record<string, string> = {
+  pending_approval: 'yellow',
+  rejected: 'gray',
   running: 'blue',
   paused: 'yellow',
   halted: 'red',
@@ -375,12 +377,24 @@ export function RolloutPage({ rolloutId }: { rolloutId: string }) {
   if (loaded.error || !loaded.data)
     return <NotLoaded loaded={loaded} title="Rollout not available" label="Loading rollout" />;
   const r = loaded.data;
-  const act = async (action: 'pause' | 'resume' | 'abort') => {
+  const act = async (action: 'pause' | 'resume' | 'abort' | 'approve' | 'reject') => {
     setBusy(true);
     setError(null);
     try {
       const path = { tenantId: tenant.id, rolloutId };
-      if (action === 'pause') await call('post', '/api/v1/tenants/{tenantId}/rollouts/{rolloutId}/pause', { path });
+      const approvalPath = { tenantId: tenant.id, approvalId: r.approval?.id ?? '' };
+      if (action === 'approve')
+        await call('post', '/api/v1/tenants/{tenantId}/approvals/{approvalId}/approve', {
+          path: approvalPath,
+          body: {},
+        });
+      else if (action === 'reject')
+        await call('post', '/api/v1/tenants/{tenantId}/approvals/{approvalId}/reject', {
+          path: approvalPath,
+          body: {},
+        });
+      else if (action === 'pause')
+        await call('post', '/api/v1/tenants/{tenantId}/rollouts/{rolloutId}/pause', { path });
       else if (action === 'resume')
         await call('post', '/api/v1/tenants/{tenantId}/rollouts/{rolloutId}/resume', { path });
       else await call('post', '/api/v1/tenants/{tenantId}/rollouts/{rolloutId}/abort', { path });
@@ -415,7 +429,7 @@ export function RolloutPage({ rolloutId }: { rolloutId: string }) {
                 Resume
               </Button>
             )}
-            {['running', 'paused', 'halted'].includes(r.state) && (
+            {['pending_approval', 'running', 'paused', 'halted'].includes(r.state) && (
               <Button color="red" variant="light" loading={busy} onClick={() => void act('abort')}>
                 Abort
               </Button>
@@ -424,6 +438,26 @@ export function RolloutPage({ rolloutId }: { rolloutId: string }) {
         )}
       </Group>
       <ErrorAlert error={error} />
+      {r.state === 'pending_approval' && r.approval?.state === 'pending' && (
+        <Card withBorder data-testid="rollout-approval">
+          <Group justify="space-between">
+            <Text size="sm">
+              Waits for approval by {r.approval.requiredRole} · {r.approval.reasons.join('; ')} · expires{' '}
+              {when(r.approval.expiresAt)}
+            </Text>
+            {can('operator') && (
+              <Group gap="xs">
+                <Button loading={busy} onClick={() => void act('approve')}>
+                  Approve
+                </Button>
+                <Button variant="default" color="red" loading={busy} onClick={() => void act('reject')}>
+                  Reject
+                </Button>
+              </Group>
+            )}
+          </Group>
+        </Card>
+      )}
       {r.reason && (
         <Text c={r.state === 'halted' ? 'red' : 'dimmed'} data-testid="rollout-reason">
           {r.reason}

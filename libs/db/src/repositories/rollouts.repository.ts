@@ -58,13 +58,16 @@ export class RolloutsRepository {
       gates: unknown;
       requestedBy: unknown;
       idempotencyKey: string | null;
+      /** `pending_approval` when the tenant's approval policy asks for a second person (ADR 0110). */
+      state?: 'running' | 'pending_approval';
       waves: readonly { start: number; end: number; batchId: string }[];
     },
   ): Promise<boolean> {
     const made = await query<{ id: string }>(
       tx,
-      `INSERT INTO rollouts (id, tenant_id, kind, payload, site_ids, waves_spec, gates, requested_by, idempotency_key)
-       VALUES ($1, $2, $3, $4, $5::uuid[], $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING RETURNING id`,
+      `INSERT INTO rollouts (id, tenant_id, kind, payload, site_ids, waves_spec, gates, requested_by, idempotency_key,
+                             state)
+       VALUES ($1, $2, $3, $4, $5::uuid[], $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING RETURNING id`,
       [
         r.id,
         tx.tenantId,
@@ -75,6 +78,7 @@ export class RolloutsRepository {
         JSON.stringify(r.gates),
         JSON.stringify(r.requestedBy),
         r.idempotencyKey,
+        r.state ?? 'running',
       ],
     );
     if (!made[0]) return false;
@@ -176,7 +180,7 @@ export class RolloutsRepository {
     const [row] = await query<RolloutRow>(
       tx,
       `UPDATE rollouts SET state = $3, reason = $4, updated_at = now(),
-              finished_at = CASE WHEN $3 IN ('completed', 'aborted') THEN now() ELSE finished_at END
+              finished_at = CASE WHEN $3 IN ('completed', 'aborted', 'rejected') THEN now() ELSE finished_at END
         WHERE id = $1 AND state = ANY($2::text[]) RETURNING ${COLS}`,
       [id, from, to, reason],
     );

@@ -128,7 +128,10 @@ export type ApprovalState = 'pending' | 'approved' | 'rejected' | 'expired';
 export interface ApprovalRow {
   readonly id: string;
   readonly tenantId: string;
-  readonly planId: string;
+  /** The plan whose apply waits (one of planId and rolloutId is set). */
+  readonly planId: string | null;
+  /** The rollout that waits (docs/adr/0110). */
+  readonly rolloutId: string | null;
   readonly requestedBy: Record<string, unknown>;
   readonly requesterPerson: string;
   readonly requiredRole: string;
@@ -141,7 +144,7 @@ export interface ApprovalRow {
   readonly createdAt: Date;
 }
 
-const APPROVAL_COLS = `id, tenant_id AS "tenantId", plan_id AS "planId", requested_by AS "requestedBy",
+const APPROVAL_COLS = `id, tenant_id AS "tenantId", plan_id AS "planId", rollout_id AS "rolloutId", requested_by AS "requestedBy",
   requester_person AS "requesterPerson", required_role AS "requiredRole", reasons, state, decided_by AS "decidedBy",
   decided_at AS "decidedAt", comment, expires_at AS "expiresAt", created_at AS "createdAt"`;
 
@@ -166,7 +169,8 @@ export class ApprovalsRepository {
   async create(
     tx: TenantTx,
     a: {
-      planId: string;
+      planId?: string;
+      rolloutId?: string;
       requestedBy: unknown;
       requesterPerson: string;
       requiredRole: string;
@@ -176,16 +180,18 @@ export class ApprovalsRepository {
   ): Promise<ApprovalRow> {
     const [row] = await query<ApprovalRow>(
       tx,
-      `INSERT INTO approvals (tenant_id, plan_id, requested_by, requester_person, required_role, reasons, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7)) RETURNING ${APPROVAL_COLS}`,
+      `INSERT INTO approvals (tenant_id, plan_id, requested_by, requester_person, required_role, reasons, expires_at,
+                              rollout_id)
+       VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7), $8) RETURNING ${APPROVAL_COLS}`,
       [
         tx.tenantId,
-        a.planId,
+        a.planId ?? null,
         JSON.stringify(a.requestedBy),
         a.requesterPerson,
         a.requiredRole,
         JSON.stringify(a.reasons),
         a.ttlSeconds,
+        a.rolloutId ?? null,
       ],
     );
     return row!;
@@ -219,6 +225,18 @@ export class ApprovalsRepository {
     return rows[0];
   }
 
+  /** A rollout's latest request (pending, or how it was decided). */
+  async latestForRollout(tx: TenantTx, rolloutId: string, forUpdate = false): Promise<ApprovalRow | undefined> {
+    const rows = await query<ApprovalRow>(
+      tx,
+      `SELECT ${APPROVAL_COLS} FROM approvals WHERE rollout_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1${
+        forUpdate ? ' FOR UPDATE' : ''
+      }`,
+      [rolloutId],
+    );
+    return rows[0];
+  }
+
   /** Ends a pending request (approved, rejected, expired); false when it was no longer pending. */
   async decide(
     tx: TenantTx,
@@ -236,7 +254,10 @@ export class ApprovalsRepository {
     return rows[0];
   }
 
-  /** Pending requests past their expiry become `expired` (their plans open again); returns them. */
+  /**
+   * Pending requests past their expiry become `expired` (their plans open again, their
+   * rollouts end `rejected`: they never run); returns them.
+   */
   async expireDue(tx: TenantTx): Promise<ApprovalRow[]> {
     const rows = await query<ApprovalRow>(
       tx,
@@ -245,8 +266,22 @@ export class ApprovalsRepository {
     );
     if (rows.length) {
       await query(tx, `UPDATE plans SET state = 'open' WHERE id = ANY($1::uuid[]) AND state = 'pending_approval'`, [
-        rows.map((r) => r.planId),
+        rows.map((r) => r.planId).filter((id) => id !== null),
       ]);
+      await query(
+        tx,
+        `UPDATE rollouts SET state = 'rejected', reason = 'approval request expired', updated_at = now(),
+                finished_at = now()
+          WHERE id = ANY($1::uuid[]) AND state = 'pending_approval'`,
+        [rows.map((r) => r.rolloutId).filter((id) => id !== null)],
+      );
+      await query(
+        tx,
+        `UPDATE rollout_waves SET state = 'cancelled', finished_at = now()
+          WHERE rollout_id = ANY($1::uuid[]) AND state = 'pending'
+            AND EXISTS (SELECT 1 FROM rollouts r WHERE r.id = rollout_id AND r.state = 'rejected')`,
+        [rows.map((r) => r.rolloutId).filter((id) => id !== null)],
+      );
     }
     return rows;
   }
