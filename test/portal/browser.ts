@@ -114,7 +114,16 @@ export async function signIn(page: Page, base: string, email: string): Promise<v
   await page.goto(`${base}/login`);
   await page.evaluate('sessionStorage.clear()');
   await page.goto(`${base}/login`);
-  await page.getByLabel('Email').fill(email);
+  // A token refresh the first load had started may land after the clear and sign the page
+  // back in: then sign out through the UI.
+  const emailField = page.getByLabel('Email');
+  const signOutButton = page.getByRole('button', { name: 'Sign out' });
+  await emailField.or(signOutButton).first().waitFor();
+  if (!(await emailField.isVisible())) {
+    await signOutButton.click();
+    await emailField.waitFor();
+  }
+  await emailField.fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { name: 'Fleet' }).waitFor();
