@@ -77,6 +77,20 @@ export const EVENT_CATALOGUE = {
     data: z.object(jobRef),
     resolvedBy: 'backup.created',
   },
+  'site.config_changed': {
+    /** No Backplane job that changes the router (apply-config, run-command, restore, upgrade, recreate-tunnel) ran in between. */
+    summary:
+      "Configuration changed outside Backplane: a scheduled backup differs from the site's previous one with no Backplane change in between",
+    data: z.object({
+      ...siteRef,
+      backupId: z.uuid(),
+      previousBackupId: z.uuid(),
+      jobId: z.uuid().nullable(),
+      /** When the previous backup last matched the router. */
+      since: z.iso.datetime({ offset: true }),
+    }),
+    resolvedBy: 'backup.created',
+  },
   'gateway.down': {
     summary: "A gateway serving the tenant's sites stopped heartbeating",
     data: z.object({ gatewayId: z.uuid(), gatewayName: z.string(), regionId: z.uuid() }),

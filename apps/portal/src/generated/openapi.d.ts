@@ -1964,6 +1964,23 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "site.config_changed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Configuration changed outside Backplane: a scheduled backup differs from the site's previous one with no Backplane change in between */
+        post: operations["event_site_config_changed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "site.degraded": {
         parameters: {
             query?: never;
@@ -3992,7 +4009,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @enum {string} */
-                    eventType: "site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled";
+                    eventType: "site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled";
                     /** @enum {string} */
                     kind: "event";
                     name: string;
@@ -4235,7 +4252,7 @@ export interface operations {
                     durationSeconds?: number;
                     enabled?: boolean;
                     /** @enum {string} */
-                    eventType?: "site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled";
+                    eventType?: "site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled";
                     /** @enum {string} */
                     metric?: "cpu" | "memory" | "latency";
                     name?: string;
@@ -5816,7 +5833,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "webhook";
                     /**
@@ -5840,7 +5857,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "email";
                     /**
@@ -5859,7 +5876,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "slack";
                     /**
@@ -5880,7 +5897,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "teams";
                     /**
@@ -5901,7 +5918,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "discord";
                     /**
@@ -5931,7 +5948,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "telegram";
                     /**
@@ -5959,7 +5976,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "ntfy";
                     /**
@@ -6164,7 +6181,7 @@ export interface operations {
                         [key: string]: unknown;
                     };
                     enabled?: boolean;
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     maxConcurrency?: number;
                     /** @enum {string} */
                     minSeverity?: "info" | "warning" | "critical";
@@ -11284,6 +11301,57 @@ export interface operations {
                     tenantId: string;
                     /** @enum {string} */
                     type: "job.unknown";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_site_config_changed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        /** Format: uuid */
+                        backupId: string;
+                        /** Format: uuid */
+                        jobId: string | null;
+                        /** Format: uuid */
+                        previousBackupId: string;
+                        /** Format: date-time */
+                        since: string;
+                        /** Format: uuid */
+                        siteId: string;
+                        siteName?: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "site.config_changed";
                 };
             };
         };

@@ -19,6 +19,7 @@ import { Alerts1767070000000 } from './1767070000000-Alerts';
 import { Rollouts1767080000000 } from './1767080000000-Rollouts';
 import { FirmwarePolicy1767090000000 } from './1767090000000-FirmwarePolicy';
 import { ArmedRollbackIndex1767100000000 } from './1767100000000-ArmedRollbackIndex';
+import { AlertEventsMore1767110000000 } from './1767110000000-AlertEventsMore';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -46,4 +47,5 @@ export const MIGRATIONS = [
   Rollouts1767080000000,
   FirmwarePolicy1767090000000,
   ArmedRollbackIndex1767100000000,
+  AlertEventsMore1767110000000,
 ];
