@@ -100,6 +100,19 @@ export const EVENT_CATALOGUE = {
     summary: 'A gateway heartbeats again',
     data: z.object({ gatewayId: z.uuid(), gatewayName: z.string(), regionId: z.uuid() }),
   },
+  'certificate.expiring': {
+    summary: 'A gateway certificate or the deployment CA expires within 30 days (reported at 30, 7 and 1 days)',
+    data: z.object({
+      certificate: z.enum(['gateway', 'ca']),
+      serialNumber: z.string(),
+      commonName: z.string(),
+      notAfter: z.iso.datetime({ offset: true }),
+      daysLeft: z.number().int(),
+      thresholdDays: z.number().int(),
+      gatewayId: z.uuid().optional(),
+      gatewayName: z.string().optional(),
+    }),
+  },
   'telemetry.threshold': {
     summary: "A telemetry value crossed a rule's threshold for the rule's duration",
     data: z.object({ ...siteRef, metric: z.string(), value: z.number(), threshold: z.number() }),

@@ -1845,6 +1845,23 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "certificate.expiring": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A gateway certificate or the deployment CA expires within 30 days (reported at 30, 7 and 1 days) */
+        post: operations["event_certificate_expiring"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "channel.disabled": {
         parameters: {
             query?: never;
@@ -4009,7 +4026,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @enum {string} */
-                    eventType: "site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled";
+                    eventType: "site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled";
                     /** @enum {string} */
                     kind: "event";
                     name: string;
@@ -4252,7 +4269,7 @@ export interface operations {
                     durationSeconds?: number;
                     enabled?: boolean;
                     /** @enum {string} */
-                    eventType?: "site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled";
+                    eventType?: "site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled";
                     /** @enum {string} */
                     metric?: "cpu" | "memory" | "latency";
                     name?: string;
@@ -5833,7 +5850,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "webhook";
                     /**
@@ -5857,7 +5874,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "email";
                     /**
@@ -5876,7 +5893,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "slack";
                     /**
@@ -5897,7 +5914,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "teams";
                     /**
@@ -5918,7 +5935,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "discord";
                     /**
@@ -5948,7 +5965,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "telegram";
                     /**
@@ -5976,7 +5993,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "ntfy";
                     /**
@@ -6181,7 +6198,7 @@ export interface operations {
                         [key: string]: unknown;
                     };
                     enabled?: boolean;
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     maxConcurrency?: number;
                     /** @enum {string} */
                     minSeverity?: "info" | "warning" | "critical";
@@ -10979,6 +10996,57 @@ export interface operations {
                     tenantId: string;
                     /** @enum {string} */
                     type: "backup.failed";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_certificate_expiring: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        /** @enum {string} */
+                        certificate: "gateway" | "ca";
+                        commonName: string;
+                        daysLeft: number;
+                        /** Format: uuid */
+                        gatewayId?: string;
+                        gatewayName?: string;
+                        /** Format: date-time */
+                        notAfter: string;
+                        serialNumber: string;
+                        thresholdDays: number;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "certificate.expiring";
                 };
             };
         };

@@ -20,6 +20,7 @@ import { Rollouts1767080000000 } from './1767080000000-Rollouts';
 import { FirmwarePolicy1767090000000 } from './1767090000000-FirmwarePolicy';
 import { ArmedRollbackIndex1767100000000 } from './1767100000000-ArmedRollbackIndex';
 import { AlertEventsMore1767110000000 } from './1767110000000-AlertEventsMore';
+import { CertificateExpiry1767110000001 } from './1767110000001-CertificateExpiry';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -48,4 +49,5 @@ export const MIGRATIONS = [
   FirmwarePolicy1767090000000,
   ArmedRollbackIndex1767100000000,
   AlertEventsMore1767110000000,
+  CertificateExpiry1767110000001,
 ];

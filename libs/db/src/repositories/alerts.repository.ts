@@ -80,6 +80,16 @@ export class OutboxRepository {
     return query(tx, `SELECT gateway_id, down FROM bp_gateway_down_sweep($1)`, [downAfterSeconds]);
   }
 
+  /**
+   * `certificate.expiring` events for gateway certificates and the deployment CA within 30
+   * days of expiry (once per certificate and threshold: 30, 7, 1 days); returns what it reported.
+   */
+  async certificateExpirySweep(
+    tx: PlatformTx,
+  ): Promise<{ certificate: 'gateway' | 'ca'; serial_number: string; threshold_days: number }[]> {
+    return query(tx, `SELECT certificate, serial_number, threshold_days FROM bp_certificate_expiry_sweep()`);
+  }
+
   /** Unprocessed events in order, locked (a second worker skips them). */
   async claimPending(tx: TenantTx, limit: number): Promise<OutboxEventRow[]> {
     return query<OutboxEventRow>(
