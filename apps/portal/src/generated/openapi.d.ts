@@ -2617,11 +2617,13 @@ export interface operations {
                             rxBps: number;
                             txBps: number;
                         }[];
+                        interfacesDown?: number | null;
                         latencyMs: number | null;
                         memoryTotal: number | null;
                         memoryUsed: number | null;
                         /** Format: uuid */
                         siteId: string;
+                        temperatureC?: number | null;
                         tunnelBytesIn: number | null;
                         tunnelBytesOut: number | null;
                         uptimeSeconds: number | null;
@@ -4060,10 +4062,10 @@ export interface operations {
                     /** @enum {string} */
                     kind: "telemetry";
                     /**
-                     * @description cpu %, memory used %, tunnel latency ms
+                     * @description cpu %, memory used %, tunnel latency ms, temperature °C, enabled interfaces not running
                      * @enum {string}
                      */
-                    metric: "cpu" | "memory" | "latency";
+                    metric: "cpu" | "memory" | "latency" | "temperature" | "interfaces-down";
                     name: string;
                     /** @enum {string} */
                     operator: ">" | "<";
@@ -4271,7 +4273,7 @@ export interface operations {
                     /** @enum {string} */
                     eventType?: "site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled";
                     /** @enum {string} */
-                    metric?: "cpu" | "memory" | "latency";
+                    metric?: "cpu" | "memory" | "latency" | "temperature" | "interfaces-down";
                     name?: string;
                     /** @enum {string} */
                     operator?: ">" | "<";

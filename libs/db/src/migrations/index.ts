@@ -21,6 +21,7 @@ import { FirmwarePolicy1767090000000 } from './1767090000000-FirmwarePolicy';
 import { ArmedRollbackIndex1767100000000 } from './1767100000000-ArmedRollbackIndex';
 import { AlertEventsMore1767110000000 } from './1767110000000-AlertEventsMore';
 import { CertificateExpiry1767110000001 } from './1767110000001-CertificateExpiry';
+import { TelemetryHealth1767110000002 } from './1767110000002-TelemetryHealth';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -50,4 +51,5 @@ export const MIGRATIONS = [
   ArmedRollbackIndex1767100000000,
   AlertEventsMore1767110000000,
   CertificateExpiry1767110000001,
+  TelemetryHealth1767110000002,
 ];

@@ -132,7 +132,7 @@ export interface AlertRuleRow {
   enabled: boolean;
   kind: 'event' | 'telemetry';
   eventType: string | null;
-  metric: 'cpu' | 'memory' | 'latency' | null;
+  metric: 'cpu' | 'memory' | 'latency' | 'temperature' | 'interfaces-down' | null;
   operator: '>' | '<' | null;
   threshold: number | null;
   durationSeconds: number;
@@ -256,12 +256,13 @@ export class AlertRulesRepository {
     tx: TenantTx,
     rule: AlertRuleRow,
   ): Promise<{ siteId: string; siteName: string; breached: boolean; value: number | null }[]> {
-    const expr =
-      rule.metric === 'cpu'
-        ? 'cpu_load'
-        : rule.metric === 'memory'
-          ? `CASE WHEN memory_total > 0 THEN 100.0 * memory_used / memory_total END`
-          : 'latency_ms';
+    const expr = {
+      cpu: 'cpu_load',
+      memory: `CASE WHEN memory_total > 0 THEN 100.0 * memory_used / memory_total END`,
+      latency: 'latency_ms',
+      temperature: 'temperature_c',
+      'interfaces-down': 'interfaces_down',
+    }[rule.metric ?? 'cpu'];
     const cmp = rule.operator === '<' ? '<' : '>';
     return query(
       tx,
