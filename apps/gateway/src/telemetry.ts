@@ -204,8 +204,8 @@ export function siteOffset(siteId: string): number {
 }
 
 /**
- * Polls every online site on this gateway once per interval: `/system/resource/print` and
- * `/interface/print stats` over the relay's pooled connection (so its per-site concurrency
+ * Polls every online site on this gateway once per interval: `/system/resource/print`,
+ * `/interface/print stats` and `/system/health/print` (temperature; ADR 0104) over the relay's pooled connection (so its per-site concurrency
  * and rate limits apply, and a site whose connection is busy with user calls is skipped
  * this round), tunnel bytes and latency from the tunnel registry. Sites are spread over the
  * interval by a hash of their id; at most `concurrency` polls run at once. Samples go to the
