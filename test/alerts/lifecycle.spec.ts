@@ -50,6 +50,7 @@ describe('transactional outbox', () => {
       .sort();
     expect(keys).toEqual([
       'backup-failed:backup.failed:0',
+      'config-changed:site.config_changed:0',
       'gateway-down:gateway.down:0',
       'job-reverted:job.reverted:0',
       'job-unknown:job.unknown:0',
@@ -65,7 +66,7 @@ describe('transactional outbox', () => {
         n: number;
       }[]
     >(`SELECT count(*)::int AS n FROM alert_rules WHERE tenant_id = $1`, [t!.id]);
-    expect(n[0]!.n).toBe(5);
+    expect(n[0]!.n).toBe(6);
   });
 
   it('a rolled-back change leaves no event; a committed one leaves exactly one', async () => {

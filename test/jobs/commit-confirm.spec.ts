@@ -120,6 +120,12 @@ describe.each(['7.16', '6.49.10'])('RouterOS %s: a change that cuts management r
     expect(steps.find((s) => s.name === 'lockout check' && s.state === 'done')?.detail).toMatch(
       /accepted by an admin.*api_service_cut/,
     );
+    // The alert outbox (ADR 0104): a revert is `job.reverted` (the default "Job reverted" rule).
+    const events = await w.h.ds.query<{ type: string }[]>(
+      `SELECT type FROM outbox_events WHERE data->>'jobId' = $1 ORDER BY seq`,
+      [id],
+    );
+    expect(events.map((e) => e.type)).toEqual(['job.reverted']);
     expect(steps.some((s) => s.name === 'confirm reachable' && s.state === 'failed')).toBe(true);
     expect(r.state.items('ip/firewall/address-list').filter((x) => x.values['list'] === 'big')).toHaveLength(300);
     expect(steps.some((s) => s.name === 'disarm rollback')).toBe(false);

@@ -26,6 +26,8 @@ interface RawRow {
   uptime_seconds: string | null;
   tunnel_bytes_in: string | null;
   latency_ms: number | null;
+  temperature_c: number | null;
+  interfaces_down: number | null;
 }
 
 describe('telemetry poller on the gateway', () => {
@@ -123,6 +125,26 @@ describe('telemetry poller on the gateway', () => {
     expect(h.status).toBe(200);
     expect(h.body.points.length).toBeGreaterThanOrEqual(1);
     expect(Object.keys(h.body.interfaces)).toContain('ether1');
+  });
+
+  it('stores the temperature /system/health reports and how many enabled interfaces are not running (ADR 0104)', async () => {
+    const first = await until(async () => (await raw(a.id)).at(-1), 20_000, 'a sample');
+    // The simulator's sensor: 41 °C ± 4.
+    expect(first.temperature_c).toBeGreaterThanOrEqual(37);
+    expect(first.temperature_c).toBeLessThanOrEqual(45);
+    const before = first.interfaces_down;
+    expect(before).not.toBeNull();
+    const router = routers.get(a.id)!;
+    router.state.setLink('ether3', false);
+    try {
+      await until(
+        async () => (await raw(a.id)).some((r) => r.at > first.at && r.interfaces_down === before! + 1),
+        20_000,
+        'a sample with ether3 down',
+      );
+    } finally {
+      router.state.setLink('ether3', true);
+    }
   });
 
   it('computes interface rates that match the counters the simulator reports', async () => {

@@ -6,11 +6,13 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Relay } from './relay';
 import type { TunnelManager } from './tunnels';
 import {
+  countInterfacesDown,
   MAX_RATE_BPS,
   parseCounter,
   parseInterfaceCounters,
   parseResources,
   parseRouterOsDuration,
+  parseTemperature,
   ratesBetween,
   siteOffset,
   TelemetryPoller,
@@ -73,6 +75,33 @@ describe('RouterOS duration parser', () => {
         expect(v === null || (Number.isFinite(v) && v >= 0)).toBe(true);
       }),
     );
+  });
+});
+
+describe('health and link state replies (ADR 0104)', () => {
+  it('reads the temperature from RouterOS 7 sensor rows and the RouterOS 6 property row', () => {
+    expect(
+      parseTemperature([
+        { name: 'voltage', value: '24.1', type: 'V' },
+        { name: 'temperature', value: '43', type: 'C' },
+      ]),
+    ).toBe(43);
+    expect(parseTemperature([{ name: 'cpu-temperature', value: '61.5', type: 'C' }])).toBe(61.5);
+    expect(parseTemperature([{ voltage: '24.1', temperature: '39' }])).toBe(39);
+    expect(parseTemperature([])).toBeNull(); // no sensor
+    expect(parseTemperature([{ name: 'temperature', value: 'n/a' }])).toBeNull();
+    expect(parseTemperature([{ temperature: '9999' }])).toBeNull();
+  });
+
+  it('counts enabled interfaces that are not running', () => {
+    expect(
+      countInterfacesDown([
+        { name: 'ether1', running: 'true', disabled: 'false' },
+        { name: 'ether2', running: 'false', disabled: 'false' },
+        { name: 'ether3', running: 'false', disabled: 'true' },
+        { name: 'ether4' },
+      ]),
+    ).toBe(1);
   });
 });
 

@@ -95,6 +95,30 @@ export function parseInterfaceCounters(rows: readonly Readonly<Record<string, st
   return out;
 }
 
+/** Enabled interfaces whose `running` flag is false in `/interface/print` rows. */
+export function countInterfacesDown(rows: readonly Readonly<Record<string, string>>[]): number {
+  return rows.filter((r) => r['running'] === 'false' && r['disabled'] !== 'true').length;
+}
+
+/**
+ * `/system/health/print` -> temperature in °C: RouterOS 7 prints one row per sensor (`name`
+ * `temperature` or `cpu-temperature`, `value`), RouterOS 6 one row of properties. Null
+ * without a sensor (many models have none) or for an implausible value.
+ */
+export function parseTemperature(rows: readonly Readonly<Record<string, string>>[]): number | null {
+  const pick = (v: string | undefined): number | null => {
+    if (v === undefined || !/^-?\d{1,3}(\.\d+)?$/.test(v)) return null;
+    const n = Number(v);
+    return n >= -100 && n <= 300 ? n : null;
+  };
+  for (const name of ['temperature', 'cpu-temperature']) {
+    const sensor = rows.find((r) => r['name'] === name);
+    const v = sensor ? pick(sensor['value']) : pick(rows.find((r) => r[name] !== undefined)?.[name]);
+    if (v !== null) return v;
+  }
+  return null;
+}
+
 // ---------------------------------------------------------------------------------------
 // Rates from successive counters.
 // ---------------------------------------------------------------------------------------
@@ -171,7 +195,8 @@ export interface TelemetryPollerOptions {
 }
 
 const RESOURCE_PROPS = ['cpu-load', 'free-memory', 'total-memory', 'uptime'];
-const INTERFACE_PROPS = ['name', 'rx-byte', 'tx-byte'];
+const INTERFACE_PROPS = ['name', 'rx-byte', 'tx-byte', 'running', 'disabled'];
+const HEALTH_PROPS = ['name', 'value', 'temperature', 'cpu-temperature'];
 
 /** Stable offset of a site inside the interval (0..1), so sites are spread, not bunched. */
 export function siteOffset(siteId: string): number {
@@ -179,8 +204,8 @@ export function siteOffset(siteId: string): number {
 }
 
 /**
- * Polls every online site on this gateway once per interval: `/system/resource/print` and
- * `/interface/print stats` over the relay's pooled connection (so its per-site concurrency
+ * Polls every online site on this gateway once per interval: `/system/resource/print`,
+ * `/interface/print stats` and `/system/health/print` (temperature; ADR 0104) over the relay's pooled connection (so its per-site concurrency
  * and rate limits apply, and a site whose connection is busy with user calls is skipped
  * this round), tunnel bytes and latency from the tunnel registry. Sites are spread over the
  * interval by a hash of their id; at most `concurrency` polls run at once. Samples go to the
@@ -311,6 +336,8 @@ export class TelemetryPoller {
     this.counters.polls++;
     let resources: Resources = { cpuLoad: null, memoryUsed: null, memoryTotal: null, uptimeSeconds: null };
     let interfaces: { name: string; rxBps: number; txBps: number }[] = [];
+    let temperatureC: number | null = null;
+    let interfacesDown: number | null = null;
     // Leave the pooled connection to user calls when they keep it busy.
     // (a connect still pending or failed counts as not busy: the calls below report it)
     if ((await this.o.relay.inFlight(siteId).catch(() => 0)) >= 4) {
@@ -325,12 +352,16 @@ export class TelemetryPoller {
       ...(attributes ? { attributes } : {}),
     });
     try {
-      const [res, ifs] = await Promise.all([
+      const [res, ifs, health] = await Promise.all([
         this.o.relay.call(siteId, call('/system/resource/print', RESOURCE_PROPS)),
         this.o.relay.call(siteId, call('/interface/print', INTERFACE_PROPS, { stats: '' })),
+        // No health menu (CHR, old models) is no temperature, not a failed poll.
+        this.o.relay.call(siteId, call('/system/health/print', HEALTH_PROPS)).catch(() => ({ rows: [] })),
       ]);
       const atMs = this.now();
       resources = parseResources(res.rows[0]);
+      temperatureC = parseTemperature(health.rows);
+      interfacesDown = countInterfacesDown(ifs.rows);
       const reading: CounterReading = {
         atMs,
         uptimeSeconds: resources.uptimeSeconds,
@@ -355,6 +386,8 @@ export class TelemetryPoller {
       tunnelBytesIn: tunnel.bytesIn,
       tunnelBytesOut: tunnel.bytesOut,
       latencyMs: tunnel.latencyMs === null ? null : Math.round(tunnel.latencyMs * 100) / 100,
+      temperatureC,
+      interfacesDown,
       interfaces,
     };
     this.counters.samples++;

@@ -77,6 +77,20 @@ export const EVENT_CATALOGUE = {
     data: z.object(jobRef),
     resolvedBy: 'backup.created',
   },
+  'site.config_changed': {
+    /** No Backplane job that changes the router (apply-config, run-command, restore, upgrade, recreate-tunnel) ran in between. */
+    summary:
+      "Configuration changed outside Backplane: a scheduled backup differs from the site's previous one with no Backplane change in between",
+    data: z.object({
+      ...siteRef,
+      backupId: z.uuid(),
+      previousBackupId: z.uuid(),
+      jobId: z.uuid().nullable(),
+      /** When the previous backup last matched the router. */
+      since: z.iso.datetime({ offset: true }),
+    }),
+    resolvedBy: 'backup.created',
+  },
   'gateway.down': {
     summary: "A gateway serving the tenant's sites stopped heartbeating",
     data: z.object({ gatewayId: z.uuid(), gatewayName: z.string(), regionId: z.uuid() }),
@@ -85,6 +99,19 @@ export const EVENT_CATALOGUE = {
   'gateway.up': {
     summary: 'A gateway heartbeats again',
     data: z.object({ gatewayId: z.uuid(), gatewayName: z.string(), regionId: z.uuid() }),
+  },
+  'certificate.expiring': {
+    summary: 'A gateway certificate or the deployment CA expires within 30 days (reported at 30, 7 and 1 days)',
+    data: z.object({
+      certificate: z.enum(['gateway', 'ca']),
+      serialNumber: z.string(),
+      commonName: z.string(),
+      notAfter: z.iso.datetime({ offset: true }),
+      daysLeft: z.number().int(),
+      thresholdDays: z.number().int(),
+      gatewayId: z.uuid().optional(),
+      gatewayName: z.string().optional(),
+    }),
   },
   'telemetry.threshold': {
     summary: "A telemetry value crossed a rule's threshold for the rule's duration",

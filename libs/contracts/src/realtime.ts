@@ -205,6 +205,10 @@ export interface TelemetrySample {
   readonly tunnelBytesIn: number | null;
   readonly tunnelBytesOut: number | null;
   readonly latencyMs: number | null;
+  /** `/system/health` temperature, °C (absent from gateways before ADR 0104, null without a sensor). */
+  readonly temperatureC?: number | null;
+  /** Enabled interfaces whose `running` flag is false (absent from gateways before ADR 0104). */
+  readonly interfacesDown?: number | null;
   /** Rates computed from successive interface counters, bits per second. */
   readonly interfaces: readonly { readonly name: string; readonly rxBps: number; readonly txBps: number }[];
 }

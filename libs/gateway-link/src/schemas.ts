@@ -204,6 +204,8 @@ export const TelemetrySample: z.ZodType<TelemetrySampleShape> = z
     tunnelBytesIn: count.nullable(),
     tunnelBytesOut: count.nullable(),
     latencyMs: z.number().min(0).max(600_000).nullable(),
+    temperatureC: z.number().min(-100).max(300).nullable().optional(),
+    interfacesDown: z.number().int().min(0).max(100_000).nullable().optional(),
     interfaces: z
       .array(z.strictObject({ name: z.string().min(1).max(128), rxBps: bps, txBps: bps }))
       .max(512)

@@ -64,7 +64,9 @@ export const CreateAlertRuleBody = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('event'), eventType: ruleEvent, ...ruleFields }),
   z.strictObject({
     kind: z.literal('telemetry'),
-    metric: z.enum(['cpu', 'memory', 'latency']).describe('cpu %, memory used %, tunnel latency ms'),
+    metric: z
+      .enum(['cpu', 'memory', 'latency', 'temperature', 'interfaces-down'])
+      .describe('cpu %, memory used %, tunnel latency ms, temperature °C, enabled interfaces not running'),
     operator: z.enum(['>', '<']),
     threshold: z.number(),
     ...ruleFields,
@@ -74,7 +76,7 @@ export const UpdateAlertRuleBody = z.strictObject({
   name: text(200).optional(),
   enabled: z.boolean().optional(),
   eventType: ruleEvent.optional(),
-  metric: z.enum(['cpu', 'memory', 'latency']).optional(),
+  metric: z.enum(['cpu', 'memory', 'latency', 'temperature', 'interfaces-down']).optional(),
   operator: z.enum(['>', '<']).optional(),
   threshold: z.number().optional(),
   durationSeconds: z.number().int().min(0).max(604800).optional(),

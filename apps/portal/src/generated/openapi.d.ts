@@ -1845,6 +1845,23 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "certificate.expiring": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A gateway certificate or the deployment CA expires within 30 days (reported at 30, 7 and 1 days) */
+        post: operations["event_certificate_expiring"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "channel.disabled": {
         parameters: {
             query?: never;
@@ -1958,6 +1975,23 @@ export interface webhooks {
         put?: never;
         /** A job was interrupted and its effect could not be verified */
         post: operations["event_job_unknown"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "site.config_changed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Configuration changed outside Backplane: a scheduled backup differs from the site's previous one with no Backplane change in between */
+        post: operations["event_site_config_changed"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2583,11 +2617,13 @@ export interface operations {
                             rxBps: number;
                             txBps: number;
                         }[];
+                        interfacesDown?: number | null;
                         latencyMs: number | null;
                         memoryTotal: number | null;
                         memoryUsed: number | null;
                         /** Format: uuid */
                         siteId: string;
+                        temperatureC?: number | null;
                         tunnelBytesIn: number | null;
                         tunnelBytesOut: number | null;
                         uptimeSeconds: number | null;
@@ -3992,7 +4028,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @enum {string} */
-                    eventType: "site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled";
+                    eventType: "site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled";
                     /** @enum {string} */
                     kind: "event";
                     name: string;
@@ -4026,10 +4062,10 @@ export interface operations {
                     /** @enum {string} */
                     kind: "telemetry";
                     /**
-                     * @description cpu %, memory used %, tunnel latency ms
+                     * @description cpu %, memory used %, tunnel latency ms, temperature °C, enabled interfaces not running
                      * @enum {string}
                      */
-                    metric: "cpu" | "memory" | "latency";
+                    metric: "cpu" | "memory" | "latency" | "temperature" | "interfaces-down";
                     name: string;
                     /** @enum {string} */
                     operator: ">" | "<";
@@ -4235,9 +4271,9 @@ export interface operations {
                     durationSeconds?: number;
                     enabled?: boolean;
                     /** @enum {string} */
-                    eventType?: "site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled";
+                    eventType?: "site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled";
                     /** @enum {string} */
-                    metric?: "cpu" | "memory" | "latency";
+                    metric?: "cpu" | "memory" | "latency" | "temperature" | "interfaces-down";
                     name?: string;
                     /** @enum {string} */
                     operator?: ">" | "<";
@@ -5824,7 +5860,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "webhook";
                     /**
@@ -5848,7 +5884,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "email";
                     /**
@@ -5867,7 +5903,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "slack";
                     /**
@@ -5888,7 +5924,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "teams";
                     /**
@@ -5909,7 +5945,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "discord";
                     /**
@@ -5939,7 +5975,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "telegram";
                     /**
@@ -5967,7 +6003,7 @@ export interface operations {
                     /** @default true */
                     enabled?: boolean;
                     /** @description event types delivered (default: alert.firing, alert.resolved, channel.disabled) */
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     /** @enum {string} */
                     kind: "ntfy";
                     /**
@@ -6172,7 +6208,7 @@ export interface operations {
                         [key: string]: unknown;
                     };
                     enabled?: boolean;
-                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "gateway.down" | "gateway.up" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
+                    events?: ("site.online" | "site.offline" | "site.degraded" | "tunnel.flapping" | "tunnel.stable" | "job.succeeded" | "job.failed" | "job.reverted" | "job.unknown" | "backup.created" | "backup.failed" | "site.config_changed" | "gateway.down" | "gateway.up" | "certificate.expiring" | "telemetry.threshold" | "channel.disabled" | "alert.firing" | "alert.resolved" | "test")[];
                     maxConcurrency?: number;
                     /** @enum {string} */
                     minSeverity?: "info" | "warning" | "critical";
@@ -11133,6 +11169,57 @@ export interface operations {
             };
         };
     };
+    event_certificate_expiring: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        /** @enum {string} */
+                        certificate: "gateway" | "ca";
+                        commonName: string;
+                        daysLeft: number;
+                        /** Format: uuid */
+                        gatewayId?: string;
+                        gatewayName?: string;
+                        /** Format: date-time */
+                        notAfter: string;
+                        serialNumber: string;
+                        thresholdDays: number;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "certificate.expiring";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     event_channel_disabled: {
         parameters: {
             query?: never;
@@ -11442,6 +11529,57 @@ export interface operations {
                     tenantId: string;
                     /** @enum {string} */
                     type: "job.unknown";
+                };
+            };
+        };
+        responses: {
+            /** @description accepted; anything else is retried with backoff */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    event_site_config_changed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the event id (stable across retries: deduplicate on it) */
+                "webhook-id": string;
+                /** @description space-separated `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`; two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Unix seconds */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: {
+                        /** Format: uuid */
+                        backupId: string;
+                        /** Format: uuid */
+                        jobId: string | null;
+                        /** Format: uuid */
+                        previousBackupId: string;
+                        /** Format: date-time */
+                        since: string;
+                        /** Format: uuid */
+                        siteId: string;
+                        siteName?: string;
+                    };
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: date-time */
+                    occurredAt: string;
+                    /** Format: uuid */
+                    tenantId: string;
+                    /** @enum {string} */
+                    type: "site.config_changed";
                 };
             };
         };

@@ -46,7 +46,8 @@ export interface GatewaySweepDeps {
  *   goes offline, with a `disconnect` tunnel event (reason `gateway-lost`) and a realtime
  *   `site.status` event. Without this a gateway that dies hard leaves its sites online.
  * - every REGION_HEALTH_INTERVAL: each region's health (an unrevoked gateway with a fresh
- *   heartbeat) is recorded on the region; changes are audited.
+ *   heartbeat) is recorded on the region; changes are audited; `gateway.down/up` and
+ *   `certificate.expiring` (gateway certificates, the CA; ADR 0104) outbox events.
  */
 export class GatewaySweep {
   private readonly audit = new AuditRepository();
@@ -110,7 +111,15 @@ export class GatewaySweep {
       if (!(await this.tryLock(tx, REGION_LOCK))) return null;
       const rows = await this.link.updateRegionHealth(tx, this.deps.config.GATEWAY_DOWN_AFTER);
       // gateway.down / gateway.up outbox events, in this transaction (issue 20)
-      await new OutboxRepository().gatewayDownSweep(tx, this.deps.config.GATEWAY_DOWN_AFTER);
+      const outbox = new OutboxRepository();
+      await outbox.gatewayDownSweep(tx, this.deps.config.GATEWAY_DOWN_AFTER);
+      // certificate.expiring: gateway certificates and the deployment CA (ADR 0104)
+      for (const c of await outbox.certificateExpirySweep(tx)) {
+        this.deps.logger.warn(
+          { certificate: c.certificate, serial: c.serial_number, thresholdDays: c.threshold_days },
+          'certificate expiring',
+        );
+      }
       const out: RegionHealth[] = [];
       for (const r of rows) {
         const changed = r.was !== r.healthy;

@@ -19,6 +19,9 @@ import { Alerts1767070000000 } from './1767070000000-Alerts';
 import { Rollouts1767080000000 } from './1767080000000-Rollouts';
 import { FirmwarePolicy1767090000000 } from './1767090000000-FirmwarePolicy';
 import { ArmedRollbackIndex1767100000000 } from './1767100000000-ArmedRollbackIndex';
+import { AlertEventsMore1767110000000 } from './1767110000000-AlertEventsMore';
+import { CertificateExpiry1767110000001 } from './1767110000001-CertificateExpiry';
+import { TelemetryHealth1767110000002 } from './1767110000002-TelemetryHealth';
 import { RolloutApprovals1767130000000 } from './1767130000000-RolloutApprovals';
 
 /**
@@ -47,5 +50,8 @@ export const MIGRATIONS = [
   Rollouts1767080000000,
   FirmwarePolicy1767090000000,
   ArmedRollbackIndex1767100000000,
+  AlertEventsMore1767110000000,
+  CertificateExpiry1767110000001,
+  TelemetryHealth1767110000002,
   RolloutApprovals1767130000000,
 ];

@@ -80,6 +80,16 @@ export class OutboxRepository {
     return query(tx, `SELECT gateway_id, down FROM bp_gateway_down_sweep($1)`, [downAfterSeconds]);
   }
 
+  /**
+   * `certificate.expiring` events for gateway certificates and the deployment CA within 30
+   * days of expiry (once per certificate and threshold: 30, 7, 1 days); returns what it reported.
+   */
+  async certificateExpirySweep(
+    tx: PlatformTx,
+  ): Promise<{ certificate: 'gateway' | 'ca'; serial_number: string; threshold_days: number }[]> {
+    return query(tx, `SELECT certificate, serial_number, threshold_days FROM bp_certificate_expiry_sweep()`);
+  }
+
   /** Unprocessed events in order, locked (a second worker skips them). */
   async claimPending(tx: TenantTx, limit: number): Promise<OutboxEventRow[]> {
     return query<OutboxEventRow>(
@@ -122,7 +132,7 @@ export interface AlertRuleRow {
   enabled: boolean;
   kind: 'event' | 'telemetry';
   eventType: string | null;
-  metric: 'cpu' | 'memory' | 'latency' | null;
+  metric: 'cpu' | 'memory' | 'latency' | 'temperature' | 'interfaces-down' | null;
   operator: '>' | '<' | null;
   threshold: number | null;
   durationSeconds: number;
@@ -246,12 +256,13 @@ export class AlertRulesRepository {
     tx: TenantTx,
     rule: AlertRuleRow,
   ): Promise<{ siteId: string; siteName: string; breached: boolean; value: number | null }[]> {
-    const expr =
-      rule.metric === 'cpu'
-        ? 'cpu_load'
-        : rule.metric === 'memory'
-          ? `CASE WHEN memory_total > 0 THEN 100.0 * memory_used / memory_total END`
-          : 'latency_ms';
+    const expr = {
+      cpu: 'cpu_load',
+      memory: `CASE WHEN memory_total > 0 THEN 100.0 * memory_used / memory_total END`,
+      latency: 'latency_ms',
+      temperature: 'temperature_c',
+      'interfaces-down': 'interfaces_down',
+    }[rule.metric ?? 'cpu'];
     const cmp = rule.operator === '<' ? '<' : '>';
     return query(
       tx,
