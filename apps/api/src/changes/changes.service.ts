@@ -476,27 +476,8 @@ export class ChangesService {
     await this.expireDue(t);
     const out = await this.deps.db.inTenant(t.scope, async (tx) => {
       const a = await this.decidable(tx, t, id, true);
-      if (a.rolloutId) {
-        const approver = await this.person(tx, t);
-        const decided = await this.approvals.decide(
-          tx,
-          id,
-          'approved',
-          { ...this.requester(t), person: approver.key },
-          comment ?? null,
-        );
-        if (!decided) throw new ApiError('conflict', 'this approval request was decided meanwhile');
-        await this.audit.record(tx, t.actor, {
-          action: 'approval.approved',
-          targetType: 'approval',
-          targetId: id,
-          after: { rolloutId: a.rolloutId, comment: comment ?? null },
-        });
-        await this.rollouts.approvedInTx(tx, t, decided);
-        return { approval: decided, jobs: [] as JobRow[], planId: null };
-      }
-      const plan = a.planId ? await this.plans.get(tx, a.planId, true) : undefined;
-      if (!plan) throw ApiError.notFound('plan');
+      const plan = a.rolloutId ? undefined : a.planId ? await this.plans.get(tx, a.planId, true) : undefined;
+      if (!a.rolloutId && !plan) throw ApiError.notFound('plan');
       const approver = await this.person(tx, t);
       const decided = await this.approvals.decide(
         tx,
@@ -510,8 +491,12 @@ export class ChangesService {
         action: 'approval.approved',
         targetType: 'approval',
         targetId: id,
-        after: { planId: plan.id, comment: comment ?? null },
+        after: { ...(plan ? { planId: plan.id } : { rolloutId: a.rolloutId }), comment: comment ?? null },
       });
+      if (!plan) {
+        await this.rollouts.approvedInTx(tx, t, decided);
+        return { approval: decided, jobs: [] as JobRow[], planId: null };
+      }
       const r = StoredRequester.parse(a.requestedBy);
       const urgent = r.urgent === true;
       const ready = await this.readySites(tx, plan);
