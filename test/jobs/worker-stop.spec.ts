@@ -32,6 +32,7 @@ const encryptionKeys = `test:${randomBytes(32).toString('base64')}`;
 const verifierKey = randomBytes(32).toString('base64url');
 
 interface WorkerProc {
+  readonly name: string;
   readonly proc: ChildProcess;
   readonly port: number;
   output(): string;
@@ -42,6 +43,8 @@ describe('worker SIGTERM', () => {
   let cp: ControlPlane;
   let redis: Redis;
   let router: SimRouter;
+  /** The simulated router behind each site (the gateway relays to it). */
+  const routers = new Map<string, SimRouter>();
   let gw: Gateway;
   let site: TestSite;
   const dirs: string[] = [];
@@ -76,7 +79,7 @@ describe('worker SIGTERM', () => {
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((r) =>
       proc.once('exit', (code, signal) => r({ code, signal, at: Date.now() })),
     );
-    const w = { proc, port, output: () => out, exited };
+    const w = { name, proc, port, output: () => out, exited };
     workers.push(w);
     await until(
       () => {
@@ -89,20 +92,47 @@ describe('worker SIGTERM', () => {
     return w;
   }
 
+  /** The site's router comes up through the gateway (fake openvpn: the tunnel is authorized). */
+  async function connectTunnel(s: TestSite, ip: string): Promise<void> {
+    const fake = gw.runtime.fake as FakeOpenVpnServer;
+    await until(
+      async () =>
+        (await fake.connectTunnel({ username: s.user, password: s.password, ip }).outcome).outcome === 'authorized',
+      10_000,
+      `tunnel of ${s.id} authorized`,
+    );
+  }
+
+  /** SIGTERM; the exit (code, signal, when), or undefined when it did not exit within `boundMs`. */
+  async function terminate(w: WorkerProc, boundMs: number) {
+    w.proc.kill('SIGTERM');
+    return Promise.race([w.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), boundMs))]);
+  }
+
   const job = async (id: string) =>
     (await cp.h.call('GET', `/api/v1/tenants/${cp.tenantId}/jobs/${id}`, { token: cp.token })).body as {
       state: string;
       error: string | null;
+      createdAt: string;
+      startedAt: string | null;
       finishedAt: string | null;
     };
-  const runCommand = async (): Promise<string> => {
-    const res = await cp.h.call('POST', `/api/v1/tenants/${cp.tenantId}/sites/${site.id}/jobs`, {
+  const request = async (siteId: string, body: { kind: string; payload: unknown }): Promise<string> => {
+    const res = await cp.h.call('POST', `/api/v1/tenants/${cp.tenantId}/sites/${siteId}/jobs`, {
       token: cp.token,
-      body: { kind: 'run-command', payload: { command: '/system/identity/print' } },
+      body,
     });
     if (res.status !== 201) throw new Error(JSON.stringify(res.body));
     return res.body.id as string;
   };
+  /** The sum of a counter on a worker's /metrics (0 when absent). */
+  const metric = async (w: WorkerProc, name: string): Promise<number> =>
+    (await (await fetch(`http://127.0.0.1:${w.port}/metrics`)).text())
+      .split('\n')
+      .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+      .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  const runCommand = (): Promise<string> =>
+    request(site.id, { kind: 'run-command', payload: { command: '/system/identity/print' } });
 
   beforeAll(async () => {
     if (MAIN === BUILT) execFileSync('npm', ['run', 'build:js'], { cwd: ROOT, stdio: 'pipe' });
@@ -131,25 +161,17 @@ describe('worker SIGTERM', () => {
       redis,
       registry: createMetricsRegistry('gateway'),
       syncIntervalMs: 300,
-      routerEndpoint: () => ({ host: '127.0.0.1', port: router.port }),
+      routerEndpoint: (siteId) => ({ host: '127.0.0.1', port: routers.get(siteId)?.port ?? 1 }),
     });
     await gw.app.listen(gwPort, '127.0.0.1');
-    const fake = gw.runtime.fake as FakeOpenVpnServer;
-    await until(
-      async () => {
-        const out = await fake.connectTunnel({ username: site.user, password: site.password, ip: '198.51.100.9' })
-          .outcome;
-        return out.outcome === 'authorized';
-      },
-      10_000,
-      'tunnel authorized',
-    );
+    routers.set(site.id, router);
+    await connectTunnel(site, '198.51.100.9');
   }, 120_000);
 
   afterAll(async () => {
     for (const w of workers) if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGKILL');
     await gw?.close().catch(() => undefined);
-    await router?.stop();
+    for (const r of new Set([router, ...routers.values()])) await r?.stop();
     redis?.disconnect();
     await cp?.close();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -168,8 +190,7 @@ describe('worker SIGTERM', () => {
     const b = await startWorker('worker-b');
 
     const t0 = Date.now();
-    a.proc.kill('SIGTERM');
-    const exit = await Promise.race([a.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 30_000))]);
+    const exit = await terminate(a, 30_000);
     expect(exit, `worker a did not exit:\n${a.output()}`).toBeDefined();
     expect({ code: exit!.code, signal: exit!.signal }, a.output()).toEqual({ code: 0, signal: null });
     const done = await job(first);
@@ -192,4 +213,182 @@ describe('worker SIGTERM', () => {
     expect(line).toContain('kind="run-command"');
     expect(line).toMatch(/ 1$/);
   }, 120_000);
+
+  it('rolling restart of two workers under a steady job stream: every job succeeds exactly once, no takeover wait', async () => {
+    const LOCK_TTL_MS = 30_000; // the runner's site lock TTL: a takeover waits this long
+    const DRAIN_MS = 25_000; // WORKER_DRAIN_TIMEOUT of startWorker
+    // the first test's workers are not part of this one
+    for (const w of workers) if (w.proc.exitCode === null && w.proc.signalCode === null) await terminate(w, 40_000);
+    router.faults.latencyMs = 0;
+
+    // ten sites, each its own simulated router behind the gateway; every reply takes 150 ms,
+    // so a job takes a few seconds and several are in flight on each worker at any time
+    const sites: TestSite[] = [];
+    /** Items ever added to an address list, by site, list and address (an add repeated shows as 2). */
+    const adds = new Map<string, number>();
+    for (let i = 0; i < 10; i++) {
+      const s = await cp.addSite(`site-roll-${i}`);
+      const r = await startRouter({
+        identity: `router-roll-${i}`,
+        users: [{ name: 'bp-api', password: 'router-secret-1', group: 'full' }],
+      });
+      const seen = new Set<number>();
+      r.state.onChange((e) => {
+        if (e.store !== 'ip/firewall/address-list' || !e.item || seen.has(e.id)) return;
+        seen.add(e.id);
+        const key = `${i}|${e.item.values['list']}|${e.item.values['address']}`;
+        adds.set(key, (adds.get(key) ?? 0) + 1);
+      });
+      r.faults.latencyMs = 150;
+      routers.set(s.id, r);
+      sites.push(s);
+      await connectTunnel(s, `198.51.100.${20 + i}`);
+    }
+
+    let a = await startWorker('roll-a1');
+    let b = await startWorker('roll-b1');
+
+    // the stream: apply-config (one new address-list entry), backup, a read-only print, and a
+    // run-command that adds an entry (not repeatable: sent twice it would add it twice)
+    const requested: { id: string; site: number; entry?: string }[] = [];
+    const TOTAL = 80;
+    let producing = true;
+    const produce = async (): Promise<void> => {
+      for (let n = 0; producing && n < TOTAL; n++) {
+        const i = n % sites.length;
+        const siteId = sites[i]!.id;
+        const address = `10.${50 + (n % 8)}.${i}.${n}`;
+        switch (n % 8) {
+          case 0:
+          case 3:
+          case 6:
+            requested.push({
+              id: await request(siteId, {
+                kind: 'apply-config',
+                payload: { changes: [{ menu: 'address-list', list: 'roll', addresses: [address] }] },
+              }),
+              site: i,
+              entry: `roll|${address}`,
+            });
+            break;
+          case 1:
+          case 5:
+            requested.push({ id: await request(siteId, { kind: 'backup', payload: {} }), site: i });
+            break;
+          case 7:
+            requested.push({
+              id: await request(siteId, {
+                kind: 'run-command',
+                payload: { command: '/ip/firewall/address-list/add', attributes: { list: 'once', address } },
+              }),
+              site: i,
+              entry: `once|${address}`,
+            });
+            break;
+          default:
+            requested.push({
+              id: await request(siteId, { kind: 'run-command', payload: { command: '/system/resource/print' } }),
+              site: i,
+            });
+        }
+        await new Promise((r) => setTimeout(r, 500)); // the stream's pace, not a synchronisation
+      }
+    };
+    const stream = produce();
+
+    /** The jobs a stopping worker said it was waiting for (its drain log line). */
+    const inFlightAtStop = (w: WorkerProc): string[] =>
+      w
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('draining: waiting for running jobs'))
+        .flatMap((l) => (JSON.parse(l) as { jobs: string[] }).jobs);
+    const runningNow = async () =>
+      (await Promise.all(requested.map((r) => job(r.id)))).filter((j) => j.state === 'running').length;
+
+    const stops: { name: string; ms: number; inFlight: string[] }[] = [];
+    const rollOne = async (old: WorkerProc, name: string): Promise<WorkerProc> => {
+      // the old worker has taken work and jobs are running
+      await until(
+        async () => (await metric(old, 'backplane_worker_jobs_finished_total')) >= 2,
+        60_000,
+        `${old.name} working`,
+      );
+      await until(async () => (await runningNow()) >= 3, 30_000, 'jobs in flight');
+      const t0 = Date.now();
+      const exit = await terminate(old, DRAIN_MS + 15_000);
+      expect(exit, `${old.name} did not exit:\n${old.output()}`).toBeDefined();
+      expect({ code: exit!.code, signal: exit!.signal }, old.output()).toEqual({ code: 0, signal: null });
+      expect(exit!.at - t0).toBeLessThan(DRAIN_MS + 10_000);
+      stops.push({ name: old.name, ms: exit!.at - t0, inFlight: inFlightAtStop(old) });
+      const next = await startWorker(name);
+      await until(
+        async () => (await metric(next, 'backplane_worker_jobs_finished_total')) >= 1,
+        60_000,
+        `${name} working`,
+      );
+      return next;
+    };
+    a = await rollOne(a, 'roll-a2');
+    b = await rollOne(b, 'roll-b2');
+    await stream;
+    producing = false;
+    expect(requested.length).toBe(TOTAL);
+
+    const terminal = ['succeeded', 'failed', 'unknown', 'cancelled', 'expired'];
+    await until(
+      async () => (await Promise.all(requested.map((r) => job(r.id)))).every((j) => terminal.includes(j.state)),
+      90_000,
+      'every job finished',
+    );
+    const finals = await Promise.all(requested.map(async (r) => ({ ...r, ...(await job(r.id)) })));
+
+    // every job succeeded
+    const notOk = finals.filter((j) => j.state !== 'succeeded');
+    expect(notOk.map((j) => `${j.id} ${j.state} ${j.error}`)).toEqual([]);
+    // jobs really were in flight at each SIGTERM, and each of them finished
+    for (const s of stops) expect(s.inFlight.length, `${s.name} had no job in flight`).toBeGreaterThan(0);
+    // each job ran exactly once: its entry is on its router, added once
+    for (const j of finals.filter((x) => x.entry)) expect(adds.get(`${j.site}|${j.entry}`), j.id).toBe(1);
+    // exactly one terminal state per job (the outbox records every terminal transition)
+    const events = await cp.h.ds.query<{ id: string; type: string }[]>(
+      `SELECT data->>'jobId' AS id, type FROM outbox_events WHERE data ? 'jobId' AND (type LIKE 'job.%' OR type = 'backup.failed')`,
+    );
+    const mine = new Set(requested.map((r) => r.id));
+    const perJob = new Map<string, string[]>();
+    for (const e of events) if (mine.has(e.id)) perJob.set(e.id, [...(perJob.get(e.id) ?? []), e.type]);
+    for (const r of requested) expect(perJob.get(r.id), r.id).toEqual(['job.succeeded']);
+
+    // throughput never stopped: no gap between completions as long as a lock takeover, and no
+    // worker took a site lock over (the stopped workers released theirs)
+    const done = finals.map((j) => Date.parse(j.finishedAt!)).sort((x, y) => x - y);
+    const gaps = done.slice(1).map((t, k) => t - done[k]!);
+    const maxGap = Math.max(...gaps);
+    expect(maxGap).toBeLessThan(LOCK_TTL_MS);
+    const slowest = Math.max(...finals.map((j) => Date.parse(j.finishedAt!) - Date.parse(j.createdAt)));
+    for (const w of [a, b]) expect(await metric(w, 'backplane_worker_site_lock_takeovers_total'), w.name).toBe(0);
+
+    // no site lock left behind: a following job on every site starts promptly
+    const t1 = Date.now();
+    const follow = await Promise.all(
+      sites.map((s) => request(s.id, { kind: 'run-command', payload: { command: '/system/identity/print' } })),
+    );
+    await until(
+      async () => (await Promise.all(follow.map(job))).every((j) => j.state === 'succeeded'),
+      LOCK_TTL_MS,
+      'following jobs succeeded',
+    );
+    const followMs = Date.now() - t1;
+    for (const id of follow) {
+      const j = await job(id);
+      expect(Date.parse(j.startedAt!) - Date.parse(j.createdAt), id).toBeLessThan(LOCK_TTL_MS / 2);
+    }
+    console.log(
+      `[worker-stop] rolling restart: ${TOTAL} jobs all succeeded; ${stops
+        .map((s) => `${s.name} SIGTERM -> exit ${s.ms} ms with ${s.inFlight.length} in flight`)
+        .join(
+          ', ',
+        )}; max gap between completions ${maxGap} ms; slowest job ${slowest} ms; following jobs on ${sites.length} sites done in ${followMs} ms`,
+    );
+  }, 240_000);
 });
