@@ -251,10 +251,12 @@ describe('worker SIGTERM', () => {
     // the stream: apply-config (one new address-list entry), backup, a read-only print, and a
     // run-command that adds an entry (not repeatable: sent twice it would add it twice)
     const requested: { id: string; site: number; entry?: string }[] = [];
-    const TOTAL = 80;
+    // it runs until both workers are replaced, at least MIN_JOBS, at most MAX_JOBS
+    const MIN_JOBS = 60;
+    const MAX_JOBS = 120;
     let producing = true;
     const produce = async (): Promise<void> => {
-      for (let n = 0; producing && n < TOTAL; n++) {
+      for (let n = 0; (producing || n < MIN_JOBS) && n < MAX_JOBS; n++) {
         const i = n % sites.length;
         const siteId = sites[i]!.id;
         const address = `10.${50 + (n % 8)}.${i}.${n}`;
@@ -314,7 +316,8 @@ describe('worker SIGTERM', () => {
         60_000,
         `${old.name} working`,
       );
-      await until(async () => (await runningNow()) >= 3, 30_000, 'jobs in flight');
+      // five running jobs: at least one is on the old worker (each runs at most four at once)
+      await until(async () => (await runningNow()) >= 5, 30_000, 'jobs in flight');
       const t0 = Date.now();
       const exit = await terminate(old, DRAIN_MS + 15_000);
       expect(exit, `${old.name} did not exit:\n${old.output()}`).toBeDefined();
@@ -331,9 +334,9 @@ describe('worker SIGTERM', () => {
     };
     a = await rollOne(a, 'roll-a2');
     b = await rollOne(b, 'roll-b2');
-    await stream;
     producing = false;
-    expect(requested.length).toBe(TOTAL);
+    await stream;
+    expect(requested.length).toBeGreaterThanOrEqual(MIN_JOBS);
 
     const terminal = ['succeeded', 'failed', 'unknown', 'cancelled', 'expired'];
     await until(
@@ -392,8 +395,13 @@ describe('worker SIGTERM', () => {
       expect(Date.parse(j.startedAt!) - Date.parse(j.createdAt), id).toBeLessThan(LOCK_TTL_MS / 2);
     }
     console.log(
-      `[worker-stop] rolling restart: ${TOTAL} jobs all succeeded; ${stops
-        .map((s) => `${s.name} SIGTERM -> exit ${s.ms} ms with ${s.inFlight.length} in flight`)
+      `[worker-stop] rolling restart: ${requested.length} jobs all succeeded; ${stops
+        .map(
+          (s) =>
+            `${s.name} SIGTERM -> exit ${s.ms} ms with ${s.inFlight.length} in flight (${
+              s.inFlight.filter((id) => finals.find((j) => j.id === id)?.entry?.startsWith('once|')).length
+            } not repeatable)`,
+        )
         .join(
           ', ',
         )}; max gap between completions ${maxGap} ms; slowest job ${slowest} ms; following jobs on ${sites.length} sites done in ${followMs} ms`,
