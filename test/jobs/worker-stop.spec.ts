@@ -6,6 +6,10 @@
  * Routers are reached as in production: the real gateway relay (in-process gateway with the
  * fake openvpn management server) in front of a simulated router.
  *
+ * Rolling restart under load (issue 15, "graceful stop"): two worker processes, a steady
+ * stream of mixed jobs on ten sites; each worker in turn is stopped with SIGTERM while jobs
+ * run and replaced. Every job succeeds, exactly once, and none waits for a lock takeover.
+ *
  * BP_TEST_WORKER_MAIN runs another build of the worker (checking the test against old code).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
