@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
 import { randomBytes } from 'node:crypto';
 import { Keyring } from '@backplane/crypto';
+import type { Database } from '@backplane/db';
 import { connectionFromUrl } from '@backplane/jobs';
 import { createLogger } from '@backplane/observability';
 import { RealtimePublisher } from '@backplane/realtime';
@@ -32,12 +33,19 @@ export interface JobsWorld {
   addSite(name: string, opts?: { version?: string; tags?: string[]; latestVersion?: string }): Promise<string>;
   /**
    * An in-process worker; `metrics`: where it registers its job metrics; `opts.channel`: its
-   * own way to the routers (a faulty one); `opts.siteLockTtlMs`: its site lock TTL.
+   * own way to the routers (a faulty one); `opts.siteLockTtlMs`: its site lock TTL;
+   * `opts.db`: its own database (e.g. one whose connections pass a TCP proxy), else the api's.
    */
   startRunner(
     concurrency?: number,
     metrics?: Registry,
-    opts?: { channel?: RouterChannel; siteLockTtlMs?: number; effectWaitMs?: number; lockDurationMs?: number },
+    opts?: {
+      channel?: RouterChannel;
+      siteLockTtlMs?: number;
+      effectWaitMs?: number;
+      lockDurationMs?: number;
+      db?: Database;
+    },
   ): JobRunner;
   job(id: string): Promise<Record<string, unknown> & { state: string }>;
   waitJob(id: string, states?: string[], ms?: number): Promise<Record<string, unknown> & { state: string }>;
@@ -118,7 +126,7 @@ export async function jobsWorld(extraEnv: Record<string, string> = {}): Promise<
     startRunner(concurrency = 4, metrics?: Registry, opts = {}) {
       const runner = new JobRunner(
         {
-          db: h.db,
+          db: opts.db ?? h.db,
           keyring,
           channel: opts.channel ?? channel,
           effectWaitMs: opts.effectWaitMs ?? 5000,
