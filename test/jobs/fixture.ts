@@ -52,17 +52,24 @@ export interface JobsWorld {
   close(): Promise<void>;
 }
 
-export async function jobsWorld(extraEnv: Record<string, string> = {}): Promise<JobsWorld> {
+/** `opts.apiDbPort`: the api's database connections go through this port (see startApi). */
+export async function jobsWorld(
+  extraEnv: Record<string, string> = {},
+  opts: { apiDbPort?: number } = {},
+): Promise<JobsWorld> {
   const verifierKey = randomBytes(32).toString('base64url');
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const encKey = randomBytes(32);
-  const h = await startApi({
-    TUNNEL_VERIFIER_KEY: verifierKey,
-    CONTROLLER_PUBLIC_URL: base,
-    ENCRYPTION_KEYS: `test:${encKey.toString('base64')}`,
-    ...extraEnv,
-  });
+  const h = await startApi(
+    {
+      TUNNEL_VERIFIER_KEY: verifierKey,
+      CONTROLLER_PUBLIC_URL: base,
+      ENCRYPTION_KEYS: `test:${encKey.toString('base64')}`,
+      ...extraEnv,
+    },
+    opts.apiDbPort ? { appDbPort: opts.apiDbPort } : {},
+  );
   await h.app.listen(port, '127.0.0.1');
   const boot = await bootstrap(h);
   const region = await h.call('POST', '/api/v1/regions', {
