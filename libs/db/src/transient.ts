@@ -12,10 +12,13 @@ export function isTransientDbError(err: unknown): boolean {
     if (/^08/.test(code) || ['57P01', '57P02', '57P03', '40001', '40P01'].includes(code)) return true;
     if (['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH'].includes(code)) return true;
     const message = e instanceof Error ? e.message : '';
+    // "timeout exceeded when trying to connect": the pool got no connection within its
+    // connect timeout (a server that does not answer: failover, blackholed link); nothing ran
+    // (ADR 0113).
     // "Query runner already released": TypeORM releases a query runner whose connection
     // emitted an error (terminated mid-transaction); the transaction is gone with it.
     if (
-      /Connection terminated|terminating connection|connection is not open|Client has encountered a connection error|Query runner already released/i.test(
+      /Connection terminated|terminating connection|connection is not open|Client has encountered a connection error|Query runner already released|timeout exceeded when trying to connect/i.test(
         message,
       )
     )
