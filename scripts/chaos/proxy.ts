@@ -1,11 +1,12 @@
 /**
  * A TCP proxy on one link of the campaign (api↔PostgreSQL, worker↔Redis, worker↔router...):
- * forwards bytes, and on demand adds latency, resets every open connection, or blackholes
- * (accepts and reads, forwards nothing, answers nothing) until healed.
+ * forwards bytes, and on demand adds latency, resets every open connection, blackholes
+ * (accepts and reads, forwards nothing, answers nothing) or refuses (resets every new
+ * connection at once, as a server that is down or restarting) until healed.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
-export type LinkMode = 'ok' | 'blackhole';
+export type LinkMode = 'ok' | 'blackhole' | 'refuse';
 
 export class LinkProxy {
   private server: Server | undefined;
@@ -33,6 +34,11 @@ export class LinkProxy {
 
   private accept(client: Socket): void {
     client.setNoDelay(true);
+    if (this.mode === 'refuse') {
+      client.on('error', () => undefined);
+      client.resetAndDestroy();
+      return;
+    }
     if (this.mode === 'blackhole') {
       // Held open and silent: the peer sees a connect that never answers.
       client.on('data', () => undefined);
@@ -82,6 +88,7 @@ export class LinkProxy {
       // Connections opened during the blackhole never reached the other end: close them.
       this.reset();
     }
+    if (this.mode === 'refuse') this.mode = 'ok';
   }
 
   async close(): Promise<void> {

@@ -26,8 +26,12 @@ export interface Harness extends ApiApp {
   close(): Promise<void>;
 }
 
-/** Boots the real api in-process on a fresh database and a private Redis key prefix. */
-export async function startApi(env: Env = {}): Promise<Harness> {
+/**
+ * Boots the real api in-process on a fresh database and a private Redis key prefix;
+ * `opts.appDbPort`: the api's own connections go to this port on the database host (a TCP
+ * proxy that can fail them), the table owner's (`ds`) go direct.
+ */
+export async function startApi(env: Env = {}, opts: { appDbPort?: number } = {}): Promise<Harness> {
   const tdb = await createTestDatabase();
   const { redisUrl } = testSettings();
   const signingKey = randomBytes(48).toString('base64url');
@@ -44,7 +48,9 @@ export async function startApi(env: Env = {}): Promise<Harness> {
   // the app login, as in production (ADR 0044).
   const ds = createDataSource({ url: tdb.url, poolSize: 5 });
   await ds.initialize();
-  const appDs = await openAppDataSource({ url: appLoginUrl(tdb.url), poolSize: 5 });
+  const appUrl = new URL(appLoginUrl(tdb.url));
+  if (opts.appDbPort) appUrl.port = String(opts.appDbPort);
+  const appDs = await openAppDataSource({ url: appUrl.toString(), poolSize: 5 });
   const db = new Database(appDs);
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
   const prefix = `bpt:${randomBytes(4).toString('hex')}:`;

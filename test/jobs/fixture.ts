@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
 import { randomBytes } from 'node:crypto';
 import { Keyring } from '@backplane/crypto';
+import type { Database } from '@backplane/db';
 import { connectionFromUrl } from '@backplane/jobs';
 import { createLogger } from '@backplane/observability';
 import { RealtimePublisher } from '@backplane/realtime';
@@ -32,29 +33,43 @@ export interface JobsWorld {
   addSite(name: string, opts?: { version?: string; tags?: string[]; latestVersion?: string }): Promise<string>;
   /**
    * An in-process worker; `metrics`: where it registers its job metrics; `opts.channel`: its
-   * own way to the routers (a faulty one); `opts.siteLockTtlMs`: its site lock TTL.
+   * own way to the routers (a faulty one); `opts.siteLockTtlMs`: its site lock TTL;
+   * `opts.db`: its own database (e.g. one whose connections pass a TCP proxy), else the api's.
    */
   startRunner(
     concurrency?: number,
     metrics?: Registry,
-    opts?: { channel?: RouterChannel; siteLockTtlMs?: number; effectWaitMs?: number; lockDurationMs?: number },
+    opts?: {
+      channel?: RouterChannel;
+      siteLockTtlMs?: number;
+      effectWaitMs?: number;
+      lockDurationMs?: number;
+      db?: Database;
+    },
   ): JobRunner;
   job(id: string): Promise<Record<string, unknown> & { state: string }>;
   waitJob(id: string, states?: string[], ms?: number): Promise<Record<string, unknown> & { state: string }>;
   close(): Promise<void>;
 }
 
-export async function jobsWorld(extraEnv: Record<string, string> = {}): Promise<JobsWorld> {
+/** `opts.apiDbPort`: the api's database connections go through this port (see startApi). */
+export async function jobsWorld(
+  extraEnv: Record<string, string> = {},
+  opts: { apiDbPort?: number } = {},
+): Promise<JobsWorld> {
   const verifierKey = randomBytes(32).toString('base64url');
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const encKey = randomBytes(32);
-  const h = await startApi({
-    TUNNEL_VERIFIER_KEY: verifierKey,
-    CONTROLLER_PUBLIC_URL: base,
-    ENCRYPTION_KEYS: `test:${encKey.toString('base64')}`,
-    ...extraEnv,
-  });
+  const h = await startApi(
+    {
+      TUNNEL_VERIFIER_KEY: verifierKey,
+      CONTROLLER_PUBLIC_URL: base,
+      ENCRYPTION_KEYS: `test:${encKey.toString('base64')}`,
+      ...extraEnv,
+    },
+    opts.apiDbPort ? { appDbPort: opts.apiDbPort } : {},
+  );
   await h.app.listen(port, '127.0.0.1');
   const boot = await bootstrap(h);
   const region = await h.call('POST', '/api/v1/regions', {
@@ -118,7 +133,7 @@ export async function jobsWorld(extraEnv: Record<string, string> = {}): Promise<
     startRunner(concurrency = 4, metrics?: Registry, opts = {}) {
       const runner = new JobRunner(
         {
-          db: h.db,
+          db: opts.db ?? h.db,
           keyring,
           channel: opts.channel ?? channel,
           effectWaitMs: opts.effectWaitMs ?? 5000,

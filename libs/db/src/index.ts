@@ -10,6 +10,7 @@ export { appLoginUrl, assertSafeAppLogin, openAppDataSource, UnsafeAppLoginError
 export * from './entities';
 export { MIGRATIONS } from './migrations';
 export { KeyringMismatchError, verifyKeyring } from './keyring-check';
+export { isTransientDbError } from './transient';
 export {
   assertKeysAvailable,
   ENCRYPTED_VALUES,

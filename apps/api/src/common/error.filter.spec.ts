@@ -21,6 +21,20 @@ describe('toApiError: everything thrown becomes one stable code', () => {
     expect(toApiError({ code: '23503' }).error.code).toBe('conflict');
   });
 
+  it('answers a lost or refused database connection with a retryable 503, logged (ADR 0113)', () => {
+    for (const err of [
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+      { driverError: { code: '57P01' } },
+      new Error('Connection terminated unexpectedly'),
+    ]) {
+      const r = toApiError(err);
+      expect(r.error.code).toBe('unavailable');
+      expect(r.error.status).toBe(503);
+      expect(r.error.retryAfter).toBe(5);
+      expect(r.unexpected).toBe(true);
+    }
+  });
+
   it('maps framework errors by status', () => {
     expect(toApiError(new NotFoundException('Cannot GET /x')).error.code).toBe('not_found');
     expect(toApiError(new PayloadTooLargeException()).error.code).toBe('payload_too_large');

@@ -1,5 +1,5 @@
 import { ArgumentsHost, Catch, HttpException, type ExceptionFilter } from '@nestjs/common';
-import { InvalidCursorError } from '@backplane/db';
+import { InvalidCursorError, isTransientDbError } from '@backplane/db';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ApiError, ERROR_STATUS, type ErrorBody, type ErrorCode, type ErrorDetail } from './api-error';
@@ -17,6 +17,9 @@ const BY_STATUS: Record<number, ErrorCode> = {
   429: 'rate_limited',
   503: 'unavailable',
 };
+
+/** Retry-After (seconds) of a 503 answered while the database is unavailable. */
+const DB_RETRY_AFTER_S = 5;
 
 interface PgError {
   code: string;
@@ -83,6 +86,13 @@ export function toApiError(err: unknown): { error: ApiError; unexpected: boolean
         unexpected: false,
       };
   }
+  // The database is restarting, failing over or unreachable (ADR 0113): a retryable 503, not
+  // an internal error (still logged: an operator wants to see the outage).
+  if (isTransientDbError(err))
+    return {
+      error: new ApiError('unavailable', 'the database is unavailable; retry shortly', undefined, DB_RETRY_AFTER_S),
+      unexpected: true,
+    };
   return { error: new ApiError('internal', 'internal error'), unexpected: true };
 }
 
