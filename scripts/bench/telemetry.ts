@@ -119,6 +119,12 @@ async function pollerCost(): Promise<{ pollerMs: number; directMs: number; sampl
                 proplist: ['cpu-load', 'free-memory', 'total-memory', 'uptime'],
               }),
               c.exec('/interface/print', { stats: '' }, { proplist: ['name', 'rx-byte', 'tx-byte'] }),
+              // the poller's third command (temperature, ADR 0104)
+              c
+                .exec('/system/health/print', undefined, {
+                  proplist: ['name', 'value', 'temperature', 'cpu-temperature'],
+                })
+                .catch(() => undefined),
             ]);
           }
         }),
@@ -288,7 +294,7 @@ export default async function bench(): Promise<BenchSection> {
   const table = [
     '| Measure | Value |',
     '| --- | ---: |',
-    `| Poller CPU per round of ${SITES} sites (2 commands each, rates, batching, relay) | ${poll.pollerMs.toFixed(0)} ms |`,
+    `| Poller CPU per round of ${SITES} sites (3 commands each: resource, interfaces, health; rates, batching, relay) | ${poll.pollerMs.toFixed(0)} ms |`,
     `| Same commands over plain pooled clients (baseline) | ${poll.directMs.toFixed(0)} ms |`,
     `| Poller / baseline | ${(poll.pollerMs / poll.directMs).toFixed(2)} × |`,
     `| Samples delivered to the stub control plane (with interface rates) | ${poll.samples} (${poll.withRates}) |`,
