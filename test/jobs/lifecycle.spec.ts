@@ -180,7 +180,10 @@ describe('cancel while running', () => {
     const applied = doneSteps(end).length;
     expect(applied).toBeLessThan(30);
     // Every step that started also finished; the router has exactly what those steps applied.
-    expect(steps.filter((s) => s.state === 'started').length).toBe(steps.filter((s) => s.state === 'done').length);
+    const unfinished = steps
+      .filter((s) => s.state === 'started')
+      .filter((s) => !steps.some((d) => d.name === s.name && d.state === 'done'));
+    expect(unfinished).toEqual([]);
     const list = r.state.items('ip/firewall/address-list').filter((a) => a.values['list'] === 'cr');
     expect(list).toHaveLength(applied);
     await expect.poll(async () => (await progressOf(res.body.id)).at(-1)?.state).toBe('cancelled');

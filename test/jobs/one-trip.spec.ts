@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { appLoginUrl, createDataSource, Database, openAppDataSource, TenantScope } from '@backplane/db';
 import { jobsRepo } from '@backplane/jobs';
+import { query } from '../../libs/db/src/sql';
 import { createTestDatabase, type TestDatabase } from '@backplane/testing';
 import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,7 +82,8 @@ describe('one round trip per worker write', () => {
       await db.inTenantOneTrip(A(), (tx) =>
         jobsRepo.step(tx, jobId, { name: 'late', state: 'done', at: 'x' }, 60, { leaseEpoch: 1 }),
       ),
-    ).toBe('lease_lost');
+    ).toBe('refused');
+    expect(await db.inTenant(A(), (tx) => jobsRepo.whyRefused(tx, jobId, 1))).toBe('lease_lost');
   });
 
   it('leaves no role or tenant on the pooled connection, and rolls back as a whole on an error', async () => {
@@ -112,5 +114,81 @@ describe('one round trip per worker write', () => {
     await expect(
       db.inTenantOneTrip(A(), (tx) => jobsRepo.openOfBatch(tx, randomUUID(), null, Number.NaN)),
     ).rejects.toThrow(/finite/);
+  });
+
+  it('writes several step records in order in one statement, once even when the write is repeated', async () => {
+    const { row } = await db.inTenant(A(), async (tx) => {
+      const [site] = await query<{ id: string }>(tx, `SELECT id FROM sites LIMIT 1`);
+      return jobsRepo.create(tx, {
+        siteId: site!.id,
+        kind: 'reboot',
+        payload: {},
+        requestedBy: { type: 'system', id: null, label: 'test' },
+        ttlSeconds: 600,
+      });
+    });
+    await db.inTenantOneTrip(A(), (tx) => jobsRepo.start(tx, row.id, 'w'));
+    const at = new Date().toISOString();
+    const records = [
+      { name: 'read', state: 'done' as const, at },
+      { name: 'write', state: 'started' as const, at },
+    ];
+    for (let i = 0; i < 2; i++) {
+      expect(await db.inTenantOneTrip(A(), (tx) => jobsRepo.step(tx, row.id, records, 10, { leaseEpoch: 1 }))).toBe(
+        'recorded',
+      );
+    }
+    expect((await db.inTenant(A(), (tx) => jobsRepo.get(tx, row.id)))!.steps).toEqual(records);
+    // A cancel refuses a step that asks for it, and says so on the second trip.
+    await owner.query(`UPDATE jobs SET cancel_requested = true WHERE id = $1`, [row.id]);
+    const refused = await db.inTenantOneTrip(A(), (tx) =>
+      jobsRepo.step(tx, row.id, { name: 'next', state: 'started', at }, undefined, {
+        leaseEpoch: 1,
+        unlessCancelled: true,
+      }),
+    );
+    expect(refused).toBe('refused');
+    expect(await db.inTenant(A(), (tx) => jobsRepo.whyRefused(tx, row.id, 1))).toBe('cancelled');
+    expect(await db.inTenant(A(), (tx) => jobsRepo.whyRefused(tx, row.id, 2))).toBe('lease_lost');
+  });
+
+  it('updates a job row in place for a step write (HOT: no index reads steps), and still finds armed rollbacks', async () => {
+    const [site] = await owner.query<{ id: string }[]>(
+      `INSERT INTO sites (tenant_id, name, mgmt_address) VALUES ($1, 'hot', bp_allocate_mgmt_address()) RETURNING id`,
+      [tenantA],
+    );
+    const create = () =>
+      db.inTenant(A(), (tx) =>
+        jobsRepo.create(tx, {
+          siteId: site!.id,
+          kind: 'apply-config',
+          payload: { changes: [] },
+          requestedBy: { type: 'system', id: null, label: 'test' },
+          ttlSeconds: 600,
+        }),
+      );
+    const { row } = await create();
+    const at = new Date().toISOString();
+    const hot = await db.inTenant(A(), async (tx) => {
+      // this backend's counts not yet reported: read before and after
+      const count = async () =>
+        Number(
+          (await query<{ n: string }>(tx, `SELECT pg_stat_get_xact_tuples_hot_updated('jobs'::regclass) AS n`))[0]!.n,
+        );
+      const before = await count();
+      for (let i = 0; i < 10; i++) await jobsRepo.step(tx, row.id, { name: `step ${i}`, state: 'done', at }, i);
+      return (await count()) - before;
+    });
+    expect(hot).toBe(10);
+    // The armed-rollback reservation reads the generated column: armed, then disarmed.
+    const armed = () =>
+      owner.query<{ n: number }[]>(
+        `SELECT count(*)::int AS n FROM jobs WHERE site_id = $1 AND state IN ('queued', 'waiting', 'running') AND rollback_armed`,
+        [site!.id],
+      );
+    await db.inTenant(A(), (tx) => jobsRepo.step(tx, row.id, { name: 'arm rollback', state: 'started', at }));
+    expect((await armed())[0]!.n).toBe(1);
+    await db.inTenant(A(), (tx) => jobsRepo.step(tx, row.id, { name: 'disarm rollback', state: 'done', at }));
+    expect((await armed())[0]!.n).toBe(0);
   });
 });

@@ -210,8 +210,10 @@ export class CommitConfirm {
     if (lost?.state === 'done') throw lostError(LostDecision.parse(JSON.parse(lost.detail ?? '{}')));
     if (this.done(STEP_DISARM)) return undefined;
     if (this.done(STEP_ARM)) return this.checkReverted();
-    await ctx.step(STEP_LOCKOUT, 2, () => this.lockoutCheck());
-    await ctx.step(STEP_ARM, 3, () => this.arm());
+    await ctx.step(STEP_LOCKOUT, 2, () => this.lockoutCheck(), { idempotent: true, readOnly: true });
+    // No arm record from an earlier attempt: nothing named after this job is on the router yet.
+    const first = ctx.stepState(STEP_ARM) === undefined;
+    await ctx.step(STEP_ARM, 3, () => this.arm(first));
     return undefined;
   }
 
@@ -220,10 +222,16 @@ export class CommitConfirm {
     const { ctx } = this;
     const arm = armRecord(ctx);
     if (!arm) return;
-    await ctx.step(STEP_CONFIRM, 98, async () => {
-      await this.reachable();
-      return `reached over a new connection${ctx.services.channel.tunnels ? ', tunnel up' : ''}`;
-    });
+    await ctx.step(
+      STEP_CONFIRM,
+      98,
+      async () => {
+        await this.reachable();
+        return `reached over a new connection${ctx.services.channel.tunnels ? ', tunnel up' : ''}`;
+      },
+      // Its `started` record says the handler finished (see revertPending); its `done` goes with the disarm's start.
+      { idempotent: true, deferDone: true },
+    );
     await ctx.step(STEP_DISARM, 99, async () => {
       const phase = await this.disarm();
       if (phase !== 'disarmed') {
@@ -411,8 +419,12 @@ export class CommitConfirm {
     );
   }
 
-  /** Revert file first (checked on the router), then the scheduler: a revert never lacks its file. */
-  private async arm(): Promise<string> {
+  /**
+   * Revert file first (checked on the router), then the scheduler: a revert never lacks its
+   * file. `first`: no earlier attempt began arming (the file and the entry carry this job's id,
+   * and its `started` record precedes every write), so there are no leftovers to look for.
+   */
+  private async arm(first: boolean): Promise<string> {
     const { ctx, names } = this;
     const windowSeconds = await this.window();
     const keep = await keptManagement(ctx);
@@ -429,10 +441,12 @@ export class CommitConfirm {
       if (!(err instanceof ScriptTooLargeError)) throw err;
       throw new Error(`cannot arm the rollback: ${err.message}; nothing was changed`, { cause: err });
     }
-    await this.removeFile();
+    if (!first) await this.removeFile();
     const expected = await writeScriptParts(ctx, names.file, parts, {
       comment: 'Backplane commit-confirm revert: the configuration from before the change, in parts',
       tail: revertTail(names),
+      // none there: never written, or just removed with every part
+      fresh: true,
     });
     const files = new Set((await ctx.print('/file')).map((f) => f['name']));
     const missing = expected.filter((f) => !files.has(f));
@@ -441,7 +455,7 @@ export class CommitConfirm {
     }
     const clockReadAt = new Date().toISOString();
     const [clock] = await ctx.print('/system/clock');
-    await this.removeScheduler();
+    if (!first) await this.removeScheduler();
     await ctx.callElevated(
       '/system/scheduler/add',
       confirmSchedulerAttributes(names, windowSeconds, { time: clock?.['time'], date: clock?.['date'] }),

@@ -210,28 +210,50 @@ export class JobContext<K extends JobKind = JobKind> {
 
   private progress: number;
 
+  /**
+   * `done` records of read-only steps not written yet (ADR 0117): they travel with the next
+   * write (the next step, or the job's end), so a read-only step costs no round trip of its
+   * own. Lost in a crash, the step only runs again: it changed nothing.
+   */
+  private deferred: JobStep[] = [];
+
+  /** The deferred records, taken: the caller writes them (the job's end writes them with it). */
+  takeDeferred(): JobStep[] {
+    const out = this.deferred;
+    this.deferred = [];
+    return out;
+  }
+
   /** Records a step (and announces it); `unlessCancelled`: a requested cancel stops the job here. */
   private async record(step: JobStep, at?: number, unlessCancelled = false): Promise<void> {
     // Progress never goes back (steps around a handler, e.g. commit-confirm's, come after its 100).
     const progress = at === undefined ? undefined : Math.max(at, this.progress);
+    const records = [...this.deferred, step];
+    const epoch = this.lease ? { leaseEpoch: this.lease.epoch } : {};
     const written = await this.services.db.inTenantOneTrip(this.scope, (tx) =>
-      jobsRepo.step(tx, this.job.id, step, progress, {
+      jobsRepo.step(tx, this.job.id, records, progress ?? (this.deferred.length > 0 ? this.progress : undefined), {
         unlessCancelled,
-        ...(this.lease ? { leaseEpoch: this.lease.epoch } : {}),
+        ...epoch,
       }),
     );
-    if (written === 'lease_lost') throw new LeaseLostError(this.job.id);
-    if (written === 'cancelled') throw new JobCancelledError();
+    if (written === 'refused') {
+      const why = await this.services.db.inTenant(this.scope, (tx) =>
+        jobsRepo.whyRefused(tx, this.job.id, this.lease?.epoch),
+      );
+      if (why === 'lease_lost') throw new LeaseLostError(this.job.id);
+      throw new JobCancelledError();
+    }
+    this.deferred = [];
     this.steps.push(step);
     if (progress !== undefined) this.progress = progress;
-    await publishEvent(
-      this.services,
-      this.scope.tenantId,
-      jobProgressEvent(this.job, 'running', {
-        step: step.name,
-        progressPercent: this.progress,
-      }),
-    );
+    // Announced once written, each in order (the deferred ones first).
+    for (const r of records) {
+      await publishEvent(
+        this.services,
+        this.scope.tenantId,
+        jobProgressEvent(this.job, 'running', { step: r.name, progressPercent: this.progress }),
+      );
+    }
   }
 
   /** Records that a step failed this time (it runs again on the next attempt); `detail` says why. */
@@ -254,6 +276,13 @@ export class JobContext<K extends JobKind = JobKind> {
       onInterrupted?: () => Promise<string | undefined>;
       /** Recorded with the `done` step: how to take back what `fn` wrote (read after `fn`). */
       undo?: () => readonly RouterWrite[];
+      /**
+       * `fn` only reads (it can run again at no risk): no `started` record, and its `done`
+       * record travels with the next write (ADR 0117). A requested cancel is seen there.
+       */
+      readOnly?: boolean;
+      /** Only the `done` record is deferred (the `started` one is written as usual). */
+      deferDone?: boolean;
     } = { idempotent: true },
   ): Promise<string | undefined> {
     const prior = this.stepState(name);
@@ -277,23 +306,29 @@ export class JobContext<K extends JobKind = JobKind> {
       );
       return detail;
     }
-    await this.record({ name, state: 'started', at: at() }, undefined, true);
+    if (!opts.readOnly) await this.record({ name, state: 'started', at: at() }, undefined, true);
     const detail = await fn();
     const undo = opts.undo?.() ?? [];
-    await this.record(
-      {
-        name,
-        state: 'done',
-        at: at(),
-        ...(detail !== undefined ? { detail } : {}),
-        ...(undo.length > 0 ? { undo } : {}),
-      },
-      progress,
-    );
+    const done: JobStep = {
+      name,
+      state: 'done',
+      at: at(),
+      ...(detail !== undefined ? { detail } : {}),
+      ...(undo.length > 0 ? { undo } : {}),
+    };
+    if ((opts.readOnly || opts.deferDone) && undo.length === 0) {
+      this.deferred.push(done);
+      this.steps.push(done);
+      this.progress = Math.max(progress, this.progress);
+      return detail;
+    }
+    await this.record(done, progress);
     return detail;
   }
 
   private exportFlags?: Readonly<Record<string, string>>;
+  /** The version `routerVersion` read once this attempt (its dialect does not change within one). */
+  private readVersion?: string;
 
   /** `/export` with secrets (so that a restore is complete); `menu` exports only that section. */
   async exportConfig(menu = ''): Promise<string> {
@@ -316,7 +351,8 @@ export class JobContext<K extends JobKind = JobKind> {
    * one, else the router's. Never for verifying an effect (an upgrade): that is `version()`.
    */
   async routerVersion(): Promise<string> {
-    return this.target.knownVersion ?? this.version();
+    this.readVersion ??= this.target.knownVersion ?? (await this.version());
+    return this.readVersion;
   }
 
   /**

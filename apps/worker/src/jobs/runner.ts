@@ -274,10 +274,16 @@ export class JobRunner {
     also?: (tx: TenantTx) => Promise<void>,
     /** The run's lease: only the run that holds it ends the job. */
     lease?: JobLease,
+    /** The run's context: its read-only steps' records not written yet go with the end (ADR 0117). */
+    ctx?: JobContext,
   ): Promise<void> {
-    // One round trip: the after-export and the transition go together (issue 19).
+    const deferred = ctx?.takeDeferred() ?? [];
+    // One round trip: the deferred step records, the after-export and the transition go together (issue 19).
     const made = await this.services.db.inTenantOneTrip(scope, async (tx) => {
-      const [, finished] = await Promise.all([
+      const [, , finished] = await Promise.all([
+        deferred.length > 0
+          ? jobsRepo.step(tx, row.id, deferred, undefined, lease ? { leaseEpoch: lease.epoch } : {})
+          : undefined,
         also?.(tx),
         jobsRepo.finish(tx, row.id, state, result, error, lease?.epoch),
       ]);
@@ -370,7 +376,7 @@ export class JobRunner {
     }
     if (lock.fresh && row.state === 'running') this.metrics?.takeovers.inc();
     let release = true;
-    const run: { lease?: JobLease } = {};
+    const run: { lease?: JobLease; ctx?: JobContext } = {};
     try {
       return await this.runSteps(job, token, scope, row, backoff, run, lock);
     } catch (err) {
@@ -399,12 +405,12 @@ export class JobRunner {
         return await this.delay(job, token, ms);
       }
       if (err instanceof JobCancelledError) {
-        await this.finish(scope, row, 'cancelled', null, 'cancelled while running', undefined, lease);
+        await this.finish(scope, row, 'cancelled', null, 'cancelled while running', undefined, lease, run.ctx);
         return { cancelled: true };
       }
       if (err instanceof OutcomeUnknownError) {
         this.services.logger.warn({ jobId, siteId, err: err.message }, 'job outcome unknown');
-        await this.finish(scope, row, 'unknown', null, err.message.slice(0, 2000), undefined, lease);
+        await this.finish(scope, row, 'unknown', null, err.message.slice(0, 2000), undefined, lease, run.ctx);
         return { unknown: err.message };
       }
       const message =
@@ -414,7 +420,7 @@ export class JobRunner {
             ? `router refused: ${err.message}`
             : String(err);
       this.services.logger.warn({ jobId, siteId, err: message }, 'job failed');
-      await this.finish(scope, row, 'failed', null, message.slice(0, 2000), undefined, lease);
+      await this.finish(scope, row, 'failed', null, message.slice(0, 2000), undefined, lease, run.ctx);
       return { failed: message };
     } finally {
       clearInterval(lock.renew);
@@ -500,7 +506,7 @@ export class JobRunner {
     row: JobRow,
     backoff: number,
     /** Where the run's lease is left for the caller (its error handling writes under it). */
-    run: { lease?: JobLease },
+    run: { lease?: JobLease; ctx?: JobContext },
     /** The site lock this run holds: checked with the lease before each router call. */
     siteLock: SiteLock,
   ): Promise<unknown> {
@@ -577,6 +583,7 @@ export class JobRunner {
       },
       lease,
     );
+    run.ctx = ctx;
     const handler = this.handlers[started.kind] as JobHandler<JobKind>;
     const exports = this.exportsOf(ctx, started, payload);
     if (exports && !started.exportBeforeEnc) {
@@ -601,6 +608,7 @@ export class JobRunner {
             await jobsRepo.setExports(tx, jobId, undefined, exports.seal(reverted.after), epoch);
         },
         lease,
+        ctx,
       );
       await this.options.redis.hdel(this.waitKey(), jobId);
       return reverted.result;
@@ -634,6 +642,7 @@ export class JobRunner {
         if (after !== undefined && exports) await jobsRepo.setExports(tx, jobId, undefined, exports.seal(after), epoch);
       },
       lease,
+      ctx,
     );
     return result;
   }

@@ -23,6 +23,7 @@ import { AlertEventsMore1767110000000 } from './1767110000000-AlertEventsMore';
 import { CertificateExpiry1767110000001 } from './1767110000001-CertificateExpiry';
 import { TelemetryHealth1767110000002 } from './1767110000002-TelemetryHealth';
 import { RolloutApprovals1767130000000 } from './1767130000000-RolloutApprovals';
+import { JobStepsHot1767140000000 } from './1767140000000-JobStepsHot';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -54,4 +55,5 @@ export const MIGRATIONS = [
   CertificateExpiry1767110000001,
   TelemetryHealth1767110000002,
   RolloutApprovals1767130000000,
+  JobStepsHot1767140000000,
 ];

@@ -88,15 +88,12 @@ export const ROLLBACK_STEPS = { arm: 'arm rollback', disarm: 'disarm rollback', 
 
 /**
  * An open job of the site (alias `o`) other than `$1` whose rollback is armed on the router
- * (docs/adr/0100). The first two conditions are the predicate of the partial index
+ * (docs/adr/0100). The conditions are the predicate of the partial index
  * `jobs_armed_rollback_idx` word for word, so the check is a probe of a (nearly always empty)
- * index; keep them in step with migration 1767100000000.
+ * index; `rollback_armed` is a column generated from `steps` (migration 1767140000000: no index
+ * reads `steps`, so a step write can be a HOT update).
  */
-const ARMED_ELSEWHERE = `o.state IN ('queued', 'waiting', 'running')
-   AND o.steps @> '[{"name": "${ROLLBACK_STEPS.arm}"}]'::jsonb
-   AND NOT o.steps @> '[{"name": "${ROLLBACK_STEPS.disarm}", "state": "done"}]'::jsonb
-   AND NOT o.steps @> '[{"name": "${ROLLBACK_STEPS.lost}", "state": "done"}]'::jsonb
-   AND o.id <> $1`;
+const ARMED_ELSEWHERE = `o.state IN ('queued', 'waiting', 'running') AND o.rollback_armed AND o.id <> $1`;
 
 /** What a set-based create or a replay reads back of a job: enough to enqueue and announce it. */
 export interface JobRef<Kind extends string = string, State extends string = string> {
@@ -371,36 +368,42 @@ export class JobsRepository<Kind extends string = string, State extends string =
   }
 
   /**
-   * Appends a step record to an open job. With `unlessCancelled` nothing is recorded when a
-   * cancel was requested (the job stops before the step); with `leaseEpoch` nothing is
-   * recorded unless the run still holds the lease. The same record written twice (a retry
-   * after a lost reply) is kept once.
+   * Appends step records (in order) to an open job in one plain UPDATE (no row read first: the
+   * job runner's most frequent write, issue 19). With `unlessCancelled` nothing is recorded when
+   * a cancel was requested (the job stops before the step); with `leaseEpoch` nothing is
+   * recorded unless the run still holds the lease. The same records written twice (a retry
+   * after a lost reply) are kept once. `refused`: nothing was written — `whyRefused` says
+   * whether a cancel or a lost lease refused it (a second round trip, only then).
    */
   async step(
     tx: TenantTx,
     id: string,
-    step: JobStep,
+    step: JobStep | readonly JobStep[],
     progress?: number,
     opts: { unlessCancelled?: boolean; leaseEpoch?: number } = {},
-  ): Promise<StepWrite> {
-    const rows = await query<{ recorded: boolean; held_any: boolean; cancelled: boolean }>(
+  ): Promise<'recorded' | 'refused'> {
+    const steps = Array.isArray(step) ? step : [step];
+    const rows = await query<{ id: string }>(
       tx,
-      `WITH cur AS (
-         SELECT id, cancel_requested,
-                (state IN ('queued', 'waiting', 'running') AND ($4::int IS NULL OR lease_epoch = $4)) AS held
-           FROM jobs WHERE id = $1 FOR UPDATE),
-       upd AS (
-         UPDATE jobs j SET steps = CASE WHEN j.steps @> $2::jsonb THEN j.steps ELSE j.steps || $2::jsonb END,
-                progress = coalesce($3, j.progress), updated_at = now()
-           FROM cur WHERE j.id = cur.id AND cur.held AND NOT ($5 AND cur.cancel_requested) RETURNING j.id)
-       SELECT EXISTS (SELECT 1 FROM upd) AS recorded, coalesce(bool_and(cur.held), false) AS held_any,
-              coalesce(bool_and(cur.cancel_requested), false) AS cancelled
-         FROM cur`,
-      [id, JSON.stringify([step]), progress ?? null, opts.leaseEpoch ?? null, opts.unlessCancelled ?? false],
+      `UPDATE jobs SET steps = CASE WHEN steps @> $2::jsonb THEN steps ELSE steps || $2::jsonb END,
+              progress = coalesce($3, progress), updated_at = now()
+        WHERE id = $1 AND state IN ('queued', 'waiting', 'running') AND ($4::int IS NULL OR lease_epoch = $4)
+          AND NOT ($5 AND cancel_requested)
+        RETURNING id`,
+      [id, JSON.stringify(steps), progress ?? null, opts.leaseEpoch ?? null, opts.unlessCancelled ?? false],
     );
-    const r = rows[0];
-    if (r?.recorded) return 'recorded';
-    return r?.held_any && r.cancelled ? 'cancelled' : 'lease_lost';
+    return rows.length === 1 ? 'recorded' : 'refused';
+  }
+
+  /** Why a step write was refused: a requested cancel on a job the run still holds, else a lost lease. */
+  async whyRefused(tx: TenantTx, id: string, leaseEpoch?: number): Promise<Exclude<StepWrite, 'recorded'>> {
+    const rows = await query<{ cancelled: boolean }>(
+      tx,
+      `SELECT cancel_requested AS cancelled FROM jobs
+        WHERE id = $1 AND state IN ('queued', 'waiting', 'running') AND ($2::int IS NULL OR lease_epoch = $2)`,
+      [id, leaseEpoch ?? null],
+    );
+    return rows[0]?.cancelled ? 'cancelled' : 'lease_lost';
   }
 
   async setExports(tx: TenantTx, id: string, before?: string, after?: string, leaseEpoch?: number): Promise<boolean> {

@@ -299,9 +299,12 @@ export async function managementCaPem(ctx: JobContext): Promise<string | undefin
   return ca?.certificatePem;
 }
 
-export async function writeFile(ctx: JobContext, name: string, contents: string): Promise<void> {
-  const existing = (await ctx.print('/file')).find((f) => f['name'] === name);
-  if (existing?.['.id']) await ctx.call('/file/remove', { '.id': existing['.id'] });
+/** Writes a file, replacing one of that name; `fresh`: the caller has just removed it (no listing first). */
+export async function writeFile(ctx: JobContext, name: string, contents: string, fresh = false): Promise<void> {
+  if (!fresh) {
+    const existing = (await ctx.print('/file')).find((f) => f['name'] === name);
+    if (existing?.['.id']) await ctx.call('/file/remove', { '.id': existing['.id'] });
+  }
   await ctx.call('/file/add', { name, contents });
 }
 
@@ -336,16 +339,17 @@ export async function writeScriptParts(
   ctx: JobContext,
   file: string,
   parts: readonly string[],
-  opts: { comment: string; tail?: string },
+  opts: { comment: string; tail?: string; fresh?: boolean },
 ): Promise<string[]> {
   const tail = opts.tail ?? '';
+  const fresh = opts.fresh ?? false;
   if (parts.length <= 1) {
-    await writeFile(ctx, file, (parts[0] ?? '') + tail);
+    await writeFile(ctx, file, (parts[0] ?? '') + tail, fresh);
     return [file];
   }
   const names = parts.map((_, i) => scriptPartName(file, i + 1));
-  for (const [i, part] of parts.entries()) await writeFile(ctx, names[i]!, part);
-  await writeFile(ctx, file, importPartsScript(opts.comment, names) + tail);
+  for (const [i, part] of parts.entries()) await writeFile(ctx, names[i]!, part, fresh);
+  await writeFile(ctx, file, importPartsScript(opts.comment, names) + tail, fresh);
   return [file, ...names];
 }
 

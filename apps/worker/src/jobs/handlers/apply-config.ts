@@ -77,27 +77,32 @@ export async function applyConfig(ctx: JobContext<'apply-config'>) {
   const n = changes.length;
   const v6 = (await ctx.routerVersion()).startsWith('6.');
   const names = changes.map((d, i) => `apply ${i + 1}/${n} ${d.menu}`);
-  await ctx.step('check every change', 5, async () => {
-    let writes = 0;
-    // Reads each menu once; an apply of a plan compares what it read with what the plan read.
-    const reader = new RecordingReader(ctx);
-    const plans: ChangePlan[] = [];
-    for (const [i, d] of changes.entries()) {
-      if (ctx.stepState(names[i]!)?.state === 'done') continue;
-      try {
-        const p = await planDesired(reader, d, v6);
-        plans.push(p);
-        writes += p.writes.length;
-      } catch (err) {
-        if (resumable(err)) throw err;
-        throw new ChangeRejectedError(
-          `change ${i + 1}/${n} (${d.menu}) cannot be applied, nothing was changed: ${message(err)}`,
-        );
+  await ctx.step(
+    'check every change',
+    5,
+    async () => {
+      let writes = 0;
+      // Reads each menu once; an apply of a plan compares what it read with what the plan read.
+      const reader = new RecordingReader(ctx);
+      const plans: ChangePlan[] = [];
+      for (const [i, d] of changes.entries()) {
+        if (ctx.stepState(names[i]!)?.state === 'done') continue;
+        try {
+          const p = await planDesired(reader, d, v6);
+          plans.push(p);
+          writes += p.writes.length;
+        } catch (err) {
+          if (resumable(err)) throw err;
+          throw new ChangeRejectedError(
+            `change ${i + 1}/${n} (${d.menu}) cannot be applied, nothing was changed: ${message(err)}`,
+          );
+        }
       }
-    }
-    await checkPlanBinding(ctx, reader, plans);
-    return `${n} change(s) checked, ${writes} write(s) needed`;
-  });
+      await checkPlanBinding(ctx, reader, plans);
+      return `${n} change(s) checked, ${writes} write(s) needed`;
+    },
+    { idempotent: true, readOnly: true },
+  );
   const all: string[] = [];
   for (const [i, d] of changes.entries()) {
     let undo: readonly RouterWrite[] = [];
