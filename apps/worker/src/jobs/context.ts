@@ -148,6 +148,8 @@ export class JobContext<K extends JobKind = JobKind> {
     readonly target: SiteTarget,
     /** The run's lease: checked before each router call, presented with each step write. */
     readonly lease?: JobLease,
+    /** What the run read with its start: the tenant's commit-confirm window (undefined: not read). */
+    readonly known: { readonly tenantConfirmSeconds?: number | null } = {},
   ) {
     this.steps = [...job.steps];
     this.progress = job.progress;

@@ -582,6 +582,7 @@ export class JobRunner {
         ...(begun.access.routerosVersion ? { knownVersion: begun.access.routerosVersion } : {}),
       },
       lease,
+      { tenantConfirmSeconds: begun.access.tenantConfirmSeconds },
     );
     run.ctx = ctx;
     const handler = this.handlers[started.kind] as JobHandler<JobKind>;

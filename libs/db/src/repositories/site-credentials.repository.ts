@@ -73,19 +73,30 @@ export class SiteCredentialsRepository {
   }
 
   /**
-   * What a job run needs of its site in one read: the router login (null: none stored) and
-   * the RouterOS version the site record knows (null: not yet seen), so a run does not ask
-   * the router which dialect it speaks (issue 19).
+   * What a job run needs of its site in one read: the router login (null: none stored), the
+   * RouterOS version the site record knows (null: not yet seen), so a run does not ask the
+   * router which dialect it speaks, and the tenant's commit-confirm window (null: the default)
+   * (issue 19).
    */
   async jobAccess(
     tx: TenantTx,
     siteId: string,
-  ): Promise<{ credentials: RouterCredentials | null; routerosVersion: string | null }> {
+  ): Promise<{
+    credentials: RouterCredentials | null;
+    routerosVersion: string | null;
+    tenantConfirmSeconds: number | null;
+  }> {
     const [row] = await query<{
       router_username: string | null;
       router_password_enc: string | null;
       routeros_version: string | null;
-    }>(tx, `SELECT router_username, router_password_enc, routeros_version FROM sites WHERE id = $1`, [siteId]);
+      confirm_seconds: number | null;
+    }>(
+      tx,
+      `SELECT s.router_username, s.router_password_enc, s.routeros_version, t.commit_confirm_seconds AS confirm_seconds
+         FROM sites s LEFT JOIN tenants t ON t.id = s.tenant_id WHERE s.id = $1`,
+      [siteId],
+    );
     const credentials =
       row?.router_username && row.router_password_enc
         ? {
@@ -93,7 +104,11 @@ export class SiteCredentialsRepository {
             password: this.keyring.decryptText(row.router_password_enc, secretContext.routerPassword(siteId)),
           }
         : null;
-    return { credentials, routerosVersion: row?.routeros_version ?? null };
+    return {
+      credentials,
+      routerosVersion: row?.routeros_version ?? null,
+      tenantConfirmSeconds: row?.confirm_seconds ?? null,
+    };
   }
 
   /** A live (not deleted) site's address and login; null when there is no such site. */
