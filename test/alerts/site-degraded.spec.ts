@@ -189,7 +189,7 @@ describe('site.degraded', () => {
     expect(await events(s, 'site.degraded')).toHaveLength(2);
   }, 60_000);
 
-  it('a tunnel coming up while the poll is in flight: whichever commits first decides, never both orders', async () => {
+  it('a poll racing a tunnel connect: whichever commits first wins, no degraded mark outlives the tunnel', async () => {
     const s = await newSite('Race Yard');
     await setOnline(s, true);
     await setOnline(s, false);
@@ -200,7 +200,16 @@ describe('site.degraded', () => {
     await q.startTransaction();
     await q.query(`UPDATE sites SET online = true WHERE id = $1`, [s.id]);
     const inFlight = poll(s);
-    await new Promise((r) => setTimeout(r, 300));
+    await until(
+      async () =>
+        (
+          await w.h.ds.query<{ n: number }[]>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          )
+        )[0]!.n > 0 || undefined,
+      5000,
+      'the poll waiting for the site row',
+    );
     await q.commitTransaction();
     await q.release();
     expect((await inFlight).status).toBe(200);
@@ -210,6 +219,37 @@ describe('site.degraded', () => {
       [s.id],
     );
     expect(row!.degraded_since).toBeNull();
+
+    // The other order: a poll's transaction (its statement, as the trigger sees it) marks the
+    // episode first; the connect waits for it, clears the mark and emits site.online after.
+    await setOnline(s, false);
+    const p = w.h.ds.createQueryRunner();
+    await p.connect();
+    await p.startTransaction();
+    await p.query(`UPDATE site_agents SET last_poll_at = now() WHERE site_id = $1`, [s.id]);
+    const connect = w.h.ds.query(`UPDATE sites SET online = true WHERE id = $1`, [s.id]);
+    await new Promise((r) => setTimeout(r, 200));
+    await p.commitTransaction();
+    await p.release();
+    await connect;
+    const order = await w.h.ds.query<{ type: string }[]>(
+      `SELECT type FROM outbox_events WHERE subject_id = $1 AND type IN ('site.degraded', 'site.online', 'site.offline') ORDER BY seq`,
+      [s.id],
+    );
+    expect(order.map((e) => e.type)).toEqual([
+      'site.online',
+      'site.offline',
+      'site.online',
+      'site.offline',
+      'site.degraded',
+      'site.online',
+    ]);
+    const [after] = await w.h.ds.query<{ degraded_since: Date | null; tunnel_seen_at: Date | null }[]>(
+      `SELECT degraded_since, tunnel_seen_at FROM sites WHERE id = $1`,
+      [s.id],
+    );
+    expect(after).toMatchObject({ degraded_since: null });
+    expect(after!.tunnel_seen_at).not.toBeNull();
   });
 
   it('re-onboarding (a new tunnel credential) waits for the new tunnel before polls count again', async () => {
