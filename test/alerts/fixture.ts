@@ -126,9 +126,10 @@ export const TEST_POLICY: DispatcherOptions['policy'] = {
   disableMinFailures: 100_000,
 };
 
-export async function alertsWorld(): Promise<AlertsWorld> {
+/** `env`: more api settings (onboarding needs `TUNNEL_VERIFIER_KEY` and a `DATA_DIR`). */
+export async function alertsWorld(env: Record<string, string> = {}): Promise<AlertsWorld> {
   const key = randomBytes(32);
-  const h = await startApi({ ENCRYPTION_KEYS: `test:${key.toString('base64')}` });
+  const h = await startApi({ ...env, ENCRYPTION_KEYS: `test:${key.toString('base64')}` });
   const { tenantId, token } = await bootstrap(h);
   const keyring = new Keyring([{ id: 'test', key }]);
   const made: { d: AlertDispatcher; close: () => void }[] = [];

@@ -45,8 +45,9 @@ export const EVENT_CATALOGUE = {
     data: z.object({ ...siteRef, reason: z.string().optional() }),
     resolvedBy: 'site.online',
   },
+  /** Once per outage: the first poll while the tunnel is down, after it has worked (ADR 0120). */
   'site.degraded': {
-    summary: 'A site polls but has no tunnel',
+    summary: "A site's router still polls but its tunnel is down",
     data: z.object(siteRef),
     resolvedBy: 'site.online',
   },

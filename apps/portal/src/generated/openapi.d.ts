@@ -2007,7 +2007,7 @@ export interface webhooks {
         };
         get?: never;
         put?: never;
-        /** A site polls but has no tunnel */
+        /** A site's router still polls but its tunnel is down */
         post: operations["event_site_degraded"];
         delete?: never;
         options?: never;

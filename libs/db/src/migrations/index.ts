@@ -24,6 +24,7 @@ import { CertificateExpiry1767110000001 } from './1767110000001-CertificateExpir
 import { TelemetryHealth1767110000002 } from './1767110000002-TelemetryHealth';
 import { RolloutApprovals1767130000000 } from './1767130000000-RolloutApprovals';
 import { JobStepsHot1767140000000 } from './1767140000000-JobStepsHot';
+import { SiteDegraded1767140000100 } from './1767140000100-SiteDegraded';
 
 /**
  * Every migration, in order. Listed explicitly (not a glob) so the same array works from
@@ -56,4 +57,5 @@ export const MIGRATIONS = [
   TelemetryHealth1767110000002,
   RolloutApprovals1767130000000,
   JobStepsHot1767140000000,
+  SiteDegraded1767140000100,
 ];
