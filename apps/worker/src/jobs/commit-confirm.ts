@@ -213,7 +213,9 @@ export class CommitConfirm {
     await ctx.step(STEP_LOCKOUT, 2, () => this.lockoutCheck(), { idempotent: true, readOnly: true });
     // No arm record from an earlier attempt: nothing named after this job is on the router yet.
     const first = ctx.stepState(STEP_ARM) === undefined;
-    await ctx.step(STEP_ARM, 3, () => this.arm(first));
+    // Its `done` travels with the next write (ADR 0117): lost, the next attempt arms again,
+    // removing what this one left (its `started` record is what makes the job hold the site).
+    await ctx.step(STEP_ARM, 3, () => this.arm(first), { idempotent: true, deferDone: true });
     return undefined;
   }
 
@@ -232,20 +234,26 @@ export class CommitConfirm {
       // Its `started` record says the handler finished (see revertPending); its `done` goes with the disarm's start.
       { idempotent: true, deferDone: true },
     );
-    await ctx.step(STEP_DISARM, 99, async () => {
-      const phase = await this.disarm();
-      if (phase !== 'disarmed') {
-        // The window ran out between the probe and now (the probe may even have passed only
-        // because the revert undid the change): the next attempt finds the revert's trace.
-        const why =
-          phase === 'reverted'
-            ? 'the router reverted before it could be disarmed'
-            : 'the confirm window ran out before disarming: the router is reverting';
-        await ctx.failed(STEP_DISARM, why);
-        throw new SiteUnreachableError('reverting', why);
-      }
-      return `disarmed: removed ${arm.scheduler} and ${arm.file}`;
-    });
+    await ctx.step(
+      STEP_DISARM,
+      99,
+      async () => {
+        const phase = await this.disarm();
+        if (phase !== 'disarmed') {
+          // The window ran out between the probe and now (the probe may even have passed only
+          // because the revert undid the change): the next attempt finds the revert's trace.
+          const why =
+            phase === 'reverted'
+              ? 'the router reverted before it could be disarmed'
+              : 'the confirm window ran out before disarming: the router is reverting';
+          await ctx.failed(STEP_DISARM, why);
+          throw new SiteUnreachableError('reverting', why);
+        }
+        return `disarmed: removed ${arm.scheduler} and ${arm.file}`;
+      },
+      // Its `done` goes with the job's end (ADR 0117); lost, the next attempt disarms again (finds it clear).
+      { idempotent: true, deferDone: true },
+    );
   }
 
   /** The handler failed: disarm while the router answers; keep armed when it does not. */

@@ -297,10 +297,24 @@ export class JobRunner {
     await this.emit(row, state, { ...(state === 'succeeded' ? { progressPercent: 100 } : {}), error });
   }
 
-  private async waiting(scope: TenantScope, row: JobRow, why: string, lease?: JobLease): Promise<void> {
-    const changed = await this.services.db.inTenantOneTrip(scope, (tx) =>
-      jobsRepo.setWaiting(tx, row.id, why, lease?.epoch),
-    );
+  private async waiting(
+    scope: TenantScope,
+    row: JobRow,
+    why: string,
+    lease?: JobLease,
+    ctx?: JobContext,
+  ): Promise<void> {
+    // The run's deferred step records (ADR 0117) go with it: an expiry later reads them.
+    const deferred = ctx?.takeDeferred() ?? [];
+    const changed = await this.services.db.inTenantOneTrip(scope, async (tx) => {
+      const [, waiting] = await Promise.all([
+        deferred.length > 0
+          ? jobsRepo.step(tx, row.id, deferred, undefined, lease ? { leaseEpoch: lease.epoch } : {})
+          : undefined,
+        jobsRepo.setWaiting(tx, row.id, why, lease?.epoch),
+      ]);
+      return waiting;
+    });
     if (changed) await this.emit(row, 'waiting', { error: why });
   }
 
@@ -388,7 +402,7 @@ export class JobRunner {
           return { leaseLost: true };
         // Another job had the site while this run was stalled: wait for the site, resume later.
         this.services.logger.warn({ jobId, siteId, epoch: lease.epoch }, 'site lock lost mid-job: waiting');
-        await this.waiting(scope, row, 'another job is running on this site', run.lease);
+        await this.waiting(scope, row, 'another job is running on this site', run.lease, run.ctx);
         return await this.delay(job, token, 500 + Math.floor(Math.random() * 1000));
       }
       if (err instanceof LeaseLostError) {
@@ -398,7 +412,7 @@ export class JobRunner {
       }
       const lease = run.lease;
       if (err instanceof SiteUnreachableError || err instanceof RetryLaterError) {
-        await this.waiting(scope, row, err.message, lease);
+        await this.waiting(scope, row, err.message, lease, run.ctx);
         const ms = err instanceof RetryLaterError ? err.delayMs : backoff;
         // Keep the site lock across a RetryLater of a job that is mid-way (recreate, reboot).
         if (err instanceof RetryLaterError) release = false;
