@@ -2,7 +2,7 @@ import type { DesiredState, RouterWrite } from '@backplane/jobs';
 import { SiteUnreachableError } from '../channel';
 import { JobCancelledError, LeaseLostError, RetryLaterError, type JobContext } from '../context';
 import { enforceJobPolicy } from './actions';
-import { ChangeRejectedError, planDesired, RecordingReader, type ChangePlan } from './config-diff';
+import { ChangeRejectedError, planDesired, RecordingReader, type ChangePlan, type RouterReader } from './config-diff';
 import { checkPlanBinding } from './plan';
 
 // The diff moved to config-diff.ts (shared with plan.ts); these names stay importable from here.
@@ -41,8 +41,14 @@ const message = (err: unknown): string => (err instanceof Error ? err.message : 
  * Find-then-set of one desired state: plans, writes, and when a write is refused takes back
  * the writes of this plan already made before rethrowing. Returns the plan that was applied.
  */
-export async function applyDesired(ctx: JobContext, d: DesiredState, v6: boolean): Promise<ChangePlan> {
-  const plan = await planDesired(ctx, d, v6);
+export async function applyDesired(
+  ctx: JobContext,
+  d: DesiredState,
+  v6: boolean,
+  /** Where the plan reads (default: the router now); the writes always go to `ctx`. */
+  reader: RouterReader = ctx,
+): Promise<ChangePlan> {
+  const plan = await planDesired(reader, d, v6);
   let made = 0;
   try {
     for (const w of plan.writes) {
@@ -77,6 +83,8 @@ export async function applyConfig(ctx: JobContext<'apply-config'>) {
   const n = changes.length;
   const v6 = (await ctx.routerVersion()).startsWith('6.');
   const names = changes.map((d, i) => `apply ${i + 1}/${n} ${d.menu}`);
+  /** The check step's readings while they are current (see below). */
+  let checked: RecordingReader | undefined;
   await ctx.step(
     'check every change',
     5,
@@ -84,6 +92,7 @@ export async function applyConfig(ctx: JobContext<'apply-config'>) {
       let writes = 0;
       // Reads each menu once; an apply of a plan compares what it read with what the plan read.
       const reader = new RecordingReader(ctx);
+      checked = reader;
       const plans: ChangePlan[] = [];
       for (const [i, d] of changes.entries()) {
         if (ctx.stepState(names[i]!)?.state === 'done') continue;
@@ -105,13 +114,18 @@ export async function applyConfig(ctx: JobContext<'apply-config'>) {
   );
   const all: string[] = [];
   for (const [i, d] of changes.entries()) {
+    // Until this attempt's first write, the check's readings (a moment old, nothing written
+    // since) are what a read now would return: the first change is planned from them (one
+    // router read fewer per job, issue 19). After a write, every change reads anew.
+    const reader: RouterReader = checked ?? ctx;
     let undo: readonly RouterWrite[] = [];
     try {
       const detail = await ctx.step(
         names[i]!,
         10 + Math.floor((80 * (i + 1)) / n),
         async () => {
-          const plan = await applyDesired(ctx, d, v6);
+          const plan = await applyDesired(ctx, d, v6, reader);
+          if (plan.writes.length > 0) checked = undefined;
           undo = [...plan.undo].reverse();
           // Read back: the router now holds the desired state (nothing left to write).
           const left = (await planDesired(ctx, d, v6)).summary;
