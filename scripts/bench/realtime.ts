@@ -54,35 +54,33 @@ async function clientWorker(): Promise<void> {
   let received = 0;
   let failed = 0;
   let lastError: string | undefined;
-  // A sliding window of CONNECT_CONCURRENCY handshakes in flight per thread: the next client
-  // starts as soon as one is done (waves of 100 waited for each wave's slowest handshake,
-  // leaving the api idle between waves and the total at the mercy of stragglers).
-  const connect = (c: ClientSpec) =>
-    new Promise<void>((resolve) => {
-      const s = io(url, {
-        path,
-        transports: ['websocket'],
-        auth: { token: c.token, tenantId: c.tenantId },
-        reconnection: false,
-        timeout: 60_000,
-      });
-      s.on('event', (e: TenantEvent) => {
-        received++;
-        latencies.push(Date.now() - Date.parse(e.at));
-      });
-      s.once('connect', () => resolve());
-      s.once('connect_error', (err) => {
-        failed++;
-        lastError = err.message;
-        resolve();
-      });
-      sockets.push(s);
-    });
-  let nextClient = 0;
-  const lane = async () => {
-    while (nextClient < clients.length) await connect(clients[nextClient++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(CONNECT_CONCURRENCY, clients.length) }, lane));
+  for (let i = 0; i < clients.length; i += CONNECT_CONCURRENCY) {
+    await Promise.all(
+      clients.slice(i, i + CONNECT_CONCURRENCY).map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            const s = io(url, {
+              path,
+              transports: ['websocket'],
+              auth: { token: c.token, tenantId: c.tenantId },
+              reconnection: false,
+              timeout: 60_000,
+            });
+            s.on('event', (e: TenantEvent) => {
+              received++;
+              latencies.push(Date.now() - Date.parse(e.at));
+            });
+            s.once('connect', () => resolve());
+            s.once('connect_error', (err) => {
+              failed++;
+              lastError = err.message;
+              resolve();
+            });
+            sockets.push(s);
+          }),
+      ),
+    );
+  }
   port.postMessage({
     kind: 'connected',
     ok: clients.length - failed,
