@@ -1,4 +1,8 @@
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import { connect } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REALTIME_PATH } from '@backplane/contracts';
 import { AuthCache } from '../../apps/api/src/auth/auth-cache';
 import { addMember, login } from '../api/harness';
 import { startControlPlane, type ControlPlane } from '../gateway/control-plane';
@@ -90,5 +94,57 @@ describe('realtime connect with the auth cache', () => {
     ).toBe(204);
     expect(await open(b.url, key).refused()).toMatchObject({ message: 'API key was revoked' });
     expect(await open(b.url, token).refused()).toMatchObject({ message: 'tenant not found' });
+  });
+
+  /** The first chunk a raw websocket upgrade to `query` receives. */
+  const firstChunk = (url: string, query: string) =>
+    new Promise<string>((resolve, reject) => {
+      const { port } = new URL(url);
+      const sock = connect(Number(port), '127.0.0.1', () =>
+        sock.write(
+          `GET ${REALTIME_PATH}/?EIO=4&transport=websocket${query} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+            'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
+            'Sec-WebSocket-Version: 13\r\n\r\n',
+        ),
+      );
+      sock.once('data', (d) => {
+        resolve(d.toString('latin1'));
+        sock.destroy();
+      });
+      sock.once('error', reject);
+    });
+
+  it("answers a websocket upgrade with the 101 and engine.io's open packet in one write; a refused upgrade still gets its 400 (ADR 0114)", async () => {
+    // What the api's first socket write (one syscall) of each upgraded connection carries.
+    const firstWrites: string[] = [];
+    type Chunks = ({ chunk: Buffer | string } | Buffer)[];
+    type Generic = (writev: boolean, data: unknown, encoding: string, cb: unknown) => unknown;
+    const spy = (_req: IncomingMessage, socket: Duplex) => {
+      const s = socket as unknown as { _writeGeneric: Generic };
+      const original = s._writeGeneric;
+      s._writeGeneric = function (this: unknown, writev, data, encoding, cb) {
+        const text = writev
+          ? (data as Chunks).map((c) => ('chunk' in c ? c.chunk : c).toString()).join('')
+          : (data as Buffer | string).toString();
+        firstWrites.push(text);
+        s._writeGeneric = original;
+        return original.call(this, writev, data, encoding, cb);
+      };
+    };
+    const server: HttpServer = cp.h.app.getHttpServer();
+    server.prependListener('upgrade', spy);
+    try {
+      for (let i = 0; i < 5; i++) expect(await firstChunk(cp.url, '')).toContain('0{"sid":"');
+      expect(await firstChunk(cp.url, '&sid=not-a-session')).toMatch(
+        /^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*Session ID unknown/,
+      );
+    } finally {
+      server.off('upgrade', spy);
+    }
+    expect(firstWrites).toHaveLength(6);
+    for (const w of firstWrites.slice(0, 5)) {
+      expect(w).toMatch(/^HTTP\/1\.1 101 Switching Protocols\r\n/);
+      expect(w).toContain('0{"sid":"'); // the open packet, in the same write
+    }
   });
 });

@@ -41,6 +41,14 @@ interface CachedKey {
   readonly key: ApiKeyAuthRow;
   enabled: boolean;
   touchedAt: number;
+  /** The `last_used_at` write (and tenant check) in flight: concurrent uses wait for it instead of repeating it. */
+  touching?: Promise<void> | undefined;
+}
+
+/** A database lookup in flight for a cache key, and the auth-cache mark it was started at. */
+interface Flight {
+  readonly mark: number;
+  readonly result: Promise<unknown>;
 }
 
 /** What the request's Redis gate read for the caches. */
@@ -73,6 +81,31 @@ export class AuthGuard implements CanActivate {
     private readonly regions: RegionsRepository,
     private readonly cache: AuthCache,
   ) {}
+
+  /**
+   * Cache misses being read from PostgreSQL, by cache key (ADR 0114): the 50 sockets of one
+   * credential that connect at once make one lookup, not 50. A request joins a lookup only
+   * where it could have used a cache entry stored by it: it may use the cache (`cached`: this
+   * process applied every invalidation up to the epoch the request read) and no invalidation
+   * was applied since the lookup began (same mark), so the lookup's read is not older than any
+   * revocation the request must see.
+   */
+  private readonly flights = new Map<string, Flight>();
+
+  private shared<T>(key: string, cached: boolean, load: () => Promise<T>): Promise<T> {
+    if (!cached) return load();
+    const mark = this.cache.mark();
+    const flight = this.flights.get(key);
+    if (flight && flight.mark === mark) return flight.result as Promise<T>;
+    const result = load();
+    const mine: Flight = { mark, result };
+    this.flights.set(key, mine);
+    const done = () => {
+      if (this.flights.get(key) === mine) this.flights.delete(key);
+    };
+    result.then(done, done);
+    return result;
+  }
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
     const req = ctx.switchToHttp().getRequest<AuthedRequest>();
@@ -187,15 +220,25 @@ export class AuthGuard implements CanActivate {
     throw new ApiError('unauthorized', message);
   }
 
+  /** One `last_used_at` write (one round trip), which also reads whether the key's tenant is enabled. */
+  private async touch(scope: TenantScope, entry: CachedKey): Promise<void> {
+    const now = Date.now();
+    entry.enabled = await this.deps.db.inTenantOneTrip(scope, (tx) => this.apiKeys.touch(tx, entry.key.id));
+    entry.touchedAt = now;
+  }
+
   private async user(token: string, cached: boolean): Promise<Extract<Principal, { kind: 'user' }>> {
     const claims = await this.verify(token);
     const key = `s:${claims.sessionId}`;
     const hit = cached ? this.cache.get<SessionState>(key) : undefined;
     if (hit) return this.userFromState(hit, claims.userId);
-    const mark = this.cache.mark();
-    const state = await this.deps.db.readPlatform((tx) => this.sessions.state(tx, claims.sessionId));
-    if (cached && state && this.usableSession(state, claims.userId))
-      this.cache.set(key, state, { session: state.sessionId, user: state.userId }, mark, state.expiresAt.getTime());
+    const state = await this.shared(key, cached, async () => {
+      const mark = this.cache.mark();
+      const read = await this.deps.db.readPlatform((tx) => this.sessions.state(tx, claims.sessionId));
+      if (cached && read && this.usableSession(read, claims.userId))
+        this.cache.set(key, read, { session: read.sessionId, user: read.userId }, mark, read.expiresAt.getTime());
+      return read;
+    });
     return this.userFromState(state, claims.userId);
   }
 
@@ -214,13 +257,15 @@ export class AuthGuard implements CanActivate {
     const key = `st:${sessionId}:${scope.tenantId}`;
     const hit = cached ? this.cache.get<SessionWithRole>(key) : undefined;
     if (hit) return hit;
-    const mark = this.cache.mark();
-    const state = await this.deps.db.readTenant(scope, (tx) => this.sessions.stateWithRole(tx, sessionId));
-    if (cached && state?.role && this.usableSession(state, userId)) {
-      const tags = { session: state.sessionId, user: state.userId, tenant: scope.tenantId };
-      this.cache.set(key, state, tags, mark, state.expiresAt.getTime());
-    }
-    return state;
+    return this.shared(key, cached, async () => {
+      const mark = this.cache.mark();
+      const state = await this.deps.db.readTenant(scope, (tx) => this.sessions.stateWithRole(tx, sessionId));
+      if (cached && state?.role && this.usableSession(state, userId)) {
+        const tags = { session: state.sessionId, user: state.userId, tenant: scope.tenantId };
+        this.cache.set(key, state, tags, mark, state.expiresAt.getTime());
+      }
+      return state;
+    });
   }
 
   /** The API key a secret hashes to (cached when found), and whether its tenant is enabled. */
@@ -229,15 +274,17 @@ export class AuthGuard implements CanActivate {
     const key = `k:${hash}`;
     const hit = cached ? this.cache.get<CachedKey>(key) : undefined;
     if (hit) return hit;
-    const mark = this.cache.mark();
-    const row = await this.deps.db.readPlatform((tx) => this.apiKeys.byHash(tx, hash));
-    if (!row) return null;
-    // `enabled` and `touchedAt` are filled by the first touch (below), in the key's own tenant.
-    const entry: CachedKey = { key: row, enabled: false, touchedAt: 0 };
-    if (cached && row.tenantId === scope.tenantId && !row.revokedAt && row.memberRole) {
-      this.cache.set(key, entry, { apiKey: row.id, tenant: row.tenantId, user: row.createdBy ?? undefined }, mark);
-    }
-    return entry;
+    return this.shared(key, cached, async () => {
+      const mark = this.cache.mark();
+      const row = await this.deps.db.readPlatform((tx) => this.apiKeys.byHash(tx, hash));
+      if (!row) return null;
+      // `enabled` and `touchedAt` are filled by the first touch, in the key's own tenant.
+      const entry: CachedKey = { key: row, enabled: false, touchedAt: 0 };
+      if (cached && row.tenantId === scope.tenantId && !row.revokedAt && row.memberRole) {
+        this.cache.set(key, entry, { apiKey: row.id, tenant: row.tenantId, user: row.createdBy ?? undefined }, mark);
+      }
+      return entry;
+    });
   }
 
   private async verify(token: string) {
@@ -327,11 +374,10 @@ export class AuthGuard implements CanActivate {
       role = roleAtLeast(key.memberRole, key.role) ? key.role : key.memberRole;
       principal = { kind: 'apiKey', apiKeyId: key.id, tenantId: key.tenantId, role, name: key.name };
       // last_used_at is written at most once a minute anyway; a cached key skips the round trip
-      // in between (the tenant's state comes with the write).
-      const now = Date.now();
-      if (now - entry.touchedAt >= API_KEY_TOUCH_MS) {
-        entry.enabled = await this.deps.db.inTenant(scope, (tx) => this.apiKeys.touch(tx, key.id));
-        entry.touchedAt = now;
+      // in between (the tenant's state comes with the write), and concurrent uses share one.
+      if (Date.now() - entry.touchedAt >= API_KEY_TOUCH_MS) {
+        entry.touching ??= this.touch(scope, entry).finally(() => (entry.touching = undefined));
+        await entry.touching;
       }
       if (!entry.enabled) throw ApiError.notFound('tenant');
     } else {

@@ -27,9 +27,30 @@ return { c, redis.call('TTL', KEYS[1]) }
 
 const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
 
-/** Fixed-window counters in Redis (shared by every api replica). */
+interface Queued {
+  readonly script: string;
+  readonly sha: string;
+  readonly keys: readonly string[];
+  readonly args: readonly (string | number)[];
+  readonly resolve: (v: number[]) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+const noScript = (err: unknown): boolean => err instanceof Error && err.message.startsWith('NOSCRIPT');
+
+/**
+ * Fixed-window counters in Redis (shared by every api replica).
+ *
+ * Calls made in one turn of the event loop leave in ONE pipeline (one socket write, one read
+ * on the Redis side) at the end of that turn (`setImmediate`): a connect storm or a burst of
+ * requests whose gates would each cost a write syscall (the largest share of a realtime
+ * handshake's own CPU, ADR 0114) shares them instead. Each call still runs its own script,
+ * atomically, with its own result: batching changes no count.
+ */
 export class Throttle {
   private readonly scripts = new Map<string, string>();
+  private queue: Queued[] = [];
+  private scheduled = false;
 
   constructor(
     private readonly redis: Redis,
@@ -40,19 +61,58 @@ export class Throttle {
     return `${this.prefix}thr:${kind}:${createHash('sha256').update(subject).digest('base64url').slice(0, 22)}`;
   }
 
-  /** EVALSHA, loading the script on the first NOSCRIPT (a restarted or failed-over Redis). */
-  private async run(script: string, keys: readonly string[], args: readonly (string | number)[]): Promise<number[]> {
+  /** EVALSHA (batched with the turn's other calls), loading the script on NOSCRIPT (a restarted or failed-over Redis). */
+  private run(script: string, keys: readonly string[], args: readonly (string | number)[]): Promise<number[]> {
     let sha = this.scripts.get(script);
     if (!sha) {
       sha = sha1(script);
       this.scripts.set(script, sha);
     }
-    try {
-      return (await this.redis.evalsha(sha, keys.length, ...keys, ...args)) as number[];
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return (await this.redis.eval(script, keys.length, ...keys, ...args)) as number[];
+    const call = new Promise<number[]>((resolve, reject) =>
+      this.queue.push({ script, sha, keys, args, resolve, reject }),
+    );
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
     }
+    return call;
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 1) {
+      const c = batch[0]!;
+      this.redis.evalsha(c.sha, c.keys.length, ...c.keys, ...c.args).then(
+        (res) => c.resolve(res as number[]),
+        (err: unknown) => this.retry(c, err),
+      );
+      return;
+    }
+    const pipeline = this.redis.pipeline();
+    for (const c of batch) pipeline.evalsha(c.sha, c.keys.length, ...c.keys, ...c.args);
+    pipeline.exec().then(
+      (results) => {
+        batch.forEach((c, i) => {
+          const r = results?.[i];
+          if (!r) c.reject(new Error('redis pipeline answered no result'));
+          else if (r[0]) this.retry(c, r[0]);
+          else c.resolve(r[1] as number[]);
+        });
+      },
+      (err: unknown) => {
+        for (const c of batch) c.reject(err);
+      },
+    );
+  }
+
+  private retry(c: Queued, err: unknown): void {
+    if (!noScript(err)) return c.reject(err);
+    this.redis.eval(c.script, c.keys.length, ...c.keys, ...c.args).then(
+      (res) => c.resolve(res as number[]),
+      (e: unknown) => c.reject(e),
+    );
   }
 
   /** Counts one hit; returns the count in the current window and the seconds left. */

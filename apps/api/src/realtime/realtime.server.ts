@@ -41,7 +41,7 @@ import { HttpAdapterHost, ModuleRef } from '@nestjs/core';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { decodeJwt } from 'jose';
 import { Gauge } from 'prom-client';
-import type { Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
 import { z } from 'zod';
 import {
@@ -179,6 +179,16 @@ export class RealtimeServer implements OnApplicationBootstrap, OnModuleDestroy {
       ...(origins.length > 0 ? { cors: { origin: [...origins] } } : {}),
     });
     this.io = io;
+    // A websocket handshake that passed engine.io's checks (ws writes its 101 answer right after
+    // this event): the socket's writes wait for the end of this event-loop turn, so the 101 and
+    // engine.io's open packet (written a microtask later) leave in one write, one wake-up of the
+    // client fewer per connect (ADR 0114). A refused upgrade never gets here.
+    io.engine.on('initial_headers', (_headers: unknown, req: IncomingMessage) => {
+      if (req.headers.upgrade === undefined) return; // long-polling: an ordinary HTTP response
+      const socket = req.socket;
+      socket.cork();
+      setImmediate(() => socket.uncork());
+    });
     const live = this.moduleRef.get(LiveService, { strict: false });
     const logger = this.deps.logger.child({ component: 'realtime' });
     this.streams = new SiteStreams({
