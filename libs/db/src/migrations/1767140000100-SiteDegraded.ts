@@ -49,9 +49,16 @@ export class SiteDegraded1767140000100 implements MigrationInterface {
           IF NEW.online THEN NEW.degraded_since := NULL; END IF;
           RETURN NEW;
         END $$`);
+    // Only where there is something to do: a site going offline (the sweep marks thousands at
+    // once when a gateway dies) never calls the function.
     await q.query(
-      `CREATE TRIGGER "sites_tunnel_seen" BEFORE INSERT OR UPDATE OF "online", "tunnel_verifier" ON "sites"
-         FOR EACH ROW EXECUTE FUNCTION bp_sites_tunnel_seen()`,
+      `CREATE TRIGGER "sites_tunnel_seen" BEFORE UPDATE OF "online", "tunnel_verifier" ON "sites"
+         FOR EACH ROW WHEN (NEW.online OR NEW.tunnel_verifier IS DISTINCT FROM OLD.tunnel_verifier)
+         EXECUTE FUNCTION bp_sites_tunnel_seen()`,
+    );
+    await q.query(
+      `CREATE TRIGGER "sites_tunnel_seen_insert" BEFORE INSERT ON "sites"
+         FOR EACH ROW WHEN (NEW.online) EXECUTE FUNCTION bp_sites_tunnel_seen()`,
     );
 
     // A poll (the tenant's transaction) marks the episode and emits, once per episode.
@@ -79,6 +86,7 @@ export class SiteDegraded1767140000100 implements MigrationInterface {
   async down(q: QueryRunner): Promise<void> {
     await q.query(`DROP TRIGGER "site_agents_degraded" ON "site_agents"`);
     await q.query(`DROP FUNCTION "bp_outbox_site_degraded"()`);
+    await q.query(`DROP TRIGGER "sites_tunnel_seen_insert" ON "sites"`);
     await q.query(`DROP TRIGGER "sites_tunnel_seen" ON "sites"`);
     await q.query(`DROP FUNCTION "bp_sites_tunnel_seen"()`);
     await q.query(`ALTER TABLE "sites" DROP COLUMN "tunnel_seen_at", DROP COLUMN "degraded_since"`);
