@@ -133,6 +133,8 @@ async function main(): Promise<number> {
   const shutdown = async (code: number) => {
     if (shuttingDown) return;
     shuttingDown = true;
+    // from now on an app that exits stays down (the fleet and gateway stop first)
+    supervisor.halting();
     say('stopping...');
     await fleet?.stop();
     await fakeGateway?.close();
@@ -160,12 +162,12 @@ async function main(): Promise<number> {
     void shutdown(EXIT_CONFIG);
   });
 
-  // api and worker first: the gateway's enrollment token comes from the api.
+  // api first (it migrates the schema the worker checks at start: started together, a fresh
+  // database made the worker exit once and restart), then the worker; the gateway's enrollment
+  // token comes from the api.
   try {
-    await supervisor.start(
-      [app('api', childEnv, cfg.API_HOST, cfg.API_PORT), app('worker', childEnv, cfg.WORKER_HOST, cfg.WORKER_PORT)],
-      60_000,
-    );
+    await supervisor.start([app('api', childEnv, cfg.API_HOST, cfg.API_PORT)], 60_000);
+    await supervisor.start([app('worker', childEnv, cfg.WORKER_HOST, cfg.WORKER_PORT)], 60_000);
   } catch (err) {
     say(`start failed: ${err instanceof Error ? err.message : String(err)}`);
     await shutdown(EXIT_CONFIG);

@@ -102,6 +102,11 @@ export class Supervisor {
     });
   }
 
+  /** The stack is stopping: an app that exits from now on is not restarted (stop() ends the rest). */
+  halting(): void {
+    this.stopping = true;
+  }
+
   async stop(graceMs = 10_000): Promise<void> {
     this.stopping = true;
     const exits = [...this.children.values()].map(
