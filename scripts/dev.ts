@@ -152,6 +152,8 @@ async function main(): Promise<number> {
       // a second Ctrl-C: leave no namespace (or router inside one) behind
       network?.lab.destroySync();
       killLeftOpenVpnSync(dataDir);
+      // in their own process groups: the Ctrl-C did not reach them
+      for (const s of embedded) s.stopNow();
       process.exit(130);
     }
     void shutdown(0);

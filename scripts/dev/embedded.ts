@@ -27,6 +27,8 @@ export interface EmbeddedService {
   readonly url: string;
   readonly process: ChildProcess;
   stop(): Promise<void>;
+  /** Asks it to stop, without waiting (this process is exiting). */
+  stopNow(): void;
 }
 
 function which(cmd: string): string | undefined {
@@ -167,7 +169,9 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
   const child = spawn(
     join(bin, 'postgres'),
     ['-D', pgdata, '-p', String(port), '-k', pgdata, '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
-    { stdio: ['ignore', 'pipe', 'pipe'], ...ids },
+    // Its own process group: a Ctrl-C in the terminal does not stop it under the apps still
+    // shutting down; `stop()` ends it after them (a second Ctrl-C: `stopNow()`).
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...ids },
   );
   child.stdout.on('data', (d: Buffer) => tail(log, d.toString()));
   child.stderr.on('data', (d: Buffer) => tail(log, d.toString()));
@@ -208,6 +212,7 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
       child.kill('SIGINT'); // fast shutdown: clean, no recovery at the next start
       await waitExit(child, 15_000);
     },
+    stopNow: () => void child.kill('SIGINT'),
   };
 }
 
@@ -244,7 +249,8 @@ export async function startEmbeddedRedis(dataDir: string, port: number): Promise
       '--protected-mode',
       'yes',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    // own process group, as the embedded PostgreSQL
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   child.stdout.on('data', (d: Buffer) => tail(log, d.toString()));
   child.stderr.on('data', (d: Buffer) => tail(log, d.toString()));
@@ -264,5 +270,6 @@ export async function startEmbeddedRedis(dataDir: string, port: number): Promise
       child.kill('SIGTERM');
       await waitExit(child, 10_000);
     },
+    stopNow: () => void child.kill('SIGTERM'),
   };
 }
