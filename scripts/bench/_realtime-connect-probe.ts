@@ -17,12 +17,13 @@
  * the api over the connect window in /tmp/connect.cpuprofile; `--detail`: counts per command
  * and statement text.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { isMainThread, Worker } from 'node:worker_threads';
+import { listenBenchApi, nextMessage } from './_bench-api';
 
 const TENANTS = 100;
 const PASSWORD = 'bench password long enough';
@@ -80,34 +81,7 @@ async function child(): Promise<void> {
     counters.redisByCmd[c] = (counters.redisByCmd[c] ?? 0) + 1;
     return origSend.apply(this, a);
   };
-  const [{ loadApiConfig }, { Keyring }, { createDataSource, Database }, obs, { createApiApp }] = await Promise.all([
-    import('@backplane/config'),
-    import('@backplane/crypto'),
-    import('@backplane/db'),
-    import('@backplane/observability'),
-    import('../../apps/api/src/app'),
-  ]);
-  const start = await new Promise<{ env: Record<string, string>; prefix: string }>((resolve) =>
-    process.once('message', (m) => resolve(m as { env: Record<string, string>; prefix: string })),
-  );
-  const config = loadApiConfig(start.env);
-  const ds = createDataSource({ url: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE });
-  await ds.initialize();
-  const redis = new Redis(config.REDIS_URL);
-  const { app } = await createApiApp({
-    config,
-    secrets: { jwtSigningKey: config.JWT_SIGNING_KEY! },
-    keyring: new Keyring([{ id: 'bench', key: Buffer.from(config.ENCRYPTION_KEYS!.split(':')[1]!, 'base64') }]),
-    db: new Database(ds),
-    redis,
-    logger: obs.createLogger({ app: 'api-bench', level: 'warn' }),
-    registry: obs.createMetricsRegistry('api'),
-    checks: [],
-    redisPrefix: start.prefix,
-  });
-  await app.listen(0, '127.0.0.1');
-  const port = (app.getHttpServer().address() as { port: number }).port;
-  process.send!({ kind: 'listening', port });
+  const { app } = await listenBenchApi();
   process.on('message', (m: { kind: string }) => {
     if (m.kind === 'profstart') {
       session.connect();
@@ -133,17 +107,6 @@ async function child(): Promise<void> {
     } else if (m.kind === 'stop') {
       void app.close().finally(() => process.exit(0));
     }
-  });
-}
-
-function next<T>(w: Worker | ChildProcess, pred: (m: T) => boolean): Promise<T> {
-  return new Promise((resolve) => {
-    const on = (m: T) => {
-      if (!pred(m)) return;
-      w.off('message', on);
-      resolve(m);
-    };
-    w.on('message', on);
   });
 }
 
@@ -188,7 +151,7 @@ async function main(): Promise<void> {
         LOG_LEVEL: 'warn',
       },
     });
-    const { port } = await next<{ kind: string; port: number }>(api, (m) => m.kind === 'listening');
+    const { port } = await nextMessage<{ kind: string; port: number }>(api, (m) => m.kind === 'listening');
     const base = `http://127.0.0.1:${port}`;
     const call = async (method: string, p: string, token: string | undefined, body?: unknown) => {
       const res = await fetch(`${base}${p}`, {
@@ -231,7 +194,7 @@ async function main(): Promise<void> {
     }
     const counters = async () => {
       api.send({ kind: 'counters' });
-      return (await next<{ kind: string; counters: Counters }>(api, (m) => m.kind === 'counters')).counters;
+      return (await nextMessage<{ kind: string; counters: Counters }>(api, (m) => m.kind === 'counters')).counters;
     };
     const own = process.argv.includes('--own');
     const workerFile = own ? __filename : arg('gen', path.join(__dirname, 'realtime.js'));
@@ -242,7 +205,7 @@ async function main(): Promise<void> {
       const before = await counters();
       if (prof) {
         api.send({ kind: 'profstart' });
-        await next<{ kind: string }>(api, (m) => m.kind === 'profstarted');
+        await nextMessage<{ kind: string }>(api, (m) => m.kind === 'profstarted');
       }
       const specs: { tenantId: string; token: string }[] = [];
       for (let i = 0; i < clients / TENANTS; i++) for (const t of tenants) specs.push({ tenantId: t.id, token: t.key });
@@ -265,7 +228,7 @@ async function main(): Promise<void> {
       );
       const done = await Promise.all(
         workers.map((w) =>
-          next<{
+          nextMessage<{
             kind: string;
             failed: number;
             error?: string;
@@ -295,7 +258,7 @@ async function main(): Promise<void> {
       const after = await counters();
       if (prof) {
         api.send({ kind: 'profstop' });
-        await next<{ kind: string }>(api, (m) => m.kind === 'profstopped');
+        await nextMessage<{ kind: string }>(api, (m) => m.kind === 'profstopped');
       }
       const failed = done.reduce((n, d) => n + d.failed, 0);
       console.log(

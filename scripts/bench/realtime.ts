@@ -10,11 +10,12 @@
  * Roles in this one file: the bench (default export), the api child (`fork(__filename,
  * ['realtime-api'])`) and client workers (worker_threads on __filename).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { TenantEvent } from '@backplane/contracts';
+import { listenBenchApi, nextMessage } from './_bench-api';
 import { headline } from './_headlines';
 import type { BenchSection } from './types';
 
@@ -101,36 +102,7 @@ async function clientWorker(): Promise<void> {
 
 // ---------------------------------------------------------------- api child process
 async function apiChild(): Promise<void> {
-  const [{ loadApiConfig }, { Keyring }, { createDataSource, Database }, obs, { Redis }, { createApiApp }] =
-    await Promise.all([
-      import('@backplane/config'),
-      import('@backplane/crypto'),
-      import('@backplane/db'),
-      import('@backplane/observability'),
-      import('ioredis'),
-      import('../../apps/api/src/app'),
-    ]);
-  const start = await new Promise<{ env: Record<string, string>; prefix: string }>((resolve) =>
-    process.once('message', (m) => resolve(m as { env: Record<string, string>; prefix: string })),
-  );
-  const config = loadApiConfig(start.env);
-  const ds = createDataSource({ url: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE });
-  await ds.initialize();
-  const redis = new Redis(config.REDIS_URL);
-  const { app } = await createApiApp({
-    config,
-    secrets: { jwtSigningKey: config.JWT_SIGNING_KEY! },
-    keyring: new Keyring([{ id: 'bench', key: Buffer.from(config.ENCRYPTION_KEYS!.split(':')[1]!, 'base64') }]),
-    db: new Database(ds),
-    redis,
-    logger: obs.createLogger({ app: 'api-bench', level: 'warn' }),
-    registry: obs.createMetricsRegistry('api'),
-    checks: [],
-    redisPrefix: start.prefix,
-  });
-  await app.listen(0, '127.0.0.1');
-  const port = (app.getHttpServer().address() as { port: number }).port;
-  process.send!({ kind: 'listening', port } satisfies ApiMsg);
+  const { app, ds, redis } = await listenBenchApi();
   process.on('message', (m: { kind: string }) => {
     if (m.kind === 'usage') {
       const u = process.cpuUsage();
@@ -151,19 +123,6 @@ async function apiChild(): Promise<void> {
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function nextMessage<T>(w: Worker | ChildProcess, pred: (m: T) => boolean): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMsg = (m: T) => {
-      if (!pred(m)) return;
-      w.off('message', onMsg);
-      w.off('error', reject);
-      resolve(m);
-    };
-    w.on('message', onMsg);
-    w.once('error', reject);
-  });
 }
 
 interface PhaseResult {
