@@ -155,7 +155,8 @@ describe('PostgreSQL outage of 60 s during jobs', () => {
     const took = Date.now() - t0;
 
     expect(cutAt, 'the cut happened').toBeGreaterThan(0);
-    expect(healAt - cutAt).toBeGreaterThanOrEqual(OUTAGE_MS);
+    // (a timer may fire a millisecond before Date.now shows its full delay: seen 59,999 in CI)
+    expect(healAt - cutAt).toBeGreaterThanOrEqual(OUTAGE_MS - 5);
     for (const [i, f] of finals.entries())
       expect(`${all[i]}: ${f.state}`, JSON.stringify(f.error)).toBe(`${all[i]}: succeeded`);
     // The api's reads during the outage: a retryable 503 with Retry-After, not an internal error.

@@ -341,7 +341,8 @@ describe('portal against api, worker, gateway and simulated routers', () => {
     await dialTunnel(world.siteId, '198.51.100.21');
     world.tunnelPassword = fresh;
     await expect.poll(() => row.getByTestId('job-state').textContent(), { timeout: 30_000 }).toBe('succeeded');
-    await page.locator('dd', { hasText: '198.51.100.21' }).waitFor(); // the new tunnel
+    // the new tunnel (the site view refreshes on its next status event; slow under CI load)
+    await page.locator('dd', { hasText: '198.51.100.21' }).waitFor({ timeout: 30_000 });
 
     await page.getByRole('link', { name: 'Jobs', exact: true }).click();
     await page.getByRole('heading', { name: 'Jobs' }).waitFor();
